@@ -1,0 +1,15 @@
+// Subcommands of the g4 binary. Each registers its flags on the CLI11 app and returns the action to
+// run once parsing succeeded.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace g4 {
+
+using Action = std::function<int()>;
+
+// g4 logits / g4 generate: the scripted interface used by acceptance checks (keep it stable).
+void add_logits_commands(CLI::App& app, Action* action);
+
+}  // namespace g4

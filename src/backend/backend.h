@@ -1,0 +1,109 @@
+// The backend interface: the one place where model code meets hardware. A backend
+//   - packs checkpoint tensors into its own layout at load time (pack),
+//   - owns activation and KV-cache memory (Tensor, KvLayer),
+//   - runs the Gemma-shaped op set below.
+// model/forward.cc is written once against this interface. Every op has a plain scalar version in
+// backend/ref, which is the oracle the optimised backends are tested against.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/dtype.h"
+
+namespace g4 {
+
+// An activation tensor in backend memory (host memory for ref/cpu, device memory for cuda).
+// Copies share the storage. Shapes are outermost-first, e.g. [n_tokens, d_model].
+struct Tensor {
+  std::shared_ptr<void> storage;
+  void* data = nullptr;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+  int64_t dim(int i) const { return shape[size_t(i < 0 ? int(shape.size()) + i : i)]; }
+  // Same storage, new shape with the same element count.
+  Tensor view(std::vector<int64_t> new_shape) const;
+};
+
+// What a checkpoint tensor is used for; a backend may pick a layout per role.
+enum class WeightRole { kLinear, kEmbedding, kNorm };
+
+// A checkpoint tensor as stored: f32/f16/bf16 for now (quantized formats come with the quant library).
+struct WeightView {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;  // [out, in] for linears and embeddings, [n] for norms
+  const void* data;
+};
+
+// A weight in the backend's own layout. shape is the logical [out, in] / [n] shape.
+class PackedWeight {
+ public:
+  virtual ~PackedWeight() = default;
+  std::vector<int64_t> shape;
+};
+
+// The KV cache of one attention layer. Sliding layers use a ring of `capacity` = window slots
+// (position p lives in slot p % capacity); full layers use a flat cache (slot = position).
+struct KvLayer {
+  Tensor k, v;  // [capacity, n_kv_heads, head_dim]
+  int64_t capacity = 0;
+  bool ring = false;
+};
+
+struct RopeSpec {
+  float theta = 10000.0f;
+  int pairs = 0;  // (d, d + D/2) for d < pairs rotate with w_d = theta^(-2d/D); the rest pass through
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // --- memory ---
+  virtual std::unique_ptr<PackedWeight> pack(const WeightView& w, WeightRole role) = 0;
+  virtual Tensor empty(std::vector<int64_t> shape) = 0;                   // f32, uninitialised
+  virtual void upload(Tensor& dst, const float* src) = 0;                 // dst.numel() floats
+  virtual void download(const Tensor& src, float* dst) = 0;               // src.numel() floats
+  virtual KvLayer make_kv_layer(int64_t capacity, int n_kv_heads, int head_dim, bool ring) = 0;
+
+  // --- ops (all activations f32 [rows, cols] unless noted) ---
+  // out[i, :] = table[tokens[i], :] * scale. Token ids are validated by the caller.
+  virtual void embed(const PackedWeight& table, const std::vector<int32_t>& tokens, float scale, Tensor& out) = 0;
+  // y = x * W^T; x [T, in], W [out, in], y [T, out].
+  virtual void matmul(const Tensor& x, const PackedWeight& w, Tensor& y) = 0;
+  // RMSNorm over the last dim, in place or out of place: y = x / sqrt(mean(x^2) + eps) * w (w null: no weight).
+  virtual void rms_norm(const Tensor& x, const PackedWeight* w, float eps, Tensor& y) = 0;
+  // x += RMSNorm(o; w). The sandwich-norm residual add.
+  virtual void add_rms_norm(Tensor& x, const Tensor& o, const PackedWeight& w, float eps) = 0;
+  virtual void scale(Tensor& x, float s) = 0;
+  // RoPE (rotate-half pairing) on x [T, H, D] for positions p0 .. p0+T-1, in place.
+  virtual void rope(Tensor& x, int64_t p0, const RopeSpec& rope) = 0;
+  // out = gelu_tanh(gate) * up, all [T, F].
+  virtual void gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
+  // Causal attention with scale 1.0 for T new queries at positions p0 .. p0+T-1.
+  // q [T, Hq, D]; k, v [T, Hkv, D] are the new keys/values; earlier positions come from `cache`.
+  // window > 0 limits keys to pq - pk < window. out [T, Hq, D]. Does not modify the cache.
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,
+                         int window, Tensor& out) = 0;
+  // Writes k, v [T, Hkv, D] of positions p0 .. p0+T-1 into the cache (only the last `capacity` for a ring).
+  virtual void kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) = 0;
+  // x = cap * tanh(x / cap).
+  virtual void softcap(Tensor& x, float cap) = 0;
+  // Copies rows [row0, row0 + n) of x [R, C] into a new [n, C] tensor.
+  virtual Tensor slice_rows(const Tensor& x, int64_t row0, int64_t n) = 0;
+};
+
+// Creates a backend by name ("ref"). Throws g4::Error listing the available ones for unknown names.
+std::unique_ptr<Backend> make_backend(const std::string& name);
+
+}  // namespace g4

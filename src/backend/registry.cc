@@ -1,0 +1,12 @@
+// Maps backend names to constructors. New backends register here.
+#include "backend/ref/ref_backend.h"
+#include "base/error.h"
+
+namespace g4 {
+
+std::unique_ptr<Backend> make_backend(const std::string& name) {
+  if (name == "ref") return std::make_unique<RefBackend>();
+  throw Error("unknown backend '" + name + "' (available: ref)");
+}
+
+}  // namespace g4

@@ -1,0 +1,109 @@
+#include "io/weight_store.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "base/error.h"
+
+namespace g4 {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+
+}  // namespace
+
+bool WeightStore::canonical_name(const std::string& n, std::string* out) {
+  static const char* kSkipped[] = {"model.vision_tower.", "model.embed_vision.", "model.audio_tower.",
+                                   "model.embed_audio.", "vision_tower.", "embed_vision.", "audio_tower.",
+                                   "embed_audio.", "model.multi_modal_projector."};
+  for (const char* p : kSkipped)
+    if (starts_with(n, p)) return false;
+  if (starts_with(n, "model.language_model.")) *out = n.substr(21);
+  else if (starts_with(n, "language_model.model.")) *out = n.substr(21);
+  else if (starts_with(n, "model.")) *out = n.substr(6);
+  else *out = n;
+  return true;
+}
+
+void WeightStore::add_file(const std::string& path) {
+  files_.push_back(std::make_unique<SafetensorsFile>(path));
+  for (const auto& [name, info] : files_.back()->tensors()) {
+    std::string canon;
+    if (!canonical_name(name, &canon)) continue;
+    if (!by_name_.emplace(canon, &info).second)
+      throw Error(path + ": tensor '" + name + "' appears twice in the checkpoint (as '" + canon + "')");
+  }
+}
+
+std::unique_ptr<WeightStore> WeightStore::open(const std::string& path) {
+  auto ws = std::unique_ptr<WeightStore>(new WeightStore());
+  ws->source_ = path;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error("model path " + path + " does not exist");
+  if (!fs::is_directory(path, ec)) {
+    ws->add_file(path);
+    return ws;
+  }
+  const fs::path dir(path);
+  const fs::path index = dir / "model.safetensors.index.json";
+  if (fs::exists(index, ec)) {
+    const std::string ipath = index.string();
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_text_file(ipath));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(ipath + ": not valid JSON: " + e.what());
+    }
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      throw Error(ipath + ": no weight_map object");
+    std::set<std::string> shards;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      if (!it.value().is_string()) throw Error(ipath + ": weight_map entry for '" + it.key() + "' is not a string");
+      const std::string shard = it.value().get<std::string>();
+      if (shard.empty() || shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos ||
+          shard == "." || shard == "..")
+        throw Error(ipath + ": shard name '" + shard + "' is not a plain file name in the model directory");
+      shards.insert(shard);
+    }
+    if (shards.empty()) throw Error(ipath + ": weight_map is empty");
+    for (const auto& s : shards) ws->add_file((dir / s).string());
+    // Every tensor the index promises must be where it says.
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      const std::string shard = it.value().get<std::string>();
+      bool found = false;
+      for (const auto& f : ws->files_)
+        if (fs::path(f->path()).filename() == shard && f->find(it.key())) found = true;
+      if (!found) throw Error(ipath + ": tensor '" + it.key() + "' is listed in " + shard + " but not stored there");
+    }
+    return ws;
+  }
+  const fs::path single = dir / "model.safetensors";
+  if (fs::exists(single, ec)) {
+    ws->add_file(single.string());
+    return ws;
+  }
+  throw Error("no model.safetensors or model.safetensors.index.json in " + path);
+}
+
+const TensorInfo* WeightStore::find(const std::string& name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+const TensorInfo& WeightStore::get(const std::string& name) const {
+  const TensorInfo* t = find(name);
+  if (!t) throw Error("missing tensor '" + name + "' in " + source_);
+  return *t;
+}
+
+std::vector<float> tensor_to_f32(const TensorInfo& t) {
+  std::vector<float> out(size_t(t.numel()));
+  convert_to_f32(t.dtype, t.data, out.size(), out.data());
+  return out;
+}
+
+}  // namespace g4

@@ -1,0 +1,91 @@
+// The whole model on the ref backend against transformers' own numbers (tests/data/hf-reference,
+// copied from shared/fixtures). Rule from the fixtures README: max |diff| <= 1e-3 on prompt_logits
+// and greedy_step_logits, identical greedy tokens.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "backend/backend.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "model/sampler.h"
+#include "model/session.h"
+
+namespace g4 {
+namespace {
+
+struct Expected {
+  std::vector<int32_t> prompt, greedy;
+  std::vector<float> prompt_logits, step_logits;
+};
+
+Expected read_expected(const std::string& dir) {
+  SafetensorsFile f(dir + "/expected.safetensors");
+  Expected e;
+  auto ints = [&](const char* n) {
+    const TensorInfo& t = *f.find(n);
+    std::vector<int32_t> v(size_t(t.numel()));
+    std::memcpy(v.data(), t.data, t.nbytes);
+    return v;
+  };
+  auto floats = [&](const char* n) {
+    const TensorInfo& t = *f.find(n);
+    std::vector<float> v(size_t(t.numel()));
+    std::memcpy(v.data(), t.data, t.nbytes);
+    return v;
+  };
+  e.prompt = ints("prompt");
+  e.greedy = ints("greedy_tokens");
+  e.prompt_logits = floats("prompt_logits");
+  e.step_logits = floats("greedy_step_logits");
+  return e;
+}
+
+// Max |a - b| with the worst index, so a failure says where.
+struct Diff { double max = 0; size_t at = 0; };
+Diff max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  Diff d;
+  EXPECT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    const double x = std::fabs(double(a[i]) - double(b[i]));
+    if (!(x <= d.max)) { d.max = x; d.at = i; }
+  }
+  return d;
+}
+
+class FixtureTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(FixtureTest, PromptLogitsAndGreedyMatchTransformers) {
+  const std::string dir = std::string(G4_TEST_DATA) + "/hf-reference/" + GetParam();
+  const Expected e = read_expected(dir);
+  auto be = make_backend("ref");
+  auto model = Model::load(dir + "/model", *be);
+  const int64_t V = model->spec().vocab_size;
+
+  Session s(*model, int64_t(e.prompt.size() + e.greedy.size()));
+  std::vector<float> logits = s.forward(e.prompt, LogitsMode::kAll);
+  Diff d = max_diff(logits, e.prompt_logits);
+  EXPECT_LE(d.max, 1e-3) << "prompt_logits worst at position " << d.at / size_t(V) << " token " << d.at % size_t(V)
+                         << ": got " << logits[d.at] << " expected " << e.prompt_logits[d.at];
+
+  // Greedy, step by step through the cache, from a fresh session that prefilled the prompt.
+  Session g(*model, int64_t(e.prompt.size() + e.greedy.size()));
+  std::vector<float> last = g.forward(e.prompt, LogitsMode::kLast);
+  std::vector<float> steps;
+  for (size_t i = 0; i < e.greedy.size(); ++i) {
+    steps.insert(steps.end(), last.begin(), last.end());
+    const int32_t tok = argmax(last.data(), V);
+    ASSERT_EQ(tok, e.greedy[i]) << "greedy token " << i;
+    last = g.forward({tok}, LogitsMode::kLast);
+  }
+  d = max_diff(steps, e.step_logits);
+  EXPECT_LE(d.max, 1e-3) << "greedy_step_logits worst at step " << d.at / size_t(V) << " token " << d.at % size_t(V);
+  std::printf("[ %s ] prompt max|diff| %.3g, steps max|diff| %.3g\n", GetParam(), max_diff(logits, e.prompt_logits).max,
+              d.max);
+}
+
+INSTANTIATE_TEST_SUITE_P(HfReference, FixtureTest,
+                         ::testing::Values("dense-31b-shape", "deep-small-window", "separate-v-no-softcap"));
+
+}  // namespace
+}  // namespace g4
