@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/dtype.h"
+#include "quant/format.h"
 
 namespace g4 {
 
@@ -36,12 +37,14 @@ struct Tensor {
 // What a checkpoint tensor is used for; a backend may pick a layout per role.
 enum class WeightRole { kLinear, kEmbedding, kNorm };
 
-// A checkpoint tensor as stored: f32/f16/bf16 for now (quantized formats come with the quant library).
+// A checkpoint tensor as stored: plain f32/f16/bf16 (quant == nullptr, values at `data`), or the
+// backend-neutral quantized form of quant/format.h (quant != nullptr; dtype and data unused).
 struct WeightView {
   std::string name;
-  DType dtype;
+  DType dtype = DType::kF32;
   std::vector<int64_t> shape;  // [out, in] for linears and embeddings, [n] for norms
-  const void* data;
+  const void* data = nullptr;
+  const QuantWeight* quant = nullptr;
 };
 
 // A weight in the backend's own layout. shape is the logical [out, in] / [n] shape.

@@ -16,7 +16,7 @@ WeightView fetch(const WeightStore& ws, const std::string& name, const std::vect
   if (t.shape != shape)
     throw Error(t.file + ": tensor '" + name + "' has shape " + t.shape_str() + " but the config implies " +
                 shape_to_string(shape));
-  return WeightView{name, t.dtype, t.shape, t.data};
+  return WeightView{name, t.dtype, t.shape, t.data, nullptr};
 }
 
 float round_to_dtype(float x, DType t) {

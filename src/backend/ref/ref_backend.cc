@@ -28,7 +28,13 @@ std::unique_ptr<PackedWeight> RefBackend::pack(const WeightView& w, WeightRole) 
   size_t n = 1;
   for (int64_t d : w.shape) n *= size_t(d);
   p->values.resize(n);
-  convert_to_f32(w.dtype, w.data, n, p->values.data());
+  if (w.quant) {  // the ref backend dequantizes: its matmul on a quantized weight is dequantize-then-f32
+    validate(*w.quant, w.name);
+    G4_CHECK(w.shape.size() == 2 && w.shape[0] == w.quant->rows && w.shape[1] == w.quant->cols, "quant shape");
+    for (int64_t r = 0; r < w.quant->rows; ++r) dequantize_row(*w.quant, r, p->values.data() + r * w.quant->cols);
+  } else {
+    convert_to_f32(w.dtype, w.data, n, p->values.data());
+  }
   return p;
 }
 
