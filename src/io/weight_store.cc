@@ -52,32 +52,16 @@ std::unique_ptr<WeightStore> WeightStore::open(const std::string& path) {
   const fs::path index = dir / "model.safetensors.index.json";
   if (fs::exists(index, ec)) {
     const std::string ipath = index.string();
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_text_file(ipath));
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(ipath + ": not valid JSON: " + e.what());
-    }
-    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
-      throw Error(ipath + ": no weight_map object");
+    const std::map<std::string, std::string> weight_map = parse_shard_index(read_text_file(ipath), ipath);
     std::set<std::string> shards;
-    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-      if (!it.value().is_string()) throw Error(ipath + ": weight_map entry for '" + it.key() + "' is not a string");
-      const std::string shard = it.value().get<std::string>();
-      if (shard.empty() || shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos ||
-          shard == "." || shard == "..")
-        throw Error(ipath + ": shard name '" + shard + "' is not a plain file name in the model directory");
-      shards.insert(shard);
-    }
-    if (shards.empty()) throw Error(ipath + ": weight_map is empty");
+    for (const auto& [name, shard] : weight_map) shards.insert(shard);
     for (const auto& s : shards) ws->add_file((dir / s).string());
     // Every tensor the index promises must be where it says.
-    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-      const std::string shard = it.value().get<std::string>();
+    for (const auto& [name, shard] : weight_map) {
       bool found = false;
       for (const auto& f : ws->files_)
-        if (fs::path(f->path()).filename() == shard && f->find(it.key())) found = true;
-      if (!found) throw Error(ipath + ": tensor '" + it.key() + "' is listed in " + shard + " but not stored there");
+        if (fs::path(f->path()).filename() == shard && f->find(name)) found = true;
+      if (!found) throw Error(ipath + ": tensor '" + name + "' is listed in " + shard + " but not stored there");
     }
     return ws;
   }
@@ -87,6 +71,28 @@ std::unique_ptr<WeightStore> WeightStore::open(const std::string& path) {
     return ws;
   }
   throw Error("no model.safetensors or model.safetensors.index.json in " + path);
+}
+
+std::map<std::string, std::string> parse_shard_index(const std::string& text, const std::string& ipath) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ipath + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+    throw Error(ipath + ": no weight_map object");
+  std::map<std::string, std::string> out;
+  for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+    if (!it.value().is_string()) throw Error(ipath + ": weight_map entry for '" + it.key() + "' is not a string");
+    const std::string shard = it.value().get<std::string>();
+    if (shard.empty() || shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos ||
+        shard == "." || shard == ".." || shard.find('\0') != std::string::npos)
+      throw Error(ipath + ": shard name '" + shard + "' is not a plain file name in the model directory");
+    out[it.key()] = shard;
+  }
+  if (out.empty()) throw Error(ipath + ": weight_map is empty");
+  return out;
 }
 
 const TensorInfo* WeightStore::find(const std::string& name) const {

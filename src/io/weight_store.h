@@ -37,6 +37,10 @@ class WeightStore {
   std::map<std::string, const TensorInfo*> by_name_;
 };
 
+// Parses model.safetensors.index.json text: canonical-free source name -> shard file name. Shard names
+// must be plain file names (no directories, no "..").  `path` names the file in errors. Throws g4::Error.
+std::map<std::string, std::string> parse_shard_index(const std::string& json_text, const std::string& path);
+
 // Reads tensor t as f32 values (any float or small int dtype). Result has t.numel() elements.
 std::vector<float> tensor_to_f32(const TensorInfo& t);
 

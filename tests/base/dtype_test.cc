@@ -21,7 +21,9 @@ TEST(DType, Bf16RoundTripAndRounding) {
   EXPECT_TRUE(std::isinf(bf16_to_f32(f32_to_bf16(INFINITY))));
   for (uint32_t h = 0; h < 65536; ++h) {  // every finite bf16 survives a round trip
     const float f = bf16_to_f32(uint16_t(h));
-    if (std::isfinite(f)) ASSERT_EQ(f32_to_bf16(f), uint16_t(h)) << h;
+    if (std::isfinite(f)) {
+      ASSERT_EQ(f32_to_bf16(f), uint16_t(h)) << h;
+    }
   }
 }
 
