@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "io/g4_checkpoint.h"
 
 namespace g4 {
 
@@ -31,10 +32,21 @@ bool WeightStore::canonical_name(const std::string& n, std::string* out) {
 
 void WeightStore::add_file(const std::string& path) {
   files_.push_back(std::make_unique<SafetensorsFile>(path));
-  for (const auto& [name, info] : files_.back()->tensors()) {
+  const SafetensorsFile& f = *files_.back();
+  std::set<std::string> parts;
+  for (LoadedQuant& lq : read_g4_quant(f, &parts)) {
+    std::string canon;
+    if (!canonical_name(lq.spec.name, &canon)) continue;
+    quants_.push_back(std::make_unique<QuantWeight>(lq.q));
+    StoredWeight w{canon, path, {lq.spec.rows, lq.spec.cols}, nullptr, quants_.back().get()};
+    if (!weights_.emplace(canon, w).second)
+      throw Error(path + ": tensor '" + lq.spec.name + "' appears twice in the checkpoint (as '" + canon + "')");
+  }
+  for (const auto& [name, info] : f.tensors()) {
+    if (parts.count(name)) continue;
     std::string canon;
     if (!canonical_name(name, &canon)) continue;
-    if (!by_name_.emplace(canon, &info).second)
+    if (!by_name_.emplace(canon, &info).second || !weights_.emplace(canon, StoredWeight{canon, path, info.shape, &info, nullptr}).second)
       throw Error(path + ": tensor '" + name + "' appears twice in the checkpoint (as '" + canon + "')");
   }
 }
@@ -102,8 +114,23 @@ const TensorInfo* WeightStore::find(const std::string& name) const {
 
 const TensorInfo& WeightStore::get(const std::string& name) const {
   const TensorInfo* t = find(name);
-  if (!t) throw Error("missing tensor '" + name + "' in " + source_);
+  if (!t) {
+    if (const StoredWeight* w = find_weight(name))
+      throw Error(w->file + ": tensor '" + name + "' is quantized (" + w->quant->describe() + ") where a plain tensor is required");
+    throw Error("missing tensor '" + name + "' in " + source_);
+  }
   return *t;
+}
+
+const StoredWeight* WeightStore::find_weight(const std::string& name) const {
+  auto it = weights_.find(name);
+  return it == weights_.end() ? nullptr : &it->second;
+}
+
+const StoredWeight& WeightStore::get_weight(const std::string& name) const {
+  const StoredWeight* w = find_weight(name);
+  if (!w) throw Error("missing tensor '" + name + "' in " + source_);
+  return *w;
 }
 
 std::vector<float> tensor_to_f32(const TensorInfo& t) {
