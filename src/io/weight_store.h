@@ -3,7 +3,8 @@
 //   model.language_model.layers.0.mlp.up_proj.weight -> layers.0.mlp.up_proj.weight
 //   model.layers.0.mlp.up_proj.weight (text-only export) -> the same
 // Vision and audio tensors are skipped. Opens a single .safetensors file, a directory holding
-// model.safetensors, or a directory with model.safetensors.index.json and its shards.
+// model.safetensors, a directory with model.safetensors.index.json and its shards, or a gemma4 GGUF
+// file (io/gguf_weights.h maps its names; its quantized tensors are served by find_quant).
 #pragma once
 
 #include <map>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "io/gguf_weights.h"
 #include "io/safetensors.h"
 
 namespace g4 {
@@ -25,6 +27,10 @@ class WeightStore {
   const TensorInfo& get(const std::string& canonical_name) const;
   const std::map<std::string, const TensorInfo*>& tensors() const { return by_name_; }
   const std::string& source() const { return source_; }
+  // A quantized tensor (GGUF block formats converted to quant/format.h), or nullptr.
+  const QuantWeight* find_quant(const std::string& canonical_name) const;
+  // The GGUF file when the store was opened from one (metadata, tokenizer), else nullptr.
+  const GgufFile* gguf() const { return gguf_ ? &gguf_->file() : nullptr; }
 
   // Maps a source name to its canonical name; returns false for tensors that are not part of the text model.
   static bool canonical_name(const std::string& source_name, std::string* out);
@@ -35,6 +41,7 @@ class WeightStore {
   std::string source_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const TensorInfo*> by_name_;
+  std::unique_ptr<GgufWeights> gguf_;
 };
 
 // Reads tensor t as f32 values (any float or small int dtype). Result has t.numel() elements.
