@@ -36,6 +36,9 @@ int main(int argc, char** argv) {
   cp.n_ubatch = cp.n_ctx;
   cp.n_threads = 2;
   cp.n_threads_batch = 2;
+  cp.type_k = GGML_TYPE_F32;  // f32 KV cache: the default f16 cache alone moves logits by ~1e-2
+  cp.type_v = GGML_TYPE_F32;
+  cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
   llama_context* ctx = llama_init_from_model(model, cp);
   if (!ctx) return 1;
   llama_batch batch = llama_batch_init(T, 0, 1);

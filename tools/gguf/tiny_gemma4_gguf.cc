@@ -1,6 +1,6 @@
 // Writes a tiny random-weight gemma4 GGUF (F32 tensors, llama.cpp names and metadata, "no_vocab"
 // tokenizer so llama.cpp accepts it without a vocabulary): 2 layers (sliding with attn_v, then full with
-// K=V and proportional RoPE through rope_freqs), hidden 256, 2 heads, FFN 256, vocab 256 — every input
+// K=V and proportional RoPE through rope_freqs), hidden 256, 4 heads (head size 64 sliding, 128 full), FFN 256, vocab 256 — every input
 // width a multiple of 256, so llama-quantize can make K-quants of all matrices. Built against g4's
 // test GgufBuilder only (no llama.cpp code); see tests/data/gguf-llamacpp/README.md.
 #include <cmath>
@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   using g4::test::GgufBuilder;
-  const int H = 256, F = 256, V = 256, NH = 2, D_SWA = 64, D_FULL = 128, KV_SWA = 1, KV_FULL = 1, WINDOW = 8;
+  const int H = 256, F = 256, V = 256, NH = 4, D_SWA = 64, D_FULL = 128, KV_SWA = 1, KV_FULL = 1, WINDOW = 8;
   std::mt19937 rng(42);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   auto mat = [&](int rows, int cols, float sd) {
