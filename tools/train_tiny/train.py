@@ -93,11 +93,12 @@ def main():
     ap.add_argument("--tokenizer", required=True, help="folder with tokenizer.json (train_tokenizer.py)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--budget", type=float, default=150.0, help="seconds of training")
-    ap.add_argument("--max-steps", type=int, default=6000)
+    ap.add_argument("--max-steps", type=int, default=900)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--dry-run", action="store_true")
     a = ap.parse_args()
     T0 = time.time()
@@ -222,7 +223,7 @@ def train(a, enc, tr_plain, tr_chat, va_plain, va_chat, fixture_prompt):
             run_loss.zero_()
             run_n = 0
             rec = {"step": step, "train_loss": tl, "lr": lr, "elapsed_s": round(time.time() - t0, 1)}
-            if step % 500 == 0 or step == total:
+            if step % a.eval_every == 0 or step == total:
                 rec.update({"val_" + k: v for k, v in evaluate().items()})
                 score = rec["val_plain"] + rec["val_chat"]
                 if best is None or score < best[0]:
@@ -247,6 +248,10 @@ def train(a, enc, tr_plain, tr_chat, va_plain, va_chat, fixture_prompt):
     for d in (c, c["text_config"]):  # stop ids: <eos>, <turn|>, <|tool_response>
         d["eos_token_id"], d["bos_token_id"], d["pad_token_id"] = STOP_IDS, BOS, PAD
     c["dtype"] = c["text_config"]["dtype"] = "bfloat16"
+    # The hub's form of the full-layer geometry (this transformers writes per_layer_config instead).
+    c["text_config"].pop("per_layer_config", None)
+    for k in ("global_head_dim", "num_global_key_value_heads"):
+        c["text_config"][k] = TEXT_CONFIG[k]
     json.dump(c, open(cpath, "w"), indent=2)
     metrics = {"steps": step, "batch": a.batch, "seq": a.seq, "tokens_seen": step * a.batch * a.seq,
                "params": n_params, "best": best[1], "final": history[-1], "history": history,
