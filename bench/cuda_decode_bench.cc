@@ -139,8 +139,8 @@ Model31 build(CudaBackend& be, const Fmt& f) {
   return m;
 }
 
-// One chunk at position p0, mirroring Session::forward_chunk; returns last-row logits on the host.
-std::vector<float> forward(CudaBackend& be, const Model31& m, std::vector<KvLayer>& kv, const std::vector<int32_t>& tokens,
+// One chunk at position p0, mirroring Session::forward_chunk; returns the last row's logits, on the device.
+Tensor forward_dev(CudaBackend& be, const Model31& m, std::vector<KvLayer>& kv, const std::vector<int32_t>& tokens,
                            int64_t p0) {
   const int64_t T = int64_t(tokens.size());
   const float eps = 1e-6f;
@@ -186,6 +186,18 @@ std::vector<float> forward(CudaBackend& be, const Model31& m, std::vector<KvLaye
   be.rms_norm(last, m.final_norm.get(), eps, y);
   be.matmul(y, *m.embed, logits);
   be.softcap(logits, 30.f);
+  return logits;
+}
+
+double g_enqueue_s = 0;  // host time spent enqueueing (forward_dev) in the last forward()
+
+double now();
+
+std::vector<float> forward(CudaBackend& be, const Model31& m, std::vector<KvLayer>& kv, const std::vector<int32_t>& tokens,
+                           int64_t p0) {
+  const double t0 = now();
+  Tensor logits = forward_dev(be, m, kv, tokens, p0);
+  g_enqueue_s = now() - t0;
   std::vector<float> host(static_cast<size_t>(kV));
   be.download(logits, host.data());
   return host;
@@ -275,13 +287,15 @@ int main(int argc, char** argv) {
 
     auto decode = [&](int64_t p, int n, const char* label) {
       int32_t tok = argmax(logits);
-      double bytes = 0;
+      double bytes = 0, enq = 0;
       const double s = now();
       for (int i = 0; i < n; ++i) {
         bytes += double(g_weight_bytes) + kv_bytes_at(m, p + i);
         logits = forward(be, m, kv, {tok}, p + i);
+        enq += g_enqueue_s;
         tok = argmax(logits);
       }
+      std::printf("  host time enqueueing one decode step: %.2f ms\n", enq / n * 1e3);
       const double dt = now() - s, per = dt / n, floor_s = bytes / n / bw;
       bool finite = true;
       for (float v : logits) finite = finite && std::isfinite(v);
@@ -290,6 +304,30 @@ int main(int argc, char** argv) {
                   label, (long long)p, (long long)(p + n - 1), per * 1e3, 1.0 / per, bytes / n / 1e9, floor_s * 1e3,
                   1.0 / floor_s, 100.0 * floor_s / per, finite ? "yes" : "NO");
     };
+    {  // The GEMV alone, back to back on one weight (gate of layer 0 and of layer 1 alternating: 2 x the L2).
+      const Layer& L0 = m.layers[0];
+      const Layer& L1 = m.layers[1];
+      Tensor xa = be.empty({1, kH}), ya = be.empty({1, kF});
+      std::vector<float> xh(static_cast<size_t>(kH));
+      for (int64_t i = 0; i < kH; ++i) xh[size_t(i)] = float((i * 37) % 101) / 50.f - 1.f;
+      be.upload(xa, xh.data());
+      cudaEvent_t e0, e1;
+      G4_CUDA(cudaEventCreate(&e0));
+      G4_CUDA(cudaEventCreate(&e1));
+      G4_CUDA(cudaEventRecord(e0, be.stream()));
+      const int reps = 40;
+      for (int i = 0; i < reps; ++i) be.matmul(xa, *(i % 2 ? L1.gate : L0.gate), ya);
+      G4_CUDA(cudaEventRecord(e1, be.stream()));
+      G4_CUDA(cudaEventSynchronize(e1));
+      float ms = 0;
+      G4_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+      const double gate_bytes = f.quant ? double(kF) * kH * (f.kind == QuantKind::kInt4 ? 0.5 : 1.0) +
+                                              double(kF) * double(kH / (f.gs > 0 ? f.gs : kH)) * 2.0
+                                        : double(kF) * kH * 2.0;
+      std::printf("GEMV alone [%lld x %lld]: %.1f us each = %.0f GB/s (%.1f%% of copy bandwidth)\n", (long long)kF,
+                  (long long)kH, ms * 1e3 / reps, gate_bytes * reps / (ms * 1e-3) / 1e9,
+                  100.0 * gate_bytes * reps / (ms * 1e-3) / bw);
+    }
     decode(prompt, n_decode, "after prompt");
     if (depth2 > prompt) {
       // Fill the cache to depth2 with one more chunk (no timing), then decode there.
