@@ -11,7 +11,8 @@ namespace {
 void check_golden(const char* file, bool check_decoded) {
   const Tokenizer* tok = test::gemma3_tokenizer();
   ASSERT_NE(tok, nullptr);
-  const auto golden = test::read_json(file);
+  auto golden = test::read_json(file);
+  if (golden.is_object()) golden = golden["cases"];
   ASSERT_GT(golden.size(), 10u);
   int failures = 0;
   for (const auto& c : golden) {
@@ -25,12 +26,18 @@ void check_golden(const char* file, bool check_decoded) {
     if (check_decoded) {
       EXPECT_EQ(tok->decode(want), c["decoded"].get<std::string>()) << nlohmann::json(text).dump();
     }
-    EXPECT_EQ(tok->decode(want), text) << "round trip " << nlohmann::json(text).dump();
+    // Round trip holds for all text without a literal U+2581, which the decoder shows as a space by design.
+    if (text.find("\xE2\x96\x81") == std::string::npos) {
+      EXPECT_EQ(tok->decode(tok->encode(text)), text) << "round trip " << nlohmann::json(text).dump();
+    }
   }
   EXPECT_EQ(failures, 0) << "of " << golden.size() << " strings";
 }
 
 TEST(TokenizerGolden, HuggingFaceVisibleCorpus) { check_golden("tokenizer/golden_gemma3_visible.json", true); }
+
+// Text no fixture saw, checked against an independent implementation (the JS tokenizer of the same package).
+TEST(TokenizerGolden, JsOracleRandomStrings) { check_golden("tokenizer/js_random_golden.json", true); }
 
 TEST(TokenizerGolden, BosOnlyWhenAsked) {
   const Tokenizer* tok = test::gemma3_tokenizer();
