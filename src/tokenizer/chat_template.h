@@ -24,6 +24,20 @@ struct ChatOptions {
 // (empty conversation, a tool response with no name, non-string role, ...).
 std::string render_gemma4_chat(const ChatJson& messages, const ChatOptions& opt = {});
 
+// Gemma 4's special tokens (spec section 4.2; 46/47/51 inferred). A real Gemma 4 tokenizer.json carries them;
+// apply_gemma4_special_tokens() overlays them on a Gemma 3 vocabulary, whose slots have other names.
+struct SpecialTokenSlot {
+  int32_t id;
+  const char* piece;
+};
+inline constexpr SpecialTokenSlot kGemma4SpecialTokens[] = {
+    {46, "<|tool>"},         {47, "<tool|>"},     {48, "<|tool_call>"}, {49, "<tool_call|>"},
+    {50, "<|tool_response>"}, {51, "<tool_response|>"}, {52, "<|\"|>"}, {98, "<|think|>"},
+    {100, "<|channel>"},     {101, "<channel|>"}, {105, "<|turn>"},     {106, "<turn|>"},
+    {255999, "<|image>"},    {256000, "<|audio>"}, {258880, "<|image|>"}, {258881, "<|audio|>"},
+    {258882, "<image|>"},    {258883, "<audio|>"}, {258884, "<|video|>"},
+};
+
 // Generation stops on any of these ids: <eos>, <turn|>, <|tool_response>.
 inline constexpr int32_t kGemma4StopIds[] = {1, 106, 50};
 inline bool is_gemma4_stop(int32_t id) { return id == 1 || id == 106 || id == 50; }

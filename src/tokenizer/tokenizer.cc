@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "tokenizer/added_token_trie.h"
 #include "tokenizer/merge_table.h"
+#include "tokenizer/piece_index.h"
 #include "tokenizer/utf8.h"
 
 namespace g4 {
@@ -51,7 +52,7 @@ struct Cand {
 
 struct Tokenizer::Impl {
   TokenizerModel m;
-  std::unordered_map<std::string_view, int32_t> piece_to_id;
+  PieceIndex piece_to_id;
   MergeTable merges;
   std::array<int32_t, 256> byte_ids;
   std::array<int32_t, 128> ascii_ids;
@@ -80,16 +81,16 @@ void Tokenizer::Impl::build() {
   const size_t n = m.pieces.size();
   if (n == 0) throw Error("tokenizer: empty vocabulary");
   if (m.types.size() != n) throw Error("tokenizer: token types do not match the vocabulary size");
-  piece_to_id.reserve(n * 2);
+  piece_to_id.build(&m.pieces);
   byte_value.assign(n, -1);
   byte_ids.fill(-1);
   ascii_ids.fill(-1);
   for (size_t i = 0; i < n; ++i) {
     const std::string& p = m.pieces[i];
-    if (p.empty() && m.types[i] != TokenType::kUnused) continue;
-    auto [it, inserted] = piece_to_id.emplace(std::string_view(p), int32_t(i));
-    if (!inserted) throw Error("tokenizer: piece '" + p + "' appears twice (ids " + std::to_string(it->second) +
-                               " and " + std::to_string(i) + ")");
+    if (p.empty()) continue;
+    if (!piece_to_id.insert(int32_t(i)))
+      throw Error("tokenizer: piece '" + p + "' appears twice (ids " + std::to_string(piece_to_id.find(p)) + " and " +
+                  std::to_string(i) + ")");
     const int b = parse_byte_piece(p);
     if (b >= 0) {
       byte_value[i] = int16_t(b);
@@ -98,16 +99,32 @@ void Tokenizer::Impl::build() {
     if (p.size() == 1 && uint8_t(p[0]) < 128) ascii_ids[uint8_t(p[0])] = int32_t(i);
   }
   merges.reserve(m.merges.size());
-  for (size_t r = 0; r < m.merges.size(); ++r) {
-    const auto& [a, b] = m.merges[r];
-    auto ia = piece_to_id.find(a), ib = piece_to_id.find(b);
-    if (ia == piece_to_id.end() || ib == piece_to_id.end())
-      throw Error("tokenizer: merge " + std::to_string(r) + " ('" + a + "' '" + b + "') uses a piece not in the vocabulary");
-    auto im = piece_to_id.find(a + b);
-    if (im == piece_to_id.end())
-      throw Error("tokenizer: merge " + std::to_string(r) + " produces '" + a + b + "', which is not in the vocabulary");
-    if (byte_value[size_t(ia->second)] >= 0 || byte_value[size_t(ib->second)] >= 0) split_words = false;
-    merges.insert(ia->second, ib->second, uint32_t(r), im->second);
+  // Resolve merges in blocks so the ~1.5M index probes overlap their cache misses (find_batch prefetches).
+  constexpr size_t kBlock = 256;
+  std::vector<std::string> joined(kBlock);
+  std::vector<std::string_view> keys(3 * kBlock);
+  std::vector<int32_t> ids(3 * kBlock);
+  for (size_t r0 = 0; r0 < m.merges.size(); r0 += kBlock) {
+    const size_t cnt = std::min(kBlock, m.merges.size() - r0);
+    for (size_t k = 0; k < cnt; ++k) {
+      const auto& [a, b] = m.merges[r0 + k];
+      joined[k].assign(a).append(b);
+      keys[3 * k] = a;
+      keys[3 * k + 1] = b;
+      keys[3 * k + 2] = joined[k];
+    }
+    piece_to_id.find_batch(keys.data(), 3 * cnt, ids.data());
+    for (size_t k = 0; k < cnt; ++k) {
+      const size_t r = r0 + k;
+      const int32_t ia = ids[3 * k], ib = ids[3 * k + 1], im = ids[3 * k + 2];
+      const auto& [a, b] = m.merges[r];
+      if (ia < 0 || ib < 0)
+        throw Error("tokenizer: merge " + std::to_string(r) + " ('" + a + "' '" + b + "') uses a piece not in the vocabulary");
+      if (im < 0)
+        throw Error("tokenizer: merge " + std::to_string(r) + " produces '" + a + b + "', which is not in the vocabulary");
+      if (byte_value[size_t(ia)] >= 0 || byte_value[size_t(ib)] >= 0) split_words = false;
+      merges.insert(ia, ib, uint32_t(r), im);
+    }
   }
   m.merges.clear();
   m.merges.shrink_to_fit();
@@ -151,8 +168,7 @@ void Tokenizer::Impl::bpe(std::string_view word, std::vector<int32_t>& out) cons
     if (p[i] < 128) {
       id = ascii_ids[p[i]];
     } else {
-      auto it = piece_to_id.find(word.substr(i, size_t(len)));
-      if (it != piece_to_id.end()) id = it->second;
+      id = piece_to_id.find(word.substr(i, size_t(len)));
     }
     if (id >= 0) {
       push_sym(id);
@@ -326,20 +342,28 @@ std::string Tokenizer::display_piece(int32_t id) const {
   return s;
 }
 
+void Tokenizer::set_special_tokens(const std::vector<std::pair<int32_t, std::string>>& tokens, bool special) {
+  for (const auto& [id, piece] : tokens) set_special_token_impl(id, piece, special, false);
+  impl_->rebuild_trie();
+}
+
 void Tokenizer::set_special_token(int32_t id, std::string piece, bool special) {
+  set_special_token_impl(id, std::move(piece), special, true);
+}
+
+void Tokenizer::set_special_token_impl(int32_t id, std::string piece, bool special, bool rebuild) {
   Impl& im = *impl_;
   im.check_id(id);
   if (piece.empty()) throw Error("set_special_token: empty piece for id " + std::to_string(id));
-  auto it = im.piece_to_id.find(piece);
-  if (it != im.piece_to_id.end() && it->second != id)
-    throw Error("set_special_token: '" + piece + "' is already token " + std::to_string(it->second));
-  auto old = im.piece_to_id.find(im.m.pieces[size_t(id)]);
-  if (old != im.piece_to_id.end() && old->second == id) im.piece_to_id.erase(old);
+  const int32_t existing = im.piece_to_id.find(piece);
+  if (existing >= 0 && existing != id)
+    throw Error("set_special_token: '" + piece + "' is already token " + std::to_string(existing));
+  if (im.piece_to_id.find(im.m.pieces[size_t(id)]) == id) im.piece_to_id.erase(im.m.pieces[size_t(id)]);
   im.m.pieces[size_t(id)] = std::move(piece);
   im.m.types[size_t(id)] = special ? TokenType::kControl : TokenType::kUserDefined;
   im.byte_value[size_t(id)] = -1;
-  im.piece_to_id[im.m.pieces[size_t(id)]] = id;
-  im.rebuild_trie();
+  im.piece_to_id.insert(id);
+  if (rebuild) im.rebuild_trie();
 }
 
 int32_t Tokenizer::vocab_size() const { return int32_t(impl_->m.pieces.size()); }
@@ -352,9 +376,9 @@ TokenType Tokenizer::type(int32_t id) const {
   return impl_->m.types[size_t(id)];
 }
 std::optional<int32_t> Tokenizer::find(std::string_view piece) const {
-  auto it = impl_->piece_to_id.find(piece);
-  if (it == impl_->piece_to_id.end()) return std::nullopt;
-  return it->second;
+  const int32_t id = impl_->piece_to_id.find(piece);
+  if (id < 0) return std::nullopt;
+  return id;
 }
 int32_t Tokenizer::bos_id() const { return impl_->m.bos_id; }
 int Tokenizer::byte_value(int32_t id) const {

@@ -60,6 +60,7 @@ class Tokenizer {
   // Makes `id` the token `piece`, matched atomically in text (special: skipped by skip_special). Used to
   // overlay Gemma 4's specials (<|turn>, ...) on a vocabulary that names those slots <unusedN>.
   void set_special_token(int32_t id, std::string piece, bool special = true);
+  void set_special_tokens(const std::vector<std::pair<int32_t, std::string>>& tokens, bool special = true);
 
   int32_t vocab_size() const;
   const std::string& piece(int32_t id) const;  // throws g4::Error when out of range
@@ -72,6 +73,8 @@ class Tokenizer {
   std::string display_piece(int32_t id) const;
 
  private:
+  void set_special_token_impl(int32_t id, std::string piece, bool special, bool rebuild);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
