@@ -7,6 +7,7 @@ set -e
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 JOBS="$(nproc)"
+./scripts/fetch-test-tokenizer.sh
 cmake --preset release
 cmake --build --preset release -j "$JOBS"
 ctest --preset release -j "$JOBS"
