@@ -5,7 +5,8 @@
 // Vision and audio tensors are skipped. Opens a single .safetensors file, a directory holding
 // model.safetensors, or a directory with model.safetensors.index.json and its shards.
 // A canonical name resolves to a plain float tensor or to a QuantWeight (quant/format.h); quantized
-// tensors come from g4 checkpoints (io/g4_checkpoint.h) and are presented by their logical name.
+// tensors come from g4 checkpoints (io/g4_checkpoint.h) or torchao/ExecuTorch files
+// (io/torchao_checkpoint.h) and are presented by their logical name.
 #pragma once
 
 #include <map>
@@ -53,6 +54,7 @@ class WeightStore {
   std::map<std::string, const TensorInfo*> by_name_;
   std::map<std::string, StoredWeight> weights_;
   std::vector<std::unique_ptr<QuantWeight>> quants_;
+  std::vector<std::shared_ptr<const void>> owned_;  // converted scales/zeros of imported formats
 };
 
 // Reads tensor t as f32 values (any float or small int dtype). Result has t.numel() elements.
