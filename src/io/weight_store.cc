@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "io/g4_checkpoint.h"
+#include "io/torchao_checkpoint.h"
 
 namespace g4 {
 
@@ -41,6 +42,16 @@ void WeightStore::add_file(const std::string& path) {
     StoredWeight w{canon, path, {lq.spec.rows, lq.spec.cols}, nullptr, quants_.back().get()};
     if (!weights_.emplace(canon, w).second)
       throw Error(path + ": tensor '" + lq.spec.name + "' appears twice in the checkpoint (as '" + canon + "')");
+  }
+  if (is_torchao(f)) {
+    for (TorchaoWeight& tw : read_torchao(f, &parts)) {
+      std::string canon;
+      if (!canonical_name(tw.name, &canon)) continue;
+      owned_.push_back(tw.owner);
+      quants_.push_back(std::make_unique<QuantWeight>(tw.q));
+      if (!weights_.emplace(canon, StoredWeight{canon, path, {tw.q.rows, tw.q.cols}, nullptr, quants_.back().get()}).second)
+        throw Error(path + ": tensor '" + tw.name + "' appears twice in the checkpoint (as '" + canon + "')");
+    }
   }
   for (const auto& [name, info] : f.tensors()) {
     if (parts.count(name)) continue;

@@ -6,7 +6,8 @@
 // model.safetensors, a directory with model.safetensors.index.json and its shards, or a gemma4 GGUF
 // file (io/gguf_weights.h maps its names and converts its block formats).
 // A canonical name resolves to a plain float tensor or to a QuantWeight (quant/format.h); quantized
-// tensors come from g4 checkpoints (io/g4_checkpoint.h) and are presented by their logical name.
+// tensors come from g4 checkpoints (io/g4_checkpoint.h) or torchao/ExecuTorch files
+// (io/torchao_checkpoint.h) and are presented by their logical name.
 #pragma once
 
 #include <map>
@@ -60,6 +61,7 @@ class WeightStore {
   std::map<std::string, StoredWeight> weights_;
   std::vector<std::unique_ptr<QuantWeight>> quants_;
   std::unique_ptr<GgufWeights> gguf_;
+  std::vector<std::shared_ptr<const void>> owned_;  // converted scales/zeros of imported formats
 };
 
 // Parses model.safetensors.index.json text: canonical-free source name -> shard file name. Shard names
