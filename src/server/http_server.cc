@@ -6,6 +6,7 @@
 #include <random>
 
 #include "base/error.h"
+#include "engine/stop_strings.h"
 
 namespace g4 {
 
@@ -36,33 +37,6 @@ std::string new_id(const char* prefix) {
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   res.set_content(e.body().dump(), "application/json");
-}
-
-// Earliest position where any stop string starts in text, or npos.
-size_t find_stop(const std::string& text, const std::vector<std::string>& stops) {
-  size_t best = std::string::npos;
-  for (const auto& s : stops) best = std::min(best, text.find(s));
-  return best;
-}
-
-// Length of the longest suffix of text that is a proper prefix of some stop string: held back while
-// streaming, since the next token may complete the stop string.
-size_t stop_prefix_hold(const std::string& text, const std::vector<std::string>& stops) {
-  size_t hold = 0;
-  for (const auto& s : stops)
-    for (size_t n = std::min(s.size() - 1, text.size()); n > hold; --n)
-      if (text.compare(text.size() - n, n, s, 0, n) == 0) { hold = n; break; }
-  return hold;
-}
-
-// Bytes of a trailing incomplete UTF-8 sequence (held back so every chunk is valid UTF-8).
-size_t utf8_incomplete_tail(const std::string& s) {
-  size_t i = s.size(), back = 0;
-  while (i > 0 && back < 4 && (uint8_t(s[i - 1]) & 0xc0) == 0x80) { --i; ++back; }
-  if (i == 0) return 0;
-  const uint8_t lead = uint8_t(s[i - 1]);
-  const size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-  return need > back + 1 ? back + 1 : 0;
 }
 
 }  // namespace

@@ -1,0 +1,83 @@
+// g4 serve: the OpenAI-compatible HTTP server on one model (see src/server/http_server.h).
+// SIGINT / SIGTERM stop it cleanly: a watcher thread waits for them (signal handlers may not call
+// into the server).
+#include <signal.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "base/error.h"
+#include "commands.h"
+#include "run_options.h"
+#include "server/gemma_codec.h"
+#include "server/http_server.h"
+
+namespace g4 {
+
+namespace {
+
+struct ServeOpts {
+  std::string host = "127.0.0.1", api_key, model_id;
+  int port = 8080;
+  int http_threads = 16;
+  int64_t max_body = 4 << 20;
+};
+
+int run_serve(const RunOptions& ro, const ServeOpts& so) {
+  // Block the stop signals in every thread (the server's threads inherit this); one thread waits for them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a client hanging up must not kill the server
+
+  ModelBundle b = load_bundle(ro, false);
+  GemmaCodec codec(b);
+  ServerOptions o;
+  o.host = so.host;
+  o.port = so.port;
+  o.api_key = so.api_key;
+  o.model_id = so.model_id.empty() ? b.name : so.model_id;
+  o.threads = so.http_threads;
+  o.max_body_bytes = size_t(so.max_body);
+  o.default_max_tokens = ro.max_new_tokens;
+  o.defaults = sampling_from(ro, b);
+  if (!ro.seed) o.defaults.seed = 0;  // per-request seeds; a fixed default keeps replies reproducible
+  HttpServer server(*b.model, codec, ro.ctx_size, o);
+  const int port = server.bind();
+  std::fprintf(stderr, "g4 serve: %s on http://%s:%d (model id '%s'%s); Ctrl-C stops\n", b.name.c_str(),
+               so.host.c_str(), port, o.model_id.c_str(), so.api_key.empty() ? "" : ", API key required");
+  std::thread watcher([&] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    server.stop();
+  });
+  server.serve();
+  pthread_kill(watcher.native_handle(), SIGTERM);  // wake the watcher if the server stopped on its own
+  watcher.join();
+  const ServerStats& st = server.stats();
+  std::fprintf(stderr, "g4 serve: stopped after %lld requests (%lld errors, %lld cancelled)\n",
+               static_cast<long long>(st.requests.load()), static_cast<long long>(st.errors.load()),
+               static_cast<long long>(st.cancelled.load()));
+  return 0;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, Action* action) {
+  static RunOptions ro;
+  static ServeOpts so;
+  CLI::App* c = app.add_subcommand("serve", "OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, ...)");
+  add_run_options(c, ro);
+  c->add_option("--host", so.host, "address to listen on (default 127.0.0.1: this machine only)");
+  c->add_option("--port", so.port, "TCP port (0 = any free port)")->check(CLI::Range(0, 65535));
+  c->add_option("--api-key", so.api_key, "require 'Authorization: Bearer KEY' on every /v1 request");
+  c->add_option("--model-id", so.model_id, "model name reported by /v1/models (default: the directory name)");
+  c->add_option("--http-threads", so.http_threads, "connections handled at once")->check(CLI::Range(1, 1024));
+  c->add_option("--max-body", so.max_body, "largest accepted request body in bytes")
+      ->check(CLI::Range(int64_t(1024), int64_t(1) << 30));
+  c->callback([action] { *action = [] { return run_serve(ro, so); }; });
+}
+
+}  // namespace g4

@@ -1,0 +1,53 @@
+#include "run_options.h"
+
+#include <cstdio>
+#include <random>
+
+#include "base/error.h"
+
+namespace g4 {
+
+void add_run_options(CLI::App* c, RunOptions& o) {
+  c->add_option("-m,--model", o.model, "model: a Hugging Face / g4 checkpoint directory or a .gguf file")->required();
+  c->add_option("--backend", o.backend, "backend to run on (ref; others when built: cpu, cuda)");
+  c->add_option("-c,--ctx-size", o.ctx_size, "context size in tokens (prompt + reply, all turns of a chat)")
+      ->check(CLI::Range(int64_t(16), int64_t(1) << 20));
+  c->add_option("-n,--n-predict", o.max_new_tokens, "most tokens to generate per reply")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  c->add_option("-b,--batch-size", o.prefill_chunk, "prefill chunk size in tokens")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
+  c->add_option("-t,--threads", o.threads, "CPU threads (0 = all cores; backends without threads ignore it)")
+      ->check(CLI::Range(0, 1024));
+  c->add_option("--quantize", o.quantize, "quantize a bf16 checkpoint while loading: int4 or int8")
+      ->check(CLI::IsMember({"int4", "int8"}));
+  c->add_option("--temp,--temperature", o.temperature, "sampling temperature; 0 = greedy (default: the checkpoint's)")
+      ->check(CLI::Range(0.0, 10.0));
+  c->add_option("--top-k", o.top_k, "sample from the k most likely tokens; 0 = off")->check(CLI::Range(0, 1 << 20));
+  c->add_option("--top-p", o.top_p, "nucleus sampling: smallest set with this much probability; 1 = off")
+      ->check(CLI::Range(0.000001, 1.0));
+  c->add_option("--min-p", o.min_p, "drop tokens below min-p times the top probability; 0 = off")
+      ->check(CLI::Range(0.0, 1.0));
+  c->add_option("--repeat-penalty", o.repeat_penalty, "penalise the last 64 tokens; 1 = off")->check(CLI::Range(0.01, 10.0));
+  c->add_option("-s,--seed", o.seed, "random seed (default: random)");
+}
+
+ModelBundle load_bundle(const RunOptions& o, bool quiet) {
+  if (!quiet) std::fprintf(stderr, "loading %s ...\n", o.model.c_str());
+  LoadOptions lo;
+  lo.quantize = o.quantize;
+  return ModelBundle::load(o.model, o.backend, lo);
+}
+
+SamplingParams sampling_from(const RunOptions& o, const ModelBundle& b) {
+  SamplingParams p = b.sampling;
+  if (o.temperature) p.temperature = *o.temperature;
+  if (o.top_k) p.top_k = *o.top_k;
+  if (o.top_p) p.top_p = *o.top_p;
+  if (o.min_p) p.min_p = *o.min_p;
+  if (o.repeat_penalty) p.repeat_penalty = *o.repeat_penalty;
+  p.seed = o.seed ? uint64_t(*o.seed) : std::random_device{}();
+  validate(p);
+  return p;
+}
+
+}  // namespace g4

@@ -1,0 +1,31 @@
+// Flags shared by g4 run, g4 chat and g4 serve: model, backend, context, sampling. Names follow
+// llama.cpp where one exists (-m -n -c -t --temp --top-k --top-p --min-p --seed --repeat-penalty).
+// A sampling flag left unset keeps the checkpoint's generation_config.json default.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+#include "engine/model_bundle.h"
+#include "model/sampler.h"
+
+namespace g4 {
+
+struct RunOptions {
+  std::string model, backend = "ref", quantize;
+  int64_t ctx_size = 4096;
+  int64_t max_new_tokens = 256;
+  int64_t prefill_chunk = 512;
+  int threads = 0;
+  std::optional<float> temperature, top_p, min_p, repeat_penalty;
+  std::optional<int> top_k;
+  std::optional<int64_t> seed;
+};
+
+void add_run_options(CLI::App* c, RunOptions& o);
+// Loads the bundle (printing a progress line unless quiet) and applies the sampling flags over its defaults.
+ModelBundle load_bundle(const RunOptions& o, bool quiet);
+SamplingParams sampling_from(const RunOptions& o, const ModelBundle& b);
+
+}  // namespace g4
