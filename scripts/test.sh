@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 JOBS="$(nproc)"
 ./scripts/fetch-test-tokenizer.sh
+npm ci --prefix tests/openai --no-audit --no-fund --silent  # the openai client for tests/openai
 cmake --preset release
 cmake --build --preset release -j "$JOBS"
 ctest --preset release -j "$JOBS"

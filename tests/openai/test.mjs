@@ -1,0 +1,134 @@
+// End-to-end test of g4 serve with the official `openai` npm client over loopback, on the model that
+// ships in models/tiny-kjv: models, chat (streaming reassembled == non-streaming at temperature 0),
+// completions, a tool call parsed into tool_calls, and 4xx JSON errors for bad requests.
+// Usage: node test.mjs G4_BINARY MODEL_DIR
+import { spawn } from 'node:child_process';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+
+const [g4, modelDir] = process.argv.slice(2);
+const KEY = 'test-key-' + Math.random().toString(36).slice(2);
+
+const server = spawn(g4, ['serve', '-m', modelDir, '--port', '0', '--api-key', KEY, '-c', '1024'],
+                     { stdio: ['ignore', 'ignore', 'pipe'] });
+let log = '';
+const port = await new Promise((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error('g4 serve did not start: ' + log)), 60000);
+  server.stderr.on('data', (d) => {
+    log += d.toString();
+    const m = log.match(/on http:\/\/127\.0\.0\.1:(\d+)/);
+    if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+  });
+  server.on('exit', (code) => reject(new Error(`g4 serve exited with ${code}: ${log}`)));
+});
+
+const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: KEY, maxRetries: 0 });
+let failures = 0;
+async function check(name, fn) {
+  try { await fn(); console.log('PASS', name); }
+  catch (e) { failures++; console.log('FAIL', name, '\n ', e && e.stack || e); }
+}
+
+const messages = [{ role: 'user', content: 'In the beginning' }];
+
+await check('models.list names the model', async () => {
+  const list = await client.models.list();
+  assert.equal(list.data.length, 1);
+  assert.equal(list.data[0].id, 'tiny-kjv');
+});
+
+let plain;
+await check('chat completion (non-streaming)', async () => {
+  plain = await client.chat.completions.create({ model: 'tiny-kjv', messages, temperature: 0, max_tokens: 40 });
+  const c = plain.choices[0];
+  assert.equal(c.message.role, 'assistant');
+  assert.ok(typeof c.message.content === 'string' && c.message.content.length > 0);
+  assert.ok(['stop', 'length'].includes(c.finish_reason));
+  assert.ok(plain.usage.prompt_tokens > 0 && plain.usage.completion_tokens > 0);
+  assert.equal(plain.usage.total_tokens, plain.usage.prompt_tokens + plain.usage.completion_tokens);
+});
+
+await check('streaming reassembles to the non-streaming text', async () => {
+  const stream = await client.chat.completions.create({ model: 'tiny-kjv', messages, temperature: 0, max_tokens: 40,
+                                                          stream: true, stream_options: { include_usage: true } });
+  let text = '', finish = null, usage = null, chunks = 0;
+  for await (const chunk of stream) {
+    chunks++;
+    if (chunk.usage) usage = chunk.usage;
+    const c = chunk.choices[0];
+    if (!c) continue;
+    if (c.delta && c.delta.content) text += c.delta.content;
+    if (c.finish_reason) finish = c.finish_reason;
+  }
+  assert.ok(chunks > 3, 'streamed in several chunks');
+  assert.equal(text, plain.choices[0].message.content);
+  assert.equal(finish, plain.choices[0].finish_reason);
+  assert.deepEqual(usage, plain.usage);
+});
+
+await check('completions endpoint', async () => {
+  const r = await client.completions.create({ model: 'tiny-kjv', prompt: 'And God said', temperature: 0, max_tokens: 12 });
+  assert.ok(r.choices[0].text.length > 0);
+  assert.equal(r.usage.completion_tokens, 12);
+});
+
+await check('stop strings cut the reply', async () => {
+  const words = plain.choices[0].message.content.split(' ');
+  const stop = ' ' + words[2];
+  const r = await client.chat.completions.create({ model: 'tiny-kjv', messages, temperature: 0, max_tokens: 40, stop: [stop] });
+  const full = plain.choices[0].message.content;
+  assert.equal(r.choices[0].message.content, full.slice(0, full.indexOf(stop)));
+  assert.equal(r.choices[0].finish_reason, 'stop');
+});
+
+const TOOL_TEST = process.env.G4_TOOL_TEST !== '0';
+if (TOOL_TEST) {
+  await check('a tool call is returned in tool_calls', async () => {
+    const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Get the current weather in a city',
+      parameters: { type: 'object', properties: { city: { type: 'string', description: 'The city' } }, required: ['city'] } } }];
+    const r = await client.chat.completions.create({ model: 'tiny-kjv', temperature: 0, max_tokens: 60, tools,
+      messages: [{ role: 'user', content: 'What is the weather in Jerusalem?' }] });
+    const c = r.choices[0];
+    assert.equal(c.finish_reason, 'tool_calls', JSON.stringify(c));
+    assert.equal(c.message.tool_calls.length, 1);
+    assert.equal(c.message.tool_calls[0].type, 'function');
+    assert.equal(c.message.tool_calls[0].function.name, 'get_weather');
+    const args = JSON.parse(c.message.tool_calls[0].function.arguments);
+    assert.equal(typeof args.city, 'string');
+  });
+}
+
+async function expectStatus(name, status, fn) {
+  await check(name, async () => {
+    try { await fn(); } catch (e) {
+      assert.ok(e instanceof OpenAI.APIError, String(e));
+      assert.equal(e.status, status);
+      assert.ok(typeof e.error.message === 'string' && e.error.message.length > 0);
+      return;
+    }
+    assert.fail('expected HTTP ' + status);
+  });
+}
+await expectStatus('temperature out of range is a 400', 400, () =>
+  client.chat.completions.create({ model: 'tiny-kjv', messages, temperature: 7 }));
+await expectStatus('empty messages is a 400', 400, () =>
+  client.chat.completions.create({ model: 'tiny-kjv', messages: [] }));
+await expectStatus('unknown role is a 400', 400, () =>
+  client.chat.completions.create({ model: 'tiny-kjv', messages: [{ role: 'wizard', content: 'x' }] }));
+await expectStatus('n > 1 is a 400', 400, () =>
+  client.chat.completions.create({ model: 'tiny-kjv', messages, n: 2 }));
+await expectStatus('max_tokens 0 is a 400', 400, () =>
+  client.chat.completions.create({ model: 'tiny-kjv', messages, max_tokens: 0 }));
+await expectStatus('a wrong API key is a 401', 401, () =>
+  new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'wrong', maxRetries: 0 })
+    .chat.completions.create({ model: 'tiny-kjv', messages }));
+await check('unknown endpoint is a JSON 404', async () => {
+  const r = await fetch(`http://127.0.0.1:${port}/v1/nothing`);
+  assert.equal(r.status, 404);
+  assert.ok((await r.json()).error.message);
+});
+
+server.kill('SIGTERM');
+await new Promise((r) => server.on('exit', r));
+console.log(failures ? `${failures} FAILED` : 'all passed');
+process.exit(failures ? 1 : 0);
