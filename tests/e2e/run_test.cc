@@ -1,0 +1,131 @@
+// g4 run and g4 chat on the shipped model (models/tiny-kjv): the chat template, tokenizer and engine
+// together reproduce transformers' greedy continuation; stop strings, raw prompts, multi-turn chat that
+// appends to the cache, and flag errors.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <unistd.h>
+
+#include "io/safetensors.h"
+
+namespace g4 {
+namespace {
+
+const std::string kModel = std::string(G4_TEST_DATA) + "/../../models/tiny-kjv";
+
+struct Out {
+  int status;
+  std::string out, err;
+};
+
+Out run(const std::string& args, const std::string& stdin_text = "") {
+  char errfile[] = "/tmp/g4-run-test-XXXXXX";
+  const int fd = mkstemp(errfile);
+  close(fd);
+  std::string cmd = std::string(G4_BINARY) + " " + args + " 2>" + errfile;
+  if (!stdin_text.empty()) {
+    char infile[] = "/tmp/g4-run-in-XXXXXX";
+    const int in = mkstemp(infile);
+    if (write(in, stdin_text.data(), stdin_text.size()) != ssize_t(stdin_text.size())) ADD_FAILURE();
+    close(in);
+    cmd += std::string(" <") + infile;
+  }
+  FILE* p = popen(cmd.c_str(), "r");
+  Out o;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) o.out.append(buf, n);
+  const int st = pclose(p);
+  o.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  FILE* e = std::fopen(errfile, "r");
+  while ((n = fread(buf, 1, sizeof buf, e)) > 0) o.err.append(buf, n);
+  std::fclose(e);
+  std::remove(errfile);
+  return o;
+}
+
+std::vector<int32_t> fixture_greedy() {
+  SafetensorsFile f(std::string(G4_TEST_DATA) + "/tiny-kjv/expected.safetensors");
+  const TensorInfo& t = *f.find("greedy_tokens");
+  std::vector<int32_t> v(size_t(t.numel()));
+  std::memcpy(v.data(), t.data, t.nbytes);
+  return v;
+}
+
+TEST(Run, GreedyChatReplyMatchesTransformers) {
+  const std::vector<int32_t> expect = fixture_greedy();
+  Out o = run("run -m " + kModel + " -p 'In the beginning' --temp 0 -n " + std::to_string(expect.size()) + " --json");
+  ASSERT_EQ(o.status, 0) << o.err;
+  const auto j = nlohmann::json::parse(o.out);
+  const auto tokens = j["tokens"].get<std::vector<int32_t>>();
+  // The reply may end early at a stop token; every token it has must be transformers' token.
+  ASSERT_FALSE(tokens.empty());
+  for (size_t i = 0; i < tokens.size(); ++i) EXPECT_EQ(tokens[i], expect[i]) << i;
+  EXPECT_EQ(j["prompt_tokens"], 16);
+  EXPECT_FALSE(j["content"].get<std::string>().empty());
+
+  // Streaming prints the same text.
+  Out s = run("run -m " + kModel + " -p 'In the beginning' --temp 0 -q -n " + std::to_string(expect.size()));
+  ASSERT_EQ(s.status, 0) << s.err;
+  EXPECT_EQ(s.out, j["text"].get<std::string>() + "\n");
+  EXPECT_EQ(s.err, "");  // --quiet
+}
+
+TEST(Run, StopStringsRawPromptAndTimings) {
+  Out o = run("run -m " + kModel + " -p 'In the beginning' --temp 0 -n 32 --json");
+  const std::string text = nlohmann::json::parse(o.out)["text"];
+  const std::string stop = text.substr(text.find(' ', 5), 5);
+  Out c = run("run -m " + kModel + " -p 'In the beginning' --temp 0 -n 32 --json --stop '" + stop + "'");
+  ASSERT_EQ(c.status, 0) << c.err;
+  const auto j = nlohmann::json::parse(c.out);
+  EXPECT_EQ(j["text"], text.substr(0, text.find(stop)));
+  EXPECT_EQ(j["stop_reason"], "stop_string");
+
+  Out raw = run("run -m " + kModel + " -p 'And God said' --raw --temp 0 -n 8 --json");
+  ASSERT_EQ(raw.status, 0) << raw.err;
+  EXPECT_EQ(nlohmann::json::parse(raw.out)["tokens"].size(), 8u);
+
+  Out timed = run("run -m " + kModel + " -p 'In the beginning' --temp 0 -n 4");
+  EXPECT_TRUE(std::regex_search(timed.err, std::regex("time to first token [0-9.]+ s .* tok/s"))) << timed.err;
+}
+
+TEST(Chat, TurnsAppendToTheCache) {
+  Out one = run("run -m " + kModel + " -p 'In the beginning' --temp 0 -n 20 -q");
+  Out c = run("chat -m " + kModel + " --temp 0 -n 20", "In the beginning\nAnd then?\n/exit\n");
+  ASSERT_EQ(c.status, 0) << c.err;
+  // The first answer is the same as g4 run's.
+  EXPECT_NE(c.out.find("> " + one.out.substr(0, one.out.size() - 1)), std::string::npos) << c.out;
+  // The second turn processed only its own new tokens, not the history again.
+  std::smatch m;
+  std::string err = c.err;
+  std::vector<int> prompts;
+  while (std::regex_search(err, m, std::regex("prompt ([0-9]+) tokens"))) {
+    prompts.push_back(std::stoi(m[1]));
+    err = m.suffix();
+  }
+  ASSERT_EQ(prompts.size(), 2u) << c.err;
+  EXPECT_EQ(prompts[0], 16);
+  EXPECT_LT(prompts[1], 16 + 20);  // "And then?" in a new turn, plus the pending token; far below history + turn
+}
+
+TEST(Run, BadFlagsAndFiles) {
+  EXPECT_NE(run("run -m " + kModel).status, 0);  // no prompt
+  EXPECT_NE(run("run -m " + kModel + " -p x --temp -1").status, 0);
+  EXPECT_NE(run("run -m " + kModel + " -p x -f y").status, 0);
+  Out o = run("run -m /nonexistent -p x");
+  EXPECT_EQ(o.status, 1);
+  EXPECT_NE(o.err.find("g4: error: model path /nonexistent does not exist"), std::string::npos) << o.err;
+  o = run("run -m " + kModel + " -p x -f /nonexistent");
+  EXPECT_NE(o.status, 0);
+  o = run("run -m " + kModel + " -f /nonexistent");
+  EXPECT_NE(o.err.find("cannot read prompt file"), std::string::npos) << o.err;
+  o = run("run -m " + kModel + " -p 'In the beginning' -c 16");
+  EXPECT_NE(o.err.find("context"), std::string::npos) << o.err;
+}
+
+}  // namespace
+}  // namespace g4
