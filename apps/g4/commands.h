@@ -21,4 +21,7 @@ void add_run_commands(CLI::App& app, Action* action);
 // g4 serve: the OpenAI-compatible server.
 void add_serve_command(CLI::App& app, Action* action);
 
+// g4 inspect: architecture, storage schemes, sizes, memory at a context size.
+void add_inspect_command(CLI::App& app, Action* action);
+
 }  // namespace g4

@@ -1,0 +1,116 @@
+// g4 inspect: what a checkpoint holds — architecture, per-layer geometry, the storage scheme of every
+// weight group, parameter and byte counts, and the memory a given context size needs. Reads metadata
+// and headers only; no weights are converted or packed.
+#include <cstdio>
+#include <map>
+#include <regex>
+
+#include "base/error.h"
+#include "base/progress.h"
+#include "commands.h"
+#include "io/weight_store.h"
+#include "model/model_spec.h"
+
+namespace g4 {
+
+namespace {
+
+struct InspectOpts {
+  std::string model;
+  int64_t ctx = 4096;
+};
+
+std::string storage_of(const StoredWeight& w) {
+  if (w.quant) return w.quant->describe();
+  return dtype_name(w.plain->dtype);
+}
+
+uint64_t bytes_of(const StoredWeight& w) {
+  if (!w.quant) return w.plain->nbytes;
+  const QuantWeight& q = *w.quant;
+  const uint64_t groups = uint64_t(q.rows) * uint64_t(q.groups_per_row());
+  return q.code_bytes() + groups * dtype_size(q.scale_dtype) * (q.zeros ? 2 : 1);
+}
+
+// "layers.12.mlp.up_proj.weight" -> "mlp.up_proj.weight" (the role, for grouping).
+std::string role_of(const std::string& name) {
+  static const std::regex layer("^layers\\.[0-9]+\\.");
+  return std::regex_replace(name, layer, "");
+}
+
+int run_inspect(const InspectOpts& o) {
+  const ModelSpec s = load_model_config(o.model);
+  auto ws = WeightStore::open(o.model);
+  std::printf("model      %s (%s)\n", o.model.c_str(), ws->gguf() ? "GGUF" : "safetensors");
+  std::printf("text model vocab %d, hidden %d, MLP %d, %d layers, %d query heads, softcap %g, rms eps %g\n",
+              s.vocab_size, s.hidden_size, s.intermediate_size, s.n_layers(), s.n_heads, double(s.final_softcap),
+              double(s.rms_eps));
+  // Layers of identical geometry, printed once each with their indices.
+  std::printf("layers\n");
+  auto same = [](const LayerSpec& a, const LayerSpec& b) {
+    return a.sliding == b.sliding && a.head_dim == b.head_dim && a.n_kv_heads == b.n_kv_heads && a.window == b.window &&
+           a.rope_theta == b.rope_theta && a.rope_pairs == b.rope_pairs && a.k_eq_v == b.k_eq_v;
+  };
+  std::vector<bool> printed(size_t(s.n_layers()), false);
+  for (int i = 0; i < s.n_layers(); ++i) {
+    if (printed[size_t(i)]) continue;
+    const LayerSpec& L = s.layers[size_t(i)];
+    std::vector<int> idx;
+    for (int k = i; k < s.n_layers(); ++k)
+      if (same(s.layers[size_t(k)], L)) {
+        idx.push_back(k);
+        printed[size_t(k)] = true;
+      }
+    std::string list;
+    for (size_t k = 0; k < idx.size() && k < 12; ++k) list += (k ? "," : "") + std::to_string(idx[k]);
+    if (idx.size() > 12) list += ",... (" + std::to_string(idx.size()) + " layers)";
+    const std::string window = L.sliding ? "window " + std::to_string(L.window) : "no window";
+    std::printf("  %-9s %s: head_dim %d, KV heads %d, %s, RoPE theta %g on %d of %d pairs%s\n",
+                L.sliding ? "sliding" : "full", list.c_str(), L.head_dim, L.n_kv_heads, window.c_str(),
+                double(L.rope_theta), L.rope_pairs, L.head_dim / 2, L.k_eq_v ? ", K=V" : "");
+  }
+
+  struct Group { uint64_t count = 0, params = 0, bytes = 0; };
+  std::map<std::pair<std::string, std::string>, Group> groups;  // (role, storage)
+  uint64_t params = 0, bytes = 0;
+  for (const auto& [name, w] : ws->weights()) {
+    uint64_t n = 1;
+    for (int64_t d : w.shape) n *= uint64_t(d);
+    Group& g = groups[{role_of(name), storage_of(w)}];
+    ++g.count;
+    g.params += n;
+    g.bytes += bytes_of(w);
+    params += n;
+    bytes += bytes_of(w);
+  }
+  std::printf("weights (role, storage, tensors, parameters, bytes)\n");
+  for (const auto& [key, g] : groups)
+    std::printf("  %-42s %-28s %4llu %14llu %10s\n", key.first.c_str(), key.second.c_str(),
+                static_cast<unsigned long long>(g.count), static_cast<unsigned long long>(g.params),
+                Progress::amount(double(g.bytes), "B").c_str());
+  std::printf("total      %llu parameters, %s (%.2f bits per parameter)\n", static_cast<unsigned long long>(params),
+              Progress::amount(double(bytes), "B").c_str(), params ? 8.0 * double(bytes) / double(params) : 0.0);
+
+  // KV cache: sliding layers hold min(window, ctx) positions, full layers ctx.
+  uint64_t kv_elems = 0;
+  for (const LayerSpec& L : s.layers) {
+    const uint64_t cap = uint64_t(L.window > 0 ? std::min<int64_t>(L.window, o.ctx) : o.ctx);
+    kv_elems += 2 * cap * uint64_t(L.n_kv_heads) * uint64_t(L.head_dim);
+  }
+  std::printf("context    %lld tokens: KV cache %s in f32 (ref/cpu), %s in bf16; weights + KV (bf16) %s\n",
+              static_cast<long long>(o.ctx), Progress::amount(double(kv_elems * 4), "B").c_str(),
+              Progress::amount(double(kv_elems * 2), "B").c_str(), Progress::amount(double(bytes + kv_elems * 2), "B").c_str());
+  return 0;
+}
+
+}  // namespace
+
+void add_inspect_command(CLI::App& app, Action* action) {
+  static InspectOpts o;
+  CLI::App* c = app.add_subcommand("inspect", "show a checkpoint's architecture, storage schemes, sizes and memory needs");
+  c->add_option("-m,--model", o.model, "checkpoint directory, .safetensors or .gguf file")->required();
+  c->add_option("-c,--ctx-size", o.ctx, "context size for the memory estimate")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  c->callback([action] { *action = [] { return run_inspect(o); }; });
+}
+
+}  // namespace g4
