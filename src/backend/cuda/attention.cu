@@ -31,6 +31,7 @@ __device__ __forceinline__ void key_range(const AttnArgs& a, int64_t t, int64_t*
 // grid (Hkv, T, n_split). Scratch: part [T, Hq, n_split, D], ml [T, Hq, n_split, 2].
 __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   extern __shared__ float sm[];
+  if (a.dpos) a.p0 = *a.dpos;
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
   const int group = int(a.Hq / a.Hkv), D = int(a.D);
   float* qs = sm;                       // [group, D]
@@ -184,7 +185,8 @@ __global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int6
 }
 
 int pick_split(const AttnArgs& a, int n_sm) {
-  const int64_t max_keys = a.window > 0 ? std::min<int64_t>(a.window, a.p0 + a.T) : a.p0 + a.T;
+  // Keys a query can see, bounded by what the cache holds plus the new ones (independent of p0).
+  const int64_t max_keys = (a.window > 0 ? std::min<int64_t>(a.window, a.capacity) : a.capacity) + a.T;
   const int64_t want = (2 * int64_t(n_sm) + a.Hkv * a.T - 1) / (a.Hkv * a.T);
   return int(std::max<int64_t>(1, std::min<int64_t>(want, (max_keys + kTile - 1) / kTile)));
 }

@@ -70,7 +70,9 @@ __global__ void to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* out) {
 }
 
 // Thread per (t, h, d < pairs). Angles in f32 as the reference, cos/sin in f64 as the reference.
-__global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const float* inv_freq, int pairs) {
+__global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos,
+                            const float* inv_freq, int pairs) {
+  if (dpos) p0 = *dpos;
   const int64_t n = T * H * pairs;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int d = int(i % pairs);
@@ -87,7 +89,8 @@ __global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, int64_t p
 }
 
 __global__ void kv_write_kernel(float* ck, float* cv, const float* k, const float* v, int64_t first, int64_t n_rows,
-                                int64_t row, int64_t p0, int64_t capacity, bool ring) {
+                                int64_t row, int64_t p0, const int64_t* dpos, int64_t capacity, bool ring) {
+  if (dpos) p0 = *dpos;
   const int64_t n = n_rows * row;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = first + i / row, e = i % row;
@@ -131,16 +134,18 @@ void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStr
   G4_CUDA_LAUNCHED();
 }
 
-void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const float* inv_freq, int pairs, cudaStream_t s) {
+void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos, const float* inv_freq, int pairs,
+          cudaStream_t s) {
   if (pairs == 0 || T == 0) return;
-  rope_kernel<<<grid_for(T * H * pairs, 256), 256, 0, s>>>(x, T, H, D, p0, inv_freq, pairs);
+  rope_kernel<<<grid_for(T * H * pairs, 256), 256, 0, s>>>(x, T, H, D, p0, dpos, inv_freq, pairs);
   G4_CUDA_LAUNCHED();
 }
 
 void kv_write(float* ck, float* cv, const float* k, const float* v, int64_t T, int64_t first, int64_t row, int64_t p0,
-              int64_t capacity, bool ring, cudaStream_t s) {
+              const int64_t* dpos, int64_t capacity, bool ring, cudaStream_t s) {
   if (T <= first) return;
-  kv_write_kernel<<<grid_for((T - first) * row, 256), 256, 0, s>>>(ck, cv, k, v, first, T - first, row, p0, capacity, ring);
+  kv_write_kernel<<<grid_for((T - first) * row, 256), 256, 0, s>>>(ck, cv, k, v, first, T - first, row, p0, dpos,
+                                                                   capacity, ring);
   G4_CUDA_LAUNCHED();
 }
 
