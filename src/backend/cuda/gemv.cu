@@ -223,10 +223,12 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_rows_kernel(WeightDe
   constexpr int M = xslots_per_chunk(kFmt);
   constexpr bool kQuant = kFmt != WFmt::kBF16;
   const int lane = threadIdx.x & 31;
-  const int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * R;
-  if (row0 >= w.rows) return;
   const int nch = int(w.cols / values_per_chunk(kFmt));
   const int64_t G = kQuant ? w.cols / w.group_size : 1;
+  // Grid-stride over row groups: the grid is at most one resident wave, so a matrix of a few waves'
+  // worth of rows does not end in a mostly idle partial wave.
+  for (int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * R; row0 < w.rows;
+       row0 += int64_t(gridDim.x) * kWarpsPerBlock * R) {
   const uint4* wr[R];
   int64_t grow[R];
 #pragma unroll
@@ -289,6 +291,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_rows_kernel(WeightDe
       for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
       if (lane == 0 && row0 + r < w.rows) y[t * w.rows + row0 + r] = v;
     }
+  }
 }
 
 template <WFmt kFmt, class S, bool kAsym, int NT>
@@ -299,8 +302,17 @@ void launch_rows_nt(const WeightDesc& w, const uint4* xp, int64_t slots, int R, 
     cpg_shift = (cpg & (cpg - 1)) == 0 ? __builtin_ctz(unsigned(cpg)) : -1;
   }
   auto go = [&](auto kernel, int rows_per_warp) {
+    // Blocks resident at once, asked once per kernel instantiation.
+    static const int64_t resident = [&] {
+      int dev = 0, n_sm = 0, per_sm = 0;
+      G4_CUDA(cudaGetDevice(&dev));
+      G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
+      G4_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarpsPerBlock * 32, 0));
+      return int64_t(std::max(1, n_sm * per_sm));
+    }();
     const int64_t per_block = int64_t(kWarpsPerBlock) * rows_per_warp;
-    kernel<<<unsigned((w.rows + per_block - 1) / per_block), kWarpsPerBlock * 32, 0, s>>>(w, xp, slots, cpg_shift, cpg, y);
+    const int64_t blocks = std::min(resident, (w.rows + per_block - 1) / per_block);
+    kernel<<<unsigned(blocks), kWarpsPerBlock * 32, 0, s>>>(w, xp, slots, cpg_shift, cpg, y);
   };
   (void)U;
   // The variants are compiled only for the layouts the benchmarks sweep (bf16 weights; bf16 symmetric
@@ -309,9 +321,11 @@ void launch_rows_nt(const WeightDesc& w, const uint4* xp, int64_t slots, int R, 
   if constexpr (kSweep) {
     if (R == 1) return go(gemv_rows_kernel<kFmt, S, kAsym, NT, 1, 8>, 1);
     if (R == 4) return go(gemv_rows_kernel<kFmt, S, kAsym, NT, 4, 2>, 4);
-    if (U == 2) return go(gemv_rows_kernel<kFmt, S, kAsym, NT, 2, 2>, 2);
   }
-  go(gemv_rows_kernel<kFmt, S, kAsym, NT, 2, 4>, 2);
+  if constexpr (kFmt == WFmt::kBF16 || kSweep) {
+    if (U == 4) return go(gemv_rows_kernel<kFmt, S, kAsym, NT, 2, 4>, 2);
+  }
+  go(gemv_rows_kernel<kFmt, S, kAsym, NT, 2, 2>, 2);
 }
 
 // tune.rows_per_warp: -1 the one-row kernel above (kept for comparison), 1, 2 or 4; tune.unroll 2 or 4
@@ -322,7 +336,9 @@ void launch_gemv_t(const WeightDesc& w, const uint4* xp, int64_t slots, int T, f
   constexpr bool kSweep = kFmt == WFmt::kBF16 || (std::is_same_v<S, __nv_bfloat16> && !kAsym);
   if constexpr (kSweep)
     if (tune.rows_per_warp < 0) return launch_legacy_t<kFmt, S, kAsym>(w, xp, slots, T, y, s);
-  const int R = tune.rows_per_warp == 0 ? 2 : tune.rows_per_warp, U = tune.unroll == 0 ? 4 : tune.unroll;
+  // Defaults from cuda_gemv_bench on an H100 (docs/PERF.md): int4/int8 2 rows x 2 deep, bf16 2 x 4.
+  const int R = tune.rows_per_warp == 0 ? 2 : tune.rows_per_warp;
+  const int U = tune.unroll != 0 ? tune.unroll : kFmt == WFmt::kBF16 ? 4 : 2;
   switch (T) {
     case 1: launch_rows_nt<kFmt, S, kAsym, 1>(w, xp, slots, R, U, y, s); break;
     case 2: launch_rows_nt<kFmt, S, kAsym, 2>(w, xp, slots, R, U, y, s); break;
