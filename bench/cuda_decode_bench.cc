@@ -4,10 +4,14 @@
 // quantized checkpoints into Model is not on main yet. Prints prefill tok/s, time to first token,
 // decode tok/s at two depths, the bytes read per decode token and the floor from the device-to-device
 // copy bandwidth measured in the same run.
+// Single-token steps are recorded once as a CUDA graph and replayed (as Session does), unless
+// G4_CUDA_GRAPHS=0.
 //   usage: cuda_decode_bench [int4-g128|int4-g32|int8|bf16] [prompt_tokens] [decode_tokens] [depth2]
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -139,64 +143,120 @@ Model31 build(CudaBackend& be, const Fmt& f) {
   return m;
 }
 
+// Per-op GPU time of one eager step (G4_BENCH_PROFILE=1): events around each op, summed by category.
+struct OpProfile {
+  bool on = false;
+  cudaStream_t s = nullptr;
+  std::vector<std::pair<std::string, std::pair<cudaEvent_t, cudaEvent_t>>> marks;
+  template <class F>
+  void op(const char* cat, F&& f) {
+    if (!on) return f();
+    cudaEvent_t a, b;
+    G4_CUDA(cudaEventCreate(&a));
+    G4_CUDA(cudaEventCreate(&b));
+    G4_CUDA(cudaEventRecord(a, s));
+    f();
+    G4_CUDA(cudaEventRecord(b, s));
+    marks.push_back({cat, {a, b}});
+  }
+  void report() {
+    G4_CUDA(cudaStreamSynchronize(s));
+    std::vector<std::pair<std::string, std::pair<double, int>>> sum;
+    double total = 0;
+    for (auto& [cat, ev] : marks) {
+      float ms = 0;
+      G4_CUDA(cudaEventElapsedTime(&ms, ev.first, ev.second));
+      auto it = std::find_if(sum.begin(), sum.end(), [&](auto& x) { return x.first == cat; });
+      if (it == sum.end()) sum.push_back({cat, {0.0, 0}}), it = sum.end() - 1;
+      it->second.first += ms, it->second.second += 1;
+      total += ms;
+      cudaEventDestroy(ev.first), cudaEventDestroy(ev.second);
+    }
+    std::printf("eager decode step, GPU time by op (events around each op): total %.2f ms\n", total);
+    for (auto& [cat, v] : sum)
+      std::printf("  %-14s %7.3f ms  %4d calls  %6.1f us/call\n", cat.c_str(), v.first, v.second, v.first * 1e3 / v.second);
+    marks.clear();
+  }
+};
+OpProfile g_prof;
+
 // One chunk at position p0, mirroring Session::forward_chunk; returns the last row's logits, on the device.
 Tensor forward_dev(CudaBackend& be, const Model31& m, std::vector<KvLayer>& kv, const std::vector<int32_t>& tokens,
                            int64_t p0) {
   const int64_t T = int64_t(tokens.size());
   const float eps = 1e-6f;
   Tensor x = be.empty({T, kH});
-  be.embed(*m.embed, tokens, 73.5f, x);
+  OpProfile& P = g_prof;
+  P.op("embed", [&] { be.embed(*m.embed, tokens, 73.5f, x); });
   Tensor a = be.empty({T, kH});
   for (int li = 0; li < kLayers; ++li) {
     const Layer& L = m.layers[size_t(li)];
     const int64_t D = L.D, Hkv = L.Hkv;
-    be.rms_norm(x, L.in_n.get(), eps, a);
+    P.op("rms_norm", [&] { be.rms_norm(x, L.in_n.get(), eps, a); });
     Tensor q = be.empty({T, kHq, D}), k_raw = be.empty({T, Hkv, D});
     Tensor q2 = q.view({T, kHq * D}), k2 = k_raw.view({T, Hkv * D});
-    be.matmul(a, *L.q, q2);
-    be.matmul(a, *L.k, k2);
+    P.op("matmul qkv", [&] { be.matmul(a, *L.q, q2); });
+    P.op("matmul qkv", [&] { be.matmul(a, *L.k, k2); });
     Tensor v_raw = k_raw;
     if (L.v) {
       v_raw = be.empty({T, Hkv, D});
       Tensor v2 = v_raw.view({T, Hkv * D});
-      be.matmul(a, *L.v, v2);
+      P.op("matmul qkv", [&] { be.matmul(a, *L.v, v2); });
     }
     Tensor k = be.empty({T, Hkv, D}), v = be.empty({T, Hkv, D});
-    be.rms_norm(q, L.q_n.get(), eps, q);
-    be.rms_norm(k_raw, L.k_n.get(), eps, k);
-    be.rms_norm(v_raw, nullptr, eps, v);
-    be.rope(q, p0, RopeSpec{L.theta, L.pairs});
-    be.rope(k, p0, RopeSpec{L.theta, L.pairs});
+    P.op("head norms", [&] { be.rms_norm(q, L.q_n.get(), eps, q); });
+    P.op("head norms", [&] { be.rms_norm(k_raw, L.k_n.get(), eps, k); });
+    P.op("head norms", [&] { be.rms_norm(v_raw, nullptr, eps, v); });
+    P.op("rope", [&] { be.rope(q, p0, RopeSpec{L.theta, L.pairs}); });
+    P.op("rope", [&] { be.rope(k, p0, RopeSpec{L.theta, L.pairs}); });
     Tensor att = be.empty({T, kHq, D});
-    be.attention(q, k, v, kv[size_t(li)], p0, L.window, att);
-    be.kv_append(kv[size_t(li)], k, v, p0);
+    P.op(L.full ? "attn full" : "attn sliding", [&] { be.attention(q, k, v, kv[size_t(li)], p0, L.window, att); });
+    P.op("kv_append", [&] { be.kv_append(kv[size_t(li)], k, v, p0); });
     Tensor o = be.empty({T, kH});
-    be.matmul(att.view({T, kHq * D}), *L.o, o);
-    be.add_rms_norm(x, o, *L.post_attn_n, eps);
-    be.rms_norm(x, L.pre_ffn_n.get(), eps, a);
+    P.op("matmul o", [&] { be.matmul(att.view({T, kHq * D}), *L.o, o); });
+    P.op("add_rms_norm", [&] { be.add_rms_norm(x, o, *L.post_attn_n, eps); });
+    P.op("rms_norm", [&] { be.rms_norm(x, L.pre_ffn_n.get(), eps, a); });
     Tensor g = be.empty({T, kF}), u = be.empty({T, kF});
-    be.matmul(a, *L.gate, g);
-    be.matmul(a, *L.up, u);
-    be.gelu_mul(g, u, g);
-    be.matmul(g, *L.down, o);
-    be.add_rms_norm(x, o, *L.post_ffn_n, eps);
-    be.scale(x, 1.0f);
+    P.op("matmul gate/up", [&] { be.matmul(a, *L.gate, g); });
+    P.op("matmul gate/up", [&] { be.matmul(a, *L.up, u); });
+    P.op("gelu_mul", [&] { be.gelu_mul(g, u, g); });
+    P.op("matmul down", [&] { be.matmul(g, *L.down, o); });
+    P.op("add_rms_norm", [&] { be.add_rms_norm(x, o, *L.post_ffn_n, eps); });
+    P.op("scale", [&] { be.scale(x, 1.0f); });
   }
   Tensor last = be.slice_rows(x, T - 1, 1), y = be.empty({1, kH}), logits = be.empty({1, kV});
-  be.rms_norm(last, m.final_norm.get(), eps, y);
-  be.matmul(y, *m.embed, logits);
-  be.softcap(logits, 30.f);
+  P.op("rms_norm", [&] { be.rms_norm(last, m.final_norm.get(), eps, y); });
+  P.op("lm_head", [&] { be.matmul(y, *m.embed, logits); });
+  P.op("softcap", [&] { be.softcap(logits, 30.f); });
   return logits;
 }
 
-double g_enqueue_s = 0;  // host time spent enqueueing (forward_dev) in the last forward()
+double g_enqueue_s = 0;  // host time spent enqueueing (forward_dev or a graph replay) in the last forward()
 
 double now();
+
+// Single-token steps go through the backend's step recording (a CUDA graph), as Session does.
+std::unique_ptr<StepRecording> g_step;
+Tensor g_step_logits;
 
 std::vector<float> forward(CudaBackend& be, const Model31& m, std::vector<KvLayer>& kv, const std::vector<int32_t>& tokens,
                            int64_t p0) {
   const double t0 = now();
-  Tensor logits = forward_dev(be, m, kv, tokens, p0);
+  Tensor logits;
+  if (tokens.size() == 1) {
+    if (!g_step) {
+      if (auto rec = be.begin_step_recording()) {
+        g_step_logits = forward_dev(be, m, kv, tokens, p0);
+        be.end_step_recording(*rec);
+        g_step = std::move(rec);
+      }
+    }
+    if (g_step) {
+      be.replay_step(*g_step, tokens[0], p0);
+      logits = g_step_logits;
+    }
+  }
+  if (!logits.data) logits = forward_dev(be, m, kv, tokens, p0);
   g_enqueue_s = now() - t0;
   std::vector<float> host(static_cast<size_t>(kV));
   be.download(logits, host.data());
@@ -254,7 +314,11 @@ int main(int argc, char** argv) {
     else if (fmt_name == "bf16") f.quant = false;
     else if (fmt_name != "int4-g128") throw Error("unknown format '" + fmt_name + "' (int4-g128, int4-g32, int8, bf16)");
 
-    CudaBackend be;
+    CudaOptions opt;
+    const char* graphs_env = std::getenv("G4_CUDA_GRAPHS");
+    opt.step_graphs = !(graphs_env && std::string(graphs_env) == "0");
+    CudaBackend be(opt);
+    std::printf("decode steps as CUDA graphs: %s (G4_CUDA_GRAPHS=0 turns them off)\n", opt.step_graphs ? "on" : "off");
     cudaDeviceProp prop;
     G4_CUDA(cudaGetDeviceProperties(&prop, 0));
     const double bw = copy_bandwidth(be);
@@ -329,14 +393,28 @@ int main(int argc, char** argv) {
                   100.0 * gate_bytes * reps / (ms * 1e-3) / bw);
     }
     decode(prompt, n_decode, "after prompt");
+    if (const char* pe = std::getenv("G4_BENCH_PROFILE"); pe && std::string(pe) == "1") {
+      // One eager step (no graph) with events around each op, at the position after the timed steps.
+      g_prof.on = true;
+      g_prof.s = be.stream();
+      std::vector<int32_t> one = {3};
+      Tensor l = forward_dev(be, m, kv, one, prompt + n_decode);
+      g_prof.report();
+      g_prof.on = false;
+      std::vector<float> tmp(static_cast<size_t>(kV));
+      be.download(l, tmp.data());
+    }
     if (depth2 > prompt) {
       // Fill the cache to depth2 with one more chunk (no timing), then decode there.
       std::vector<int32_t> more(size_t(depth2 - prompt - n_decode), 5);
       if (!more.empty()) logits = forward(be, m, kv, more, prompt + n_decode);
       decode(depth2, n_decode, "at depth");
     }
+    g_step.reset();  // before the backend goes
+    g_step_logits = Tensor();
     return 0;
   } catch (const std::exception& e) {
+    g_step.release();  // its backend is gone; leak rather than touch it
     std::fprintf(stderr, "cuda_decode_bench: error: %s\n", e.what());
     return 1;
   }

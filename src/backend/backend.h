@@ -67,6 +67,13 @@ struct RopeSpec {
   int pairs = 0;  // (d, d + D/2) for d < pairs rotate with w_d = theta^(-2d/D); the rest pass through
 };
 
+// A recorded single-token decode step that the backend can replay with a new token and position
+// (CUDA graphs). Opaque to callers; see Backend::begin_step_recording.
+class StepRecording {
+ public:
+  virtual ~StepRecording() = default;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -104,6 +111,15 @@ class Backend {
   virtual void softcap(Tensor& x, float cap) = 0;
   // Copies rows [row0, row0 + n) of x [R, C] into a new [n, C] tensor.
   virtual Tensor slice_rows(const Tensor& x, int64_t row0, int64_t n) = 0;
+
+  // --- optional: recorded decode steps (a backend without them keeps these defaults) ---
+  // Starts recording the ops of one single-token step; until end_step_recording the ops are recorded,
+  // not run, and the token id given to embed and the position given to rope/attention/kv_append are
+  // read at replay time from what replay_step is passed. Returns null when the backend cannot record.
+  virtual std::unique_ptr<StepRecording> begin_step_recording() { return nullptr; }
+  virtual void end_step_recording(StepRecording& rec) { (void)rec; }
+  // Runs a recording for `token` at position `pos`; tensors created while recording keep their storage.
+  virtual void replay_step(StepRecording& rec, int32_t token, int64_t pos) { (void)rec, (void)token, (void)pos; }
 };
 
 // Creates a backend by name ("ref"). Throws g4::Error listing the available ones for unknown names.

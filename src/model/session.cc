@@ -40,9 +40,36 @@ std::vector<float> Session::forward(const std::vector<int32_t>& tokens, LogitsMo
 }
 
 std::vector<float> Session::forward_chunk(const std::vector<int32_t>& tokens, LogitsMode mode) {
+  const int64_t T = int64_t(tokens.size());
+  Tensor logits;
+  if (T == 1 && mode == LogitsMode::kLast) {
+    // Decode: record the step once (where the backend can), then replay it with each new token and
+    // position. The recording reads both at replay time, so it stays valid for the whole session.
+    if (!step_) {
+      std::unique_ptr<StepRecording> rec = be_.begin_step_recording();
+      if (rec) {
+        Tensor l = enqueue_chunk(tokens, pos_, mode);  // recorded, not run
+        be_.end_step_recording(*rec);
+        step_ = std::move(rec);
+        step_logits_ = l;
+      }
+    }
+    if (step_) {
+      be_.replay_step(*step_, tokens[0], pos_);
+      logits = step_logits_;
+    }
+  }
+  if (!logits.data) logits = enqueue_chunk(tokens, pos_, mode);
+  pos_ += T;
+  if (mode == LogitsMode::kNone) return {};
+  std::vector<float> host(size_t(logits.numel()));
+  be_.download(logits, host.data());
+  return host;
+}
+
+Tensor Session::enqueue_chunk(const std::vector<int32_t>& tokens, int64_t p0, LogitsMode mode) {
   const ModelSpec& s = model_.spec();
   const int64_t T = int64_t(tokens.size()), H = s.hidden_size, F = s.intermediate_size, Hq = s.n_heads;
-  const int64_t p0 = pos_;
 
   Tensor x = be_.empty({T, H});
   be_.embed(model_.embedding(), tokens, model_.embed_scale(), x);
@@ -94,7 +121,6 @@ std::vector<float> Session::forward_chunk(const std::vector<int32_t>& tokens, Lo
     be_.add_rms_norm(x, o, *w.post_ffn_norm, s.rms_eps);
     be_.scale(x, w.layer_scalar);
   }
-  pos_ += T;
   if (mode == LogitsMode::kNone) return {};
 
   Tensor rows = mode == LogitsMode::kAll ? x : be_.slice_rows(x, T - 1, 1);
@@ -104,9 +130,7 @@ std::vector<float> Session::forward_chunk(const std::vector<int32_t>& tokens, Lo
   Tensor logits = be_.empty({R, int64_t(s.vocab_size)});
   be_.matmul(y, model_.lm_head(), logits);
   if (s.final_softcap > 0) be_.softcap(logits, s.final_softcap);
-  std::vector<float> host(size_t(logits.numel()));
-  be_.download(logits, host.data());
-  return host;
+  return logits;
 }
 
 }  // namespace g4

@@ -32,12 +32,17 @@ class Session {
  private:
   // One chunk; returns logits rows per mode (kAll: every row, kLast: the last, kNone: none).
   std::vector<float> forward_chunk(const std::vector<int32_t>& tokens, LogitsMode mode);
+  // The ops of one chunk at position p0; returns the logits tensor (empty for kNone). Does not move pos_.
+  Tensor enqueue_chunk(const std::vector<int32_t>& tokens, int64_t p0, LogitsMode mode);
 
   const Model& model_;
   Backend& be_;
   int64_t ctx_size_;
   int64_t pos_ = 0;
   std::vector<KvLayer> kv_;
+  // A recorded single-token step (backends that support it) and the logits tensor it writes.
+  std::unique_ptr<StepRecording> step_;
+  Tensor step_logits_;
 };
 
 }  // namespace g4

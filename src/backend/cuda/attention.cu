@@ -14,6 +14,7 @@ namespace g4::cuda {
 namespace {
 
 constexpr int kThreads = 256, kWarps = kThreads / 32, kTile = 64, kMaxElems = 16;  // group * D <= 4096
+constexpr int kMaxD = 512;
 
 __device__ __forceinline__ const float* key_row(const AttnArgs& a, const float* fresh, const float* cache, int64_t pk,
                                                 int64_t g) {
@@ -31,6 +32,7 @@ __device__ __forceinline__ void key_range(const AttnArgs& a, int64_t t, int64_t*
 // grid (Hkv, T, n_split). Scratch: part [T, Hq, n_split, D], ml [T, Hq, n_split, 2].
 __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   extern __shared__ float sm[];
+  if (a.dpos) a.p0 = *a.dpos;
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
   const int group = int(a.Hq / a.Hkv), D = int(a.D);
   float* qs = sm;                       // [group, D]
@@ -52,14 +54,27 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
   for (int i = 0; i < kMaxElems; ++i) acc[i] = 0.f;
   __syncthreads();
 
+  // Row addresses of the tile's keys and values, resolved once per tile (the ring's modulo is costly).
+  __shared__ const float* krow[kTile];
+  __shared__ const float* vrow[kTile];
   for (int64_t k0 = ks; k0 < ke; k0 += kTile) {
     const int nk = int(min(int64_t(kTile), ke - k0));
-    // Scores: a warp per key, lanes over D.
+    if (tid < nk) {
+      krow[tid] = key_row(a, a.k, a.ck, k0 + tid, g);
+      vrow[tid] = key_row(a, a.v, a.cv, k0 + tid, g);
+    }
+    __syncthreads();
+    // Scores: a warp per key, the key row held in registers (lanes over D), reused by the group's heads.
     for (int kk = warp; kk < nk; kk += kWarps) {
-      const float* kr = key_row(a, a.k, a.ck, k0 + kk, g);
+      const float* kr = krow[kk];
+      float kv[kMaxD / 32];
+#pragma unroll
+      for (int i = 0; i < kMaxD / 32; ++i) kv[i] = (lane + i * 32 < D) ? kr[lane + i * 32] : 0.f;
       for (int j = 0; j < group; ++j) {
         float s = 0.f;
-        for (int d = lane; d < D; d += 32) s = fmaf(qs[j * D + d], kr[d], s);
+#pragma unroll
+        for (int i = 0; i < kMaxD / 32; ++i)
+          if (lane + i * 32 < D) s = fmaf(qs[j * D + lane + i * 32], kv[i], s);
         for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
         if (lane == 0) sc[j * kTile + kk] = s;
       }
@@ -94,7 +109,8 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
       if (e < group * D) {
         const int j = e / D, d = e % D;
         float v = acc[i] * frow[j];
-        for (int kk = 0; kk < nk; ++kk) v = fmaf(sc[j * kTile + kk], key_row(a, a.v, a.cv, k0 + kk, g)[d], v);
+#pragma unroll 8
+        for (int kk = 0; kk < nk; ++kk) v = fmaf(sc[j * kTile + kk], vrow[kk][d], v);
         acc[i] = v;
       }
     }
@@ -184,8 +200,9 @@ __global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int6
 }
 
 int pick_split(const AttnArgs& a, int n_sm) {
-  const int64_t max_keys = a.window > 0 ? std::min<int64_t>(a.window, a.p0 + a.T) : a.p0 + a.T;
-  const int64_t want = (2 * int64_t(n_sm) + a.Hkv * a.T - 1) / (a.Hkv * a.T);
+  // Keys a query can see, bounded by what the cache holds plus the new ones (independent of p0).
+  const int64_t max_keys = (a.window > 0 ? std::min<int64_t>(a.window, a.capacity) : a.capacity) + a.T;
+  const int64_t want = (4 * int64_t(n_sm) + a.Hkv * a.T - 1) / (a.Hkv * a.T);
   return int(std::max<int64_t>(1, std::min<int64_t>(want, (max_keys + kTile - 1) / kTile)));
 }
 
@@ -198,6 +215,7 @@ size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm) {
 
 void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   const int group = int(a.Hq / a.Hkv);
+  if (a.D > kMaxD) throw Error("cuda attention: head_dim " + std::to_string(a.D) + " exceeds the decode kernel's 512");
   if (int64_t(group) * a.D > int64_t(kMaxElems) * kThreads)
     throw Error("cuda attention: GQA group " + std::to_string(group) + " x head_dim " + std::to_string(a.D) +
                 " exceeds the decode kernel's 4096 elements");

@@ -80,7 +80,7 @@ CudaBackend::CudaBackend(CudaOptions opt) : opt_(opt), pool_(std::make_shared<cu
 }
 
 CudaBackend::~CudaBackend() {
-  if (stream_) cudaStreamSynchronize(stream_);
+  if (stream_ && !recording_) cudaStreamSynchronize(stream_);
   rope_tables_.clear();
   if (pinned_tokens_) cudaFreeHost(pinned_tokens_);
   if (tokens_copied_) cudaEventDestroy(tokens_copied_);
@@ -90,10 +90,82 @@ CudaBackend::~CudaBackend() {
 
 void CudaBackend::synchronize() { G4_CUDA(cudaStreamSynchronize(stream_)); }
 
+// What a recorded step's graph needs besides the backend: its pinned {token, pos} slot, the device
+// copy the graph reads, and every scratch block handed out while recording (the graph keeps using
+// those addresses, so they never go back to the pool).
+struct StepSlot {
+  int32_t token;
+  int32_t pad;
+  int64_t pos;
+};
+
+class CudaStepGraph : public StepRecording {
+ public:
+  explicit CudaStepGraph(CudaBackend& be) : be_(be) {
+    G4_CUDA(cudaMallocHost(&host_, sizeof(StepSlot)));
+    G4_CUDA(cudaMalloc(&dev_, sizeof(StepSlot)));
+    G4_CUDA(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
+  }
+  ~CudaStepGraph() override {
+    if (be_.recording_ == this) {  // abandoned mid-recording (an op threw): end the capture, drop it
+      cudaGraph_t g = nullptr;
+      cudaStreamEndCapture(be_.stream_, &g);
+      if (g) cudaGraphDestroy(g);
+      cudaGetLastError();
+      be_.recording_ = nullptr;
+    }
+    if (exec_) cudaGraphExecDestroy(exec_);
+    if (graph_) cudaGraphDestroy(graph_);
+    if (done_) cudaEventDestroy(done_);
+    if (dev_) cudaFree(dev_);
+    if (host_) cudaFreeHost(host_);
+  }
+  CudaBackend& be_;
+  StepSlot* host_ = nullptr;
+  StepSlot* dev_ = nullptr;
+  cudaEvent_t done_ = nullptr;
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+  std::vector<std::shared_ptr<void>> keep_;
+};
+
 std::shared_ptr<void> CudaBackend::scratch(size_t bytes) {
   void* p = pool_->get(bytes);
   auto pool = pool_;
-  return std::shared_ptr<void>(p, [pool, bytes](void* q) { pool->put(q, bytes); });
+  std::shared_ptr<void> h(p, [pool, bytes](void* q) { pool->put(q, bytes); });
+  if (recording_) recording_->keep_.push_back(h);
+  return h;
+}
+
+const int64_t* CudaBackend::rec_pos() const { return recording_ ? &recording_->dev_->pos : nullptr; }
+
+std::unique_ptr<StepRecording> CudaBackend::begin_step_recording() {
+  if (!opt_.step_graphs || recording_) return nullptr;
+  auto rec = std::make_unique<CudaStepGraph>(*this);
+  G4_CUDA(cudaStreamSynchronize(stream_));
+  // Relaxed: the ops may still cudaMalloc a first-time scratch size while recording.
+  G4_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+  recording_ = rec.get();
+  G4_CUDA(cudaMemcpyAsync(rec->dev_, rec->host_, sizeof(StepSlot), cudaMemcpyHostToDevice, stream_));
+  return rec;
+}
+
+void CudaBackend::end_step_recording(StepRecording& r) {
+  auto& rec = static_cast<CudaStepGraph&>(r);
+  G4_CHECK(recording_ == &rec, "end_step_recording without begin");
+  recording_ = nullptr;
+  G4_CUDA(cudaStreamEndCapture(stream_, &rec.graph_));
+  G4_CUDA(cudaGraphInstantiate(&rec.exec_, rec.graph_, 0));
+}
+
+void CudaBackend::replay_step(StepRecording& r, int32_t token, int64_t pos) {
+  auto& rec = static_cast<CudaStepGraph&>(r);
+  G4_CHECK(rec.exec_ && !recording_, "replay_step of an unfinished recording");
+  G4_CUDA(cudaEventSynchronize(rec.done_));  // the previous replay has read the slot
+  rec.host_->token = token;
+  rec.host_->pos = pos;
+  G4_CUDA(cudaGraphLaunch(rec.exec_, stream_));
+  G4_CUDA(cudaEventRecord(rec.done_, stream_));
 }
 
 // --- memory ---
@@ -184,6 +256,11 @@ void CudaBackend::embed(const PackedWeight& table, const std::vector<int32_t>& t
   const int T = int(tokens.size());
   G4_CHECK(out.numel() == int64_t(T) * d.cols, "embed output shape");
   if (T == 0) return;
+  if (recording_) {  // the token comes from the step slot at replay time
+    G4_CHECK(T == 1, "a recorded step embeds one token");
+    cuda::embed_rows(d, &recording_->dev_->token, 1, scale, f32(out), stream_);
+    return;
+  }
   // The pinned staging buffer is reused: wait until its previous copy has left it.
   G4_CUDA(cudaEventSynchronize(tokens_copied_));
   if (size_t(T) > pinned_cap_) {
@@ -277,7 +354,7 @@ const float* CudaBackend::inv_freq(float theta, int pairs, int64_t D) {
 void CudaBackend::rope(Tensor& x, int64_t p0, const RopeSpec& rope) {
   const int64_t T = x.dim(0), H = x.dim(1), D = x.dim(2);
   G4_CHECK(rope.pairs <= D / 2, "rope pairs exceed head_dim / 2");
-  cuda::rope(f32(x), T, H, D, p0, inv_freq(rope.theta, rope.pairs, D), rope.pairs, stream_);
+  cuda::rope(f32(x), T, H, D, p0, rec_pos(), inv_freq(rope.theta, rope.pairs, D), rope.pairs, stream_);
 }
 
 void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
@@ -300,7 +377,9 @@ void CudaBackend::kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, in
   G4_CHECK(cache.k.dim(1) * cache.k.dim(2) == row && v.numel() == k.numel(), "kv_append shapes");
   const int64_t first = cache.ring ? std::max<int64_t>(0, T - cache.capacity) : 0;
   if (!cache.ring) G4_CHECK(p0 + T <= cache.capacity, "flat cache overflow");
-  cuda::kv_write(f32(cache.k), f32(cache.v), f32(k), f32(v), T, first, row, p0, cache.capacity, cache.ring, stream_);
+  G4_CHECK(!recording_ || T == 1, "a recorded step appends one position");
+  cuda::kv_write(f32(cache.k), f32(cache.v), f32(k), f32(v), T, first, row, p0, rec_pos(), cache.capacity, cache.ring,
+                 stream_);
 }
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,
@@ -314,7 +393,8 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   if (cache.ring && lo < p0) G4_CHECK(p0 - lo <= cache.capacity, "ring cache smaller than the window");
   if (!cache.ring) G4_CHECK(p0 <= cache.capacity, "flat cache overflow");
   cuda::AttnArgs a{f32(q), f32(k), f32(v), f32(cache.k), f32(cache.v), T, Hq, Hkv, D, p0, cache.capacity, cache.ring,
-                   window, f32(out)};
+                   window, f32(out), rec_pos()};
+  G4_CHECK(!recording_ || T == 1, "a recorded step attends from one position");
   if (T <= cuda::kGemvMaxT) {
     auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));
     cuda::attn_decode(a, s.get(), n_sm_, stream_);

@@ -27,7 +27,10 @@ struct CudaOptions {
   int device = 0;
   bool precise = false;                    // f32 GEMMs (no bf16/tf32 tensor cores) for prefill and attention
   size_t gemm_scratch_bytes = 256u << 20;  // bound on the dequantized weight block of the GEMM path
+  bool step_graphs = true;                 // record decode steps as CUDA graphs (begin_step_recording)
 };
+
+class CudaStepGraph;
 
 // True when a CUDA device can be used; otherwise false with the reason in *why.
 bool cuda_device_available(std::string* why);
@@ -57,6 +60,12 @@ class CudaBackend : public Backend {
   void softcap(Tensor& x, float cap) override;
   Tensor slice_rows(const Tensor& x, int64_t row0, int64_t n) override;
 
+  // Decode steps as CUDA graphs: the token id and position live in a pinned host slot that the graph's
+  // first node copies to the device, so one graph serves every position of a session.
+  std::unique_ptr<StepRecording> begin_step_recording() override;
+  void end_step_recording(StepRecording& rec) override;
+  void replay_step(StepRecording& rec, int32_t token, int64_t pos) override;
+
   cudaStream_t stream() const { return stream_; }
   void synchronize();
   int sm_count() const { return n_sm_; }
@@ -64,7 +73,9 @@ class CudaBackend : public Backend {
   std::shared_ptr<void> scratch(size_t bytes);
 
  private:
+  friend class CudaStepGraph;
   void attention_prefill(const cuda::AttnArgs& a);
+  const int64_t* rec_pos() const;  // the recorded step's device position, null when not recording
   const float* inv_freq(float theta, int pairs, int64_t D);
 
   CudaOptions opt_;
@@ -76,6 +87,7 @@ class CudaBackend : public Backend {
   size_t pinned_cap_ = 0;
   cudaEvent_t tokens_copied_ = nullptr;
   std::map<std::tuple<float, int, int64_t>, std::shared_ptr<void>> rope_tables_;
+  CudaStepGraph* recording_ = nullptr;  // the step being recorded, if any
 };
 
 }  // namespace g4

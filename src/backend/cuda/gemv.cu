@@ -31,8 +31,8 @@ int64_t xp_slots_per_token(const WeightDesc& w) {
 template <class S>
 __device__ __forceinline__ float ld_scale(const void* p, int64_t i) {
   if constexpr (sizeof(S) == 4) return __ldg(static_cast<const float*>(p) + i);
-  else if constexpr (std::is_same_v<S, __half>) return __half2float(static_cast<const __half*>(p)[i]);
-  else return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+  else if constexpr (std::is_same_v<S, __half>) return __half2float(__ldg(static_cast<const __half*>(p) + i));
+  else return __bfloat162float(__ldg(static_cast<const __nv_bfloat16*>(p) + i));
 }
 
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
@@ -82,24 +82,32 @@ __global__ void permute_x_kernel(WFmt fmt, const float* __restrict__ x, int64_t 
 }
 
 // Dot product of one 16-byte chunk with its x slots; returns the unscaled sum for int formats.
+// Nibble pairs of a 32-bit word (v_s, v_s+4) come out as f16 by masking into the mantissa of 1024
+// (0x6400): nibbles 0/4 give 1024 + q, nibbles 1/5 (not shifted down) give 1024 + 16 q, undone by one
+// fma with 1/16; the word is shifted by 8 once for nibbles 2/6 and 3/7. All steps are exact in f16.
 template <bool kAsym>
 __device__ __forceinline__ float dot_int4(const uint4& w, const uint4* xs, float z) {
-  // (1024 + q) - (1024 + z) is exact in f16 for integer z; non-integer z is subtracted separately.
-  const __half2 k1024 = u2h2(0x64006400u);
   const __half2 zz = __float2half2_rn(kAsym ? z : 8.0f);
-  const __half2 off = kAsym ? k1024 : __hadd2(k1024, zz);
+  // Symmetric: subtract 1024 + 8 (resp. 64 + 8 after the 1/16) directly; asymmetric: the exact integer
+  // q first, then the (possibly non-integer) zero point, as the reference does.
+  const __half2 lo_off = kAsym ? u2h2(0x64006400u) : __hadd2(u2h2(0x64006400u), zz);
+  const __half2 hi_off = __hneg2(kAsym ? __float2half2_rn(64.f) : __hadd2(__float2half2_rn(64.f), zz));
+  const __half2 sixteenth = __float2half2_rn(0.0625f);
   __half2 acc0 = __float2half2_rn(0.f), acc1 = __float2half2_rn(0.f);
   const uint32_t ws[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
   for (int m = 0; m < 4; ++m) {
     const uint32_t xw[4] = {xs[m].x, xs[m].y, xs[m].z, xs[m].w};
-#pragma unroll
-    for (int s = 0; s < 4; ++s) {
-      __half2 q = __hsub2(u2h2(((ws[m] >> (4 * s)) & 0x000F000Fu) | 0x64006400u), off);
-      if (kAsym) q = __hsub2(q, zz);
-      if (s & 1) acc1 = __hfma2(q, u2h2(xw[s]), acc1);
-      else acc0 = __hfma2(q, u2h2(xw[s]), acc0);
-    }
+    const uint32_t a = ws[m], b = ws[m] >> 8;
+    __half2 q0 = __hsub2(u2h2((a & 0x000F000Fu) | 0x64006400u), lo_off);
+    __half2 q1 = __hfma2(u2h2((a & 0x00F000F0u) | 0x64006400u), sixteenth, hi_off);
+    __half2 q2 = __hsub2(u2h2((b & 0x000F000Fu) | 0x64006400u), lo_off);
+    __half2 q3 = __hfma2(u2h2((b & 0x00F000F0u) | 0x64006400u), sixteenth, hi_off);
+    if (kAsym) q0 = __hsub2(q0, zz), q1 = __hsub2(q1, zz), q2 = __hsub2(q2, zz), q3 = __hsub2(q3, zz);
+    acc0 = __hfma2(q0, u2h2(xw[0]), acc0);
+    acc1 = __hfma2(q1, u2h2(xw[1]), acc1);
+    acc0 = __hfma2(q2, u2h2(xw[2]), acc0);
+    acc1 = __hfma2(q3, u2h2(xw[3]), acc1);
   }
   const float2 a = __half22float2(acc0), b = __half22float2(acc1);
   return (a.x + a.y) + (b.x + b.y);
@@ -195,7 +203,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_kernel(WeightDesc w,
 }
 
 template <WFmt kFmt, class S, bool kAsym>
-void launch_gemv_t(const WeightDesc& w, const uint4* xp, int64_t slots, int T, float* y, cudaStream_t s) {
+void launch_legacy_t(const WeightDesc& w, const uint4* xp, int64_t slots, int T, float* y, cudaStream_t s) {
   const dim3 grid(unsigned((w.rows + kWarpsPerBlock - 1) / kWarpsPerBlock)), block(kWarpsPerBlock * 32);
   switch (T) {
     case 1: gemv_kernel<kFmt, S, kAsym, 1><<<grid, block, 0, s>>>(w, xp, slots, y); break;
@@ -205,19 +213,154 @@ void launch_gemv_t(const WeightDesc& w, const uint4* xp, int64_t slots, int T, f
   }
 }
 
+// R rows per warp, U chunks per lane and row in flight: all U*R weight loads (and their scales) are
+// issued before any arithmetic, and each x chunk read from L1 serves R rows. Rows past the end are
+// clamped to the last row (loaded, never stored) so the loop has no row predicates.
+template <WFmt kFmt, class S, bool kAsym, int NT, int R, int U>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_rows_kernel(WeightDesc w, const uint4* __restrict__ xp,
+                                                                        int64_t slots, int cpg_shift, int cpg,
+                                                                        float* __restrict__ y) {
+  constexpr int M = xslots_per_chunk(kFmt);
+  constexpr bool kQuant = kFmt != WFmt::kBF16;
+  const int lane = threadIdx.x & 31;
+  const int nch = int(w.cols / values_per_chunk(kFmt));
+  const int64_t G = kQuant ? w.cols / w.group_size : 1;
+  // Grid-stride over row groups: the grid is at most one resident wave, so a matrix of a few waves'
+  // worth of rows does not end in a mostly idle partial wave.
+  for (int64_t row0 = (int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * R; row0 < w.rows;
+       row0 += int64_t(gridDim.x) * kWarpsPerBlock * R) {
+  const uint4* wr[R];
+  int64_t grow[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int64_t row = min(row0 + r, w.rows - 1);
+    wr[r] = static_cast<const uint4*>(w.codes) + row * nch;
+    grow[r] = row * G;
+  }
+  float acc[R][NT];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[r][t] = 0.f;
+
+  for (int c0 = lane; c0 < nch; c0 += 32 * U) {
+    uint4 wv[U][R];
+    float sc[U][R], zp[U][R];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int c = c0 + 32 * u;
+      if (c < nch) {
+        const int gc = cpg_shift >= 0 ? c >> cpg_shift : c / cpg;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          wv[u][r] = ld_stream(wr[r] + c);
+          if constexpr (kQuant) {
+            sc[u][r] = ld_scale<S>(w.scales, grow[r] + gc);
+            zp[u][r] = kAsym ? ld_scale<S>(w.zeros, grow[r] + gc) : 0.f;
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int c = c0 + 32 * u;
+      if (c < nch) {
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          uint4 xs[M];
+          const uint4* xb = xp + t * slots + (c >> 5) * (M * 32) + lane;
+#pragma unroll
+          for (int m = 0; m < M; ++m) xs[m] = __ldg(xb + m * 32);
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            if constexpr (kFmt == WFmt::kInt4) acc[r][t] = fmaf(sc[u][r], dot_int4<kAsym>(wv[u][r], xs, zp[u][r]), acc[r][t]);
+            else if constexpr (kFmt == WFmt::kInt8) acc[r][t] = fmaf(sc[u][r], dot_int8<kAsym>(wv[u][r], xs, zp[u][r]), acc[r][t]);
+            else acc[r][t] += dot_bf16(wv[u][r], xs);
+          }
+        }
+      }
+    }
+  }
+
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      float v = acc[r][t];
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      if (lane == 0 && row0 + r < w.rows) y[t * w.rows + row0 + r] = v;
+    }
+  }
+}
+
+template <WFmt kFmt, class S, bool kAsym, int NT>
+void launch_rows_nt(const WeightDesc& w, const uint4* xp, int64_t slots, int R, int U, float* y, cudaStream_t s) {
+  int cpg = 1, cpg_shift = 0;
+  if (kFmt != WFmt::kBF16) {
+    cpg = int(w.group_size / values_per_chunk(kFmt));
+    cpg_shift = (cpg & (cpg - 1)) == 0 ? __builtin_ctz(unsigned(cpg)) : -1;
+  }
+  auto go = [&](auto kernel, int rows_per_warp) {
+    // Blocks resident at once, asked once per kernel instantiation.
+    static const int64_t resident = [&] {
+      int dev = 0, n_sm = 0, per_sm = 0;
+      G4_CUDA(cudaGetDevice(&dev));
+      G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
+      G4_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarpsPerBlock * 32, 0));
+      return int64_t(std::max(1, n_sm * per_sm));
+    }();
+    const int64_t per_block = int64_t(kWarpsPerBlock) * rows_per_warp;
+    const int64_t blocks = std::min(resident, (w.rows + per_block - 1) / per_block);
+    kernel<<<unsigned(blocks), kWarpsPerBlock * 32, 0, s>>>(w, xp, slots, cpg_shift, cpg, y);
+  };
+  (void)U;
+  // The variants are compiled only for the layouts the benchmarks sweep (bf16 weights; bf16 symmetric
+  // scales); others always take the default, to bound compile time.
+  constexpr bool kSweep = kFmt == WFmt::kBF16 || (std::is_same_v<S, __nv_bfloat16> && !kAsym);
+  if constexpr (kSweep) {
+    if (R == 1) return go(gemv_rows_kernel<kFmt, S, kAsym, NT, 1, 8>, 1);
+    if (R == 4) return go(gemv_rows_kernel<kFmt, S, kAsym, NT, 4, 2>, 4);
+  }
+  if constexpr (kFmt == WFmt::kBF16 || kSweep) {
+    if (U == 4) return go(gemv_rows_kernel<kFmt, S, kAsym, NT, 2, 4>, 2);
+  }
+  go(gemv_rows_kernel<kFmt, S, kAsym, NT, 2, 2>, 2);
+}
+
+// tune.rows_per_warp: -1 the one-row kernel above (kept for comparison), 1, 2 or 4; tune.unroll 2 or 4
+// (used with 2 rows; 1 row unrolls 8, 4 rows unroll 2).
+template <WFmt kFmt, class S, bool kAsym>
+void launch_gemv_t(const WeightDesc& w, const uint4* xp, int64_t slots, int T, float* y, GemvTuning tune,
+                   cudaStream_t s) {
+  constexpr bool kSweep = kFmt == WFmt::kBF16 || (std::is_same_v<S, __nv_bfloat16> && !kAsym);
+  if constexpr (kSweep)
+    if (tune.rows_per_warp < 0) return launch_legacy_t<kFmt, S, kAsym>(w, xp, slots, T, y, s);
+  // Defaults from cuda_gemv_bench on an H100 (docs/PERF.md): int4/int8 2 rows x 2 deep, bf16 2 x 4.
+  const int R = tune.rows_per_warp == 0 ? 2 : tune.rows_per_warp;
+  const int U = tune.unroll != 0 ? tune.unroll : kFmt == WFmt::kBF16 ? 4 : 2;
+  switch (T) {
+    case 1: launch_rows_nt<kFmt, S, kAsym, 1>(w, xp, slots, R, U, y, s); break;
+    case 2: launch_rows_nt<kFmt, S, kAsym, 2>(w, xp, slots, R, U, y, s); break;
+    case 3: launch_rows_nt<kFmt, S, kAsym, 3>(w, xp, slots, R, U, y, s); break;
+    default: launch_rows_nt<kFmt, S, kAsym, 4>(w, xp, slots, R, U, y, s); break;
+  }
+}
+
 template <WFmt kFmt>
-void launch_gemv_fmt(const WeightDesc& w, const uint4* xp, int64_t slots, int T, float* y, cudaStream_t s) {
+void launch_gemv_fmt(const WeightDesc& w, const uint4* xp, int64_t slots, int T, float* y, GemvTuning tu,
+                     cudaStream_t s) {
   const bool asym = w.zeros != nullptr;
   switch (w.stype) {
     case SType::kF32:
-      asym ? launch_gemv_t<kFmt, float, true>(w, xp, slots, T, y, s) : launch_gemv_t<kFmt, float, false>(w, xp, slots, T, y, s);
+      asym ? launch_gemv_t<kFmt, float, true>(w, xp, slots, T, y, tu, s) : launch_gemv_t<kFmt, float, false>(w, xp, slots, T, y, tu, s);
       break;
     case SType::kF16:
-      asym ? launch_gemv_t<kFmt, __half, true>(w, xp, slots, T, y, s) : launch_gemv_t<kFmt, __half, false>(w, xp, slots, T, y, s);
+      asym ? launch_gemv_t<kFmt, __half, true>(w, xp, slots, T, y, tu, s) : launch_gemv_t<kFmt, __half, false>(w, xp, slots, T, y, tu, s);
       break;
     case SType::kBF16:
-      asym ? launch_gemv_t<kFmt, __nv_bfloat16, true>(w, xp, slots, T, y, s)
-           : launch_gemv_t<kFmt, __nv_bfloat16, false>(w, xp, slots, T, y, s);
+      asym ? launch_gemv_t<kFmt, __nv_bfloat16, true>(w, xp, slots, T, y, tu, s)
+           : launch_gemv_t<kFmt, __nv_bfloat16, false>(w, xp, slots, T, y, tu, s);
       break;
   }
 }
@@ -296,18 +439,28 @@ unsigned grid_for(int64_t n, int block) { return unsigned(std::min<int64_t>((n +
 
 size_t gemv_x_bytes(const WeightDesc& w, int T) { return size_t(xp_slots_per_token(w)) * 16 * size_t(T); }
 
-void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s) {
+void gemv_permute_x(const WeightDesc& w, const float* x, int T, void* xp, cudaStream_t s) {
   G4_CHECK(T >= 1 && T <= kGemvMaxT, "gemv token count");
   const int64_t slots = xp_slots_per_token(w);
   permute_x_kernel<<<grid_for(slots * T, 256), 256, 0, s>>>(w.fmt, x, w.cols, slots, T, static_cast<uint4*>(xp));
   G4_CUDA_LAUNCHED();
+}
+
+void gemv_permuted(const WeightDesc& w, const void* xp, int T, float* y, cudaStream_t s, GemvTuning tune) {
+  G4_CHECK(T >= 1 && T <= kGemvMaxT, "gemv token count");
+  const int64_t slots = xp_slots_per_token(w);
   const uint4* xq = static_cast<const uint4*>(xp);
   switch (w.fmt) {
-    case WFmt::kInt4: launch_gemv_fmt<WFmt::kInt4>(w, xq, slots, T, y, s); break;
-    case WFmt::kInt8: launch_gemv_fmt<WFmt::kInt8>(w, xq, slots, T, y, s); break;
-    case WFmt::kBF16: launch_gemv_t<WFmt::kBF16, float, false>(w, xq, slots, T, y, s); break;
+    case WFmt::kInt4: launch_gemv_fmt<WFmt::kInt4>(w, xq, slots, T, y, tune, s); break;
+    case WFmt::kInt8: launch_gemv_fmt<WFmt::kInt8>(w, xq, slots, T, y, tune, s); break;
+    case WFmt::kBF16: launch_gemv_t<WFmt::kBF16, float, false>(w, xq, slots, T, y, tune, s); break;
   }
   G4_CUDA_LAUNCHED();
+}
+
+void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune) {
+  gemv_permute_x(w, x, T, xp, s);
+  gemv_permuted(w, xp, T, y, s, tune);
 }
 
 void dequant_rows(const WeightDesc& w, int64_t r0, int64_t n, void* out, bool to_f32, cudaStream_t s) {

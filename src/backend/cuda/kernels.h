@@ -27,8 +27,16 @@ struct WeightDesc {
 // Bytes of the permuted activation buffer that gemv() needs for T tokens.
 size_t gemv_x_bytes(const WeightDesc& w, int T);
 // y[T, rows] = x[T, cols] * W^T for 1 <= T <= kGemvMaxT; xp is scratch of gemv_x_bytes(w, T).
+// tune picks the kernel variant (benchmarks compare them); the default is the tuned choice.
 constexpr int kGemvMaxT = 4;
-void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s);
+struct GemvTuning {
+  int rows_per_warp = 0;  // 0: default; -1: the one-row, two-chunks-in-flight kernel; 1, 2 or 4
+  int unroll = 0;         // chunks in flight per lane and row (2 or 4, for 2 rows per warp); 0: default
+};
+void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune = {});
+// gemv's two steps: x into the lane-permuted f16 (int) / f32 (bf16) layout, then the GEMV proper.
+void gemv_permute_x(const WeightDesc& w, const float* x, int T, void* xp, cudaStream_t s);
+void gemv_permuted(const WeightDesc& w, const void* xp, int T, float* y, cudaStream_t s, GemvTuning tune = {});
 // Dequantizes rows [r0, r0 + n) into out [n, cols] as bf16 (to_f32 false) or f32.
 void dequant_rows(const WeightDesc& w, int64_t r0, int64_t n, void* out, bool to_f32, cudaStream_t s);
 // out[i, :] = W[tokens[i], :] * scale; tokens on the device.
@@ -42,11 +50,14 @@ void add_rms_norm(float* x, const float* o, const float* w, float eps, int64_t r
 void scale(float* x, int64_t n, float sc, cudaStream_t s);
 void softcap(float* x, int64_t n, float cap, cudaStream_t s);
 void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s);
+// Where a kernel takes `dpos` (a device scalar, or null), a non-null one replaces the host p0: recorded
+// decode steps read the position at replay time.
 // In-place RoPE on x [T, H, D] at positions p0.., inv_freq[pairs] precomputed on the host.
-void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const float* inv_freq, int pairs, cudaStream_t s);
+void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos, const float* inv_freq, int pairs,
+          cudaStream_t s);
 // Writes rows t in [first, T) of k, v [T, row] into slots (p0 + t) (mod capacity for a ring).
 void kv_write(float* ck, float* cv, const float* k, const float* v, int64_t T, int64_t first, int64_t row, int64_t p0,
-              int64_t capacity, bool ring, cudaStream_t s);
+              const int64_t* dpos, int64_t capacity, bool ring, cudaStream_t s);
 
 // --- attention (attention.cu) ---
 struct AttnArgs {
@@ -59,8 +70,10 @@ struct AttnArgs {
   bool ring;
   int window;              // 0 = unlimited
   float* out;              // [T, Hq, D]
+  const int64_t* dpos = nullptr;  // device position replacing p0 (recorded decode steps)
 };
-// Split-K flash-decoding for few queries; scratch of attn_decode_scratch_bytes.
+// Split-K flash-decoding for few queries; scratch of attn_decode_scratch_bytes. The split count depends
+// on the cache capacity, not on p0, so a recorded step is valid at every position.
 size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm);
 void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s);
 // Gathers keys/values of positions [lo, lo + n) (cache or new) into kc, vc [n, Hkv, D].

@@ -4,6 +4,7 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -47,6 +48,54 @@ __global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(const float* __r
   }
 }
 
+// The same with the row held in registers as float4s (n % 4 == 0, n / 4 <= kVecPer * blockDim): one
+// read of x, a block of up to 1024 threads per row, so a single-row (decode) norm is not one slow block.
+constexpr int kVecPer = 4;
+template <bool kAdd>
+__global__ void __launch_bounds__(1024) rms_norm_vec_kernel(const float* __restrict__ in, const float* __restrict__ w,
+                                                           float eps, int n, float* out) {
+  const int64_t r = blockIdx.x;
+  const int n4 = n / 4;
+  const float4* xr = reinterpret_cast<const float4*>(in + r * n);
+  float4 v[kVecPer];
+  float ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < kVecPer; ++i) {
+    const int idx = threadIdx.x + i * blockDim.x;
+    if (idx < n4) {
+      v[i] = xr[idx];
+      ss = fmaf(v[i].x, v[i].x, ss);
+      ss = fmaf(v[i].y, v[i].y, ss);
+      ss = fmaf(v[i].z, v[i].z, ss);
+      ss = fmaf(v[i].w, v[i].w, ss);
+    }
+  }
+  ss = block_sum(ss);
+  const float inv = rsqrtf(ss / float(n) + eps);
+  float4* yr = reinterpret_cast<float4*>(out + r * n);
+#pragma unroll
+  for (int i = 0; i < kVecPer; ++i) {
+    const int idx = threadIdx.x + i * blockDim.x;
+    if (idx < n4) {
+      const float4 wv = w ? reinterpret_cast<const float4*>(w)[idx] : make_float4(1.f, 1.f, 1.f, 1.f);
+      float4 o = make_float4(v[i].x * inv * wv.x, v[i].y * inv * wv.y, v[i].z * inv * wv.z, v[i].w * inv * wv.w);
+      if (kAdd) {
+        const float4 y = yr[idx];
+        o = make_float4(y.x + o.x, y.y + o.y, y.z + o.z, y.w + o.w);
+      }
+      yr[idx] = o;
+    }
+  }
+}
+
+// Threads for the vector kernel, or 0 when the row does not suit it.
+int vec_threads(int64_t n, const void* a, const void* b, const void* c) {
+  auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
+  if (n % 4 != 0 || n / 4 > int64_t(kVecPer) * 1024 || !aligned(a) || !aligned(b) || !aligned(c)) return 0;
+  const int64_t want = (n / 4 + kVecPer - 1) / kVecPer;
+  return int(std::min<int64_t>(1024, std::max<int64_t>(32, (want + 31) / 32 * 32)));
+}
+
 __global__ void scale_kernel(float* x, int64_t n, float s) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) x[i] *= s;
 }
@@ -70,7 +119,9 @@ __global__ void to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* out) {
 }
 
 // Thread per (t, h, d < pairs). Angles in f32 as the reference, cos/sin in f64 as the reference.
-__global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const float* inv_freq, int pairs) {
+__global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos,
+                            const float* inv_freq, int pairs) {
+  if (dpos) p0 = *dpos;
   const int64_t n = T * H * pairs;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int d = int(i % pairs);
@@ -87,7 +138,8 @@ __global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, int64_t p
 }
 
 __global__ void kv_write_kernel(float* ck, float* cv, const float* k, const float* v, int64_t first, int64_t n_rows,
-                                int64_t row, int64_t p0, int64_t capacity, bool ring) {
+                                int64_t row, int64_t p0, const int64_t* dpos, int64_t capacity, bool ring) {
+  if (dpos) p0 = *dpos;
   const int64_t n = n_rows * row;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = first + i / row, e = i % row;
@@ -106,12 +158,22 @@ void f32_to_bf16(const float* x, int64_t n, void* out, cudaStream_t s) {
 
 void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* y, cudaStream_t s) {
   if (rows == 0) return;
+  if (const int th = vec_threads(n, x, w, y)) {
+    rms_norm_vec_kernel<false><<<unsigned(rows), th, 0, s>>>(x, w, eps, int(n), y);
+    G4_CUDA_LAUNCHED();
+    return;
+  }
   rms_norm_kernel<false><<<unsigned(rows), kNormThreads, 0, s>>>(x, w, eps, n, y);
   G4_CUDA_LAUNCHED();
 }
 
 void add_rms_norm(float* x, const float* o, const float* w, float eps, int64_t rows, int64_t n, cudaStream_t s) {
   if (rows == 0) return;
+  if (const int th = vec_threads(n, x, w, o)) {
+    rms_norm_vec_kernel<true><<<unsigned(rows), th, 0, s>>>(o, w, eps, int(n), x);
+    G4_CUDA_LAUNCHED();
+    return;
+  }
   rms_norm_kernel<true><<<unsigned(rows), kNormThreads, 0, s>>>(o, w, eps, n, x);
   G4_CUDA_LAUNCHED();
 }
@@ -131,16 +193,18 @@ void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStr
   G4_CUDA_LAUNCHED();
 }
 
-void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const float* inv_freq, int pairs, cudaStream_t s) {
+void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos, const float* inv_freq, int pairs,
+          cudaStream_t s) {
   if (pairs == 0 || T == 0) return;
-  rope_kernel<<<grid_for(T * H * pairs, 256), 256, 0, s>>>(x, T, H, D, p0, inv_freq, pairs);
+  rope_kernel<<<grid_for(T * H * pairs, 256), 256, 0, s>>>(x, T, H, D, p0, dpos, inv_freq, pairs);
   G4_CUDA_LAUNCHED();
 }
 
 void kv_write(float* ck, float* cv, const float* k, const float* v, int64_t T, int64_t first, int64_t row, int64_t p0,
-              int64_t capacity, bool ring, cudaStream_t s) {
+              const int64_t* dpos, int64_t capacity, bool ring, cudaStream_t s) {
   if (T <= first) return;
-  kv_write_kernel<<<grid_for((T - first) * row, 256), 256, 0, s>>>(ck, cv, k, v, first, T - first, row, p0, capacity, ring);
+  kv_write_kernel<<<grid_for((T - first) * row, 256), 256, 0, s>>>(ck, cv, k, v, first, T - first, row, p0, dpos,
+                                                                   capacity, ring);
   G4_CUDA_LAUNCHED();
 }
 

@@ -1,0 +1,202 @@
+// GEMV micro-benchmark: the decode GEMV kernel variants (gemv.cu) on every weight shape of Gemma 4 31B,
+// int4 g128 / int4 g32 / int8 g128 (bf16 scales, symmetric) and bf16, one token. Weights are random
+// (never zeros) and rotated over enough copies to exceed the L2, the launches captured in a CUDA graph
+// so launch gaps do not count; prints GB/s of weight bytes (codes + scales) and % of the device-to-device
+// copy bandwidth measured in the same run. Each variant's output is checked against the first's.
+//   usage: cuda_gemv_bench [reps]
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
+
+using namespace g4;
+using namespace g4::cuda;
+
+namespace {
+
+__global__ void fill_kernel(uint32_t* p, size_t n, uint32_t seed) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    uint32_t h = uint32_t(i) * 2654435761u ^ seed;
+    h ^= h >> 15, h *= 0x2c1b3c6du, h ^= h >> 12, h *= 0x297a2d39u, h ^= h >> 15;
+    p[i] = h;
+  }
+}
+
+// bf16 values of modest size from random bits: keep sign and mantissa, fix the exponent near `e`.
+__global__ void to_bf16_range_kernel(uint16_t* p, size_t n, uint16_t e) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    p[i] = uint16_t((p[i] & 0x807F) | e);
+}
+
+void* dev_random(size_t bytes, uint32_t seed) {
+  void* p = nullptr;
+  G4_CUDA(cudaMalloc(&p, (bytes + 3) / 4 * 4));
+  fill_kernel<<<1024, 256>>>(static_cast<uint32_t*>(p), (bytes + 3) / 4, seed);
+  G4_CUDA_LAUNCHED();
+  return p;
+}
+
+double copy_bandwidth() {
+  const size_t n = size_t(1) << 31;
+  void *a = nullptr, *b = nullptr;
+  G4_CUDA(cudaMalloc(&a, n));
+  G4_CUDA(cudaMalloc(&b, n));
+  G4_CUDA(cudaMemset(a, 1, n));
+  cudaEvent_t e0, e1;
+  G4_CUDA(cudaEventCreate(&e0));
+  G4_CUDA(cudaEventCreate(&e1));
+  for (int i = 0; i < 3; ++i) G4_CUDA(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
+  G4_CUDA(cudaEventRecord(e0));
+  for (int i = 0; i < 10; ++i) G4_CUDA(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice));
+  G4_CUDA(cudaEventRecord(e1));
+  G4_CUDA(cudaEventSynchronize(e1));
+  float ms = 0;
+  G4_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+  G4_CUDA(cudaFree(a));
+  G4_CUDA(cudaFree(b));
+  return 2.0 * double(n) * 10 / (double(ms) * 1e-3);
+}
+
+struct Format {
+  const char* name;
+  WFmt fmt;
+  int64_t gs;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const int reps = argc > 1 ? std::stoi(argv[1]) : 15;
+    cudaDeviceProp prop;
+    G4_CUDA(cudaGetDeviceProperties(&prop, 0));
+    const double bw = copy_bandwidth();
+    std::printf("device: %s, %d SMs, L2 %d MB; copy bandwidth (read+write) %.0f GB/s\n", prop.name,
+                prop.multiProcessorCount, prop.l2CacheSize >> 20, bw / 1e9);
+    cudaStream_t s;
+    G4_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+
+    const std::vector<std::pair<int64_t, int64_t>> shapes = {{5376, 8192},  {8192, 5376},  {21504, 5376}, {5376, 21504},
+                                                             {16384, 5376}, {2048, 5376},  {262144, 5376}};
+    const std::vector<Format> formats = {
+        {"int4-g128", WFmt::kInt4, 128}, {"int4-g32", WFmt::kInt4, 32}, {"int8-g128", WFmt::kInt8, 128}, {"bf16", WFmt::kBF16, 0}};
+    const std::vector<std::pair<const char*, GemvTuning>> variants = {
+        {"1row-2deep(old)", {-1, 0}}, {"1row-8deep", {1, 0}}, {"2row-2deep", {2, 2}}, {"2row-4deep", {2, 4}}, {"4row-2deep", {4, 0}}};
+
+    std::printf("%-10s %-14s", "format", "shape");
+    for (auto& v : variants) std::printf(" %16s", v.first);
+    std::printf("   (GB/s, %% of copy; permute of x not included: it is one small kernel per GEMV)\n");
+    for (const Format& f : formats) {
+      for (auto [rows, cols] : shapes) {
+        WeightDesc d;
+        d.fmt = f.fmt, d.rows = rows, d.cols = cols, d.stype = SType::kBF16;
+        size_t code_bytes = 0, scale_bytes = 0;
+        if (f.fmt == WFmt::kBF16) {
+          code_bytes = size_t(rows * cols) * 2;
+        } else {
+          d.group_size = f.gs;
+          code_bytes = size_t(rows * cols) / (f.fmt == WFmt::kInt4 ? 2 : 1);
+          scale_bytes = size_t(rows * (cols / f.gs)) * 2;
+        }
+        const size_t bytes = code_bytes + scale_bytes;
+        const int copies = int(std::max<size_t>(1, (size_t(400) << 20) / bytes + 1));
+        std::vector<WeightDesc> ws(size_t(copies), d);
+        std::vector<void*> bufs;
+        const uint16_t e_w = f.fmt == WFmt::kBF16 ? uint16_t((127 - 7) << 7) : 0;  // |w| ~ 2^-7 for bf16
+        const float s0 = (f.fmt == WFmt::kInt4 ? 4.6f : 74.f) * std::sqrt(float(cols));
+        int scale_exp = int(std::floor(std::log2(1.f / s0)));
+        for (int c = 0; c < copies; ++c) {
+          void* codes = dev_random(code_bytes, 1234u + 77u * uint32_t(c));
+          bufs.push_back(codes);
+          if (f.fmt == WFmt::kBF16) to_bf16_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(codes), code_bytes / 2, e_w);
+          ws[size_t(c)].codes = codes;
+          if (scale_bytes) {
+            void* sc = dev_random(scale_bytes, 999u + uint32_t(c));
+            to_bf16_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(sc), scale_bytes / 2,
+                                                uint16_t((127 + scale_exp) << 7));
+            bufs.push_back(sc);
+            ws[size_t(c)].scales = sc;
+          }
+        }
+        G4_CUDA_LAUNCHED();
+        // x: random values in [-1, 1).
+        std::vector<float> xh(static_cast<size_t>(cols));
+        uint32_t st = 7;
+        for (auto& v : xh) st = st * 1664525u + 1013904223u, v = float(st >> 8) / float(1 << 23) - 1.f;
+        float *x = nullptr, *y = nullptr, *y0 = nullptr;
+        void* xp = nullptr;
+        G4_CUDA(cudaMalloc(&x, size_t(cols) * 4));
+        G4_CUDA(cudaMalloc(&y, size_t(rows) * 4));
+        G4_CUDA(cudaMalloc(&y0, size_t(rows) * 4));
+        G4_CUDA(cudaMalloc(&xp, gemv_x_bytes(d, 1)));
+        G4_CUDA(cudaMemcpy(x, xh.data(), xh.size() * 4, cudaMemcpyHostToDevice));
+        gemv_permute_x(d, x, 1, xp, s);
+        std::printf("%-10s %6lldx%-7lld", f.name, (long long)rows, (long long)cols);
+        std::vector<float> ref(static_cast<size_t>(rows)), got(static_cast<size_t>(rows));
+        std::string bad;
+        for (size_t vi = 0; vi < variants.size(); ++vi) {
+          const GemvTuning tu = variants[vi].second;
+          // Check against the first variant on copy 0 (poisoned output first).
+          G4_CUDA(cudaMemsetAsync(y, 0xFF, size_t(rows) * 4, s));
+          gemv_permuted(ws[0], xp, 1, y, s, tu);
+          G4_CUDA(cudaMemcpyAsync(vi == 0 ? ref.data() : got.data(), y, size_t(rows) * 4, cudaMemcpyDeviceToHost, s));
+          G4_CUDA(cudaStreamSynchronize(s));
+          if (vi > 0) {
+            double num = 0, den = 0;
+            for (int64_t r = 0; r < rows; ++r) {
+              const double dd = double(got[size_t(r)]) - double(ref[size_t(r)]);
+              num += dd * dd, den += double(ref[size_t(r)]) * ref[size_t(r)];
+            }
+            const double rel = std::sqrt(num / std::max(den, 1e-30));
+            if (!(rel < 2e-3)) bad += std::string(" ") + variants[vi].first + " rel " + std::to_string(rel);
+          }
+          // Graph of `copies` launches (at least 8), rotating the weight copies.
+          const int n_launch = std::max(copies, 8);
+          cudaGraph_t g;
+          cudaGraphExec_t ge;
+          G4_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+          for (int i = 0; i < n_launch; ++i) gemv_permuted(ws[size_t(i % copies)], xp, 1, y, s, tu);
+          G4_CUDA(cudaStreamEndCapture(s, &g));
+          G4_CUDA(cudaGraphInstantiate(&ge, g, 0));
+          G4_CUDA(cudaGraphLaunch(ge, s));  // warm-up
+          cudaEvent_t e0, e1;
+          G4_CUDA(cudaEventCreate(&e0));
+          G4_CUDA(cudaEventCreate(&e1));
+          std::vector<float> times;
+          for (int r = 0; r < reps; ++r) {
+            G4_CUDA(cudaEventRecord(e0, s));
+            G4_CUDA(cudaGraphLaunch(ge, s));
+            G4_CUDA(cudaEventRecord(e1, s));
+            G4_CUDA(cudaEventSynchronize(e1));
+            float ms = 0;
+            G4_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+            times.push_back(ms / float(n_launch));
+          }
+          std::sort(times.begin(), times.end());
+          const double per = double(times[times.size() / 2]) * 1e-3;
+          std::printf("  %5.0f (%4.1f%%) %5.1fus", double(bytes) / per / 1e9, 100.0 * double(bytes) / per / bw, per * 1e6);
+          G4_CUDA(cudaGraphExecDestroy(ge));
+          G4_CUDA(cudaGraphDestroy(g));
+          G4_CUDA(cudaEventDestroy(e0));
+          G4_CUDA(cudaEventDestroy(e1));
+        }
+        std::printf("%s\n", bad.empty() ? "" : ("  MISMATCH:" + bad).c_str());
+        for (void* p : bufs) G4_CUDA(cudaFree(p));
+        G4_CUDA(cudaFree(x));
+        G4_CUDA(cudaFree(y));
+        G4_CUDA(cudaFree(y0));
+        G4_CUDA(cudaFree(xp));
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cuda_gemv_bench: error: %s\n", e.what());
+    return 1;
+  }
+}
