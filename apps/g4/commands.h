@@ -11,5 +11,7 @@ using Action = std::function<int()>;
 
 // g4 logits / g4 generate: the scripted interface used by acceptance checks (keep it stable).
 void add_logits_commands(CLI::App& app, Action* action);
+// g4 tokenize / g4 detokenize: text <-> ids with a tokenizer.json (scripted interface; keep it stable).
+void add_tokenize_commands(CLI::App& app, Action* action);
 
 }  // namespace g4

@@ -167,6 +167,10 @@ struct Loader {
     for (const auto& [id, p] : vocab) n = std::max(n, id + 1);
     for (const Added& a : added) n = std::max(n, a.id + 1);
     if (n == 0) fail("empty vocabulary");
+    // Ids must be (nearly) dense: a stray huge id must not make us allocate millions of empty slots.
+    if (size_t(n) > vocab.size() + added.size() + 1024)
+      fail("token ids go up to " + std::to_string(n - 1) + " but only " + std::to_string(vocab.size() + added.size()) +
+           " tokens are defined");
     m.pieces.assign(size_t(n), std::string());
     m.types.assign(size_t(n), TokenType::kUnused);
     for (auto& [id, p] : vocab) {
