@@ -2,6 +2,8 @@
 // GGUF vocabulary will use), and rejection of malformed tokenizer.json files with one-line g4::Errors.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "base/error.h"
 #include "tokenizer/tokenizer.h"
 
@@ -126,6 +128,26 @@ TEST(TokenizerJson, MinimalFileLoadsAndBadFilesFail) {
   fails(with(R"("pre_tokenizer":null)", R"("pre_tokenizer":{"type":"ByteLevel"})"), "pre_tokenizer");
   fails(with(R"("special":true)", R"("special":true,"lstrip":true)"), "lstrip");
   fails(R"({"normalizer":null})", "model");
+  fails(with(R"("special":true)", R"("special":"yes")"), "malformed");
+  fails(with(R"("type":"Replace","pattern")", R"("type":7,"pattern")"), "malformed");
+
+  // Every truncation and many random byte mutations: a clean g4::Error or a working tokenizer, never a crash.
+  for (size_t n = 0; n < good.size(); ++n) EXPECT_THROW(Tokenizer::from_json(good.substr(0, n), "cut.json"), Error) << n;
+  std::mt19937 rng(3);
+  int loaded = 0, rejected = 0;
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string s = good;
+    for (int k = 0; k < 1 + int(rng() % 3); ++k) s[rng() % s.size()] = char(rng() % 256);
+    try {
+      Tokenizer t = Tokenizer::from_json(s, "mutated.json");
+      t.decode(t.encode("hi <bos> hi"));
+      ++loaded;
+    } catch (const Error&) {
+      ++rejected;
+    }
+  }
+  EXPECT_GT(rejected, 100);
+  EXPECT_EQ(loaded + rejected, 3000);
 }
 
 TEST(TokenizerJson, MissingFileIsAnError) {
