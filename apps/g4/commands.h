@@ -23,5 +23,7 @@ void add_serve_command(CLI::App& app, Action* action);
 
 // g4 inspect: architecture, storage schemes, sizes, memory at a context size.
 void add_inspect_command(CLI::App& app, Action* action);
+// g4 tokenize / g4 detokenize: text <-> ids with a tokenizer.json (scripted interface; keep it stable).
+void add_tokenize_commands(CLI::App& app, Action* action);
 
 }  // namespace g4

