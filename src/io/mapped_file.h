@@ -26,6 +26,11 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops the resident pages of [p, p + n) inside a read-only mapping (whole pages only). Streaming
+// passes over a large checkpoint call this after each chunk so their RSS stays flat; the data stays
+// readable (the kernel re-reads it from the file if touched again).
+void release_pages(const void* p, size_t n);
+
 // Reads a whole (small) text file such as config.json. Throws g4::Error naming the path.
 std::string read_text_file(const std::string& path, size_t max_bytes = size_t(64) << 20);
 

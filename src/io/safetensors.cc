@@ -31,8 +31,13 @@ std::string TensorInfo::shape_str() const { return shape_to_string(shape); }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) {
   file_ = std::make_unique<MappedFile>(path);
-  const uint8_t* base = file_->data();
-  const size_t size = file_->size();
+  SafetensorsHeader h = parse_safetensors(file_->data(), file_->size(), path);
+  tensors_ = std::move(h.tensors);
+  metadata_ = std::move(h.metadata);
+}
+
+SafetensorsHeader parse_safetensors(const uint8_t* base, size_t size, const std::string& path) {
+  SafetensorsHeader out;
   if (size < 8) throw Error(path + ": not a safetensors file (shorter than its 8-byte header length)");
   uint64_t header_len;
   std::memcpy(&header_len, base, 8);
@@ -61,7 +66,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) {
       if (!v.is_object()) throw Error(path + ": __metadata__ is not an object");
       for (auto m = v.begin(); m != v.end(); ++m) {
         if (!m.value().is_string()) throw Error(path + ": __metadata__ value for '" + m.key() + "' is not a string");
-        metadata_[m.key()] = m.value().get<std::string>();
+        out.metadata[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
@@ -99,13 +104,14 @@ SafetensorsFile::SafetensorsFile(const std::string& path) {
                   dt + " need " + std::to_string(nbytes));
     t.data = data + b;
     t.nbytes = size_t(nbytes);
-    auto [pos, inserted] = tensors_.emplace(name, std::move(t));
-    spans.push_back({b, e, &pos->first});
+    auto [pos, inserted] = out.tensors.emplace(name, std::move(t));
+    if (e > b) spans.push_back({b, e, &pos->first});  // empty tensors occupy no bytes
   }
   std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
   for (size_t i = 1; i < spans.size(); ++i)
     if (spans[i].begin < spans[i - 1].end)
       throw Error(path + ": tensors '" + *spans[i - 1].name + "' and '" + *spans[i].name + "' overlap");
+  return out;
 }
 
 const TensorInfo* SafetensorsFile::find(const std::string& name) const {

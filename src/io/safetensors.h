@@ -26,6 +26,14 @@ struct TensorInfo {
   std::string shape_str() const;  // "[4, 8]"
 };
 
+// The parsed and validated header of a safetensors image held in memory (base, size); tensor data
+// pointers point into that image. `path` only names it in errors. Throws g4::Error.
+struct SafetensorsHeader {
+  std::map<std::string, TensorInfo> tensors;
+  std::map<std::string, std::string> metadata;
+};
+SafetensorsHeader parse_safetensors(const uint8_t* base, size_t size, const std::string& path);
+
 class SafetensorsFile {
  public:
   // Maps and validates the file. Throws g4::Error naming the file and, where it applies, the tensor.

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "io/g4_checkpoint.h"
 
 namespace g4 {
 
@@ -31,10 +32,21 @@ bool WeightStore::canonical_name(const std::string& n, std::string* out) {
 
 void WeightStore::add_file(const std::string& path) {
   files_.push_back(std::make_unique<SafetensorsFile>(path));
-  for (const auto& [name, info] : files_.back()->tensors()) {
+  const SafetensorsFile& f = *files_.back();
+  std::set<std::string> parts;
+  for (LoadedQuant& lq : read_g4_quant(f, &parts)) {
+    std::string canon;
+    if (!canonical_name(lq.spec.name, &canon)) continue;
+    quants_.push_back(std::make_unique<QuantWeight>(lq.q));
+    StoredWeight w{canon, path, {lq.spec.rows, lq.spec.cols}, nullptr, quants_.back().get()};
+    if (!weights_.emplace(canon, w).second)
+      throw Error(path + ": tensor '" + lq.spec.name + "' appears twice in the checkpoint (as '" + canon + "')");
+  }
+  for (const auto& [name, info] : f.tensors()) {
+    if (parts.count(name)) continue;
     std::string canon;
     if (!canonical_name(name, &canon)) continue;
-    if (!by_name_.emplace(canon, &info).second)
+    if (!by_name_.emplace(canon, &info).second || !weights_.emplace(canon, StoredWeight{canon, path, info.shape, &info, nullptr}).second)
       throw Error(path + ": tensor '" + name + "' appears twice in the checkpoint (as '" + canon + "')");
   }
 }
@@ -52,32 +64,16 @@ std::unique_ptr<WeightStore> WeightStore::open(const std::string& path) {
   const fs::path index = dir / "model.safetensors.index.json";
   if (fs::exists(index, ec)) {
     const std::string ipath = index.string();
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_text_file(ipath));
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(ipath + ": not valid JSON: " + e.what());
-    }
-    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
-      throw Error(ipath + ": no weight_map object");
+    const std::map<std::string, std::string> weight_map = parse_shard_index(read_text_file(ipath), ipath);
     std::set<std::string> shards;
-    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-      if (!it.value().is_string()) throw Error(ipath + ": weight_map entry for '" + it.key() + "' is not a string");
-      const std::string shard = it.value().get<std::string>();
-      if (shard.empty() || shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos ||
-          shard == "." || shard == "..")
-        throw Error(ipath + ": shard name '" + shard + "' is not a plain file name in the model directory");
-      shards.insert(shard);
-    }
-    if (shards.empty()) throw Error(ipath + ": weight_map is empty");
+    for (const auto& [name, shard] : weight_map) shards.insert(shard);
     for (const auto& s : shards) ws->add_file((dir / s).string());
     // Every tensor the index promises must be where it says.
-    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-      const std::string shard = it.value().get<std::string>();
+    for (const auto& [name, shard] : weight_map) {
       bool found = false;
       for (const auto& f : ws->files_)
-        if (fs::path(f->path()).filename() == shard && f->find(it.key())) found = true;
-      if (!found) throw Error(ipath + ": tensor '" + it.key() + "' is listed in " + shard + " but not stored there");
+        if (fs::path(f->path()).filename() == shard && f->find(name)) found = true;
+      if (!found) throw Error(ipath + ": tensor '" + name + "' is listed in " + shard + " but not stored there");
     }
     return ws;
   }
@@ -89,6 +85,28 @@ std::unique_ptr<WeightStore> WeightStore::open(const std::string& path) {
   throw Error("no model.safetensors or model.safetensors.index.json in " + path);
 }
 
+std::map<std::string, std::string> parse_shard_index(const std::string& text, const std::string& ipath) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ipath + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+    throw Error(ipath + ": no weight_map object");
+  std::map<std::string, std::string> out;
+  for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+    if (!it.value().is_string()) throw Error(ipath + ": weight_map entry for '" + it.key() + "' is not a string");
+    const std::string shard = it.value().get<std::string>();
+    if (shard.empty() || shard.find('/') != std::string::npos || shard.find('\\') != std::string::npos ||
+        shard == "." || shard == ".." || shard.find('\0') != std::string::npos)
+      throw Error(ipath + ": shard name '" + shard + "' is not a plain file name in the model directory");
+    out[it.key()] = shard;
+  }
+  if (out.empty()) throw Error(ipath + ": weight_map is empty");
+  return out;
+}
+
 const TensorInfo* WeightStore::find(const std::string& name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : it->second;
@@ -96,8 +114,23 @@ const TensorInfo* WeightStore::find(const std::string& name) const {
 
 const TensorInfo& WeightStore::get(const std::string& name) const {
   const TensorInfo* t = find(name);
-  if (!t) throw Error("missing tensor '" + name + "' in " + source_);
+  if (!t) {
+    if (const StoredWeight* w = find_weight(name))
+      throw Error(w->file + ": tensor '" + name + "' is quantized (" + w->quant->describe() + ") where a plain tensor is required");
+    throw Error("missing tensor '" + name + "' in " + source_);
+  }
   return *t;
+}
+
+const StoredWeight* WeightStore::find_weight(const std::string& name) const {
+  auto it = weights_.find(name);
+  return it == weights_.end() ? nullptr : &it->second;
+}
+
+const StoredWeight& WeightStore::get_weight(const std::string& name) const {
+  const StoredWeight* w = find_weight(name);
+  if (!w) throw Error("missing tensor '" + name + "' in " + source_);
+  return *w;
 }
 
 std::vector<float> tensor_to_f32(const TensorInfo& t) {

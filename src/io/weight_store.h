@@ -4,6 +4,8 @@
 //   model.layers.0.mlp.up_proj.weight (text-only export) -> the same
 // Vision and audio tensors are skipped. Opens a single .safetensors file, a directory holding
 // model.safetensors, or a directory with model.safetensors.index.json and its shards.
+// A canonical name resolves to a plain float tensor or to a QuantWeight (quant/format.h); quantized
+// tensors come from g4 checkpoints (io/g4_checkpoint.h) and are presented by their logical name.
 #pragma once
 
 #include <map>
@@ -12,8 +14,17 @@
 #include <vector>
 
 #include "io/safetensors.h"
+#include "quant/format.h"
 
 namespace g4 {
+
+// One logical weight: exactly one of plain / quant is set. shape is the logical shape ([out, in] for quant).
+struct StoredWeight {
+  std::string name, file;
+  std::vector<int64_t> shape;
+  const TensorInfo* plain = nullptr;
+  const QuantWeight* quant = nullptr;  // owned by the WeightStore
+};
 
 class WeightStore {
  public:
@@ -23,7 +34,12 @@ class WeightStore {
   const TensorInfo* find(const std::string& canonical_name) const;
   // Like find, but throws g4::Error "missing tensor NAME in DIR" when absent.
   const TensorInfo& get(const std::string& canonical_name) const;
+  // Plain tensors only (quantized tensors' stored parts are not listed).
   const std::map<std::string, const TensorInfo*>& tensors() const { return by_name_; }
+  // Every logical weight, plain or quantized.
+  const std::map<std::string, StoredWeight>& weights() const { return weights_; }
+  const StoredWeight* find_weight(const std::string& canonical_name) const;
+  const StoredWeight& get_weight(const std::string& canonical_name) const;
   const std::string& source() const { return source_; }
 
   // Maps a source name to its canonical name; returns false for tensors that are not part of the text model.
@@ -35,7 +51,13 @@ class WeightStore {
   std::string source_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const TensorInfo*> by_name_;
+  std::map<std::string, StoredWeight> weights_;
+  std::vector<std::unique_ptr<QuantWeight>> quants_;
 };
+
+// Parses model.safetensors.index.json text: canonical-free source name -> shard file name. Shard names
+// must be plain file names (no directories, no "..").  `path` names the file in errors. Throws g4::Error.
+std::map<std::string, std::string> parse_shard_index(const std::string& json_text, const std::string& path);
 
 // Reads tensor t as f32 values (any float or small int dtype). Result has t.numel() elements.
 std::vector<float> tensor_to_f32(const TensorInfo& t);

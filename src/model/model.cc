@@ -3,12 +3,14 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "io/quantize_stored.h"
+#include "quant/recipe.h"
 
 namespace g4 {
 
 namespace {
 
-// Fetches a float tensor by canonical name and checks its shape.
+// Fetches a plain float tensor by canonical name and checks its shape (norms, scalars).
 WeightView fetch(const WeightStore& ws, const std::string& name, const std::vector<int64_t>& shape) {
   const TensorInfo& t = ws.get(name);
   if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16)
@@ -17,6 +19,24 @@ WeightView fetch(const WeightStore& ws, const std::string& name, const std::vect
     throw Error(t.file + ": tensor '" + name + "' has shape " + t.shape_str() + " but the config implies " +
                 shape_to_string(shape));
   return WeightView{name, t.dtype, t.shape, t.data, nullptr};
+}
+
+// Packs a linear or embedding weight, plain or quantized; quantizes plain ones on the fly when the
+// recipe says so (the quantized copy lives only until the backend has packed it).
+std::unique_ptr<PackedWeight> pack_matrix(Backend& backend, const WeightStore& ws, const std::string& name,
+                                          const std::vector<int64_t>& shape, WeightRole role, const Recipe* recipe,
+                                          const std::string& source_name = "") {
+  const std::string& src = source_name.empty() ? name : source_name;
+  const StoredWeight& w = ws.get_weight(src);
+  if (w.shape != shape)
+    throw Error(w.file + ": tensor '" + src + "' has shape " + shape_to_string(w.shape) + " but the config implies " +
+                shape_to_string(shape));
+  if (w.quant) return backend.pack(WeightView{name, w.quant->scale_dtype, w.shape, nullptr, w.quant}, role);
+  const std::optional<QuantScheme> scheme = recipe ? recipe->choose(name) : std::nullopt;
+  if (!scheme) return backend.pack(fetch(ws, src, shape), role);
+  OwnedQuantWeight q;
+  quantize_stored(*w.plain, src, *scheme, &q);
+  return backend.pack(WeightView{name, q.q.scale_dtype, w.shape, nullptr, &q.q}, role);
 }
 
 float round_to_dtype(float x, DType t) {
@@ -28,6 +48,10 @@ float round_to_dtype(float x, DType t) {
 }  // namespace
 
 std::unique_ptr<Model> Model::load(const std::string& path, Backend& backend) {
+  return load(path, backend, LoadOptions{});
+}
+
+std::unique_ptr<Model> Model::load(const std::string& path, Backend& backend, const LoadOptions& opts) {
   auto m = std::unique_ptr<Model>(new Model());
   m->spec_ = load_model_config(path);
   m->backend_ = &backend;
@@ -35,15 +59,26 @@ std::unique_ptr<Model> Model::load(const std::string& path, Backend& backend) {
   auto ws = WeightStore::open(path);
   const int64_t H = s.hidden_size, V = s.vocab_size, F = s.intermediate_size, Hq = s.n_heads;
 
+  std::optional<Recipe> recipe;
+  if (opts.quantize == "int4") recipe = Recipe::make("default", s.n_layers(), opts.group_size, QuantMethod::kMinMax);
+  else if (opts.quantize == "int8") recipe = Recipe::make("int8", s.n_layers(), opts.group_size, QuantMethod::kMinMax);
+  else if (!opts.quantize.empty()) throw Error("--quantize: '" + opts.quantize + "' is not int4 or int8");
+  const Recipe* rp = recipe ? &*recipe : nullptr;
+
   auto pack = [&](const std::string& name, std::vector<int64_t> shape, WeightRole role) {
-    return backend.pack(fetch(*ws, name, shape), role);
+    if (role == WeightRole::kNorm) return backend.pack(fetch(*ws, name, shape), role);
+    return pack_matrix(backend, *ws, name, shape, role, rp);
   };
 
-  const WeightView emb = fetch(*ws, "embed_tokens.weight", {V, H});
-  m->embed_ = backend.pack(emb, WeightRole::kEmbedding);
-  m->embed_scale_ = round_to_dtype(float(std::sqrt(double(H))), emb.dtype);
+  const StoredWeight& emb = ws->get_weight("embed_tokens.weight");
+  m->embed_ = pack("embed_tokens.weight", {V, H}, WeightRole::kEmbedding);
+  // transformers multiplies by sqrt(H) in the model dtype; a quantized embedding carries it as its scale dtype.
+  m->embed_scale_ = round_to_dtype(float(std::sqrt(double(H))), emb.quant ? emb.quant->scale_dtype : emb.plain->dtype);
   m->final_norm_ = pack("norm.weight", {H}, WeightRole::kNorm);
-  if (!s.tie_embeddings) m->lm_head_ = pack("lm_head.weight", {V, H}, WeightRole::kLinear);
+  if (ws->find_weight("lm_head.weight")) m->lm_head_ = pack("lm_head.weight", {V, H}, WeightRole::kLinear);
+  else if (!s.tie_embeddings) ws->get_weight("lm_head.weight");  // throws: untied but absent
+  else if (rp && rp->untie_lm_head() && emb.plain)
+    m->lm_head_ = pack_matrix(backend, *ws, "lm_head.weight", {V, H}, WeightRole::kLinear, rp, "embed_tokens.weight");
 
   for (int i = 0; i < s.n_layers(); ++i) {
     const LayerSpec& L = s.layers[size_t(i)];

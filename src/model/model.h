@@ -21,11 +21,21 @@ struct LayerWeights {
   float layer_scalar = 1.0f;
 };
 
+struct LoadOptions {
+  // "" keeps weights as stored; "int4" / "int8" quantizes plain 2-D weights while loading, streaming
+  // tensor by tensor with the recipe of the same name in quant/recipe.h ("int4" = recipe "default").
+  std::string quantize;
+  int64_t group_size = 32;
+};
+
 class Model {
  public:
   // Loads config.json and the safetensors weights at `path` (a directory or .safetensors file) and packs
   // them with `backend`, which must outlive the model. Throws g4::Error.
+  // Weights may be plain or quantized (g4 checkpoint); a stored lm_head.weight is used even when the
+  // config ties it to the embedding (quantized checkpoints untie it).
   static std::unique_ptr<Model> load(const std::string& path, Backend& backend);
+  static std::unique_ptr<Model> load(const std::string& path, Backend& backend, const LoadOptions& opts);
 
   const ModelSpec& spec() const { return spec_; }
   Backend& backend() const { return *backend_; }

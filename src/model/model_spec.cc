@@ -202,6 +202,7 @@ ModelSpec load_model_config(const std::string& model_path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::path p(model_path);
+  if (!fs::exists(p, ec)) throw Error("model path " + model_path + " does not exist");
   fs::path cfg = fs::is_directory(p, ec) ? p / "config.json" : p.parent_path() / "config.json";
   if (!fs::exists(cfg, ec)) throw Error("no config.json in " + (fs::is_directory(p, ec) ? p : p.parent_path()).string());
   return parse_model_config(read_text_file(cfg.string()), cfg.string());

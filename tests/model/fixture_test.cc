@@ -1,5 +1,5 @@
 // The whole model on the ref backend against transformers' own numbers (tests/data/hf-reference,
-// copied from shared/fixtures). Rule from the fixtures README: max |diff| <= 1e-3 on prompt_logits
+// copied from shared/fixtures, and tests/data/hf-extra). Rule from the fixtures README: max |diff| <= 1e-3 on prompt_logits
 // and greedy_step_logits, identical greedy tokens.
 #include <gtest/gtest.h>
 
@@ -56,7 +56,7 @@ Diff max_diff(const std::vector<float>& a, const std::vector<float>& b) {
 class FixtureTest : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(FixtureTest, PromptLogitsAndGreedyMatchTransformers) {
-  const std::string dir = std::string(G4_TEST_DATA) + "/hf-reference/" + GetParam();
+  const std::string dir = std::string(G4_TEST_DATA) + "/" + GetParam();
   const Expected e = read_expected(dir);
   auto be = make_backend("ref");
   auto model = Model::load(dir + "/model", *be);
@@ -84,8 +84,13 @@ TEST_P(FixtureTest, PromptLogitsAndGreedyMatchTransformers) {
               d.max);
 }
 
+// hf-reference: the three shared fixtures. hf-extra: made with the same oracle by
+// tools/fixtures/more_fixtures.py (300-token prompt over a window of 4, GQA group 4 with KV heads in
+// per_layer_config, multi-head attention with a window longer than the prompt and softcap 50).
 INSTANTIATE_TEST_SUITE_P(HfReference, FixtureTest,
-                         ::testing::Values("dense-31b-shape", "deep-small-window", "separate-v-no-softcap"));
+                         ::testing::Values("hf-reference/dense-31b-shape", "hf-reference/deep-small-window",
+                                           "hf-reference/separate-v-no-softcap", "hf-extra/long-prompt-tiny-window",
+                                           "hf-extra/gqa4-per-layer", "hf-extra/mha-wide-window"));
 
 }  // namespace
 }  // namespace g4

@@ -1,0 +1,89 @@
+#include "engine/conversation.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "base/error.h"
+
+namespace g4 {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::kStopToken: return "stop";
+    case StopReason::kMaxTokens: return "length";
+    case StopReason::kContextFull: return "context";
+    case StopReason::kCancelled: return "cancelled";
+  }
+  return "?";
+}
+
+Conversation::Conversation(const Model& model, int64_t ctx_size) : session_(model, ctx_size), model_(model) {}
+
+void Conversation::reset() {
+  session_.reset();
+  tokens_.clear();
+}
+
+GenerateResult Conversation::generate(const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                                      const TokenCallback& on_token) {
+  const bool extends = tokens_.size() <= prompt.size() && std::equal(tokens_.begin(), tokens_.end(), prompt.begin());
+  if (!extends || prompt.size() == tokens_.size()) reset();  // an identical prompt still needs fresh logits
+  std::vector<int32_t> rest(prompt.begin() + std::ptrdiff_t(tokens_.size()), prompt.end());
+  return append_and_generate(rest, opts, on_token);
+}
+
+GenerateResult Conversation::append_and_generate(const std::vector<int32_t>& input, const GenerateOptions& opts,
+                                                 const TokenCallback& on_token) {
+  validate(opts.sampling);
+  if (opts.max_new_tokens < 0) throw Error("max new tokens must be >= 0");
+  const int64_t V = model_.spec().vocab_size;
+  for (size_t i = 0; i < input.size(); ++i)
+    if (input[i] < 0 || input[i] >= V)
+      throw Error("token id " + std::to_string(input[i]) + " is out of range for the vocabulary of " + std::to_string(V));
+
+  GenerateResult r;
+  r.reused_tokens = session_.pos();
+  // The cache lacks the last sampled token of an earlier call (it was never fed): feed it with the input.
+  std::vector<int32_t> feed(tokens_.begin() + std::ptrdiff_t(session_.pos()), tokens_.end());
+  feed.insert(feed.end(), input.begin(), input.end());
+  r.prompt_tokens = int64_t(feed.size());
+  if (feed.empty()) throw Error("nothing to generate from: the prompt is empty");
+  if (session_.pos() + int64_t(feed.size()) > session_.ctx_size())
+    throw Error("the prompt needs " + std::to_string(session_.pos() + int64_t(feed.size())) +
+                " positions but the context size is " + std::to_string(session_.ctx_size()));
+  tokens_.insert(tokens_.end(), input.begin(), input.end());
+
+  Sampler sampler(opts.sampling);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<float> logits = session_.forward(feed, LogitsMode::kLast, opts.prefill_chunk);
+  auto t_decode = t0;
+  for (int64_t i = 0;; ++i) {
+    if (i == opts.max_new_tokens) { r.reason = StopReason::kMaxTokens; break; }
+    const int32_t tok = sampler.sample(logits.data(), V, tokens_);
+    if (i == 0) {
+      r.prefill_s = seconds_since(t0);
+      t_decode = std::chrono::steady_clock::now();
+    }
+    tokens_.push_back(tok);
+    r.tokens.push_back(tok);
+    if (on_token && !on_token(tok)) { r.reason = StopReason::kCancelled; break; }
+    if (std::find(opts.stop_ids.begin(), opts.stop_ids.end(), tok) != opts.stop_ids.end()) {
+      r.reason = StopReason::kStopToken;
+      break;
+    }
+    if (session_.pos() >= session_.ctx_size()) { r.reason = StopReason::kContextFull; break; }
+    if (i + 1 == opts.max_new_tokens) { r.reason = StopReason::kMaxTokens; break; }
+    logits = session_.forward({tok}, LogitsMode::kLast);
+  }
+  if (!r.tokens.empty()) r.decode_s = seconds_since(t_decode);
+  else r.prefill_s = seconds_since(t0);
+  return r;
+}
+
+}  // namespace g4

@@ -1,0 +1,62 @@
+// Conversation: one sequence being generated, over a Session whose KV cache it owns. New input is
+// appended to what the cache already holds (a chat turn never re-processes earlier turns); a prompt
+// that does not extend the cached tokens starts over. Generation samples on the host, stops on the
+// stop set, the token budget, the context limit or a callback asking to cancel, and times each phase.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/sampler.h"
+#include "model/session.h"
+
+namespace g4 {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 256;
+  SamplingParams sampling;
+  std::vector<int32_t> stop_ids;  // generation ends after emitting one of these
+  int64_t prefill_chunk = 512;
+};
+
+enum class StopReason { kStopToken, kMaxTokens, kContextFull, kCancelled };
+const char* stop_reason_name(StopReason r);  // "stop", "length", "context", "cancelled"
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // generated tokens, the final stop token included when there was one
+  StopReason reason = StopReason::kMaxTokens;
+  int64_t prompt_tokens = 0;    // new tokens processed for this call (not the reused prefix)
+  int64_t reused_tokens = 0;    // cached tokens reused from earlier calls
+  double prefill_s = 0, decode_s = 0;  // prefill includes the first sampled token (time to first token)
+};
+
+class Conversation {
+ public:
+  Conversation(const Model& model, int64_t ctx_size);
+
+  // on_token(id) is called for each generated token as it is sampled; returning false cancels.
+  using TokenCallback = std::function<bool(int32_t)>;
+
+  // Appends `input` to the conversation and generates. Throws g4::Error for bad ids, bad sampling
+  // parameters or input that does not fit the context.
+  GenerateResult append_and_generate(const std::vector<int32_t>& input, const GenerateOptions& opts,
+                                     const TokenCallback& on_token);
+  // Generates for `prompt` as a whole sequence: reuses the cache when the cached tokens are a prefix
+  // of `prompt`, else starts over.
+  GenerateResult generate(const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                          const TokenCallback& on_token);
+
+  void reset();
+  // Every token the model has seen or produced, in order (the last sampled token included).
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  int64_t ctx_size() const { return session_.ctx_size(); }
+
+ private:
+  Session session_;
+  const Model& model_;
+  std::vector<int32_t> tokens_;  // tokens_[0 .. session_.pos()) are in the cache; at most one more pending
+};
+
+}  // namespace g4

@@ -1,0 +1,69 @@
+#include "io/quantize_stored.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "base/error.h"
+#include "io/mapped_file.h"
+
+namespace g4 {
+
+void quantize_stored(const TensorInfo& t, const std::string& name, const QuantScheme& s,
+                     const std::function<void(const QuantChunk&)>& sink) {
+  if (t.shape.size() != 2) throw Error(t.file + ": tensor '" + name + "' with shape " + t.shape_str() + " cannot be quantized (needs 2 dims)");
+  if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16)
+    throw Error(t.file + ": tensor '" + name + "' has dtype " + dtype_name(t.dtype) + "; only float tensors are quantized");
+  const int64_t rows = t.shape[0], cols = t.shape[1];
+  const int64_t gs = s.group_for(cols);
+  if (gs <= 0 || cols % gs != 0)
+    throw Error(t.file + ": tensor '" + name + "': group size " + std::to_string(gs) + " does not divide the row length " +
+                std::to_string(cols));
+  const size_t esize = dtype_size(t.dtype);
+  // ~4 MB of f32 per chunk: small against any model, large enough to amortise the per-chunk overhead.
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(cols, 1));
+  std::vector<float> f;
+  std::vector<uint8_t> codes, scales, zeros;
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t n = std::min(chunk, rows - r0);
+    const uint8_t* src = t.data + size_t(r0) * size_t(cols) * esize;
+    f.resize(size_t(n * cols));
+    convert_to_f32(t.dtype, src, f.size(), f.data());
+    codes.assign(quant_code_bytes(s.kind, n, cols), 0);
+    scales.resize(quant_scale_bytes(s, n, cols));
+    zeros.resize(s.symmetric ? 0 : scales.size());
+    quantize_rows(s, f.data(), n, cols, codes.data(), scales.data(), s.symmetric ? nullptr : zeros.data(),
+                  t.file + ": tensor '" + name + "'");
+    sink({r0, n, codes.data(), scales.data(), s.symmetric ? nullptr : zeros.data()});
+    release_pages(src, size_t(n) * size_t(cols) * esize);
+  }
+}
+
+void quantize_stored(const TensorInfo& t, const std::string& name, const QuantScheme& s, OwnedQuantWeight* out) {
+  if (t.shape.size() != 2) throw Error(t.file + ": tensor '" + name + "' with shape " + t.shape_str() + " cannot be quantized (needs 2 dims)");
+  const int64_t rows = t.shape[0], cols = t.shape[1];
+  const int64_t gs = s.group_for(cols);
+  if (gs <= 0 || cols % gs != 0)
+    throw Error(t.file + ": tensor '" + name + "': group size " + std::to_string(gs) + " does not divide the row length " +
+                std::to_string(cols));
+  out->codes.assign(quant_code_bytes(s.kind, rows, cols), 0);
+  out->scales.assign(quant_scale_bytes(s, rows, cols), 0);
+  out->zeros.assign(s.symmetric ? 0 : out->scales.size(), 0);
+  const size_t cb = quant_code_bytes(s.kind, 1, cols), sb = quant_scale_bytes(s, 1, cols);
+  quantize_stored(t, name, s, [&](const QuantChunk& c) {
+    std::memcpy(out->codes.data() + size_t(c.row0) * cb, c.codes, size_t(c.rows) * cb);
+    std::memcpy(out->scales.data() + size_t(c.row0) * sb, c.scales, size_t(c.rows) * sb);
+    if (c.zeros) std::memcpy(out->zeros.data() + size_t(c.row0) * sb, c.zeros, size_t(c.rows) * sb);
+  });
+  QuantWeight& q = out->q;
+  q.kind = s.kind;
+  q.rows = rows;
+  q.cols = cols;
+  q.group_size = gs;
+  q.codes = out->codes.data();
+  q.scale_dtype = s.scale_dtype;
+  q.scales = out->scales.data();
+  q.zeros = s.symmetric ? nullptr : out->zeros.data();
+}
+
+}  // namespace g4

@@ -1,0 +1,304 @@
+#include "server/http_server.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <random>
+
+#include "base/error.h"
+
+namespace g4 {
+
+using nlohmann::json;
+
+bool keys_equal(const std::string& a, const std::string& b) {
+  // Compare over the expected key's length always; fold the length difference into the result.
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < b.size(); ++i) diff |= uint8_t(b[i] ^ (i < a.size() ? a[i] : 0));
+  return diff == 0;
+}
+
+namespace {
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string new_id(const char* prefix) {
+  static std::mt19937_64 rng(std::random_device{}());
+  static std::mutex m;
+  std::lock_guard<std::mutex> lock(m);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return std::string(prefix) + buf;
+}
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(e.body().dump(), "application/json");
+}
+
+// Earliest position where any stop string starts in text, or npos.
+size_t find_stop(const std::string& text, const std::vector<std::string>& stops) {
+  size_t best = std::string::npos;
+  for (const auto& s : stops) best = std::min(best, text.find(s));
+  return best;
+}
+
+// Length of the longest suffix of text that is a proper prefix of some stop string: held back while
+// streaming, since the next token may complete the stop string.
+size_t stop_prefix_hold(const std::string& text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const auto& s : stops)
+    for (size_t n = std::min(s.size() - 1, text.size()); n > hold; --n)
+      if (text.compare(text.size() - n, n, s, 0, n) == 0) { hold = n; break; }
+  return hold;
+}
+
+// Bytes of a trailing incomplete UTF-8 sequence (held back so every chunk is valid UTF-8).
+size_t utf8_incomplete_tail(const std::string& s) {
+  size_t i = s.size(), back = 0;
+  while (i > 0 && back < 4 && (uint8_t(s[i - 1]) & 0xc0) == 0x80) { --i; ++back; }
+  if (i == 0) return 0;
+  const uint8_t lead = uint8_t(s[i - 1]);
+  const size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  return need > back + 1 ? back + 1 : 0;
+}
+
+}  // namespace
+
+HttpServer::HttpServer(const Model& model, TextCodec& codec, int64_t ctx_size, ServerOptions opts)
+    : model_(model), codec_(codec), opts_(std::move(opts)), http_(std::make_unique<httplib::Server>()),
+      conv_(model, ctx_size) {
+  install_routes();
+}
+
+HttpServer::~HttpServer() = default;
+
+int HttpServer::bind() {
+  http_->set_payload_max_length(opts_.max_body_bytes);
+  const int threads = std::max(1, opts_.threads);
+  http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  int port = opts_.port;
+  if (port == 0) port = http_->bind_to_any_port(opts_.host);
+  else if (!http_->bind_to_port(opts_.host, port)) port = -1;
+  if (port < 0) throw Error("cannot listen on " + opts_.host + ":" + std::to_string(opts_.port) + " (in use or not allowed)");
+  return port;
+}
+
+void HttpServer::serve() { http_->listen_after_bind(); }
+void HttpServer::stop() { http_->stop(); }
+
+void HttpServer::install_routes() {
+  auto authorized = [this](const httplib::Request& req, httplib::Response& res) {
+    if (opts_.api_key.empty()) return true;
+    const std::string h = req.get_header_value("Authorization");
+    const std::string prefix = "Bearer ";
+    if (h.compare(0, prefix.size(), prefix) == 0 && keys_equal(h.substr(prefix.size()), opts_.api_key)) return true;
+    send_error(res, ApiError{401, "invalid or missing API key", "", "authentication_error"});
+    ++stats_.errors;
+    return false;
+  };
+
+  http_->Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"status":"ok"})", "application/json");
+  });
+
+  http_->Get("/v1/models", [this, authorized](const httplib::Request& req, httplib::Response& res) {
+    if (!authorized(req, res)) return;
+    json m = {{"id", opts_.model_id}, {"object", "model"}, {"created", unix_now()}, {"owned_by", "g4"}};
+    res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
+  });
+
+  auto completion = [this, authorized](bool chat) {
+    return [this, authorized, chat](const httplib::Request& req, httplib::Response& res) {
+      ++stats_.requests;
+      if (!authorized(req, res)) return;
+      ApiError err;
+      auto parsed = parse_completion_request(req.body, chat, opts_.defaults, &err);
+      if (!parsed) {
+        ++stats_.errors;
+        return send_error(res, err);
+      }
+      auto r = std::make_shared<CompletionRequest>(std::move(*parsed));
+      std::vector<int32_t> prompt;
+      try {
+        prompt = chat ? codec_.chat_prompt(*r) : codec_.text_prompt(r->prompt);
+      } catch (const Error& e) {
+        ++stats_.errors;
+        return send_error(res, ApiError{400, e.what(), chat ? "messages" : "prompt"});
+      }
+      if (int64_t(prompt.size()) >= conv_.ctx_size()) {
+        ++stats_.errors;
+        return send_error(res, ApiError{400,
+                                        "the prompt has " + std::to_string(prompt.size()) +
+                                            " tokens, which does not fit the context of " +
+                                            std::to_string(conv_.ctx_size()),
+                                        chat ? "messages" : "prompt"});
+      }
+      GenerateOptions go;
+      go.sampling = r->sampling;
+      go.stop_ids = codec_.stop_ids();
+      go.max_new_tokens = r->max_tokens > 0 ? r->max_tokens : opts_.default_max_tokens;
+      const std::string id = new_id(chat ? "chatcmpl-" : "cmpl-");
+      const int64_t created = unix_now();
+
+      // Turns the generated ids into the reply; `final` marks the end (no more tokens will come).
+      struct Reply {
+        std::string text;  // visible text (completions) or content (chat), stop strings applied
+        ParsedReply parsed;
+        bool stopped_by_string = false;
+      };
+      auto build = [this, r, chat](const std::vector<int32_t>& ids) {
+        Reply out;
+        if (chat) {
+          out.parsed = codec_.parse_reply(codec_.decode(ids), r->enable_thinking);
+          out.text = out.parsed.content;
+        } else {
+          out.text = codec_.visible_text(ids);
+        }
+        const size_t cut = find_stop(out.text, r->stop);
+        if (cut != std::string::npos) {
+          out.text.resize(cut);
+          out.stopped_by_string = true;
+        }
+        return out;
+      };
+      auto usage = [](int64_t p, int64_t c) {
+        return json{{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}};
+      };
+      auto finish_reason = [](const Reply& rep, StopReason why) -> std::string {
+        if (!rep.parsed.tool_calls.empty()) return "tool_calls";
+        if (rep.stopped_by_string || why == StopReason::kStopToken) return "stop";
+        return "length";
+      };
+
+      if (!r->stream) {
+        std::unique_lock<std::mutex> lock(model_mutex_);
+        GenerateResult g;
+        try {
+          conv_.reset();
+          g = conv_.generate(prompt, go, [&](int32_t) { return true; });
+        } catch (const Error& e) {
+          ++stats_.errors;
+          return send_error(res, ApiError{400, e.what(), "", "invalid_request_error"});
+        }
+        lock.unlock();
+        std::vector<int32_t> ids = g.tokens;
+        const Reply rep = build(ids);
+        json body = {{"id", id}, {"created", created}, {"model", opts_.model_id},
+                     {"usage", usage(int64_t(prompt.size()), int64_t(g.tokens.size()))}};
+        if (chat) {
+          json msg = {{"role", "assistant"}, {"content", rep.text}};
+          if (!rep.parsed.reasoning.empty()) msg["reasoning_content"] = rep.parsed.reasoning;
+          if (!rep.parsed.tool_calls.empty()) {
+            msg["tool_calls"] = rep.parsed.tool_calls;
+            if (rep.text.empty()) msg["content"] = nullptr;
+          }
+          body["object"] = "chat.completion";
+          body["choices"] = json::array({{{"index", 0}, {"message", msg}, {"finish_reason", finish_reason(rep, g.reason)}}});
+        } else {
+          body["object"] = "text_completion";
+          body["choices"] = json::array({{{"index", 0}, {"text", rep.text}, {"logprobs", nullptr},
+                                          {"finish_reason", finish_reason(rep, g.reason)}}});
+        }
+        res.set_content(body.dump(), "application/json");
+        return;
+      }
+
+      // Streaming: server-sent events, one chunk per change of the visible reply.
+      res.set_header("Cache-Control", "no-cache");
+      res.set_chunked_content_provider("text/event-stream", [this, r, chat, prompt, go, id, created, build, usage,
+                                                             finish_reason](size_t, httplib::DataSink& sink) {
+        auto send = [&](const json& j) {
+          const std::string s = "data: " + j.dump() + "\n\n";
+          return sink.write(s.data(), s.size());
+        };
+        auto chunk = [&](const json& delta, const json& finish) {
+          json c = {{"id", id}, {"created", created}, {"model", opts_.model_id},
+                    {"object", chat ? "chat.completion.chunk" : "text_completion"}};
+          if (chat) c["choices"] = json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish}}});
+          else c["choices"] = json::array({{{"index", 0}, {"text", delta}, {"logprobs", nullptr}, {"finish_reason", finish}}});
+          return c;
+        };
+        bool alive = chat ? send(chunk({{"role", "assistant"}, {"content", ""}}, nullptr)) : true;
+        size_t sent_text = 0, sent_reasoning = 0;
+        std::vector<int32_t> ids;
+        bool string_stop = false;
+        auto flush = [&](bool final) {
+          Reply rep = build(ids);
+          string_stop = rep.stopped_by_string;
+          std::string& text = rep.text;
+          const std::string& reasoning = rep.parsed.reasoning;
+          size_t text_end = text.size(), reason_end = reasoning.size();
+          if (!final && !string_stop) {
+            text_end -= std::max(stop_prefix_hold(text, r->stop), utf8_incomplete_tail(text));
+            reason_end -= utf8_incomplete_tail(reasoning);
+          }
+          if (chat && reason_end > sent_reasoning && reasoning.compare(0, sent_reasoning, reasoning, 0, sent_reasoning) == 0) {
+            alive = alive && send(chunk({{"reasoning_content", reasoning.substr(sent_reasoning, reason_end - sent_reasoning)}}, nullptr));
+            sent_reasoning = reason_end;
+          }
+          if (text_end > sent_text) {
+            const std::string piece = text.substr(sent_text, text_end - sent_text);
+            alive = alive && send(chat ? chunk({{"content", piece}}, nullptr) : chunk(piece, nullptr));
+            sent_text = text_end;
+          }
+          return rep;
+        };
+        std::unique_lock<std::mutex> lock(model_mutex_);
+        GenerateResult g;
+        try {
+          conv_.reset();
+          g = conv_.generate(prompt, go, [&](int32_t tok) {
+            ids.push_back(tok);
+            flush(false);
+            return alive && !string_stop;
+          });
+        } catch (const Error& e) {
+          send(ApiError{400, e.what(), ""}.body());
+          sink.done();
+          return true;
+        }
+        lock.unlock();
+        if (!alive) {
+          ++stats_.cancelled;
+          return false;  // the client left: close the connection
+        }
+        Reply rep = flush(true);
+        if (chat && !rep.parsed.tool_calls.empty()) {
+          json calls = rep.parsed.tool_calls;
+          for (size_t i = 0; i < calls.size(); ++i) calls[i]["index"] = i;
+          send(chunk({{"tool_calls", calls}}, nullptr));
+        }
+        const std::string fin = finish_reason(rep, g.reason);
+        send(chat ? chunk(json::object(), fin) : chunk("", fin));
+        if (r->include_usage) {
+          json u = chunk(json::object(), nullptr);
+          u["choices"] = json::array();
+          u["usage"] = usage(int64_t(prompt.size()), int64_t(g.tokens.size()));
+          send(u);
+        }
+        const std::string done = "data: [DONE]\n\n";
+        sink.write(done.data(), done.size());
+        sink.done();
+        return true;
+      });
+    };
+  };
+  http_->Post("/v1/chat/completions", completion(true));
+  http_->Post("/v1/completions", completion(false));
+
+  http_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return;  // a handler already wrote an error
+    const int s = res.status;
+    std::string msg = s == 404 ? "no such endpoint" : s == 413 ? "the request body is too large" : "request failed";
+    send_error(res, ApiError{s, msg, "", s == 404 ? "not_found_error" : "invalid_request_error"});
+  });
+  http_->set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    ++stats_.errors;
+    send_error(res, ApiError{500, "internal error", "", "server_error"});
+  });
+}
+
+}  // namespace g4

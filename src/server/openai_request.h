@@ -1,0 +1,42 @@
+// Parsing and validation of OpenAI-style request bodies (/v1/chat/completions, /v1/completions).
+// Every field is checked for type and range (NaN and infinities included); a bad body becomes an
+// ApiError with the HTTP status and the OpenAI error shape, never an exception escaping to the socket.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/sampler.h"
+
+namespace g4 {
+
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string param;                            // the offending field, when there is one
+  std::string type = "invalid_request_error";
+  nlohmann::json body() const;                  // {"error": {"message", "type", "param", "code"}}
+};
+
+struct CompletionRequest {
+  bool chat = true;
+  std::string model;
+  nlohmann::json messages = nlohmann::json::array();  // chat: validated messages
+  nlohmann::json tools = nlohmann::json::array();     // chat: function tools
+  std::string prompt;                                  // completions: the raw prompt text
+  bool stream = false;
+  bool include_usage = false;                          // stream_options.include_usage
+  bool enable_thinking = false;                        // chat_template_kwargs.enable_thinking / reasoning_effort
+  int64_t max_tokens = -1;                             // -1: until a stop or the context ends
+  std::vector<std::string> stop;                       // up to 4 stop strings
+  SamplingParams sampling;
+  bool seed_given = false;
+};
+
+// Parses a request body. `chat` selects the endpoint's schema. Returns the request or sets *err.
+std::optional<CompletionRequest> parse_completion_request(const std::string& body, bool chat,
+                                                          const SamplingParams& defaults, ApiError* err);
+
+}  // namespace g4

@@ -1,0 +1,100 @@
+// Conversation: greedy generation equals the HF fixture; a continued conversation (cache kept, pending
+// token fed with the next input) equals generating the whole sequence at once; stop rules and cancel.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "backend/backend.h"
+#include "base/error.h"
+#include "engine/conversation.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+
+namespace g4 {
+namespace {
+
+std::vector<int32_t> ints(const SafetensorsFile& f, const char* name) {
+  const TensorInfo& t = *f.find(name);
+  std::vector<int32_t> v(size_t(t.numel()));
+  std::memcpy(v.data(), t.data, t.nbytes);
+  return v;
+}
+
+struct Fixture {
+  std::unique_ptr<Backend> be = make_backend("ref");
+  std::string dir = std::string(G4_TEST_DATA) + "/hf-reference/deep-small-window";
+  std::unique_ptr<Model> model = Model::load(dir + "/model", *be);
+  SafetensorsFile expected{dir + "/expected.safetensors"};
+};
+
+TEST(Conversation, GreedyMatchesFixtureAndStreamsEveryToken) {
+  Fixture f;
+  const auto prompt = ints(f.expected, "prompt"), greedy = ints(f.expected, "greedy_tokens");
+  Conversation c(*f.model, 256);
+  GenerateOptions o;
+  o.max_new_tokens = int64_t(greedy.size());
+  std::vector<int32_t> streamed;
+  GenerateResult r = c.generate(prompt, o, [&](int32_t t) { streamed.push_back(t); return true; });
+  EXPECT_EQ(r.tokens, greedy);
+  EXPECT_EQ(streamed, greedy);
+  EXPECT_EQ(r.reason, StopReason::kMaxTokens);
+  EXPECT_EQ(r.prompt_tokens, int64_t(prompt.size()));
+}
+
+TEST(Conversation, ContinuingReusesTheCacheAndMatchesOneShot) {
+  Fixture f;
+  const auto prompt = ints(f.expected, "prompt");
+  GenerateOptions o;
+  o.max_new_tokens = 5;
+  Conversation c(*f.model, 256);
+  GenerateResult first = c.generate(prompt, o, nullptr);
+  const std::vector<int32_t> turn2 = {7, 8, 9, 10};
+  GenerateResult second = c.append_and_generate(turn2, o, nullptr);
+  EXPECT_EQ(second.reused_tokens, int64_t(prompt.size()) + 4);  // the 5th sampled token was pending
+  EXPECT_EQ(second.prompt_tokens, 1 + 4);
+
+  std::vector<int32_t> whole = prompt;
+  whole.insert(whole.end(), first.tokens.begin(), first.tokens.end());
+  whole.insert(whole.end(), turn2.begin(), turn2.end());
+  Conversation fresh(*f.model, 256);
+  EXPECT_EQ(fresh.generate(whole, o, nullptr).tokens, second.tokens);
+
+  // generate() with a prompt extending the cached tokens reuses them too.
+  std::vector<int32_t> longer = c.tokens();
+  longer.push_back(11);
+  GenerateResult third = c.generate(longer, o, nullptr);
+  EXPECT_EQ(third.reused_tokens, int64_t(c.tokens().size() - third.tokens.size()) - 2);
+  // ...and one that diverges starts over.
+  GenerateResult other = c.generate({2, 5}, o, nullptr);
+  EXPECT_EQ(other.reused_tokens, 0);
+}
+
+TEST(Conversation, StopTokenCancelAndContext) {
+  Fixture f;
+  const auto prompt = ints(f.expected, "prompt"), greedy = ints(f.expected, "greedy_tokens");
+  GenerateOptions o;
+  o.max_new_tokens = 20;
+  o.stop_ids = {greedy[3]};
+  Conversation c(*f.model, 256);
+  GenerateResult r = c.generate(prompt, o, nullptr);
+  EXPECT_EQ(r.reason, StopReason::kStopToken);
+  EXPECT_EQ(r.tokens.back(), greedy[3]);
+  EXPECT_LE(r.tokens.size(), 4u);
+
+  o.stop_ids.clear();
+  int n = 0;
+  r = c.generate(prompt, o, [&](int32_t) { return ++n < 3; });
+  EXPECT_EQ(r.reason, StopReason::kCancelled);
+  EXPECT_EQ(r.tokens.size(), 3u);
+
+  Conversation small(*f.model, int64_t(prompt.size()) + 2);
+  r = small.generate(prompt, o, nullptr);
+  EXPECT_EQ(r.reason, StopReason::kContextFull);
+  EXPECT_EQ(r.tokens.size(), 3u);  // positions P and P+1 are fed; the third token is sampled from P+1
+  Conversation tiny(*f.model, 4);
+  EXPECT_THROW(tiny.generate(prompt, o, nullptr), Error);
+  EXPECT_THROW(tiny.generate({}, o, nullptr), Error);
+}
+
+}  // namespace
+}  // namespace g4

@@ -1,0 +1,201 @@
+// The HTTP server over loopback with a stand-in TextCodec (token id <-> "w<id> ") on the fixture
+// model: responses, SSE streaming reassembly, stop strings, error statuses, API key, and isolation
+// under concurrent clients, some of which disconnect mid-stream.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <future>
+#include <thread>
+
+#include "backend/backend.h"
+#include "server/http_server.h"
+
+namespace g4 {
+namespace {
+
+using nlohmann::json;
+
+// Words for ids; prompts are the bytes of the text (+3), after <bos>.
+class FakeCodec : public TextCodec {
+ public:
+  std::vector<int32_t> chat_prompt(const CompletionRequest& r) override {
+    std::string all;
+    for (const json& m : r.messages) all += m["role"].get<std::string>() + ":" + m["content"].get<std::string>() + "|";
+    return text_prompt(all);
+  }
+  std::vector<int32_t> text_prompt(const std::string& text) override {
+    std::vector<int32_t> ids = {2};
+    for (unsigned char c : text) ids.push_back(int32_t(c) + 3);
+    return ids;
+  }
+  std::string decode(const std::vector<int32_t>& ids) override { return visible_text(ids); }
+  ParsedReply parse_reply(const std::string& text, bool) override {
+    ParsedReply p;
+    p.content = text;
+    return p;
+  }
+  std::string visible_text(const std::vector<int32_t>& ids) override {
+    std::string s;
+    for (int32_t id : ids) s += "w" + std::to_string(id) + " ";
+    return s;
+  }
+  std::vector<int32_t> stop_ids() override { return {}; }
+};
+
+struct ServerFixture {
+  std::unique_ptr<Backend> be = make_backend("ref");
+  std::unique_ptr<Model> model =
+      Model::load(std::string(G4_TEST_DATA) + "/hf-reference/dense-31b-shape/model", *be);
+  FakeCodec codec;
+  std::unique_ptr<HttpServer> server;
+  std::thread thread;
+  int port = 0;
+
+  explicit ServerFixture(ServerOptions o = {}) {
+    o.port = 0;
+    o.max_body_bytes = 64 << 10;
+    server = std::make_unique<HttpServer>(*model, codec, 512, o);
+    port = server->bind();
+    thread = std::thread([this] { server->serve(); });
+  }
+  ~ServerFixture() {
+    server->stop();
+    thread.join();
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+};
+
+std::string chat_body(const std::string& text, int max_tokens, bool stream, double temperature = 0, int seed = 0) {
+  json b = {{"model", "x"}, {"messages", {{{"role", "user"}, {"content", text}}}}, {"max_tokens", max_tokens},
+            {"stream", stream}, {"temperature", temperature}, {"seed", seed}};
+  return b.dump();
+}
+
+// Streams a chat completion; returns the reassembled content. abort_after > 0 disconnects after that many events.
+std::string stream_chat(const ServerFixture& f, const std::string& body, int abort_after = 0, json* last = nullptr) {
+  httplib::Client c = f.client();
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/chat/completions";
+  req.body = body;
+  req.set_header("Content-Type", "application/json");
+  std::string buffer, content;
+  int events = 0;
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    buffer.append(data, n);
+    size_t end;
+    while ((end = buffer.find("\n\n")) != std::string::npos) {
+      std::string ev = buffer.substr(0, end);
+      buffer.erase(0, end + 2);
+      if (ev.rfind("data: ", 0) != 0) continue;
+      ev = ev.substr(6);
+      if (ev == "[DONE]") continue;
+      json j = json::parse(ev);
+      if (last) *last = j;
+      if (!j["choices"].empty() && j["choices"][0]["delta"].contains("content"))
+        content += j["choices"][0]["delta"]["content"].get<std::string>();
+      if (abort_after > 0 && ++events >= abort_after) return false;
+    }
+    return true;
+  };
+  c.send(req);
+  return content;
+}
+
+TEST(HttpServer, ChatStreamingEqualsNonStreaming) {
+  ServerFixture f;
+  httplib::Client c = f.client();
+  auto res = c.Post("/v1/chat/completions", chat_body("hello", 6, false), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json j = json::parse(res->body);
+  const std::string content = j["choices"][0]["message"]["content"];
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(j["usage"]["completion_tokens"], 6);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 1 + int(std::string("user:hello|").size()));
+  EXPECT_EQ(std::count(content.begin(), content.end(), 'w'), 6);
+  json last;
+  EXPECT_EQ(stream_chat(f, chat_body("hello", 6, true), 0, &last), content);
+  EXPECT_EQ(last["choices"][0]["finish_reason"], "length");
+
+  auto comp = c.Post("/v1/completions", R"({"prompt": "hello", "max_tokens": 4})", "application/json");
+  ASSERT_EQ(comp->status, 200) << comp->body;
+  EXPECT_EQ(json::parse(comp->body)["object"], "text_completion");
+  auto models = c.Get("/v1/models");
+  ASSERT_EQ(models->status, 200);
+  EXPECT_EQ(json::parse(models->body)["data"][0]["id"], "g4");
+  EXPECT_EQ(c.Get("/health")->status, 200);
+}
+
+TEST(HttpServer, StopStringsCutTheReply) {
+  ServerFixture f;
+  httplib::Client c = f.client();
+  auto res = c.Post("/v1/chat/completions", chat_body("hello", 6, false), "application/json");
+  const std::string content = json::parse(res->body)["choices"][0]["message"]["content"];
+  const std::string second_word = content.substr(content.find(' ') + 1, content.find(' ', content.find(' ') + 1) - content.find(' ') - 1);
+  json b = json::parse(chat_body("hello", 6, false));
+  b["stop"] = second_word;
+  res = c.Post("/v1/chat/completions", b.dump(), "application/json");
+  const json j = json::parse(res->body);
+  EXPECT_EQ(j["choices"][0]["message"]["content"], content.substr(0, content.find(second_word)));
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
+  b["stream"] = true;
+  EXPECT_EQ(stream_chat(f, b.dump()), content.substr(0, content.find(second_word)));
+}
+
+TEST(HttpServer, ErrorsHaveStatusAndJson) {
+  ServerOptions o;
+  o.api_key = "sesame";
+  ServerFixture f(o);
+  httplib::Client c = f.client();
+  auto res = c.Post("/v1/chat/completions", chat_body("x", 2, false), "application/json");
+  EXPECT_EQ(res->status, 401);
+  EXPECT_TRUE(json::parse(res->body)["error"]["message"].is_string());
+  c.set_bearer_token_auth("sesame");
+  res = c.Post("/v1/chat/completions", "{bad json", "application/json");
+  EXPECT_EQ(res->status, 400);
+  EXPECT_TRUE(json::parse(res->body).contains("error"));
+  res = c.Post("/v1/chat/completions", chat_body("x", 2, false, 5.0), "application/json");
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(json::parse(res->body)["error"]["param"], "temperature");
+  res = c.Post("/v1/chat/completions", chat_body(std::string(600, 'a'), 2, false), "application/json");
+  EXPECT_EQ(res->status, 400);  // prompt longer than the 512-token context
+  res = c.Post("/v1/chat/completions", std::string(70 << 10, ' '), "application/json");
+  EXPECT_EQ(res->status, 413);
+  res = c.Get("/v1/nothing");
+  EXPECT_EQ(res->status, 404);
+  EXPECT_TRUE(json::parse(res->body).contains("error"));
+  EXPECT_EQ(c.Post("/v1/chat/completions", chat_body("x", 2, false), "application/json")->status, 200);
+}
+
+TEST(HttpServer, ConcurrentClientsGetTheirSoloAnswersAndDisconnectsCancel) {
+  ServerFixture f;
+  // Alone, one after the other.
+  std::vector<std::string> solo;
+  for (int i = 0; i < 6; ++i) solo.push_back(stream_chat(f, chat_body("q" + std::to_string(i), 5, true, 0.8, i)));
+  // Together, with two extra clients that hang up after their second event.
+  std::vector<std::future<std::string>> futures;
+  for (int i = 0; i < 6; ++i)
+    futures.push_back(std::async(std::launch::async, [&, i] {
+      return stream_chat(f, chat_body("q" + std::to_string(i), 5, true, 0.8, i));
+    }));
+  std::vector<std::future<std::string>> quitters;
+  for (int i = 0; i < 2; ++i)
+    quitters.push_back(std::async(std::launch::async, [&] { return stream_chat(f, chat_body("long", 200, true), 2); }));
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(futures[size_t(i)].get(), solo[size_t(i)]) << i;
+  for (auto& q : quitters) q.get();
+  // The server notices a hang-up at its next write; give a queued quitter time to get its turn.
+  for (int i = 0; i < 600 && f.server->stats().cancelled.load() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(f.server->stats().cancelled.load(), 2);
+  httplib::Client c = f.client();
+  EXPECT_EQ(c.Get("/health")->status, 200);
+}
+
+}  // namespace
+}  // namespace g4
