@@ -52,14 +52,17 @@ struct QPacked {
   int64_t rows = 0, cols = 0, cols_p = 0, groups = 0;  // groups = cols_p / 32
   ScaleType scale_type = ScaleType::kBF16;
   bool asym = false;
-  float zu = 8.0f;      // the shared zero point of symmetric weights (8 for int4, 128 for int8)
+  // Zero point in code units: zu = z_src + zoff, where zoff is 128 for int8 (the code shift) and 0 for
+  // int4; symmetric weights have z_src = 8 (int4) or 0 (int8) for every group.
+  float zoff = 0.0f, zu = 8.0f;
   AlignedBytes codes;   // [rows, row_bytes()]
   AlignedBytes scales;  // [rows, groups] of scale_type
-  std::vector<float> mz;  // asym only: [rows, groups] = s * zu, the per-group zero term
+  AlignedBytes zeros;   // asym only: [rows, groups] of scale_type, the source zero points unchanged
   int64_t row_bytes() const { return kind == QuantKind::kInt4 ? cols_p / 2 : cols_p; }
   size_t scale_size() const { return scale_type == ScaleType::kF32 ? 4 : 2; }
   const uint8_t* row_codes(int64_t r) const { return codes.data() + size_t(r) * size_t(row_bytes()); }
   const uint8_t* row_scales(int64_t r) const { return scales.data() + size_t(r * groups) * scale_size(); }
+  const uint8_t* row_zeros(int64_t r) const { return zeros.data() + size_t(r * groups) * scale_size(); }
 };
 
 struct DensePacked {
@@ -88,6 +91,7 @@ struct QAct {
 };
 
 float scale_at(const QPacked& q, int64_t r, int64_t g);
+float zero_at(const QPacked& q, int64_t r, int64_t g);  // zu of group g (code units, zoff included)
 // Dequantizes row r of a packed weight into dst[cols] (f32): used by embedding lookups and tests.
 void dequantize_packed_row(const QPacked& q, int64_t r, float* dst);
 void dense_row_f32(const DensePacked& d, int64_t r, float* dst);

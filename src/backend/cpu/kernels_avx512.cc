@@ -103,19 +103,21 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
       }
     }
   }
-  // The zero-point term sum_g m_g * asum_g, cheap (one fma per 16 groups), done once per output.
+  // The zero-point term sum_g s_g zu_g asum_g, cheap (two fma per 16 groups), done once per output:
+  // zu_g = z_g + zoff for asymmetric weights, the constant zu for symmetric ones.
   for (int i = 0; i < R; ++i) {
     for (int j = 0; j < TT; ++j) {
-      __m512 z = _mm512_setzero_ps();
+      __m512 z = _mm512_setzero_ps(), zs = _mm512_setzero_ps();
       const float* as = a.asum.data() + (t + j) * a.groups;
       for (int64_t g = 0; g < w.groups; g += 16) {
         const __mmask16 m = mask16(w.groups - g);
-        const __m512 mz = w.asym ? _mm512_maskz_loadu_ps(m, w.mz.data() + (r + i) * w.groups + g)
-                                 : load_scales<ST>(w.row_scales(r + i) + g * ss, m);
-        z = _mm512_fmadd_ps(mz, _mm512_maskz_loadu_ps(m, as + g), z);
+        const __m512 sw = load_scales<ST>(w.row_scales(r + i) + g * ss, m);
+        const __m512 sa = _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(m, as + g));
+        zs = _mm512_add_ps(zs, sa);
+        if (w.asym) z = _mm512_fmadd_ps(load_scales<ST>(w.row_zeros(r + i) + g * ss, m), sa, z);
       }
-      const float zt = _mm512_reduce_add_ps(z);
-      y[(t + j) * ldy + r + i] = _mm512_reduce_add_ps(accf[i][j]) - (w.asym ? zt : w.zu * zt);
+      const float zt = (w.asym ? _mm512_reduce_add_ps(z) : 0.0f) + (w.asym ? w.zoff : w.zu) * _mm512_reduce_add_ps(zs);
+      y[(t + j) * ldy + r + i] = _mm512_reduce_add_ps(accf[i][j]) - zt;
     }
   }
 }

@@ -56,9 +56,9 @@ void qgemm_generic(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64
         }
         const float s = scale_at(w, r, g);
         acc += s * sa[g] * float(dot);
-        accz += (w.asym ? w.mz[size_t(r * w.groups + g)] : s) * asum[g];
+        accz += s * zero_at(w, r, g) * asum[g];
       }
-      y[t * ldy + r] = acc - (w.asym ? accz : w.zu * accz);
+      y[t * ldy + r] = acc - accz;
     }
   }
 }

@@ -28,20 +28,14 @@ void QAct::resize(int64_t t, int64_t cp) {
 
 namespace {
 
-float load_scalar(DType t, const void* base, int64_t i) {
-  float f;
-  convert_to_f32(t, static_cast<const uint8_t*>(base) + size_t(i) * dtype_size(t), 1, &f);
-  return f;
-}
-
 ScaleType scale_type_of(DType t) {
   return t == DType::kF32 ? ScaleType::kF32 : t == DType::kF16 ? ScaleType::kF16 : ScaleType::kBF16;
 }
 
 }  // namespace
 
-float scale_at(const QPacked& q, int64_t r, int64_t g) {
-  const uint8_t* p = q.row_scales(r) + size_t(g) * q.scale_size();
+namespace {
+float stored_at(const QPacked& q, const uint8_t* p) {
   uint16_t h;
   switch (q.scale_type) {
     case ScaleType::kF32: { float f; std::memcpy(&f, p, 4); return f; }
@@ -49,6 +43,13 @@ float scale_at(const QPacked& q, int64_t r, int64_t g) {
     case ScaleType::kBF16: std::memcpy(&h, p, 2); return bf16_to_f32(h);
   }
   return 0;
+}
+}  // namespace
+
+float scale_at(const QPacked& q, int64_t r, int64_t g) { return stored_at(q, q.row_scales(r) + size_t(g) * q.scale_size()); }
+
+float zero_at(const QPacked& q, int64_t r, int64_t g) {
+  return q.asym ? stored_at(q, q.row_zeros(r) + size_t(g) * q.scale_size()) + q.zoff : q.zu;
 }
 
 bool can_pack_quant(const QuantWeight& w) { return w.group_size % 32 == 0; }
@@ -63,10 +64,11 @@ void pack_quant(const QuantWeight& w, const std::string& name, QPacked& q) {
   q.groups = q.cols_p / 32;
   q.scale_type = scale_type_of(w.scale_dtype);
   q.asym = w.zeros != nullptr;
+  q.zoff = w.kind == QuantKind::kInt4 ? 0.0f : 128.0f;
   q.zu = w.kind == QuantKind::kInt4 ? 8.0f : 128.0f;
   q.codes.allocate(checked_mul(uint64_t(q.rows), uint64_t(q.row_bytes()), name + ": packed size"));
   q.scales.allocate(size_t(q.rows * q.groups) * q.scale_size());
-  if (q.asym) q.mz.assign(size_t(q.rows * q.groups), 0.0f);
+  if (q.asym) q.zeros.allocate(size_t(q.rows * q.groups) * q.scale_size());
   const int64_t gpr = w.groups_per_row(), sub = w.group_size / 32;  // 32-groups per source group
   const size_t ss = q.scale_size(), src_ss = dtype_size(w.scale_dtype);
   for (int64_t r = 0; r < w.rows; ++r) {
@@ -84,14 +86,11 @@ void pack_quant(const QuantWeight& w, const std::string& name, QPacked& q) {
       }
     }
     for (int64_t g = 0; g < gpr; ++g) {
-      const uint8_t* s = static_cast<const uint8_t*>(w.scales) + size_t(r * gpr + g) * src_ss;
-      float z = 0;
-      if (q.asym) z = load_scalar(w.scale_dtype, w.zeros, r * gpr + g) + (w.kind == QuantKind::kInt8 ? 128.0f : 0.0f);
-      const float sf = load_scalar(w.scale_dtype, w.scales, r * gpr + g);
-      for (int64_t j = 0; j < sub; ++j) {
-        const int64_t g32 = g * sub + j;
-        std::memcpy(q.scales.data() + size_t(r * q.groups + g32) * ss, s, ss);  // same dtype: exact copy
-        if (q.asym) q.mz[size_t(r * q.groups + g32)] = sf * z;
+      const size_t src = size_t(r * gpr + g) * src_ss;
+      for (int64_t j = 0; j < sub; ++j) {  // same dtype as the source: exact copies
+        const size_t dst = size_t(r * q.groups + g * sub + j) * ss;
+        std::memcpy(q.scales.data() + dst, static_cast<const uint8_t*>(w.scales) + src, ss);
+        if (q.asym) std::memcpy(q.zeros.data() + dst, static_cast<const uint8_t*>(w.zeros) + src, ss);
       }
     }
   }
@@ -109,8 +108,7 @@ void dequantize_packed_row(const QPacked& q, int64_t r, float* dst) {
       u = float(codes[element_pos(k, q.cols_p)]);
     }
     const int64_t g = k / 32;
-    const float s = scale_at(q, r, g);
-    dst[k] = q.asym ? u * s - q.mz[size_t(r * q.groups + g)] : (u - q.zu) * s;
+    dst[k] = (u - zero_at(q, r, g)) * scale_at(q, r, g);
   }
 }
 
