@@ -38,7 +38,7 @@ void ThreadPool::worker_loop() {
   uint32_t seen = 0;
   for (;;) {
     uint32_t g = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; g == seen && spin < 20000; ++spin) {
+    for (int spin = 0; g == seen && spin < 4000; ++spin) {
       G4_PAUSE();
       g = generation_.load(std::memory_order_acquire);
     }
@@ -66,7 +66,11 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
   generation_.fetch_add(1, std::memory_order_release);
   generation_.notify_all();
   drain();
-  while (busy_.load(std::memory_order_acquire) != 0) G4_PAUSE();
+  // Yield after a short spin: on a shared, oversubscribed machine a descheduled worker must get the core.
+  for (int spin = 0; busy_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < 2000) G4_PAUSE();
+    else std::this_thread::yield();
+  }
   fn_ = nullptr;
 }
 
