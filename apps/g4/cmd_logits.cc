@@ -22,6 +22,7 @@ struct CommonOpts {
   std::string model, tokens, backend = "ref", out;
   int64_t chunk = 0;
   int64_t ctx = 0;
+  LoadOptions load;
 };
 
 void add_common(CLI::App* c, CommonOpts& o) {
@@ -33,12 +34,14 @@ void add_common(CLI::App* c, CommonOpts& o) {
       ->check(CLI::NonNegativeNumber);
   c->add_option("--ctx-size,-c", o.ctx, "context size in tokens (0 = just what the command needs)")
       ->check(CLI::NonNegativeNumber);
+  c->add_option("--quantize", o.load.quantize, "quantize a float checkpoint while loading: int4 or int8")
+      ->check(CLI::IsMember({"int4", "int8"}));
 }
 
 int run_logits(const CommonOpts& o) {
   const std::vector<int32_t> tokens = parse_token_list(o.tokens);
   auto backend = make_backend(o.backend);
-  auto model = Model::load(o.model, *backend);
+  auto model = Model::load(o.model, *backend, o.load);
   Session session(*model, o.ctx > 0 ? o.ctx : int64_t(tokens.size()));
   std::vector<float> logits = session.forward(tokens, LogitsMode::kAll, o.chunk);
   const int64_t V = model->spec().vocab_size;
@@ -50,7 +53,7 @@ int run_generate(const CommonOpts& o, int64_t n_new, const SamplingParams& sp) {
   const std::vector<int32_t> prompt = parse_token_list(o.tokens);
   validate(sp);
   auto backend = make_backend(o.backend);
-  auto model = Model::load(o.model, *backend);
+  auto model = Model::load(o.model, *backend, o.load);
   const int64_t V = model->spec().vocab_size;
   Session session(*model, o.ctx > 0 ? o.ctx : int64_t(prompt.size()) + n_new);
   Sampler sampler(sp);

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   g4::Action action;
   g4::add_logits_commands(app, &action);
   g4::add_bench_command(app, &action);
+  g4::add_convert_commands(app, &action);
+  g4::add_perplexity_command(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "io/g4_checkpoint.h"
+#include "io/torchao_checkpoint.h"
 
 namespace g4 {
 
@@ -42,6 +43,16 @@ void WeightStore::add_file(const std::string& path) {
     if (!weights_.emplace(canon, w).second)
       throw Error(path + ": tensor '" + lq.spec.name + "' appears twice in the checkpoint (as '" + canon + "')");
   }
+  if (is_torchao(f)) {
+    for (TorchaoWeight& tw : read_torchao(f, &parts)) {
+      std::string canon;
+      if (!canonical_name(tw.name, &canon)) continue;
+      owned_.push_back(tw.owner);
+      quants_.push_back(std::make_unique<QuantWeight>(tw.q));
+      if (!weights_.emplace(canon, StoredWeight{canon, path, {tw.q.rows, tw.q.cols}, nullptr, quants_.back().get()}).second)
+        throw Error(path + ": tensor '" + tw.name + "' appears twice in the checkpoint (as '" + canon + "')");
+    }
+  }
   for (const auto& [name, info] : f.tensors()) {
     if (parts.count(name)) continue;
     std::string canon;
@@ -56,6 +67,18 @@ std::unique_ptr<WeightStore> WeightStore::open(const std::string& path) {
   ws->source_ = path;
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error("model path " + path + " does not exist");
+  if (!fs::is_directory(path, ec) && is_gguf_file(path)) {
+    ws->gguf_ = std::make_unique<GgufWeights>(path);
+    for (const auto& [name, info] : ws->gguf_->plain_tensors()) {
+      ws->by_name_.emplace(name, &info);
+      ws->weights_.emplace(name, StoredWeight{name, path, info.shape, &info, nullptr});
+    }
+    for (const std::string& name : ws->gguf_->quant_names()) {
+      const QuantWeight* q = ws->gguf_->quant(name);
+      ws->weights_.emplace(name, StoredWeight{name, path, {q->rows, q->cols}, nullptr, q});
+    }
+    return ws;
+  }
   if (!fs::is_directory(path, ec)) {
     ws->add_file(path);
     return ws;
@@ -110,6 +133,10 @@ std::map<std::string, std::string> parse_shard_index(const std::string& text, co
 const TensorInfo* WeightStore::find(const std::string& name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : it->second;
+}
+
+const QuantWeight* WeightStore::find_quant(const std::string& name) const {
+  return gguf_ ? gguf_->quant(name) : nullptr;
 }
 
 const TensorInfo& WeightStore::get(const std::string& name) const {

@@ -3,9 +3,11 @@
 //   model.language_model.layers.0.mlp.up_proj.weight -> layers.0.mlp.up_proj.weight
 //   model.layers.0.mlp.up_proj.weight (text-only export) -> the same
 // Vision and audio tensors are skipped. Opens a single .safetensors file, a directory holding
-// model.safetensors, or a directory with model.safetensors.index.json and its shards.
+// model.safetensors, a directory with model.safetensors.index.json and its shards, or a gemma4 GGUF
+// file (io/gguf_weights.h maps its names and converts its block formats).
 // A canonical name resolves to a plain float tensor or to a QuantWeight (quant/format.h); quantized
-// tensors come from g4 checkpoints (io/g4_checkpoint.h) and are presented by their logical name.
+// tensors come from g4 checkpoints (io/g4_checkpoint.h) or torchao/ExecuTorch files
+// (io/torchao_checkpoint.h) and are presented by their logical name.
 #pragma once
 
 #include <map>
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "io/gguf_weights.h"
 #include "io/safetensors.h"
 #include "quant/format.h"
 
@@ -41,6 +44,10 @@ class WeightStore {
   const StoredWeight* find_weight(const std::string& canonical_name) const;
   const StoredWeight& get_weight(const std::string& canonical_name) const;
   const std::string& source() const { return source_; }
+  // A quantized tensor (GGUF block formats converted to quant/format.h), or nullptr.
+  const QuantWeight* find_quant(const std::string& canonical_name) const;
+  // The GGUF file when the store was opened from one (metadata, tokenizer), else nullptr.
+  const GgufFile* gguf() const { return gguf_ ? &gguf_->file() : nullptr; }
 
   // Maps a source name to its canonical name; returns false for tensors that are not part of the text model.
   static bool canonical_name(const std::string& source_name, std::string* out);
@@ -53,6 +60,8 @@ class WeightStore {
   std::map<std::string, const TensorInfo*> by_name_;
   std::map<std::string, StoredWeight> weights_;
   std::vector<std::unique_ptr<QuantWeight>> quants_;
+  std::unique_ptr<GgufWeights> gguf_;
+  std::vector<std::shared_ptr<const void>> owned_;  // converted scales/zeros of imported formats
 };
 
 // Parses model.safetensors.index.json text: canonical-free source name -> shard file name. Shard names

@@ -12,6 +12,12 @@ namespace {
 
 // Fetches a plain float tensor by canonical name and checks its shape (norms, scalars).
 WeightView fetch(const WeightStore& ws, const std::string& name, const std::vector<int64_t>& shape) {
+  if (const QuantWeight* q = ws.find_quant(name)) {
+    if (shape.size() != 2 || q->rows != shape[0] || q->cols != shape[1])
+      throw Error(ws.source() + ": quantized tensor '" + name + "' has shape [" + std::to_string(q->rows) + ", " +
+                  std::to_string(q->cols) + "] but the config implies " + shape_to_string(shape));
+    return WeightView{name, DType::kF32, shape, nullptr, q};
+  }
   const TensorInfo& t = ws.get(name);
   if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16)
     throw Error(t.file + ": tensor '" + name + "' has dtype " + dtype_name(t.dtype) + "; expected BF16, F16 or F32");

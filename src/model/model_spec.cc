@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "io/gguf.h"
 #include "io/mapped_file.h"
+#include "model/gguf_spec.h"
 
 namespace g4 {
 
@@ -203,6 +205,7 @@ ModelSpec load_model_config(const std::string& model_path) {
   std::error_code ec;
   fs::path p(model_path);
   if (!fs::exists(p, ec)) throw Error("model path " + model_path + " does not exist");
+  if (!fs::is_directory(p, ec) && is_gguf_file(model_path)) return model_spec_from_gguf(GgufFile(model_path));
   fs::path cfg = fs::is_directory(p, ec) ? p / "config.json" : p.parent_path() / "config.json";
   if (!fs::exists(cfg, ec)) throw Error("no config.json in " + (fs::is_directory(p, ec) ? p : p.parent_path()).string());
   return parse_model_config(read_text_file(cfg.string()), cfg.string());

@@ -37,7 +37,7 @@ struct ModelSpec {
 // Parses config.json text. `source` names the file in error messages. Throws g4::Error.
 ModelSpec parse_model_config(const std::string& json_text, const std::string& source);
 
-// Reads DIR/config.json (or the config.json beside a .safetensors file).
+// Reads DIR/config.json (or the config.json beside a .safetensors file), or the metadata of a GGUF file.
 ModelSpec load_model_config(const std::string& model_path);
 
 }  // namespace g4

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/dtype.h"
 
@@ -33,6 +34,12 @@ struct QuantWeight {
   int64_t groups_per_row() const { return cols / group_size; }
   size_t code_bytes() const { return size_t(rows) * size_t(kind == QuantKind::kInt4 ? cols / 2 : cols); }
   std::string describe() const;  // "int4 g32 asym (bf16 scales)"
+};
+
+// A QuantWeight together with the storage it points into (quantizer output, converted GGUF blocks).
+struct OwnedQuantWeight {
+  std::vector<uint8_t> codes, scales, zeros;
+  QuantWeight q;  // points into the vectors above; do not copy the struct after filling
 };
 
 // Throws g4::Error when the geometry is inconsistent (group size not dividing cols, odd int4 cols, ...).

@@ -172,6 +172,9 @@ void quantize_rows(const QuantScheme& sc, const float* w, int64_t rows, int64_t 
     for (int64_t g = 0; g < G; ++g) {
       const float* x = w + row * cols + g * gs;
       float s, z;
+      for (int64_t k = 0; k < gs; ++k)
+        if (!std::isfinite(x[k]))
+          throw Error(name + ": element (" + std::to_string(row) + ", " + std::to_string(g * gs + k) + ") is not finite");
       minmax_params(sc, x, gs, &s, &z);
       if (!std::isfinite(s) || !std::isfinite(z))
         throw Error(name + ": row " + std::to_string(row) + " holds values that are not finite or overflow " +

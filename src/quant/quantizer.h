@@ -38,10 +38,6 @@ void quantize_rows(const QuantScheme& s, const float* w, int64_t rows, int64_t c
                    void* zeros, const std::string& name);
 
 // A quantized tensor with its own storage (on-the-fly quantization, tests).
-struct OwnedQuantWeight {
-  std::vector<uint8_t> codes, scales, zeros;
-  QuantWeight q;  // points into the vectors above; do not copy the struct after filling
-};
 void quantize_tensor(const QuantScheme& s, const float* w, int64_t rows, int64_t cols, OwnedQuantWeight* out,
                      const std::string& name);
 

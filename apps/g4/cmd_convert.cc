@@ -1,0 +1,49 @@
+// g4 synth: random-weight checkpoints with real dimensions (benchmarks).
+// g4 quantize: a float Hugging Face checkpoint -> the g4 quantized checkpoint (docs/CHECKPOINT.md).
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "base/progress.h"
+#include "commands.h"
+#include "convert/quantize_model.h"
+#include "convert/synth.h"
+
+namespace g4 {
+
+void add_convert_commands(CLI::App& app, Action* action) {
+  static SynthOptions so;
+  CLI::App* s = app.add_subcommand("synth", "write a random-weight checkpoint with real Gemma 4 dimensions");
+  s->add_option("--preset", so.preset, "31b (spec dimensions) or tiny")->required();
+  s->add_option("--layers", so.layers, "number of layers (default: 60 for 31b, 6 for tiny)")->check(CLI::Range(1, 1000));
+  s->add_option("--out,-o", so.out, "output directory")->required();
+  s->add_option("--format", so.format, "bf16, int4 (default-recipe layout) or int8");
+  s->add_option("--group-size", so.group_size, "quantization group size: 32, 64 or 128");
+  s->add_option("--seed", so.seed, "random seed");
+  s->callback([action] {
+    *action = [] {
+      const uint64_t n = synth_checkpoint(so);
+      std::fprintf(stderr, "wrote %s (%s)\n", so.out.c_str(), Progress::amount(double(n), "B").c_str());
+      return 0;
+    };
+  });
+
+  static QuantizeOptions qo;
+  CLI::App* q = app.add_subcommand("quantize", "quantize a float checkpoint into the g4 quantized format");
+  q->add_option("--model,-m", qo.model, "Hugging Face model directory (config.json + safetensors)")->required();
+  q->add_option("--out,-o", qo.out, "output directory")->required();
+  q->add_option("--recipe", qo.recipe, "default, sensitive or int8");
+  q->add_option("--group-size", qo.group_size, "group size for int4 rules: 32, 64 or 128");
+  q->add_option("--method", qo.method, "minmax or hqq, for the recipe's int4 rules");
+  q->add_option("--rule", qo.rules, "'REGEX=int8|int4|bf16' on canonical tensor names; first match wins (repeatable)");
+  q->callback([action] {
+    *action = [] {
+      const QuantizeSummary r = quantize_checkpoint(qo);
+      std::fprintf(stderr, "quantized %d tensors, kept %d: %s -> %s\n", r.quantized, r.kept,
+                   Progress::amount(double(r.bytes_in), "B").c_str(), Progress::amount(double(r.bytes_out), "B").c_str());
+      return 0;
+    };
+  });
+}
+
+}  // namespace g4

@@ -1,0 +1,364 @@
+#include "backend/cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/device_pool.h"
+
+namespace g4 {
+
+using cuda::WeightDesc;
+using cuda::WFmt;
+
+namespace {
+
+// Device memory owned by a packed weight.
+struct DevBuf {
+  void* p = nullptr;
+  DevBuf() = default;
+  DevBuf(const DevBuf&) = delete;
+  ~DevBuf() { if (p) cudaFree(p); }
+};
+
+struct CudaWeight : PackedWeight {
+  WeightDesc desc;             // linears and embeddings
+  const float* vec = nullptr;  // 1-D weights (norms), f32
+  std::vector<std::unique_ptr<DevBuf>> bufs;
+
+  void* put(const void* host, size_t bytes) {
+    auto b = std::make_unique<DevBuf>();
+    G4_CUDA(cudaMalloc(&b->p, bytes ? bytes : 1));
+    G4_CUDA(cudaMemcpy(b->p, host, bytes, cudaMemcpyHostToDevice));
+    bufs.push_back(std::move(b));
+    return bufs.back()->p;
+  }
+};
+
+const CudaWeight& as_cuda(const PackedWeight& w) { return static_cast<const CudaWeight&>(w); }
+float* f32(Tensor& t) { return static_cast<float*>(t.data); }
+const float* f32(const Tensor& t) { return static_cast<const float*>(t.data); }
+int64_t cols_of(const Tensor& t) { return t.shape.empty() ? 1 : t.shape.back(); }
+
+cuda::SType stype_of(DType t) {
+  switch (t) {
+    case DType::kF32: return cuda::SType::kF32;
+    case DType::kF16: return cuda::SType::kF16;
+    default: return cuda::SType::kBF16;
+  }
+}
+
+}  // namespace
+
+bool cuda_device_available(std::string* why) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    if (why) *why = std::string("no usable CUDA device (") + cudaGetErrorString(e) + ")";
+    return false;
+  }
+  if (n == 0) {
+    if (why) *why = "no CUDA device present";
+    return false;
+  }
+  return true;
+}
+
+CudaBackend::CudaBackend(CudaOptions opt) : opt_(opt), pool_(std::make_shared<cuda::DevicePool>()) {
+  std::string why;
+  if (!cuda_device_available(&why)) throw Error("cuda backend: " + why);
+  G4_CUDA(cudaSetDevice(opt_.device));
+  G4_CUDA(cudaDeviceGetAttribute(&n_sm_, cudaDevAttrMultiProcessorCount, opt_.device));
+  G4_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  G4_CUBLAS(cublasCreate(&cublas_));
+  G4_CUBLAS(cublasSetStream(cublas_, stream_));
+  G4_CUBLAS(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+  G4_CUDA(cudaEventCreateWithFlags(&tokens_copied_, cudaEventDisableTiming));
+}
+
+CudaBackend::~CudaBackend() {
+  if (stream_) cudaStreamSynchronize(stream_);
+  rope_tables_.clear();
+  if (pinned_tokens_) cudaFreeHost(pinned_tokens_);
+  if (tokens_copied_) cudaEventDestroy(tokens_copied_);
+  if (cublas_) cublasDestroy(cublas_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+void CudaBackend::synchronize() { G4_CUDA(cudaStreamSynchronize(stream_)); }
+
+std::shared_ptr<void> CudaBackend::scratch(size_t bytes) {
+  void* p = pool_->get(bytes);
+  auto pool = pool_;
+  return std::shared_ptr<void>(p, [pool, bytes](void* q) { pool->put(q, bytes); });
+}
+
+// --- memory ---
+
+std::unique_ptr<PackedWeight> CudaBackend::pack(const WeightView& w, WeightRole role) {
+  auto p = std::make_unique<CudaWeight>();
+  p->shape = w.shape;
+  if (w.shape.size() == 1) {  // norms: f32 on the device
+    G4_CHECK(!w.quant, "quantized 1-D weight");
+    std::vector<float> v(size_t(w.shape[0]));
+    convert_to_f32(w.dtype, w.data, v.size(), v.data());
+    p->vec = static_cast<const float*>(p->put(v.data(), v.size() * 4));
+    return p;
+  }
+  if (w.shape.size() != 2) throw Error(w.name + ": cuda backend packs 1-D and 2-D weights only");
+  WeightDesc& d = p->desc;
+  d.rows = w.shape[0];
+  d.cols = w.shape[1];
+  if (w.quant) {
+    const QuantWeight& q = *w.quant;
+    validate(q, w.name);
+    if (q.rows != d.rows || q.cols != d.cols) throw Error(w.name + ": quantized shape differs from the tensor shape");
+    const int64_t chunk = q.kind == QuantKind::kInt4 ? 32 : 16;
+    if (q.group_size % chunk != 0)
+      throw Error(w.name + ": cuda backend needs " + (q.kind == QuantKind::kInt4 ? "int4" : "int8") +
+                  " group sizes that are multiples of " + std::to_string(chunk) + ", got " + std::to_string(q.group_size));
+    d.fmt = q.kind == QuantKind::kInt4 ? WFmt::kInt4 : WFmt::kInt8;
+    d.group_size = q.group_size;
+    d.stype = stype_of(q.scale_dtype);
+    const size_t sbytes = size_t(q.rows) * size_t(q.groups_per_row()) * dtype_size(q.scale_dtype);
+    d.codes = p->put(q.codes, q.code_bytes());
+    d.scales = p->put(q.scales, sbytes);
+    if (q.zeros) d.zeros = p->put(q.zeros, sbytes);
+    return p;
+  }
+  if (d.cols % 8 != 0) throw Error(w.name + ": cuda backend needs rows of a multiple of 8 elements, got " + std::to_string(d.cols));
+  d.fmt = WFmt::kBF16;
+  const size_t n = size_t(d.rows) * size_t(d.cols);
+  if (w.dtype == DType::kBF16) {
+    d.codes = p->put(w.data, n * 2);
+  } else {  // f16/f32 checkpoints are rounded to bf16 (the GEMV and GEMM paths read bf16)
+    std::vector<uint16_t> b(n);
+    std::vector<float> row(size_t(d.cols));
+    for (int64_t r = 0; r < d.rows; ++r) {
+      convert_to_f32(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(r * d.cols) * dtype_size(w.dtype),
+                     row.size(), row.data());
+      for (int64_t c = 0; c < d.cols; ++c) b[size_t(r * d.cols + c)] = f32_to_bf16(row[size_t(c)]);
+    }
+    d.codes = p->put(b.data(), n * 2);
+  }
+  (void)role;
+  return p;
+}
+
+Tensor CudaBackend::empty(std::vector<int64_t> shape) {
+  Tensor t;
+  t.shape = std::move(shape);
+  t.storage = scratch(size_t(std::max<int64_t>(t.numel(), 1)) * 4);
+  t.data = t.storage.get();
+  return t;
+}
+
+void CudaBackend::upload(Tensor& dst, const float* src) {
+  G4_CUDA(cudaMemcpyAsync(dst.data, src, size_t(dst.numel()) * 4, cudaMemcpyHostToDevice, stream_));
+  synchronize();
+}
+
+void CudaBackend::download(const Tensor& src, float* dst) {
+  G4_CUDA(cudaMemcpyAsync(dst, src.data, size_t(src.numel()) * 4, cudaMemcpyDeviceToHost, stream_));
+  synchronize();
+}
+
+KvLayer CudaBackend::make_kv_layer(int64_t capacity, int n_kv_heads, int head_dim, bool ring) {
+  KvLayer c;
+  c.k = empty({capacity, n_kv_heads, head_dim});
+  c.v = empty({capacity, n_kv_heads, head_dim});
+  G4_CUDA(cudaMemsetAsync(c.k.data, 0, size_t(c.k.numel()) * 4, stream_));
+  G4_CUDA(cudaMemsetAsync(c.v.data, 0, size_t(c.v.numel()) * 4, stream_));
+  c.capacity = capacity;
+  c.ring = ring;
+  return c;
+}
+
+// --- ops ---
+
+void CudaBackend::embed(const PackedWeight& table, const std::vector<int32_t>& tokens, float scale, Tensor& out) {
+  const WeightDesc& d = as_cuda(table).desc;
+  const int T = int(tokens.size());
+  G4_CHECK(out.numel() == int64_t(T) * d.cols, "embed output shape");
+  if (T == 0) return;
+  // The pinned staging buffer is reused: wait until its previous copy has left it.
+  G4_CUDA(cudaEventSynchronize(tokens_copied_));
+  if (size_t(T) > pinned_cap_) {
+    if (pinned_tokens_) G4_CUDA(cudaFreeHost(pinned_tokens_));
+    pinned_tokens_ = nullptr;
+    G4_CUDA(cudaMallocHost(&pinned_tokens_, size_t(T) * 4));
+    pinned_cap_ = size_t(T);
+  }
+  std::memcpy(pinned_tokens_, tokens.data(), size_t(T) * 4);
+  auto dev = scratch(size_t(T) * 4);
+  G4_CUDA(cudaMemcpyAsync(dev.get(), pinned_tokens_, size_t(T) * 4, cudaMemcpyHostToDevice, stream_));
+  G4_CUDA(cudaEventRecord(tokens_copied_, stream_));
+  cuda::embed_rows(d, static_cast<const int32_t*>(dev.get()), T, scale, f32(out), stream_);
+}
+
+void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
+  const WeightDesc& d = as_cuda(w).desc;
+  const int64_t N = d.rows, K = d.cols;
+  G4_CHECK(cols_of(x) == K && cols_of(y) == N, "matmul shapes");
+  const int64_t T = x.numel() / K;
+  G4_CHECK(y.numel() == T * N, "matmul output rows");
+  if (T == 0) return;
+  if (T <= cuda::kGemvMaxT) {
+    auto xp = scratch(cuda::gemv_x_bytes(d, int(T)));
+    cuda::gemv(d, f32(x), int(T), xp.get(), f32(y), stream_);
+    return;
+  }
+  // Tensor-core path: weights dequantized block by block (never the whole model), cuBLAS per block.
+  const bool precise = opt_.precise;
+  const size_t esz = precise ? 4 : 2;
+  std::shared_ptr<void> xb;
+  const void* xin = x.data;
+  if (!precise) {
+    xb = scratch(size_t(T * K) * 2);
+    cuda::f32_to_bf16(f32(x), T * K, xb.get(), stream_);
+    xin = xb.get();
+  }
+  const bool direct = !precise && d.fmt == WFmt::kBF16;
+  const int64_t block_rows = direct ? N : std::max<int64_t>(1, std::min<int64_t>(N, int64_t(opt_.gemm_scratch_bytes / (size_t(K) * esz))));
+  std::shared_ptr<void> wb = direct ? nullptr : scratch(size_t(block_rows * K) * esz);
+  const cudaDataType_t ab = precise ? CUDA_R_32F : CUDA_R_16BF;
+  const float alpha = 1.f, beta = 0.f;
+  for (int64_t r0 = 0; r0 < N; r0 += block_rows) {
+    const int64_t n = std::min(block_rows, N - r0);
+    const void* A;
+    if (direct) {
+      A = static_cast<const uint16_t*>(d.codes) + r0 * K;
+    } else {
+      cuda::dequant_rows(d, r0, n, wb.get(), precise, stream_);
+      A = wb.get();
+    }
+    // Column-major view: y^T[N, T] (ld N) = W[N, K] (stored as K x N, ld K, transposed) * x^T (K x T, ld K).
+    G4_CUBLAS(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(T), int(K), &alpha, A, ab, int(K), xin, ab,
+                           int(K), &beta, f32(y) + r0, CUDA_R_32F, int(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+}
+
+void CudaBackend::rms_norm(const Tensor& x, const PackedWeight* w, float eps, Tensor& y) {
+  const int64_t n = cols_of(x);
+  G4_CHECK(y.numel() == x.numel(), "rms_norm shapes");
+  const float* wv = nullptr;
+  if (w) {
+    G4_CHECK(as_cuda(*w).vec && w->shape[0] == n, "rms_norm weight size");
+    wv = as_cuda(*w).vec;
+  }
+  cuda::rms_norm(f32(x), wv, eps, x.numel() / n, n, f32(y), stream_);
+}
+
+void CudaBackend::add_rms_norm(Tensor& x, const Tensor& o, const PackedWeight& w, float eps) {
+  const int64_t n = cols_of(o);
+  G4_CHECK(x.numel() == o.numel() && as_cuda(w).vec && w.shape[0] == n, "add_rms_norm shapes");
+  cuda::add_rms_norm(f32(x), f32(o), as_cuda(w).vec, eps, o.numel() / n, n, stream_);
+}
+
+void CudaBackend::scale(Tensor& x, float s) { cuda::scale(f32(x), x.numel(), s, stream_); }
+
+const float* CudaBackend::inv_freq(float theta, int pairs, int64_t D) {
+  auto key = std::make_tuple(theta, pairs, D);
+  auto it = rope_tables_.find(key);
+  if (it != rope_tables_.end()) return static_cast<const float*>(it->second.get());
+  std::vector<float> f(size_t(std::max(pairs, 1)));
+  for (int d = 0; d < pairs; ++d) f[size_t(d)] = 1.0f / std::pow(theta, float(2 * d) / float(D));  // as the ref backend
+  void* p = nullptr;
+  G4_CUDA(cudaMalloc(&p, f.size() * 4));
+  std::shared_ptr<void> buf(p, [](void* q) { cudaFree(q); });
+  G4_CUDA(cudaMemcpy(p, f.data(), f.size() * 4, cudaMemcpyHostToDevice));
+  rope_tables_[key] = buf;
+  return static_cast<const float*>(p);
+}
+
+void CudaBackend::rope(Tensor& x, int64_t p0, const RopeSpec& rope) {
+  const int64_t T = x.dim(0), H = x.dim(1), D = x.dim(2);
+  G4_CHECK(rope.pairs <= D / 2, "rope pairs exceed head_dim / 2");
+  cuda::rope(f32(x), T, H, D, p0, inv_freq(rope.theta, rope.pairs, D), rope.pairs, stream_);
+}
+
+void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
+  G4_CHECK(gate.numel() == up.numel() && out.numel() == up.numel(), "gelu_mul shapes");
+  cuda::gelu_mul(f32(gate), f32(up), gate.numel(), f32(out), stream_);
+}
+
+void CudaBackend::softcap(Tensor& x, float cap) { cuda::softcap(f32(x), x.numel(), cap, stream_); }
+
+Tensor CudaBackend::slice_rows(const Tensor& x, int64_t row0, int64_t n) {
+  const int64_t C = cols_of(x);
+  G4_CHECK(row0 >= 0 && n >= 0 && (row0 + n) * C <= x.numel(), "slice_rows range");
+  Tensor y = empty({n, C});
+  G4_CUDA(cudaMemcpyAsync(y.data, f32(x) + row0 * C, size_t(n * C) * 4, cudaMemcpyDeviceToDevice, stream_));
+  return y;
+}
+
+void CudaBackend::kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) {
+  const int64_t T = k.dim(0), row = k.dim(1) * k.dim(2);
+  G4_CHECK(cache.k.dim(1) * cache.k.dim(2) == row && v.numel() == k.numel(), "kv_append shapes");
+  const int64_t first = cache.ring ? std::max<int64_t>(0, T - cache.capacity) : 0;
+  if (!cache.ring) G4_CHECK(p0 + T <= cache.capacity, "flat cache overflow");
+  cuda::kv_write(f32(cache.k), f32(cache.v), f32(k), f32(v), T, first, row, p0, cache.capacity, cache.ring, stream_);
+}
+
+void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,
+                            int window, Tensor& out) {
+  const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(1);
+  G4_CHECK(k.dim(0) == T && v.dim(0) == T && k.dim(2) == D && v.dim(2) == D && v.dim(1) == Hkv, "attention shapes");
+  G4_CHECK(Hq % Hkv == 0 && out.numel() == q.numel(), "attention GQA");
+  if (T == 0) return;
+  // The same capacity rules as the ref backend, checked for the earliest key the first query sees.
+  const int64_t lo = window > 0 ? std::max<int64_t>(0, p0 - window + 1) : 0;
+  if (cache.ring && lo < p0) G4_CHECK(p0 - lo <= cache.capacity, "ring cache smaller than the window");
+  if (!cache.ring) G4_CHECK(p0 <= cache.capacity, "flat cache overflow");
+  cuda::AttnArgs a{f32(q), f32(k), f32(v), f32(cache.k), f32(cache.v), T, Hq, Hkv, D, p0, cache.capacity, cache.ring,
+                   window, f32(out)};
+  if (T <= cuda::kGemvMaxT) {
+    auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));
+    cuda::attn_decode(a, s.get(), n_sm_, stream_);
+  } else {
+    attention_prefill(a);
+  }
+}
+
+// Scores and outputs through cuBLAS, per KV head a batch over its GQA group; the queries are cut into
+// blocks so that the score matrix stays under 1 GiB.
+void CudaBackend::attention_prefill(const cuda::AttnArgs& a) {
+  const int64_t group = a.Hq / a.Hkv, D = a.D;
+  const cublasComputeType_t ct = opt_.precise ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+  const float one = 1.f, zero = 0.f;
+  const int64_t max_keys = a.p0 + a.T;
+  const int64_t tq = std::max<int64_t>(1, std::min<int64_t>(a.T, (int64_t(1) << 28) / (a.Hq * max_keys)));
+  for (int64_t t0 = 0; t0 < a.T; t0 += tq) {
+    const int64_t nq = std::min(tq, a.T - t0), pq0 = a.p0 + t0;
+    const int64_t lo = a.window > 0 ? std::max<int64_t>(0, pq0 - a.window + 1) : 0;
+    const int64_t n = a.p0 + t0 + nq - lo;
+    auto kc = scratch(size_t(n * a.Hkv * D) * 4), vc = scratch(size_t(n * a.Hkv * D) * 4);
+    auto sc = scratch(size_t(a.Hq * nq * n) * 4);
+    float* S = static_cast<float*>(sc.get());
+    const float* K = static_cast<const float*>(kc.get());
+    const float* V = static_cast<const float*>(vc.get());
+    cuda::gather_kv(a, lo, n, static_cast<float*>(kc.get()), static_cast<float*>(vc.get()), stream_);
+    for (int64_t g = 0; g < a.Hkv; ++g) {
+      const int64_t h0 = g * group;
+      // S_h^T [n, nq] = K_g (n x D) * Q_h^T, batched over the group's heads.
+      G4_CUBLAS(cublasGemmStridedBatchedEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(nq), int(D), &one, K + g * D,
+                                           CUDA_R_32F, int(a.Hkv * D), 0, a.q + (t0 * a.Hq + h0) * D, CUDA_R_32F,
+                                           int(a.Hq * D), D, &zero, S + h0 * nq * n, CUDA_R_32F, int(n), nq * n,
+                                           int(group), ct, CUBLAS_GEMM_DEFAULT));
+    }
+    cuda::masked_softmax(S, a.Hq, nq, n, pq0, lo, a.window, stream_);
+    for (int64_t g = 0; g < a.Hkv; ++g) {
+      const int64_t h0 = g * group;
+      // O_h^T [D, nq] = V_g^T (D x n) * P_h^T (n x nq).
+      G4_CUBLAS(cublasGemmStridedBatchedEx(cublas_, CUBLAS_OP_N, CUBLAS_OP_N, int(D), int(nq), int(n), &one, V + g * D,
+                                           CUDA_R_32F, int(a.Hkv * D), 0, S + h0 * nq * n, CUDA_R_32F, int(n), nq * n,
+                                           &zero, a.out + (t0 * a.Hq + h0) * D, CUDA_R_32F, int(a.Hq * D), D,
+                                           int(group), ct, CUBLAS_GEMM_DEFAULT));
+    }
+  }
+}
+
+}  // namespace g4

@@ -1,0 +1,81 @@
+// The CUDA backend: weights packed into device memory at load time (int4/int8 codes with their group
+// scales and zero points as given, bf16 as bf16; norms as f32), f32 activations in device memory, and
+// every op enqueued on one stream without host synchronisation (only download() waits). Decode
+// matmuls (T <= 4) use the GEMV kernels of gemv.cu; longer inputs dequantize bounded row blocks to
+// bf16 and run cuBLAS on tensor cores. Options::precise swaps the tensor-core paths for f32 cuBLAS
+// (the fixture tests use it to hold the 1e-3 bound of the reference).
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+
+#include "backend/backend.h"
+#include "backend/cuda/kernels.h"
+
+namespace g4 {
+
+namespace cuda {
+class DevicePool;
+}
+
+struct CudaOptions {
+  int device = 0;
+  bool precise = false;                    // f32 GEMMs (no bf16/tf32 tensor cores) for prefill and attention
+  size_t gemm_scratch_bytes = 256u << 20;  // bound on the dequantized weight block of the GEMM path
+};
+
+// True when a CUDA device can be used; otherwise false with the reason in *why.
+bool cuda_device_available(std::string* why);
+
+class CudaBackend : public Backend {
+ public:
+  explicit CudaBackend(CudaOptions opt = {});  // throws g4::Error when no device can be used
+  ~CudaBackend() override;
+  std::string name() const override { return "cuda"; }
+
+  std::unique_ptr<PackedWeight> pack(const WeightView& w, WeightRole role) override;
+  Tensor empty(std::vector<int64_t> shape) override;
+  void upload(Tensor& dst, const float* src) override;
+  void download(const Tensor& src, float* dst) override;
+  KvLayer make_kv_layer(int64_t capacity, int n_kv_heads, int head_dim, bool ring) override;
+
+  void embed(const PackedWeight& table, const std::vector<int32_t>& tokens, float scale, Tensor& out) override;
+  void matmul(const Tensor& x, const PackedWeight& w, Tensor& y) override;
+  void rms_norm(const Tensor& x, const PackedWeight* w, float eps, Tensor& y) override;
+  void add_rms_norm(Tensor& x, const Tensor& o, const PackedWeight& w, float eps) override;
+  void scale(Tensor& x, float s) override;
+  void rope(Tensor& x, int64_t p0, const RopeSpec& rope) override;
+  void gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0, int window,
+                 Tensor& out) override;
+  void kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) override;
+  void softcap(Tensor& x, float cap) override;
+  Tensor slice_rows(const Tensor& x, int64_t row0, int64_t n) override;
+
+  cudaStream_t stream() const { return stream_; }
+  void synchronize();
+  int sm_count() const { return n_sm_; }
+  // Device scratch from the pool, returned to it when the last copy of the handle goes.
+  std::shared_ptr<void> scratch(size_t bytes);
+
+ private:
+  void attention_prefill(const cuda::AttnArgs& a);
+  const float* inv_freq(float theta, int pairs, int64_t D);
+
+  CudaOptions opt_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  std::shared_ptr<cuda::DevicePool> pool_;
+  int n_sm_ = 0;
+  int32_t* pinned_tokens_ = nullptr;
+  size_t pinned_cap_ = 0;
+  cudaEvent_t tokens_copied_ = nullptr;
+  std::map<std::tuple<float, int, int64_t>, std::shared_ptr<void>> rope_tables_;
+};
+
+}  // namespace g4

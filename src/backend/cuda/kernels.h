@@ -1,0 +1,73 @@
+// Launchers for the CUDA kernels, callable from host C++. All pointers are device pointers, all work
+// goes on `stream`, nothing synchronises. Shapes follow backend.h: activations f32 row-major.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace g4::cuda {
+
+// A packed weight as the kernels see it. Row-major codes as in quant/format.h (int4: two per byte, low
+// nibble first; int8: signed bytes; bf16: raw bits); scales/zeros [rows, cols / group_size].
+enum class WFmt : int { kBF16 = 0, kInt4 = 1, kInt8 = 2 };
+enum class SType : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
+
+struct WeightDesc {
+  WFmt fmt = WFmt::kBF16;
+  int64_t rows = 0, cols = 0;
+  int64_t group_size = 0;  // 0 for bf16
+  const void* codes = nullptr;
+  const void* scales = nullptr;
+  const void* zeros = nullptr;  // null: symmetric (int4 z = 8, int8 z = 0)
+  SType stype = SType::kBF16;
+};
+
+// --- matmul pieces (gemv.cu) ---
+// Bytes of the permuted activation buffer that gemv() needs for T tokens.
+size_t gemv_x_bytes(const WeightDesc& w, int T);
+// y[T, rows] = x[T, cols] * W^T for 1 <= T <= kGemvMaxT; xp is scratch of gemv_x_bytes(w, T).
+constexpr int kGemvMaxT = 4;
+void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s);
+// Dequantizes rows [r0, r0 + n) into out [n, cols] as bf16 (to_f32 false) or f32.
+void dequant_rows(const WeightDesc& w, int64_t r0, int64_t n, void* out, bool to_f32, cudaStream_t s);
+// out[i, :] = W[tokens[i], :] * scale; tokens on the device.
+void embed_rows(const WeightDesc& w, const int32_t* tokens, int T, float scale, float* out, cudaStream_t s);
+
+// --- elementwise and row ops (ops.cu) ---
+void f32_to_bf16(const float* x, int64_t n, void* out, cudaStream_t s);
+void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* y, cudaStream_t s);
+// x += rms_norm(o; w).
+void add_rms_norm(float* x, const float* o, const float* w, float eps, int64_t rows, int64_t n, cudaStream_t s);
+void scale(float* x, int64_t n, float sc, cudaStream_t s);
+void softcap(float* x, int64_t n, float cap, cudaStream_t s);
+void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s);
+// In-place RoPE on x [T, H, D] at positions p0.., inv_freq[pairs] precomputed on the host.
+void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const float* inv_freq, int pairs, cudaStream_t s);
+// Writes rows t in [first, T) of k, v [T, row] into slots (p0 + t) (mod capacity for a ring).
+void kv_write(float* ck, float* cv, const float* k, const float* v, int64_t T, int64_t first, int64_t row, int64_t p0,
+              int64_t capacity, bool ring, cudaStream_t s);
+
+// --- attention (attention.cu) ---
+struct AttnArgs {
+  const float* q;          // [T, Hq, D]
+  const float* k;          // [T, Hkv, D] new keys
+  const float* v;
+  const float* ck;         // cache [capacity, Hkv, D]
+  const float* cv;
+  int64_t T, Hq, Hkv, D, p0, capacity;
+  bool ring;
+  int window;              // 0 = unlimited
+  float* out;              // [T, Hq, D]
+};
+// Split-K flash-decoding for few queries; scratch of attn_decode_scratch_bytes.
+size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm);
+void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s);
+// Gathers keys/values of positions [lo, lo + n) (cache or new) into kc, vc [n, Hkv, D].
+void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, cudaStream_t s);
+// Row softmax of scores [Hq, Tq, n] in place, with the causal/window mask for query positions
+// pq0 + t and key positions lo + j; masked entries become 0.
+void masked_softmax(float* scores, int64_t Hq, int64_t Tq, int64_t n, int64_t pq0, int64_t lo, int window,
+                    cudaStream_t s);
+
+}  // namespace g4::cuda

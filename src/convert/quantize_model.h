@@ -1,0 +1,27 @@
+// g4 quantize: a Hugging Face bf16 checkpoint -> the g4 quantized checkpoint, tensor by tensor in row
+// chunks (source pages released after use), so peak memory is a few chunks whatever the model size.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace g4 {
+
+struct QuantizeOptions {
+  std::string model, out;
+  std::string recipe = "default";  // default | sensitive | int8
+  int64_t group_size = 32;
+  std::string method = "minmax";   // minmax | hqq (for the recipe's int4 rules)
+  std::vector<std::string> rules;  // 'REGEX=int8|int4|bf16', first match wins, ahead of the recipe
+  bool progress = true;
+};
+
+struct QuantizeSummary {
+  uint64_t bytes_in = 0, bytes_out = 0;
+  int quantized = 0, kept = 0;
+};
+
+QuantizeSummary quantize_checkpoint(const QuantizeOptions& o);
+
+}  // namespace g4

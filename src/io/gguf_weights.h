@@ -1,0 +1,47 @@
+// The tensors of a gemma4 GGUF under g4's canonical (Hugging Face, unprefixed) names, for WeightStore.
+// F32/F16/BF16 tensors are served in place from the mapping as TensorInfo; quantized tensors (Q8_0,
+// Q4_0, Q4_K, Q6_K) as QuantWeight, converted on first request and kept while this object lives.
+// Unknown tensor names and unsupported types are refused, never silently skipped.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/gguf.h"
+#include "io/safetensors.h"
+#include "quant/format.h"
+
+namespace g4 {
+
+// Maps a llama.cpp gemma4 tensor name to its canonical name:
+//   token_embd.weight -> embed_tokens.weight, output_norm.weight -> norm.weight, output.weight -> lm_head.weight,
+//   blk.N.attn_q.weight -> layers.N.self_attn.q_proj.weight, ... (table in gguf_weights.cc, docs/GGUF.md).
+// Returns false for names that are not model weights (rope_freqs.weight, checked by the ModelSpec
+// reader instead) and throws g4::Error for names it does not know.
+bool gguf_canonical_name(const std::string& gguf_name, std::string* out, const std::string& file);
+
+class GgufWeights {
+ public:
+  // Opens and validates the file and every tensor name and type. Throws g4::Error.
+  explicit GgufWeights(const std::string& path);
+
+  const GgufFile& file() const { return *file_; }
+  // Plain (float or integer) tensors, canonical name -> info pointing into the mapping.
+  const std::map<std::string, TensorInfo>& plain_tensors() const { return plain_; }
+  // The quantized tensor with this canonical name, or nullptr. Converts it on the first call;
+  // not thread-safe (loading is single-threaded).
+  const QuantWeight* quant(const std::string& canonical_name) const;
+  // Canonical names of all quantized tensors.
+  std::vector<std::string> quant_names() const;
+
+ private:
+  std::unique_ptr<GgufFile> file_;
+  std::map<std::string, TensorInfo> plain_;
+  std::map<std::string, const GgufTensor*> quant_src_;
+  mutable std::map<std::string, std::unique_ptr<OwnedQuantWeight>> quant_done_;
+  std::vector<float> ones_;  // backing store for synthesized layer_scalar = 1 (see .cc)
+};
+
+}  // namespace g4

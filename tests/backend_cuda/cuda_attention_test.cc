@@ -1,0 +1,54 @@
+// Attention on the CUDA backend against the ref backend: decode (split-K kernel, T <= 4) and prefill
+// (cuBLAS path) over flat and ring caches, head_dim 32/256/512, GQA groups 1..8, windows smaller and
+// larger than the context. Bounds: precise 1e-5 relative; fast prefill (tf32 GEMMs) 5e-3; decode is f32.
+#include "cuda_test_util.h"
+
+namespace g4::test {
+namespace {
+
+struct AttCase {
+  int64_t T, Hq, Hkv, D, p0;
+  int window;
+  int64_t cap;
+  bool ring;
+};
+
+TEST_F(CudaTest, AttentionDecodeAndPrefill) {
+  const std::vector<AttCase> cases = {
+      {1, 32, 16, 256, 0, 1024, 1024, true},  {1, 32, 16, 256, 1500, 1024, 1024, true},
+      {1, 32, 4, 512, 3000, 0, 4096, false},   {3, 8, 1, 512, 70, 0, 80, false},
+      {4, 4, 2, 32, 13, 8, 8, true},           {1, 2, 2, 32, 0, 0, 1, false},
+      {37, 4, 2, 32, 20, 8, 8, true},          {37, 4, 2, 32, 0, 8, 8, true},
+      {300, 4, 2, 32, 0, 4, 4, true},          {50, 8, 1, 512, 11, 0, 64, false},
+      {129, 32, 16, 256, 900, 1024, 1024, true}, {6, 6, 2, 64, 2, 0, 8, false}};
+  for (const AttCase& c : cases) {
+    const std::string what = "T=" + std::to_string(c.T) + " Hq=" + std::to_string(c.Hq) + " Hkv=" + std::to_string(c.Hkv) +
+                             " D=" + std::to_string(c.D) + " p0=" + std::to_string(c.p0) + " window=" +
+                             std::to_string(c.window) + (c.ring ? " ring" : " flat");
+    const auto q = randn(rng_, size_t(c.T * c.Hq * c.D), 0.2f);
+    const auto k = randn(rng_, size_t(c.T * c.Hkv * c.D), 0.2f), v = randn(rng_, size_t(c.T * c.Hkv * c.D));
+    const auto ck = randn(rng_, size_t(c.cap * c.Hkv * c.D), 0.2f), cv = randn(rng_, size_t(c.cap * c.Hkv * c.D));
+    KvLayer kr = ref_.make_kv_layer(c.cap, int(c.Hkv), int(c.D), c.ring);
+    ref_.upload(kr.k, ck.data());
+    ref_.upload(kr.v, cv.data());
+    Tensor out_r = ref_.empty({c.T, c.Hq, c.D});
+    ref_.attention(to_device(ref_, q, {c.T, c.Hq, c.D}), to_device(ref_, k, {c.T, c.Hkv, c.D}),
+                   to_device(ref_, v, {c.T, c.Hkv, c.D}), kr, c.p0, c.window, out_r);
+    const auto want = to_host(ref_, out_r);
+    for (CudaBackend* be : {fast_.get(), precise_.get()}) {
+      KvLayer kc = be->make_kv_layer(c.cap, int(c.Hkv), int(c.D), c.ring);
+      be->upload(kc.k, ck.data());
+      be->upload(kc.v, cv.data());
+      Tensor out = be->empty({c.T, c.Hq, c.D});
+      std::vector<float> poison(size_t(out.numel()), NAN);
+      be->upload(out, poison.data());
+      be->attention(to_device(*be, q, {c.T, c.Hq, c.D}), to_device(*be, k, {c.T, c.Hkv, c.D}),
+                    to_device(*be, v, {c.T, c.Hkv, c.D}), kc, c.p0, c.window, out);
+      const bool tf32 = be == fast_.get() && c.T > cuda::kGemvMaxT;
+      expect_close(to_host(*be, out), want, tf32 ? 5e-3 : 1e-5, what + (be == fast_.get() ? " fast" : " precise"));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace g4::test

@@ -1,0 +1,169 @@
+// Every CUDA op against the ref backend on random inputs with awkward shapes. Bounds: f32 paths 1e-5
+// relative (order of summation only); int4/int8 GEMV 4e-3 (activations and products in f16 within a
+// 16-byte chunk); bf16 tensor-core GEMM 1e-2 (activations rounded to bf16).
+#include <cmath>
+
+#include "cuda_test_util.h"
+
+namespace g4::test {
+namespace {
+
+struct MatCase {
+  QuantKind kind;
+  bool quant;
+  int64_t gs;
+  DType sdt;
+  bool asym;
+};
+
+std::string describe(const MatCase& c) {
+  if (!c.quant) return "bf16";
+  return std::string(c.kind == QuantKind::kInt4 ? "int4" : "int8") + " g" + std::to_string(c.gs) + " " +
+         dtype_name(c.sdt) + (c.asym ? " asym" : " sym");
+}
+
+TEST_F(CudaTest, MatmulAllFormatsShapesAndPaths) {
+  const std::vector<MatCase> cases = {
+      {QuantKind::kInt4, true, 32, DType::kBF16, false}, {QuantKind::kInt4, true, 128, DType::kBF16, false},
+      {QuantKind::kInt4, true, 64, DType::kF16, true},   {QuantKind::kInt4, true, 32, DType::kF32, true},
+      {QuantKind::kInt8, true, 16, DType::kF32, false},  {QuantKind::kInt8, true, 0, DType::kBF16, false},
+      {QuantKind::kInt8, true, 48, DType::kF16, true},   {QuantKind{}, false, 0, DType::kBF16, false}};
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 96}, {7, 192}, {33, 1056}, {300, 2112}, {65, 5376}};
+  for (const MatCase& mc : cases) {
+    for (auto [rows, cols] : shapes) {
+      const int64_t gs = mc.gs == 0 ? cols : mc.gs;
+      if (mc.quant && cols % gs) continue;
+      if (mc.quant && mc.kind == QuantKind::kInt4 && gs % 32) continue;
+      std::unique_ptr<RandomQuant> rq;
+      std::vector<uint16_t> bf;
+      WeightView wv;
+      if (mc.quant) {
+        rq = std::make_unique<RandomQuant>(rng_, mc.kind, rows, cols, gs, mc.sdt, mc.asym);
+        wv = rq->view();
+      } else {
+        const auto f = randn(rng_, size_t(rows * cols), 0.05f);
+        bf.resize(f.size());
+        for (size_t i = 0; i < f.size(); ++i) bf[i] = f32_to_bf16(f[i]);
+        wv = WeightView{"test.bf16", DType::kBF16, {rows, cols}, bf.data(), nullptr};
+      }
+      auto wr = ref_.pack(wv, WeightRole::kLinear);
+      auto wf = fast_->pack(wv, WeightRole::kLinear);
+      auto wp = precise_->pack(wv, WeightRole::kLinear);
+      for (int64_t T : {1, 2, 3, 4, 5, 17}) {
+        const auto x = randn(rng_, size_t(T * cols));
+        Tensor xr = to_device(ref_, x, {T, cols}), yr = ref_.empty({T, rows});
+        ref_.matmul(xr, *wr, yr);
+        const auto want = to_host(ref_, yr);
+        const std::string what = describe(mc) + " [" + std::to_string(rows) + "x" + std::to_string(cols) + "] T=" +
+                                 std::to_string(T);
+        Tensor xf = to_device(*fast_, x, {T, cols}), yf = fast_->empty({T, rows});
+        fast_->matmul(xf, *wf, yf);
+        const bool gemv = T <= cuda::kGemvMaxT;
+        expect_close(to_host(*fast_, yf), want, gemv ? (mc.quant ? 4e-3 : 1e-5) : 1e-2, what + " fast");
+        Tensor xp = to_device(*precise_, x, {T, cols}), yp = precise_->empty({T, rows});
+        precise_->matmul(xp, *wp, yp);
+        expect_close(to_host(*precise_, yp), want, gemv && mc.quant ? 4e-3 : 1e-5, what + " precise");
+      }
+    }
+  }
+}
+
+TEST_F(CudaTest, PackRejectsUnsupportedGroupSize) {
+  RandomQuant rq(rng_, QuantKind::kInt4, 4, 64, 16, DType::kBF16, false);
+  EXPECT_THROW(fast_->pack(rq.view(), WeightRole::kLinear), Error);
+  std::vector<uint16_t> bf(4 * 12);
+  WeightView odd{"odd.weight", DType::kBF16, {4, 12}, bf.data(), nullptr};
+  EXPECT_THROW(fast_->pack(odd, WeightRole::kLinear), Error);
+}
+
+TEST_F(CudaTest, EmbedAllFormats) {
+  const int64_t V = 50, H = 256;
+  std::vector<int32_t> tokens = {0, 49, 7, 7, 23};
+  RandomQuant q4(rng_, QuantKind::kInt4, V, H, 64, DType::kBF16, true), q8(rng_, QuantKind::kInt8, V, H, 256, DType::kF32, false);
+  const auto f = randn(rng_, size_t(V * H));
+  std::vector<uint16_t> bf(f.size());
+  for (size_t i = 0; i < f.size(); ++i) bf[i] = f32_to_bf16(f[i]);
+  for (const WeightView& wv : {q4.view(), q8.view(), WeightView{"e", DType::kBF16, {V, H}, bf.data(), nullptr}}) {
+    auto wr = ref_.pack(wv, WeightRole::kEmbedding);
+    auto wc = fast_->pack(wv, WeightRole::kEmbedding);
+    Tensor yr = ref_.empty({5, H}), yc = fast_->empty({5, H});
+    ref_.embed(*wr, tokens, 73.5f, yr);
+    fast_->embed(*wc, tokens, 73.5f, yc);
+    expect_close(to_host(*fast_, yc), to_host(ref_, yr), 1e-6, "embed");
+  }
+}
+
+TEST_F(CudaTest, NormsAndElementwise) {
+  for (int64_t n : {1, 7, 256, 5376}) {
+    for (int64_t rows : {1, 3, 37}) {
+      const auto x = randn(rng_, size_t(rows * n), 3.f), o = randn(rng_, size_t(rows * n), 2.f);
+      const auto wv = randn(rng_, size_t(n));
+      WeightView w{"norm", DType::kF32, {n}, wv.data(), nullptr};
+      auto wr = ref_.pack(w, WeightRole::kNorm);
+      auto wc = fast_->pack(w, WeightRole::kNorm);
+      const std::string what = "n=" + std::to_string(n) + " rows=" + std::to_string(rows);
+      for (bool with_w : {true, false}) {
+        Tensor xr = to_device(ref_, x, {rows, n}), yr = ref_.empty({rows, n});
+        Tensor xc = to_device(*fast_, x, {rows, n}), yc = fast_->empty({rows, n});
+        ref_.rms_norm(xr, with_w ? wr.get() : nullptr, 1e-6f, yr);
+        fast_->rms_norm(xc, with_w ? wc.get() : nullptr, 1e-6f, yc);
+        expect_close(to_host(*fast_, yc), to_host(ref_, yr), 1e-5, "rms_norm " + what);
+      }
+      {  // in place, as the forward pass uses it
+        Tensor xc = to_device(*fast_, x, {rows, n});
+        Tensor xr = to_device(ref_, x, {rows, n});
+        ref_.rms_norm(xr, wr.get(), 1e-6f, xr);
+        fast_->rms_norm(xc, wc.get(), 1e-6f, xc);
+        expect_close(to_host(*fast_, xc), to_host(ref_, xr), 1e-5, "rms_norm in place " + what);
+      }
+      Tensor xr = to_device(ref_, x, {rows, n}), orr = to_device(ref_, o, {rows, n});
+      Tensor xc = to_device(*fast_, x, {rows, n}), oc = to_device(*fast_, o, {rows, n});
+      ref_.add_rms_norm(xr, orr, *wr, 1e-6f);
+      fast_->add_rms_norm(xc, oc, *wc, 1e-6f);
+      expect_close(to_host(*fast_, xc), to_host(ref_, xr), 1e-5, "add_rms_norm " + what);
+      ref_.scale(xr, 0.37f);
+      fast_->scale(xc, 0.37f);
+      expect_close(to_host(*fast_, xc), to_host(ref_, xr), 1e-6, "scale " + what);
+      ref_.softcap(xr, 3.f);
+      fast_->softcap(xc, 3.f);
+      expect_close(to_host(*fast_, xc), to_host(ref_, xr), 1e-6, "softcap " + what);
+      Tensor gr = ref_.empty({rows, n}), gc = fast_->empty({rows, n});
+      ref_.gelu_mul(xr, orr, gr);
+      fast_->gelu_mul(xc, oc, gc);
+      expect_close(to_host(*fast_, gc), to_host(ref_, gr), 1e-6, "gelu_mul " + what);
+      Tensor sr = ref_.slice_rows(orr, rows / 2, rows - rows / 2), sc = fast_->slice_rows(oc, rows / 2, rows - rows / 2);
+      expect_close(to_host(*fast_, sc), to_host(ref_, sr), 0, "slice_rows " + what);
+    }
+  }
+}
+
+TEST_F(CudaTest, RopeFullAndPartial) {
+  struct C { int64_t T, H, D; int pairs; float theta; int64_t p0; };
+  for (const C& c : {C{1, 32, 256, 128, 10000.f, 0}, C{5, 3, 512, 64, 1e6f, 4093}, C{19, 2, 32, 16, 10000.f, 7},
+                     C{3, 4, 64, 0, 10000.f, 3}, C{2, 1, 256, 128, 10000.f, 250000}}) {
+    const auto x = randn(rng_, size_t(c.T * c.H * c.D));
+    Tensor xr = to_device(ref_, x, {c.T, c.H, c.D}), xc = to_device(*fast_, x, {c.T, c.H, c.D});
+    ref_.rope(xr, c.p0, RopeSpec{c.theta, c.pairs});
+    fast_->rope(xc, c.p0, RopeSpec{c.theta, c.pairs});
+    expect_close(to_host(*fast_, xc), to_host(ref_, xr), 1e-6, "rope D=" + std::to_string(c.D) + " p0=" + std::to_string(c.p0));
+  }
+}
+
+TEST_F(CudaTest, KvAppendRingAndFlat) {
+  struct C { int64_t cap; bool ring; int64_t T, p0; };
+  for (const C& c : {C{8, true, 3, 6}, C{8, true, 21, 5}, C{8, true, 1, 1001}, C{40, false, 17, 11}, C{40, false, 1, 39}}) {
+    const int64_t H = 2, D = 32;
+    KvLayer kr = ref_.make_kv_layer(c.cap, H, D, c.ring), kc = fast_->make_kv_layer(c.cap, H, D, c.ring);
+    const auto init = randn(rng_, size_t(c.cap * H * D));
+    ref_.upload(kr.k, init.data()), ref_.upload(kr.v, init.data());
+    fast_->upload(kc.k, init.data()), fast_->upload(kc.v, init.data());
+    const auto k = randn(rng_, size_t(c.T * H * D)), v = randn(rng_, size_t(c.T * H * D));
+    ref_.kv_append(kr, to_device(ref_, k, {c.T, H, D}), to_device(ref_, v, {c.T, H, D}), c.p0);
+    fast_->kv_append(kc, to_device(*fast_, k, {c.T, H, D}), to_device(*fast_, v, {c.T, H, D}), c.p0);
+    expect_close(to_host(*fast_, kc.k), to_host(ref_, kr.k), 0, "kv_append k");
+    expect_close(to_host(*fast_, kc.v), to_host(ref_, kr.v), 0, "kv_append v");
+  }
+}
+
+}  // namespace
+}  // namespace g4::test
