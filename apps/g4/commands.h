@@ -11,6 +11,8 @@ using Action = std::function<int()>;
 
 // g4 logits / g4 generate: the scripted interface used by acceptance checks (keep it stable).
 void add_logits_commands(CLI::App& app, Action* action);
+// g4 bench: prefill / decode tokens per second.
+void add_bench_command(CLI::App& app, Action* action);
 // g4 synth / g4 quantize: checkpoint writers.
 void add_convert_commands(CLI::App& app, Action* action);
 // g4 perplexity: perplexity, KL divergence and top-1 agreement against a reference model.

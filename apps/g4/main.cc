@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   g4::add_serve_command(app, &action);
   g4::add_inspect_command(app, &action);
   g4::add_logits_commands(app, &action);
+  g4::add_bench_command(app, &action);
   g4::add_convert_commands(app, &action);
   g4::add_perplexity_command(app, &action);
   g4::add_tokenize_commands(app, &action);

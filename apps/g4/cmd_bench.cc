@@ -1,0 +1,113 @@
+// g4 bench: prefill and decode throughput in the manner of llama-bench. Backend-agnostic: it only uses
+// make_backend, Model and Session. Prefill: a fresh session runs -p random tokens in one chunk (logits of
+// the last position only). Decode: a fresh session runs -n single-token steps from position 0, logits
+// each step. One untimed warm-up, then --reps timed repetitions: mean and sample stddev of tokens/s.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "base/error.h"
+#include "commands.h"
+#include "model/model.h"
+#include "model/session.h"
+
+namespace g4 {
+
+namespace {
+
+struct BenchOpts {
+  std::string model, backend = "cpu";
+  int64_t prompt = 512, gen = 128;
+  int threads = 0, reps = 3;
+  bool json = false;
+};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct Stat { double mean = 0, sd = 0; };
+Stat stats(const std::vector<double>& v) {
+  Stat s;
+  for (double x : v) s.mean += x;
+  s.mean /= double(v.size());
+  for (double x : v) s.sd += (x - s.mean) * (x - s.mean);
+  s.sd = v.size() > 1 ? std::sqrt(s.sd / double(v.size() - 1)) : 0.0;
+  return s;
+}
+
+int run_bench(const BenchOpts& o) {
+  if (o.threads > 0) setenv("G4_THREADS", std::to_string(o.threads).c_str(), 1);
+  auto backend = make_backend(o.backend);
+  const double t0 = now_s();
+  auto model = Model::load(o.model, *backend);
+  const double load_s = now_s() - t0;
+  const int64_t V = model->spec().vocab_size;
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> tok(3, int32_t(std::min<int64_t>(V - 1, 200000)));
+  std::vector<int32_t> prompt(size_t(o.prompt));
+  for (int32_t& t : prompt) t = tok(rng);
+  const int64_t ctx = std::max<int64_t>({o.prompt, o.gen, 1});
+
+  auto prefill = [&] {
+    Session s(*model, ctx);
+    const double a = now_s();
+    s.forward(prompt, LogitsMode::kLast);
+    return double(o.prompt) / (now_s() - a);
+  };
+  auto decode = [&](int64_t n) {
+    Session s(*model, ctx);
+    int32_t t = prompt.empty() ? 2 : prompt[0];
+    const double a = now_s();
+    for (int64_t i = 0; i < n; ++i) {
+      std::vector<float> l = s.forward({t}, LogitsMode::kLast);
+      t = int32_t(std::max_element(l.begin(), l.end()) - l.begin());
+    }
+    return double(n) / (now_s() - a);
+  };
+  // Warm-up: touches every weight page and spins up the threads.
+  if (o.gen > 0) decode(std::min<int64_t>(o.gen, 4));
+  std::vector<double> pp, tg;
+  for (int r = 0; r < o.reps; ++r) {
+    if (o.prompt > 0) pp.push_back(prefill());
+    if (o.gen > 0) tg.push_back(decode(o.gen));
+  }
+  const Stat p = pp.empty() ? Stat{} : stats(pp), g = tg.empty() ? Stat{} : stats(tg);
+  const char* thr = std::getenv("G4_THREADS");
+  if (o.json) {
+    std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": \"%s\", \"load_s\": %.3f, \"reps\": %d, "
+                "\"pp\": %ld, \"pp_tok_s\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tok_s\": %.3f, \"tg_sd\": %.3f}\n",
+                o.model.c_str(), backend->name().c_str(), thr ? thr : "auto", load_s, o.reps, long(o.prompt), p.mean,
+                p.sd, long(o.gen), g.mean, g.sd);
+  } else {
+    std::printf("model %s  backend %s  threads %s  load %.2f s  reps %d\n", o.model.c_str(), backend->name().c_str(),
+                thr ? thr : "auto", load_s, o.reps);
+    std::printf("| test   |            t/s |\n|--------|----------------|\n");
+    if (o.prompt > 0) std::printf("| pp%-4ld | %7.2f ± %5.2f |\n", long(o.prompt), p.mean, p.sd);
+    if (o.gen > 0) std::printf("| tg%-4ld | %7.2f ± %5.2f |\n", long(o.gen), g.mean, g.sd);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, Action* action) {
+  auto* c = app.add_subcommand("bench", "prefill and decode tokens/s (llama-bench style)");
+  auto o = std::make_shared<BenchOpts>();
+  c->add_option("--model,-m", o->model, "model directory or .safetensors file")->required();
+  c->add_option("--backend", o->backend, "backend (cpu, ref, ...)");
+  c->add_option("-p,--n-prompt", o->prompt, "prompt tokens for the prefill test (0 = skip)")->check(CLI::Range(0, 1 << 20));
+  c->add_option("-n,--n-gen", o->gen, "generated tokens for the decode test (0 = skip)")->check(CLI::Range(0, 1 << 20));
+  c->add_option("-t,--threads", o->threads, "threads for the cpu backend (0 = all)")->check(CLI::Range(0, 1024));
+  c->add_option("-r,--reps", o->reps, "timed repetitions")->check(CLI::Range(1, 1000));
+  c->add_flag("--json", o->json, "one JSON line instead of the table");
+  c->callback([o, action] { *action = [o] { return run_bench(*o); }; });
+}
+
+}  // namespace g4

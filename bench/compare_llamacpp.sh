@@ -1,0 +1,32 @@
+#!/bin/sh
+# Side-by-side decode/prefill throughput: g4 bench (cpu backend) against llama-bench on the equivalent
+# GGUF, alternating the two ROUNDS times in the same session with the same threads, then the ratios.
+# Usage: bench/compare_llamacpp.sh G4_MODEL_DIR GGUF_FILE [threads=2] [p=512] [n=128] [rounds=2]
+# Env: G4 (default build/release/g4), LLAMA_BENCH (default ../peers/lcb/bin/llama-bench).
+# llama.cpp is built beside the project, never committed (shared/peers/README.md says how).
+set -eu
+MODEL=$1; GGUF=$2; T=${3:-2}; P=${4:-512}; N=${5:-128}; ROUNDS=${6:-2}
+G4=${G4:-build/release/g4}
+LB=${LLAMA_BENCH:-../peers/lcb/bin/llama-bench}
+out=$(mktemp -d)
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+i=1
+while [ "$i" -le "$ROUNDS" ]; do
+  "$G4" bench -m "$MODEL" --backend cpu -p "$P" -n "$N" -t "$T" -r 2 --json >> "$out/g4.jsonl"
+  "$LB" -m "$GGUF" -p "$P" -n "$N" -t "$T" -r 2 -o jsonl >> "$out/lb.jsonl" 2>/dev/null
+  echo "round $i done, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  i=$((i + 1))
+done
+/usr/bin/python3 - "$out" <<'PY'
+import json, statistics, sys
+d = sys.argv[1]
+g4 = [json.loads(l) for l in open(d + "/g4.jsonl")]
+lb = [json.loads(l) for l in open(d + "/lb.jsonl")]
+def ms(v): return (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0)
+g_pp = ms([r["pp_tok_s"] for r in g4]); g_tg = ms([r["tg_tok_s"] for r in g4])
+l_pp = ms([r["avg_ts"] for r in lb if r["n_prompt"] > 0]); l_tg = ms([r["avg_ts"] for r in lb if r["n_gen"] > 0])
+print(f"prefill  g4 {g_pp[0]:8.2f} ± {g_pp[1]:.2f}   llama.cpp {l_pp[0]:8.2f} ± {l_pp[1]:.2f}   ratio {g_pp[0]/l_pp[0]:.2f}")
+print(f"decode   g4 {g_tg[0]:8.2f} ± {g_tg[1]:.2f}   llama.cpp {l_tg[0]:8.2f} ± {l_tg[1]:.2f}   ratio {g_tg[0]/l_tg[0]:.2f}")
+PY
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+rm -r "$out"

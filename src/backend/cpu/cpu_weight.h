@@ -1,0 +1,104 @@
+// The CPU backend's packed weight layouts and the quantized-activation buffer they are multiplied with.
+// Quantized weights (int4/int8, group size a multiple of 32) are stored as UNSIGNED codes u with a zero
+// point zu per 32-element group: w = (u - zu) * s. int8 codes are shifted by +128 so both kinds feed the
+// u8 x s8 integer dot products (VNNI vpdpbusd, NEON sdot on signed re-centred codes, or scalar).
+// Columns are padded to a multiple of 256 (padded groups have scale 0) and grouped into blocks of 16
+// groups (512 elements; the last block may have 8 groups) laid out "lane-major": one 32-bit lane per
+// group, 4 consecutive elements per step, so one 64-byte load feeds 16 groups and a lane accumulates a
+// whole group before the single float scale multiply (see element_pos()).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "backend/backend.h"
+#include "quant/format.h"
+
+namespace g4::cpu {
+
+enum class ScaleType : uint8_t { kF32, kF16, kBF16 };
+enum class DenseType : uint8_t { kF32, kF16, kBF16 };
+
+// 64-byte aligned heap bytes.
+struct AlignedBytes {
+  std::unique_ptr<uint8_t, void (*)(uint8_t*)> ptr{nullptr, [](uint8_t*) {}};
+  size_t size = 0;
+  void allocate(size_t n);
+  uint8_t* data() const { return ptr.get(); }
+};
+
+inline int64_t pad_cols(int64_t cols) { return (cols + 255) / 256 * 256; }
+
+// Byte position of element k of a row (or activation) in the lane-major int8 layout for padded width cp.
+// int4 uses the same walk, halved: steps 0..3 in the low nibble, 4..7 in the high nibble (int4_pos).
+inline int64_t element_pos(int64_t k, int64_t cp) {
+  const int64_t base = k / 512 * 512;
+  const int64_t lanes = base + 512 <= cp ? 16 : 8;
+  const int64_t e = k - base, g = e / 32, s = (e % 32) / 4, b = e % 4;
+  return base + s * lanes * 4 + g * 4 + b;
+}
+// Byte index and whether the high nibble holds element k, for int4 codes.
+inline int64_t int4_pos(int64_t k, int64_t cp, bool* high) {
+  const int64_t base = k / 512 * 512;
+  const int64_t lanes = base + 512 <= cp ? 16 : 8;
+  const int64_t e = k - base, g = e / 32, s = (e % 32) / 4, b = e % 4;
+  *high = s >= 4;
+  return base / 2 + (s % 4) * lanes * 4 + g * 4 + b;
+}
+
+struct QPacked {
+  QuantKind kind = QuantKind::kInt4;
+  int64_t rows = 0, cols = 0, cols_p = 0, groups = 0;  // groups = cols_p / 32
+  ScaleType scale_type = ScaleType::kBF16;
+  bool asym = false;
+  // Zero point in code units: zu = z_src + zoff, where zoff is 128 for int8 (the code shift) and 0 for
+  // int4; symmetric weights have z_src = 8 (int4) or 0 (int8) for every group.
+  float zoff = 0.0f, zu = 8.0f;
+  AlignedBytes codes;   // [rows, row_bytes()]
+  AlignedBytes scales;  // [rows, groups] of scale_type
+  AlignedBytes zeros;   // asym only: [rows, groups] of scale_type, the source zero points unchanged
+  int64_t row_bytes() const { return kind == QuantKind::kInt4 ? cols_p / 2 : cols_p; }
+  size_t scale_size() const { return scale_type == ScaleType::kF32 ? 4 : 2; }
+  const uint8_t* row_codes(int64_t r) const { return codes.data() + size_t(r) * size_t(row_bytes()); }
+  const uint8_t* row_scales(int64_t r) const { return scales.data() + size_t(r * groups) * scale_size(); }
+  const uint8_t* row_zeros(int64_t r) const { return zeros.data() + size_t(r * groups) * scale_size(); }
+};
+
+struct DensePacked {
+  DenseType type = DenseType::kF32;
+  int64_t rows = 0, cols = 0;
+  AlignedBytes data;  // [rows, cols] of type, rows 64-byte aligned when possible
+  int64_t ld = 0;     // elements between rows
+  size_t elem_size() const { return type == DenseType::kF32 ? 4 : 2; }
+};
+
+struct CpuWeight : PackedWeight {
+  bool quantized = false;
+  QPacked q;
+  DensePacked d;
+  std::vector<float> vec;  // norms: f32 values
+};
+
+// Activations quantized per 32-element group for the integer kernels: [T, cols_p] codes in the lane-major
+// layout, scales sa [T, groups] (x ~= sa * qa) and asum [T, groups] = sa * sum(qa) for the zero term.
+struct QAct {
+  int64_t T = 0, cols_p = 0, groups = 0;
+  AlignedBytes qa;
+  std::vector<float> sa, asum;
+  void resize(int64_t t, int64_t cp);
+  const int8_t* row(int64_t t) const { return reinterpret_cast<const int8_t*>(qa.data()) + t * cols_p; }
+};
+
+float scale_at(const QPacked& q, int64_t r, int64_t g);
+float zero_at(const QPacked& q, int64_t r, int64_t g);  // zu of group g (code units, zoff included)
+// Dequantizes row r of a packed weight into dst[cols] (f32): used by embedding lookups and tests.
+void dequantize_packed_row(const QPacked& q, int64_t r, float* dst);
+void dense_row_f32(const DensePacked& d, int64_t r, float* dst);
+
+// Packing from the backend-neutral forms. Throws g4::Error naming `name` on bad geometry.
+bool can_pack_quant(const QuantWeight& w);
+void pack_quant(const QuantWeight& w, const std::string& name, QPacked& out);
+void pack_dense(DType t, const void* src, int64_t rows, int64_t cols, DensePacked& out);
+
+}  // namespace g4::cpu

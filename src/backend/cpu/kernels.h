@@ -1,0 +1,34 @@
+// The CPU kernel table, one implementation per instruction set (generic C++, AVX-512 VNNI, ...),
+// picked once at start-up by CPU features (or by G4_CPU_ISA=generic|avx512 for tests and comparisons).
+// Kernels work on a range of output rows so the backend's thread pool can split the work.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_weight.h"
+
+namespace g4::cpu {
+
+struct KernelTable {
+  const char* name;
+  // Quantizes token row t of x [T, cols] into a (a.resize done by the caller).
+  void (*quantize_row)(const float* x, int64_t cols, QAct& a, int64_t t);
+  // y[t, r] for r in [r0, r1), all t < a.T; y row stride ldy.
+  void (*qgemm)(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1);
+  // Dense weights against f32 activations x [T, cols] (row stride cols): y[t, r] for r in [r0, r1).
+  void (*dgemm)(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+  // sum_i a[i] * b[i] in f32 (attention scores) and y += s * x (attention values).
+  float (*dot_f32)(const float* a, const float* b, int64_t n);
+  void (*axpy_f32)(float s, const float* x, float* y, int64_t n);
+};
+
+const KernelTable& generic_kernels();
+const KernelTable* avx512_kernels();  // nullptr when not compiled in or not supported by this CPU
+// The best table for this CPU, or the one named by G4_CPU_ISA (throws g4::Error for unknown/unsupported).
+const KernelTable& select_kernels();
+// Every table this CPU can run (tests run each against the reference).
+std::vector<const KernelTable*> available_kernels();
+
+}  // namespace g4::cpu

@@ -1,0 +1,244 @@
+// AVX-512 kernels (F, BW, VL, VNNI; Zen 4, Ice Lake and later). This file alone is compiled with those
+// flags and is only entered after a cpuid check, so nothing here may be called on other CPUs.
+// Integer path: vpdpbusd(u8 weight codes, s8 activations) accumulates one 32-element group per 32-bit
+// lane over a 512-element block, then one cvt + fma applies s_w * s_a for 16 groups at once.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "backend/cpu/kernels.h"
+
+namespace g4::cpu {
+
+namespace {
+
+template <ScaleType ST>
+inline __m512 load_scales(const uint8_t* p, __mmask16 m) {
+  if constexpr (ST == ScaleType::kF32) {
+    return _mm512_maskz_loadu_ps(m, p);
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    if constexpr (ST == ScaleType::kF16) return _mm512_cvtph_ps(h);
+    else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+inline __mmask16 mask16(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+
+void quantize_row_avx512(const float* x, int64_t cols, QAct& a, int64_t t) {
+  int8_t* q = reinterpret_cast<int8_t*>(a.qa.data()) + t * a.cols_p;
+  float* sa = a.sa.data() + t * a.groups;
+  float* asum = a.asum.data() + t * a.groups;
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  for (int64_t g = 0; g < a.groups; ++g) {
+    const int64_t k0 = g * 32;
+    const __mmask16 m0 = k0 < cols ? mask16(cols - k0) : 0, m1 = k0 + 16 < cols ? mask16(cols - k0 - 16) : 0;
+    const __m512 v0 = _mm512_maskz_loadu_ps(m0, x + k0), v1 = _mm512_maskz_loadu_ps(m1, x + k0 + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
+    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+    const __m512 vi = _mm512_set1_ps(inv);
+    const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vi)), i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vi));
+    sa[g] = amax / 127.0f;
+    asum[g] = sa[g] * float(_mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1)));
+    alignas(16) int8_t b[32];
+    _mm_store_si128(reinterpret_cast<__m128i*>(b), _mm512_cvtepi32_epi8(i0));
+    _mm_store_si128(reinterpret_cast<__m128i*>(b + 16), _mm512_cvtepi32_epi8(i1));
+    const int64_t base = k0 / 512 * 512, lanes = base + 512 <= a.cols_p ? 16 : 8, gl = (k0 - base) / 32;
+    for (int s = 0; s < 8; ++s) std::memcpy(q + base + s * lanes * 4 + gl * 4, b + 4 * s, 4);
+  }
+}
+
+template <QuantKind K, ScaleType ST, int R, int TT>
+void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int64_t ldy) {
+  __m512 accf[R][TT];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) accf[i][j] = _mm512_setzero_ps();
+  const uint8_t* wc[R];
+  for (int i = 0; i < R; ++i) wc[i] = w.row_codes(r + i);
+  const int8_t* ac[TT];
+  for (int j = 0; j < TT; ++j) ac[j] = a.row(t + j);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  const int64_t cp = w.cols_p, ss = int64_t(w.scale_size());
+  for (int64_t base = 0; base < cp; base += 512) {
+    const bool full = base + 512 <= cp;
+    const int64_t step = full ? 64 : 32;
+    const __mmask64 bm = full ? ~0ULL : 0xFFFFFFFFULL;
+    const __mmask16 sm = full ? 0xFFFF : 0xFF;
+    __m512i acc[R][TT];
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < TT; ++j) acc[i][j] = _mm512_setzero_si512();
+    if constexpr (K == QuantKind::kInt4) {
+      for (int s = 0; s < 4; ++s) {
+        __m512i lo[R], hi[R];
+        for (int i = 0; i < R; ++i) {
+          const __m512i c = _mm512_maskz_loadu_epi8(bm, wc[i] + base / 2 + s * step);
+          lo[i] = _mm512_and_si512(c, m4);
+          hi[i] = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
+        }
+        for (int j = 0; j < TT; ++j) {
+          const __m512i xl = _mm512_maskz_loadu_epi8(bm, ac[j] + base + s * step);
+          const __m512i xh = _mm512_maskz_loadu_epi8(bm, ac[j] + base + (s + 4) * step);
+          for (int i = 0; i < R; ++i) {
+            acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], lo[i], xl);
+            acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], hi[i], xh);
+          }
+        }
+      }
+    } else {
+      for (int s = 0; s < 8; ++s) {
+        __m512i c[R];
+        for (int i = 0; i < R; ++i) c[i] = _mm512_maskz_loadu_epi8(bm, wc[i] + base + s * step);
+        for (int j = 0; j < TT; ++j) {
+          const __m512i xv = _mm512_maskz_loadu_epi8(bm, ac[j] + base + s * step);
+          for (int i = 0; i < R; ++i) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], c[i], xv);
+        }
+      }
+    }
+    const int64_t g0 = base / 32;
+    for (int i = 0; i < R; ++i) {
+      const __m512 sw = load_scales<ST>(w.row_scales(r + i) + g0 * ss, sm);
+      for (int j = 0; j < TT; ++j) {
+        const __m512 sa = _mm512_maskz_loadu_ps(sm, a.sa.data() + (t + j) * a.groups + g0);
+        accf[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][j]), _mm512_mul_ps(sw, sa), accf[i][j]);
+      }
+    }
+  }
+  // The zero-point term sum_g s_g zu_g asum_g, cheap (two fma per 16 groups), done once per output:
+  // zu_g = z_g + zoff for asymmetric weights, the constant zu for symmetric ones.
+  for (int i = 0; i < R; ++i) {
+    for (int j = 0; j < TT; ++j) {
+      __m512 z = _mm512_setzero_ps(), zs = _mm512_setzero_ps();
+      const float* as = a.asum.data() + (t + j) * a.groups;
+      for (int64_t g = 0; g < w.groups; g += 16) {
+        const __mmask16 m = mask16(w.groups - g);
+        const __m512 sw = load_scales<ST>(w.row_scales(r + i) + g * ss, m);
+        const __m512 sa = _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(m, as + g));
+        zs = _mm512_add_ps(zs, sa);
+        if (w.asym) z = _mm512_fmadd_ps(load_scales<ST>(w.row_zeros(r + i) + g * ss, m), sa, z);
+      }
+      const float zt = (w.asym ? _mm512_reduce_add_ps(z) : 0.0f) + (w.asym ? w.zoff : w.zu) * _mm512_reduce_add_ps(zs);
+      y[(t + j) * ldy + r + i] = _mm512_reduce_add_ps(accf[i][j]) - zt;
+    }
+  }
+}
+
+template <QuantKind K, ScaleType ST>
+void qgemm_typed(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (a.T == 1) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) qtile<K, ST, 4, 1>(w, a, r, 0, y, ldy);
+    for (; r < r1; ++r) qtile<K, ST, 1, 1>(w, a, r, 0, y, ldy);
+    return;
+  }
+  int64_t t = 0;
+  for (; t + 4 <= a.T; t += 4) {
+    int64_t r = r0;
+    for (; r + 2 <= r1; r += 2) qtile<K, ST, 2, 4>(w, a, r, t, y, ldy);
+    for (; r < r1; ++r) qtile<K, ST, 1, 4>(w, a, r, t, y, ldy);
+  }
+  for (; t < a.T; ++t) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) qtile<K, ST, 4, 1>(w, a, r, t, y, ldy);
+    for (; r < r1; ++r) qtile<K, ST, 1, 1>(w, a, r, t, y, ldy);
+  }
+}
+
+void qgemm_avx512(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const bool i4 = w.kind == QuantKind::kInt4;
+  switch (w.scale_type) {
+    case ScaleType::kBF16:
+      return i4 ? qgemm_typed<QuantKind::kInt4, ScaleType::kBF16>(w, a, y, ldy, r0, r1)
+                : qgemm_typed<QuantKind::kInt8, ScaleType::kBF16>(w, a, y, ldy, r0, r1);
+    case ScaleType::kF16:
+      return i4 ? qgemm_typed<QuantKind::kInt4, ScaleType::kF16>(w, a, y, ldy, r0, r1)
+                : qgemm_typed<QuantKind::kInt8, ScaleType::kF16>(w, a, y, ldy, r0, r1);
+    case ScaleType::kF32:
+      return i4 ? qgemm_typed<QuantKind::kInt4, ScaleType::kF32>(w, a, y, ldy, r0, r1)
+                : qgemm_typed<QuantKind::kInt8, ScaleType::kF32>(w, a, y, ldy, r0, r1);
+  }
+}
+
+template <DenseType DT>
+inline __m512 load_dense(const uint8_t* p, __mmask16 m) {
+  if constexpr (DT == DenseType::kF32) {
+    return _mm512_maskz_loadu_ps(m, p);
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+    if constexpr (DT == DenseType::kF16) return _mm512_cvtph_ps(h);
+    else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <DenseType DT, int R, int TT>
+void dtile(const DensePacked& w, const float* x, int64_t r, int64_t t, float* y, int64_t ldy) {
+  __m512 acc[R][TT];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) acc[i][j] = _mm512_setzero_ps();
+  const int64_t es = int64_t(w.elem_size()), n = w.cols;
+  for (int64_t k = 0; k < n; k += 16) {
+    const __mmask16 m = mask16(n - k);
+    __m512 wv[R];
+    for (int i = 0; i < R; ++i) wv[i] = load_dense<DT>(w.data.data() + ((r + i) * w.ld + k) * es, m);
+    for (int j = 0; j < TT; ++j) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + (t + j) * n + k);
+      for (int i = 0; i < R; ++i) acc[i][j] = _mm512_fmadd_ps(wv[i], xv, acc[i][j]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) y[(t + j) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+template <DenseType DT>
+void dgemm_typed(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  int64_t t = 0;
+  for (; t + 4 <= T; t += 4) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) dtile<DT, 4, 4>(w, x, r, t, y, ldy);
+    for (; r < r1; ++r) dtile<DT, 1, 4>(w, x, r, t, y, ldy);
+  }
+  for (; t < T; ++t) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) dtile<DT, 4, 1>(w, x, r, t, y, ldy);
+    for (; r < r1; ++r) dtile<DT, 1, 1>(w, x, r, t, y, ldy);
+  }
+}
+
+void dgemm_avx512(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  switch (w.type) {
+    case DenseType::kF32: return dgemm_typed<DenseType::kF32>(w, x, T, y, ldy, r0, r1);
+    case DenseType::kF16: return dgemm_typed<DenseType::kF16>(w, x, T, y, ldy, r0, r1);
+    case DenseType::kBF16: return dgemm_typed<DenseType::kBF16>(w, x, T, y, ldy, r0, r1);
+  }
+}
+
+float dot_avx512(const float* a, const float* b, int64_t n) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = mask16(n - i);
+    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+void axpy_avx512(float s, const float* x, float* y, int64_t n) {
+  const __m512 vs = _mm512_set1_ps(s);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = mask16(n - i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(vs, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+}  // namespace
+
+// Called only after kernels_generic.cc checked cpuid.
+const KernelTable* avx512_table() {
+  static const KernelTable t{"avx512", quantize_row_avx512, qgemm_avx512, dgemm_avx512, dot_avx512, axpy_avx512};
+  return &t;
+}
+
+}  // namespace g4::cpu

@@ -1,0 +1,125 @@
+// Portable C++ kernels over the packed layouts: the fallback on any CPU, and the readable statement of
+// what the SIMD versions compute (integer group dots, one float scale per 32-element group).
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "backend/cpu/kernels.h"
+#include "base/error.h"
+
+namespace g4::cpu {
+
+namespace {
+
+void quantize_row_generic(const float* x, int64_t cols, QAct& a, int64_t t) {
+  int8_t* q = reinterpret_cast<int8_t*>(a.qa.data()) + t * a.cols_p;
+  float* sa = a.sa.data() + t * a.groups;
+  float* asum = a.asum.data() + t * a.groups;
+  for (int64_t g = 0; g < a.groups; ++g) {
+    float amax = 0;
+    for (int64_t k = g * 32; k < std::min<int64_t>(cols, g * 32 + 32); ++k) amax = std::max(amax, std::fabs(x[k]));
+    const float s = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
+    int sum = 0;
+    for (int64_t k = g * 32; k < g * 32 + 32; ++k) {
+      const int v = k < cols ? int(std::nearbyint(x[k] * inv)) : 0;
+      q[element_pos(k, a.cols_p)] = int8_t(v);
+      sum += v;
+    }
+    sa[g] = s;
+    asum[g] = s * float(sum);
+  }
+}
+
+void qgemm_generic(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const bool int4 = w.kind == QuantKind::kInt4;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* codes = w.row_codes(r);
+    for (int64_t t = 0; t < a.T; ++t) {
+      const int8_t* qa = a.row(t);
+      const float* sa = a.sa.data() + t * a.groups;
+      const float* asum = a.asum.data() + t * a.groups;
+      float acc = 0, accz = 0;
+      for (int64_t g = 0; g < w.groups; ++g) {
+        int dot = 0;
+        for (int64_t k = g * 32; k < g * 32 + 32; ++k) {
+          int u;
+          if (int4) {
+            bool high;
+            const uint8_t b = codes[int4_pos(k, w.cols_p, &high)];
+            u = high ? (b >> 4) : (b & 15);
+          } else {
+            u = codes[element_pos(k, w.cols_p)];
+          }
+          dot += u * int(qa[element_pos(k, a.cols_p)]);
+        }
+        const float s = scale_at(w, r, g);
+        acc += s * sa[g] * float(dot);
+        accz += s * zero_at(w, r, g) * asum[g];
+      }
+      y[t * ldy + r] = acc - accz;
+    }
+  }
+}
+
+void dgemm_generic(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  std::vector<float> row(size_t(w.cols));
+  for (int64_t r = r0; r < r1; ++r) {
+    dense_row_f32(w, r, row.data());
+    for (int64_t t = 0; t < T; ++t) {
+      const float* xr = x + t * w.cols;
+      float acc = 0;
+      for (int64_t k = 0; k < w.cols; ++k) acc += row[size_t(k)] * xr[k];
+      y[t * ldy + r] = acc;
+    }
+  }
+}
+
+float dot_generic(const float* a, const float* b, int64_t n) {
+  float acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc += a[i] * b[i];
+  return acc;
+}
+
+void axpy_generic(float s, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += s * x[i];
+}
+
+}  // namespace
+
+const KernelTable& generic_kernels() {
+  static const KernelTable t{"generic", quantize_row_generic, qgemm_generic, dgemm_generic, dot_generic, axpy_generic};
+  return t;
+}
+
+#if defined(G4_HAVE_AVX512)
+const KernelTable* avx512_table();  // kernels_avx512.cc, compiled for AVX-512: call only after this check
+const KernelTable* avx512_kernels() {
+  __builtin_cpu_init();
+  const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  return ok ? avx512_table() : nullptr;
+}
+#else
+const KernelTable* avx512_kernels() { return nullptr; }
+#endif
+
+std::vector<const KernelTable*> available_kernels() {
+  std::vector<const KernelTable*> v{&generic_kernels()};
+  if (const KernelTable* k = avx512_kernels()) v.push_back(k);
+  return v;
+}
+
+const KernelTable& select_kernels() {
+  const char* env = std::getenv("G4_CPU_ISA");
+  if (env && *env) {
+    for (const KernelTable* k : available_kernels())
+      if (std::strcmp(k->name, env) == 0) return *k;
+    throw Error(std::string("G4_CPU_ISA=") + env + " is not available on this CPU (try generic)");
+  }
+  const std::vector<const KernelTable*> v = available_kernels();
+  return *v.back();
+}
+
+}  // namespace g4::cpu
