@@ -32,9 +32,9 @@ void add_run_options(CLI::App* c, RunOptions& o) {
 }
 
 ModelBundle load_bundle(const RunOptions& o, bool quiet) {
-  if (!quiet) std::fprintf(stderr, "loading %s ...\n", o.model.c_str());
   LoadOptions lo;
   lo.quantize = o.quantize;
+  lo.progress = !quiet;
   return ModelBundle::load(o.model, o.backend, lo);
 }
 

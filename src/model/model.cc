@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "base/progress.h"
 #include "io/quantize_stored.h"
 #include "quant/recipe.h"
 
@@ -71,9 +72,20 @@ std::unique_ptr<Model> Model::load(const std::string& path, Backend& backend, co
   else if (!opts.quantize.empty()) throw Error("--quantize: '" + opts.quantize + "' is not int4 or int8");
   const Recipe* rp = recipe ? &*recipe : nullptr;
 
+  // Progress in stored bytes: every weight is read (and packed) once.
+  auto stored_bytes = [](const StoredWeight& w) -> uint64_t {
+    if (w.plain) return w.plain->nbytes;
+    const QuantWeight& q = *w.quant;
+    return q.code_bytes() + uint64_t(q.rows) * uint64_t(q.groups_per_row()) * dtype_size(q.scale_dtype) * (q.zeros ? 2 : 1);
+  };
+  uint64_t total = 0;
+  for (const auto& [name, w] : ws->weights()) total += stored_bytes(w);
+  Progress progress("loading", total, "B", opts.progress);
   auto pack = [&](const std::string& name, std::vector<int64_t> shape, WeightRole role) {
-    if (role == WeightRole::kNorm) return backend.pack(fetch(*ws, name, shape), role);
-    return pack_matrix(backend, *ws, name, shape, role, rp);
+    auto packed = role == WeightRole::kNorm ? backend.pack(fetch(*ws, name, shape), role)
+                                            : pack_matrix(backend, *ws, name, shape, role, rp);
+    if (const StoredWeight* w = ws->find_weight(name)) progress.add(stored_bytes(*w));
+    return packed;
   };
 
   const StoredWeight& emb = ws->get_weight("embed_tokens.weight");
@@ -110,6 +122,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, Backend& backend, co
       throw Error(ws->get(p + "layer_scalar").file + ": tensor '" + p + "layer_scalar' is not finite");
     m->layers_.push_back(std::move(w));
   }
+  progress.finish();
   return m;
 }
 

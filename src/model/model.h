@@ -26,6 +26,7 @@ struct LoadOptions {
   // tensor by tensor with the recipe of the same name in quant/recipe.h ("int4" = recipe "default").
   std::string quantize;
   int64_t group_size = 32;
+  bool progress = false;  // a progress bar on stderr (bytes packed, rate, ETA)
 };
 
 class Model {
