@@ -7,6 +7,10 @@ The model's answer is KJV verses and ends with `<turn|>`, which is what teaches 
 """
 import random
 
+import tool_samples
+
+TOOL_SHARE = 0.13  # share of chat samples with tool declarations (tool_samples.py)
+
 STOPWORDS = set("""a an and are as at be but by for from had hast hath have he her him his i in into is it its
  let me my not now o of on or our out shall she so that the thee their them then there these they thou thus thy to
  unto up upon us was we were what when which who whom will with ye yea you your also all any came come even every
@@ -46,6 +50,7 @@ class ChatMaker:
                 if len(w) >= 4 and w.lower() not in STOPWORDS and w.isalpha():
                     self.by_word.setdefault(w, []).append(i)
         self.words = sorted(w for w, l in self.by_word.items() if len(l) >= 3)
+        self.tools = tool_samples.ToolMaker(self)
 
     def run_from(self, i, k):
         """Up to k consecutive verses starting at i, staying inside the pool and the chapter."""
@@ -66,9 +71,11 @@ class ChatMaker:
         r = f"{a['b']} {a['c']}:{a['v']}"
         return r if len(idx) == 1 else r + f"-{b['v']}"
 
-    def question_answer(self):
+    def question_answer(self, allow_ref=True):
         rng = self.rng
         kind = rng.random()
+        while not allow_ref and 0.60 <= kind < 0.72:  # with find_verse declared a reference asks for the tool
+            kind = rng.random()
         i = rng.choice(self.pool)
         if kind < 0.35:  # a verse -> the verses that follow it
             nxt = self.run_from(i, 1 + rng.randint(1, 3))
@@ -94,6 +101,8 @@ class ChatMaker:
     def sample(self):
         """One conversation rendered like the chat template, ending with the model's `<turn|>\\n`."""
         rng = self.rng
+        if rng.random() < TOOL_SHARE:
+            return tool_samples.render(self.tools.conversation())
         think = rng.random() < 0.05
         system = rng.choice(SYSTEMS) if rng.random() < 0.10 else None
         s = "<bos>"

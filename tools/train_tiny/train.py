@@ -10,7 +10,7 @@ metrics.json. `--dry-run` builds the data with the stdlib tokenizer and stops be
 import argparse, json, math, os, random, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bpe, samples
+import bpe, samples, tool_samples
 
 TEXT_CONFIG = dict(hidden_size=192, intermediate_size=512, num_hidden_layers=6, num_attention_heads=4,
                    num_key_value_heads=2, head_dim=64, global_head_dim=128, num_global_key_value_heads=1,
@@ -25,9 +25,31 @@ DEMO_PROMPTS = ["In the beginning", "Who was Moses?", "Tell me about love.", "He
                 "What does the Bible say about wisdom?", "Recite John 3:16.", "Blessed are the meek"]
 
 
+TOOL_FIXTURE_QUESTION = "What is the weather in Jerusalem?"  # with tool_samples.WEATHER declared
+
+
 def chat_prompt(text):
     """Exactly what the Gemma 4 chat template renders for one user message with thinking off."""
     return f"<bos><|turn>user\n{text}<turn|>\n<|turn>model\n<|channel>thought\n<channel|>"
+
+
+def tool_prompt(text, tools=(tool_samples.WEATHER,), system=None):
+    """The chat template's prompt for one user message with `tools` declared (thinking off)."""
+    msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+    return tool_samples.render({"messages": msgs, "tools": list(tools), "add_generation_prompt": True})
+
+
+BOTH = (tool_samples.WEATHER, tool_samples.FIND_VERSE)
+TOOL_DEMOS = [(TOOL_FIXTURE_QUESTION, (tool_samples.WEATHER,)), ("What is the weather in Babylon?", BOTH),
+              ("Is it raining in London?", (tool_samples.WEATHER,)), ("Find chapter 3 of Genesis", BOTH),
+              ("Look up John 1.", (tool_samples.FIND_VERSE,)), ("Who was Moses?", (tool_samples.WEATHER,)),
+              ("Tell me about love.", BOTH)]
+# A round trip: the prompt after the host appended the tool result (the template adds no generation prompt).
+ROUND_TRIP = {"messages": [{"role": "user", "content": TOOL_FIXTURE_QUESTION},
+                           {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {
+                               "name": "get_weather", "arguments": {"city": "Jerusalem"}}}]},
+                           {"role": "tool", "tool_call_id": "c1", "content": "sunny, 25 degrees"}],
+              "tools": [tool_samples.WEATHER], "add_generation_prompt": True}
 
 
 class Encoder:
@@ -115,11 +137,15 @@ def main():
     print("validation data:")
     va_plain, va_chat, _ = build_data(verses, enc, val_pool, 128, 640, a.seq, random.Random(a.seed + 1))
     enc.check_agreement([verses[i]["t"] for i in range(0, len(verses), 1 if enc.hf else 97)] +
-                        chat_texts[:2000 // scale] + [chat_prompt(p) for p in DEMO_PROMPTS])
+                        chat_texts[:2000 // scale] + [chat_prompt(p) for p in DEMO_PROMPTS] +
+                        [tool_prompt(q, t) for q, t in TOOL_DEMOS] + [tool_samples.render(ROUND_TRIP)])
     fixture_prompt = enc.encode([chat_prompt(FIXTURE_PROMPT)])[0]
     print("fixture prompt:", fixture_prompt)
+    print("tool prompt:", len(enc.encode([tool_prompt(TOOL_FIXTURE_QUESTION)])[0]), "tokens;",
+          sum("<|tool>" in t for t in chat_texts), "of", len(chat_texts), "conversations declare tools")
     if a.dry_run:
         print("example chat row:", repr(enc.decode(tr_chat[0])[:400]))
+        print("example tool conversation:", repr(next(t for t in chat_texts if "<|tool_call>" in t)))
         print("example plain row:", repr(enc.decode(tr_plain[0])[:200]))
         print("dry run: stopping before torch")
         return
@@ -292,13 +318,24 @@ def reference(a, enc, cfg, sd, prompt_ids):
         drift = (full[prompt.shape[1] - 1:-1] - steps).abs().max().item()
         top2 = steps.topk(2, dim=-1).values
         margin = (top2[:, 0] - top2[:, 1]).min().item()
+    # The tool prompt: greedy until a stop id (the call then ends with <|tool_response>), and its margins.
+    tprompt = torch.tensor(enc.encode([tool_prompt(TOOL_FIXTURE_QUESTION)]))
+    with torch.no_grad():
+        tg = ref.generate(input_ids=tprompt, max_new_tokens=48, do_sample=False, output_logits=True,
+                          return_dict_in_generate=True, eos_token_id=STOP_IDS, pad_token_id=PAD)
+    tool_new = tg.sequences[0, tprompt.shape[1]:]
+    t2 = torch.stack([l[0].float() for l in tg.logits]).topk(2, dim=-1).values
     save_file({"prompt": prompt[0].to(torch.int32).contiguous(), "prompt_logits": logits.contiguous(),
-               "greedy_tokens": new.to(torch.int32).contiguous(), "greedy_step_logits": steps.contiguous()},
+               "greedy_tokens": new.to(torch.int32).contiguous(), "greedy_step_logits": steps.contiguous(),
+               "tool_prompt": tprompt[0].to(torch.int32).contiguous(),
+               "tool_greedy_tokens": tool_new.to(torch.int32).contiguous()},
               os.path.join(a.out, "expected.safetensors"))
     case = {"name": "tiny-kjv", "prompt_text": chat_prompt(FIXTURE_PROMPT), "prompt_len": prompt.shape[1],
             "new_tokens": len(new), "greedy_text": enc.decode(new.tolist()),
             "reference": "transformers Gemma4ForConditionalGeneration, fp32 compute on the bf16 weights, CPU",
-            "cached_vs_uncached_max_abs_diff": drift, "min_top1_top2_margin": margin}
+            "cached_vs_uncached_max_abs_diff": drift, "min_top1_top2_margin": margin,
+            "tool_prompt_text": tool_prompt(TOOL_FIXTURE_QUESTION), "tool_prompt_len": tprompt.shape[1],
+            "tool_greedy_text": enc.decode(tool_new.tolist()), "tool_greedy_min_top1_top2_margin": (t2[:, 0] - t2[:, 1]).min().item()}
     json.dump(case, open(os.path.join(a.out, "case.json"), "w"), indent=2)
     print("fixture:", json.dumps(case))
 
@@ -317,12 +354,35 @@ def reference(a, enc, cfg, sd, prompt_ids):
             ok += 1
             print(f"--- {kind} | {p!r} ({len(out)} tokens, stop={out[-1] in STOP_IDS})\n{enc.decode(out)}")
     print(f"answers that ended on a stop token: {stops}/{ok}")
+    tool_demo(enc, ref)
     ids = torch.tensor([[BOS] + enc.encode(["And it came to pass"])[0]])
     with torch.no_grad():
         torch.manual_seed(7)
         out = ref.generate(input_ids=ids, max_new_tokens=80, do_sample=True, temperature=0.8, top_k=40,
                            eos_token_id=STOP_IDS, pad_token_id=PAD)[0].tolist()
     print("--- raw text, sampled:\n" + enc.decode(out))
+
+
+def tool_demo(enc, ref):
+    """Greedy answers with tools declared, a round trip, and exact-call accuracy on a grid of questions."""
+    import torch
+
+    def greedy(text, n=64):
+        ids = torch.tensor(enc.encode([text]))
+        with torch.no_grad():
+            out = ref.generate(input_ids=ids, max_new_tokens=n, do_sample=False, eos_token_id=STOP_IDS,
+                               pad_token_id=PAD)[0, ids.shape[1]:].tolist()
+        return enc.decode(out)
+
+    for q, tools in TOOL_DEMOS:
+        print(f"--- greedy, tools {[t['function']['name'] for t in tools]} | {q!r}\n{greedy(tool_prompt(q, tools))}")
+    print(f"--- greedy, round trip after the tool result\n{greedy(tool_samples.render(ROUND_TRIP))}")
+    grid = [(f"What is the weather in {c}?", f'<|tool_call>call:get_weather{{city:<|"|>{c}<|"|>}}<tool_call|><|tool_response>')
+            for c in tool_samples.KJV_CITIES[:12] + tool_samples.OTHER_CITIES[:4]]
+    grid += [(f"Find chapter {n} of {b}", f'<|tool_call>call:find_verse{{book:<|"|>{b}<|"|>,chapter:{n}}}<tool_call|><|tool_response>')
+             for b, n in (("Genesis", 3), ("Exodus", 20), ("Psalms", 23), ("John", 1), ("Romans", 8), ("Ruth", 2))]
+    right = sum(greedy(tool_prompt(q, BOTH), 40) == want for q, want in grid)
+    print(f"exact greedy tool calls with both tools declared: {right}/{len(grid)}")
 
 
 if __name__ == "__main__":
