@@ -95,6 +95,23 @@ if (TOOL_TEST) {
     assert.equal(c.message.tool_calls[0].function.name, 'get_weather');
     const args = JSON.parse(c.message.tool_calls[0].function.arguments);
     assert.equal(typeof args.city, 'string');
+
+    // The same call through the stream: delta.tool_calls reassembled equal the non-streaming ones.
+    const stream = await client.chat.completions.create({ model: 'tiny-kjv', temperature: 0, max_tokens: 60, tools,
+      stream: true, messages: [{ role: 'user', content: 'What is the weather in Jerusalem?' }] });
+    const calls = []; let finish = null;
+    for await (const chunk of stream) {
+      const ch = chunk.choices[0];
+      if (!ch) continue;
+      for (const d of (ch.delta && ch.delta.tool_calls) || []) {
+        calls[d.index] = calls[d.index] || { name: '', arguments: '' };
+        if (d.function && d.function.name) calls[d.index].name += d.function.name;
+        if (d.function && d.function.arguments) calls[d.index].arguments += d.function.arguments;
+      }
+      if (ch.finish_reason) finish = ch.finish_reason;
+    }
+    assert.equal(finish, 'tool_calls');
+    assert.deepEqual(calls, [{ name: 'get_weather', arguments: c.message.tool_calls[0].function.arguments }]);
   });
 }
 
