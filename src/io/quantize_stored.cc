@@ -35,7 +35,10 @@ void quantize_stored(const TensorInfo& t, const std::string& name, const QuantSc
     quantize_rows(s, f.data(), n, cols, codes.data(), scales.data(), s.symmetric ? nullptr : zeros.data(),
                   t.file + ": tensor '" + name + "'");
     sink({r0, n, codes.data(), scales.data(), s.symmetric ? nullptr : zeros.data()});
-    release_pages(src, size_t(n) * size_t(cols) * esize);
+    // Also the 4 MB behind the chunk: faults map whole large folios, which reach back into pages already
+    // released (a page-granular release of just this chunk lets RSS creep up through a long tensor).
+    const uint8_t* from = std::max(t.data, src - std::min<size_t>(size_t(src - t.data), size_t(4) << 20));
+    release_pages(from, size_t(src - from) + size_t(n) * size_t(cols) * esize);
   }
 }
 

@@ -42,6 +42,9 @@ class WeightStore {
   const StoredWeight* find_weight(const std::string& canonical_name) const;
   const StoredWeight& get_weight(const std::string& canonical_name) const;
   const std::string& source() const { return source_; }
+  // Drops the resident pages of every mapped file. Streaming passes call it between tensors: the kernel
+  // maps whole large folios around each fault, so page-granular releases alone leave pages behind.
+  void release_pages() const;
 
   // Maps a source name to its canonical name; returns false for tensors that are not part of the text model.
   static bool canonical_name(const std::string& source_name, std::string* out);
