@@ -107,10 +107,12 @@ QuantizeSummary quantize_checkpoint(const QuantizeOptions& o) {
       for (size_t off = 0; off < t.nbytes; off += chunk) {
         const size_t n = std::min(chunk, t.nbytes - off);
         w.write_plain(p.name, off, t.data + off, n);
-        release_pages(t.data + off, n);
+        const size_t back = std::min<size_t>(off, size_t(4) << 20);  // see quantize_stored.cc
+        release_pages(t.data + off - back, n + back);
         prog.add(n);
       }
     }
+    ws->release_pages();
   }
   w.finish();
   prog.finish();

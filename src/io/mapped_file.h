@@ -26,7 +26,7 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// Drops the resident pages of [p, p + n) inside a read-only mapping (whole pages only). Streaming
+// Drops the resident pages covering [p, p + n) inside a read-only mapping (rounded out to whole pages). Streaming
 // passes over a large checkpoint call this after each chunk so their RSS stays flat; the data stays
 // readable (the kernel re-reads it from the file if touched again).
 void release_pages(const void* p, size_t n);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "base/error.h"
@@ -20,6 +21,7 @@ void quantize_stored(const TensorInfo& t, const std::string& name, const QuantSc
     throw Error(t.file + ": tensor '" + name + "': group size " + std::to_string(gs) + " does not divide the row length " +
                 std::to_string(cols));
   const size_t esize = dtype_size(t.dtype);
+  const int64_t threads = std::clamp<int64_t>(int64_t(std::thread::hardware_concurrency()), 1, 16);
   // ~4 MB of f32 per chunk: small against any model, large enough to amortise the per-chunk overhead.
   const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(cols, 1));
   std::vector<float> f;
@@ -28,14 +30,37 @@ void quantize_stored(const TensorInfo& t, const std::string& name, const QuantSc
     const int64_t n = std::min(chunk, rows - r0);
     const uint8_t* src = t.data + size_t(r0) * size_t(cols) * esize;
     f.resize(size_t(n * cols));
-    convert_to_f32(t.dtype, src, f.size(), f.data());
     codes.assign(quant_code_bytes(s.kind, n, cols), 0);
     scales.resize(quant_scale_bytes(s, n, cols));
     zeros.resize(s.symmetric ? 0 : scales.size());
-    quantize_rows(s, f.data(), n, cols, codes.data(), scales.data(), s.symmetric ? nullptr : zeros.data(),
-                  t.file + ": tensor '" + name + "'");
+    // Rows are independent: split the chunk over threads (results identical to one thread).
+    const int64_t nt = std::min<int64_t>(n, threads);
+    std::vector<std::thread> pool;
+    std::vector<std::exception_ptr> errs(static_cast<size_t>(nt));
+    const size_t cb = quant_code_bytes(s.kind, 1, cols), sb = quant_scale_bytes(s, 1, cols);
+    for (int64_t k = 0; k < nt; ++k) {
+      auto work = [&, k] {
+        try {
+          const int64_t a = n * k / nt, b = n * (k + 1) / nt;
+          float* fa = f.data() + size_t(a * cols);
+          convert_to_f32(t.dtype, src + size_t(a * cols) * esize, size_t((b - a) * cols), fa);
+          quantize_rows(s, fa, b - a, cols, codes.data() + size_t(a) * cb, scales.data() + size_t(a) * sb,
+                        s.symmetric ? nullptr : zeros.data() + size_t(a) * sb, t.file + ": tensor '" + name + "'");
+        } catch (...) {
+          errs[size_t(k)] = std::current_exception();
+        }
+      };
+      if (k + 1 < nt) pool.emplace_back(work);
+      else work();
+    }
+    for (auto& th : pool) th.join();
+    for (auto& e : errs)
+      if (e) std::rethrow_exception(e);
     sink({r0, n, codes.data(), scales.data(), s.symmetric ? nullptr : zeros.data()});
-    release_pages(src, size_t(n) * size_t(cols) * esize);
+    // Also the 4 MB behind the chunk: faults map whole large folios, which reach back into pages already
+    // released (a page-granular release of just this chunk lets RSS creep up through a long tensor).
+    const uint8_t* from = std::max(t.data, src - std::min<size_t>(size_t(src - t.data), size_t(4) << 20));
+    release_pages(from, size_t(src - from) + size_t(n) * size_t(cols) * esize);
   }
 }
 

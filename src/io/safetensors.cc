@@ -119,4 +119,8 @@ const TensorInfo* SafetensorsFile::find(const std::string& name) const {
   return it == tensors_.end() ? nullptr : &it->second;
 }
 
+void SafetensorsFile::release_pages() const {
+  if (file_->size() > 0) g4::release_pages(file_->data(), file_->size());
+}
+
 }  // namespace g4

@@ -43,6 +43,8 @@ class SafetensorsFile {
   const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Drops the resident pages of the whole mapping (streaming passes; data stays readable).
+  void release_pages() const;
 
  private:
   std::unique_ptr<MappedFile> file_;

@@ -160,6 +160,10 @@ const StoredWeight& WeightStore::get_weight(const std::string& name) const {
   return *w;
 }
 
+void WeightStore::release_pages() const {
+  for (const auto& f : files_) f->release_pages();
+}
+
 std::vector<float> tensor_to_f32(const TensorInfo& t) {
   std::vector<float> out(size_t(t.numel()));
   convert_to_f32(t.dtype, t.data, out.size(), out.data());

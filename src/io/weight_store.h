@@ -48,6 +48,9 @@ class WeightStore {
   const QuantWeight* find_quant(const std::string& canonical_name) const;
   // The GGUF file when the store was opened from one (metadata, tokenizer), else nullptr.
   const GgufFile* gguf() const { return gguf_ ? &gguf_->file() : nullptr; }
+  // Drops the resident pages of every mapped file. Streaming passes call it between tensors: the kernel
+  // maps whole large folios around each fault, so page-granular releases alone leave pages behind.
+  void release_pages() const;
 
   // Maps a source name to its canonical name; returns false for tensors that are not part of the text model.
   static bool canonical_name(const std::string& source_name, std::string* out);

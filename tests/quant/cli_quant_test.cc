@@ -1,0 +1,73 @@
+// The quantization commands end to end through the g4 binary: synth -> quantize -> logits / perplexity,
+// and bad flags giving one "g4: error:" line and a non-zero status.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "io/weight_store.h"
+
+namespace g4 {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CmdResult {
+  int status;
+  std::string out;
+};
+
+CmdResult run(const std::string& args) {
+  const std::string cmd = std::string(G4_BINARY) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = ::pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+TEST(CliQuant, SynthQuantizeRunAndPerplexity) {
+  const fs::path d = fs::temp_directory_path() / ("g4_cliq_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  const std::string src = (d / "bf16").string(), q = (d / "q").string();
+  CmdResult r = run("synth --preset tiny --layers 3 --seed 5 --out " + src);
+  ASSERT_EQ(r.status, 0) << r.out;
+  r = run("quantize -m " + src + " --out " + q + " --method hqq --group-size 64 --rule 'layers\\.0\\.mlp=int8'" +
+          " --rule 'layers\\.1\\.self_attn\\.q_proj=bf16'");
+  ASSERT_EQ(r.status, 0) << r.out;
+  auto ws = WeightStore::open(q);
+  EXPECT_EQ(ws->get_weight("layers.0.mlp.up_proj.weight").quant->describe(), "int8 g64 sym (BF16 scales)");
+  EXPECT_TRUE(ws->get_weight("layers.1.self_attn.q_proj.weight").plain);
+  EXPECT_EQ(ws->get_weight("layers.1.self_attn.k_proj.weight").quant->describe(), "int4 g64 asym (BF16 scales)");
+  EXPECT_TRUE(ws->get_weight("lm_head.weight").quant);
+
+  r = run("logits -m " + q + " --tokens 2,5,9 --out " + (d / "l.safetensors").string());
+  EXPECT_EQ(r.status, 0) << r.out;
+  std::ofstream(d / "toks.txt") << "2 17 99 4 1000 3 3 8\n";
+  r = run("perplexity -m " + q + " --reference " + src + " --tokens-file " + (d / "toks.txt").string() + " -c 4");
+  EXPECT_EQ(r.status, 0) << r.out;
+  // The text's own leading BOS is context, not a prediction: 7 of the 8 tokens are scored (chunks
+  // [2 17 99 4], [bos 1000 3 3], [bos 8]).
+  EXPECT_NE(r.out.find("\"scored\": 7"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("top-1 agreement"), std::string::npos) << r.out;
+
+  // Bad inputs: one clear line, status 1.
+  for (const std::string& bad :
+       {"quantize -m " + src + " --out " + q + " --rule 'x(=int4'", "quantize -m " + src + " --out " + q + " --recipe nope",
+        "quantize -m " + q + " --out " + (d / "qq").string(), "synth --preset 7b --out " + (d / "s").string(),
+        "quantize -m " + src + " --out " + q + " --group-size 48"}) {
+    r = run(bad);
+    EXPECT_EQ(r.status, 1) << bad << "\n" << r.out;
+    EXPECT_NE(r.out.find("g4: error: "), std::string::npos) << bad << "\n" << r.out;
+  }
+  r = run("quantize -m " + q + " --out " + (d / "qq").string());
+  EXPECT_NE(r.out.find("already quantized"), std::string::npos) << r.out;
+  fs::remove_all(d);
+}
+
+}  // namespace
+}  // namespace g4
