@@ -11,6 +11,13 @@ namespace g4 {
 
 namespace {
 
+// A NaN or infinity in a weight poisons every logit; refuse the file rather than generate garbage.
+void check_finite(const std::string& file, const std::string& name, DType t, const void* data, size_t n) {
+  const int64_t bad = first_non_finite(t, data, n);
+  if (bad >= 0)
+    throw Error(file + ": tensor '" + name + "' holds a NaN or infinity at element " + std::to_string(bad));
+}
+
 // Fetches a plain float tensor by canonical name and checks its shape (norms, scalars).
 WeightView fetch(const WeightStore& ws, const std::string& name, const std::vector<int64_t>& shape) {
   if (const QuantWeight* q = ws.find_quant(name)) {
@@ -25,6 +32,7 @@ WeightView fetch(const WeightStore& ws, const std::string& name, const std::vect
   if (t.shape != shape)
     throw Error(t.file + ": tensor '" + name + "' has shape " + t.shape_str() + " but the config implies " +
                 shape_to_string(shape));
+  check_finite(t.file, name, t.dtype, t.data, size_t(t.numel()));
   return WeightView{name, t.dtype, t.shape, t.data, nullptr};
 }
 
@@ -38,7 +46,13 @@ std::unique_ptr<PackedWeight> pack_matrix(Backend& backend, const WeightStore& w
   if (w.shape != shape)
     throw Error(w.file + ": tensor '" + src + "' has shape " + shape_to_string(w.shape) + " but the config implies " +
                 shape_to_string(shape));
-  if (w.quant) return backend.pack(WeightView{name, w.quant->scale_dtype, w.shape, nullptr, w.quant}, role);
+  if (w.quant) {
+    const QuantWeight& q = *w.quant;
+    const size_t groups = size_t(q.rows) * size_t(q.groups_per_row());
+    check_finite(w.file, src + " (scales)", q.scale_dtype, q.scales, groups);
+    if (q.zeros) check_finite(w.file, src + " (zero points)", q.scale_dtype, q.zeros, groups);
+    return backend.pack(WeightView{name, q.scale_dtype, w.shape, nullptr, &q}, role);
+  }
   const std::optional<QuantScheme> scheme = recipe ? recipe->choose(name) : std::nullopt;
   if (!scheme) return backend.pack(fetch(ws, src, shape), role);
   OwnedQuantWeight q;
