@@ -400,18 +400,25 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_int4_smem_kernel(Wei
   const int64_t n_iter = my_rb * steps;
   const uint4* codes = static_cast<const uint4*>(w.codes);
 
-  auto row_of = [&](int64_t j) { return (int64_t(blockIdx.x) + (j / steps) * gridDim.x) * kRowsPerBlock + rg * R; };
-  auto chunk_of = [&](int64_t j, int u) { return cbeg + int(j % steps) * 32 * U + 32 * u + lane; };
-  auto load = [&](Int4Tile<S, R, U>& t, int64_t j) {
-    const int64_t row0 = row_of(j);
+  // Position of a tile: first row of the warp's row group and step within its K slice. Advanced by
+  // increments (a 64-bit division per tile cost more than the arithmetic it feeds).
+  struct Pos {
+    int64_t row0;
+    int s;
+  };
+  auto next = [&](Pos p) {
+    if (++p.s == steps) p.s = 0, p.row0 += int64_t(gridDim.x) * kRowsPerBlock;
+    return p;
+  };
+  auto load = [&](Int4Tile<S, R, U>& t, Pos p) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int c = chunk_of(j, u);
+      const int c = cbeg + p.s * 32 * U + 32 * u + lane;
       if (c < cend) {
         const int gc = cpg_shift >= 0 ? c >> cpg_shift : c / cpg;
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-          const int64_t row = min(row0 + r, rows - 1);
+          const int64_t row = min(p.row0 + r, rows - 1);
           t.wv[u][r] = ld_stream(codes + row * nch + c);
           t.sc[u][r] = ld_scale<S>(w.scales, row * G + gc);
           t.zp[u][r] = kAsym ? ld_scale<S>(w.zeros, row * G + gc) : 0.f;
@@ -422,10 +429,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_int4_smem_kernel(Wei
   float acc[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = 0.f;
-  auto compute = [&](const Int4Tile<S, R, U>& t, int64_t j) {
+  auto compute = [&](const Int4Tile<S, R, U>& t, Pos p) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int c = chunk_of(j, u);
+      const int c = cbeg + p.s * 32 * U + 32 * u + lane;
       if (c < cend) {
         uint4 xs[4];
         const uint4* xb = xs_smem + (c >> 5) * 128 + (c & 31);
@@ -435,9 +442,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_int4_smem_kernel(Wei
         for (int r = 0; r < R; ++r) acc[r] = fmaf(t.sc[u][r], dot_int4<kAsym>(t.wv[u][r], xs, t.zp[u][r]), acc[r]);
       }
     }
-    if (int(j % steps) != steps - 1) return;
+    if (p.s != steps - 1) return;
     // End of this row group's K range: reduce over lanes, then over the KS warps of the group.
-    const int64_t row0 = row_of(j);
+    const int64_t row0 = p.row0;
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       float v = acc[r];
@@ -463,7 +470,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_int4_smem_kernel(Wei
   };
 
   Int4Tile<S, R, U> ta, tb;
-  if (n_iter > 0) load(ta, 0);
+  Pos pa{int64_t(blockIdx.x) * kRowsPerBlock + rg * R, 0}, pb = pa;
+  if (n_iter > 0) load(ta, pa);
   // Stage x: slot i = (blk * 4 + m) * 32 + l holds, for chunk c = blk * 32 + l, the half2 pairs
   // (x[8m + s], x[8m + s + 4]), s = 0..3, of the chunk's 32 values; slots past the last chunk are zero.
   const int nslots = (nch + 31) / 32 * 128;
@@ -483,11 +491,13 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_int4_smem_kernel(Wei
   __syncthreads();
   // n_iter is the same for every warp of the block, so the barriers inside compute() are uniform.
   for (int64_t j = 0; j < n_iter; j += 2) {
-    if (j + 1 < n_iter) load(tb, j + 1);
-    compute(ta, j);
+    pb = next(pa);
+    if (j + 1 < n_iter) load(tb, pb);
+    compute(ta, pa);
     if (j + 1 < n_iter) {
-      if (j + 2 < n_iter) load(ta, j + 2);
-      compute(tb, j + 1);
+      pa = next(pb);
+      if (j + 2 < n_iter) load(ta, pa);
+      compute(tb, pb);
     }
   }
 }
@@ -550,8 +560,8 @@ void launch_int4_direct_t(const WeightDesc& w, const float* x, float* y, GemvTun
   const int R = tu.rows_per_warp > 0 ? tu.rows_per_warp : 2;
   const int U = tu.unroll > 0 ? tu.unroll : 2;
   int ks = tu.ksplit;
-  if (ks <= 0) {  // enough (row group, slice) warps for ~24 per SM
-    const int64_t groups = (w.rows + R - 1) / R, want = int64_t(24) * device_sm_count();
+  if (ks <= 0) {  // split only short outputs: 2048 rows gain from it, 5376 already lose (H100 sweep)
+    const int64_t groups = (w.rows + R - 1) / R, want = int64_t(16) * device_sm_count();
     ks = 1;
     while (ks < 8 && groups * ks < want) ks *= 2;
   }
