@@ -574,10 +574,11 @@ void launch_int4_direct_t(const WeightDesc& w, const float* x, float* y, GemvTun
 }
 
 bool direct_enabled() {
-  // G4_CUDA_GEMV_DIRECT=0 restores the permute + permuted kernel pair (benchmarks compare the two).
+  // Off by default: on an H100 the shared-memory kernel measured slower than the permute + permuted
+  // pair (decode 14.46 vs 13.03 ms/token, docs/PERF.md round 3). G4_CUDA_GEMV_DIRECT=1 turns it on.
   static const bool on = [] {
     const char* e = std::getenv("G4_CUDA_GEMV_DIRECT");
-    return !(e && std::string(e) == "0");
+    return e && std::string(e) == "1";
   }();
   return on;
 }

@@ -32,9 +32,9 @@ constexpr int kGemvMaxT = 4;
 struct GemvTuning {
   int rows_per_warp = 0;  // 0: default; -1: the one-row, two-chunks-in-flight kernel; 1, 2 or 4
   int unroll = 0;         // chunks in flight per lane and row (2 or 4, for 2 rows per warp); 0: default
-  // int4, one token: the shared-memory kernel (x staged per block, no permute kernel) is the default;
-  // -1 forces the permute + permuted-kernel pair. ksplit: warps of a block sharing one row's K range
-  // (1, 2, 4, 8; 0: picked from the row count so short outputs still fill the SMs).
+  // int4, one token: 1 forces the shared-memory kernel (x staged per block, no permute kernel), -1 the
+  // permute + permuted-kernel pair, 0 follows G4_CUDA_GEMV_DIRECT (default: the pair, measured faster).
+  // ksplit: warps of a block sharing one row's K range (1, 2, 4, 8; 0: picked from the row count).
   int direct = 0;
   int ksplit = 0;
 };
