@@ -3,7 +3,7 @@
 // (never zeros) and rotated over enough copies to exceed the L2, the launches captured in a CUDA graph
 // so launch gaps do not count; prints GB/s of weight bytes (codes + scales) and % of the device-to-device
 // copy bandwidth measured in the same run. Each variant's output is checked against the first's.
-//   usage: cuda_gemv_bench [reps]
+//   usage: cuda_gemv_bench [reps] [format name or all] [MB of weight copies per timed graph, default 400]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -74,6 +74,8 @@ struct Format {
 int main(int argc, char** argv) {
   try {
     const int reps = argc > 1 ? std::stoi(argv[1]) : 15;
+    const std::string only = argc > 2 ? argv[2] : "all";
+    const size_t rot_mb = argc > 3 ? size_t(std::stoul(argv[3])) : 400;
     cudaDeviceProp prop;
     G4_CUDA(cudaGetDeviceProperties(&prop, 0));
     const double bw = copy_bandwidth();
@@ -87,12 +89,17 @@ int main(int argc, char** argv) {
     const std::vector<Format> formats = {
         {"int4-g128", WFmt::kInt4, 128}, {"int4-g32", WFmt::kInt4, 32}, {"int8-g128", WFmt::kInt8, 128}, {"bf16", WFmt::kBF16, 0}};
     const std::vector<std::pair<const char*, GemvTuning>> variants = {
-        {"1row-2deep(old)", {-1, 0}}, {"1row-8deep", {1, 0}}, {"2row-2deep", {2, 2}}, {"2row-4deep", {2, 4}}, {"4row-2deep", {4, 0}}};
+        {"1row-2deep(old)", {-1, 0}}, {"1row-8deep", {1, 0}}, {"2row-2deep", {2, 2}}, {"2row-4deep", {2, 4}},
+        {"4row-2deep", {4, 0}},
+        // int4 only: the shared-memory kernel, x converted per block (its cost included), K split auto/1/2/4.
+        {"smem2x2-auto", {2, 2, 1, 0}}, {"smem2x2-ks1", {2, 2, 1, 1}}, {"smem2x2-ks2", {2, 2, 1, 2}},
+        {"smem2x2-ks4", {2, 2, 1, 4}}, {"smem2x4-auto", {2, 4, 1, 0}}, {"smem4x2-auto", {4, 2, 1, 0}}};
 
     std::printf("%-10s %-14s", "format", "shape");
     for (auto& v : variants) std::printf(" %16s", v.first);
-    std::printf("   (GB/s, %% of copy; permute of x not included: it is one small kernel per GEMV)\n");
+    std::printf("   (GB/s, %% of copy; permute of x not included for the first five: one more kernel per GEMV; the smem kernels include their x staging)\n");
     for (const Format& f : formats) {
+      if (only != "all" && only != f.name) continue;
       for (auto [rows, cols] : shapes) {
         WeightDesc d;
         d.fmt = f.fmt, d.rows = rows, d.cols = cols, d.stype = SType::kBF16;
@@ -105,7 +112,7 @@ int main(int argc, char** argv) {
           scale_bytes = size_t(rows * (cols / f.gs)) * 2;
         }
         const size_t bytes = code_bytes + scale_bytes;
-        const int copies = int(std::max<size_t>(1, (size_t(400) << 20) / bytes + 1));
+        const int copies = int(std::max<size_t>(1, (rot_mb << 20) / bytes + 1));
         std::vector<WeightDesc> ws(size_t(copies), d);
         std::vector<void*> bufs;
         const uint16_t e_w = f.fmt == WFmt::kBF16 ? uint16_t((127 - 7) << 7) : 0;  // |w| ~ 2^-7 for bf16
@@ -142,9 +149,18 @@ int main(int argc, char** argv) {
         std::string bad;
         for (size_t vi = 0; vi < variants.size(); ++vi) {
           const GemvTuning tu = variants[vi].second;
+          const bool direct = tu.direct > 0;
+          if (direct && f.fmt != WFmt::kInt4) {
+            std::printf("  %22s", "-");
+            continue;
+          }
+          auto launch = [&](const WeightDesc& wd) {
+            if (direct) gemv_int4_direct(wd, x, y, s, tu);
+            else gemv_permuted(wd, xp, 1, y, s, tu);
+          };
           // Check against the first variant on copy 0 (poisoned output first).
           G4_CUDA(cudaMemsetAsync(y, 0xFF, size_t(rows) * 4, s));
-          gemv_permuted(ws[0], xp, 1, y, s, tu);
+          launch(ws[0]);
           G4_CUDA(cudaMemcpyAsync(vi == 0 ? ref.data() : got.data(), y, size_t(rows) * 4, cudaMemcpyDeviceToHost, s));
           G4_CUDA(cudaStreamSynchronize(s));
           if (vi > 0) {
@@ -161,7 +177,7 @@ int main(int argc, char** argv) {
           cudaGraph_t g;
           cudaGraphExec_t ge;
           G4_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-          for (int i = 0; i < n_launch; ++i) gemv_permuted(ws[size_t(i % copies)], xp, 1, y, s, tu);
+          for (int i = 0; i < n_launch; ++i) launch(ws[size_t(i % copies)]);
           G4_CUDA(cudaStreamEndCapture(s, &g));
           G4_CUDA(cudaGraphInstantiate(&ge, g, 0));
           G4_CUDA(cudaGraphLaunch(ge, s));  // warm-up

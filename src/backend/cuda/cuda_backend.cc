@@ -284,7 +284,7 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   G4_CHECK(y.numel() == T * N, "matmul output rows");
   if (T == 0) return;
   if (T <= cuda::kGemvMaxT) {
-    auto xp = scratch(cuda::gemv_x_bytes(d, int(T)));
+    auto xp = cuda::gemv_is_direct(d, int(T)) ? nullptr : scratch(cuda::gemv_x_bytes(d, int(T)));
     cuda::gemv(d, f32(x), int(T), xp.get(), f32(y), stream_);
     return;
   }

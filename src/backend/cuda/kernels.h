@@ -32,11 +32,20 @@ constexpr int kGemvMaxT = 4;
 struct GemvTuning {
   int rows_per_warp = 0;  // 0: default; -1: the one-row, two-chunks-in-flight kernel; 1, 2 or 4
   int unroll = 0;         // chunks in flight per lane and row (2 or 4, for 2 rows per warp); 0: default
+  // int4, one token: 1 forces the shared-memory kernel (x staged per block, no permute kernel), -1 the
+  // permute + permuted-kernel pair, 0 follows G4_CUDA_GEMV_DIRECT (default: the pair, measured faster).
+  // ksplit: warps of a block sharing one row's K range (1, 2, 4, 8; 0: picked from the row count).
+  int direct = 0;
+  int ksplit = 0;
 };
 void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune = {});
 // gemv's two steps: x into the lane-permuted f16 (int) / f32 (bf16) layout, then the GEMV proper.
 void gemv_permute_x(const WeightDesc& w, const float* x, int T, void* xp, cudaStream_t s);
 void gemv_permuted(const WeightDesc& w, const void* xp, int T, float* y, cudaStream_t s, GemvTuning tune = {});
+// True when gemv() takes the shared-memory int4 kernel (then xp is not touched and may be null).
+bool gemv_is_direct(const WeightDesc& w, int T, GemvTuning tune = {});
+// That kernel alone: y[rows] = W x for one token, x f32 read straight from global memory.
+void gemv_int4_direct(const WeightDesc& w, const float* x, float* y, cudaStream_t s, GemvTuning tune = {});
 // Dequantizes rows [r0, r0 + n) into out [n, cols] as bf16 (to_f32 false) or f32.
 void dequant_rows(const WeightDesc& w, int64_t r0, int64_t n, void* out, bool to_f32, cudaStream_t s);
 // out[i, :] = W[tokens[i], :] * scale; tokens on the device.
