@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "base/progress.h"
+#include "io/finite_check.h"
 #include "io/quantize_stored.h"
 #include "quant/recipe.h"
 
@@ -82,6 +83,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, Backend& backend, co
   for (const auto& [name, w] : ws->weights()) total += stored_bytes(w);
   Progress progress("loading", total, "B", opts.progress);
   auto pack = [&](const std::string& name, std::vector<int64_t> shape, WeightRole role) {
+    if (const StoredWeight* w = ws->find_weight(name)) check_finite(*w);  // NaN/Inf: refused, file and tensor named
     auto packed = role == WeightRole::kNorm ? backend.pack(fetch(*ws, name, shape), role)
                                             : pack_matrix(backend, *ws, name, shape, role, rp);
     if (const StoredWeight* w = ws->find_weight(name)) progress.add(stored_bytes(*w));
