@@ -4,6 +4,7 @@
 #include <random>
 
 #include "base/error.h"
+#include "engine/memory_estimate.h"
 
 namespace g4 {
 
@@ -29,12 +30,17 @@ void add_run_options(CLI::App* c, RunOptions& o) {
       ->check(CLI::Range(0.0, 1.0));
   c->add_option("--repeat-penalty", o.repeat_penalty, "penalise the last 64 tokens; 1 = off")->check(CLI::Range(0.01, 10.0));
   c->add_option("-s,--seed", o.seed, "random seed (default: random)");
+  c->add_flag("--no-memory-check", o.no_memory_check,
+              "load even when weights + KV cache at --ctx-size + activations exceed the free memory");
 }
 
 ModelBundle load_bundle(const RunOptions& o, bool quiet) {
   LoadOptions lo;
   lo.quantize = o.quantize;
   lo.progress = !quiet;
+  if (!o.no_memory_check)
+    check_memory_fits(estimate_memory_for(o.model, o.quantize, o.ctx_size, o.prefill_chunk),
+                      available_memory_bytes(o.backend), o.model, o.ctx_size);
   return ModelBundle::load(o.model, o.backend, lo);
 }
 

@@ -18,6 +18,7 @@ struct RunOptions {
   int64_t max_new_tokens = 256;
   int64_t prefill_chunk = 512;
   int threads = 0;
+  bool no_memory_check = false;  // --no-memory-check: load even when the estimate exceeds free memory
   std::optional<float> temperature, top_p, min_p, repeat_penalty;
   std::optional<int> top_k;
   std::optional<int64_t> seed;

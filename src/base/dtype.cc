@@ -77,25 +77,6 @@ uint16_t f32_to_f16(float f) {
   return sign | uint16_t((exp << 10) | (mant & 0x3ff));
 }
 
-int64_t first_non_finite(DType t, const void* data, size_t n) {
-  const uint8_t* p = static_cast<const uint8_t*>(data);
-  if (t == DType::kBF16 || t == DType::kF16) {
-    const uint16_t mask = t == DType::kBF16 ? 0x7f80 : 0x7c00;
-    for (size_t i = 0; i < n; ++i) {
-      uint16_t v;
-      std::memcpy(&v, p + 2 * i, 2);
-      if ((v & mask) == mask) return int64_t(i);
-    }
-  } else if (t == DType::kF32) {
-    for (size_t i = 0; i < n; ++i) {
-      uint32_t v;
-      std::memcpy(&v, p + 4 * i, 4);
-      if ((v & 0x7f800000u) == 0x7f800000u) return int64_t(i);
-    }
-  }
-  return -1;
-}
-
 void convert_to_f32(DType t, const void* src, size_t n, float* dst) {
   switch (t) {
     case DType::kF32: std::memcpy(dst, src, n * 4); return;

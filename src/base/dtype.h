@@ -34,10 +34,6 @@ inline uint16_t f32_to_bf16(float f) {
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 
-// Index of the first NaN or infinity among n elements of float type t (F32, F16, BF16), or -1. Checks the
-// exponent bits only, so it runs at memory speed; other dtypes return -1.
-int64_t first_non_finite(DType t, const void* data, size_t n);
-
 // Converts n elements of type t at src to f32. Supports F32, F16, BF16, F64, I32, I8, U8.
 void convert_to_f32(DType t, const void* src, size_t n, float* dst);
 

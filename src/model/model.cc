@@ -4,19 +4,13 @@
 
 #include "base/error.h"
 #include "base/progress.h"
+#include "io/finite_check.h"
 #include "io/quantize_stored.h"
 #include "quant/recipe.h"
 
 namespace g4 {
 
 namespace {
-
-// A NaN or infinity in a weight poisons every logit; refuse the file rather than generate garbage.
-void check_finite(const std::string& file, const std::string& name, DType t, const void* data, size_t n) {
-  const int64_t bad = first_non_finite(t, data, n);
-  if (bad >= 0)
-    throw Error(file + ": tensor '" + name + "' holds a NaN or infinity at element " + std::to_string(bad));
-}
 
 // Fetches a plain float tensor by canonical name and checks its shape (norms, scalars).
 WeightView fetch(const WeightStore& ws, const std::string& name, const std::vector<int64_t>& shape) {
@@ -32,7 +26,6 @@ WeightView fetch(const WeightStore& ws, const std::string& name, const std::vect
   if (t.shape != shape)
     throw Error(t.file + ": tensor '" + name + "' has shape " + t.shape_str() + " but the config implies " +
                 shape_to_string(shape));
-  check_finite(t.file, name, t.dtype, t.data, size_t(t.numel()));
   return WeightView{name, t.dtype, t.shape, t.data, nullptr};
 }
 
@@ -46,13 +39,7 @@ std::unique_ptr<PackedWeight> pack_matrix(Backend& backend, const WeightStore& w
   if (w.shape != shape)
     throw Error(w.file + ": tensor '" + src + "' has shape " + shape_to_string(w.shape) + " but the config implies " +
                 shape_to_string(shape));
-  if (w.quant) {
-    const QuantWeight& q = *w.quant;
-    const size_t groups = size_t(q.rows) * size_t(q.groups_per_row());
-    check_finite(w.file, src + " (scales)", q.scale_dtype, q.scales, groups);
-    if (q.zeros) check_finite(w.file, src + " (zero points)", q.scale_dtype, q.zeros, groups);
-    return backend.pack(WeightView{name, q.scale_dtype, w.shape, nullptr, &q}, role);
-  }
+  if (w.quant) return backend.pack(WeightView{name, w.quant->scale_dtype, w.shape, nullptr, w.quant}, role);
   const std::optional<QuantScheme> scheme = recipe ? recipe->choose(name) : std::nullopt;
   if (!scheme) return backend.pack(fetch(ws, src, shape), role);
   OwnedQuantWeight q;
@@ -96,6 +83,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, Backend& backend, co
   for (const auto& [name, w] : ws->weights()) total += stored_bytes(w);
   Progress progress("loading", total, "B", opts.progress);
   auto pack = [&](const std::string& name, std::vector<int64_t> shape, WeightRole role) {
+    if (const StoredWeight* w = ws->find_weight(name)) check_finite(*w);  // NaN/Inf: refused, file and tensor named
     auto packed = role == WeightRole::kNorm ? backend.pack(fetch(*ws, name, shape), role)
                                             : pack_matrix(backend, *ws, name, shape, role, rp);
     if (const StoredWeight* w = ws->find_weight(name)) progress.add(stored_bytes(*w));

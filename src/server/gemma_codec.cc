@@ -36,7 +36,7 @@ ParsedReply GemmaCodec::parse_reply(const std::string& text, bool) {
                      text.rfind("<|tool_call>") > (text.rfind("<tool_call|>") == std::string::npos ? 0 : text.rfind("<tool_call|>"));
   for (size_t i = 0; i < p.tool_calls.size(); ++i) {
     const ToolCall& c = p.tool_calls[i];
-    const std::string args = c.arguments.is_string() ? c.arguments.get<std::string>() : c.arguments.dump();
+    const std::string args = c.arguments.is_string() ? c.arguments.get<std::string>() : c.arguments.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     r.tool_calls.push_back({{"id", "call_" + std::to_string(i)},
                             {"type", "function"},
                             {"function", {{"name", c.name}, {"arguments", args}}}});

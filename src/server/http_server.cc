@@ -34,9 +34,13 @@ std::string new_id(const char* prefix) {
   return std::string(prefix) + buf;
 }
 
+// Generated text may hold bytes that are not UTF-8 (byte-fallback tokens): they become U+FFFD instead of
+// an encoder exception, which inside a streaming provider would terminate the process.
+std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
-  res.set_content(e.body().dump(), "application/json");
+  res.set_content(dump_json(e.body()), "application/json");
 }
 
 }  // namespace
@@ -176,7 +180,7 @@ void HttpServer::install_routes() {
           body["choices"] = json::array({{{"index", 0}, {"text", rep.text}, {"logprobs", nullptr},
                                           {"finish_reason", finish_reason(rep, g.reason)}}});
         }
-        res.set_content(body.dump(), "application/json");
+        res.set_content(dump_json(body), "application/json");
         return;
       }
 
@@ -185,7 +189,7 @@ void HttpServer::install_routes() {
       res.set_chunked_content_provider("text/event-stream", [this, r, chat, prompt, go, id, created, build, usage,
                                                              finish_reason](size_t, httplib::DataSink& sink) {
         auto send = [&](const json& j) {
-          const std::string s = "data: " + j.dump() + "\n\n";
+          const std::string s = "data: " + dump_json(j) + "\n\n";
           return sink.write(s.data(), s.size());
         };
         auto chunk = [&](const json& delta, const json& finish) {
