@@ -6,6 +6,7 @@
 // (2 * 128 * 127 fits), and the zero term then uses zu' = zu - 128 (none for symmetric int8).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
@@ -168,16 +169,22 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
 
 template <QuantKind K, ScaleType ST, bool ASYM>
 void qgemm_typed(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  int64_t t = 0;
-  for (; t + 4 <= a.T; t += 4) {
-    int64_t r = r0;
-    for (; r + 2 <= r1; r += 2) qtile<K, ST, ASYM, 2, 4>(w, a, r, t, y, ldy);
-    for (; r < r1; ++r) qtile<K, ST, ASYM, 1, 4>(w, a, r, t, y, ldy);
-  }
-  for (; t < a.T; ++t) {
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) qtile<K, ST, ASYM, 4, 1>(w, a, r, t, y, ldy);
-    for (; r < r1; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
+  // Prefill: a block of kRowBlock weight rows stays in L2 while every token tile passes over it, so
+  // weights come from memory once rather than once per token tile.
+  constexpr int64_t kRowBlock = 16;
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int64_t re = std::min(r1, rb + kRowBlock);
+    int64_t t = 0;
+    for (; t + 4 <= a.T; t += 4) {
+      int64_t r = rb;
+      for (; r + 2 <= re; r += 2) qtile<K, ST, ASYM, 2, 4>(w, a, r, t, y, ldy);
+      for (; r < re; ++r) qtile<K, ST, ASYM, 1, 4>(w, a, r, t, y, ldy);
+    }
+    for (; t < a.T; ++t) {
+      int64_t r = rb;
+      for (; r + 4 <= re; r += 4) qtile<K, ST, ASYM, 4, 1>(w, a, r, t, y, ldy);
+      for (; r < re; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
+    }
   }
 }
 

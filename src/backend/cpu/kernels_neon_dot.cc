@@ -4,6 +4,7 @@
 // files) can contain v8.2 instructions; clang builds get -march from CMake instead.
 #include <arm_neon.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
