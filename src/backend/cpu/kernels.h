@@ -1,5 +1,6 @@
-// The CPU kernel table, one implementation per instruction set (generic C++, AVX-512 VNNI, ...),
-// picked once at start-up by CPU features (or by G4_CPU_ISA=generic|avx512 for tests and comparisons).
+// The CPU kernel table, one implementation per instruction set (generic C++; x86: avx2, avx512 (VNNI);
+// AArch64: neon, neon-dot (dotprod)), picked once at start-up by CPU features, or by
+// G4_CPU_ISA=<name> for tests and comparisons.
 // Kernels work on a range of output rows so the backend's thread pool can split the work.
 #pragma once
 
@@ -25,7 +26,11 @@ struct KernelTable {
 };
 
 const KernelTable& generic_kernels();
-const KernelTable* avx512_kernels();  // nullptr when not compiled in or not supported by this CPU
+// Each is nullptr when not compiled in or not supported by this CPU.
+const KernelTable* avx512_kernels();
+const KernelTable* avx2_kernels();
+const KernelTable* neon_kernels();
+const KernelTable* neon_dot_kernels();
 // The best table for this CPU, or the one named by G4_CPU_ISA (throws g4::Error for unknown/unsupported).
 const KernelTable& select_kernels();
 // Every table this CPU can run (tests run each against the reference).

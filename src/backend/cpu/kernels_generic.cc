@@ -9,6 +9,11 @@
 #include "backend/cpu/kernels.h"
 #include "base/error.h"
 
+#if defined(G4_HAVE_NEON_KERNELS) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
+
 namespace g4::cpu {
 
 namespace {
@@ -93,21 +98,48 @@ const KernelTable& generic_kernels() {
   return t;
 }
 
-#if defined(G4_HAVE_AVX512)
+#if defined(G4_HAVE_X86_KERNELS)
 const KernelTable* avx512_table();  // kernels_avx512.cc, compiled for AVX-512: call only after this check
+const KernelTable* avx2_table();    // kernels_avx2.cc, compiled for AVX2 + FMA + F16C: likewise
 const KernelTable* avx512_kernels() {
   __builtin_cpu_init();
   const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                   __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   return ok ? avx512_table() : nullptr;
 }
+const KernelTable* avx2_kernels() {
+  __builtin_cpu_init();
+  const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  return ok ? avx2_table() : nullptr;
+}
 #else
 const KernelTable* avx512_kernels() { return nullptr; }
+const KernelTable* avx2_kernels() { return nullptr; }
+#endif
+
+#if defined(G4_HAVE_NEON_KERNELS)
+const KernelTable* neon_table();      // kernels_neon.cc: baseline AArch64, always runnable there
+const KernelTable* neon_dot_table();  // kernels_neon_dot.cc, compiled with +dotprod: only after this check
+const KernelTable* neon_kernels() { return neon_table(); }
+const KernelTable* neon_dot_kernels() {
+#if defined(__APPLE__)
+  return neon_dot_table();  // every Apple Silicon CPU (M1 and later) has the dot-product instructions
+#elif defined(__linux__)
+  return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? neon_dot_table() : nullptr;
+#else
+  return nullptr;
+#endif
+}
+#else
+const KernelTable* neon_kernels() { return nullptr; }
+const KernelTable* neon_dot_kernels() { return nullptr; }
 #endif
 
 std::vector<const KernelTable*> available_kernels() {
+  // Ordered from slowest to fastest: select_kernels() takes the last.
   std::vector<const KernelTable*> v{&generic_kernels()};
-  if (const KernelTable* k = avx512_kernels()) v.push_back(k);
+  for (const KernelTable* k : {avx2_kernels(), avx512_kernels(), neon_kernels(), neon_dot_kernels()})
+    if (k) v.push_back(k);
   return v;
 }
 

@@ -1,0 +1,305 @@
+// AVX2 kernels (Haswell and later, Zen 1-3: x86 without AVX-512 VNNI). This file alone is compiled with
+// -mavx2 -mfma -mf16c and is only entered after a cpuid check (kernels_generic.cc).
+// Integer path: vpmaddubsw (u8 x s8 -> pairs in s16) then vpmaddwd by ones (-> 4-byte sums in s32), so a
+// 32-bit lane accumulates one 32-element group of the lane-major layout; 8 groups per register.
+// maddubs saturates past 32767, so int8 codes go in as |c| against sign(c) * x with c = u - 128
+// (2 * 128 * 127 fits), and the zero term then uses zu' = zu - 128 (none for symmetric int8).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cpu/kernels.h"
+
+namespace g4::cpu {
+
+namespace {
+
+template <ScaleType ST>
+inline __m256 load_scales(const uint8_t* p) {
+  if constexpr (ST == ScaleType::kF32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+  } else {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    if constexpr (ST == ScaleType::kF16) return _mm256_cvtph_ps(h);
+    else return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+void quantize_row_avx2(const float* x, int64_t cols, QAct& a, int64_t t) {
+  int8_t* q = reinterpret_cast<int8_t*>(a.qa.data()) + t * a.cols_p;
+  float* sa = a.sa.data() + t * a.groups;
+  float* asum = a.asum.data() + t * a.groups;
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  // packs_epi32 / packs_epi16 interleave 128-bit lanes: 4-byte units come out as 0,2,4,6,1,3,5,7.
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  alignas(32) float tail[32];
+  for (int64_t g = 0; g < a.groups; ++g) {
+    const int64_t k0 = g * 32;
+    const float* p = x + k0;
+    if (k0 + 32 > cols) {
+      std::memset(tail, 0, sizeof(tail));
+      if (k0 < cols) std::memcpy(tail, x + k0, size_t(cols - k0) * 4);
+      p = tail;
+    }
+    __m256 v[4];
+    __m256 m = _mm256_setzero_ps();
+    for (int i = 0; i < 4; ++i) {
+      v[i] = _mm256_loadu_ps(p + 8 * i);
+      m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[i]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const __m256 vi = _mm256_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+    __m256i iv[4];
+    for (int i = 0; i < 4; ++i) iv[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], vi));  // nearest even
+    const __m256i s = _mm256_add_epi32(_mm256_add_epi32(iv[0], iv[1]), _mm256_add_epi32(iv[2], iv[3]));
+    const __m256i b = _mm256_permutevar8x32_epi32(
+        _mm256_packs_epi16(_mm256_packs_epi32(iv[0], iv[1]), _mm256_packs_epi32(iv[2], iv[3])), order);
+    alignas(32) int8_t bytes[32];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(bytes), b);
+    sa[g] = amax / 127.0f;
+    asum[g] = sa[g] * float(hsum_i32(s));
+    const int64_t base = k0 / 512 * 512, lanes = base + 512 <= a.cols_p ? 16 : 8, gl = (k0 - base) / 32;
+    for (int st = 0; st < 8; ++st) std::memcpy(q + base + st * lanes * 4 + gl * 4, bytes + 4 * st, 4);
+  }
+}
+
+// y[t + j, r + i] for an R x TT tile; per block the 8-group halves are done one after the other so a
+// tile holds one int32 accumulator per (row, token), closed by acc_f += s_w * (dot * s_a - zu' * asum).
+template <QuantKind K, ScaleType ST, bool ASYM, int R, int TT>
+void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int64_t ldy) {
+  constexpr bool kInt4 = K == QuantKind::kInt4;
+  constexpr bool kZeroTerm = ASYM || kInt4;
+  __m256 accf[R][TT];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) accf[i][j] = _mm256_setzero_ps();
+  const uint8_t* wc[R];
+  const uint8_t* ws[R];
+  const uint8_t* wz[R];
+  for (int i = 0; i < R; ++i) {
+    wc[i] = w.row_codes(r + i);
+    ws[i] = w.row_scales(r + i);
+    wz[i] = ASYM ? w.row_zeros(r + i) : nullptr;
+  }
+  const int8_t* ac[TT];
+  const float* sa[TT];
+  const float* as[TT];
+  for (int j = 0; j < TT; ++j) {
+    ac[j] = a.row(t + j);
+    sa[j] = a.sa.data() + (t + j) * a.groups;
+    as[j] = a.asum.data() + (t + j) * a.groups;
+  }
+  const __m256i m4 = _mm256_set1_epi8(0x0F), flip = _mm256_set1_epi8(char(0x80)), ones = _mm256_set1_epi16(1);
+  const __m256 zsym = _mm256_set1_ps(kInt4 ? 8.0f : 0.0f);
+  const int64_t cp = w.cols_p, ss = int64_t(w.scale_size());
+  for (int64_t base = 0; base < cp; base += 512) {
+    const bool full = base + 512 <= cp;
+    const int64_t step = full ? 64 : 32, nh = full ? 2 : 1;
+    for (int64_t ho = 0; ho < nh * 32; ho += 32) {
+      __m256i acc[R][TT];
+      for (int i = 0; i < R; ++i)
+        for (int j = 0; j < TT; ++j) acc[i][j] = _mm256_setzero_si256();
+      if constexpr (kInt4) {
+        for (int64_t s = 0; s < 4; ++s) {
+          __m256i lo[R], hi[R];
+          for (int i = 0; i < R; ++i) {
+            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc[i] + base / 2 + s * step + ho));
+            lo[i] = _mm256_and_si256(c, m4);
+            hi[i] = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
+          }
+          for (int j = 0; j < TT; ++j) {
+            const __m256i xl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ac[j] + base + s * step + ho));
+            const __m256i xh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ac[j] + base + (s + 4) * step + ho));
+            for (int i = 0; i < R; ++i) {
+              // Each maddubs pair is at most 2 * 15 * 127, so the two halves add in s16 before widening.
+              const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo[i], xl), _mm256_maddubs_epi16(hi[i], xh));
+              acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(p, ones));
+            }
+          }
+        }
+      } else {
+        for (int64_t s = 0; s < 8; ++s) {
+          __m256i cabs[R], csgn[R];
+          for (int i = 0; i < R; ++i) {
+            csgn[i] = _mm256_xor_si256(
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc[i] + base + s * step + ho)), flip);
+            cabs[i] = _mm256_abs_epi8(csgn[i]);
+          }
+          for (int j = 0; j < TT; ++j) {
+            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ac[j] + base + s * step + ho));
+            for (int i = 0; i < R; ++i) {
+              const __m256i p = _mm256_maddubs_epi16(cabs[i], _mm256_sign_epi8(xv, csgn[i]));
+              acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(p, ones));
+            }
+          }
+        }
+      }
+      const int64_t g = base / 32 + ho / 4;
+      for (int i = 0; i < R; ++i) {
+        const __m256 sw = load_scales<ST>(ws[i] + g * ss);
+        const __m256 zw = ASYM ? load_scales<ST>(wz[i] + g * ss) : zsym;  // source zero = zu' for both kinds
+        for (int j = 0; j < TT; ++j) {
+          __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][j]), _mm256_loadu_ps(sa[j] + g));
+          if constexpr (kZeroTerm) v = _mm256_fnmadd_ps(zw, _mm256_loadu_ps(as[j] + g), v);
+          accf[i][j] = _mm256_fmadd_ps(v, sw, accf[i][j]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) y[(t + j) * ldy + r + i] = hsum(accf[i][j]);
+}
+
+template <QuantKind K, ScaleType ST, bool ASYM>
+void qgemm_typed(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  // Prefill: a block of kRowBlock weight rows stays in L2 while every token tile passes over it, so
+  // weights come from memory once rather than once per token tile.
+  constexpr int64_t kRowBlock = 16;
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int64_t re = std::min(r1, rb + kRowBlock);
+    int64_t t = 0;
+    for (; t + 4 <= a.T; t += 4) {
+      int64_t r = rb;
+      for (; r + 2 <= re; r += 2) qtile<K, ST, ASYM, 2, 4>(w, a, r, t, y, ldy);
+      for (; r < re; ++r) qtile<K, ST, ASYM, 1, 4>(w, a, r, t, y, ldy);
+    }
+    for (; t < a.T; ++t) {
+      int64_t r = rb;
+      for (; r + 4 <= re; r += 4) qtile<K, ST, ASYM, 4, 1>(w, a, r, t, y, ldy);
+      for (; r < re; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
+    }
+  }
+}
+
+template <QuantKind K, ScaleType ST>
+void qgemm_asym(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (w.asym) qgemm_typed<K, ST, true>(w, a, y, ldy, r0, r1);
+  else qgemm_typed<K, ST, false>(w, a, y, ldy, r0, r1);
+}
+
+void qgemm_avx2(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const bool i4 = w.kind == QuantKind::kInt4;
+  switch (w.scale_type) {
+    case ScaleType::kBF16:
+      return i4 ? qgemm_asym<QuantKind::kInt4, ScaleType::kBF16>(w, a, y, ldy, r0, r1)
+                : qgemm_asym<QuantKind::kInt8, ScaleType::kBF16>(w, a, y, ldy, r0, r1);
+    case ScaleType::kF16:
+      return i4 ? qgemm_asym<QuantKind::kInt4, ScaleType::kF16>(w, a, y, ldy, r0, r1)
+                : qgemm_asym<QuantKind::kInt8, ScaleType::kF16>(w, a, y, ldy, r0, r1);
+    case ScaleType::kF32:
+      return i4 ? qgemm_asym<QuantKind::kInt4, ScaleType::kF32>(w, a, y, ldy, r0, r1)
+                : qgemm_asym<QuantKind::kInt8, ScaleType::kF32>(w, a, y, ldy, r0, r1);
+  }
+}
+
+template <DenseType DT>
+inline __m256 load_dense8(const uint8_t* row, int64_t k) {
+  if constexpr (DT == DenseType::kF32) return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
+  else return load_scales<DT == DenseType::kF16 ? ScaleType::kF16 : ScaleType::kBF16>(row + k * 2);
+}
+
+template <DenseType DT>
+inline float load_dense1(const uint8_t* row, int64_t k) {
+  if constexpr (DT == DenseType::kF32) {
+    float f;
+    std::memcpy(&f, row + k * 4, 4);
+    return f;
+  } else {
+    uint16_t h;
+    std::memcpy(&h, row + k * 2, 2);
+    return DT == DenseType::kF16 ? f16_to_f32(h) : bf16_to_f32(h);
+  }
+}
+
+template <DenseType DT, int R, int TT>
+void dtile(const DensePacked& w, const float* x, int64_t r, int64_t t, float* y, int64_t ldy) {
+  __m256 acc[R][TT];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) acc[i][j] = _mm256_setzero_ps();
+  const int64_t es = int64_t(w.elem_size()), n = w.cols, n8 = n / 8 * 8;
+  const uint8_t* wr[R];
+  for (int i = 0; i < R; ++i) wr[i] = w.data.data() + (r + i) * w.ld * es;
+  for (int64_t k = 0; k < n8; k += 8) {
+    __m256 wv[R];
+    for (int i = 0; i < R; ++i) wv[i] = load_dense8<DT>(wr[i], k);
+    for (int j = 0; j < TT; ++j) {
+      const __m256 xv = _mm256_loadu_ps(x + (t + j) * n + k);
+      for (int i = 0; i < R; ++i) acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) {
+      float s = hsum(acc[i][j]);
+      for (int64_t k = n8; k < n; ++k) s += load_dense1<DT>(wr[i], k) * x[(t + j) * n + k];
+      y[(t + j) * ldy + r + i] = s;
+    }
+}
+
+template <DenseType DT>
+void dgemm_typed(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  int64_t t = 0;
+  for (; t + 2 <= T; t += 2) {  // 4 x 2 accumulators + 4 weights + 1 activation fit the 16 ymm registers
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) dtile<DT, 4, 2>(w, x, r, t, y, ldy);
+    for (; r < r1; ++r) dtile<DT, 1, 2>(w, x, r, t, y, ldy);
+  }
+  for (; t < T; ++t) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) dtile<DT, 4, 1>(w, x, r, t, y, ldy);
+    for (; r < r1; ++r) dtile<DT, 1, 1>(w, x, r, t, y, ldy);
+  }
+}
+
+void dgemm_avx2(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  switch (w.type) {
+    case DenseType::kF32: return dgemm_typed<DenseType::kF32>(w, x, T, y, ldy, r0, r1);
+    case DenseType::kF16: return dgemm_typed<DenseType::kF16>(w, x, T, y, ldy, r0, r1);
+    case DenseType::kBF16: return dgemm_typed<DenseType::kBF16>(w, x, T, y, ldy, r0, r1);
+  }
+}
+
+float dot_avx2(const float* a, const float* b, int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  float s = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void axpy_avx2(float s, const float* x, float* y, int64_t n) {
+  const __m256 vs = _mm256_set1_ps(s);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vs, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += s * x[i];
+}
+
+}  // namespace
+
+// Called only after kernels_generic.cc checked cpuid.
+const KernelTable* avx2_table() {
+  static const KernelTable t{"avx2", quantize_row_avx2, qgemm_avx2, dgemm_avx2, dot_avx2, axpy_avx2};
+  return &t;
+}
+
+}  // namespace g4::cpu

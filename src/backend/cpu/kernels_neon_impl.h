@@ -1,0 +1,292 @@
+// ARM NEON kernels, included by exactly two files: kernels_neon.cc (baseline armv8-a, dot products by
+// smull + pairwise adds) and kernels_neon_dot.cc (G4_NEON_DOT=1, compiled with +dotprod: sdot). The
+// dotprod table is handed out only after a HWCAP_ASIMDDP check (kernels_generic.cc).
+// Integer path over the lane-major layout of cpu_weight.h: a 16-byte register covers 4 groups x 4
+// elements, so one int32 lane accumulates one 32-element group over the block's 8 steps. Weight codes
+// enter as signed bytes: int4 codes u in 0..15 as they are, int8 codes as c = u - 128 (xor 0x80), so
+// the zero term uses zu' = zu - 128 for int8 (zero for symmetric int8: no zero term at all).
+#include <arm_neon.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cpu/kernels.h"
+
+#ifndef G4_NEON_DOT
+#error "define G4_NEON_DOT (0 or 1) before including kernels_neon_impl.h"
+#endif
+
+namespace g4::cpu {
+
+namespace {
+
+// acc[i] += sum_{b<4} w[4i + b] * x[4i + b]
+inline int32x4_t dot4(int32x4_t acc, int8x16_t w, int8x16_t x) {
+#if G4_NEON_DOT
+  return vdotq_s32(acc, w, x);
+#else
+  // |w x| <= 128 * 127, so a pair sum fits int16; vpaddq pairs bytes (2i, 2i+1), vpadalq then (4i .. 4i+3).
+  const int16x8_t p0 = vmull_s8(vget_low_s8(w), vget_low_s8(x));
+  const int16x8_t p1 = vmull_high_s8(w, x);
+  return vpadalq_s16(acc, vpaddq_s16(p0, p1));
+#endif
+}
+
+template <ScaleType ST>
+inline float32x4_t load_scales(const uint8_t* p) {
+  if constexpr (ST == ScaleType::kF32) {
+    return vld1q_f32(reinterpret_cast<const float*>(p));
+  } else if constexpr (ST == ScaleType::kF16) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p))));
+  } else {
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p)), 16));
+  }
+}
+
+void quantize_row_neon(const float* x, int64_t cols, QAct& a, int64_t t) {
+  int8_t* q = reinterpret_cast<int8_t*>(a.qa.data()) + t * a.cols_p;
+  float* sa = a.sa.data() + t * a.groups;
+  float* asum = a.asum.data() + t * a.groups;
+  alignas(16) float tail[32];
+  for (int64_t g = 0; g < a.groups; ++g) {
+    const int64_t k0 = g * 32;
+    const float* p = x + k0;
+    if (k0 + 32 > cols) {
+      std::memset(tail, 0, sizeof(tail));
+      if (k0 < cols) std::memcpy(tail, x + k0, size_t(cols - k0) * 4);
+      p = tail;
+    }
+    float32x4_t v[8];
+    float32x4_t m = vdupq_n_f32(0.0f);
+    for (int i = 0; i < 8; ++i) {
+      v[i] = vld1q_f32(p + 4 * i);
+      m = vmaxq_f32(m, vabsq_f32(v[i]));
+    }
+    const float amax = vmaxvq_f32(m);
+    const float32x4_t vi = vdupq_n_f32(amax > 0 ? 127.0f / amax : 0.0f);
+    int32x4_t iv[8];
+    int32x4_t sum = vdupq_n_s32(0);
+    for (int i = 0; i < 8; ++i) {
+      iv[i] = vcvtnq_s32_f32(vmulq_f32(v[i], vi));  // round to nearest even, as nearbyint
+      sum = vaddq_s32(sum, iv[i]);
+    }
+    alignas(16) int8_t b[32];
+    for (int h = 0; h < 2; ++h) {
+      const int16x8_t lo = vcombine_s16(vqmovn_s32(iv[4 * h]), vqmovn_s32(iv[4 * h + 1]));
+      const int16x8_t hi = vcombine_s16(vqmovn_s32(iv[4 * h + 2]), vqmovn_s32(iv[4 * h + 3]));
+      vst1q_s8(b + 16 * h, vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi)));
+    }
+    sa[g] = amax / 127.0f;
+    asum[g] = sa[g] * float(vaddvq_s32(sum));
+    const int64_t base = k0 / 512 * 512, lanes = base + 512 <= a.cols_p ? 16 : 8, gl = (k0 - base) / 32;
+    for (int s = 0; s < 8; ++s) std::memcpy(q + base + s * lanes * 4 + gl * 4, b + 4 * s, 4);
+  }
+}
+
+// y[t + j, r + i] for an R x TT tile. Per block, the 4 (or 2, in a half block) 16-byte quarters are done
+// one after the other so a tile holds one int32x4 accumulator per (row, token); each quarter ends with
+// acc_f += s_w * (dot * s_a - zu' * asum), four groups at a time.
+template <QuantKind K, ScaleType ST, bool ASYM, int R, int TT>
+void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int64_t ldy) {
+  constexpr bool kInt4 = K == QuantKind::kInt4;
+  constexpr bool kZeroTerm = ASYM || kInt4;  // symmetric int8 has zu' = 0
+  float32x4_t accf[R][TT];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) accf[i][j] = vdupq_n_f32(0.0f);
+  const uint8_t* wc[R];
+  const uint8_t* ws[R];
+  const uint8_t* wz[R];
+  for (int i = 0; i < R; ++i) {
+    wc[i] = w.row_codes(r + i);
+    ws[i] = w.row_scales(r + i);
+    wz[i] = ASYM ? w.row_zeros(r + i) : nullptr;
+  }
+  const int8_t* ac[TT];
+  const float* sa[TT];
+  const float* as[TT];
+  for (int j = 0; j < TT; ++j) {
+    ac[j] = a.row(t + j);
+    sa[j] = a.sa.data() + (t + j) * a.groups;
+    as[j] = a.asum.data() + (t + j) * a.groups;
+  }
+  const uint8x16_t m4 = vdupq_n_u8(0x0F), flip = vdupq_n_u8(0x80);
+  const float32x4_t zsym = vdupq_n_f32(kInt4 ? 8.0f : 0.0f);
+  const int64_t cp = w.cols_p, ss = int64_t(w.scale_size());
+  for (int64_t base = 0; base < cp; base += 512) {
+    const bool full = base + 512 <= cp;
+    const int64_t step = full ? 64 : 32, nq = full ? 4 : 2;
+    for (int64_t qo = 0; qo < nq * 16; qo += 16) {
+      int32x4_t acc[R][TT];
+      for (int i = 0; i < R; ++i)
+        for (int j = 0; j < TT; ++j) acc[i][j] = vdupq_n_s32(0);
+      if constexpr (kInt4) {
+        for (int64_t s = 0; s < 4; ++s) {
+          int8x16_t lo[R], hi[R];
+          for (int i = 0; i < R; ++i) {
+            const uint8x16_t c = vld1q_u8(wc[i] + base / 2 + s * step + qo);
+            lo[i] = vreinterpretq_s8_u8(vandq_u8(c, m4));
+            hi[i] = vreinterpretq_s8_u8(vshrq_n_u8(c, 4));
+          }
+          for (int j = 0; j < TT; ++j) {
+            const int8x16_t xl = vld1q_s8(ac[j] + base + s * step + qo);
+            const int8x16_t xh = vld1q_s8(ac[j] + base + (s + 4) * step + qo);
+            for (int i = 0; i < R; ++i) acc[i][j] = dot4(dot4(acc[i][j], lo[i], xl), hi[i], xh);
+          }
+        }
+      } else {
+        for (int64_t s = 0; s < 8; ++s) {
+          int8x16_t c[R];
+          for (int i = 0; i < R; ++i) c[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wc[i] + base + s * step + qo), flip));
+          for (int j = 0; j < TT; ++j) {
+            const int8x16_t xv = vld1q_s8(ac[j] + base + s * step + qo);
+            for (int i = 0; i < R; ++i) acc[i][j] = dot4(acc[i][j], c[i], xv);
+          }
+        }
+      }
+      const int64_t g = base / 32 + qo / 4;
+      for (int i = 0; i < R; ++i) {
+        const float32x4_t sw = load_scales<ST>(ws[i] + g * ss);
+        // Asymmetric zero points are stored in source units (zoff excluded): exactly zu' for both kinds.
+        const float32x4_t zw = ASYM ? load_scales<ST>(wz[i] + g * ss) : zsym;
+        for (int j = 0; j < TT; ++j) {
+          float32x4_t v = vmulq_f32(vcvtq_f32_s32(acc[i][j]), vld1q_f32(sa[j] + g));
+          if constexpr (kZeroTerm) v = vfmsq_f32(v, zw, vld1q_f32(as[j] + g));
+          accf[i][j] = vfmaq_f32(accf[i][j], v, sw);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) y[(t + j) * ldy + r + i] = vaddvq_f32(accf[i][j]);
+}
+
+template <QuantKind K, ScaleType ST, bool ASYM>
+void qgemm_typed(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  // Prefill: a block of kRowBlock weight rows stays in L2 while every token tile passes over it, so
+  // weights come from memory once rather than once per token tile.
+  constexpr int64_t kRowBlock = 16;
+  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
+    const int64_t re = std::min(r1, rb + kRowBlock);
+    int64_t t = 0;
+    for (; t + 4 <= a.T; t += 4) {
+      int64_t r = rb;
+      for (; r + 2 <= re; r += 2) qtile<K, ST, ASYM, 2, 4>(w, a, r, t, y, ldy);
+      for (; r < re; ++r) qtile<K, ST, ASYM, 1, 4>(w, a, r, t, y, ldy);
+    }
+    for (; t < a.T; ++t) {
+      int64_t r = rb;
+      for (; r + 4 <= re; r += 4) qtile<K, ST, ASYM, 4, 1>(w, a, r, t, y, ldy);
+      for (; r < re; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
+    }
+  }
+}
+
+template <QuantKind K, ScaleType ST>
+void qgemm_asym(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (w.asym) qgemm_typed<K, ST, true>(w, a, y, ldy, r0, r1);
+  else qgemm_typed<K, ST, false>(w, a, y, ldy, r0, r1);
+}
+
+void qgemm_neon(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const bool i4 = w.kind == QuantKind::kInt4;
+  switch (w.scale_type) {
+    case ScaleType::kBF16:
+      return i4 ? qgemm_asym<QuantKind::kInt4, ScaleType::kBF16>(w, a, y, ldy, r0, r1)
+                : qgemm_asym<QuantKind::kInt8, ScaleType::kBF16>(w, a, y, ldy, r0, r1);
+    case ScaleType::kF16:
+      return i4 ? qgemm_asym<QuantKind::kInt4, ScaleType::kF16>(w, a, y, ldy, r0, r1)
+                : qgemm_asym<QuantKind::kInt8, ScaleType::kF16>(w, a, y, ldy, r0, r1);
+    case ScaleType::kF32:
+      return i4 ? qgemm_asym<QuantKind::kInt4, ScaleType::kF32>(w, a, y, ldy, r0, r1)
+                : qgemm_asym<QuantKind::kInt8, ScaleType::kF32>(w, a, y, ldy, r0, r1);
+  }
+}
+
+template <DenseType DT>
+inline float32x4_t load_dense4(const uint8_t* row, int64_t k) {
+  if constexpr (DT == DenseType::kF32) return vld1q_f32(reinterpret_cast<const float*>(row) + k);
+  else return load_scales<DT == DenseType::kF16 ? ScaleType::kF16 : ScaleType::kBF16>(row + k * 2);
+}
+
+template <DenseType DT>
+inline float load_dense1(const uint8_t* row, int64_t k) {
+  if constexpr (DT == DenseType::kF32) {
+    float f;
+    std::memcpy(&f, row + k * 4, 4);
+    return f;
+  } else {
+    uint16_t h;
+    std::memcpy(&h, row + k * 2, 2);
+    return DT == DenseType::kF16 ? f16_to_f32(h) : bf16_to_f32(h);
+  }
+}
+
+template <DenseType DT, int R, int TT>
+void dtile(const DensePacked& w, const float* x, int64_t r, int64_t t, float* y, int64_t ldy) {
+  float32x4_t acc[R][TT];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) acc[i][j] = vdupq_n_f32(0.0f);
+  const int64_t es = int64_t(w.elem_size()), n = w.cols, n4 = n / 4 * 4;
+  const uint8_t* wr[R];
+  for (int i = 0; i < R; ++i) wr[i] = w.data.data() + (r + i) * w.ld * es;
+  for (int64_t k = 0; k < n4; k += 4) {
+    float32x4_t wv[R];
+    for (int i = 0; i < R; ++i) wv[i] = load_dense4<DT>(wr[i], k);
+    for (int j = 0; j < TT; ++j) {
+      const float32x4_t xv = vld1q_f32(x + (t + j) * n + k);
+      for (int i = 0; i < R; ++i) acc[i][j] = vfmaq_f32(acc[i][j], wv[i], xv);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) {
+      float s = vaddvq_f32(acc[i][j]);
+      for (int64_t k = n4; k < n; ++k) s += load_dense1<DT>(wr[i], k) * x[(t + j) * n + k];
+      y[(t + j) * ldy + r + i] = s;
+    }
+}
+
+template <DenseType DT>
+void dgemm_typed(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  int64_t t = 0;
+  for (; t + 4 <= T; t += 4) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) dtile<DT, 4, 4>(w, x, r, t, y, ldy);
+    for (; r < r1; ++r) dtile<DT, 1, 4>(w, x, r, t, y, ldy);
+  }
+  for (; t < T; ++t) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) dtile<DT, 4, 1>(w, x, r, t, y, ldy);
+    for (; r < r1; ++r) dtile<DT, 1, 1>(w, x, r, t, y, ldy);
+  }
+}
+
+void dgemm_neon(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  switch (w.type) {
+    case DenseType::kF32: return dgemm_typed<DenseType::kF32>(w, x, T, y, ldy, r0, r1);
+    case DenseType::kF16: return dgemm_typed<DenseType::kF16>(w, x, T, y, ldy, r0, r1);
+    case DenseType::kBF16: return dgemm_typed<DenseType::kBF16>(w, x, T, y, ldy, r0, r1);
+  }
+}
+
+float dot_neon(const float* a, const float* b, int64_t n) {
+  float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = vdupq_n_f32(0.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    acc0 = vfmaq_f32(acc0, vld1q_f32(a + i), vld1q_f32(b + i));
+    acc1 = vfmaq_f32(acc1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
+  }
+  float s = vaddvq_f32(vaddq_f32(acc0, acc1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void axpy_neon(float s, const float* x, float* y, int64_t n) {
+  const float32x4_t vs = vdupq_n_f32(s);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_f32(vld1q_f32(y + i), vs, vld1q_f32(x + i)));
+  for (; i < n; ++i) y[i] += s * x[i];
+}
+
+}  // namespace
+
+}  // namespace g4::cpu
