@@ -24,7 +24,13 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kClients = 32;
 constexpr int kRequestsPerClient = 4;
+#if defined(__SANITIZE_ADDRESS__)
+// ASan keeps freed blocks in a quarantine (up to 256 MB by default) before reusing them, so RSS after a
+// round of 128 requests sits higher without any leak; LeakSanitizer checks leaks in that build instead.
+constexpr int64_t kRssToleranceBytes = int64_t(96) << 20;
+#else
 constexpr int64_t kRssToleranceBytes = int64_t(12) << 20;
+#endif
 
 // The request mix: greedy and seeded sampling, chat with and without a system turn.
 json request_body(int kind) {
