@@ -80,15 +80,7 @@ void quantize_stored(const TensorInfo& t, const std::string& name, const QuantSc
     std::memcpy(out->scales.data() + size_t(c.row0) * sb, c.scales, size_t(c.rows) * sb);
     if (c.zeros) std::memcpy(out->zeros.data() + size_t(c.row0) * sb, c.zeros, size_t(c.rows) * sb);
   });
-  QuantWeight& q = out->q;
-  q.kind = s.kind;
-  q.rows = rows;
-  q.cols = cols;
-  q.group_size = gs;
-  q.codes = out->codes.data();
-  q.scale_dtype = s.scale_dtype;
-  q.scales = out->scales.data();
-  q.zeros = s.symmetric ? nullptr : out->zeros.data();
+  bind_quant_weight(s, rows, cols, out);
 }
 
 }  // namespace g4

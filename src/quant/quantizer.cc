@@ -216,11 +216,15 @@ void quantize_tensor(const QuantScheme& s, const float* w, int64_t rows, int64_t
   out->zeros.assign(s.symmetric ? 0 : out->scales.size(), 0);
   quantize_rows(s, w, rows, cols, out->codes.data(), out->scales.data(), s.symmetric ? nullptr : out->zeros.data(),
                 name);
+  bind_quant_weight(s, rows, cols, out);
+}
+
+void bind_quant_weight(const QuantScheme& s, int64_t rows, int64_t cols, OwnedQuantWeight* out) {
   QuantWeight& q = out->q;
   q.kind = s.kind;
   q.rows = rows;
   q.cols = cols;
-  q.group_size = gs;
+  q.group_size = s.group_for(cols);
   q.codes = out->codes.data();
   q.scale_dtype = s.scale_dtype;
   q.scales = out->scales.data();

@@ -38,6 +38,8 @@ void quantize_rows(const QuantScheme& s, const float* w, int64_t rows, int64_t c
                    void* zeros, const std::string& name);
 
 // A quantized tensor with its own storage (on-the-fly quantization, tests).
+// Points out->q at the storage in out (codes, scales, zeros) and fills in the geometry of scheme s.
+void bind_quant_weight(const QuantScheme& s, int64_t rows, int64_t cols, OwnedQuantWeight* out);
 void quantize_tensor(const QuantScheme& s, const float* w, int64_t rows, int64_t cols, OwnedQuantWeight* out,
                      const std::string& name);
 
