@@ -116,6 +116,25 @@ void run_quant_case(const QCase& c, std::mt19937& rng) {
   }
 }
 
+// The "flags" line of /proc/cpuinfo with a space on each side, or "" where there is none.
+static std::string cpuinfo_flags() {
+  std::FILE* f = std::fopen("/proc/cpuinfo", "r");
+  if (!f) return "";
+  char buf[8192];
+  std::string out;
+  while (std::fgets(buf, sizeof buf, f)) {
+    if (std::strncmp(buf, "flags", 5) == 0) {
+      const char* colon = std::strchr(buf, ':');
+      out = " " + std::string(colon ? colon + 1 : buf);
+      while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+      out += " ";
+      break;
+    }
+  }
+  std::fclose(f);
+  return out;
+}
+
 // Every table the CPU supports is offered (so the tests below run it), and none it does not; the line
 // printed lets scripts/test-arm.sh check which tables ran under each emulated CPU.
 TEST(CpuKernels, TablesFollowCpuFeatures) {
@@ -127,11 +146,13 @@ TEST(CpuKernels, TablesFollowCpuFeatures) {
   std::printf("kernel tables:%s\n", line.c_str());
   EXPECT_EQ(names.front(), "generic");
   EXPECT_EQ(std::string(cpu::select_kernels().name), names.back());
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  EXPECT_EQ(has("avx2"), __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"));
-  EXPECT_EQ(has("avx512"), __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                               __builtin_cpu_supports("avx512vnni"));
+#if defined(__x86_64__) && defined(__linux__)
+  // The kernel's own view of the CPU, independent of the compiler builtins the dispatcher uses.
+  const std::string flags = cpuinfo_flags();
+  ASSERT_FALSE(flags.empty()) << "no flags line in /proc/cpuinfo";
+  const auto flag = [&](const char* f) { return flags.find(" " + std::string(f) + " ") != std::string::npos; };
+  EXPECT_EQ(has("avx2"), flag("avx2") && flag("fma") && flag("f16c"));
+  EXPECT_EQ(has("avx512"), flag("avx512f") && flag("avx512bw") && flag("avx512vl") && flag("avx512_vnni"));
 #elif defined(__aarch64__) && defined(__linux__)
   EXPECT_TRUE(has("neon"));
   EXPECT_EQ(has("neon-dot"), (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0);

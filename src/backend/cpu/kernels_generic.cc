@@ -13,6 +13,9 @@
 #include <asm/hwcap.h>
 #include <sys/auxv.h>
 #endif
+#if defined(G4_HAVE_X86_KERNELS)
+#include <cpuid.h>
+#endif
 
 namespace g4::cpu {
 
@@ -109,7 +112,11 @@ const KernelTable* avx512_kernels() {
 }
 const KernelTable* avx2_kernels() {
   __builtin_cpu_init();
-  const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  // clang 14 does not know "f16c" as a __builtin_cpu_supports feature, so that bit is read from CPUID leaf 1
+  // (ECX bit 29); AVX2 and FMA checks also cover the OS saving the YMM registers.
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
+  const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
   return ok ? avx2_table() : nullptr;
 }
 #else
