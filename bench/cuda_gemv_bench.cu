@@ -88,16 +88,19 @@ int main(int argc, char** argv) {
                                                              {16384, 5376}, {2048, 5376},  {262144, 5376}};
     const std::vector<Format> formats = {
         {"int4-g128", WFmt::kInt4, 128}, {"int4-g32", WFmt::kInt4, 32}, {"int8-g128", WFmt::kInt8, 128}, {"bf16", WFmt::kBF16, 0}};
+    // dp4a = -1 keeps int4 on the f16 kernels of gemv.cu for the first four.
     const std::vector<std::pair<const char*, GemvTuning>> variants = {
-        {"1row-2deep(old)", {-1, 0}}, {"1row-8deep", {1, 0}}, {"2row-2deep", {2, 2}}, {"2row-4deep", {2, 4}},
-        {"4row-2deep", {4, 0}},
-        // int4 only: the shared-memory kernel, x converted per block (its cost included), K split auto/1/2/4.
-        {"smem2x2-auto", {2, 2, 1, 0}}, {"smem2x2-ks1", {2, 2, 1, 1}}, {"smem2x2-ks2", {2, 2, 1, 2}},
-        {"smem2x2-ks4", {2, 2, 1, 4}}, {"smem2x4-auto", {2, 4, 1, 0}}, {"smem4x2-auto", {4, 2, 1, 0}}};
+        {"f16-2row-2deep", {2, 2, -1, 0, -1}}, {"f16-2row-4deep", {2, 4, -1, 0, -1}}, {"f16-4row-2deep", {4, 0, -1, 0, -1}},
+        // int4 only: the shared-memory kernel, x converted per block (its cost included), K split auto.
+        {"smem2x2-auto", {2, 2, 1, 0, -1}},
+        // int4 only: x rounded to int8 per 32 values, dp4a (gemv_q8.cu); quantize of x not included, except
+        // in the last one (gemv() as the backend calls it: quantize kernel + GEMV).
+        {"dp4a-2x2", {2, 2, -1, 0, 1}}, {"dp4a-2x4", {2, 4, -1, 0, 1}}, {"dp4a-4x2", {4, 2, -1, 0, 1}},
+        {"dp4a-1x4", {1, 4, -1, 0, 1}}, {"dp4a2x2+quant", {2, 2, -1, 0, 2}}};
 
     std::printf("%-10s %-14s", "format", "shape");
     for (auto& v : variants) std::printf(" %16s", v.first);
-    std::printf("   (GB/s, %% of copy; permute of x not included for the first five: one more kernel per GEMV; the smem kernels include their x staging)\n");
+    std::printf("   (GB/s, %% of copy; the f16 and dp4a kernels exclude their x preparation (permute / int8 rounding, one more kernel), smem and dp4a+quant include it)\n");
     for (const Format& f : formats) {
       if (only != "all" && only != f.name) continue;
       for (auto [rows, cols] : shapes) {
@@ -142,20 +145,25 @@ int main(int argc, char** argv) {
         G4_CUDA(cudaMalloc(&y, size_t(rows) * 4));
         G4_CUDA(cudaMalloc(&y0, size_t(rows) * 4));
         G4_CUDA(cudaMalloc(&xp, gemv_x_bytes(d, 1)));
+        void* xq = nullptr;
+        G4_CUDA(cudaMalloc(&xq, gemv_x_bytes(d, 1)));
         G4_CUDA(cudaMemcpy(x, xh.data(), xh.size() * 4, cudaMemcpyHostToDevice));
         gemv_permute_x(d, x, 1, xp, s);
+        if (gemv_q8_supported(d)) gemv_q8_quantize_x(d, x, 1, xq, s);
         std::printf("%-10s %6lldx%-7lld", f.name, (long long)rows, (long long)cols);
         std::vector<float> ref(static_cast<size_t>(rows)), got(static_cast<size_t>(rows));
         std::string bad;
         for (size_t vi = 0; vi < variants.size(); ++vi) {
           const GemvTuning tu = variants[vi].second;
-          const bool direct = tu.direct > 0;
-          if (direct && f.fmt != WFmt::kInt4) {
+          const bool direct = tu.direct > 0, q8 = tu.dp4a > 0;
+          if ((direct || q8) && f.fmt != WFmt::kInt4) {
             std::printf("  %22s", "-");
             continue;
           }
           auto launch = [&](const WeightDesc& wd) {
             if (direct) gemv_int4_direct(wd, x, y, s, tu);
+            else if (tu.dp4a == 2) gemv(wd, x, 1, xq, y, s, GemvTuning{2, 2, -1, 0, 1});
+            else if (q8) gemv_q8_quantized(wd, xq, 1, y, s, tu);
             else gemv_permuted(wd, xp, 1, y, s, tu);
           };
           // Check against the first variant on copy 0 (poisoned output first).
@@ -170,7 +178,8 @@ int main(int argc, char** argv) {
               num += dd * dd, den += double(ref[size_t(r)]) * ref[size_t(r)];
             }
             const double rel = std::sqrt(num / std::max(den, 1e-30));
-            if (!(rel < 2e-3)) bad += std::string(" ") + variants[vi].first + " rel " + std::to_string(rel);
+            // The dp4a kernels round x to int8 (about 5e-3 relative, see tests/backend_cuda/cuda_ops_test.cc).
+            if (!(rel < (q8 ? 2e-2 : 2e-3))) bad += std::string(" ") + variants[vi].first + " rel " + std::to_string(rel);
           }
           // Graph of `copies` launches (at least 8), rotating the weight copies.
           const int n_launch = std::max(copies, 8);
@@ -208,6 +217,7 @@ int main(int argc, char** argv) {
         G4_CUDA(cudaFree(y));
         G4_CUDA(cudaFree(y0));
         G4_CUDA(cudaFree(xp));
+        G4_CUDA(cudaFree(xq));
       }
     }
     return 0;

@@ -87,6 +87,10 @@ std::unique_ptr<Model> Model::load(const std::string& path, Backend& backend, co
     auto packed = role == WeightRole::kNorm ? backend.pack(fetch(*ws, name, shape), role)
                                             : pack_matrix(backend, *ws, name, shape, role, rp);
     if (const StoredWeight* w = ws->find_weight(name)) progress.add(stored_bytes(*w));
+    // The backend has its own copy now (or reads the mapping again when it needs it): unmap the file pages
+    // read so far, so that peak memory is the packed model plus one tensor, not the packed model plus the
+    // whole checkpoint (the pages stay in the page cache; a backend that views the mapping re-faults them).
+    if (role != WeightRole::kNorm) ws->release_pages();
     return packed;
   };
 

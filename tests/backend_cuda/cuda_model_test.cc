@@ -67,7 +67,9 @@ TEST_P(CudaFixtureTest, MatchesTransformers) {
       last = g.forward({tok}, LogitsMode::kLast);
     }
     const double ds = max_abs_diff(steps, e.step_logits);
-    if (precise) EXPECT_LE(ds, 1e-3) << GetParam() << " precise greedy step logits";
+    if (precise) {
+      EXPECT_LE(ds, 1e-3) << GetParam() << " precise greedy step logits";
+    }
     std::printf("[ %s %s ] prompt max|diff| %.3g, steps max|diff| %.3g\n", GetParam(), precise ? "precise" : "fast", dp, ds);
   }
 }

@@ -1,8 +1,13 @@
 // Every CUDA op against the ref backend on random inputs with awkward shapes. Bounds: f32 paths 1e-5
 // relative (order of summation only); int4/int8 GEMV 4e-3 (activations and products in f16 within a
-// 16-byte chunk); bf16 tensor-core GEMM 1e-2 (activations rounded to bf16).
+// 16-byte chunk); bf16 tensor-core GEMM 1e-2 (activations rounded to bf16). The fast backend's int4 GEMV
+// rounds x to int8 per 32 values (dp4a): the step is max|x|/127, about 2.2/127 = 0.017 for 32 standard
+// normal values, a uniform rounding error of 0.017/sqrt(12) = 0.005 per value, so the relative error of
+// the dot products is about 5e-3; bound 1e-2.
+#include <algorithm>
 #include <cmath>
 
+#include "backend/cuda/kernels.h"
 #include "cuda_test_util.h"
 
 namespace g4::test {
@@ -59,11 +64,48 @@ TEST_F(CudaTest, MatmulAllFormatsShapesAndPaths) {
         Tensor xf = to_device(*fast_, x, {T, cols}), yf = fast_->empty({T, rows});
         fast_->matmul(xf, *wf, yf);
         const bool gemv = T <= cuda::kGemvMaxT;
-        expect_close(to_host(*fast_, yf), want, gemv ? (mc.quant ? 4e-3 : 1e-5) : 1e-2, what + " fast");
+        const bool dp4a = gemv && mc.kind == QuantKind::kInt4 && mc.quant;
+        expect_close(to_host(*fast_, yf), want, dp4a ? 1e-2 : gemv ? (mc.quant ? 4e-3 : 1e-5) : 1e-2, what + " fast");
         Tensor xp = to_device(*precise_, x, {T, cols}), yp = precise_->empty({T, rows});
         precise_->matmul(xp, *wp, yp);
         expect_close(to_host(*precise_, yp), want, gemv && mc.quant ? 4e-3 : 1e-5, what + " precise");
       }
+    }
+  }
+}
+
+// The dp4a kernel computes exactly sum(w * x') with x' = x rounded to int8 per 32 values (step
+// max|x| / 127, round half to even, as the kernel does): the ref backend given x' must agree up to f32
+// rounding (bound 2e-5), so any error in the nibble order, the x layout or the zero-point term shows.
+TEST_F(CudaTest, Int4Dp4aGemvEqualsRefOnRoundedActivations) {
+  if (!cuda::gemv_q8_enabled()) GTEST_SKIP() << "G4_CUDA_INT4_DP4A=0";
+  struct Case {
+    int64_t rows, cols, gs;
+    DType sdt;
+    bool asym;
+  };
+  for (const Case& c : {Case{7, 192, 32, DType::kBF16, false}, Case{300, 2112, 64, DType::kF16, true},
+                        Case{65, 5376, 128, DType::kBF16, true}, Case{33, 1056, 32, DType::kF32, true}}) {
+    RandomQuant rq(rng_, QuantKind::kInt4, c.rows, c.cols, c.gs, c.sdt, c.asym);
+    auto wr = ref_.pack(rq.view(), WeightRole::kLinear);
+    auto wf = fast_->pack(rq.view(), WeightRole::kLinear);
+    for (int64_t T : {1, 2, 4}) {
+      auto x = randn(rng_, size_t(T * c.cols));
+      for (size_t i = 0; i < x.size(); i += 97) x[i] *= 9.f;  // a few outliers set the step of their block
+      std::vector<float> xr(x.size());
+      for (size_t b = 0; b < x.size(); b += 32) {
+        float amax = 0.f;
+        for (size_t j = b; j < b + 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+        const float d = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+        for (size_t j = b; j < b + 32; ++j) xr[j] = d * std::nearbyint(x[j] * inv);
+      }
+      Tensor xt = to_device(ref_, xr, {T, c.cols}), yr = ref_.empty({T, c.rows});
+      ref_.matmul(xt, *wr, yr);
+      Tensor xf = to_device(*fast_, x, {T, c.cols}), yf = fast_->empty({T, c.rows});
+      fast_->matmul(xf, *wf, yf);
+      expect_close(to_host(*fast_, yf), to_host(ref_, yr), 2e-5,
+                   "dp4a [" + std::to_string(c.rows) + "x" + std::to_string(c.cols) + "] g" + std::to_string(c.gs) +
+                       " T=" + std::to_string(T));
     }
   }
 }

@@ -284,8 +284,11 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   G4_CHECK(y.numel() == T * N, "matmul output rows");
   if (T == 0) return;
   if (T <= cuda::kGemvMaxT) {
-    auto xp = cuda::gemv_is_direct(d, int(T)) ? nullptr : scratch(cuda::gemv_x_bytes(d, int(T)));
-    cuda::gemv(d, f32(x), int(T), xp.get(), f32(y), stream_);
+    // Precise mode keeps the activations in f16 (the dp4a kernel rounds them to int8).
+    cuda::GemvTuning tune;
+    if (opt_.precise) tune.dp4a = -1;
+    auto xp = cuda::gemv_is_direct(d, int(T), tune) ? nullptr : scratch(cuda::gemv_x_bytes(d, int(T)));
+    cuda::gemv(d, f32(x), int(T), xp.get(), f32(y), stream_, tune);
     return;
   }
   // Tensor-core path: weights dequantized block by block (never the whole model), cuBLAS per block.

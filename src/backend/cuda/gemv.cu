@@ -16,6 +16,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/load.cuh"
 
 namespace g4::cuda {
 
@@ -30,21 +31,6 @@ __host__ __device__ constexpr int xslots_per_chunk(WFmt f) { return f == WFmt::k
 int64_t n_chunks(const WeightDesc& w) { return w.cols / values_per_chunk(w.fmt); }
 int64_t xp_slots_per_token(const WeightDesc& w) {
   return (n_chunks(w) + 31) / 32 * 32 * xslots_per_chunk(w.fmt);
-}
-
-template <class S>
-__device__ __forceinline__ float ld_scale(const void* p, int64_t i) {
-  if constexpr (sizeof(S) == 4) return __ldg(static_cast<const float*>(p) + i);
-  else if constexpr (std::is_same_v<S, __half>) return __half2float(__ldg(static_cast<const __half*>(p) + i));
-  else return __bfloat162float(__ldg(static_cast<const __nv_bfloat16*>(p) + i));
-}
-
-__device__ __forceinline__ uint4 ld_stream(const uint4* p) {
-  uint4 r;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "l"(p));
-  return r;
 }
 
 __device__ __forceinline__ __half2 u2h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
@@ -655,7 +641,16 @@ unsigned grid_for(int64_t n, int block) { return unsigned(std::min<int64_t>((n +
 
 }  // namespace
 
-size_t gemv_x_bytes(const WeightDesc& w, int T) { return size_t(xp_slots_per_token(w)) * 16 * size_t(T); }
+size_t gemv_x_bytes(const WeightDesc& w, int T) {
+  const size_t permuted = size_t(xp_slots_per_token(w)) * 16 * size_t(T);
+  return gemv_q8_supported(w) ? std::max(permuted, gemv_q8_x_bytes(w, T)) : permuted;
+}
+
+namespace {
+bool takes_q8(const WeightDesc& w, GemvTuning tune) {
+  return gemv_q8_supported(w) && (tune.dp4a > 0 || (tune.dp4a == 0 && gemv_q8_enabled()));
+}
+}  // namespace
 
 void gemv_permute_x(const WeightDesc& w, const float* x, int T, void* xp, cudaStream_t s) {
   G4_CHECK(T >= 1 && T <= kGemvMaxT, "gemv token count");
@@ -677,6 +672,7 @@ void gemv_permuted(const WeightDesc& w, const void* xp, int T, float* y, cudaStr
 }
 
 bool gemv_is_direct(const WeightDesc& w, int T, GemvTuning tune) {
+  if (takes_q8(w, tune)) return false;
   if (w.fmt != WFmt::kInt4 || T != 1 || int4_smem_bytes(w) > kMaxStageBytes) return false;
   return tune.direct > 0 || (tune.direct == 0 && direct_enabled());
 }
@@ -700,6 +696,10 @@ void gemv_int4_direct(const WeightDesc& w, const float* x, float* y, cudaStream_
 }
 
 void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune) {
+  if (takes_q8(w, tune)) {
+    gemv_q8_quantize_x(w, x, T, xp, s);
+    return gemv_q8_quantized(w, xp, T, y, s, tune);
+  }
   if (gemv_is_direct(w, T, tune)) return gemv_int4_direct(w, x, y, s, tune);
   gemv_permute_x(w, x, T, xp, s);
   gemv_permuted(w, xp, T, y, s, tune);

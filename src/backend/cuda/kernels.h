@@ -37,6 +37,9 @@ struct GemvTuning {
   // ksplit: warps of a block sharing one row's K range (1, 2, 4, 8; 0: picked from the row count).
   int direct = 0;
   int ksplit = 0;
+  // int4: 1 takes the integer kernel of gemv_q8.cu (x rounded to int8 per 32 values, dp4a), -1 the f16
+  // kernels here; 0 follows G4_CUDA_INT4_DP4A (default on; precise mode passes -1).
+  int dp4a = 0;
 };
 void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune = {});
 // gemv's two steps: x into the lane-permuted f16 (int) / f32 (bf16) layout, then the GEMV proper.
@@ -46,6 +49,14 @@ void gemv_permuted(const WeightDesc& w, const void* xp, int T, float* y, cudaStr
 bool gemv_is_direct(const WeightDesc& w, int T, GemvTuning tune = {});
 // That kernel alone: y[rows] = W x for one token, x f32 read straight from global memory.
 void gemv_int4_direct(const WeightDesc& w, const float* x, float* y, cudaStream_t s, GemvTuning tune = {});
+// --- int4 GEMV with int8 activations and dp4a (gemv_q8.cu) ---
+bool gemv_q8_supported(const WeightDesc& w);  // int4 with a power-of-two multiple of 32 as group size
+bool gemv_q8_enabled();                       // G4_CUDA_INT4_DP4A != 0
+size_t gemv_q8_x_bytes(const WeightDesc& w, int T);
+// x [T, cols] f32 -> int8 per 32 values with their scales, in the layout the kernel reads (scratch of
+// gemv_q8_x_bytes), then y[T, rows] = W x from it.
+void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s);
+void gemv_q8_quantized(const WeightDesc& w, const void* xq, int T, float* y, cudaStream_t s, GemvTuning tune = {});
 // Dequantizes rows [r0, r0 + n) into out [n, cols] as bf16 (to_f32 false) or f32.
 void dequant_rows(const WeightDesc& w, int64_t r0, int64_t n, void* out, bool to_f32, cudaStream_t s);
 // out[i, :] = W[tokens[i], :] * scale; tokens on the device.

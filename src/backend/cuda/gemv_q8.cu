@@ -1,0 +1,247 @@
+// int4 decode GEMV with integer dot products: the activation is rounded to int8 per 32 values (one f32
+// scale each, as llama.cpp's q8_1 does), and each 16-byte chunk of int4 codes (32 values, one group since
+// group sizes are multiples of 32) meets its 32 int8 x values in 8 dp4a instructions. That is about a
+// third of the instructions per weight byte of the f16 kernel in gemv.cu, which stopped at ~70 % of the
+// copy bandwidth because it was issue-bound (docs/PERF.md, rounds 2 and 3).
+//
+// Nibble k of code word j (bits 4k..4k+3) holds value 8j + k of the chunk (quant/format.h: low nibble
+// first). (word & 0x0F0F0F0F) then has values 8j+0, 2, 4, 6 in its bytes and ((word >> 4) & 0x0F0F0F0F)
+// values 8j+1, 3, 5, 7, so the quantizer writes x in that order:
+//   xq slot (c / 32) * 64 + m * 32 + c % 32 (16 bytes) = words {A(2m), B(2m), A(2m+1), B(2m+1)},
+//   A(j) = x[8j + {0, 2, 4, 6}], B(j) = x[8j + {1, 3, 5, 7}] of chunk c,
+// so a warp's two loads of x per chunk are each 512 coalesced bytes, and xd[c] = {d, d * sum(q)}.
+// With w = s (q_w - z) and x ~ d q_x: sum(w x) = s (d sum(q_w q_x) - z d sum(q_x)).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/load.cuh"
+
+namespace g4::cuda {
+
+namespace {
+
+constexpr int kWarps = 8;
+
+int n_chunks(const WeightDesc& w) { return int(w.cols / 32); }
+int n_chunks_padded(const WeightDesc& w) { return (n_chunks(w) + 31) / 32 * 32; }
+// Per token: 2 slots of 16 bytes per padded chunk, then (after all tokens) a float2 per padded chunk.
+int64_t xq_slots(const WeightDesc& w) { return int64_t(n_chunks_padded(w)) * 2; }
+
+__device__ __forceinline__ uint32_t pack4(int a, int b, int c, int d) {
+  return (uint32_t(a) & 0xFFu) | (uint32_t(b) & 0xFFu) << 8 | (uint32_t(c) & 0xFFu) << 16 | uint32_t(d) << 24;
+}
+
+// One thread per (token, padded chunk); chunks past the end are zero.
+__global__ void quantize_x_kernel(const float* __restrict__ x, int64_t K, int nch, int nch_pad, int T,
+                                  uint4* __restrict__ xq, float2* __restrict__ xd) {
+  const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (i >= int64_t(nch_pad) * T) return;
+  const int t = int(i / nch_pad), c = int(i % nch_pad);
+  uint4* slot = xq + int64_t(t) * nch_pad * 2 + (c >> 5) * 64 + (c & 31);
+  if (c >= nch) {
+    slot[0] = slot[32] = make_uint4(0, 0, 0, 0);
+    xd[i] = make_float2(0.f, 0.f);
+    return;
+  }
+  float v[32];
+  const float4* src = reinterpret_cast<const float4*>(x + int64_t(t) * K + int64_t(c) * 32);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const float4 f = src[j];
+    v[4 * j] = f.x, v[4 * j + 1] = f.y, v[4 * j + 2] = f.z, v[4 * j + 3] = f.w;
+  }
+  float amax = 0.f;
+#pragma unroll
+  for (int j = 0; j < 32; ++j) amax = fmaxf(amax, fabsf(v[j]));
+  const float d = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+  int q[32], sum = 0;
+#pragma unroll
+  for (int j = 0; j < 32; ++j) q[j] = __float2int_rn(v[j] * inv), sum += q[j];
+  uint32_t word[8];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    word[2 * j] = pack4(q[8 * j], q[8 * j + 2], q[8 * j + 4], q[8 * j + 6]);
+    word[2 * j + 1] = pack4(q[8 * j + 1], q[8 * j + 3], q[8 * j + 5], q[8 * j + 7]);
+  }
+  slot[0] = make_uint4(word[0], word[1], word[2], word[3]);
+  slot[32] = make_uint4(word[4], word[5], word[6], word[7]);
+  xd[i] = make_float2(d, d * float(sum));
+}
+
+__device__ __forceinline__ int dot_chunk(const uint4& w, const uint4& a, const uint4& b) {
+  constexpr uint32_t kLo = 0x0F0F0F0Fu;
+  int s = __dp4a(int(w.x & kLo), int(a.x), 0);
+  s = __dp4a(int((w.x >> 4) & kLo), int(a.y), s);
+  s = __dp4a(int(w.y & kLo), int(a.z), s);
+  s = __dp4a(int((w.y >> 4) & kLo), int(a.w), s);
+  s = __dp4a(int(w.z & kLo), int(b.x), s);
+  s = __dp4a(int((w.z >> 4) & kLo), int(b.y), s);
+  s = __dp4a(int(w.w & kLo), int(b.z), s);
+  s = __dp4a(int((w.w >> 4) & kLo), int(b.w), s);
+  return s;
+}
+
+// R rows per warp, U chunks per lane and row in flight (all their loads issued before any arithmetic),
+// a grid of at most one resident wave striding over row groups. Rows past the end are clamped to the
+// last row (loaded, never stored).
+template <class S, bool kAsym, int NT, int R, int U>
+__global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(WeightDesc w, const uint4* __restrict__ xq,
+                                                              const float2* __restrict__ xd, int nch_pad,
+                                                              int cpg_shift, float* __restrict__ y) {
+  const int lane = threadIdx.x & 31;
+  const int nch = int(w.cols / 32);
+  const int64_t G = w.cols / w.group_size;
+  for (int64_t row0 = (int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5)) * R; row0 < w.rows;
+       row0 += int64_t(gridDim.x) * kWarps * R) {
+    const uint4* wr[R];
+    int64_t grow[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int64_t row = min(row0 + r, w.rows - 1);
+      wr[r] = static_cast<const uint4*>(w.codes) + row * nch;
+      grow[r] = row * G;
+    }
+    float acc[R][NT];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int t = 0; t < NT; ++t) acc[r][t] = 0.f;
+
+    for (int c0 = lane; c0 < nch; c0 += 32 * U) {
+      uint4 wv[U][R];
+      float sc[U][R], zp[U][R];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int c = c0 + 32 * u;
+        if (c < nch) {
+          const int gc = c >> cpg_shift;
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            wv[u][r] = ld_stream(wr[r] + c);
+            sc[u][r] = ld_scale<S>(w.scales, grow[r] + gc);
+            zp[u][r] = kAsym ? ld_scale<S>(w.zeros, grow[r] + gc) : 8.f;
+          }
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int c = c0 + 32 * u;
+        if (c < nch) {
+#pragma unroll
+          for (int t = 0; t < NT; ++t) {
+            const uint4* xb = xq + int64_t(t) * nch_pad * 2 + (c >> 5) * 64 + lane;
+            const uint4 a = __ldg(xb), b = __ldg(xb + 32);
+            const float2 dx = __ldg(xd + int64_t(t) * nch_pad + c);
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+              const float dot = float(dot_chunk(wv[u][r], a, b));
+              acc[r][t] = fmaf(sc[u][r], fmaf(dx.x, dot, -zp[u][r] * dx.y), acc[r][t]);
+            }
+          }
+        }
+      }
+    }
+
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int t = 0; t < NT; ++t) {
+        float v = acc[r][t];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0 && row0 + r < w.rows) y[t * w.rows + row0 + r] = v;
+      }
+  }
+}
+
+template <class S, bool kAsym, int NT, int R, int U>
+void launch_q8(const WeightDesc& w, const uint4* xq, const float2* xd, float* y, cudaStream_t s) {
+  auto kernel = gemv_q8_kernel<S, kAsym, NT, R, U>;
+  static const int64_t resident = [&] {
+    int dev = 0, n_sm = 0, per_sm = 0;
+    G4_CUDA(cudaGetDevice(&dev));
+    G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
+    G4_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, 0));
+    return int64_t(std::max(1, n_sm * per_sm));
+  }();
+  const int64_t per_block = int64_t(kWarps) * R;
+  const int64_t blocks = std::min(resident, (w.rows + per_block - 1) / per_block);
+  const int cpg_shift = __builtin_ctz(unsigned(w.group_size / 32));
+  kernel<<<unsigned(blocks), kWarps * 32, 0, s>>>(w, xq, xd, n_chunks_padded(w), cpg_shift, y);
+}
+
+template <class S, bool kAsym, int NT>
+void launch_q8_shape(const WeightDesc& w, const uint4* xq, const float2* xd, float* y, GemvTuning tu, cudaStream_t s) {
+  const int R = tu.rows_per_warp > 0 ? tu.rows_per_warp : 2;
+  const int U = tu.unroll > 0 ? tu.unroll : 2;
+  // Variants other than 2 x 2 for the layout the benchmark sweeps (bf16 symmetric scales) only.
+  if constexpr (std::is_same_v<S, __nv_bfloat16> && !kAsym) {
+    if (R == 1) return launch_q8<S, kAsym, NT, 1, 4>(w, xq, xd, y, s);
+    if (R == 4) return launch_q8<S, kAsym, NT, 4, 2>(w, xq, xd, y, s);
+    if (U == 4) return launch_q8<S, kAsym, NT, 2, 4>(w, xq, xd, y, s);
+  }
+  launch_q8<S, kAsym, NT, 2, 2>(w, xq, xd, y, s);
+}
+
+template <class S, bool kAsym>
+void launch_q8_t(const WeightDesc& w, const uint4* xq, const float2* xd, int T, float* y, GemvTuning tu, cudaStream_t s) {
+  switch (T) {
+    case 1: launch_q8_shape<S, kAsym, 1>(w, xq, xd, y, tu, s); break;
+    case 2: launch_q8_shape<S, kAsym, 2>(w, xq, xd, y, tu, s); break;
+    case 3: launch_q8_shape<S, kAsym, 3>(w, xq, xd, y, tu, s); break;
+    default: launch_q8_shape<S, kAsym, 4>(w, xq, xd, y, tu, s); break;
+  }
+}
+
+bool power_of_two(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
+
+}  // namespace
+
+bool gemv_q8_supported(const WeightDesc& w) {
+  return w.fmt == WFmt::kInt4 && w.cols % 32 == 0 && w.group_size % 32 == 0 && power_of_two(w.group_size / 32);
+}
+
+bool gemv_q8_enabled() {
+  // On unless G4_CUDA_INT4_DP4A=0 (then the f16 kernel of gemv.cu, for comparisons).
+  static const bool on = [] {
+    const char* e = std::getenv("G4_CUDA_INT4_DP4A");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
+size_t gemv_q8_x_bytes(const WeightDesc& w, int T) {
+  return size_t(xq_slots(w)) * 16 * size_t(T) + size_t(n_chunks_padded(w)) * sizeof(float2) * size_t(T);
+}
+
+void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s) {
+  G4_CHECK(T >= 1 && T <= kGemvMaxT && gemv_q8_supported(w), "gemv_q8: int4 weight, 1..4 tokens");
+  const int nch_pad = n_chunks_padded(w);
+  uint4* q = static_cast<uint4*>(xq);
+  float2* d = reinterpret_cast<float2*>(q + xq_slots(w) * T);
+  const int64_t n = int64_t(nch_pad) * T;
+  quantize_x_kernel<<<unsigned((n + 127) / 128), 128, 0, s>>>(x, w.cols, n_chunks(w), nch_pad, T, q, d);
+  G4_CUDA_LAUNCHED();
+}
+
+void gemv_q8_quantized(const WeightDesc& w, const void* xq, int T, float* y, cudaStream_t s, GemvTuning tu) {
+  G4_CHECK(T >= 1 && T <= kGemvMaxT && gemv_q8_supported(w), "gemv_q8: int4 weight, 1..4 tokens");
+  const uint4* q = static_cast<const uint4*>(xq);
+  const float2* d = reinterpret_cast<const float2*>(q + xq_slots(w) * T);
+  const bool asym = w.zeros != nullptr;
+  switch (w.stype) {
+    case SType::kF32: asym ? launch_q8_t<float, true>(w, q, d, T, y, tu, s) : launch_q8_t<float, false>(w, q, d, T, y, tu, s); break;
+    case SType::kF16: asym ? launch_q8_t<__half, true>(w, q, d, T, y, tu, s) : launch_q8_t<__half, false>(w, q, d, T, y, tu, s); break;
+    case SType::kBF16:
+      asym ? launch_q8_t<__nv_bfloat16, true>(w, q, d, T, y, tu, s) : launch_q8_t<__nv_bfloat16, false>(w, q, d, T, y, tu, s);
+      break;
+  }
+  G4_CUDA_LAUNCHED();
+}
+
+}  // namespace g4::cuda

@@ -1,0 +1,29 @@
+// Device-side loads shared by the GEMV kernels.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <type_traits>
+
+namespace g4::cuda {
+
+// A scale or zero point of type S (float, __half or __nv_bfloat16) as f32, through the read-only path.
+template <class S>
+__device__ __forceinline__ float ld_scale(const void* p, int64_t i) {
+  if constexpr (sizeof(S) == 4) return __ldg(static_cast<const float*>(p) + i);
+  else if constexpr (std::is_same_v<S, __half>) return __half2float(__ldg(static_cast<const __half*>(p) + i));
+  else return __bfloat162float(__ldg(static_cast<const __nv_bfloat16*>(p) + i));
+}
+
+// 16 bytes of weights that are read once: not kept in L1.
+__device__ __forceinline__ uint4 ld_stream(const uint4* p) {
+  uint4 r;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "l"(p));
+  return r;
+}
+
+}  // namespace g4::cuda
