@@ -112,6 +112,18 @@ class Backend {
   // Copies rows [row0, row0 + n) of x [R, C] into a new [n, C] tensor.
   virtual Tensor slice_rows(const Tensor& x, int64_t row0, int64_t n) = 0;
 
+  // --- fused steps (defaults compose the ops above; a backend overrides them to save passes/launches) ---
+  // ys[i] = x * W_i^T for every i: projections of one input (q/k/v, gate/up), so x can be prepared once.
+  virtual void matmul_shared(const Tensor& x, const std::vector<const PackedWeight*>& ws, const std::vector<Tensor*>& ys);
+  // The per-head steps between the projections and attention, q/k/v [T, H, D]: q = rope(norm(q; wq)) in
+  // place, k = rope(norm(k_raw; wk)), v = norm(v_raw) without a weight (v_raw may be k_raw: K=V layers).
+  virtual void qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_raw, const PackedWeight& wq,
+                             const PackedWeight& wk, float eps, int64_t p0, const RopeSpec& rope, Tensor& k, Tensor& v);
+  // The residual step closing a block and the norm opening the next: x = (x + norm(o; w_post)) * s, then
+  // out = norm(x; w_next).
+  virtual void add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s,
+                                   const PackedWeight& w_next, float eps, Tensor& out);
+
   // --- optional: recorded decode steps (a backend without them keeps these defaults) ---
   // Starts recording the ops of one single-token step; until end_step_recording the ops are recorded,
   // not run, and the token id given to embed and the position given to rope/attention/kv_append are

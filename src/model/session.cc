@@ -75,51 +75,50 @@ Tensor Session::enqueue_chunk(const std::vector<int32_t>& tokens, int64_t p0, Lo
   be_.embed(model_.embedding(), tokens, model_.embed_scale(), x);
   Tensor a = be_.empty({T, H});
 
+  // a holds the normed input of the next block: the first layer's input norm runs here, the others are
+  // fused into the residual step that closes the block before them (add_norm_scale_norm).
+  be_.rms_norm(x, model_.layer(0).input_norm.get(), s.rms_eps, a);
   for (int li = 0; li < s.n_layers(); ++li) {
     const LayerSpec& L = s.layers[size_t(li)];
     const LayerWeights& w = model_.layer(li);
     const int64_t D = L.head_dim, Hkv = L.n_kv_heads;
 
-    // Attention block: a = norm(x); q, k, v projections; per-head norms; RoPE on q and k only.
-    be_.rms_norm(x, w.input_norm.get(), s.rms_eps, a);
+    // Attention block: q, k, v projections of a = norm(x); per-head norms; RoPE on q and k only.
     Tensor q = be_.empty({T, Hq, D});
     Tensor k_raw = be_.empty({T, Hkv, D});
-    Tensor q2 = q.view({T, Hq * D});
-    be_.matmul(a, *w.q, q2);
-    Tensor k2 = k_raw.view({T, Hkv * D});
-    be_.matmul(a, *w.k, k2);
+    Tensor q2 = q.view({T, Hq * D}), k2 = k_raw.view({T, Hkv * D});
     Tensor v_raw = k_raw;  // K=V layers: V is the raw (un-normed, un-rotated) K projection
+    Tensor v2;
     if (w.v) {
       v_raw = be_.empty({T, Hkv, D});
-      Tensor v2 = v_raw.view({T, Hkv * D});
-      be_.matmul(a, *w.v, v2);
+      v2 = v_raw.view({T, Hkv * D});
+      be_.matmul_shared(a, {w.q.get(), w.k.get(), w.v.get()}, {&q2, &k2, &v2});
+    } else {
+      be_.matmul_shared(a, {w.q.get(), w.k.get()}, {&q2, &k2});
     }
     Tensor k = be_.empty({T, Hkv, D});
     Tensor v = be_.empty({T, Hkv, D});
-    be_.rms_norm(q, w.q_norm.get(), s.rms_eps, q);
-    be_.rms_norm(k_raw, w.k_norm.get(), s.rms_eps, k);
-    be_.rms_norm(v_raw, nullptr, s.rms_eps, v);
-    const RopeSpec rope{L.rope_theta, L.rope_pairs};
-    be_.rope(q, p0, rope);
-    be_.rope(k, p0, rope);
+    be_.qkv_norm_rope(q, k_raw, v_raw, *w.q_norm, *w.k_norm, s.rms_eps, p0, RopeSpec{L.rope_theta, L.rope_pairs}, k, v);
 
     Tensor att = be_.empty({T, Hq, D});
     be_.attention(q, k, v, kv_[size_t(li)], p0, L.window, att);
     be_.kv_append(kv_[size_t(li)], k, v, p0);
     Tensor o = be_.empty({T, H});
     be_.matmul(att.view({T, Hq * D}), *w.o, o);
-    be_.add_rms_norm(x, o, *w.post_attn_norm, s.rms_eps);
+    be_.add_norm_scale_norm(x, o, *w.post_attn_norm, 1.0f, *w.pre_ffn_norm, s.rms_eps, a);
 
     // MLP block (GeGLU), then the layer scalar on the whole residual stream.
-    be_.rms_norm(x, w.pre_ffn_norm.get(), s.rms_eps, a);
     Tensor g = be_.empty({T, F});
     Tensor u = be_.empty({T, F});
-    be_.matmul(a, *w.gate, g);
-    be_.matmul(a, *w.up, u);
+    be_.matmul_shared(a, {w.gate.get(), w.up.get()}, {&g, &u});
     be_.gelu_mul(g, u, g);
     be_.matmul(g, *w.down, o);
-    be_.add_rms_norm(x, o, *w.post_ffn_norm, s.rms_eps);
-    be_.scale(x, w.layer_scalar);
+    if (li + 1 < s.n_layers()) {
+      be_.add_norm_scale_norm(x, o, *w.post_ffn_norm, w.layer_scalar, *model_.layer(li + 1).input_norm, s.rms_eps, a);
+    } else {
+      be_.add_rms_norm(x, o, *w.post_ffn_norm, s.rms_eps);
+      be_.scale(x, w.layer_scalar);
+    }
   }
   if (mode == LogitsMode::kNone) return {};
 

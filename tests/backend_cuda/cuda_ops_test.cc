@@ -3,7 +3,8 @@
 // 16-byte chunk); bf16 tensor-core GEMM 1e-2 (activations rounded to bf16). The fast backend's int4 GEMV
 // rounds x to int8 per 32 values (dp4a): the step is max|x|/127, about 2.2/127 = 0.017 for 32 standard
 // normal values, a uniform rounding error of 0.017/sqrt(12) = 0.005 per value, so the relative error of
-// the dot products is about 5e-3; bound 1e-2.
+// the dot products is about 5e-3, more on the short rows (96 columns: 3 blocks, one large value sets a
+// block's step; 1.06e-2 seen on an H200); bound 2e-2. The exact check is the next test.
 #include <algorithm>
 #include <cmath>
 
@@ -65,7 +66,7 @@ TEST_F(CudaTest, MatmulAllFormatsShapesAndPaths) {
         fast_->matmul(xf, *wf, yf);
         const bool gemv = T <= cuda::kGemvMaxT;
         const bool dp4a = gemv && mc.kind == QuantKind::kInt4 && mc.quant;
-        expect_close(to_host(*fast_, yf), want, dp4a ? 1e-2 : gemv ? (mc.quant ? 4e-3 : 1e-5) : 1e-2, what + " fast");
+        expect_close(to_host(*fast_, yf), want, dp4a ? 2e-2 : gemv ? (mc.quant ? 4e-3 : 1e-5) : 1e-2, what + " fast");
         Tensor xp = to_device(*precise_, x, {T, cols}), yp = precise_->empty({T, rows});
         precise_->matmul(xp, *wp, yp);
         expect_close(to_host(*precise_, yp), want, gemv && mc.quant ? 4e-3 : 1e-5, what + " precise");
