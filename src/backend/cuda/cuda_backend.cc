@@ -365,6 +365,57 @@ void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   cuda::gelu_mul(f32(gate), f32(up), gate.numel(), f32(out), stream_);
 }
 
+// q/k/v or gate/up of one decode token: x rounded to int8 once, all weights in one dp4a launch.
+void CudaBackend::matmul_shared(const Tensor& x, const std::vector<const PackedWeight*>& ws,
+                                const std::vector<Tensor*>& ys) {
+  G4_CHECK(ws.size() == ys.size() && !ws.empty(), "matmul_shared: one output per weight");
+  const int64_t K = cols_of(x), T = x.numel() / K;
+  std::vector<cuda::WeightDesc> d;
+  std::vector<float*> yp;
+  for (size_t i = 0; i < ws.size(); ++i) {
+    d.push_back(as_cuda(*ws[i]).desc);
+    yp.push_back(f32(*ys[i]));
+    G4_CHECK(d.back().cols == K && cols_of(*ys[i]) == d.back().rows && ys[i]->numel() == T * d.back().rows,
+             "matmul_shared shapes");
+  }
+  const int n = int(d.size());
+  if (!opt_.precise && T >= 1 && T <= cuda::kGemvMaxT && cuda::gemv_q8_enabled() && cuda::gemv_q8_can_share(d.data(), n)) {
+    auto xq = scratch(cuda::gemv_q8_x_bytes(d[0], int(T)));
+    cuda::gemv_q8_quantize_x(d[0], f32(x), int(T), xq.get(), stream_);
+    cuda::gemv_q8_multi(d.data(), yp.data(), n, xq.get(), int(T), stream_);
+    return;
+  }
+  Backend::matmul_shared(x, ws, ys);
+}
+
+void CudaBackend::qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_raw, const PackedWeight& wq,
+                                const PackedWeight& wk, float eps, int64_t p0, const RopeSpec& rope, Tensor& k,
+                                Tensor& v) {
+  const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k_raw.dim(1);
+  G4_CHECK(k_raw.dim(0) == T && k_raw.dim(2) == D && v_raw.numel() == k_raw.numel() && k.numel() == k_raw.numel() &&
+               v.numel() == k_raw.numel(),
+           "qkv_norm_rope shapes");
+  G4_CHECK(as_cuda(wq).vec && wq.shape[0] == D && as_cuda(wk).vec && wk.shape[0] == D, "qkv_norm_rope weight size");
+  G4_CHECK(rope.pairs <= D / 2, "rope pairs exceed head_dim / 2");
+  if (cuda::qkv_norm_rope(f32(q), f32(k_raw), f32(v_raw), as_cuda(wq).vec, as_cuda(wk).vec, eps, T, int(Hq), int(Hkv),
+                          int(D), p0, rec_pos(), inv_freq(rope.theta, rope.pairs, D), rope.pairs, f32(k), f32(v),
+                          stream_))
+    return;
+  Backend::qkv_norm_rope(q, k_raw, v_raw, wq, wk, eps, p0, rope, k, v);
+}
+
+void CudaBackend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s,
+                                      const PackedWeight& w_next, float eps, Tensor& out) {
+  const int64_t n = cols_of(o);
+  G4_CHECK(x.numel() == o.numel() && out.numel() == o.numel() && as_cuda(w_post).vec && w_post.shape[0] == n &&
+               as_cuda(w_next).vec && w_next.shape[0] == n,
+           "add_norm_scale_norm shapes");
+  if (cuda::add_norm_scale_norm(f32(x), f32(o), as_cuda(w_post).vec, s, as_cuda(w_next).vec, eps, o.numel() / n, n,
+                                f32(out), stream_))
+    return;
+  Backend::add_norm_scale_norm(x, o, w_post, s, w_next, eps, out);
+}
+
 void CudaBackend::softcap(Tensor& x, float cap) { cuda::softcap(f32(x), x.numel(), cap, stream_); }
 
 Tensor CudaBackend::slice_rows(const Tensor& x, int64_t row0, int64_t n) {

@@ -59,6 +59,11 @@ class CudaBackend : public Backend {
   void kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) override;
   void softcap(Tensor& x, float cap) override;
   Tensor slice_rows(const Tensor& x, int64_t row0, int64_t n) override;
+  void matmul_shared(const Tensor& x, const std::vector<const PackedWeight*>& ws, const std::vector<Tensor*>& ys) override;
+  void qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_raw, const PackedWeight& wq, const PackedWeight& wk,
+                     float eps, int64_t p0, const RopeSpec& rope, Tensor& k, Tensor& v) override;
+  void add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s, const PackedWeight& w_next,
+                           float eps, Tensor& out) override;
 
   // Decode steps as CUDA graphs: the token id and position live in a pinned host slot that the graph's
   // first node copies to the device, so one graph serves every position of a session.

@@ -86,24 +86,52 @@ __device__ __forceinline__ int dot_chunk(const uint4& w, const uint4& a, const u
   return s;
 }
 
+// Up to kMaxSegs weights sharing x (q/k/v, gate/up) in one launch. Rows are taken R at a time; row
+// group g belongs to the first segment whose group_end exceeds it, so the small k/v matrices ride along
+// with q instead of filling the GPU on their own.
+constexpr int kMaxSegs = 3;
+struct Segments {
+  int n = 0;
+  const void* codes[kMaxSegs] = {};
+  const void* scales[kMaxSegs] = {};
+  const void* zeros[kMaxSegs] = {};
+  float* y[kMaxSegs] = {};
+  int64_t rows[kMaxSegs] = {};
+  int64_t group_end[kMaxSegs] = {};  // cumulative row groups through segment i
+};
+
+template <class T>
+__device__ __forceinline__ T pick(int s, const T (&a)[kMaxSegs]) {
+  return s == 0 ? a[0] : s == 1 ? a[1] : a[2];  // no dynamic indexing into the parameter block
+}
+
 // R rows per warp, U chunks per lane and row in flight (all their loads issued before any arithmetic),
-// a grid of at most one resident wave striding over row groups. Rows past the end are clamped to the
-// last row (loaded, never stored).
+// a grid of at most one resident wave striding over row groups. Rows past a segment's end are clamped
+// to its last row (loaded, never stored).
 template <class S, bool kAsym, int NT, int R, int U>
-__global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(WeightDesc w, const uint4* __restrict__ xq,
+__global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int64_t cols, int64_t group_size,
+                                                              const uint4* __restrict__ xq,
                                                               const float2* __restrict__ xd, int nch_pad,
-                                                              int cpg_shift, float* __restrict__ y) {
+                                                              int cpg_shift) {
   const int lane = threadIdx.x & 31;
-  const int nch = int(w.cols / 32);
-  const int64_t G = w.cols / w.group_size;
-  for (int64_t row0 = (int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5)) * R; row0 < w.rows;
-       row0 += int64_t(gridDim.x) * kWarps * R) {
+  const int nch = int(cols / 32);
+  const int64_t G = cols / group_size;
+  const int64_t n_groups = segs.group_end[segs.n - 1];
+  for (int64_t gi = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5); gi < n_groups;
+       gi += int64_t(gridDim.x) * kWarps) {
+    int s = 0;
+    while (s + 1 < segs.n && gi >= pick(s, segs.group_end)) ++s;
+    const int64_t row0 = (gi - (s ? pick(s - 1, segs.group_end) : 0)) * R, rows = pick(s, segs.rows);
+    const uint4* codes = static_cast<const uint4*>(pick(s, segs.codes));
+    const void* scales = pick(s, segs.scales);
+    const void* zeros = pick(s, segs.zeros);
+    float* y = pick(s, segs.y);
     const uint4* wr[R];
     int64_t grow[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      const int64_t row = min(row0 + r, w.rows - 1);
-      wr[r] = static_cast<const uint4*>(w.codes) + row * nch;
+      const int64_t row = min(row0 + r, rows - 1);
+      wr[r] = codes + row * nch;
       grow[r] = row * G;
     }
     float acc[R][NT];
@@ -123,8 +151,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(WeightDesc w, cons
 #pragma unroll
           for (int r = 0; r < R; ++r) {
             wv[u][r] = ld_stream(wr[r] + c);
-            sc[u][r] = ld_scale<S>(w.scales, grow[r] + gc);
-            zp[u][r] = kAsym ? ld_scale<S>(w.zeros, grow[r] + gc) : 8.f;
+            sc[u][r] = ld_scale<S>(scales, grow[r] + gc);
+            zp[u][r] = kAsym ? ld_scale<S>(zeros, grow[r] + gc) : 8.f;
           }
         }
       }
@@ -154,13 +182,27 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(WeightDesc w, cons
         float v = acc[r][t];
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == 0 && row0 + r < w.rows) y[t * w.rows + row0 + r] = v;
+        if (lane == 0 && row0 + r < rows) y[t * rows + row0 + r] = v;
       }
   }
 }
 
+// Segments of `n` weights (same cols, group size, scale type and zero-point presence) with R rows a group.
+Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int R) {
+  Segments sg;
+  sg.n = n;
+  int64_t groups = 0;
+  for (int i = 0; i < n; ++i) {
+    sg.codes[i] = ws[i].codes, sg.scales[i] = ws[i].scales, sg.zeros[i] = ws[i].zeros, sg.y[i] = ys[i];
+    sg.rows[i] = ws[i].rows;
+    groups += (ws[i].rows + R - 1) / R;
+    sg.group_end[i] = groups;
+  }
+  return sg;
+}
+
 template <class S, bool kAsym, int NT, int R, int U>
-void launch_q8(const WeightDesc& w, const uint4* xq, const float2* xd, float* y, cudaStream_t s) {
+void launch_q8(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, cudaStream_t s) {
   auto kernel = gemv_q8_kernel<S, kAsym, NT, R, U>;
   static const int64_t resident = [&] {
     int dev = 0, n_sm = 0, per_sm = 0;
@@ -169,32 +211,36 @@ void launch_q8(const WeightDesc& w, const uint4* xq, const float2* xd, float* y,
     G4_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, 0));
     return int64_t(std::max(1, n_sm * per_sm));
   }();
-  const int64_t per_block = int64_t(kWarps) * R;
-  const int64_t blocks = std::min(resident, (w.rows + per_block - 1) / per_block);
-  const int cpg_shift = __builtin_ctz(unsigned(w.group_size / 32));
-  kernel<<<unsigned(blocks), kWarps * 32, 0, s>>>(w, xq, xd, n_chunks_padded(w), cpg_shift, y);
+  const Segments sg = make_segments(ws, ys, n, R);
+  const int64_t groups = sg.group_end[n - 1];
+  const int64_t blocks = std::min(resident, (groups + kWarps - 1) / kWarps);
+  const int cpg_shift = __builtin_ctz(unsigned(ws[0].group_size / 32));
+  kernel<<<unsigned(blocks), kWarps * 32, 0, s>>>(sg, ws[0].cols, ws[0].group_size, xq, xd, n_chunks_padded(ws[0]),
+                                                  cpg_shift);
 }
 
 template <class S, bool kAsym, int NT>
-void launch_q8_shape(const WeightDesc& w, const uint4* xq, const float2* xd, float* y, GemvTuning tu, cudaStream_t s) {
+void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, GemvTuning tu,
+                     cudaStream_t s) {
   const int R = tu.rows_per_warp > 0 ? tu.rows_per_warp : 2;
   const int U = tu.unroll > 0 ? tu.unroll : 2;
   // Variants other than 2 x 2 for the layout the benchmark sweeps (bf16 symmetric scales) only.
   if constexpr (std::is_same_v<S, __nv_bfloat16> && !kAsym) {
-    if (R == 1) return launch_q8<S, kAsym, NT, 1, 4>(w, xq, xd, y, s);
-    if (R == 4) return launch_q8<S, kAsym, NT, 4, 2>(w, xq, xd, y, s);
-    if (U == 4) return launch_q8<S, kAsym, NT, 2, 4>(w, xq, xd, y, s);
+    if (R == 1) return launch_q8<S, kAsym, NT, 1, 4>(ws, ys, n, xq, xd, s);
+    if (R == 4) return launch_q8<S, kAsym, NT, 4, 2>(ws, ys, n, xq, xd, s);
+    if (U == 4) return launch_q8<S, kAsym, NT, 2, 4>(ws, ys, n, xq, xd, s);
   }
-  launch_q8<S, kAsym, NT, 2, 2>(w, xq, xd, y, s);
+  launch_q8<S, kAsym, NT, 2, 2>(ws, ys, n, xq, xd, s);
 }
 
 template <class S, bool kAsym>
-void launch_q8_t(const WeightDesc& w, const uint4* xq, const float2* xd, int T, float* y, GemvTuning tu, cudaStream_t s) {
+void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T, GemvTuning tu,
+                 cudaStream_t s) {
   switch (T) {
-    case 1: launch_q8_shape<S, kAsym, 1>(w, xq, xd, y, tu, s); break;
-    case 2: launch_q8_shape<S, kAsym, 2>(w, xq, xd, y, tu, s); break;
-    case 3: launch_q8_shape<S, kAsym, 3>(w, xq, xd, y, tu, s); break;
-    default: launch_q8_shape<S, kAsym, 4>(w, xq, xd, y, tu, s); break;
+    case 1: launch_q8_shape<S, kAsym, 1>(ws, ys, n, xq, xd, tu, s); break;
+    case 2: launch_q8_shape<S, kAsym, 2>(ws, ys, n, xq, xd, tu, s); break;
+    case 3: launch_q8_shape<S, kAsym, 3>(ws, ys, n, xq, xd, tu, s); break;
+    default: launch_q8_shape<S, kAsym, 4>(ws, ys, n, xq, xd, tu, s); break;
   }
 }
 
@@ -230,15 +276,35 @@ void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cu
 }
 
 void gemv_q8_quantized(const WeightDesc& w, const void* xq, int T, float* y, cudaStream_t s, GemvTuning tu) {
-  G4_CHECK(T >= 1 && T <= kGemvMaxT && gemv_q8_supported(w), "gemv_q8: int4 weight, 1..4 tokens");
+  gemv_q8_multi(&w, &y, 1, xq, T, s, tu);
+}
+
+bool gemv_q8_can_share(const WeightDesc* ws, int n) {
+  if (n < 1 || n > kMaxSegs) return false;
+  for (int i = 0; i < n; ++i) {
+    const WeightDesc& a = ws[i];
+    if (!gemv_q8_supported(a) || a.cols != ws[0].cols || a.group_size != ws[0].group_size || a.stype != ws[0].stype ||
+        (a.zeros != nullptr) != (ws[0].zeros != nullptr))
+      return false;
+  }
+  return true;
+}
+
+void gemv_q8_multi(const WeightDesc* ws, float* const* ys, int n, const void* xq, int T, cudaStream_t s, GemvTuning tu) {
+  G4_CHECK(T >= 1 && T <= kGemvMaxT && gemv_q8_can_share(ws, n), "gemv_q8: int4 weights of one layout, 1..4 tokens");
   const uint4* q = static_cast<const uint4*>(xq);
-  const float2* d = reinterpret_cast<const float2*>(q + xq_slots(w) * T);
-  const bool asym = w.zeros != nullptr;
-  switch (w.stype) {
-    case SType::kF32: asym ? launch_q8_t<float, true>(w, q, d, T, y, tu, s) : launch_q8_t<float, false>(w, q, d, T, y, tu, s); break;
-    case SType::kF16: asym ? launch_q8_t<__half, true>(w, q, d, T, y, tu, s) : launch_q8_t<__half, false>(w, q, d, T, y, tu, s); break;
+  const float2* d = reinterpret_cast<const float2*>(q + xq_slots(ws[0]) * T);
+  const bool asym = ws[0].zeros != nullptr;
+  switch (ws[0].stype) {
+    case SType::kF32:
+      asym ? launch_q8_t<float, true>(ws, ys, n, q, d, T, tu, s) : launch_q8_t<float, false>(ws, ys, n, q, d, T, tu, s);
+      break;
+    case SType::kF16:
+      asym ? launch_q8_t<__half, true>(ws, ys, n, q, d, T, tu, s) : launch_q8_t<__half, false>(ws, ys, n, q, d, T, tu, s);
+      break;
     case SType::kBF16:
-      asym ? launch_q8_t<__nv_bfloat16, true>(w, q, d, T, y, tu, s) : launch_q8_t<__nv_bfloat16, false>(w, q, d, T, y, tu, s);
+      asym ? launch_q8_t<__nv_bfloat16, true>(ws, ys, n, q, d, T, tu, s)
+           : launch_q8_t<__nv_bfloat16, false>(ws, ys, n, q, d, T, tu, s);
       break;
   }
   G4_CUDA_LAUNCHED();

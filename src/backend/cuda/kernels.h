@@ -57,6 +57,11 @@ size_t gemv_q8_x_bytes(const WeightDesc& w, int T);
 // gemv_q8_x_bytes), then y[T, rows] = W x from it.
 void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s);
 void gemv_q8_quantized(const WeightDesc& w, const void* xq, int T, float* y, cudaStream_t s, GemvTuning tune = {});
+// Several weights of one layout (cols, group size, scale type, zero points or not; at most 3) against the
+// same quantized x in one launch: ys[i][T, ws[i].rows].
+bool gemv_q8_can_share(const WeightDesc* ws, int n);
+void gemv_q8_multi(const WeightDesc* ws, float* const* ys, int n, const void* xq, int T, cudaStream_t s,
+                   GemvTuning tune = {});
 // Dequantizes rows [r0, r0 + n) into out [n, cols] as bf16 (to_f32 false) or f32.
 void dequant_rows(const WeightDesc& w, int64_t r0, int64_t n, void* out, bool to_f32, cudaStream_t s);
 // out[i, :] = W[tokens[i], :] * scale; tokens on the device.
@@ -68,6 +73,13 @@ void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n
 // x += rms_norm(o; w).
 void add_rms_norm(float* x, const float* o, const float* w, float eps, int64_t rows, int64_t n, cudaStream_t s);
 void scale(float* x, int64_t n, float sc, cudaStream_t s);
+// Fused steps (backend.h add_norm_scale_norm, qkv_norm_rope); false when the shapes or alignment do not
+// suit the kernel (nothing launched: the caller composes the plain ops).
+bool add_norm_scale_norm(float* x, const float* o, const float* w1, float sc, const float* w2, float eps, int64_t rows,
+                         int64_t n, float* out, cudaStream_t s);
+bool qkv_norm_rope(float* q, const float* k_raw, const float* v_raw, const float* wq, const float* wk, float eps,
+                   int64_t T, int Hq, int Hkv, int D, int64_t p0, const int64_t* dpos, const float* inv_freq, int pairs,
+                   float* k, float* v, cudaStream_t s);
 void softcap(float* x, int64_t n, float cap, cudaStream_t s);
 void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s);
 // Where a kernel takes `dpos` (a device scalar, or null), a non-null one replaces the host p0: recorded

@@ -149,6 +149,99 @@ __global__ void kv_write_kernel(float* ck, float* cv, const float* k, const floa
   }
 }
 
+// x = (x + norm(o; w1)) * s, then out = norm(x; w2): one block per row, the row in registers as float4s
+// (the conditions of vec_threads), two block reductions.
+__global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __restrict__ x, const float* __restrict__ o,
+                                                                  const float* __restrict__ w1, float s,
+                                                                  const float* __restrict__ w2, float eps, int n,
+                                                                  float* __restrict__ out) {
+  const int64_t r = blockIdx.x;
+  const int n4 = n / 4;
+  const float4* orow = reinterpret_cast<const float4*>(o + r * n);
+  float4* xrow = reinterpret_cast<float4*>(x + r * n);
+  float4 v[kVecPer];
+  float ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < kVecPer; ++i) {
+    const int idx = threadIdx.x + i * blockDim.x;
+    if (idx < n4) {
+      v[i] = orow[idx];
+      ss = fmaf(v[i].x, v[i].x, ss);
+      ss = fmaf(v[i].y, v[i].y, ss);
+      ss = fmaf(v[i].z, v[i].z, ss);
+      ss = fmaf(v[i].w, v[i].w, ss);
+    }
+  }
+  ss = block_sum(ss);
+  const float inv = rsqrtf(ss / float(n) + eps);
+  float ss2 = 0.f;
+#pragma unroll
+  for (int i = 0; i < kVecPer; ++i) {
+    const int idx = threadIdx.x + i * blockDim.x;
+    if (idx < n4) {
+      const float4 wv = reinterpret_cast<const float4*>(w1)[idx], xv = xrow[idx];
+      // The same operations in the same order as add_rms_norm followed by scale.
+      float4 y = make_float4(xv.x + v[i].x * inv * wv.x, xv.y + v[i].y * inv * wv.y, xv.z + v[i].z * inv * wv.z,
+                             xv.w + v[i].w * inv * wv.w);
+      if (s != 1.f) y = make_float4(y.x * s, y.y * s, y.z * s, y.w * s);
+      xrow[idx] = y;
+      v[i] = y;
+      ss2 = fmaf(y.x, y.x, ss2);
+      ss2 = fmaf(y.y, y.y, ss2);
+      ss2 = fmaf(y.z, y.z, ss2);
+      ss2 = fmaf(y.w, y.w, ss2);
+    }
+  }
+  ss2 = block_sum(ss2);
+  const float inv2 = rsqrtf(ss2 / float(n) + eps);
+  float4* orow2 = reinterpret_cast<float4*>(out + r * n);
+#pragma unroll
+  for (int i = 0; i < kVecPer; ++i) {
+    const int idx = threadIdx.x + i * blockDim.x;
+    if (idx < n4) {
+      const float4 wv = reinterpret_cast<const float4*>(w2)[idx];
+      orow2[idx] = make_float4(v[i].x * inv2 * wv.x, v[i].y * inv2 * wv.y, v[i].z * inv2 * wv.z, v[i].w * inv2 * wv.w);
+    }
+  }
+}
+
+// Per-head norm (+ weight) and RoPE for q, k and v in one launch: block (head, token) with D / 2 threads,
+// thread i owning the pair (i, i + D / 2), which is exactly what RoPE rotates. Heads [0, Hq) are q (in
+// place), [Hq, Hq + Hkv) k, then v (no weight, no rotation). Angles as rope_kernel.
+__global__ void qkv_norm_rope_kernel(float* q, const float* k_raw, const float* v_raw, const float* __restrict__ wq,
+                                     const float* __restrict__ wk, float eps, int Hq, int Hkv, int D, int64_t p0,
+                                     const int64_t* dpos, const float* __restrict__ inv_freq, int pairs,
+                                     float* __restrict__ k, float* __restrict__ v) {
+  if (dpos) p0 = *dpos;
+  const int h = blockIdx.x, i = threadIdx.x, half = D / 2;
+  const int64_t t = blockIdx.y;
+  const float* in;
+  float* out;
+  const float* w = nullptr;
+  bool rot = true;
+  if (h < Hq) {
+    in = q + (t * Hq + h) * D, out = q + (t * Hq + h) * D, w = wq;
+  } else if (h < Hq + Hkv) {
+    in = k_raw + (t * Hkv + h - Hq) * D, out = k + (t * Hkv + h - Hq) * D, w = wk;
+  } else {
+    in = v_raw + (t * Hkv + h - Hq - Hkv) * D, out = v + (t * Hkv + h - Hq - Hkv) * D, rot = false;
+  }
+  const float a = in[i], b = in[i + half];
+  const float ss = block_sum(fmaf(a, a, b * b));
+  const float inv = rsqrtf(ss / float(D) + eps);
+  float na = a * inv * (w ? w[i] : 1.f), nb = b * inv * (w ? w[i + half] : 1.f);
+  if (rot && i < pairs) {
+    const float ang = float(p0 + t) * inv_freq[i];
+    double sd, cd;
+    sincos(double(ang), &sd, &cd);
+    const float c = float(cd), sn = float(sd);
+    const float ra = na * c - nb * sn, rb = nb * c + na * sn;
+    na = ra, nb = rb;
+  }
+  out[i] = na;
+  out[i + half] = nb;
+}
+
 }  // namespace
 
 void f32_to_bf16(const float* x, int64_t n, void* out, cudaStream_t s) {
@@ -176,6 +269,27 @@ void add_rms_norm(float* x, const float* o, const float* w, float eps, int64_t r
   }
   rms_norm_kernel<true><<<unsigned(rows), kNormThreads, 0, s>>>(o, w, eps, n, x);
   G4_CUDA_LAUNCHED();
+}
+
+bool add_norm_scale_norm(float* x, const float* o, const float* w1, float sc, const float* w2, float eps, int64_t rows,
+                         int64_t n, float* out, cudaStream_t s) {
+  const int th = vec_threads(n, x, o, out);
+  const int th2 = vec_threads(n, w1, w2, x);
+  if (rows == 0 || th == 0 || th2 == 0) return rows == 0;
+  add_norm_scale_norm_kernel<<<unsigned(rows), th, 0, s>>>(x, o, w1, sc, w2, eps, int(n), out);
+  G4_CUDA_LAUNCHED();
+  return true;
+}
+
+bool qkv_norm_rope(float* q, const float* k_raw, const float* v_raw, const float* wq, const float* wk, float eps,
+                   int64_t T, int Hq, int Hkv, int D, int64_t p0, const int64_t* dpos, const float* inv_freq, int pairs,
+                   float* k, float* v, cudaStream_t s) {
+  if (D % 64 != 0 || D / 2 > 1024 || T > 65535) return false;
+  if (T == 0) return true;
+  qkv_norm_rope_kernel<<<dim3(unsigned(Hq + 2 * Hkv), unsigned(T)), unsigned(D / 2), 0, s>>>(
+      q, k_raw, v_raw, wq, wk, eps, Hq, Hkv, D, p0, dpos, inv_freq, pairs, k, v);
+  G4_CUDA_LAUNCHED();
+  return true;
 }
 
 void scale(float* x, int64_t n, float sc, cudaStream_t s) {

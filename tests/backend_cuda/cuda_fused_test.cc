@@ -1,0 +1,129 @@
+// The CUDA backend's fused steps (backend.h: matmul_shared, qkv_norm_rope, add_norm_scale_norm) against
+// the ref backend's composition of the plain ops, and against the CUDA backend's own plain ops where the
+// arithmetic is the same (then the results must be identical).
+#include <cmath>
+
+#include "backend/cuda/kernels.h"
+#include "cuda_test_util.h"
+
+namespace g4::test {
+namespace {
+
+// Shared-input projections in one launch compute each row exactly as one matmul per weight does (same
+// rounding of x, same per-row arithmetic), so the fused and plain CUDA results are equal; T > 4 and
+// precise mode take the composing default. Shapes: q/k/v of a small model with odd row counts (the
+// segments' last row groups are partial), and a mismatched layout that must fall back.
+TEST_F(CudaTest, MatmulSharedEqualsOneMatmulEach) {
+  struct Case {
+    std::vector<int64_t> rows;
+    int64_t cols, gs;
+    bool asym;
+  };
+  for (const Case& c : {Case{{96, 33, 33}, 192, 32, false}, Case{{256, 64}, 512, 128, true}, Case{{5, 7, 9}, 64, 64, true}}) {
+    std::vector<std::unique_ptr<RandomQuant>> rq;
+    std::vector<std::unique_ptr<PackedWeight>> wf, wp, wr;
+    for (int64_t r : c.rows) {
+      rq.push_back(std::make_unique<RandomQuant>(rng_, QuantKind::kInt4, r, c.cols, c.gs, DType::kBF16, c.asym));
+      wf.push_back(fast_->pack(rq.back()->view(), WeightRole::kLinear));
+      wp.push_back(precise_->pack(rq.back()->view(), WeightRole::kLinear));
+      wr.push_back(ref_.pack(rq.back()->view(), WeightRole::kLinear));
+    }
+    for (int64_t T : {1, 2, 4, 9}) {
+      const auto x = randn(rng_, size_t(T * c.cols));
+      for (CudaBackend* be : {fast_.get(), precise_.get()}) {
+        auto& ws = be == fast_.get() ? wf : wp;
+        Tensor xd = to_device(*be, x, {T, c.cols});
+        std::vector<Tensor> fused, plain;
+        std::vector<const PackedWeight*> wptr;
+        std::vector<Tensor*> yptr;
+        for (size_t i = 0; i < c.rows.size(); ++i) {
+          fused.push_back(be->empty({T, c.rows[i]}));
+          plain.push_back(be->empty({T, c.rows[i]}));
+          wptr.push_back(ws[i].get());
+        }
+        for (Tensor& t : fused) yptr.push_back(&t);
+        be->matmul_shared(xd, wptr, yptr);
+        for (size_t i = 0; i < c.rows.size(); ++i) {
+          be->matmul(xd, *ws[i], plain[i]);
+          const std::string what = std::string(be == fast_.get() ? "fast" : "precise") + " weight " +
+                                   std::to_string(i) + " T=" + std::to_string(T);
+          expect_close(to_host(*be, fused[i]), to_host(*be, plain[i]), 0, "matmul_shared vs matmul " + what);
+          Tensor xr = to_device(ref_, x, {T, c.cols}), yr = ref_.empty({T, c.rows[i]});
+          ref_.matmul(xr, *wr[i], yr);
+          expect_close(to_host(*be, fused[i]), to_host(ref_, yr), 2e-2, "matmul_shared vs ref " + what);
+        }
+      }
+    }
+  }
+}
+
+// Per-head norm + RoPE in one launch vs the ref's five ops: f32 throughout, sums in another order (1e-5).
+TEST_F(CudaTest, QkvNormRopeMatchesComposedOps) {
+  struct Case {
+    int64_t T, Hq, Hkv, D;
+    int pairs;
+    float theta;
+    int64_t p0;
+    bool k_eq_v;
+  };
+  for (const Case& c : {Case{1, 32, 16, 256, 128, 10000.f, 2047, false}, Case{3, 8, 2, 512, 64, 1e6f, 5, true},
+                        Case{5, 4, 2, 64, 0, 10000.f, 0, false}, Case{2, 4, 1, 128, 16, 1e6f, 4096, true}}) {
+    const auto q = randn(rng_, size_t(c.T * c.Hq * c.D), 2.f), k = randn(rng_, size_t(c.T * c.Hkv * c.D), 3.f);
+    const auto v = randn(rng_, size_t(c.T * c.Hkv * c.D));
+    const auto wq = randn(rng_, size_t(c.D)), wk = randn(rng_, size_t(c.D));
+    WeightView vq{"q_norm", DType::kF32, {c.D}, wq.data(), nullptr}, vk{"k_norm", DType::kF32, {c.D}, wk.data(), nullptr};
+    const RopeSpec rope{c.theta, c.pairs};
+    std::vector<std::vector<float>> got, want;
+    for (Backend* be : {static_cast<Backend*>(fast_.get()), static_cast<Backend*>(&ref_)}) {
+      auto pq = be->pack(vq, WeightRole::kNorm), pk = be->pack(vk, WeightRole::kNorm);
+      Tensor tq = to_device(*be, q, {c.T, c.Hq, c.D}), tk = to_device(*be, k, {c.T, c.Hkv, c.D});
+      Tensor tv = c.k_eq_v ? tk : to_device(*be, v, {c.T, c.Hkv, c.D});
+      Tensor ko = be->empty({c.T, c.Hkv, c.D}), vo = be->empty({c.T, c.Hkv, c.D});
+      if (be == &ref_) {
+        ref_.Backend::qkv_norm_rope(tq, tk, tv, *pq, *pk, 1e-6f, c.p0, rope, ko, vo);
+        want = {to_host(*be, tq), to_host(*be, ko), to_host(*be, vo)};
+      } else {
+        be->qkv_norm_rope(tq, tk, tv, *pq, *pk, 1e-6f, c.p0, rope, ko, vo);
+        got = {to_host(*be, tq), to_host(*be, ko), to_host(*be, vo)};
+      }
+    }
+    const std::string what = "D=" + std::to_string(c.D) + " p0=" + std::to_string(c.p0);
+    expect_close(got[0], want[0], 1e-5, "qkv_norm_rope q " + what);
+    expect_close(got[1], want[1], 1e-5, "qkv_norm_rope k " + what);
+    expect_close(got[2], want[2], 1e-5, "qkv_norm_rope v " + what);
+  }
+}
+
+// Residual add + layer scalar + next norm in one launch: the same operations in the same order as the
+// CUDA backend's add_rms_norm, scale and rms_norm (identical results), and the ref's within 1e-5.
+TEST_F(CudaTest, AddNormScaleNormMatchesComposedOps) {
+  for (int64_t n : {256, 5376, 7}) {
+    for (int64_t rows : {1, 3}) {
+      for (float s : {1.0f, 0.37f}) {
+        const auto x = randn(rng_, size_t(rows * n), 3.f), o = randn(rng_, size_t(rows * n), 2.f);
+        const auto w1 = randn(rng_, size_t(n)), w2 = randn(rng_, size_t(n));
+        WeightView v1{"post", DType::kF32, {n}, w1.data(), nullptr}, v2{"next", DType::kF32, {n}, w2.data(), nullptr};
+        const std::string what = "n=" + std::to_string(n) + " rows=" + std::to_string(rows) + " s=" + std::to_string(s);
+        std::vector<float> fused_x, fused_out, plain_x, plain_out;
+        for (bool fused : {true, false}) {
+          auto p1 = fast_->pack(v1, WeightRole::kNorm), p2 = fast_->pack(v2, WeightRole::kNorm);
+          Tensor tx = to_device(*fast_, x, {rows, n}), to = to_device(*fast_, o, {rows, n}), out = fast_->empty({rows, n});
+          if (fused) fast_->add_norm_scale_norm(tx, to, *p1, s, *p2, 1e-6f, out);
+          else fast_->Backend::add_norm_scale_norm(tx, to, *p1, s, *p2, 1e-6f, out);
+          (fused ? fused_x : plain_x) = to_host(*fast_, tx);
+          (fused ? fused_out : plain_out) = to_host(*fast_, out);
+        }
+        expect_close(fused_x, plain_x, 0, "add_norm_scale_norm x vs plain CUDA ops " + what);
+        expect_close(fused_out, plain_out, 0, "add_norm_scale_norm out vs plain CUDA ops " + what);
+        auto r1 = ref_.pack(v1, WeightRole::kNorm), r2 = ref_.pack(v2, WeightRole::kNorm);
+        Tensor rx = to_device(ref_, x, {rows, n}), ro = to_device(ref_, o, {rows, n}), rout = ref_.empty({rows, n});
+        ref_.add_norm_scale_norm(rx, ro, *r1, s, *r2, 1e-6f, rout);
+        expect_close(fused_x, to_host(ref_, rx), 1e-5, "add_norm_scale_norm x vs ref " + what);
+        expect_close(fused_out, to_host(ref_, rout), 1e-5, "add_norm_scale_norm out vs ref " + what);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace g4::test
