@@ -189,40 +189,43 @@ Tensor forward_dev(CudaBackend& be, const Model31& m, std::vector<KvLayer>& kv, 
   OpProfile& P = g_prof;
   P.op("embed", [&] { be.embed(*m.embed, tokens, 73.5f, x); });
   Tensor a = be.empty({T, kH});
+  // As Session: the first input norm here, the others fused into the residual step before them.
+  P.op("rms_norm", [&] { be.rms_norm(x, m.layers[0].in_n.get(), eps, a); });
   for (int li = 0; li < kLayers; ++li) {
     const Layer& L = m.layers[size_t(li)];
     const int64_t D = L.D, Hkv = L.Hkv;
-    P.op("rms_norm", [&] { be.rms_norm(x, L.in_n.get(), eps, a); });
     Tensor q = be.empty({T, kHq, D}), k_raw = be.empty({T, Hkv, D});
     Tensor q2 = q.view({T, kHq * D}), k2 = k_raw.view({T, Hkv * D});
-    P.op("matmul qkv", [&] { be.matmul(a, *L.q, q2); });
-    P.op("matmul qkv", [&] { be.matmul(a, *L.k, k2); });
-    Tensor v_raw = k_raw;
+    Tensor v_raw = k_raw, v2;
     if (L.v) {
       v_raw = be.empty({T, Hkv, D});
-      Tensor v2 = v_raw.view({T, Hkv * D});
-      P.op("matmul qkv", [&] { be.matmul(a, *L.v, v2); });
+      v2 = v_raw.view({T, Hkv * D});
+      P.op("matmul qkv", [&] { be.matmul_shared(a, {L.q.get(), L.k.get(), L.v.get()}, {&q2, &k2, &v2}); });
+    } else {
+      P.op("matmul qkv", [&] { be.matmul_shared(a, {L.q.get(), L.k.get()}, {&q2, &k2}); });
     }
     Tensor k = be.empty({T, Hkv, D}), v = be.empty({T, Hkv, D});
-    P.op("head norms", [&] { be.rms_norm(q, L.q_n.get(), eps, q); });
-    P.op("head norms", [&] { be.rms_norm(k_raw, L.k_n.get(), eps, k); });
-    P.op("head norms", [&] { be.rms_norm(v_raw, nullptr, eps, v); });
-    P.op("rope", [&] { be.rope(q, p0, RopeSpec{L.theta, L.pairs}); });
-    P.op("rope", [&] { be.rope(k, p0, RopeSpec{L.theta, L.pairs}); });
+    P.op("qkv norm+rope", [&] {
+      be.qkv_norm_rope(q, k_raw, v_raw, *L.q_n, *L.k_n, eps, p0, RopeSpec{L.theta, L.pairs}, k, v);
+    });
     Tensor att = be.empty({T, kHq, D});
     P.op(L.full ? "attn full" : "attn sliding", [&] { be.attention(q, k, v, kv[size_t(li)], p0, L.window, att); });
     P.op("kv_append", [&] { be.kv_append(kv[size_t(li)], k, v, p0); });
     Tensor o = be.empty({T, kH});
     P.op("matmul o", [&] { be.matmul(att.view({T, kHq * D}), *L.o, o); });
-    P.op("add_rms_norm", [&] { be.add_rms_norm(x, o, *L.post_attn_n, eps); });
-    P.op("rms_norm", [&] { be.rms_norm(x, L.pre_ffn_n.get(), eps, a); });
+    P.op("add+norm+norm", [&] { be.add_norm_scale_norm(x, o, *L.post_attn_n, 1.0f, *L.pre_ffn_n, eps, a); });
     Tensor g = be.empty({T, kF}), u = be.empty({T, kF});
-    P.op("matmul gate/up", [&] { be.matmul(a, *L.gate, g); });
-    P.op("matmul gate/up", [&] { be.matmul(a, *L.up, u); });
+    P.op("matmul gate/up", [&] { be.matmul_shared(a, {L.gate.get(), L.up.get()}, {&g, &u}); });
     P.op("gelu_mul", [&] { be.gelu_mul(g, u, g); });
     P.op("matmul down", [&] { be.matmul(g, *L.down, o); });
-    P.op("add_rms_norm", [&] { be.add_rms_norm(x, o, *L.post_ffn_n, eps); });
-    P.op("scale", [&] { be.scale(x, 1.0f); });
+    if (li + 1 < kLayers) {
+      P.op("add+norm+norm", [&] {
+        be.add_norm_scale_norm(x, o, *L.post_ffn_n, 1.0f, *m.layers[size_t(li) + 1].in_n, eps, a);
+      });
+    } else {
+      P.op("add_rms_norm", [&] { be.add_rms_norm(x, o, *L.post_ffn_n, eps); });
+      P.op("scale", [&] { be.scale(x, 1.0f); });
+    }
   }
   Tensor last = be.slice_rows(x, T - 1, 1), y = be.empty({1, kH}), logits = be.empty({1, kV});
   P.op("rms_norm", [&] { be.rms_norm(last, m.final_norm.get(), eps, y); });
