@@ -57,8 +57,11 @@ void quantize_row_avx512(const float* x, int64_t cols, QAct& a, int64_t t) {
 
 // y[t + j, r + i] for an R x TT tile: R x TT int32 accumulators over one 512-element block, closed by
 // acc_f += s_w * (dot * s_a - zu * asum) for 16 groups at once (zu = z + zoff, or the symmetric constant).
+// pf: first row of the tile that comes next (or -1): its codes, scales and zeros are prefetched block by
+// block, one tile ahead, so the rows' many short streams (codes, scales, zeros of R rows) do not each wait
+// for the hardware prefetcher to pick them up.
 template <QuantKind K, ScaleType ST, bool ASYM, int R, int TT>
-void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int64_t ldy) {
+void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int64_t ldy, int64_t pf = -1) {
   __m512 accf[R][TT];
   for (int i = 0; i < R; ++i)
     for (int j = 0; j < TT; ++j) accf[i][j] = _mm512_setzero_ps();
@@ -84,6 +87,15 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
   for (int64_t base = 0; base < cp; base += 512) {
     const bool full = base + 512 <= cp;
     const int64_t step = full ? 64 : 32;
+    if (pf >= 0) {
+      const int64_t cb = K == QuantKind::kInt4 ? base / 2 : base, nb = K == QuantKind::kInt4 ? 256 : 512;
+      for (int i = 0; i < R; ++i) {
+        const char* c = reinterpret_cast<const char*>(w.row_codes(pf + i)) + cb;
+        for (int64_t o = 0; o < nb; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w.row_scales(pf + i)) + base / 32 * ss, _MM_HINT_T0);
+        if (ASYM) _mm_prefetch(reinterpret_cast<const char*>(w.row_zeros(pf + i)) + base / 32 * ss, _MM_HINT_T0);
+      }
+    }
     const __mmask64 bm = full ? ~0ULL : 0xFFFFFFFFULL;
     const __mmask16 sm = full ? 0xFFFF : 0xFF;
     __m512i acc[R][TT];
@@ -135,7 +147,7 @@ template <QuantKind K, ScaleType ST, bool ASYM>
 void qgemm_typed(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   if (a.T == 1) {
     int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) qtile<K, ST, ASYM, 4, 1>(w, a, r, 0, y, ldy);
+    for (; r + 4 <= r1; r += 4) qtile<K, ST, ASYM, 4, 1>(w, a, r, 0, y, ldy, r + 8 <= r1 ? r + 4 : -1);
     for (; r < r1; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, 0, y, ldy);
     return;
   }
