@@ -55,6 +55,11 @@ HttpServer::~HttpServer() = default;
 
 int HttpServer::bind() {
   http_->set_payload_max_length(opts_.max_body_bytes);
+  // cpp-httplib's 5 s defaults drop a client whose request or stream is stalled that long, which happens on
+  // a loaded machine with many concurrent streams (the load test saw it on 2 busy cores); generation
+  // servers allow far longer (llama-server: 600 s).
+  http_->set_read_timeout(60, 0);
+  http_->set_write_timeout(60, 0);
   const int threads = std::max(1, opts_.threads);
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   int port = opts_.port;
