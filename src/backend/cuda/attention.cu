@@ -29,24 +29,6 @@ __device__ __forceinline__ void key_range(const AttnArgs& a, int64_t t, int64_t*
   *hi = pq + 1;
 }
 
-template <int kPer>
-__device__ __forceinline__ void accumulate_v(float (&acc)[kMaxElems], int group, int nk, const float* sc,
-                                             const float* const* vrow, const float* frow, int tid) {
-#pragma unroll
-  for (int i = 0; i < kMaxElems; ++i)
-    if (i < group * kPer) acc[i] *= frow[i / kPer];
-#pragma unroll 2
-  for (int kk = 0; kk < nk; ++kk) {
-    const float* vr = vrow[kk];
-    float vv[kPer];
-#pragma unroll
-    for (int p = 0; p < kPer; ++p) vv[p] = vr[tid + kThreads * p];
-#pragma unroll
-    for (int i = 0; i < kMaxElems; ++i)
-      if (i < group * kPer) acc[i] = fmaf(sc[(i / kPer) * kTile + kk], vv[i % kPer], acc[i]);
-  }
-}
-
 // grid (Hkv, T, n_split). Scratch: part [T, Hq, n_split, D], ml [T, Hq, n_split, 2].
 __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   extern __shared__ float sm[];
@@ -121,14 +103,6 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
     }
     __syncthreads();
     // Output accumulation: thread-owned (head, dim) elements, V rows read coalesced.
-    if (D == kThreads || D == 2 * kThreads) {
-      // Element i is head i / per, dim tid + kThreads * (i % per) (the general mapping below, for these D):
-      // each V element is loaded once per key for the whole GQA group instead of once per head.
-      if (D == kThreads) accumulate_v<1>(acc, group, nk, sc, vrow, frow, tid);
-      else accumulate_v<2>(acc, group, nk, sc, vrow, frow, tid);
-      __syncthreads();
-      continue;
-    }
 #pragma unroll
     for (int i = 0; i < kMaxElems; ++i) {
       const int e = tid + i * kThreads;
