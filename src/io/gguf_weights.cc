@@ -97,7 +97,7 @@ GgufWeights::GgufWeights(const std::string& path) : file_(std::make_unique<GgufF
     }
     if (!gguf_quant_supported(t.ggml_type()))
       throw Error(path + ": tensor '" + t.name + "' has type " + ggml_type_name(t.type) +
-                  ", which g4 does not read (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K)");
+                  ", which g4 does not read (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K)");
     for (size_t d = 2; d < t.ne.size(); ++d)
       if (t.ne[d] != 1)
         throw Error(path + ": quantized tensor '" + t.name + "' has more than two dimensions");

@@ -1,6 +1,7 @@
 // The tensors of a gemma4 GGUF under g4's canonical (Hugging Face, unprefixed) names, for WeightStore.
 // F32/F16/BF16 tensors are served in place from the mapping as TensorInfo; quantized tensors (Q8_0,
-// Q4_0, Q4_K, Q6_K) as QuantWeight, converted on first request and kept while this object lives.
+// Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K) as QuantWeight, converted on first request and kept while this
+// object lives.
 // Unknown tensor names and unsupported types are refused, never silently skipped.
 #pragma once
 

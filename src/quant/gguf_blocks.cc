@@ -39,6 +39,40 @@ int q6k_code(const uint8_t* blk, int e) {
   return low | (high << 4);
 }
 
+// Q5_0 / Q5_1: the 5-bit code (0..31) of element i (0..31) of a block. Element j < 16 takes the low
+// nibble of qs[j], element 16 + j the high nibble; bit 4 of element i is bit i of the little-endian
+// 32-bit qh.
+int q5_code(const uint8_t* qh, const uint8_t* qs, int i) {
+  const uint32_t h = uint32_t(qh[0]) | (uint32_t(qh[1]) << 8) | (uint32_t(qh[2]) << 16) | (uint32_t(qh[3]) << 24);
+  const int low = i < 16 ? (qs[i] & 15) : (qs[i - 16] >> 4);
+  return low | int(((h >> i) & 1) << 4);
+}
+
+// Q4_0 / Q4_1 nibbles of one block (element i < 16 low nibble of qs[i], 16 + i its high nibble) into
+// format.h order: byte j holds element 2j low and 2j + 1 high.
+void q4_nibbles_to_format(const uint8_t* qs, uint8_t* dst) {
+  uint8_t nib[32];
+  for (int i = 0; i < 16; ++i) {
+    nib[i] = qs[i] & 15;
+    nib[16 + i] = qs[i] >> 4;
+  }
+  for (int j = 0; j < 16; ++j) dst[j] = uint8_t(nib[2 * j] | (nib[2 * j + 1] << 4));
+}
+
+// Q4_1 / Q5_1 group: w = q*d + m as format.h's (q - z) * s with s = d, z = -m/d. A zero d makes every
+// element m whatever its code; that is kept exact with codes 0, zero point 1 and scale -m: (0 - 1) * -m.
+// Returns false for that case so the caller zeroes the codes.
+bool affine_scale_zero(float d, float m, float* s, float* z) {
+  if (d != 0.0f) {
+    *s = d;
+    *z = -m / d;
+    return true;
+  }
+  *s = -m;
+  *z = 1.0f;
+  return false;
+}
+
 }  // namespace
 
 GgmlTypeInfo ggml_type_info(uint32_t t) {
@@ -85,7 +119,8 @@ std::string ggml_type_name(uint32_t t) {
 }
 
 bool gguf_quant_supported(GgmlType t) {
-  return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kQ4_K || t == GgmlType::kQ6_K;
+  return t == GgmlType::kQ8_0 || t == GgmlType::kQ4_0 || t == GgmlType::kQ4_1 || t == GgmlType::kQ5_0 ||
+         t == GgmlType::kQ5_1 || t == GgmlType::kQ4_K || t == GgmlType::kQ6_K;
 }
 
 void dequantize_gguf_row(GgmlType type, const uint8_t* row, int64_t cols, float* dst) {
@@ -109,6 +144,27 @@ void dequantize_gguf_row(GgmlType type, const uint8_t* row, int64_t cols, float*
         for (int i = 0; i < 16; ++i) dst[i] = float((qs[i] & 15) - 8) * d;
         for (int i = 0; i < 16; ++i) dst[16 + i] = float((qs[i] >> 4) - 8) * d;
         dst += 32;
+      }
+      return;
+    case GgmlType::kQ4_1:
+      for (int64_t b = 0; b < nb; ++b, row += kQ4_1Bytes) {
+        const float d = load_f16(row), m = load_f16(row + 2);
+        const uint8_t* qs = row + 4;
+        for (int i = 0; i < 16; ++i) dst[i] = float(qs[i] & 15) * d + m;
+        for (int i = 0; i < 16; ++i) dst[16 + i] = float(qs[i] >> 4) * d + m;
+        dst += 32;
+      }
+      return;
+    case GgmlType::kQ5_0:
+      for (int64_t b = 0; b < nb; ++b, row += kQ5_0Bytes) {
+        const float d = load_f16(row);
+        for (int i = 0; i < 32; ++i) *dst++ = float(q5_code(row + 2, row + 6, i) - 16) * d;
+      }
+      return;
+    case GgmlType::kQ5_1:
+      for (int64_t b = 0; b < nb; ++b, row += kQ5_1Bytes) {
+        const float d = load_f16(row), m = load_f16(row + 2);
+        for (int i = 0; i < 32; ++i) *dst++ = float(q5_code(row + 4, row + 8, i)) * d + m;
       }
       return;
     case GgmlType::kQ4_K:
@@ -142,7 +198,7 @@ void dequantize_gguf_row(GgmlType type, const uint8_t* row, int64_t cols, float*
       return;
     default:
       throw Error("GGUF type " + ggml_type_name(uint32_t(type)) + " cannot be dequantized (supported: F32, F16, "
-                  "BF16, Q8_0, Q4_0, Q4_K, Q6_K)");
+                  "BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K)");
   }
 }
 
@@ -150,7 +206,7 @@ std::unique_ptr<OwnedQuantWeight> convert_gguf_quant(GgmlType type, const uint8_
                                                      int64_t cols, const std::string& name) {
   if (!gguf_quant_supported(type))
     throw Error(name + ": GGUF type " + ggml_type_name(uint32_t(type)) +
-                " is not supported (quantized types read: Q8_0, Q4_0, Q4_K, Q6_K)");
+                " is not supported (quantized types read: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K)");
   const GgmlTypeInfo info = ggml_type_info(uint32_t(type));
   if (rows <= 0 || cols <= 0 || cols % info.block_elems != 0)
     throw Error(name + ": " + info.name + " tensor of [" + std::to_string(rows) + ", " + std::to_string(cols) +
@@ -186,15 +242,46 @@ std::unique_ptr<OwnedQuantWeight> convert_gguf_quant(GgmlType type, const uint8_
       for (size_t b = 0; b < nblocks; ++b) {
         const uint8_t* blk = data + b * kQ4_0Bytes;
         std::memcpy(&out->scales[2 * b], blk, 2);
-        // GGUF: element i < 16 in the low nibble of qs[i], 16 + i in its high nibble. format.h: element 2j
-        // low and 2j + 1 high in byte j, so byte j gathers elements 2j and 2j + 1 from wherever they sit.
-        uint8_t nib[32];
-        for (int i = 0; i < 16; ++i) {
-          nib[i] = blk[2 + i] & 15;
-          nib[16 + i] = blk[2 + i] >> 4;
+        q4_nibbles_to_format(blk + 2, &out->codes[16 * b]);
+      }
+      break;
+    }
+    case GgmlType::kQ5_0: {
+      q.kind = QuantKind::kInt8;
+      q.group_size = 32;
+      q.scale_dtype = DType::kF16;
+      out->codes.resize(n);
+      out->scales.resize(nblocks * 2);
+      auto* codes = reinterpret_cast<int8_t*>(out->codes.data());
+      for (size_t b = 0; b < nblocks; ++b) {
+        const uint8_t* blk = data + b * kQ5_0Bytes;
+        std::memcpy(&out->scales[2 * b], blk, 2);
+        for (int i = 0; i < 32; ++i) codes[32 * b + size_t(i)] = int8_t(q5_code(blk + 2, blk + 6, i) - 16);
+      }
+      break;
+    }
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_1: {
+      const bool q4 = type == GgmlType::kQ4_1;
+      q.kind = q4 ? QuantKind::kInt4 : QuantKind::kInt8;
+      q.group_size = 32;
+      q.scale_dtype = DType::kF32;
+      out->codes.resize(q4 ? n / 2 : n);
+      out->scales.resize(nblocks * 4);
+      out->zeros.resize(nblocks * 4);
+      auto* scales = reinterpret_cast<float*>(out->scales.data());
+      auto* zeros = reinterpret_cast<float*>(out->zeros.data());
+      const size_t bb = size_t(q4 ? kQ4_1Bytes : kQ5_1Bytes), cb = q4 ? 16 : 32;
+      for (size_t b = 0; b < nblocks; ++b) {
+        const uint8_t* blk = data + b * bb;
+        uint8_t* dst = &out->codes[cb * b];
+        if (!affine_scale_zero(load_f16(blk), load_f16(blk + 2), &scales[b], &zeros[b])) {
+          std::memset(dst, 0, cb);
+        } else if (q4) {
+          q4_nibbles_to_format(blk + 4, dst);
+        } else {
+          for (int i = 0; i < 32; ++i) dst[i] = uint8_t(q5_code(blk + 4, blk + 8, i));  // 0..31: same as int8
         }
-        uint8_t* dst = &out->codes[16 * b];
-        for (int j = 0; j < 16; ++j) dst[j] = uint8_t(nib[2 * j] | (nib[2 * j + 1] << 4));
       }
       break;
     }

@@ -1,6 +1,7 @@
 // GGUF block formats: converting to QuantWeight and dequantizing with format.h gives the values the
-// plain GGUF dequantizer gives: bit for bit for Q8_0, Q4_0 and Q6_K (the arithmetic is the same
-// products), and within f32 rounding for Q4_K (the zero point dmin*m/(d*sc) is a rounded quotient).
+// plain GGUF dequantizer gives: bit for bit for Q8_0, Q4_0, Q5_0 and Q6_K (the arithmetic is the same
+// products), and within f32 rounding for Q4_K, Q4_1 and Q5_1 (their zero points dmin*m/(d*sc) and
+// -m/d are rounded quotients).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -30,7 +31,13 @@ std::vector<uint8_t> random_blocks(GgmlType t, int64_t rows, int64_t cols, uint3
     uint8_t* blk = b.data() + k * size_t(info.block_bytes);
     const float sign = (rng() & 1) ? 1.0f : -1.0f;
     switch (t) {
-      case GgmlType::kQ8_0: case GgmlType::kQ4_0: put_f16(blk, sign * mag(rng)); break;
+      case GgmlType::kQ8_0: case GgmlType::kQ4_0: case GgmlType::kQ5_0: put_f16(blk, sign * mag(rng)); break;
+      case GgmlType::kQ4_1: case GgmlType::kQ5_1:
+        // d >= 0 as ggml's quantizer writes it, min of either sign; every third block has d = 0 (all
+        // elements equal m: the special case).
+        put_f16(blk, k % 3 == 1 ? 0.0f : mag(rng));
+        put_f16(blk + 2, sign * mag(rng));
+        break;
       case GgmlType::kQ4_K:
         put_f16(blk, mag(rng));
         put_f16(blk + 2, mag(rng));
@@ -64,7 +71,8 @@ TEST_P(GgufBlocks, ConvertedDequantizationEqualsDirect) {
   ASSERT_EQ(q->q.cols, c.cols);
   const size_t row_bytes = size_t(c.cols / info.block_elems * info.block_bytes);
   std::vector<float> want(size_t(c.cols)), got(size_t(c.cols));
-  const bool exact = c.type != GgmlType::kQ4_K;
+  const bool exact = c.type != GgmlType::kQ4_K && c.type != GgmlType::kQ4_1 && c.type != GgmlType::kQ5_1;
+  const double code_max = c.type == GgmlType::kQ5_1 ? 31.0 : 15.0;
   double worst = 0;
   for (int64_t r = 0; r < c.rows; ++r) {
     dequantize_gguf_row(c.type, data.data() + size_t(r) * row_bytes, c.cols, want.data());
@@ -75,26 +83,30 @@ TEST_P(GgufBlocks, ConvertedDequantizationEqualsDirect) {
       if (exact) {
         ASSERT_EQ(w, g) << info.name << " row " << r << " col " << k;
       } else {
-        // Q4_K: w = s*q - mn. Both paths round a few times on values of size up to 15|s| + |mn|.
+        // Q4_K: w = s*q - mn (Q4_1 / Q5_1: q*d + m). Both paths round a few times on values of size up to
+        // code_max*|s| + |z*s|.
         const int64_t G = q->q.groups_per_row(), gi = r * G + k / q->q.group_size;
         const float s = reinterpret_cast<const float*>(q->q.scales)[gi];
         const float z = reinterpret_cast<const float*>(q->q.zeros)[gi];
-        const double bound = 8.0 * std::ldexp(1.0, -24) * (15.0 * std::fabs(s) + std::fabs(double(z) * s));
+        const double bound = 8.0 * std::ldexp(1.0, -24) * (code_max * std::fabs(s) + std::fabs(double(z) * s));
         const double err = std::fabs(double(w) - double(g));
         worst = std::max(worst, err);
-        ASSERT_LE(err, bound) << "Q4_K row " << r << " col " << k << ": direct " << w << " converted " << g;
+        ASSERT_LE(err, bound) << info.name << " row " << r << " col " << k << ": direct " << w << " converted " << g;
       }
     }
   }
-  if (!exact) std::printf("[ Q4_K %lldx%lld ] worst |converted - direct| = %.3g\n", (long long)c.rows,
-                          (long long)c.cols, worst);
+  if (!exact) std::printf("[ %s %lldx%lld ] worst |converted - direct| = %.3g\n", info.name,
+                          (long long)c.rows, (long long)c.cols, worst);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, GgufBlocks,
                          ::testing::Values(Case{GgmlType::kQ8_0, 1, 32}, Case{GgmlType::kQ8_0, 3, 96},
                                            Case{GgmlType::kQ4_0, 1, 32}, Case{GgmlType::kQ4_0, 5, 160},
                                            Case{GgmlType::kQ6_K, 1, 256}, Case{GgmlType::kQ6_K, 3, 768},
-                                           Case{GgmlType::kQ4_K, 1, 256}, Case{GgmlType::kQ4_K, 7, 512}));
+                                           Case{GgmlType::kQ4_K, 1, 256}, Case{GgmlType::kQ4_K, 7, 512},
+                                           Case{GgmlType::kQ4_1, 1, 32}, Case{GgmlType::kQ4_1, 5, 160},
+                                           Case{GgmlType::kQ5_0, 1, 32}, Case{GgmlType::kQ5_0, 4, 192},
+                                           Case{GgmlType::kQ5_1, 1, 32}, Case{GgmlType::kQ5_1, 3, 224}));
 
 TEST(GgufBlocks, Q4_0NibbleOrderAndLayout) {
   // One block: d = 1, qs[i] low nibble = i, high nibble = 15 - i. GGUF element i < 16 is i - 8,
@@ -117,6 +129,61 @@ TEST(GgufBlocks, Q4_0NibbleOrderAndLayout) {
     EXPECT_EQ(v[size_t(i)], float(i - 8));
     EXPECT_EQ(v[16 + size_t(i)], float(7 - i));
   }
+}
+
+TEST(GgufBlocks, Q5LayoutAndZeroScale) {
+  // Q5_0, one block: d = 1, qs[i] low nibble = i, high nibble = 15 - i, qh = 0xA5A5F00F (bit i of the
+  // little-endian u32 is bit 4 of element i). Element i < 16 = (i | h_i << 4) - 16, 16 + i =
+  // ((15 - i) | h_{16+i} << 4) - 16.
+  const uint32_t qh = 0xA5A5F00Fu;
+  std::vector<uint8_t> blk(kQ5_0Bytes);
+  const uint16_t one = f32_to_f16(1.0f);
+  blk[0] = uint8_t(one & 255);
+  blk[1] = uint8_t(one >> 8);
+  for (int i = 0; i < 4; ++i) blk[2 + size_t(i)] = uint8_t(qh >> (8 * i));
+  for (int i = 0; i < 16; ++i) blk[6 + size_t(i)] = uint8_t(i | ((15 - i) << 4));
+  std::vector<float> direct(32), conv(32);
+  dequantize_gguf_row(GgmlType::kQ5_0, blk.data(), 32, direct.data());
+  auto q = convert_gguf_quant(GgmlType::kQ5_0, blk.data(), 1, 32, "t");
+  EXPECT_EQ(q->q.describe(), "int8 g32 sym (F16 scales)");
+  dequantize_row(q->q, 0, conv.data());
+  for (int i = 0; i < 32; ++i) {
+    const int low = i < 16 ? i : 15 - (i - 16);
+    const int want = (low | int(((qh >> i) & 1) << 4)) - 16;
+    EXPECT_EQ(direct[size_t(i)], float(want)) << i;
+    EXPECT_EQ(conv[size_t(i)], float(want)) << i;
+  }
+  // Q5_1 with the same codes, d = 0.5, m = -3: w = q*0.5 - 3. Then d = 0: every element is m exactly.
+  std::vector<uint8_t> b1(kQ5_1Bytes);
+  const uint16_t half = f32_to_f16(0.5f), m = f32_to_f16(-3.0f);
+  b1[0] = uint8_t(half & 255);
+  b1[1] = uint8_t(half >> 8);
+  b1[2] = uint8_t(m & 255);
+  b1[3] = uint8_t(m >> 8);
+  std::copy(blk.begin() + 2, blk.end(), b1.begin() + 4);
+  auto q1 = convert_gguf_quant(GgmlType::kQ5_1, b1.data(), 1, 32, "t");
+  EXPECT_EQ(q1->q.describe(), "int8 g32 asym (F32 scales)");
+  dequantize_gguf_row(GgmlType::kQ5_1, b1.data(), 32, direct.data());
+  dequantize_row(q1->q, 0, conv.data());
+  for (int i = 0; i < 32; ++i) {
+    const int low = i < 16 ? i : 15 - (i - 16);
+    const float want = float(low | int(((qh >> i) & 1) << 4)) * 0.5f - 3.0f;
+    EXPECT_EQ(direct[size_t(i)], want) << i;
+    EXPECT_EQ(conv[size_t(i)], want) << i;  // -m/d = 6 is exact here
+  }
+  b1[0] = b1[1] = 0;
+  q1 = convert_gguf_quant(GgmlType::kQ5_1, b1.data(), 1, 32, "t");
+  dequantize_row(q1->q, 0, conv.data());
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(conv[size_t(i)], -3.0f) << i;
+  // Q4_1, d = 0: the same exact path for int4.
+  std::vector<uint8_t> b4(kQ4_1Bytes, 0x5a);
+  b4[0] = b4[1] = 0;
+  b4[2] = uint8_t(m & 255);
+  b4[3] = uint8_t(m >> 8);
+  auto q4 = convert_gguf_quant(GgmlType::kQ4_1, b4.data(), 1, 32, "t");
+  EXPECT_EQ(q4->q.describe(), "int4 g32 asym (F32 scales)");
+  dequantize_row(q4->q, 0, conv.data());
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(conv[size_t(i)], -3.0f) << i;
 }
 
 TEST(GgufBlocks, FormatsAreDescribed) {

@@ -1,11 +1,14 @@
 // Against llama.cpp itself: tests/data/gguf-llamacpp/blocks.gguf was quantized and written by ggml
 // (llama.cpp's library), expected.gguf holds ggml's own dequantization of those bytes (README there).
 // g4's reader must accept ggml's file, its reference dequantizer must reproduce ggml's values bit for
-// bit, and the QuantWeight conversion must too (Q4_K: within f32 rounding of its zero point).
+// bit, and the QuantWeight conversion must too (Q4_K, Q4_1, Q5_1: within f32 rounding of their zero
+// points).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 
 #include "io/gguf.h"
 #include "model/model.h"
@@ -20,13 +23,20 @@ const std::string kDir = std::string(G4_TEST_DATA) + "/gguf-llamacpp";
 TEST(GgufLlamaCpp, DequantizationMatchesGgml) {
   GgufFile blocks(kDir + "/blocks.gguf");
   GgufFile expected(kDir + "/expected.gguf");
-  ASSERT_EQ(blocks.tensors().size(), 7u);
-  int q4k_zero_scale_groups = 0;
+  ASSERT_EQ(blocks.tensors().size(), 10u);
+  // The file's types, so a regenerated file cannot silently drop a format.
+  const std::map<std::string, GgmlType> types = {
+      {"q8_0", GgmlType::kQ8_0}, {"q4_0", GgmlType::kQ4_0}, {"q4_k", GgmlType::kQ4_K}, {"q6_k", GgmlType::kQ6_K},
+      {"f16", GgmlType::kF16},   {"bf16", GgmlType::kBF16}, {"f32", GgmlType::kF32},   {"q4_1", GgmlType::kQ4_1},
+      {"q5_0", GgmlType::kQ5_0}, {"q5_1", GgmlType::kQ5_1}};
+  std::map<GgmlType, int> zero_scale_groups;  // groups converted through the scale-0 path
   for (const GgufTensor& t : blocks.tensors()) {
     const GgufTensor* e = expected.find_tensor(t.name);
     ASSERT_NE(e, nullptr) << t.name;
     ASSERT_EQ(e->ne, t.ne) << t.name;
     ASSERT_EQ(e->type, uint32_t(GgmlType::kF32));
+    ASSERT_TRUE(types.count(t.name)) << t.name;
+    ASSERT_EQ(t.ggml_type(), types.at(t.name)) << t.name;
     const int64_t rows = t.ne[1], cols = t.ne[0];
     const size_t row_bytes = t.nbytes / size_t(rows);
     const float* want = reinterpret_cast<const float*>(e->data);
@@ -43,20 +53,33 @@ TEST(GgufLlamaCpp, DequantizationMatchesGgml) {
       dequantize_row(q->q, r, conv.data());
       for (int64_t k = 0; k < cols; ++k) {
         const float w = want[r * cols + k], g = conv[size_t(k)];
-        if (t.ggml_type() != GgmlType::kQ4_K) {
+        if (q->q.zeros == nullptr) {  // symmetric conversions (Q8_0, Q4_0, Q5_0, Q6_K) are exact
           ASSERT_EQ(w, g) << t.name << " row " << r << " col " << k;
           continue;
         }
+        // Asymmetric (Q4_K, Q4_1, Q5_1): (q - z) * s with a rounded quotient z; a few roundings on values
+        // up to code_max*|s| + |z*s|.
+        const double code_max = q->q.kind == QuantKind::kInt4 ? 15.0 : 31.0;
         const int64_t gi = r * q->q.groups_per_row() + k / 32;
         const float s = reinterpret_cast<const float*>(q->q.scales)[gi];
         const float z = reinterpret_cast<const float*>(q->q.zeros)[gi];
-        if (k % 32 == 0 && z == 1.0f && q->codes[size_t(gi) * 16] == 0) ++q4k_zero_scale_groups;
-        const double bound = 8.0 * std::ldexp(1.0, -24) * (15.0 * std::fabs(s) + std::fabs(double(z) * s));
+        const size_t code_bytes = q->q.kind == QuantKind::kInt4 ? 16 : 32;
+        if (k % 32 == 0 && z == 1.0f &&
+            std::all_of(&q->codes[size_t(gi) * code_bytes], &q->codes[size_t(gi + 1) * code_bytes],
+                        [](uint8_t c) { return c == 0; }))
+          ++zero_scale_groups[t.ggml_type()];
+        const double bound = 8.0 * std::ldexp(1.0, -24) * (code_max * std::fabs(s) + std::fabs(double(z) * s));
         ASSERT_LE(std::fabs(double(w) - double(g)), bound) << t.name << " row " << r << " col " << k;
       }
     }
   }
-  std::printf("[ ggml Q4_K ] groups taking the scale-0 path: %d\n", q4k_zero_scale_groups);
+  std::printf("[ ggml ] groups taking the scale-0 path: Q4_K %d, Q4_1 %d, Q5_1 %d\n",
+              zero_scale_groups[GgmlType::kQ4_K], zero_scale_groups[GgmlType::kQ4_1],
+              zero_scale_groups[GgmlType::kQ5_1]);
+  // The data holds a 32-run of zeros (d = m = 0) and a constant -0.03 group (d = 0, m != 0) in both
+  // Q4_1 and Q5_1 (tools/gguf/ggml_block_data.cc), so their scale-0 path was taken and checked above.
+  EXPECT_GE(zero_scale_groups[GgmlType::kQ4_1], 2);
+  EXPECT_GE(zero_scale_groups[GgmlType::kQ5_1], 2);
 }
 
 }  // namespace
