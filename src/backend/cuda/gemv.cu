@@ -293,13 +293,7 @@ void launch_rows_nt(const WeightDesc& w, const uint4* xp, int64_t slots, int R, 
   }
   auto go = [&](auto kernel, int rows_per_warp) {
     // Blocks resident at once, asked once per kernel instantiation.
-    static const int64_t resident = [&] {
-      int dev = 0, n_sm = 0, per_sm = 0;
-      G4_CUDA(cudaGetDevice(&dev));
-      G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
-      G4_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarpsPerBlock * 32, 0));
-      return int64_t(std::max(1, n_sm * per_sm));
-    }();
+    static const int64_t resident = resident_blocks(kernel, kWarpsPerBlock * 32);
     const int64_t per_block = int64_t(kWarpsPerBlock) * rows_per_warp;
     const int64_t blocks = std::min(resident, (w.rows + per_block - 1) / per_block);
     kernel<<<unsigned(blocks), kWarpsPerBlock * 32, 0, s>>>(w, xp, slots, cpg_shift, cpg, y);

@@ -204,13 +204,7 @@ Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int R) {
 template <class S, bool kAsym, int NT, int R, int U>
 void launch_q8(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, cudaStream_t s) {
   auto kernel = gemv_q8_kernel<S, kAsym, NT, R, U>;
-  static const int64_t resident = [&] {
-    int dev = 0, n_sm = 0, per_sm = 0;
-    G4_CUDA(cudaGetDevice(&dev));
-    G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
-    G4_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, 0));
-    return int64_t(std::max(1, n_sm * per_sm));
-  }();
+  static const int64_t resident = resident_blocks(kernel, kWarps * 32);
   const Segments sg = make_segments(ws, ys, n, R);
   const int64_t groups = sg.group_end[n - 1];
   const int64_t blocks = std::min(resident, (groups + kWarps - 1) / kWarps);

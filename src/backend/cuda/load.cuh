@@ -1,4 +1,4 @@
-// Device-side loads shared by the GEMV kernels.
+// Device-side loads and a launch helper shared by the GEMV kernels.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -7,7 +7,20 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "backend/cuda/cuda_check.h"
+
 namespace g4::cuda {
+
+// Blocks of `threads` threads (no dynamic shared memory) that `kernel` keeps resident on the whole GPU:
+// the grid size of a one-wave, grid-striding launch. Callers cache it per kernel instantiation.
+template <class Kernel>
+int64_t resident_blocks(Kernel kernel, int threads) {
+  int dev = 0, n_sm = 0, per_sm = 0;
+  G4_CUDA(cudaGetDevice(&dev));
+  G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
+  G4_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
+  return int64_t(n_sm) * (per_sm > 1 ? per_sm : 1);
+}
 
 // A scale or zero point of type S (float, __half or __nv_bfloat16) as f32, through the read-only path.
 template <class S>

@@ -51,6 +51,24 @@ __global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(const float* __r
 // The same with the row held in registers as float4s (n % 4 == 0, n / 4 <= kVecPer * blockDim): one
 // read of x, a block of up to 1024 threads per row, so a single-row (decode) norm is not one slow block.
 constexpr int kVecPer = 4;
+// This thread's float4s of a row of n4 float4s (strided by the block) into v; returns their sum of squares,
+// accumulated in a fixed order so every kernel using it reduces identically.
+__device__ __forceinline__ float load_row_sumsq(const float4* row, int n4, float4 (&v)[kVecPer]) {
+  float ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < kVecPer; ++i) {
+    const int idx = threadIdx.x + i * blockDim.x;
+    if (idx < n4) {
+      v[i] = row[idx];
+      ss = fmaf(v[i].x, v[i].x, ss);
+      ss = fmaf(v[i].y, v[i].y, ss);
+      ss = fmaf(v[i].z, v[i].z, ss);
+      ss = fmaf(v[i].w, v[i].w, ss);
+    }
+  }
+  return ss;
+}
+
 template <bool kAdd>
 __global__ void __launch_bounds__(1024) rms_norm_vec_kernel(const float* __restrict__ in, const float* __restrict__ w,
                                                            float eps, int n, float* out) {
@@ -58,19 +76,7 @@ __global__ void __launch_bounds__(1024) rms_norm_vec_kernel(const float* __restr
   const int n4 = n / 4;
   const float4* xr = reinterpret_cast<const float4*>(in + r * n);
   float4 v[kVecPer];
-  float ss = 0.f;
-#pragma unroll
-  for (int i = 0; i < kVecPer; ++i) {
-    const int idx = threadIdx.x + i * blockDim.x;
-    if (idx < n4) {
-      v[i] = xr[idx];
-      ss = fmaf(v[i].x, v[i].x, ss);
-      ss = fmaf(v[i].y, v[i].y, ss);
-      ss = fmaf(v[i].z, v[i].z, ss);
-      ss = fmaf(v[i].w, v[i].w, ss);
-    }
-  }
-  ss = block_sum(ss);
+  const float ss = block_sum(load_row_sumsq(xr, n4, v));
   const float inv = rsqrtf(ss / float(n) + eps);
   float4* yr = reinterpret_cast<float4*>(out + r * n);
 #pragma unroll
@@ -160,19 +166,7 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
   const float4* orow = reinterpret_cast<const float4*>(o + r * n);
   float4* xrow = reinterpret_cast<float4*>(x + r * n);
   float4 v[kVecPer];
-  float ss = 0.f;
-#pragma unroll
-  for (int i = 0; i < kVecPer; ++i) {
-    const int idx = threadIdx.x + i * blockDim.x;
-    if (idx < n4) {
-      v[i] = orow[idx];
-      ss = fmaf(v[i].x, v[i].x, ss);
-      ss = fmaf(v[i].y, v[i].y, ss);
-      ss = fmaf(v[i].z, v[i].z, ss);
-      ss = fmaf(v[i].w, v[i].w, ss);
-    }
-  }
-  ss = block_sum(ss);
+  const float ss = block_sum(load_row_sumsq(orow, n4, v));
   const float inv = rsqrtf(ss / float(n) + eps);
   float ss2 = 0.f;
 #pragma unroll
