@@ -8,24 +8,15 @@
 
 #include "backend/backend.h"
 #include "io/safetensors.h"
+#include "util/fixture.h"
 #include "model/model.h"
 #include "model/session.h"
 
 namespace g4 {
 namespace {
 
-std::vector<float> read_floats(const SafetensorsFile& f, const char* n) {
-  const TensorInfo& t = *f.find(n);
-  std::vector<float> v(size_t(t.numel()));
-  std::memcpy(v.data(), t.data, t.nbytes);
-  return v;
-}
-std::vector<int32_t> read_ints(const SafetensorsFile& f, const char* n) {
-  const TensorInfo& t = *f.find(n);
-  std::vector<int32_t> v(size_t(t.numel()));
-  std::memcpy(v.data(), t.data, t.nbytes);
-  return v;
-}
+std::vector<float> read_floats(const SafetensorsFile& f, const char* n) { return testing_util::read_tensor<float>(f, n); }
+std::vector<int32_t> read_ints(const SafetensorsFile& f, const char* n) { return testing_util::read_tensor<int32_t>(f, n); }
 
 class CpuFixtureTest : public ::testing::TestWithParam<const char*> {};
 

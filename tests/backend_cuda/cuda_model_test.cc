@@ -7,6 +7,7 @@
 
 #include "cuda_test_util.h"
 #include "io/safetensors.h"
+#include "util/fixture.h"
 #include "model/model.h"
 #include "model/sampler.h"
 #include "model/session.h"
@@ -14,25 +15,8 @@
 namespace g4::test {
 namespace {
 
-struct Expected {
-  std::vector<int32_t> prompt, greedy;
-  std::vector<float> prompt_logits, step_logits;
-};
-
-Expected read_expected(const std::string& dir) {
-  SafetensorsFile f(dir + "/expected.safetensors");
-  Expected e;
-  auto get = [&](const char* n, auto& v) {
-    const TensorInfo& t = *f.find(n);
-    v.resize(size_t(t.numel()));
-    std::memcpy(v.data(), t.data, t.nbytes);
-  };
-  get("prompt", e.prompt);
-  get("greedy_tokens", e.greedy);
-  get("prompt_logits", e.prompt_logits);
-  get("greedy_step_logits", e.step_logits);
-  return e;
-}
+using testing_util::Expected;
+using testing_util::read_expected;
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());

@@ -7,6 +7,7 @@
 
 #include "backend/backend.h"
 #include "io/safetensors.h"
+#include "util/fixture.h"
 #include "model/model.h"
 #include "model/sampler.h"
 #include "model/session.h"
@@ -14,32 +15,8 @@
 namespace g4 {
 namespace {
 
-struct Expected {
-  std::vector<int32_t> prompt, greedy;
-  std::vector<float> prompt_logits, step_logits;
-};
-
-Expected read_expected(const std::string& dir) {
-  SafetensorsFile f(dir + "/expected.safetensors");
-  Expected e;
-  auto ints = [&](const char* n) {
-    const TensorInfo& t = *f.find(n);
-    std::vector<int32_t> v(size_t(t.numel()));
-    std::memcpy(v.data(), t.data, t.nbytes);
-    return v;
-  };
-  auto floats = [&](const char* n) {
-    const TensorInfo& t = *f.find(n);
-    std::vector<float> v(size_t(t.numel()));
-    std::memcpy(v.data(), t.data, t.nbytes);
-    return v;
-  };
-  e.prompt = ints("prompt");
-  e.greedy = ints("greedy_tokens");
-  e.prompt_logits = floats("prompt_logits");
-  e.step_logits = floats("greedy_step_logits");
-  return e;
-}
+using testing_util::Expected;
+using testing_util::read_expected;
 
 // Max |a - b| with the worst index, so a failure says where.
 struct Diff { double max = 0; size_t at = 0; };

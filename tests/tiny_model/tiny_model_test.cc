@@ -13,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "io/safetensors.h"
+#include "util/fixture.h"
 #include "model/model.h"
 #include "model/sampler.h"
 #include "model/session.h"
@@ -31,16 +32,7 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(ss.str());
 }
 
-template <typename T>
-std::vector<T> read_tensor(const SafetensorsFile& f, const char* name) {
-  const TensorInfo* t = f.find(name);
-  EXPECT_NE(t, nullptr) << name;
-  if (!t) return {};
-  std::vector<T> v(size_t(t->numel()));
-  EXPECT_EQ(t->nbytes, v.size() * sizeof(T)) << name;
-  std::memcpy(v.data(), t->data, std::min<size_t>(t->nbytes, v.size() * sizeof(T)));
-  return v;
-}
+using testing_util::read_tensor;
 
 struct Diff { double max = 0; size_t at = 0; };
 Diff max_diff(const std::vector<float>& a, const std::vector<float>& b) {

@@ -11,6 +11,7 @@
 #include "backend/backend.h"
 #include "engine/conversation.h"
 #include "io/safetensors.h"
+#include "util/fixture.h"
 #include "model/model.h"
 #include "tokenizer/chat_output.h"
 #include "tokenizer/chat_template.h"
@@ -29,12 +30,7 @@ const char* kWeatherTool = R"([{"type": "function", "function": {"name": "get_we
                  "required": ["city"]}}}])";
 
 std::vector<int32_t> read_ids(const SafetensorsFile& f, const char* name) {
-  const TensorInfo* t = f.find(name);
-  EXPECT_NE(t, nullptr) << name;
-  if (!t) return {};
-  std::vector<int32_t> v(size_t(t->numel()));
-  std::memcpy(v.data(), t->data, v.size() * sizeof(int32_t));
-  return v;
+  return testing_util::read_tensor<int32_t>(f, name);
 }
 
 struct Fixture {
