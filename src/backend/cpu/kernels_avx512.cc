@@ -5,15 +5,10 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
-
-
-
-
-
-
 
 namespace g4::cpu {
 
@@ -57,22 +52,15 @@ void quantize_row_avx512(const float* x, int64_t cols, QAct& a, int64_t t) {
 
 // y[t + j, r + i] for an R x TT tile: R x TT int32 accumulators over one 512-element block, closed by
 // acc_f += s_w * (dot * s_a - zu * asum) for 16 groups at once (zu = z + zoff, or the symmetric constant).
-// pf: first row of the tile that comes next (or -1): its codes, scales and zeros are prefetched block by
-// block, one tile ahead, so the rows' many short streams (codes, scales, zeros of R rows) do not each wait
-// for the hardware prefetcher to pick them up.
+// Any r is correct (rows are addressed one by one), but callers put R = kTileRows tiles on tile
+// boundaries: the tile's codes, scales and zeros of a block are then one contiguous chunk, and
+// successive blocks and tiles follow it in memory (cpu_weight.h).
+// pf > 0: each chunk also prefetches the chunk pf bytes further on in that stream.
 template <QuantKind K, ScaleType ST, bool ASYM, int R, int TT>
-void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int64_t ldy, int64_t pf = -1) {
+void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int64_t ldy, int64_t pf = 0) {
   __m512 accf[R][TT];
   for (int i = 0; i < R; ++i)
     for (int j = 0; j < TT; ++j) accf[i][j] = _mm512_setzero_ps();
-  const uint8_t* wc[R];
-  const uint8_t* ws[R];
-  const uint8_t* wz[R];
-  for (int i = 0; i < R; ++i) {
-    wc[i] = w.row_codes(r + i);
-    ws[i] = w.row_scales(r + i);
-    wz[i] = ASYM ? w.row_zeros(r + i) : nullptr;
-  }
   const int8_t* ac[TT];
   const float* sa[TT];
   const float* as[TT];
@@ -83,18 +71,21 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
   }
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512 zoff = _mm512_set1_ps(w.zoff), zsym = _mm512_set1_ps(w.zu);
-  const int64_t cp = w.cols_p, ss = int64_t(w.scale_size());
-  for (int64_t base = 0; base < cp; base += 512) {
-    const bool full = base + 512 <= cp;
+  for (int64_t b = 0; b < w.blocks; ++b) {
+    const int64_t base = b * 512;
+    const bool full = w.full_block(b);
     const int64_t step = full ? 64 : 32;
-    if (pf >= 0) {
-      const int64_t cb = K == QuantKind::kInt4 ? base / 2 : base, nb = K == QuantKind::kInt4 ? 256 : 512;
-      for (int i = 0; i < R; ++i) {
-        const char* c = reinterpret_cast<const char*>(w.row_codes(pf + i)) + cb;
-        for (int64_t o = 0; o < nb; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(w.row_scales(pf + i)) + base / 32 * ss, _MM_HINT_T0);
-        if (ASYM) _mm_prefetch(reinterpret_cast<const char*>(w.row_zeros(pf + i)) + base / 32 * ss, _MM_HINT_T0);
-      }
+    const uint8_t* wc[R];
+    const uint8_t* ws[R];
+    const uint8_t* wz[R];
+    for (int i = 0; i < R; ++i) {
+      wc[i] = w.block_codes(r + i, b);
+      ws[i] = w.block_scales(r + i, b);
+      wz[i] = ASYM ? w.block_zeros(r + i, b) : nullptr;
+    }
+    if (pf > 0) {
+      const char* p = reinterpret_cast<const char*>(w.data.data() + w.chunk_off(r, b)) + pf;
+      for (int64_t o = 0; o < w.chunk_bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
     }
     const __mmask64 bm = full ? ~0ULL : 0xFFFFFFFFULL;
     const __mmask16 sm = full ? 0xFFFF : 0xFF;
@@ -105,7 +96,7 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
       for (int s = 0; s < 4; ++s) {
         __m512i lo[R], hi[R];
         for (int i = 0; i < R; ++i) {
-          const __m512i c = _mm512_maskz_loadu_epi8(bm, wc[i] + base / 2 + s * step);
+          const __m512i c = _mm512_maskz_loadu_epi8(bm, wc[i] + s * step);
           lo[i] = _mm512_and_si512(c, m4);
           hi[i] = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
         }
@@ -121,7 +112,7 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
     } else {
       for (int s = 0; s < 8; ++s) {
         __m512i c[R];
-        for (int i = 0; i < R; ++i) c[i] = _mm512_maskz_loadu_epi8(bm, wc[i] + base + s * step);
+        for (int i = 0; i < R; ++i) c[i] = _mm512_maskz_loadu_epi8(bm, wc[i] + s * step);
         for (int j = 0; j < TT; ++j) {
           const __m512i xv = _mm512_maskz_loadu_epi8(bm, ac[j] + base + s * step);
           for (int i = 0; i < R; ++i) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], c[i], xv);
@@ -130,8 +121,8 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
     }
     const int64_t g0 = base / 32;
     for (int i = 0; i < R; ++i) {
-      const __m512 sw = load_scales<ST>(ws[i] + g0 * ss, sm);
-      const __m512 zu = ASYM ? _mm512_add_ps(load_scales<ST>(wz[i] + g0 * ss, sm), zoff) : zsym;
+      const __m512 sw = load_scales<ST>(ws[i], sm);
+      const __m512 zu = ASYM ? _mm512_add_ps(load_scales<ST>(wz[i], sm), zoff) : zsym;
       for (int j = 0; j < TT; ++j) {
         __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i][j]), _mm512_maskz_loadu_ps(sm, sa[j] + g0));
         v = _mm512_fnmadd_ps(zu, _mm512_maskz_loadu_ps(sm, as[j] + g0), v);
@@ -143,31 +134,45 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
     for (int j = 0; j < TT; ++j) y[(t + j) * ldy + r + i] = _mm512_reduce_add_ps(accf[i][j]);
 }
 
+// Distance of the decode GEMV's software prefetch along its stream (0: hardware prefetch only).
+int64_t prefetch_distance() {
+  static const int64_t d = [] {
+    const char* e = std::getenv("G4_CPU_PF");
+    return e && *e ? std::atoll(e) : int64_t(0);
+  }();
+  return d;
+}
+
 template <QuantKind K, ScaleType ST, bool ASYM>
 void qgemm_typed(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  constexpr int kRowTile = int(kTileRows);
   if (a.T == 1) {
+    const int64_t pf = prefetch_distance();
     int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) qtile<K, ST, ASYM, 4, 1>(w, a, r, 0, y, ldy, r + 8 <= r1 ? r + 4 : -1);
+    for (; r < r1 && r % kRowTile != 0; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, 0, y, ldy);
+    for (; r + kRowTile <= r1; r += kRowTile) qtile<K, ST, ASYM, kRowTile, 1>(w, a, r, 0, y, ldy, pf);
     for (; r < r1; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, 0, y, ldy);
     return;
   }
-  // Prefill: a block of kRowBlock weight rows (43 KB of int4 at 5376 columns) stays in L2 while every
-  // token tile passes over it, so weights come from memory once rather than once per token tile.
+  // Prefill: a block of kRowBlock weight rows (4 tiles, 43 KB of int4 at 5376 columns) stays in L2 while
+  // every token tile passes over it, so weights come from memory once rather than once per token tile.
   // 4 x 4 tiles: 16 int32 accumulators, 8 unpacked weight registers; 2x4, 3x4 and 4x3 measured the same
   // within noise (bench/cpu_gemm_bench).
   constexpr int64_t kRowBlock = 16;
-  constexpr int kRowTile = 4, kTokTile = 4;
+  constexpr int kTokTile = 4;
   for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
     const int64_t re = std::min(r1, rb + kRowBlock);
     int64_t t = 0;
     for (; t + kTokTile <= a.T; t += kTokTile) {
       int64_t r = rb;
+      for (; r < re && r % kRowTile != 0; ++r) qtile<K, ST, ASYM, 1, kTokTile>(w, a, r, t, y, ldy);
       for (; r + kRowTile <= re; r += kRowTile) qtile<K, ST, ASYM, kRowTile, kTokTile>(w, a, r, t, y, ldy);
       for (; r < re; ++r) qtile<K, ST, ASYM, 1, kTokTile>(w, a, r, t, y, ldy);
     }
     for (; t < a.T; ++t) {
       int64_t r = rb;
-      for (; r + 4 <= re; r += 4) qtile<K, ST, ASYM, 4, 1>(w, a, r, t, y, ldy);
+      for (; r < re && r % kRowTile != 0; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
+      for (; r + kRowTile <= re; r += kRowTile) qtile<K, ST, ASYM, kRowTile, 1>(w, a, r, t, y, ldy);
       for (; r < re; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
     }
   }
