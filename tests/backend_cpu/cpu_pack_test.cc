@@ -1,5 +1,5 @@
 // The tile-interleaved packed layout (cpu_weight.h): every byte of a packed weight belongs to exactly one
-// (row, block) part and a tile's chunks follow each other, codes stay 64-byte aligned, padding rows are
+// (row, block, step) part and a tile's chunks follow each other, code steps stay aligned, padding rows are
 // zero, unpacking gives back the source weights exactly, and each kernel table gives bit-identical rows
 // whatever row range it is handed (tiles cut anywhere, the way a thread pool might cut them).
 #include <gtest/gtest.h>
@@ -77,8 +77,10 @@ TEST(CpuPack, TileLayoutCoversEveryByteOnceAndRoundTrips) {
             const size_t ss = p.scale_size();
             for (int64_t r = 0; r < p.tiles() * cpu::kTileRows; ++r)
               for (int64_t b = 0; b < p.blocks; ++b) {
-                EXPECT_EQ(p.codes_off(r, b) % 64, 0u) << what << " row " << r << " block " << b;
-                claim(p.codes_off(r, b), size_t(p.block_code_bytes(b)));
+                const int64_t sb = p.step_bytes(b);
+                EXPECT_EQ(p.codes_off(r, b) % size_t(sb), 0u) << what << " row " << r << " block " << b;
+                for (int64_t st = 0; st < p.block_code_bytes(b) / sb; ++st)
+                  claim(p.codes_off(r, b) + size_t(st * p.code_stride(b)), size_t(sb));
                 claim(p.scales_off(r, b), size_t(p.block_groups(b)) * ss);
                 if (asym) claim(p.zeros_off(r, b), size_t(p.block_groups(b)) * ss);
               }
@@ -89,7 +91,9 @@ TEST(CpuPack, TileLayoutCoversEveryByteOnceAndRoundTrips) {
             // Padding rows of the last tile are all zero (scale 0: they add nothing).
             for (int64_t r = rows; r < p.tiles() * cpu::kTileRows; ++r)
               for (int64_t b = 0; b < p.blocks; ++b)
-                for (int64_t i = 0; i < p.block_code_bytes(b); ++i) ASSERT_EQ(p.block_codes(r, b)[i], 0) << what;
+                for (int64_t st = 0; st < p.block_code_bytes(b) / p.step_bytes(b); ++st)
+                  for (int64_t i = 0; i < p.step_bytes(b); ++i)
+                    ASSERT_EQ(p.block_codes(r, b)[st * p.code_stride(b) + i], 0) << what;
             std::vector<float> got(static_cast<size_t>(cols)), want(got.size());
             for (int64_t r = 0; r < rows; ++r) {
               cpu::dequantize_packed_row(p, r, got.data());

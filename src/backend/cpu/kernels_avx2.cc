@@ -104,6 +104,7 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
   for (int64_t b = 0; b < w.blocks; ++b) {
     const int64_t base = b * 512;
     const bool full = w.full_block(b);
+    const int64_t cs = w.code_stride(b);  // a row's next step, past the other tile rows' steps
     const uint8_t* wc[R];
     const uint8_t* ws[R];
     const uint8_t* wz[R];
@@ -121,7 +122,7 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
         for (int64_t s = 0; s < 4; ++s) {
           __m256i lo[R], hi[R];
           for (int i = 0; i < R; ++i) {
-            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc[i] + s * step + ho));
+            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc[i] + s * cs + ho));
             lo[i] = _mm256_and_si256(c, m4);
             hi[i] = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
           }
@@ -140,7 +141,7 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
           __m256i cabs[R], csgn[R];
           for (int i = 0; i < R; ++i) {
             csgn[i] = _mm256_xor_si256(
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc[i] + s * step + ho)), flip);
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc[i] + s * cs + ho)), flip);
             cabs[i] = _mm256_abs_epi8(csgn[i]);
           }
           for (int j = 0; j < TT; ++j) {

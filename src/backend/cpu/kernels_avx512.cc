@@ -5,7 +5,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
@@ -50,14 +49,80 @@ void quantize_row_avx512(const float* x, int64_t cols, QAct& a, int64_t t) {
   }
 }
 
-// y[t + j, r + i] for an R x TT tile: R x TT int32 accumulators over one 512-element block, closed by
-// acc_f += s_w * (dot * s_a - zu * asum) for 16 groups at once (zu = z + zoff, or the symmetric constant).
-// Any r is correct (rows are addressed one by one), but callers put R = kTileRows tiles on tile
-// boundaries: the tile's codes, scales and zeros of a block are then one contiguous chunk, and
-// successive blocks and tiles follow it in memory (cpu_weight.h).
-// pf > 0: each chunk also prefetches the chunk pf bytes further on in that stream.
+// Decode (one token): one 512-element block (FULL) or half block of an R-row tile, closed by
+// accf += s_w * (dot * s_a - zu * asum) for 16 (8) groups at once (zu = z + zoff, or the symmetric constant).
+// chunk: the tile's chunk for this block (cpu_weight.h); sub: the first row's place in its tile. With the
+// geometry known at compile time every weight load is a constant offset from chunk: int4 4x1 measured 65 ->
+// 95 G MAC/s in cache and 29 -> 35 GB/s from memory against per-row pointers (cpu_gemm_bench).
+// ac, sa, as: the activation's codes, scales and sums at this block.
+template <QuantKind K, ScaleType ST, bool ASYM, int R, bool FULL>
+__attribute__((always_inline)) inline void qblock(const uint8_t* chunk, int64_t sub, const int8_t* ac, const float* sa,
+                                                  const float* as, __m512 zoff, __m512 zsym, __m512 (&accf)[R]) {
+  constexpr int64_t kStep = QPacked::step_bytes_of(FULL), kStride = kTileRows * kStep;
+  constexpr int64_t kGroupBytes = QPacked::groups_of(FULL) * (ST == ScaleType::kF32 ? 4 : 2);
+  const uint8_t* const scales = chunk + kTileRows * QPacked::code_bytes_of(K, FULL);
+  const uint8_t* const zeros = scales + kTileRows * kGroupBytes;
+  constexpr __mmask64 bm = FULL ? ~0ULL : 0xFFFFFFFFULL;
+  constexpr __mmask16 sm = FULL ? 0xFFFF : 0xFF;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  __m512i acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_si512();
+  const uint8_t* const w0 = chunk + sub * kStep;  // row i's step s: w0 + i * kStep + s * kStride
+  if constexpr (K == QuantKind::kInt4) {
+#pragma GCC unroll 4
+    for (int s = 0; s < 4; ++s) {
+      const __m512i xl = _mm512_maskz_loadu_epi8(bm, ac + s * kStep);
+      const __m512i xh = _mm512_maskz_loadu_epi8(bm, ac + (s + 4) * kStep);
+      for (int i = 0; i < R; ++i) {
+        const __m512i c = _mm512_maskz_loadu_epi8(bm, w0 + i * kStep + s * kStride);
+        acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_and_si512(c, m4), xl);
+        acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_and_si512(_mm512_srli_epi16(c, 4), m4), xh);
+      }
+    }
+  } else {
+#pragma GCC unroll 8
+    for (int s = 0; s < 8; ++s) {
+      __m512i c[R];
+      for (int i = 0; i < R; ++i) c[i] = _mm512_maskz_loadu_epi8(bm, w0 + i * kStep + s * kStride);
+      const __m512i xv = _mm512_maskz_loadu_epi8(bm, ac + s * kStep);
+      for (int i = 0; i < R; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], c[i], xv);
+    }
+  }
+  const __m512 vsa = _mm512_maskz_loadu_ps(sm, sa), vas = _mm512_maskz_loadu_ps(sm, as);
+  for (int i = 0; i < R; ++i) {
+    const __m512 sw = load_scales<ST>(scales + (sub + i) * kGroupBytes, sm);
+    const __m512 zu = ASYM ? _mm512_add_ps(load_scales<ST>(zeros + (sub + i) * kGroupBytes, sm), zoff) : zsym;
+    const __m512 v = _mm512_fnmadd_ps(zu, vas, _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i]), vsa));
+    accf[i] = _mm512_fmadd_ps(v, sw, accf[i]);
+  }
+}
+
+// y[0, r + i] for an R-row decode tile: R = 1 (any row) or R = kTileRows with r on a tile boundary, whose
+// blocks are then consecutive chunks of one forward stream. No software prefetch: with one stream the
+// hardware prefetcher keeps up, and prefetching 0.5-8 KB ahead measured 30-35% slower (int4 and int8).
+template <QuantKind K, ScaleType ST, bool ASYM, int R>
+void qrow_tile(const QPacked& w, const QAct& a, int64_t r, float* y) {
+  static_assert(R == 1 || R == kTileRows, "a decode tile is one row or one whole packed tile");
+  __m512 accf[R];
+  for (int i = 0; i < R; ++i) accf[i] = _mm512_setzero_ps();
+  const __m512 zoff = _mm512_set1_ps(w.zoff), zsym = _mm512_set1_ps(w.zu);
+  const int64_t sub = R == kTileRows ? 0 : r % kTileRows, full_blocks = w.cols_p / 512;
+  const uint8_t* chunk = w.data.data() + w.chunk_off(r, 0);
+  const int8_t* ac = a.row(0);
+  const float* sa = a.sa.data();
+  const float* as = a.asum.data();
+  for (int64_t b = 0; b < full_blocks; ++b, chunk += w.chunk_bytes, ac += 512, sa += 16, as += 16)
+    qblock<K, ST, ASYM, R, true>(chunk, sub, ac, sa, as, zoff, zsym, accf);
+  if (full_blocks < w.blocks) qblock<K, ST, ASYM, R, false>(chunk, sub, ac, sa, as, zoff, zsym, accf);
+  for (int i = 0; i < R; ++i) y[r + i] = _mm512_reduce_add_ps(accf[i]);
+}
+
+// Prefill: y[t + j, r + i] for an R x TT tile, R x TT int32 accumulators over one block at a time, closed
+// as in qblock. Rows are addressed one by one (any r); the step loops are unrolled by hand: left to
+// itself GCC 12 keeps them rolled and shuffles the accumulators through the stack (int8 4x4 17% slower).
+// (qblock's constant-offset addressing measured 5-15% slower here: GCC then spills more accumulators.)
 template <QuantKind K, ScaleType ST, bool ASYM, int R, int TT>
-void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int64_t ldy, int64_t pf = 0) {
+void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int64_t ldy) {
   __m512 accf[R][TT];
   for (int i = 0; i < R; ++i)
     for (int j = 0; j < TT; ++j) accf[i][j] = _mm512_setzero_ps();
@@ -74,7 +139,7 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
   for (int64_t b = 0; b < w.blocks; ++b) {
     const int64_t base = b * 512;
     const bool full = w.full_block(b);
-    const int64_t step = full ? 64 : 32;
+    const int64_t step = full ? 64 : 32, cs = w.code_stride(b);
     const uint8_t* wc[R];
     const uint8_t* ws[R];
     const uint8_t* wz[R];
@@ -83,20 +148,17 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
       ws[i] = w.block_scales(r + i, b);
       wz[i] = ASYM ? w.block_zeros(r + i, b) : nullptr;
     }
-    if (pf > 0) {
-      const char* p = reinterpret_cast<const char*>(w.data.data() + w.chunk_off(r, b)) + pf;
-      for (int64_t o = 0; o < w.chunk_bytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
-    }
     const __mmask64 bm = full ? ~0ULL : 0xFFFFFFFFULL;
     const __mmask16 sm = full ? 0xFFFF : 0xFF;
     __m512i acc[R][TT];
     for (int i = 0; i < R; ++i)
       for (int j = 0; j < TT; ++j) acc[i][j] = _mm512_setzero_si512();
     if constexpr (K == QuantKind::kInt4) {
+#pragma GCC unroll 4
       for (int s = 0; s < 4; ++s) {
         __m512i lo[R], hi[R];
         for (int i = 0; i < R; ++i) {
-          const __m512i c = _mm512_maskz_loadu_epi8(bm, wc[i] + s * step);
+          const __m512i c = _mm512_maskz_loadu_epi8(bm, wc[i] + s * cs);
           lo[i] = _mm512_and_si512(c, m4);
           hi[i] = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
         }
@@ -110,9 +172,10 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
         }
       }
     } else {
+#pragma GCC unroll 8
       for (int s = 0; s < 8; ++s) {
         __m512i c[R];
-        for (int i = 0; i < R; ++i) c[i] = _mm512_maskz_loadu_epi8(bm, wc[i] + s * step);
+        for (int i = 0; i < R; ++i) c[i] = _mm512_maskz_loadu_epi8(bm, wc[i] + s * cs);
         for (int j = 0; j < TT; ++j) {
           const __m512i xv = _mm512_maskz_loadu_epi8(bm, ac[j] + base + s * step);
           for (int i = 0; i < R; ++i) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], c[i], xv);
@@ -134,24 +197,14 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
     for (int j = 0; j < TT; ++j) y[(t + j) * ldy + r + i] = _mm512_reduce_add_ps(accf[i][j]);
 }
 
-// Distance of the decode GEMV's software prefetch along its stream (0: hardware prefetch only).
-int64_t prefetch_distance() {
-  static const int64_t d = [] {
-    const char* e = std::getenv("G4_CPU_PF");
-    return e && *e ? std::atoll(e) : int64_t(0);
-  }();
-  return d;
-}
-
 template <QuantKind K, ScaleType ST, bool ASYM>
 void qgemm_typed(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   constexpr int kRowTile = int(kTileRows);
   if (a.T == 1) {
-    const int64_t pf = prefetch_distance();
     int64_t r = r0;
-    for (; r < r1 && r % kRowTile != 0; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, 0, y, ldy);
-    for (; r + kRowTile <= r1; r += kRowTile) qtile<K, ST, ASYM, kRowTile, 1>(w, a, r, 0, y, ldy, pf);
-    for (; r < r1; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, 0, y, ldy);
+    for (; r < r1 && r % kRowTile != 0; ++r) qrow_tile<K, ST, ASYM, 1>(w, a, r, y);
+    for (; r + kRowTile <= r1; r += kRowTile) qrow_tile<K, ST, ASYM, kRowTile>(w, a, r, y);
+    for (; r < r1; ++r) qrow_tile<K, ST, ASYM, 1>(w, a, r, y);
     return;
   }
   // Prefill: a block of kRowBlock weight rows (4 tiles, 43 KB of int4 at 5376 columns) stays in L2 while

@@ -107,6 +107,7 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
   for (int64_t b = 0; b < w.blocks; ++b) {
     const int64_t base = b * 512;
     const bool full = w.full_block(b);
+    const int64_t cs = w.code_stride(b);  // a row's next step, past the other tile rows' steps
     const uint8_t* wc[R];
     const uint8_t* ws[R];
     const uint8_t* wz[R];
@@ -124,7 +125,7 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
         for (int64_t s = 0; s < 4; ++s) {
           int8x16_t lo[R], hi[R];
           for (int i = 0; i < R; ++i) {
-            const uint8x16_t c = vld1q_u8(wc[i] + s * step + qo);
+            const uint8x16_t c = vld1q_u8(wc[i] + s * cs + qo);
             lo[i] = vreinterpretq_s8_u8(vandq_u8(c, m4));
             hi[i] = vreinterpretq_s8_u8(vshrq_n_u8(c, 4));
           }
@@ -137,7 +138,7 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
       } else {
         for (int64_t s = 0; s < 8; ++s) {
           int8x16_t c[R];
-          for (int i = 0; i < R; ++i) c[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wc[i] + s * step + qo), flip));
+          for (int i = 0; i < R; ++i) c[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wc[i] + s * cs + qo), flip));
           for (int j = 0; j < TT; ++j) {
             const int8x16_t xv = vld1q_s8(ac[j] + base + s * step + qo);
             for (int i = 0; i < R; ++i) acc[i][j] = dot4(acc[i][j], c[i], xv);

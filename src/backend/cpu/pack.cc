@@ -1,6 +1,5 @@
 // Load-time packing into the CPU layouts of cpu_weight.h. The source (usually an mmap of the checkpoint)
 // is read once; only the packed copy stays resident, so peak memory is the packed size plus page cache.
-#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -92,19 +91,15 @@ void pack_quant(const QuantWeight& w, const std::string& name, QPacked& q) {
   const int64_t gpr = w.groups_per_row(), sub = w.group_size / 32;  // 32-groups per source group
   const size_t ss = q.scale_size(), src_ss = dtype_size(w.scale_dtype);
   for (int64_t r = 0; r < w.rows; ++r) {
-    for (int64_t b = 0, base = 0; base < w.cols; ++b, base += 512) {
-      uint8_t* dst = out + q.codes_off(r, b);
-      for (int64_t k = base; k < std::min(w.cols, base + 512); ++k) {
-        if (w.kind == QuantKind::kInt4) {
-          const uint8_t byte = w.codes[size_t(r) * size_t(w.cols / 2) + size_t(k / 2)];
-          const uint8_t c = (k & 1) ? uint8_t(byte >> 4) : uint8_t(byte & 15);
-          bool high;
-          const int64_t pos = int4_pos(k, q.cols_p, &high) - base / 2;
-          dst[pos] = uint8_t(dst[pos] | (high ? uint8_t(c << 4) : c));
-        } else {
-          const int8_t c = reinterpret_cast<const int8_t*>(w.codes)[size_t(r) * size_t(w.cols) + size_t(k)];
-          dst[element_pos(k, q.cols_p) - base] = uint8_t(int(c) + 128);
-        }
+    for (int64_t k = 0; k < w.cols; ++k) {
+      bool high;
+      uint8_t& dst = out[q.code_off(r, k, &high)];
+      if (w.kind == QuantKind::kInt4) {
+        const uint8_t byte = w.codes[size_t(r) * size_t(w.cols / 2) + size_t(k / 2)];
+        const uint8_t c = (k & 1) ? uint8_t(byte >> 4) : uint8_t(byte & 15);
+        dst = uint8_t(dst | (high ? uint8_t(c << 4) : c));
+      } else {
+        dst = uint8_t(int(reinterpret_cast<const int8_t*>(w.codes)[size_t(r) * size_t(w.cols) + size_t(k)]) + 128);
       }
     }
     for (int64_t g = 0; g < gpr; ++g) {
