@@ -136,17 +136,26 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
   }
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512 zoff = _mm512_set1_ps(w.zoff), zsym = _mm512_set1_ps(w.zu);
+  const uint8_t* tile[R];  // row i's tile at block 0, and its place in that tile
+  int64_t sub[R];
+  for (int i = 0; i < R; ++i) {
+    tile[i] = w.data.data() + w.chunk_off(r + i, 0);
+    sub[i] = (r + i) % kTileRows;
+  }
+  const int64_t ss = int64_t(w.scale_size());
   for (int64_t b = 0; b < w.blocks; ++b) {
     const int64_t base = b * 512;
     const bool full = w.full_block(b);
-    const int64_t step = full ? 64 : 32, cs = w.code_stride(b);
+    const int64_t step = full ? 64 : 32, cs = kTileRows * step, gbytes = (full ? 16 : 8) * ss;
+    const int64_t scales_at = kTileRows * (K == QuantKind::kInt4 ? 4 : 8) * step;  // past the codes
     const uint8_t* wc[R];
     const uint8_t* ws[R];
     const uint8_t* wz[R];
-    for (int i = 0; i < R; ++i) {
-      wc[i] = w.block_codes(r + i, b);
-      ws[i] = w.block_scales(r + i, b);
-      wz[i] = ASYM ? w.block_zeros(r + i, b) : nullptr;
+    for (int i = 0; i < R; ++i) {  // as w.block_codes / block_scales / block_zeros(r + i, b)
+      const uint8_t* chunk = tile[i] + b * w.chunk_bytes;
+      wc[i] = chunk + sub[i] * step;
+      ws[i] = chunk + scales_at + sub[i] * gbytes;
+      wz[i] = ws[i] + kTileRows * gbytes;
     }
     const __mmask64 bm = full ? ~0ULL : 0xFFFFFFFFULL;
     const __mmask16 sm = full ? 0xFFFF : 0xFF;
