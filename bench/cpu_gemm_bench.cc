@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
     q.zeros = i4 ? zeros.data() : nullptr;  // int4 asymmetric (the g4 default), int8 symmetric
     cpu::QPacked w;
     cpu::pack_quant(q, "bench", w);
-    const double bytes = double(w.rows) * double(w.row_bytes() + w.groups * 2 * (i4 ? 2 : 1));
+    const double bytes = double(w.data.size);
     for (int64_t T : {1, 16, 64}) {
       std::normal_distribution<float> nd;
       std::vector<float> x(size_t(T * cols));

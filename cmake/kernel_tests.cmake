@@ -17,7 +17,8 @@ add_subdirectory(${G4_GTEST_SOURCE} ${CMAKE_BINARY_DIR}/googletest EXCLUDE_FROM_
 
 enable_testing()
 add_executable(test_cpu_kernels ${PROJECT_SOURCE_DIR}/tests/backend_cpu/cpu_matmul_test.cc
-                                ${PROJECT_SOURCE_DIR}/tests/backend_cpu/cpu_ops_test.cc)
+                                ${PROJECT_SOURCE_DIR}/tests/backend_cpu/cpu_ops_test.cc
+                                ${PROJECT_SOURCE_DIR}/tests/backend_cpu/cpu_pack_test.cc)
 target_link_libraries(test_cpu_kernels PRIVATE g4_backend gtest gtest_main)
 target_include_directories(test_cpu_kernels PRIVATE ${PROJECT_SOURCE_DIR}/tests)
 add_test(NAME cpu_kernels COMMAND test_cpu_kernels)

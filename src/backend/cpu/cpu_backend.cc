@@ -122,7 +122,7 @@ void CpuBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   if (W.quantized) {
     act_.resize(T, W.q.cols_p);
     pool_.run(T, [&](int64_t t) { k_->quantize_row(f32(x) + t * in, in, act_, t); });
-    parallel_rows(out, T == 1 ? 4 : 2, [&](int64_t r0, int64_t r1) { k_->qgemm(W.q, act_, f32(y), out, r0, r1); });
+    parallel_rows(out, cpu::kTileRows, [&](int64_t r0, int64_t r1) { k_->qgemm(W.q, act_, f32(y), out, r0, r1); });
   } else {
     parallel_rows(out, 4, [&](int64_t r0, int64_t r1) { k_->dgemm(W.d, f32(x), T, f32(y), out, r0, r1); });
   }

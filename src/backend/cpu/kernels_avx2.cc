@@ -90,14 +90,6 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
   __m256 accf[R][TT];
   for (int i = 0; i < R; ++i)
     for (int j = 0; j < TT; ++j) accf[i][j] = _mm256_setzero_ps();
-  const uint8_t* wc[R];
-  const uint8_t* ws[R];
-  const uint8_t* wz[R];
-  for (int i = 0; i < R; ++i) {
-    wc[i] = w.row_codes(r + i);
-    ws[i] = w.row_scales(r + i);
-    wz[i] = ASYM ? w.row_zeros(r + i) : nullptr;
-  }
   const int8_t* ac[TT];
   const float* sa[TT];
   const float* as[TT];
@@ -108,9 +100,19 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
   }
   const __m256i m4 = _mm256_set1_epi8(0x0F), flip = _mm256_set1_epi8(char(0x80)), ones = _mm256_set1_epi16(1);
   const __m256 zsym = _mm256_set1_ps(kInt4 ? 8.0f : 0.0f);
-  const int64_t cp = w.cols_p, ss = int64_t(w.scale_size());
-  for (int64_t base = 0; base < cp; base += 512) {
-    const bool full = base + 512 <= cp;
+  const int64_t ss = int64_t(w.scale_size());
+  for (int64_t b = 0; b < w.blocks; ++b) {
+    const int64_t base = b * 512;
+    const bool full = w.full_block(b);
+    const int64_t cs = w.code_stride(b);  // a row's next step, past the other tile rows' steps
+    const uint8_t* wc[R];
+    const uint8_t* ws[R];
+    const uint8_t* wz[R];
+    for (int i = 0; i < R; ++i) {  // rows of one tile: one contiguous chunk per block
+      wc[i] = w.block_codes(r + i, b);
+      ws[i] = w.block_scales(r + i, b);
+      wz[i] = ASYM ? w.block_zeros(r + i, b) : nullptr;
+    }
     const int64_t step = full ? 64 : 32, nh = full ? 2 : 1;
     for (int64_t ho = 0; ho < nh * 32; ho += 32) {
       __m256i acc[R][TT];
@@ -120,7 +122,7 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
         for (int64_t s = 0; s < 4; ++s) {
           __m256i lo[R], hi[R];
           for (int i = 0; i < R; ++i) {
-            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc[i] + base / 2 + s * step + ho));
+            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc[i] + s * cs + ho));
             lo[i] = _mm256_and_si256(c, m4);
             hi[i] = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
           }
@@ -139,7 +141,7 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
           __m256i cabs[R], csgn[R];
           for (int i = 0; i < R; ++i) {
             csgn[i] = _mm256_xor_si256(
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc[i] + base + s * step + ho)), flip);
+                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc[i] + s * cs + ho)), flip);
             cabs[i] = _mm256_abs_epi8(csgn[i]);
           }
           for (int j = 0; j < TT; ++j) {
@@ -151,10 +153,10 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
           }
         }
       }
-      const int64_t g = base / 32 + ho / 4;
+      const int64_t gb = ho / 4, g = base / 32 + gb;  // groups within the block / the row
       for (int i = 0; i < R; ++i) {
-        const __m256 sw = load_scales<ST>(ws[i] + g * ss);
-        const __m256 zw = ASYM ? load_scales<ST>(wz[i] + g * ss) : zsym;  // source zero = zu' for both kinds
+        const __m256 sw = load_scales<ST>(ws[i] + gb * ss);
+        const __m256 zw = ASYM ? load_scales<ST>(wz[i] + gb * ss) : zsym;  // source zero = zu' for both kinds
         for (int j = 0; j < TT; ++j) {
           __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][j]), _mm256_loadu_ps(sa[j] + g));
           if constexpr (kZeroTerm) v = _mm256_fnmadd_ps(zw, _mm256_loadu_ps(as[j] + g), v);
@@ -182,6 +184,7 @@ void qgemm_typed(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t
     }
     for (; t < a.T; ++t) {
       int64_t r = rb;
+      for (; r < re && r % kTileRows != 0; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
       for (; r + 4 <= re; r += 4) qtile<K, ST, ASYM, 4, 1>(w, a, r, t, y, ldy);
       for (; r < re; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
     }

@@ -9,12 +9,6 @@
 
 #include "backend/cpu/kernels.h"
 
-
-
-
-
-
-
 namespace g4::cpu {
 
 namespace {
@@ -55,24 +49,83 @@ void quantize_row_avx512(const float* x, int64_t cols, QAct& a, int64_t t) {
   }
 }
 
-// y[t + j, r + i] for an R x TT tile: R x TT int32 accumulators over one 512-element block, closed by
-// acc_f += s_w * (dot * s_a - zu * asum) for 16 groups at once (zu = z + zoff, or the symmetric constant).
-// pf: first row of the tile that comes next (or -1): its codes, scales and zeros are prefetched block by
-// block, one tile ahead, so the rows' many short streams (codes, scales, zeros of R rows) do not each wait
-// for the hardware prefetcher to pick them up.
+// Decode (one token): one 512-element block (FULL) or half block of an R-row tile, closed by
+// accf += s_w * (dot * s_a - zu * asum) for 16 (8) groups at once (zu = z + zoff, or the symmetric constant).
+// chunk: the tile's chunk for this block (cpu_weight.h); sub: the first row's place in its tile. With the
+// geometry known at compile time every weight load is a constant offset from chunk: int4 4x1 measured 65 ->
+// 95 G MAC/s in cache and 29 -> 35 GB/s from memory against per-row pointers (cpu_gemm_bench).
+// ac, sa, as: the activation's codes, scales and sums at this block.
+template <QuantKind K, ScaleType ST, bool ASYM, int R, bool FULL>
+__attribute__((always_inline)) inline void qblock(const uint8_t* chunk, int64_t sub, const int8_t* ac, const float* sa,
+                                                  const float* as, __m512 zoff, __m512 zsym, __m512 (&accf)[R]) {
+  constexpr int64_t kStep = QPacked::step_bytes_of(FULL), kStride = kTileRows * kStep;
+  constexpr int64_t kGroupBytes = QPacked::groups_of(FULL) * (ST == ScaleType::kF32 ? 4 : 2);
+  const uint8_t* const scales = chunk + kTileRows * QPacked::code_bytes_of(K, FULL);
+  const uint8_t* const zeros = scales + kTileRows * kGroupBytes;
+  constexpr __mmask64 bm = FULL ? ~0ULL : 0xFFFFFFFFULL;
+  constexpr __mmask16 sm = FULL ? 0xFFFF : 0xFF;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  __m512i acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm512_setzero_si512();
+  const uint8_t* const w0 = chunk + sub * kStep;  // row i's step s: w0 + i * kStep + s * kStride
+  if constexpr (K == QuantKind::kInt4) {
+#pragma GCC unroll 4
+    for (int s = 0; s < 4; ++s) {
+      const __m512i xl = _mm512_maskz_loadu_epi8(bm, ac + s * kStep);
+      const __m512i xh = _mm512_maskz_loadu_epi8(bm, ac + (s + 4) * kStep);
+      for (int i = 0; i < R; ++i) {
+        const __m512i c = _mm512_maskz_loadu_epi8(bm, w0 + i * kStep + s * kStride);
+        acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_and_si512(c, m4), xl);
+        acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_and_si512(_mm512_srli_epi16(c, 4), m4), xh);
+      }
+    }
+  } else {
+#pragma GCC unroll 8
+    for (int s = 0; s < 8; ++s) {
+      __m512i c[R];
+      for (int i = 0; i < R; ++i) c[i] = _mm512_maskz_loadu_epi8(bm, w0 + i * kStep + s * kStride);
+      const __m512i xv = _mm512_maskz_loadu_epi8(bm, ac + s * kStep);
+      for (int i = 0; i < R; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], c[i], xv);
+    }
+  }
+  const __m512 vsa = _mm512_maskz_loadu_ps(sm, sa), vas = _mm512_maskz_loadu_ps(sm, as);
+  for (int i = 0; i < R; ++i) {
+    const __m512 sw = load_scales<ST>(scales + (sub + i) * kGroupBytes, sm);
+    const __m512 zu = ASYM ? _mm512_add_ps(load_scales<ST>(zeros + (sub + i) * kGroupBytes, sm), zoff) : zsym;
+    const __m512 v = _mm512_fnmadd_ps(zu, vas, _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i]), vsa));
+    accf[i] = _mm512_fmadd_ps(v, sw, accf[i]);
+  }
+}
+
+// y[0, r + i] for an R-row decode tile: R = 1 (any row) or R = kTileRows with r on a tile boundary, whose
+// blocks are then consecutive chunks of one forward stream. No software prefetch: with one stream the
+// hardware prefetcher keeps up, and prefetching 0.5-8 KB ahead measured 30-35% slower (int4 and int8).
+template <QuantKind K, ScaleType ST, bool ASYM, int R>
+void qrow_tile(const QPacked& w, const QAct& a, int64_t r, float* y) {
+  static_assert(R == 1 || R == kTileRows, "a decode tile is one row or one whole packed tile");
+  __m512 accf[R];
+  for (int i = 0; i < R; ++i) accf[i] = _mm512_setzero_ps();
+  const __m512 zoff = _mm512_set1_ps(w.zoff), zsym = _mm512_set1_ps(w.zu);
+  const int64_t sub = R == kTileRows ? 0 : r % kTileRows, full_blocks = w.cols_p / 512;
+  const uint8_t* chunk = w.data.data() + w.chunk_off(r, 0);
+  const int8_t* ac = a.row(0);
+  const float* sa = a.sa.data();
+  const float* as = a.asum.data();
+  for (int64_t b = 0; b < full_blocks; ++b, chunk += w.chunk_bytes, ac += 512, sa += 16, as += 16)
+    qblock<K, ST, ASYM, R, true>(chunk, sub, ac, sa, as, zoff, zsym, accf);
+  if (full_blocks < w.blocks) qblock<K, ST, ASYM, R, false>(chunk, sub, ac, sa, as, zoff, zsym, accf);
+  for (int i = 0; i < R; ++i) y[r + i] = _mm512_reduce_add_ps(accf[i]);
+}
+
+// Prefill: y[t + j, r + i] for an R x TT tile, R x TT int32 accumulators over one block at a time, closed
+// as in qblock. Rows are addressed one by one (any r); the step loops are unrolled by hand: left to
+// itself GCC 12 keeps them rolled and shuffles the accumulators through the stack (int8 4x4 17% slower).
+// (qblock's constant-offset addressing measured 5-15% slower here: GCC then spills more accumulators.)
 template <QuantKind K, ScaleType ST, bool ASYM, int R, int TT>
-void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int64_t ldy, int64_t pf = -1) {
+void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int64_t ldy) {
   __m512 accf[R][TT];
   for (int i = 0; i < R; ++i)
     for (int j = 0; j < TT; ++j) accf[i][j] = _mm512_setzero_ps();
-  const uint8_t* wc[R];
-  const uint8_t* ws[R];
-  const uint8_t* wz[R];
-  for (int i = 0; i < R; ++i) {
-    wc[i] = w.row_codes(r + i);
-    ws[i] = w.row_scales(r + i);
-    wz[i] = ASYM ? w.row_zeros(r + i) : nullptr;
-  }
   const int8_t* ac[TT];
   const float* sa[TT];
   const float* as[TT];
@@ -83,18 +136,26 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
   }
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512 zoff = _mm512_set1_ps(w.zoff), zsym = _mm512_set1_ps(w.zu);
-  const int64_t cp = w.cols_p, ss = int64_t(w.scale_size());
-  for (int64_t base = 0; base < cp; base += 512) {
-    const bool full = base + 512 <= cp;
-    const int64_t step = full ? 64 : 32;
-    if (pf >= 0) {
-      const int64_t cb = K == QuantKind::kInt4 ? base / 2 : base, nb = K == QuantKind::kInt4 ? 256 : 512;
-      for (int i = 0; i < R; ++i) {
-        const char* c = reinterpret_cast<const char*>(w.row_codes(pf + i)) + cb;
-        for (int64_t o = 0; o < nb; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(w.row_scales(pf + i)) + base / 32 * ss, _MM_HINT_T0);
-        if (ASYM) _mm_prefetch(reinterpret_cast<const char*>(w.row_zeros(pf + i)) + base / 32 * ss, _MM_HINT_T0);
-      }
+  const uint8_t* tile[R];  // row i's tile at block 0, and its place in that tile
+  int64_t sub[R];
+  for (int i = 0; i < R; ++i) {
+    tile[i] = w.data.data() + w.chunk_off(r + i, 0);
+    sub[i] = (r + i) % kTileRows;
+  }
+  const int64_t ss = int64_t(w.scale_size());
+  for (int64_t b = 0; b < w.blocks; ++b) {
+    const int64_t base = b * 512;
+    const bool full = w.full_block(b);
+    const int64_t step = full ? 64 : 32, cs = kTileRows * step, gbytes = (full ? 16 : 8) * ss;
+    const int64_t scales_at = kTileRows * (K == QuantKind::kInt4 ? 4 : 8) * step;  // past the codes
+    const uint8_t* wc[R];
+    const uint8_t* ws[R];
+    const uint8_t* wz[R];
+    for (int i = 0; i < R; ++i) {  // as w.block_codes / block_scales / block_zeros(r + i, b)
+      const uint8_t* chunk = tile[i] + b * w.chunk_bytes;
+      wc[i] = chunk + sub[i] * step;
+      ws[i] = chunk + scales_at + sub[i] * gbytes;
+      wz[i] = ws[i] + kTileRows * gbytes;
     }
     const __mmask64 bm = full ? ~0ULL : 0xFFFFFFFFULL;
     const __mmask16 sm = full ? 0xFFFF : 0xFF;
@@ -102,10 +163,11 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
     for (int i = 0; i < R; ++i)
       for (int j = 0; j < TT; ++j) acc[i][j] = _mm512_setzero_si512();
     if constexpr (K == QuantKind::kInt4) {
+#pragma GCC unroll 4
       for (int s = 0; s < 4; ++s) {
         __m512i lo[R], hi[R];
         for (int i = 0; i < R; ++i) {
-          const __m512i c = _mm512_maskz_loadu_epi8(bm, wc[i] + base / 2 + s * step);
+          const __m512i c = _mm512_maskz_loadu_epi8(bm, wc[i] + s * cs);
           lo[i] = _mm512_and_si512(c, m4);
           hi[i] = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
         }
@@ -119,9 +181,10 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
         }
       }
     } else {
+#pragma GCC unroll 8
       for (int s = 0; s < 8; ++s) {
         __m512i c[R];
-        for (int i = 0; i < R; ++i) c[i] = _mm512_maskz_loadu_epi8(bm, wc[i] + base + s * step);
+        for (int i = 0; i < R; ++i) c[i] = _mm512_maskz_loadu_epi8(bm, wc[i] + s * cs);
         for (int j = 0; j < TT; ++j) {
           const __m512i xv = _mm512_maskz_loadu_epi8(bm, ac[j] + base + s * step);
           for (int i = 0; i < R; ++i) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], c[i], xv);
@@ -130,8 +193,8 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
     }
     const int64_t g0 = base / 32;
     for (int i = 0; i < R; ++i) {
-      const __m512 sw = load_scales<ST>(ws[i] + g0 * ss, sm);
-      const __m512 zu = ASYM ? _mm512_add_ps(load_scales<ST>(wz[i] + g0 * ss, sm), zoff) : zsym;
+      const __m512 sw = load_scales<ST>(ws[i], sm);
+      const __m512 zu = ASYM ? _mm512_add_ps(load_scales<ST>(wz[i], sm), zoff) : zsym;
       for (int j = 0; j < TT; ++j) {
         __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[i][j]), _mm512_maskz_loadu_ps(sm, sa[j] + g0));
         v = _mm512_fnmadd_ps(zu, _mm512_maskz_loadu_ps(sm, as[j] + g0), v);
@@ -145,29 +208,33 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
 
 template <QuantKind K, ScaleType ST, bool ASYM>
 void qgemm_typed(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  constexpr int kRowTile = int(kTileRows);
   if (a.T == 1) {
     int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) qtile<K, ST, ASYM, 4, 1>(w, a, r, 0, y, ldy, r + 8 <= r1 ? r + 4 : -1);
-    for (; r < r1; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, 0, y, ldy);
+    for (; r < r1 && r % kRowTile != 0; ++r) qrow_tile<K, ST, ASYM, 1>(w, a, r, y);
+    for (; r + kRowTile <= r1; r += kRowTile) qrow_tile<K, ST, ASYM, kRowTile>(w, a, r, y);
+    for (; r < r1; ++r) qrow_tile<K, ST, ASYM, 1>(w, a, r, y);
     return;
   }
-  // Prefill: a block of kRowBlock weight rows (43 KB of int4 at 5376 columns) stays in L2 while every
-  // token tile passes over it, so weights come from memory once rather than once per token tile.
+  // Prefill: a block of kRowBlock weight rows (4 tiles, 43 KB of int4 at 5376 columns) stays in L2 while
+  // every token tile passes over it, so weights come from memory once rather than once per token tile.
   // 4 x 4 tiles: 16 int32 accumulators, 8 unpacked weight registers; 2x4, 3x4 and 4x3 measured the same
   // within noise (bench/cpu_gemm_bench).
   constexpr int64_t kRowBlock = 16;
-  constexpr int kRowTile = 4, kTokTile = 4;
+  constexpr int kTokTile = 4;
   for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
     const int64_t re = std::min(r1, rb + kRowBlock);
     int64_t t = 0;
     for (; t + kTokTile <= a.T; t += kTokTile) {
       int64_t r = rb;
+      for (; r < re && r % kRowTile != 0; ++r) qtile<K, ST, ASYM, 1, kTokTile>(w, a, r, t, y, ldy);
       for (; r + kRowTile <= re; r += kRowTile) qtile<K, ST, ASYM, kRowTile, kTokTile>(w, a, r, t, y, ldy);
       for (; r < re; ++r) qtile<K, ST, ASYM, 1, kTokTile>(w, a, r, t, y, ldy);
     }
     for (; t < a.T; ++t) {
       int64_t r = rb;
-      for (; r + 4 <= re; r += 4) qtile<K, ST, ASYM, 4, 1>(w, a, r, t, y, ldy);
+      for (; r < re && r % kRowTile != 0; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
+      for (; r + kRowTile <= re; r += kRowTile) qtile<K, ST, ASYM, kRowTile, 1>(w, a, r, t, y, ldy);
       for (; r < re; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
     }
   }

@@ -43,7 +43,6 @@ void quantize_row_generic(const float* x, int64_t cols, QAct& a, int64_t t) {
 void qgemm_generic(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const bool int4 = w.kind == QuantKind::kInt4;
   for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* codes = w.row_codes(r);
     for (int64_t t = 0; t < a.T; ++t) {
       const int8_t* qa = a.row(t);
       const float* sa = a.sa.data() + t * a.groups;
@@ -52,14 +51,9 @@ void qgemm_generic(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64
       for (int64_t g = 0; g < w.groups; ++g) {
         int dot = 0;
         for (int64_t k = g * 32; k < g * 32 + 32; ++k) {
-          int u;
-          if (int4) {
-            bool high;
-            const uint8_t b = codes[int4_pos(k, w.cols_p, &high)];
-            u = high ? (b >> 4) : (b & 15);
-          } else {
-            u = codes[element_pos(k, w.cols_p)];
-          }
+          bool high;
+          const uint8_t b = *w.code_at(r, k, &high);
+          const int u = int4 ? (high ? (b >> 4) : (b & 15)) : b;
           dot += u * int(qa[element_pos(k, a.cols_p)]);
         }
         const float s = scale_at(w, r, g);

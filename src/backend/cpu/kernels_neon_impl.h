@@ -93,14 +93,6 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
   float32x4_t accf[R][TT];
   for (int i = 0; i < R; ++i)
     for (int j = 0; j < TT; ++j) accf[i][j] = vdupq_n_f32(0.0f);
-  const uint8_t* wc[R];
-  const uint8_t* ws[R];
-  const uint8_t* wz[R];
-  for (int i = 0; i < R; ++i) {
-    wc[i] = w.row_codes(r + i);
-    ws[i] = w.row_scales(r + i);
-    wz[i] = ASYM ? w.row_zeros(r + i) : nullptr;
-  }
   const int8_t* ac[TT];
   const float* sa[TT];
   const float* as[TT];
@@ -111,9 +103,19 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
   }
   const uint8x16_t m4 = vdupq_n_u8(0x0F), flip = vdupq_n_u8(0x80);
   const float32x4_t zsym = vdupq_n_f32(kInt4 ? 8.0f : 0.0f);
-  const int64_t cp = w.cols_p, ss = int64_t(w.scale_size());
-  for (int64_t base = 0; base < cp; base += 512) {
-    const bool full = base + 512 <= cp;
+  const int64_t ss = int64_t(w.scale_size());
+  for (int64_t b = 0; b < w.blocks; ++b) {
+    const int64_t base = b * 512;
+    const bool full = w.full_block(b);
+    const int64_t cs = w.code_stride(b);  // a row's next step, past the other tile rows' steps
+    const uint8_t* wc[R];
+    const uint8_t* ws[R];
+    const uint8_t* wz[R];
+    for (int i = 0; i < R; ++i) {  // rows of one tile: one contiguous chunk per block
+      wc[i] = w.block_codes(r + i, b);
+      ws[i] = w.block_scales(r + i, b);
+      wz[i] = ASYM ? w.block_zeros(r + i, b) : nullptr;
+    }
     const int64_t step = full ? 64 : 32, nq = full ? 4 : 2;
     for (int64_t qo = 0; qo < nq * 16; qo += 16) {
       int32x4_t acc[R][TT];
@@ -123,7 +125,7 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
         for (int64_t s = 0; s < 4; ++s) {
           int8x16_t lo[R], hi[R];
           for (int i = 0; i < R; ++i) {
-            const uint8x16_t c = vld1q_u8(wc[i] + base / 2 + s * step + qo);
+            const uint8x16_t c = vld1q_u8(wc[i] + s * cs + qo);
             lo[i] = vreinterpretq_s8_u8(vandq_u8(c, m4));
             hi[i] = vreinterpretq_s8_u8(vshrq_n_u8(c, 4));
           }
@@ -136,18 +138,18 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
       } else {
         for (int64_t s = 0; s < 8; ++s) {
           int8x16_t c[R];
-          for (int i = 0; i < R; ++i) c[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wc[i] + base + s * step + qo), flip));
+          for (int i = 0; i < R; ++i) c[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wc[i] + s * cs + qo), flip));
           for (int j = 0; j < TT; ++j) {
             const int8x16_t xv = vld1q_s8(ac[j] + base + s * step + qo);
             for (int i = 0; i < R; ++i) acc[i][j] = dot4(acc[i][j], c[i], xv);
           }
         }
       }
-      const int64_t g = base / 32 + qo / 4;
+      const int64_t gb = qo / 4, g = base / 32 + gb;  // groups within the block / the row
       for (int i = 0; i < R; ++i) {
-        const float32x4_t sw = load_scales<ST>(ws[i] + g * ss);
+        const float32x4_t sw = load_scales<ST>(ws[i] + gb * ss);
         // Asymmetric zero points are stored in source units (zoff excluded): exactly zu' for both kinds.
-        const float32x4_t zw = ASYM ? load_scales<ST>(wz[i] + g * ss) : zsym;
+        const float32x4_t zw = ASYM ? load_scales<ST>(wz[i] + gb * ss) : zsym;
         for (int j = 0; j < TT; ++j) {
           float32x4_t v = vmulq_f32(vcvtq_f32_s32(acc[i][j]), vld1q_f32(sa[j] + g));
           if constexpr (kZeroTerm) v = vfmsq_f32(v, zw, vld1q_f32(as[j] + g));
@@ -175,6 +177,7 @@ void qgemm_typed(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t
     }
     for (; t < a.T; ++t) {
       int64_t r = rb;
+      for (; r < re && r % kTileRows != 0; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
       for (; r + 4 <= re; r += 4) qtile<K, ST, ASYM, 4, 1>(w, a, r, t, y, ldy);
       for (; r < re; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
     }

@@ -56,10 +56,18 @@ float stored_at(const QPacked& q, const uint8_t* p) {
 }
 }  // namespace
 
-float scale_at(const QPacked& q, int64_t r, int64_t g) { return stored_at(q, q.row_scales(r) + size_t(g) * q.scale_size()); }
+float scale_at(const QPacked& q, int64_t r, int64_t g) { return stored_at(q, q.group_scale(r, g)); }
 
-float zero_at(const QPacked& q, int64_t r, int64_t g) {
-  return q.asym ? stored_at(q, q.row_zeros(r) + size_t(g) * q.scale_size()) + q.zoff : q.zu;
+float zero_at(const QPacked& q, int64_t r, int64_t g) { return q.asym ? stored_at(q, q.group_zero(r, g)) + q.zoff : q.zu; }
+
+void QPacked::set_geometry() {
+  blocks = (cols_p + 511) / 512;
+  const int64_t per_group = (kind == QuantKind::kInt4 ? 16 : 32) + int64_t(scale_size()) * (asym ? 2 : 1);
+  chunk_bytes = kTileRows * 16 * per_group;  // a full block: 16 groups of each tile row
+  tile_bytes = (blocks - 1) * chunk_bytes + kTileRows * block_groups(blocks - 1) * per_group;
+  // 16 groups x (16 or 32 code bytes + 2 or 4 scale bytes, twice when asym) x 4 rows: a multiple of 64,
+  // as is the half block's 8 groups x 4 rows; codes therefore stay 64-byte aligned.
+  G4_CHECK(chunk_bytes % 64 == 0 && tile_bytes % 64 == 0, "packed chunk not a multiple of 64 bytes");
 }
 
 bool can_pack_quant(const QuantWeight& w) { return w.group_size % 32 == 0; }
@@ -76,47 +84,41 @@ void pack_quant(const QuantWeight& w, const std::string& name, QPacked& q) {
   q.asym = w.zeros != nullptr;
   q.zoff = w.kind == QuantKind::kInt4 ? 0.0f : 128.0f;
   q.zu = w.kind == QuantKind::kInt4 ? 8.0f : 128.0f;
-  q.codes.allocate(checked_mul(uint64_t(q.rows), uint64_t(q.row_bytes()), name + ": packed size"));
-  q.scales.allocate(size_t(q.rows * q.groups) * q.scale_size());
-  if (q.asym) q.zeros.allocate(size_t(q.rows * q.groups) * q.scale_size());
+  q.set_geometry();
+  // Padding rows (up to a whole tile) and padding groups stay zero: scale 0, so they add nothing.
+  q.data.allocate(checked_mul(uint64_t(q.tiles()), uint64_t(q.tile_bytes), name + ": packed size"));
+  uint8_t* out = q.data.data();
   const int64_t gpr = w.groups_per_row(), sub = w.group_size / 32;  // 32-groups per source group
   const size_t ss = q.scale_size(), src_ss = dtype_size(w.scale_dtype);
   for (int64_t r = 0; r < w.rows; ++r) {
-    uint8_t* dst = q.codes.data() + size_t(r) * size_t(q.row_bytes());
     for (int64_t k = 0; k < w.cols; ++k) {
+      bool high;
+      uint8_t& dst = out[q.code_off(r, k, &high)];
       if (w.kind == QuantKind::kInt4) {
         const uint8_t byte = w.codes[size_t(r) * size_t(w.cols / 2) + size_t(k / 2)];
         const uint8_t c = (k & 1) ? uint8_t(byte >> 4) : uint8_t(byte & 15);
-        bool high;
-        const int64_t pos = int4_pos(k, q.cols_p, &high);
-        dst[pos] = uint8_t(dst[pos] | (high ? uint8_t(c << 4) : c));
+        dst = uint8_t(dst | (high ? uint8_t(c << 4) : c));
       } else {
-        const int8_t c = reinterpret_cast<const int8_t*>(w.codes)[size_t(r) * size_t(w.cols) + size_t(k)];
-        dst[element_pos(k, q.cols_p)] = uint8_t(int(c) + 128);
+        dst = uint8_t(int(reinterpret_cast<const int8_t*>(w.codes)[size_t(r) * size_t(w.cols) + size_t(k)]) + 128);
       }
     }
     for (int64_t g = 0; g < gpr; ++g) {
       const size_t src = size_t(r * gpr + g) * src_ss;
       for (int64_t j = 0; j < sub; ++j) {  // same dtype as the source: exact copies
-        const size_t dst = size_t(r * q.groups + g * sub + j) * ss;
-        std::memcpy(q.scales.data() + dst, static_cast<const uint8_t*>(w.scales) + src, ss);
-        if (q.asym) std::memcpy(q.zeros.data() + dst, static_cast<const uint8_t*>(w.zeros) + src, ss);
+        const int64_t g32 = g * sub + j;
+        std::memcpy(out + q.scales_off(r, g32 / 16) + size_t(g32 % 16) * ss, static_cast<const uint8_t*>(w.scales) + src, ss);
+        if (q.asym)
+          std::memcpy(out + q.zeros_off(r, g32 / 16) + size_t(g32 % 16) * ss, static_cast<const uint8_t*>(w.zeros) + src, ss);
       }
     }
   }
 }
 
 void dequantize_packed_row(const QPacked& q, int64_t r, float* dst) {
-  const uint8_t* codes = q.row_codes(r);
   for (int64_t k = 0; k < q.cols; ++k) {
-    float u;
-    if (q.kind == QuantKind::kInt4) {
-      bool high;
-      const uint8_t b = codes[int4_pos(k, q.cols_p, &high)];
-      u = float(high ? (b >> 4) : (b & 15));
-    } else {
-      u = float(codes[element_pos(k, q.cols_p)]);
-    }
+    bool high;
+    const uint8_t b = *q.code_at(r, k, &high);
+    const float u = float(q.kind == QuantKind::kInt4 ? (high ? (b >> 4) : (b & 15)) : b);
     const int64_t g = k / 32;
     dst[k] = (u - zero_at(q, r, g)) * scale_at(q, r, g);
   }
