@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "util/temp_dir.h"
+#include "util/run_command.h"
 
 namespace g4 {
 namespace {
@@ -27,14 +28,8 @@ struct Result {
 
 // Runs g4 with args (shell-quoted by the caller), capturing stderr.
 Result run_g4(const std::string& args) {
-  const std::string cmd = std::string(G4_BINARY) + " " + args + " 2>&1 >/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
+  const testing_util::CommandResult r = testing_util::run_command(std::string(G4_BINARY) + " " + args + " 2>&1 >/dev/null");
+  return {r.status, r.out};
 }
 
 const std::string kCase = std::string(G4_TEST_DATA) + "/hf-reference/dense-31b-shape";

@@ -11,6 +11,7 @@
 #include "tokenizer/tokenizer.h"
 #include "util/hf_to_gguf.h"
 #include "util/temp_dir.h"
+#include "util/run_command.h"
 
 namespace g4 {
 namespace {
@@ -18,13 +19,7 @@ namespace {
 const std::string kModel = std::string(G4_TEST_DATA) + "/../../models/tiny-kjv";
 
 std::string run_stdout(const std::string& args) {
-  FILE* p = popen((std::string(G4_BINARY) + " " + args + " 2>/dev/null").c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
+  return testing_util::run_command(std::string(G4_BINARY) + " " + args + " 2>/dev/null").out;
 }
 
 TEST(GgufRun, EmbeddedVocabularyGivesTheSameReply) {

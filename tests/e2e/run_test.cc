@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "io/safetensors.h"
+#include "util/run_command.h"
 
 namespace g4 {
 namespace {
@@ -34,13 +35,12 @@ Out run(const std::string& args, const std::string& stdin_text = "") {
     close(in);
     cmd += std::string(" <") + infile;
   }
-  FILE* p = popen(cmd.c_str(), "r");
+  const testing_util::CommandResult r = testing_util::run_command(cmd);
   Out o;
+  o.status = r.status;
+  o.out = r.out;
   char buf[4096];
   size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) o.out.append(buf, n);
-  const int st = pclose(p);
-  o.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
   FILE* e = std::fopen(errfile, "r");
   while ((n = fread(buf, 1, sizeof buf, e)) > 0) o.err.append(buf, n);
   std::fclose(e);

@@ -8,27 +8,16 @@
 #include <fstream>
 
 #include "io/weight_store.h"
+#include "util/run_command.h"
 
 namespace g4 {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct CmdResult {
-  int status;
-  std::string out;
-};
+using CmdResult = testing_util::CommandResult;
 
-CmdResult run(const std::string& args) {
-  const std::string cmd = std::string(G4_BINARY) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = ::pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+CmdResult run(const std::string& args) { return testing_util::run_command(std::string(G4_BINARY) + " " + args + " 2>&1"); }
 
 TEST(CliQuant, SynthQuantizeRunAndPerplexity) {
   const fs::path d = fs::temp_directory_path() / ("g4_cliq_" + std::to_string(::getpid()));

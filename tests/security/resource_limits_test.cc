@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "util/g4_server_process.h"
 #include "util/temp_dir.h"
+#include "util/run_command.h"
 
 namespace g4 {
 namespace {
@@ -28,22 +29,12 @@ using testing_util::TempDir;
 
 const std::string kTiny = std::string(G4_TEST_DATA) + "/../../models/tiny-kjv";
 
-struct CmdResult {
-  int status;
-  std::string out;
-};
+using CmdResult = testing_util::CommandResult;
 
 CmdResult g4(const std::string& args, const std::string& stdin_text = "") {
   TempDir d;
   d.write("in.txt", stdin_text);
-  const std::string cmd = std::string(G4_BINARY) + " " + args + " < " + d.file("in.txt") + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = ::pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+  return testing_util::run_command(std::string(G4_BINARY) + " " + args + " < " + d.file("in.txt") + " 2>&1");
 }
 
 std::string long_prompt() {

@@ -7,26 +7,13 @@
 #include <fstream>
 
 #include "test_tokenizer.h"
+#include "util/run_command.h"
 
 namespace g4 {
 namespace {
 
-struct RunResult {
-  int rc;
-  std::string out;
-};
-
-RunResult run(const std::string& args) {
-  const std::string cmd = std::string(G4_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  RunResult r{-1, ""};
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int st = pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+testing_util::CommandResult run(const std::string& args) {
+  return testing_util::run_command(std::string(G4_BINARY) + " " + args + " 2>&1");
 }
 
 TEST(CliTokenize, EncodeDecodeAndErrors) {
@@ -45,8 +32,8 @@ TEST(CliTokenize, EncodeDecodeAndErrors) {
                                 "tokenize --tokenizer /nonexistent.json --text hi", "tokenize " + tok + " --text-file /nonexistent",
                                 "detokenize " + tok + " --ids 1,x", "detokenize " + tok + " --ids 99999999"};
   for (const std::string& bad : bad_args) {
-    const RunResult r = run(bad);
-    EXPECT_NE(r.rc, 0) << bad;
+    const testing_util::CommandResult r = run(bad);
+    EXPECT_NE(r.status, 0) << bad;
     EXPECT_EQ(r.out.rfind("g4: error: ", 0), 0u) << bad << " -> " << r.out;
     EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << bad << " -> " << r.out;
   }
