@@ -2,7 +2,10 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <chrono>
+#include <memory>
 #include <random>
 
 #include "base/error.h"
@@ -20,6 +23,9 @@ bool keys_equal(const std::string& a, const std::string& b) {
 }
 
 namespace {
+
+// Connections the kernel may hold complete but not yet accepted (capped by net.core.somaxconn).
+constexpr int kListenBacklog = 1024;
 
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -62,10 +68,25 @@ int HttpServer::bind() {
   http_->set_write_timeout(60, 0);
   const int threads = std::max(1, opts_.threads);
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  // Debian's cpp-httplib 0.11 listens with a backlog of 5, compiled into the library. A burst of more
+  // connections than that overflows the accept queue; Linux then answers with SYN cookies or drops the
+  // handshake's ACK, and a client that already sent its request reads a reset ("transport error Read"
+  // in the load test, seen in CI). The listening socket is remembered here and its backlog raised after
+  // the bind (listen() again on a listening socket only changes the backlog). Replacing httplib's
+  // default options also means SO_REUSEADDR instead of its SO_REUSEPORT, so a second server on the same
+  // port fails to bind instead of silently sharing it.
+  auto listen_fd = std::make_shared<int>(-1);
+  http_->set_socket_options([listen_fd](int fd) {
+    const int yes = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    *listen_fd = fd;
+  });
   int port = opts_.port;
   if (port == 0) port = http_->bind_to_any_port(opts_.host);
   else if (!http_->bind_to_port(opts_.host, port)) port = -1;
   if (port < 0) throw Error("cannot listen on " + opts_.host + ":" + std::to_string(opts_.port) + " (in use or not allowed)");
+  if (*listen_fd < 0 || ::listen(*listen_fd, kListenBacklog) != 0)
+    throw Error("cannot set the listen backlog on " + opts_.host + ":" + std::to_string(port));
   return port;
 }
 
