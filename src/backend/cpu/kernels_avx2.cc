@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cpu/kernel_loops.h"
 #include "backend/cpu/kernels.h"
 
 namespace g4::cpu {
@@ -169,113 +170,30 @@ void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int6
     for (int j = 0; j < TT; ++j) y[(t + j) * ldy + r + i] = hsum(accf[i][j]);
 }
 
-template <QuantKind K, ScaleType ST, bool ASYM>
-void qgemm_typed(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  // Prefill: a block of kRowBlock weight rows stays in L2 while every token tile passes over it, so
-  // weights come from memory once rather than once per token tile.
-  constexpr int64_t kRowBlock = 16;
-  for (int64_t rb = r0; rb < r1; rb += kRowBlock) {
-    const int64_t re = std::min(r1, rb + kRowBlock);
-    int64_t t = 0;
-    for (; t + 4 <= a.T; t += 4) {
-      int64_t r = rb;
-      for (; r + 2 <= re; r += 2) qtile<K, ST, ASYM, 2, 4>(w, a, r, t, y, ldy);
-      for (; r < re; ++r) qtile<K, ST, ASYM, 1, 4>(w, a, r, t, y, ldy);
-    }
-    for (; t < a.T; ++t) {
-      int64_t r = rb;
-      for (; r < re && r % kTileRows != 0; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
-      for (; r + 4 <= re; r += 4) qtile<K, ST, ASYM, 4, 1>(w, a, r, t, y, ldy);
-      for (; r < re; ++r) qtile<K, ST, ASYM, 1, 1>(w, a, r, t, y, ldy);
-    }
-  }
-}
-
-template <QuantKind K, ScaleType ST>
-void qgemm_asym(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  if (w.asym) qgemm_typed<K, ST, true>(w, a, y, ldy, r0, r1);
-  else qgemm_typed<K, ST, false>(w, a, y, ldy, r0, r1);
-}
-
 void qgemm_avx2(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  const bool i4 = w.kind == QuantKind::kInt4;
-  switch (w.scale_type) {
-    case ScaleType::kBF16:
-      return i4 ? qgemm_asym<QuantKind::kInt4, ScaleType::kBF16>(w, a, y, ldy, r0, r1)
-                : qgemm_asym<QuantKind::kInt8, ScaleType::kBF16>(w, a, y, ldy, r0, r1);
-    case ScaleType::kF16:
-      return i4 ? qgemm_asym<QuantKind::kInt4, ScaleType::kF16>(w, a, y, ldy, r0, r1)
-                : qgemm_asym<QuantKind::kInt8, ScaleType::kF16>(w, a, y, ldy, r0, r1);
-    case ScaleType::kF32:
-      return i4 ? qgemm_asym<QuantKind::kInt4, ScaleType::kF32>(w, a, y, ldy, r0, r1)
-                : qgemm_asym<QuantKind::kInt8, ScaleType::kF32>(w, a, y, ldy, r0, r1);
-  }
+  dispatch_quant(w, [&]<QuantKind K, ScaleType ST, bool ASYM>() {
+    prefill_row_blocks(r0, r1, a.T, [&]<int R, int TT>(int64_t r, int64_t t) { qtile<K, ST, ASYM, R, TT>(w, a, r, t, y, ldy); });
+  });
 }
 
-template <DenseType DT>
-inline __m256 load_dense8(const uint8_t* row, int64_t k) {
-  if constexpr (DT == DenseType::kF32) return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
-  else return load_scales<DT == DenseType::kF16 ? ScaleType::kF16 : ScaleType::kBF16>(row + k * 2);
-}
-
-template <DenseType DT>
-inline float load_dense1(const uint8_t* row, int64_t k) {
-  if constexpr (DT == DenseType::kF32) {
-    float f;
-    std::memcpy(&f, row + k * 4, 4);
-    return f;
-  } else {
-    uint16_t h;
-    std::memcpy(&h, row + k * 2, 2);
-    return DT == DenseType::kF16 ? f16_to_f32(h) : bf16_to_f32(h);
+// 8-wide f32 vectors for the dense GEMM (kernel_loops.h); 4 x 2 accumulators + 4 weights + 1 activation
+// fit the 16 ymm registers.
+struct Avx2Vec {
+  using Vec = __m256;
+  static constexpr int64_t kWidth = 8;
+  static Vec zero() { return _mm256_setzero_ps(); }
+  static Vec load_x(const float* p) { return _mm256_loadu_ps(p); }
+  template <DenseType DT>
+  static Vec load_w(const uint8_t* row, int64_t k) {
+    if constexpr (DT == DenseType::kF32) return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k);
+    else return load_scales<DT == DenseType::kF16 ? ScaleType::kF16 : ScaleType::kBF16>(row + k * 2);
   }
-}
-
-template <DenseType DT, int R, int TT>
-void dtile(const DensePacked& w, const float* x, int64_t r, int64_t t, float* y, int64_t ldy) {
-  __m256 acc[R][TT];
-  for (int i = 0; i < R; ++i)
-    for (int j = 0; j < TT; ++j) acc[i][j] = _mm256_setzero_ps();
-  const int64_t es = int64_t(w.elem_size()), n = w.cols, n8 = n / 8 * 8;
-  const uint8_t* wr[R];
-  for (int i = 0; i < R; ++i) wr[i] = w.data.data() + (r + i) * w.ld * es;
-  for (int64_t k = 0; k < n8; k += 8) {
-    __m256 wv[R];
-    for (int i = 0; i < R; ++i) wv[i] = load_dense8<DT>(wr[i], k);
-    for (int j = 0; j < TT; ++j) {
-      const __m256 xv = _mm256_loadu_ps(x + (t + j) * n + k);
-      for (int i = 0; i < R; ++i) acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
-    }
-  }
-  for (int i = 0; i < R; ++i)
-    for (int j = 0; j < TT; ++j) {
-      float s = hsum(acc[i][j]);
-      for (int64_t k = n8; k < n; ++k) s += load_dense1<DT>(wr[i], k) * x[(t + j) * n + k];
-      y[(t + j) * ldy + r + i] = s;
-    }
-}
-
-template <DenseType DT>
-void dgemm_typed(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  int64_t t = 0;
-  for (; t + 2 <= T; t += 2) {  // 4 x 2 accumulators + 4 weights + 1 activation fit the 16 ymm registers
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) dtile<DT, 4, 2>(w, x, r, t, y, ldy);
-    for (; r < r1; ++r) dtile<DT, 1, 2>(w, x, r, t, y, ldy);
-  }
-  for (; t < T; ++t) {
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) dtile<DT, 4, 1>(w, x, r, t, y, ldy);
-    for (; r < r1; ++r) dtile<DT, 1, 1>(w, x, r, t, y, ldy);
-  }
-}
+  static Vec fma(Vec a, Vec b, Vec acc) { return _mm256_fmadd_ps(a, b, acc); }
+  static float hsum(Vec v) { return g4::cpu::hsum(v); }
+};
 
 void dgemm_avx2(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  switch (w.type) {
-    case DenseType::kF32: return dgemm_typed<DenseType::kF32>(w, x, T, y, ldy, r0, r1);
-    case DenseType::kF16: return dgemm_typed<DenseType::kF16>(w, x, T, y, ldy, r0, r1);
-    case DenseType::kBF16: return dgemm_typed<DenseType::kBF16>(w, x, T, y, ldy, r0, r1);
-  }
+  dense_gemm<Avx2Vec, 2>(w, x, T, y, ldy, r0, r1);
 }
 
 float dot_avx2(const float* a, const float* b, int64_t n) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cpu/kernel_loops.h"
 #include "backend/cpu/kernels.h"
 
 namespace g4::cpu {
@@ -240,78 +241,27 @@ void qgemm_typed(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t
   }
 }
 
-template <QuantKind K, ScaleType ST>
-void qgemm_asym(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  if (w.asym) qgemm_typed<K, ST, true>(w, a, y, ldy, r0, r1);
-  else qgemm_typed<K, ST, false>(w, a, y, ldy, r0, r1);
-}
-
 void qgemm_avx512(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  const bool i4 = w.kind == QuantKind::kInt4;
-  switch (w.scale_type) {
-    case ScaleType::kBF16:
-      return i4 ? qgemm_asym<QuantKind::kInt4, ScaleType::kBF16>(w, a, y, ldy, r0, r1)
-                : qgemm_asym<QuantKind::kInt8, ScaleType::kBF16>(w, a, y, ldy, r0, r1);
-    case ScaleType::kF16:
-      return i4 ? qgemm_asym<QuantKind::kInt4, ScaleType::kF16>(w, a, y, ldy, r0, r1)
-                : qgemm_asym<QuantKind::kInt8, ScaleType::kF16>(w, a, y, ldy, r0, r1);
-    case ScaleType::kF32:
-      return i4 ? qgemm_asym<QuantKind::kInt4, ScaleType::kF32>(w, a, y, ldy, r0, r1)
-                : qgemm_asym<QuantKind::kInt8, ScaleType::kF32>(w, a, y, ldy, r0, r1);
-  }
+  dispatch_quant(w, [&]<QuantKind K, ScaleType ST, bool ASYM>() { qgemm_typed<K, ST, ASYM>(w, a, y, ldy, r0, r1); });
 }
 
-template <DenseType DT>
-inline __m512 load_dense(const uint8_t* p, __mmask16 m) {
-  if constexpr (DT == DenseType::kF32) {
-    return _mm512_maskz_loadu_ps(m, p);
-  } else {
-    const __m256i h = _mm256_maskz_loadu_epi16(m, p);
-    if constexpr (DT == DenseType::kF16) return _mm512_cvtph_ps(h);
-    else return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+// 16-wide f32 vectors for the dense GEMM (kernel_loops.h), 4 x 4 tiles.
+struct Avx512Vec {
+  using Vec = __m512;
+  static constexpr int64_t kWidth = 16;
+  static Vec zero() { return _mm512_setzero_ps(); }
+  static Vec load_x(const float* p) { return _mm512_loadu_ps(p); }
+  template <DenseType DT>
+  static Vec load_w(const uint8_t* row, int64_t k) {
+    if constexpr (DT == DenseType::kF32) return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + k);
+    else return load_scales<DT == DenseType::kF16 ? ScaleType::kF16 : ScaleType::kBF16>(row + k * 2, 0xFFFF);
   }
-}
-
-template <DenseType DT, int R, int TT>
-void dtile(const DensePacked& w, const float* x, int64_t r, int64_t t, float* y, int64_t ldy) {
-  __m512 acc[R][TT];
-  for (int i = 0; i < R; ++i)
-    for (int j = 0; j < TT; ++j) acc[i][j] = _mm512_setzero_ps();
-  const int64_t es = int64_t(w.elem_size()), n = w.cols;
-  for (int64_t k = 0; k < n; k += 16) {
-    const __mmask16 m = mask16(n - k);
-    __m512 wv[R];
-    for (int i = 0; i < R; ++i) wv[i] = load_dense<DT>(w.data.data() + ((r + i) * w.ld + k) * es, m);
-    for (int j = 0; j < TT; ++j) {
-      const __m512 xv = _mm512_maskz_loadu_ps(m, x + (t + j) * n + k);
-      for (int i = 0; i < R; ++i) acc[i][j] = _mm512_fmadd_ps(wv[i], xv, acc[i][j]);
-    }
-  }
-  for (int i = 0; i < R; ++i)
-    for (int j = 0; j < TT; ++j) y[(t + j) * ldy + r + i] = _mm512_reduce_add_ps(acc[i][j]);
-}
-
-template <DenseType DT>
-void dgemm_typed(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  int64_t t = 0;
-  for (; t + 4 <= T; t += 4) {
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) dtile<DT, 4, 4>(w, x, r, t, y, ldy);
-    for (; r < r1; ++r) dtile<DT, 1, 4>(w, x, r, t, y, ldy);
-  }
-  for (; t < T; ++t) {
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) dtile<DT, 4, 1>(w, x, r, t, y, ldy);
-    for (; r < r1; ++r) dtile<DT, 1, 1>(w, x, r, t, y, ldy);
-  }
-}
+  static Vec fma(Vec a, Vec b, Vec acc) { return _mm512_fmadd_ps(a, b, acc); }
+  static float hsum(Vec v) { return _mm512_reduce_add_ps(v); }
+};
 
 void dgemm_avx512(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  switch (w.type) {
-    case DenseType::kF32: return dgemm_typed<DenseType::kF32>(w, x, T, y, ldy, r0, r1);
-    case DenseType::kF16: return dgemm_typed<DenseType::kF16>(w, x, T, y, ldy, r0, r1);
-    case DenseType::kBF16: return dgemm_typed<DenseType::kBF16>(w, x, T, y, ldy, r0, r1);
-  }
+  dense_gemm<Avx512Vec, 4>(w, x, T, y, ldy, r0, r1);
 }
 
 float dot_avx512(const float* a, const float* b, int64_t n) {
