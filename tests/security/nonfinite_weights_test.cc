@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "convert/synth.h"
 #include "model/model.h"
+#include "util/load_error.h"
 #include "util/temp_dir.h"
 
 namespace g4 {
@@ -37,15 +38,7 @@ void poison(const std::string& file, const std::string& name, size_t index, cons
   f.write(static_cast<const char*>(bytes), std::streamsize(width));
 }
 
-std::string load_error(const std::string& dir) {
-  auto be = make_backend("ref");
-  try {
-    Model::load(dir, *be);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing_util::load_error;
 
 std::string copy_tiny(const TempDir& d) {
   for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(kTiny + "/" + f, d.file(f));

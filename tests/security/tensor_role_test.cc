@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "base/error.h"
 #include "model/model.h"
+#include "util/load_error.h"
 #include "util/temp_dir.h"
 
 namespace g4 {
@@ -38,15 +39,7 @@ void copy_with_header_edit(const TempDir& d, const std::string& tensor, const st
   d.write("model.safetensors", testing_util::safetensors_bytes(h.dump(), bytes.substr(8 + n)));
 }
 
-std::string load_error(const std::string& dir) {
-  auto be = make_backend("ref");
-  try {
-    Model::load(dir, *be);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing_util::load_error;
 
 TEST(TensorRole, TransposedMatrixIsRefused) {
   TempDir d;
