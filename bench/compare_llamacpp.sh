@@ -3,18 +3,27 @@
 # GGUF, alternating the two ROUNDS times in the same session with the same threads, then the ratios.
 # Usage: bench/compare_llamacpp.sh G4_MODEL_DIR GGUF_FILE [threads=2] [p=512] [n=128] [rounds=2]
 # Env: G4 (default build/release/g4), LLAMA_BENCH (default ../peers/lcb/bin/llama-bench).
+# On AVX-512 machines it also prints bench/bw_probe's read bandwidth before and after each round, so decode
+# can be set against the bandwidth of the same minutes (bytes of weights per token: docs/PERF.md).
 # llama.cpp is built beside the project, never committed (shared/peers/README.md says how).
 set -eu
 MODEL=$1; GGUF=$2; T=${3:-2}; P=${4:-512}; N=${5:-128}; ROUNDS=${6:-2}
 G4=${G4:-build/release/g4}
 LB=${LLAMA_BENCH:-../peers/lcb/bin/llama-bench}
 out=$(mktemp -d)
+# The machine's read bandwidth in the same minutes (bench/bw_probe.cc, AVX-512 only): the decode floor.
+probe() { :; }
+if grep -qw avx512f /proc/cpuinfo && g++ -O2 -mavx512f -pthread -o "$out/bw_probe" "$(dirname "$0")/bw_probe.cc"; then
+  probe() { echo "$1: $("$out/bw_probe" 2 "$T" 10)"; }
+fi
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+probe "bandwidth before"
 i=1
 while [ "$i" -le "$ROUNDS" ]; do
   "$G4" bench -m "$MODEL" --backend cpu -p "$P" -n "$N" -t "$T" -r 2 --json >> "$out/g4.jsonl"
   "$LB" -m "$GGUF" -p "$P" -n "$N" -t "$T" -r 2 -o jsonl >> "$out/lb.jsonl" 2>/dev/null
   echo "round $i done, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  probe "bandwidth after round $i"
   i=$((i + 1))
 done
 /usr/bin/python3 - "$out" <<'PY'
