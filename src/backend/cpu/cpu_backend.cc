@@ -65,7 +65,9 @@ std::unique_ptr<PackedWeight> CpuBackend::pack(const WeightView& w, WeightRole r
       throw Error(w.name + ": quantized shape does not match the logical shape " + shape_str(w.shape));
     if (cpu::can_pack_quant(*w.quant)) {
       p->quantized = true;
-      cpu::pack_quant(*w.quant, w.name, p->q);
+      cpu::pack_quant(*w.quant, w.name, p->q, [this](int64_t rows, const std::function<void(int64_t, int64_t)>& fn) {
+        parallel_rows(rows, cpu::kTileRows, fn);
+      });
     } else {  // group sizes below 32: dequantize once and run the dense f32 path
       std::vector<float> rows(size_t(w.quant->rows * w.quant->cols));
       for (int64_t r = 0; r < w.quant->rows; ++r) dequantize_row(*w.quant, r, rows.data() + r * w.quant->cols);

@@ -72,7 +72,7 @@ void QPacked::set_geometry() {
 
 bool can_pack_quant(const QuantWeight& w) { return w.group_size % 32 == 0; }
 
-void pack_quant(const QuantWeight& w, const std::string& name, QPacked& q) {
+void pack_quant(const QuantWeight& w, const std::string& name, QPacked& q, const RowRanges& row_ranges) {
   validate(w, name);
   G4_CHECK(can_pack_quant(w), "pack_quant needs a group size that is a multiple of 32");
   q.kind = w.kind;
@@ -90,28 +90,47 @@ void pack_quant(const QuantWeight& w, const std::string& name, QPacked& q) {
   uint8_t* out = q.data.data();
   const int64_t gpr = w.groups_per_row(), sub = w.group_size / 32;  // 32-groups per source group
   const size_t ss = q.scale_size(), src_ss = dtype_size(w.scale_dtype);
-  for (int64_t r = 0; r < w.rows; ++r) {
-    for (int64_t k = 0; k < w.cols; ++k) {
-      bool high;
-      uint8_t& dst = out[q.code_off(r, k, &high)];
-      if (w.kind == QuantKind::kInt4) {
-        const uint8_t byte = w.codes[size_t(r) * size_t(w.cols / 2) + size_t(k / 2)];
-        const uint8_t c = (k & 1) ? uint8_t(byte >> 4) : uint8_t(byte & 15);
-        dst = uint8_t(dst | (high ? uint8_t(c << 4) : c));
-      } else {
-        dst = uint8_t(int(reinterpret_cast<const int8_t*>(w.codes)[size_t(r) * size_t(w.cols) + size_t(k)]) + 128);
+  // Codes one 32-element group at a time (cols is a multiple of the group size, itself a multiple of 32).
+  // In the lane-major walk, group gl of block b holds its elements 4s..4s+3 at step s, 4 bytes at
+  // gl * 4 of that step (code_off); int4 puts steps 4..7 in the high nibbles of steps 0..3's bytes.
+  // Element by element through code_off (two divisions per element) packing took 24 s of CPU for the
+  // 6-layer 31B model; a group at a time with the rows split over the backend's threads, see docs/PERF.md.
+  const int64_t g32_per_row = w.cols / 32;
+  const auto pack_rows = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t g32 = 0; g32 < g32_per_row; ++g32) {
+        const int64_t b = g32 / 16;
+        uint8_t* dst = out + q.codes_off(r, b) + size_t(g32 % 16) * 4;
+        const size_t cs = size_t(q.code_stride(b));
+        if (w.kind == QuantKind::kInt4) {
+          const uint8_t* src = w.codes + (size_t(r) * size_t(w.cols) + size_t(g32) * 32) / 2;
+          uint8_t e[32];
+          for (int i = 0; i < 16; ++i) {
+            e[2 * i] = uint8_t(src[i] & 15);
+            e[2 * i + 1] = uint8_t(src[i] >> 4);
+          }
+          for (int st = 0; st < 4; ++st)
+            for (int j = 0; j < 4; ++j) dst[size_t(st) * cs + size_t(j)] = uint8_t(e[4 * st + j] | (e[16 + 4 * st + j] << 4));
+        } else {
+          const int8_t* src = reinterpret_cast<const int8_t*>(w.codes) + size_t(r) * size_t(w.cols) + size_t(g32) * 32;
+          for (int st = 0; st < 8; ++st)
+            for (int j = 0; j < 4; ++j) dst[size_t(st) * cs + size_t(j)] = uint8_t(int(src[4 * st + j]) + 128);
+        }
+      }
+      for (int64_t g = 0; g < gpr; ++g) {
+        const size_t src = size_t(r * gpr + g) * src_ss;
+        for (int64_t j = 0; j < sub; ++j) {  // same dtype as the source: exact copies
+          const int64_t g32 = g * sub + j;
+          std::memcpy(out + q.scales_off(r, g32 / 16) + size_t(g32 % 16) * ss, static_cast<const uint8_t*>(w.scales) + src, ss);
+          if (q.asym)
+            std::memcpy(out + q.zeros_off(r, g32 / 16) + size_t(g32 % 16) * ss, static_cast<const uint8_t*>(w.zeros) + src, ss);
+        }
       }
     }
-    for (int64_t g = 0; g < gpr; ++g) {
-      const size_t src = size_t(r * gpr + g) * src_ss;
-      for (int64_t j = 0; j < sub; ++j) {  // same dtype as the source: exact copies
-        const int64_t g32 = g * sub + j;
-        std::memcpy(out + q.scales_off(r, g32 / 16) + size_t(g32 % 16) * ss, static_cast<const uint8_t*>(w.scales) + src, ss);
-        if (q.asym)
-          std::memcpy(out + q.zeros_off(r, g32 / 16) + size_t(g32 % 16) * ss, static_cast<const uint8_t*>(w.zeros) + src, ss);
-      }
-    }
-  }
+  };
+  // Rows of one tile share cache lines, so ranges start on tile boundaries (RowRanges' contract).
+  if (row_ranges) row_ranges(w.rows, pack_rows);
+  else pack_rows(0, w.rows);
 }
 
 void dequantize_packed_row(const QPacked& q, int64_t r, float* dst) {
