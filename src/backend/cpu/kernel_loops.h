@@ -5,9 +5,9 @@
 //
 // Every kernel file is compiled with its own ISA flags, so everything here has internal linkage (an
 // anonymous namespace): each file gets its own copy, and the linker can never hand one file's AVX-512
-// instantiation to another. This header includes nothing beyond what kernels.h already does, so a file
-// that raises the ISA with a pragma after its includes (kernels_neon_dot.cc) compiles no library code
-// with it.
+// instantiation to another. Its only includes are <cstdint>, <cstring> and kernels.h, which
+// kernels_neon_dot.cc includes before it raises the ISA with a pragma, so no library code is compiled
+// with the raised ISA there.
 #pragma once
 
 #include <cstdint>
