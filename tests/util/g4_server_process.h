@@ -56,6 +56,7 @@ class G4ServerProcess {
   }
   ~G4ServerProcess() {
     kill(pid_, SIGTERM);
+    kill(pid_, SIGCONT);  // a test may have stopped it (SIGSTOP); a stopped process never handles SIGTERM
     int st = 0;
     waitpid(pid_, &st, 0);
     drain_.join();
