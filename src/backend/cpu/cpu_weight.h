@@ -157,8 +157,8 @@ void dense_row_f32(const DensePacked& d, int64_t r, float* dst);
 bool can_pack_quant(const QuantWeight& w);
 // Runs fn(r0, r1) over [0, rows) in ranges that start on packed-tile boundaries, possibly in parallel.
 using RowRanges = std::function<void(int64_t rows, const std::function<void(int64_t r0, int64_t r1)>& fn)>;
-// rows: how the row loop is split (default: one range, this thread).
-void pack_quant(const QuantWeight& w, const std::string& name, QPacked& out, const RowRanges& rows = nullptr);
+// row_ranges: how the row loop is split (default: one range, this thread).
+void pack_quant(const QuantWeight& w, const std::string& name, QPacked& out, const RowRanges& row_ranges = nullptr);
 void pack_dense(DType t, const void* src, int64_t rows, int64_t cols, DensePacked& out);
 
 }  // namespace g4::cpu

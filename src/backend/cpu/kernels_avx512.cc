@@ -98,57 +98,42 @@ __attribute__((always_inline)) inline void qblock(const uint8_t* chunk, int64_t 
   }
 }
 
-// y[0, r + i] for an R-row decode tile: R = 1 (any row) or R = kTileRows with r on a tile boundary, whose
-// blocks are then consecutive chunks of one forward stream. No software prefetch: with one stream the
-// hardware prefetcher keeps up, and prefetching 0.5-8 KB ahead measured 30-35% slower (int4 and int8).
-template <QuantKind K, ScaleType ST, bool ASYM, int R>
-void qrow_tile(const QPacked& w, const QAct& a, int64_t r, float* y) {
+// y[0, r + n * R + i] for NT consecutive R-row decode tiles: R = 1 (any row, NT = 1) or R = kTileRows with
+// r on a tile boundary, whose blocks are then consecutive chunks of one forward stream. No software
+// prefetch: with one stream the hardware prefetcher keeps up, and prefetching 0.5-8 KB ahead measured
+// 30-35% slower (int4 and int8).
+// NT = 2 walks two whole tiles together, block by block, so each activation block serves both while it is
+// in L1. For long rows the activation (cols_p x 1.25 bytes with its scales and sums: 27 KB for the 21,504-
+// wide down projection) does not stay in the 32 KB L1 while a tile's weights stream past, and its lines
+// then cost as many L1 misses per block as half the weights'; a pair of tiles halves that ratio.
+template <QuantKind K, ScaleType ST, bool ASYM, int R, int NT>
+void qrow_tiles(const QPacked& w, const QAct& a, int64_t r, float* y) {
   static_assert(R == 1 || R == kTileRows, "a decode tile is one row or one whole packed tile");
-  __m512 accf[R];
-  for (int i = 0; i < R; ++i) accf[i] = _mm512_setzero_ps();
+  static_assert(NT == 1 || R == kTileRows, "only whole tiles are walked together");
+  __m512 accf[NT][R];
+  for (int n = 0; n < NT; ++n)
+    for (int i = 0; i < R; ++i) accf[n][i] = _mm512_setzero_ps();
   const __m512 zoff = _mm512_set1_ps(w.zoff), zsym = _mm512_set1_ps(w.zu);
   const int64_t sub = R == kTileRows ? 0 : r % kTileRows, full_blocks = w.cols_p / 512;
-  const uint8_t* chunk = w.data.data() + w.chunk_off(r, 0);
+  const uint8_t* chunk[NT];  // tile n's chunk of the current block
+  for (int n = 0; n < NT; ++n) chunk[n] = w.data.data() + w.chunk_off(r, 0) + n * w.tile_bytes;
   const int8_t* ac = a.row(0);
   const float* sa = a.sa.data();
   const float* as = a.asum.data();
-  for (int64_t b = 0; b < full_blocks; ++b, chunk += w.chunk_bytes, ac += 512, sa += 16, as += 16)
-    qblock<K, ST, ASYM, R, true>(chunk, sub, ac, sa, as, zoff, zsym, accf);
-  if (full_blocks < w.blocks) qblock<K, ST, ASYM, R, false>(chunk, sub, ac, sa, as, zoff, zsym, accf);
-  for (int i = 0; i < R; ++i) y[r + i] = _mm512_reduce_add_ps(accf[i]);
+  for (int64_t b = 0; b < full_blocks; ++b, ac += 512, sa += 16, as += 16)
+#pragma GCC unroll 2
+    for (int n = 0; n < NT; ++n) {
+      qblock<K, ST, ASYM, R, true>(chunk[n], sub, ac, sa, as, zoff, zsym, accf[n]);
+      chunk[n] += w.chunk_bytes;
+    }
+  if (full_blocks < w.blocks)
+    for (int n = 0; n < NT; ++n) qblock<K, ST, ASYM, R, false>(chunk[n], sub, ac, sa, as, zoff, zsym, accf[n]);
+  for (int n = 0; n < NT; ++n)
+    for (int i = 0; i < R; ++i) y[r + n * R + i] = _mm512_reduce_add_ps(accf[n][i]);
 }
 
-// Two whole tiles (8 rows) walked together, block by block, so each activation block serves both while it
-// is in L1. For long rows the activation (cols_p x 1.25 bytes with its scales and sums: 27 KB for the
-// 21,504-wide down projection) does not stay in the 32 KB L1 while a tile's weights stream past, and its
-// lines then cost as many L1 misses per block as half the weights'; a pair of tiles halves that ratio.
-template <QuantKind K, ScaleType ST, bool ASYM>
-void qrow_tile_pair(const QPacked& w, const QAct& a, int64_t r, float* y) {
-  constexpr int R = int(kTileRows);
-  __m512 acc0[R], acc1[R];
-  for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
-  const __m512 zoff = _mm512_set1_ps(w.zoff), zsym = _mm512_set1_ps(w.zu);
-  const int64_t full_blocks = w.cols_p / 512;
-  const uint8_t* c0 = w.data.data() + w.chunk_off(r, 0);
-  const uint8_t* c1 = c0 + w.tile_bytes;
-  const int8_t* ac = a.row(0);
-  const float* sa = a.sa.data();
-  const float* as = a.asum.data();
-  for (int64_t b = 0; b < full_blocks; ++b, c0 += w.chunk_bytes, c1 += w.chunk_bytes, ac += 512, sa += 16, as += 16) {
-    qblock<K, ST, ASYM, R, true>(c0, 0, ac, sa, as, zoff, zsym, acc0);
-    qblock<K, ST, ASYM, R, true>(c1, 0, ac, sa, as, zoff, zsym, acc1);
-  }
-  if (full_blocks < w.blocks) {
-    qblock<K, ST, ASYM, R, false>(c0, 0, ac, sa, as, zoff, zsym, acc0);
-    qblock<K, ST, ASYM, R, false>(c1, 0, ac, sa, as, zoff, zsym, acc1);
-  }
-  for (int i = 0; i < R; ++i) {
-    y[r + i] = _mm512_reduce_add_ps(acc0[i]);
-    y[r + R + i] = _mm512_reduce_add_ps(acc1[i]);
-  }
-}
-
-// Rows at least this long decode in tile pairs (see qrow_tile_pair); shorter rows keep one forward stream.
+// int4 rows at least this long decode in tile pairs (qrow_tiles, NT = 2): one thread 24-26 -> 29 GB/s on
+// the 5376 x 21504 down projection; shorter rows keep one forward stream; int8 measured slower in pairs.
 constexpr int64_t kPairMinCols = 12288;
 
 // Prefill: y[t + j, r + i] for an R x TT tile, R x TT int32 accumulators over one block at a time, closed
@@ -245,11 +230,11 @@ void qgemm_typed(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t
   constexpr int kRowTile = int(kTileRows);
   if (a.T == 1) {
     int64_t r = r0;
-    for (; r < r1 && r % kRowTile != 0; ++r) qrow_tile<K, ST, ASYM, 1>(w, a, r, y);
+    for (; r < r1 && r % kRowTile != 0; ++r) qrow_tiles<K, ST, ASYM, 1, 1>(w, a, r, y);
     if (K == QuantKind::kInt4 && w.cols_p >= kPairMinCols)
-      for (; r + 2 * kRowTile <= r1; r += 2 * kRowTile) qrow_tile_pair<K, ST, ASYM>(w, a, r, y);
-    for (; r + kRowTile <= r1; r += kRowTile) qrow_tile<K, ST, ASYM, kRowTile>(w, a, r, y);
-    for (; r < r1; ++r) qrow_tile<K, ST, ASYM, 1>(w, a, r, y);
+      for (; r + 2 * kRowTile <= r1; r += 2 * kRowTile) qrow_tiles<K, ST, ASYM, kRowTile, 2>(w, a, r, y);
+    for (; r + kRowTile <= r1; r += kRowTile) qrow_tiles<K, ST, ASYM, kRowTile, 1>(w, a, r, y);
+    for (; r < r1; ++r) qrow_tiles<K, ST, ASYM, 1, 1>(w, a, r, y);
     return;
   }
   // Prefill: a block of kRowBlock weight rows (4 tiles, 43 KB of int4 at 5376 columns) stays in L2 while
