@@ -120,12 +120,13 @@ void qrow_tiles(const QPacked& w, const QAct& a, int64_t r, float* y) {
   const int8_t* ac = a.row(0);
   const float* sa = a.sa.data();
   const float* as = a.asum.data();
-  for (int64_t b = 0; b < full_blocks; ++b, ac += 512, sa += 16, as += 16)
-#pragma GCC unroll 2
+  for (int64_t b = 0; b < full_blocks; ++b, ac += 512, sa += 16, as += 16) {
+#pragma GCC unroll 2  // left rolled, the pair walk measured 10-15% slower
     for (int n = 0; n < NT; ++n) {
       qblock<K, ST, ASYM, R, true>(chunk[n], sub, ac, sa, as, zoff, zsym, accf[n]);
       chunk[n] += w.chunk_bytes;
     }
+  }
   if (full_blocks < w.blocks)
     for (int n = 0; n < NT; ++n) qblock<K, ST, ASYM, R, false>(chunk[n], sub, ac, sa, as, zoff, zsym, accf[n]);
   for (int n = 0; n < NT; ++n)
