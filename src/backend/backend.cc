@@ -11,6 +11,43 @@ Tensor Tensor::view(std::vector<int64_t> new_shape) const {
   return t;
 }
 
+Tensor Tensor::rows(int64_t row0, int64_t n) const {
+  G4_CHECK(!shape.empty() && row0 >= 0 && n >= 0 && row0 + n <= shape[0], "row view out of range");
+  Tensor t = *this;
+  const int64_t row_elems = shape[0] > 0 ? numel() / shape[0] : 0;
+  t.shape[0] = n;
+  t.data = static_cast<char*>(data) + size_t(row0 * row_elems) * dtype_size(dtype);
+  return t;
+}
+
+DType parse_kv_type(const std::string& name, const std::string& flag) {
+  if (name == "f32") return DType::kF32;
+  if (name == "bf16") return DType::kBF16;
+  if (name == "q8_0" || name == "int8") return DType::kI8;
+  throw Error(flag + ": unknown KV cache type '" + name + "' (use f32, bf16 or q8_0)");
+}
+
+std::string kv_type_name(DType t) {
+  switch (t) {
+    case DType::kF32: return "f32";
+    case DType::kBF16: return "bf16";
+    case DType::kI8: return "q8_0";
+    default: return dtype_name(t);
+  }
+}
+
+int64_t kv_bytes_per_position(const KvLayerSpec& s) {
+  const int64_t row = int64_t(s.n_kv_heads) * s.head_dim;
+  auto one = [&](DType t) { return row * int64_t(dtype_size(t)) + (t == DType::kI8 ? 4 * s.n_kv_heads : 0); };
+  return one(s.k_type) + one(s.v_type);
+}
+
+Tensor Backend::slice_rows(const Tensor& x, int64_t row0, int64_t n) {
+  std::vector<int64_t> rows(size_t(std::max<int64_t>(n, 0)));
+  for (int64_t i = 0; i < n; ++i) rows[size_t(i)] = row0 + i;
+  return gather_rows(x, rows);
+}
+
 void Backend::matmul_shared(const Tensor& x, const std::vector<const PackedWeight*>& ws, const std::vector<Tensor*>& ys) {
   G4_CHECK(ws.size() == ys.size(), "matmul_shared: one output per weight");
   for (size_t i = 0; i < ws.size(); ++i) matmul(x, *ws[i], *ys[i]);

@@ -32,6 +32,8 @@ struct Tensor {
   int64_t dim(int i) const { return shape[size_t(i < 0 ? int(shape.size()) + i : i)]; }
   // Same storage, new shape with the same element count.
   Tensor view(std::vector<int64_t> new_shape) const;
+  // Same storage: rows [row0, row0 + n) of the outermost dimension, no copy.
+  Tensor rows(int64_t row0, int64_t n) const;
 };
 
 // What a checkpoint tensor is used for; a backend may pick a layout per role.
@@ -54,13 +56,31 @@ class PackedWeight {
   std::vector<int64_t> shape;
 };
 
-// The KV cache of one attention layer. Sliding layers use a ring of `capacity` = window slots
-// (position p lives in slot p % capacity); full layers use a flat cache (slot = position).
+// How one attention layer's KV cache is stored. Sliding layers use a ring of `capacity` slots (position p
+// lives in slot p % capacity; capacity = window + slack, so a rollback of up to slack + 1 positions keeps
+// every key the next query needs); full layers use a flat cache (slot = position).
+// Element types: kF32, kBF16, or kI8 (symmetric, one f32 scale per position and KV head: x = q * scale).
+struct KvLayerSpec {
+  int64_t capacity = 0;
+  int n_kv_heads = 0, head_dim = 0;
+  bool ring = false;
+  DType k_type = DType::kF32, v_type = DType::kF32;
+};
+
 struct KvLayer {
-  Tensor k, v;  // [capacity, n_kv_heads, head_dim]
+  Tensor k, v;              // [capacity, n_kv_heads, head_dim] in k_type / v_type
+  Tensor k_scale, v_scale;  // kI8 only: [capacity, n_kv_heads] f32
   int64_t capacity = 0;
   bool ring = false;
+  DType k_type = DType::kF32, v_type = DType::kF32;
 };
+
+// The KV element types a cache may use, by their llama.cpp names: "f32", "bf16", "q8_0" (= kI8 here).
+// Throws g4::Error naming the flag for anything else.
+DType parse_kv_type(const std::string& name, const std::string& flag);
+std::string kv_type_name(DType t);
+// Bytes one position of one layer takes: K and V rows plus int8 scales.
+int64_t kv_bytes_per_position(const KvLayerSpec& s);
 
 struct RopeSpec {
   float theta = 10000.0f;
@@ -84,7 +104,12 @@ class Backend {
   virtual Tensor empty(std::vector<int64_t> shape) = 0;                   // f32, uninitialised
   virtual void upload(Tensor& dst, const float* src) = 0;                 // dst.numel() floats
   virtual void download(const Tensor& src, float* dst) = 0;               // src.numel() floats
-  virtual KvLayer make_kv_layer(int64_t capacity, int n_kv_heads, int head_dim, bool ring) = 0;
+  // A zero-filled KV cache layer. Throws g4::Error for an element type the backend cannot store.
+  virtual KvLayer new_kv_layer(const KvLayerSpec& spec) = 0;
+  // The f32 cache of the tests and benchmarks.
+  KvLayer make_kv_layer(int64_t capacity, int n_kv_heads, int head_dim, bool ring) {
+    return new_kv_layer(KvLayerSpec{capacity, n_kv_heads, head_dim, ring, DType::kF32, DType::kF32});
+  }
 
   // --- ops (all activations f32 [rows, cols] unless noted) ---
   // out[i, :] = table[tokens[i], :] * scale. Token ids are validated by the caller.
@@ -109,8 +134,10 @@ class Backend {
   virtual void kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) = 0;
   // x = cap * tanh(x / cap).
   virtual void softcap(Tensor& x, float cap) = 0;
+  // Copies rows `rows` of x [R, C] into a new [rows.size(), C] tensor, in that order.
+  virtual Tensor gather_rows(const Tensor& x, const std::vector<int64_t>& rows) = 0;
   // Copies rows [row0, row0 + n) of x [R, C] into a new [n, C] tensor.
-  virtual Tensor slice_rows(const Tensor& x, int64_t row0, int64_t n) = 0;
+  Tensor slice_rows(const Tensor& x, int64_t row0, int64_t n);
 
   // --- fused steps (defaults compose the ops above; a backend overrides them to save passes/launches) ---
   // ys[i] = x * W_i^T for every i: projections of one input (q/k/v, gate/up), so x can be prepared once.

@@ -24,6 +24,8 @@ const char* stop_reason_name(StopReason r) {
 }
 
 Conversation::Conversation(const Model& model, int64_t ctx_size) : session_(model, ctx_size), model_(model) {}
+Conversation::Conversation(const Model& model, const KvCacheOptions& cache) : session_(model, cache), model_(model) {}
+Conversation::Conversation(const Model& model, KvCache& kv, int seq) : session_(model, kv, seq), model_(model) {}
 
 void Conversation::reset() {
   session_.reset();
@@ -32,9 +34,11 @@ void Conversation::reset() {
 
 GenerateResult Conversation::generate(const std::vector<int32_t>& prompt, const GenerateOptions& opts,
                                       const TokenCallback& on_token) {
-  const bool extends = tokens_.size() <= prompt.size() && std::equal(tokens_.begin(), tokens_.end(), prompt.begin());
-  if (!extends || prompt.size() == tokens_.size()) reset();  // an identical prompt still needs fresh logits
-  std::vector<int32_t> rest(prompt.begin() + std::ptrdiff_t(tokens_.size()), prompt.end());
+  int64_t keep = session_.cache().common_prefix(session_.seq(), prompt);
+  keep = std::min<int64_t>(keep, std::max<int64_t>(0, int64_t(prompt.size()) - 1));  // fresh logits need one token run
+  session_.truncate(keep, opts.prefill_chunk);
+  tokens_ = session_.tokens();
+  std::vector<int32_t> rest(prompt.begin() + std::ptrdiff_t(keep), prompt.end());
   return append_and_generate(rest, opts, on_token);
 }
 

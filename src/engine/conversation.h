@@ -1,6 +1,6 @@
-// Conversation: one sequence being generated, over a Session whose KV cache it owns. New input is
-// appended to what the cache already holds (a chat turn never re-processes earlier turns); a prompt
-// that does not extend the cached tokens starts over. Generation samples on the host, stops on the
+// Conversation: one sequence being generated, over a Session (a cache of its own or a slot of a shared
+// one). New input is appended to what the cache already holds (a chat turn never re-processes earlier
+// turns); a whole prompt reuses the longest common prefix with the cached tokens and rolls the rest back. Generation samples on the host, stops on the
 // stop set, the token budget, the context limit or a callback asking to cancel, and times each phase.
 #pragma once
 
@@ -35,6 +35,9 @@ struct GenerateResult {
 class Conversation {
  public:
   Conversation(const Model& model, int64_t ctx_size);
+  Conversation(const Model& model, const KvCacheOptions& cache);
+  // Sequence `seq` of a shared cache (which must outlive the conversation).
+  Conversation(const Model& model, KvCache& kv, int seq);
 
   // on_token(id) is called for each generated token as it is sampled; returning false cancels.
   using TokenCallback = std::function<bool(int32_t)>;
@@ -43,8 +46,8 @@ class Conversation {
   // parameters or input that does not fit the context.
   GenerateResult append_and_generate(const std::vector<int32_t>& input, const GenerateOptions& opts,
                                      const TokenCallback& on_token);
-  // Generates for `prompt` as a whole sequence: reuses the cache when the cached tokens are a prefix
-  // of `prompt`, else starts over.
+  // Generates for `prompt` as a whole sequence: keeps the longest common prefix of `prompt` and the
+  // cached tokens (at least the last prompt token is run again, for fresh logits) and rolls back the rest.
   GenerateResult generate(const std::vector<int32_t>& prompt, const GenerateOptions& opts,
                           const TokenCallback& on_token);
 
@@ -52,6 +55,7 @@ class Conversation {
   // Every token the model has seen or produced, in order (the last sampled token included).
   const std::vector<int32_t>& tokens() const { return tokens_; }
   int64_t ctx_size() const { return session_.ctx_size(); }
+  Session& session() { return session_; }
 
  private:
   Session session_;

@@ -64,9 +64,13 @@ TEST(Conversation, ContinuingReusesTheCacheAndMatchesOneShot) {
   longer.push_back(11);
   GenerateResult third = c.generate(longer, o, nullptr);
   EXPECT_EQ(third.reused_tokens, int64_t(c.tokens().size() - third.tokens.size()) - 2);
-  // ...and one that diverges starts over.
+  // ...and one that diverges keeps only the common prefix (<bos>) and answers as a fresh conversation.
+  ASSERT_EQ(c.tokens()[0], 2);
+  ASSERT_NE(c.tokens()[1], 5);
   GenerateResult other = c.generate({2, 5}, o, nullptr);
-  EXPECT_EQ(other.reused_tokens, 0);
+  EXPECT_EQ(other.reused_tokens, 1);
+  Conversation fresh2(*f.model, 256);
+  EXPECT_EQ(fresh2.generate({2, 5}, o, nullptr).tokens, other.tokens);
 }
 
 TEST(Conversation, StopTokenCancelAndContext) {

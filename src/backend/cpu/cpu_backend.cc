@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "backend/host_kv.h"
 #include "base/error.h"
 
 namespace g4 {
@@ -93,14 +94,7 @@ Tensor CpuBackend::empty(std::vector<int64_t> shape) {
 void CpuBackend::upload(Tensor& dst, const float* src) { std::memcpy(dst.data, src, size_t(dst.numel()) * 4); }
 void CpuBackend::download(const Tensor& src, float* dst) { std::memcpy(dst, src.data, size_t(src.numel()) * 4); }
 
-KvLayer CpuBackend::make_kv_layer(int64_t capacity, int n_kv_heads, int head_dim, bool ring) {
-  KvLayer c;
-  c.k = empty({capacity, n_kv_heads, head_dim});
-  c.v = empty({capacity, n_kv_heads, head_dim});
-  c.capacity = capacity;
-  c.ring = ring;
-  return c;
-}
+KvLayer CpuBackend::new_kv_layer(const KvLayerSpec& spec) { return host_kv::make(spec); }
 
 void CpuBackend::embed(const PackedWeight& table, const std::vector<int32_t>& tokens, float scale, Tensor& out) {
   const cpu::CpuWeight& e = as_cpu(table);
@@ -205,16 +199,7 @@ void CpuBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
 }
 
 void CpuBackend::kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) {
-  const int64_t T = k.dim(0), row = k.dim(1) * k.dim(2);
-  G4_CHECK(cache.k.dim(1) * cache.k.dim(2) == row, "kv_append shapes");
-  const int64_t first = cache.ring ? std::max<int64_t>(0, T - cache.capacity) : 0;
-  if (!cache.ring) G4_CHECK(p0 + T <= cache.capacity, "flat cache overflow");
-  for (int64_t t = first; t < T; ++t) {
-    const int64_t pos = p0 + t;
-    const int64_t slot = cache.ring ? pos % cache.capacity : pos;
-    std::memcpy(f32(cache.k) + slot * row, f32(k) + t * row, size_t(row) * 4);
-    std::memcpy(f32(cache.v) + slot * row, f32(v) + t * row, size_t(row) * 4);
-  }
+  host_kv::append(cache, k, v, p0);
 }
 
 void CpuBackend::softcap(Tensor& x, float cap) {
@@ -224,11 +209,13 @@ void CpuBackend::softcap(Tensor& x, float cap) {
   });
 }
 
-Tensor CpuBackend::slice_rows(const Tensor& x, int64_t row0, int64_t n) {
-  const int64_t C = cols_of(x);
-  G4_CHECK(row0 >= 0 && n >= 0 && (row0 + n) * C <= x.numel(), "slice_rows range");
-  Tensor y = empty({n, C});
-  std::memcpy(y.data, f32(x) + row0 * C, size_t(n * C) * 4);
+Tensor CpuBackend::gather_rows(const Tensor& x, const std::vector<int64_t>& rows) {
+  const int64_t C = cols_of(x), R = x.numel() / C;
+  Tensor y = empty({int64_t(rows.size()), C});
+  for (size_t i = 0; i < rows.size(); ++i) {
+    G4_CHECK(rows[i] >= 0 && rows[i] < R, "gather_rows: row out of range");
+    std::memcpy(f32(y) + int64_t(i) * C, f32(x) + rows[i] * C, size_t(C) * 4);
+  }
   return y;
 }
 

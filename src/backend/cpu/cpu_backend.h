@@ -25,7 +25,7 @@ class CpuBackend : public Backend {
   Tensor empty(std::vector<int64_t> shape) override;
   void upload(Tensor& dst, const float* src) override;
   void download(const Tensor& src, float* dst) override;
-  KvLayer make_kv_layer(int64_t capacity, int n_kv_heads, int head_dim, bool ring) override;
+  KvLayer new_kv_layer(const KvLayerSpec& spec) override;
 
   void embed(const PackedWeight& table, const std::vector<int32_t>& tokens, float scale, Tensor& out) override;
   void matmul(const Tensor& x, const PackedWeight& w, Tensor& y) override;
@@ -38,7 +38,7 @@ class CpuBackend : public Backend {
                  Tensor& out) override;
   void kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) override;
   void softcap(Tensor& x, float cap) override;
-  Tensor slice_rows(const Tensor& x, int64_t row0, int64_t n) override;
+  Tensor gather_rows(const Tensor& x, const std::vector<int64_t>& rows) override;
 
  private:
   // Runs fn(begin, end) over [0, n) in about threads * 4 chunks whose sizes are multiples of `align`.

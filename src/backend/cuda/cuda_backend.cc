@@ -238,14 +238,17 @@ void CudaBackend::download(const Tensor& src, float* dst) {
   synchronize();
 }
 
-KvLayer CudaBackend::make_kv_layer(int64_t capacity, int n_kv_heads, int head_dim, bool ring) {
+KvLayer CudaBackend::new_kv_layer(const KvLayerSpec& spec) {
+  if (spec.k_type != DType::kF32 || spec.v_type != DType::kF32)
+    throw Error("the cuda backend stores its KV cache in f32 only (asked for K " + kv_type_name(spec.k_type) + ", V " +
+                kv_type_name(spec.v_type) + "): use --cache-type-k f32 --cache-type-v f32");
   KvLayer c;
-  c.k = empty({capacity, n_kv_heads, head_dim});
-  c.v = empty({capacity, n_kv_heads, head_dim});
+  c.k = empty({spec.capacity, spec.n_kv_heads, spec.head_dim});
+  c.v = empty({spec.capacity, spec.n_kv_heads, spec.head_dim});
   G4_CUDA(cudaMemsetAsync(c.k.data, 0, size_t(c.k.numel()) * 4, stream_));
   G4_CUDA(cudaMemsetAsync(c.v.data, 0, size_t(c.v.numel()) * 4, stream_));
-  c.capacity = capacity;
-  c.ring = ring;
+  c.capacity = spec.capacity;
+  c.ring = spec.ring;
   return c;
 }
 
@@ -418,11 +421,18 @@ void CudaBackend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWe
 
 void CudaBackend::softcap(Tensor& x, float cap) { cuda::softcap(f32(x), x.numel(), cap, stream_); }
 
-Tensor CudaBackend::slice_rows(const Tensor& x, int64_t row0, int64_t n) {
-  const int64_t C = cols_of(x);
-  G4_CHECK(row0 >= 0 && n >= 0 && (row0 + n) * C <= x.numel(), "slice_rows range");
-  Tensor y = empty({n, C});
-  G4_CUDA(cudaMemcpyAsync(y.data, f32(x) + row0 * C, size_t(n * C) * 4, cudaMemcpyDeviceToDevice, stream_));
+Tensor CudaBackend::gather_rows(const Tensor& x, const std::vector<int64_t>& rows) {
+  const int64_t C = cols_of(x), R = x.numel() / C;
+  Tensor y = empty({int64_t(rows.size()), C});
+  // One copy per run of consecutive rows (a decode batch's last rows are usually one run each).
+  for (size_t i = 0; i < rows.size();) {
+    size_t j = i + 1;
+    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+    G4_CHECK(rows[i] >= 0 && rows[j - 1] < R, "gather_rows: row out of range");
+    G4_CUDA(cudaMemcpyAsync(f32(y) + int64_t(i) * C, f32(x) + rows[i] * C, (j - i) * size_t(C) * 4,
+                            cudaMemcpyDeviceToDevice, stream_));
+    i = j;
+  }
   return y;
 }
 

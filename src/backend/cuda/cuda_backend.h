@@ -45,7 +45,7 @@ class CudaBackend : public Backend {
   Tensor empty(std::vector<int64_t> shape) override;
   void upload(Tensor& dst, const float* src) override;
   void download(const Tensor& src, float* dst) override;
-  KvLayer make_kv_layer(int64_t capacity, int n_kv_heads, int head_dim, bool ring) override;
+  KvLayer new_kv_layer(const KvLayerSpec& spec) override;
 
   void embed(const PackedWeight& table, const std::vector<int32_t>& tokens, float scale, Tensor& out) override;
   void matmul(const Tensor& x, const PackedWeight& w, Tensor& y) override;
@@ -58,7 +58,7 @@ class CudaBackend : public Backend {
                  Tensor& out) override;
   void kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) override;
   void softcap(Tensor& x, float cap) override;
-  Tensor slice_rows(const Tensor& x, int64_t row0, int64_t n) override;
+  Tensor gather_rows(const Tensor& x, const std::vector<int64_t>& rows) override;
   void matmul_shared(const Tensor& x, const std::vector<const PackedWeight*>& ws, const std::vector<Tensor*>& ys) override;
   void qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_raw, const PackedWeight& wq, const PackedWeight& wk,
                      float eps, int64_t p0, const RopeSpec& rope, Tensor& k, Tensor& v) override;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/host_kv.h"
 #include "base/error.h"
 
 namespace g4 {
@@ -50,14 +51,7 @@ Tensor RefBackend::empty(std::vector<int64_t> shape) {
 void RefBackend::upload(Tensor& dst, const float* src) { std::memcpy(dst.data, src, size_t(dst.numel()) * 4); }
 void RefBackend::download(const Tensor& src, float* dst) { std::memcpy(dst, src.data, size_t(src.numel()) * 4); }
 
-KvLayer RefBackend::make_kv_layer(int64_t capacity, int n_kv_heads, int head_dim, bool ring) {
-  KvLayer c;
-  c.k = empty({capacity, n_kv_heads, head_dim});
-  c.v = empty({capacity, n_kv_heads, head_dim});
-  c.capacity = capacity;
-  c.ring = ring;
-  return c;
-}
+KvLayer RefBackend::new_kv_layer(const KvLayerSpec& spec) { return host_kv::make(spec); }
 
 void RefBackend::embed(const PackedWeight& table, const std::vector<int32_t>& tokens, float scale, Tensor& out) {
   const RefWeight& e = as_ref(table);
@@ -148,8 +142,10 @@ void RefBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(1);
   G4_CHECK(k.dim(0) == T && v.dim(0) == T && k.dim(2) == D && v.dim(2) == D && v.dim(1) == Hkv, "attention shapes");
   G4_CHECK(Hq % Hkv == 0, "attention GQA");
+  G4_CHECK(cache.k.dim(1) == Hkv && cache.k.dim(2) == D, "attention cache shape");
   const int64_t group = Hq / Hkv;
-  std::vector<double> scores;
+  std::vector<double> scores, acc(static_cast<size_t>(D));
+  std::vector<float> buf(static_cast<size_t>(D));
   for (int64_t t = 0; t < T; ++t) {
     const int64_t pq = p0 + t;
     const int64_t lo = window > 0 ? std::max<int64_t>(0, pq - window + 1) : 0;
@@ -158,15 +154,12 @@ void RefBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
     for (int64_t h = 0; h < Hq; ++h) {
       const int64_t g = h / group;
       const float* qv = f32(q) + (t * Hq + h) * D;
+      // Keys and values at or after p0 are the chunk's own; earlier ones come from the cache.
       auto key = [&](int64_t pk) -> const float* {
-        if (pk >= p0) return f32(k) + ((pk - p0) * Hkv + g) * D;
-        const int64_t slot = cache.ring ? pk % cache.capacity : pk;
-        return f32(cache.k) + (slot * Hkv + g) * D;
+        return pk >= p0 ? f32(k) + ((pk - p0) * Hkv + g) * D : host_kv::key(cache, pk, g, buf.data());
       };
       auto val = [&](int64_t pk) -> const float* {
-        if (pk >= p0) return f32(v) + ((pk - p0) * Hkv + g) * D;
-        const int64_t slot = cache.ring ? pk % cache.capacity : pk;
-        return f32(cache.v) + (slot * Hkv + g) * D;
+        return pk >= p0 ? f32(v) + ((pk - p0) * Hkv + g) * D : host_kv::value(cache, pk, g, buf.data());
       };
       scores.assign(size_t(pq - lo + 1), 0.0);
       double mx = -INFINITY;
@@ -179,37 +172,32 @@ void RefBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
       }
       double sum = 0;
       for (double& s : scores) sum += (s = std::exp(s - mx));
-      float* o = f32(out) + (t * Hq + h) * D;
-      for (int64_t d = 0; d < D; ++d) {
-        double acc = 0;
-        for (int64_t pk = lo; pk <= pq; ++pk) acc += scores[size_t(pk - lo)] * double(val(pk)[d]);
-        o[d] = float(acc / sum);
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t pk = lo; pk <= pq; ++pk) {
+        const float* vr = val(pk);
+        for (int64_t d = 0; d < D; ++d) acc[size_t(d)] += scores[size_t(pk - lo)] * double(vr[d]);
       }
+      float* o = f32(out) + (t * Hq + h) * D;
+      for (int64_t d = 0; d < D; ++d) o[d] = float(acc[size_t(d)] / sum);
     }
   }
 }
 
 void RefBackend::kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) {
-  const int64_t T = k.dim(0), row = k.dim(1) * k.dim(2);
-  G4_CHECK(cache.k.dim(1) * cache.k.dim(2) == row, "kv_append shapes");
-  const int64_t first = cache.ring ? std::max<int64_t>(0, T - cache.capacity) : 0;
-  if (!cache.ring) G4_CHECK(p0 + T <= cache.capacity, "flat cache overflow");
-  for (int64_t t = first; t < T; ++t) {
-    const int64_t pos = p0 + t;
-    const int64_t slot = cache.ring ? pos % cache.capacity : pos;
-    std::memcpy(f32(cache.k) + slot * row, f32(k) + t * row, size_t(row) * 4);
-    std::memcpy(f32(cache.v) + slot * row, f32(v) + t * row, size_t(row) * 4);
-  }
+  host_kv::append(cache, k, v, p0);
 }
 
 void RefBackend::softcap(Tensor& x, float cap) {
   for (int64_t i = 0; i < x.numel(); ++i) f32(x)[i] = cap * std::tanh(f32(x)[i] / cap);
 }
 
-Tensor RefBackend::slice_rows(const Tensor& x, int64_t row0, int64_t n) {
-  const int64_t C = cols_of(x);
-  Tensor y = empty({n, C});
-  std::memcpy(y.data, f32(x) + row0 * C, size_t(n * C) * 4);
+Tensor RefBackend::gather_rows(const Tensor& x, const std::vector<int64_t>& rows) {
+  const int64_t C = cols_of(x), R = x.numel() / C;
+  Tensor y = empty({int64_t(rows.size()), C});
+  for (size_t i = 0; i < rows.size(); ++i) {
+    G4_CHECK(rows[i] >= 0 && rows[i] < R, "gather_rows: row out of range");
+    std::memcpy(f32(y) + int64_t(i) * C, f32(x) + rows[i] * C, size_t(C) * 4);
+  }
   return y;
 }
 

@@ -1,0 +1,25 @@
+// KV cache storage in host memory, shared by the ref and cpu backends: allocation, writing f32 rows in
+// the cache's element type (f32, bf16, or int8 with one f32 scale per position and KV head), and reading
+// one cached key or value row back as f32.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/backend.h"
+
+namespace g4::host_kv {
+
+// A zero-filled cache layer in host memory.
+KvLayer make(const KvLayerSpec& spec);
+
+// Writes k, v [T, Hkv, D] (f32) of positions p0 .. p0+T-1; a ring keeps only the last `capacity`.
+void append(KvLayer& c, const Tensor& k, const Tensor& v, int64_t p0);
+
+// The cached key (value) of position pk, KV head g, as D floats: a pointer into the cache for f32,
+// else the row decoded into buf.
+const float* key(const KvLayer& c, int64_t pk, int64_t g, float* buf);
+const float* value(const KvLayer& c, int64_t pk, int64_t g, float* buf);
+
+inline int64_t slot_of(const KvLayer& c, int64_t pk) { return c.ring ? pk % c.capacity : pk; }
+
+}  // namespace g4::host_kv

@@ -1,0 +1,159 @@
+#include "model/forward.h"
+
+#include <algorithm>
+#include <set>
+#include <string>
+
+#include "base/error.h"
+
+namespace g4 {
+
+namespace {
+
+void validate(const Model& model, KvCache& kv, const std::vector<SeqChunk>& batch) {
+  const int64_t V = model.spec().vocab_size;
+  std::set<int> seen;
+  for (const SeqChunk& c : batch) {
+    kv.seq(c.seq);  // throws for an id out of range
+    if (!seen.insert(c.seq).second) throw Error("sequence " + std::to_string(c.seq) + " appears twice in one batch");
+    if (c.tokens.empty()) throw Error("sequence " + std::to_string(c.seq) + ": empty chunk");
+    for (size_t i = 0; i < c.tokens.size(); ++i)
+      if (c.tokens[i] < 0 || c.tokens[i] >= V)
+        throw Error("token id " + std::to_string(c.tokens[i]) + " at index " + std::to_string(i) +
+                    " is out of range for the vocabulary of " + std::to_string(V));
+    const int64_t pos = kv.pos(c.seq);
+    if (pos + int64_t(c.tokens.size()) > kv.ctx_size())
+      throw Error("context overflow: " + std::to_string(pos) + " positions used + " + std::to_string(c.tokens.size()) +
+                  " new tokens exceed the context size of " + std::to_string(kv.ctx_size()));
+  }
+}
+
+// The ops of one step; returns the logits tensor [R, V] of the rows asked for (empty when none are).
+Tensor enqueue(const Model& model, KvCache& kv, const std::vector<SeqChunk>& batch) {
+  const ModelSpec& s = model.spec();
+  Backend& be = model.backend();
+  std::vector<int32_t> tokens;
+  std::vector<int64_t> row0;  // first row of each chunk
+  for (const SeqChunk& c : batch) {
+    row0.push_back(int64_t(tokens.size()));
+    tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
+  }
+  const int64_t T = int64_t(tokens.size()), H = s.hidden_size, F = s.intermediate_size, Hq = s.n_heads;
+
+  Tensor x = be.empty({T, H});
+  be.embed(model.embedding(), tokens, model.embed_scale(), x);
+  Tensor a = be.empty({T, H});
+
+  // a holds the normed input of the next block: the first layer's input norm runs here, the others are
+  // fused into the residual step that closes the block before them (add_norm_scale_norm).
+  be.rms_norm(x, model.layer(0).input_norm.get(), s.rms_eps, a);
+  for (int li = 0; li < s.n_layers(); ++li) {
+    const LayerSpec& L = s.layers[size_t(li)];
+    const LayerWeights& w = model.layer(li);
+    const int64_t D = L.head_dim, Hkv = L.n_kv_heads;
+
+    // Attention block: q, k, v projections of a = norm(x) over every row of the batch.
+    Tensor q = be.empty({T, Hq, D});
+    Tensor k_raw = be.empty({T, Hkv, D});
+    Tensor q2 = q.view({T, Hq * D}), k2 = k_raw.view({T, Hkv * D});
+    Tensor v_raw = k_raw;  // K=V layers: V is the raw (un-normed, un-rotated) K projection
+    if (w.v) {
+      v_raw = be.empty({T, Hkv, D});
+      Tensor v2 = v_raw.view({T, Hkv * D});
+      be.matmul_shared(a, {w.q.get(), w.k.get(), w.v.get()}, {&q2, &k2, &v2});
+    } else {
+      be.matmul_shared(a, {w.q.get(), w.k.get()}, {&q2, &k2});
+    }
+    Tensor k = be.empty({T, Hkv, D});
+    Tensor v = be.empty({T, Hkv, D});
+    Tensor att = be.empty({T, Hq, D});
+    // Per chunk, at its sequence's positions: per-head norms, RoPE on q and k, attention, cache write.
+    for (size_t c = 0; c < batch.size(); ++c) {
+      const int64_t r = row0[c], n = int64_t(batch[c].tokens.size()), p0 = kv.pos(batch[c].seq);
+      KvLayer& cache = kv.seq(batch[c].seq).layers[size_t(li)];
+      Tensor qc = q.rows(r, n), kc = k.rows(r, n), vc = v.rows(r, n), ac = att.rows(r, n);
+      be.qkv_norm_rope(qc, k_raw.rows(r, n), v_raw.rows(r, n), *w.q_norm, *w.k_norm, s.rms_eps, p0,
+                       RopeSpec{L.rope_theta, L.rope_pairs}, kc, vc);
+      be.attention(qc, kc, vc, cache, p0, L.window, ac);
+      be.kv_append(cache, kc, vc, p0);
+    }
+    Tensor o = be.empty({T, H});
+    be.matmul(att.view({T, Hq * D}), *w.o, o);
+    be.add_norm_scale_norm(x, o, *w.post_attn_norm, 1.0f, *w.pre_ffn_norm, s.rms_eps, a);
+
+    // MLP block (GeGLU), then the layer scalar on the whole residual stream.
+    Tensor g = be.empty({T, F});
+    Tensor u = be.empty({T, F});
+    be.matmul_shared(a, {w.gate.get(), w.up.get()}, {&g, &u});
+    be.gelu_mul(g, u, g);
+    be.matmul(g, *w.down, o);
+    if (li + 1 < s.n_layers()) {
+      be.add_norm_scale_norm(x, o, *w.post_ffn_norm, w.layer_scalar, *model.layer(li + 1).input_norm, s.rms_eps, a);
+    } else {
+      be.add_rms_norm(x, o, *w.post_ffn_norm, s.rms_eps);
+      be.scale(x, w.layer_scalar);
+    }
+  }
+
+  // Only the rows whose logits are asked for go through the final norm and lm_head.
+  std::vector<int64_t> want;
+  for (size_t c = 0; c < batch.size(); ++c) {
+    const int64_t n = int64_t(batch[c].tokens.size());
+    if (batch[c].logits == LogitsMode::kAll)
+      for (int64_t i = 0; i < n; ++i) want.push_back(row0[c] + i);
+    else if (batch[c].logits == LogitsMode::kLast)
+      want.push_back(row0[c] + n - 1);
+  }
+  if (want.empty()) return {};
+  Tensor rows = int64_t(want.size()) == T ? x : be.gather_rows(x, want);
+  const int64_t R = rows.dim(0);
+  Tensor y = be.empty({R, H});
+  be.rms_norm(rows, &model.final_norm(), s.rms_eps, y);
+  Tensor logits = be.empty({R, int64_t(s.vocab_size)});
+  be.matmul(y, model.lm_head(), logits);
+  if (s.final_softcap > 0) be.softcap(logits, s.final_softcap);
+  return logits;
+}
+
+}  // namespace
+
+std::vector<std::vector<float>> forward_batch(const Model& model, KvCache& kv, const std::vector<SeqChunk>& batch) {
+  validate(model, kv, batch);
+  Backend& be = model.backend();
+  std::vector<std::vector<float>> out(batch.size());
+  if (batch.empty()) return out;
+  Tensor logits;
+  if (batch.size() == 1 && batch[0].tokens.size() == 1 && batch[0].logits == LogitsMode::kLast) {
+    // Decode of one sequence: record the step once per sequence (where the backend can), then replay it
+    // with each new token and position. The recording reads both at replay time.
+    KvCache::Seq& sq = kv.seq(batch[0].seq);
+    if (!sq.step) {
+      std::unique_ptr<StepRecording> rec = be.begin_step_recording();
+      if (rec) {
+        Tensor l = enqueue(model, kv, batch);  // recorded, not run
+        be.end_step_recording(*rec);
+        sq.step = std::move(rec);
+        sq.step_logits = l;
+      }
+    }
+    if (sq.step) {
+      be.replay_step(*sq.step, batch[0].tokens[0], kv.pos(batch[0].seq));
+      logits = sq.step_logits;
+    }
+  }
+  if (!logits.data) logits = enqueue(model, kv, batch);
+  for (const SeqChunk& c : batch) kv.note_written(c.seq, c.tokens);
+  if (!logits.data) return out;
+  std::vector<float> host(size_t(logits.numel()));
+  be.download(logits, host.data());
+  const size_t V = size_t(model.spec().vocab_size);
+  size_t at = 0;
+  for (size_t c = 0; c < batch.size(); ++c) {
+    const size_t rows = batch[c].logits == LogitsMode::kAll ? batch[c].tokens.size() : batch[c].logits == LogitsMode::kLast ? 1 : 0;
+    out[c].assign(host.begin() + std::ptrdiff_t(at * V), host.begin() + std::ptrdiff_t((at + rows) * V));
+    at += rows;
+  }
+  return out;
+}
+
+}  // namespace g4

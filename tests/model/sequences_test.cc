@@ -1,0 +1,204 @@
+// Sequences and the KV cache (model/kv_cache.h, model/forward.h): a batch mixing sequences gives each the
+// logits it gets alone; rollback by 1, slack, slack + 1 and two windows, then continuing, equals never
+// having run the dropped tokens; prefix reuse equals a fresh prefill; all across the sliding window. Run
+// on every backend built into the test (ref and cpu here; cuda has its own suite).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "backend/backend.h"
+#include "base/error.h"
+#include "engine/conversation.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "model/session.h"
+
+namespace g4 {
+namespace {
+
+// Largest |a - b| over all elements; NaN anywhere counts as infinitely far.
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(double(a[i]) - double(b[i]));
+    if (!(d <= m)) m = std::isnan(d) ? INFINITY : d;
+  }
+  return m;
+}
+
+std::vector<int32_t> random_tokens(std::mt19937& rng, size_t n, int V) {
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = int32_t(rng() % uint32_t(V));
+  return t;
+}
+
+std::vector<int32_t> cat(std::vector<int32_t> a, const std::vector<int32_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+class SequencesTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    be_ = make_backend(GetParam());
+    model_ = Model::load(std::string(G4_TEST_DATA) + "/hf-reference/deep-small-window/model", *be_);
+    V_ = model_->spec().vocab_size;
+    for (const auto& L : model_->spec().layers) window_ = std::max(window_, L.window);
+    ASSERT_EQ(window_, 8);
+  }
+  KvCacheOptions opts(int n_seq, int64_t slack) const {
+    KvCacheOptions o;
+    o.ctx_size = 256;
+    o.n_seq = n_seq;
+    o.slack = slack;
+    return o;
+  }
+  std::unique_ptr<Backend> be_;
+  std::unique_ptr<Model> model_;
+  int V_ = 0, window_ = 0;
+};
+
+// Eight sequences of different lengths advance together for several steps: some decode one token, some
+// prefill a chunk, some sit out a step. Each must get the logits of the same chunks run alone.
+TEST_P(SequencesTest, BatchOfEightMatchesEachSequenceAlone) {
+  std::mt19937 rng(11);
+  const int N = 8;
+  // steps[s][i]: the chunk sequence i runs at step s (empty: not in that step's batch).
+  const std::vector<std::vector<size_t>> lens = {{3, 9, 17, 1, 30, 8, 12, 25},
+                                                 {1, 1, 1, 1, 1, 1, 1, 1},
+                                                 {1, 0, 20, 1, 1, 7, 1, 0},
+                                                 {1, 1, 1, 1, 1, 1, 1, 1},
+                                                 {9, 1, 0, 1, 16, 1, 1, 1}};
+  std::vector<std::vector<std::vector<int32_t>>> chunks(N);
+  for (const auto& step : lens)
+    for (int i = 0; i < N; ++i) chunks[size_t(i)].push_back(random_tokens(rng, step[size_t(i)], V_));
+
+  KvCache kv(model_->spec(), *be_, opts(N, 4));
+  std::vector<std::vector<std::vector<float>>> batched(N);
+  for (size_t s = 0; s < lens.size(); ++s) {
+    std::vector<SeqChunk> batch;
+    for (int i = N - 1; i >= 0; --i)  // not in sequence order: the batch order must not matter
+      if (!chunks[size_t(i)][s].empty()) batch.push_back({i, chunks[size_t(i)][s], LogitsMode::kAll});
+    const auto out = forward_batch(*model_, kv, batch);
+    for (size_t c = 0; c < batch.size(); ++c) batched[size_t(batch[c].seq)].push_back(out[c]);
+  }
+  for (int i = 0; i < N; ++i) {
+    Session alone(*model_, opts(1, 4));
+    size_t k = 0;
+    for (size_t s = 0; s < lens.size(); ++s) {
+      if (chunks[size_t(i)][s].empty()) continue;
+      const std::vector<float> l = alone.forward(chunks[size_t(i)][s], LogitsMode::kAll);
+      ASSERT_LT(k, batched[size_t(i)].size());
+      EXPECT_LE(max_diff(batched[size_t(i)][k], l), 1e-5) << "sequence " << i << " step " << s;
+      ++k;
+    }
+    EXPECT_EQ(kv.pos(i), alone.pos());
+    EXPECT_EQ(kv.seq(i).tokens, alone.tokens());
+  }
+}
+
+// Roll back by 1, slack, slack + 1 (the deepest in-place rollback), slack + 2 and two windows, from
+// a prompt that crossed the window several times; then continue. The logits must equal a session that
+// never saw the dropped tokens.
+TEST_P(SequencesTest, RollbackEqualsNeverHavingRunTheDroppedTokens) {
+  const int64_t slack = 4;
+  std::mt19937 rng(5);
+  const std::vector<int32_t> prompt = random_tokens(rng, 30, V_), cont = random_tokens(rng, 12, V_);
+  Session fresh(*model_, opts(1, slack));
+  fresh.forward(prompt, LogitsMode::kNone);
+  const std::vector<float> want = fresh.forward(cont, LogitsMode::kAll);
+
+  for (int64_t drop : {int64_t(1), slack, slack + 1, slack + 2, int64_t(2 * window_)}) {
+    Session s(*model_, opts(1, slack));
+    s.forward(prompt, LogitsMode::kNone);
+    const std::vector<int32_t> junk = random_tokens(rng, size_t(drop), V_);
+    for (int32_t t : junk) s.forward({t}, LogitsMode::kLast);  // decode steps, as a rejected draft would
+    ASSERT_EQ(s.pos(), 30 + drop);
+    const int64_t recomputed = s.truncate(30);
+    EXPECT_EQ(recomputed, drop <= slack + 1 ? 0 : 30) << "drop " << drop;
+    EXPECT_EQ(s.tokens(), prompt);
+    EXPECT_LE(max_diff(s.forward(cont, LogitsMode::kAll), want), 1e-5) << "drop " << drop;
+  }
+  // Rolling back into the prompt itself: keep 21 of 30 and continue from there.
+  Session s(*model_, opts(1, slack));
+  s.forward(prompt, LogitsMode::kNone);
+  s.truncate(21);
+  Session f(*model_, opts(1, slack));
+  const std::vector<int32_t> head(prompt.begin(), prompt.begin() + 21);
+  f.forward(head, LogitsMode::kNone);
+  EXPECT_LE(max_diff(s.forward(cont, LogitsMode::kAll), f.forward(cont, LogitsMode::kAll)), 1e-5);
+}
+
+// A new prompt that shares a prefix with what the conversation holds reuses that prefix and gives the
+// greedy reply of a fresh conversation.
+TEST_P(SequencesTest, PrefixReuseEqualsFreshPrefill) {
+  std::mt19937 rng(9);
+  const std::vector<int32_t> shared = random_tokens(rng, 26, V_);
+  const std::vector<int32_t> a = cat(shared, random_tokens(rng, 7, V_)), b = cat(shared, random_tokens(rng, 5, V_));
+  GenerateOptions go;
+  go.max_new_tokens = 12;
+  go.sampling.temperature = 0;
+  for (int64_t slack : {int64_t(0), int64_t(16)}) {  // rollback past the slack, and within it
+    Conversation conv(*model_, opts(1, slack));
+    conv.generate(a, go, nullptr);
+    const GenerateResult got = conv.generate(b, go, nullptr);
+    EXPECT_EQ(got.reused_tokens, 26) << "slack " << slack;
+    Conversation fresh(*model_, opts(1, slack));
+    const GenerateResult want = fresh.generate(b, go, nullptr);
+    EXPECT_EQ(got.tokens, want.tokens) << "slack " << slack;
+    // The same prompt again reuses all but its last token (which must run again for fresh logits).
+    const GenerateResult again = conv.generate(b, go, nullptr);
+    EXPECT_EQ(again.reused_tokens, int64_t(b.size()) - 1);
+    EXPECT_EQ(again.tokens, want.tokens);
+  }
+}
+
+// A bf16 or int8 cache runs the same code paths with other storage: bf16 stays within its rounding of
+// the f32 logits; both keep the prompt's top-1 token at most positions.
+TEST_P(SequencesTest, CompactCachesStayCloseToF32) {
+  std::mt19937 rng(3);
+  const std::vector<int32_t> prompt = random_tokens(rng, 40, V_);
+  Session f(*model_, opts(1, 4));
+  const std::vector<float> want = f.forward(prompt, LogitsMode::kAll, 7);
+  double scale = 0;
+  for (float x : want) scale = std::max(scale, double(std::fabs(x)));
+  for (DType t : {DType::kBF16, DType::kI8}) {
+    KvCacheOptions o = opts(1, 4);
+    o.k_type = o.v_type = t;
+    Session s(*model_, o);
+    const std::vector<float> got = s.forward(prompt, LogitsMode::kAll, 7);
+    const double d = max_diff(got, want);
+    EXPECT_GT(d, 0.0) << kv_type_name(t) << ": the compact cache was not used";
+    EXPECT_LE(d, (t == DType::kBF16 ? 0.02 : 0.08) * scale) << kv_type_name(t);
+  }
+}
+
+TEST_P(SequencesTest, BadInputIsOneClearError) {
+  KvCache kv(model_->spec(), *be_, opts(2, 4));
+  EXPECT_THROW(forward_batch(*model_, kv, {{2, {1, 2}, LogitsMode::kLast}}), Error);
+  EXPECT_THROW(forward_batch(*model_, kv, {{-1, {1}, LogitsMode::kLast}}), Error);
+  EXPECT_THROW(forward_batch(*model_, kv, {{0, {1}, LogitsMode::kLast}, {0, {2}, LogitsMode::kLast}}), Error);
+  EXPECT_THROW(forward_batch(*model_, kv, {{0, {}, LogitsMode::kLast}}), Error);
+  EXPECT_THROW(forward_batch(*model_, kv, {{0, {V_}, LogitsMode::kLast}}), Error);
+  EXPECT_THROW(forward_batch(*model_, kv, {{1, std::vector<int32_t>(257, 1), LogitsMode::kLast}}), Error);
+  EXPECT_EQ(kv.pos(0), 0);  // a rejected batch writes nothing
+  Session s(*model_, kv, 1);
+  s.forward({1, 2, 3}, LogitsMode::kNone);
+  EXPECT_THROW(s.truncate(-1), Error);
+  EXPECT_THROW(s.truncate(4), Error);
+  EXPECT_EQ(s.pos(), 3);
+  EXPECT_THROW(Session(*model_, kv, 2), Error);
+  EXPECT_THROW(parse_kv_type("q4_0", "--cache-type-k"), Error);
+  try {
+    parse_kv_type("f8", "--cache-type-v");
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--cache-type-v"), std::string::npos) << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SequencesTest, ::testing::Values("ref", "cpu"));
+
+}  // namespace
+}  // namespace g4
