@@ -39,7 +39,7 @@ std::string kv_type_name(DType t) {
 int64_t kv_bytes_per_position(const KvLayerSpec& s) {
   const int64_t row = int64_t(s.n_kv_heads) * s.head_dim;
   auto one = [&](DType t) { return row * int64_t(dtype_size(t)) + (t == DType::kI8 ? 4 * s.n_kv_heads : 0); };
-  return one(s.k_type) + one(s.v_type);
+  return (s.k_from_v ? 0 : one(s.k_type)) + one(s.v_type);
 }
 
 Tensor Backend::slice_rows(const Tensor& x, int64_t row0, int64_t n) {

@@ -56,6 +56,11 @@ class PackedWeight {
   std::vector<int64_t> shape;
 };
 
+struct RopeSpec {
+  float theta = 10000.0f;
+  int pairs = 0;  // (d, d + D/2) for d < pairs rotate with w_d = theta^(-2d/D); the rest pass through
+};
+
 // How one attention layer's KV cache is stored. Sliding layers use a ring of `capacity` slots (position p
 // lives in slot p % capacity; capacity = window + slack, so a rollback of up to slack + 1 positions keeps
 // every key the next query needs); full layers use a flat cache (slot = position).
@@ -65,6 +70,11 @@ struct KvLayerSpec {
   int n_kv_heads = 0, head_dim = 0;
   bool ring = false;
   DType k_type = DType::kF32, v_type = DType::kF32;
+  // K=V layers may store V only: V is the weightless norm of the raw K projection and K = RoPE(V * k_norm)
+  // at the key's position, so attention derives cached keys from cached values (exact up to rounding).
+  bool k_from_v = false;
+  const PackedWeight* k_norm = nullptr;  // k_from_v: the layer's k_norm weight (packed by this backend)
+  RopeSpec rope;                         // k_from_v: the layer's RoPE
 };
 
 struct KvLayer {
@@ -73,19 +83,16 @@ struct KvLayer {
   int64_t capacity = 0;
   bool ring = false;
   DType k_type = DType::kF32, v_type = DType::kF32;
+  bool k_from_v = false;               // k is empty; keys are derived from v (KvLayerSpec::k_from_v)
+  std::shared_ptr<const void> derive;  // k_from_v: the backend's data for deriving keys
 };
 
 // The KV element types a cache may use, by their llama.cpp names: "f32", "bf16", "q8_0" (= kI8 here).
 // Throws g4::Error naming the flag for anything else.
 DType parse_kv_type(const std::string& name, const std::string& flag);
 std::string kv_type_name(DType t);
-// Bytes one position of one layer takes: K and V rows plus int8 scales.
+// Bytes one position of one layer takes: K (unless derived) and V rows plus int8 scales.
 int64_t kv_bytes_per_position(const KvLayerSpec& s);
-
-struct RopeSpec {
-  float theta = 10000.0f;
-  int pairs = 0;  // (d, d + D/2) for d < pairs rotate with w_d = theta^(-2d/D); the rest pass through
-};
 
 // A recorded single-token decode step that the backend can replay with a new token and position
 // (CUDA graphs). Opaque to callers; see Backend::begin_step_recording.

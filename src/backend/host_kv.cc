@@ -4,6 +4,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "base/error.h"
 
@@ -61,16 +64,67 @@ const float* get(const Tensor& src, const Tensor& scale, DType t, int64_t slot, 
   return buf;
 }
 
+// What deriving a key needs: the k_norm weight and cos/sin of every position's RoPE angles, computed as
+// the ref and cpu backends' rope computes them (f32 inverse frequency and angle, cos/sin in double).
+// Tables are shared between the layers (and caches) of one RoPE and length.
+struct Derive {
+  const float* k_norm = nullptr;
+  int pairs = 0;
+  std::shared_ptr<const std::vector<float>> table;  // [position][pair] {cos, sin}
+};
+
+std::shared_ptr<const std::vector<float>> rope_table(const RopeSpec& r, int64_t D, int64_t n) {
+  static std::mutex mu;
+  static std::map<std::tuple<float, int, int64_t, int64_t>, std::weak_ptr<const std::vector<float>>> tables;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = tables[{r.theta, r.pairs, D, n}];
+  if (auto t = slot.lock()) return t;
+  auto t = std::make_shared<std::vector<float>>(size_t(n) * size_t(r.pairs) * 2);
+  std::vector<float> inv_freq(size_t(r.pairs));
+  for (int d = 0; d < r.pairs; ++d) inv_freq[size_t(d)] = 1.0f / std::pow(r.theta, float(2 * d) / float(D));
+  for (int64_t p = 0; p < n; ++p)
+    for (int d = 0; d < r.pairs; ++d) {
+      const float ang = float(p) * inv_freq[size_t(d)];
+      (*t)[size_t((p * r.pairs + d) * 2)] = float(std::cos(double(ang)));
+      (*t)[size_t((p * r.pairs + d) * 2 + 1)] = float(std::sin(double(ang)));
+    }
+  slot = t;
+  return t;
+}
+
+const float* derive_key(const KvLayer& c, int64_t pk, int64_t g, float* buf) {
+  const Derive& dv = *static_cast<const Derive*>(c.derive.get());
+  const int64_t D = c.v.dim(2), half = D / 2;
+  const float* v = get(c.v, c.v_scale, c.v_type, slot_of(c, pk), g, buf);
+  for (int64_t d = 0; d < D; ++d) buf[d] = v[d] * dv.k_norm[d];
+  const float* cs = dv.table->data() + pk * dv.pairs * 2;
+  for (int d = 0; d < dv.pairs; ++d) {
+    const float a = buf[d], b = buf[d + half], co = cs[2 * d], si = cs[2 * d + 1];
+    buf[d] = a * co - b * si;
+    buf[d + half] = b * co + a * si;
+  }
+  return buf;
+}
+
 }  // namespace
 
-KvLayer make(const KvLayerSpec& s) {
+KvLayer make(const KvLayerSpec& s, const float* k_norm) {
   check_type(s.k_type);
   check_type(s.v_type);
   G4_CHECK(s.capacity > 0 && s.n_kv_heads > 0 && s.head_dim > 0, "KV cache layer shape");
+  G4_CHECK(!s.k_from_v || (k_norm && !s.ring && s.rope.pairs <= s.head_dim / 2), "derived keys need k_norm and a flat cache");
   KvLayer c;
-  c.k = host_zeros({s.capacity, s.n_kv_heads, s.head_dim}, s.k_type);
+  if (s.k_from_v) {
+    auto dv = std::make_shared<Derive>();
+    dv->k_norm = k_norm;
+    dv->pairs = s.rope.pairs;
+    dv->table = rope_table(s.rope, s.head_dim, s.capacity);
+    c.derive = dv;
+    c.k_from_v = true;
+  }
+  c.k = host_zeros({s.k_from_v ? 0 : s.capacity, s.n_kv_heads, s.head_dim}, s.k_type);
   c.v = host_zeros({s.capacity, s.n_kv_heads, s.head_dim}, s.v_type);
-  if (s.k_type == DType::kI8) c.k_scale = host_zeros({s.capacity, s.n_kv_heads}, DType::kF32);
+  if (s.k_type == DType::kI8 && !s.k_from_v) c.k_scale = host_zeros({s.capacity, s.n_kv_heads}, DType::kF32);
   if (s.v_type == DType::kI8) c.v_scale = host_zeros({s.capacity, s.n_kv_heads}, DType::kF32);
   c.capacity = s.capacity;
   c.ring = s.ring;
@@ -80,7 +134,7 @@ KvLayer make(const KvLayerSpec& s) {
 }
 
 void append(KvLayer& c, const Tensor& k, const Tensor& v, int64_t p0) {
-  const int64_t T = k.dim(0), H = c.k.dim(1), D = c.k.dim(2);
+  const int64_t T = k.dim(0), H = c.v.dim(1), D = c.v.dim(2);
   G4_CHECK(k.numel() == T * H * D && v.numel() == k.numel(), "kv_append shapes");
   if (!c.ring) G4_CHECK(p0 + T <= c.capacity, "flat cache overflow");
   const int64_t first = c.ring ? std::max<int64_t>(0, T - c.capacity) : 0;
@@ -89,13 +143,14 @@ void append(KvLayer& c, const Tensor& k, const Tensor& v, int64_t p0) {
   for (int64_t t = first; t < T; ++t) {
     const int64_t slot = slot_of(c, p0 + t);
     for (int64_t g = 0; g < H; ++g) {
-      put(c.k, c.k_scale, c.k_type, slot, g, H, D, kd + (t * H + g) * D);
+      if (!c.k_from_v) put(c.k, c.k_scale, c.k_type, slot, g, H, D, kd + (t * H + g) * D);
       put(c.v, c.v_scale, c.v_type, slot, g, H, D, vd + (t * H + g) * D);
     }
   }
 }
 
 const float* key(const KvLayer& c, int64_t pk, int64_t g, float* buf) {
+  if (c.k_from_v) return derive_key(c, pk, g, buf);
   return get(c.k, c.k_scale, c.k_type, slot_of(c, pk), g, buf);
 }
 

@@ -9,14 +9,15 @@
 
 namespace g4::host_kv {
 
-// A zero-filled cache layer in host memory.
-KvLayer make(const KvLayerSpec& spec);
+// A zero-filled cache layer in host memory. k_norm: the layer's k_norm weight as head_dim floats, needed
+// (and kept pointed to) when spec.k_from_v.
+KvLayer make(const KvLayerSpec& spec, const float* k_norm = nullptr);
 
 // Writes k, v [T, Hkv, D] (f32) of positions p0 .. p0+T-1; a ring keeps only the last `capacity`.
 void append(KvLayer& c, const Tensor& k, const Tensor& v, int64_t p0);
 
 // The cached key (value) of position pk, KV head g, as D floats: a pointer into the cache for f32,
-// else the row decoded into buf.
+// else the row decoded (for a derived key: the value times k_norm, rotated to position pk) into buf.
 const float* key(const KvLayer& c, int64_t pk, int64_t g, float* buf);
 const float* value(const KvLayer& c, int64_t pk, int64_t g, float* buf);
 

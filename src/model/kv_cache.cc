@@ -21,6 +21,8 @@ std::vector<KvLayerSpec> kv_layer_specs(const ModelSpec& spec, const KvCacheOpti
     k.head_dim = L.head_dim;
     k.k_type = o.k_type;
     k.v_type = o.v_type;
+    k.k_from_v = o.derive_k && L.k_eq_v && !k.ring;
+    k.rope = RopeSpec{L.rope_theta, L.rope_pairs};
     out.push_back(k);
   }
   return out;
@@ -34,8 +36,11 @@ int64_t kv_cache_bytes(const ModelSpec& spec, const KvCacheOptions& o) {
   return int64_t(checked_mul(per_seq, uint64_t(o.n_seq), "KV cache size"));
 }
 
-KvCache::KvCache(const ModelSpec& spec, Backend& be, const KvCacheOptions& o) : specs_(kv_layer_specs(spec, o)), opt_(o) {
-  for (const LayerSpec& L : spec.layers) windows_.push_back(L.window);
+KvCache::KvCache(const Model& model, const KvCacheOptions& o) : specs_(kv_layer_specs(model.spec(), o)), opt_(o) {
+  for (const LayerSpec& L : model.spec().layers) windows_.push_back(L.window);
+  for (size_t l = 0; l < specs_.size(); ++l)
+    if (specs_[l].k_from_v) specs_[l].k_norm = model.layer(int(l)).k_norm.get();
+  Backend& be = model.backend();
   seqs_.resize(size_t(o.n_seq));
   for (Seq& s : seqs_)
     for (const KvLayerSpec& k : specs_) s.layers.push_back(be.new_kv_layer(k));

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "model/model.h"
 #include "model/model_spec.h"
 
 namespace g4 {
@@ -24,18 +25,19 @@ struct KvCacheOptions {
   int n_seq = 1;            // sequences (slots)
   DType k_type = DType::kF32, v_type = DType::kF32;
   int64_t slack = 256;      // ring slots beyond the window on sliding layers (free rollback depth - 1)
+  bool derive_k = false;    // K=V layers store V only; attention derives K (KvLayerSpec::k_from_v)
 };
 
-// The storage plan of one sequence, per layer, from the spec alone (no backend, no weights).
+// The storage plan of one sequence, per layer, from the spec alone (no backend, no weights; k_norm unset).
 std::vector<KvLayerSpec> kv_layer_specs(const ModelSpec& spec, const KvCacheOptions& o);
 // Bytes of the whole cache: every layer of every sequence.
 int64_t kv_cache_bytes(const ModelSpec& spec, const KvCacheOptions& o);
 
 class KvCache {
  public:
-  // Allocates every sequence's layers on `be`. Throws g4::Error for bad options or a cache type the
-  // backend cannot store.
-  KvCache(const ModelSpec& spec, Backend& be, const KvCacheOptions& o);
+  // Allocates every sequence's layers on the model's backend. Throws g4::Error for bad options or a cache
+  // type the backend cannot store.
+  KvCache(const Model& model, const KvCacheOptions& o);
 
   struct Seq {
     std::vector<KvLayer> layers;

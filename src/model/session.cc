@@ -22,7 +22,7 @@ KvCacheOptions f32_cache(int64_t ctx_size) {
 Session::Session(const Model& model, int64_t ctx_size) : Session(model, f32_cache(ctx_size)) {}
 
 Session::Session(const Model& model, const KvCacheOptions& opts)
-    : model_(model), own_(std::make_unique<KvCache>(model.spec(), model.backend(), one_seq(opts))), kv_(own_.get()) {}
+    : model_(model), own_(std::make_unique<KvCache>(model, one_seq(opts))), kv_(own_.get()) {}
 
 Session::Session(const Model& model, KvCache& kv, int seq) : model_(model), kv_(&kv), seq_(seq) { kv.seq(seq); }
 

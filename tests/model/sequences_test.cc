@@ -75,7 +75,7 @@ TEST_P(SequencesTest, BatchOfEightMatchesEachSequenceAlone) {
   for (const auto& step : lens)
     for (int i = 0; i < N; ++i) chunks[size_t(i)].push_back(random_tokens(rng, step[size_t(i)], V_));
 
-  KvCache kv(model_->spec(), *be_, opts(N, 4));
+  KvCache kv(*model_, opts(N, 4));
   std::vector<std::vector<std::vector<float>>> batched(N);
   for (size_t s = 0; s < lens.size(); ++s) {
     std::vector<SeqChunk> batch;
@@ -175,8 +175,32 @@ TEST_P(SequencesTest, CompactCachesStayCloseToF32) {
   }
 }
 
+// K=V layers storing V only: keys derived inside attention (RoPE(V * k_norm)) give the logits of stored
+// keys, in f32 to rounding and in bf16 within bf16's rounding; the full layer stores half the bytes.
+TEST_P(SequencesTest, DerivedKeysMatchStoredKeys) {
+  ASSERT_TRUE(model_->spec().layers[5].k_eq_v && !model_->spec().layers[5].sliding);
+  std::mt19937 rng(4);
+  const std::vector<int32_t> prompt = random_tokens(rng, 60, V_);
+  for (DType t : {DType::kF32, DType::kBF16}) {
+    KvCacheOptions o = opts(1, 4);
+    o.k_type = o.v_type = t;
+    Session stored(*model_, o);
+    o.derive_k = true;
+    Session derived(*model_, o);
+    const std::vector<float> want = stored.forward(prompt, LogitsMode::kAll, 9);
+    const std::vector<float> got = derived.forward(prompt, LogitsMode::kAll, 9);
+    EXPECT_LE(max_diff(got, want), t == DType::kF32 ? 1e-5 : 0.05) << kv_type_name(t);
+    const auto specs = kv_layer_specs(model_->spec(), o);
+    EXPECT_TRUE(specs[5].k_from_v);
+    EXPECT_FALSE(specs[0].k_from_v);  // sliding layers store both
+    KvLayerSpec both = specs[5];
+    both.k_from_v = false;
+    EXPECT_EQ(2 * kv_bytes_per_position(specs[5]), kv_bytes_per_position(both));
+  }
+}
+
 TEST_P(SequencesTest, BadInputIsOneClearError) {
-  KvCache kv(model_->spec(), *be_, opts(2, 4));
+  KvCache kv(*model_, opts(2, 4));
   EXPECT_THROW(forward_batch(*model_, kv, {{2, {1, 2}, LogitsMode::kLast}}), Error);
   EXPECT_THROW(forward_batch(*model_, kv, {{-1, {1}, LogitsMode::kLast}}), Error);
   EXPECT_THROW(forward_batch(*model_, kv, {{0, {1}, LogitsMode::kLast}, {0, {2}, LogitsMode::kLast}}), Error);

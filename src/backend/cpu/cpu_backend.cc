@@ -94,7 +94,9 @@ Tensor CpuBackend::empty(std::vector<int64_t> shape) {
 void CpuBackend::upload(Tensor& dst, const float* src) { std::memcpy(dst.data, src, size_t(dst.numel()) * 4); }
 void CpuBackend::download(const Tensor& src, float* dst) { std::memcpy(dst, src.data, size_t(src.numel()) * 4); }
 
-KvLayer CpuBackend::new_kv_layer(const KvLayerSpec& spec) { return host_kv::make(spec); }
+KvLayer CpuBackend::new_kv_layer(const KvLayerSpec& spec) {
+  return host_kv::make(spec, spec.k_from_v ? as_cpu(*spec.k_norm).vec.data() : nullptr);
+}
 
 void CpuBackend::embed(const PackedWeight& table, const std::vector<int32_t>& tokens, float scale, Tensor& out) {
   const cpu::CpuWeight& e = as_cpu(table);

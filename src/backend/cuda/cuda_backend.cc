@@ -239,6 +239,7 @@ void CudaBackend::download(const Tensor& src, float* dst) {
 }
 
 KvLayer CudaBackend::new_kv_layer(const KvLayerSpec& spec) {
+  if (spec.k_from_v) throw Error("the cuda backend cannot derive keys from values yet: store both (--kv-derive-k off)");
   if (spec.k_type != DType::kF32 || spec.v_type != DType::kF32)
     throw Error("the cuda backend stores its KV cache in f32 only (asked for K " + kv_type_name(spec.k_type) + ", V " +
                 kv_type_name(spec.v_type) + "): use --cache-type-k f32 --cache-type-v f32");

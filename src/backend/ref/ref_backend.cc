@@ -51,7 +51,9 @@ Tensor RefBackend::empty(std::vector<int64_t> shape) {
 void RefBackend::upload(Tensor& dst, const float* src) { std::memcpy(dst.data, src, size_t(dst.numel()) * 4); }
 void RefBackend::download(const Tensor& src, float* dst) { std::memcpy(dst, src.data, size_t(src.numel()) * 4); }
 
-KvLayer RefBackend::new_kv_layer(const KvLayerSpec& spec) { return host_kv::make(spec); }
+KvLayer RefBackend::new_kv_layer(const KvLayerSpec& spec) {
+  return host_kv::make(spec, spec.k_from_v ? as_ref(*spec.k_norm).values.data() : nullptr);
+}
 
 void RefBackend::embed(const PackedWeight& table, const std::vector<int32_t>& tokens, float scale, Tensor& out) {
   const RefWeight& e = as_ref(table);
