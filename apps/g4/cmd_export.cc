@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <string>
 
+#include "base/error.h"
 #include "base/progress.h"
 #include "commands.h"
 #include "convert/export.h"
@@ -14,9 +15,10 @@ void add_export_command(CLI::App& app, Action* action) {
   e->add_option("--model,-m", eo.model, "g4 quantized checkpoint directory (made by g4 quantize)")->required();
   e->add_option("--format", eo.format, "mlx (a directory for mlx-lm) or gguf (a file for llama.cpp)")->required();
   e->add_option("--out,-o", eo.out, "output directory (mlx) or .gguf file (gguf)")->required();
-  e->add_option("--scale-dtype", eo.scale_dtype, "mlx: dtype of scales and biases, bf16 (default), f16 or f32");
+  e->add_option("--scale-dtype", eo.scale_dtype, "mlx: scales and biases of asymmetric tensors: f16 (default; exact scales, biases rounded to f16), bf16 (mlx-lm's compute dtype for bf16 models, biases rounded to bf16) or f32 (exact)");
   e->callback([action] {
     *action = [] {
+      if (eo.format != "mlx" && eo.format != "gguf") throw Error("--format: '" + eo.format + "' is not mlx or gguf");
       const ExportReport r = eo.format == "mlx" ? export_mlx(eo) : export_gguf(eo);
       std::string kinds;
       for (const auto& [k, n] : r.types) kinds += (kinds.empty() ? "" : ", ") + std::to_string(n) + " " + k;

@@ -12,7 +12,7 @@ namespace g4 {
 struct ExportOptions {
   std::string model, out;
   std::string format;                // mlx | gguf
-  std::string scale_dtype = "bf16";  // mlx only: bf16 | f16 | f32 (scales and biases)
+  std::string scale_dtype = "f16";  // mlx only: bf16 | f16 | f32 (scales and biases of asymmetric tensors)
   bool progress = true;
 };
 

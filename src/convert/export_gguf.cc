@@ -3,7 +3,8 @@
 //   int4 asymmetric  -> Q4_1: d = f16(s), m = f16(-s * z), w = q * d + m
 //   int4 symmetric   -> Q4_0: d = f16(s), w = (q - 8) * d
 //   int8 symmetric   -> Q8_0: d = f16(s) per 32 (a per-row scale repeated), w = q * d
-// int8 asymmetric has no GGUF form and is refused. Norms and layer_scalar are written as F32 (as llama.cpp's
+// int8 asymmetric has no GGUF form and is refused. An untied quantized embedding also takes the ratio between
+// the source's rounded sqrt(hidden) and llama.cpp's f32 one into its scales (see export_gguf). Norms and layer_scalar are written as F32 (as llama.cpp's
 // converter does); other plain matrices keep their dtype. rope_freqs.weight marks the proportional RoPE of the
 // full-attention layers (ones for rotated pairs, 1e30 for the rest), as llama.cpp's converter writes it.
 #include <cmath>
@@ -24,6 +25,7 @@ struct Planned {
   std::string canonical;
   const StoredWeight* w;
   GgmlType type;
+  double fold = 1.0;  // factor folded into the scales (the embedding, see export_gguf)
 };
 
 GgmlType plain_type(const TensorInfo& t) {
@@ -48,7 +50,7 @@ void encode_row(const Planned& p, int64_t r, uint8_t* out, ExportReport* rep) {
   for (int64_t b = 0; b < q.cols / 32; ++b) {
     const int64_t g = b * 32 / q.group_size;
     const double s = source_scale(q, r, g), z = source_zero(q, r, g);
-    const float d = round_param(DType::kF16, s, name, "scale");
+    const float d = round_param(DType::kF16, s * p.fold, name, "scale");
     int code[32];
     for (int j = 0; j < 32; ++j) code[j] = source_code(q, r, b * 32 + j);
     if (p.type == GgmlType::kQ8_0) {
@@ -56,7 +58,7 @@ void encode_row(const Planned& p, int64_t r, uint8_t* out, ExportReport* rep) {
       put_f16(blk, d);
       for (int j = 0; j < 32; ++j) {
         blk[2 + j] = uint8_t(int8_t(code[j]));
-        note_change(rep, name, std::fabs(double(code[j]) * d - (code[j] - z) * s), s);
+        note_change(rep, name, std::fabs(double(code[j]) * d / p.fold - (code[j] - z) * s), s);
       }
     } else if (p.type == GgmlType::kQ4_0) {
       uint8_t* blk = out + b * kQ4_0Bytes;
@@ -94,6 +96,16 @@ ExportReport export_gguf(const ExportOptions& o) {
       if (q.kind == QuantKind::kInt8 && q.zeros)
         throw Error("tensor '" + name + "': asymmetric int8 cannot be expressed in GGUF (Q8_0 is symmetric); export it to MLX, or quantize it symmetric");
       p.type = q.kind == QuantKind::kInt8 ? GgmlType::kQ8_0 : q.zeros ? GgmlType::kQ4_1 : GgmlType::kQ4_0;
+      // The source multiplies embeddings by sqrt(H) rounded to their scale dtype (as transformers rounds to the
+      // model dtype); llama.cpp multiplies a quantized GGUF embedding by the f32 value. When the embedding table
+      // feeds only the input (a separate lm_head is stored), the ratio is folded into its scales so that the
+      // product is the source's; a tied table cannot take it (the output would change) and keeps the f32 factor.
+      if (name == "embed_tokens.weight" && src.ws->find_weight("lm_head.weight")) {
+        const float h = float(std::sqrt(double(src.spec.hidden_size)));
+        const float src_h = q.scale_dtype == DType::kBF16 ? bf16_to_f32(f32_to_bf16(h))
+                            : q.scale_dtype == DType::kF16 ? f16_to_f32(f32_to_f16(h)) : h;
+        p.fold = double(src_h) / double(h);
+      }
       ++counts[p.type];
     } else {
       p.type = plain_type(*w.plain);

@@ -25,6 +25,7 @@ struct Planned {
   const StoredWeight* w;
   int bits = 0;
   int64_t group = 0;  // target group size
+  DType sdt = DType::kF16;  // scales and biases
 };
 
 DType parse_scale_dtype(const std::string& s) {
@@ -64,8 +65,11 @@ ExportReport export_mlx(const ExportOptions& o) {
         throw Error("tensor '" + name + "': group size " + std::to_string(q.group_size) +
                     " cannot be expressed in MLX (group sizes 32, 64 and 128, or a multiple of one of them)");
       decls.push_back({p.stored, DType::kU32, {q.rows, q.cols * p.bits / 32}});
-      decls.push_back({module_of(p.stored) + ".scales", sdt, {q.rows, q.cols / p.group}});
-      decls.push_back({module_of(p.stored) + ".biases", sdt, {q.rows, q.cols / p.group}});
+      // Symmetric data keeps the source's scale dtype: its bias -2^(bits-1) * s is exact there, and an
+      // embedding keeps the dtype mlx-lm multiplies it by sqrt(hidden) in (the source's rounding of it).
+      p.sdt = q.zeros ? sdt : q.scale_dtype;
+      decls.push_back({module_of(p.stored) + ".scales", p.sdt, {q.rows, q.cols / p.group}});
+      decls.push_back({module_of(p.stored) + ".biases", p.sdt, {q.rows, q.cols / p.group}});
       ++param_count[{p.group, p.bits}];
     } else {
       decls.push_back({p.stored, w.plain->dtype, w.plain->shape});
@@ -117,6 +121,7 @@ ExportReport export_mlx(const ExportOptions& o) {
     const int64_t n_words = q.cols * p.bits / 32, n_groups = q.cols / p.group;
     const int off = mlx_code_offset(q.kind);
     std::vector<uint32_t> words(static_cast<size_t>(n_words));
+    const DType sdt = p.sdt;
     std::vector<uint8_t> scales(size_t(n_groups) * dtype_size(sdt)), biases(scales.size());
     const size_t is = out.index(module_of(p.stored) + ".scales"), ib = out.index(module_of(p.stored) + ".biases");
     for (int64_t r = 0; r < q.rows; ++r) {

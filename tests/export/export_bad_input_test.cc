@@ -5,6 +5,7 @@
 #include <map>
 
 #include "export_util.h"
+#include "base/error.h"
 #include "io/g4_checkpoint_writer.h"
 #include "io/safetensors_writer.h"
 #include "io/weight_store.h"
@@ -91,9 +92,9 @@ TEST(ExportBadInput, Fp16OverflowRefused) {
   // Weights of about 1e6: int4 scales near 1e5, beyond F16's 65504 but fine in BF16.
   write_checkpoint(d.file("q"), {{kUp, {kInt4G32, 2e7f}}});
   expect_error("export -m " + d.file("q") + " --format gguf -o " + d.file("x.gguf"), "overflows F16");
-  expect_error("export -m " + d.file("q") + " --format mlx --scale-dtype f16 -o " + d.file("x"), "overflows F16");
+  expect_error("export -m " + d.file("q") + " --format mlx -o " + d.file("x"), "overflows F16");  // default f16
   EXPECT_FALSE(fs::exists(d.file("x.gguf")));
-  const auto r = g4("export -m " + d.file("q") + " --format mlx -o " + d.file("y"));
+  const auto r = g4("export -m " + d.file("q") + " --format mlx --scale-dtype bf16 -o " + d.file("y"));
   EXPECT_EQ(r.status, 0) << r.out;
 }
 

@@ -128,8 +128,15 @@ TEST_F(MlxLayout, PackedCodesScalesAndBiasesMatchTheSource) {
     ASSERT_EQ(w.shape, (std::vector<int64_t>{rows, cols * bits / 32})) << name;
     ASSERT_EQ(s.shape, (std::vector<int64_t>{rows, cols / gs})) << name;
     ASSERT_EQ(b.shape, s.shape) << name;
-    ASSERT_EQ(s.dtype, DType::kBF16) << name;
-    ASSERT_EQ(b.dtype, DType::kBF16) << name;
+    // Asymmetric tensors: --scale-dtype (default F16); symmetric ones keep the source's BF16 (bias exact).
+    const DType want_dtype = d["symmetric"].get<bool>() ? DType::kBF16 : DType::kF16;
+    ASSERT_EQ(s.dtype, want_dtype) << name;
+    ASSERT_EQ(b.dtype, want_dtype) << name;
+    auto param = [&](const TensorInfo& t, int64_t i) {
+      uint16_t h;
+      std::memcpy(&h, t.data + 2 * i, 2);
+      return t.dtype == DType::kBF16 ? double(bf16(t.data, i)) : double(f16_to_f32(h));
+    };
     const int per_word = 32 / bits;
     double worst_rel = 0;
     for (int64_t r = 0; r < rows; ++r)
@@ -137,14 +144,17 @@ TEST_F(MlxLayout, PackedCodesScalesAndBiasesMatchTheSource) {
         uint32_t word;
         std::memcpy(&word, w.data + 4 * (r * (cols / per_word) + k / per_word), 4);
         const uint32_t q = (word >> ((k % per_word) * bits)) & ((1u << bits) - 1);
-        const double scale = bf16(s.data, r * (cols / gs) + k / gs), bias = bf16(b.data, r * (cols / gs) + k / gs);
+        const double scale = param(s, r * (cols / gs) + k / gs), bias = param(b, r * (cols / gs) + k / gs);
         const double got = scale * q + bias, want = g4_weight(src, d, name, r, k);
-        // The only rounding is the bias -s*z to bf16: at most 2^-9 of |bias|, |bias| <= (15 + 1) * scale here.
-        ASSERT_LE(std::fabs(got - want), std::ldexp(std::fabs(bias), -9) + 1e-12)
+        // The only rounding is the bias -s*z to f16: at most half an ulp, 2^-11 of |bias|; bf16 scales are
+        // exact in f16 (a rounded scale would show here as a larger difference).
+        ASSERT_LE(std::fabs(got - want), std::ldexp(std::fabs(bias), -11) + 1e-12)
             << name << " (" << r << ", " << k << "): mlx " << got << " vs g4 " << want;
         if (scale != 0) worst_rel = std::max(worst_rel, std::fabs(got - want) / scale);
       }
-    if (bits == 8) EXPECT_EQ(worst_rel, 0) << name << ": symmetric int8 must be exact";
+    if (bits == 8) {
+      EXPECT_EQ(worst_rel, 0) << name << ": symmetric int8 must be exact";
+    }
     ++checked;
   }
   EXPECT_EQ(checked, 6 * 7 - 1 + 2);  // 41 linears (one K=V layer) + embedding + lm_head
@@ -211,7 +221,7 @@ TEST(MlxReader, HandWrittenDirectoryDequantizesAsDocumented) {
   EXPECT_EQ(down.quant->kind, QuantKind::kInt4);
   EXPECT_EQ(down.quant->zeros, nullptr) << "bias = -8 scale is symmetric int4";
   EXPECT_EQ(down.quant->scale_dtype, DType::kBF16);
-  std::vector<float> row(size_t(cols));
+  std::vector<float> row(static_cast<size_t>(cols));
   for (int64_t r = 0; r < rows; ++r) {
     dequantize_row(*up.quant, r, row.data());
     for (int64_t k = 0; k < cols; ++k) {
