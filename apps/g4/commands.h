@@ -15,6 +15,8 @@ void add_logits_commands(CLI::App& app, Action* action);
 void add_bench_command(CLI::App& app, Action* action);
 // g4 synth / g4 quantize: checkpoint writers.
 void add_convert_commands(CLI::App& app, Action* action);
+// g4 export: the quantized checkpoint as an MLX-LM directory or a GGUF file.
+void add_export_command(CLI::App& app, Action* action);
 // g4 perplexity: perplexity, KL divergence and top-1 agreement against a reference model.
 void add_perplexity_command(CLI::App& app, Action* action);
 

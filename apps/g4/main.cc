@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   g4::add_logits_commands(app, &action);
   g4::add_bench_command(app, &action);
   g4::add_convert_commands(app, &action);
+  g4::add_export_command(app, &action);
   g4::add_perplexity_command(app, &action);
   g4::add_tokenize_commands(app, &action);
   try {

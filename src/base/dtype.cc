@@ -9,7 +9,7 @@ namespace g4 {
 size_t dtype_size(DType t) {
   switch (t) {
     case DType::kF64: case DType::kI64: return 8;
-    case DType::kF32: case DType::kI32: return 4;
+    case DType::kF32: case DType::kI32: case DType::kU32: return 4;
     case DType::kF16: case DType::kBF16: case DType::kI16: return 2;
     case DType::kI8: case DType::kU8: case DType::kBool: return 1;
   }
@@ -28,6 +28,7 @@ std::string dtype_name(DType t) {
     case DType::kI8: return "I8";
     case DType::kU8: return "U8";
     case DType::kBool: return "BOOL";
+    case DType::kU32: return "U32";
   }
   return "?";
 }
@@ -36,7 +37,7 @@ bool parse_safetensors_dtype(std::string_view s, DType* out) {
   static const struct { const char* name; DType t; } kNames[] = {
       {"F32", DType::kF32}, {"F16", DType::kF16}, {"BF16", DType::kBF16}, {"F64", DType::kF64},
       {"I64", DType::kI64}, {"I32", DType::kI32}, {"I16", DType::kI16},   {"I8", DType::kI8},
-      {"U8", DType::kU8},   {"BOOL", DType::kBool}};
+      {"U8", DType::kU8},   {"BOOL", DType::kBool}, {"U32", DType::kU32}};
   for (const auto& n : kNames)
     if (s == n.name) { *out = n.t; return true; }
   return false;

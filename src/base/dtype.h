@@ -10,7 +10,7 @@
 
 namespace g4 {
 
-enum class DType { kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool };
+enum class DType { kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool, kU32 };
 
 size_t dtype_size(DType t);
 std::string dtype_name(DType t);  // safetensors spelling: "F32", "BF16", ...

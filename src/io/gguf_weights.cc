@@ -71,6 +71,21 @@ bool gguf_canonical_name(const std::string& n, std::string* out, const std::stri
               "than ignoring it; see docs/GGUF.md)");
 }
 
+std::string gguf_tensor_name(const std::string& c) {
+  if (c == "embed_tokens.weight") return "token_embd.weight";
+  if (c == "norm.weight") return "output_norm.weight";
+  if (c == "lm_head.weight") return "output.weight";
+  if (c.rfind("layers.", 0) == 0) {
+    const size_t dot = c.find('.', 7);
+    if (dot != std::string::npos) {
+      const std::string idx = c.substr(7, dot - 7), rest = c.substr(dot + 1);
+      for (const NameMap& m : kLayerNames)
+        if (rest == m.canonical) return "blk." + idx + "." + m.gguf;
+    }
+  }
+  throw Error("tensor '" + c + "' has no counterpart in llama.cpp's gemma4 GGUF layout");
+}
+
 GgufWeights::GgufWeights(const std::string& path) : file_(std::make_unique<GgufFile>(path)) {
   const GgufFile& f = *file_;
   // A file written for another architecture would map onto the same names with different meaning.

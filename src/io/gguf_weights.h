@@ -23,6 +23,11 @@ namespace g4 {
 // reader instead) and throws g4::Error for names it does not know.
 bool gguf_canonical_name(const std::string& gguf_name, std::string* out, const std::string& file);
 
+// The inverse: the llama.cpp gemma4 name of a canonical weight name (embed_tokens.weight -> token_embd.weight,
+// layers.N.mlp.up_proj.weight -> blk.N.ffn_up.weight, layers.N.layer_scalar -> blk.N.layer_output_scale.weight).
+// Throws g4::Error for a name with no gemma4 GGUF counterpart.
+std::string gguf_tensor_name(const std::string& canonical);
+
 class GgufWeights {
  public:
   // Opens and validates the file and every tensor name and type. Throws g4::Error.

@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "io/g4_checkpoint.h"
+#include "io/mlx_checkpoint.h"
 #include "io/torchao_checkpoint.h"
 
 namespace g4 {
@@ -26,6 +27,7 @@ bool WeightStore::canonical_name(const std::string& n, std::string* out) {
     if (starts_with(n, p)) return false;
   if (starts_with(n, "model.language_model.")) *out = n.substr(21);
   else if (starts_with(n, "language_model.model.")) *out = n.substr(21);
+  else if (starts_with(n, "language_model.")) *out = n.substr(15);  // MLX's language_model.lm_head
   else if (starts_with(n, "model.")) *out = n.substr(6);
   else *out = n;
   return true;
@@ -42,6 +44,16 @@ void WeightStore::add_file(const std::string& path) {
     StoredWeight w{canon, path, {lq.spec.rows, lq.spec.cols}, nullptr, quants_.back().get()};
     if (!weights_.emplace(canon, w).second)
       throw Error(path + ": tensor '" + lq.spec.name + "' appears twice in the checkpoint (as '" + canon + "')");
+  }
+  if (mlx_) {
+    for (MlxWeight& mw : read_mlx_quant(f, *mlx_, &parts)) {
+      std::string canon;
+      if (!canonical_name(mw.name, &canon)) continue;
+      owned_.push_back(mw.owner);
+      quants_.push_back(std::make_unique<QuantWeight>(mw.q));
+      if (!weights_.emplace(canon, StoredWeight{canon, path, {mw.q.rows, mw.q.cols}, nullptr, quants_.back().get()}).second)
+        throw Error(path + ": tensor '" + mw.name + "' appears twice in the checkpoint (as '" + canon + "')");
+    }
   }
   if (is_torchao(f)) {
     for (TorchaoWeight& tw : read_torchao(f, &parts)) {
@@ -84,6 +96,7 @@ std::unique_ptr<WeightStore> WeightStore::open(const std::string& path) {
     return ws;
   }
   const fs::path dir(path);
+  if (auto c = read_mlx_quant_config(path)) ws->mlx_ = std::make_unique<MlxQuantConfig>(std::move(*c));
   const fs::path index = dir / "model.safetensors.index.json";
   if (fs::exists(index, ec)) {
     const std::string ipath = index.string();

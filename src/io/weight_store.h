@@ -4,7 +4,8 @@
 //   model.layers.0.mlp.up_proj.weight (text-only export) -> the same
 // Vision and audio tensors are skipped. Opens a single .safetensors file, a directory holding
 // model.safetensors, a directory with model.safetensors.index.json and its shards, or a gemma4 GGUF
-// file (io/gguf_weights.h maps its names and converts its block formats).
+// file (io/gguf_weights.h maps its names and converts its block formats), or an MLX-LM quantized
+// directory (io/mlx_checkpoint.h: config.json "quantization", packed U32 weights with scales and biases).
 // A canonical name resolves to a plain float tensor or to a QuantWeight (quant/format.h); quantized
 // tensors come from g4 checkpoints (io/g4_checkpoint.h) or torchao/ExecuTorch files
 // (io/torchao_checkpoint.h) and are presented by their logical name.
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "io/gguf_weights.h"
+#include "io/mlx_checkpoint.h"
 #include "io/safetensors.h"
 #include "quant/format.h"
 
@@ -64,6 +66,7 @@ class WeightStore {
   std::map<std::string, StoredWeight> weights_;
   std::vector<std::unique_ptr<QuantWeight>> quants_;
   std::unique_ptr<GgufWeights> gguf_;
+  std::unique_ptr<MlxQuantConfig> mlx_;  // set for an MLX quantized directory (config.json "quantization")
   std::vector<std::shared_ptr<const void>> owned_;  // converted scales/zeros of imported formats
 };
 

@@ -96,8 +96,10 @@ std::unique_ptr<Model> Model::load(const std::string& path, Backend& backend, co
 
   const StoredWeight& emb = ws->get_weight("embed_tokens.weight");
   m->embed_ = pack("embed_tokens.weight", {V, H}, WeightRole::kEmbedding);
-  // transformers multiplies by sqrt(H) in the model dtype; a quantized embedding carries it as its scale dtype.
-  m->embed_scale_ = round_to_dtype(float(std::sqrt(double(H))), emb.quant ? emb.quant->scale_dtype : emb.plain->dtype);
+  // transformers multiplies by sqrt(H) in the model dtype; a quantized embedding carries it as its scale dtype,
+  // except in a GGUF file, where llama.cpp multiplies a quantized embedding by the f32 value.
+  m->embed_scale_ = round_to_dtype(float(std::sqrt(double(H))), emb.quant ? (ws->gguf() ? DType::kF32 : emb.quant->scale_dtype)
+                                                                          : emb.plain->dtype);
   m->final_norm_ = pack("norm.weight", {H}, WeightRole::kNorm);
   if (ws->find_weight("lm_head.weight")) m->lm_head_ = pack("lm_head.weight", {V, H}, WeightRole::kLinear);
   else if (!s.tie_embeddings) ws->get_weight("lm_head.weight");  // throws: untied but absent
