@@ -52,6 +52,12 @@ TEST(RunOutput, ThreadsFlagSetsTheCpuThreadCount) {
   EXPECT_EQ(run_json("--backend cpu --threads 3")["threads"], 3);
   // Same answer whatever the thread count.
   EXPECT_EQ(run_json("--backend cpu -t 1")["tokens"], run_json("--backend cpu -t 3")["tokens"]);
+  // bench agrees: same default backend, -t sets the threads it reports.
+  const G4Output b = run_g4_cli("bench -m " + kModel + " -p 4 -n 2 -r 1 -t 2 --json");
+  ASSERT_EQ(b.status, 0) << b.err;
+  const nlohmann::json bj = nlohmann::json::parse(b.out);
+  EXPECT_EQ(bj["threads"], 2) << b.out;
+  EXPECT_EQ(bj["backend"], run_json("")["backend"]) << b.out;
   // G4_THREADS still applies when -t is not given; -t wins over it.
   const std::string env = "env G4_THREADS=3 ";
   const auto r = testing_util::run_command(env + G4_BINARY + " run -m " + kModel + " -p hi -n 2 --json --backend cpu 2>/dev/null");
