@@ -68,6 +68,17 @@ TEST(RunOutput, ThreadsFlagSetsTheCpuThreadCount) {
   EXPECT_EQ(nlohmann::json::parse(r2.out)["threads"], 1);
 }
 
+TEST(RunOutput, ChatAndServeHonourThreads) {
+  const G4Output c = run_g4_cli("chat -m " + kModel + " --backend cpu -t 3", "/exit\n");
+  ASSERT_EQ(c.status, 0) << c.err;
+  EXPECT_NE(c.err.find("chat with tiny-kjv on cpu, 3 threads"), std::string::npos) << c.err;
+  // serve prints its banner once listening; SIGINT after 3 s stops it cleanly.
+  const auto s = testing_util::run_command("timeout --preserve-status -s INT 3 " + std::string(G4_BINARY) + " serve -m " + kModel +
+                                           " --port 0 --backend cpu -t 3 2>&1");
+  EXPECT_EQ(s.status, 0) << s.out;
+  EXPECT_NE(s.out.find("g4 serve: tiny-kjv on cpu, 3 threads at http://127.0.0.1:"), std::string::npos) << s.out;
+}
+
 TEST(RunOutput, ContextBeyondTrainingWarnsOnce) {
   // tiny-kjv was trained with max_position_embeddings 4096.
   G4Output o = run_g4_cli("run -m " + kModel + " -p hi -n 2 -c 5000");
