@@ -22,7 +22,7 @@ CLI::Validator in_range(T lo, T hi) {
         if (!(v >= lo && v <= hi)) return "'" + s + "' is out of range (" + r + ")";
         return "";
       },
-      (std::is_integral_v<T> ? "INT in " : "NUMBER in ") + range.str());
+      "[" + range.str() + "]");  // help shows e.g. INT:[16 to 1048576]
 }
 
 }  // namespace g4
