@@ -47,7 +47,7 @@ int run_serve(const RunOptions& ro, const ServeOpts& so) {
   if (!ro.seed) o.defaults.seed = 0;  // per-request seeds; a fixed default keeps replies reproducible
   HttpServer server(*b.model, codec, ro.ctx_size, o);
   const int port = server.bind();
-  std::fprintf(stderr, "g4 serve: %s on %s at http://%s:%d (model id '%s'%s); Ctrl-C stops\n", b.name.c_str(),
+  std::fprintf(stderr, "g4 serve: %s (%s) on http://%s:%d (model id '%s'%s); Ctrl-C stops\n", b.name.c_str(),
                backend_summary(*b.backend).c_str(), so.host.c_str(), port, o.model_id.c_str(), so.api_key.empty() ? "" : ", API key required");
   std::thread watcher([&] {
     int sig = 0;

@@ -76,7 +76,7 @@ TEST(RunOutput, ChatAndServeHonourThreads) {
   const auto s = testing_util::run_command("timeout --preserve-status -s INT 3 " + std::string(G4_BINARY) + " serve -m " + kModel +
                                            " --port 0 --backend cpu -t 3 2>&1");
   EXPECT_EQ(s.status, 0) << s.out;
-  EXPECT_NE(s.out.find("g4 serve: tiny-kjv on cpu, 3 threads at http://127.0.0.1:"), std::string::npos) << s.out;
+  EXPECT_NE(s.out.find("g4 serve: tiny-kjv (cpu, 3 threads) on http://127.0.0.1:"), std::string::npos) << s.out;
 }
 
 TEST(RunOutput, ContextBeyondTrainingWarnsOnce) {

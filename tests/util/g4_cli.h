@@ -2,6 +2,8 @@
 // standard output and its standard error separately.
 #pragma once
 
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "util/run_command.h"
@@ -21,7 +23,10 @@ inline G4Output run_g4_cli(const std::string& args, const std::string& stdin_tex
   G4Output o;
   o.status = r.status;
   o.out = r.out;
-  o.err = run_command("cat " + d.file("stderr")).out;
+  std::ifstream f(d.file("stderr"), std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  o.err = ss.str();
   return o;
 }
 
