@@ -14,6 +14,7 @@
 #include "backend/backend.h"
 #include "base/error.h"
 #include "commands.h"
+#include "flag_check.h"
 #include "model/model.h"
 #include "model/session.h"
 
@@ -22,7 +23,7 @@ namespace g4 {
 namespace {
 
 struct BenchOpts {
-  std::string model, backend = "cpu";
+  std::string model, backend = "auto";
   int64_t prompt = 512, gen = 128;
   int threads = 0, reps = 3;
   bool json = false;
@@ -43,8 +44,7 @@ Stat stats(const std::vector<double>& v) {
 }
 
 int run_bench(const BenchOpts& o) {
-  if (o.threads > 0) setenv("G4_THREADS", std::to_string(o.threads).c_str(), 1);
-  auto backend = make_backend(o.backend);
+  auto backend = make_backend(o.backend, o.threads);
   const double t0 = now_s();
   auto model = Model::load(o.model, *backend);
   const double load_s = now_s() - t0;
@@ -79,15 +79,14 @@ int run_bench(const BenchOpts& o) {
     if (o.gen > 0) tg.push_back(decode(o.gen));
   }
   const Stat p = pp.empty() ? Stat{} : stats(pp), g = tg.empty() ? Stat{} : stats(tg);
-  const char* thr = std::getenv("G4_THREADS");
   if (o.json) {
-    std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": \"%s\", \"load_s\": %.3f, \"reps\": %d, "
+    std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"load_s\": %.3f, \"reps\": %d, "
                 "\"pp\": %ld, \"pp_tok_s\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tok_s\": %.3f, \"tg_sd\": %.3f}\n",
-                o.model.c_str(), backend->name().c_str(), thr ? thr : "auto", load_s, o.reps, long(o.prompt), p.mean,
+                o.model.c_str(), backend->name().c_str(), backend->threads(), load_s, o.reps, long(o.prompt), p.mean,
                 p.sd, long(o.gen), g.mean, g.sd);
   } else {
-    std::printf("model %s  backend %s  threads %s  load %.2f s  reps %d\n", o.model.c_str(), backend->name().c_str(),
-                thr ? thr : "auto", load_s, o.reps);
+    std::printf("model %s  backend %s  threads %d  load %.2f s  reps %d\n", o.model.c_str(), backend->name().c_str(),
+                backend->threads(), load_s, o.reps);
     std::printf("| test   |            t/s |\n|--------|----------------|\n");
     if (o.prompt > 0) std::printf("| pp%-4ld | %7.2f ± %5.2f |\n", long(o.prompt), p.mean, p.sd);
     if (o.gen > 0) std::printf("| tg%-4ld | %7.2f ± %5.2f |\n", long(o.gen), g.mean, g.sd);
@@ -101,11 +100,11 @@ void add_bench_command(CLI::App& app, Action* action) {
   auto* c = app.add_subcommand("bench", "prefill and decode tokens/s (llama-bench style)");
   auto o = std::make_shared<BenchOpts>();
   c->add_option("--model,-m", o->model, "model directory or .safetensors file")->required();
-  c->add_option("--backend", o->backend, "backend (cpu, ref, ...)");
-  c->add_option("-p,--n-prompt", o->prompt, "prompt tokens for the prefill test (0 = skip)")->check(CLI::Range(0, 1 << 20));
-  c->add_option("-n,--n-gen", o->gen, "generated tokens for the decode test (0 = skip)")->check(CLI::Range(0, 1 << 20));
-  c->add_option("-t,--threads", o->threads, "threads for the cpu backend (0 = all)")->check(CLI::Range(0, 1024));
-  c->add_option("-r,--reps", o->reps, "timed repetitions")->check(CLI::Range(1, 1000));
+  c->add_option("--backend", o->backend, "backend: auto (default: cuda with a GPU, else cpu), cpu, cuda, ref");
+  c->add_option("-p,--n-prompt", o->prompt, "prompt tokens for the prefill test (0 = skip)")->check(in_range(0, 1 << 20));
+  c->add_option("-n,--n-gen", o->gen, "generated tokens for the decode test (0 = skip)")->check(in_range(0, 1 << 20));
+  c->add_option("-t,--threads", o->threads, "threads for the cpu backend (0 = $G4_THREADS, else all cores)")->check(in_range(0, 1024));
+  c->add_option("-r,--reps", o->reps, "timed repetitions")->check(in_range(1, 1000));
   c->add_flag("--json", o->json, "one JSON line instead of the table");
   c->callback([o, action] { *action = [o] { return run_bench(*o); }; });
 }

@@ -6,6 +6,7 @@
 
 #include "base/progress.h"
 #include "commands.h"
+#include "flag_check.h"
 #include "convert/quantize_model.h"
 #include "convert/synth.h"
 
@@ -15,7 +16,7 @@ void add_convert_commands(CLI::App& app, Action* action) {
   static SynthOptions so;
   CLI::App* s = app.add_subcommand("synth", "write a random-weight checkpoint with real Gemma 4 dimensions");
   s->add_option("--preset", so.preset, "31b (spec dimensions) or tiny")->required();
-  s->add_option("--layers", so.layers, "number of layers (default: 60 for 31b, 6 for tiny)")->check(CLI::Range(1, 1000));
+  s->add_option("--layers", so.layers, "number of layers (default: 60 for 31b, 6 for tiny)")->check(in_range(1, 1000));
   s->add_option("--out,-o", so.out, "output directory")->required();
   s->add_option("--format", so.format, "bf16, int4 (default-recipe layout) or int8");
   s->add_option("--group-size", so.group_size, "quantization group size: 32, 64 or 128");

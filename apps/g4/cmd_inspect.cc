@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/progress.h"
 #include "commands.h"
+#include "flag_check.h"
 #include "io/weight_store.h"
 #include "model/model_spec.h"
 
@@ -109,7 +110,7 @@ void add_inspect_command(CLI::App& app, Action* action) {
   static InspectOpts o;
   CLI::App* c = app.add_subcommand("inspect", "show a checkpoint's architecture, storage schemes, sizes and memory needs");
   c->add_option("-m,--model", o.model, "checkpoint directory, .safetensors or .gguf file")->required();
-  c->add_option("-c,--ctx-size", o.ctx, "context size for the memory estimate")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  c->add_option("-c,--ctx-size", o.ctx, "context size for the memory estimate")->check(in_range(int64_t(1), int64_t(1) << 24));
   c->callback([action] { *action = [] { return run_inspect(o); }; });
 }
 

@@ -8,6 +8,7 @@
 #include "backend/backend.h"
 #include "base/error.h"
 #include "commands.h"
+#include "flag_check.h"
 #include "io/safetensors_writer.h"
 #include "model/model.h"
 #include "model/sampler.h"
@@ -19,7 +20,7 @@ namespace g4 {
 namespace {
 
 struct CommonOpts {
-  std::string model, tokens, backend = "ref", out;
+  std::string model, tokens, backend = "auto", out;
   int64_t chunk = 0;
   int64_t ctx = 0;
   LoadOptions load;
@@ -28,12 +29,12 @@ struct CommonOpts {
 void add_common(CLI::App* c, CommonOpts& o) {
   c->add_option("--model,-m", o.model, "model directory (config.json + safetensors) or .safetensors file")->required();
   c->add_option("--tokens", o.tokens, "comma-separated prompt token ids, e.g. 2,17,99")->required();
-  c->add_option("--backend", o.backend, "backend to run on (ref)");
+  c->add_option("--backend", o.backend, "backend: auto (default: cuda with a GPU, else cpu), cpu, cuda, ref");
   c->add_option("--out", o.out, "output .safetensors file")->required();
   c->add_option("--chunk-size", o.chunk, "prefill chunk size in tokens (0 = whole prompt at once)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(in_range(int64_t(0), int64_t(1) << 20));
   c->add_option("--ctx-size,-c", o.ctx, "context size in tokens (0 = just what the command needs)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(in_range(int64_t(0), int64_t(1) << 20));
   c->add_option("--quantize", o.load.quantize, "quantize a float checkpoint while loading: int4 or int8")
       ->check(CLI::IsMember({"int4", "int8"}));
 }
@@ -85,7 +86,7 @@ void add_logits_commands(CLI::App& app, Action* action) {
 
   CLI::App* g = app.add_subcommand("generate", "generate through the KV cache; write tokens [N] and step_logits [N, V]");
   add_common(g, go);
-  g->add_option("--max-new-tokens,-n", n_new, "tokens to generate")->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  g->add_option("--max-new-tokens,-n", n_new, "tokens to generate")->check(in_range(int64_t(1), int64_t(1) << 20));
   g->add_option("--temperature,--temp", sp.temperature, "0 = greedy");
   g->add_option("--top-k", sp.top_k, "keep the k most likely tokens (0 = off)");
   g->add_option("--top-p", sp.top_p, "nucleus sampling threshold (1 = off)");

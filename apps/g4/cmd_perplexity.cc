@@ -6,6 +6,7 @@
 #include "backend/backend.h"
 #include "base/error.h"
 #include "commands.h"
+#include "flag_check.h"
 #include "eval/perplexity.h"
 #include "model/model.h"
 
@@ -13,7 +14,7 @@ namespace g4 {
 
 void add_perplexity_command(CLI::App& app, Action* action) {
   struct Opts {
-    std::string model, reference, tokens_file, text_file, backend = "ref";
+    std::string model, reference, tokens_file, text_file, backend = "auto";
     int64_t ctx = 512;
     LoadOptions load, ref_load;
   };
@@ -23,8 +24,8 @@ void add_perplexity_command(CLI::App& app, Action* action) {
   p->add_option("--tokens-file", o.tokens_file, "token ids separated by whitespace or commas");
   p->add_option("--text-file", o.text_file, "text to tokenize (needs the tokenizer; use --tokens-file until it lands)");
   p->add_option("--reference", o.reference, "reference model directory: adds KL divergence and top-1 agreement");
-  p->add_option("--ctx-size,-c", o.ctx, "tokens per evaluated chunk")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
-  p->add_option("--backend", o.backend, "backend to run on");
+  p->add_option("--ctx-size,-c", o.ctx, "tokens per evaluated chunk")->check(in_range(int64_t(2), int64_t(1) << 20));
+  p->add_option("--backend", o.backend, "backend: auto (default: cuda with a GPU, else cpu), cpu, cuda, ref");
   p->add_option("--quantize", o.load.quantize, "quantize the model while loading: int4 or int8")
       ->check(CLI::IsMember({"int4", "int8"}));
   p->callback([action] {

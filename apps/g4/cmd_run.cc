@@ -41,12 +41,12 @@ struct PromptOpts {
 };
 
 std::string stats_line(const ModelBundle& b, const GenerateResult& r) {
-  char buf[256];
+  char buf[320];
   const double pf = r.prefill_s > 0 ? double(r.prompt_tokens) / r.prefill_s : 0;
   const double dc = r.decode_s > 0 && r.tokens.size() > 1 ? double(r.tokens.size() - 1) / r.decode_s : 0;
   std::snprintf(buf, sizeof buf,
-                "load %.2f s | prompt %lld tokens, %.1f tok/s | time to first token %.3f s | %zu tokens, %.1f tok/s | %s",
-                b.load_seconds, static_cast<long long>(r.prompt_tokens), pf, r.prefill_s, r.tokens.size(), dc,
+                "load %.2f s on %s | prompt %lld tokens, %.1f tok/s | time to first token %.3f s | %zu tokens, %.1f tok/s | %s",
+                b.load_seconds, backend_summary(*b.backend).c_str(), static_cast<long long>(r.prompt_tokens), pf, r.prefill_s, r.tokens.size(), dc,
                 stop_reason_name(r.reason));
   return buf;
 }
@@ -97,6 +97,8 @@ int run_once(const RunOptions& ro, const PromptOpts& po) {
                         {"tokens", r.tokens},
                         {"stop_reason", printer.stopped_by_string() ? "stop_string" : stop_reason_name(r.reason)},
                         {"prompt_tokens", r.prompt_tokens},
+                        {"backend", b.backend->name()},
+                        {"threads", b.backend->threads()},
                         {"load_s", b.load_seconds},
                         {"ttft_s", r.prefill_s},
                         {"prefill_tok_s", r.prefill_s > 0 ? double(r.prompt_tokens) / r.prefill_s : 0.0},
@@ -104,6 +106,7 @@ int run_once(const RunOptions& ro, const PromptOpts& po) {
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("\n");
+    std::fflush(stdout);  // the reply's newline reaches a shared pipe before the timing line
     if (!po.quiet) std::fprintf(stderr, "%s\n", stats_line(b, r).c_str());
   }
   return 0;
@@ -119,8 +122,9 @@ int run_chat(const RunOptions& ro, const PromptOpts& po) {
   Conversation conv(*b.model, ro.ctx_size);
   install_sigint();
   const std::optional<int32_t> turn_end = b.tokenizer->find("<turn|>");
-  if (!po.quiet) std::fprintf(stderr, "chat with %s: Ctrl-C stops an answer; /exit, EOF or Ctrl-C at the prompt leaves\n",
-                              b.name.c_str());
+  if (!po.quiet)
+    std::fprintf(stderr, "chat with %s on %s: Ctrl-C stops an answer; /exit, EOF or Ctrl-C at the prompt leaves\n",
+                 b.name.c_str(), backend_summary(*b.backend).c_str());
   bool first = true;
   while (true) {
     std::fprintf(stdout, "\n> ");
@@ -152,11 +156,13 @@ int run_chat(const RunOptions& ro, const PromptOpts& po) {
         return printer.push(id) && !g_interrupted;
       });
     } catch (const Error& e) {
+      std::fflush(stdout);
       std::fprintf(stderr, "\ng4: %s (start a new chat for more room: -c raises the context)\n", e.what());
       break;
     }
     printer.finish();
     std::printf("\n");
+    std::fflush(stdout);  // the reply's newline before the timing line, in order on a shared pipe
     if (!po.quiet) std::fprintf(stderr, "[%s]\n", stats_line(b, r).c_str());
     first = false;
   }

@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "flag_check.h"
 #include "run_options.h"
 #include "server/gemma_codec.h"
 #include "server/http_server.h"
@@ -46,8 +47,8 @@ int run_serve(const RunOptions& ro, const ServeOpts& so) {
   if (!ro.seed) o.defaults.seed = 0;  // per-request seeds; a fixed default keeps replies reproducible
   HttpServer server(*b.model, codec, ro.ctx_size, o);
   const int port = server.bind();
-  std::fprintf(stderr, "g4 serve: %s on http://%s:%d (model id '%s'%s); Ctrl-C stops\n", b.name.c_str(),
-               so.host.c_str(), port, o.model_id.c_str(), so.api_key.empty() ? "" : ", API key required");
+  std::fprintf(stderr, "g4 serve: %s (%s) on http://%s:%d (model id '%s'%s); Ctrl-C stops\n", b.name.c_str(),
+               backend_summary(*b.backend).c_str(), so.host.c_str(), port, o.model_id.c_str(), so.api_key.empty() ? "" : ", API key required");
   std::thread watcher([&] {
     int sig = 0;
     sigwait(&set, &sig);
@@ -71,12 +72,12 @@ void add_serve_command(CLI::App& app, Action* action) {
   CLI::App* c = app.add_subcommand("serve", "OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, ...)");
   add_run_options(c, ro);
   c->add_option("--host", so.host, "address to listen on (default 127.0.0.1: this machine only)");
-  c->add_option("--port", so.port, "TCP port (0 = any free port)")->check(CLI::Range(0, 65535));
+  c->add_option("--port", so.port, "TCP port (0 = any free port)")->check(in_range(0, 65535));
   c->add_option("--api-key", so.api_key, "require 'Authorization: Bearer KEY' on every /v1 request");
   c->add_option("--model-id", so.model_id, "model name reported by /v1/models (default: the directory name)");
-  c->add_option("--http-threads", so.http_threads, "connections handled at once")->check(CLI::Range(1, 1024));
+  c->add_option("--http-threads", so.http_threads, "connections handled at once")->check(in_range(1, 1024));
   c->add_option("--max-body", so.max_body, "largest accepted request body in bytes")
-      ->check(CLI::Range(int64_t(1024), int64_t(1) << 30));
+      ->check(in_range(int64_t(1024), int64_t(1) << 30));
   c->callback([action] { *action = [] { return run_serve(ro, so); }; });
 }
 

@@ -30,4 +30,7 @@ void add_inspect_command(CLI::App& app, Action* action);
 // g4 tokenize / g4 detokenize: text <-> ids with a tokenizer.json (scripted interface; keep it stable).
 void add_tokenize_commands(CLI::App& app, Action* action);
 
+// g4 help [command] and g4 --version.
+void add_help_commands(CLI::App& app, Action* action);
+
 }  // namespace g4

@@ -1,13 +1,36 @@
 // The g4 command line. Every error that comes from the outside (flags, files, metadata) ends here as
-// one line on stderr and a non-zero exit status.
+// one line on stderr, "g4: error: ...", and exit status 1; --help, g4 help and --version exit 0.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "base/error.h"
 #include "commands.h"
 
+namespace {
+
+// A CLI11 parse error as one line, pointing at the help of the command whose flags were wrong.
+std::string flag_error(CLI::App& app, const CLI::ParseError& e) {
+  std::string cmd;
+  for (const CLI::App* sub : app.get_subcommands()) cmd = sub->get_name();
+  if (cmd.empty() && (e.get_name() == "RequiredError" || e.get_name() == "ExtrasError")) {
+    const std::vector<std::string> extra = app.remaining();
+    return extra.empty() ? "give a command (g4 help lists them)"
+                         : "unknown command '" + extra.front() + "' (g4 help lists them)";
+  }
+  std::string msg = e.what();
+  if (e.get_name() == "ArgumentMismatch" && msg.find(':') != std::string::npos)  // "--temp: 1 required ... missing"
+    msg = msg.substr(0, msg.find(':')) + ": needs a value";
+  for (char& c : msg)
+    if (c == '\n' || c == '\r') c = ' ';
+  while (!msg.empty() && msg.back() == ' ') msg.pop_back();
+  return msg + (cmd.empty() ? " (see g4 --help)" : " (see g4 help " + cmd + ")");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  CLI::App app{"g4: Gemma 4 inference engine"};
+  CLI::App app{"g4: Gemma 4 inference engine", "g4"};
   app.require_subcommand(1);
   g4::Action action;
   g4::add_run_commands(app, &action);
@@ -19,10 +42,13 @@ int main(int argc, char** argv) {
   g4::add_export_command(app, &action);
   g4::add_perplexity_command(app, &action);
   g4::add_tokenize_commands(app, &action);
+  g4::add_help_commands(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "g4: error: %s\n", flag_error(app, e).c_str());
+    return 1;
   }
   try {
     return action ? action() : 1;

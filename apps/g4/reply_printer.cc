@@ -4,6 +4,10 @@
 
 namespace g4 {
 
+namespace {
+const std::string kChannelName = "thought\n";
+}  // namespace
+
 ReplyPrinter::ReplyPrinter(const Tokenizer& tok, std::vector<std::string> stops, FILE* out)
     : tok_(tok), dec_(tok, true), stops_(std::move(stops)), out_(out) {
   if (auto id = tok.find("<|channel>")) channel_open_ = *id;
@@ -12,15 +16,41 @@ ReplyPrinter::ReplyPrinter(const Tokenizer& tok, std::vector<std::string> stops,
 
 bool ReplyPrinter::push(int32_t id) {
   if (stopped_) return false;
-  if (id == channel_open_) text_ += "[thinking] ";
-  else if (id == channel_close_) text_ += "\n[answer] ";
-  else text_ += dec_.push(id);
+  if (id == channel_open_) {
+    text_ += "[thinking] ";
+    in_header_ = true;
+    header_.clear();
+  } else if (id == channel_close_) {
+    end_channel_header();
+    text_ += "\n[answer] ";
+  } else {
+    const std::string piece = dec_.push(id);
+    text_ += in_header_ ? take_channel_header(piece) : piece;
+  }
   emit(false);
   return !stopped_;
 }
 
+std::string ReplyPrinter::take_channel_header(const std::string& piece) {
+  header_ += piece;
+  if (header_.size() < kChannelName.size() && kChannelName.compare(0, header_.size(), header_) == 0) return "";
+  in_header_ = false;
+  if (header_.compare(0, kChannelName.size(), kChannelName) == 0) return header_.substr(kChannelName.size());
+  return header_;
+}
+
+void ReplyPrinter::end_channel_header() {
+  // A block that ends while its text could still be the name ("thought" and nothing else): drop that text.
+  in_header_ = false;
+  header_.clear();
+}
+
 void ReplyPrinter::finish() {
-  if (!stopped_) text_ += dec_.finish();
+  if (!stopped_) {
+    const std::string tail = dec_.finish();
+    text_ += in_header_ ? take_channel_header(tail) : tail;
+    end_channel_header();
+  }
   emit(true);
 }
 

@@ -1,5 +1,6 @@
 // ReplyPrinter: turns generated token ids into text on a stream as they arrive — special tokens
-// hidden, the thinking channel marked, stop strings honoured (text that may begin one is held back
+// hidden, the thinking channel marked "[thinking] " and "[answer] " (the channel's name, "thought", that
+// the model writes after <|channel>, is not shown), stop strings honoured (text that may begin one is held back
 // until it is known not to), every write valid UTF-8.
 #pragma once
 
@@ -23,12 +24,18 @@ class ReplyPrinter {
 
  private:
   void emit(bool final);
+  // Text decoded right after <|channel>: held while it may still be the channel name "thought\n", which is
+  // dropped; anything else is passed on as it is.
+  std::string take_channel_header(const std::string& piece);
+  void end_channel_header();
 
   const Tokenizer& tok_;
   StreamDecoder dec_;
   std::vector<std::string> stops_;
   FILE* out_;
   int32_t channel_open_ = -1, channel_close_ = -1;
+  bool in_header_ = false;  // after <|channel>, until the name is complete or ruled out
+  std::string header_;      // text held meanwhile
   std::string text_;    // decoded so far
   size_t printed_ = 0;  // bytes of text_ already written
   bool stopped_ = false;

@@ -13,11 +13,11 @@
 namespace g4 {
 
 struct RunOptions {
-  std::string model, backend = "ref", quantize;
+  std::string model, backend = "auto", quantize;
   int64_t ctx_size = 4096;
   int64_t max_new_tokens = 256;
   int64_t prefill_chunk = 512;
-  int threads = 0;
+  int threads = 0;  // -t: cpu backend threads; 0 = $G4_THREADS, else every core
   bool no_memory_check = false;  // --no-memory-check: load even when the estimate exceeds free memory
   std::optional<float> temperature, top_p, min_p, repeat_penalty;
   std::optional<int> top_k;
@@ -25,8 +25,12 @@ struct RunOptions {
 };
 
 void add_run_options(CLI::App* c, RunOptions& o);
-// Loads the bundle (printing a progress line unless quiet) and applies the sampling flags over its defaults.
+// Loads the bundle on the chosen backend with -t threads (printing a progress line unless quiet); warns once
+// on stderr when --ctx-size is beyond the context the model was trained for.
 ModelBundle load_bundle(const RunOptions& o, bool quiet);
+// "cpu, 2 threads", "ref, 1 thread": what the load line and run --json report.
+std::string backend_summary(const Backend& b);
+// Applies the sampling flags over the bundle's defaults.
 SamplingParams sampling_from(const RunOptions& o, const ModelBundle& b);
 
 }  // namespace g4

@@ -105,6 +105,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // CPU threads the backend computes with (1 for the scalar ref backend and for cuda's host thread).
+  virtual int threads() const { return 1; }
 
   // --- memory ---
   virtual std::unique_ptr<PackedWeight> pack(const WeightView& w, WeightRole role) = 0;
@@ -168,7 +170,15 @@ class Backend {
   virtual void replay_step(StepRecording& rec, int32_t token, int64_t pos) { (void)rec, (void)token, (void)pos; }
 };
 
-// Creates a backend by name ("ref"). Throws g4::Error listing the available ones for unknown names.
-std::unique_ptr<Backend> make_backend(const std::string& name);
+// Creates a backend by name: "ref", "cpu", "cuda" (when built), or "auto" / "" for default_backend_name().
+// threads > 0 sets the cpu backend's thread count (0: $G4_THREADS, else every hardware thread); the other
+// backends ignore it. Throws g4::Error listing the available ones for unknown names.
+std::unique_ptr<Backend> make_backend(const std::string& name, int threads = 0);
+// The best backend built and usable here: "cuda" when built and a device is present, else "cpu".
+std::string default_backend_name();
+// "auto" and "" resolve to default_backend_name(); other names are returned as given.
+std::string resolve_backend_name(const std::string& name);
+// The backends compiled into this build, e.g. {"ref", "cpu", "cuda"}.
+std::vector<std::string> built_backends();
 
 }  // namespace g4

@@ -75,14 +75,15 @@ Tokenizer load_tokenizer(const std::string& path) {
   return Tokenizer::from_json_file(tj.string());
 }
 
-ModelBundle ModelBundle::load(const std::string& path, const std::string& backend_name, const LoadOptions& opts) {
+ModelBundle ModelBundle::load(const std::string& path, const std::string& backend_name, const LoadOptions& opts,
+                              int threads) {
   const auto t0 = std::chrono::steady_clock::now();
   ModelBundle b;
   b.path = path;
   b.name = fs::path(path).filename().string();
   if (b.name.empty()) b.name = fs::path(path).parent_path().filename().string();
   b.tokenizer = std::make_unique<Tokenizer>(load_tokenizer(path));
-  b.backend = make_backend(backend_name);
+  b.backend = make_backend(backend_name, threads);
   b.model = Model::load(path, *b.backend, opts);
   const int32_t V = b.model->spec().vocab_size;
   if (b.tokenizer->vocab_size() > V)

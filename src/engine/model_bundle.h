@@ -24,8 +24,9 @@ struct ModelBundle {
   std::string path, name;          // name: the directory's (or file's) base name, for /v1/models
   double load_seconds = 0;
 
-  // Throws g4::Error naming what is missing or malformed.
-  static ModelBundle load(const std::string& path, const std::string& backend_name, const LoadOptions& opts);
+  // Throws g4::Error naming what is missing or malformed. backend_name and threads as make_backend's.
+  static ModelBundle load(const std::string& path, const std::string& backend_name, const LoadOptions& opts,
+                          int threads = 0);
 };
 
 // Reads the tokenizer of a model path: DIR/tokenizer.json, the tokenizer.json beside a .safetensors file,

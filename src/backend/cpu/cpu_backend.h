@@ -19,7 +19,7 @@ class CpuBackend : public Backend {
   explicit CpuBackend(int n_threads = 0, const cpu::KernelTable* kernels = nullptr);
   std::string name() const override { return "cpu"; }
   const cpu::KernelTable& kernels() const { return *k_; }
-  int threads() const { return pool_.size(); }
+  int threads() const override { return pool_.size(); }
 
   std::unique_ptr<PackedWeight> pack(const WeightView& w, WeightRole role) override;
   Tensor empty(std::vector<int64_t> shape) override;

@@ -1,0 +1,70 @@
+// The g4 command line's own surface: every flag error is one "g4: error: ..." line and exit status 1,
+// --help and g4 help exit 0, g4 --version names the version, commit, backends and CPU kernels.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "util/g4_cli.h"
+
+namespace g4 {
+namespace {
+
+using testing_util::run_g4_cli;
+const std::string kModel = std::string(G4_TEST_DATA) + "/../../models/tiny-kjv";
+
+void expect_flag_error(const std::string& args, const std::string& needle) {
+  const testing_util::G4Output o = run_g4_cli(args);
+  EXPECT_EQ(o.status, 1) << args << "\n" << o.err;
+  EXPECT_EQ(o.err.rfind("g4: error: ", 0), 0u) << args << "\n" << o.err;
+  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << args << ": expected one line:\n" << o.err;
+  EXPECT_NE(o.err.find(needle), std::string::npos) << args << ": expected '" << needle << "' in:\n" << o.err;
+  EXPECT_EQ(o.out, "") << args;
+}
+
+TEST(CliFlags, EveryFlagErrorIsOneLineAndExitOne) {
+  const std::string run = "run -m " + kModel + " -p hi ";
+  expect_flag_error(run + "--temp abc", "'abc' is not a number");
+  expect_flag_error(run + "--temp nan", "out of range");
+  expect_flag_error(run + "-c 5", "'5' is out of range (16 to 1048576)");
+  expect_flag_error(run + "-n 1.5", "'1.5' is not a whole number");
+  expect_flag_error(run + "-t many", "--threads");
+  expect_flag_error(run + "--frobnicate", "--frobnicate");
+  expect_flag_error(run + "--temp", "--temp: needs a value");
+  expect_flag_error(run + "--quantize int3", "int3");
+  expect_flag_error("run -p hi", "--model");
+  expect_flag_error("run -m " + kModel, "give -p TEXT or -f FILE");
+  expect_flag_error("chat -m " + kModel + " --top-p 2", "out of range");
+  expect_flag_error("serve -m " + kModel + " --port 99999", "out of range");
+  expect_flag_error("bench -m " + kModel + " -r zero", "not a whole number");
+  expect_flag_error("logits --tokens 2", "--model");
+  expect_flag_error("generate --model x --tokens 2 --out y --max-new-tokens 0", "out of range");
+  expect_flag_error("frobnicate", "frobnicate");
+  expect_flag_error("", "command");
+  expect_flag_error("help nosuchcommand", "unknown command 'nosuchcommand'");
+}
+
+TEST(CliFlags, HelpExitsZero) {
+  for (const std::string args : {"--help", "run --help", "chat --help", "serve -h", "help", "help run"}) {
+    const testing_util::G4Output o = run_g4_cli(args);
+    EXPECT_EQ(o.status, 0) << args << "\n" << o.err;
+    EXPECT_NE(o.out.find("Usage: g4"), std::string::npos) << args << "\n" << o.out;
+    EXPECT_EQ(o.err, "") << args;
+  }
+  EXPECT_NE(run_g4_cli("help run").out.find("--threads"), std::string::npos);
+  EXPECT_NE(run_g4_cli("help").out.find("perplexity"), std::string::npos);
+}
+
+TEST(CliFlags, VersionNamesBuildBackendsAndCpuKernels) {
+  const testing_util::G4Output o = run_g4_cli("--version");
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(o.out.rfind("g4 ", 0), 0u) << o.out;
+  EXPECT_NE(o.out.find("(git "), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("backends built: ref cpu"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("default backend: "), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("cpu kernels: "), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("generic"), std::string::npos) << o.out;  // every CPU runs the generic table
+}
+
+}  // namespace
+}  // namespace g4
