@@ -20,7 +20,7 @@ namespace g4 {
 namespace {
 
 struct CommonOpts {
-  std::string model, tokens, backend = "auto", out;
+  std::string model, tokens, backend = "ref", out;  // the oracle: numbers that never depend on the machine
   int64_t chunk = 0;
   int64_t ctx = 0;
   LoadOptions load;
@@ -29,7 +29,7 @@ struct CommonOpts {
 void add_common(CLI::App* c, CommonOpts& o) {
   c->add_option("--model,-m", o.model, "model directory (config.json + safetensors) or .safetensors file")->required();
   c->add_option("--tokens", o.tokens, "comma-separated prompt token ids, e.g. 2,17,99")->required();
-  c->add_option("--backend", o.backend, "backend: auto (default: cuda with a GPU, else cpu), cpu, cuda, ref");
+  c->add_option("--backend", o.backend, "backend: ref (default: the scalar oracle, so scripted numbers never depend on the machine), auto, cpu, cuda");
   c->add_option("--out", o.out, "output .safetensors file")->required();
   c->add_option("--chunk-size", o.chunk, "prefill chunk size in tokens (0 = whole prompt at once)")
       ->check(in_range(int64_t(0), int64_t(1) << 20));

@@ -78,7 +78,7 @@ int run_once(const RunOptions& ro, const PromptOpts& po) {
     co.enable_thinking = po.think;
     prompt = b.tokenizer->encode(render_gemma4_chat(msgs, co), false);
   }
-  Conversation conv(*b.model, ro.ctx_size);
+  Conversation conv(*b.model, kv_options(ro));
   install_sigint();
   ReplyPrinter printer(*b.tokenizer, po.stops, po.json ? nullptr : stdout);
   GenerateResult r = conv.generate(prompt, go, [&](int32_t id) {
@@ -119,7 +119,7 @@ int run_chat(const RunOptions& ro, const PromptOpts& po) {
   go.max_new_tokens = ro.max_new_tokens;
   go.stop_ids = b.stop_ids;
   go.prefill_chunk = ro.prefill_chunk;
-  Conversation conv(*b.model, ro.ctx_size);
+  Conversation conv(*b.model, kv_options(ro));
   install_sigint();
   const std::optional<int32_t> turn_end = b.tokenizer->find("<turn|>");
   if (!po.quiet)

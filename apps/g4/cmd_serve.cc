@@ -45,6 +45,7 @@ int run_serve(const RunOptions& ro, const ServeOpts& so) {
   o.default_max_tokens = ro.max_new_tokens;
   o.defaults = sampling_from(ro, b);
   if (!ro.seed) o.defaults.seed = 0;  // per-request seeds; a fixed default keeps replies reproducible
+  o.cache = kv_options(ro);
   HttpServer server(*b.model, codec, ro.ctx_size, o);
   const int port = server.bind();
   std::fprintf(stderr, "g4 serve: %s (%s) on http://%s:%d (model id '%s'%s); Ctrl-C stops\n", b.name.c_str(),

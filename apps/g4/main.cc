@@ -1,5 +1,6 @@
 // The g4 command line. Every error that comes from the outside (flags, files, metadata) ends here as
 // one line on stderr, "g4: error: ...", and exit status 1; --help, g4 help and --version exit 0.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -27,6 +28,17 @@ std::string flag_error(CLI::App& app, const CLI::ParseError& e) {
   return msg + (cmd.empty() ? " (see g4 --help)" : " (see g4 help " + cmd + ")");
 }
 
+// llama.cpp's multi-letter short flags, which CLI11 cannot declare: rewritten to their long names.
+std::vector<std::string> llama_cpp_aliases(int argc, char** argv) {
+  static const std::pair<const char*, const char*> kAliases[] = {
+      {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}, {"-np", "--parallel"}};
+  std::vector<std::string> args(argv, argv + argc);
+  for (std::string& a : args)
+    for (const auto& [from, to] : kAliases)
+      if (a == from) a = to;
+  return args;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -44,7 +56,10 @@ int main(int argc, char** argv) {
   g4::add_tokenize_commands(app, &action);
   g4::add_help_commands(app, &action);
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args = llama_cpp_aliases(argc, argv);
+    args.erase(args.begin());                 // CLI11 takes the arguments without the program name,
+    std::reverse(args.begin(), args.end());  // last first
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     std::fprintf(stderr, "g4: error: %s\n", flag_error(app, e).c_str());

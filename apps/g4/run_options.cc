@@ -32,6 +32,9 @@ void add_run_options(CLI::App* c, RunOptions& o) {
       ->check(in_range(0.0, 1.0));
   c->add_option("--repeat-penalty", o.repeat_penalty, "penalise the last 64 tokens; 1 = off")->check(in_range(0.01, 10.0));
   c->add_option("-s,--seed", o.seed, "random seed (default: random)");
+  c->add_option("--cache-type-k", o.cache_type_k,
+                 "KV cache type for keys: auto (bf16 on cpu, f32 on ref and cuda), f32, bf16, q8_0 (int8, a scale per token and head)");
+  c->add_option("--cache-type-v", o.cache_type_v, "KV cache type for values: as --cache-type-k");
   c->add_flag("--no-memory-check", o.no_memory_check,
               "load even when weights + KV cache at --ctx-size + activations exceed the free memory");
 }
@@ -41,7 +44,7 @@ ModelBundle load_bundle(const RunOptions& o, bool quiet) {
   lo.quantize = o.quantize;
   lo.progress = !quiet;
   if (!o.no_memory_check)
-    check_memory_fits(estimate_memory_for(o.model, o.quantize, o.ctx_size, o.prefill_chunk),
+    check_memory_fits(estimate_memory_for(o.model, o.quantize, kv_options(o), o.prefill_chunk),
                       available_memory_bytes(resolve_backend_name(o.backend)), o.model, o.ctx_size);
   ModelBundle b = ModelBundle::load(o.model, o.backend, lo, o.threads);
   const int trained = b.model->spec().max_position;
@@ -49,6 +52,10 @@ ModelBundle load_bundle(const RunOptions& o, bool quiet) {
     std::fprintf(stderr, "g4: warning: --ctx-size %lld is larger than the %d tokens %s was trained on; text past %d tokens "
                  "may lose coherence\n", static_cast<long long>(o.ctx_size), trained, b.name.c_str(), trained);
   return b;
+}
+
+KvCacheOptions kv_options(const RunOptions& o, int n_seq) {
+  return kv_options_for(resolve_backend_name(o.backend), o.ctx_size, n_seq, o.cache_type_k, o.cache_type_v);
 }
 
 std::string backend_summary(const Backend& b) {

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "engine/kv_options.h"
 #include "engine/model_bundle.h"
 #include "model/sampler.h"
 
@@ -14,6 +15,7 @@ namespace g4 {
 
 struct RunOptions {
   std::string model, backend = "auto", quantize;
+  std::string cache_type_k = "auto", cache_type_v = "auto";  // -ctk / -ctv: f32, bf16, q8_0
   int64_t ctx_size = 4096;
   int64_t max_new_tokens = 256;
   int64_t prefill_chunk = 512;
@@ -30,6 +32,8 @@ void add_run_options(CLI::App* c, RunOptions& o);
 ModelBundle load_bundle(const RunOptions& o, bool quiet);
 // "cpu, 2 threads", "ref, 1 thread": what the load line and run --json report.
 std::string backend_summary(const Backend& b);
+// The KV cache the flags ask for on the chosen backend, for n_seq sequences (engine/kv_options.h).
+KvCacheOptions kv_options(const RunOptions& o, int n_seq = 1);
 // Applies the sampling flags over the bundle's defaults.
 SamplingParams sampling_from(const RunOptions& o, const ModelBundle& b);
 

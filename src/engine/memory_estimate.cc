@@ -24,8 +24,28 @@ uint64_t add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : 
 
 }  // namespace
 
+namespace {
+KvCacheOptions plain_f32(int64_t ctx_size) {
+  KvCacheOptions o;
+  o.ctx_size = std::max<int64_t>(ctx_size, 1);
+  o.slack = 0;
+  return o;
+}
+}  // namespace
+
 MemoryEstimate estimate_memory(const ModelSpec& s, uint64_t stored_weight_bytes, const std::string& quantize,
                                int64_t ctx_size, int64_t prefill_chunk) {
+  return estimate_memory(s, stored_weight_bytes, quantize, plain_f32(ctx_size), prefill_chunk);
+}
+
+MemoryEstimate estimate_memory_for(const std::string& model_path, const std::string& quantize, int64_t ctx_size,
+                                   int64_t prefill_chunk) {
+  return estimate_memory_for(model_path, quantize, plain_f32(ctx_size), prefill_chunk);
+}
+
+MemoryEstimate estimate_memory(const ModelSpec& s, uint64_t stored_weight_bytes, const std::string& quantize,
+                               const KvCacheOptions& kv, int64_t prefill_chunk) {
+  const int64_t ctx_size = kv.ctx_size;
   MemoryEstimate e;
   e.weights = stored_weight_bytes;
   // Quantizing bf16 matrices while loading: int4 is 4 bits + a bf16 scale and zero per 32 weights
@@ -33,9 +53,10 @@ MemoryEstimate estimate_memory(const ModelSpec& s, uint64_t stored_weight_bytes,
   if (quantize == "int4") e.weights = stored_weight_bytes / 16 * 5;
   else if (quantize == "int8") e.weights = stored_weight_bytes / 16 * 9;
   const uint64_t ctx = uint64_t(std::max<int64_t>(ctx_size, 1));
-  for (const LayerSpec& L : s.layers) {
-    const uint64_t cap = L.window > 0 ? std::min<uint64_t>(ctx, uint64_t(L.window)) : ctx;
-    e.kv_cache = add(e.kv_cache, mul(mul(2 * cap, uint64_t(L.n_kv_heads)), mul(uint64_t(L.head_dim), 4)));
+  try {
+    e.kv_cache = uint64_t(kv_cache_bytes(s, kv));
+  } catch (const Error&) {
+    e.kv_cache = UINT64_MAX;  // beyond 64 bits: a hostile config must not wrap into something small
   }
   const uint64_t chunk = uint64_t(std::clamp<int64_t>(prefill_chunk, 1, std::max<int64_t>(ctx_size, 1)));
   int max_head_dim = 0;
@@ -48,9 +69,7 @@ MemoryEstimate estimate_memory(const ModelSpec& s, uint64_t stored_weight_bytes,
   return e;
 }
 
-MemoryEstimate estimate_memory_for(const std::string& model_path, const std::string& quantize, int64_t ctx_size,
-                                   int64_t prefill_chunk) {
-  const ModelSpec s = load_model_config(model_path);
+uint64_t stored_weight_bytes(const std::string& model_path) {
   const auto ws = WeightStore::open(model_path);
   uint64_t bytes = 0;
   for (const auto& [name, w] : ws->weights()) {
@@ -62,7 +81,12 @@ MemoryEstimate estimate_memory_for(const std::string& model_path, const std::str
                                               (q.zeros ? 2 : 1));
     }
   }
-  return estimate_memory(s, bytes, quantize, ctx_size, prefill_chunk);
+  return bytes;
+}
+
+MemoryEstimate estimate_memory_for(const std::string& model_path, const std::string& quantize,
+                                   const KvCacheOptions& kv, int64_t prefill_chunk) {
+  return estimate_memory(load_model_config(model_path), stored_weight_bytes(model_path), quantize, kv, prefill_chunk);
 }
 
 int64_t available_memory_bytes(const std::string& backend_name) {

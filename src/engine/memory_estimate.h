@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "model/kv_cache.h"
 #include "model/model_spec.h"
 
 namespace g4 {
@@ -18,11 +19,19 @@ struct MemoryEstimate {
   uint64_t total() const { return weights + kv_cache + activations; }
 };
 
-// stored_weight_bytes: the bytes of the checkpoint's weights; quantize: "", "int4" or "int8" (--quantize).
+// stored_weight_bytes: the bytes of the checkpoint's weights; quantize: "", "int4" or "int8" (--quantize);
+// kv: the cache as it will be allocated (kv_cache_bytes). The ctx_size form assumes one f32 sequence
+// whose sliding layers hold exactly their window.
+MemoryEstimate estimate_memory(const ModelSpec& s, uint64_t stored_weight_bytes, const std::string& quantize,
+                               const KvCacheOptions& kv, int64_t prefill_chunk);
 MemoryEstimate estimate_memory(const ModelSpec& s, uint64_t stored_weight_bytes, const std::string& quantize,
                                int64_t ctx_size, int64_t prefill_chunk);
 
+// The bytes of the weights stored at `model_path` (headers only: nothing large is read).
+uint64_t stored_weight_bytes(const std::string& model_path);
 // Estimates from the files at `model_path` (config and weight headers only: nothing large is read).
+MemoryEstimate estimate_memory_for(const std::string& model_path, const std::string& quantize,
+                                   const KvCacheOptions& kv, int64_t prefill_chunk);
 MemoryEstimate estimate_memory_for(const std::string& model_path, const std::string& quantize, int64_t ctx_size,
                                    int64_t prefill_chunk);
 

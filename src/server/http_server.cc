@@ -53,7 +53,11 @@ void send_error(httplib::Response& res, const ApiError& e) {
 
 HttpServer::HttpServer(const Model& model, TextCodec& codec, int64_t ctx_size, ServerOptions opts)
     : model_(model), codec_(codec), opts_(std::move(opts)), http_(std::make_unique<httplib::Server>()),
-      conv_(model, ctx_size) {
+      conv_(model, [&] {
+        KvCacheOptions c = opts_.cache;  // opts_ is initialised first (declared before conv_)
+        c.ctx_size = ctx_size;
+        return c;
+      }()) {
   install_routes();
 }
 

@@ -29,6 +29,7 @@ struct ServerOptions {
   int threads = 8;                 // connections handled at once (generation itself is serialised)
   int64_t default_max_tokens = 512;
   SamplingParams defaults;         // from generation_config.json, overridable per request
+  KvCacheOptions cache;            // the KV cache (its ctx_size is the server's)
 };
 
 struct ServerStats {

@@ -1,0 +1,18 @@
+// The KV cache a command gets: element types from -ctk/-ctv ("auto" picks the backend's default), the
+// context size, the number of sequences, and whether K=V layers store V only. Defaults per backend: ref
+// keeps f32 with stored keys (the oracle stays the plain computation); cpu stores bf16 and derives the
+// keys of K=V layers; cuda stores f32 until its attention reads other types.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "model/kv_cache.h"
+
+namespace g4 {
+
+// backend: a resolved backend name (ref, cpu, cuda). Throws g4::Error naming the flag for an unknown type.
+KvCacheOptions kv_options_for(const std::string& backend, int64_t ctx_size, int n_seq, const std::string& k_type,
+                              const std::string& v_type);
+
+}  // namespace g4
