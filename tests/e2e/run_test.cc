@@ -134,17 +134,18 @@ namespace g4 {
 namespace {
 
 TEST(Inspect, DescribesTheShippedModel) {
-  Out o = run("inspect -m " + kModel + " -c 1000");
+  Out o = run("inspect -m " + kModel + " -c 1000 --backend ref");
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_NE(o.out.find("vocab 4096, hidden 192, MLP 512, 6 layers"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("sliding   0,1,2,3,4: head_dim 64, KV heads 2, window 128"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("full      5: head_dim 128, KV heads 1, no window, RoPE theta 1e+06 on 16 of 64 pairs, K=V"),
             std::string::npos) << o.out;
   EXPECT_NE(o.out.find("total      3520070 parameters"), std::string::npos) << o.out;
-  // KV at 1000 tokens: 5 sliding layers x 128 slots x 2 heads x 64 + 1000 x 1 x 128, times K and V, f32.
-  const double kv = 2.0 * (5 * 128 * 2 * 64 + 1000 * 128) * 4 / 1e6;
-  char want[64];
-  std::snprintf(want, sizeof want, "KV cache %.2f MB in f32", kv);
+  // KV at 1000 tokens on ref (f32, keys stored): 5 sliding layers x (window 128 + slack 256) slots x 2 heads
+  // x 64 + 1000 x 1 x 128, times K and V.
+  const double kv = 2.0 * (5 * 384 * 2 * 64 + 1000 * 128) * 4 / 1e6;
+  char want[96];
+  std::snprintf(want, sizeof want, "KV cache   %.2f MB for 1 sequence of 1000 tokens on ref (K f32, V f32)", kv);
   EXPECT_NE(o.out.find(want), std::string::npos) << want << "\n" << o.out;
   EXPECT_NE(run("inspect -m /nonexistent").status, 0);
 }
