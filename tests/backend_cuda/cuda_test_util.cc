@@ -6,8 +6,7 @@
 namespace g4::test {
 
 void CudaTest::SetUp() {
-  std::string why;
-  if (!cuda_device_available(&why)) GTEST_SKIP() << "CUDA backend test skipped: " << why;
+  G4_SKIP_OR_FAIL_WITHOUT_GPU();
   fast_ = std::make_unique<CudaBackend>();
   CudaOptions p;
   p.precise = true;

@@ -14,10 +14,12 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/ref/ref_backend.h"
 #include "base/error.h"
+#include "util/gpu.h"
 
 namespace g4::test {
 
-// Skips the test when no CUDA device can be used; otherwise provides fast and precise backends.
+// Skips the test when no CUDA device can be used (fails instead under G4_REQUIRE_GPU=1, util/gpu.h);
+// otherwise provides fast and precise backends.
 class CudaTest : public ::testing::Test {
  protected:
   void SetUp() override;

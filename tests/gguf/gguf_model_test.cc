@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "model/session.h"
 #include "util/hf_to_gguf.h"
+#include "util/compare.h"
 #include "util/temp_dir.h"
 
 namespace g4 {
@@ -80,11 +81,8 @@ TEST_P(GgufFixture, SameSpecAndLogitsAsSafetensors) {
   const std::vector<float> b = s_gg.forward(prompt, LogitsMode::kAll);
   ASSERT_EQ(a.size(), b.size());
   ASSERT_EQ(b.size(), expected.size());
-  double worst = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    ASSERT_EQ(a[i], b[i]) << "GGUF and safetensors logits differ at " << i;
-    worst = std::max(worst, std::fabs(double(b[i]) - double(expected[i])));
-  }
+  for (size_t i = 0; i < b.size(); ++i) ASSERT_EQ(a[i], b[i]) << "GGUF and safetensors logits differ at " << i;
+  const double worst = testing_util::max_abs_diff(b, expected).max;
   EXPECT_LE(worst, 1e-3);
   std::printf("[ %s as GGUF ] max |logit - transformers| = %.3g\n", GetParam(), worst);
 }
@@ -107,13 +105,9 @@ TEST(GgufModel, CliLogitsRunOnGguf) {
   SafetensorsFile out(d.file("l.safetensors"));
   const TensorInfo& l = *out.find("logits");
   ASSERT_EQ(size_t(l.numel()), expected.size());
-  double worst = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    float x;
-    std::memcpy(&x, l.data + 4 * i, 4);
-    worst = std::max(worst, std::fabs(double(x) - double(expected[i])));
-  }
-  EXPECT_LE(worst, 1e-3);
+  std::vector<float> got(expected.size());
+  std::memcpy(got.data(), l.data, got.size() * 4);
+  EXPECT_LE(testing_util::max_abs_diff(got, expected).max, 1e-3);
 }
 
 TEST(GgufModel, MissingLayerOutputScaleMeansOne) {

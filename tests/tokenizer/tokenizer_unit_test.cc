@@ -142,12 +142,18 @@ TEST(TokenizerJson, MinimalFileLoadsAndBadFilesFail) {
       Tokenizer t = Tokenizer::from_json(s, "mutated.json");
       t.decode(t.encode("hi <bos> hi"));
       ++loaded;
-    } catch (const Error&) {
+    } catch (const Error& e) {
       ++rejected;
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("mutated.json"), std::string::npos) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << "one line: " << msg;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not a g4::Error: " << e.what();
     }
   }
+  // Both outcomes happen: a loader that rejected everything (or nothing) would fail here.
   EXPECT_GT(rejected, 100);
-  EXPECT_EQ(loaded + rejected, 3000);
+  EXPECT_GT(loaded, 100);
 }
 
 TEST(TokenizerJson, MissingFileIsAnError) {
