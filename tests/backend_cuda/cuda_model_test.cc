@@ -77,24 +77,32 @@ TEST_F(CudaTest, ChunkedForwardMatchesRef) {
   }
 }
 
-// Greedy decoding on dense-31b-shape from a prompt whose greedy continuation varies (the fixture's own
-// continuation is 24 copies of token 298, which a decoder stuck on one token would also produce): the
-// ref backend's tokens, checked here to hold at least 6 distinct ids, are CUDA's in precise mode; fast
-// mode, fed the ref's tokens, must pick the same next token at all but near-ties (>= 22 of 24 steps).
+// Greedy decoding on dense-31b-shape with a varied continuation. The fixture's own continuation is 24
+// copies of token 298, which a decoder stuck on one token would also produce: this random-weight model
+// repeats the last token under plain greedy from any prompt tried, so the argmax is taken after a
+// repeat penalty of 2 (the sampler at temperature 0; g4 generate --repeat-penalty 2 on the ref backend
+// gives 8 distinct ids: 391 x3, 449 x2, 664 x2, 158, 203 x3, 354, 666 x9, 426 x3). The ref backend's
+// tokens, checked here to hold at least 6 distinct ids, are CUDA's in precise mode; fast mode, fed the
+// ref's tokens, must pick the same next token at all but near-ties (>= 22 of 24 steps).
 TEST_F(CudaTest, GreedyVariedTokensMatchRef) {
   const std::string dir = test_data_dir() + "/hf-reference/dense-31b-shape/model";
   auto ref_model = Model::load(dir, ref_);
   const int64_t V = ref_model->spec().vocab_size;
-  const std::vector<int32_t> prompt = kVariedPrompt;
+  const std::vector<int32_t> prompt = {2, 17, 99, 5, 200, 31, 7, 7, 8, 9};
   const int n = 24;
+  SamplingParams sp;
+  sp.temperature = 0;
+  sp.repeat_penalty = 2.0f;
   // The argmax at each step, feeding `forced` (or the argmax itself when null).
   auto greedy = [&](const Model& m, const std::vector<int32_t>* forced = nullptr) {
     Session s(m, int64_t(prompt.size()) + n);
+    Sampler sampler(sp);
     std::vector<float> last = s.forward(prompt, LogitsMode::kLast);
-    std::vector<int32_t> out;
+    std::vector<int32_t> out, history = prompt;
     for (int i = 0; i < n; ++i) {
-      out.push_back(argmax(last.data(), V));
-      last = s.forward({forced ? (*forced)[size_t(i)] : out.back()}, LogitsMode::kLast);
+      out.push_back(sampler.sample(last.data(), V, history));
+      history.push_back(forced ? (*forced)[size_t(i)] : out.back());
+      last = s.forward({history.back()}, LogitsMode::kLast);
     }
     return out;
   };

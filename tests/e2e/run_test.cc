@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <unistd.h>
@@ -108,6 +110,34 @@ TEST(Run, GreedyChatReplyMatchesTransformers) {
   ASSERT_EQ(s.status, 0) << s.err;
   EXPECT_EQ(s.out, j["text"].get<std::string>() + "\n");
   EXPECT_EQ(s.err, "");  // --quiet
+}
+
+// Sampling defaults come from generation_config.json: the shipped one samples (temperature 0.8, top-k 40),
+// so a seeded run differs from greedy; a copy of the model whose generation_config says do_sample false,
+// or top_k 1, gives transformers' greedy tokens with no sampling flag given.
+TEST(Run, SamplingDefaultsFromGenerationConfig) {
+  const std::vector<int32_t> greedy = fixture_greedy();
+  const std::string args = " -p 'In the beginning' --seed 3 -n 16 --json";
+  const std::vector<int32_t> want(greedy.begin(), greedy.begin() + 16);
+  Out o = run("run -m " + kModel + args);
+  ASSERT_EQ(o.status, 0) << o.err;
+  EXPECT_NE(nlohmann::json::parse(o.out)["tokens"].get<std::vector<int32_t>>(), want) << "the shipped config samples";
+  char dir[] = "/tmp/g4-gencfg-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::filesystem::path copy = std::filesystem::path(dir) / "m";
+  std::filesystem::copy(kModel, copy, std::filesystem::copy_options::recursive);
+  std::ifstream in(copy / "generation_config.json");
+  const nlohmann::json shipped = nlohmann::json::parse(in);
+  for (const char* change : {"do_sample", "top_k"}) {
+    nlohmann::json g = shipped;
+    if (std::string(change) == "do_sample") g["do_sample"] = false;
+    else g["top_k"] = 1;
+    std::ofstream(copy / "generation_config.json", std::ios::trunc) << g.dump();
+    o = run("run -m " + copy.string() + args);
+    ASSERT_EQ(o.status, 0) << o.err;
+    EXPECT_EQ(nlohmann::json::parse(o.out)["tokens"].get<std::vector<int32_t>>(), want) << change;
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Run, StopStringsRawPromptAndTimings) {
