@@ -94,7 +94,7 @@ MatmulScales matmul_scales(const std::vector<float>& x, int64_t T, const std::ve
   MatmulScales m;
   m.T = T, m.N = N, m.K = K;
   m.s.assign(size_t(T * N), 0), m.d.assign(size_t(T * N), 0);
-  std::vector<double> step2(size_t(K));
+  std::vector<double> step2(static_cast<size_t>(K));
   for (int64_t t = 0; t < T; ++t) {
     const float* xt = x.data() + t * K;
     for (int64_t b = 0; b < K; b += 32) {

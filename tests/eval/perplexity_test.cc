@@ -52,7 +52,7 @@ double neg_log_prob(const float* logits, int64_t V, int32_t next) {
 }
 
 std::vector<double> log_softmax(const float* logits, int64_t V) {
-  std::vector<double> out(size_t(V));
+  std::vector<double> out(static_cast<size_t>(V));
   const double lse = -neg_log_prob(logits, V, 0) - double(logits[0]);  // = -(log-sum-exp)
   for (int64_t v = 0; v < V; ++v) out[size_t(v)] = double(logits[v]) + lse;
   return out;

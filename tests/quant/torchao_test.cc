@@ -170,7 +170,7 @@ TEST(Torchao, ExecuTorchLayoutBuiltIndependently) {
     std::vector<float> dq(x.size());
     if (name == "embed_tokens.weight") {
       std::vector<uint8_t> q(size_t(N * K));
-      std::vector<float> scale(size_t(N));
+      std::vector<float> scale(static_cast<size_t>(N));
       for (int64_t n = 0; n < N; ++n) {
         float amax = 0;
         for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(x[size_t(n * K + k)]));

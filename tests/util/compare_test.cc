@@ -2,6 +2,7 @@
 // and on a size mismatch, and must name the worst element.
 #include "util/compare.h"
 
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include <limits>

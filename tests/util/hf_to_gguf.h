@@ -103,7 +103,7 @@ inline GgufBuilder hf_to_gguf(const std::string& hf_dir, const HfToGgufOptions& 
     std::vector<uint64_t> ne(t.shape.rbegin(), t.shape.rend());
     if (o.q4_0 && gguf_name.rfind("blk.", 0) == 0 && t.shape.size() == 2 && t.shape[1] % 32 == 0) {
       const int64_t rows = t.shape[0], cols = t.shape[1];
-      std::vector<float> row(size_t(cols));
+      std::vector<float> row(static_cast<size_t>(cols));
       std::vector<uint8_t> q;
       for (int64_t r = 0; r < rows; ++r) {
         convert_to_f32(t.dtype, t.data + size_t(r * cols) * dtype_size(t.dtype), size_t(cols), row.data());
@@ -114,7 +114,7 @@ inline GgufBuilder hf_to_gguf(const std::string& hf_dir, const HfToGgufOptions& 
     }
     if (o.q4_0_as_f32 && gguf_name.rfind("blk.", 0) == 0 && t.shape.size() == 2 && t.shape[1] % 32 == 0) {
       const int64_t rows = t.shape[0], cols = t.shape[1];
-      std::vector<float> row(size_t(cols)), all;
+      std::vector<float> row(static_cast<size_t>(cols)), all;
       for (int64_t r = 0; r < rows; ++r) {
         convert_to_f32(t.dtype, t.data + size_t(r * cols) * dtype_size(t.dtype), size_t(cols), row.data());
         std::vector<uint8_t> q;
