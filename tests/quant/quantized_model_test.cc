@@ -7,6 +7,9 @@
 //    argmax agrees on >= 90% of positions (only near-ties may flip).
 //  - int4 asym g32: step = range/15, ~17x the int8 error (~9% rms per weight); on random weights this is
 //    what transformers measures at 0.96: we require cosine >= 0.93 and top-1 >= 60%.
+//  - sensitive (HQQ int4, int8 v_proj/down_proj in the outer quarters): measured cosine 0.980, top-1 0.90
+//    on dense-31b-shape where default gives 0.971 / 0.875; its bound, cosine >= 0.975 and top-1 >= 85%,
+//    is one the default recipe fails (and SensitiveBeatsDefault compares the two on three fixtures).
 // Measured values are printed and recorded in docs/QUANT.md.
 #include <gtest/gtest.h>
 
@@ -131,7 +134,7 @@ TEST_P(QuantizedFixture, LogitsCloseToFloatReference) {
 INSTANTIATE_TEST_SUITE_P(HfReference, QuantizedFixture,
                          ::testing::Values(QuantCase{"dense-31b-shape", "int8", 0.999, 0.9},
                                            QuantCase{"dense-31b-shape", "default", 0.93, 0.6},
-                                           QuantCase{"dense-31b-shape", "sensitive", 0.93, 0.6},
+                                           QuantCase{"dense-31b-shape", "sensitive", 0.975, 0.85},
                                            QuantCase{"separate-v-no-softcap", "int8", 0.999, 0.9},
                                            QuantCase{"deep-small-window", "int8", 0.999, 0.9}),
                          [](const auto& info) {
