@@ -88,7 +88,7 @@ TEST_P(GgufFixture, SameSpecAndLogitsAsSafetensors) {
 }
 
 INSTANTIATE_TEST_SUITE_P(HfReference, GgufFixture,
-                         ::testing::Values("hf-reference/dense-31b-shape", "hf-reference/separate-v-no-softcap",
+                         ::testing::Values("hf-reference/dense-31b-shape", "hf-reference/separate-v-no-softcap", "hf-reference/deep-small-window",
                                            "hf-extra/gqa4-per-layer"));
 
 // A Q4_0 GGUF (the layers' matrices quantized as llama.cpp's Q4_0, written by util/hf_to_gguf.h) runs the
