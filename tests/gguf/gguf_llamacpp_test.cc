@@ -155,5 +155,21 @@ TEST(GgufLlamaCpp, Q4KMModelLogitsMatchLlamaCpp) {
   expect_matches_llama("tiny-q4_k_m.gguf", "tiny-q4_k_m.llama-logits.gguf", {0.07, 0.7, 0.02}, "Q4_K_M");
 }
 
+// The same tiny model as Q4_0 (token_embd falls back to Q6_K, as llama.cpp does for its output tensor),
+// Q6_K and F16, each file and its logits written by llama.cpp (README.md). Bounds: about twice the values
+// measured on 2026-12-01 (mean / max |diff|, max KL: Q4_0 0.0203 / 0.201 / 0.00171, Q6_K 0.0328 / 0.253 /
+// 0.00361, F16 0.00095 / 0.0095 / 1.0e-5), far below what a misread format gives (Q4_K_M vs F32: 0.245 mean).
+TEST(GgufLlamaCpp, Q4_0ModelLogitsMatchLlamaCpp) {
+  expect_matches_llama("tiny-q4_0.gguf", "tiny-q4_0.llama-logits.gguf", {0.04, 0.4, 0.0035}, "Q4_0");
+}
+
+TEST(GgufLlamaCpp, Q6KModelLogitsMatchLlamaCpp) {
+  expect_matches_llama("tiny-q6_k.gguf", "tiny-q6_k.llama-logits.gguf", {0.066, 0.5, 0.0075}, "Q6_K");
+}
+
+TEST(GgufLlamaCpp, F16ModelLogitsMatchLlamaCpp) {
+  expect_matches_llama("tiny-f16.gguf", "tiny-f16.llama-logits.gguf", {0.002, 0.02, 2e-5}, "F16");
+}
+
 }  // namespace
 }  // namespace g4
