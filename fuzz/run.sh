@@ -4,11 +4,19 @@
 set -e
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-60}"
+# Every target needs its seed corpus (fuzz/corpus/<area>, non-empty): checked before the long build.
+for src in fuzz/fuzz_*.cc; do
+  name=$(basename "$src" .cc); area=${name#fuzz_}
+  if [ ! -d "fuzz/corpus/$area" ] || [ -z "$(ls -A "fuzz/corpus/$area")" ]; then
+    echo "fuzz/run.sh: error: $name has no seed corpus in fuzz/corpus/$area (fuzz/make_seeds.py writes it)" >&2
+    exit 1
+  fi
+done
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j "$(nproc)"
 for bin in build/fuzz/fuzz/fuzz_*; do
   name=$(basename "$bin"); area=${name#fuzz_}
-  work=$(mktemp -d); cp -r "fuzz/corpus/$area/." "$work/" 2>/dev/null || true
+  work=$(mktemp -d); cp -r "fuzz/corpus/$area/." "$work/"
   echo "== $name for ${SECONDS_EACH}s"
   status=0
   "$bin" -max_total_time="$SECONDS_EACH" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 "$work" \

@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "engine/stop_strings.h"
+#include "server/peer_socket.h"
 
 namespace g4 {
 
@@ -182,17 +183,30 @@ void HttpServer::install_routes() {
       };
 
       if (!r->stream) {
+        // Generation stops at a stop string, and when the client hangs up, as it does when streaming.
+        const int sock = find_peer_socket(req.remote_addr, req.remote_port, req.local_port);
+        std::vector<int32_t> ids;
+        bool gone = false;
         std::unique_lock<std::mutex> lock(model_mutex_);
         GenerateResult g;
         try {
           conv_.reset();
-          g = conv_.generate(prompt, go, [&](int32_t) { return true; });
+          g = conv_.generate(prompt, go, [&](int32_t tok) {
+            ids.push_back(tok);
+            ++stats_.tokens;
+            if (peer_closed(sock)) gone = true;
+            return !gone && (r->stop.empty() || !build(ids).stopped_by_string);
+          });
         } catch (const Error& e) {
           ++stats_.errors;
           return send_error(res, ApiError{400, e.what(), "", "invalid_request_error"});
         }
         lock.unlock();
-        std::vector<int32_t> ids = g.tokens;
+        if (gone) {
+          ++stats_.cancelled;
+          return;  // nobody to answer
+        }
+        ids = g.tokens;
         const Reply rep = build(ids);
         json body = {{"id", id}, {"created", created}, {"model", opts_.model_id},
                      {"usage", usage(int64_t(prompt.size()), int64_t(g.tokens.size()))}};
@@ -260,6 +274,7 @@ void HttpServer::install_routes() {
           conv_.reset();
           g = conv_.generate(prompt, go, [&](int32_t tok) {
             ids.push_back(tok);
+            ++stats_.tokens;
             flush(false);
             return alive && !string_stop;
           });

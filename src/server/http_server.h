@@ -1,7 +1,8 @@
 // The OpenAI-compatible HTTP server: /v1/chat/completions (streaming SSE and not), /v1/completions,
 // /v1/models, /health. One model, one Conversation: requests are served one at a time in arrival
 // order (the rest wait on a lock), each from a fresh cache so a reply never depends on other clients.
-// A streaming client that disconnects cancels its generation at the next token.
+// A client that disconnects cancels its generation at the next token (streaming: the next write fails;
+// otherwise the connection is checked after every token), and a stop string ends it where it completes.
 #pragma once
 
 #include <atomic>
@@ -34,6 +35,7 @@ struct ServerOptions {
 
 struct ServerStats {
   std::atomic<int64_t> requests{0}, errors{0}, cancelled{0};
+  std::atomic<int64_t> tokens{0};  // tokens generated, all requests together (the server's work)
 };
 
 class HttpServer {

@@ -11,6 +11,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
+#include "util/compare.h"
 
 namespace g4::test {
 
@@ -36,19 +37,7 @@ inline std::vector<float> fetch(Backend& be, const Tensor& t) {
 // Passes when |got - want| <= bound[i] everywhere; otherwise names the worst element (largest excess).
 inline ::testing::AssertionResult within(const std::vector<float>& got, const std::vector<float>& want,
                                          const std::vector<double>& bound) {
-  if (got.size() != want.size()) return ::testing::AssertionFailure() << "size " << got.size() << " vs " << want.size();
-  double worst = 0;
-  size_t at = 0;
-  bool bad = false;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double err = std::fabs(double(got[i]) - double(want[i]));
-    const double excess = std::isnan(err) ? INFINITY : err - bound[i];
-    if (excess > 0 && (!bad || excess > worst)) { worst = excess; at = i; bad = true; }
-  }
-  if (!bad) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "worst index " << at << ": expected " << want[at] << " actual " << got[at]
-                                       << " |diff| " << std::fabs(double(got[at]) - double(want[at])) << " bound "
-                                       << bound[at];
+  return testing_util::all_close_each(got, want, [&bound](size_t i) { return bound[i]; });
 }
 
 inline std::vector<double> uniform_bound(size_t n, double b) { return std::vector<double>(n, b); }

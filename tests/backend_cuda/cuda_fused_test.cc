@@ -22,8 +22,10 @@ TEST_F(CudaTest, MatmulSharedEqualsOneMatmulEach) {
   for (const Case& c : {Case{{96, 33, 33}, 192, 32, false}, Case{{256, 64}, 512, 128, true}, Case{{5, 7, 9}, 64, 64, true}}) {
     std::vector<std::unique_ptr<RandomQuant>> rq;
     std::vector<std::unique_ptr<PackedWeight>> wf, wp, wr;
+    std::vector<std::vector<float>> w32;
     for (int64_t r : c.rows) {
       rq.push_back(std::make_unique<RandomQuant>(rng_, QuantKind::kInt4, r, c.cols, c.gs, DType::kBF16, c.asym));
+      w32.push_back(weight_f32(rq.back()->view()));
       wf.push_back(fast_->pack(rq.back()->view(), WeightRole::kLinear));
       wp.push_back(precise_->pack(rq.back()->view(), WeightRole::kLinear));
       wr.push_back(ref_.pack(rq.back()->view(), WeightRole::kLinear));
@@ -50,7 +52,13 @@ TEST_F(CudaTest, MatmulSharedEqualsOneMatmulEach) {
           expect_close(to_host(*be, fused[i]), to_host(*be, plain[i]), 0, "matmul_shared vs matmul " + what);
           Tensor xr = to_device(ref_, x, {T, c.cols}), yr = ref_.empty({T, c.rows[i]});
           ref_.matmul(xr, *wr[i], yr);
-          expect_close(to_host(*be, fused[i]), to_host(ref_, yr), 2e-2, "matmul_shared vs ref " + what);
+          const auto got = to_host(*be, fused[i]), want = to_host(ref_, yr);
+          expect_close(got, want, 2e-2, "matmul_shared vs ref " + what);
+          const bool fast = be == fast_.get(), gemv = T <= cuda::kGemvMaxT;
+          expect_matmul_close(got, want, matmul_scales(x, T, w32[i], c.rows[i], c.cols),
+                              gemv ? (fast && cuda::gemv_q8_enabled() ? dp4a_path(c.cols) : f16_gemv_path(c.cols))
+                                   : (fast ? bf16_gemm_path(c.cols) : f32_path(c.cols)),
+                              "matmul_shared vs ref " + what);
         }
       }
     }
@@ -73,24 +81,27 @@ TEST_F(CudaTest, QkvNormRopeMatchesComposedOps) {
     const auto wq = randn(rng_, size_t(c.D)), wk = randn(rng_, size_t(c.D));
     WeightView vq{"q_norm", DType::kF32, {c.D}, wq.data(), nullptr}, vk{"k_norm", DType::kF32, {c.D}, wk.data(), nullptr};
     const RopeSpec rope{c.theta, c.pairs};
-    std::vector<std::vector<float>> got, want;
-    for (Backend* be : {static_cast<Backend*>(fast_.get()), static_cast<Backend*>(&ref_)}) {
+    std::vector<std::vector<float>> want;
+    {
+      auto pq = ref_.pack(vq, WeightRole::kNorm), pk = ref_.pack(vk, WeightRole::kNorm);
+      Tensor tq = to_device(ref_, q, {c.T, c.Hq, c.D}), tk = to_device(ref_, k, {c.T, c.Hkv, c.D});
+      Tensor tv = c.k_eq_v ? tk : to_device(ref_, v, {c.T, c.Hkv, c.D});
+      Tensor ko = ref_.empty({c.T, c.Hkv, c.D}), vo = ref_.empty({c.T, c.Hkv, c.D});
+      ref_.Backend::qkv_norm_rope(tq, tk, tv, *pq, *pk, 1e-6f, c.p0, rope, ko, vo);
+      want = {to_host(ref_, tq), to_host(ref_, ko), to_host(ref_, vo)};
+    }
+    for (CudaBackend* be : {fast_.get(), precise_.get()}) {  // both modes
       auto pq = be->pack(vq, WeightRole::kNorm), pk = be->pack(vk, WeightRole::kNorm);
       Tensor tq = to_device(*be, q, {c.T, c.Hq, c.D}), tk = to_device(*be, k, {c.T, c.Hkv, c.D});
       Tensor tv = c.k_eq_v ? tk : to_device(*be, v, {c.T, c.Hkv, c.D});
       Tensor ko = be->empty({c.T, c.Hkv, c.D}), vo = be->empty({c.T, c.Hkv, c.D});
-      if (be == &ref_) {
-        ref_.Backend::qkv_norm_rope(tq, tk, tv, *pq, *pk, 1e-6f, c.p0, rope, ko, vo);
-        want = {to_host(*be, tq), to_host(*be, ko), to_host(*be, vo)};
-      } else {
-        be->qkv_norm_rope(tq, tk, tv, *pq, *pk, 1e-6f, c.p0, rope, ko, vo);
-        got = {to_host(*be, tq), to_host(*be, ko), to_host(*be, vo)};
-      }
+      be->qkv_norm_rope(tq, tk, tv, *pq, *pk, 1e-6f, c.p0, rope, ko, vo);
+      const std::string what = std::string(be == fast_.get() ? "fast" : "precise") + " D=" + std::to_string(c.D) +
+                               " p0=" + std::to_string(c.p0);
+      expect_close(to_host(*be, tq), want[0], 1e-5, "qkv_norm_rope q " + what);
+      expect_close(to_host(*be, ko), want[1], 1e-5, "qkv_norm_rope k " + what);
+      expect_close(to_host(*be, vo), want[2], 1e-5, "qkv_norm_rope v " + what);
     }
-    const std::string what = "D=" + std::to_string(c.D) + " p0=" + std::to_string(c.p0);
-    expect_close(got[0], want[0], 1e-5, "qkv_norm_rope q " + what);
-    expect_close(got[1], want[1], 1e-5, "qkv_norm_rope k " + what);
-    expect_close(got[2], want[2], 1e-5, "qkv_norm_rope v " + what);
   }
 }
 
@@ -104,22 +115,26 @@ TEST_F(CudaTest, AddNormScaleNormMatchesComposedOps) {
         const auto w1 = randn(rng_, size_t(n)), w2 = randn(rng_, size_t(n));
         WeightView v1{"post", DType::kF32, {n}, w1.data(), nullptr}, v2{"next", DType::kF32, {n}, w2.data(), nullptr};
         const std::string what = "n=" + std::to_string(n) + " rows=" + std::to_string(rows) + " s=" + std::to_string(s);
-        std::vector<float> fused_x, fused_out, plain_x, plain_out;
-        for (bool fused : {true, false}) {
-          auto p1 = fast_->pack(v1, WeightRole::kNorm), p2 = fast_->pack(v2, WeightRole::kNorm);
-          Tensor tx = to_device(*fast_, x, {rows, n}), to = to_device(*fast_, o, {rows, n}), out = fast_->empty({rows, n});
-          if (fused) fast_->add_norm_scale_norm(tx, to, *p1, s, *p2, 1e-6f, out);
-          else fast_->Backend::add_norm_scale_norm(tx, to, *p1, s, *p2, 1e-6f, out);
-          (fused ? fused_x : plain_x) = to_host(*fast_, tx);
-          (fused ? fused_out : plain_out) = to_host(*fast_, out);
-        }
-        expect_close(fused_x, plain_x, 0, "add_norm_scale_norm x vs plain CUDA ops " + what);
-        expect_close(fused_out, plain_out, 0, "add_norm_scale_norm out vs plain CUDA ops " + what);
         auto r1 = ref_.pack(v1, WeightRole::kNorm), r2 = ref_.pack(v2, WeightRole::kNorm);
         Tensor rx = to_device(ref_, x, {rows, n}), ro = to_device(ref_, o, {rows, n}), rout = ref_.empty({rows, n});
         ref_.add_norm_scale_norm(rx, ro, *r1, s, *r2, 1e-6f, rout);
-        expect_close(fused_x, to_host(ref_, rx), 1e-5, "add_norm_scale_norm x vs ref " + what);
-        expect_close(fused_out, to_host(ref_, rout), 1e-5, "add_norm_scale_norm out vs ref " + what);
+        const auto ref_x = to_host(ref_, rx), ref_out = to_host(ref_, rout);
+        for (CudaBackend* be : {fast_.get(), precise_.get()}) {  // both modes
+          const std::string mode = be == fast_.get() ? " fast" : " precise";
+          std::vector<float> fused_x, fused_out, plain_x, plain_out;
+          for (bool fused : {true, false}) {
+            auto p1 = be->pack(v1, WeightRole::kNorm), p2 = be->pack(v2, WeightRole::kNorm);
+            Tensor tx = to_device(*be, x, {rows, n}), to = to_device(*be, o, {rows, n}), out = be->empty({rows, n});
+            if (fused) be->add_norm_scale_norm(tx, to, *p1, s, *p2, 1e-6f, out);
+            else be->Backend::add_norm_scale_norm(tx, to, *p1, s, *p2, 1e-6f, out);
+            (fused ? fused_x : plain_x) = to_host(*be, tx);
+            (fused ? fused_out : plain_out) = to_host(*be, out);
+          }
+          expect_close(fused_x, plain_x, 0, "add_norm_scale_norm x vs plain CUDA ops " + what + mode);
+          expect_close(fused_out, plain_out, 0, "add_norm_scale_norm out vs plain CUDA ops " + what + mode);
+          expect_close(fused_x, ref_x, 1e-5, "add_norm_scale_norm x vs ref " + what + mode);
+          expect_close(fused_out, ref_out, 1e-5, "add_norm_scale_norm out vs ref " + what + mode);
+        }
       }
     }
   }

@@ -1,13 +1,17 @@
 #include "cuda_test_util.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
+
+#include "base/dtype.h"
+#include "quant/format.h"
 
 namespace g4::test {
 
 void CudaTest::SetUp() {
-  std::string why;
-  if (!cuda_device_available(&why)) GTEST_SKIP() << "CUDA backend test skipped: " << why;
+  G4_SKIP_OR_FAIL_WITHOUT_GPU();
   fast_ = std::make_unique<CudaBackend>();
   CudaOptions p;
   p.precise = true;
@@ -79,7 +83,65 @@ double expect_close(const std::vector<float>& got, const std::vector<float>& wan
   const double rel = std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
   EXPECT_LE(rel, bound) << what << ": relative error " << rel << " > " << bound << "; worst element " << at << " got "
                         << got[at] << " expected " << want[at];
+  const double rms = want.empty() ? 0 : std::sqrt(den / double(want.size()));
+  EXPECT_TRUE(testing_util::all_close_each(got, want, [&](size_t i) {
+    return 8 * bound * std::max(std::fabs(double(want[i])), rms);
+  })) << what << " (per element: 8 x " << bound << " x max(|expected|, rms " << rms << "))";
   return rel;
+}
+
+MatmulScales matmul_scales(const std::vector<float>& x, int64_t T, const std::vector<float>& w, int64_t N, int64_t K) {
+  MatmulScales m;
+  m.T = T, m.N = N, m.K = K;
+  m.s.assign(size_t(T * N), 0), m.d.assign(size_t(T * N), 0);
+  std::vector<double> step2(static_cast<size_t>(K));
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xt = x.data() + t * K;
+    for (int64_t b = 0; b < K; b += 32) {
+      double amax = 0;
+      for (int64_t k = b; k < std::min(K, b + 32); ++k) amax = std::max(amax, std::fabs(double(xt[k])));
+      for (int64_t k = b; k < std::min(K, b + 32); ++k) step2[size_t(k)] = (amax / 127) * (amax / 127);
+    }
+    for (int64_t n = 0; n < N; ++n) {
+      const float* wn = w.data() + n * K;
+      double s = 0, d = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const double p = double(xt[k]) * wn[k], w2 = double(wn[k]) * wn[k];
+        s += p * p;
+        d += w2 * step2[size_t(k)] / 12;
+      }
+      m.s[size_t(t * N + n)] = std::sqrt(s);
+      m.d[size_t(t * N + n)] = std::sqrt(d);
+    }
+  }
+  return m;
+}
+
+std::vector<float> weight_f32(const WeightView& w) {
+  const int64_t N = w.shape.at(0), K = w.shape.at(1);
+  std::vector<float> out(size_t(N * K));
+  if (w.quant) {
+    for (int64_t n = 0; n < N; ++n) dequantize_row(*w.quant, n, out.data() + n * K);
+  } else {
+    convert_to_f32(w.dtype, w.data, out.size(), out.data());
+  }
+  return out;
+}
+
+constexpr double kU32 = 1.0 / (1 << 24), kUBf16 = 1.0 / (1 << 8), kUF16 = 1.0 / (1 << 11);
+
+MatmulPath f32_path(int64_t K) { return {6 * kU32 * std::sqrt(double(K)), 0, "f32"}; }
+MatmulPath bf16_gemm_path(int64_t K) { return {4.9 * kUBf16 + f32_path(K).s_coef, 0, "bf16 GEMM"}; }
+MatmulPath f16_gemv_path(int64_t K) { return {40 * kUF16 + f32_path(K).s_coef, 0, "f16 GEMV"}; }
+MatmulPath dp4a_path(int64_t K) { return {f32_path(K).s_coef, 6, "dp4a GEMV"}; }
+
+void expect_matmul_close(const std::vector<float>& got, const std::vector<float>& want, const MatmulScales& sc,
+                         const MatmulPath& path, const std::string& what) {
+  ASSERT_EQ(want.size(), sc.s.size()) << what;
+  EXPECT_TRUE(testing_util::all_close_each(got, want, [&](size_t i) {
+    return path.s_coef * sc.s[i] + path.d_coef * sc.d[i] + 1e-30;
+  })) << what << " (" << path.name << ": per element " << path.s_coef << " x S + " << path.d_coef << " x D, K = "
+      << sc.K << ")";
 }
 
 std::string test_data_dir() {

@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
+#include "util/compare.h"
 #include "util/temp_dir.h"
 #include "util/run_command.h"
 
@@ -44,16 +45,15 @@ std::string join(const TensorInfo& t) {
   return s;
 }
 
+std::vector<float> floats(const TensorInfo& t) {
+  std::vector<float> v(size_t(t.numel()));
+  std::memcpy(v.data(), t.data, v.size() * 4);
+  return v;
+}
+
 double max_diff(const TensorInfo& a, const TensorInfo& b) {
   EXPECT_EQ(a.shape, b.shape);
-  double m = 0;
-  for (int64_t i = 0; i < std::min(a.numel(), b.numel()); ++i) {
-    float x, y;
-    std::memcpy(&x, a.data + 4 * i, 4);
-    std::memcpy(&y, b.data + 4 * i, 4);
-    m = std::max(m, double(std::fabs(x - y)));
-  }
-  return m;
+  return testing_util::max_abs_diff(floats(a), floats(b)).max;
 }
 
 TEST(Cli, LogitsAndGenerateMatchFixture) {

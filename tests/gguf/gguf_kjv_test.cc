@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/session.h"
+#include "util/compare.h"
 
 namespace g4 {
 namespace {
@@ -48,7 +49,7 @@ Stats compare(const float* got, const float* want, int64_t T, int64_t V, double 
     }
     double za = 0, zb = 0;
     for (int64_t v = 0; v < V; ++v) {
-      const double d = std::fabs(double(a[v]) - double(b[v]));
+      const double d = testing_util::abs_diff(a[v], b[v]);  // NaN counts as an infinite difference
       sum += d;
       s.max_abs = std::max(s.max_abs, d);
       za += std::exp(double(a[v]) - double(a[ia]));

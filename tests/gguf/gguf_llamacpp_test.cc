@@ -14,6 +14,7 @@
 #include "model/model.h"
 #include "model/session.h"
 #include "quant/gguf_blocks.h"
+#include "util/compare.h"
 
 namespace g4 {
 namespace {
@@ -94,15 +95,22 @@ namespace {
 // table, so equality is not expected. Bounds, from one measured run (docs/GGUF.md): llama.cpp's own
 // Q4_K_M-vs-F32 logits differ by 0.245 on average, g4-vs-llama.cpp on the same Q4_K_M file by 0.035
 // (max 0.35, max KL 0.0068). A misread block format moves logits by the former, not the latter.
-TEST(GgufLlamaCpp, Q4KMModelLogitsMatchLlamaCpp) {
-  GgufFile ref(kDir + "/tiny-q4_k_m.llama-logits.gguf");
+struct LlamaBounds {
+  double mean_abs, max_abs, max_kl;
+};
+
+// g4 (ref backend) on a GGUF file written by llama.cpp against libllama's logits for the same prompt
+// (files made as tests/data/gguf-llamacpp/README.md says): same top-1 at every position, and the bounds.
+void expect_matches_llama(const std::string& model_file, const std::string& logits_file, const LlamaBounds& bound,
+                          const char* what) {
+  GgufFile ref(kDir + "/" + logits_file);
   const GgufTensor& lt = *ref.find_tensor("logits");
   const GgufTensor& pt = *ref.find_tensor("prompt");
   std::vector<int32_t> prompt(size_t(pt.numel()));
   std::memcpy(prompt.data(), pt.data, pt.nbytes);
   const float* want = reinterpret_cast<const float*>(lt.data);
   auto be = make_backend("ref");
-  auto model = Model::load(kDir + "/tiny-q4_k_m.gguf", *be);
+  auto model = Model::load(kDir + "/" + model_file, *be);
   const int64_t V = model->spec().vocab_size, T = int64_t(prompt.size());
   ASSERT_EQ(lt.ne[0], V);
   ASSERT_EQ(lt.ne[1], T);
@@ -119,11 +127,11 @@ TEST(GgufLlamaCpp, Q4KMModelLogitsMatchLlamaCpp) {
       if (b[v] > b[ib]) ib = v;
       ma = std::max(ma, double(a[v]));
       mb = std::max(mb, double(b[v]));
-      const double d = std::fabs(double(a[v]) - double(b[v]));
+      const double d = testing_util::abs_diff(a[v], b[v]);  // NaN counts as an infinite difference
       sum_abs += d;
       max_abs = std::max(max_abs, d);
     }
-    EXPECT_EQ(ia, ib) << "top-1 differs at position " << t;
+    EXPECT_EQ(ia, ib) << what << ": top-1 differs at position " << t;
     double za = 0, zb = 0;
     for (int64_t v = 0; v < V; ++v) {
       za += std::exp(double(a[v]) - ma);
@@ -134,13 +142,33 @@ TEST(GgufLlamaCpp, Q4KMModelLogitsMatchLlamaCpp) {
       const double la = double(a[v]) - ma - std::log(za), lb = double(b[v]) - mb - std::log(zb);
       kl += std::exp(la) * (la - lb);
     }
-    max_kl = std::max(max_kl, kl);
+    max_kl = std::max(max_kl, std::isnan(kl) ? INFINITY : kl);
   }
   const double mean_abs = sum_abs / double(T * V);
-  EXPECT_LE(mean_abs, 0.07);
-  EXPECT_LE(max_abs, 0.7);
-  EXPECT_LE(max_kl, 0.02);
-  std::printf("[ Q4_K_M vs llama.cpp ] mean |diff| %.3g, max |diff| %.3g, max KL %.3g\n", mean_abs, max_abs, max_kl);
+  EXPECT_LE(mean_abs, bound.mean_abs) << what;
+  EXPECT_LE(max_abs, bound.max_abs) << what;
+  EXPECT_LE(max_kl, bound.max_kl) << what;
+  std::printf("[ %s vs llama.cpp ] mean |diff| %.3g, max |diff| %.3g, max KL %.3g\n", what, mean_abs, max_abs, max_kl);
+}
+
+TEST(GgufLlamaCpp, Q4KMModelLogitsMatchLlamaCpp) {
+  expect_matches_llama("tiny-q4_k_m.gguf", "tiny-q4_k_m.llama-logits.gguf", {0.07, 0.7, 0.02}, "Q4_K_M");
+}
+
+// The same tiny model as Q4_0 (token_embd falls back to Q6_K, as llama.cpp does for its output tensor),
+// Q6_K and F16, each file and its logits written by llama.cpp (README.md). Bounds: about twice the values
+// measured on 2026-12-01 (mean / max |diff|, max KL: Q4_0 0.0203 / 0.201 / 0.00171, Q6_K 0.0328 / 0.253 /
+// 0.00361, F16 0.00095 / 0.0095 / 1.0e-5), far below what a misread format gives (Q4_K_M vs F32: 0.245 mean).
+TEST(GgufLlamaCpp, Q4_0ModelLogitsMatchLlamaCpp) {
+  expect_matches_llama("tiny-q4_0.gguf", "tiny-q4_0.llama-logits.gguf", {0.04, 0.4, 0.0035}, "Q4_0");
+}
+
+TEST(GgufLlamaCpp, Q6KModelLogitsMatchLlamaCpp) {
+  expect_matches_llama("tiny-q6_k.gguf", "tiny-q6_k.llama-logits.gguf", {0.066, 0.5, 0.0075}, "Q6_K");
+}
+
+TEST(GgufLlamaCpp, F16ModelLogitsMatchLlamaCpp) {
+  expect_matches_llama("tiny-f16.gguf", "tiny-f16.llama-logits.gguf", {0.002, 0.02, 2e-5}, "F16");
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "model/session.h"
 #include "util/hf_to_gguf.h"
+#include "util/compare.h"
 #include "util/temp_dir.h"
 
 namespace g4 {
@@ -80,18 +81,40 @@ TEST_P(GgufFixture, SameSpecAndLogitsAsSafetensors) {
   const std::vector<float> b = s_gg.forward(prompt, LogitsMode::kAll);
   ASSERT_EQ(a.size(), b.size());
   ASSERT_EQ(b.size(), expected.size());
-  double worst = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    ASSERT_EQ(a[i], b[i]) << "GGUF and safetensors logits differ at " << i;
-    worst = std::max(worst, std::fabs(double(b[i]) - double(expected[i])));
-  }
+  for (size_t i = 0; i < b.size(); ++i) ASSERT_EQ(a[i], b[i]) << "GGUF and safetensors logits differ at " << i;
+  const double worst = testing_util::max_abs_diff(b, expected).max;
   EXPECT_LE(worst, 1e-3);
   std::printf("[ %s as GGUF ] max |logit - transformers| = %.3g\n", GetParam(), worst);
 }
 
 INSTANTIATE_TEST_SUITE_P(HfReference, GgufFixture,
-                         ::testing::Values("hf-reference/dense-31b-shape", "hf-reference/separate-v-no-softcap",
+                         ::testing::Values("hf-reference/dense-31b-shape", "hf-reference/separate-v-no-softcap", "hf-reference/deep-small-window",
                                            "hf-extra/gqa4-per-layer"));
+
+// A Q4_0 GGUF (the layers' matrices quantized as llama.cpp's Q4_0, written by util/hf_to_gguf.h) runs the
+// Q4_0 values: its logits equal those of the same model stored as F32 holding the dequantized Q4_0 values
+// (dequantized in the test helper, not by g4) within f32 rounding, and differ from the float model's.
+TEST_P(GgufFixture, Q4_0ModelRunsItsDequantizedValues) {
+  const std::string dir = kData + "/" + GetParam();
+  TempDir d;
+  HfToGgufOptions q, f;
+  q.q4_0 = true;
+  f.q4_0_as_f32 = true;
+  GgufBuilder::write(d.file("q.gguf"), hf_to_gguf(dir + "/model", q).bytes());
+  GgufBuilder::write(d.file("f.gguf"), hf_to_gguf(dir + "/model", f).bytes());
+  std::vector<float> expected;
+  const std::vector<int32_t> prompt = fixture_prompt(dir, &expected);
+  auto be = make_backend("ref");
+  auto mq = Model::load(d.file("q.gguf"), *be);
+  auto mf = Model::load(d.file("f.gguf"), *be);
+  Session sq(*mq, int64_t(prompt.size())), sf(*mf, int64_t(prompt.size()));
+  const std::vector<float> lq = sq.forward(prompt, LogitsMode::kAll), lf = sf.forward(prompt, LogitsMode::kAll);
+  const double d_vals = testing_util::max_abs_diff(lq, lf).max, d_float = testing_util::max_abs_diff(lq, expected).max;
+  std::printf("[ %s Q4_0 ] max |diff| vs its F32 values %.3g, vs the float model (transformers) %.3g\n", GetParam(),
+              d_vals, d_float);
+  EXPECT_LE(d_vals, 1e-4);
+  EXPECT_GT(d_float, 1e-2);  // the weights really are 4-bit
+}
 
 TEST(GgufModel, CliLogitsRunOnGguf) {
   const std::string dir = kData + "/hf-reference/dense-31b-shape";
@@ -107,13 +130,9 @@ TEST(GgufModel, CliLogitsRunOnGguf) {
   SafetensorsFile out(d.file("l.safetensors"));
   const TensorInfo& l = *out.find("logits");
   ASSERT_EQ(size_t(l.numel()), expected.size());
-  double worst = 0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    float x;
-    std::memcpy(&x, l.data + 4 * i, 4);
-    worst = std::max(worst, std::fabs(double(x) - double(expected[i])));
-  }
-  EXPECT_LE(worst, 1e-3);
+  std::vector<float> got(expected.size());
+  std::memcpy(got.data(), l.data, got.size() * 4);
+  EXPECT_LE(testing_util::max_abs_diff(got, expected).max, 1e-3);
 }
 
 TEST(GgufModel, MissingLayerOutputScaleMeansOne) {

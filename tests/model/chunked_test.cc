@@ -11,15 +11,13 @@
 #include "base/error.h"
 #include "model/model.h"
 #include "model/session.h"
+#include "util/compare.h"
 
 namespace g4 {
 namespace {
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double m = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::fabs(double(a[i]) - double(b[i])));
-  return m;
+  return testing_util::max_abs_diff(a, b).max;
 }
 
 class ChunkedTest : public ::testing::TestWithParam<const char*> {};

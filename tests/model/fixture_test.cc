@@ -7,6 +7,7 @@
 
 #include "backend/backend.h"
 #include "io/safetensors.h"
+#include "util/compare.h"
 #include "util/fixture.h"
 #include "model/model.h"
 #include "model/sampler.h"
@@ -19,16 +20,8 @@ using testing_util::Expected;
 using testing_util::read_expected;
 
 // Max |a - b| with the worst index, so a failure says where.
-struct Diff { double max = 0; size_t at = 0; };
-Diff max_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  Diff d;
-  EXPECT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    const double x = std::fabs(double(a[i]) - double(b[i]));
-    if (!(x <= d.max)) { d.max = x; d.at = i; }
-  }
-  return d;
-}
+using testing_util::Diff;
+Diff max_diff(const std::vector<float>& a, const std::vector<float>& b) { return testing_util::max_abs_diff(a, b); }
 
 class FixtureTest : public ::testing::TestWithParam<const char*> {};
 

@@ -2,7 +2,10 @@
 // ships in models/tiny-kjv: models, chat (streaming reassembled == non-streaming at temperature 0),
 // completions, a tool call parsed into tool_calls, and 4xx JSON errors for bad requests.
 // Usage: node test.mjs G4_BINARY MODEL_DIR
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 
@@ -66,9 +69,33 @@ await check('streaming reassembles to the non-streaming text', async () => {
   assert.deepEqual(usage, plain.usage);
 });
 
+// The greedy continuation of a raw prompt computed without the server: g4 tokenize (with <bos>), g4 generate
+// on the ref backend (the scripted interface, straight on a Session), g4 detokenize.
+function greedyText(prompt, n) {
+  const g = (...args) => execFileSync(g4, args, { encoding: 'utf8' });
+  const ids = JSON.parse(g('tokenize', '-m', modelDir, '--bos', '--json', '--text', prompt));
+  const dir = mkdtempSync(join(tmpdir(), 'g4-openai-'));
+  try {
+    const out = join(dir, 'g.safetensors');
+    g('generate', '-m', modelDir, '--tokens', ids.join(','), '-n', String(n), '--temperature', '0', '--backend', 'ref',
+      '--out', out);
+    const buf = readFileSync(out);
+    const hlen = Number(buf.readBigUInt64LE(0));
+    const info = JSON.parse(buf.subarray(8, 8 + hlen).toString('utf8')).tokens;
+    assert.equal(info.dtype, 'I32');
+    const [begin, end] = info.data_offsets;
+    const tokens = [];
+    for (let o = 8 + hlen + begin; o < 8 + hlen + end; o += 4) tokens.push(buf.readInt32LE(o));
+    assert.equal(tokens.length, n);
+    return g('detokenize', '-m', modelDir, '--skip-special', '--ids', tokens.join(',')).replace(/\n$/, '');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 await check('completions endpoint', async () => {
   const r = await client.completions.create({ model: 'tiny-kjv', prompt: 'And God said', temperature: 0, max_tokens: 12 });
-  assert.ok(r.choices[0].text.length > 0);
+  assert.equal(r.choices[0].text, greedyText('And God said', 12));
   assert.equal(r.usage.completion_tokens, 12);
 });
 
@@ -81,39 +108,36 @@ await check('stop strings cut the reply', async () => {
   assert.equal(r.choices[0].finish_reason, 'stop');
 });
 
-const TOOL_TEST = process.env.G4_TOOL_TEST !== '0';
-if (TOOL_TEST) {
-  await check('a tool call is returned in tool_calls', async () => {
-    const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Get the current weather in a city',
-      parameters: { type: 'object', properties: { city: { type: 'string', description: 'The city' } }, required: ['city'] } } }];
-    const r = await client.chat.completions.create({ model: 'tiny-kjv', temperature: 0, max_tokens: 60, tools,
-      messages: [{ role: 'user', content: 'What is the weather in Jerusalem?' }] });
-    const c = r.choices[0];
-    assert.equal(c.finish_reason, 'tool_calls', JSON.stringify(c));
-    assert.equal(c.message.tool_calls.length, 1);
-    assert.equal(c.message.tool_calls[0].type, 'function');
-    assert.equal(c.message.tool_calls[0].function.name, 'get_weather');
-    const args = JSON.parse(c.message.tool_calls[0].function.arguments);
-    assert.equal(typeof args.city, 'string');
+await check('a tool call is returned in tool_calls', async () => {
+  const tools = [{ type: 'function', function: { name: 'get_weather', description: 'Get the current weather in a city',
+    parameters: { type: 'object', properties: { city: { type: 'string', description: 'The city' } }, required: ['city'] } } }];
+  const r = await client.chat.completions.create({ model: 'tiny-kjv', temperature: 0, max_tokens: 60, tools,
+    messages: [{ role: 'user', content: 'What is the weather in Jerusalem?' }] });
+  const c = r.choices[0];
+  assert.equal(c.finish_reason, 'tool_calls', JSON.stringify(c));
+  assert.equal(c.message.tool_calls.length, 1);
+  assert.equal(c.message.tool_calls[0].type, 'function');
+  assert.equal(c.message.tool_calls[0].function.name, 'get_weather');
+  const args = JSON.parse(c.message.tool_calls[0].function.arguments);
+  assert.equal(typeof args.city, 'string');
 
-    // The same call through the stream: delta.tool_calls reassembled equal the non-streaming ones.
-    const stream = await client.chat.completions.create({ model: 'tiny-kjv', temperature: 0, max_tokens: 60, tools,
-      stream: true, messages: [{ role: 'user', content: 'What is the weather in Jerusalem?' }] });
-    const calls = []; let finish = null;
-    for await (const chunk of stream) {
-      const ch = chunk.choices[0];
-      if (!ch) continue;
-      for (const d of (ch.delta && ch.delta.tool_calls) || []) {
-        calls[d.index] = calls[d.index] || { name: '', arguments: '' };
-        if (d.function && d.function.name) calls[d.index].name += d.function.name;
-        if (d.function && d.function.arguments) calls[d.index].arguments += d.function.arguments;
-      }
-      if (ch.finish_reason) finish = ch.finish_reason;
+  // The same call through the stream: delta.tool_calls reassembled equal the non-streaming ones.
+  const stream = await client.chat.completions.create({ model: 'tiny-kjv', temperature: 0, max_tokens: 60, tools,
+    stream: true, messages: [{ role: 'user', content: 'What is the weather in Jerusalem?' }] });
+  const calls = []; let finish = null;
+  for await (const chunk of stream) {
+    const ch = chunk.choices[0];
+    if (!ch) continue;
+    for (const d of (ch.delta && ch.delta.tool_calls) || []) {
+      calls[d.index] = calls[d.index] || { name: '', arguments: '' };
+      if (d.function && d.function.name) calls[d.index].name += d.function.name;
+      if (d.function && d.function.arguments) calls[d.index].arguments += d.function.arguments;
     }
-    assert.equal(finish, 'tool_calls');
-    assert.deepEqual(calls, [{ name: 'get_weather', arguments: c.message.tool_calls[0].function.arguments }]);
-  });
-}
+    if (ch.finish_reason) finish = ch.finish_reason;
+  }
+  assert.equal(finish, 'tool_calls');
+  assert.deepEqual(calls, [{ name: 'get_weather', arguments: c.message.tool_calls[0].function.arguments }]);
+});
 
 async function expectStatus(name, status, fn) {
   await check(name, async () => {

@@ -7,6 +7,9 @@
 //    argmax agrees on >= 90% of positions (only near-ties may flip).
 //  - int4 asym g32: step = range/15, ~17x the int8 error (~9% rms per weight); on random weights this is
 //    what transformers measures at 0.96: we require cosine >= 0.93 and top-1 >= 60%.
+//  - sensitive (HQQ int4, int8 v_proj/down_proj in the outer quarters): measured cosine 0.980, top-1 0.90
+//    on dense-31b-shape where default gives 0.971 / 0.875; its bound, cosine >= 0.975 and top-1 >= 85%,
+//    is one the default recipe fails (and SensitiveBeatsDefault compares the two on three fixtures).
 // Measured values are printed and recorded in docs/QUANT.md.
 #include <gtest/gtest.h>
 
@@ -131,7 +134,7 @@ TEST_P(QuantizedFixture, LogitsCloseToFloatReference) {
 INSTANTIATE_TEST_SUITE_P(HfReference, QuantizedFixture,
                          ::testing::Values(QuantCase{"dense-31b-shape", "int8", 0.999, 0.9},
                                            QuantCase{"dense-31b-shape", "default", 0.93, 0.6},
-                                           QuantCase{"dense-31b-shape", "sensitive", 0.93, 0.6},
+                                           QuantCase{"dense-31b-shape", "sensitive", 0.975, 0.85},
                                            QuantCase{"separate-v-no-softcap", "int8", 0.999, 0.9},
                                            QuantCase{"deep-small-window", "int8", 0.999, 0.9}),
                          [](const auto& info) {
@@ -140,6 +143,39 @@ INSTANTIATE_TEST_SUITE_P(HfReference, QuantizedFixture,
                              if (ch == '-') ch = '_';
                            return n;
                          });
+
+// The sensitive recipe (HQQ int4, int8 v_proj/down_proj in the first and last quarter of the layers) must
+// be measurably better than the default one on the same fixture: lower KL to the float reference and a
+// higher cosine, on every fixture tried.
+TEST(QuantizedRecipes, SensitiveBeatsDefault) {
+  for (const char* fixture : {"dense-31b-shape", "deep-small-window", "separate-v-no-softcap"}) {
+    const std::string dir = std::string(G4_TEST_DATA) + "/hf-reference/" + fixture;
+    SafetensorsFile expected(dir + "/expected.safetensors");
+    const std::vector<int32_t> prompt = read_ints(expected, "prompt");
+    const std::vector<float> ref = read_floats(expected, "prompt_logits");
+    Metrics m[2];
+    for (int i = 0; i < 2; ++i) {
+      const char* recipe = i == 0 ? "default" : "sensitive";
+      const fs::path out = fs::temp_directory_path() /
+                           ("g4_qcmp_" + std::to_string(::getpid()) + "_" + fixture + "_" + recipe);
+      QuantizeOptions o;
+      o.model = dir + "/model";
+      o.out = out.string();
+      o.recipe = recipe;
+      o.progress = false;
+      quantize_checkpoint(o);
+      auto be = make_backend("ref");
+      auto model = Model::load(out.string(), *be);
+      Session s(*model, int64_t(prompt.size()));
+      m[i] = compare(ref, s.forward(prompt, LogitsMode::kAll), model->spec().vocab_size);
+      fs::remove_all(out);
+    }
+    std::printf("%s: default cosine %.5f KL %.5f; sensitive cosine %.5f KL %.5f\n", fixture, m[0].cosine, m[0].kl,
+                m[1].cosine, m[1].kl);
+    EXPECT_LT(m[1].kl, m[0].kl) << fixture;
+    EXPECT_GT(m[1].cosine, m[0].cosine) << fixture;
+  }
+}
 
 }  // namespace
 }  // namespace g4

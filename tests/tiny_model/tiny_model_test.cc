@@ -13,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "io/safetensors.h"
+#include "util/compare.h"
 #include "util/fixture.h"
 #include "model/model.h"
 #include "model/sampler.h"
@@ -34,16 +35,8 @@ nlohmann::json read_json(const std::string& path) {
 
 using testing_util::read_tensor;
 
-struct Diff { double max = 0; size_t at = 0; };
-Diff max_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  Diff d;
-  EXPECT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    const double x = std::fabs(double(a[i]) - double(b[i]));
-    if (!(x <= d.max)) { d.max = x; d.at = i; }
-  }
-  return d;
-}
+using testing_util::Diff;
+Diff max_diff(const std::vector<float>& a, const std::vector<float>& b) { return testing_util::max_abs_diff(a, b); }
 
 TEST(TinyModel, ConfigHasGemma4ShapeAndStopIds) {
   auto be = make_backend("ref");

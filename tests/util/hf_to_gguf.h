@@ -3,6 +3,8 @@
 // metadata, rope_freqs for full layers. Options let tests break one thing at a time.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <string>
 
@@ -20,7 +22,29 @@ struct HfToGgufOptions {
   std::function<void(GgufBuilder&)> extra_metadata;
   std::string skip_key;
   std::string extra_tensor;  // a name the reader must refuse
+  bool q4_0 = false;  // store the layers' matrices whose rows are whole 32-blocks as Q4_0
+  bool q4_0_as_f32 = false;  // the same matrices as F32 holding the Q4_0 values (dequantized here)
 };
+
+// ggml's Q4_0 of one row (cols % 32 == 0): per block of 32, d = m / -8 with m the value of largest
+// magnitude, codes q = min(15, int(x / d + 8.5)) stored as f16 d then 16 bytes, element j in the low
+// nibble of byte j and element j + 16 in its high nibble; x = (q - 8) * d. Written from the format's
+// description (ggml-quants.c, quantize_row_q4_0_ref), not from g4's converter.
+inline void q4_0_row(const float* x, int64_t cols, std::vector<uint8_t>& out) {
+  for (int64_t b = 0; b < cols; b += 32) {
+    float amax = 0, m = 0;
+    for (int j = 0; j < 32; ++j)
+      if (std::fabs(x[b + j]) > amax) amax = std::fabs(x[b + j]), m = x[b + j];
+    const float d = m / -8.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    const uint16_t h = f32_to_f16(d);
+    out.push_back(uint8_t(h & 0xff));
+    out.push_back(uint8_t(h >> 8));
+    for (int j = 0; j < 16; ++j) {
+      const int lo = std::min(15, int(x[b + j] * id + 8.5f)), hi = std::min(15, int(x[b + j + 16] * id + 8.5f));
+      out.push_back(uint8_t(lo | (hi << 4)));
+    }
+  }
+}
 
 inline uint32_t ggml_type_of(DType t) {
   return t == DType::kBF16 ? 30u : t == DType::kF16 ? 1u : 0u;
@@ -77,6 +101,36 @@ inline GgufBuilder hf_to_gguf(const std::string& hf_dir, const HfToGgufOptions& 
   auto add = [&](const std::string& gguf_name, const std::string& canon) {
     const TensorInfo& t = ws->get(canon);
     std::vector<uint64_t> ne(t.shape.rbegin(), t.shape.rend());
+    if (o.q4_0 && gguf_name.rfind("blk.", 0) == 0 && t.shape.size() == 2 && t.shape[1] % 32 == 0) {
+      const int64_t rows = t.shape[0], cols = t.shape[1];
+      std::vector<float> row(static_cast<size_t>(cols));
+      std::vector<uint8_t> q;
+      for (int64_t r = 0; r < rows; ++r) {
+        convert_to_f32(t.dtype, t.data + size_t(r * cols) * dtype_size(t.dtype), size_t(cols), row.data());
+        q4_0_row(row.data(), cols, q);
+      }
+      b.tensor(gguf_name, 2u, ne, q);  // GGML_TYPE_Q4_0
+      return;
+    }
+    if (o.q4_0_as_f32 && gguf_name.rfind("blk.", 0) == 0 && t.shape.size() == 2 && t.shape[1] % 32 == 0) {
+      const int64_t rows = t.shape[0], cols = t.shape[1];
+      std::vector<float> row(static_cast<size_t>(cols)), all;
+      for (int64_t r = 0; r < rows; ++r) {
+        convert_to_f32(t.dtype, t.data + size_t(r * cols) * dtype_size(t.dtype), size_t(cols), row.data());
+        std::vector<uint8_t> q;
+        q4_0_row(row.data(), cols, q);
+        for (int64_t blk = 0; blk < cols / 32; ++blk) {
+          const uint8_t* p = q.data() + blk * 18;
+          const float d = f16_to_f32(uint16_t(p[0] | (p[1] << 8)));
+          for (int j = 0; j < 32; ++j) {
+            const int code = j < 16 ? (p[2 + j] & 15) : (p[2 + j - 16] >> 4);
+            all.push_back(float(code - 8) * d);
+          }
+        }
+      }
+      b.tensor_of<float>(gguf_name, 0u, ne, all);
+      return;
+    }
     std::vector<uint8_t> bytes(t.data, t.data + t.nbytes);
     b.tensor(gguf_name, ggml_type_of(t.dtype), ne, bytes);
   };

@@ -1,0 +1,127 @@
+// Quantized whole models on the CUDA backend against the ref backend running the same quantized weights,
+// element by element, in precise and fast modes: an int4 g4 checkpoint (g4 quantize, recipe default: int4
+// g32 asymmetric layers, int8 embedding), a Q4_0 GGUF (the layers' matrices in llama.cpp's Q4_0, written by
+// tests/util/hf_to_gguf.h), and a float checkpoint quantized while loading (--quantize int4).
+//
+// Bounds (absolute, per logit) scale the float model's validated ones (cuda_model_test.cc: precise 1e-3,
+// fast 5e-2 on the prompt) by each path's per-matmul error relative to the float path's (cuda_ops_test.cc):
+//  - prompt, precise: f32 GEMM on the dequantized weights, the float path's arithmetic: 1e-3.
+//  - prompt, fast: bf16 GEMM, x and the dequantized weight both rounded to bf16 where the float model's
+//    weights were bf16 already: sqrt(2) x 5e-2 = 7e-2.
+//  - decode steps (T = 1, teacher-forced with the ref's greedy tokens), precise: the f16 GEMV, 4e-3 per
+//    matmul against the bf16 GEMM's 1e-2: 0.4 x 7e-2 = 3e-2, on top of the precise prompt's KV.
+//  - decode steps, fast: the fast prompt's KV (7e-2) and the dp4a GEMV's 2e-2 per matmul (2x the bf16
+//    GEMM's): 7e-2 + 2 x 7e-2 = 0.2.
+// The greedy tokens of precise mode equal the ref's; fast mode picks the ref's next token at >= 90% of steps.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <unistd.h>
+
+#include "convert/quantize_model.h"
+#include "cuda_test_util.h"
+#include "io/safetensors.h"
+#include "model/model.h"
+#include "model/sampler.h"
+#include "model/session.h"
+#include "util/compare.h"
+#include "util/fixture.h"
+#include "util/hf_to_gguf.h"
+
+namespace g4::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Source {
+  const char* name;
+  // Writes the model into dir (when it needs a file) and loads it on be.
+  std::unique_ptr<Model> (*load)(const std::string& fixture, const std::string& dir, Backend& be);
+};
+
+std::unique_ptr<Model> load_int4_checkpoint(const std::string& fixture, const std::string& dir, Backend& be) {
+  const std::string out = dir + "/int4";
+  if (!fs::exists(out)) {
+    QuantizeOptions o;
+    o.model = fixture;
+    o.out = out;
+    o.recipe = "default";
+    o.progress = false;
+    quantize_checkpoint(o);
+  }
+  return Model::load(out, be);
+}
+
+std::unique_ptr<Model> load_q4_0_gguf(const std::string& fixture, const std::string& dir, Backend& be) {
+  const std::string out = dir + "/q4_0.gguf";
+  if (!fs::exists(out)) {
+    HfToGgufOptions o;
+    o.q4_0 = true;
+    GgufBuilder::write(out, hf_to_gguf(fixture, o).bytes());
+  }
+  return Model::load(out, be);
+}
+
+std::unique_ptr<Model> load_quantize_int4(const std::string& fixture, const std::string&, Backend& be) {
+  LoadOptions lo;
+  lo.quantize = "int4";
+  return Model::load(fixture, be, lo);
+}
+
+const Source kSources[] = {{"int4 checkpoint", load_int4_checkpoint},
+                           {"Q4_0 GGUF", load_q4_0_gguf},
+                           {"--quantize int4", load_quantize_int4}};
+
+class CudaQuantModelTest : public CudaTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(CudaQuantModelTest, QuantizedModelsMatchRefPerElement) {
+  const std::string fixture_dir = test_data_dir() + "/hf-reference/" + GetParam();
+  const testing_util::Expected e = testing_util::read_expected(fixture_dir);
+  const std::string fixture = fixture_dir + "/model";
+  const fs::path dir = fs::temp_directory_path() / ("g4_cuda_quant_" + std::to_string(::getpid()) + "_" + GetParam());
+  fs::create_directories(dir);
+  const std::vector<int32_t>& prompt = e.prompt;
+  const int n = 16;
+  const int64_t ctx = int64_t(prompt.size()) + n;
+  for (const Source& src : kSources) {
+    auto ref_model = src.load(fixture, dir.string(), ref_);
+    const int64_t V = ref_model->spec().vocab_size;
+    // The ref backend: prompt logits, greedy tokens and the logits before each of them.
+    Session rs(*ref_model, ctx);
+    const std::vector<float> ref_prompt = rs.forward(prompt, LogitsMode::kAll);
+    std::vector<float> last(ref_prompt.end() - V, ref_prompt.end()), ref_steps;
+    std::vector<int32_t> greedy;
+    for (int i = 0; i < n; ++i) {
+      ref_steps.insert(ref_steps.end(), last.begin(), last.end());
+      greedy.push_back(argmax(last.data(), V));
+      last = rs.forward({greedy.back()}, LogitsMode::kLast);
+    }
+    for (bool precise : {true, false}) {
+      const std::string what = std::string(GetParam()) + " " + src.name + (precise ? " precise" : " fast");
+      auto m = src.load(fixture, dir.string(), precise ? *precise_ : *fast_);
+      Session s(*m, ctx);
+      const std::vector<float> got_prompt = s.forward(prompt, LogitsMode::kAll);
+      EXPECT_TRUE(testing_util::all_close(got_prompt, ref_prompt, precise ? 1e-3 : 7e-2)) << what << " prompt logits";
+      std::vector<float> cur(got_prompt.end() - V, got_prompt.end()), steps;
+      int same = 0;
+      for (int i = 0; i < n; ++i) {
+        steps.insert(steps.end(), cur.begin(), cur.end());
+        same += argmax(cur.data(), V) == greedy[size_t(i)];
+        cur = s.forward({greedy[size_t(i)]}, LogitsMode::kLast);  // teacher-forced with the ref's tokens
+      }
+      EXPECT_TRUE(testing_util::all_close(steps, ref_steps, precise ? 3e-2 : 0.2)) << what << " step logits";
+      if (precise) EXPECT_EQ(same, n) << what << " greedy tokens";
+      else EXPECT_GE(same, n * 9 / 10) << what << " greedy tokens";
+      std::printf("[ %s ] prompt max|diff| %.3g, steps max|diff| %.3g, greedy %d/%d\n", what.c_str(),
+                  testing_util::max_abs_diff(got_prompt, ref_prompt).max,
+                  testing_util::max_abs_diff(steps, ref_steps).max, same, n);
+    }
+  }
+  fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(HfReference, CudaQuantModelTest,
+                         ::testing::Values("dense-31b-shape", "deep-small-window", "separate-v-no-softcap"));
+
+}  // namespace
+}  // namespace g4::test
