@@ -173,8 +173,10 @@ void HttpServer::install_routes() {
         }
         return out;
       };
-      auto usage = [](int64_t p, int64_t c) {
-        return json{{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}};
+      // cached: prompt tokens whose keys and values were reused from the previous request (prompt cache).
+      auto usage = [](int64_t p, int64_t c, int64_t cached) {
+        return json{{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c},
+                    {"prompt_tokens_details", {{"cached_tokens", cached}}}};
       };
       auto finish_reason = [](const Reply& rep, StopReason why) -> std::string {
         if (!rep.parsed.tool_calls.empty()) return "tool_calls";
@@ -190,7 +192,6 @@ void HttpServer::install_routes() {
         std::unique_lock<std::mutex> lock(model_mutex_);
         GenerateResult g;
         try {
-          conv_.reset();
           g = conv_.generate(prompt, go, [&](int32_t tok) {
             ids.push_back(tok);
             ++stats_.tokens;
@@ -209,7 +210,7 @@ void HttpServer::install_routes() {
         ids = g.tokens;
         const Reply rep = build(ids);
         json body = {{"id", id}, {"created", created}, {"model", opts_.model_id},
-                     {"usage", usage(int64_t(prompt.size()), int64_t(g.tokens.size()))}};
+                     {"usage", usage(int64_t(prompt.size()), int64_t(g.tokens.size()), g.reused_tokens)}};
         if (chat) {
           json msg = {{"role", "assistant"}, {"content", rep.text}};
           if (!rep.parsed.reasoning.empty()) msg["reasoning_content"] = rep.parsed.reasoning;
@@ -271,7 +272,6 @@ void HttpServer::install_routes() {
         std::unique_lock<std::mutex> lock(model_mutex_);
         GenerateResult g;
         try {
-          conv_.reset();
           g = conv_.generate(prompt, go, [&](int32_t tok) {
             ids.push_back(tok);
             ++stats_.tokens;
@@ -299,7 +299,7 @@ void HttpServer::install_routes() {
         if (r->include_usage) {
           json u = chunk(json::object(), nullptr);
           u["choices"] = json::array();
-          u["usage"] = usage(int64_t(prompt.size()), int64_t(g.tokens.size()));
+          u["usage"] = usage(int64_t(prompt.size()), int64_t(g.tokens.size()), g.reused_tokens);
           send(u);
         }
         const std::string done = "data: [DONE]\n\n";

@@ -1,6 +1,8 @@
 // The OpenAI-compatible HTTP server: /v1/chat/completions (streaming SSE and not), /v1/completions,
 // /v1/models, /health. One model, one Conversation: requests are served one at a time in arrival
-// order (the rest wait on a lock), each from a fresh cache so a reply never depends on other clients.
+// order (the rest wait on a lock). A request reuses the longest common token prefix with what the cache
+// holds from the previous one (usage.prompt_tokens_details.cached_tokens) and rolls the rest back; the
+// rollback is exact, so a reply never depends on other clients.
 // A client that disconnects cancels its generation at the next token (streaming: the next write fails;
 // otherwise the connection is checked after every token), and a stop string ends it where it completes.
 #pragma once
