@@ -1,7 +1,8 @@
 // Sequences and the KV cache (model/kv_cache.h, model/forward.h): a batch mixing sequences gives each the
 // logits it gets alone; rollback by 1, slack, slack + 1 and two windows, then continuing, equals never
 // having run the dropped tokens; prefix reuse equals a fresh prefill; all across the sliding window. Run
-// on every backend built into the test (ref and cpu here; cuda has its own suite).
+// on every backend: ref, cpu, and cuda where a GPU is usable (skipped otherwise; a failure under
+// G4_REQUIRE_GPU=1). The cuda backend stores f32 with stored keys only: other storage is a clear error.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +14,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "model/session.h"
+#include "util/gpu.h"
 
 namespace g4 {
 namespace {
@@ -42,6 +44,7 @@ std::vector<int32_t> cat(std::vector<int32_t> a, const std::vector<int32_t>& b) 
 class SequencesTest : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
+    if (std::string(GetParam()) == "cuda") G4_SKIP_OR_FAIL_WITHOUT_GPU();
     be_ = make_backend(GetParam());
     model_ = Model::load(std::string(G4_TEST_DATA) + "/hf-reference/deep-small-window/model", *be_);
     V_ = model_->spec().vocab_size;
@@ -55,6 +58,7 @@ class SequencesTest : public ::testing::TestWithParam<const char*> {
     o.slack = slack;
     return o;
   }
+  bool f32_only() const { return std::string(GetParam()) == "cuda"; }
   std::unique_ptr<Backend> be_;
   std::unique_ptr<Model> model_;
   int V_ = 0, window_ = 0;
@@ -167,6 +171,10 @@ TEST_P(SequencesTest, CompactCachesStayCloseToF32) {
   for (DType t : {DType::kBF16, DType::kI8}) {
     KvCacheOptions o = opts(1, 4);
     o.k_type = o.v_type = t;
+    if (f32_only()) {
+      EXPECT_THROW(Session(*model_, o), Error) << kv_type_name(t);
+      continue;
+    }
     Session s(*model_, o);
     const std::vector<float> got = s.forward(prompt, LogitsMode::kAll, 7);
     const double d = max_diff(got, want);
@@ -179,6 +187,12 @@ TEST_P(SequencesTest, CompactCachesStayCloseToF32) {
 // keys, in f32 to rounding and in bf16 within bf16's rounding; the full layer stores half the bytes.
 TEST_P(SequencesTest, DerivedKeysMatchStoredKeys) {
   ASSERT_TRUE(model_->spec().layers[5].k_eq_v && !model_->spec().layers[5].sliding);
+  if (f32_only()) {
+    KvCacheOptions o = opts(1, 4);
+    o.derive_k = true;
+    EXPECT_THROW(Session(*model_, o), Error);
+    return;
+  }
   std::mt19937 rng(4);
   const std::vector<int32_t> prompt = random_tokens(rng, 60, V_);
   for (DType t : {DType::kF32, DType::kBF16}) {
@@ -222,7 +236,7 @@ TEST_P(SequencesTest, BadInputIsOneClearError) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, SequencesTest, ::testing::Values("ref", "cpu"));
+INSTANTIATE_TEST_SUITE_P(Backends, SequencesTest, ::testing::Values("ref", "cpu", "cuda"));
 
 }  // namespace
 }  // namespace g4
