@@ -29,8 +29,10 @@ namespace {
 
 struct BenchOpts {
   std::string model, backend = "auto", cache_type_k = "auto", cache_type_v = "auto";
-  int64_t prompt = 512, gen = 128, depth = 0, chunk = 512;
-  int threads = 0, reps = 3, parallel = 1;
+  int64_t prompt = 512, gen = 128, chunk = 512;
+  std::vector<int64_t> depth = {0};  // -d 0,16384: a row per depth
+  std::vector<int> parallel = {1};   // --parallel 1,4,8: a row per number of sequences
+  int threads = 0, reps = 3;
   bool json = false;
 };
 
@@ -48,7 +50,18 @@ Stat stats(const std::vector<double>& v) {
   return s;
 }
 
+// One row of results: prefill and decode at one depth and one number of sequences.
+struct Row {
+  int64_t depth = 0;
+  int parallel = 1;
+  Stat pp, tg;
+};
+
 int run_bench(const BenchOpts& o) {
+  for (int64_t d : o.depth)
+    if (d < 0 || d > (int64_t(1) << 24)) throw Error("--depth: " + std::to_string(d) + " is out of range (0 .. 16777216)");
+  for (int p : o.parallel)
+    if (p < 1 || p > 1024) throw Error("--parallel: " + std::to_string(p) + " is out of range (1 .. 1024)");
   auto backend = make_backend(o.backend, o.threads);
   const double t0 = now_s();
   auto model = Model::load(o.model, *backend);
@@ -58,58 +71,72 @@ int run_bench(const BenchOpts& o) {
   std::uniform_int_distribution<int32_t> tok(3, int32_t(std::min<int64_t>(V - 1, 200000)));
   std::vector<int32_t> prompt(size_t(o.prompt));
   for (int32_t& t : prompt) t = tok(rng);
-  std::vector<int32_t> fill(size_t(o.depth));
-  for (int32_t& t : fill) t = tok(rng);
-  const int64_t ctx = o.depth + std::max<int64_t>({o.prompt, o.gen, 1});
-  const KvCacheOptions kvo = kv_options_for(backend->name(), ctx, o.parallel, o.cache_type_k, o.cache_type_v);
-  // A fresh cache whose sequences each hold the -d tokens.
-  auto filled = [&] {
-    auto kv = std::make_unique<KvCache>(*model, kvo);
-    for (int s = 0; s < o.parallel && o.depth > 0; ++s) Session(*model, *kv, s).forward(fill, LogitsMode::kNone, o.chunk);
-    return kv;
+  const int64_t max_depth = *std::max_element(o.depth.begin(), o.depth.end());
+  std::vector<int32_t> fill_tokens(static_cast<size_t>(max_depth));
+  for (int32_t& t : fill_tokens) t = tok(rng);
+  const int max_par = *std::max_element(o.parallel.begin(), o.parallel.end());
+  const int64_t ctx = max_depth + std::max<int64_t>({o.prompt, o.gen, 1});
+  // One cache for every row (allocated once: the largest depth and number of sequences); each test empties
+  // the sequences it uses and fills them with `depth` tokens first, untimed.
+  const KvCacheOptions kvo = kv_options_for(backend->name(), ctx, max_par, o.cache_type_k, o.cache_type_v);
+  KvCache kv(*model, kvo);
+  auto fill = [&](int n_seq, int64_t depth) {
+    const std::vector<int32_t> head(fill_tokens.begin(), fill_tokens.begin() + depth);
+    for (int s = 0; s < n_seq; ++s) {
+      kv.clear(s);
+      if (depth > 0) Session(*model, kv, s).forward(head, LogitsMode::kNone, o.chunk);
+    }
   };
-
-  auto prefill = [&] {
-    auto kv = filled();
-    Session s(*model, *kv, 0);
+  auto prefill = [&](int64_t depth) {
+    fill(1, depth);
+    Session s(*model, kv, 0);
     const double a = now_s();
     s.forward(prompt, LogitsMode::kLast);
     return double(o.prompt) / (now_s() - a);
   };
-  auto decode = [&](int64_t n) {
-    auto kv = filled();
+  auto decode = [&](int64_t depth, int n_seq, int64_t n) {
+    fill(n_seq, depth);
     std::vector<SeqChunk> batch;
-    for (int s = 0; s < o.parallel; ++s) batch.push_back({s, {prompt.empty() ? 2 : prompt[size_t(s) % prompt.size()]}, LogitsMode::kLast});
+    for (int s = 0; s < n_seq; ++s) batch.push_back({s, {prompt.empty() ? 2 : prompt[size_t(s) % prompt.size()]}, LogitsMode::kLast});
     const double a = now_s();
     for (int64_t i = 0; i < n; ++i) {
-      const std::vector<std::vector<float>> l = forward_batch(*model, *kv, batch);
+      const std::vector<std::vector<float>> l = forward_batch(*model, kv, batch);
       for (size_t s = 0; s < batch.size(); ++s)
         batch[s].tokens[0] = int32_t(std::max_element(l[s].begin(), l[s].end()) - l[s].begin());
     }
-    return double(n * o.parallel) / (now_s() - a);
+    return double(n * n_seq) / (now_s() - a);
   };
   // Warm-up: touches every weight page and spins up the threads.
-  if (o.gen > 0) decode(std::min<int64_t>(o.gen, 4));
-  std::vector<double> pp, tg;
-  for (int r = 0; r < o.reps; ++r) {
-    if (o.prompt > 0) pp.push_back(prefill());
-    if (o.gen > 0) tg.push_back(decode(o.gen));
-  }
-  const Stat p = pp.empty() ? Stat{} : stats(pp), g = tg.empty() ? Stat{} : stats(tg);
+  if (o.gen > 0) decode(0, 1, std::min<int64_t>(o.gen, 4));
+  std::vector<Row> rows;
+  for (int64_t depth : o.depth)
+    for (int par : o.parallel) {
+      std::vector<double> pp, tg;
+      for (int r = 0; r < o.reps; ++r) {
+        if (o.prompt > 0 && par == o.parallel.front()) pp.push_back(prefill(depth));
+        if (o.gen > 0) tg.push_back(decode(depth, par, o.gen));
+      }
+      rows.push_back({depth, par, pp.empty() ? Stat{} : stats(pp), tg.empty() ? Stat{} : stats(tg)});
+    }
+  const std::string ctk = kv_type_name(kvo.k_type), ctv = kv_type_name(kvo.v_type);
   if (o.json) {
-    std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"load_s\": %.3f, \"reps\": %d, "
-                "\"depth\": %ld, \"parallel\": %d, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", "
-                "\"pp\": %ld, \"pp_tok_s\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tok_s\": %.3f, \"tg_sd\": %.3f}\n",
-                o.model.c_str(), backend->name().c_str(), backend->threads(), load_s, o.reps, long(o.depth), o.parallel,
-                kv_type_name(kvo.k_type).c_str(), kv_type_name(kvo.v_type).c_str(), long(o.prompt), p.mean, p.sd,
-                long(o.gen), g.mean, g.sd);
+    for (const Row& r : rows)
+      std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"load_s\": %.3f, \"reps\": %d, "
+                  "\"depth\": %ld, \"parallel\": %d, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", "
+                  "\"pp\": %ld, \"pp_tok_s\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tok_s\": %.3f, \"tg_sd\": %.3f}\n",
+                  o.model.c_str(), backend->name().c_str(), backend->threads(), load_s, o.reps, long(r.depth),
+                  r.parallel, ctk.c_str(), ctv.c_str(), long(o.prompt), r.pp.mean, r.pp.sd, long(o.gen), r.tg.mean,
+                  r.tg.sd);
   } else {
-    std::printf("model %s  backend %s  threads %d  load %.2f s  reps %d  depth %ld  parallel %d  KV %s/%s\n",
-                o.model.c_str(), backend->name().c_str(), backend->threads(), load_s, o.reps, long(o.depth), o.parallel,
-                kv_type_name(kvo.k_type).c_str(), kv_type_name(kvo.v_type).c_str());
-    std::printf("| test   |            t/s |\n|--------|----------------|\n");
-    if (o.prompt > 0) std::printf("| pp%-4ld | %7.2f ± %5.2f |\n", long(o.prompt), p.mean, p.sd);
-    if (o.gen > 0) std::printf("| tg%-4ld | %7.2f ± %5.2f |\n", long(o.gen), g.mean, g.sd);
+    std::printf("model %s  backend %s  threads %d  load %.2f s  reps %d  KV %s/%s\n", o.model.c_str(),
+                backend->name().c_str(), backend->threads(), load_s, o.reps, ctk.c_str(), ctv.c_str());
+    std::printf("| test   |   depth | seqs |            t/s |\n|--------|---------|------|----------------|\n");
+    for (const Row& r : rows) {
+      if (o.prompt > 0 && r.parallel == o.parallel.front())
+        std::printf("| pp%-4ld | %7ld | %4d | %7.2f ± %5.2f |\n", long(o.prompt), long(r.depth), 1, r.pp.mean, r.pp.sd);
+      if (o.gen > 0)
+        std::printf("| tg%-4ld | %7ld | %4d | %7.2f ± %5.2f |\n", long(o.gen), long(r.depth), r.parallel, r.tg.mean, r.tg.sd);
+    }
   }
   return 0;
 }
@@ -125,10 +152,10 @@ void add_bench_command(CLI::App& app, Action* action) {
   c->add_option("-n,--n-gen", o->gen, "generated tokens for the decode test (0 = skip)")->check(in_range(0, 1 << 20));
   c->add_option("-t,--threads", o->threads, "threads for the cpu backend (0 = $G4_THREADS, else all cores)")->check(in_range(0, 1024));
   c->add_option("-r,--reps", o->reps, "timed repetitions")->check(in_range(1, 1000));
-  c->add_option("-d,--depth", o->depth, "tokens already in every sequence's cache before each test (untimed)")
-      ->check(in_range(int64_t(0), int64_t(1) << 24));
-  c->add_option("--parallel", o->parallel, "sequences decoding together, one batch per step (aggregate tokens/s)")
-      ->check(in_range(1, 1024));
+  c->add_option("-d,--depth", o->depth, "tokens already in every sequence's cache before each test (untimed); a list")
+      ->delimiter(',');
+  c->add_option("--parallel", o->parallel, "sequences decoding together, one batch per step (aggregate tokens/s); a list")
+      ->delimiter(',');
   c->add_option("-b,--batch-size", o->chunk, "prefill chunk for the -d fill")->check(in_range(int64_t(1), int64_t(1) << 16));
   c->add_option("--cache-type-k", o->cache_type_k, "KV cache type for keys: auto, f32, bf16, q8_0");
   c->add_option("--cache-type-v", o->cache_type_v, "KV cache type for values: auto, f32, bf16, q8_0");

@@ -52,3 +52,49 @@ TEST_F(CudaTest, AttentionDecodeAndPrefill) {
 
 }  // namespace
 }  // namespace g4::test
+
+namespace g4::test {
+namespace {
+
+// A bf16 cache (written by kv_append, which rounds to bf16) against the ref backend over an f32 cache holding
+// the same values rounded to bf16 on the host: the same bounds as the f32 cache. Other cache types are a
+// clear error.
+TEST_F(CudaTest, AttentionOverBf16Cache) {
+  const std::vector<AttCase> cases = {{1, 32, 16, 256, 1500, 1024, 1024, true}, {1, 32, 4, 512, 3000, 0, 4096, false},
+                                      {4, 4, 2, 32, 13, 8, 8, true},           {37, 4, 2, 32, 20, 8, 8, true},
+                                      {50, 8, 1, 512, 11, 0, 64, false},       {129, 32, 16, 256, 900, 1024, 1024, true}};
+  auto round_bf16 = [](std::vector<float> x) {
+    for (float& f : x) f = bf16_to_f32(f32_to_bf16(f));
+    return x;
+  };
+  for (const AttCase& c : cases) {
+    const std::string what = "bf16 T=" + std::to_string(c.T) + " D=" + std::to_string(c.D) + " p0=" + std::to_string(c.p0) +
+                             (c.ring ? " ring" : " flat");
+    const auto q = randn(rng_, size_t(c.T * c.Hq * c.D), 0.2f);
+    const auto k = randn(rng_, size_t(c.T * c.Hkv * c.D), 0.2f), v = randn(rng_, size_t(c.T * c.Hkv * c.D));
+    const auto ck = round_bf16(randn(rng_, size_t(c.cap * c.Hkv * c.D), 0.2f));
+    const auto cv = round_bf16(randn(rng_, size_t(c.cap * c.Hkv * c.D)));
+    KvLayer kr = ref_.make_kv_layer(c.cap, int(c.Hkv), int(c.D), c.ring);
+    ref_.upload(kr.k, ck.data());
+    ref_.upload(kr.v, cv.data());
+    Tensor out_r = ref_.empty({c.T, c.Hq, c.D});
+    ref_.attention(to_device(ref_, q, {c.T, c.Hq, c.D}), to_device(ref_, k, {c.T, c.Hkv, c.D}),
+                   to_device(ref_, v, {c.T, c.Hkv, c.D}), kr, c.p0, c.window, out_r);
+    const auto want = to_host(ref_, out_r);
+    for (CudaBackend* be : {fast_.get(), precise_.get()}) {
+      KvLayer kc = be->new_kv_layer(KvLayerSpec{c.cap, int(c.Hkv), int(c.D), c.ring, DType::kBF16, DType::kBF16});
+      EXPECT_EQ(kc.k.dtype, DType::kBF16);
+      be->kv_append(kc, to_device(*be, ck, {c.cap, c.Hkv, c.D}), to_device(*be, cv, {c.cap, c.Hkv, c.D}), 0);
+      Tensor out = be->empty({c.T, c.Hq, c.D});
+      be->attention(to_device(*be, q, {c.T, c.Hq, c.D}), to_device(*be, k, {c.T, c.Hkv, c.D}),
+                    to_device(*be, v, {c.T, c.Hkv, c.D}), kc, c.p0, c.window, out);
+      const bool tf32 = be == fast_.get() && c.T > cuda::kGemvMaxT;
+      expect_close(to_host(*be, out), want, tf32 ? 5e-3 : 1e-5, what + (be == fast_.get() ? " fast" : " precise"));
+    }
+  }
+  EXPECT_THROW(precise_->new_kv_layer(KvLayerSpec{8, 2, 32, false, DType::kI8, DType::kI8}), Error);
+  EXPECT_THROW(precise_->new_kv_layer(KvLayerSpec{8, 2, 32, false, DType::kBF16, DType::kF32}), Error);
+}
+
+}  // namespace
+}  // namespace g4::test

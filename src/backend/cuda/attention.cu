@@ -3,8 +3,11 @@
 // keeps an online softmax per head and writes (max, sum, unnormalised output); a second kernel merges
 // the slices. Prefill uses cuBLAS GEMMs around gather_kv and masked_softmax (cuda_backend.cu).
 // Key position pk lives in the new k/v when pk >= p0, else in cache slot pk (flat) or pk % capacity (ring).
+// The cache holds CT (float or bf16); new keys and values are f32. A tile's rows are resolved once into
+// pointers and a flag per row (fresh f32 or cached CT), and every element is read through to_f32.
 #include <algorithm>
 #include <cfloat>
+#include <cuda_bf16.h>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -16,11 +19,21 @@ namespace {
 constexpr int kThreads = 256, kWarps = kThreads / 32, kTile = 64, kMaxElems = 16;  // group * D <= 4096
 constexpr int kMaxD = 512;
 
-__device__ __forceinline__ const float* key_row(const AttnArgs& a, const float* fresh, const float* cache, int64_t pk,
-                                                int64_t g) {
+template <class CT>
+__device__ __forceinline__ const void* key_row(const AttnArgs& a, const float* fresh, const void* cache, int64_t pk,
+                                               int64_t g) {
   if (pk >= a.p0) return fresh + ((pk - a.p0) * a.Hkv + g) * a.D;
   const int64_t slot = a.ring ? pk % a.capacity : pk;
-  return cache + (slot * a.Hkv + g) * a.D;
+  return static_cast<const CT*>(cache) + (slot * a.Hkv + g) * a.D;
+}
+
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+// Element i of a row that is f32 when fresh, else CT.
+template <class CT>
+__device__ __forceinline__ float row_at(const void* row, bool fresh, int64_t i) {
+  return fresh ? static_cast<const float*>(row)[i] : to_f32(static_cast<const CT*>(row)[i]);
 }
 
 __device__ __forceinline__ void key_range(const AttnArgs& a, int64_t t, int64_t* lo, int64_t* hi) {
@@ -30,6 +43,7 @@ __device__ __forceinline__ void key_range(const AttnArgs& a, int64_t t, int64_t*
 }
 
 // grid (Hkv, T, n_split). Scratch: part [T, Hq, n_split, D], ml [T, Hq, n_split, 2].
+template <class CT>
 __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   extern __shared__ float sm[];
   if (a.dpos) a.p0 = *a.dpos;
@@ -55,21 +69,24 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
   __syncthreads();
 
   // Row addresses of the tile's keys and values, resolved once per tile (the ring's modulo is costly).
-  __shared__ const float* krow[kTile];
-  __shared__ const float* vrow[kTile];
+  __shared__ const void* krow[kTile];
+  __shared__ const void* vrow[kTile];
+  __shared__ bool fresh[kTile];
   for (int64_t k0 = ks; k0 < ke; k0 += kTile) {
     const int nk = int(min(int64_t(kTile), ke - k0));
     if (tid < nk) {
-      krow[tid] = key_row(a, a.k, a.ck, k0 + tid, g);
-      vrow[tid] = key_row(a, a.v, a.cv, k0 + tid, g);
+      krow[tid] = key_row<CT>(a, a.k, a.ck, k0 + tid, g);
+      vrow[tid] = key_row<CT>(a, a.v, a.cv, k0 + tid, g);
+      fresh[tid] = k0 + tid >= a.p0;
     }
     __syncthreads();
     // Scores: a warp per key, the key row held in registers (lanes over D), reused by the group's heads.
     for (int kk = warp; kk < nk; kk += kWarps) {
-      const float* kr = krow[kk];
+      const void* kr = krow[kk];
+      const bool kf = fresh[kk];
       float kv[kMaxD / 32];
 #pragma unroll
-      for (int i = 0; i < kMaxD / 32; ++i) kv[i] = (lane + i * 32 < D) ? kr[lane + i * 32] : 0.f;
+      for (int i = 0; i < kMaxD / 32; ++i) kv[i] = (lane + i * 32 < D) ? row_at<CT>(kr, kf, lane + i * 32) : 0.f;
       for (int j = 0; j < group; ++j) {
         float s = 0.f;
 #pragma unroll
@@ -110,7 +127,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
         const int j = e / D, d = e % D;
         float v = acc[i] * frow[j];
 #pragma unroll 8
-        for (int kk = 0; kk < nk; ++kk) v = fmaf(sc[j * kTile + kk], vrow[kk][d], v);
+        for (int kk = 0; kk < nk; ++kk) v = fmaf(sc[j * kTile + kk], row_at<CT>(vrow[kk], fresh[kk], d), v);
         acc[i] = v;
       }
     }
@@ -176,22 +193,19 @@ __global__ void combine_kernel(AttnArgs a, int n_split, const float* __restrict_
   }
 }
 
+template <class CT>
 __global__ void gather_kernel(AttnArgs a, int64_t lo, int64_t n, float* kc, float* vc) {
   const int64_t row = a.Hkv * a.D, total = n * row;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t pk = lo + i / row, e = i % row;
-    const float* kr;
-    const float* vr;
     if (pk >= a.p0) {
-      kr = a.k + (pk - a.p0) * row;
-      vr = a.v + (pk - a.p0) * row;
+      kc[i] = a.k[(pk - a.p0) * row + e];
+      vc[i] = a.v[(pk - a.p0) * row + e];
     } else {
       const int64_t slot = a.ring ? pk % a.capacity : pk;
-      kr = a.ck + slot * row;
-      vr = a.cv + slot * row;
+      kc[i] = to_f32(static_cast<const CT*>(a.ck)[slot * row + e]);
+      vc[i] = to_f32(static_cast<const CT*>(a.cv)[slot * row + e]);
     }
-    kc[i] = kr[e];
-    vc[i] = vr[e];
   }
 }
 
@@ -253,8 +267,15 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   float* part = static_cast<float*>(scratch);
   float* ml = part + size_t(a.T * a.Hq) * size_t(ns) * size_t(a.D);
   const size_t smem = size_t(group * a.D + group * kTile + 3 * group) * sizeof(float);
-  if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  decode_kernel<<<dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(ns)), kThreads, smem, s>>>(a, ns, part, ml);
+  const dim3 grid(unsigned(a.Hkv), unsigned(a.T), unsigned(ns));
+  if (a.cache_bf16) {
+    if (smem > 48 * 1024)
+      G4_CUDA(cudaFuncSetAttribute(decode_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    decode_kernel<__nv_bfloat16><<<grid, kThreads, smem, s>>>(a, ns, part, ml);
+  } else {
+    if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(decode_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    decode_kernel<float><<<grid, kThreads, smem, s>>>(a, ns, part, ml);
+  }
   G4_CUDA_LAUNCHED();
   const int cthreads = int(std::min<int64_t>(1024, (a.D + 31) / 32 * 32));
   combine_kernel<<<unsigned(a.T * a.Hq), cthreads, 0, s>>>(a, ns, part, ml);
@@ -263,7 +284,9 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
 
 void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, cudaStream_t s) {
   const int64_t total = n * a.Hkv * a.D;
-  gather_kernel<<<unsigned(std::min<int64_t>((total + 255) / 256, 65536)), 256, 0, s>>>(a, lo, n, kc, vc);
+  const unsigned blocks = unsigned(std::min<int64_t>((total + 255) / 256, 65536));
+  if (a.cache_bf16) gather_kernel<__nv_bfloat16><<<blocks, 256, 0, s>>>(a, lo, n, kc, vc);
+  else gather_kernel<float><<<blocks, 256, 0, s>>>(a, lo, n, kc, vc);
   G4_CUDA_LAUNCHED();
 }
 

@@ -239,17 +239,23 @@ void CudaBackend::download(const Tensor& src, float* dst) {
 }
 
 KvLayer CudaBackend::new_kv_layer(const KvLayerSpec& spec) {
-  if (spec.k_from_v) throw Error("the cuda backend cannot derive keys from values yet: store both (--kv-derive-k off)");
-  if (spec.k_type != DType::kF32 || spec.v_type != DType::kF32)
-    throw Error("the cuda backend stores its KV cache in f32 only (asked for K " + kv_type_name(spec.k_type) + ", V " +
-                kv_type_name(spec.v_type) + "): use --cache-type-k f32 --cache-type-v f32");
+  if (spec.k_from_v) throw Error("the cuda backend cannot derive keys from values yet (it stores K and V)");
+  const bool ok = (spec.k_type == DType::kF32 || spec.k_type == DType::kBF16) && spec.v_type == spec.k_type;
+  if (!ok)
+    throw Error("the cuda backend stores its KV cache as f32 or bf16, K and V alike (asked for K " +
+                kv_type_name(spec.k_type) + ", V " + kv_type_name(spec.v_type) + ")");
   KvLayer c;
-  c.k = empty({spec.capacity, spec.n_kv_heads, spec.head_dim});
-  c.v = empty({spec.capacity, spec.n_kv_heads, spec.head_dim});
-  G4_CUDA(cudaMemsetAsync(c.k.data, 0, size_t(c.k.numel()) * 4, stream_));
-  G4_CUDA(cudaMemsetAsync(c.v.data, 0, size_t(c.v.numel()) * 4, stream_));
+  for (Tensor* t : {&c.k, &c.v}) {
+    t->shape = {spec.capacity, spec.n_kv_heads, spec.head_dim};
+    t->dtype = spec.k_type;
+    const size_t bytes = size_t(std::max<int64_t>(t->numel(), 1)) * dtype_size(spec.k_type);
+    t->storage = scratch(bytes);
+    t->data = t->storage.get();
+    G4_CUDA(cudaMemsetAsync(t->data, 0, bytes, stream_));
+  }
   c.capacity = spec.capacity;
   c.ring = spec.ring;
+  c.k_type = c.v_type = spec.k_type;
   return c;
 }
 
@@ -443,7 +449,8 @@ void CudaBackend::kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, in
   const int64_t first = cache.ring ? std::max<int64_t>(0, T - cache.capacity) : 0;
   if (!cache.ring) G4_CHECK(p0 + T <= cache.capacity, "flat cache overflow");
   G4_CHECK(!recording_ || T == 1, "a recorded step appends one position");
-  cuda::kv_write(f32(cache.k), f32(cache.v), f32(k), f32(v), T, first, row, p0, rec_pos(), cache.capacity, cache.ring,
+  cuda::kv_write(cache.k.data, cache.v.data, f32(k), f32(v), T, first, row, p0, rec_pos(), cache.capacity, cache.ring,
+                 cache.k_type == DType::kBF16,
                  stream_);
 }
 
@@ -457,8 +464,8 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   const int64_t lo = window > 0 ? std::max<int64_t>(0, p0 - window + 1) : 0;
   if (cache.ring && lo < p0) G4_CHECK(p0 - lo <= cache.capacity, "ring cache smaller than the window");
   if (!cache.ring) G4_CHECK(p0 <= cache.capacity, "flat cache overflow");
-  cuda::AttnArgs a{f32(q), f32(k), f32(v), f32(cache.k), f32(cache.v), T, Hq, Hkv, D, p0, cache.capacity, cache.ring,
-                   window, f32(out), rec_pos()};
+  cuda::AttnArgs a{f32(q), f32(k), f32(v), cache.k.data, cache.v.data, T, Hq, Hkv, D, p0, cache.capacity, cache.ring,
+                   window, f32(out), rec_pos(), cache.k_type == DType::kBF16};
   G4_CHECK(!recording_ || T == 1, "a recorded step attends from one position");
   if (T <= cuda::kGemvMaxT) {
     auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));

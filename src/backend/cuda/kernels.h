@@ -87,22 +87,24 @@ void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStr
 // In-place RoPE on x [T, H, D] at positions p0.., inv_freq[pairs] precomputed on the host.
 void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos, const float* inv_freq, int pairs,
           cudaStream_t s);
-// Writes rows t in [first, T) of k, v [T, row] into slots (p0 + t) (mod capacity for a ring).
-void kv_write(float* ck, float* cv, const float* k, const float* v, int64_t T, int64_t first, int64_t row, int64_t p0,
-              const int64_t* dpos, int64_t capacity, bool ring, cudaStream_t s);
+// Writes rows t in [first, T) of k, v [T, row] into slots (p0 + t) (mod capacity for a ring); the cache
+// holds bf16 (rounded to nearest even) when bf16, else f32.
+void kv_write(void* ck, void* cv, const float* k, const float* v, int64_t T, int64_t first, int64_t row, int64_t p0,
+              const int64_t* dpos, int64_t capacity, bool ring, bool bf16, cudaStream_t s);
 
 // --- attention (attention.cu) ---
 struct AttnArgs {
   const float* q;          // [T, Hq, D]
   const float* k;          // [T, Hkv, D] new keys
   const float* v;
-  const float* ck;         // cache [capacity, Hkv, D]
-  const float* cv;
+  const void* ck;          // cache [capacity, Hkv, D], f32 or bf16 (cache_bf16)
+  const void* cv;
   int64_t T, Hq, Hkv, D, p0, capacity;
   bool ring;
   int window;              // 0 = unlimited
   float* out;              // [T, Hq, D]
   const int64_t* dpos = nullptr;  // device position replacing p0 (recorded decode steps)
+  bool cache_bf16 = false;        // the cache holds bf16 (else f32); new keys/values are always f32
 };
 // Split-K flash-decoding for few queries; scratch of attn_decode_scratch_bytes. The split count depends
 // on the cache capacity, not on p0, so a recorded step is valid at every position.

@@ -143,15 +143,16 @@ __global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, int64_t p
   }
 }
 
-__global__ void kv_write_kernel(float* ck, float* cv, const float* k, const float* v, int64_t first, int64_t n_rows,
+template <class CT>
+__global__ void kv_write_kernel(CT* ck, CT* cv, const float* k, const float* v, int64_t first, int64_t n_rows,
                                 int64_t row, int64_t p0, const int64_t* dpos, int64_t capacity, bool ring) {
   if (dpos) p0 = *dpos;
   const int64_t n = n_rows * row;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = first + i / row, e = i % row;
     const int64_t pos = p0 + t, slot = ring ? pos % capacity : pos;
-    ck[slot * row + e] = k[t * row + e];
-    cv[slot * row + e] = v[t * row + e];
+    ck[slot * row + e] = CT(k[t * row + e]);
+    cv[slot * row + e] = CT(v[t * row + e]);
   }
 }
 
@@ -308,11 +309,17 @@ void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* 
   G4_CUDA_LAUNCHED();
 }
 
-void kv_write(float* ck, float* cv, const float* k, const float* v, int64_t T, int64_t first, int64_t row, int64_t p0,
-              const int64_t* dpos, int64_t capacity, bool ring, cudaStream_t s) {
+void kv_write(void* ck, void* cv, const float* k, const float* v, int64_t T, int64_t first, int64_t row, int64_t p0,
+              const int64_t* dpos, int64_t capacity, bool ring, bool bf16, cudaStream_t s) {
   if (T <= first) return;
-  kv_write_kernel<<<grid_for((T - first) * row, 256), 256, 0, s>>>(ck, cv, k, v, first, T - first, row, p0, dpos,
-                                                                   capacity, ring);
+  if (bf16)
+    kv_write_kernel<<<grid_for((T - first) * row, 256), 256, 0, s>>>(static_cast<__nv_bfloat16*>(ck),
+                                                                     static_cast<__nv_bfloat16*>(cv), k, v, first,
+                                                                     T - first, row, p0, dpos, capacity, ring);
+  else
+    kv_write_kernel<<<grid_for((T - first) * row, 256), 256, 0, s>>>(static_cast<float*>(ck), static_cast<float*>(cv),
+                                                                     k, v, first, T - first, row, p0, dpos, capacity,
+                                                                     ring);
   G4_CUDA_LAUNCHED();
 }
 
