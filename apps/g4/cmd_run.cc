@@ -1,12 +1,11 @@
 // g4 run: one prompt, streamed answer, timings; Ctrl-C stops the answer.
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "base/error.h"
 #include "commands.h"
+#include "input_file.h"
 #include "reply_printer.h"
 #include "run_common.h"
 #include "tokenizer/chat_output.h"
@@ -17,14 +16,7 @@ namespace g4 {
 namespace {
 
 int run_once(const RunOptions& ro, const PromptOpts& po) {
-  std::string text = po.prompt;
-  if (!po.prompt_file.empty()) {
-    std::ifstream f(po.prompt_file, std::ios::binary);
-    if (!f) throw Error("cannot read prompt file " + po.prompt_file);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
-  }
+  const std::string text = po.prompt_file.empty() ? po.prompt : read_input(po.prompt_file, "prompt file");
   ModelBundle b = load_bundle(ro, po.quiet || po.json);
   const GenerateOptions go = generate_options(ro, b);
 
@@ -78,7 +70,7 @@ void add_run_command(CLI::App& app, Action* action) {
   CLI::App* c = app.add_subcommand("run", "answer one prompt, streaming the text");
   add_run_options(c, ro);
   auto* p = c->add_option("-p,--prompt", po.prompt, "the prompt text");
-  auto* f = c->add_option("-f,--file", po.prompt_file, "read the prompt from this file");
+  auto* f = c->add_option("-f,--file", po.prompt_file, "read the prompt from this file (- reads standard input)");
   p->excludes(f);
   c->add_flag("--raw", po.raw, "send the prompt as is (<bos> + text), without the chat template");
   c->add_flag("--json", po.json, "print one JSON object (text, thinking, tool calls, timings) instead of streaming");
