@@ -167,8 +167,8 @@ bool command(ChatSession& chat, const std::string& line) {
 int run_chat(const RunOptions& ro, const PromptOpts& po) {
   ModelBundle b = load_bundle(ro, po.quiet);
   ChatSession chat(b, ro, po);
-  LineReader in;
   install_sigint();
+  LineReader in(&g_interrupted);
   if (!po.quiet)
     status("chat with " + b.name + ": /help lists commands; Ctrl-C stops an answer; /exit, EOF or Ctrl-C at the prompt leaves");
   while (true) {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -10,6 +11,8 @@
 #include <editline/readline.h>
 #else
 // Without libedit the reader never edits; these stand-ins are never called.
+static int (*rl_getc_function)(FILE*) = nullptr;
+static int rl_catch_signals = 0;
 static char* readline(const char*) { return nullptr; }
 static void add_history(const char*) {}
 static void using_history() {}
@@ -24,8 +27,30 @@ constexpr bool kHaveLibedit = true;
 constexpr bool kHaveLibedit = false;
 #endif
 
-LineReader::LineReader() : editing_(kHaveLibedit && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
-  if (editing_) using_history();
+namespace {
+
+const std::atomic<bool>* g_reader_interrupted = nullptr;
+
+// libedit's key reader: one byte from the terminal; end of input once interrupted.
+int read_key(FILE* f) {
+  while (!(g_reader_interrupted && *g_reader_interrupted)) {
+    unsigned char c;
+    const ssize_t n = ::read(fileno(f), &c, 1);
+    if (n == 1) return c;
+    if (n == 0 || errno != EINTR) break;
+  }
+  return EOF;
+}
+
+}  // namespace
+
+LineReader::LineReader(const std::atomic<bool>* interrupted)
+    : editing_(kHaveLibedit && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+  if (!editing_) return;
+  g_reader_interrupted = interrupted;
+  rl_getc_function = read_key;
+  rl_catch_signals = 0;  // g4's own SIGINT handler stays in place (libedit's would re-raise it to the group)
+  using_history();
 }
 
 LineReader::~LineReader() {

@@ -5,6 +5,7 @@
 // that runs until the next such line.
 #pragma once
 
+#include <atomic>
 #include <optional>
 #include <string>
 
@@ -12,7 +13,10 @@ namespace g4 {
 
 class LineReader {
  public:
-  LineReader();  // line editing when stdin and stdout are both terminals
+  // Line editing when stdin and stdout are both terminals. While `interrupted` is set (by a SIGINT
+  // handler installed without SA_RESTART) an editing read ends as at end of input, also when the signal
+  // came just before the read began.
+  explicit LineReader(const std::atomic<bool>* interrupted = nullptr);
   ~LineReader();
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;

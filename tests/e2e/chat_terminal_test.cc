@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -33,7 +34,20 @@ struct Pty {
     }
     return true;
   }
-  void type(const std::string& s) { ASSERT_EQ(write(fd, s.data(), s.size()), ssize_t(s.size())); }
+  // Waits until the line editor has the terminal (canonical mode off; tcgetattr on the master reads the
+  // slave's settings), so that typed keys reach it and are not echoed by the terminal driver.
+  bool editing() {
+    for (int i = 0; i < 300; ++i) {
+      termios tio{};
+      if (tcgetattr(fd, &tio) == 0 && !(tio.c_lflag & ICANON)) return true;
+      usleep(10000);
+    }
+    return false;
+  }
+  void type(const std::string& s) {
+    ASSERT_TRUE(editing()) << seen;
+    ASSERT_EQ(write(fd, s.data(), s.size()), ssize_t(s.size()));
+  }
 };
 
 TEST(ChatTerminal, UpArrowRecallsHistoryAndCtrlCLeaves) {
