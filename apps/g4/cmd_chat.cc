@@ -62,9 +62,10 @@ class ChatSession {
       turn = std::string(tail_ == Tail::kRendered ? "" : closed ? "\n" : "<turn|>\n") + "<|turn>user\n" + text +
              "<turn|>\n<|turn>model\n" + (po_.think ? "" : "<|channel>thought\n<channel|>");
     }
-    if (!fits(turn)) return;
+    const std::vector<int32_t> ids = b_.tokenizer->encode(turn, false);
+    if (!fits(ids)) return;
     messages_.push_back({{"role", "user"}, {"content", text}});
-    reply(b_.tokenizer->encode(turn, false));
+    reply(ids);
   }
 
   void save(const std::string& path) const {
@@ -75,12 +76,11 @@ class ChatSession {
   void load(const std::string& path) {
     ChatJson msgs = load_chat(path);
     const bool answer = msgs.back()["role"] == "user";
-    const std::string text = render(msgs, answer);
+    const std::vector<int32_t> ids = b_.tokenizer->encode(render(msgs, answer), false);
     clear();
-    if (!fits(text)) return;
+    if (!fits(ids)) return;
     messages_ = msgs;
     status("loaded " + std::to_string(msgs.size()) + " messages from " + path);
-    const std::vector<int32_t> ids = b_.tokenizer->encode(text, false);
     if (answer) {
       reply(ids);  // the conversation ends with a question: answer it
     } else {
@@ -103,9 +103,9 @@ class ChatSession {
     return render_gemma4_chat(msgs, co);
   }
 
-  // False (and says so) when text does not fit in what is left of the context.
-  bool fits(const std::string& text) {
-    const int64_t need = int64_t(conv_.tokens().size() + b_.tokenizer->encode(text, false).size()) + 1;
+  // False (and says so) when ids and one reply token do not fit in what is left of the context.
+  bool fits(const std::vector<int32_t>& ids) {
+    const int64_t need = int64_t(conv_.tokens().size() + ids.size()) + 1;
     if (need <= conv_.ctx_size()) return true;
     status("g4: the conversation is full: it needs " + std::to_string(need) + " tokens but the context size is " +
            std::to_string(conv_.ctx_size()) + "; /clear starts a new one (-c sets a larger context)");
