@@ -40,8 +40,9 @@ void add_convert_commands(CLI::App& app, Action* action) {
   q->callback([action] {
     *action = [] {
       const QuantizeSummary r = quantize_checkpoint(qo);
-      std::fprintf(stderr, "quantized %d tensors, kept %d: %s -> %s\n", r.quantized, r.kept,
-                   Progress::amount(double(r.bytes_in), "B").c_str(), Progress::amount(double(r.bytes_out), "B").c_str());
+      std::fprintf(stderr, "quantized %d tensors, kept %d: %s (%llu bytes) -> %s (%llu bytes)\n", r.quantized, r.kept,
+                   Progress::amount(double(r.bytes_in), "B").c_str(), static_cast<unsigned long long>(r.bytes_in),
+                   Progress::amount(double(r.bytes_out), "B").c_str(), static_cast<unsigned long long>(r.bytes_out));
       return 0;
     };
   });

@@ -136,7 +136,10 @@ int run_inspect(const InspectOpts& o) {
   }
   struct Group { uint64_t count = 0, params = 0, bytes = 0; };
   std::map<std::pair<std::string, std::string>, Group> groups;  // (role, storage)
-  uint64_t params = 0, bytes = 0;
+  uint64_t params = 0, bytes = 0, copy_params = 0;
+  // With tied embeddings a stored lm_head.weight (g4 quantize writes one to quantize it apart) is a second
+  // copy of embed_tokens: its bytes are stored, its parameters are not the model's.
+  const bool lm_head_copy = s.tie_embeddings && ws->find_weight("lm_head.weight") && ws->find_weight("embed_tokens.weight");
   for (const auto& [name, w] : ws->weights()) {
     uint64_t n = 1;
     for (int64_t d : w.shape) n *= uint64_t(d);
@@ -144,7 +147,8 @@ int run_inspect(const InspectOpts& o) {
     ++g.count;
     g.params += n;
     g.bytes += bytes_of(w);
-    params += n;
+    if (lm_head_copy && name == "lm_head.weight") copy_params = n;
+    else params += n;
     bytes += bytes_of(w);
   }
   std::printf("weights (role, storage, tensors, parameters, bytes)\n");
@@ -152,8 +156,12 @@ int run_inspect(const InspectOpts& o) {
     std::printf("  %-42s %-28s %4llu %14llu %10s\n", key.first.c_str(), key.second.c_str(),
                 static_cast<unsigned long long>(g.count), static_cast<unsigned long long>(g.params),
                 Progress::amount(double(g.bytes), "B").c_str());
-  std::printf("total      %llu parameters, %s (%.2f bits per parameter)\n", static_cast<unsigned long long>(params),
-              Progress::amount(double(bytes), "B").c_str(), params ? 8.0 * double(bytes) / double(params) : 0.0);
+  std::printf("total      %llu parameters, %s = %llu bytes (%.2f bits per parameter)\n",
+              static_cast<unsigned long long>(params), Progress::amount(double(bytes), "B").c_str(),
+              static_cast<unsigned long long>(bytes), params ? 8.0 * double(bytes) / double(params) : 0.0);
+  if (copy_params)
+    std::printf("           lm_head.weight stores the tied embedding a second time (%llu parameters not counted again)\n",
+                static_cast<unsigned long long>(copy_params));
 
   std::printf("KV cache   %s\nweights+KV %s\n", kv_line.c_str(), Progress::amount(double(bytes + uint64_t(kv_bytes)), "B").c_str());
   return 0;

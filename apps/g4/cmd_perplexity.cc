@@ -1,39 +1,56 @@
-// g4 perplexity: perplexity of a model over a token sequence; with --reference, also the KL divergence
-// and top-1 agreement against a second model (e.g. a quantized model against its float original).
+// g4 perplexity: perplexity of a model over a token sequence (token ids, or a text the model's tokenizer
+// encodes); with --reference, also the KL divergence and top-1 agreement against a second model (e.g. a
+// quantized model against its float original).
 #include <cstdio>
 #include <string>
 
 #include "backend/backend.h"
 #include "base/error.h"
 #include "commands.h"
+#include "engine/model_bundle.h"
 #include "flag_check.h"
 #include "eval/perplexity.h"
+#include "input_file.h"
 #include "model/model.h"
 
 namespace g4 {
 
+namespace {
+
+struct Opts {
+  std::string model, reference, tokens_file, text_file, backend = "auto";
+  int64_t ctx = 512;
+  LoadOptions load, ref_load;
+};
+
+std::vector<int32_t> tokens_of(const Opts& o) {
+  if (o.tokens_file.empty() == o.text_file.empty()) throw Error("perplexity: give one of --tokens-file or --text-file");
+  if (!o.tokens_file.empty())
+    return o.tokens_file == "-" ? parse_token_ids(read_input("-", "token ids"), "standard input")
+                                : read_tokens_file(o.tokens_file);
+  // The chunks start with <bos> (perplexity() puts it there), so the text is encoded without it.
+  const std::string text = read_input(o.text_file, "text file");
+  const std::vector<int32_t> ids = load_tokenizer(o.model).encode(text, false);
+  if (ids.size() < 2) throw Error("--text-file: the text is " + std::to_string(ids.size()) + " tokens; perplexity needs 2 or more");
+  return ids;
+}
+
+}  // namespace
+
 void add_perplexity_command(CLI::App& app, Action* action) {
-  struct Opts {
-    std::string model, reference, tokens_file, text_file, backend = "auto";
-    int64_t ctx = 512;
-    LoadOptions load, ref_load;
-  };
   static Opts o;
-  CLI::App* p = app.add_subcommand("perplexity", "perplexity over a token sequence (and KL vs --reference)");
-  p->add_option("--model,-m", o.model, "model directory")->required();
-  p->add_option("--tokens-file", o.tokens_file, "token ids separated by whitespace or commas");
-  p->add_option("--text-file", o.text_file, "text to tokenize (needs the tokenizer; use --tokens-file until it lands)");
-  p->add_option("--reference", o.reference, "reference model directory: adds KL divergence and top-1 agreement");
+  CLI::App* p = app.add_subcommand("perplexity", "perplexity over a token sequence or a text (and KL vs --reference)");
+  p->add_option("--model,-m", o.model, "model: a checkpoint directory or a .gguf file")->required();
+  p->add_option("--tokens-file", o.tokens_file, "token ids separated by whitespace or commas (- reads standard input)");
+  p->add_option("-f,--text-file", o.text_file, "text, encoded with the model's tokenizer (- reads standard input)");
+  p->add_option("--reference", o.reference, "reference model: adds KL divergence and top-1 agreement");
   p->add_option("--ctx-size,-c", o.ctx, "tokens per evaluated chunk")->check(in_range(int64_t(2), int64_t(1) << 20));
   p->add_option("--backend", o.backend, "backend: auto (default: cuda with a GPU, else cpu), cpu, cuda, ref");
   p->add_option("--quantize", o.load.quantize, "quantize the model while loading: int4 or int8")
       ->check(CLI::IsMember({"int4", "int8"}));
   p->callback([action] {
     *action = [] {
-      if (!o.text_file.empty())
-        throw Error("--text-file: this build has no tokenizer yet; pass token ids with --tokens-file");
-      if (o.tokens_file.empty()) throw Error("perplexity: give --tokens-file");
-      const std::vector<int32_t> tokens = read_tokens_file(o.tokens_file);
+      const std::vector<int32_t> tokens = tokens_of(o);
       auto be = make_backend(o.backend);
       auto model = Model::load(o.model, *be, o.load);
       std::unique_ptr<Model> ref;

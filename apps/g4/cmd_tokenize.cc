@@ -1,12 +1,14 @@
 // g4 tokenize: text -> token ids (space-separated, or one JSON array with --json); no <bos> unless --bos.
-// g4 detokenize: ids -> text. Both are a stable scripted interface used by acceptance checks.
+// g4 detokenize: ids (separated by spaces or commas) -> text. Both are a stable scripted interface used by
+// acceptance checks. The tokenizer is a tokenizer.json, or a model's: its directory's tokenizer.json or
+// the vocabulary inside a GGUF file.
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "base/error.h"
 #include "commands.h"
+#include "engine/model_bundle.h"
+#include "input_file.h"
 #include "token_list.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,25 +21,15 @@ struct TokOpts {
   bool have_text = false, json = false, bos = false, skip_special = false;
 };
 
-Tokenizer load_tokenizer(const TokOpts& o) {
-  if (o.model.empty() == o.tokenizer.empty()) throw Error("give exactly one of --model DIR or --tokenizer FILE");
-  const std::string path = o.tokenizer.empty() ? o.model + "/tokenizer.json" : o.tokenizer;
-  return Tokenizer::from_json_file(path);
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("--text-file: cannot open " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) throw Error("--text-file: cannot read " + path);
-  return ss.str();
+Tokenizer tokenizer_of(const TokOpts& o) {
+  if (o.model.empty() == o.tokenizer.empty()) throw Error("give exactly one of --model PATH or --tokenizer FILE");
+  return o.tokenizer.empty() ? load_tokenizer(o.model) : Tokenizer::from_json_file(o.tokenizer);
 }
 
 int run_tokenize(const TokOpts& o) {
   if (o.have_text == !o.text_file.empty()) throw Error("give exactly one of --text or --text-file");
-  const std::string text = o.have_text ? o.text : read_all(o.text_file);
-  const Tokenizer tok = load_tokenizer(o);
+  const std::string text = o.have_text ? o.text : read_input(o.text_file, "text file");
+  const Tokenizer tok = tokenizer_of(o);
   const std::vector<int32_t> ids = tok.encode(text, o.bos);
   std::string out = o.json ? "[" : "";
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -50,15 +42,8 @@ int run_tokenize(const TokOpts& o) {
 }
 
 int run_detokenize(const TokOpts& o) {
-  const Tokenizer tok = load_tokenizer(o);
-  std::vector<int32_t> ids;
-  try {
-    if (!o.ids.empty()) ids = parse_token_list(o.ids);
-  } catch (const Error& e) {
-    std::string msg = e.what();
-    if (msg.rfind("--tokens", 0) == 0) msg.replace(0, 8, "--ids");
-    throw Error(msg);
-  }
+  const Tokenizer tok = tokenizer_of(o);
+  const std::vector<int32_t> ids = parse_token_list(o.ids, "--ids");
   const std::string text = tok.decode(ids, o.skip_special);
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fputc('\n', stdout);
@@ -66,7 +51,7 @@ int run_detokenize(const TokOpts& o) {
 }
 
 void add_source(CLI::App* c, TokOpts& o) {
-  c->add_option("--model,-m", o.model, "model directory holding tokenizer.json");
+  c->add_option("--model,-m", o.model, "a model: checkpoint directory (its tokenizer.json) or .gguf file (its vocabulary)");
   c->add_option("--tokenizer", o.tokenizer, "a tokenizer.json file");
 }
 
@@ -77,14 +62,14 @@ void add_tokenize_commands(CLI::App& app, Action* action) {
   CLI::App* t = app.add_subcommand("tokenize", "print the token ids of a text (no <bos> unless --bos)");
   add_source(t, to);
   t->add_option("--text", to.text, "the text to encode")->each([](const std::string&) { to.have_text = true; });
-  t->add_option("--text-file", to.text_file, "read the text from this file");
+  t->add_option("-f,--text-file", to.text_file, "read the text from this file (- reads standard input)");
   t->add_flag("--json", to.json, "print one JSON array on one line");
   t->add_flag("--bos", to.bos, "put <bos> first");
   t->callback([action] { *action = [] { return run_tokenize(to); }; });
 
-  CLI::App* d = app.add_subcommand("detokenize", "print the text of comma-separated token ids");
+  CLI::App* d = app.add_subcommand("detokenize", "print the text of token ids");
   add_source(d, dto);
-  d->add_option("--ids", dto.ids, "comma-separated token ids, e.g. 2,9259,1902")->required();
+  d->add_option("--ids", dto.ids, "token ids separated by commas or spaces, e.g. 2,9259,1902 or '2 9259 1902'")->required();
   d->add_flag("--skip-special", dto.skip_special, "leave out special tokens such as <bos>");
   d->callback([action] { *action = [] { return run_detokenize(dto); }; });
 }

@@ -20,8 +20,10 @@ void add_export_command(CLI::App& app, Action* action);
 // g4 perplexity: perplexity, KL divergence and top-1 agreement against a reference model.
 void add_perplexity_command(CLI::App& app, Action* action);
 
-// g4 run / g4 chat: prompt with the chat template, streamed answer.
-void add_run_commands(CLI::App& app, Action* action);
+// g4 run: one prompt with the chat template, streamed answer.
+void add_run_command(CLI::App& app, Action* action);
+// g4 chat: interactive multi-turn chat in the terminal.
+void add_chat_command(CLI::App& app, Action* action);
 // g4 serve: the OpenAI-compatible server.
 void add_serve_command(CLI::App& app, Action* action);
 

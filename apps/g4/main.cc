@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
   CLI::App app{"g4: Gemma 4 inference engine", "g4"};
   app.require_subcommand(1);
   g4::Action action;
-  g4::add_run_commands(app, &action);
+  g4::add_run_command(app, &action);
+  g4::add_chat_command(app, &action);
   g4::add_serve_command(app, &action);
   g4::add_inspect_command(app, &action);
   g4::add_logits_commands(app, &action);

@@ -93,7 +93,8 @@ QuantizeSummary quantize_checkpoint(const QuantizeOptions& o) {
   for (size_t i = 0; i < plan.size(); ++i) {
     const PlannedTensor& p = plan[i];
     const TensorInfo& t = ws->get(source[i]);
-    sum.bytes_in += t.nbytes;
+    if (std::find(source.begin(), source.begin() + std::ptrdiff_t(i), source[i]) == source.begin() + std::ptrdiff_t(i))
+      sum.bytes_in += t.nbytes;  // an untied lm_head reads the embedding again: count its bytes once
     if (p.quant) {
       ++sum.quantized;
       const uint64_t per_row = stored_bytes(p) / uint64_t(p.shape[0]);

@@ -18,7 +18,8 @@ struct QuantizeOptions {
 };
 
 struct QuantizeSummary {
-  uint64_t bytes_in = 0, bytes_out = 0;
+  uint64_t bytes_in = 0;   // the source tensors read, each counted once
+  uint64_t bytes_out = 0;  // the written model.safetensors
   int quantized = 0, kept = 0;
 };
 

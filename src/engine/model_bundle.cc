@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 #include "io/gguf.h"
 #include "io/gguf_tokenizer.h"
 #include "io/mapped_file.h"
+#include "tokenizer/chat_template.h"
 
 namespace g4 {
 
@@ -20,14 +22,18 @@ namespace {
 
 bool is_gguf(const std::string& path) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) return false;
-  MappedFile f(path);
-  return f.size() >= 4 && std::memcmp(f.data(), "GGUF", 4) == 0;
+  return !fs::is_directory(path, ec) && is_gguf_file(path);
 }
 
 fs::path model_dir(const std::string& path) {
   std::error_code ec;
   return fs::is_directory(path, ec) ? fs::path(path) : fs::path(path).parent_path();
+}
+
+bool is_gemma4_control_piece(const std::string& piece) {
+  for (const SpecialTokenSlot& t : kGemma4SpecialTokens)
+    if (piece == t.piece) return true;
+  return false;
 }
 
 Tokenizer tokenizer_from_gguf(const std::string& path) {
@@ -42,6 +48,9 @@ Tokenizer tokenizer_from_gguf(const std::string& path) {
   for (size_t i = 0; i < d.tokens.size(); ++i) {
     const int t = d.token_types.empty() ? 1 : d.token_types[i];
     m.types.push_back(t >= 1 && t <= 6 ? TokenType(t) : TokenType::kNormal);
+    // llama.cpp's converter types most of Gemma 4's control tokens (<|turn>, <turn|>, <|think|>, ...) as
+    // normal or user-defined tokens; Gemma 4's tokenizer.json has them special. Trust their text.
+    if (d.model == "gemma4" && is_gemma4_control_piece(d.tokens[i])) m.types.back() = TokenType::kControl;
   }
   for (const std::string& mg : d.merges) {
     const size_t sp = mg.find(' ');
@@ -55,6 +64,38 @@ Tokenizer tokenizer_from_gguf(const std::string& path) {
   if (d.eos_id >= 0) m.eos_ids.push_back(d.eos_id);
   if (d.eot_id >= 0) m.eos_ids.push_back(d.eot_id);
   return Tokenizer(std::move(m));
+}
+
+// The sampling defaults llama.cpp's converter copies out of generation_config.json (general.sampling.*),
+// read as load() reads that file: a key left out takes transformers' default. No key: greedy.
+SamplingParams gguf_sampling(const std::string& path) {
+  GgufFile f(path);
+  SamplingParams p;
+  static const char* kKeys[] = {"temp", "top_k", "top_p", "min_p", "penalty_repeat", "penalty_last_n"};
+  bool any = false;
+  for (const char* k : kKeys) any = any || f.has(std::string("general.sampling.") + k);
+  if (!any) return p;
+  auto num = [&](const char* k, float def) {
+    const std::string key = std::string("general.sampling.") + k;
+    return f.has(key) ? float(f.get_float(key)) : def;
+  };
+  p.temperature = num("temp", 1.0f);
+  // llama.cpp reads top_k <= 0 as off and penalty_last_n -1 as the whole context.
+  p.top_k = f.has("general.sampling.top_k")
+                ? int(std::max<int64_t>(0, f.get_int("general.sampling.top_k", INT32_MIN, INT32_MAX)))
+                : 0;
+  p.top_p = num("top_p", 1.0f);
+  p.min_p = num("min_p", 0.0f);
+  p.repeat_penalty = num("penalty_repeat", 1.0f);
+  if (f.has("general.sampling.penalty_last_n"))
+    p.repeat_last_n = f.get_int("general.sampling.penalty_last_n", -1, INT32_MAX);
+  if (p.repeat_last_n < 0) p.repeat_last_n = INT32_MAX;
+  try {
+    validate(p);
+  } catch (const Error& e) {
+    throw Error(path + ": general.sampling.*: " + e.what());
+  }
+  return p;
 }
 
 void add_ids(const json& v, std::vector<int32_t>* out) {
@@ -94,7 +135,9 @@ ModelBundle ModelBundle::load(const std::string& path, const std::string& backen
   for (int id : b.model->spec().eos_ids) b.stop_ids.push_back(id);
   const fs::path gc = model_dir(path) / "generation_config.json";
   std::error_code ec;
-  if (!is_gguf(path) && fs::exists(gc, ec)) {
+  if (is_gguf(path)) {
+    b.sampling = gguf_sampling(path);
+  } else if (fs::exists(gc, ec)) {
     json g;
     try {
       g = json::parse(read_text_file(gc.string()));

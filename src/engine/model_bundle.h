@@ -19,7 +19,8 @@ struct ModelBundle {
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
-  SamplingParams sampling;         // generation_config.json defaults (greedy when do_sample is false)
+  SamplingParams sampling;         // generation_config.json defaults (greedy when do_sample is false), or a
+                                   // GGUF's general.sampling.* keys
   std::vector<int32_t> stop_ids;   // eos ids of both configs, plus <turn|> and <|tool_response> if present
   std::string path, name;          // name: the directory's (or file's) base name, for /v1/models
   double load_seconds = 0;

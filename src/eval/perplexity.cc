@@ -84,8 +84,9 @@ PerplexityStats perplexity(const Model& model, const Model* reference, const std
   return st;
 }
 
-std::vector<int32_t> read_tokens_file(const std::string& path) {
-  const std::string text = read_text_file(path);
+std::vector<int32_t> read_tokens_file(const std::string& path) { return parse_token_ids(read_text_file(path), path); }
+
+std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& path) {
   std::vector<int32_t> out;
   size_t i = 0;
   while (i < text.size()) {

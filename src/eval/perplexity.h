@@ -36,5 +36,7 @@ PerplexityStats perplexity(const Model& model, const Model* reference, const std
 
 // Reads token ids separated by whitespace or commas. Throws g4::Error naming the file.
 std::vector<int32_t> read_tokens_file(const std::string& path);
+// The same for text already read; `path` names its source in errors.
+std::vector<int32_t> parse_token_ids(const std::string& text, const std::string& path);
 
 }  // namespace g4

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cctype>
 #include <cstring>
 
 #include "base/error.h"
@@ -336,9 +337,13 @@ bool is_gguf_file(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) return false;
   char m[4] = {};
-  const bool ok = std::fread(m, 1, 4, f) == 4 && std::memcmp(m, "GGUF", 4) == 0;
+  const bool magic = std::fread(m, 1, 4, f) == 4 && std::memcmp(m, "GGUF", 4) == 0;
   std::fclose(f);
-  return ok;
+  // A file named *.gguf is meant to be one: GgufFile then says what is wrong with it (bad magic, ...)
+  // instead of the caller looking for a checkpoint directory's config.json beside it.
+  std::string ext = path.size() >= 5 ? path.substr(path.size() - 5) : "";
+  for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return magic || ext == ".gguf";
 }
 
 }  // namespace g4

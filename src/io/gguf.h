@@ -91,7 +91,7 @@ class GgufFile {
   std::map<std::string, size_t> tensor_index_;
 };
 
-// True when the file starts with the GGUF magic (used to pick the loader).
+// True when the file is named *.gguf or starts with the GGUF magic (used to pick the loader).
 bool is_gguf_file(const std::string& path);
 
 }  // namespace g4
