@@ -82,7 +82,13 @@ TEST_F(CudaTest, AttentionOverBf16Cache) {
                    to_device(ref_, v, {c.T, c.Hkv, c.D}), kr, c.p0, c.window, out_r);
     const auto want = to_host(ref_, out_r);
     for (CudaBackend* be : {fast_.get(), precise_.get()}) {
-      KvLayer kc = be->new_kv_layer(KvLayerSpec{c.cap, int(c.Hkv), int(c.D), c.ring, DType::kBF16, DType::kBF16});
+      KvLayerSpec spec;
+      spec.capacity = c.cap;
+      spec.n_kv_heads = int(c.Hkv);
+      spec.head_dim = int(c.D);
+      spec.ring = c.ring;
+      spec.k_type = spec.v_type = DType::kBF16;
+      KvLayer kc = be->new_kv_layer(spec);
       EXPECT_EQ(kc.k.dtype, DType::kBF16);
       be->kv_append(kc, to_device(*be, ck, {c.cap, c.Hkv, c.D}), to_device(*be, cv, {c.cap, c.Hkv, c.D}), 0);
       Tensor out = be->empty({c.T, c.Hq, c.D});
@@ -92,8 +98,15 @@ TEST_F(CudaTest, AttentionOverBf16Cache) {
       expect_close(to_host(*be, out), want, tf32 ? 5e-3 : 1e-5, what + (be == fast_.get() ? " fast" : " precise"));
     }
   }
-  EXPECT_THROW(precise_->new_kv_layer(KvLayerSpec{8, 2, 32, false, DType::kI8, DType::kI8}), Error);
-  EXPECT_THROW(precise_->new_kv_layer(KvLayerSpec{8, 2, 32, false, DType::kBF16, DType::kF32}), Error);
+  KvLayerSpec bad;
+  bad.capacity = 8;
+  bad.n_kv_heads = 2;
+  bad.head_dim = 32;
+  bad.k_type = bad.v_type = DType::kI8;
+  EXPECT_THROW(precise_->new_kv_layer(bad), Error);
+  bad.k_type = DType::kBF16;
+  bad.v_type = DType::kF32;
+  EXPECT_THROW(precise_->new_kv_layer(bad), Error);
 }
 
 }  // namespace
