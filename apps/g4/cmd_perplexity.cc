@@ -7,6 +7,7 @@
 #include "backend/backend.h"
 #include "base/error.h"
 #include "commands.h"
+#include "engine/kv_options.h"
 #include "engine/model_bundle.h"
 #include "flag_check.h"
 #include "eval/perplexity.h"
@@ -18,8 +19,8 @@ namespace g4 {
 namespace {
 
 struct Opts {
-  std::string model, reference, tokens_file, text_file, backend = "auto";
-  int64_t ctx = 512;
+  std::string model, reference, tokens_file, text_file, backend = "auto", cache_type_k = "auto", cache_type_v = "auto";
+  int64_t ctx = 512, step = 0;
   LoadOptions load, ref_load;
 };
 
@@ -48,6 +49,10 @@ void add_perplexity_command(CLI::App& app, Action* action) {
   p->add_option("--backend", o.backend, "backend: auto (default: cuda with a GPU, else cpu), cpu, cuda, ref");
   p->add_option("--quantize", o.load.quantize, "quantize the model while loading: int4 or int8")
       ->check(CLI::IsMember({"int4", "int8"}));
+  p->add_option("--cache-type-k", o.cache_type_k, "the model's KV cache type for keys: auto, f32, bf16, q8_0");
+  p->add_option("--cache-type-v", o.cache_type_v, "the model's KV cache type for values: auto, f32, bf16, q8_0");
+  p->add_option("--step", o.step, "forward steps of this many tokens, so attention reads the KV cache (0 = one step per chunk)")
+      ->check(in_range(int64_t(0), int64_t(1) << 20));
   p->callback([action] {
     *action = [] {
       const std::vector<int32_t> tokens = tokens_of(o);
@@ -55,7 +60,8 @@ void add_perplexity_command(CLI::App& app, Action* action) {
       auto model = Model::load(o.model, *be, o.load);
       std::unique_ptr<Model> ref;
       if (!o.reference.empty()) ref = Model::load(o.reference, *be, o.ref_load);
-      const PerplexityStats st = perplexity(*model, ref.get(), tokens, o.ctx, true);
+      const KvCacheOptions kv = kv_options_for(be->name(), o.ctx, 1, o.cache_type_k, o.cache_type_v);
+      const PerplexityStats st = perplexity(*model, ref.get(), tokens, o.ctx, true, kv, o.step);
       std::printf("tokens scored: %ld\nperplexity: %.6f\n", long(st.scored), st.ppl());
       if (ref)
         std::printf("reference perplexity: %.6f\nmean KL(ref || model): %.6g\nmax KL: %.6g\ntop-1 agreement: %.4f\n",

@@ -49,7 +49,7 @@ void score_position(const float* logits, const float* ref, int64_t V, int32_t ne
 }
 
 PerplexityStats perplexity(const Model& model, const Model* reference, const std::vector<int32_t>& tokens,
-                           int64_t n_ctx, bool progress) {
+                           int64_t n_ctx, bool progress, const KvCacheOptions& cache, int64_t step) {
   if (n_ctx < 2) throw Error("--ctx-size: must be at least 2 to score anything");
   const int64_t V = model.spec().vocab_size;
   if (reference && reference->spec().vocab_size != V)
@@ -70,8 +70,10 @@ PerplexityStats perplexity(const Model& model, const Model* reference, const std
     start += take;
     prog.add(take);
     if (chunk.size() < 2) continue;
-    Session s(model, int64_t(chunk.size()));
-    const std::vector<float> lg = s.forward(chunk, LogitsMode::kAll);
+    KvCacheOptions co = cache;
+    co.ctx_size = int64_t(chunk.size());
+    Session s(model, co);
+    const std::vector<float> lg = s.forward(chunk, LogitsMode::kAll, step);
     std::vector<float> rl;
     if (reference) {
       Session r(*reference, int64_t(chunk.size()));

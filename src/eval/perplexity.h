@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "model/kv_cache.h"
 #include "model/model.h"
 
 namespace g4 {
@@ -31,8 +32,11 @@ struct PerplexityStats {
 void score_position(const float* logits, const float* ref_logits, int64_t V, int32_t next, PerplexityStats* st);
 
 // Evaluates `tokens` on model (and reference, if not null). n_ctx >= 2. progress: print a bar on stderr.
+// cache: the model's KV cache (its ctx_size is set per chunk); step > 0 runs each chunk in forward steps of
+// that many tokens, so that attention reads earlier positions back from the cache (a one-step chunk reads
+// only its own fresh keys and values, whatever the cache type). The reference always runs f32 in one step.
 PerplexityStats perplexity(const Model& model, const Model* reference, const std::vector<int32_t>& tokens,
-                           int64_t n_ctx, bool progress);
+                           int64_t n_ctx, bool progress, const KvCacheOptions& cache = KvCacheOptions(), int64_t step = 0);
 
 // Reads token ids separated by whitespace or commas. Throws g4::Error naming the file.
 std::vector<int32_t> read_tokens_file(const std::string& path);
