@@ -117,7 +117,12 @@ class Backend {
   virtual KvLayer new_kv_layer(const KvLayerSpec& spec) = 0;
   // The f32 cache of the tests and benchmarks.
   KvLayer make_kv_layer(int64_t capacity, int n_kv_heads, int head_dim, bool ring) {
-    return new_kv_layer(KvLayerSpec{capacity, n_kv_heads, head_dim, ring, DType::kF32, DType::kF32});
+    KvLayerSpec s;
+    s.capacity = capacity;
+    s.n_kv_heads = n_kv_heads;
+    s.head_dim = head_dim;
+    s.ring = ring;
+    return new_kv_layer(s);
   }
 
   // --- ops (all activations f32 [rows, cols] unless noted) ---
@@ -135,7 +140,9 @@ class Backend {
   // out = gelu_tanh(gate) * up, all [T, F].
   virtual void gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
   // Causal attention with scale 1.0 for T new queries at positions p0 .. p0+T-1.
-  // q [T, Hq, D]; k, v [T, Hkv, D] are the new keys/values; earlier positions come from `cache`.
+  // q [T, Hq, D]; k, v [T, Hkv, D] are the new keys/values; earlier positions come from `cache`. The new
+  // ones are used as the cache will hold them (rounded to its type; derived keys derived from the rounded
+  // values), so a result does not depend on how a prompt was cut into chunks.
   // window > 0 limits keys to pq - pk < window. out [T, Hq, D]. Does not modify the cache.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,
                          int window, Tensor& out) = 0;

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 #include "base/error.h"
 
@@ -31,6 +32,16 @@ void check_type(DType t) {
     throw Error("KV cache type " + kv_type_name(t) + " is not supported (use f32, bf16 or q8_0)");
 }
 
+// Symmetric int8 codes of a row of D floats and their scale: x ~= q * scale.
+float quantize_i8(const float* x, int64_t D, int8_t* q) {
+  float amax = 0;
+  for (int64_t d = 0; d < D; ++d) amax = std::max(amax, std::fabs(x[d]));
+  const float s = amax / 127.0f;
+  const float inv = s > 0 ? 1.0f / s : 0.0f;
+  for (int64_t d = 0; d < D; ++d) q[d] = int8_t(std::clamp(std::lrintf(x[d] * inv), -127L, 127L));
+  return s;
+}
+
 // Encodes one head row of D floats into slot `slot`, head g of cache tensor `dst` (and its scale).
 void put(Tensor& dst, Tensor& scale, DType t, int64_t slot, int64_t g, int64_t H, int64_t D, const float* x) {
   const int64_t at = (slot * H + g) * D;
@@ -40,13 +51,7 @@ void put(Tensor& dst, Tensor& scale, DType t, int64_t slot, int64_t g, int64_t H
     uint16_t* o = static_cast<uint16_t*>(dst.data) + at;
     for (int64_t d = 0; d < D; ++d) o[d] = f32_to_bf16(x[d]);
   } else {
-    float amax = 0;
-    for (int64_t d = 0; d < D; ++d) amax = std::max(amax, std::fabs(x[d]));
-    const float s = amax / 127.0f;
-    const float inv = s > 0 ? 1.0f / s : 0.0f;
-    int8_t* o = static_cast<int8_t*>(dst.data) + at;
-    for (int64_t d = 0; d < D; ++d) o[d] = int8_t(std::clamp(std::lrintf(x[d] * inv), -127L, 127L));
-    static_cast<float*>(scale.data)[slot * H + g] = s;
+    static_cast<float*>(scale.data)[slot * H + g] = quantize_i8(x, D, static_cast<int8_t*>(dst.data) + at);
   }
 }
 
@@ -92,10 +97,23 @@ std::shared_ptr<const std::vector<float>> rope_table(const RopeSpec& r, int64_t 
   return t;
 }
 
-const float* derive_key(const KvLayer& c, int64_t pk, int64_t g, float* buf) {
+// Rounds a row of D floats as storing it in type t would: bf16 rounding, or int8 with the row's own scale.
+const float* round_row(DType t, const float* x, int64_t D, float* buf) {
+  if (t == DType::kF32) return x;
+  if (t == DType::kBF16) {
+    for (int64_t d = 0; d < D; ++d) buf[d] = bf16_to_f32(f32_to_bf16(x[d]));
+    return buf;
+  }
+  std::vector<int8_t> q(static_cast<size_t>(D));
+  const float s = quantize_i8(x, D, q.data());
+  for (int64_t d = 0; d < D; ++d) buf[d] = float(q[size_t(d)]) * s;
+  return buf;
+}
+
+// K = RoPE(v * k_norm) at position pk, v being the (decoded) value row; written to buf (v may be buf).
+const float* derive_from(const KvLayer& c, const float* v, int64_t pk, float* buf) {
   const Derive& dv = *static_cast<const Derive*>(c.derive.get());
   const int64_t D = c.v.dim(2), half = D / 2;
-  const float* v = get(c.v, c.v_scale, c.v_type, slot_of(c, pk), g, buf);
   for (int64_t d = 0; d < D; ++d) buf[d] = v[d] * dv.k_norm[d];
   const float* cs = dv.table->data() + pk * dv.pairs * 2;
   for (int d = 0; d < dv.pairs; ++d) {
@@ -106,7 +124,20 @@ const float* derive_key(const KvLayer& c, int64_t pk, int64_t g, float* buf) {
   return buf;
 }
 
+const float* derive_key(const KvLayer& c, int64_t pk, int64_t g, float* buf) {
+  return derive_from(c, get(c.v, c.v_scale, c.v_type, slot_of(c, pk), g, buf), pk, buf);
+}
+
 }  // namespace
+
+const float* fresh_key(const KvLayer& c, const float* fresh_k, const float* fresh_v, int64_t pk, float* buf) {
+  if (c.k_from_v) return derive_from(c, round_row(c.v_type, fresh_v, c.v.dim(2), buf), pk, buf);
+  return round_row(c.k_type, fresh_k, c.k.dim(2), buf);
+}
+
+const float* fresh_value(const KvLayer& c, const float* fresh_v, float* buf) {
+  return round_row(c.v_type, fresh_v, c.v.dim(2), buf);
+}
 
 KvLayer make(const KvLayerSpec& s, const float* k_norm) {
   check_type(s.k_type);

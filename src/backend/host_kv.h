@@ -21,6 +21,13 @@ void append(KvLayer& c, const Tensor& k, const Tensor& v, int64_t p0);
 const float* key(const KvLayer& c, int64_t pk, int64_t g, float* buf);
 const float* value(const KvLayer& c, int64_t pk, int64_t g, float* buf);
 
+// The key (value) of a position of the current chunk, whose f32 row is `fresh` ([D] floats of its KV head),
+// as attention must see it: rounded through the cache's storage exactly as the cache would hold it (and, for
+// a derived key, derived from the rounded value of `fresh_v`), so that a result never depends on how a
+// prompt was cut into chunks. A pointer to `fresh` for an f32 cache with stored keys; else written to buf.
+const float* fresh_key(const KvLayer& c, const float* fresh_k, const float* fresh_v, int64_t pk, float* buf);
+const float* fresh_value(const KvLayer& c, const float* fresh_v, float* buf);
+
 inline int64_t slot_of(const KvLayer& c, int64_t pk) { return c.ring ? pk % c.capacity : pk; }
 
 }  // namespace g4::host_kv

@@ -36,11 +36,14 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
     thread_local std::vector<float> scores, buf;
     scores.resize(size_t(group * n));
     buf.resize(size_t(D));
+    // The chunk's own keys and values as the cache will hold them (host_kv::fresh_key), earlier ones from it.
     auto key = [&](int64_t pk) -> const float* {
-      return pk >= p0 ? kd + ((pk - p0) * Hkv + g) * D : host_kv::key(cache, pk, g, buf.data());
+      const int64_t at = ((pk - p0) * Hkv + g) * D;
+      return pk >= p0 ? host_kv::fresh_key(cache, kd + at, vd + at, pk, buf.data()) : host_kv::key(cache, pk, g, buf.data());
     };
     auto val = [&](int64_t pk) -> const float* {
-      return pk >= p0 ? vd + ((pk - p0) * Hkv + g) * D : host_kv::value(cache, pk, g, buf.data());
+      return pk >= p0 ? host_kv::fresh_value(cache, vd + ((pk - p0) * Hkv + g) * D, buf.data())
+                      : host_kv::value(cache, pk, g, buf.data());
     };
     const float* q0 = qd + (t * Hq + g * group) * D;
     for (int64_t pk = lo; pk <= pq; ++pk) {

@@ -3,8 +3,9 @@
 // keeps an online softmax per head and writes (max, sum, unnormalised output); a second kernel merges
 // the slices. Prefill uses cuBLAS GEMMs around gather_kv and masked_softmax (cuda_backend.cu).
 // Key position pk lives in the new k/v when pk >= p0, else in cache slot pk (flat) or pk % capacity (ring).
-// The cache holds CT (float or bf16); new keys and values are f32. A tile's rows are resolved once into
-// pointers and a flag per row (fresh f32 or cached CT), and every element is read through to_f32.
+// The cache holds CT (float or bf16); new keys and values are f32 and are read rounded to CT, as the cache
+// will hold them, so a result does not depend on how a prompt was cut into chunks. A tile's rows are
+// resolved once into pointers and a flag per row (fresh f32 or cached CT).
 #include <algorithm>
 #include <cfloat>
 #include <cuda_bf16.h>
@@ -30,10 +31,10 @@ __device__ __forceinline__ const void* key_row(const AttnArgs& a, const float* f
 __device__ __forceinline__ float to_f32(float x) { return x; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
 
-// Element i of a row that is f32 when fresh, else CT.
+// Element i of a row that is f32 when fresh (rounded to CT), else CT.
 template <class CT>
 __device__ __forceinline__ float row_at(const void* row, bool fresh, int64_t i) {
-  return fresh ? static_cast<const float*>(row)[i] : to_f32(static_cast<const CT*>(row)[i]);
+  return fresh ? to_f32(CT(static_cast<const float*>(row)[i])) : to_f32(static_cast<const CT*>(row)[i]);
 }
 
 __device__ __forceinline__ void key_range(const AttnArgs& a, int64_t t, int64_t* lo, int64_t* hi) {
@@ -199,8 +200,8 @@ __global__ void gather_kernel(AttnArgs a, int64_t lo, int64_t n, float* kc, floa
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t pk = lo + i / row, e = i % row;
     if (pk >= a.p0) {
-      kc[i] = a.k[(pk - a.p0) * row + e];
-      vc[i] = a.v[(pk - a.p0) * row + e];
+      kc[i] = to_f32(CT(a.k[(pk - a.p0) * row + e]));
+      vc[i] = to_f32(CT(a.v[(pk - a.p0) * row + e]));
     } else {
       const int64_t slot = a.ring ? pk % a.capacity : pk;
       kc[i] = to_f32(static_cast<const CT*>(a.ck)[slot * row + e]);

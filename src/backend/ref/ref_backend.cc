@@ -156,12 +156,16 @@ void RefBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
     for (int64_t h = 0; h < Hq; ++h) {
       const int64_t g = h / group;
       const float* qv = f32(q) + (t * Hq + h) * D;
-      // Keys and values at or after p0 are the chunk's own; earlier ones come from the cache.
+      // Keys and values at or after p0 are the chunk's own (as the cache will hold them); earlier ones come
+      // from the cache.
       auto key = [&](int64_t pk) -> const float* {
-        return pk >= p0 ? f32(k) + ((pk - p0) * Hkv + g) * D : host_kv::key(cache, pk, g, buf.data());
+        const int64_t at = ((pk - p0) * Hkv + g) * D;
+        return pk >= p0 ? host_kv::fresh_key(cache, f32(k) + at, f32(v) + at, pk, buf.data())
+                        : host_kv::key(cache, pk, g, buf.data());
       };
       auto val = [&](int64_t pk) -> const float* {
-        return pk >= p0 ? f32(v) + ((pk - p0) * Hkv + g) * D : host_kv::value(cache, pk, g, buf.data());
+        return pk >= p0 ? host_kv::fresh_value(cache, f32(v) + ((pk - p0) * Hkv + g) * D, buf.data())
+                        : host_kv::value(cache, pk, g, buf.data());
       };
       scores.assign(size_t(pq - lo + 1), 0.0);
       double mx = -INFINITY;
