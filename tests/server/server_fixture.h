@@ -67,15 +67,18 @@ class ThinkingCodec : public FakeCodec {
 
 template <class Codec = FakeCodec>
 struct ServerFixtureOf {
-  std::unique_ptr<Backend> be = make_backend("ref");
-  std::unique_ptr<Model> model =
-      Model::load(std::string(G4_TEST_DATA) + "/hf-reference/dense-31b-shape/model", *be);
+  std::unique_ptr<Backend> be;
+  std::unique_ptr<Model> model;
   Codec codec;
   std::unique_ptr<HttpServer> server;
   std::thread thread;
   int port = 0;
 
-  explicit ServerFixtureOf(ServerOptions o = {}, int64_t ctx = 512) {
+  // model_dir: a model directory (default: the fixture model, random weights), run on the ref backend.
+  explicit ServerFixtureOf(ServerOptions o = {}, int64_t ctx = 512, const std::string& model_dir = "")
+      : be(make_backend("ref")),
+        model(Model::load(model_dir.empty() ? std::string(G4_TEST_DATA) + "/hf-reference/dense-31b-shape/model" : model_dir,
+                          *be)) {
     o.port = 0;
     o.max_body_bytes = 64 << 10;
     o.quiet = true;
