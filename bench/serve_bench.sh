@@ -27,6 +27,7 @@ for np in $parallels; do
     kill -0 $server 2>/dev/null || { cat /tmp/serve_bench_server.$$.log >&2; exit 1; }
     sleep 0.1
   done
+  "$build/serve_bench" --port "$port" --streams 1 --requests 1 --max-tokens 8 >/dev/null  # warm-up
   for s in $streams_list; do
     printf -- "--parallel %-2s " "$np"
     "$build/serve_bench" --port "$port" --streams "$s" --requests "${REQUESTS:-4}" --max-tokens "${MAX_TOKENS:-64}" \
