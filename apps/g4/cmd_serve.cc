@@ -22,6 +22,10 @@ struct ServeOpts {
   int port = 8080;
   int http_threads = 16;
   int64_t max_body = 4 << 20;
+  int parallel = 1;
+  int64_t prefill_cap = 512;
+  int64_t queue = 64;
+  bool quiet = false;
 };
 
 int run_serve(const RunOptions& ro, const ServeOpts& so) {
@@ -44,12 +48,16 @@ int run_serve(const RunOptions& ro, const ServeOpts& so) {
   o.max_body_bytes = size_t(so.max_body);
   o.default_max_tokens = ro.max_new_tokens;
   o.defaults = sampling_from(ro, b);
-  if (!ro.seed) o.defaults.seed = 0;  // per-request seeds; a fixed default keeps replies reproducible
-  o.cache = kv_options(ro);
+  o.random_seed = !ro.seed;  // --seed fixes every request's default seed; else each request draws its own
+  o.cache = kv_options(ro, so.parallel);
+  o.prefill_cap = so.prefill_cap;
+  o.queue_max = size_t(so.queue);
+  o.quiet = so.quiet;
   HttpServer server(*b.model, codec, ro.ctx_size, o);
   const int port = server.bind();
-  std::fprintf(stderr, "g4 serve: %s (%s) on http://%s:%d (model id '%s'%s); Ctrl-C stops\n", b.name.c_str(),
-               backend_summary(*b.backend).c_str(), so.host.c_str(), port, o.model_id.c_str(), so.api_key.empty() ? "" : ", API key required");
+  std::fprintf(stderr, "g4 serve: %s (%s) on http://%s:%d (model id '%s', %d slot%s of %lld tokens%s); Ctrl-C stops\n",
+               b.name.c_str(), backend_summary(*b.backend).c_str(), so.host.c_str(), port, o.model_id.c_str(), so.parallel,
+               so.parallel == 1 ? "" : "s", static_cast<long long>(ro.ctx_size), so.api_key.empty() ? "" : ", API key required");
   std::thread watcher([&] {
     int sig = 0;
     sigwait(&set, &sig);
@@ -79,6 +87,13 @@ void add_serve_command(CLI::App& app, Action* action) {
   c->add_option("--http-threads", so.http_threads, "connections handled at once")->check(in_range(1, 1024));
   c->add_option("--max-body", so.max_body, "largest accepted request body in bytes")
       ->check(in_range(int64_t(1024), int64_t(1) << 30));
+  c->add_option("--parallel", so.parallel, "slots: requests generated at once, batched in one step (-np)")
+      ->check(in_range(1, 256));
+  c->add_option("--prefill-cap", so.prefill_cap, "prompt tokens per step over all slots (a long prompt never stalls the others)")
+      ->check(in_range(int64_t(1), int64_t(1) << 20));
+  c->add_option("--queue", so.queue, "requests waiting for a slot before the server answers 503")
+      ->check(in_range(int64_t(0), int64_t(1) << 20));
+  c->add_flag("--quiet", so.quiet, "no log line per request");
   c->callback([action] { *action = [] { return run_serve(ro, so); }; });
 }
 

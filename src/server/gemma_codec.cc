@@ -18,6 +18,10 @@ std::vector<int32_t> GemmaCodec::chat_prompt(const CompletionRequest& r) {
 
 std::vector<int32_t> GemmaCodec::text_prompt(const std::string& text) { return b_.tokenizer->encode(text, true); }
 
+std::vector<int32_t> GemmaCodec::tokenize(const std::string& text, bool add_special) {
+  return b_.tokenizer->encode(text, add_special);
+}
+
 std::string GemmaCodec::decode(const std::vector<int32_t>& ids) { return b_.tokenizer->decode(ids, false); }
 
 std::string GemmaCodec::visible_text(const std::vector<int32_t>& ids) {

@@ -16,6 +16,7 @@ class GemmaCodec : public TextCodec {
   ParsedReply parse_reply(const std::string& text, bool thinking) override;
   std::string visible_text(const std::vector<int32_t>& ids) override;
   std::vector<int32_t> stop_ids() override { return b_.stop_ids; }
+  std::vector<int32_t> tokenize(const std::string& text, bool add_special) override;
 
  private:
   const ModelBundle& b_;

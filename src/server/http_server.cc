@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "engine/stop_strings.h"
+#include "server/http_util.h"
 #include "server/peer_socket.h"
 
 namespace g4 {
@@ -28,10 +29,6 @@ namespace {
 // Connections the kernel may hold complete but not yet accepted (capped by net.core.somaxconn).
 constexpr int kListenBacklog = 1024;
 
-int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 std::string new_id(const char* prefix) {
   static std::mt19937_64 rng(std::random_device{}());
   static std::mutex m;
@@ -41,25 +38,33 @@ std::string new_id(const char* prefix) {
   return std::string(prefix) + buf;
 }
 
-// Generated text may hold bytes that are not UTF-8 (byte-fallback tokens): they become U+FFFD instead of
-// an encoder exception, which inside a streaming provider would terminate the process.
-std::string dump_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+uint64_t random_seed() {
+  static std::mt19937_64 rng(std::random_device{}());
+  static std::mutex m;
+  std::lock_guard<std::mutex> lock(m);
+  return rng();
+}
 
-void send_error(httplib::Response& res, const ApiError& e) {
-  res.status = e.status;
-  res.set_content(dump_json(e.body()), "application/json");
+// The methods a known path takes ("" for an unknown path).
+std::string allowed_methods(const std::string& path) {
+  if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/tokenize" || path == "/detokenize")
+    return "POST";
+  if (path == "/health" || path == "/v1/models" || path == "/metrics" || path.rfind("/v1/models/", 0) == 0) return "GET";
+  return "";
 }
 
 }  // namespace
 
 HttpServer::HttpServer(const Model& model, TextCodec& codec, int64_t ctx_size, ServerOptions opts)
-    : model_(model), codec_(codec), opts_(std::move(opts)), http_(std::make_unique<httplib::Server>()),
-      conv_(model, [&] {
-        KvCacheOptions c = opts_.cache;  // opts_ is initialised first (declared before conv_)
-        c.ctx_size = ctx_size;
-        return c;
-      }()) {
+    : model_(model), codec_(codec), opts_(std::move(opts)), http_(std::make_unique<httplib::Server>()) {
+  KvCacheOptions c = opts_.cache;
+  c.ctx_size = ctx_size;
+  SchedulerOptions so;
+  so.prefill_cap = opts_.prefill_cap;
+  so.queue_max = opts_.queue_max;
+  scheduler_ = std::make_unique<Scheduler>(model, c, so, &stats_);
   install_routes();
+  install_info_routes();
 }
 
 HttpServer::~HttpServer() = default;
@@ -96,18 +101,23 @@ int HttpServer::bind() {
 }
 
 void HttpServer::serve() { http_->listen_after_bind(); }
-void HttpServer::stop() { http_->stop(); }
+void HttpServer::stop() {
+  scheduler_->cancel_all();  // running generations end at the next step, so the handler threads can finish
+  http_->stop();
+}
+
+bool HttpServer::authorized(const httplib::Request& req, httplib::Response& res) {
+  if (opts_.api_key.empty()) return true;
+  const std::string h = req.get_header_value("Authorization");
+  const std::string prefix = "Bearer ";
+  if (h.compare(0, prefix.size(), prefix) == 0 && keys_equal(h.substr(prefix.size()), opts_.api_key)) return true;
+  send_error(res, ApiError{401, "invalid or missing API key", "", "authentication_error"});
+  ++stats_.errors;
+  return false;
+}
 
 void HttpServer::install_routes() {
-  auto authorized = [this](const httplib::Request& req, httplib::Response& res) {
-    if (opts_.api_key.empty()) return true;
-    const std::string h = req.get_header_value("Authorization");
-    const std::string prefix = "Bearer ";
-    if (h.compare(0, prefix.size(), prefix) == 0 && keys_equal(h.substr(prefix.size()), opts_.api_key)) return true;
-    send_error(res, ApiError{401, "invalid or missing API key", "", "authentication_error"});
-    ++stats_.errors;
-    return false;
-  };
+  auto authorized = [this](const httplib::Request& req, httplib::Response& res) { return this->authorized(req, res); };
 
   http_->Get("/health", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"status":"ok"})", "application/json");
@@ -137,18 +147,20 @@ void HttpServer::install_routes() {
         ++stats_.errors;
         return send_error(res, ApiError{400, e.what(), chat ? "messages" : "prompt"});
       }
-      if (int64_t(prompt.size()) >= conv_.ctx_size()) {
+      if (int64_t(prompt.size()) >= scheduler_->ctx_size()) {
         ++stats_.errors;
         return send_error(res, ApiError{400,
                                         "the prompt has " + std::to_string(prompt.size()) +
                                             " tokens, which does not fit the context of " +
-                                            std::to_string(conv_.ctx_size()),
+                                            std::to_string(scheduler_->ctx_size()),
                                         chat ? "messages" : "prompt"});
       }
-      GenerateOptions go;
-      go.sampling = r->sampling;
-      go.stop_ids = codec_.stop_ids();
-      go.max_new_tokens = r->max_tokens > 0 ? r->max_tokens : opts_.default_max_tokens;
+      if (!r->seed_given && opts_.random_seed) r->sampling.seed = random_seed();
+      GenJob job;
+      job.prompt = prompt;
+      job.opts.sampling = r->sampling;
+      job.opts.stop_ids = codec_.stop_ids();
+      job.opts.max_new_tokens = r->max_tokens > 0 ? r->max_tokens : opts_.default_max_tokens;
       const std::string id = new_id(chat ? "chatcmpl-" : "cmpl-");
       const int64_t created = unix_now();
 
@@ -173,7 +185,7 @@ void HttpServer::install_routes() {
         }
         return out;
       };
-      // cached: prompt tokens whose keys and values were reused from the previous request (prompt cache).
+      // cached: prompt tokens whose keys and values were reused from a slot's cache (prompt cache).
       auto usage = [](int64_t p, int64_t c, int64_t cached) {
         return json{{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c},
                     {"prompt_tokens_details", {{"cached_tokens", cached}}}};
@@ -183,34 +195,40 @@ void HttpServer::install_routes() {
         if (rep.stopped_by_string || why == StopReason::kStopToken) return "stop";
         return "length";
       };
+      // The scheduler ends generation where a stop string completes, and when the client hangs up.
+      if (!r->stop.empty()) job.stop_check = [build](const std::vector<int32_t>& ids) { return build(ids).stopped_by_string; };
+      const int sock = find_peer_socket(req.remote_addr, req.remote_port, req.local_port);
+      job.client_gone = [sock] { return peer_closed(sock); };
+
+      std::shared_ptr<JobChannel> ch;
+      try {
+        ch = scheduler_->submit(std::move(job));
+      } catch (const Error& e) {
+        ++stats_.errors;
+        return send_error(res, ApiError{400, e.what(), "", "invalid_request_error"});
+      }
+      if (!ch) {
+        ++stats_.errors;
+        ++stats_.rejected;
+        res.set_header("Retry-After", "1");
+        return send_error(res, ApiError{503, "the server is busy: every slot is in use and the queue is full; retry later",
+                                        "", "unavailable_error"});
+      }
+      RequestLog& log = request_log();
+      log.prompt = int64_t(prompt.size());
 
       if (!r->stream) {
-        // Generation stops at a stop string, and when the client hangs up, as it does when streaming.
-        const int sock = find_peer_socket(req.remote_addr, req.remote_port, req.local_port);
-        std::vector<int32_t> ids;
-        bool gone = false;
-        std::unique_lock<std::mutex> lock(model_mutex_);
-        GenerateResult g;
-        try {
-          g = conv_.generate(prompt, go, [&](int32_t tok) {
-            ids.push_back(tok);
-            ++stats_.tokens;
-            if (peer_closed(sock)) gone = true;
-            return !gone && (r->stop.empty() || !build(ids).stopped_by_string);
-          });
-        } catch (const Error& e) {
+        const JobChannel::Snapshot g = ch->wait_done();
+        log.cached = g.cached_tokens;
+        log.completion = int64_t(g.tokens.size());
+        if (!g.error.empty()) {
           ++stats_.errors;
-          return send_error(res, ApiError{400, e.what(), "", "invalid_request_error"});
+          return send_error(res, ApiError{500, g.error, "", "server_error"});
         }
-        lock.unlock();
-        if (gone) {
-          ++stats_.cancelled;
-          return;  // nobody to answer
-        }
-        ids = g.tokens;
-        const Reply rep = build(ids);
+        if (g.reason == StopReason::kCancelled) return;  // nobody to answer
+        const Reply rep = build(g.tokens);
         json body = {{"id", id}, {"created", created}, {"model", opts_.model_id},
-                     {"usage", usage(int64_t(prompt.size()), int64_t(g.tokens.size()), g.reused_tokens)}};
+                     {"usage", usage(int64_t(prompt.size()), int64_t(g.tokens.size()), g.cached_tokens)}};
         if (chat) {
           json msg = {{"role", "assistant"}, {"content", rep.text}};
           if (!rep.parsed.reasoning.empty()) msg["reasoning_content"] = rep.parsed.reasoning;
@@ -231,92 +249,114 @@ void HttpServer::install_routes() {
 
       // Streaming: server-sent events, one chunk per change of the visible reply.
       res.set_header("Cache-Control", "no-cache");
-      res.set_chunked_content_provider("text/event-stream", [this, r, chat, prompt, go, id, created, build, usage,
-                                                             finish_reason](size_t, httplib::DataSink& sink) {
-        auto send = [&](const json& j) {
-          const std::string s = "data: " + dump_json(j) + "\n\n";
-          return sink.write(s.data(), s.size());
-        };
-        auto chunk = [&](const json& delta, const json& finish) {
-          json c = {{"id", id}, {"created", created}, {"model", opts_.model_id},
-                    {"object", chat ? "chat.completion.chunk" : "text_completion"}};
-          if (chat) c["choices"] = json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish}}});
-          else c["choices"] = json::array({{{"index", 0}, {"text", delta}, {"logprobs", nullptr}, {"finish_reason", finish}}});
-          return c;
-        };
-        bool alive = chat ? send(chunk({{"role", "assistant"}, {"content", ""}}, nullptr)) : true;
-        size_t sent_text = 0, sent_reasoning = 0;
-        std::vector<int32_t> ids;
-        bool string_stop = false;
-        auto flush = [&](bool final) {
-          Reply rep = build(ids);
-          string_stop = rep.stopped_by_string;
-          std::string& text = rep.text;
-          const std::string& reasoning = rep.parsed.reasoning;
-          size_t text_end = text.size(), reason_end = reasoning.size();
-          if (!final && !string_stop) {
-            text_end -= std::max(stop_prefix_hold(text, r->stop), utf8_incomplete_tail(text));
-            reason_end -= utf8_incomplete_tail(reasoning);
-          }
-          if (chat && reason_end > sent_reasoning && reasoning.compare(0, sent_reasoning, reasoning, 0, sent_reasoning) == 0) {
-            alive = alive && send(chunk({{"reasoning_content", reasoning.substr(sent_reasoning, reason_end - sent_reasoning)}}, nullptr));
-            sent_reasoning = reason_end;
-          }
-          if (text_end > sent_text) {
-            const std::string piece = text.substr(sent_text, text_end - sent_text);
-            alive = alive && send(chat ? chunk({{"content", piece}}, nullptr) : chunk(piece, nullptr));
-            sent_text = text_end;
-          }
-          return rep;
-        };
-        std::unique_lock<std::mutex> lock(model_mutex_);
-        GenerateResult g;
-        try {
-          g = conv_.generate(prompt, go, [&](int32_t tok) {
-            ids.push_back(tok);
-            ++stats_.tokens;
-            flush(false);
-            return alive && !string_stop;
-          });
-        } catch (const Error& e) {
-          send(ApiError{400, e.what(), ""}.body());
-          sink.done();
-          return true;
-        }
-        lock.unlock();
-        if (!alive) {
-          ++stats_.cancelled;
-          return false;  // the client left: close the connection
-        }
-        Reply rep = flush(true);
-        if (chat && !rep.parsed.tool_calls.empty()) {
-          json calls = rep.parsed.tool_calls;
-          for (size_t i = 0; i < calls.size(); ++i) calls[i]["index"] = i;
-          send(chunk({{"tool_calls", calls}}, nullptr));
-        }
-        const std::string fin = finish_reason(rep, g.reason);
-        send(chat ? chunk(json::object(), fin) : chunk("", fin));
-        if (r->include_usage) {
-          json u = chunk(json::object(), nullptr);
-          u["choices"] = json::array();
-          u["usage"] = usage(int64_t(prompt.size()), int64_t(g.tokens.size()), g.reused_tokens);
-          send(u);
-        }
-        const std::string done = "data: [DONE]\n\n";
-        sink.write(done.data(), done.size());
-        sink.done();
-        return true;
-      });
+      res.set_chunked_content_provider(
+          "text/event-stream",
+          [this, r, chat, prompt, ch, id, created, build, usage, finish_reason](size_t, httplib::DataSink& sink) {
+            auto send = [&](const json& j) {
+              const std::string s = "data: " + dump_json(j) + "\n\n";
+              return sink.write(s.data(), s.size());
+            };
+            auto chunk = [&](const json& delta, const json& finish) {
+              json c = {{"id", id}, {"created", created}, {"model", opts_.model_id},
+                        {"object", chat ? "chat.completion.chunk" : "text_completion"}};
+              if (chat) c["choices"] = json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish}}});
+              else c["choices"] = json::array({{{"index", 0}, {"text", delta}, {"logprobs", nullptr}, {"finish_reason", finish}}});
+              return c;
+            };
+            bool alive = chat ? send(chunk({{"role", "assistant"}, {"content", ""}}, nullptr)) : true;
+            size_t sent_text = 0, sent_reasoning = 0;
+            auto flush = [&](const std::vector<int32_t>& ids, bool final) {
+              Reply rep = build(ids);
+              std::string& text = rep.text;
+              const std::string& reasoning = rep.parsed.reasoning;
+              size_t text_end = text.size(), reason_end = reasoning.size();
+              if (!final && !rep.stopped_by_string) {
+                text_end -= std::max(stop_prefix_hold(text, r->stop), utf8_incomplete_tail(text));
+                reason_end -= utf8_incomplete_tail(reasoning);
+              }
+              if (chat && reason_end > sent_reasoning && reasoning.compare(0, sent_reasoning, reasoning, 0, sent_reasoning) == 0) {
+                alive = alive && send(chunk({{"reasoning_content", reasoning.substr(sent_reasoning, reason_end - sent_reasoning)}}, nullptr));
+                sent_reasoning = reason_end;
+              }
+              if (text_end > sent_text) {
+                const std::string piece = text.substr(sent_text, text_end - sent_text);
+                alive = alive && send(chat ? chunk({{"content", piece}}, nullptr) : chunk(piece, nullptr));
+                sent_text = text_end;
+              }
+              return rep;
+            };
+            JobChannel::Snapshot g;
+            while (alive) {
+              g = ch->wait(g.tokens.size());
+              if (!g.done && !g.tokens.empty()) flush(g.tokens, false);
+              if (g.done) break;
+            }
+            RequestLog& log = request_log();
+            log.cached = g.cached_tokens;
+            log.completion = int64_t(g.tokens.size());
+            if (!alive || g.reason == StopReason::kCancelled) {
+              ch->cancel();
+              return false;  // the client left: close the connection
+            }
+            if (!g.error.empty()) {
+              send(ApiError{500, g.error, "", "server_error"}.body());
+              sink.done();
+              return true;
+            }
+            Reply rep = flush(g.tokens, true);
+            if (chat && !rep.parsed.tool_calls.empty()) {
+              json calls = rep.parsed.tool_calls;
+              for (size_t i = 0; i < calls.size(); ++i) calls[i]["index"] = i;
+              send(chunk({{"tool_calls", calls}}, nullptr));
+            }
+            const std::string fin = finish_reason(rep, g.reason);
+            send(chat ? chunk(json::object(), fin) : chunk("", fin));
+            if (r->include_usage) {
+              json u = chunk(json::object(), nullptr);
+              u["choices"] = json::array();
+              u["usage"] = usage(int64_t(prompt.size()), int64_t(g.tokens.size()), g.cached_tokens);
+              send(u);
+            }
+            const std::string done = "data: [DONE]\n\n";
+            sink.write(done.data(), done.size());
+            sink.done();
+            return true;
+          },
+          [ch](bool) { ch->cancel(); });  // the stream ended, however it ended: nothing runs on for nobody
     };
   };
   http_->Post("/v1/chat/completions", completion(true));
   http_->Post("/v1/completions", completion(false));
 
-  http_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
+  http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // a handler already wrote an error
+    // A known path asked with the wrong method: 405 and the methods it takes.
+    const std::string allow = allowed_methods(req.path);
+    if (res.status == 404 && !allow.empty()) {
+      res.set_header("Allow", allow);
+      return send_error(res, ApiError{405, req.method + " is not allowed on " + req.path + " (allowed: " + allow + ")",
+                                      "", "invalid_request_error"});
+    }
     const int s = res.status;
     std::string msg = s == 404 ? "no such endpoint" : s == 413 ? "the request body is too large" : "request failed";
     send_error(res, ApiError{s, msg, "", s == 404 ? "not_found_error" : "invalid_request_error"});
+  });
+  http_->set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    request_log() = RequestLog{std::chrono::steady_clock::now()};
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  http_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    if (opts_.quiet) return;
+    const RequestLog& l = request_log();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - l.start).count();
+    std::string path = req.path;
+    for (char& c : path)
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';  // one line per request, whatever the path
+    std::string tokens;
+    if (l.prompt >= 0)
+      tokens = " prompt=" + std::to_string(l.prompt) + " cached=" + std::to_string(std::max<int64_t>(0, l.cached)) +
+               " completion=" + std::to_string(std::max<int64_t>(0, l.completion));
+    std::fprintf(stderr, "g4 serve: %s %s %d%s %.3f s\n", req.method.c_str(), path.c_str(), res.status, tokens.c_str(), s);
   });
   http_->set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     ++stats_.errors;

@@ -1,24 +1,25 @@
 // The OpenAI-compatible HTTP server: /v1/chat/completions (streaming SSE and not), /v1/completions,
-// /v1/models, /health. One model, one Conversation: requests are served one at a time in arrival
-// order (the rest wait on a lock). A request reuses the longest common token prefix with what the cache
-// holds from the previous one (usage.prompt_tokens_details.cached_tokens) and rolls the rest back; the
-// rollback is exact, so a reply never depends on other clients.
-// A client that disconnects cancels its generation at the next token (streaming: the next write fails;
-// otherwise the connection is checked after every token), and a stop string ends it where it completes.
+// /v1/models, /v1/models/{id}, /tokenize, /detokenize, /metrics, /health. Generation goes through a
+// Scheduler (server/scheduler.h): N slots batched continuously, a prompt cache per slot, a bounded queue
+// (503 with Retry-After when full). Handler threads submit a job and stream from its channel. A reply
+// never depends on other clients (every sequence's logits are its own). A client that disconnects cancels
+// its generation at the next step (streaming or not), and a stop string ends it where it completes.
+// One log line per request on stderr unless quiet.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 
-#include "engine/conversation.h"
 #include "server/openai_request.h"
+#include "server/scheduler.h"
+#include "server/server_stats.h"
 #include "server/text_codec.h"
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace g4 {
@@ -29,15 +30,14 @@ struct ServerOptions {
   std::string api_key;             // empty: no authentication
   std::string model_id = "g4";
   size_t max_body_bytes = size_t(4) << 20;
-  int threads = 8;                 // connections handled at once (generation itself is serialised)
+  int threads = 8;                 // connections handled at once
   int64_t default_max_tokens = 512;
   SamplingParams defaults;         // from generation_config.json, overridable per request
-  KvCacheOptions cache;            // the KV cache (its ctx_size is the server's)
-};
-
-struct ServerStats {
-  std::atomic<int64_t> requests{0}, errors{0}, cancelled{0};
-  std::atomic<int64_t> tokens{0};  // tokens generated, all requests together (the server's work)
+  bool random_seed = true;         // a request without a seed gets a random one (else defaults.seed)
+  KvCacheOptions cache;            // the KV cache: its n_seq is the number of slots (--parallel)
+  int64_t prefill_cap = 512;       // prompt tokens per scheduler step, all slots together
+  size_t queue_max = 64;           // requests waiting for a slot before 503
+  bool quiet = false;              // no per-request log line
 };
 
 class HttpServer {
@@ -54,15 +54,17 @@ class HttpServer {
   const ServerStats& stats() const { return stats_; }
 
  private:
+  // False (and a 401 written) when an API key is required and the request lacks it.
+  bool authorized(const httplib::Request& req, httplib::Response& res);
   void install_routes();
+  void install_info_routes();  // /tokenize, /detokenize, /metrics, /v1/models/{id} (info_routes.cc)
 
   const Model& model_;
   TextCodec& codec_;
   ServerOptions opts_;
   std::unique_ptr<httplib::Server> http_;
-  std::mutex model_mutex_;  // one generation at a time
-  Conversation conv_;
   ServerStats stats_;
+  std::unique_ptr<Scheduler> scheduler_;  // declared last: its thread stops first
 };
 
 // Constant-time comparison of a presented key with the expected one (no early exit on a mismatch).

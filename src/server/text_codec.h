@@ -34,6 +34,12 @@ class TextCodec {
   // Plain text for /v1/completions: special tokens dropped.
   virtual std::string visible_text(const std::vector<int32_t>& ids) = 0;
   virtual std::vector<int32_t> stop_ids() = 0;
+  // /tokenize: the text's ids, <bos> first only when add_special. The default drops text_prompt's <bos>.
+  virtual std::vector<int32_t> tokenize(const std::string& text, bool add_special) {
+    std::vector<int32_t> ids = text_prompt(text);
+    if (!add_special && !ids.empty()) ids.erase(ids.begin());
+    return ids;
+  }
 };
 
 }  // namespace g4

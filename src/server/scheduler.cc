@@ -1,0 +1,246 @@
+#include "server/scheduler.h"
+
+#include <algorithm>
+#include <string>
+
+#include "base/error.h"
+#include "model/forward.h"
+
+namespace g4 {
+
+Scheduler::Scheduler(const Model& model, const KvCacheOptions& cache, SchedulerOptions opts, ServerStats* stats)
+    : model_(model), kv_(model, cache), opts_(opts), stats_(stats), slots_(size_t(kv_.n_seq())) {
+  if (opts_.prefill_cap < 1) throw Error("the prefill cap must be >= 1 token per step");
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    stopping_ = true;
+  }
+  cancel_all();
+  thread_.join();
+}
+
+void Scheduler::cancel_all() {
+  std::lock_guard<std::mutex> lock(m_);
+  for (Queued& q : queue_) q.ch->cancel();
+  for (Slot& s : slots_)
+    if (s.ch) s.ch->cancel();
+  cv_.notify_all();
+}
+
+std::shared_ptr<JobChannel> Scheduler::submit(GenJob job) {
+  validate(job.opts.sampling);
+  if (job.opts.max_new_tokens < 0) throw Error("max new tokens must be >= 0");
+  if (job.prompt.empty()) throw Error("nothing to generate from: the prompt is empty");
+  if (int64_t(job.prompt.size()) >= kv_.ctx_size())
+    throw Error("the prompt has " + std::to_string(job.prompt.size()) + " tokens, which does not fit the context of " +
+                std::to_string(kv_.ctx_size()));
+  const int64_t V = model_.spec().vocab_size;
+  for (int32_t t : job.prompt)
+    if (t < 0 || t >= V)
+      throw Error("token id " + std::to_string(t) + " is out of range for the vocabulary of " + std::to_string(V));
+  auto ch = std::make_shared<JobChannel>();
+  std::lock_guard<std::mutex> lock(m_);
+  const size_t free_slots = slots_.size() - size_t(busy_);
+  if (stopping_ || queue_.size() >= opts_.queue_max + free_slots) return nullptr;
+  queue_.push_back(Queued{std::move(job), ch});
+  cv_.notify_all();
+  return ch;
+}
+
+Scheduler::Load Scheduler::load() const {
+  std::lock_guard<std::mutex> lock(m_);
+  Load l;
+  l.queued = queue_.size();
+  l.busy = busy_;
+  l.slots = int(slots_.size());
+  l.kv_used = kv_used_;
+  l.kv_capacity = kv_.ctx_size() * int64_t(slots_.size());
+  return l;
+}
+
+void Scheduler::loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(m_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || busy_ > 0; });
+      if (stopping_ && queue_.empty() && busy_ == 0) return;
+      // Waiting requests whose clients left never take a slot.
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        if (it->ch->cancelled() || (it->job.client_gone && it->job.client_gone())) {
+          it->ch->finish(StopReason::kCancelled);
+          ++stats_->cancelled;
+          it = queue_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      admit_locked();
+    }
+    step();
+  }
+}
+
+void Scheduler::admit_locked() {
+  while (!queue_.empty() && busy_ < int(slots_.size())) {
+    Queued q = std::move(queue_.front());
+    queue_.pop_front();
+    const std::vector<int32_t>& prompt = q.job.prompt;
+    // The free slot that keeps the most of this prompt (at least its last token runs again, for logits).
+    // When no slot holds at least half of the prompt, the request is a new conversation: it takes the
+    // least recently used slot (an empty one first) so the other conversations keep their caches.
+    auto keep_of = [&](int i) {
+      int64_t keep = std::min<int64_t>(kv_.common_prefix(i, prompt), int64_t(prompt.size()) - 1);
+      if (keep < kv_.pos(i) && !kv_.can_truncate_in_place(i, keep)) keep = 0;
+      return keep;
+    };
+    int best = -1, lru = -1;
+    int64_t best_keep = -1;
+    for (int i = 0; i < int(slots_.size()); ++i) {
+      const Slot& s = slots_[size_t(i)];
+      if (s.ch) continue;
+      const int64_t keep = keep_of(i);
+      if (keep > best_keep || (keep == best_keep && s.last_used < slots_[size_t(best)].last_used)) {
+        best = i;
+        best_keep = keep;
+      }
+      if (lru < 0 || s.last_used < slots_[size_t(lru)].last_used) lru = i;
+    }
+    if (2 * best_keep < int64_t(prompt.size())) {
+      best = lru;
+      best_keep = keep_of(lru);
+    }
+    if (best_keep == 0) kv_.clear(best);
+    else if (best_keep < kv_.pos(best)) kv_.truncate_in_place(best, best_keep);
+    Slot& s = slots_[size_t(best)];
+    s.ch = q.ch;
+    s.job = std::move(q.job);
+    s.sampler = std::make_unique<Sampler>(s.job.opts.sampling);
+    s.feed.assign(s.job.prompt.begin() + std::ptrdiff_t(best_keep), s.job.prompt.end());
+    s.history = s.job.prompt;
+    s.generated.clear();
+    s.admitted = ++counter_;
+    ++busy_;
+    s.ch->start(best_keep);
+    stats_->prompt_tokens += int64_t(s.job.prompt.size());  // `prompt` was moved into the slot
+    stats_->cached_tokens += best_keep;
+    if (best_keep > 0) ++stats_->cache_hits;
+  }
+  kv_used_ = 0;
+  for (int i = 0; i < kv_.n_seq(); ++i) kv_used_ += kv_.pos(i);
+}
+
+void Scheduler::end(Slot& s, StopReason why) {
+  if (why == StopReason::kCancelled) ++stats_->cancelled;
+  else ++stats_->finished;
+  ending_.push_back({std::move(s.ch), why});  // told at the end of the step, once the counters are right
+  s.ch.reset();
+  s.job = GenJob{};
+  s.sampler.reset();
+  s.last_used = ++counter_;
+  std::lock_guard<std::mutex> lock(m_);
+  --busy_;
+}
+
+void Scheduler::step() {
+  for (Slot& s : slots_)
+    if (s.ch && (s.ch->cancelled() || (s.job.client_gone && s.job.client_gone()))) end(s, StopReason::kCancelled);
+
+  // Decoding slots contribute one token each; prompts share the prefill budget.
+  std::vector<SeqChunk> batch;
+  std::vector<int> order;
+  for (int i = 0; i < int(slots_.size()); ++i)
+    if (slots_[size_t(i)].ch) order.push_back(i);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return slots_[size_t(a)].admitted < slots_[size_t(b)].admitted; });
+  std::vector<int> in_batch;
+  std::vector<int> prefilling;
+  for (int i : order) {
+    Slot& s = slots_[size_t(i)];
+    if (s.feed.empty()) continue;
+    if (s.generated.empty()) {
+      prefilling.push_back(i);
+      continue;
+    }
+    batch.push_back(SeqChunk{i, {s.feed[0]}, LogitsMode::kLast});
+    in_batch.push_back(i);
+  }
+  // Prompts share the prefill budget equally; what a short one leaves goes to the longer ones.
+  std::stable_sort(prefilling.begin(), prefilling.end(),
+                   [&](int a, int b) { return slots_[size_t(a)].feed.size() < slots_[size_t(b)].feed.size(); });
+  int64_t budget = opts_.prefill_cap;
+  for (size_t k = 0; k < prefilling.size() && budget > 0; ++k) {
+    Slot& s = slots_[size_t(prefilling[k])];
+    const int64_t left = int64_t(prefilling.size() - k);
+    const int64_t n = std::min<int64_t>(int64_t(s.feed.size()), (budget + left - 1) / left);
+    budget -= n;
+    SeqChunk c;
+    c.seq = prefilling[k];
+    c.tokens.assign(s.feed.begin(), s.feed.begin() + std::ptrdiff_t(n));
+    c.logits = n == int64_t(s.feed.size()) ? LogitsMode::kLast : LogitsMode::kNone;
+    batch.push_back(std::move(c));
+    in_batch.push_back(prefilling[k]);
+  }
+  if (batch.empty()) {
+    for (auto& [ch, why] : ending_) ch->finish(why);
+    ending_.clear();
+    return;
+  }
+
+  std::vector<std::vector<float>> logits;
+  try {
+    logits = forward_batch(model_, kv_, batch);
+  } catch (const std::exception& e) {
+    // Should not happen (jobs are validated at submit); fail the jobs of this step and forget their caches.
+    for (auto& [ch, why] : ending_) ch->finish(why);
+    ending_.clear();
+    for (int i : in_batch) {
+      Slot& s = slots_[size_t(i)];
+      std::shared_ptr<JobChannel> ch = std::move(s.ch);
+      s.ch.reset();
+      s.job = GenJob{};
+      kv_.clear(i);
+      {
+        std::lock_guard<std::mutex> lock(m_);
+        --busy_;
+      }
+      ch->fail(e.what());
+    }
+    return;
+  }
+
+  const int64_t V = model_.spec().vocab_size;
+  for (size_t c = 0; c < batch.size(); ++c) {
+    const int i = in_batch[c];
+    Slot& s = slots_[size_t(i)];
+    s.feed.erase(s.feed.begin(), s.feed.begin() + std::ptrdiff_t(batch[c].tokens.size()));
+    if (logits[c].empty()) continue;  // more of the prompt to read
+    if (s.job.opts.max_new_tokens == 0) {
+      end(s, StopReason::kMaxTokens);
+      continue;
+    }
+    const int32_t tok = s.sampler->sample(logits[c].data(), V, s.history);
+    s.generated.push_back(tok);
+    s.history.push_back(tok);
+    s.ch->push(tok);
+    ++stats_->tokens;
+    const auto& stops = s.job.opts.stop_ids;
+    if (s.ch->cancelled()) end(s, StopReason::kCancelled);
+    else if (std::find(stops.begin(), stops.end(), tok) != stops.end()) end(s, StopReason::kStopToken);
+    else if (s.job.stop_check && s.job.stop_check(s.generated)) end(s, StopReason::kStopToken);
+    else if (kv_.pos(i) >= kv_.ctx_size()) end(s, StopReason::kContextFull);
+    else if (int64_t(s.generated.size()) >= s.job.opts.max_new_tokens) end(s, StopReason::kMaxTokens);
+    else s.feed = {tok};
+  }
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    kv_used_ = 0;
+    for (int i = 0; i < kv_.n_seq(); ++i) kv_used_ += kv_.pos(i);
+  }
+  for (auto& [ch, why] : ending_) ch->finish(why);
+  ending_.clear();
+}
+
+}  // namespace g4

@@ -1,0 +1,110 @@
+// Scheduler: continuous batching over N slots (the sequences of one KvCache). One thread owns the model
+// and the cache. Each step, every slot that is decoding contributes its last token, slots still reading
+// their prompt contribute a chunk (at most prefill_cap prompt tokens per step over all slots, shared
+// equally, so a long prompt never stalls the other streams and a short prompt is not stuck behind a
+// long one), and one forward_batch runs
+// them all, reading the weights once; then each slot samples with its own Sampler. A request joins at the
+// next step and leaves when it stops (stop token, stop check, token budget, context end, cancellation).
+//
+// Prompt cache: a new request takes the free slot whose cached tokens share the longest prefix with its
+// prompt (ties: the least recently used; when no slot holds half of the prompt, the least recently used
+// slot, so one conversation does not evict another's cache for a few shared tokens), rolls the rest back (exact, KvCache::truncate_in_place; a
+// rollback deeper than the ring's slack clears the slot instead) and only runs the remainder. Replies
+// never depend on other requests: every sequence's logits are those of the sequence run alone.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "engine/conversation.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+#include "server/job_channel.h"
+#include "server/server_stats.h"
+
+namespace g4 {
+
+struct SchedulerOptions {
+  int64_t prefill_cap = 512;  // prompt tokens per step, all slots together (>= 1)
+  size_t queue_max = 64;      // requests waiting for a slot; beyond that submit() refuses
+};
+
+struct GenJob {
+  std::vector<int32_t> prompt;
+  GenerateOptions opts;  // sampling (its seed already chosen), stop ids, max_new_tokens; prefill_chunk unused
+  // Called on the scheduler thread after each token with every token generated so far: true ends the job
+  // as kStopToken (a stop string completed). May be empty.
+  std::function<bool(const std::vector<int32_t>&)> stop_check;
+  // Called on the scheduler thread once per step while the job waits or runs: true cancels it (the client
+  // hung up). May be empty.
+  std::function<bool()> client_gone;
+};
+
+class Scheduler {
+ public:
+  // cache.n_seq is the number of slots. Throws g4::Error when the cache cannot be built.
+  Scheduler(const Model& model, const KvCacheOptions& cache, SchedulerOptions opts, ServerStats* stats);
+  ~Scheduler();  // cancels every job and joins the thread
+
+  // Validates the job (token ids, sampling, prompt length) and throws g4::Error for a bad one; returns
+  // nullptr when every slot is busy and the queue is full; else the job's channel.
+  std::shared_ptr<JobChannel> submit(GenJob job);
+  // Cancels every queued and running job (shutdown).
+  void cancel_all();
+
+  struct Load {
+    size_t queued = 0;
+    int busy = 0, slots = 0;
+    int64_t kv_used = 0, kv_capacity = 0;  // positions held, over all sequences
+  };
+  Load load() const;
+  int64_t ctx_size() const { return kv_.ctx_size(); }
+
+ private:
+  struct Queued {
+    GenJob job;
+    std::shared_ptr<JobChannel> ch;
+  };
+  struct Slot {
+    std::shared_ptr<JobChannel> ch;  // null: free
+    GenJob job;
+    std::unique_ptr<Sampler> sampler;
+    std::vector<int32_t> feed;       // tokens to run next (the prompt's rest, or the last sampled token)
+    std::vector<int32_t> history;    // prompt + generated (for the penalties)
+    std::vector<int32_t> generated;
+    uint64_t admitted = 0;           // admission order
+    uint64_t last_used = 0;          // for the least-recently-used tie break
+  };
+
+  void loop();
+  // Under m_: moves queued jobs into free slots, dropping those already cancelled.
+  void admit_locked();
+  // Runs one step over the active slots (without m_ held).
+  void step();
+  void end(Slot& s, StopReason why);
+
+  const Model& model_;
+  KvCache kv_;
+  SchedulerOptions opts_;
+  ServerStats* stats_;
+  std::vector<Slot> slots_;
+  uint64_t counter_ = 0;
+  std::vector<std::pair<std::shared_ptr<JobChannel>, StopReason>> ending_;  // jobs that ended this step
+
+  mutable std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<Queued> queue_;
+  int busy_ = 0;
+  int64_t kv_used_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace g4

@@ -1,0 +1,22 @@
+// Counters the server keeps for its own report and for /metrics (Prometheus text). Updated from the HTTP
+// threads and the scheduler thread without locks.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace g4 {
+
+struct ServerStats {
+  std::atomic<int64_t> requests{0};        // completion requests received
+  std::atomic<int64_t> errors{0};          // answered with an error status (503s included)
+  std::atomic<int64_t> rejected{0};        // 503: every slot busy and the queue full
+  std::atomic<int64_t> cancelled{0};       // stopped because the client left
+  std::atomic<int64_t> finished{0};        // generations that ran to a stop, the token budget or the context end
+  std::atomic<int64_t> tokens{0};          // tokens generated, all requests together (the server's work)
+  std::atomic<int64_t> prompt_tokens{0};   // prompt tokens of the requests that started
+  std::atomic<int64_t> cached_tokens{0};   // of those, reused from a slot's cache (not run again)
+  std::atomic<int64_t> cache_hits{0};      // requests that reused at least one cached token
+};
+
+}  // namespace g4
