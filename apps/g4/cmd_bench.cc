@@ -16,6 +16,8 @@
 #include "backend/backend.h"
 #include "base/error.h"
 #include "commands.h"
+#include "draft_flags.h"
+#include "engine/conversation.h"
 #include "flag_check.h"
 #include "model/model.h"
 #include "model/forward.h"
@@ -32,6 +34,7 @@ struct BenchOpts {
   int64_t prompt = 512, gen = 128, depth = 0, chunk = 512;
   int threads = 0, reps = 3, parallel = 1;
   bool json = false;
+  DraftFlags draft;
 };
 
 double now_s() {
@@ -49,6 +52,7 @@ Stat stats(const std::vector<double>& v) {
 }
 
 int run_bench(const BenchOpts& o) {
+  const DraftOptions draft = draft_options(o.draft);
   auto backend = make_backend(o.backend, o.threads);
   const double t0 = now_s();
   auto model = Model::load(o.model, *backend);
@@ -96,13 +100,38 @@ int run_bench(const BenchOpts& o) {
     if (o.gen > 0) tg.push_back(decode(o.gen));
   }
   const Stat p = pp.empty() ? Stat{} : stats(pp), g = tg.empty() ? Stat{} : stats(tg);
+  // With a drafter: greedy generation of -n tokens through Conversation from a repetitive prompt (a random
+  // block of 16 tokens, repeated to -p tokens), plain and speculative alternately; decode tokens/s each.
+  std::vector<double> tg_plain, tg_spec;
+  DraftStats last;
+  if (draft.drafter && o.gen > 1) {
+    std::vector<int32_t> block(16), rep;
+    for (int32_t& t : block) t = tok(rng);
+    while (int64_t(rep.size()) < std::max<int64_t>(o.prompt, 32)) rep.push_back(block[rep.size() % block.size()]);
+    const KvCacheOptions ckv = kv_options_for(backend->name(), int64_t(rep.size()) + o.gen + 1, 1, o.cache_type_k, o.cache_type_v);
+    for (int r = 0; r < o.reps; ++r)
+      for (bool spec : {false, true}) {
+        GenerateOptions go;
+        go.max_new_tokens = o.gen;
+        if (spec) go.draft = draft;
+        Conversation conv(*model, ckv);
+        const GenerateResult res = conv.generate(rep, go, nullptr);
+        (spec ? tg_spec : tg_plain).push_back(double(res.tokens.size() - 1) / res.decode_s);
+        if (spec) last = res.draft;
+      }
+  }
+  const Stat gp = tg_plain.empty() ? Stat{} : stats(tg_plain), gs = tg_spec.empty() ? Stat{} : stats(tg_spec);
   if (o.json) {
     std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"load_s\": %.3f, \"reps\": %d, "
                 "\"depth\": %ld, \"parallel\": %d, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", "
-                "\"pp\": %ld, \"pp_tok_s\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tok_s\": %.3f, \"tg_sd\": %.3f}\n",
+                "\"pp\": %ld, \"pp_tok_s\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tok_s\": %.3f, \"tg_sd\": %.3f",
                 o.model.c_str(), backend->name().c_str(), backend->threads(), load_s, o.reps, long(o.depth), o.parallel,
                 kv_type_name(kvo.k_type).c_str(), kv_type_name(kvo.v_type).c_str(), long(o.prompt), p.mean, p.sd,
                 long(o.gen), g.mean, g.sd);
+    if (!tg_spec.empty())
+      std::printf(", \"repetitive_plain_tok_s\": %.3f, \"repetitive_plain_sd\": %.3f, \"repetitive_draft_tok_s\": %.3f, "
+                  "\"repetitive_draft_sd\": %.3f, \"draft\": %s", gp.mean, gp.sd, gs.mean, gs.sd, draft_stats_json(last).dump().c_str());
+    std::printf("}\n");
   } else {
     std::printf("model %s  backend %s  threads %d  load %.2f s  reps %d  depth %ld  parallel %d  KV %s/%s\n",
                 o.model.c_str(), backend->name().c_str(), backend->threads(), load_s, o.reps, long(o.depth), o.parallel,
@@ -110,6 +139,12 @@ int run_bench(const BenchOpts& o) {
     std::printf("| test   |            t/s |\n|--------|----------------|\n");
     if (o.prompt > 0) std::printf("| pp%-4ld | %7.2f ± %5.2f |\n", long(o.prompt), p.mean, p.sd);
     if (o.gen > 0) std::printf("| tg%-4ld | %7.2f ± %5.2f |\n", long(o.gen), g.mean, g.sd);
+    if (!tg_spec.empty()) {
+      std::printf("repetitive prompt of %ld tokens, greedy, through Conversation:\n", long(std::max<int64_t>(o.prompt, 32)));
+      std::printf("| tg%-4ld plain | %7.2f ± %5.2f |\n| tg%-4ld draft | %7.2f ± %5.2f |\n", long(o.gen), gp.mean, gp.sd,
+                  long(o.gen), gs.mean, gs.sd);
+      std::printf("%s\n", draft_stats_line(last).c_str());
+    }
   }
   return 0;
 }
@@ -133,6 +168,7 @@ void add_bench_command(CLI::App& app, Action* action) {
   c->add_option("--cache-type-k", o->cache_type_k, "KV cache type for keys: auto, f32, bf16, q8_0");
   c->add_option("--cache-type-v", o->cache_type_v, "KV cache type for values: auto, f32, bf16, q8_0");
   c->add_flag("--json", o->json, "one JSON line instead of the table");
+  add_draft_options(c, o->draft);
   c->callback([o, action] { *action = [o] { return run_bench(*o); }; });
 }
 

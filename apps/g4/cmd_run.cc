@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "draft_flags.h"
 #include "engine/conversation.h"
 #include "reply_printer.h"
 #include "run_options.h"
@@ -51,7 +52,7 @@ std::string stats_line(const ModelBundle& b, const GenerateResult& r) {
   return buf;
 }
 
-int run_once(const RunOptions& ro, const PromptOpts& po) {
+int run_once(const RunOptions& ro, const PromptOpts& po, const DraftFlags& df) {
   std::string text = po.prompt;
   if (!po.prompt_file.empty()) {
     std::ifstream f(po.prompt_file, std::ios::binary);
@@ -60,8 +61,9 @@ int run_once(const RunOptions& ro, const PromptOpts& po) {
     ss << f.rdbuf();
     text = ss.str();
   }
-  ModelBundle b = load_bundle(ro, po.quiet || po.json);
   GenerateOptions go;
+  go.draft = draft_options(df);
+  ModelBundle b = load_bundle(ro, po.quiet || po.json);
   go.sampling = sampling_from(ro, b);
   go.max_new_tokens = ro.max_new_tokens;
   go.stop_ids = b.stop_ids;
@@ -103,18 +105,21 @@ int run_once(const RunOptions& ro, const PromptOpts& po) {
                         {"ttft_s", r.prefill_s},
                         {"prefill_tok_s", r.prefill_s > 0 ? double(r.prompt_tokens) / r.prefill_s : 0.0},
                         {"decode_tok_s", r.decode_s > 0 && r.tokens.size() > 1 ? double(r.tokens.size() - 1) / r.decode_s : 0.0}};
+    if (go.draft.drafter) j["draft"] = draft_stats_json(r.draft);
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("\n");
     std::fflush(stdout);  // the reply's newline reaches a shared pipe before the timing line
     if (!po.quiet) std::fprintf(stderr, "%s\n", stats_line(b, r).c_str());
+    if (!po.quiet && go.draft.drafter) std::fprintf(stderr, "%s\n", draft_stats_line(r.draft).c_str());
   }
   return 0;
 }
 
-int run_chat(const RunOptions& ro, const PromptOpts& po) {
-  ModelBundle b = load_bundle(ro, po.quiet);
+int run_chat(const RunOptions& ro, const PromptOpts& po, const DraftFlags& df) {
   GenerateOptions go;
+  go.draft = draft_options(df);
+  ModelBundle b = load_bundle(ro, po.quiet);
   go.sampling = sampling_from(ro, b);
   go.max_new_tokens = ro.max_new_tokens;
   go.stop_ids = b.stop_ids;
@@ -164,6 +169,7 @@ int run_chat(const RunOptions& ro, const PromptOpts& po) {
     std::printf("\n");
     std::fflush(stdout);  // the reply's newline before the timing line, in order on a shared pipe
     if (!po.quiet) std::fprintf(stderr, "[%s]\n", stats_line(b, r).c_str());
+    if (!po.quiet && go.draft.drafter) std::fprintf(stderr, "[%s]\n", draft_stats_line(r.draft).c_str());
     first = false;
   }
   std::printf("\n");
@@ -175,13 +181,16 @@ int run_chat(const RunOptions& ro, const PromptOpts& po) {
 void add_run_commands(CLI::App& app, Action* action) {
   static RunOptions ro_run, ro_chat;
   static PromptOpts po_run, po_chat;
+  static DraftFlags df_run, df_chat;
   for (int which = 0; which < 2; ++which) {
     const bool chat = which == 1;
     RunOptions& ro = chat ? ro_chat : ro_run;
     PromptOpts& po = chat ? po_chat : po_run;
+    DraftFlags& df = chat ? df_chat : df_run;
     CLI::App* c = chat ? app.add_subcommand("chat", "interactive multi-turn chat in the terminal")
                        : app.add_subcommand("run", "answer one prompt, streaming the text");
     add_run_options(c, ro);
+    add_draft_options(c, df);
     if (!chat) {
       auto* p = c->add_option("-p,--prompt", po.prompt, "the prompt text");
       auto* f = c->add_option("-f,--file", po.prompt_file, "read the prompt from this file");
@@ -193,9 +202,9 @@ void add_run_commands(CLI::App& app, Action* action) {
     c->add_flag("--think", po.think, "enable thinking (the model reasons in a thought channel first)");
     c->add_option("--stop", po.stops, "stop when this text appears (repeatable)");
     c->add_flag("-q,--quiet", po.quiet, "print only the generated text (no load line or timings)");
-    c->callback([action, chat, &ro, &po] {
+    c->callback([action, chat, &ro, &po, &df] {
       if (!chat && po.prompt.empty() && po.prompt_file.empty()) throw CLI::ValidationError("--prompt", "give -p TEXT or -f FILE");
-      *action = [chat, &ro, &po] { return chat ? run_chat(ro, po) : run_once(ro, po); };
+      *action = [chat, &ro, &po, &df] { return chat ? run_chat(ro, po, df) : run_once(ro, po, df); };
     });
   }
 }
