@@ -59,11 +59,14 @@ struct Exact {
   const Model& model;
   SamplingParams sp;
   std::map<std::vector<int32_t>, TokenDistribution> memo;
+  Session session{model, 64};
   const TokenDistribution& at(const std::vector<int32_t>& ctx) {
     auto it = memo.find(ctx);
     if (it != memo.end()) return it->second;
-    Session s(model, 256);
-    const std::vector<float> l = s.forward(ctx, LogitsMode::kLast);
+    // One session, rolled back to the common prefix (at least one token runs, for fresh logits).
+    const int64_t keep = std::min<int64_t>(session.cache().common_prefix(session.seq(), ctx), int64_t(ctx.size()) - 1);
+    session.truncate(keep);
+    const std::vector<float> l = session.forward(std::vector<int32_t>(ctx.begin() + keep, ctx.end()), LogitsMode::kLast);
     return memo[ctx] = token_distribution(sp, l.data(), int64_t(l.size()), ctx);
   }
 };
@@ -97,7 +100,7 @@ double check_counts(const std::map<int32_t, double>& expected, const std::map<in
 }
 
 TEST(SpeculativeSampling, TokenDistributionEqualsTheTargetsAtEveryDraftPosition) {
-  auto be = make_backend("ref");
+  auto be = make_backend("cpu", 1);
   auto model = Model::load(std::string(G4_TEST_DATA) + "/hf-reference/deep-small-window/model", *be);
   GenerateOptions go;
   go.sampling.temperature = 0.8f;
@@ -105,7 +108,7 @@ TEST(SpeculativeSampling, TokenDistributionEqualsTheTargetsAtEveryDraftPosition)
   go.sampling.top_p = 0.95f;
   go.sampling.repeat_penalty = 1.3f;
   go.max_new_tokens = 4;
-  Exact exact{*model, go.sampling, {}};
+  Exact exact{*model, go.sampling};
   const std::vector<int32_t> prompt = {2, 17, 300, 41, 999, 5, 1200, 77, 8, 640, 13};
   const int N = 3000;
   for (bool speculative : {true, false}) {
@@ -126,7 +129,7 @@ TEST(SpeculativeSampling, TokenDistributionEqualsTheTargetsAtEveryDraftPosition)
     }
     std::vector<std::map<int32_t, double>> expected(4);
     std::vector<std::map<int32_t, int>> observed(4);
-    Conversation conv(*model, 256);
+    Conversation conv(*model, 64);
     for (int seed = 1; seed <= N; ++seed) {
       o.sampling.seed = uint64_t(seed);
       const GenerateResult r = conv.generate(prompt, o, nullptr);
@@ -145,7 +148,7 @@ TEST(SpeculativeSampling, TokenDistributionEqualsTheTargetsAtEveryDraftPosition)
       check_counts(expected[i], observed[i], N, std::string(speculative ? "speculative" : "plain") + " token " + std::to_string(i));
     if (speculative) {
       std::printf("drafted %lld, accepted %lld\n", static_cast<long long>(drafted), static_cast<long long>(accepted));
-      EXPECT_GT(accepted, drafted / 10);
+      EXPECT_GT(accepted, drafted / 20);
       EXPECT_LT(accepted, drafted * 9 / 10);
     }
   }
