@@ -15,7 +15,7 @@ void add_draft_options(CLI::App* c, DraftFlags& f) {
                 "the monitor shortens it or turns drafting off when it does not pay")
       ->check(in_range(0, 256));
   c->add_option("--draft-min", f.min, "do not verify drafts shorter than this")->check(in_range(0, 256));
-  c->add_option("-md,--model-draft", f.model, "assistant drafter model directory (not supported yet)");
+  c->add_option("--model-draft", f.model, "assistant drafter model directory, also -md (not supported yet)");
 }
 
 DraftOptions draft_options(const DraftFlags& f) {
