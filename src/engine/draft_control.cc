@@ -46,7 +46,9 @@ void DraftControl::observe(int drafted, int decided, int accepted, bool /*shadow
 void DraftControl::time_forward(int n, double seconds) {
   if (n < 1 || n > max_ + 1 || !(seconds > 0)) return;
   double& t = time_[size_t(n - 1)];
-  t = timed_[size_t(n - 1)]++ == 0 ? seconds : 0.8 * t + 0.2 * seconds;
+  // A floor that rises 5% per sample: a forward slowed by the machine (a descheduled thread) is ignored,
+  // a lasting rise (a longer context) is followed within a few samples.
+  t = timed_[size_t(n - 1)]++ == 0 ? seconds : std::min(t * 1.05, seconds);
 }
 
 double DraftControl::expected_tokens(int k) const {

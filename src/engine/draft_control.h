@@ -49,7 +49,7 @@ class DraftControl {
   bool adaptive_;
   int length_;
   std::vector<double> reach_, acc_;   // decayed counts per draft position
-  std::vector<double> time_;          // EMA seconds of a forward of n = 1 .. max + 1 tokens (0: none yet)
+  std::vector<double> time_;          // seconds of a forward of n = 1 .. max + 1 tokens: a rising floor
   std::vector<int> timed_;
   int64_t observed_ = 0;
 };
