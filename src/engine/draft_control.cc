@@ -32,6 +32,12 @@ DraftControl::DraftControl(int max, int min, double slope, bool adaptive)
       time_(size_t(std::max(max, 0)) + 1, 0.0), timed_(size_t(std::max(max, 0)) + 1, 0) {
   if (max < 0 || min < 0) throw Error("draft lengths must be >= 0");
   if (min > max) throw Error("--draft-min " + std::to_string(min) + " is larger than --draft-max " + std::to_string(max));
+  // Start where the prior (half the drafts accepted, the backend's default cost) says: drafting on where a
+  // verify is cheap, off (proposals scored for free until they prove worth it) where it is not.
+  if (adaptive_) {
+    length_ = 0;
+    length_ = best_length();
+  }
 }
 
 void DraftControl::observe(int drafted, int decided, int accepted, bool /*shadow*/, int64_t /*at_token*/) {
@@ -66,14 +72,21 @@ double DraftControl::cost(int k) const {
   return 1 + slope_ * k;
 }
 
-void DraftControl::update(int64_t at_token, DraftStats& stats) {
-  if (!adaptive_ || observed_ < kWarmup) return;
+int DraftControl::best_length() const {
   int best = 0;
   double best_rate = kMinGain;  // tokens per step-cost that drafting must beat; plain decoding gives 1
   for (int k = std::max(min_, 1); k <= max_; ++k) {
     const double rate = expected_tokens(k) / cost(k);
     if (rate > best_rate) best = k, best_rate = rate;
   }
+  // Hysteresis: the current length stays unless the best beats it by the same margin.
+  const double current = length_ > 0 ? expected_tokens(length_) / cost(length_) : 1.0;
+  return best_rate > current * kMinGain ? best : length_;
+}
+
+void DraftControl::update(int64_t at_token, DraftStats& stats) {
+  if (!adaptive_ || observed_ < kWarmup) return;
+  const int best = best_length();
   if (best == length_) return;
   if (stats.events.size() < kMaxEvents) {
     char buf[200];

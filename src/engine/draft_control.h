@@ -44,6 +44,7 @@ class DraftControl {
   double cost(int k) const;
 
  private:
+  int best_length() const;
   int max_, min_;
   double slope_;
   bool adaptive_;
