@@ -97,9 +97,10 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
       if (int(shadow.size()) < std::max(min, 1)) shadow.clear();
       shadow_at = 0;
     }
-    for (int32_t d : drafts)
-      if (d < 0 || d >= V) throw Error(std::string("the ") + drafter.name() + " drafter proposed token " + std::to_string(d) +
-                                       ", outside the vocabulary of " + std::to_string(V));
+    for (const std::vector<int32_t>* v : {&drafts, &shadow})
+      for (int32_t d : *v)
+        if (d < 0 || d >= V) throw Error(std::string("the ") + drafter.name() + " drafter proposed token " + std::to_string(d) +
+                                         ", outside the vocabulary of " + std::to_string(V));
 
     std::vector<int32_t> feed{tokens.back()};
     feed.insert(feed.end(), drafts.begin(), drafts.end());

@@ -35,7 +35,7 @@ TEST(DraftCli, BadDraftFlagsAreOneClearError) {
 }
 
 TEST(DraftCli, RunJsonReportsDraftsAndMatchesPlain) {
-  const std::string run = "run -m " + kModel + " --backend cpu -t 1 --raw --temp 0 -n 80 --json -p "
+  const std::string run = "run -m " + kModel + " --backend cpu -t 1 --raw --temp 0 -n 400 --json -p "
                           "'And God said, Let there be light: and there was light. And God said, Let there be light: "
                           "and there was light. And God said'";
   const testing_util::G4Output plain = run_g4_cli(run), spec = run_g4_cli(run + " --draft-ngram --draft-max 3");
