@@ -16,6 +16,8 @@
 #include "backend/backend.h"
 #include "base/error.h"
 #include "commands.h"
+#include "draft_flags.h"
+#include "engine/conversation.h"
 #include "flag_check.h"
 #include "model/model.h"
 #include "model/forward.h"
@@ -34,6 +36,7 @@ struct BenchOpts {
   std::vector<int> parallel = {1};   // --parallel 1,4,8: a row per number of sequences
   int threads = 0, reps = 3;
   bool json = false;
+  DraftFlags draft;
 };
 
 double now_s() {
@@ -62,6 +65,7 @@ int run_bench(const BenchOpts& o) {
     if (d < 0 || d > (int64_t(1) << 24)) throw Error("--depth: " + std::to_string(d) + " is out of range (0 .. 16777216)");
   for (int p : o.parallel)
     if (p < 1 || p > 1024) throw Error("--parallel: " + std::to_string(p) + " is out of range (1 .. 1024)");
+  const DraftOptions draft = draft_options(o.draft);
   auto backend = make_backend(o.backend, o.threads);
   const double t0 = now_s();
   auto model = Model::load(o.model, *backend);
@@ -118,6 +122,27 @@ int run_bench(const BenchOpts& o) {
       }
       rows.push_back({depth, par, pp.empty() ? Stat{} : stats(pp), tg.empty() ? Stat{} : stats(tg)});
     }
+  // With a drafter: greedy generation of -n tokens through Conversation from a repetitive prompt (a random
+  // block of 16 tokens, repeated to -p tokens), plain and speculative alternately; decode tokens/s each.
+  std::vector<double> tg_plain, tg_spec;
+  DraftStats last;
+  if (draft.drafter && o.gen > 1) {
+    std::vector<int32_t> block(16), rep;
+    for (int32_t& t : block) t = tok(rng);
+    while (int64_t(rep.size()) < std::max<int64_t>(o.prompt, 32)) rep.push_back(block[rep.size() % block.size()]);
+    const KvCacheOptions ckv = kv_options_for(backend->name(), int64_t(rep.size()) + o.gen + 1, 1, o.cache_type_k, o.cache_type_v);
+    for (int r = 0; r < o.reps; ++r)
+      for (bool spec : {false, true}) {
+        GenerateOptions go;
+        go.max_new_tokens = o.gen;
+        if (spec) go.draft = draft;
+        Conversation conv(*model, ckv);
+        const GenerateResult res = conv.generate(rep, go, nullptr);
+        (spec ? tg_spec : tg_plain).push_back(double(res.tokens.size() - 1) / res.decode_s);
+        if (spec) last = res.draft;
+      }
+  }
+  const Stat gp = tg_plain.empty() ? Stat{} : stats(tg_plain), gs = tg_spec.empty() ? Stat{} : stats(tg_spec);
   const std::string ctk = kv_type_name(kvo.k_type), ctv = kv_type_name(kvo.v_type);
   if (o.json) {
     for (const Row& r : rows)
@@ -127,6 +152,10 @@ int run_bench(const BenchOpts& o) {
                   o.model.c_str(), backend->name().c_str(), backend->threads(), load_s, o.reps, long(r.depth),
                   r.parallel, ctk.c_str(), ctv.c_str(), long(o.prompt), r.pp.mean, r.pp.sd, long(o.gen), r.tg.mean,
                   r.tg.sd);
+    if (!tg_spec.empty())
+      std::printf("{\"test\": \"draft\", \"repetitive_plain_tok_s\": %.3f, \"repetitive_plain_sd\": %.3f, "
+                  "\"repetitive_draft_tok_s\": %.3f, \"repetitive_draft_sd\": %.3f, \"draft\": %s}\n",
+                  gp.mean, gp.sd, gs.mean, gs.sd, draft_stats_json(last).dump().c_str());
   } else {
     std::printf("model %s  backend %s  threads %d  load %.2f s  reps %d  KV %s/%s\n", o.model.c_str(),
                 backend->name().c_str(), backend->threads(), load_s, o.reps, ctk.c_str(), ctv.c_str());
@@ -136,6 +165,12 @@ int run_bench(const BenchOpts& o) {
         std::printf("| pp%-4ld | %7ld | %4d | %7.2f ± %5.2f |\n", long(o.prompt), long(r.depth), 1, r.pp.mean, r.pp.sd);
       if (o.gen > 0)
         std::printf("| tg%-4ld | %7ld | %4d | %7.2f ± %5.2f |\n", long(o.gen), long(r.depth), r.parallel, r.tg.mean, r.tg.sd);
+    }
+    if (!tg_spec.empty()) {
+      std::printf("repetitive prompt of %ld tokens, greedy, through Conversation:\n", long(std::max<int64_t>(o.prompt, 32)));
+      std::printf("| tg%-4ld plain | %7.2f ± %5.2f |\n| tg%-4ld draft | %7.2f ± %5.2f |\n", long(o.gen), gp.mean, gp.sd,
+                  long(o.gen), gs.mean, gs.sd);
+      std::printf("%s\n", draft_stats_line(last).c_str());
     }
   }
   return 0;
@@ -160,6 +195,7 @@ void add_bench_command(CLI::App& app, Action* action) {
   c->add_option("--cache-type-k", o->cache_type_k, "KV cache type for keys: auto, f32, bf16, q8_0");
   c->add_option("--cache-type-v", o->cache_type_v, "KV cache type for values: auto, f32, bf16, q8_0");
   c->add_flag("--json", o->json, "one JSON line instead of the table");
+  add_draft_options(c, o->draft);
   c->callback([o, action] { *action = [o] { return run_bench(*o); }; });
 }
 

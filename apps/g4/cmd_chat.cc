@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "chat_file.h"
+#include "draft_flags.h"
 #include "commands.h"
 #include "line_reader.h"
 #include "reply_printer.h"
@@ -35,10 +36,15 @@ void status(const std::string& s) {
   std::fprintf(stderr, "%s\n", s.c_str());
 }
 
+GenerateOptions with_draft(GenerateOptions go, const DraftOptions& draft) {
+  go.draft = draft;
+  return go;
+}
+
 class ChatSession {
  public:
-  ChatSession(const ModelBundle& b, const RunOptions& ro, const PromptOpts& po)
-      : b_(b), po_(po), go_(generate_options(ro, b)), conv_(*b.model, kv_options(ro)),
+  ChatSession(const ModelBundle& b, const RunOptions& ro, const PromptOpts& po, const DraftOptions& draft)
+      : b_(b), po_(po), go_(with_draft(generate_options(ro, b), draft)), conv_(*b.model, kv_options(ro)),
         turn_end_(b.tokenizer->find("<turn|>")) {
     clear();
   }
@@ -124,6 +130,7 @@ class ChatSession {
     const ParsedOutput p = parse_gemma4_output(b_.tokenizer->decode(r.tokens, false));
     messages_.push_back({{"role", "assistant"}, {"content", p.content}});
     if (!po_.quiet) status("[" + stats_line(b_, r) + "]");
+    if (!po_.quiet && go_.draft.drafter) status("[" + draft_stats_line(r.draft) + "]");
     if (r.reason == StopReason::kContextFull)
       status("g4: the context is full (context size " + std::to_string(conv_.ctx_size()) +
              "); /clear starts a new conversation (-c sets a larger context)");
@@ -164,9 +171,10 @@ bool command(ChatSession& chat, const std::string& line) {
   return true;
 }
 
-int run_chat(const RunOptions& ro, const PromptOpts& po) {
+int run_chat(const RunOptions& ro, const PromptOpts& po, const DraftFlags& df) {
+  const DraftOptions draft = draft_options(df);  // flag errors before the model loads
   ModelBundle b = load_bundle(ro, po.quiet);
-  ChatSession chat(b, ro, po);
+  ChatSession chat(b, ro, po, draft);
   install_sigint();
   LineReader in(&g_interrupted);
   if (!po.quiet)
@@ -192,10 +200,12 @@ int run_chat(const RunOptions& ro, const PromptOpts& po) {
 void add_chat_command(CLI::App& app, Action* action) {
   static RunOptions ro;
   static PromptOpts po;
+  static DraftFlags df;
   CLI::App* c = app.add_subcommand("chat", "interactive multi-turn chat in the terminal (/help inside lists commands)");
   add_run_options(c, ro);
   add_prompt_options(c, po);
-  c->callback([action] { *action = [] { return run_chat(ro, po); }; });
+  add_draft_options(c, df);
+  c->callback([action] { *action = [] { return run_chat(ro, po, df); }; });
 }
 
 }  // namespace g4

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "draft_flags.h"
 #include "input_file.h"
 #include "reply_printer.h"
 #include "run_common.h"
@@ -15,10 +16,12 @@ namespace g4 {
 
 namespace {
 
-int run_once(const RunOptions& ro, const PromptOpts& po) {
+int run_once(const RunOptions& ro, const PromptOpts& po, const DraftFlags& df) {
   const std::string text = po.prompt_file.empty() ? po.prompt : read_input(po.prompt_file, "prompt file");
+  const DraftOptions draft = draft_options(df);  // flag errors before the model loads
   ModelBundle b = load_bundle(ro, po.quiet || po.json);
-  const GenerateOptions go = generate_options(ro, b);
+  GenerateOptions go = generate_options(ro, b);
+  go.draft = draft;
 
   std::vector<int32_t> prompt;
   if (po.raw) {
@@ -56,11 +59,13 @@ int run_once(const RunOptions& ro, const PromptOpts& po) {
                         {"ttft_s", r.prefill_s},
                         {"prefill_tok_s", r.prefill_s > 0 ? double(r.prompt_tokens) / r.prefill_s : 0.0},
                         {"decode_tok_s", r.decode_s > 0 && r.tokens.size() > 1 ? double(r.tokens.size() - 1) / r.decode_s : 0.0}};
+    if (go.draft.drafter) j["draft"] = draft_stats_json(r.draft);
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("\n");
     std::fflush(stdout);  // the reply's newline reaches a shared pipe before the timing line
     if (!po.quiet) std::fprintf(stderr, "%s\n", stats_line(b, r).c_str());
+    if (!po.quiet && go.draft.drafter) std::fprintf(stderr, "%s\n", draft_stats_line(r.draft).c_str());
   }
   return 0;
 }
@@ -70,8 +75,10 @@ int run_once(const RunOptions& ro, const PromptOpts& po) {
 void add_run_command(CLI::App& app, Action* action) {
   static RunOptions ro;
   static PromptOpts po;
+  static DraftFlags df;
   CLI::App* c = app.add_subcommand("run", "answer one prompt, streaming the text");
   add_run_options(c, ro);
+  add_draft_options(c, df);
   auto* p = c->add_option("-p,--prompt", po.prompt, "the prompt text");
   auto* f = c->add_option("-f,--file", po.prompt_file, "read the prompt from this file (- reads standard input)");
   p->excludes(f);
@@ -80,7 +87,7 @@ void add_run_command(CLI::App& app, Action* action) {
   add_prompt_options(c, po);
   c->callback([action] {
     if (po.prompt.empty() && po.prompt_file.empty()) throw CLI::ValidationError("--prompt", "give -p TEXT or -f FILE");
-    *action = [] { return run_once(ro, po); };
+    *action = [] { return run_once(ro, po, df); };
   });
 }
 

@@ -31,7 +31,7 @@ std::string flag_error(CLI::App& app, const CLI::ParseError& e) {
 // llama.cpp's multi-letter short flags, which CLI11 cannot declare: rewritten to their long names.
 std::vector<std::string> llama_cpp_aliases(int argc, char** argv) {
   static const std::pair<const char*, const char*> kAliases[] = {
-      {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}, {"-np", "--parallel"}};
+      {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}, {"-np", "--parallel"}, {"-md", "--model-draft"}};
   std::vector<std::string> args(argv, argv + argc);
   for (std::string& a : args)
     for (const auto& [from, to] : kAliases)

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "base/error.h"
+#include "engine/speculative.h"
 
 namespace g4 {
 
@@ -66,6 +67,10 @@ GenerateResult Conversation::append_and_generate(const std::vector<int32_t>& inp
   Sampler sampler(opts.sampling);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<float> logits = session_.forward(feed, LogitsMode::kLast, opts.prefill_chunk);
+  if (opts.draft.drafter) {
+    generate_speculative(model_, session_, tokens_, logits, opts, on_token, r, t0);
+    return r;
+  }
   auto t_decode = t0;
   for (int64_t i = 0;; ++i) {
     if (i == opts.max_new_tokens) { r.reason = StopReason::kMaxTokens; break; }

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/draft_control.h"
+#include "engine/drafter.h"
 #include "model/sampler.h"
 #include "model/session.h"
 
@@ -19,6 +21,7 @@ struct GenerateOptions {
   SamplingParams sampling;
   std::vector<int32_t> stop_ids;  // generation ends after emitting one of these
   int64_t prefill_chunk = 512;
+  DraftOptions draft;  // speculative decoding (engine/speculative.h) when draft.drafter is set
 };
 
 enum class StopReason { kStopToken, kMaxTokens, kContextFull, kCancelled };
@@ -30,6 +33,7 @@ struct GenerateResult {
   int64_t prompt_tokens = 0;    // new tokens processed for this call (not the reused prefix)
   int64_t reused_tokens = 0;    // cached tokens reused from earlier calls
   double prefill_s = 0, decode_s = 0;  // prefill includes the first sampled token (time to first token)
+  DraftStats draft;             // speculative decoding: drafted, accepted, per position, what the monitor did
 };
 
 class Conversation {

@@ -1,0 +1,60 @@
+// Drafters for speculative decoding: something that guesses the next few tokens cheaply, so the target
+// model can check several of them in one forward pass (engine/speculative.h). A drafter here is
+// deterministic: it proposes tokens, not distributions (q is one-hot at the proposed token).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace g4 {
+
+class Drafter {
+ public:
+  virtual ~Drafter() = default;
+  // Up to max_n tokens guessed to follow `context` (everything the model has seen or produced so far).
+  // May return fewer, or none.
+  virtual std::vector<int32_t> draft(const std::vector<int32_t>& context, int max_n) = 0;
+  virtual const char* name() const = 0;
+};
+
+// Prompt lookup: finds the most recent earlier occurrence of the context's last n tokens (n from max_ngram
+// down to min_ngram; the longest match wins) and proposes the tokens that followed it (a match that runs
+// into the tail repeats: "a b a b" proposes "a b ...").
+class NgramDrafter : public Drafter {
+ public:
+  explicit NgramDrafter(int max_ngram = 3, int min_ngram = 1);
+  std::vector<int32_t> draft(const std::vector<int32_t>& context, int max_n) override;
+  const char* name() const override { return "ngram"; }
+
+ private:
+  int max_ngram_, min_ngram_;
+};
+
+// A drafter given as a function (tests, oracles).
+class FunctionDrafter : public Drafter {
+ public:
+  using Fn = std::function<std::vector<int32_t>(const std::vector<int32_t>& context, int max_n)>;
+  explicit FunctionDrafter(Fn fn) : fn_(std::move(fn)) {}
+  std::vector<int32_t> draft(const std::vector<int32_t>& context, int max_n) override { return fn_(context, max_n); }
+  const char* name() const override { return "function"; }
+
+ private:
+  Fn fn_;
+};
+
+}  // namespace g4
+
+#include <memory>
+
+namespace g4 {
+
+// Speculative decoding settings of one generation (GenerateOptions::draft).
+struct DraftOptions {
+  std::shared_ptr<Drafter> drafter;  // null: plain decoding
+  int max = 0;                       // longest draft; 0: the backend's default (engine/draft_control.h)
+  int min = 0;                       // proposals shorter than this are not verified
+  bool adaptive = true;              // false: always ask for `max` tokens (tests)
+};
+
+}  // namespace g4

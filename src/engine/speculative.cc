@@ -1,0 +1,166 @@
+#include "engine/speculative.h"
+
+#include <algorithm>
+#include <random>
+#include <string>
+
+#include "base/error.h"
+#include "engine/draft_control.h"
+#include "engine/token_distribution.h"
+
+namespace g4 {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+}  // namespace
+
+void generate_speculative(const Model& model, Session& session, std::vector<int32_t>& tokens, const std::vector<float>& first,
+                          const GenerateOptions& opts, const Conversation::TokenCallback& on_token, GenerateResult& r,
+                          Clock::time_point t0) {
+  DraftStats& st = r.draft;
+  Drafter& drafter = *opts.draft.drafter;
+  const std::string backend = model.backend().name();
+  const SamplingParams& sp = opts.sampling;
+  const bool greedy = sp.temperature <= 0;
+  const int64_t V = int64_t(first.size()), ctx = session.ctx_size();
+
+  // The longest draft: asked for (or the backend's default, raised to --draft-min), within the in-place
+  // rollback depth: a verify of k + 1 tokens rolls back at most k positions.
+  if (opts.draft.max > 0 && opts.draft.min > opts.draft.max)
+    throw Error("draft min " + std::to_string(opts.draft.min) + " is larger than draft max " + std::to_string(opts.draft.max));
+  if (opts.draft.max < 0 || opts.draft.min < 0) throw Error("draft lengths must be >= 0");
+  int max = opts.draft.max > 0 ? opts.draft.max : std::max(default_draft_max(backend), opts.draft.min);
+  const int64_t in_place = session.cache().options().slack + 1;
+  if (max > in_place) {
+    st.events.push_back("draft length " + std::to_string(max) + " capped at " + std::to_string(in_place) +
+                        " (the KV cache's rollback slack + 1)");
+    max = int(in_place);
+  }
+  const int min = std::min(opts.draft.min, max);
+  DraftControl ctl(max, min, default_verify_slope(backend), opts.draft.adaptive);
+  st.draft_max = max;
+  st.draft_min = min;
+  st.drafted_at.assign(size_t(max), 0);
+  st.accepted_at.assign(size_t(max), 0);
+
+  std::mt19937_64 rng(sp.seed);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  int64_t emitted = 0;
+  Clock::time_point t_decode = t0;
+  // Emits one token through plain decoding's checks, in its order; false when generation ends there.
+  // vpos: the positions the cache held when the token's logits were computed, as in plain decoding.
+  auto emit = [&](int32_t tok, int64_t vpos) {
+    if (emitted == 0) {
+      r.prefill_s = seconds_since(t0);
+      t_decode = Clock::now();
+    }
+    tokens.push_back(tok);
+    r.tokens.push_back(tok);
+    ++emitted;
+    if (on_token && !on_token(tok)) { r.reason = StopReason::kCancelled; return false; }
+    if (std::find(opts.stop_ids.begin(), opts.stop_ids.end(), tok) != opts.stop_ids.end()) {
+      r.reason = StopReason::kStopToken;
+      return false;
+    }
+    if (vpos >= ctx) { r.reason = StopReason::kContextFull; return false; }
+    if (emitted == opts.max_new_tokens) { r.reason = StopReason::kMaxTokens; return false; }
+    return true;
+  };
+  auto pick = [&](const float* row) {
+    return greedy ? greedy_token(sp, row, V, tokens) : sample_from(token_distribution(sp, row, V, tokens), rng);
+  };
+  auto finish = [&] {
+    st.final_length = ctl.length();
+    if (!r.tokens.empty()) r.decode_s = seconds_since(t_decode);
+    else r.prefill_s = seconds_since(t0);
+  };
+
+  if (opts.max_new_tokens == 0) { r.reason = StopReason::kMaxTokens; return finish(); }
+  if (!emit(pick(first.data()), session.pos())) return finish();
+
+  std::vector<int32_t> shadow;  // while drafting is off: a proposal scored against the tokens produced
+  size_t shadow_at = 0;
+  while (true) {
+    const int64_t p0 = session.pos();  // the last emitted token is pending (not yet in the cache)
+    const bool off = ctl.length() == 0;
+    const int64_t room = std::min<int64_t>(opts.max_new_tokens - emitted - 1, ctx - p0 - 1);
+    const int k = int(std::min<int64_t>(ctl.length(), room));
+    std::vector<int32_t> drafts;
+    if (k > 0) {
+      drafts = drafter.draft(tokens, k);
+      if (int64_t(drafts.size()) > k) drafts.resize(size_t(k));
+      if (int(drafts.size()) < std::max(min, 1)) drafts.clear();
+    } else if (off && shadow.empty()) {
+      shadow = drafter.draft(tokens, max);
+      if (int(shadow.size()) > max) shadow.resize(size_t(max));
+      if (int(shadow.size()) < std::max(min, 1)) shadow.clear();
+      shadow_at = 0;
+    }
+    for (const std::vector<int32_t>* v : {&drafts, &shadow})
+      for (int32_t d : *v)
+        if (d < 0 || d >= V) throw Error(std::string("the ") + drafter.name() + " drafter proposed token " + std::to_string(d) +
+                                         ", outside the vocabulary of " + std::to_string(V));
+
+    std::vector<int32_t> feed{tokens.back()};
+    feed.insert(feed.end(), drafts.begin(), drafts.end());
+    const Clock::time_point tf = Clock::now();
+    const std::vector<float> rows = session.forward(feed, drafts.empty() ? LogitsMode::kLast : LogitsMode::kAll);
+    ctl.time_forward(int(feed.size()), seconds_since(tf));
+    if (drafts.empty()) {
+      ++st.plain_steps;
+      if (off) ++st.off_steps;
+    } else {
+      ++st.verifies;
+      st.drafted += int64_t(drafts.size());
+      for (size_t j = 0; j < drafts.size(); ++j) ++st.drafted_at[j];
+    }
+
+    int decided = 0, accepted = 0, n_emit = 0;
+    bool go = true;
+    for (size_t j = 0; j <= drafts.size(); ++j) {
+      const float* row = rows.data() + int64_t(j) * V;
+      int32_t tok;
+      const bool bonus = j == drafts.size();
+      if (bonus) {
+        tok = pick(row);
+      } else {
+        const int32_t x = drafts[j];
+        ++decided;
+        if (greedy) {
+          tok = greedy_token(sp, row, V, tokens);
+        } else {
+          const TokenDistribution d = token_distribution(sp, row, V, tokens);
+          tok = unit(rng) < d.prob(x) ? x : sample_from(d, rng, x);
+        }
+        if (tok == x) {
+          ++accepted;
+          ++st.accepted;
+          ++st.accepted_at[j];
+        }
+      }
+      ++n_emit;
+      go = emit(tok, p0 + 1 + int64_t(j));
+      if (!go || bonus || tok != drafts[j]) break;
+    }
+    if (!drafts.empty()) ctl.observe(int(drafts.size()), decided, accepted, false, emitted);
+    if (drafts.empty() && !shadow.empty()) {  // a plain step: score the shadow proposal's next token
+      const int n = int(shadow.size());
+      if (tokens.back() != shadow[shadow_at]) {
+        ctl.observe(n, int(shadow_at) + 1, int(shadow_at), true, emitted);
+        shadow.clear();
+      } else if (++shadow_at == shadow.size()) {
+        ctl.observe(n, n, n, true, emitted);
+        shadow.clear();
+      }
+    }
+    if (!off) shadow.clear();
+    const int64_t keep = p0 + n_emit;  // the pending token and every emitted token but the last
+    if (session.pos() > keep) st.recomputed += session.truncate(keep, opts.prefill_chunk);
+    if (!go) break;
+    ctl.update(emitted, st);
+  }
+  finish();
+}
+
+}  // namespace g4

@@ -1,0 +1,60 @@
+// g4 run / chat / bench with speculative decoding flags: --draft-ngram gives plain greedy's text and run
+// --json reports tokens drafted and accepted per position; -md (the assistant, not supported yet) and
+// inconsistent draft lengths are one clear error.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "util/g4_cli.h"
+
+namespace g4 {
+namespace {
+
+using testing_util::run_g4_cli;
+const std::string kModel = std::string(G4_TEST_DATA) + "/../../models/tiny-kjv";
+
+void expect_error(const std::string& args, const std::string& needle) {
+  const testing_util::G4Output o = run_g4_cli(args);
+  EXPECT_EQ(o.status, 1) << args << "\n" << o.err;
+  EXPECT_EQ(o.err.rfind("g4: error: ", 0), 0u) << args << "\n" << o.err;
+  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << args << "\n" << o.err;
+  EXPECT_NE(o.err.find(needle), std::string::npos) << args << "\n" << o.err;
+}
+
+TEST(DraftCli, BadDraftFlagsAreOneClearError) {
+  for (const std::string cmd : {"run -p hi", "chat", "bench"}) {
+    const std::string base = cmd.substr(0, cmd.find(' ')) + " -m " + kModel + cmd.substr(std::min(cmd.size(), cmd.find(' '))) + " ";
+    expect_error(base + "-md somewhere", "assistant drafter is not supported yet");
+    expect_error(base + "--model-draft somewhere", "assistant drafter is not supported yet");
+    expect_error(base + "--draft-max 3", "need a drafter");
+    expect_error(base + "--draft-ngram --draft-max 2 --draft-min 3", "--draft-min 3 is larger than --draft-max 2");
+    expect_error(base + "--draft-ngram --draft-max x", "not a whole number");
+  }
+}
+
+TEST(DraftCli, RunJsonReportsDraftsAndMatchesPlain) {
+  const std::string run = "run -m " + kModel + " --backend cpu -t 1 --raw --temp 0 -n 400 --json -p "
+                          "'And God said, Let there be light: and there was light. And God said, Let there be light: "
+                          "and there was light. And God said'";
+  const testing_util::G4Output plain = run_g4_cli(run), spec = run_g4_cli(run + " --draft-ngram --draft-max 3");
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  ASSERT_EQ(spec.status, 0) << spec.err;
+  const nlohmann::json p = nlohmann::json::parse(plain.out), s = nlohmann::json::parse(spec.out);
+  EXPECT_EQ(s["tokens"], p["tokens"]);
+  EXPECT_FALSE(p.contains("draft"));
+  const nlohmann::json& d = s["draft"];
+  EXPECT_EQ(d["draft_max"], 3);
+  ASSERT_EQ(d["accepted_at"].size(), 3u);
+  ASSERT_EQ(d["acceptance_at"].size(), 3u);
+  EXPECT_GT(d["drafted"].get<int>(), 0);
+  EXPECT_GT(d["accepted"].get<int>(), 0);
+  EXPECT_EQ(d["recomputed"], 0);
+  int acc = 0;
+  for (const auto& a : d["accepted_at"]) acc += a.get<int>();
+  EXPECT_EQ(acc, d["accepted"].get<int>());
+}
+
+}  // namespace
+}  // namespace g4
