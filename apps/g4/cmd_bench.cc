@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/kernels.h"
 #include "base/error.h"
 #include "commands.h"
 #include "flag_check.h"
@@ -96,16 +97,18 @@ int run_bench(const BenchOpts& o) {
     if (o.gen > 0) tg.push_back(decode(o.gen));
   }
   const Stat p = pp.empty() ? Stat{} : stats(pp), g = tg.empty() ? Stat{} : stats(tg);
+  // The cpu backend's kernel table (the ISA it runs: G4_CPU_ISA or the best this CPU has), "" elsewhere.
+  const std::string isa = backend->name() == "cpu" ? cpu::select_kernels().name : "";
   if (o.json) {
-    std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"load_s\": %.3f, \"reps\": %d, "
+    std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"load_s\": %.3f, \"reps\": %d, "
                 "\"depth\": %ld, \"parallel\": %d, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", "
                 "\"pp\": %ld, \"pp_tok_s\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tok_s\": %.3f, \"tg_sd\": %.3f}\n",
-                o.model.c_str(), backend->name().c_str(), backend->threads(), load_s, o.reps, long(o.depth), o.parallel,
-                kv_type_name(kvo.k_type).c_str(), kv_type_name(kvo.v_type).c_str(), long(o.prompt), p.mean, p.sd,
+                o.model.c_str(), backend->name().c_str(), isa.c_str(), backend->threads(), load_s, o.reps, long(o.depth),
+                o.parallel, kv_type_name(kvo.k_type).c_str(), kv_type_name(kvo.v_type).c_str(), long(o.prompt), p.mean, p.sd,
                 long(o.gen), g.mean, g.sd);
   } else {
-    std::printf("model %s  backend %s  threads %d  load %.2f s  reps %d  depth %ld  parallel %d  KV %s/%s\n",
-                o.model.c_str(), backend->name().c_str(), backend->threads(), load_s, o.reps, long(o.depth), o.parallel,
+    std::printf("model %s  backend %s%s%s  threads %d  load %.2f s  reps %d  depth %ld  parallel %d  KV %s/%s\n",
+                o.model.c_str(), backend->name().c_str(), isa.empty() ? "" : " isa ", isa.c_str(), backend->threads(), load_s, o.reps, long(o.depth), o.parallel,
                 kv_type_name(kvo.k_type).c_str(), kv_type_name(kvo.v_type).c_str());
     std::printf("| test   |            t/s |\n|--------|----------------|\n");
     if (o.prompt > 0) std::printf("| pp%-4ld | %7.2f ± %5.2f |\n", long(o.prompt), p.mean, p.sd);
