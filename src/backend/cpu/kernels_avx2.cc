@@ -7,7 +7,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
 #include "backend/cpu/kernel_loops.h"
@@ -263,7 +262,7 @@ constexpr int64_t kPairMinCols = 12288;
 
 void qgemm_avx2(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   dispatch_quant(w, [&]<QuantKind K, ScaleType ST, bool ASYM>() {
-    if (a.T == 1 && std::getenv("G4_AVX2_OLD_DECODE") == nullptr) {
+    if (a.T == 1) {
       constexpr int kRowTile = int(kTileRows);
       int64_t r = r0;
       for (; r < r1 && r % kRowTile != 0; ++r) qrow_tiles<K, ST, ASYM, 1, 1>(w, a, r, y);
