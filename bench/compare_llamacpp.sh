@@ -3,19 +3,38 @@
 # GGUF, alternating the two ROUNDS times in the same session with the same threads, then the ratios.
 # Usage: bench/compare_llamacpp.sh G4_MODEL_DIR GGUF_FILE [threads=2] [p=512] [n=128] [rounds=2]
 # Env: G4 (default build/release/g4), LLAMA_BENCH (default ../peers/lcb/bin/llama-bench).
-# On AVX-512 machines it also prints bench/bw_probe's read bandwidth before and after each round, so decode
-# can be set against the bandwidth of the same minutes (bytes of weights per token: docs/PERF.md).
+# It prints the CPU model, the ISA each side ran (g4: its kernel table; llama.cpp: the widest vector
+# instructions compiled into its CPU backend, which a GGML_NATIVE build runs as is), and bench/bw_probe's read
+# bandwidth before and after each round with the widest loads the CPU has (AVX-512, AVX2 or NEON; BW_ISA=avx2
+# forces one), so decode can be set against the bandwidth of the same minutes (bytes per token: docs/PERF.md).
 # llama.cpp is built beside the project, never committed (shared/peers/README.md says how).
 set -eu
 MODEL=$1; GGUF=$2; T=${3:-2}; P=${4:-512}; N=${5:-128}; ROUNDS=${6:-2}
 G4=${G4:-build/release/g4}
 LB=${LLAMA_BENCH:-../peers/lcb/bin/llama-bench}
 out=$(mktemp -d)
-# The machine's read bandwidth in the same minutes (bench/bw_probe.cc, AVX-512 only): the decode floor.
+# The machine's read bandwidth in the same minutes (bench/bw_probe.cc): the decode floor.
 probe() { :; }
-if grep -qw avx512f /proc/cpuinfo && g++ -O2 -mavx512f -pthread -o "$out/bw_probe" "$(dirname "$0")/bw_probe.cc"; then
-  probe() { echo "$1: $("$out/bw_probe" 2 "$T" 10)"; }
+if g++ -O2 -pthread -o "$out/bw_probe" "$(dirname "$0")/bw_probe.cc"; then
+  probe() { echo "$1: $("$out/bw_probe" 2 "$T" 10 "${BW_ISA:-auto}")"; }
+else
+  echo "bw_probe did not build: no bandwidth lines"
 fi
+cpu=$(sed -n 's/^\(model name\|Model\)[[:space:]]*: //p' /proc/cpuinfo | head -1)
+[ -n "$cpu" ] || cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+echo "cpu: ${cpu:-unknown}, $(nproc) cores online, flags:$(grep -m1 -ow 'avx2\|avx512f\|avx512_vnni\|avx512_bf16\|asimddp\|sve' /proc/cpuinfo | sort -u | tr '\n' ' ' | sed 's/^/ /')"
+echo "g4 isa: $("$G4" bench -m "$MODEL" --backend cpu -p 0 -n 1 -t 1 -r 1 --json | sed -n 's/.*"isa": "\([^"]*\)".*/\1/p')"
+# llama.cpp's CPU code (libggml-cpu*.so beside llama-bench, else llama-bench itself when linked statically):
+# what its hot loops can use, by the registers and instructions in its disassembly.
+lcpp_isa() {
+  lib=$(ls "$(dirname "$LB")"/libggml-cpu*.so "$(dirname "$LB")"/../lib/libggml-cpu*.so 2>/dev/null | head -1)
+  [ -n "$lib" ] || lib=$LB
+  objdump -d --no-show-raw-insn "$lib" 2>/dev/null | awk '
+    /%zmm/ {z++} /%ymm/ {y++} /vpdpbusd/ {v++} /[[:space:]]sdot[[:space:]]/ {d++} /[[:space:]]v[0-9]+\.(4s|16b)/ {n++}
+    END { if (z) printf "avx512%s", (v ? " (vnni)" : ""); else if (y) printf "avx2"; else if (d) printf "neon (dotprod)";
+          else if (n) printf "neon"; else printf "unknown (no disassembly)"; }'
+}
+echo "llama.cpp isa: $(lcpp_isa)"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 probe "bandwidth before"
 i=1

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/kernels.h"
 #include "base/error.h"
 #include "commands.h"
 #include "draft_flags.h"
@@ -144,12 +145,14 @@ int run_bench(const BenchOpts& o) {
   }
   const Stat gp = tg_plain.empty() ? Stat{} : stats(tg_plain), gs = tg_spec.empty() ? Stat{} : stats(tg_spec);
   const std::string ctk = kv_type_name(kvo.k_type), ctv = kv_type_name(kvo.v_type);
+  // The cpu backend's kernel table (the ISA it runs: G4_CPU_ISA or the best this CPU has), "" elsewhere.
+  const std::string isa = backend->name() == "cpu" ? cpu::select_kernels().name : "";
   if (o.json) {
     for (const Row& r : rows)
-      std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"threads\": %d, \"load_s\": %.3f, \"reps\": %d, "
+      std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"load_s\": %.3f, \"reps\": %d, "
                   "\"depth\": %ld, \"parallel\": %d, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", "
                   "\"pp\": %ld, \"pp_tok_s\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tok_s\": %.3f, \"tg_sd\": %.3f}\n",
-                  o.model.c_str(), backend->name().c_str(), backend->threads(), load_s, o.reps, long(r.depth),
+                  o.model.c_str(), backend->name().c_str(), isa.c_str(), backend->threads(), load_s, o.reps, long(r.depth),
                   r.parallel, ctk.c_str(), ctv.c_str(), long(o.prompt), r.pp.mean, r.pp.sd, long(o.gen), r.tg.mean,
                   r.tg.sd);
     if (!tg_spec.empty())
@@ -157,8 +160,9 @@ int run_bench(const BenchOpts& o) {
                   "\"repetitive_draft_tok_s\": %.3f, \"repetitive_draft_sd\": %.3f, \"draft\": %s}\n",
                   gp.mean, gp.sd, gs.mean, gs.sd, draft_stats_json(last).dump().c_str());
   } else {
-    std::printf("model %s  backend %s  threads %d  load %.2f s  reps %d  KV %s/%s\n", o.model.c_str(),
-                backend->name().c_str(), backend->threads(), load_s, o.reps, ctk.c_str(), ctv.c_str());
+    std::printf("model %s  backend %s%s%s  threads %d  load %.2f s  reps %d  KV %s/%s\n", o.model.c_str(),
+                backend->name().c_str(), isa.empty() ? "" : " isa ", isa.c_str(), backend->threads(), load_s, o.reps,
+                ctk.c_str(), ctv.c_str());
     std::printf("| test   |   depth | seqs |            t/s |\n|--------|---------|------|----------------|\n");
     for (const Row& r : rows) {
       if (o.prompt > 0 && r.parallel == o.parallel.front())

@@ -39,7 +39,14 @@ QuantizeSummary quantize_checkpoint(const QuantizeOptions& o) {
   const ModelSpec spec = load_model_config(o.model);
   const fs::path src_dir = fs::is_directory(o.model) ? fs::path(o.model) : fs::path(o.model).parent_path();
   auto ws = WeightStore::open(o.model);
-  Recipe recipe = Recipe::make(o.recipe, spec.n_layers(), o.group_size, parse_quant_method(o.method, "--method"));
+  if (o.int4 != "asym" && o.int4 != "sym") throw Error("--int4: '" + o.int4 + "' is not asym or sym");
+  DType sdt;
+  if (o.scale_dtype == "bf16") sdt = DType::kBF16;
+  else if (o.scale_dtype == "f16") sdt = DType::kF16;
+  else if (o.scale_dtype == "f32") sdt = DType::kF32;
+  else throw Error("--scale-dtype: '" + o.scale_dtype + "' is not bf16, f16 or f32");
+  const QuantScheme int4{QuantKind::kInt4, o.group_size, o.int4 == "sym", parse_quant_method(o.method, "--method"), sdt};
+  Recipe recipe = Recipe::make(o.recipe, spec.n_layers(), int4);
   for (const std::string& r : o.rules) recipe.add_user_rule(r);
 
   // Check the whole checkpoint against the config before writing anything.
@@ -86,7 +93,8 @@ QuantizeSummary quantize_checkpoint(const QuantizeOptions& o) {
 
   G4CheckpointWriter w((fs::path(o.out) / "model.safetensors").string(), plan,
                        {{"g4.quantized_by", "g4 quantize --recipe " + o.recipe + " --group-size " +
-                                                std::to_string(o.group_size) + " --method " + o.method}});
+                                                std::to_string(o.group_size) + " --method " + o.method + " --int4 " + o.int4 +
+                                                " --scale-dtype " + o.scale_dtype}});
   uint64_t work = 0;
   for (const PlannedTensor& p : plan) work += stored_bytes(p);
   Progress prog("quantize", work, "B", o.progress);

@@ -6,7 +6,6 @@ namespace g4 {
 
 namespace {
 
-QuantScheme int4_asym(int64_t gs, QuantMethod m) { return {QuantKind::kInt4, gs, false, m, DType::kBF16}; }
 QuantScheme int8_sym(int64_t gs) { return {QuantKind::kInt8, gs, true, QuantMethod::kMinMax, DType::kBF16}; }
 
 std::string layer_alternation(int lo, int hi) {  // "(0|1|...|hi-1)"
@@ -18,15 +17,22 @@ std::string layer_alternation(int lo, int hi) {  // "(0|1|...|hi-1)"
 }  // namespace
 
 Recipe Recipe::make(const std::string& name, int n_layers, int64_t gs, QuantMethod method) {
+  return make(name, n_layers, QuantScheme{QuantKind::kInt4, gs, false, method, DType::kBF16});
+}
+
+Recipe Recipe::make(const std::string& name, int n_layers, const QuantScheme& int4) {
+  const int64_t gs = int4.group_size;
   if (gs != 32 && gs != 64 && gs != 128) throw Error("--group-size: " + std::to_string(gs) + " is not 32, 64 or 128");
+  if (int4.kind != QuantKind::kInt4) throw Error("recipe: the int4 scheme must be int4");
+  if (int4.scale_dtype != DType::kBF16 && int4.scale_dtype != DType::kF16 && int4.scale_dtype != DType::kF32)
+    throw Error("--scale-dtype: expected bf16, f16 or f32");
   Recipe r;
-  r.group_size_ = gs;
-  r.method_ = method;
+  r.int4_ = int4;
   auto add = [&](const std::string& p, std::optional<QuantScheme> s) { r.rules_.push_back({p, std::regex(p), s}); };
   add(R"(^embed_tokens\.weight$)", int8_sym(0));
   add(R"(norm\.weight$)", std::nullopt);
   if (name == "default") {
-    add(R"(\.weight$)", int4_asym(gs, method));
+    add(R"(\.weight$)", int4);
     r.untie_lm_head_ = true;
   } else if (name == "sensitive") {
     const int q = n_layers / 4;
@@ -35,7 +41,9 @@ Recipe Recipe::make(const std::string& name, int n_layers, int64_t gs, QuantMeth
                                                    : "(" + layer_alternation(0, q) + "|" + layer_alternation(n_layers - q, n_layers) + ")";
       add("^layers\\." + layers + R"(\.(self_attn\.v_proj|mlp\.down_proj)\.weight$)", int8_sym(32));
     }
-    add(R"(\.weight$)", int4_asym(gs, QuantMethod::kHqq));
+    QuantScheme hqq = int4;
+    hqq.method = QuantMethod::kHqq;
+    add(R"(\.weight$)", hqq);
     r.untie_lm_head_ = true;
   } else if (name == "int8") {
     add(R"(\.weight$)", int8_sym(gs));
@@ -51,8 +59,8 @@ void Recipe::add_user_rule(const std::string& spec, const std::string& flag) {
     throw Error(flag + " '" + spec + "': expected REGEX=int8|int4|bf16");
   const std::string pattern = spec.substr(0, eq), what = spec.substr(eq + 1);
   std::optional<QuantScheme> s;
-  if (what == "int4") s = int4_asym(group_size_, method_);
-  else if (what == "int8") s = int8_sym(group_size_);
+  if (what == "int4") s = int4_;
+  else if (what == "int8") s = int8_sym(int4_.group_size);
   else if (what != "bf16") throw Error(flag + " '" + spec + "': '" + what + "' is not int8, int4 or bf16");
   std::regex re;
   try {

@@ -18,6 +18,10 @@ class Recipe {
   // "sensitive" (int8 sym g32 for v_proj/down_proj of the first and last quarter of layers, HQQ int4
   // elsewhere), "int8" (int8 sym everywhere, lm_head stays tied). Throws g4::Error for other names.
   static Recipe make(const std::string& name, int n_layers, int64_t group_size, QuantMethod method);
+  // The same with the scheme of the recipe's int4 rules given whole: group size (32, 64 or 128), symmetry,
+  // method and scale dtype (e.g. g32 symmetric with f16 scales, 4.5 bits per weight like GGUF Q4_0).
+  // "sensitive" always uses HQQ for them (ignored when symmetric).
+  static Recipe make(const std::string& name, int n_layers, const QuantScheme& int4);
 
   // Adds a user rule 'REGEX=int8|int4|bf16' ahead of the built-in rules (after earlier user rules).
   // Throws g4::Error naming `flag` on a malformed rule or regex.
@@ -37,8 +41,7 @@ class Recipe {
   };
   std::vector<Rule> rules_;
   size_t n_user_ = 0;
-  int64_t group_size_ = 32;
-  QuantMethod method_ = QuantMethod::kMinMax;
+  QuantScheme int4_;
   bool untie_lm_head_ = false;
 };
 

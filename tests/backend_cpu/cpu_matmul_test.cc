@@ -223,6 +223,21 @@ TEST(CpuMatmul, QuantizedGemmTilesAndLongRows) {
   run_quant_case({QuantKind::kInt8, DType::kBF16, false, 9, 12288, 32, 1}, rng);
 }
 
+TEST(CpuMatmul, DecodeTilesEveryFormat) {
+  std::mt19937 rng(5);
+  // One token through the decode walk (AVX-512 and AVX2: whole tiles at constant offsets, pairs of tiles
+  // past 12,288 columns, single rows at the ends) in every scale type and symmetry, int4 and int8; the
+  // GGUF Q4_0-like layout (int4 g32 symmetric, f16 scales) first. 544 columns end in a half block; 30 rows
+  // on 2 threads leave single rows after the tiles.
+  run_quant_case({QuantKind::kInt4, DType::kF16, false, 69, 21504, 32, 1}, rng);
+  for (QuantKind kind : {QuantKind::kInt4, QuantKind::kInt8})
+    for (DType sd : {DType::kBF16, DType::kF16, DType::kF32})
+      for (bool asym : {false, true}) {
+        run_quant_case({kind, sd, asym, 30, 544, 32, 1}, rng);
+        run_quant_case({kind, sd, asym, 13, 12800, 64, 1}, rng);
+      }
+}
+
 TEST(CpuMatmul, SmallGroupsFallBackToDense) {
   std::mt19937 rng(3);
   const QCase c{QuantKind::kInt4, DType::kBF16, false, 5, 48, 16, 3};

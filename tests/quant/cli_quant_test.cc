@@ -34,6 +34,18 @@ TEST(CliQuant, SynthQuantizeRunAndPerplexity) {
   EXPECT_EQ(ws->get_weight("layers.1.self_attn.k_proj.weight").quant->describe(), "int4 g64 asym (BF16 scales)");
   EXPECT_TRUE(ws->get_weight("lm_head.weight").quant);
 
+  // Q4_0-like int4 (g32 symmetric, f16 scales) through the CLI, and then run on the cpu backend.
+  const std::string q4 = (d / "q4").string();
+  r = run("quantize -m " + src + " --out " + q4 + " --int4 sym --scale-dtype f16");
+  ASSERT_EQ(r.status, 0) << r.out;
+  {
+    auto w4 = WeightStore::open(q4);
+    EXPECT_EQ(w4->get_weight("layers.2.mlp.down_proj.weight").quant->describe(), "int4 g32 sym (F16 scales)");
+    EXPECT_EQ(w4->get_weight("lm_head.weight").quant->describe(), "int4 g32 sym (F16 scales)");
+  }
+  r = run("logits -m " + q4 + " --backend cpu --tokens 2,5,9 --out " + (d / "l4.safetensors").string());
+  EXPECT_EQ(r.status, 0) << r.out;
+
   r = run("logits -m " + q + " --tokens 2,5,9 --out " + (d / "l.safetensors").string());
   EXPECT_EQ(r.status, 0) << r.out;
   std::ofstream(d / "toks.txt") << "2 17 99 4 1000 3 3 8\n";
@@ -48,7 +60,8 @@ TEST(CliQuant, SynthQuantizeRunAndPerplexity) {
   for (const std::string& bad :
        {"quantize -m " + src + " --out " + q + " --rule 'x(=int4'", "quantize -m " + src + " --out " + q + " --recipe nope",
         "quantize -m " + q + " --out " + (d / "qq").string(), "synth --preset 7b --out " + (d / "s").string(),
-        "quantize -m " + src + " --out " + q + " --group-size 48"}) {
+        "quantize -m " + src + " --out " + q + " --group-size 48", "quantize -m " + src + " --out " + q + " --int4 half",
+        "quantize -m " + src + " --out " + q + " --scale-dtype f8"}) {
     r = run(bad);
     EXPECT_EQ(r.status, 1) << bad << "\n" << r.out;
     EXPECT_NE(r.out.find("g4: error: "), std::string::npos) << bad << "\n" << r.out;
