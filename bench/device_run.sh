@@ -36,6 +36,18 @@ if [ "$MODE" != bench ]; then
   $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_tests.log" 2>&1
   $B/tests/model/test_model --gtest_filter='*Sequences*/2' > "$LOG/cuda_sequences.log" 2>&1
   $B/tests/e2e/test_cli --gtest_filter='*Cuda*' > "$LOG/cuda_cli.log" 2>&1
+  # Speculative decoding on cuda: greedy with n-gram drafts must give plain greedy's tokens.
+  P="And God said, Let there be light: and there was light. And God said, Let there be light: and there was"
+  for d in "" "--draft-ngram --draft-max 4"; do
+    $B/g4 run -m models/tiny-kjv --backend cuda --raw -p "$P" -n 400 --temp 0 --json $d
+  done > "$LOG/spec.jsonl" 2>>"$LOG/spec.err"
+  python3 - "$LOG/spec.jsonl" <<'PY'
+import json, sys
+a, b = [json.loads(l) for l in open(sys.argv[1])]
+d = b.get("draft", {})
+print(f"speculative greedy on cuda: tokens identical to plain: {a['tokens'] == b['tokens']} ({len(a['tokens'])} tokens);"
+      f" plain {a['decode_tok_s']:.0f} tok/s, n-gram {b['decode_tok_s']:.0f} tok/s; draft {json.dumps(d)[:300]}")
+PY
   echo "== tests"
   for f in "$LOG"/cuda_*.log; do summary "$f"; done
   grep -hE "FAILED|Failure" "$LOG"/cuda_*.log | head -20

@@ -57,7 +57,8 @@ namespace g4::test {
 namespace {
 
 // A bf16 cache (written by kv_append, which rounds to bf16) against the ref backend over an f32 cache holding
-// the same values rounded to bf16 on the host: the same bounds as the f32 cache. Other cache types are a
+// the same values rounded to bf16 on the host, and new keys/values already on the bf16 grid (attention reads
+// new rows rounded as the cache holds them): the same bounds as the f32 cache. Other cache types are a
 // clear error.
 TEST_F(CudaTest, AttentionOverBf16Cache) {
   const std::vector<AttCase> cases = {{1, 32, 16, 256, 1500, 1024, 1024, true}, {1, 32, 4, 512, 3000, 0, 4096, false},
@@ -71,7 +72,8 @@ TEST_F(CudaTest, AttentionOverBf16Cache) {
     const std::string what = "bf16 T=" + std::to_string(c.T) + " D=" + std::to_string(c.D) + " p0=" + std::to_string(c.p0) +
                              (c.ring ? " ring" : " flat");
     const auto q = randn(rng_, size_t(c.T * c.Hq * c.D), 0.2f);
-    const auto k = randn(rng_, size_t(c.T * c.Hkv * c.D), 0.2f), v = randn(rng_, size_t(c.T * c.Hkv * c.D));
+    const auto k = round_bf16(randn(rng_, size_t(c.T * c.Hkv * c.D), 0.2f));
+    const auto v = round_bf16(randn(rng_, size_t(c.T * c.Hkv * c.D)));
     const auto ck = round_bf16(randn(rng_, size_t(c.cap * c.Hkv * c.D), 0.2f));
     const auto cv = round_bf16(randn(rng_, size_t(c.cap * c.Hkv * c.D)));
     KvLayer kr = ref_.make_kv_layer(c.cap, int(c.Hkv), int(c.D), c.ring);

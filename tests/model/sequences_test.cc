@@ -223,12 +223,25 @@ TEST_P(SequencesTest, DerivedKeysMatchStoredKeys) {
 }
 
 // A compact cache gives the same logits however the prompt is cut into chunks: attention uses the chunk's
-// own keys and values rounded as the cache holds them, so a prompt-cache hit cannot change a reply. Bound:
-// the f32 chunking bound of tests/model/chunked_test.cc (different kernels per chunk size), far below
-// bf16's rounding, which a chunk reading its own keys in f32 showed (about 1e-2 here).
+// own keys and values rounded as the cache holds them, so a prompt-cache hit cannot change a reply. Where
+// chunking leaves the f32 cache's logits bit for bit equal (ref, cpu) the bound is 1e-4, far below what a
+// chunk reading its own keys in f32 gave (about 1e-2 on cpu). Where the kernels per chunk size differ in f32
+// rounding (cuda: 2.3e-6 on the H200), that noise flips some bf16 roundings of the keys and values and
+// grows to about 1.5e-3 in the logits: the bound there is 5e-3.
 TEST_P(SequencesTest, ChunkingDoesNotChangeCompactCaches) {
   std::mt19937 rng(8);
   const std::vector<int32_t> prompt = random_tokens(rng, 40, V_);
+  double f32_diff = 0;
+  {
+    Session whole(*model_, opts(1, 4));
+    const std::vector<float> want = whole.forward(prompt, LogitsMode::kAll);
+    for (int64_t chunk : {int64_t(1), int64_t(7)}) {
+      Session s(*model_, opts(1, 4));
+      f32_diff = std::max(f32_diff, max_diff(s.forward(prompt, LogitsMode::kAll, chunk), want));
+    }
+  }
+  const double bound = f32_diff == 0 ? 1e-4 : 5e-3;
+  std::printf("chunking changes the f32 cache's logits by %.3g; bound for compact caches %.3g\n", f32_diff, bound);
   for (DType t : {DType::kBF16, DType::kI8}) {
     for (bool derive : {false, true}) {
       if (cuda() && (t == DType::kI8 || derive)) continue;
@@ -239,7 +252,7 @@ TEST_P(SequencesTest, ChunkingDoesNotChangeCompactCaches) {
       const std::vector<float> want = whole.forward(prompt, LogitsMode::kAll);
       for (int64_t chunk : {int64_t(1), int64_t(7)}) {
         Session s(*model_, o);
-        EXPECT_LE(max_diff(s.forward(prompt, LogitsMode::kAll, chunk), want), 1e-4)
+        EXPECT_LE(max_diff(s.forward(prompt, LogitsMode::kAll, chunk), want), bound)
             << kv_type_name(t) << (derive ? " derived keys" : "") << " chunk " << chunk;
       }
     }
