@@ -6,7 +6,7 @@
 
 #include "base/error.h"
 #include "engine/draft_control.h"
-#include "engine/token_distribution.h"
+#include "model/sampler.h"
 
 namespace g4 {
 

@@ -38,4 +38,27 @@ class Sampler {
 // Index of the largest value; the lowest index wins ties.
 int32_t argmax(const float* v, int64_t n);
 
+// The distribution Sampler::sample draws from, explicit so that speculative decoding can accept or reject a
+// drafted token against it: penalties over the last repeat_last_n of the history, then top-k, temperature,
+// min-p and top-p, in that order, ties to the lower id. Sampler::sample is greedy_token at temperature <= 0
+// and sample_from(token_distribution(...)) above it.
+struct TokenDistribution {
+  std::vector<int32_t> ids;  // candidates kept, most likely first
+  std::vector<double> p;     // their weights (sum = total; not normalised, as the Sampler draws)
+  double total = 0;
+  double prob(int32_t id) const;  // normalised probability of `id` (0 when cut)
+};
+
+// Logits after the repetition / presence / frequency penalties over the last repeat_last_n of `history`.
+std::vector<float> penalized_logits(const SamplingParams& s, const float* logits, int64_t V,
+                                    const std::vector<int32_t>& history);
+// The token greedy decoding picks (temperature <= 0): argmax of the penalised logits.
+int32_t greedy_token(const SamplingParams& s, const float* logits, int64_t V, const std::vector<int32_t>& history);
+// The kept candidates and weights for temperature > 0.
+TokenDistribution token_distribution(const SamplingParams& s, const float* logits, int64_t V,
+                                     const std::vector<int32_t>& history);
+// One draw, as Sampler::sample draws; `exclude` (>= 0) is left out and the rest renormalised.
+int32_t sample_from(const TokenDistribution& d, std::mt19937_64& rng, int32_t exclude = -1);
+
+
 }  // namespace g4
