@@ -54,7 +54,8 @@ TEST_F(CudaTest, MatmulSharedEqualsOneMatmulEach) {
           ref_.matmul(xr, *wr[i], yr);
           const auto got = to_host(*be, fused[i]), want = to_host(ref_, yr);
           expect_close(got, want, 2e-2, "matmul_shared vs ref " + what);
-          const bool fast = be == fast_.get(), gemv = T <= cuda::kGemvMaxT;
+          const bool fast = be == fast_.get();
+          const bool gemv = T <= (fast ? cuda::kGemvGroupMaxT : cuda::kGemvMaxT);
           expect_matmul_close(got, want, matmul_scales(x, T, w32[i], c.rows[i], c.cols),
                               gemv ? (fast && cuda::gemv_q8_enabled() ? dp4a_path(c.cols) : f16_gemv_path(c.cols))
                                    : (fast ? bf16_gemm_path(c.cols) : f32_path(c.cols)),

@@ -66,7 +66,7 @@ TEST_F(CudaTest, MatmulAllFormatsShapesAndPaths) {
                                  std::to_string(T);
         Tensor xf = to_device(*fast_, x, {T, cols}), yf = fast_->empty({T, rows});
         fast_->matmul(xf, *wf, yf);
-        const bool gemv = T <= cuda::kGemvMaxT;
+        const bool gemv = T <= cuda::kGemvGroupMaxT;  // fast mode: GEMV in groups of kGemvMaxT rows
         const bool dp4a = gemv && mc.kind == QuantKind::kInt4 && mc.quant;
         const auto got_fast = to_host(*fast_, yf);
         expect_close(got_fast, want, dp4a ? 2e-2 : gemv ? (mc.quant ? 4e-3 : 1e-5) : 1e-2, what + " fast");
@@ -79,8 +79,9 @@ TEST_F(CudaTest, MatmulAllFormatsShapesAndPaths) {
         Tensor xp = to_device(*precise_, x, {T, cols}), yp = precise_->empty({T, rows});
         precise_->matmul(xp, *wp, yp);
         const auto got_precise = to_host(*precise_, yp);
-        expect_close(got_precise, want, gemv && mc.quant ? 4e-3 : 1e-5, what + " precise");
-        expect_matmul_close(got_precise, want, sc, gemv && mc.quant ? f16_gemv_path(cols) : f32_path(cols),
+        const bool gemv_p = T <= cuda::kGemvMaxT;  // precise mode: one GEMV of at most kGemvMaxT rows
+        expect_close(got_precise, want, gemv_p && mc.quant ? 4e-3 : 1e-5, what + " precise");
+        expect_matmul_close(got_precise, want, sc, gemv_p && mc.quant ? f16_gemv_path(cols) : f32_path(cols),
                             what + " precise");
       }
     }

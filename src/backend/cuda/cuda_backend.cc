@@ -293,12 +293,18 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   const int64_t T = x.numel() / K;
   G4_CHECK(y.numel() == T * N, "matmul output rows");
   if (T == 0) return;
-  if (T <= cuda::kGemvMaxT) {
-    // Precise mode keeps the activations in f16 (the dp4a kernel rounds them to int8).
+  if (T <= cuda::kGemvMaxT || (!opt_.precise && T <= cuda::kGemvGroupMaxT)) {
+    // Precise mode keeps the activations in f16 (the dp4a kernel rounds them to int8). Up to kGemvMaxT rows
+    // in one GEMV; in fast mode a few more (a decode step of several sequences) in groups of kGemvMaxT,
+    // which reads the weights ceil(T / kGemvMaxT) times: less than the GEMM path's dequantized copy.
     cuda::GemvTuning tune;
     if (opt_.precise) tune.dp4a = -1;
-    auto xp = cuda::gemv_is_direct(d, int(T), tune) ? nullptr : scratch(cuda::gemv_x_bytes(d, int(T)));
-    cuda::gemv(d, f32(x), int(T), xp.get(), f32(y), stream_, tune);
+    const int64_t G = std::min<int64_t>(T, cuda::kGemvMaxT);
+    auto xp = cuda::gemv_is_direct(d, int(G), tune) ? nullptr : scratch(cuda::gemv_x_bytes(d, int(G)));
+    for (int64_t r0 = 0; r0 < T; r0 += G) {
+      const int64_t n = std::min(G, T - r0);
+      cuda::gemv(d, f32(x) + r0 * K, int(n), xp.get(), f32(y) + r0 * N, stream_, tune);
+    }
     return;
   }
   // Tensor-core path: weights dequantized block by block (never the whole model), cuBLAS per block.

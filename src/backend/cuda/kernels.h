@@ -29,6 +29,8 @@ size_t gemv_x_bytes(const WeightDesc& w, int T);
 // y[T, rows] = x[T, cols] * W^T for 1 <= T <= kGemvMaxT; xp is scratch of gemv_x_bytes(w, T).
 // tune picks the kernel variant (benchmarks compare them); the default is the tuned choice.
 constexpr int kGemvMaxT = 4;
+// Fast mode: rows up to which a matmul takes the GEMV in groups of kGemvMaxT rather than the GEMM path.
+constexpr int kGemvGroupMaxT = 16;
 struct GemvTuning {
   int rows_per_warp = 0;  // 0: default; -1: the one-row, two-chunks-in-flight kernel; 1, 2 or 4
   int unroll = 0;         // chunks in flight per lane and row (2 or 4, for 2 rows per warp); 0: default
