@@ -30,7 +30,7 @@ export G4_REQUIRE_GPU=1
 SYNTH=${SYNTH_DIR:-/tmp/g4-m60}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
-MODE=${1:-all}  # all, tests, bench, or batch (only the batched-decode rows)
+MODE=${1:-all}  # all, tests, bench, batch (only the batched-decode rows) or depth (decode at depth, f32 vs bf16)
 summary() { grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$1" | sed "s|^|$(basename "$1" .log): |"; }
 if [ "$MODE" != bench ]; then
   $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_tests.log" 2>&1
@@ -60,6 +60,8 @@ echo "synth 60-layer int4: $(( $(date +%s) - t0 )) s"
 bench() { $B/g4 bench -m "$SYNTH" --backend cuda --json "$@" 2>>"$LOG/bench.err"; }
 if [ "$MODE" = batch ]; then
   bench -p 0 -n 64 -r 2 --parallel 1,4,8,16 > "$LOG/bench.jsonl"
+elif [ "$MODE" = depth ]; then
+  for t in f32 bf16; do bench -p 0 -n 64 -r 2 -d 0,16384 --cache-type-k $t --cache-type-v $t; done > "$LOG/bench.jsonl"
 else {
   bench -p 2048 -n 128 -r 2 -d 0,16384 --cache-type-k f32 --cache-type-v f32
   bench -p 2048 -n 128 -r 2 -d 0,16384,65536

@@ -120,7 +120,9 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
       }
     }
     __syncthreads();
-    // Output accumulation: thread-owned (head, dim) elements, V rows read coalesced.
+    // Output accumulation: thread-owned (head, dim) elements, V rows read coalesced. The tile's cached rows
+    // come first and its fresh rows (positions >= p0) last, so each part is a loop of its own type.
+    const int nc = int(max(int64_t(0), min(int64_t(nk), a.p0 - k0)));
 #pragma unroll
     for (int i = 0; i < kMaxElems; ++i) {
       const int e = tid + i * kThreads;
@@ -128,7 +130,8 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
         const int j = e / D, d = e % D;
         float v = acc[i] * frow[j];
 #pragma unroll 8
-        for (int kk = 0; kk < nk; ++kk) v = fmaf(sc[j * kTile + kk], row_at<CT>(vrow[kk], fresh[kk], d), v);
+        for (int kk = 0; kk < nc; ++kk) v = fmaf(sc[j * kTile + kk], to_f32(static_cast<const CT*>(vrow[kk])[d]), v);
+        for (int kk = nc; kk < nk; ++kk) v = fmaf(sc[j * kTile + kk], row_at<CT>(vrow[kk], true, d), v);
         acc[i] = v;
       }
     }
