@@ -37,7 +37,7 @@ int run_serve(const RunOptions& ro, const ServeOpts& so) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a client hanging up must not kill the server
 
-  ModelBundle b = load_bundle(ro, false);
+  ModelBundle b = load_bundle(ro, false, so.parallel);  // the memory check counts every slot's cache
   GemmaCodec codec(b);
   ServerOptions o;
   o.host = so.host;

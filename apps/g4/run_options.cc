@@ -39,12 +39,12 @@ void add_run_options(CLI::App* c, RunOptions& o) {
               "load even when weights + KV cache at --ctx-size + activations exceed the free memory");
 }
 
-ModelBundle load_bundle(const RunOptions& o, bool quiet) {
+ModelBundle load_bundle(const RunOptions& o, bool quiet, int n_seq) {
   LoadOptions lo;
   lo.quantize = o.quantize;
   lo.progress = !quiet;
   if (!o.no_memory_check)
-    check_memory_fits(estimate_memory_for(o.model, o.quantize, kv_options(o), o.prefill_chunk),
+    check_memory_fits(estimate_memory_for(o.model, o.quantize, kv_options(o, n_seq), o.prefill_chunk),
                       available_memory_bytes(resolve_backend_name(o.backend)), o.model, o.ctx_size);
   ModelBundle b = ModelBundle::load(o.model, o.backend, lo, o.threads);
   const int trained = b.model->spec().max_position;

@@ -29,7 +29,8 @@ struct RunOptions {
 void add_run_options(CLI::App* c, RunOptions& o);
 // Loads the bundle on the chosen backend with -t threads (printing a progress line unless quiet); warns once
 // on stderr when --ctx-size is beyond the context the model was trained for.
-ModelBundle load_bundle(const RunOptions& o, bool quiet);
+// n_seq: the sequences the KV cache will hold (serve --parallel), counted in the memory check.
+ModelBundle load_bundle(const RunOptions& o, bool quiet, int n_seq = 1);
 // "cpu, 2 threads", "ref, 1 thread": what the load line and run --json report.
 std::string backend_summary(const Backend& b);
 // The KV cache the flags ask for on the chosen backend, for n_seq sequences (engine/kv_options.h).

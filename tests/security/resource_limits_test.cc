@@ -78,6 +78,16 @@ TEST(MemoryEstimate, RefusesWithTheNumbersAndTheWayOut) {
   EXPECT_EQ(available_memory_bytes("cuda"), -1);  // the hook for cudaMemGetInfo
 }
 
+// `g4 serve --parallel N` counts every slot's KV cache before loading: 256 slots of a 1M-token f32 context
+// of the shipped model need about 140 GB (one slot: about 0.55 GB, which fits) and are refused at start
+// with the numbers (this assumes a machine with less than 140 GB free, as CI's 24 GB).
+TEST(MemoryEstimate, ServeCountsEverySlot) {
+  const CmdResult r = g4("serve -m " + kTiny + " -c 1048576 -ctk f32 -ctv f32 --parallel 256 --port 0");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("needs about"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("KV cache"), std::string::npos) << r.out;
+}
+
 // A copy of the shipped model whose config claims a 16M vocabulary and 128K hidden size.
 std::string absurd_model(const TempDir& d) {
   json cfg = json::parse(std::ifstream(kTiny + "/config.json"));
