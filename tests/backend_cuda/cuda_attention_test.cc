@@ -13,6 +13,18 @@ struct AttCase {
   bool ring;
 };
 
+// The ref backend's attention for case c over an f32 cache holding ck, cv.
+std::vector<float> ref_attention(RefBackend& ref, const AttCase& c, const std::vector<float>& q, const std::vector<float>& k,
+                                 const std::vector<float>& v, const std::vector<float>& ck, const std::vector<float>& cv) {
+  KvLayer kr = ref.make_kv_layer(c.cap, int(c.Hkv), int(c.D), c.ring);
+  ref.upload(kr.k, ck.data());
+  ref.upload(kr.v, cv.data());
+  Tensor out = ref.empty({c.T, c.Hq, c.D});
+  ref.attention(to_device(ref, q, {c.T, c.Hq, c.D}), to_device(ref, k, {c.T, c.Hkv, c.D}),
+                to_device(ref, v, {c.T, c.Hkv, c.D}), kr, c.p0, c.window, out);
+  return to_host(ref, out);
+}
+
 TEST_F(CudaTest, AttentionDecodeAndPrefill) {
   const std::vector<AttCase> cases = {
       {1, 32, 16, 256, 0, 1024, 1024, true},  {1, 32, 16, 256, 1500, 1024, 1024, true},
@@ -28,13 +40,7 @@ TEST_F(CudaTest, AttentionDecodeAndPrefill) {
     const auto q = randn(rng_, size_t(c.T * c.Hq * c.D), 0.2f);
     const auto k = randn(rng_, size_t(c.T * c.Hkv * c.D), 0.2f), v = randn(rng_, size_t(c.T * c.Hkv * c.D));
     const auto ck = randn(rng_, size_t(c.cap * c.Hkv * c.D), 0.2f), cv = randn(rng_, size_t(c.cap * c.Hkv * c.D));
-    KvLayer kr = ref_.make_kv_layer(c.cap, int(c.Hkv), int(c.D), c.ring);
-    ref_.upload(kr.k, ck.data());
-    ref_.upload(kr.v, cv.data());
-    Tensor out_r = ref_.empty({c.T, c.Hq, c.D});
-    ref_.attention(to_device(ref_, q, {c.T, c.Hq, c.D}), to_device(ref_, k, {c.T, c.Hkv, c.D}),
-                   to_device(ref_, v, {c.T, c.Hkv, c.D}), kr, c.p0, c.window, out_r);
-    const auto want = to_host(ref_, out_r);
+    const auto want = ref_attention(ref_, c, q, k, v, ck, cv);
     for (CudaBackend* be : {fast_.get(), precise_.get()}) {
       KvLayer kc = be->make_kv_layer(c.cap, int(c.Hkv), int(c.D), c.ring);
       be->upload(kc.k, ck.data());
@@ -50,11 +56,6 @@ TEST_F(CudaTest, AttentionDecodeAndPrefill) {
   }
 }
 
-}  // namespace
-}  // namespace g4::test
-
-namespace g4::test {
-namespace {
 
 // A bf16 cache (written by kv_append, which rounds to bf16) against the ref backend over an f32 cache holding
 // the same values rounded to bf16 on the host, and new keys/values already on the bf16 grid (attention reads
@@ -76,13 +77,7 @@ TEST_F(CudaTest, AttentionOverBf16Cache) {
     const auto v = round_bf16(randn(rng_, size_t(c.T * c.Hkv * c.D)));
     const auto ck = round_bf16(randn(rng_, size_t(c.cap * c.Hkv * c.D), 0.2f));
     const auto cv = round_bf16(randn(rng_, size_t(c.cap * c.Hkv * c.D)));
-    KvLayer kr = ref_.make_kv_layer(c.cap, int(c.Hkv), int(c.D), c.ring);
-    ref_.upload(kr.k, ck.data());
-    ref_.upload(kr.v, cv.data());
-    Tensor out_r = ref_.empty({c.T, c.Hq, c.D});
-    ref_.attention(to_device(ref_, q, {c.T, c.Hq, c.D}), to_device(ref_, k, {c.T, c.Hkv, c.D}),
-                   to_device(ref_, v, {c.T, c.Hkv, c.D}), kr, c.p0, c.window, out_r);
-    const auto want = to_host(ref_, out_r);
+    const auto want = ref_attention(ref_, c, q, k, v, ck, cv);
     for (CudaBackend* be : {fast_.get(), precise_.get()}) {
       KvLayerSpec spec;
       spec.capacity = c.cap;
