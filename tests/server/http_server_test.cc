@@ -222,39 +222,3 @@ TEST(HttpServer, ConcurrentClientsGetTheirSoloAnswersAndDisconnectsCancel) {
 
 }  // namespace
 }  // namespace g4
-
-namespace g4 {
-namespace {
-
-// The prompt cache: a follow-up turn reuses the cached prefix of the conversation (cached_tokens > 0) and
-// answers exactly as a server that never saw the first turn; an unrelated prompt reuses only the shared
-// "<bos>user:" head.
-TEST(HttpServer, FollowUpTurnReusesTheCachedPrefix) {
-  auto body = [](const std::string& first, const std::string& second) {
-    json msgs = {{{"role", "user"}, {"content", first}}};
-    if (!second.empty()) {
-      msgs.push_back({{"role", "assistant"}, {"content", "ok"}});
-      msgs.push_back({{"role", "user"}, {"content", second}});
-    }
-    return json{{"model", "x"}, {"messages", msgs}, {"max_tokens", 5}, {"temperature", 0}}.dump();
-  };
-  ServerFixture warm, cold;
-  httplib::Client w = warm.client(), c = cold.client();
-  auto r1 = w.Post("/v1/chat/completions", body("tell me about the beginning", ""), "application/json");
-  ASSERT_TRUE(r1);
-  EXPECT_EQ(json::parse(r1->body)["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
-  auto r2 = w.Post("/v1/chat/completions", body("tell me about the beginning", "and the end"), "application/json");
-  auto r2c = c.Post("/v1/chat/completions", body("tell me about the beginning", "and the end"), "application/json");
-  ASSERT_TRUE(r2 && r2c);
-  const json j2 = json::parse(r2->body), j2c = json::parse(r2c->body);
-  // "user:tell me about the beginning|" and <bos>: 34 tokens shared with the first request.
-  EXPECT_EQ(j2["usage"]["prompt_tokens_details"]["cached_tokens"], 34);
-  EXPECT_EQ(j2c["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
-  EXPECT_EQ(j2["choices"][0]["message"]["content"], j2c["choices"][0]["message"]["content"]);
-  auto r3 = w.Post("/v1/chat/completions", body("something else", ""), "application/json");
-  ASSERT_TRUE(r3);
-  EXPECT_EQ(json::parse(r3->body)["usage"]["prompt_tokens_details"]["cached_tokens"], 6);
-}
-
-}  // namespace
-}  // namespace g4

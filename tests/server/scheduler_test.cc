@@ -185,7 +185,10 @@ TEST(Scheduler, FollowUpTurnsFindTheirSlot) {
   };
   const std::string a1 = "tell me about the beginning", b1 = "what is at the end of days";
   ServerFixture cold;
-  const std::string want = content_of(cold.client().Post("/v1/chat/completions", body(a1, "and the end"), "application/json"));
+  auto cold_reply = cold.client().Post("/v1/chat/completions", body(a1, "and the end"), "application/json");
+  ASSERT_TRUE(cold_reply);
+  EXPECT_EQ(json::parse(cold_reply->body)["usage"]["prompt_tokens_details"]["cached_tokens"], 0);  // nothing cached yet
+  const std::string want = content_of(cold_reply);
   for (int n : {2, 1}) {
     ServerFixture f(slots(n));
     httplib::Client c = f.client();
