@@ -1,25 +1,29 @@
 #!/bin/sh
 # One call on the GPU machine: the CUDA tests with G4_REQUIRE_GPU=1 (a run without a usable GPU fails),
 # then benchmarks on a synthetic 60-layer 31B int4 checkpoint written there by `g4 synth`; a short table
-# last. Run from the repository root. The CUDA build travels as .devbin/cuda.tar.xz (g4 and the CUDA test
-# binaries, stripped: the working tree may carry 64 MiB) and the shared libraries the GPU machine lacks as
-# .devlibs/; make both here with `bench/device_run.sh --pack` and name them in the call's carry.
+# last. Run from the repository root. The CUDA build travels as .devbin/cuda.tar.xz (g4, stripped: the
+# working tree may carry 64 MiB) and the shared libraries the GPU machine lacks as
+# .devlibs/, the test binaries as .devtests/; make them here with `bench/device_run.sh --pack` and name
+# them in the call's carry.
 # The test binaries have this checkout's absolute paths compiled in; the script links them to here.
 # Logs go to $OUT (the device tool's output folder) or /tmp/g4-device.
 set -u
 if [ "${1:-}" = "--pack" ]; then
-  rm -rf .devlibs .devbin /tmp/g4-devbin && mkdir -p .devlibs .devbin
+  rm -rf .devlibs .devbin .devtests /tmp/g4-devbin && mkdir -p .devlibs .devbin .devtests
   ldd build/cuda/g4 | awk '/simdjson|httplib|brotli|libedit|libbsd|libmd|libtinfo/ {print $3}' | xargs -I{} cp -L {} .devlibs/
   for f in g4 tests/backend_cuda/test_backend_cuda tests/model/test_model tests/e2e/test_cli; do
     mkdir -p "/tmp/g4-devbin/$(dirname "$f")" && cp "build/cuda/$f" "/tmp/g4-devbin/$f" && strip "/tmp/g4-devbin/$f"
   done
-  tar -C /tmp/g4-devbin -cJf .devbin/cuda.tar.xz . && pwd > .devbin/root && ls -la .devbin .devlibs
+  # g4 alone and the test binaries apart, so that a call that needs only g4 carries less.
+  tar -C /tmp/g4-devbin -cJf .devbin/cuda.tar.xz g4 && tar -C /tmp/g4-devbin -cJf .devtests/tests.tar.xz tests &&
+    pwd > .devbin/root && ls -la .devbin .devtests .devlibs
   echo "build dir compiled into the tests: $(pwd)"
   exit 0
 fi
 HERE=$(cat .devbin/root 2>/dev/null || true)
 if [ -f .devbin/cuda.tar.xz ]; then
   mkdir -p build/cuda && tar -C build/cuda -xJf .devbin/cuda.tar.xz
+  [ -f .devtests/tests.tar.xz ] && tar -C build/cuda -xJf .devtests/tests.tar.xz
   [ -n "$HERE" ] && [ ! -e "$HERE" ] && mkdir -p "$(dirname "$HERE")" && ln -s "$PWD" "$HERE"
 fi
 B=build/cuda
@@ -30,7 +34,9 @@ export G4_REQUIRE_GPU=1
 SYNTH=${SYNTH_DIR:-/tmp/g4-m60}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
-MODE=${1:-all}  # all, tests, bench, batch (only the batched-decode rows) or depth (decode at depth, f32 vs bf16)
+MODE=${1:-all}  # all, tests, bench, batch (only the batched-decode rows), depth (decode at depth, f32 vs bf16),
+# or ab (the environment switch $AB=0 against the default, alternating twice, bench arguments $AB_ARGS: an A/B
+# of one change)
 summary() { grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$1" | sed "s|^|$(basename "$1" .log): |"; }
 if [ "$MODE" != bench ]; then
   $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_tests.log" 2>&1
@@ -58,7 +64,14 @@ t0=$(date +%s)
 $B/g4 synth --preset 31b --format int4 -o "$SYNTH" > "$LOG/synth.log" 2>&1
 echo "synth 60-layer int4: $(( $(date +%s) - t0 )) s"
 bench() { $B/g4 bench -m "$SYNTH" --backend cuda --json "$@" 2>>"$LOG/bench.err"; }
-if [ "$MODE" = batch ]; then
+if [ "$MODE" = ab ]; then
+  ARGS=${AB_ARGS:--p 512 -n 128 -r 2}  # the bench arguments of both sides
+  for r in 1 2; do
+    env "${AB:?set AB to the switch to compare}=0" $B/g4 bench -m "$SYNTH" --backend cuda --json $ARGS \
+      2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "'"$AB"'=0", "parallel"/'
+    bench $ARGS | sed 's/"parallel"/"ab": "default", "parallel"/'
+  done > "$LOG/bench.jsonl"
+elif [ "$MODE" = batch ]; then
   bench -p 0 -n 64 -r 2 --parallel 1,4,8,16 > "$LOG/bench.jsonl"
 elif [ "$MODE" = depth ]; then
   for t in f32 bf16; do bench -p 0 -n 64 -r 2 -d 0,16384 --cache-type-k $t --cache-type-v $t; done > "$LOG/bench.jsonl"
@@ -75,7 +88,7 @@ python3 - "$LOG/bench.jsonl" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     j = json.loads(line)
-    print(f"KV {j['cache_type_k']:5} depth {j['depth']:6} seqs {j['parallel']:3} | pp{j['pp']} {j['pp_tok_s']:9.1f} ± {j['pp_sd']:6.1f}"
+    print(f"{j.get('ab', ''):14} KV {j['cache_type_k']:5} depth {j['depth']:6} seqs {j['parallel']:3} | pp{j['pp']} {j['pp_tok_s']:9.1f} ± {j['pp_sd']:6.1f}"
           f" | tg{j['tg']} {j['tg_tok_s']:8.2f} ± {j['tg_sd']:5.2f} | load {j['load_s']:.1f} s")
 PY
 cat "$LOG/bench.err" | tail -5

@@ -33,7 +33,7 @@ void add_run_options(CLI::App* c, RunOptions& o) {
   c->add_option("--repeat-penalty", o.repeat_penalty, "penalise the last 64 tokens; 1 = off")->check(in_range(0.01, 10.0));
   c->add_option("-s,--seed", o.seed, "random seed (default: random)");
   c->add_option("--cache-type-k", o.cache_type_k,
-                 "KV cache type for keys: auto (bf16 on cpu, f32 on ref and cuda), f32, bf16, q8_0 (int8, a scale per token and head)");
+                 "KV cache type for keys: auto (bf16 on cpu and cuda, f32 on ref), f32, bf16, q8_0 (int8, a scale per token and head)");
   c->add_option("--cache-type-v", o.cache_type_v, "KV cache type for values: as --cache-type-k");
   c->add_flag("--no-memory-check", o.no_memory_check,
               "load even when weights + KV cache at --ctx-size + activations exceed the free memory");

@@ -1,8 +1,8 @@
 // The KV cache a command gets: element types from -ctk/-ctv ("auto" picks the backend's default), the
 // context size, the number of sequences, and whether K=V layers store V only. Defaults per backend: ref
 // keeps f32 with stored keys (the oracle stays the plain computation); cpu stores bf16 and derives the
-// keys of K=V layers; cuda stores f32 with stored keys (bf16 is an option there: its decode attention over
-// bf16 is level with f32 at depth and slightly behind at depth 0 today; it does not derive keys yet).
+// keys of K=V layers; cuda stores bf16 with stored keys (its grouped decode attention is faster over bf16
+// than over f32; it does not derive keys yet).
 #pragma once
 
 #include <cstdint>

@@ -1,17 +1,21 @@
 // Attention kernels. Decode (few queries): split-K flash-decoding. Each block owns one query, one KV
 // head (so its GQA group of query heads shares every K/V row read) and one slice of the visible keys,
 // keeps an online softmax per head and writes (max, sum, unnormalised output); a second kernel merges
-// the slices. Prefill uses cuBLAS GEMMs around gather_kv and masked_softmax (cuda_backend.cu).
+// the slices. decode_group_kernel serves the common shapes (power-of-two head dims, groups 1-8) reading
+// each K/V element once per block; decode_kernel serves the rest. Prefill uses cuBLAS GEMMs around gather_kv and masked_softmax (cuda_backend.cu).
 // Key position pk lives in the new k/v when pk >= p0, else in cache slot pk (flat) or pk % capacity (ring).
 // The cache holds CT (float or bf16); new keys and values are f32 and are read rounded to CT, as the cache
 // will hold them, so a result does not depend on how a prompt was cut into chunks. A tile's rows are
 // resolved once into pointers and a flag per row (fresh f32 or cached CT).
 #include <algorithm>
 #include <cfloat>
+#include <cstdlib>
+#include <string>
 #include <cuda_bf16.h>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 
 namespace g4::cuda {
 
@@ -46,6 +50,7 @@ __device__ __forceinline__ void key_range(const AttnArgs& a, int64_t t, int64_t*
 // grid (Hkv, T, n_split). Scratch: part [T, Hq, n_split, D], ml [T, Hq, n_split, 2].
 template <class CT>
 __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_split, float* part, float* ml) {
+  grid_dependency_sync();
   extern __shared__ float sm[];
   if (a.dpos) a.p0 = *a.dpos;
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
@@ -152,12 +157,190 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
   }
 }
 
+// The decode kernel for power-of-two head dims 16..512 and GQA groups of 1, 2, 4 or 8 (every Gemma 4
+// shape): each K and V element is read from memory once per block and feeds the whole group.
+//  - Scores: a lane per key (a tile of 32 * kc keys), warps split the head dim into 8 / kc chunks; each
+//    lane reads its key row 8 values at a time (one or two 16-byte loads) and the group's queries come
+//    from shared memory as broadcasts, so there are no per-key shuffle reductions.
+//  - Output: a thread per 4 dims of V (float4 or 4 x bf16) for all G heads; the block's threads cover
+//    D / 4 dims times 1024 / D key lanes, whose partial sums meet in shared memory at the end.
+// Scratch and the grid are the same as decode_kernel's.
+template <class CT>
+__device__ __forceinline__ void load8(const void* row, bool fresh, int d, float (&x)[8]) {
+  if (fresh || sizeof(CT) == 4) {
+    const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(row) + d);
+    const float4 a = p[0], b = p[1];
+    x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+    if (fresh && sizeof(CT) != 4) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) x[i] = to_f32(CT(x[i]));
+    }
+  } else {
+    const uint4 u = *reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(row) + d);
+    x[0] = __uint_as_float(u.x << 16), x[1] = __uint_as_float(u.x & 0xFFFF0000u);
+    x[2] = __uint_as_float(u.y << 16), x[3] = __uint_as_float(u.y & 0xFFFF0000u);
+    x[4] = __uint_as_float(u.z << 16), x[5] = __uint_as_float(u.z & 0xFFFF0000u);
+    x[6] = __uint_as_float(u.w << 16), x[7] = __uint_as_float(u.w & 0xFFFF0000u);
+  }
+}
+
+template <class CT>
+__device__ __forceinline__ float4 load4(const void* row, bool fresh, int d) {
+  if (fresh || sizeof(CT) == 4) {
+    float4 a = *reinterpret_cast<const float4*>(static_cast<const float*>(row) + d);
+    if (fresh && sizeof(CT) != 4) a = make_float4(to_f32(CT(a.x)), to_f32(CT(a.y)), to_f32(CT(a.z)), to_f32(CT(a.w)));
+    return a;
+  }
+  const uint2 u = *reinterpret_cast<const uint2*>(static_cast<const __nv_bfloat16*>(row) + d);
+  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xFFFF0000u), __uint_as_float(u.y << 16),
+                     __uint_as_float(u.y & 0xFFFF0000u));
+}
+
+constexpr int kMaxTile = 256;  // 32 keys per warp x 8 warps
+
+template <class CT, int G>
+__global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int n_split, int kc, float* part,
+                                                                float* ml) {
+  grid_dependency_sync();
+  extern __shared__ float4 sm4[];
+  if (a.dpos) a.p0 = *a.dpos;
+  const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
+  const int D = int(a.D), tile = 32 * kc, dc = min(kWarps / kc, D / 8);
+  float* qs = reinterpret_cast<float*>(sm4);  // [G, D]; at the end, the key lanes' partial outputs
+  float* sp = qs + G * D;                     // [dc, G, tile] partial scores
+  float* pt = sp + kWarps * G * 32;           // [tile, G] probabilities
+  float* mrow = pt + kMaxTile * G;            // [G] running max, sum, this tile's rescale factor
+  float* lrow = mrow + G;
+  float* frow = lrow + G;
+  __shared__ const void* krow[kMaxTile];
+  __shared__ const void* vrow[kMaxTile];
+  __shared__ bool fresh[kMaxTile];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+  int64_t lo, hi;
+  key_range(a, t, &lo, &hi);
+  const int64_t per = (hi - lo + n_split - 1) / n_split;
+  const int64_t ks = lo + split * per, ke = min(hi, ks + per);
+
+  for (int i = tid; i < G * D; i += kThreads) qs[i] = a.q[(t * a.Hq + g * G) * D + i];
+  if (tid < G) mrow[tid] = -FLT_MAX, lrow[tid] = 0.f;
+  // Output ownership: dims 4 * dq .. 4 * dq + 3 of every head, keys kg, kg + n_kg, ... of each tile.
+  const int dpt = D / 4, n_kg = kThreads / dpt, dq = tid % dpt, kg = tid / dpt;
+  float4 acc[G];
+#pragma unroll
+  for (int j = 0; j < G; ++j) acc[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+  // Score ownership: key kci * 32 + lane of the tile, dims [dci * dl, (dci + 1) * dl).
+  const int kci = warp % kc, dci = warp / kc, dl = D / dc;
+  __syncthreads();
+
+  for (int64_t k0 = ks; k0 < ke; k0 += tile) {
+    const int nk = int(min(int64_t(tile), ke - k0));
+    if (tid < nk) {
+      krow[tid] = key_row<CT>(a, a.k, a.ck, k0 + tid, g);
+      vrow[tid] = key_row<CT>(a, a.v, a.cv, k0 + tid, g);
+      fresh[tid] = k0 + tid >= a.p0;
+    }
+    __syncthreads();
+    if (dci < dc) {
+      const int kk = kci * 32 + lane;
+      float s[G];
+#pragma unroll
+      for (int j = 0; j < G; ++j) s[j] = 0.f;
+      if (kk < nk) {
+        const void* kr = krow[kk];
+        const bool kf = fresh[kk];
+        for (int d = dci * dl; d < (dci + 1) * dl; d += 8) {
+          float x[8];
+          load8<CT>(kr, kf, d, x);
+#pragma unroll
+          for (int j = 0; j < G; ++j) {
+            const float4 q0 = *reinterpret_cast<const float4*>(qs + j * D + d);
+            const float4 q1 = *reinterpret_cast<const float4*>(qs + j * D + d + 4);
+            s[j] = fmaf(q0.x, x[0], fmaf(q0.y, x[1], fmaf(q0.z, x[2], fmaf(q0.w, x[3], s[j]))));
+            s[j] = fmaf(q1.x, x[4], fmaf(q1.y, x[5], fmaf(q1.z, x[6], fmaf(q1.w, x[7], s[j]))));
+          }
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < G; ++j) sp[(dci * G + j) * tile + kk] = s[j];
+    }
+    __syncthreads();
+    // Online softmax per head: a warp per head.
+    for (int j = warp; j < G; j += kWarps) {
+      float mx = -FLT_MAX;
+      for (int kk = lane; kk < nk; kk += 32) {
+        float sum = 0.f;
+        for (int c = 0; c < dc; ++c) sum += sp[(c * G + j) * tile + kk];
+        sp[j * tile + kk] = sum;  // chunk 0's slot: only this lane reads it again
+        mx = fmaxf(mx, sum);
+      }
+      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      const float m_new = fmaxf(mrow[j], mx);
+      float sum = 0.f;
+      for (int kk = lane; kk < nk; kk += 32) {
+        const float p = __expf(sp[j * tile + kk] - m_new);
+        pt[kk * G + j] = p;
+        sum += p;
+      }
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      if (lane == 0) {
+        const float f = __expf(mrow[j] - m_new);
+        frow[j] = f;
+        lrow[j] = lrow[j] * f + sum;
+        mrow[j] = m_new;
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < G; ++j) {
+      const float f = frow[j];
+      acc[j].x *= f, acc[j].y *= f, acc[j].z *= f, acc[j].w *= f;
+    }
+    for (int kk = kg; kk < nk; kk += n_kg) {
+      const float4 v = load4<CT>(vrow[kk], fresh[kk], 4 * dq);
+#pragma unroll
+      for (int j = 0; j < G; ++j) {
+        const float p = pt[kk * G + j];
+        acc[j].x = fmaf(p, v.x, acc[j].x), acc[j].y = fmaf(p, v.y, acc[j].y);
+        acc[j].z = fmaf(p, v.z, acc[j].z), acc[j].w = fmaf(p, v.w, acc[j].w);
+      }
+    }
+    __syncthreads();
+  }
+  // The key lanes' partial outputs meet in qs (no longer needed), in a fixed order.
+  float4* red = reinterpret_cast<float4*>(qs);  // [G, D / 4]
+  for (int r = 0; r < n_kg; ++r) {
+    if (kg == r) {
+#pragma unroll
+      for (int j = 0; j < G; ++j) {
+        float4 o = acc[j];
+        if (r > 0) {
+          const float4 b = red[j * dpt + dq];
+          o = make_float4(b.x + o.x, b.y + o.y, b.z + o.z, b.w + o.w);
+        }
+        red[j * dpt + dq] = o;
+      }
+    }
+    __syncthreads();
+  }
+  for (int e = tid; e < G * dpt; e += kThreads) {
+    const int j = e / dpt, d4 = e % dpt;
+    reinterpret_cast<float4*>(part + (((t * a.Hq) + g * G + j) * n_split + split) * D)[d4] = red[e];
+  }
+  if (tid < G) {
+    float* o = ml + (((t * a.Hq) + g * G + tid) * n_split + split) * 2;
+    o[0] = ks < ke ? mrow[tid] : -FLT_MAX;
+    o[1] = lrow[tid];
+  }
+}
+
 // grid (T * Hq), block over D (one thread per element when D <= 1024). The per-split weights
 // exp(m_s - M) / L are computed once into shared memory; the loop over splits is unrolled so that many
 // independent loads of the partial outputs are in flight (a plain loop waited for each in turn: with
 // 132 splits that was ~190 us per full-attention layer on an H100).
 constexpr int kMaxSplit = 1024;
 __global__ void combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml) {
+  grid_dependency_sync();
   __shared__ float wgt[kMaxSplit];
   __shared__ float red[32];
   const int64_t th = blockIdx.x;
@@ -199,6 +382,7 @@ __global__ void combine_kernel(AttnArgs a, int n_split, const float* __restrict_
 
 template <class CT>
 __global__ void gather_kernel(AttnArgs a, int64_t lo, int64_t n, float* kc, float* vc) {
+  grid_dependency_sync();
   const int64_t row = a.Hkv * a.D, total = n * row;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t pk = lo + i / row, e = i % row;
@@ -215,6 +399,7 @@ __global__ void gather_kernel(AttnArgs a, int64_t lo, int64_t n, float* kc, floa
 
 // One block per score row [h, t, :].
 __global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int64_t pq0, int64_t lo, int window) {
+  grid_dependency_sync();
   __shared__ float red[32];
   const int64_t r = blockIdx.x, t = r % Tq, pq = pq0 + t;
   float* row = scores + r * n;
@@ -254,6 +439,21 @@ int pick_split(const AttnArgs& a, int n_sm) {
   return int(std::max<int64_t>(1, std::min<int64_t>({want, (max_keys + kTile - 1) / kTile, int64_t(kMaxSplit)})));
 }
 
+// Other head dims and groups: decode_kernel (a warp per key, the key row in registers).
+void decode_any_shape(const AttnArgs& a, int ns, float* part, float* ml, cudaStream_t s) {
+  const int group = int(a.Hq / a.Hkv);
+  const size_t smem = size_t(group * a.D + group * kTile + 3 * group) * sizeof(float);
+  const dim3 grid(unsigned(a.Hkv), unsigned(a.T), unsigned(ns));
+  if (a.cache_bf16) {
+    if (smem > 48 * 1024)
+      G4_CUDA(cudaFuncSetAttribute(decode_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    launch(decode_kernel<__nv_bfloat16>, grid, kThreads, smem, s, a, ns, part, ml);
+  } else {
+    if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(decode_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    launch(decode_kernel<float>, grid, kThreads, smem, s, a, ns, part, ml);
+  }
+}
+
 }  // namespace
 
 size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm) {
@@ -270,33 +470,49 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   const int ns = pick_split(a, n_sm);
   float* part = static_cast<float*>(scratch);
   float* ml = part + size_t(a.T * a.Hq) * size_t(ns) * size_t(a.D);
-  const size_t smem = size_t(group * a.D + group * kTile + 3 * group) * sizeof(float);
   const dim3 grid(unsigned(a.Hkv), unsigned(a.T), unsigned(ns));
-  if (a.cache_bf16) {
-    if (smem > 48 * 1024)
-      G4_CUDA(cudaFuncSetAttribute(decode_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    decode_kernel<__nv_bfloat16><<<grid, kThreads, smem, s>>>(a, ns, part, ml);
+  const bool pow2_d = a.D >= 16 && a.D <= kMaxD && (a.D & (a.D - 1)) == 0;
+  static const bool group_kernel_on = [] {  // G4_CUDA_ATTN_GROUP=0: decode_kernel for every shape (comparisons)
+    const char* e = std::getenv("G4_CUDA_ATTN_GROUP");
+    return !(e && std::string(e) == "0");
+  }();
+  if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
+    // Tile: enough 32-key warps for the most keys one split can see (fixed by the capacity, not p0).
+    const int64_t max_keys = (a.window > 0 ? std::min<int64_t>(a.window, a.capacity) : a.capacity) + a.T;
+    const int64_t per = (max_keys + ns - 1) / ns;
+    int kc = 1;
+    while (kc < kWarps && 32 * kc < per) kc *= 2;
+    const size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);
+    auto go = [&](auto kernel) { launch(kernel, grid, kThreads, smem, s, a, ns, kc, part, ml); };
+    switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
+      case 2: go(decode_group_kernel<float, 1>); break;
+      case 3: go(decode_group_kernel<__nv_bfloat16, 1>); break;
+      case 4: go(decode_group_kernel<float, 2>); break;
+      case 5: go(decode_group_kernel<__nv_bfloat16, 2>); break;
+      case 8: go(decode_group_kernel<float, 4>); break;
+      case 9: go(decode_group_kernel<__nv_bfloat16, 4>); break;
+      case 16: go(decode_group_kernel<float, 8>); break;
+      default: go(decode_group_kernel<__nv_bfloat16, 8>); break;
+    }
   } else {
-    if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(decode_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    decode_kernel<float><<<grid, kThreads, smem, s>>>(a, ns, part, ml);
+    decode_any_shape(a, ns, part, ml, s);
   }
-  G4_CUDA_LAUNCHED();
   const int cthreads = int(std::min<int64_t>(1024, (a.D + 31) / 32 * 32));
-  combine_kernel<<<unsigned(a.T * a.Hq), cthreads, 0, s>>>(a, ns, part, ml);
+  launch(combine_kernel, unsigned(a.T * a.Hq), cthreads, 0, s, a, ns, part, ml);
   G4_CUDA_LAUNCHED();
 }
 
 void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, cudaStream_t s) {
   const int64_t total = n * a.Hkv * a.D;
   const unsigned blocks = unsigned(std::min<int64_t>((total + 255) / 256, 65536));
-  if (a.cache_bf16) gather_kernel<__nv_bfloat16><<<blocks, 256, 0, s>>>(a, lo, n, kc, vc);
-  else gather_kernel<float><<<blocks, 256, 0, s>>>(a, lo, n, kc, vc);
+  if (a.cache_bf16) launch(gather_kernel<__nv_bfloat16>, blocks, 256, 0, s, a, lo, n, kc, vc);
+  else launch(gather_kernel<float>, blocks, 256, 0, s, a, lo, n, kc, vc);
   G4_CUDA_LAUNCHED();
 }
 
 void masked_softmax(float* scores, int64_t Hq, int64_t Tq, int64_t n, int64_t pq0, int64_t lo, int window,
                     cudaStream_t s) {
-  masked_softmax_kernel<<<unsigned(Hq * Tq), 256, 0, s>>>(scores, Tq, n, pq0, lo, window);
+  launch(masked_softmax_kernel, unsigned(Hq * Tq), 256, 0, s, scores, Tq, n, pq0, lo, window);
   G4_CUDA_LAUNCHED();
 }
 

@@ -16,6 +16,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
 
 namespace g4::cuda {
@@ -40,6 +41,7 @@ __device__ __forceinline__ uint32_t h22u(__half2 h) { return *reinterpret_cast<u
 // needs for its m-th 16 bytes of x (see the file comment); slots past the last chunk are zero.
 __global__ void permute_x_kernel(WFmt fmt, const float* __restrict__ x, int64_t K, int64_t slots, int T,
                                  uint4* __restrict__ xp) {
+  grid_dependency_sync();
   const int64_t total = slots * T;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = i / slots, u = i % slots;
@@ -145,6 +147,7 @@ __device__ __forceinline__ float dot_bf16(const uint4& w, const uint4* xs) {
 template <WFmt kFmt, class S, bool kAsym, int NT>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_kernel(WeightDesc w, const uint4* __restrict__ xp,
                                                                    int64_t slots, float* __restrict__ y) {
+  grid_dependency_sync();
   constexpr int VC = values_per_chunk(kFmt), M = xslots_per_chunk(kFmt);
   const int lane = threadIdx.x & 31;
   const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
@@ -196,10 +199,10 @@ template <WFmt kFmt, class S, bool kAsym>
 void launch_legacy_t(const WeightDesc& w, const uint4* xp, int64_t slots, int T, float* y, cudaStream_t s) {
   const dim3 grid(unsigned((w.rows + kWarpsPerBlock - 1) / kWarpsPerBlock)), block(kWarpsPerBlock * 32);
   switch (T) {
-    case 1: gemv_kernel<kFmt, S, kAsym, 1><<<grid, block, 0, s>>>(w, xp, slots, y); break;
-    case 2: gemv_kernel<kFmt, S, kAsym, 2><<<grid, block, 0, s>>>(w, xp, slots, y); break;
-    case 3: gemv_kernel<kFmt, S, kAsym, 3><<<grid, block, 0, s>>>(w, xp, slots, y); break;
-    default: gemv_kernel<kFmt, S, kAsym, 4><<<grid, block, 0, s>>>(w, xp, slots, y); break;
+    case 1: launch(gemv_kernel<kFmt, S, kAsym, 1>, grid, block, 0, s, w, xp, slots, y); break;
+    case 2: launch(gemv_kernel<kFmt, S, kAsym, 2>, grid, block, 0, s, w, xp, slots, y); break;
+    case 3: launch(gemv_kernel<kFmt, S, kAsym, 3>, grid, block, 0, s, w, xp, slots, y); break;
+    default: launch(gemv_kernel<kFmt, S, kAsym, 4>, grid, block, 0, s, w, xp, slots, y); break;
   }
 }
 
@@ -210,6 +213,7 @@ template <WFmt kFmt, class S, bool kAsym, int NT, int R, int U>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_rows_kernel(WeightDesc w, const uint4* __restrict__ xp,
                                                                         int64_t slots, int cpg_shift, int cpg,
                                                                         float* __restrict__ y) {
+  grid_dependency_sync();
   constexpr int M = xslots_per_chunk(kFmt);
   constexpr bool kQuant = kFmt != WFmt::kBF16;
   const int lane = threadIdx.x & 31;
@@ -296,7 +300,7 @@ void launch_rows_nt(const WeightDesc& w, const uint4* xp, int64_t slots, int R, 
     static const int64_t resident = resident_blocks(kernel, kWarpsPerBlock * 32);
     const int64_t per_block = int64_t(kWarpsPerBlock) * rows_per_warp;
     const int64_t blocks = std::min(resident, (w.rows + per_block - 1) / per_block);
-    kernel<<<unsigned(blocks), kWarpsPerBlock * 32, 0, s>>>(w, xp, slots, cpg_shift, cpg, y);
+    launch(kernel, unsigned(blocks), kWarpsPerBlock * 32, 0, s, w, xp, slots, cpg_shift, cpg, y);
   };
   (void)U;
   // The variants are compiled only for the layouts the benchmarks sweep (bf16 weights; bf16 symmetric
@@ -366,6 +370,7 @@ template <class S, bool kAsym, int R, int U, int KS>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_int4_smem_kernel(WeightDesc w, const float* __restrict__ x,
                                                                              int cps, int cpg_shift, int cpg,
                                                                              float* __restrict__ y) {
+  grid_dependency_sync();
   extern __shared__ uint4 xs_smem[];
   __shared__ float red[kWarpsPerBlock][R];
   constexpr int kRowsPerBlock = kWarpsPerBlock / KS * R;
@@ -522,7 +527,7 @@ void launch_int4_smem(const WeightDesc& w, const float* x, float* y, cudaStream_
   const int cpg_shift = (cpg & (cpg - 1)) == 0 ? __builtin_ctz(unsigned(cpg)) : -1;
   const int64_t per_block = int64_t(kWarpsPerBlock / KS) * R;
   const int64_t blocks = std::min(res, (w.rows + per_block - 1) / per_block);
-  kernel<<<unsigned(blocks), kWarpsPerBlock * 32, smem, s>>>(w, x, cps, cpg_shift, cpg, y);
+  launch(kernel, unsigned(blocks), kWarpsPerBlock * 32, smem, s, w, x, cps, cpg_shift, cpg, y);
 }
 
 template <class S, bool kAsym, int R, int U>
@@ -596,6 +601,7 @@ __device__ __forceinline__ void dequant8(const WeightDesc& w, int64_t r, int64_t
 
 template <class S>
 __global__ void dequant_kernel(WeightDesc w, int64_t r0, int64_t n, void* out, bool to_f32) {
+  grid_dependency_sync();
   const int64_t per_row = w.cols / 8, total = n * per_row;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / per_row, k = (i % per_row) * 8;
@@ -620,6 +626,7 @@ __global__ void dequant_kernel(WeightDesc w, int64_t r0, int64_t n, void* out, b
 
 template <class S>
 __global__ void embed_kernel(WeightDesc w, const int32_t* __restrict__ tokens, int T, float scale, float* out) {
+  grid_dependency_sync();
   const int64_t per_row = w.cols / 8, total = int64_t(T) * per_row;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = i / per_row, k = (i % per_row) * 8;
@@ -649,7 +656,7 @@ bool takes_q8(const WeightDesc& w, GemvTuning tune) {
 void gemv_permute_x(const WeightDesc& w, const float* x, int T, void* xp, cudaStream_t s) {
   G4_CHECK(T >= 1 && T <= kGemvMaxT, "gemv token count");
   const int64_t slots = xp_slots_per_token(w);
-  permute_x_kernel<<<grid_for(slots * T, 256), 256, 0, s>>>(w.fmt, x, w.cols, slots, T, static_cast<uint4*>(xp));
+  launch(permute_x_kernel, grid_for(slots * T, 256), 256, 0, s, w.fmt, x, w.cols, slots, T, static_cast<uint4*>(xp));
   G4_CUDA_LAUNCHED();
 }
 
@@ -702,9 +709,9 @@ void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaSt
 void dequant_rows(const WeightDesc& w, int64_t r0, int64_t n, void* out, bool to_f32, cudaStream_t s) {
   const unsigned grid = grid_for(n * (w.cols / 8), 256);
   switch (w.stype) {
-    case SType::kF32: dequant_kernel<float><<<grid, 256, 0, s>>>(w, r0, n, out, to_f32); break;
-    case SType::kF16: dequant_kernel<__half><<<grid, 256, 0, s>>>(w, r0, n, out, to_f32); break;
-    case SType::kBF16: dequant_kernel<__nv_bfloat16><<<grid, 256, 0, s>>>(w, r0, n, out, to_f32); break;
+    case SType::kF32: launch(dequant_kernel<float>, grid, 256, 0, s, w, r0, n, out, to_f32); break;
+    case SType::kF16: launch(dequant_kernel<__half>, grid, 256, 0, s, w, r0, n, out, to_f32); break;
+    case SType::kBF16: launch(dequant_kernel<__nv_bfloat16>, grid, 256, 0, s, w, r0, n, out, to_f32); break;
   }
   G4_CUDA_LAUNCHED();
 }
@@ -712,9 +719,9 @@ void dequant_rows(const WeightDesc& w, int64_t r0, int64_t n, void* out, bool to
 void embed_rows(const WeightDesc& w, const int32_t* tokens, int T, float scale, float* out, cudaStream_t s) {
   const unsigned grid = grid_for(int64_t(T) * (w.cols / 8), 256);
   switch (w.stype) {
-    case SType::kF32: embed_kernel<float><<<grid, 256, 0, s>>>(w, tokens, T, scale, out); break;
-    case SType::kF16: embed_kernel<__half><<<grid, 256, 0, s>>>(w, tokens, T, scale, out); break;
-    case SType::kBF16: embed_kernel<__nv_bfloat16><<<grid, 256, 0, s>>>(w, tokens, T, scale, out); break;
+    case SType::kF32: launch(embed_kernel<float>, grid, 256, 0, s, w, tokens, T, scale, out); break;
+    case SType::kF16: launch(embed_kernel<__half>, grid, 256, 0, s, w, tokens, T, scale, out); break;
+    case SType::kBF16: launch(embed_kernel<__nv_bfloat16>, grid, 256, 0, s, w, tokens, T, scale, out); break;
   }
   G4_CUDA_LAUNCHED();
 }

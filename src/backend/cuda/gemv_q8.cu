@@ -19,6 +19,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
 
 namespace g4::cuda {
@@ -39,6 +40,7 @@ __device__ __forceinline__ uint32_t pack4(int a, int b, int c, int d) {
 // One thread per (token, padded chunk); chunks past the end are zero.
 __global__ void quantize_x_kernel(const float* __restrict__ x, int64_t K, int nch, int nch_pad, int T,
                                   uint4* __restrict__ xq, float2* __restrict__ xd) {
+  grid_dependency_sync();
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= int64_t(nch_pad) * T) return;
   const int t = int(i / nch_pad), c = int(i % nch_pad);
@@ -117,8 +119,22 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int
   const int nch = int(cols / 32);
   const int64_t G = cols / group_size;
   const int64_t n_groups = segs.group_end[segs.n - 1];
-  for (int64_t gi = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5); gi < n_groups;
-       gi += int64_t(gridDim.x) * kWarps) {
+  const int64_t first_gi = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  // Weights do not depend on earlier kernels: the warp's first row group goes into L2 while the
+  // previous kernel is still finishing (launch.cuh), one 128-byte line per lane at a time.
+  if (first_gi < n_groups) {
+    int s = 0;
+    while (s + 1 < segs.n && first_gi >= pick(s, segs.group_end)) ++s;
+    const int64_t row0 = (first_gi - (s ? pick(s - 1, segs.group_end) : 0)) * R, rows = pick(s, segs.rows);
+    const char* codes = static_cast<const char*>(pick(s, segs.codes));
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const char* row = codes + min(row0 + r, rows - 1) * int64_t(nch) * 16;
+      for (int line = lane; line * 8 < nch; line += 32) prefetch_l2(row + int64_t(line) * 128);
+    }
+  }
+  grid_dependency_sync();
+  for (int64_t gi = first_gi; gi < n_groups; gi += int64_t(gridDim.x) * kWarps) {
     int s = 0;
     while (s + 1 < segs.n && gi >= pick(s, segs.group_end)) ++s;
     const int64_t row0 = (gi - (s ? pick(s - 1, segs.group_end) : 0)) * R, rows = pick(s, segs.rows);
@@ -209,7 +225,7 @@ void launch_q8(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, c
   const int64_t groups = sg.group_end[n - 1];
   const int64_t blocks = std::min(resident, (groups + kWarps - 1) / kWarps);
   const int cpg_shift = __builtin_ctz(unsigned(ws[0].group_size / 32));
-  kernel<<<unsigned(blocks), kWarps * 32, 0, s>>>(sg, ws[0].cols, ws[0].group_size, xq, xd, n_chunks_padded(ws[0]),
+  launch(kernel, unsigned(blocks), kWarps * 32, 0, s, sg, ws[0].cols, ws[0].group_size, xq, xd, n_chunks_padded(ws[0]),
                                                   cpg_shift);
 }
 
@@ -265,7 +281,7 @@ void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cu
   uint4* q = static_cast<uint4*>(xq);
   float2* d = reinterpret_cast<float2*>(q + xq_slots(w) * T);
   const int64_t n = int64_t(nch_pad) * T;
-  quantize_x_kernel<<<unsigned((n + 127) / 128), 128, 0, s>>>(x, w.cols, n_chunks(w), nch_pad, T, q, d);
+  launch(quantize_x_kernel, unsigned((n + 127) / 128), 128, 0, s, x, w.cols, n_chunks(w), nch_pad, T, q, d);
   G4_CUDA_LAUNCHED();
 }
 

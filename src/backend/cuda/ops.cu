@@ -8,6 +8,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 
 namespace g4::cuda {
 
@@ -34,6 +35,7 @@ __device__ float block_sum(float v) {
 template <bool kAdd>
 __global__ void __launch_bounds__(kNormThreads) rms_norm_kernel(const float* __restrict__ in, const float* __restrict__ w,
                                                               float eps, int64_t n, float* out) {
+  grid_dependency_sync();
   const int64_t r = blockIdx.x;
   const float* xr = in + r * n;
   float ss = 0.f;
@@ -72,6 +74,7 @@ __device__ __forceinline__ float load_row_sumsq(const float4* row, int n4, float
 template <bool kAdd>
 __global__ void __launch_bounds__(1024) rms_norm_vec_kernel(const float* __restrict__ in, const float* __restrict__ w,
                                                            float eps, int n, float* out) {
+  grid_dependency_sync();
   const int64_t r = blockIdx.x;
   const int n4 = n / 4;
   const float4* xr = reinterpret_cast<const float4*>(in + r * n);
@@ -103,15 +106,18 @@ int vec_threads(int64_t n, const void* a, const void* b, const void* c) {
 }
 
 __global__ void scale_kernel(float* x, int64_t n, float s) {
+  grid_dependency_sync();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) x[i] *= s;
 }
 
 __global__ void softcap_kernel(float* x, int64_t n, float cap) {
+  grid_dependency_sync();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     x[i] = cap * tanhf(x[i] / cap);
 }
 
 __global__ void gelu_mul_kernel(const float* gate, const float* up, int64_t n, float* out) {
+  grid_dependency_sync();
   const float k = 0.7978845608028654f;  // sqrt(2 / pi)
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const float g = gate[i];
@@ -120,6 +126,7 @@ __global__ void gelu_mul_kernel(const float* gate, const float* up, int64_t n, f
 }
 
 __global__ void to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* out) {
+  grid_dependency_sync();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     out[i] = __float2bfloat16_rn(x[i]);
 }
@@ -127,6 +134,7 @@ __global__ void to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* out) {
 // Thread per (t, h, d < pairs). Angles in f32 as the reference, cos/sin in f64 as the reference.
 __global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos,
                             const float* inv_freq, int pairs) {
+  grid_dependency_sync();
   if (dpos) p0 = *dpos;
   const int64_t n = T * H * pairs;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -146,6 +154,7 @@ __global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, int64_t p
 template <class CT>
 __global__ void kv_write_kernel(CT* ck, CT* cv, const float* k, const float* v, int64_t first, int64_t n_rows,
                                 int64_t row, int64_t p0, const int64_t* dpos, int64_t capacity, bool ring) {
+  grid_dependency_sync();
   if (dpos) p0 = *dpos;
   const int64_t n = n_rows * row;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -162,6 +171,7 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
                                                                   const float* __restrict__ w1, float s,
                                                                   const float* __restrict__ w2, float eps, int n,
                                                                   float* __restrict__ out) {
+  grid_dependency_sync();
   const int64_t r = blockIdx.x;
   const int n4 = n / 4;
   const float4* orow = reinterpret_cast<const float4*>(o + r * n);
@@ -207,6 +217,7 @@ __global__ void qkv_norm_rope_kernel(float* q, const float* k_raw, const float* 
                                      const float* __restrict__ wk, float eps, int Hq, int Hkv, int D, int64_t p0,
                                      const int64_t* dpos, const float* __restrict__ inv_freq, int pairs,
                                      float* __restrict__ k, float* __restrict__ v) {
+  grid_dependency_sync();
   if (dpos) p0 = *dpos;
   const int h = blockIdx.x, i = threadIdx.x, half = D / 2;
   const int64_t t = blockIdx.y;
@@ -240,29 +251,29 @@ __global__ void qkv_norm_rope_kernel(float* q, const float* k_raw, const float* 
 }  // namespace
 
 void f32_to_bf16(const float* x, int64_t n, void* out, cudaStream_t s) {
-  to_bf16_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, n, static_cast<__nv_bfloat16*>(out));
+  launch(to_bf16_kernel, grid_for(n, 256), 256, 0, s, x, n, static_cast<__nv_bfloat16*>(out));
   G4_CUDA_LAUNCHED();
 }
 
 void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* y, cudaStream_t s) {
   if (rows == 0) return;
   if (const int th = vec_threads(n, x, w, y)) {
-    rms_norm_vec_kernel<false><<<unsigned(rows), th, 0, s>>>(x, w, eps, int(n), y);
+    launch(rms_norm_vec_kernel<false>, unsigned(rows), th, 0, s, x, w, eps, int(n), y);
     G4_CUDA_LAUNCHED();
     return;
   }
-  rms_norm_kernel<false><<<unsigned(rows), kNormThreads, 0, s>>>(x, w, eps, n, y);
+  launch(rms_norm_kernel<false>, unsigned(rows), kNormThreads, 0, s, x, w, eps, n, y);
   G4_CUDA_LAUNCHED();
 }
 
 void add_rms_norm(float* x, const float* o, const float* w, float eps, int64_t rows, int64_t n, cudaStream_t s) {
   if (rows == 0) return;
   if (const int th = vec_threads(n, x, w, o)) {
-    rms_norm_vec_kernel<true><<<unsigned(rows), th, 0, s>>>(o, w, eps, int(n), x);
+    launch(rms_norm_vec_kernel<true>, unsigned(rows), th, 0, s, o, w, eps, int(n), x);
     G4_CUDA_LAUNCHED();
     return;
   }
-  rms_norm_kernel<true><<<unsigned(rows), kNormThreads, 0, s>>>(o, w, eps, n, x);
+  launch(rms_norm_kernel<true>, unsigned(rows), kNormThreads, 0, s, o, w, eps, n, x);
   G4_CUDA_LAUNCHED();
 }
 
@@ -271,7 +282,7 @@ bool add_norm_scale_norm(float* x, const float* o, const float* w1, float sc, co
   const int th = vec_threads(n, x, o, out);
   const int th2 = vec_threads(n, w1, w2, x);
   if (rows == 0 || th == 0 || th2 == 0) return rows == 0;
-  add_norm_scale_norm_kernel<<<unsigned(rows), th, 0, s>>>(x, o, w1, sc, w2, eps, int(n), out);
+  launch(add_norm_scale_norm_kernel, unsigned(rows), th, 0, s, x, o, w1, sc, w2, eps, int(n), out);
   G4_CUDA_LAUNCHED();
   return true;
 }
@@ -281,45 +292,44 @@ bool qkv_norm_rope(float* q, const float* k_raw, const float* v_raw, const float
                    float* k, float* v, cudaStream_t s) {
   if (D % 64 != 0 || D / 2 > 1024 || T > 65535) return false;
   if (T == 0) return true;
-  qkv_norm_rope_kernel<<<dim3(unsigned(Hq + 2 * Hkv), unsigned(T)), unsigned(D / 2), 0, s>>>(
-      q, k_raw, v_raw, wq, wk, eps, Hq, Hkv, D, p0, dpos, inv_freq, pairs, k, v);
+  launch(qkv_norm_rope_kernel, dim3(unsigned(Hq + 2 * Hkv), unsigned(T)), unsigned(D / 2), 0, s,
+         q, k_raw, v_raw, wq, wk, eps, Hq, Hkv, D, p0, dpos, inv_freq, pairs, k, v);
   G4_CUDA_LAUNCHED();
   return true;
 }
 
 void scale(float* x, int64_t n, float sc, cudaStream_t s) {
-  scale_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, n, sc);
+  launch(scale_kernel, grid_for(n, 256), 256, 0, s, x, n, sc);
   G4_CUDA_LAUNCHED();
 }
 
 void softcap(float* x, int64_t n, float cap, cudaStream_t s) {
-  softcap_kernel<<<grid_for(n, 256), 256, 0, s>>>(x, n, cap);
+  launch(softcap_kernel, grid_for(n, 256), 256, 0, s, x, n, cap);
   G4_CUDA_LAUNCHED();
 }
 
 void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s) {
-  gelu_mul_kernel<<<grid_for(n, 256), 256, 0, s>>>(gate, up, n, out);
+  launch(gelu_mul_kernel, grid_for(n, 256), 256, 0, s, gate, up, n, out);
   G4_CUDA_LAUNCHED();
 }
 
 void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos, const float* inv_freq, int pairs,
           cudaStream_t s) {
   if (pairs == 0 || T == 0) return;
-  rope_kernel<<<grid_for(T * H * pairs, 256), 256, 0, s>>>(x, T, H, D, p0, dpos, inv_freq, pairs);
+  launch(rope_kernel, grid_for(T * H * pairs, 256), 256, 0, s, x, T, H, D, p0, dpos, inv_freq, pairs);
   G4_CUDA_LAUNCHED();
 }
 
 void kv_write(void* ck, void* cv, const float* k, const float* v, int64_t T, int64_t first, int64_t row, int64_t p0,
               const int64_t* dpos, int64_t capacity, bool ring, bool bf16, cudaStream_t s) {
   if (T <= first) return;
+  const dim3 grid = grid_for((T - first) * row, 256);
   if (bf16)
-    kv_write_kernel<<<grid_for((T - first) * row, 256), 256, 0, s>>>(static_cast<__nv_bfloat16*>(ck),
-                                                                     static_cast<__nv_bfloat16*>(cv), k, v, first,
-                                                                     T - first, row, p0, dpos, capacity, ring);
+    launch(kv_write_kernel<__nv_bfloat16>, grid, 256, 0, s, static_cast<__nv_bfloat16*>(ck),
+           static_cast<__nv_bfloat16*>(cv), k, v, first, T - first, row, p0, dpos, capacity, ring);
   else
-    kv_write_kernel<<<grid_for((T - first) * row, 256), 256, 0, s>>>(static_cast<float*>(ck), static_cast<float*>(cv),
-                                                                     k, v, first, T - first, row, p0, dpos, capacity,
-                                                                     ring);
+    launch(kv_write_kernel<float>, grid, 256, 0, s, static_cast<float*>(ck), static_cast<float*>(cv), k, v, first,
+           T - first, row, p0, dpos, capacity, ring);
   G4_CUDA_LAUNCHED();
 }
 

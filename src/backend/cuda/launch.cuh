@@ -1,0 +1,65 @@
+// Kernel launches with programmatic dependent launch (PDL, compute capability 9.0+).
+//
+// A decode step is ~800 small kernels in a row; between two of them the GPU normally drains the first
+// grid completely, then launches the second and ramps its memory traffic up again. With PDL the next
+// kernel is launched while the previous one is still running: its blocks take whatever SM room is free,
+// may do work that does not depend on the previous kernel (a GEMV prefetches its weights into L2), and
+// then wait in grid_dependency_sync() until the previous grid has finished and its writes are visible.
+//
+// The rule that keeps this correct: every kernel in src/backend/cuda calls grid_dependency_sync() before
+// it reads anything an earlier kernel wrote and before it writes anything (an earlier kernel may still be
+// reading it), and before any early return. Since each kernel waits for its predecessor to complete, and
+// that one waited for its own predecessor, "complete" is transitive along the stream. Launched without
+// the attribute (older GPUs, G4_CUDA_PDL=0) the wait is a no-op and launches are ordinary.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "backend/cuda/cuda_check.h"
+
+namespace g4::cuda {
+
+// Waits for the previous kernel in the stream (complete, writes visible), then lets the next kernel's
+// blocks be scheduled as SM room frees up.
+__device__ __forceinline__ void grid_dependency_sync() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// True when kernels are launched with PDL: a GPU of compute capability 9.0 or later, and G4_CUDA_PDL is
+// not "0" (for comparisons).
+inline bool pdl_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("G4_CUDA_PDL");
+    if (e && std::strcmp(e, "0") == 0) return false;
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) return false;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;
+    return major >= 9;
+  }();
+  return on;
+}
+
+// kernel<<<grid, block, smem, stream>>>(args...), with the PDL attribute where enabled; checks the launch.
+template <class... Params, class... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  G4_CUDA(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+}  // namespace g4::cuda
