@@ -52,18 +52,6 @@ nlohmann::json kv_json(const ModelSpec& s, const KvCacheOptions& kv) {
           {"bytes", kv_cache_bytes(s, kv)}, {"layers", layers}};
 }
 
-std::string storage_of(const StoredWeight& w) {
-  if (w.quant) return w.quant->describe();
-  return dtype_name(w.plain->dtype);
-}
-
-uint64_t bytes_of(const StoredWeight& w) {
-  if (!w.quant) return w.plain->nbytes;
-  const QuantWeight& q = *w.quant;
-  const uint64_t groups = uint64_t(q.rows) * uint64_t(q.groups_per_row());
-  return q.code_bytes() + groups * dtype_size(q.scale_dtype) * (q.zeros ? 2 : 1);
-}
-
 // "layers.12.mlp.up_proj.weight" -> "mlp.up_proj.weight" (the role, for grouping).
 std::string role_of(const std::string& name) {
   static const std::regex layer("^layers\\.[0-9]+\\.");
@@ -88,7 +76,7 @@ int run_inspect(const InspectOpts& o) {
         uint64_t n = 1;
         for (int64_t d : w.shape) n *= uint64_t(d);
         params += n;
-        bytes += bytes_of(w);
+        bytes += stored_bytes(w);
       }
       j["weights_bytes"] = bytes;
       j["parameters"] = params;
@@ -143,13 +131,13 @@ int run_inspect(const InspectOpts& o) {
   for (const auto& [name, w] : ws->weights()) {
     uint64_t n = 1;
     for (int64_t d : w.shape) n *= uint64_t(d);
-    Group& g = groups[{role_of(name), storage_of(w)}];
+    Group& g = groups[{role_of(name), storage_name(w)}];
     ++g.count;
     g.params += n;
-    g.bytes += bytes_of(w);
+    g.bytes += stored_bytes(w);
     if (lm_head_copy && name == "lm_head.weight") copy_params = n;
     else params += n;
-    bytes += bytes_of(w);
+    bytes += stored_bytes(w);
   }
   std::printf("weights (role, storage, tensors, parameters, bytes)\n");
   for (const auto& [key, g] : groups)

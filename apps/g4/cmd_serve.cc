@@ -1,6 +1,7 @@
 // g4 serve: the OpenAI-compatible HTTP server on one model (see src/server/http_server.h).
 // SIGINT / SIGTERM stop it cleanly: a watcher thread waits for them (signal handlers may not call
 // into the server).
+#include <algorithm>
 #include <signal.h>
 
 #include <cstdio>
@@ -20,7 +21,7 @@ namespace {
 struct ServeOpts {
   std::string host = "127.0.0.1", api_key, model_id;
   int port = 8080;
-  int http_threads = 16;
+  int http_threads = 0;  // 0: enough for every slot and queue place (see --http-threads)
   int64_t max_body = 4 << 20;
   int parallel = 1;
   int64_t prefill_cap = 512;
@@ -44,7 +45,11 @@ int run_serve(const RunOptions& ro, const ServeOpts& so) {
   o.port = so.port;
   o.api_key = so.api_key;
   o.model_id = so.model_id.empty() ? b.name : so.model_id;
-  o.threads = so.http_threads;
+  // A connection beyond the handler threads waits in the TCP backlog, where neither the queue limit (503)
+  // nor anything else answers it; so by default every slot and queue place gets a thread (the 64-client
+  // load test timed out 23 requests with 16 threads, 4 slots and a queue of 32, and answered no 503).
+  o.threads = so.http_threads > 0 ? so.http_threads
+                                  : int(std::min<int64_t>(1024, int64_t(so.parallel) + so.queue + 8));
   o.max_body_bytes = size_t(so.max_body);
   o.default_max_tokens = ro.max_new_tokens;
   o.defaults = sampling_from(ro, b);
@@ -84,7 +89,9 @@ void add_serve_command(CLI::App& app, Action* action) {
   c->add_option("--port", so.port, "TCP port (0 = any free port)")->check(in_range(0, 65535));
   c->add_option("--api-key", so.api_key, "require 'Authorization: Bearer KEY' on every /v1 request");
   c->add_option("--model-id", so.model_id, "model name reported by /v1/models (default: the directory name)");
-  c->add_option("--http-threads", so.http_threads, "connections handled at once")->check(in_range(1, 1024));
+  c->add_option("--http-threads", so.http_threads,
+                 "connections handled at once (default: --parallel + --queue + 8, at most 1024)")
+      ->check(in_range(1, 1024));
   c->add_option("--max-body", so.max_body, "largest accepted request body in bytes")
       ->check(in_range(int64_t(1024), int64_t(1) << 30));
   c->add_option("--parallel", so.parallel, "slots: requests generated at once, batched in one step (-np)")

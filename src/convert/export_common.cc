@@ -33,7 +33,7 @@ ExportSource open_export_source(const std::string& model, const std::string& for
   src.spec = load_model_config(model);
   src.ws = WeightStore::open(model);
   bool any_quant = false;
-  for (const auto& [name, w] : src.ws->weights()) any_quant |= w.quant != nullptr;
+  for (const auto& [name, w] : src.ws->weights()) any_quant |= is_quantized(w);
   if (!any_quant)
     throw Error(model + " holds no quantized weights (a float checkpoint); quantize it first: g4 quantize -m " + model +
                 " -o DIR, then g4 export -m DIR --format " + format);

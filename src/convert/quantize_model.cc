@@ -60,7 +60,7 @@ QuantizeSummary quantize_checkpoint(const QuantizeOptions& o) {
   std::vector<std::string> source;  // source tensor of each planned one
   QuantizeSummary sum;
   for (const auto& [name, w] : ws->weights()) {
-    if (w.quant) throw Error(w.file + ": tensor '" + name + "' is already quantized; g4 quantize needs a float checkpoint");
+    if (is_quantized(w)) throw Error(w.file + ": tensor '" + name + "' is already quantized; g4 quantize needs a float checkpoint");
     const TensorInfo& t = *w.plain;
     if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16)
       throw Error(t.file + ": tensor '" + name + "' has dtype " + dtype_name(t.dtype) + "; expected BF16, F16 or F32");

@@ -72,15 +72,7 @@ MemoryEstimate estimate_memory(const ModelSpec& s, uint64_t stored_weight_bytes,
 uint64_t stored_weight_bytes(const std::string& model_path) {
   const auto ws = WeightStore::open(model_path);
   uint64_t bytes = 0;
-  for (const auto& [name, w] : ws->weights()) {
-    if (w.plain) {
-      bytes = add(bytes, w.plain->nbytes);
-    } else {
-      const QuantWeight& q = *w.quant;
-      bytes = add(bytes, q.code_bytes() + uint64_t(q.rows) * uint64_t(q.groups_per_row()) * dtype_size(q.scale_dtype) *
-                                              (q.zeros ? 2 : 1));
-    }
-  }
+  for (const auto& [name, w] : ws->weights()) bytes = add(bytes, stored_bytes(w));
   return bytes;
 }
 

@@ -59,8 +59,10 @@ void check_finite(const StoredWeight& w) {
     if (const int64_t i = first_nonfinite(t.dtype, t.data, n); i >= 0) fail(w, "", t.dtype, t.data, i, n);
     return;
   }
-  if (!w.quant) return;
-  const QuantWeight& q = *w.quant;
+  if (w.quant) check_finite(w, *w.quant);
+}
+
+void check_finite(const StoredWeight& w, const QuantWeight& q) {
   const int64_t n = q.rows * q.groups_per_row();
   if (const int64_t i = first_nonfinite(q.scale_dtype, q.scales, n); i >= 0)
     fail(w, " (scales)", q.scale_dtype, q.scales, i, n);

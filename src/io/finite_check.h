@@ -12,6 +12,8 @@ namespace g4 {
 
 // Throws g4::Error "FILE: tensor 'NAME' holds NaN at element I of N" (or +Inf / -Inf) on the first
 // non-finite value.
+// A GGUF tensor's scales are checked once converted (the second form, given the converted data).
 void check_finite(const StoredWeight& w);
+void check_finite(const StoredWeight& w, const QuantWeight& converted);
 
 }  // namespace g4

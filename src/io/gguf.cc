@@ -346,4 +346,8 @@ bool is_gguf_file(const std::string& path) {
   return magic || ext == ".gguf";
 }
 
+void GgufFile::release_pages() const {
+  if (file_->size() > data_offset_) g4::release_pages(file_->data() + data_offset_, file_->size() - data_offset_);
+}
+
 }  // namespace g4

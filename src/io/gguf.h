@@ -62,6 +62,9 @@ class GgufFile {
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
+  // Drops the resident pages of the tensor data (still readable: re-read from the file when touched), as
+  // SafetensorsFile::release_pages does: the loader calls it after packing each weight.
+  void release_pages() const;
 
   const std::map<std::string, GgufValue>& metadata() const { return kv_; }
   const std::vector<GgufTensor>& tensors() const { return tensors_; }

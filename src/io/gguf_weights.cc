@@ -141,13 +141,22 @@ GgufWeights::GgufWeights(const std::string& path) : file_(std::make_unique<GgufF
   }
 }
 
+std::unique_ptr<OwnedQuantWeight> GgufWeights::convert(const std::string& name) const {
+  const GgufTensor* t = quant_tensor(name);
+  if (!t) return nullptr;
+  return convert_gguf_quant(t->ggml_type(), t->data, t->ne[1], t->ne[0], file_->path() + ": tensor '" + t->name + "'");
+}
+
+const GgufTensor* GgufWeights::quant_tensor(const std::string& name) const {
+  auto it = quant_src_.find(name);
+  return it == quant_src_.end() ? nullptr : it->second;
+}
+
 const QuantWeight* GgufWeights::quant(const std::string& name) const {
   auto done = quant_done_.find(name);
   if (done != quant_done_.end()) return &done->second->q;
-  auto it = quant_src_.find(name);
-  if (it == quant_src_.end()) return nullptr;
-  const GgufTensor& t = *it->second;
-  auto q = convert_gguf_quant(t.ggml_type(), t.data, t.ne[1], t.ne[0], file_->path() + ": tensor '" + t.name + "'");
+  auto q = convert(name);
+  if (!q) return nullptr;
   const QuantWeight* r = &q->q;
   quant_done_.emplace(name, std::move(q));
   return r;

@@ -1,7 +1,8 @@
 // The tensors of a gemma4 GGUF under g4's canonical (Hugging Face, unprefixed) names, for WeightStore.
 // F32/F16/BF16 tensors are served in place from the mapping as TensorInfo; quantized tensors (Q8_0,
-// Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K) as QuantWeight, converted on first request and kept while this
-// object lives.
+// Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K) are converted to QuantWeight when asked: convert() hands the copy
+// to the caller (the model loader packs it and drops it, so a GGUF costs no second copy in memory),
+// quant() keeps it while this object lives.
 // Unknown tensor names and unsupported types are refused, never silently skipped.
 #pragma once
 
@@ -39,6 +40,10 @@ class GgufWeights {
   // The quantized tensor with this canonical name, or nullptr. Converts it on the first call;
   // not thread-safe (loading is single-threaded).
   const QuantWeight* quant(const std::string& canonical_name) const;
+  // The same conversion, owned by the caller and not kept here (threads over the blocks).
+  std::unique_ptr<OwnedQuantWeight> convert(const std::string& canonical_name) const;
+  // The stored quantized tensor with this canonical name, or nullptr.
+  const GgufTensor* quant_tensor(const std::string& canonical_name) const;
   // Canonical names of all quantized tensors.
   std::vector<std::string> quant_names() const;
 

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "quant/gguf_blocks.h"
 #include "io/g4_checkpoint.h"
 #include "io/mlx_checkpoint.h"
 #include "io/torchao_checkpoint.h"
@@ -85,9 +86,9 @@ std::unique_ptr<WeightStore> WeightStore::open(const std::string& path) {
       ws->by_name_.emplace(name, &info);
       ws->weights_.emplace(name, StoredWeight{name, path, info.shape, &info, nullptr});
     }
-    for (const std::string& name : ws->gguf_->quant_names()) {
-      const QuantWeight* q = ws->gguf_->quant(name);
-      ws->weights_.emplace(name, StoredWeight{name, path, {q->rows, q->cols}, nullptr, q});
+    for (const std::string& name : ws->gguf_->quant_names()) {  // converted when packed (quant_data)
+      const GgufTensor* t = ws->gguf_->quant_tensor(name);
+      ws->weights_.emplace(name, StoredWeight{name, path, {t->ne[1], t->ne[0]}, nullptr, nullptr, t});
     }
     return ws;
   }
@@ -152,11 +153,39 @@ const QuantWeight* WeightStore::find_quant(const std::string& name) const {
   return gguf_ ? gguf_->quant(name) : nullptr;
 }
 
+QuantData WeightStore::quant_data(const StoredWeight& w) const {
+  QuantData d;
+  if (w.gguf && gguf_) {
+    d.owned = gguf_->convert(w.name);
+    d.q = d.owned ? &d.owned->q : nullptr;
+  } else {
+    d.q = w.quant;
+  }
+  if (!d.q) throw Error(w.file + ": tensor '" + w.name + "' is not quantized");
+  return d;
+}
+
+bool is_quantized(const StoredWeight& w) { return w.quant || w.gguf; }
+
+uint64_t stored_bytes(const StoredWeight& w) {
+  if (w.plain) return w.plain->nbytes;
+  if (w.gguf) return w.gguf->nbytes;
+  const QuantWeight& q = *w.quant;
+  const uint64_t groups = uint64_t(q.rows) * uint64_t(q.groups_per_row());
+  return q.code_bytes() + groups * dtype_size(q.scale_dtype) * (q.zeros ? 2 : 1);
+}
+
+std::string storage_name(const StoredWeight& w) {
+  if (w.plain) return dtype_name(w.plain->dtype);
+  if (w.gguf) return std::string("GGUF ") + ggml_type_name(w.gguf->type);
+  return w.quant->describe();
+}
+
 const TensorInfo& WeightStore::get(const std::string& name) const {
   const TensorInfo* t = find(name);
   if (!t) {
     if (const StoredWeight* w = find_weight(name))
-      throw Error(w->file + ": tensor '" + name + "' is quantized (" + w->quant->describe() + ") where a plain tensor is required");
+      throw Error(w->file + ": tensor '" + name + "' is quantized (" + storage_name(*w) + ") where a plain tensor is required");
     throw Error("missing tensor '" + name + "' in " + source_);
   }
   return *t;
@@ -175,6 +204,7 @@ const StoredWeight& WeightStore::get_weight(const std::string& name) const {
 
 void WeightStore::release_pages() const {
   for (const auto& f : files_) f->release_pages();
+  if (gguf_) gguf_->file().release_pages();
 }
 
 std::vector<float> tensor_to_f32(const TensorInfo& t) {

@@ -23,13 +23,28 @@
 
 namespace g4 {
 
-// One logical weight: exactly one of plain / quant is set. shape is the logical shape ([out, in] for quant).
+// One logical weight: exactly one of plain / quant / gguf is set. shape is the logical shape ([out, in]
+// for quantized weights).
 struct StoredWeight {
   std::string name, file;
   std::vector<int64_t> shape;
   const TensorInfo* plain = nullptr;
   const QuantWeight* quant = nullptr;  // owned by the WeightStore
+  const GgufTensor* gguf = nullptr;    // a GGUF block-format tensor: WeightStore::quant_data converts it
 };
+
+// A quantized weight's codes and scales: the stored QuantWeight, or a GGUF tensor converted for the caller
+// and freed with this object (the loader packs each weight and drops the copy).
+struct QuantData {
+  const QuantWeight* q = nullptr;
+  std::unique_ptr<OwnedQuantWeight> owned;
+};
+
+bool is_quantized(const StoredWeight& w);
+// Bytes the checkpoint stores for w (codes, scales and zeros; a GGUF tensor's blocks).
+uint64_t stored_bytes(const StoredWeight& w);
+// "BF16", "int4 g32 asym (bf16 scales)", "GGUF Q4_0".
+std::string storage_name(const StoredWeight& w);
 
 class WeightStore {
  public:
@@ -46,8 +61,10 @@ class WeightStore {
   const StoredWeight* find_weight(const std::string& canonical_name) const;
   const StoredWeight& get_weight(const std::string& canonical_name) const;
   const std::string& source() const { return source_; }
-  // A quantized tensor (GGUF block formats converted to quant/format.h), or nullptr.
+  // A quantized tensor (GGUF block formats converted to quant/format.h and kept), or nullptr.
   const QuantWeight* find_quant(const std::string& canonical_name) const;
+  // The codes and scales of a quantized weight (is_quantized(w)); throws g4::Error for a plain one.
+  QuantData quant_data(const StoredWeight& w) const;
   // The GGUF file when the store was opened from one (metadata, tokenizer), else nullptr.
   const GgufFile* gguf() const { return gguf_ ? &gguf_->file() : nullptr; }
   // Drops the resident pages of every mapped file. Streaming passes call it between tensors: the kernel

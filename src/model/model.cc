@@ -39,7 +39,11 @@ std::unique_ptr<PackedWeight> pack_matrix(Backend& backend, const WeightStore& w
   if (w.shape != shape)
     throw Error(w.file + ": tensor '" + src + "' has shape " + shape_to_string(w.shape) + " but the config implies " +
                 shape_to_string(shape));
-  if (w.quant) return backend.pack(WeightView{name, w.quant->scale_dtype, w.shape, nullptr, w.quant}, role);
+  if (is_quantized(w)) {
+    const QuantData d = ws.quant_data(w);  // a GGUF tensor is converted here and dropped after packing
+    if (w.gguf) check_finite(w, *d.q);
+    return backend.pack(WeightView{name, d.q->scale_dtype, w.shape, nullptr, d.q}, role);
+  }
   const std::optional<QuantScheme> scheme = recipe ? recipe->choose(name) : std::nullopt;
   if (!scheme) return backend.pack(fetch(ws, src, shape), role);
   OwnedQuantWeight q;
@@ -74,11 +78,6 @@ std::unique_ptr<Model> Model::load(const std::string& path, Backend& backend, co
   const Recipe* rp = recipe ? &*recipe : nullptr;
 
   // Progress in stored bytes: every weight is read (and packed) once.
-  auto stored_bytes = [](const StoredWeight& w) -> uint64_t {
-    if (w.plain) return w.plain->nbytes;
-    const QuantWeight& q = *w.quant;
-    return q.code_bytes() + uint64_t(q.rows) * uint64_t(q.groups_per_row()) * dtype_size(q.scale_dtype) * (q.zeros ? 2 : 1);
-  };
   uint64_t total = 0;
   for (const auto& [name, w] : ws->weights()) total += stored_bytes(w);
   Progress progress("loading", total, "B", opts.progress);
@@ -98,8 +97,9 @@ std::unique_ptr<Model> Model::load(const std::string& path, Backend& backend, co
   m->embed_ = pack("embed_tokens.weight", {V, H}, WeightRole::kEmbedding);
   // transformers multiplies by sqrt(H) in the model dtype; a quantized embedding carries it as its scale dtype,
   // except in a GGUF file, where llama.cpp multiplies a quantized embedding by the f32 value.
-  m->embed_scale_ = round_to_dtype(float(std::sqrt(double(H))), emb.quant ? (ws->gguf() ? DType::kF32 : emb.quant->scale_dtype)
-                                                                          : emb.plain->dtype);
+  m->embed_scale_ = round_to_dtype(float(std::sqrt(double(H))), emb.gguf    ? DType::kF32
+                                                                 : emb.quant ? emb.quant->scale_dtype
+                                                                             : emb.plain->dtype);
   m->final_norm_ = pack("norm.weight", {H}, WeightRole::kNorm);
   if (ws->find_weight("lm_head.weight")) m->lm_head_ = pack("lm_head.weight", {V, H}, WeightRole::kLinear);
   else if (!s.tie_embeddings) ws->get_weight("lm_head.weight");  // throws: untied but absent

@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "base/error.h"
 #include "convert/synth.h"
+#include "io/gguf.h"
 #include "model/model.h"
 #include "util/load_error.h"
 #include "util/temp_dir.h"
@@ -101,6 +102,30 @@ TEST(NonFiniteWeights, NanScaleOfQuantizedWeightIsRefused) {
   const std::string err = load_error(o.out);
   EXPECT_NE(err.find("down_proj"), std::string::npos) << err;
   EXPECT_NE(err.find("(scales) holds NaN at element 3"), std::string::npos) << err;
+}
+
+// A GGUF block-format weight is converted only when it is packed: the NaN check must still see its
+// scales (f16 at the start of each 34-byte Q8_0 block).
+TEST(NonFiniteWeights, NanScaleInGgufBlockIsRefused) {
+  TempDir d;
+  const std::string file = d.file("kjv-q8_0.gguf");
+  fs::copy_file(std::string(G4_TEST_DATA) + "/gguf-llamacpp/kjv-q8_0.gguf", file);
+  ASSERT_EQ(load_error(file), "");
+  uint64_t at = 0;
+  {
+    const GgufFile g(file);
+    for (const GgufTensor& t : g.tensors())
+      if (t.name == "blk.0.ffn_down.weight" && t.ggml_type() == GgmlType::kQ8_0) at = g.data_offset() + t.offset + 2 * 34;
+  }
+  ASSERT_NE(at, 0u) << "blk.0.ffn_down.weight is not Q8_0 in the test file";
+  const uint16_t nan16 = 0x7e01;
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(std::streamoff(at));
+  f.write(reinterpret_cast<const char*>(&nan16), 2);
+  f.close();
+  const std::string err = load_error(file);
+  EXPECT_NE(err.find("mlp.down_proj"), std::string::npos) << err;
+  EXPECT_NE(err.find("(scales) holds NaN at element 2"), std::string::npos) << err;
 }
 
 }  // namespace
