@@ -3,7 +3,8 @@
 # with `g4 export --format gguf`, evaluate the same tokens with libllama (CPU) and with g4 (ref backend) on the
 # source checkpoint and on the GGUF, and print one table row per variant. Not run in CI (CI has no llama.cpp).
 # Usage: bench/export_vs_llamacpp.sh [MODEL_DIR=models/tiny-kjv] [TOKENS=comma-separated ids] [VARIANTS]
-# VARIANTS: space-separated names from the list below (default: all four).
+# VARIANTS: space-separated names from the list below (default: q4_1 q4_0 q8_0 bf16 f32); `asis` exports MODEL
+# itself (an already quantized g4 checkpoint, e.g. from `g4 synth --format int4`).
 # Env: G4 (default build/release/g4), LOGITS_DIFF (default build/release/logits_diff),
 #      LLAMA_SRC (llama.cpp sources, default /tmp/llama.cpp), LLAMA_LIB (its CPU build's libllama.so and
 #      libggml*.so, default /tmp/llama-build/bin), KEEP (a folder to keep the files in; default a temporary one,
@@ -11,16 +12,17 @@
 # Columns: max |diff| / mean |diff| / top-1 agreement over all positions. "kernel noise" is g4's own cpu backend
 # (int8 activations, as llama.cpp's CPU matmuls round activations to 8 bits) against g4's ref backend on the source.
 set -eu
-MODEL=${1:-models/tiny-kjv}
+MODEL=${1:-$(dirname "$0")/../models/tiny-kjv}
 TOKENS=${2:-2,4,536,273,1182,370,2201,5,273,4,538,273,6,561,273,7,1182,370,901,1246,285,399,370,901}
-VARIANTS=${3:-q4_1 q4_0 q8_0 bf16}
-G4=${G4:-build/release/g4}
-DIFF=${LOGITS_DIFF:-build/release/logits_diff}
+VARIANTS=${3:-q4_1 q4_0 q8_0 bf16 f32}
 LLAMA_SRC=${LLAMA_SRC:-/tmp/llama.cpp}
 LLAMA_LIB=${LLAMA_LIB:-/tmp/llama-build/bin}
 work=${KEEP:-$(mktemp -d)}
 mkdir -p "$work"
 here=$(cd "$(dirname "$0")/.." && pwd)
+G4=${G4:-$here/build/release/g4}
+DIFF=${LOGITS_DIFF:-$here/build/release/logits_diff}
+[ -x "$G4" ] && [ -x "$DIFF" ] || { echo "build g4 and logits_diff first (cmake --build --preset release)" >&2; exit 1; }
 
 g++ -O2 -std=c++17 -I"$LLAMA_SRC/include" -I"$LLAMA_SRC/ggml/include" "$here/tools/gguf/llama_logits.cc" \
     -o "$work/llama_logits" -L"$LLAMA_LIB" -lllama -lggml -lggml-base -Wl,-rpath,"$LLAMA_LIB"
@@ -35,25 +37,38 @@ echo "| variant (g4 quantize flags) | GGUF tensor types | g4 source vs llama.cpp
 echo "|---|---|---|---|---|---|"
 for v in $VARIANTS; do
   case $v in
-    q4_1) flags="" ;;                                               # the default recipe: int4 asym g32 + int8 embedding
-    q4_0) flags="--int4 sym" ;;                                     # int4 symmetric
-    q8_0) flags="--recipe int8" ;;                                  # int8 everywhere
-    bf16) flags="--rule embed_tokens.*=int8 --rule .*=bf16" ;;      # matrices kept bf16, the embedding int8
-    *) echo "unknown variant $v (q4_1 q4_0 q8_0 bf16)" >&2; exit 1 ;;
+    q4_1) flags=""; label="default recipe" ;;                       # int4 asym g32 + int8 embedding
+    q4_0) flags="--int4 sym"; label=$flags ;;                       # int4 symmetric
+    q8_0) flags="--recipe int8"; label=$flags ;;                    # int8 everywhere
+    bf16) flags="--rule embed_tokens.*=int8 --rule .*=bf16"; label="matrices kept bf16, embedding int8" ;;
+    f32) flags="--rule embed_tokens.*=int8 --rule .*=bf16"; label="model widened to f32, matrices kept, embedding int8" ;;
+    asis) flags=""; label="MODEL as it is" ;;
+    *) echo "unknown variant $v (q4_1 q4_0 q8_0 bf16 f32 asis)" >&2; exit 1 ;;
   esac
   q=$work/$v; gguf=$work/$v.gguf
-  # shellcheck disable=SC2086
-  "$G4" quantize -m "$MODEL" -o "$q" $flags >/dev/null 2>&1
+  src=$MODEL
+  if [ "$v" = f32 ]; then  # llama.cpp's F32 matmuls keep f32 activations: what is left is the rest of the model
+    src=$work/f32-source
+    mkdir -p "$src"
+    cp "$MODEL"/*.json "$src"/ && cp "$MODEL"/*.jinja "$src"/ 2>/dev/null || true
+    /usr/bin/python3 "$here/bench/widen_safetensors.py" "$MODEL/model.safetensors" "$src/model.safetensors"
+  fi
+  if [ "$v" = asis ]; then
+    q=$MODEL
+  else
+    # shellcheck disable=SC2086
+    "$G4" quantize -m "$src" -o "$q" $flags >/dev/null 2>&1
+  fi
   types=$("$G4" export -m "$q" --format gguf -o "$gguf" 2>&1 | sed -n 's/.*tensors (\(.*\)) -> .*/\1/p')
   if ! "$work/llama_logits" "$gguf" "$TOKENS" "$work/$v.llama.gguf" >"$work/$v.llama.log" 2>&1; then
-    echo "| $v ($flags) | $types | llama.cpp refused the file or failed: $(grep -i 'error\|fail' "$work/$v.llama.log" | head -2 | tr '\n' ' ') | | | |"
+    echo "| $v ($label) | $types | llama.cpp refused the file or failed: $(grep -i 'error\|fail' "$work/$v.llama.log" | head -2 | tr '\n' ' ') | | | |"
     continue
   fi
   "$G4" logits -m "$q" --tokens "$TOKENS" --out "$work/$v.src.safetensors" 2>/dev/null
   "$G4" logits -m "$q" --tokens "$TOKENS" --backend cpu --out "$work/$v.cpu.safetensors" 2>/dev/null
   "$G4" logits -m "$gguf" --tokens "$TOKENS" --out "$work/$v.gguf.safetensors" 2>/dev/null
   row() { "$DIFF" "$1" "$2" | awk -F' [|] ' '{sub(/^max /, "", $1); sub(/^mean /, "", $2); sub(/^top-1 /, "", $3); printf "%s / %s / %s", $1, $2, $3}'; }
-  echo "| $v (${flags:-default recipe}) | $types | $(row "$work/$v.src.safetensors" "$work/$v.llama.gguf") |" \
+  echo "| $v ($label) | $types | $(row "$work/$v.src.safetensors" "$work/$v.llama.gguf") |" \
        "$(row "$work/$v.gguf.safetensors" "$work/$v.llama.gguf") | $(row "$work/$v.cpu.safetensors" "$work/$v.src.safetensors") |" \
        "$(row "$work/$v.gguf.safetensors" "$work/$v.src.safetensors") |"
 done
