@@ -8,7 +8,8 @@ mlx-lm would load it (the same parameter names and shapes, strict) and give the 
   the same directory (1e-4);
 - a source config.json without the keys mlx-lm defaults differently (num_kv_shared_layers,
   hidden_size_per_layer_input, use_double_wide_mlp, layer_types, final_logit_softcapping): still the source's
-  logits (the export of 2026-12-01 was refused: 21 per-layer-input parameters missing).
+  logits (the export of 2026-12-01 was refused: 21 per-layer-input parameters missing);
+- the dense-31b-shape fixture (K = V full layers with 1 KV head and head size 128, sliding layers 2 and 64), f32 scales.
 Usage: mlx_lm_reference_test.py G4_BINARY REPO_ROOT; exit 77 (skipped) without numpy."""
 import json
 import os
@@ -27,6 +28,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import mlx_lm_reference as ref  # noqa: E402
 
 TOKENS = "2,4,536,273,1182,370,2201,5,273,4,538,273,6,561,273,7"
+TOKENS_FIXTURE = "2,17,99,5,200,31,7,7,8,9,10,11,100,101,102,103"
 failed = passed = 0
 
 
@@ -49,10 +51,10 @@ def check(name, got, want, bound):
     failed += not ok
 
 
-def reference(mlx_dir):
+def reference(mlx_dir, tokens=None):
     try:
         a, prefix, params = ref.load_model(mlx_dir)
-        return ref.forward(a, prefix, params, [int(t) for t in TOKENS.split(",")])
+        return ref.forward(a, prefix, params, [int(t) for t in (tokens or TOKENS).split(",")])
     except SystemExit:  # ref.fail: mlx-lm would refuse the directory (the reason is printed)
         return None
 
@@ -75,6 +77,17 @@ with tempfile.TemporaryDirectory() as d:
         else:
             g4("logits", "-m", m, "--tokens", TOKENS, "--out", m + ".g4.safetensors")
             check("%s, %s scales: reference vs g4 on the export" % (recipe, sd), got, logits(m + ".g4.safetensors"), 1e-4)
+    # The fixture with the 31B's layer kinds (hidden 256, K = V full layers with their own KV head count and head size).
+    fx = os.path.join(ROOT, "tests", "data", "hf-reference", "dense-31b-shape", "model")
+    q = os.path.join(d, "q-fixture")
+    g4("quantize", "-m", fx, "-o", q)
+    g4("export", "-m", q, "--format", "mlx", "--scale-dtype", "f32", "-o", q + ".mlx")
+    got = reference(q + ".mlx", TOKENS_FIXTURE)
+    g4("logits", "-m", q, "--tokens", TOKENS_FIXTURE, "--out", q + ".src.safetensors")
+    if got is None:
+        check("dense-31b-shape: mlx-lm's loading", np.zeros(1), np.ones(1), 0)
+    else:
+        check("dense-31b-shape, f32 scales: reference vs g4 on the source", got, logits(q + ".src.safetensors"), 1e-4)
     # A config without the keys mlx-lm defaults differently from g4.
     q = os.path.join(d, "q-default")
     with open(q + "/config.json") as f:
