@@ -8,7 +8,8 @@
 # Env: G4 (default build/release/g4), LOGITS_DIFF (default build/release/logits_diff),
 #      LLAMA_SRC (llama.cpp sources, default /tmp/llama.cpp), LLAMA_LIB (its CPU build's libllama.so and
 #      libggml*.so, default /tmp/llama-build/bin), KEEP (a folder to keep the files in; default a temporary one,
-#      removed after). llama.cpp is built beside the project, never committed: tests/data/gguf-llamacpp/README.md.
+#      removed after), LLAMA_COMMIT (printed when LLAMA_SRC is not a git checkout). llama.cpp is built beside the
+#      project, never committed: tests/data/gguf-llamacpp/README.md says how.
 # Columns: max |diff| / mean |diff| / top-1 agreement over all positions. "kernel noise" is g4's own cpu backend
 # (int8 activations, as llama.cpp's CPU matmuls round activations to 8 bits) against g4's ref backend on the source.
 set -eu
