@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs g4's build and test dependencies from Debian packages (Debian 12). Idempotent.
 set -e
-PKGS="build-essential cmake ninja-build pkg-config libedit-dev nlohmann-json3-dev libcli11-dev libgtest-dev googletest libsimdjson-dev python3-jinja2 libcpp-httplib-dev clang libfuzzer-14-dev libclang-rt-14-dev"
+PKGS="build-essential cmake ninja-build pkg-config libedit-dev nlohmann-json3-dev libcli11-dev libgtest-dev googletest libsimdjson-dev python3-jinja2 python3-numpy libcpp-httplib-dev clang libfuzzer-14-dev libclang-rt-14-dev"
 # The AArch64 cross build of the CPU kernel tests, run under qemu-user (scripts/test-arm.sh); GoogleTest
 # for it is built from the googletest source package above.
 PKGS="$PKGS gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user"

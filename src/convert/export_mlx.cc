@@ -3,13 +3,15 @@
 // language_model.model.<canonical> and language_model.lm_head.weight; with "gemma4_text" model.<canonical>
 // and lm_head.weight. config.json is the source's plus the "quantization" block mlx-lm reads (defaults and
 // per-module overrides), a top-level vocab_size (mlx-lm's gemma4 wrapper otherwise assumes 262144) and
-// tie_word_embeddings false when a separate lm_head is stored (mlx-lm builds lm_head only when untied).
+// tie_word_embeddings false when a separate lm_head is stored (mlx-lm builds lm_head only when untied), and
+// every text-model key mlx-lm reads (export_mlx_config.h).
 #include <cmath>
 #include <map>
 
 #include "base/error.h"
 #include "base/progress.h"
 #include "convert/export_common.h"
+#include "convert/export_mlx_config.h"
 #include "io/safetensors_stream.h"
 #include "quant/mlx_affine.h"
 
@@ -91,9 +93,11 @@ ExportReport export_mlx(const ExportOptions& o) {
   const bool has_head = src.ws->find_weight("lm_head.weight") != nullptr;
   if (model_type == "gemma4") {
     if (!cfg.contains("vocab_size")) cfg["vocab_size"] = src.spec.vocab_size;
-    if (has_head && cfg.contains("text_config") && cfg["text_config"].is_object())
-      cfg["text_config"]["tie_word_embeddings"] = false;
+    if (!cfg.contains("text_config") || !cfg["text_config"].is_object()) cfg["text_config"] = ordered_json::object();
   }
+  ordered_json& text = model_type == "gemma4" ? cfg["text_config"] : cfg;
+  complete_mlx_text_config(text, src.spec);
+  text["tie_word_embeddings"] = !has_head;
   if (has_head) cfg["tie_word_embeddings"] = false;
 
   std::error_code ec;

@@ -12,6 +12,7 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/session.h"
+#include "util/compare.h"
 #include "util/run_command.h"
 #include "util/temp_dir.h"
 
@@ -40,11 +41,9 @@ inline std::vector<float> ref_logits(const std::string& model, const std::vector
   return s.forward(tokens, LogitsMode::kAll);
 }
 
+// NaN-safe (tests/util/compare.h): a NaN anywhere is an infinite difference.
 inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double worst = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) worst = std::max(worst, std::fabs(double(a[i]) - double(b[i])));
-  return worst;
+  return testing_util::max_abs_diff(a, b).max;
 }
 
 }  // namespace g4::export_test
