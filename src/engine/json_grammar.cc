@@ -20,8 +20,8 @@ using Stack = GrammarState::Stack;
 
 namespace {
 
-constexpr int kMaxWs = 12;
 constexpr int kMaxNumber = 32;
+constexpr int kMaxInteger = 18;  // characters: every such integer fits int64
 constexpr size_t kMaxStack = 40;
 constexpr int kMaxDepth = 32;
 constexpr int32_t kMaxKey = 256;
@@ -62,6 +62,20 @@ int hex_value(uint8_t b) {
 }
 
 enum class Act { kTake, kTakeDone, kReject, kPassUp, kPush };
+
+// Whitespace between tokens: none or one space (outlines' default), so endless blank runs and newline
+// indentation, which small models like and which cost tokens, cannot happen. f.ws: 1 after the space.
+// Returns kTake when `b` is the space taken, kReject for whitespace not allowed here, kPush (meaning:
+// not whitespace) else.
+Act take_ws(Frame& f, uint8_t b) {
+  if (!is_ws(b)) {
+    f.ws = 0;
+    return Act::kPush;
+  }
+  if (b != ' ' || f.ws) return Act::kReject;
+  f.ws = 1;
+  return Act::kTake;
+}
 
 Act step_string(Frame& f, const Node& nd, uint8_t b) {
   const uint8_t quote = nd.gemma ? kSymQuote : uint8_t('"');
@@ -132,7 +146,7 @@ Act step_number(Frame& f, const Node& nd, uint8_t b) {
     case 8: next = digit ? 8 : -1; break;
   }
   if (next >= 0) {
-    if (f.n >= kMaxNumber) return Act::kReject;
+    if (f.n >= (real ? kMaxNumber : kMaxInteger)) return Act::kReject;
     ++f.n;
     f.phase = uint8_t(next);
     return Act::kTake;
@@ -184,12 +198,8 @@ Act step_object(Frame& f, const Node& nd, uint8_t b, int32_t* child) {
     return Act::kTake;
   }
   if (!nd.gemma && f.phase != 3) {
-    if (is_ws(b)) {
-      if (f.ws >= kMaxWs) return Act::kReject;
-      ++f.ws;
-      return Act::kTake;
-    }
-    f.ws = 0;
+    const Act w = take_ws(f, b);
+    if (w != Act::kPush) return w;
   }
   const uint64_t free_keys = all_keys(nd) & ~f.seen;
   switch (f.phase) {
@@ -248,12 +258,8 @@ Act step_array(Frame& f, const Node& nd, uint8_t b, int32_t* child) {
     return Act::kTake;
   }
   if (!nd.gemma) {
-    if (is_ws(b)) {
-      if (f.ws >= kMaxWs) return Act::kReject;
-      ++f.ws;
-      return Act::kTake;
-    }
-    f.ws = 0;
+    const Act w = take_ws(f, b);
+    if (w != Act::kPush) return w;
   }
   switch (f.phase) {
     case 1:

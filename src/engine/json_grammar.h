@@ -9,8 +9,8 @@
 // $id) are ignored. Keywords that constrain values in a way this recognizer does not enforce ($ref,
 // pattern, minimum, oneOf, allOf, ...) are refused with a g4::Error naming them, never silently
 // dropped. Limits: at most 64 properties per object, 256 enum values, nesting 32 deep; keys are plain
-// (no backslash escapes); whitespace between tokens is allowed in runs of at most 12 bytes; numbers are
-// at most 32 characters; strings must be valid UTF-8 and may not escape surrogates.
+// (no backslash escapes); whitespace between tokens is none or one space (no newlines: the output is
+// one line); numbers are at most 32 characters, integers 18 (so they fit an int64); strings must be valid UTF-8 and may not escape surrogates.
 //
 // Dialects: kJson is standard JSON. kGemma is the syntax of Gemma 4's tool-call arguments ({key:value},
 // keys bare, strings between the <|"|> token, no escapes, no whitespace), where the special tokens the
