@@ -613,6 +613,12 @@ std::shared_ptr<const JsonGrammar> JsonGrammar::tool_call(const std::vector<std:
 GrammarState::GrammarState(const JsonGrammar& g) : g_(&g) { expand(g, Stack{}, g.root(), stacks_); }
 
 bool GrammarState::feed(uint8_t b) {
+  if (stacks_.size() == 1) {  // the common case, in place: no allocation unless a value starts
+    Stack st = std::move(stacks_[0]);
+    stacks_.clear();
+    feed_stack(*g_, std::move(st), b, stacks_);
+    return !stacks_.empty();
+  }
   std::vector<Stack> out;
   for (const Stack& s : stacks_) feed_stack(*g_, s, b, out);
   if (out.empty()) return false;
@@ -640,11 +646,12 @@ bool GrammarState::finished() const {
   return true;
 }
 
-int GrammarState::in_free_string() const {
+int GrammarState::in_free_string(int64_t* chars_left) const {
   if (stacks_.size() != 1 || stacks_[0].empty()) return 0;
   const Frame& f = stacks_[0].back();
   const Node& nd = g_->nodes()[size_t(f.node)];
-  if (nd.kind != Kind::kString || f.phase != 1 || f.pend || nd.max >= 0) return 0;
+  if (nd.kind != Kind::kString || f.phase != 1 || f.pend) return 0;
+  *chars_left = nd.max >= 0 ? nd.max - f.n : -1;
   return nd.gemma ? 2 : 1;
 }
 

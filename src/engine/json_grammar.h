@@ -71,18 +71,19 @@ class GrammarState {
   // `g` must outlive the state.
   explicit GrammarState(const JsonGrammar& g);
 
-  // Reads one byte; false (and the state unchanged) when no valid output continues with it.
+  // Reads one byte; false when no valid output continues with it, and the state is then spoilt (feed a
+  // copy to try a byte).
   bool feed(uint8_t b);
-  // Reads the bytes of `s` all or nothing.
+  // Reads the bytes of `s` all or nothing (false: the state is unchanged).
   bool feed(std::string_view s);
   // The output so far is a complete value (generation may end here).
   bool can_end() const;
   // The value is complete and nothing may follow it.
   bool finished() const;
   // 0: not inside a string; else the state is inside a string of that dialect (1 JSON, 2 Gemma) where
-  // any plain text may follow (no pending UTF-8 sequence or escape, no maximum length): a token mask may
-  // then admit every plain token without reading it.
-  int in_free_string() const;
+  // any plain text of at most *chars_left characters (-1: any length) may follow (no pending UTF-8
+  // sequence or escape): a token mask may then admit such plain tokens without reading them.
+  int in_free_string(int64_t* chars_left) const;
 
   struct Frame {
     int32_t node = 0;

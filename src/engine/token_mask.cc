@@ -41,6 +41,7 @@ TokenVocab::TokenVocab(const std::vector<Token>& tokens, const std::vector<std::
   text_.resize(V);
   usable_.assign(V, 0);
   plain_.assign(V, 0);
+  chars_.assign(V, 0);
   for (size_t id = 0; id < V; ++id) {
     const Token& t = tokens[id];
     if (t.special) {
@@ -67,6 +68,9 @@ TokenVocab::TokenVocab(const std::vector<Token>& tokens, const std::vector<std::
         if (b == '<' || b == '|' || b == '>') gemma_plain = false;
       }
       plain_[id] = uint8_t((json_plain ? 1 : 0) | (gemma_plain ? 2 : 0));
+      size_t chars = 0;
+      for (char c : t.text) chars += (uint8_t(c) & 0xC0) != 0x80;
+      chars_[id] = uint16_t(std::min<size_t>(chars, 65535));
     }
   }
   for (size_t id = 0; id < V; ++id) {
@@ -126,10 +130,11 @@ size_t TokenConstraint::mask(std::vector<uint8_t>& allowed) const {
   const size_t V = size_t(vocab_->size());
   allowed.assign(V, 0);
   size_t count = 0;
-  if (const int fs = state_.in_free_string()) {
+  int64_t left = -1;
+  if (const int fs = state_.in_free_string(&left)) {
     const uint8_t bit = uint8_t(1 << (fs - 1));
     for (size_t id = 0; id < V; ++id)
-      if (vocab_->plain_[id] & bit) {
+      if ((vocab_->plain_[id] & bit) && (left < 0 || vocab_->chars_[id] <= left)) {
         allowed[id] = 1;
         ++count;
       }

@@ -4,7 +4,7 @@
 // special tokens are never allowed) sorted by bytes, which makes the sorted array an implicit trie: a
 // mask walks it depth first and drops every token under a prefix the grammar rejects, so it reads each
 // shared prefix once. Inside a string, where almost every token is valid, tokens made only of plain
-// text are admitted by a per-token flag without reading them. Build one TokenVocab per model and share it.
+// text (and short enough for a maxLength) are admitted by a per-token flag without reading them. Build one TokenVocab per model and share it.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +36,7 @@ class TokenVocab {
   std::vector<std::string> text_;   // [V] grammar bytes ("" when unusable)
   std::vector<uint8_t> usable_;     // [V]
   std::vector<uint8_t> plain_;      // [V] bit 1: plain JSON string text; bit 2: plain Gemma string text
+  std::vector<uint16_t> chars_;     // [V] characters of a plain token (capped at 65535)
   std::vector<int32_t> sorted_;     // usable ids by bytes
   std::vector<int32_t> not_plain_[2];  // usable ids without the plain bit, per dialect
   std::vector<uint8_t> symbols_;

@@ -71,6 +71,23 @@ TEST(TokenMask, InsideAStringPlainTokensAreAllowedWithoutReadingThem) {
   EXPECT_FALSE(m[19]) << "a raw newline";
 }
 
+TEST(TokenMask, AMaximumLengthAdmitsOnlyPlainTokensThatFit) {
+  auto vocab = std::make_shared<TokenVocab>(small_vocab(), std::vector<std::pair<std::string, uint8_t>>{});
+  TokenConstraint c(JsonGrammar::from_schema(json::parse(R"({"type":"string","maxLength":3})"), false), vocab, {22});
+  c.accept(2);  // "
+  expect_mask_matches_allows(c, "\"");
+  c.accept(5);  // ab
+  expect_mask_matches_allows(c, "\"ab");
+  std::vector<uint8_t> m;
+  c.mask(m);
+  EXPECT_TRUE(m[18] && m[4]) << "one more character";
+  EXPECT_FALSE(m[5]) << "two are too many";
+  c.accept(18);  // é
+  expect_mask_matches_allows(c, "\"abé");
+  c.mask(m);
+  EXPECT_TRUE(m[2] && !m[4] && !m[16]) << "only the closing quote";
+}
+
 TEST(TokenMask, DeadEndHasAnEmptyMask) {
   // No token can open an array: nothing may come first.
   auto vocab = std::make_shared<TokenVocab>(small_vocab(), std::vector<std::pair<std::string, uint8_t>>{});
