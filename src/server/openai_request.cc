@@ -94,7 +94,7 @@ void check_tools(const json& tools) {
   }
 }
 
-// tool_choice: "auto", "none" (no tools in the prompt, and the tool-call token banned), "required" (one
+// tool_choice: "auto", "none" (the tool-call token is banned), "required" (one
 // call to any of the tools) or {"type": "function", "function": {"name": X}} (one call to X); the last two
 // through a grammar over Gemma 4's tool-call syntax with each function's parameters schema.
 void parse_tool_choice(const json& tc, CompletionRequest& r) {
@@ -104,8 +104,7 @@ void parse_tool_choice(const json& tc, CompletionRequest& r) {
     return f.contains("parameters") ? f["parameters"] : json(nullptr);
   };
   if (tc.is_string() && (tc == "auto" || tc == "none" || tc == "required")) {
-    if (tc == "none") {
-      r.tools = json::array();
+    if (tc == "none") {  // the tools stay in the prompt (as with OpenAI; the prompt cache sees the same prefix)
       r.no_tool_calls = true;
       return;
     }

@@ -42,7 +42,7 @@ struct CompletionRequest {
   std::shared_ptr<const JsonGrammar> grammar;
   bool json_output = false;   // response_format asks for JSON: the reply's content is the generated text
   bool forced_tool = false;   // the grammar is a Gemma 4 tool call
-  bool no_tool_calls = false; // tool_choice "none": the model may not open a tool call
+  bool no_tool_calls = false; // tool_choice "none": the model may not open a tool call (its token is banned)
 };
 
 // Parses a request body. `chat` selects the endpoint's schema. Returns the request or sets *err.
