@@ -147,6 +147,10 @@ Act step_number(Frame& f, const Node& nd, uint8_t b) {
   }
   if (next >= 0) {
     if (f.n >= (real ? kMaxNumber : kMaxInteger)) return Act::kReject;
+    if (next == 8) {  // exponent digits: at most two, so the value fits a double (parsers refuse 1e999)
+      f.lo = f.phase == 8 ? uint8_t(f.lo + 1) : 1;
+      if (f.lo > 2) return Act::kReject;
+    }
     ++f.n;
     f.phase = uint8_t(next);
     return Act::kTake;
@@ -160,7 +164,7 @@ bool number_accepting(const Frame& f) { return f.phase == 2 || f.phase == 3 || f
 // A key byte: matches it against the declared keys still possible (and, with other keys allowed, checks
 // it as UTF-8 text).
 Act key_byte(Frame& f, const Node& nd, uint8_t b) {
-  if (f.n >= kMaxKey) return Act::kReject;
+  if (f.n >= kMaxKey && !f.pend) return Act::kReject;  // a character already begun may finish
   uint64_t cand = 0;
   for (uint64_t m = f.cand; m; m &= m - 1) {
     const int i = __builtin_ctzll(m);

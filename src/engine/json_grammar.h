@@ -10,7 +10,8 @@
 // pattern, minimum, oneOf, allOf, ...) are refused with a g4::Error naming them, never silently
 // dropped. Limits: at most 64 properties per object, 256 enum values, nesting 32 deep; keys are plain
 // (no backslash escapes); whitespace between tokens is none or one space (no newlines: the output is
-// one line); numbers are at most 32 characters, integers 18 (so they fit an int64); strings must be valid UTF-8 and may not escape surrogates.
+// one line); numbers are at most 32 characters with at most two exponent digits (so they fit a double),
+// integers 18 characters (so they fit an int64); strings must be valid UTF-8 and may not escape surrogates.
 //
 // Dialects: kJson is standard JSON. kGemma is the syntax of Gemma 4's tool-call arguments ({key:value},
 // keys bare, strings between the <|"|> token, no escapes, no whitespace), where the special tokens the
