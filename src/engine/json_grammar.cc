@@ -422,19 +422,30 @@ struct SchemaCompiler {
   }
 
   static std::string gemma_text(const json& v) {
-    if (v.is_string()) return std::string(1, char(kSymQuote)) + v.get<std::string>() + char(kSymQuote);
+    if (v.is_string()) {
+      std::string s(1, char(kSymQuote));
+      s += v.get<std::string>();
+      s += char(kSymQuote);
+      return s;
+    }
     if (v.is_object()) {
       std::string s = "{";
       bool first = true;
       for (const auto& [k, x] : v.items()) {
-        s += (first ? "" : ",") + k + ":" + gemma_text(x);
+        if (!first) s += ',';
+        s += k;
+        s += ':';
+        s += gemma_text(x);
         first = false;
       }
       return s + "}";
     }
     if (v.is_array()) {
       std::string s = "[";
-      for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + gemma_text(v[i]);
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (i) s += ',';
+        s += gemma_text(v[i]);
+      }
       return s + "]";
     }
     return v.dump();
