@@ -239,7 +239,14 @@ void Scheduler::step() {
     else s.ch->push(tok);
     ++stats_->tokens;
     const auto& stops = s.job.opts.stop_ids;
-    if (s.job.constraint) s.job.constraint->accept(tok);
+    if (s.job.constraint) {
+      try {
+        s.job.constraint->accept(tok);  // pick_token only returns allowed tokens; this cannot fail
+      } catch (const std::exception& e) {
+        fail_slot(i, e.what());
+        continue;
+      }
+    }
     if (s.ch->cancelled()) end(s, StopReason::kCancelled);
     else if (std::find(stops.begin(), stops.end(), tok) != stops.end()) end(s, StopReason::kStopToken);
     else if (s.job.constraint && s.job.constraint->finished()) end(s, StopReason::kStopToken);

@@ -3,7 +3,8 @@
 // their prompt contribute a chunk (at most prefill_cap prompt tokens per step over all slots, shared
 // equally, so a long prompt never stalls the other streams and a short prompt is not stuck behind a
 // long one), and one forward_batch runs
-// them all, reading the weights once; then each slot samples with its own Sampler. A request joins at the
+// them all, reading the weights once; then each slot picks its token with its own Sampler through
+// pick_token (engine/token_pick.h: the request's constraint, banned tokens and log probabilities). A request joins at the
 // next step and leaves when it stops (stop token, stop check, token budget, context end, cancellation).
 //
 // Prompt cache: a new request takes the free slot whose cached tokens share the longest prefix with its
