@@ -224,7 +224,9 @@ TEST(StructuredOutput, JsonSchemaRepliesParseAndValidate) {
   int status = 0;
   json r = s.post(body, &status);
   ASSERT_EQ(status, 200) << r;
-  if (r["choices"][0]["finish_reason"] == "stop") EXPECT_TRUE(json::parse(r["choices"][0]["message"]["content"].get<std::string>()).is_object());
+  if (r["choices"][0]["finish_reason"] == "stop") {
+    EXPECT_TRUE(json::parse(r["choices"][0]["message"]["content"].get<std::string>()).is_object());
+  }
 
   // Out of tokens mid-value: finish_reason "length" (the text is a valid prefix, not a whole value).
   body = chat("Tell me of the sons of Jacob.", 3);
