@@ -627,16 +627,38 @@ std::shared_ptr<const JsonGrammar> JsonGrammar::tool_call(const std::vector<std:
 
 GrammarState::GrammarState(const JsonGrammar& g) : g_(&g) { expand(g, Stack{}, g.root(), stacks_); }
 
+namespace {
+
+// Merges identical parses (two anyOf branches that both finished leave the same stack behind; without this
+// every array item would double them) and refuses more than kMaxParses.
+bool merge_parses(std::vector<Stack>& stacks) {
+  if (stacks.size() > 1) {
+    size_t kept = 0;
+    for (size_t i = 0; i < stacks.size(); ++i) {
+      bool dup = false;
+      for (size_t j = 0; j < kept && !dup; ++j) dup = stacks[j] == stacks[i];
+      if (!dup) {
+        if (kept != i) stacks[kept] = std::move(stacks[i]);
+        ++kept;
+      }
+    }
+    stacks.resize(kept);
+  }
+  return !stacks.empty() && stacks.size() <= GrammarState::kMaxParses;
+}
+
+}  // namespace
+
 bool GrammarState::feed(uint8_t b) {
   if (stacks_.size() == 1) {  // the common case, in place: no allocation unless a value starts
     Stack st = std::move(stacks_[0]);
     stacks_.clear();
     feed_stack(*g_, std::move(st), b, stacks_);
-    return !stacks_.empty();
+    return stacks_.size() == 1 || merge_parses(stacks_);
   }
   std::vector<Stack> out;
   for (const Stack& s : stacks_) feed_stack(*g_, s, b, out);
-  if (out.empty()) return false;
+  if (!merge_parses(out)) return false;
   stacks_ = std::move(out);
   return true;
 }

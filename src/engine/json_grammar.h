@@ -8,7 +8,8 @@
 // empty schema (any JSON value). Annotations (title, description, default, examples, format, $schema,
 // $id) are ignored. Keywords that constrain values in a way this recognizer does not enforce ($ref,
 // pattern, minimum, oneOf, allOf, ...) are refused with a g4::Error naming them, never silently
-// dropped. Limits: at most 64 properties per object, 256 enum values, nesting 32 deep; keys are plain
+// dropped. Limits: at most 64 properties per object, 256 enum values, nesting 32 deep, 256 anyOf / enum
+// branches alive at once (identical parses are merged); keys are plain
 // (no backslash escapes); whitespace between tokens is none or one space (no newlines: the output is
 // one line); numbers are at most 32 characters with at most two exponent digits (so they fit a double),
 // integers 18 characters (so they fit an int64); strings must be valid UTF-8 and may not escape surrogates.
@@ -97,8 +98,12 @@ class GrammarState {
     int32_t n = 0;       // literal index, characters, items, number length, key length, next part
     uint64_t cand = 0;   // object: declared keys the key read so far still matches
     uint64_t seen = 0;   // object: declared keys already given
+    bool operator==(const Frame&) const = default;
   };
   using Stack = std::vector<Frame>;
+  // Parses alive at once are capped (anyOf inside anyOf can multiply them): a byte that would keep more
+  // is refused, which a token mask reports as a dead end.
+  static constexpr size_t kMaxParses = 256;
 
  private:
   const JsonGrammar* g_;
