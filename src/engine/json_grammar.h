@@ -68,6 +68,9 @@ class JsonGrammar {
   int32_t root_ = -1;
 };
 
+// Bytes a bare key or function name may hold in the Gemma dialect.
+bool gemma_key_byte(uint8_t b);
+
 class GrammarState {
  public:
   // `g` must outlive the state.

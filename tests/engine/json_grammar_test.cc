@@ -126,8 +126,12 @@ TEST(JsonGrammar, RandomWalksOnlyProduceValidDocuments) {
     EXPECT_TRUE(v.contains("name") && v["name"].is_string() && v.contains("age") && v["age"].is_number_integer()) << doc;
     for (const auto& [k, x] : v.items()) {
       ASSERT_TRUE(schema["properties"].contains(k)) << doc;
-      if (k == "tags") EXPECT_TRUE(x.is_array() && x.size() <= 2) << doc;
-      if (k == "ok") EXPECT_TRUE(x.is_boolean() || x.is_null()) << doc;
+      if (k == "tags") {
+        EXPECT_TRUE(x.is_array() && x.size() <= 2) << doc;
+      }
+      if (k == "ok") {
+        EXPECT_TRUE(x.is_boolean() || x.is_null()) << doc;
+      }
       if (k == "pet") {
         ASSERT_TRUE(x.is_object() && x.contains("kind")) << doc;
         EXPECT_TRUE(x["kind"] == "cat" || x["kind"] == "dog") << doc;
@@ -161,9 +165,13 @@ TEST(JsonGrammar, RandomWalksOnlyProduceValidDocuments) {
     ASSERT_TRUE(a.is_object()) << text;
     EXPECT_TRUE(a.contains("city") && a["city"].is_string()) << text;
     for (const auto& [k, x] : a.items()) {
-      if (k == "days") EXPECT_TRUE(x.is_number_integer()) << text;
-      else if (k == "at") EXPECT_TRUE(x.is_array() && x.size() <= 2) << text;
-      else EXPECT_EQ(k, "city") << text;
+      if (k == "days") {
+        EXPECT_TRUE(x.is_number_integer()) << text;
+      } else if (k == "at") {
+        EXPECT_TRUE(x.is_array() && x.size() <= 2) << text;
+      } else {
+        EXPECT_EQ(k, "city") << text;
+      }
     }
   });
   EXPECT_GT(calls, 50);
