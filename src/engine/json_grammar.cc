@@ -125,6 +125,8 @@ Act step_string(Frame& f, const Node& nd, uint8_t b) {
   }
 }
 
+bool number_accepting(const Frame& f) { return f.phase == 2 || f.phase == 3 || f.phase == 5 || f.phase == 8; }
+
 Act step_number(Frame& f, const Node& nd, uint8_t b) {
   const bool digit = b >= '0' && b <= '9';
   const bool real = nd.kind == Kind::kNumber;
@@ -141,7 +143,8 @@ Act step_number(Frame& f, const Node& nd, uint8_t b) {
     case 8: next = digit ? 8 : -1; break;
   }
   if (next >= 0) {
-    if (f.n >= (real ? kMaxNumber : kMaxInteger)) return Act::kReject;
+    // The length cap only stops a number that could end here ("1." must still get its digit).
+    if (f.n >= (real ? kMaxNumber : kMaxInteger) && number_accepting(f)) return Act::kReject;
     if (next == 8) {  // exponent digits: at most two, so the value fits a double (parsers refuse 1e999)
       f.lo = f.phase == 8 ? uint8_t(f.lo + 1) : 1;
       if (f.lo > 2) return Act::kReject;
@@ -150,11 +153,9 @@ Act step_number(Frame& f, const Node& nd, uint8_t b) {
     f.phase = uint8_t(next);
     return Act::kTake;
   }
-  const bool accepting = f.phase == 2 || f.phase == 3 || f.phase == 5 || f.phase == 8;
-  return accepting ? Act::kPassUp : Act::kReject;
+  return number_accepting(f) ? Act::kPassUp : Act::kReject;
 }
 
-bool number_accepting(const Frame& f) { return f.phase == 2 || f.phase == 3 || f.phase == 5 || f.phase == 8; }
 
 // A key byte: matches it against the declared keys still possible (and, with other keys allowed, checks
 // it as UTF-8 text).

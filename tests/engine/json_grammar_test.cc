@@ -193,6 +193,11 @@ TEST(JsonGrammar, SchemaFeatures) {
   ASSERT_TRUE(s.feed(std::string_view("e")));
   EXPECT_FALSE(s.can_end());
 
+  // At the length cap a number may still finish what it started.
+  EXPECT_TRUE(complete(*num, std::string(31, '1') + ".5"));
+  EXPECT_TRUE(complete(*num, std::string(31, '1') + "e+5"));
+  EXPECT_FALSE(complete(*num, std::string(33, '1')));
+
   auto len = JsonGrammar::from_schema(json::parse(R"({"type":"string","minLength":2,"maxLength":3})"), false);
   EXPECT_FALSE(complete(*len, R"("a")"));
   EXPECT_TRUE(complete(*len, R"("ab")"));
