@@ -160,7 +160,8 @@ Act step_number(Frame& f, const Node& nd, uint8_t b) {
 // A key byte: matches it against the declared keys still possible (and, with other keys allowed, checks
 // it as UTF-8 text).
 Act key_byte(Frame& f, const Node& nd, uint8_t b) {
-  if (f.n >= kMaxKey && !f.pend) return Act::kReject;  // a character already begun may finish
+  // Other keys are capped; a character already begun and a declared name may finish.
+  if (f.n >= kMaxKey && !f.pend && !f.cand) return Act::kReject;
   uint64_t cand = 0;
   for (uint64_t m = f.cand; m; m &= m - 1) {
     const int i = __builtin_ctzll(m);

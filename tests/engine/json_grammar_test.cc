@@ -219,6 +219,9 @@ TEST(JsonGrammar, SchemaFeatures) {
   // Keys are capped at 256 bytes, but a character begun before the cap may finish (found by a random walk).
   EXPECT_TRUE(complete(*obj, "{\"" + std::string(255, 'k') + "\xC3\xA9\":1}"));
   EXPECT_FALSE(complete(*obj, "{\"" + std::string(257, 'k') + "\":1}"));
+  const std::string long_name(300, 'n');
+  EXPECT_TRUE(complete(*JsonGrammar::from_schema(json{{"properties", {{long_name, json::object()}}}}, true),
+                       "{\"" + long_name + "\":1}"));
   EXPECT_TRUE(complete(*obj, R"({"k":[{"x":-0.5E+3},"s",false]})"));
   EXPECT_FALSE(complete(*obj, R"("just a string")"));
   EXPECT_FALSE(complete(*obj, R"({"k":})"));
