@@ -226,7 +226,8 @@ TEST(StructuredOutput, JsonSchemaRepliesParseAndValidate) {
   ASSERT_EQ(status, 200) << r;
   // Whether or not the model closes its object in 200 tokens, the text is a prefix of an object; closed, it parses.
   const std::string object_text = r["choices"][0]["message"]["content"];
-  GrammarState prefix(*JsonGrammar::any_object());
+  const auto any_object = JsonGrammar::any_object();
+  GrammarState prefix(*any_object);
   EXPECT_TRUE(prefix.feed(std::string_view(object_text))) << object_text;
   if (r["choices"][0]["finish_reason"] == "stop") {
     EXPECT_TRUE(json::parse(object_text).is_object()) << object_text;
