@@ -19,7 +19,7 @@ namespace g4 {
 namespace {
 
 struct ServeOpts {
-  std::string host = "127.0.0.1", api_key, model_id;
+  std::string host = "127.0.0.1", api_key, model_id, cors_origin;
   int port = 8080;
   int http_threads = 0;  // 0: enough for every slot and queue place (see --http-threads)
   int64_t max_body = 4 << 20;
@@ -38,6 +38,9 @@ int run_serve(const RunOptions& ro, const ServeOpts& so) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a client hanging up must not kill the server
 
+  for (char ch : so.cors_origin)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)
+      throw Error("--cors-origin must be one origin such as https://example.com, or '*'");
   ModelBundle b = load_bundle(ro, false, so.parallel);  // the memory check counts every slot's cache
   GemmaCodec codec(b);
   ServerOptions o;
@@ -58,6 +61,7 @@ int run_serve(const RunOptions& ro, const ServeOpts& so) {
   o.prefill_cap = so.prefill_cap;
   o.queue_max = size_t(so.queue);
   o.quiet = so.quiet;
+  o.cors_origin = so.cors_origin;
   HttpServer server(*b.model, codec, ro.ctx_size, o);
   const int port = server.bind();
   std::fprintf(stderr, "g4 serve: %s (%s) on http://%s:%d (model id '%s', %d slot%s of %lld tokens%s); Ctrl-C stops\n",
@@ -101,6 +105,8 @@ void add_serve_command(CLI::App& app, Action* action) {
   c->add_option("--queue", so.queue, "requests waiting for a slot before the server answers 503")
       ->check(in_range(int64_t(0), int64_t(1) << 20));
   c->add_flag("--quiet", so.quiet, "no log line per request");
+  c->add_option("--cors-origin", so.cors_origin,
+                "answer browsers from this origin ('*': any): CORS headers on every reply, preflights answered (default: off)");
   c->callback([action] { *action = [] { return run_serve(ro, so); }; });
 }
 

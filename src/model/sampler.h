@@ -29,6 +29,7 @@ class Sampler {
   explicit Sampler(const SamplingParams& p);
   // Picks a token from logits [V]; `history` is the tokens seen so far (for the penalties).
   int32_t sample(const float* logits, int64_t vocab, const std::vector<int32_t>& history);
+  const SamplingParams& params() const { return p_; }
 
  private:
   SamplingParams p_;

@@ -31,6 +31,24 @@ std::string GemmaCodec::visible_text(const std::vector<int32_t>& ids) {
   return b_.tokenizer->decode(kept, true);
 }
 
+TokenVocab::Token GemmaCodec::token(int32_t id) {
+  const Tokenizer& t = *b_.tokenizer;
+  if (id < 0 || id >= t.vocab_size()) return {"", true};
+  switch (t.type(id)) {
+    case TokenType::kByte: return {std::string(1, char(t.byte_value(id))), false};
+    case TokenType::kControl:
+    case TokenType::kUnknown:
+    case TokenType::kUnused: return {t.piece(id), true};
+    default: return {t.display_piece(id), false};
+  }
+}
+
+std::optional<int32_t> GemmaCodec::special_id(const std::string& piece) {
+  const auto id = b_.tokenizer->find(piece);
+  if (id && b_.tokenizer->type(*id) == TokenType::kControl) return id;
+  return std::nullopt;
+}
+
 ParsedReply GemmaCodec::parse_reply(const std::string& text, bool) {
   const ParsedOutput p = parse_gemma4_output(text);
   ParsedReply r;

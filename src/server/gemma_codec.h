@@ -17,6 +17,8 @@ class GemmaCodec : public TextCodec {
   std::string visible_text(const std::vector<int32_t>& ids) override;
   std::vector<int32_t> stop_ids() override { return b_.stop_ids; }
   std::vector<int32_t> tokenize(const std::string& text, bool add_special) override;
+  TokenVocab::Token token(int32_t id) override;
+  std::optional<int32_t> special_id(const std::string& piece) override;
 
  private:
   const ModelBundle& b_;

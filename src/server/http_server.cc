@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "engine/stop_strings.h"
 #include "server/http_util.h"
+#include "server/logprob_format.h"
 #include "server/peer_socket.h"
 
 namespace g4 {
@@ -106,6 +107,18 @@ void HttpServer::stop() {
   http_->stop();
 }
 
+std::shared_ptr<const TokenVocab> HttpServer::vocab() {
+  std::lock_guard<std::mutex> lock(vocab_m_);
+  if (!vocab_) {
+    std::vector<TokenVocab::Token> tokens(size_t(model_.spec().vocab_size));
+    for (size_t id = 0; id < tokens.size(); ++id) tokens[id] = codec_.token(int32_t(id));
+    vocab_ = std::make_shared<TokenVocab>(
+        tokens, std::vector<std::pair<std::string, uint8_t>>{
+                    {"<|\"|>", kSymQuote}, {"<|tool_call>", kSymToolCallOpen}, {"<tool_call|>", kSymToolCallClose}});
+  }
+  return vocab_;
+}
+
 bool HttpServer::authorized(const httplib::Request& req, httplib::Response& res) {
   if (opts_.api_key.empty()) return true;
   const std::string h = req.get_header_value("Authorization");
@@ -161,6 +174,18 @@ void HttpServer::install_routes() {
       job.opts.sampling = r->sampling;
       job.opts.stop_ids = codec_.stop_ids();
       job.opts.max_new_tokens = r->max_tokens > 0 ? r->max_tokens : opts_.default_max_tokens;
+      job.top_logprobs = r->top_logprobs;
+      if (r->grammar) {
+        std::shared_ptr<const TokenVocab> v = vocab();
+        if (r->forced_tool && !(v->has_symbol(kSymToolCallOpen) && v->has_symbol(kSymToolCallClose) && v->has_symbol(kSymQuote))) {
+          ++stats_.errors;
+          return send_error(res, ApiError{400, "this model's vocabulary has no Gemma 4 tool-call tokens, so a tool call cannot be forced",
+                                          "tool_choice"});
+        }
+        job.constraint = std::make_shared<TokenConstraint>(r->grammar, v, job.opts.stop_ids);
+      }
+      if (r->no_tool_calls)
+        if (auto opener = codec_.special_id("<|tool_call>")) job.banned.push_back(*opener);
       const std::string id = new_id(chat ? "chatcmpl-" : "cmpl-");
       const int64_t created = unix_now();
 
@@ -172,7 +197,7 @@ void HttpServer::install_routes() {
       };
       auto build = [this, r, chat](const std::vector<int32_t>& ids) {
         Reply out;
-        if (chat) {
+        if (chat && !r->json_output) {
           out.parsed = codec_.parse_reply(codec_.decode(ids), r->enable_thinking);
           out.text = out.parsed.content;
         } else {
@@ -216,6 +241,7 @@ void HttpServer::install_routes() {
       }
       RequestLog& log = request_log();
       log.prompt = int64_t(prompt.size());
+      const std::vector<int32_t> stop_ids = codec_.stop_ids();
 
       if (!r->stream) {
         const JobChannel::Snapshot g = ch->wait_done();
@@ -229,6 +255,9 @@ void HttpServer::install_routes() {
         const Reply rep = build(g.tokens);
         json body = {{"id", id}, {"created", created}, {"model", opts_.model_id},
                      {"usage", usage(int64_t(prompt.size()), int64_t(g.tokens.size()), g.cached_tokens)}};
+        const std::vector<size_t> shown =
+            r->top_logprobs >= 0 ? shown_tokens(g.logprobs, 0, g.logprobs.size(), stop_ids) : std::vector<size_t>{};
+        size_t offset = 0;
         if (chat) {
           json msg = {{"role", "assistant"}, {"content", rep.text}};
           if (!rep.parsed.reasoning.empty()) msg["reasoning_content"] = rep.parsed.reasoning;
@@ -238,9 +267,12 @@ void HttpServer::install_routes() {
           }
           body["object"] = "chat.completion";
           body["choices"] = json::array({{{"index", 0}, {"message", msg}, {"finish_reason", finish_reason(rep, g.reason)}}});
+          body["choices"][0]["logprobs"] =
+              r->top_logprobs >= 0 ? json{{"content", chat_logprobs(codec_, g.logprobs, shown)}, {"refusal", nullptr}} : json(nullptr);
         } else {
           body["object"] = "text_completion";
-          body["choices"] = json::array({{{"index", 0}, {"text", rep.text}, {"logprobs", nullptr},
+          body["choices"] = json::array({{{"index", 0}, {"text", rep.text},
+                                          {"logprobs", r->top_logprobs >= 0 ? completion_logprobs(codec_, g.logprobs, shown, offset) : json(nullptr)},
                                           {"finish_reason", finish_reason(rep, g.reason)}}});
         }
         res.set_content(dump_json(body), "application/json");
@@ -251,16 +283,26 @@ void HttpServer::install_routes() {
       res.set_header("Cache-Control", "no-cache");
       res.set_chunked_content_provider(
           "text/event-stream",
-          [this, r, chat, prompt, ch, id, created, build, usage, finish_reason](size_t, httplib::DataSink& sink) {
+          [this, r, chat, prompt, ch, id, created, build, usage, finish_reason, stop_ids](size_t, httplib::DataSink& sink) {
             auto send = [&](const json& j) {
               const std::string s = "data: " + dump_json(j) + "\n\n";
               return sink.write(s.data(), s.size());
             };
-            auto chunk = [&](const json& delta, const json& finish) {
+            // Log probabilities ride on the chunks that carry text: each takes the tokens not yet reported.
+            size_t lp_sent = 0, lp_offset = 0;
+            std::vector<PickedToken> lps;
+            auto take_logprobs = [&]() -> json {
+              if (r->top_logprobs < 0) return nullptr;
+              const std::vector<size_t> shown = shown_tokens(lps, lp_sent, lps.size(), stop_ids);
+              lp_sent = lps.size();
+              if (chat) return json{{"content", chat_logprobs(codec_, lps, shown)}, {"refusal", nullptr}};
+              return completion_logprobs(codec_, lps, shown, lp_offset);
+            };
+            auto chunk = [&](const json& delta, const json& finish, const json& logprobs = nullptr) {
               json c = {{"id", id}, {"created", created}, {"model", opts_.model_id},
                         {"object", chat ? "chat.completion.chunk" : "text_completion"}};
-              if (chat) c["choices"] = json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish}}});
-              else c["choices"] = json::array({{{"index", 0}, {"text", delta}, {"logprobs", nullptr}, {"finish_reason", finish}}});
+              if (chat) c["choices"] = json::array({{{"index", 0}, {"delta", delta}, {"logprobs", logprobs}, {"finish_reason", finish}}});
+              else c["choices"] = json::array({{{"index", 0}, {"text", delta}, {"logprobs", logprobs}, {"finish_reason", finish}}});
               return c;
             };
             bool alive = chat ? send(chunk({{"role", "assistant"}, {"content", ""}}, nullptr)) : true;
@@ -280,7 +322,8 @@ void HttpServer::install_routes() {
               }
               if (text_end > sent_text) {
                 const std::string piece = text.substr(sent_text, text_end - sent_text);
-                alive = alive && send(chat ? chunk({{"content", piece}}, nullptr) : chunk(piece, nullptr));
+                const json lp = take_logprobs();
+                alive = alive && send(chat ? chunk({{"content", piece}}, nullptr, lp) : chunk(piece, nullptr, lp));
                 sent_text = text_end;
               }
               return rep;
@@ -288,6 +331,7 @@ void HttpServer::install_routes() {
             JobChannel::Snapshot g;
             while (alive) {
               g = ch->wait(g.tokens.size());
+              lps = g.logprobs;
               if (!g.done && !g.tokens.empty()) flush(g.tokens, false);
               if (g.done) break;
             }
@@ -304,6 +348,10 @@ void HttpServer::install_routes() {
               return true;
             }
             Reply rep = flush(g.tokens, true);
+            if (r->top_logprobs >= 0 && !shown_tokens(lps, lp_sent, lps.size(), stop_ids).empty()) {
+              const json lp = take_logprobs();
+              send(chat ? chunk(json::object(), nullptr, lp) : chunk("", nullptr, lp));
+            }
             if (chat && !rep.parsed.tool_calls.empty()) {
               json calls = rep.parsed.tool_calls;
               for (size_t i = 0; i < calls.size(); ++i) calls[i]["index"] = i;
@@ -341,10 +389,25 @@ void HttpServer::install_routes() {
     std::string msg = s == 404 ? "no such endpoint" : s == 413 ? "the request body is too large" : "request failed";
     send_error(res, ApiError{s, msg, "", s == 404 ? "not_found_error" : "invalid_request_error"});
   });
-  http_->set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+  http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     request_log() = RequestLog{std::chrono::steady_clock::now()};
+    // CORS preflight (only with --cors-origin): any path, no API key (browsers send none on a preflight).
+    if (!opts_.cors_origin.empty() && req.method == "OPTIONS") {
+      res.status = 204;
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      const std::string asked = req.get_header_value("Access-Control-Request-Headers");
+      res.set_header("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type" : asked);
+      res.set_header("Access-Control-Max-Age", "600");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
+  // Every reply (errors and streams included) carries the CORS headers when they are on.
+  if (!opts_.cors_origin.empty())
+    http_->set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
+      res.set_header("Access-Control-Allow-Origin", opts_.cors_origin);
+      if (opts_.cors_origin != "*") res.set_header("Vary", "Origin");
+    });
   http_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     if (opts_.quiet) return;
     const RequestLog& l = request_log();

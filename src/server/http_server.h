@@ -4,11 +4,15 @@
 // (503 with Retry-After when full). Handler threads submit a job and stream from its channel. A reply
 // never depends on other clients (every sequence's logits are its own). A client that disconnects cancels
 // its generation at the next step (streaming or not), and a stop string ends it where it completes.
+// logprobs, response_format (json_object, json_schema) and a forced tool_choice go through the scheduler's
+// token picker, the JSON kinds and forced calls through a grammar mask (engine/token_mask.h).
+// ServerOptions::cors_origin adds CORS headers and answers preflights.
 // One log line per request on stderr unless quiet.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "server/openai_request.h"
@@ -38,6 +42,7 @@ struct ServerOptions {
   int64_t prefill_cap = 512;       // prompt tokens per scheduler step, all slots together
   size_t queue_max = 64;           // requests waiting for a slot before 503
   bool quiet = false;              // no per-request log line
+  std::string cors_origin;         // non-empty: CORS headers on every reply and preflights answered
 };
 
 class HttpServer {
@@ -58,12 +63,16 @@ class HttpServer {
   bool authorized(const httplib::Request& req, httplib::Response& res);
   void install_routes();
   void install_info_routes();  // /tokenize, /detokenize, /metrics, /v1/models/{id} (info_routes.cc)
+  // The vocabulary as token masks read it, built on first use.
+  std::shared_ptr<const TokenVocab> vocab();
 
   const Model& model_;
   TextCodec& codec_;
   ServerOptions opts_;
   std::unique_ptr<httplib::Server> http_;
   ServerStats stats_;
+  std::mutex vocab_m_;
+  std::shared_ptr<const TokenVocab> vocab_;
   std::unique_ptr<Scheduler> scheduler_;  // declared last: its thread stops first
 };
 

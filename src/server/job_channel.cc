@@ -31,6 +31,15 @@ void JobChannel::push(int32_t token) {
   cv_.notify_all();
 }
 
+void JobChannel::push(PickedToken token) {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    s_.tokens.push_back(token.id);
+    s_.logprobs.push_back(std::move(token));
+  }
+  cv_.notify_all();
+}
+
 void JobChannel::finish(StopReason reason) {
   {
     std::lock_guard<std::mutex> lock(m_);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/conversation.h"
+#include "engine/token_pick.h"
 
 namespace g4 {
 
@@ -18,6 +19,7 @@ class JobChannel {
  public:
   struct Snapshot {
     std::vector<int32_t> tokens;  // every token generated so far
+    std::vector<PickedToken> logprobs;  // parallel to tokens when the job asked for log probabilities
     bool done = false;
     StopReason reason = StopReason::kMaxTokens;
     std::string error;            // set when the step failed (done is then true)
@@ -36,6 +38,7 @@ class JobChannel {
   // Scheduler side.
   void start(int64_t cached_tokens);
   void push(int32_t token);
+  void push(PickedToken token);  // with its log probabilities
   void finish(StopReason reason);
   void fail(const std::string& message);
 

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "base/error.h"
+
 namespace g4 {
 
 using nlohmann::json;
@@ -92,6 +94,73 @@ void check_tools(const json& tools) {
   }
 }
 
+// tool_choice: "auto", "none" (the tool-call token is banned), "required" (one
+// call to any of the tools) or {"type": "function", "function": {"name": X}} (one call to X); the last two
+// through a grammar over Gemma 4's tool-call syntax with each function's parameters schema.
+void parse_tool_choice(const json& tc, CompletionRequest& r) {
+  std::vector<std::pair<std::string, json>> functions;
+  auto params_of = [](const json& tool) {
+    const json& f = tool["function"];
+    return f.contains("parameters") ? f["parameters"] : json(nullptr);
+  };
+  if (tc.is_string() && (tc == "auto" || tc == "none" || tc == "required")) {
+    if (tc == "none") {  // the tools stay in the prompt (as with OpenAI; the prompt cache sees the same prefix)
+      r.no_tool_calls = true;
+      return;
+    }
+    if (tc == "auto") return;
+    if (r.tools.empty()) fail("tool_choice", "tool_choice 'required' needs at least one tool in 'tools'");
+    for (const json& t : r.tools) functions.push_back({t["function"]["name"].get<std::string>(), params_of(t)});
+  } else if (tc.is_object()) {
+    if (tc.value("type", "") != "function" || !tc.contains("function") || !tc["function"].is_object() ||
+        !tc["function"].contains("name") || !tc["function"]["name"].is_string())
+      fail("tool_choice", "'tool_choice' must be {\"type\": \"function\", \"function\": {\"name\": ...}}");
+    const std::string name = tc["function"]["name"].get<std::string>();
+    for (const json& t : r.tools)
+      if (t["function"]["name"] == name) functions.push_back({name, params_of(t)});
+    if (functions.empty()) fail("tool_choice", "tool_choice names the function '" + name + "', which is not in 'tools'");
+  } else {
+    fail("tool_choice", "'tool_choice' must be auto, none, required or an object");
+  }
+  try {
+    r.grammar = JsonGrammar::tool_call(functions);
+  } catch (const Error& e) {
+    fail("tools", std::string("cannot force this tool call: ") + e.what());
+  }
+  r.forced_tool = true;
+}
+
+// response_format: {"type": "text"}, {"type": "json_object"} or {"type": "json_schema", "json_schema":
+// {"name", "schema", "strict"}}; the JSON kinds compile into a grammar (a schema it cannot compile is a 400).
+void parse_response_format(const json& rf, CompletionRequest& r) {
+  if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+    fail("response_format", "'response_format' must be an object with a string 'type'");
+  const std::string type = rf["type"].get<std::string>();
+  if (type == "text") return;
+  if (type == "json_object") {
+    r.grammar = JsonGrammar::any_object();
+  } else if (type == "json_schema") {
+    if (!rf.contains("json_schema") || !rf["json_schema"].is_object())
+      fail("response_format.json_schema", "'response_format.json_schema' must be an object holding 'schema'");
+    const json& js = rf["json_schema"];
+    if (js.contains("name") && !js["name"].is_string()) fail("response_format.json_schema.name", "'name' must be a string");
+    bool strict = false;
+    if (js.contains("strict") && !js["strict"].is_null()) {
+      if (!js["strict"].is_boolean()) fail("response_format.json_schema.strict", "'strict' must be a boolean");
+      strict = js["strict"].get<bool>();
+    }
+    const json schema = js.contains("schema") ? js["schema"] : json::object();
+    try {
+      r.grammar = JsonGrammar::from_schema(schema, strict);
+    } catch (const Error& e) {
+      fail("response_format.json_schema.schema", std::string("cannot use this JSON schema: ") + e.what());
+    }
+  } else {
+    fail("response_format.type", "'response_format.type' must be text, json_object or json_schema");
+  }
+  r.json_output = true;
+}
+
 CompletionRequest parse(const std::string& body, bool chat, const SamplingParams& defaults) {
   json j;
   try {
@@ -115,12 +184,7 @@ CompletionRequest parse(const std::string& body, bool chat, const SamplingParams
       check_tools(j["tools"]);
       r.tools = j["tools"];
     }
-    if (j.contains("tool_choice") && !j["tool_choice"].is_null()) {
-      const json& tc = j["tool_choice"];
-      if (!(tc.is_string() && (tc == "auto" || tc == "none" || tc == "required")) && !tc.is_object())
-        fail("tool_choice", "'tool_choice' must be auto, none, required or an object");
-      if (tc.is_string() && tc == "none") r.tools = json::array();
-    }
+    if (j.contains("tool_choice") && !j["tool_choice"].is_null()) parse_tool_choice(j["tool_choice"], r);
     if (j.contains("chat_template_kwargs") && j["chat_template_kwargs"].is_object()) {
       const json& k = j["chat_template_kwargs"];
       if (k.contains("enable_thinking")) {
@@ -171,6 +235,24 @@ CompletionRequest parse(const std::string& body, bool chat, const SamplingParams
     r.sampling.seed = uint64_t(integer(j["seed"], "seed", INT64_MIN, INT64_MAX));
     r.seed_given = true;
   }
+  if (chat) {
+    bool want = false;
+    if (j.contains("logprobs") && !j["logprobs"].is_null()) {
+      if (!j["logprobs"].is_boolean()) fail("logprobs", "'logprobs' must be a boolean");
+      want = j["logprobs"].get<bool>();
+    }
+    if (j.contains("top_logprobs") && !j["top_logprobs"].is_null()) {
+      const int64_t n = integer(j["top_logprobs"], "top_logprobs", 0, 20);
+      if (!want) fail("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+      r.top_logprobs = int(n);
+    } else if (want) {
+      r.top_logprobs = 0;
+    }
+  } else if (j.contains("logprobs") && !j["logprobs"].is_null()) {
+    r.top_logprobs = int(integer(j["logprobs"], "logprobs", 0, 20));
+  }
+  if (j.contains("response_format") && !j["response_format"].is_null() && !r.forced_tool)
+    parse_response_format(j["response_format"], r);
   if (j.contains("stop") && !j["stop"].is_null()) {
     const json& s = j["stop"];
     if (s.is_string()) r.stop.push_back(s.get<std::string>());

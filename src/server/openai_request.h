@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/json_grammar.h"
 #include "model/sampler.h"
 
 namespace g4 {
@@ -33,6 +34,15 @@ struct CompletionRequest {
   std::vector<std::string> stop;                       // up to 4 stop strings
   SamplingParams sampling;
   bool seed_given = false;
+  // Log probabilities: -1 none, else how many alternatives per token (chat: logprobs + top_logprobs;
+  // completions: logprobs N).
+  int top_logprobs = -1;
+  // Constrained decoding: response_format json_object / json_schema, or a forced tool call (tool_choice
+  // "required" or a named function). Null: free generation.
+  std::shared_ptr<const JsonGrammar> grammar;
+  bool json_output = false;   // response_format asks for JSON: the reply's content is the generated text
+  bool forced_tool = false;   // the grammar is a Gemma 4 tool call
+  bool no_tool_calls = false; // tool_choice "none": the model may not open a tool call (its token is banned)
 };
 
 // Parses a request body. `chat` selects the endpoint's schema. Returns the request or sets *err.

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "engine/token_pick.h"
 #include "model/forward.h"
 
 namespace g4 {
@@ -145,6 +146,20 @@ void Scheduler::end(Slot& s, StopReason why) {
   --busy_;
 }
 
+void Scheduler::fail_slot(int i, const std::string& message) {
+  Slot& s = slots_[size_t(i)];
+  std::shared_ptr<JobChannel> ch = std::move(s.ch);
+  s.ch.reset();
+  s.job = GenJob{};
+  s.sampler.reset();
+  kv_.clear(i);
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    --busy_;
+  }
+  ch->fail(message);
+}
+
 void Scheduler::step() {
   for (Slot& s : slots_)
     if (s.ch && (s.ch->cancelled() || (s.job.client_gone && s.job.client_gone()))) end(s, StopReason::kCancelled);
@@ -196,18 +211,7 @@ void Scheduler::step() {
     // Should not happen (jobs are validated at submit); fail the jobs of this step and forget their caches.
     for (auto& [ch, why] : ending_) ch->finish(why);
     ending_.clear();
-    for (int i : in_batch) {
-      Slot& s = slots_[size_t(i)];
-      std::shared_ptr<JobChannel> ch = std::move(s.ch);
-      s.ch.reset();
-      s.job = GenJob{};
-      kv_.clear(i);
-      {
-        std::lock_guard<std::mutex> lock(m_);
-        --busy_;
-      }
-      ch->fail(e.what());
-    }
+    for (int i : in_batch) fail_slot(i, e.what());
     return;
   }
 
@@ -221,14 +225,31 @@ void Scheduler::step() {
       end(s, StopReason::kMaxTokens);
       continue;
     }
-    const int32_t tok = s.sampler->sample(logits[c].data(), V, s.history);
+    PickedToken picked = pick_token(*s.sampler, logits[c].data(), V, s.history, s.job.constraint.get(), s.job.banned,
+                                    s.job.top_logprobs);
+    const int32_t tok = picked.id;
+    if (tok < 0) {
+      fail_slot(i, "constrained decoding dead-ended: no token of the vocabulary continues the output (" +
+                       std::to_string(s.generated.size()) + " tokens generated)");
+      continue;
+    }
     s.generated.push_back(tok);
     s.history.push_back(tok);
-    s.ch->push(tok);
+    if (s.job.top_logprobs >= 0) s.ch->push(std::move(picked));
+    else s.ch->push(tok);
     ++stats_->tokens;
     const auto& stops = s.job.opts.stop_ids;
+    if (s.job.constraint) {
+      try {
+        s.job.constraint->accept(tok);  // pick_token only returns allowed tokens; this cannot fail
+      } catch (const std::exception& e) {
+        fail_slot(i, e.what());
+        continue;
+      }
+    }
     if (s.ch->cancelled()) end(s, StopReason::kCancelled);
     else if (std::find(stops.begin(), stops.end(), tok) != stops.end()) end(s, StopReason::kStopToken);
+    else if (s.job.constraint && s.job.constraint->finished()) end(s, StopReason::kStopToken);
     else if (s.job.stop_check && s.job.stop_check(s.generated)) end(s, StopReason::kStopToken);
     else if (kv_.pos(i) >= kv_.ctx_size()) end(s, StopReason::kContextFull);
     else if (int64_t(s.generated.size()) >= s.job.opts.max_new_tokens) end(s, StopReason::kMaxTokens);

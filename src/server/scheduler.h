@@ -3,7 +3,8 @@
 // their prompt contribute a chunk (at most prefill_cap prompt tokens per step over all slots, shared
 // equally, so a long prompt never stalls the other streams and a short prompt is not stuck behind a
 // long one), and one forward_batch runs
-// them all, reading the weights once; then each slot samples with its own Sampler. A request joins at the
+// them all, reading the weights once; then each slot picks its token with its own Sampler through
+// pick_token (engine/token_pick.h: the request's constraint, banned tokens and log probabilities). A request joins at the
 // next step and leaves when it stops (stop token, stop check, token budget, context end, cancellation).
 //
 // Prompt cache: a new request takes the free slot whose cached tokens share the longest prefix with its
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "engine/conversation.h"
+#include "engine/token_mask.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 #include "server/job_channel.h"
@@ -45,6 +47,11 @@ struct GenJob {
   // Called on the scheduler thread once per step while the job waits or runs: true cancels it (the client
   // hung up). May be empty.
   std::function<bool()> client_gone;
+  // Constrained decoding (may be null): only tokens it allows are sampled, and the job ends (kStopToken)
+  // once its value is finished. When no token may continue, the job fails with a message saying so.
+  std::shared_ptr<TokenConstraint> constraint;
+  std::vector<int32_t> banned;  // tokens never sampled (tool_choice "none": the tool-call opener)
+  int top_logprobs = -1;        // >= 0: push each token with its log probability and this many alternatives
 };
 
 class Scheduler {
@@ -89,6 +96,8 @@ class Scheduler {
   // Runs one step over the active slots (without m_ held).
   void step();
   void end(Slot& s, StopReason why);
+  // Ends slot i's job with an error and forgets its cache.
+  void fail_slot(int i, const std::string& message);
 
   const Model& model_;
   KvCache kv_;

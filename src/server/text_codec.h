@@ -4,9 +4,11 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/token_mask.h"
 #include "server/openai_request.h"
 
 namespace g4 {
@@ -34,6 +36,11 @@ class TextCodec {
   // Plain text for /v1/completions: special tokens dropped.
   virtual std::string visible_text(const std::vector<int32_t>& ids) = 0;
   virtual std::vector<int32_t> stop_ids() = 0;
+  // One token as it appears in decoded text: its bytes (a byte token: that byte), and whether it is a
+  // control token (<|turn>, <|"|>, ...: text only as itself). Logprobs and token masks read it.
+  virtual TokenVocab::Token token(int32_t id) { return {decode({id}), false}; }
+  // The id of a control token by its text (<|tool_call>, ...), if the vocabulary has it.
+  virtual std::optional<int32_t> special_id(const std::string&) { return std::nullopt; }
   // /tokenize: the text's ids, <bos> first only when add_special. The default drops text_prompt's <bos>.
   virtual std::vector<int32_t> tokenize(const std::string& text, bool add_special) {
     std::vector<int32_t> ids = text_prompt(text);

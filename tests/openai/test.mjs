@@ -1,6 +1,7 @@
 // End-to-end test of g4 serve with the official `openai` npm client over loopback, on the model that
 // ships in models/tiny-kjv: models, chat (streaming reassembled == non-streaming at temperature 0),
-// completions, a tool call parsed into tool_calls, and 4xx JSON errors for bad requests.
+// completions, a tool call parsed into tool_calls, logprobs, structured output (response_format json_schema),
+// a forced tool_choice, and 4xx JSON errors for bad requests.
 // Usage: node test.mjs G4_BINARY MODEL_DIR
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -140,6 +141,60 @@ await check('a tool call is returned in tool_calls', async () => {
   assert.deepEqual(calls, [{ name: 'get_weather', arguments: c.message.tool_calls[0].function.arguments }]);
 });
 
+await check('logprobs: the model\'s log probabilities, streaming and not', async () => {
+  const ask = { model: 'tiny-kjv', messages, temperature: 0, max_tokens: 8, logprobs: true, top_logprobs: 3 };
+  const r = await client.chat.completions.create(ask);
+  const content = r.choices[0].logprobs.content;
+  assert.ok(content.length > 0 && content.length <= 8, JSON.stringify(r.choices[0]));
+  for (const t of content) {
+    assert.ok(t.logprob <= 0);
+    assert.equal(t.top_logprobs.length, 3);
+    assert.equal(t.top_logprobs[0].token, t.token);  // greedy: the chosen token is the likeliest
+    assert.equal(t.top_logprobs[0].logprob, t.logprob);
+    assert.ok(t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob && t.top_logprobs[1].logprob >= t.top_logprobs[2].logprob);
+    assert.deepEqual(t.bytes, [...Buffer.from(t.token, 'utf8')]);
+  }
+  assert.ok(content.map((t) => t.token).join('').includes(r.choices[0].message.content.trim()));
+  const streamed = [];
+  for await (const chunk of await client.chat.completions.create({ ...ask, stream: true }))
+    for (const t of (chunk.choices[0] && chunk.choices[0].logprobs && chunk.choices[0].logprobs.content) || []) streamed.push(t);
+  assert.deepEqual(streamed, content);
+  const legacy = await client.completions.create({ model: 'tiny-kjv', prompt: 'In the beginning', temperature: 0, max_tokens: 4, logprobs: 2 });
+  const lp = legacy.choices[0].logprobs;
+  assert.equal(lp.tokens.join(''), legacy.choices[0].text);
+  assert.deepEqual(lp.text_offset, [0, 1, 2, 3].map((i) => lp.tokens.slice(0, i).join('').length));
+  lp.top_logprobs.forEach((top, i) => assert.equal(top[lp.tokens[i]], lp.token_logprobs[i]));
+});
+
+await check('structured output: response_format json_schema parses and validates', async () => {
+  const schema = { type: 'object', additionalProperties: false, required: ['book', 'chapter', 'words'],
+    properties: { book: { enum: ['Genesis', 'Exodus'] }, chapter: { type: 'integer' },
+                  words: { type: 'array', items: { type: 'string', maxLength: 12 }, maxItems: 3 } } };
+  const r = await client.chat.completions.create({ model: 'tiny-kjv', messages, temperature: 0, max_tokens: 120,
+    response_format: { type: 'json_schema', json_schema: { name: 'verse', schema, strict: true } } });
+  assert.equal(r.choices[0].finish_reason, 'stop', JSON.stringify(r.choices[0]));
+  const v = JSON.parse(r.choices[0].message.content);
+  assert.deepEqual(Object.keys(v).sort(), ['book', 'chapter', 'words']);
+  assert.ok(['Genesis', 'Exodus'].includes(v.book));
+  assert.ok(Number.isInteger(v.chapter));
+  assert.ok(Array.isArray(v.words) && v.words.length <= 3);
+  for (const w of v.words) assert.ok(typeof w === 'string' && [...w].length <= 12);
+});
+
+await check('tool_choice naming a function forces that call', async () => {
+  const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object',
+      properties: { city: { type: 'string' } }, required: ['city'] } } },
+    { type: 'function', function: { name: 'read_verse', parameters: { type: 'object', additionalProperties: false,
+      properties: { book: { enum: ['Genesis', 'Exodus'] } }, required: ['book'] } } }];
+  const r = await client.chat.completions.create({ model: 'tiny-kjv', temperature: 0, max_tokens: 60, tools,
+    tool_choice: { type: 'function', function: { name: 'read_verse' } },
+    messages: [{ role: 'user', content: 'What is the weather in Jerusalem?' }] });
+  const c = r.choices[0];
+  assert.equal(c.finish_reason, 'tool_calls', JSON.stringify(c));
+  assert.equal(c.message.tool_calls[0].function.name, 'read_verse');
+  assert.ok(['Genesis', 'Exodus'].includes(JSON.parse(c.message.tool_calls[0].function.arguments).book));
+});
+
 async function expectStatus(name, status, fn) {
   await check(name, async () => {
     try { await fn(); } catch (e) {
@@ -157,6 +212,9 @@ await expectStatus('empty messages is a 400', 400, () =>
   client.chat.completions.create({ model: 'tiny-kjv', messages: [] }));
 await expectStatus('unknown role is a 400', 400, () =>
   client.chat.completions.create({ model: 'tiny-kjv', messages: [{ role: 'wizard', content: 'x' }] }));
+await expectStatus('a schema that cannot be compiled is a 400', 400, () =>
+  client.chat.completions.create({ model: 'tiny-kjv', messages, response_format: { type: 'json_schema',
+    json_schema: { name: 'x', schema: { type: 'object', properties: { a: { $ref: '#/$defs/a' } } } } } }));
 await expectStatus('n > 1 is a 400', 400, () =>
   client.chat.completions.create({ model: 'tiny-kjv', messages, n: 2 }));
 await expectStatus('max_tokens 0 is a 400', 400, () =>

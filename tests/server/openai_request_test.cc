@@ -58,6 +58,21 @@ TEST(OpenAiRequest, RejectsBadBodiesNamingTheParameter) {
       {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", "tools[0]"},
       {R"({"messages": [{"role": "user", "content": "x"}], "seed": 1e300})", "seed"},
       {R"({"messages": [{"role": "user", "content": "x"}], "model": 3})", "model"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": 1})", "logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", "top_logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21})", "top_logprobs"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": "json"})", "response_format"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "yaml"}})", "response_format.type"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema"}})",
+       "response_format.json_schema"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema",
+          "json_schema": {"name": "x", "schema": {"type": "integr"}}}})", "response_format.json_schema.schema"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "always"})", "tool_choice"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"})", "tool_choice"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f"}}],
+          "tool_choice": {"type": "function", "function": {"name": "g"}}})", "tool_choice"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {"name": "f",
+          "parameters": {"type": "object", "properties": {"a": {"pattern": "x"}}}}}], "tool_choice": "required"})", "tools"},
   };
   for (const auto& [body, param] : cases) {
     ApiError e;
@@ -70,6 +85,47 @@ TEST(OpenAiRequest, RejectsBadBodiesNamingTheParameter) {
   ApiError e;
   EXPECT_FALSE(parse(R"({"prompt": 7})", &e, false));
   EXPECT_EQ(e.param, "prompt");
+}
+
+TEST(OpenAiRequest, LogprobsResponseFormatAndToolChoice) {
+  ApiError e;
+  const std::string msgs = R"("messages": [{"role": "user", "content": "x"}])";
+  auto r = parse("{" + msgs + R"(, "logprobs": true, "top_logprobs": 5})", &e);
+  ASSERT_TRUE(r) << e.message;
+  EXPECT_EQ(r->top_logprobs, 5);
+  r = parse("{" + msgs + R"(, "logprobs": true})", &e);
+  EXPECT_EQ(r->top_logprobs, 0);
+  r = parse("{" + msgs + R"(, "logprobs": false})", &e);
+  EXPECT_EQ(r->top_logprobs, -1);
+  r = parse(R"({"prompt": "x", "logprobs": 3})", &e, false);
+  ASSERT_TRUE(r) << e.message;
+  EXPECT_EQ(r->top_logprobs, 3);
+
+  r = parse("{" + msgs + R"(, "response_format": {"type": "text"}})", &e);
+  ASSERT_TRUE(r) << e.message;
+  EXPECT_FALSE(r->grammar);
+  r = parse("{" + msgs + R"(, "response_format": {"type": "json_object"}})", &e);
+  ASSERT_TRUE(r && r->grammar && r->json_output) << e.message;
+  r = parse("{" + msgs + R"(, "response_format": {"type": "json_schema", "json_schema": {"name": "n",
+      "schema": {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}, "strict": true}}})", &e);
+  ASSERT_TRUE(r && r->grammar) << e.message;
+  GrammarState s(*r->grammar);
+  EXPECT_TRUE(s.feed(std::string_view(R"({"a":1})")) && s.finished());
+
+  const std::string tools = R"("tools": [{"type": "function", "function": {"name": "f"}},
+      {"type": "function", "function": {"name": "g", "parameters": {"type": "object"}}}])";
+  r = parse("{" + msgs + "," + tools + R"(, "tool_choice": "none"})", &e);
+  ASSERT_TRUE(r) << e.message;
+  EXPECT_TRUE(r->no_tool_calls);
+  EXPECT_EQ(r->tools.size(), 2u) << "the tools stay in the prompt";
+  r = parse("{" + msgs + "," + tools + R"(, "tool_choice": {"type": "function", "function": {"name": "g"}},
+      "response_format": {"type": "json_object"}})", &e);
+  ASSERT_TRUE(r && r->forced_tool && r->grammar) << e.message;
+  EXPECT_FALSE(r->json_output) << "a forced call wins over response_format";
+  GrammarState call(*r->grammar);
+  EXPECT_TRUE(call.feed(std::string(1, char(kSymToolCallOpen)) + "call:g{}" + char(kSymToolCallClose)) && call.finished());
+  GrammarState other(*r->grammar);
+  EXPECT_FALSE(other.feed(std::string(1, char(kSymToolCallOpen)) + "call:f"));
 }
 
 TEST(OpenAiRequest, KeysCompareInConstantTimeShape) {
