@@ -1,6 +1,7 @@
 // Loop skeletons shared by the SIMD kernel files (kernels_avx2.cc, kernels_avx512.cc,
 // kernels_neon_impl.h): the dispatch from a weight's run-time formats to compile-time template arguments,
-// the row-block x token-tile walk of the prefill GEMM, and the dense (f32/f16/bf16) GEMM, whose tile is
+// the tile walk of the decode GEMM (one to a few tokens), the row-block x token-tile walk of the prefill
+// GEMM, and the dense (f32/f16/bf16) GEMM, whose tile is
 // written once over a small per-ISA vector traits struct.
 //
 // Every kernel file is compiled with its own ISA flags, so everything here has internal linkage (an
@@ -68,6 +69,95 @@ inline void prefill_row_blocks(int64_t r0, int64_t r1, int64_t T, Tile&& tile) {
       for (; r < re; ++r) tile.template operator()<1, 1>(r, t);
     }
   }
+}
+
+// The activation of TT consecutive tokens at one 512-element block: token j's int8 codes at ac + j * ac_ld,
+// its group scales and sums at sa + j * g_ld and as + j * g_ld.
+struct ActBlock {
+  const int8_t* ac;
+  const float* sa;
+  const float* as;
+  int64_t ac_ld, g_ld;
+};
+
+// The decode walk of the SIMD integer GEMMs (a.T <= a few tokens, e.g. one step of several sequences):
+// y[t0 + j, r + n * R + i] for TT tokens and NT consecutive R-row decode tiles. R = 1 (any row, NT = 1)
+// or R = kTileRows with r on a tile boundary, whose blocks are then consecutive chunks of one forward
+// stream (cpu_weight.h). block.template operator()<R, TT, FULL>(chunk, sub, x, accf) adds one 512-element
+// block (FULL) or the last half block of an R-row tile, for the TT tokens of x, to accf[R][TT]: chunk is
+// the tile's chunk for the block and sub the first row's place in its tile, so every weight load can be a
+// compile-time offset from chunk. V: the ISA's f32 vector traits (Vec, zero(), hsum()).
+// No software prefetch: with one stream the hardware prefetcher keeps up, and prefetching 0.5-8 KB ahead
+// measured 30-35% slower (AVX-512, int4 and int8).
+// NT = 2 walks two whole tiles together, block by block, so each activation block serves both while it is
+// in L1. For long rows the activation (cols_p x 1.25 bytes a token with its scales and sums: 27 KB for the
+// 21,504-wide down projection) does not stay in L1 while a tile's weights stream past, and its lines then
+// cost as many L1 misses per block as half the weights'; a pair of tiles halves that ratio.
+template <class V, int R, int NT, int TT, class Block>
+inline void decode_tiles(const QPacked& w, const QAct& a, int64_t r, int64_t t0, float* y, int64_t ldy, Block& block) {
+  static_assert(R == 1 || R == kTileRows, "a decode tile is one row or one whole packed tile");
+  static_assert(NT == 1 || R == kTileRows, "only whole tiles are walked together");
+  typename V::Vec accf[NT][R][TT];
+  for (int n = 0; n < NT; ++n)
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < TT; ++j) accf[n][i][j] = V::zero();
+  const int64_t sub = R == kTileRows ? 0 : r % kTileRows, full_blocks = w.cols_p / 512;
+  const uint8_t* chunk[NT];  // tile n's chunk of the current block
+  for (int n = 0; n < NT; ++n) chunk[n] = w.data.data() + w.chunk_off(r, 0) + n * w.tile_bytes;
+  ActBlock x{a.row(t0), a.sa.data() + t0 * a.groups, a.asum.data() + t0 * a.groups, a.cols_p, a.groups};
+  for (int64_t b = 0; b < full_blocks; ++b, x.ac += 512, x.sa += 16, x.as += 16) {
+#pragma GCC unroll 2  // left rolled, the AVX-512 pair walk measured 10-15% slower
+    for (int n = 0; n < NT; ++n) {
+      block.template operator()<R, TT, true>(chunk[n], sub, x, accf[n]);
+      chunk[n] += w.chunk_bytes;
+    }
+  }
+  if (full_blocks < w.blocks)
+    for (int n = 0; n < NT; ++n) block.template operator()<R, TT, false>(chunk[n], sub, x, accf[n]);
+  for (int n = 0; n < NT; ++n)
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < TT; ++j) y[(t0 + j) * ldy + r + n * R + i] = V::hsum(accf[n][i][j]);
+}
+
+// Calls f.template operator()<N>() for the run-time n in 1..kMax.
+template <int kMax, class F>
+inline void with_count(int64_t n, F&& f) {
+  if constexpr (kMax >= 1) {
+    if (n == kMax) return f.template operator()<kMax>();
+    with_count<kMax - 1>(n, f);
+  }
+}
+
+// The decode walk takes up to kDecodeMaxT tokens; more go through the prefill walk. In cache (cpu_gemm_bench
+// 512 x 5376, one thread) the decode walk measured faster than the prefill tile at every T from 2 to 64 (int4
+// AVX-512 157-166 against 101-110 G MAC/s, AVX2 61-67 against 51-54), and from memory at T = 8-64 too
+// (21504 x 5376: 65-100 against 52-68). Past 64 tokens the activation (5.4 KB a token at 5,376 columns),
+// re-read for every tile, leaves L2.
+inline constexpr int64_t kDecodeMaxT = 64;
+// int4 rows at least this long, for one token, decode in tile pairs (decode_tiles, NT = 2): AVX-512, one
+// thread, 24-26 -> 29 GB/s on the 5376 x 21504 down projection. Shorter rows keep one forward stream; int8
+// measured slower in pairs, and so did int4 for more than one token (in cache, 128 x 21504, T = 4: 120-125
+// against 157-198 G MAC/s in single tiles: the pair's accumulators no longer fit the registers).
+inline constexpr int64_t kPairMinCols = 12288;
+
+// Decode of a.T <= kDecodeMaxT tokens over rows [r0, r1): single rows up to the first tile boundary, whole
+// tiles (or pairs of them), single rows at the end. Each of these takes the tokens in groups of TG (the last
+// group smaller), one group after the other, so a tile's weights come from memory once for all tokens (the
+// later groups find them in L1) and one group's accumulators fit the ISA's registers.
+template <class V, int TG, class Block>
+inline void decode_rows(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1, Block&& block) {
+  const auto unit = [&]<int R, int NT>(int64_t r) {
+    int64_t t = 0;
+    for (; t + TG <= a.T; t += TG) decode_tiles<V, R, NT, TG>(w, a, r, t, y, ldy, block);
+    if (t < a.T) with_count<TG - 1>(a.T - t, [&]<int N>() { decode_tiles<V, R, NT, N>(w, a, r, t, y, ldy, block); });
+  };
+  constexpr int kT = int(kTileRows);
+  int64_t r = r0;
+  for (; r < r1 && r % kT != 0; ++r) unit.template operator()<1, 1>(r);
+  if (w.kind == QuantKind::kInt4 && w.cols_p >= kPairMinCols && a.T == 1)
+    for (; r + 2 * kT <= r1; r += 2 * kT) unit.template operator()<kT, 2>(r);
+  for (; r + kT <= r1; r += kT) unit.template operator()<kT, 1>(r);
+  for (; r < r1; ++r) unit.template operator()<1, 1>(r);
 }
 
 // One dense element in f32 (the scalar tail of a row).
