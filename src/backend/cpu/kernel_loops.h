@@ -55,12 +55,13 @@ struct ActBlock {
   int64_t ac_ld, g_ld;
 };
 
-// The tile walk of the SIMD integer GEMMs: y[t0 + j, r + n * R + i] for TT tokens and NT consecutive R-row decode tiles. R = 1 (any row, NT = 1)
-// or R = kTileRows with r on a tile boundary, whose blocks are then consecutive chunks of one forward
-// stream (cpu_weight.h). block.template operator()<R, TT, FULL>(chunk, sub, x, accf) adds one 512-element
-// block (FULL) or the last half block of an R-row tile, for the TT tokens of x, to accf[R][TT]: chunk is
-// the tile's chunk for the block and sub the first row's place in its tile, so every weight load can be a
-// compile-time offset from chunk. V: the ISA's f32 vector traits (Vec, zero(), hsum()).
+// The tile walk of the SIMD integer GEMMs: y[t0 + j, r + n * R + i] for TT tokens and NT consecutive R-row
+// tiles. R = 1 (any row, NT = 1) or R = kTileRows with r on a tile boundary, whose blocks are then
+// consecutive chunks of one forward stream (cpu_weight.h). block.template operator()<R, TT, FULL>(chunk,
+// sub, x, accf) adds one 512-element block (FULL) or the last half block of an R-row tile, for the TT
+// tokens of x, to accf[R][TT]: chunk is the tile's chunk for the block and sub the first row's place in its
+// tile, so every weight load can be a compile-time offset from chunk. V: the ISA's f32 vector traits (Vec,
+// zero(), hsum()).
 // No software prefetch: with one stream the hardware prefetcher keeps up, and prefetching 0.5-8 KB ahead
 // measured 30-35% slower (AVX-512, int4 and int8).
 // NT = 2 walks two whole tiles together, block by block, so each activation block serves both while it is
@@ -68,8 +69,8 @@ struct ActBlock {
 // 21,504-wide down projection) does not stay in L1 while a tile's weights stream past, and its lines then
 // cost as many L1 misses per block as half the weights'; a pair of tiles halves that ratio.
 template <class V, int R, int NT, int TT, class Block>
-inline void decode_tiles(const QPacked& w, const QAct& a, int64_t r, int64_t t0, float* y, int64_t ldy, Block& block) {
-  static_assert(R == 1 || R == kTileRows, "a decode tile is one row or one whole packed tile");
+inline void walk_tiles(const QPacked& w, const QAct& a, int64_t r, int64_t t0, float* y, int64_t ldy, Block& block) {
+  static_assert(R == 1 || R == kTileRows, "a walked tile is one row or one whole packed tile");
   static_assert(NT == 1 || R == kTileRows, "only whole tiles are walked together");
   typename V::Vec accf[NT][R][TT];
   for (int n = 0; n < NT; ++n)
@@ -110,7 +111,7 @@ inline void with_count(int64_t n, F&& f) {
 // T = 2-64 AVX-512 130-166 against 63-110 G MAC/s, AVX2 61-67 against 40-54; from memory (2048 x 5376 and
 // 512 x 21504), T = 128, AVX-512 139-155 against 79-98.
 inline constexpr int64_t kChunkT = 64;
-// int4 rows at least this long, for one token, decode in tile pairs (decode_tiles, NT = 2): AVX-512, one
+// int4 rows at least this long, for one token, decode in tile pairs (walk_tiles, NT = 2): AVX-512, one
 // thread, 24-26 -> 29 GB/s on the 5376 x 21504 down projection. Shorter rows keep one forward stream; int8
 // measured slower in pairs, and so did int4 for more than one token (in cache, 128 x 21504, T = 4: 120-125
 // against 157-198 G MAC/s in single tiles: the pair's accumulators no longer fit the registers).
@@ -122,13 +123,13 @@ inline constexpr int64_t kPairMinCols = 12288;
 // so one group's accumulators fit the ISA's registers and the later groups find the tile's weights in L1
 // (L2 for rows past ~20,000 columns).
 template <class V, int TG, class Block>
-inline void decode_rows(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1, Block&& block) {
+inline void walk_rows(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1, Block&& block) {
   for (int64_t c0 = 0; c0 < a.T; c0 += kChunkT) {
     const int64_t c1 = c0 + kChunkT < a.T ? c0 + kChunkT : a.T;
     const auto unit = [&]<int R, int NT>(int64_t r) {
       int64_t t = c0;
-      for (; t + TG <= c1; t += TG) decode_tiles<V, R, NT, TG>(w, a, r, t, y, ldy, block);
-      if (t < c1) with_count<TG - 1>(c1 - t, [&]<int N>() { decode_tiles<V, R, NT, N>(w, a, r, t, y, ldy, block); });
+      for (; t + TG <= c1; t += TG) walk_tiles<V, R, NT, TG>(w, a, r, t, y, ldy, block);
+      if (t < c1) with_count<TG - 1>(c1 - t, [&]<int N>() { walk_tiles<V, R, NT, N>(w, a, r, t, y, ldy, block); });
     };
     constexpr int kT = int(kTileRows);
     int64_t r = r0;

@@ -178,7 +178,7 @@ void qgemm_avx2(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t 
                                                      __m256 (&accf)[R][TT]) {
       qblock<K, ST, ASYM, R, TT, FULL>(chunk, sub, x, zsym, accf);
     };
-    decode_rows<Avx2Vec, kTokGroup>(w, a, y, ldy, r0, r1, block);
+    walk_rows<Avx2Vec, kTokGroup>(w, a, y, ldy, r0, r1, block);
   });
 }
 

@@ -136,7 +136,7 @@ void qgemm_avx512(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_
                                                      __m512 (&accf)[R][TT]) {
       qblock<K, ST, ASYM, R, TT, FULL>(chunk, sub, x, zoff, zsym, accf);
     };
-    decode_rows<Avx512Vec, kTokGroup>(w, a, y, ldy, r0, r1, block);
+    walk_rows<Avx512Vec, kTokGroup>(w, a, y, ldy, r0, r1, block);
   });
 }
 

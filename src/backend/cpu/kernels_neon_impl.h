@@ -173,7 +173,7 @@ void qgemm_neon(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t 
                                                      float32x4_t (&accf)[R][TT]) {
       qblock<K, ST, ASYM, R, TT, FULL>(chunk, sub, x, accf);
     };
-    decode_rows<NeonVec, kTokGroup>(w, a, y, ldy, r0, r1, block);
+    walk_rows<NeonVec, kTokGroup>(w, a, y, ldy, r0, r1, block);
   });
 }
 
