@@ -114,7 +114,7 @@ inline constexpr int64_t kChunkT = 64;
 // int4 rows at least this long, for one token, decode in tile pairs (walk_tiles, NT = 2): AVX-512, one
 // thread, 24-26 -> 29 GB/s on the 5376 x 21504 down projection. Shorter rows keep one forward stream; int8
 // measured slower in pairs, and so did int4 for more than one token (in cache, 128 x 21504, T = 4: 120-125
-// against 157-198 G MAC/s in single tiles: the pair's accumulators no longer fit the registers).
+// G MAC/s in pairs, above 157 in single tiles: the pair's accumulators no longer fit the registers).
 inline constexpr int64_t kPairMinCols = 12288;
 
 // y[t, r] for every token t < a.T and rows [r0, r1), kChunkT tokens at a time: single rows up to the first
