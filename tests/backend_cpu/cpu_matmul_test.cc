@@ -119,7 +119,9 @@ void run_quant_case(const QCase& c, std::mt19937& rng) {
   for (const cpu::KernelTable* kt : tables()) {
     CpuBackend cpu(2, kt);
     auto wc = cpu.pack(wv, WeightRole::kLinear);
-    Tensor xc = make(cpu, {c.T, c.cols}, x), yc = cpu.empty({c.T, c.rows});
+    // The output starts as NaN, so an element the kernel never writes fails (a fresh buffer can hold the
+    // previous table's answers).
+    Tensor xc = make(cpu, {c.T, c.cols}, x), yc = make(cpu, {c.T, c.rows}, std::vector<float>(want.size(), NAN));
     cpu.matmul(xc, *wc, yc);
     const std::vector<float> got = fetch(cpu, yc);
     EXPECT_TRUE(within(got, want, bound)) << describe(c, kt->name);
@@ -211,7 +213,7 @@ TEST(CpuMatmul, QuantizedMatchesRefOverAwkwardShapes) {
 
 TEST(CpuMatmul, QuantizedGemmTilesAndLongRows) {
   std::mt19937 rng(2);
-  // T >= 4 exercises the 2x4 GEMM tile and its row/token remainders; 5376 is the 31B hidden size.
+  // Several tokens over the 31B hidden size (5376 columns) and group sizes up to a whole row.
   run_quant_case({QuantKind::kInt4, DType::kBF16, false, 37, 5376, 32, 9}, rng);
   run_quant_case({QuantKind::kInt8, DType::kF16, false, 10, 5376, 5376, 4}, rng);
   run_quant_case({QuantKind::kInt4, DType::kF16, true, 5, 2048, 128, 13}, rng);
@@ -236,6 +238,24 @@ TEST(CpuMatmul, DecodeTilesEveryFormat) {
         run_quant_case({kind, sd, asym, 30, 544, 32, 1}, rng);
         run_quant_case({kind, sd, asym, 13, 12800, 64, 1}, rng);
       }
+}
+
+TEST(CpuMatmul, SeveralTokensAndChunks) {
+  std::mt19937 rng(6);
+  // A decode step of several sequences: T tokens through the tile walk (kernel_loops.h), each tile's
+  // weights loaded once for all tokens, taken in groups of 4 (AVX-512) or 2 (AVX2, NEON) with the last
+  // group smaller: T = 2, 3, 5 and 8 cover whole groups and every remainder on both. 30 rows on 2 threads
+  // leave single rows after the tiles; 544 columns end in a half block; the long int4 rows (pairs of tiles
+  // for one token) walk single tiles for several tokens.
+  for (int64_t T : {2, 3, 5, 8})
+    for (QuantKind kind : {QuantKind::kInt4, QuantKind::kInt8})
+      for (bool asym : {false, true}) run_quant_case({kind, DType::kBF16, asym, 30, 544, 32, T}, rng);
+  run_quant_case({QuantKind::kInt4, DType::kF16, false, 13, 1312, 32, 7}, rng);
+  run_quant_case({QuantKind::kInt8, DType::kF32, true, 13, 1280, 64, 6}, rng);
+  run_quant_case({QuantKind::kInt4, DType::kBF16, true, 9, 13056, 32, 4}, rng);
+  // Past 64 tokens the walk starts a second chunk of tokens (with a remainder group on every table).
+  run_quant_case({QuantKind::kInt4, DType::kBF16, true, 11, 544, 32, 67}, rng);
+  run_quant_case({QuantKind::kInt8, DType::kF16, false, 11, 544, 32, 66}, rng);
 }
 
 TEST(CpuMatmul, SmallGroupsFallBackToDense) {

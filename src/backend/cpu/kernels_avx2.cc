@@ -82,103 +82,14 @@ void quantize_row_avx2(const float* x, int64_t cols, QAct& a, int64_t t) {
   }
 }
 
-// y[t + j, r + i] for an R x TT tile; per block the 8-group halves are done one after the other so a
-// tile holds one int32 accumulator per (row, token), closed by acc_f += s_w * (dot * s_a - zu' * asum).
-template <QuantKind K, ScaleType ST, bool ASYM, int R, int TT>
-void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int64_t ldy) {
-  constexpr bool kInt4 = K == QuantKind::kInt4;
-  constexpr bool kZeroTerm = ASYM || kInt4;
-  __m256 accf[R][TT];
-  for (int i = 0; i < R; ++i)
-    for (int j = 0; j < TT; ++j) accf[i][j] = _mm256_setzero_ps();
-  const int8_t* ac[TT];
-  const float* sa[TT];
-  const float* as[TT];
-  for (int j = 0; j < TT; ++j) {
-    ac[j] = a.row(t + j);
-    sa[j] = a.sa.data() + (t + j) * a.groups;
-    as[j] = a.asum.data() + (t + j) * a.groups;
-  }
-  const __m256i m4 = _mm256_set1_epi8(0x0F), flip = _mm256_set1_epi8(char(0x80)), ones = _mm256_set1_epi16(1);
-  const __m256 zsym = _mm256_set1_ps(kInt4 ? 8.0f : 0.0f);
-  const int64_t ss = int64_t(w.scale_size());
-  for (int64_t b = 0; b < w.blocks; ++b) {
-    const int64_t base = b * 512;
-    const bool full = w.full_block(b);
-    const int64_t cs = w.code_stride(b);  // a row's next step, past the other tile rows' steps
-    const uint8_t* wc[R];
-    const uint8_t* ws[R];
-    const uint8_t* wz[R];
-    for (int i = 0; i < R; ++i) {  // rows of one tile: one contiguous chunk per block
-      wc[i] = w.block_codes(r + i, b);
-      ws[i] = w.block_scales(r + i, b);
-      wz[i] = ASYM ? w.block_zeros(r + i, b) : nullptr;
-    }
-    const int64_t step = full ? 64 : 32, nh = full ? 2 : 1;
-    for (int64_t ho = 0; ho < nh * 32; ho += 32) {
-      __m256i acc[R][TT];
-      for (int i = 0; i < R; ++i)
-        for (int j = 0; j < TT; ++j) acc[i][j] = _mm256_setzero_si256();
-      if constexpr (kInt4) {
-        for (int64_t s = 0; s < 4; ++s) {
-          __m256i lo[R], hi[R];
-          for (int i = 0; i < R; ++i) {
-            const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc[i] + s * cs + ho));
-            lo[i] = _mm256_and_si256(c, m4);
-            hi[i] = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
-          }
-          for (int j = 0; j < TT; ++j) {
-            const __m256i xl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ac[j] + base + s * step + ho));
-            const __m256i xh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ac[j] + base + (s + 4) * step + ho));
-            for (int i = 0; i < R; ++i) {
-              // Each maddubs pair is at most 2 * 15 * 127, so the two halves add in s16 before widening.
-              const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo[i], xl), _mm256_maddubs_epi16(hi[i], xh));
-              acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(p, ones));
-            }
-          }
-        }
-      } else {
-        for (int64_t s = 0; s < 8; ++s) {
-          __m256i cabs[R], csgn[R];
-          for (int i = 0; i < R; ++i) {
-            csgn[i] = _mm256_xor_si256(
-                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wc[i] + s * cs + ho)), flip);
-            cabs[i] = _mm256_abs_epi8(csgn[i]);
-          }
-          for (int j = 0; j < TT; ++j) {
-            const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ac[j] + base + s * step + ho));
-            for (int i = 0; i < R; ++i) {
-              const __m256i p = _mm256_maddubs_epi16(cabs[i], _mm256_sign_epi8(xv, csgn[i]));
-              acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(p, ones));
-            }
-          }
-        }
-      }
-      const int64_t gb = ho / 4, g = base / 32 + gb;  // groups within the block / the row
-      for (int i = 0; i < R; ++i) {
-        const __m256 sw = load_scales<ST>(ws[i] + gb * ss);
-        const __m256 zw = ASYM ? load_scales<ST>(wz[i] + gb * ss) : zsym;  // source zero = zu' for both kinds
-        for (int j = 0; j < TT; ++j) {
-          __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][j]), _mm256_loadu_ps(sa[j] + g));
-          if constexpr (kZeroTerm) v = _mm256_fnmadd_ps(zw, _mm256_loadu_ps(as[j] + g), v);
-          accf[i][j] = _mm256_fmadd_ps(v, sw, accf[i][j]);
-        }
-      }
-    }
-  }
-  for (int i = 0; i < R; ++i)
-    for (int j = 0; j < TT; ++j) y[(t + j) * ldy + r + i] = hsum(accf[i][j]);
-}
-
-// Decode (one token), as kernels_avx512.cc's qblock: one 512-element block (FULL: two 8-group halves of
-// one ymm each) or half block of an R-row tile, every weight load a compile-time offset from the tile's
-// chunk (cpu_weight.h), closed per half by accf += s_w * (dot * s_a - zu' * asum) for 8 groups.
-// int4: the 4 steps of a half add in s16 before the one widening vpmaddwd (16 products of at most
-// 15 * 127 per lane: 30,480 < 32,767), a quarter of the widenings of qtile. sub: the first row's place in
-// its tile; ac, sa, as: the activation's codes, scales and sums at this block.
-template <QuantKind K, ScaleType ST, bool ASYM, int R, bool FULL>
-__attribute__((always_inline)) inline void qblock(const uint8_t* chunk, int64_t sub, const int8_t* ac, const float* sa,
-                                                  const float* as, __m256 zsym, __m256 (&accf)[R]) {
+// One to kTokGroup tokens, as kernels_avx512.cc's qblock: one 512-element block (FULL: two 8-group
+// halves of one ymm each) or half block of an R-row tile for TT tokens, every weight load a compile-time
+// offset from the tile's chunk (cpu_weight.h) and done (for int4 also unpacked) once for all TT, closed per
+// half by accf += s_w * (dot * s_a - zu' * asum) for 8 groups. int4: the 4 steps of a half add in s16 before
+// the one widening vpmaddwd (16 products of at most 15 * 127 per lane: 30,480 < 32,767). sub: the first row's place in its tile.
+template <QuantKind K, ScaleType ST, bool ASYM, int R, int TT, bool FULL>
+__attribute__((always_inline)) inline void qblock(const uint8_t* chunk, int64_t sub, const ActBlock& x, __m256 zsym,
+                                                  __m256 (&accf)[R][TT]) {
   constexpr bool kInt4 = K == QuantKind::kInt4;
   constexpr bool kZeroTerm = ASYM || kInt4;
   constexpr int64_t kStep = QPacked::step_bytes_of(FULL), kStride = kTileRows * kStep;
@@ -190,94 +101,62 @@ __attribute__((always_inline)) inline void qblock(const uint8_t* chunk, int64_t 
   const auto ld = [](const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); };
 #pragma GCC unroll 2
   for (int h = 0; h < (FULL ? 2 : 1); ++h) {
-    __m256i acc[R];
+    const int8_t* const xa = x.ac + h * 32;  // token j's step s: xa + j * x.ac_ld + s * kStep
+    __m256i acc[R][TT];
     if constexpr (kInt4) {
-      __m256i p[R];
-      for (int i = 0; i < R; ++i) p[i] = _mm256_setzero_si256();
+      __m256i p[R][TT];
+      for (int i = 0; i < R; ++i)
+        for (int j = 0; j < TT; ++j) p[i][j] = _mm256_setzero_si256();
 #pragma GCC unroll 4
       for (int s = 0; s < 4; ++s) {
-        const __m256i xl = ld(ac + s * kStep + h * 32), xh = ld(ac + (s + 4) * kStep + h * 32);
         for (int i = 0; i < R; ++i) {
           const __m256i c = ld(w0 + i * kStep + s * kStride + h * 32);
           const __m256i lo = _mm256_and_si256(c, m4), hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
-          p[i] = _mm256_add_epi16(p[i], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh)));
+          for (int j = 0; j < TT; ++j) {
+            const __m256i xl = ld(xa + j * x.ac_ld + s * kStep), xh = ld(xa + j * x.ac_ld + (s + 4) * kStep);
+            p[i][j] = _mm256_add_epi16(p[i][j], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh)));
+          }
         }
       }
-      for (int i = 0; i < R; ++i) acc[i] = _mm256_madd_epi16(p[i], ones);
+      for (int i = 0; i < R; ++i)
+        for (int j = 0; j < TT; ++j) acc[i][j] = _mm256_madd_epi16(p[i][j], ones);
     } else {
-      for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_si256();
+      for (int i = 0; i < R; ++i)
+        for (int j = 0; j < TT; ++j) acc[i][j] = _mm256_setzero_si256();
 #pragma GCC unroll 8
       for (int s = 0; s < 8; ++s) {
-        const __m256i xv = ld(ac + s * kStep + h * 32);
         for (int i = 0; i < R; ++i) {
           const __m256i csgn = _mm256_xor_si256(ld(w0 + i * kStep + s * kStride + h * 32), flip);
-          const __m256i q = _mm256_maddubs_epi16(_mm256_abs_epi8(csgn), _mm256_sign_epi8(xv, csgn));
-          acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(q, ones));
+          const __m256i cabs = _mm256_abs_epi8(csgn);
+          for (int j = 0; j < TT; ++j) {
+            const __m256i q = _mm256_maddubs_epi16(cabs, _mm256_sign_epi8(ld(xa + j * x.ac_ld + s * kStep), csgn));
+            acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(q, ones));
+          }
         }
       }
     }
-    const __m256 vsa = _mm256_loadu_ps(sa + h * 8), vas = _mm256_loadu_ps(as + h * 8);
+    __m256 sw[R], zw[R];
     for (int i = 0; i < R; ++i) {
-      const __m256 sw = load_scales<ST>(scales + (sub + i) * kGroupBytes + h * 8 * kSS);
-      const __m256 zw = ASYM ? load_scales<ST>(zeros + (sub + i) * kGroupBytes + h * 8 * kSS) : zsym;
-      __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i]), vsa);
-      if constexpr (kZeroTerm) v = _mm256_fnmadd_ps(zw, vas, v);
-      accf[i] = _mm256_fmadd_ps(v, sw, accf[i]);
+      sw[i] = load_scales<ST>(scales + (sub + i) * kGroupBytes + h * 8 * kSS);
+      zw[i] = ASYM ? load_scales<ST>(zeros + (sub + i) * kGroupBytes + h * 8 * kSS) : zsym;
+    }
+    for (int j = 0; j < TT; ++j) {
+      const __m256 vsa = _mm256_loadu_ps(x.sa + j * x.g_ld + h * 8), vas = _mm256_loadu_ps(x.as + j * x.g_ld + h * 8);
+      for (int i = 0; i < R; ++i) {
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][j]), vsa);
+        if constexpr (kZeroTerm) v = _mm256_fnmadd_ps(zw[i], vas, v);
+        accf[i][j] = _mm256_fmadd_ps(v, sw[i], accf[i][j]);
+      }
     }
   }
 }
 
-// y[0, r + n * R + i] for NT consecutive R-row decode tiles (kernels_avx512.cc's qrow_tiles, same walk):
-// R = 1 (any row, NT = 1) or R = kTileRows with r on a tile boundary, whose blocks are one forward stream;
-// NT = 2 walks two whole tiles block by block so each activation block serves both while it is in L1.
-template <QuantKind K, ScaleType ST, bool ASYM, int R, int NT>
-void qrow_tiles(const QPacked& w, const QAct& a, int64_t r, float* y) {
-  static_assert(R == 1 || R == kTileRows, "a decode tile is one row or one whole packed tile");
-  static_assert(NT == 1 || R == kTileRows, "only whole tiles are walked together");
-  __m256 accf[NT][R];
-  for (int n = 0; n < NT; ++n)
-    for (int i = 0; i < R; ++i) accf[n][i] = _mm256_setzero_ps();
-  const __m256 zsym = _mm256_set1_ps(K == QuantKind::kInt4 ? 8.0f : 0.0f);  // source zero of symmetric weights
-  const int64_t sub = R == kTileRows ? 0 : r % kTileRows, full_blocks = w.cols_p / 512;
-  const uint8_t* chunk[NT];
-  for (int n = 0; n < NT; ++n) chunk[n] = w.data.data() + w.chunk_off(r, 0) + n * w.tile_bytes;
-  const int8_t* ac = a.row(0);
-  const float* sa = a.sa.data();
-  const float* as = a.asum.data();
-  for (int64_t b = 0; b < full_blocks; ++b, ac += 512, sa += 16, as += 16) {
-#pragma GCC unroll 2
-    for (int n = 0; n < NT; ++n) {
-      qblock<K, ST, ASYM, R, true>(chunk[n], sub, ac, sa, as, zsym, accf[n]);
-      chunk[n] += w.chunk_bytes;
-    }
-  }
-  if (full_blocks < w.blocks)
-    for (int n = 0; n < NT; ++n) qblock<K, ST, ASYM, R, false>(chunk[n], sub, ac, sa, as, zsym, accf[n]);
-  for (int n = 0; n < NT; ++n)
-    for (int i = 0; i < R; ++i) y[r + n * R + i] = hsum(accf[n][i]);
-}
+// The tile walk (kernel_loops.h) takes the tokens 2 at a time (4 x 2 accumulators in the 16 ymm registers);
+// 4 at a time measured the same.
+constexpr int kTokGroup = 2;
 
-// int4 rows at least this long decode in tile pairs (as on AVX-512).
-constexpr int64_t kPairMinCols = 12288;
-
-void qgemm_avx2(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  dispatch_quant(w, [&]<QuantKind K, ScaleType ST, bool ASYM>() {
-    if (a.T == 1) {
-      constexpr int kRowTile = int(kTileRows);
-      int64_t r = r0;
-      for (; r < r1 && r % kRowTile != 0; ++r) qrow_tiles<K, ST, ASYM, 1, 1>(w, a, r, y);
-      if (K == QuantKind::kInt4 && w.cols_p >= kPairMinCols)
-        for (; r + 2 * kRowTile <= r1; r += 2 * kRowTile) qrow_tiles<K, ST, ASYM, kRowTile, 2>(w, a, r, y);
-      for (; r + kRowTile <= r1; r += kRowTile) qrow_tiles<K, ST, ASYM, kRowTile, 1>(w, a, r, y);
-      for (; r < r1; ++r) qrow_tiles<K, ST, ASYM, 1, 1>(w, a, r, y);
-      return;
-    }
-    prefill_row_blocks(r0, r1, a.T, [&]<int R, int TT>(int64_t r, int64_t t) { qtile<K, ST, ASYM, R, TT>(w, a, r, t, y, ldy); });
-  });
-}
-
-// 8-wide f32 vectors for the dense GEMM (kernel_loops.h); 4 x 2 accumulators + 4 weights + 1 activation
-// fit the 16 ymm registers.
+// 8-wide f32 vectors: the tile walk's accumulators and the dense GEMM (kernel_loops.h); 4 x 2 accumulators
+// + 4 weights + 1 activation fit the 16 ymm registers.
 struct Avx2Vec {
   using Vec = __m256;
   static constexpr int64_t kWidth = 8;
@@ -291,6 +170,17 @@ struct Avx2Vec {
   static Vec fma(Vec a, Vec b, Vec acc) { return _mm256_fmadd_ps(a, b, acc); }
   static float hsum(Vec v) { return g4::cpu::hsum(v); }
 };
+
+void qgemm_avx2(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  dispatch_quant(w, [&]<QuantKind K, ScaleType ST, bool ASYM>() {
+    const __m256 zsym = _mm256_set1_ps(K == QuantKind::kInt4 ? 8.0f : 0.0f);  // source zero of symmetric weights
+    const auto block = [&]<int R, int TT, bool FULL>(const uint8_t* chunk, int64_t sub, const ActBlock& x,
+                                                     __m256 (&accf)[R][TT]) {
+      qblock<K, ST, ASYM, R, TT, FULL>(chunk, sub, x, zsym, accf);
+    };
+    walk_rows<Avx2Vec, kTokGroup>(w, a, y, ldy, r0, r1, block);
+  });
+}
 
 void dgemm_avx2(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   dense_gemm<Avx2Vec, 2>(w, x, T, y, ldy, r0, r1);

@@ -84,92 +84,75 @@ void quantize_row_neon(const float* x, int64_t cols, QAct& a, int64_t t) {
   }
 }
 
-// y[t + j, r + i] for an R x TT tile. Per block, the 4 (or 2, in a half block) 16-byte quarters are done
-// one after the other so a tile holds one int32x4 accumulator per (row, token); each quarter ends with
-// acc_f += s_w * (dot * s_a - zu' * asum), four groups at a time.
-template <QuantKind K, ScaleType ST, bool ASYM, int R, int TT>
-void qtile(const QPacked& w, const QAct& a, int64_t r, int64_t t, float* y, int64_t ldy) {
+// One to kTokGroup tokens, as the x86 files' qblock: one 512-element block (FULL: four 4-group
+// quarters of one register each) or half block of an R-row tile for TT tokens, every weight load a
+// compile-time offset from the tile's chunk (cpu_weight.h) and done (for int4 also unpacked) once for all
+// TT, closed per quarter by accf += s_w * (dot * s_a - zu' * asum) for 4 groups. sub: the first row's place
+// in its tile.
+template <QuantKind K, ScaleType ST, bool ASYM, int R, int TT, bool FULL>
+__attribute__((always_inline)) inline void qblock(const uint8_t* chunk, int64_t sub, const ActBlock& x,
+                                                  float32x4_t (&accf)[R][TT]) {
   constexpr bool kInt4 = K == QuantKind::kInt4;
   constexpr bool kZeroTerm = ASYM || kInt4;  // symmetric int8 has zu' = 0
-  float32x4_t accf[R][TT];
-  for (int i = 0; i < R; ++i)
-    for (int j = 0; j < TT; ++j) accf[i][j] = vdupq_n_f32(0.0f);
-  const int8_t* ac[TT];
-  const float* sa[TT];
-  const float* as[TT];
-  for (int j = 0; j < TT; ++j) {
-    ac[j] = a.row(t + j);
-    sa[j] = a.sa.data() + (t + j) * a.groups;
-    as[j] = a.asum.data() + (t + j) * a.groups;
-  }
+  constexpr int64_t kStep = QPacked::step_bytes_of(FULL), kStride = kTileRows * kStep;
+  constexpr int64_t kSS = ST == ScaleType::kF32 ? 4 : 2, kGroupBytes = QPacked::groups_of(FULL) * kSS;
+  const uint8_t* const scales = chunk + kTileRows * QPacked::code_bytes_of(K, FULL);
+  const uint8_t* const zeros = scales + kTileRows * kGroupBytes;
+  const uint8_t* const w0 = chunk + sub * kStep;  // row i's step s, quarter q: w0 + i * kStep + s * kStride + q * 16
   const uint8x16_t m4 = vdupq_n_u8(0x0F), flip = vdupq_n_u8(0x80);
   const float32x4_t zsym = vdupq_n_f32(kInt4 ? 8.0f : 0.0f);
-  const int64_t ss = int64_t(w.scale_size());
-  for (int64_t b = 0; b < w.blocks; ++b) {
-    const int64_t base = b * 512;
-    const bool full = w.full_block(b);
-    const int64_t cs = w.code_stride(b);  // a row's next step, past the other tile rows' steps
-    const uint8_t* wc[R];
-    const uint8_t* ws[R];
-    const uint8_t* wz[R];
-    for (int i = 0; i < R; ++i) {  // rows of one tile: one contiguous chunk per block
-      wc[i] = w.block_codes(r + i, b);
-      ws[i] = w.block_scales(r + i, b);
-      wz[i] = ASYM ? w.block_zeros(r + i, b) : nullptr;
-    }
-    const int64_t step = full ? 64 : 32, nq = full ? 4 : 2;
-    for (int64_t qo = 0; qo < nq * 16; qo += 16) {
-      int32x4_t acc[R][TT];
-      for (int i = 0; i < R; ++i)
-        for (int j = 0; j < TT; ++j) acc[i][j] = vdupq_n_s32(0);
-      if constexpr (kInt4) {
-        for (int64_t s = 0; s < 4; ++s) {
-          int8x16_t lo[R], hi[R];
-          for (int i = 0; i < R; ++i) {
-            const uint8x16_t c = vld1q_u8(wc[i] + s * cs + qo);
-            lo[i] = vreinterpretq_s8_u8(vandq_u8(c, m4));
-            hi[i] = vreinterpretq_s8_u8(vshrq_n_u8(c, 4));
-          }
-          for (int j = 0; j < TT; ++j) {
-            const int8x16_t xl = vld1q_s8(ac[j] + base + s * step + qo);
-            const int8x16_t xh = vld1q_s8(ac[j] + base + (s + 4) * step + qo);
-            for (int i = 0; i < R; ++i) acc[i][j] = dot4(dot4(acc[i][j], lo[i], xl), hi[i], xh);
-          }
+#pragma GCC unroll 4
+  for (int q = 0; q < (FULL ? 4 : 2); ++q) {
+    const int8_t* const xa = x.ac + q * 16;  // token j's step s: xa + j * x.ac_ld + s * kStep
+    int32x4_t acc[R][TT];
+    for (int i = 0; i < R; ++i)
+      for (int j = 0; j < TT; ++j) acc[i][j] = vdupq_n_s32(0);
+    if constexpr (kInt4) {
+#pragma GCC unroll 4
+      for (int s = 0; s < 4; ++s) {
+        int8x16_t lo[R], hi[R];
+        for (int i = 0; i < R; ++i) {
+          const uint8x16_t c = vld1q_u8(w0 + i * kStep + s * kStride + q * 16);
+          lo[i] = vreinterpretq_s8_u8(vandq_u8(c, m4));
+          hi[i] = vreinterpretq_s8_u8(vshrq_n_u8(c, 4));
         }
-      } else {
-        for (int64_t s = 0; s < 8; ++s) {
-          int8x16_t c[R];
-          for (int i = 0; i < R; ++i) c[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(wc[i] + s * cs + qo), flip));
-          for (int j = 0; j < TT; ++j) {
-            const int8x16_t xv = vld1q_s8(ac[j] + base + s * step + qo);
-            for (int i = 0; i < R; ++i) acc[i][j] = dot4(acc[i][j], c[i], xv);
-          }
+        for (int j = 0; j < TT; ++j) {
+          const int8x16_t xl = vld1q_s8(xa + j * x.ac_ld + s * kStep), xh = vld1q_s8(xa + j * x.ac_ld + (s + 4) * kStep);
+          for (int i = 0; i < R; ++i) acc[i][j] = dot4(dot4(acc[i][j], lo[i], xl), hi[i], xh);
         }
       }
-      const int64_t gb = qo / 4, g = base / 32 + gb;  // groups within the block / the row
-      for (int i = 0; i < R; ++i) {
-        const float32x4_t sw = load_scales<ST>(ws[i] + gb * ss);
-        // Asymmetric zero points are stored in source units (zoff excluded): exactly zu' for both kinds.
-        const float32x4_t zw = ASYM ? load_scales<ST>(wz[i] + gb * ss) : zsym;
+    } else {
+#pragma GCC unroll 8
+      for (int s = 0; s < 8; ++s) {
+        int8x16_t c[R];
+        for (int i = 0; i < R; ++i) c[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(w0 + i * kStep + s * kStride + q * 16), flip));
         for (int j = 0; j < TT; ++j) {
-          float32x4_t v = vmulq_f32(vcvtq_f32_s32(acc[i][j]), vld1q_f32(sa[j] + g));
-          if constexpr (kZeroTerm) v = vfmsq_f32(v, zw, vld1q_f32(as[j] + g));
-          accf[i][j] = vfmaq_f32(accf[i][j], v, sw);
+          const int8x16_t xv = vld1q_s8(xa + j * x.ac_ld + s * kStep);
+          for (int i = 0; i < R; ++i) acc[i][j] = dot4(acc[i][j], c[i], xv);
         }
+      }
+    }
+    float32x4_t sw[R], zw[R];
+    for (int i = 0; i < R; ++i) {
+      sw[i] = load_scales<ST>(scales + (sub + i) * kGroupBytes + q * 4 * kSS);
+      // Asymmetric zero points are stored in source units (zoff excluded): exactly zu' for both kinds.
+      zw[i] = ASYM ? load_scales<ST>(zeros + (sub + i) * kGroupBytes + q * 4 * kSS) : zsym;
+    }
+    for (int j = 0; j < TT; ++j) {
+      const float32x4_t vsa = vld1q_f32(x.sa + j * x.g_ld + q * 4), vas = vld1q_f32(x.as + j * x.g_ld + q * 4);
+      for (int i = 0; i < R; ++i) {
+        float32x4_t v = vmulq_f32(vcvtq_f32_s32(acc[i][j]), vsa);
+        if constexpr (kZeroTerm) v = vfmsq_f32(v, zw[i], vas);
+        accf[i][j] = vfmaq_f32(accf[i][j], v, sw[i]);
       }
     }
   }
-  for (int i = 0; i < R; ++i)
-    for (int j = 0; j < TT; ++j) y[(t + j) * ldy + r + i] = vaddvq_f32(accf[i][j]);
 }
 
-void qgemm_neon(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  dispatch_quant(w, [&]<QuantKind K, ScaleType ST, bool ASYM>() {
-    prefill_row_blocks(r0, r1, a.T, [&]<int R, int TT>(int64_t r, int64_t t) { qtile<K, ST, ASYM, R, TT>(w, a, r, t, y, ldy); });
-  });
-}
+// The tile walk (kernel_loops.h) takes the tokens 2 at a time, as on AVX2 (unmeasured on ARM).
+constexpr int kTokGroup = 2;
 
-// 4-wide f32 vectors for the dense GEMM (kernel_loops.h).
+// 4-wide f32 vectors: the tile walk's accumulators and the dense GEMM (kernel_loops.h).
 struct NeonVec {
   using Vec = float32x4_t;
   static constexpr int64_t kWidth = 4;
@@ -183,6 +166,16 @@ struct NeonVec {
   static Vec fma(Vec a, Vec b, Vec acc) { return vfmaq_f32(acc, a, b); }
   static float hsum(Vec v) { return vaddvq_f32(v); }
 };
+
+void qgemm_neon(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  dispatch_quant(w, [&]<QuantKind K, ScaleType ST, bool ASYM>() {
+    const auto block = [&]<int R, int TT, bool FULL>(const uint8_t* chunk, int64_t sub, const ActBlock& x,
+                                                     float32x4_t (&accf)[R][TT]) {
+      qblock<K, ST, ASYM, R, TT, FULL>(chunk, sub, x, accf);
+    };
+    walk_rows<NeonVec, kTokGroup>(w, a, y, ldy, r0, r1, block);
+  });
+}
 
 void dgemm_neon(const DensePacked& w, const float* x, int64_t T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   dense_gemm<NeonVec, 4>(w, x, T, y, ldy, r0, r1);
