@@ -76,6 +76,11 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
     else r.prefill_s = seconds_since(t0);
   };
 
+  // A drafter that reads the target's state gets every forward tapped; the prefill's last row comes first.
+  ForwardTaps* taps = drafter.taps();
+  if (taps && !taps->hidden.data) throw Error(std::string("the ") + drafter.name() + " drafter needs the prompt's forward tapped");
+  int64_t tap_row = taps ? taps->hidden.dim(0) - 1 : -1;
+
   if (opts.max_new_tokens == 0) { r.reason = StopReason::kMaxTokens; return finish(); }
   if (!emit(pick(first.data()), session.pos())) return finish();
 
@@ -87,6 +92,7 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
     const int64_t room = std::min<int64_t>(opts.max_new_tokens - emitted - 1, ctx - p0 - 1);
     const int k = int(std::min<int64_t>(ctl.length(), room));
     std::vector<int32_t> drafts;
+    if (taps && (k > 0 || (off && shadow.empty()))) drafter.at_target(session, tap_row);
     if (k > 0) {
       drafts = drafter.draft(tokens, k);
       if (int64_t(drafts.size()) > k) drafts.resize(size_t(k));
@@ -105,7 +111,7 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
     std::vector<int32_t> feed{tokens.back()};
     feed.insert(feed.end(), drafts.begin(), drafts.end());
     const Clock::time_point tf = Clock::now();
-    const std::vector<float> rows = session.forward(feed, drafts.empty() ? LogitsMode::kLast : LogitsMode::kAll);
+    const std::vector<float> rows = session.forward(feed, drafts.empty() ? LogitsMode::kLast : LogitsMode::kAll, 0, taps);
     ctl.time_forward(int(feed.size()), seconds_since(tf));
     if (drafts.empty()) {
       ++st.plain_steps;
@@ -156,6 +162,7 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
     }
     if (!off) shadow.clear();
     const int64_t keep = p0 + n_emit;  // the pending token and every emitted token but the last
+    tap_row = n_emit - 1;               // the row of position keep - 1
     if (session.pos() > keep) st.recomputed += session.truncate(keep, opts.prefill_chunk);
     if (!go) break;
     ctl.update(emitted, st);
