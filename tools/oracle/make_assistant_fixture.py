@@ -18,7 +18,7 @@ the ref backend: both sides run f32).
 import json, os, sys
 import torch
 from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM
+from transformers.models.gemma4.modeling_gemma4 import Gemma4ForConditionalGeneration
 from transformers.models.gemma4_assistant.configuration_gemma4_assistant import Gemma4AssistantConfig
 from transformers.models.gemma4_assistant.modeling_gemma4_assistant import Gemma4AssistantForCausalLM
 
@@ -32,7 +32,7 @@ def main():
     ordered = "--ordered" in sys.argv
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(1234)
-    target = AutoModelForCausalLM.from_pretrained(TARGET, dtype=torch.float32).eval()
+    target = Gemma4ForConditionalGeneration.from_pretrained(TARGET, dtype=torch.float32).eval()
     tcfg = target.config.get_text_config()
     layer_types = ["sliding_attention", "full_attention"]
     text = dict(
