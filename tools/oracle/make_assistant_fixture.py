@@ -10,7 +10,8 @@ NOT RUN YET: needs torch + transformers >= 5.17 (the GPU machine has both; CPU i
                                SinglePositionMultiTokenCandidateGenerator computes it
     logits        F32 [S, V]   assistant logits of draft steps 0..S-1 (greedy chain, same position each step)
     hidden        F32 [S, B]   its post_projection output of each step (the next step's hidden state)
-    target_hidden F32 [B]      the target's last_hidden_state at the last prompt position
+    target_hidden F32 [B]      the target's hidden_states[-1] at the last prompt position (what the generator feeds)
+    hidden_is_final_normed I32 [1]  1 when that equals last_hidden_state (after the final norm), as g4 assumes
 Usage (repo root): python3 tools/oracle/make_assistant_fixture.py OUTDIR [--ordered]
 Then a test loads OUTDIR/assistant with AssistantModel::load and compares step by step (tolerance ~1e-4 on
 the ref backend: both sides run f32).
@@ -63,9 +64,14 @@ def main():
     text_model = target.model.language_model
     embed = target.get_input_embeddings()  # scaled by sqrt(hidden) inside, as the drafter is fed
     with torch.no_grad():
-        o = text_model(input_ids=ids, use_cache=False, return_shared_kv_states=True)
-        last = o.last_hidden_state[:, -1:]
-        pending = target.lm_head(last).argmax(-1)  # [1, 1]
+        o = text_model(input_ids=ids, use_cache=False, return_shared_kv_states=True, output_hidden_states=True)
+        # transformers' SinglePositionMultiTokenCandidateGenerator feeds hidden_states[-1]; g4 feeds the final-
+        # normed state. Record whether they are the same tensor here (if not, g4's choice is wrong).
+        last = o.hidden_states[-1][:, -1:]
+        normed = o.last_hidden_state[:, -1:]
+        same = bool(torch.allclose(last, normed, rtol=1e-5, atol=1e-5))
+        print("hidden_states[-1] == last_hidden_state (final-normed):", same)
+        pending = target.lm_head(normed).argmax(-1)  # [1, 1]
         skv = {k: (v[0][:, :, :PROMPT_LEN], v[1][:, :, :PROMPT_LEN]) for k, v in o.shared_kv_states.items()}
         pos = torch.tensor([[PROMPT_LEN]])
         tok, h = pending, last
@@ -84,6 +90,7 @@ def main():
         "logits": torch.stack(logits).contiguous(),
         "hidden": torch.stack(hidden).contiguous(),
         "target_hidden": last[0, 0].float().contiguous(),
+        "hidden_is_final_normed": torch.tensor([1 if same else 0], dtype=torch.int32),
     }, os.path.join(out, "assistant_fixture.safetensors"))
     print("wrote", out)
 
