@@ -123,8 +123,8 @@ void check_steps(const std::string& backend, int centroids) {
     const AssistantModel::Step got = drafter->model().step(tok, ht, s.cache().seq(0), s.pos(), taps, row);
     const AssistantOracle::Out want = oracle.step(tok, h, s.cache().seq(0), s.pos());
     const std::string what = backend + " step " + std::to_string(j);
-    expect_close(got.logits, want.logits, backend == "ref" ? 1e-4f : 1e-2f, what + " logits");
-    expect_close(host(m.backend(), got.hidden), want.hidden, backend == "ref" ? 1e-4f : 1e-2f, what + " hidden");
+    expect_close(got.logits, want.logits, 1e-4f, what + " logits");
+    expect_close(host(m.backend(), got.hidden), want.hidden, 1e-4f, what + " hidden");
     tok = int32_t(std::max_element(want.logits.begin(), want.logits.end()) - want.logits.begin());
     h = want.hidden;
     ht = got.hidden;
@@ -133,7 +133,7 @@ void check_steps(const std::string& backend, int centroids) {
   const std::vector<int32_t> drafts = drafter->draft(context, 3);
   EXPECT_EQ(drafts.size(), 3u);
   expect_close(drafter->first_logits(), oracle.step(pending, host(m.backend(), taps.hidden.rows(row, 1)), s.cache().seq(0), s.pos()).logits,
-               backend == "ref" ? 1e-4f : 1e-2f, backend + " draft()");
+               1e-4f, backend + " draft()");
 }
 
 // On the cpu backend's own cache (bf16, full layers' keys derived from values) the step reads the same
@@ -286,8 +286,7 @@ TEST(AssistantDrafter, GreedyIsPlainGreedyWithRollbackAtEveryPosition) {
   EXPECT_GT(r.draft.accepted_at[1], 0);
   EXPECT_GT(r.draft.accepted_at[2], 0);
   EXPECT_GE(f->checked, 10);
-  EXPECT_LT(f->worst, 1e-2f);
-  EXPECT_GT(f->worst, 0.0f);  // the checks ran on real numbers
+  EXPECT_LT(f->worst, 1e-4f);  // measured 1e-6 on cpu
 }
 
 // Rewrites config.json of an assistant with `edit` applied.
