@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "engine/assistant_drafter.h"
+#include "model/assistant.h"
 #include "flag_check.h"
 
 namespace g4 {
@@ -23,6 +24,7 @@ void add_draft_options(CLI::App* c, DraftFlags& f) {
 
 DraftOptions draft_options(const DraftFlags& f) {
   if (!f.model.empty() && f.ngram) throw Error("--model-draft and --draft-ngram: choose one drafter");
+  if (!f.model.empty()) load_assistant_config(f.model);  // a missing or foreign drafter: before the target loads
   if (!f.ngram && f.model.empty() && (f.max > 0 || f.min > 0))
     throw Error("--draft-max and --draft-min need a drafter: add --draft-ngram or --model-draft DIR");
   if (f.max > 0 && f.min > f.max)

@@ -60,14 +60,18 @@ AssistantSpec parse_assistant_config(const std::string& text, const std::string&
   return a;
 }
 
-std::unique_ptr<AssistantModel> AssistantModel::load(const std::string& path, const Model& target, const LoadOptions& opts) {
+AssistantSpec load_assistant_config(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_directory(path, ec)) throw Error("assistant drafter " + path + ": not a directory");
-  const fs::path cfg = fs::path(path) / "config.json";
-  if (!fs::exists(cfg, ec)) throw Error("assistant drafter " + path + ": no config.json");
+  if (!fs::is_directory(dir, ec)) throw Error("assistant drafter " + dir + ": not a directory");
+  const fs::path cfg = fs::path(dir) / "config.json";
+  if (!fs::exists(cfg, ec)) throw Error("assistant drafter " + dir + ": no config.json");
+  return parse_assistant_config(read_text_file(cfg.string()), cfg.string());
+}
+
+std::unique_ptr<AssistantModel> AssistantModel::load(const std::string& path, const Model& target, const LoadOptions& opts) {
   auto m = std::unique_ptr<AssistantModel>(new AssistantModel(target));
-  m->spec_ = parse_assistant_config(read_text_file(cfg.string()), cfg.string());
+  m->spec_ = load_assistant_config(path);
   const AssistantSpec& a = m->spec_;
   const ModelSpec& s = a.text;
   const ModelSpec& ts = target.spec();

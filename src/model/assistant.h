@@ -30,6 +30,8 @@ struct AssistantSpec {
 // Parses an assistant's config.json text. Throws g4::Error naming `source` for another architecture or
 // a feature the assistant does not have.
 AssistantSpec parse_assistant_config(const std::string& json_text, const std::string& source);
+// Reads DIR/config.json. Throws g4::Error when DIR is not a directory or holds no assistant config.
+AssistantSpec load_assistant_config(const std::string& dir);
 
 class AssistantModel {
  public:
