@@ -28,7 +28,7 @@ uint64_t synth_assistant(const SynthAssistantOptions& o) {
   if (o.heads % S.n_kv_heads != 0 || o.heads % G.n_kv_heads != 0)
     throw Error("--heads: " + std::to_string(o.heads) + " is not a multiple of the target's KV heads");
   if (o.centroids > 0 && (t.vocab_size % o.centroids != 0 || o.centroid_top_k > o.centroids))
-    throw Error("--centroids: must divide the vocabulary of " + std::to_string(t.vocab_size) + " and be >= the top k");
+    throw Error("--assistant-centroids: must divide the vocabulary of " + std::to_string(t.vocab_size) + " and be >= the top k");
 
   json types = json::array();
   for (int i = 0; i < o.layers; ++i) types.push_back(i + 1 == o.layers ? "full_attention" : "sliding_attention");
