@@ -29,6 +29,9 @@ class AssistantDrafter : public Drafter {
     row_ = row;
   }
 
+  bool extends() const override { return true; }
+  std::vector<int32_t> extend(int n) override;
+
   const AssistantModel& model() const { return *model_; }
   // The logits of the last draft's first step (tests compare them with an oracle).
   const std::vector<float>& first_logits() const { return first_logits_; }
@@ -39,6 +42,13 @@ class AssistantDrafter : public Drafter {
   Session* session_ = nullptr;
   int64_t row_ = -1;
   std::vector<float> first_logits_;
+  // The last proposal's chain, to extend it: its position, last token and hidden state, and the target
+  // forward it read (the tap buffer is refilled by later forwards; these handles keep that one).
+  int64_t chain_pos_ = -1, chain_row_ = -1;
+  int32_t chain_tok_ = 0;
+  Tensor chain_h_;
+  ForwardTaps chain_taps_;
+  std::vector<int32_t> run(int n);
 };
 
 }  // namespace g4

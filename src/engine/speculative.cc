@@ -86,6 +86,10 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
 
   std::vector<int32_t> shadow;  // while drafting is off: a proposal scored against the tokens produced
   size_t shadow_at = 0;
+  // A drafter that can extend its proposals is asked for one token at a time while it keeps matching (the
+  // proposal counts as `max` long, as when drafted whole); others propose whole.
+  const bool lazy = drafter.extends();
+  int shadow_len = 0;
   while (true) {
     const int64_t p0 = session.pos();  // the last emitted token is pending (not yet in the cache)
     const bool off = ctl.length() == 0;
@@ -98,9 +102,10 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
       if (int64_t(drafts.size()) > k) drafts.resize(size_t(k));
       if (int(drafts.size()) < std::max(min, 1)) drafts.clear();
     } else if (off && shadow.empty()) {
-      shadow = drafter.draft(tokens, max);
+      shadow = drafter.draft(tokens, lazy ? 1 : max);
       if (int(shadow.size()) > max) shadow.resize(size_t(max));
-      if (int(shadow.size()) < std::max(min, 1)) shadow.clear();
+      shadow_len = lazy && !shadow.empty() ? max : int(shadow.size());
+      if (shadow_len < std::max(min, 1)) shadow.clear();
       shadow_at = 0;
     }
     for (const std::vector<int32_t>* v : {&drafts, &shadow})
@@ -151,13 +156,22 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
     }
     if (!drafts.empty()) ctl.observe(int(drafts.size()), decided, accepted, false, emitted);
     if (drafts.empty() && !shadow.empty()) {  // a plain step: score the shadow proposal's next token
-      const int n = int(shadow.size());
       if (tokens.back() != shadow[shadow_at]) {
-        ctl.observe(n, int(shadow_at) + 1, int(shadow_at), true, emitted);
+        ctl.observe(shadow_len, int(shadow_at) + 1, int(shadow_at), true, emitted);
         shadow.clear();
       } else if (++shadow_at == shadow.size()) {
-        ctl.observe(n, n, n, true, emitted);
-        shadow.clear();
+        if (int(shadow.size()) < shadow_len) {
+          const std::vector<int32_t> more = drafter.extend(1);
+          for (int32_t d : more)
+            if (d < 0 || d >= V) throw Error(std::string("the ") + drafter.name() + " drafter proposed token " + std::to_string(d) +
+                                             ", outside the vocabulary of " + std::to_string(V));
+          shadow.insert(shadow.end(), more.begin(), more.begin() + std::min<std::ptrdiff_t>(std::ptrdiff_t(more.size()), 1));
+          if (more.empty()) shadow_len = int(shadow.size());
+        }
+        if (shadow_at == shadow.size()) {
+          ctl.observe(shadow_len, shadow_len, shadow_len, true, emitted);
+          shadow.clear();
+        }
       }
     }
     if (!off) shadow.clear();

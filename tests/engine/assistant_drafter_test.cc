@@ -165,6 +165,37 @@ TEST(AssistantDrafter, ReadsTheDefaultCpuCache) {
   expect_close(out[1], out[2], 1e-2f, "bf16 derived-key cache vs bf16 keys");
 }
 
+// extend() continues the last proposal exactly as a longer draft would have gone on, also after the target
+// has run further positions (the loop scores proposals one token at a time while drafting is off), and
+// gives nothing once the target has rolled back below the proposal's position.
+TEST(AssistantDrafter, ExtendContinuesTheProposalExactly) {
+  TempDir d;
+  const std::string dir = make_assistant(d, "asst");
+  ModelBundle b = ModelBundle::load(kTinyKjv, "cpu", LoadOptions{}, 1);
+  const Model& m = *b.model;
+  auto drafter = AssistantDrafter::load(dir, m, LoadOptions{});
+  ForwardTaps& taps = *drafter->taps();
+  std::vector<int32_t> context = kjv_prompt(*b.tokenizer, 4);
+  Session s(m, int64_t(context.size()) + 16);
+  s.forward(std::vector<int32_t>(context.begin(), context.end() - 1), LogitsMode::kNone, 0, &taps);
+  const int64_t row = taps.hidden.dim(0) - 1;
+  drafter->at_target(s, row);
+  const std::vector<int32_t> whole = drafter->draft(context, 4);
+  ASSERT_EQ(whole.size(), 4u);
+  drafter->at_target(s, row);
+  std::vector<int32_t> lazy = drafter->draft(context, 1);
+  for (int j = 0; j < 3; ++j) {
+    s.forward({context.back()}, LogitsMode::kLast, 0, &taps);  // the target moves on (and refills the taps)
+    context.push_back(lazy.back());
+    const std::vector<int32_t> more = drafter->extend(1);
+    ASSERT_EQ(more.size(), 1u) << j;
+    lazy.push_back(more[0]);
+  }
+  EXPECT_EQ(lazy, whole);
+  s.truncate(s.pos() - 4);
+  EXPECT_TRUE(drafter->extend(1).empty());
+}
+
 TEST(AssistantDrafter, StepsMatchThePlainLoopOracleRef) { check_steps("ref", 0); }
 TEST(AssistantDrafter, StepsMatchThePlainLoopOracleCpu) { check_steps("cpu", 0); }
 TEST(AssistantDrafter, OrderedEmbeddingsMatchTheOracle) { check_steps("cpu", 64); }
