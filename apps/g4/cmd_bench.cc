@@ -66,10 +66,11 @@ int run_bench(const BenchOpts& o) {
     if (d < 0 || d > (int64_t(1) << 24)) throw Error("--depth: " + std::to_string(d) + " is out of range (0 .. 16777216)");
   for (int p : o.parallel)
     if (p < 1 || p > 1024) throw Error("--parallel: " + std::to_string(p) + " is out of range (1 .. 1024)");
-  const DraftOptions draft = draft_options(o.draft);
+  DraftOptions draft = draft_options(o.draft);
   auto backend = make_backend(o.backend, o.threads);
   const double t0 = now_s();
   auto model = Model::load(o.model, *backend);
+  load_draft_model(draft, o.draft, *model, LoadOptions{});
   const double load_s = now_s() - t0;
   const int64_t V = model->spec().vocab_size;
   std::mt19937 rng(1234);

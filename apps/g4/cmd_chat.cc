@@ -172,8 +172,9 @@ bool command(ChatSession& chat, const std::string& line) {
 }
 
 int run_chat(const RunOptions& ro, const PromptOpts& po, const DraftFlags& df) {
-  const DraftOptions draft = draft_options(df);  // flag errors before the model loads
+  DraftOptions draft = draft_options(df);  // flag errors before the model loads
   ModelBundle b = load_bundle(ro, po.quiet);
+  load_draft_model(draft, df, *b.model, LoadOptions{ro.quantize});
   ChatSession chat(b, ro, po, draft);
   install_sigint();
   LineReader in(&g_interrupted);

@@ -9,19 +9,39 @@
 #include "flag_check.h"
 #include "convert/quantize_model.h"
 #include "convert/synth.h"
+#include "convert/synth_assistant.h"
 
 namespace g4 {
 
 void add_convert_commands(CLI::App& app, Action* action) {
   static SynthOptions so;
   CLI::App* s = app.add_subcommand("synth", "write a random-weight checkpoint with real Gemma 4 dimensions");
-  s->add_option("--preset", so.preset, "31b (spec dimensions) or tiny")->required();
+  static SynthAssistantOptions sa;
+  CLI::Option* preset = s->add_option("--preset", so.preset, "31b (spec dimensions) or tiny");
+  s->add_option("--assistant-for", sa.target,
+                "instead: a random-weight assistant drafter (gemma4_assistant) for this target model directory, tiny "
+                "(--layers, default 2, and --seed apply)");
+  s->add_option("--assistant-centroids", sa.centroids,
+                "with --assistant-for: use_ordered_embeddings with this many centroids (top 4 kept)")->check(in_range(1, 1 << 20));
   s->add_option("--layers", so.layers, "number of layers (default: 60 for 31b, 6 for tiny)")->check(in_range(1, 1000));
   s->add_option("--out,-o", so.out, "output directory")->required();
   s->add_option("--format", so.format, "bf16, int4 (default-recipe layout) or int8");
   s->add_option("--group-size", so.group_size, "quantization group size: 32, 64 or 128");
   s->add_option("--seed", so.seed, "random seed");
-  s->callback([action] {
+  s->callback([action, preset] {
+    if (!sa.target.empty()) {
+      if (preset->count() > 0) throw CLI::ValidationError("--preset", "not used with --assistant-for");
+      *action = [] {
+        sa.out = so.out;
+        sa.seed = so.seed;
+        if (so.layers > 0) sa.layers = so.layers;
+        const uint64_t n = synth_assistant(sa);
+        std::fprintf(stderr, "wrote %s (%s)\n", sa.out.c_str(), Progress::amount(double(n), "B").c_str());
+        return 0;
+      };
+      return;
+    }
+    if (preset->count() == 0) throw CLI::RequiredError("--preset");
     *action = [] {
       const uint64_t n = synth_checkpoint(so);
       std::fprintf(stderr, "wrote %s (%s)\n", so.out.c_str(), Progress::amount(double(n), "B").c_str());

@@ -18,8 +18,9 @@ namespace {
 
 int run_once(const RunOptions& ro, const PromptOpts& po, const DraftFlags& df) {
   const std::string text = po.prompt_file.empty() ? po.prompt : read_input(po.prompt_file, "prompt file");
-  const DraftOptions draft = draft_options(df);  // flag errors before the model loads
+  DraftOptions draft = draft_options(df);  // flag errors before the model loads
   ModelBundle b = load_bundle(ro, po.quiet || po.json);
+  load_draft_model(draft, df, *b.model, LoadOptions{ro.quantize});
   GenerateOptions go = generate_options(ro, b);
   go.draft = draft;
 

@@ -3,6 +3,8 @@
 #include <cstdio>
 
 #include "base/error.h"
+#include "engine/assistant_drafter.h"
+#include "model/assistant.h"
 #include "flag_check.h"
 
 namespace g4 {
@@ -15,13 +17,16 @@ void add_draft_options(CLI::App* c, DraftFlags& f) {
                 "the monitor shortens it or turns drafting off when it does not pay")
       ->check(in_range(0, 256));
   c->add_option("--draft-min", f.min, "do not verify drafts shorter than this")->check(in_range(0, 256));
-  c->add_option("--model-draft", f.model, "assistant drafter model directory, also -md (not supported yet)");
+  c->add_option("--model-draft", f.model,
+                "speculative decoding with Gemma 4's assistant drafter (a gemma4_assistant model directory made for "
+                "the target), also -md");
 }
 
 DraftOptions draft_options(const DraftFlags& f) {
-  if (!f.model.empty())
-    throw Error("--model-draft: the assistant drafter is not supported yet; use --draft-ngram for prompt lookup");
-  if (!f.ngram && (f.max > 0 || f.min > 0)) throw Error("--draft-max and --draft-min need a drafter: add --draft-ngram");
+  if (!f.model.empty() && f.ngram) throw Error("--model-draft and --draft-ngram: choose one drafter");
+  if (!f.model.empty()) load_assistant_config(f.model);  // a missing or foreign drafter: before the target loads
+  if (!f.ngram && f.model.empty() && (f.max > 0 || f.min > 0))
+    throw Error("--draft-max and --draft-min need a drafter: add --draft-ngram or --model-draft DIR");
   if (f.max > 0 && f.min > f.max)
     throw Error("--draft-min " + std::to_string(f.min) + " is larger than --draft-max " + std::to_string(f.max));
   DraftOptions o;
@@ -29,6 +34,10 @@ DraftOptions draft_options(const DraftFlags& f) {
   o.max = f.max;
   o.min = f.min;
   return o;
+}
+
+void load_draft_model(DraftOptions& o, const DraftFlags& f, const Model& target, const LoadOptions& opts) {
+  if (!f.model.empty()) o.drafter = AssistantDrafter::load(f.model, target, opts);
 }
 
 nlohmann::json draft_stats_json(const DraftStats& s) {

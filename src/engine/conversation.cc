@@ -66,7 +66,8 @@ GenerateResult Conversation::append_and_generate(const std::vector<int32_t>& inp
 
   Sampler sampler(opts.sampling);
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<float> logits = session_.forward(feed, LogitsMode::kLast, opts.prefill_chunk);
+  std::vector<float> logits =
+      session_.forward(feed, LogitsMode::kLast, opts.prefill_chunk, opts.draft.drafter ? opts.draft.drafter->taps() : nullptr);
   if (opts.draft.drafter) {
     generate_speculative(model_, session_, tokens_, logits, opts, on_token, r, t0);
     return r;

@@ -9,6 +9,9 @@
 
 namespace g4 {
 
+class Session;
+struct ForwardTaps;
+
 class Drafter {
  public:
   virtual ~Drafter() = default;
@@ -16,6 +19,17 @@ class Drafter {
   // May return fewer, or none.
   virtual std::vector<int32_t> draft(const std::vector<int32_t>& context, int max_n) = 0;
   virtual const char* name() const = 0;
+
+  // Drafters that read the target's state (the assistant, engine/assistant_drafter.h): the buffer that
+  // every target forward of a generation fills (null: the drafter needs none), and, before each draft,
+  // the target's session and the row of that buffer holding position session.pos() - 1.
+  virtual ForwardTaps* taps() { return nullptr; }
+  virtual void at_target(Session& session, int64_t row) { (void)session, (void)row; }
+  // Drafters whose proposals cost real work (the assistant) can continue their last proposal by n tokens,
+  // exactly as a longer draft would have gone on, so proposals that are only scored (while drafting is
+  // off) are computed one token at a time, as far as they keep matching. Empty: cannot continue.
+  virtual bool extends() const { return false; }
+  virtual std::vector<int32_t> extend(int n) { (void)n; return {}; }
 };
 
 // Prompt lookup: finds the most recent earlier occurrence of the context's last n tokens (n from max_ngram

@@ -76,25 +76,36 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
     else r.prefill_s = seconds_since(t0);
   };
 
+  // A drafter that reads the target's state gets every forward tapped; the prefill's last row comes first.
+  ForwardTaps* taps = drafter.taps();
+  if (taps && !taps->hidden.data) throw Error(std::string("the ") + drafter.name() + " drafter needs the prompt's forward tapped");
+  int64_t tap_row = taps ? taps->hidden.dim(0) - 1 : -1;
+
   if (opts.max_new_tokens == 0) { r.reason = StopReason::kMaxTokens; return finish(); }
   if (!emit(pick(first.data()), session.pos())) return finish();
 
   std::vector<int32_t> shadow;  // while drafting is off: a proposal scored against the tokens produced
   size_t shadow_at = 0;
+  // A drafter that can extend its proposals is asked for one token at a time while it keeps matching (the
+  // proposal counts as `max` long, as when drafted whole); others propose whole.
+  const bool lazy = drafter.extends();
+  int shadow_len = 0;
   while (true) {
     const int64_t p0 = session.pos();  // the last emitted token is pending (not yet in the cache)
     const bool off = ctl.length() == 0;
     const int64_t room = std::min<int64_t>(opts.max_new_tokens - emitted - 1, ctx - p0 - 1);
     const int k = int(std::min<int64_t>(ctl.length(), room));
     std::vector<int32_t> drafts;
+    if (taps && (k > 0 || (off && shadow.empty()))) drafter.at_target(session, tap_row);
     if (k > 0) {
       drafts = drafter.draft(tokens, k);
       if (int64_t(drafts.size()) > k) drafts.resize(size_t(k));
       if (int(drafts.size()) < std::max(min, 1)) drafts.clear();
     } else if (off && shadow.empty()) {
-      shadow = drafter.draft(tokens, max);
+      shadow = drafter.draft(tokens, lazy ? 1 : max);
       if (int(shadow.size()) > max) shadow.resize(size_t(max));
-      if (int(shadow.size()) < std::max(min, 1)) shadow.clear();
+      shadow_len = lazy && !shadow.empty() ? max : int(shadow.size());
+      if (shadow_len < std::max(min, 1)) shadow.clear();
       shadow_at = 0;
     }
     for (const std::vector<int32_t>* v : {&drafts, &shadow})
@@ -105,7 +116,7 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
     std::vector<int32_t> feed{tokens.back()};
     feed.insert(feed.end(), drafts.begin(), drafts.end());
     const Clock::time_point tf = Clock::now();
-    const std::vector<float> rows = session.forward(feed, drafts.empty() ? LogitsMode::kLast : LogitsMode::kAll);
+    const std::vector<float> rows = session.forward(feed, drafts.empty() ? LogitsMode::kLast : LogitsMode::kAll, 0, taps);
     ctl.time_forward(int(feed.size()), seconds_since(tf));
     if (drafts.empty()) {
       ++st.plain_steps;
@@ -145,17 +156,27 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
     }
     if (!drafts.empty()) ctl.observe(int(drafts.size()), decided, accepted, false, emitted);
     if (drafts.empty() && !shadow.empty()) {  // a plain step: score the shadow proposal's next token
-      const int n = int(shadow.size());
       if (tokens.back() != shadow[shadow_at]) {
-        ctl.observe(n, int(shadow_at) + 1, int(shadow_at), true, emitted);
+        ctl.observe(shadow_len, int(shadow_at) + 1, int(shadow_at), true, emitted);
         shadow.clear();
       } else if (++shadow_at == shadow.size()) {
-        ctl.observe(n, n, n, true, emitted);
-        shadow.clear();
+        if (int(shadow.size()) < shadow_len) {
+          const std::vector<int32_t> more = drafter.extend(1);
+          for (int32_t d : more)
+            if (d < 0 || d >= V) throw Error(std::string("the ") + drafter.name() + " drafter proposed token " + std::to_string(d) +
+                                             ", outside the vocabulary of " + std::to_string(V));
+          shadow.insert(shadow.end(), more.begin(), more.begin() + std::min<std::ptrdiff_t>(std::ptrdiff_t(more.size()), 1));
+          if (more.empty()) shadow_len = int(shadow.size());
+        }
+        if (shadow_at == shadow.size()) {
+          ctl.observe(shadow_len, shadow_len, shadow_len, true, emitted);
+          shadow.clear();
+        }
       }
     }
     if (!off) shadow.clear();
     const int64_t keep = p0 + n_emit;  // the pending token and every emitted token but the last
+    tap_row = n_emit - 1;               // the row of position keep - 1
     if (session.pos() > keep) st.recomputed += session.truncate(keep, opts.prefill_chunk);
     if (!go) break;
     ctl.update(emitted, st);

@@ -39,6 +39,9 @@ Tensor enqueue(const Model& model, KvCache& kv, const std::vector<SeqChunk>& bat
     tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
   }
   const int64_t T = int64_t(tokens.size()), H = s.hidden_size, F = s.intermediate_size, Hq = s.n_heads;
+  int tap_layer[2] = {-1, -1};
+  for (const SeqChunk& c : batch)
+    if (c.taps) tapped_layers(s, tap_layer);
 
   Tensor x = be.empty({T, H});
   be.embed(model.embedding(), tokens, model.embed_scale(), x);
@@ -76,6 +79,13 @@ Tensor enqueue(const Model& model, KvCache& kv, const std::vector<SeqChunk>& bat
                        RopeSpec{L.rope_theta, L.rope_pairs}, kc, vc);
       be.attention(qc, kc, vc, cache, p0, L.window, ac);
       be.kv_append(cache, kc, vc, p0);
+      if (batch[c].taps)
+        for (int t = 0; t < 2; ++t)
+          if (tap_layer[t] == li) {
+            batch[c].taps->layer[t] = li;
+            batch[c].taps->k[t] = kc;
+            batch[c].taps->v[t] = vc;
+          }
     }
     Tensor o = be.empty({T, H});
     be.matmul(att.view({T, Hq * D}), *w.o, o);
@@ -94,6 +104,13 @@ Tensor enqueue(const Model& model, KvCache& kv, const std::vector<SeqChunk>& bat
       be.scale(x, w.layer_scalar);
     }
   }
+
+  for (size_t c = 0; c < batch.size(); ++c)
+    if (batch[c].taps) {
+      const int64_t n = int64_t(batch[c].tokens.size());
+      batch[c].taps->hidden = be.empty({n, H});
+      be.rms_norm(x.rows(row0[c], n), &model.final_norm(), s.rms_eps, batch[c].taps->hidden);
+    }
 
   // Only the rows whose logits are asked for go through the final norm and lm_head.
   std::vector<int64_t> want;
@@ -117,13 +134,18 @@ Tensor enqueue(const Model& model, KvCache& kv, const std::vector<SeqChunk>& bat
 
 }  // namespace
 
+void tapped_layers(const ModelSpec& s, int out[2]) {
+  out[0] = out[1] = -1;
+  for (int i = 0; i < s.n_layers(); ++i) out[s.layers[size_t(i)].sliding ? 0 : 1] = i;
+}
+
 std::vector<std::vector<float>> forward_batch(const Model& model, KvCache& kv, const std::vector<SeqChunk>& batch) {
   validate(model, kv, batch);
   Backend& be = model.backend();
   std::vector<std::vector<float>> out(batch.size());
   if (batch.empty()) return out;
   Tensor logits;
-  if (batch.size() == 1 && batch[0].tokens.size() == 1 && batch[0].logits == LogitsMode::kLast) {
+  if (batch.size() == 1 && batch[0].tokens.size() == 1 && batch[0].logits == LogitsMode::kLast && !batch[0].taps) {
     // Decode of one sequence: record the step once per sequence (where the backend can), then replay it
     // with each new token and position. The recording reads both at replay time.
     KvCache::Seq& sq = kv.seq(batch[0].seq);

@@ -14,10 +14,24 @@ namespace g4 {
 
 enum class LogitsMode { kNone, kLast, kAll };
 
+// Optional outputs of one chunk for drafters that read the target's state (engine/assistant_drafter.h):
+// the final hidden state (after the final norm) of every row, and the keys and values that the last
+// sliding and the last full layer computed for those rows (as the forward produced them, f32, before
+// the cache's rounding), which is what Gemma 4's assistant attends to.
+struct ForwardTaps {
+  Tensor hidden;                // [n, hidden_size]
+  int layer[2] = {-1, -1};      // the tapped layers: last sliding, last full (-1: the model has none)
+  Tensor k[2], v[2];            // [n, Hkv, D] of layer[i]
+};
+
+// The layers a drafter sharing the target's KV reads: {last sliding, last full} (-1 where absent).
+void tapped_layers(const ModelSpec& s, int out[2]);
+
 struct SeqChunk {
   int seq = 0;
   std::vector<int32_t> tokens;
   LogitsMode logits = LogitsMode::kLast;
+  ForwardTaps* taps = nullptr;  // filled when set; the plain path leaves it null
 };
 
 // Runs one step and returns, per chunk, its logits on the host: [n, V] for kAll, [V] for kLast, empty for

@@ -26,7 +26,7 @@ Session::Session(const Model& model, const KvCacheOptions& opts)
 
 Session::Session(const Model& model, KvCache& kv, int seq) : model_(model), kv_(&kv), seq_(seq) { kv.seq(seq); }
 
-std::vector<float> Session::forward(const std::vector<int32_t>& tokens, LogitsMode mode, int64_t chunk) {
+std::vector<float> Session::forward(const std::vector<int32_t>& tokens, LogitsMode mode, int64_t chunk, ForwardTaps* taps) {
   const int64_t n = int64_t(tokens.size());
   if (n == 0) return {};
   if (chunk <= 0 || chunk > n) chunk = n;
@@ -37,6 +37,7 @@ std::vector<float> Session::forward(const std::vector<int32_t>& tokens, LogitsMo
     c.seq = seq_;
     c.tokens.assign(tokens.begin() + b, tokens.begin() + e);
     c.logits = mode == LogitsMode::kAll ? LogitsMode::kAll : (e == n ? mode : LogitsMode::kNone);
+    if (e == n) c.taps = taps;
     std::vector<float> l = std::move(forward_batch(model_, *kv_, {c})[0]);
     out.insert(out.end(), l.begin(), l.end());
   }

@@ -25,7 +25,9 @@ class Session {
   // Runs `tokens` at positions pos() .. pos()+n-1 in chunks of at most `chunk` tokens (0 = one chunk)
   // and returns logits on the host: [n, V] for kAll, [V] for kLast, empty for kNone.
   // Throws g4::Error for an out-of-range token id or when the context would overflow.
-  std::vector<float> forward(const std::vector<int32_t>& tokens, LogitsMode mode, int64_t chunk = 0);
+  // taps (optional): filled for the rows of the last chunk (model/forward.h).
+  std::vector<float> forward(const std::vector<int32_t>& tokens, LogitsMode mode, int64_t chunk = 0,
+                             ForwardTaps* taps = nullptr);
 
   // Drops every position >= n, exactly as if they had never been run: in place when the sliding rings'
   // slack allows it, else by recomputing the kept tokens. Returns the positions recomputed (0 in place).

@@ -1,6 +1,7 @@
 // g4 run / chat / bench with speculative decoding flags: --draft-ngram gives plain greedy's text and run
-// --json reports tokens drafted and accepted per position; -md (the assistant, not supported yet) and
-// inconsistent draft lengths are one clear error.
+// --json reports tokens drafted and accepted per position; so does -md with a synthesized assistant
+// (g4 synth --assistant-for); a missing assistant, two drafters and inconsistent draft lengths are one
+// clear error.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "util/g4_cli.h"
+#include "util/temp_dir.h"
 
 namespace g4 {
 namespace {
@@ -26,8 +28,9 @@ void expect_error(const std::string& args, const std::string& needle) {
 TEST(DraftCli, BadDraftFlagsAreOneClearError) {
   for (const std::string cmd : {"run -p hi", "chat", "bench"}) {
     const std::string base = cmd.substr(0, cmd.find(' ')) + " -m " + kModel + cmd.substr(std::min(cmd.size(), cmd.find(' '))) + " ";
-    expect_error(base + "-md somewhere", "assistant drafter is not supported yet");
-    expect_error(base + "--model-draft somewhere", "assistant drafter is not supported yet");
+    expect_error(base + "-md somewhere", "assistant drafter somewhere: not a directory");
+    expect_error(base + "--model-draft somewhere", "assistant drafter somewhere: not a directory");
+    expect_error(base + "-md somewhere --draft-ngram", "--model-draft and --draft-ngram: choose one drafter");
     expect_error(base + "--draft-max 3", "need a drafter");
     expect_error(base + "--draft-ngram --draft-max 2 --draft-min 3", "--draft-min 3 is larger than --draft-max 2");
     expect_error(base + "--draft-ngram --draft-max x", "not a whole number");
@@ -54,6 +57,20 @@ TEST(DraftCli, RunJsonReportsDraftsAndMatchesPlain) {
   int acc = 0;
   for (const auto& a : d["accepted_at"]) acc += a.get<int>();
   EXPECT_EQ(acc, d["accepted"].get<int>());
+}
+
+TEST(DraftCli, RunWithASynthesizedAssistantMatchesPlain) {
+  testing_util::TempDir d;
+  const testing_util::G4Output sy = run_g4_cli("synth --assistant-for " + kModel + " -o " + d.file("asst"));
+  ASSERT_EQ(sy.status, 0) << sy.err;
+  const std::string run = "run -m " + kModel + " --backend cpu -t 1 --raw --temp 0 -n 60 --json -p 'In the beginning'";
+  const testing_util::G4Output plain = run_g4_cli(run), spec = run_g4_cli(run + " -md " + d.file("asst") + " --draft-max 3");
+  ASSERT_EQ(plain.status, 0) << plain.err;
+  ASSERT_EQ(spec.status, 0) << spec.err;
+  const nlohmann::json p = nlohmann::json::parse(plain.out), s = nlohmann::json::parse(spec.out);
+  EXPECT_EQ(s["tokens"], p["tokens"]);
+  ASSERT_TRUE(s.contains("draft"));
+  EXPECT_EQ(s["draft"]["draft_max"], 3);
 }
 
 }  // namespace

@@ -1,0 +1,52 @@
+#include "engine/assistant_drafter.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+
+namespace g4 {
+
+std::shared_ptr<AssistantDrafter> AssistantDrafter::load(const std::string& dir, const Model& target, const LoadOptions& opts) {
+  return std::make_shared<AssistantDrafter>(AssistantModel::load(dir, target, opts));
+}
+
+std::vector<int32_t> AssistantDrafter::draft(const std::vector<int32_t>& context, int max_n) {
+  first_logits_.clear();
+  if (max_n <= 0 || context.empty()) return {};
+  if (!session_ || row_ < 0 || !taps_.hidden.data || row_ >= taps_.hidden.dim(0))
+    throw Error("assistant drafter: no target state (the target forward before this draft was not tapped)");
+  const int64_t pos = session_->pos();
+  if (int64_t(context.size()) != pos + 1)
+    throw Error("assistant drafter: the context holds " + std::to_string(context.size()) + " tokens, the target cache " +
+                std::to_string(pos) + " + the pending one");
+  chain_pos_ = pos;
+  chain_row_ = row_;
+  chain_tok_ = context.back();
+  chain_h_ = taps_.hidden.rows(row_, 1);
+  chain_taps_ = taps_;
+  return run(max_n);
+}
+
+std::vector<int32_t> AssistantDrafter::extend(int n) {
+  // The chain reads the target's cache below its position: still there while the target has not rolled
+  // back below it nor written so far past it that the sliding rings overwrote the oldest key it reads.
+  if (!session_ || chain_pos_ < 0 || session_->pos() < chain_pos_ ||
+      session_->pos() - chain_pos_ >= session_->cache().options().slack)
+    return {};
+  return run(n);
+}
+
+std::vector<int32_t> AssistantDrafter::run(int n) {
+  const KvCache::Seq& kv = session_->cache().seq(session_->seq());
+  std::vector<int32_t> out;
+  for (int j = 0; j < n; ++j) {
+    AssistantModel::Step st = model_->step(chain_tok_, chain_h_, kv, chain_pos_, chain_taps_, chain_row_);
+    chain_tok_ = int32_t(std::max_element(st.logits.begin(), st.logits.end()) - st.logits.begin());
+    if (first_logits_.empty()) first_logits_ = std::move(st.logits);
+    out.push_back(chain_tok_);
+    chain_h_ = st.hidden;
+  }
+  return out;
+}
+
+}  // namespace g4

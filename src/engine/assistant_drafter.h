@@ -1,0 +1,54 @@
+// The assistant drafter: Gemma 4's official drafter model (model/assistant.h) as a Drafter. It reads the
+// target's state: every target forward of the generation taps the final hidden state and the keys and
+// values of the target's last sliding and last full layer (ForwardTaps), and each draft runs up to k
+// assistant steps greedily (argmax) from the pending token, at the pending token's position, reading the
+// target's KV cache; it writes none.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/drafter.h"
+#include "model/assistant.h"
+#include "model/forward.h"
+#include "model/session.h"
+
+namespace g4 {
+
+class AssistantDrafter : public Drafter {
+ public:
+  explicit AssistantDrafter(std::unique_ptr<AssistantModel> model) : model_(std::move(model)) {}
+  // Loads DIR for `target` (AssistantModel::load). Throws g4::Error.
+  static std::shared_ptr<AssistantDrafter> load(const std::string& dir, const Model& target, const LoadOptions& opts);
+
+  std::vector<int32_t> draft(const std::vector<int32_t>& context, int max_n) override;
+  const char* name() const override { return "assistant"; }
+  ForwardTaps* taps() override { return &taps_; }
+  void at_target(Session& session, int64_t row) override {
+    session_ = &session;
+    row_ = row;
+  }
+
+  bool extends() const override { return true; }
+  std::vector<int32_t> extend(int n) override;
+
+  const AssistantModel& model() const { return *model_; }
+  // The logits of the last draft's first step (tests compare them with an oracle).
+  const std::vector<float>& first_logits() const { return first_logits_; }
+
+ private:
+  std::unique_ptr<AssistantModel> model_;
+  ForwardTaps taps_;
+  Session* session_ = nullptr;
+  int64_t row_ = -1;
+  std::vector<float> first_logits_;
+  // The last proposal's chain, to extend it: its position, last token and hidden state, and the target
+  // forward it read (the tap buffer is refilled by later forwards; these handles keep that one).
+  int64_t chain_pos_ = -1, chain_row_ = -1;
+  int32_t chain_tok_ = 0;
+  Tensor chain_h_;
+  ForwardTaps chain_taps_;
+  std::vector<int32_t> run(int n);
+};
+
+}  // namespace g4
