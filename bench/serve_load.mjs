@@ -5,6 +5,7 @@
 //  - no reply is an error other than the 503 of a full queue,
 //  - the server's resident memory after the load returns to its baseline (within SLACK_MB).
 // Usage: node bench/serve_load.mjs PORT SERVER_PID [CLIENTS=64] [SECONDS=600] [DISCONNECT=0.15] [SLACK_MB=64]
+// HANG_MS (default 180000): a request not settled after this long on the client side counts as hung.
 // Start the server first, e.g. build/release/g4 serve -m models/tiny-kjv --parallel 4 --port 18440 -c 2048.
 // Exit status 1 when a check fails. Node 20 (global fetch), no packages.
 import { readFileSync } from "node:fs";
@@ -90,7 +91,7 @@ for (const c of cases) {
 const baseline = rssMb();
 console.log(`${cases.length} requests answered solo; server RSS baseline ${baseline.toFixed(1)} MB`);
 
-const counts = { ok: 0, busy503: 0, aborted: 0, mismatch: 0, error: 0 };
+const counts = { ok: 0, busy503: 0, aborted: 0, mismatch: 0, error: 0, hung: 0 };
 const errors = [];
 let peak = baseline;
 const end = Date.now() + Number(seconds) * 1000;
@@ -100,7 +101,12 @@ async function client() {
     const k = Math.floor(rand() * cases.length);
     const stream = rand() < 0.5;
     const cut = rand() < Number(disconnect) ? Math.floor(rand() * 400) : -1;
-    const r = await ask(cases[k], stream, cut);
+    // A hard limit per request, so that a promise that never settles (seen once: a client idle with no
+    // connection open) is counted instead of hanging the test.
+    let timer;
+    const r = await Promise.race([ask(cases[k], stream, cut),
+      new Promise((ok) => { timer = setTimeout(() => ok({ status: "client-hang" }), Number(process.env.HANG_MS || 180000)); })]);
+    clearTimeout(timer);
     if (r.status === 200) {
       if (r.text === solo[k]) ++counts.ok;
       else {
@@ -112,6 +118,8 @@ async function client() {
       await new Promise((ok) => setTimeout(ok, 50));
     } else if (r.status === "aborted") {
       ++counts.aborted;
+    } else if (r.status === "client-hang") {
+      ++counts.hung;
     } else {
       ++counts.error;
       if (errors.length < 10) errors.push(`case ${k}: ${r.status} ${String(r.text).slice(0, 200)}`);
@@ -126,11 +134,12 @@ await new Promise((ok) => setTimeout(ok, 3000));
 const after = rssMb();
 const secs = (Date.now() - t0) / 1000;
 console.log(`${clients} clients, ${secs.toFixed(0)} s: ${counts.ok} answers equal to their solo run, ${counts.busy503} x 503, ` +
-  `${counts.aborted} disconnected on purpose, ${counts.mismatch} differing answers, ${counts.error} other errors`);
+  `${counts.aborted} disconnected on purpose, ${counts.mismatch} differing answers, ${counts.error} other errors, ` +
+  `${counts.hung} requests unsettled after 180 s on the client side`);
 console.log(`server RSS: baseline ${baseline.toFixed(1)} MB, peak ${peak.toFixed(1)} MB, after ${after.toFixed(1)} MB`);
 for (const e of errors) console.log("  " + e);
 const memOk = after - baseline <= Number(slackMb);
-if (counts.mismatch || counts.error || !memOk || counts.ok === 0) {
+if (counts.mismatch || counts.error || counts.hung || !memOk || counts.ok === 0) {
   console.log("FAIL" + (memOk ? "" : `: memory after the load exceeds the baseline by more than ${slackMb} MB`));
   process.exit(1);
 }
