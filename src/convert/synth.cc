@@ -89,6 +89,17 @@ void synth_quant_chunk(G4CheckpointWriter& w, const std::string& name, int64_t c
 
 }  // namespace
 
+std::string write_config_json(const std::string& out, const std::string& config_json) {
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw Error("--out: cannot create directory " + out + ": " + ec.message());
+  const std::string path = (fs::path(out) / "config.json").string();
+  std::ofstream f(path);
+  f << config_json << "\n";
+  if (!f) throw Error("cannot write " + path);
+  return path;
+}
+
 uint64_t synth_checkpoint(const SynthOptions& o) {
   const int layers = o.layers > 0 ? o.layers : (o.preset == "31b" ? 60 : 6);
   if (layers > 1000) throw Error("--layers: " + std::to_string(o.layers) + " is too many");
@@ -98,15 +109,7 @@ uint64_t synth_checkpoint(const SynthOptions& o) {
     throw Error("--format: '" + o.format + "' is not bf16, int4 or int8");
   if (o.out.empty()) throw Error("--out: an output directory is required");
   const json cfg = make_config(o.preset, layers);
-  std::error_code ec;
-  fs::create_directories(o.out, ec);
-  if (ec) throw Error("--out: cannot create directory " + o.out + ": " + ec.message());
-  const std::string cfg_path = (fs::path(o.out) / "config.json").string();
-  {
-    std::ofstream f(cfg_path);
-    f << cfg.dump(2) << "\n";
-    if (!f) throw Error("cannot write " + cfg_path);
-  }
+  const std::string cfg_path = write_config_json(o.out, cfg.dump(2));
   const ModelSpec spec = parse_model_config(cfg.dump(), cfg_path);
 
   const bool quant = o.format != "bf16";

@@ -22,4 +22,8 @@ struct SynthOptions {
 // Returns the bytes written. Throws g4::Error on bad options or I/O failure.
 uint64_t synth_checkpoint(const SynthOptions& o);
 
+// Creates directory `out` (and its parents) and writes `config_json` there as config.json; returns that
+// file's path. Throws g4::Error naming what could not be created or written.
+std::string write_config_json(const std::string& out, const std::string& config_json);
+
 }  // namespace g4

@@ -1,5 +1,7 @@
 #include "convert/synth_assistant.h"
 
+#include "convert/synth.h"
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -69,15 +71,7 @@ uint64_t synth_assistant(const SynthAssistantOptions& o) {
               {"text_config", tc},
               {"g4_synthetic", {{"assistant_for", o.target}, {"seed", o.seed}}}};
 
-  std::error_code ec;
-  fs::create_directories(o.out, ec);
-  if (ec) throw Error("--out: cannot create directory " + o.out + ": " + ec.message());
-  const std::string cfg_path = (fs::path(o.out) / "config.json").string();
-  {
-    std::ofstream f(cfg_path);
-    f << cfg.dump(2) << "\n";
-    if (!f) throw Error("cannot write " + cfg_path);
-  }
+  write_config_json(o.out, cfg.dump(2));
 
   std::mt19937_64 rng(o.seed);
   std::uniform_real_distribution<float> unit(0.0f, 1.0f);
