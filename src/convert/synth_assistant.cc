@@ -1,7 +1,5 @@
 #include "convert/synth_assistant.h"
 
-#include "convert/synth.h"
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -11,6 +9,7 @@
 
 #include "base/dtype.h"
 #include "base/error.h"
+#include "convert/synth.h"
 #include "io/safetensors_writer.h"
 #include "model/model_spec.h"
 
