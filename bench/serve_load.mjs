@@ -47,7 +47,12 @@ async function ask(c, stream, abortAfterMs) {
       body: JSON.stringify({ ...c.body, stream }),
       signal: ctl.signal,
     });
-    if (res.status !== 200) return { status: res.status, text: await res.text() };
+    if (res.status !== 200) {
+      // No hang-up once a refusal has arrived: Node's fetch (undici, Node 20) was seen to leave the body read
+      // of a complete 503 pending forever when the request was aborted right then.
+      if (timer) clearTimeout(timer);
+      return { status: res.status, text: await res.text() };
+    }
     if (!stream) {
       const j = await res.json();
       const ch = j.choices[0];
@@ -120,6 +125,7 @@ async function client() {
       ++counts.aborted;
     } else if (r.status === "client-hang") {
       ++counts.hung;
+      if (errors.length < 10) errors.push(`case ${k} ${stream ? "stream" : "plain"}, hang-up planned at ${cut} ms: never settled`);
     } else {
       ++counts.error;
       if (errors.length < 10) errors.push(`case ${k}: ${r.status} ${String(r.text).slice(0, 200)}`);
