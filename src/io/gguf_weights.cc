@@ -152,16 +152,6 @@ const GgufTensor* GgufWeights::quant_tensor(const std::string& name) const {
   return it == quant_src_.end() ? nullptr : it->second;
 }
 
-const QuantWeight* GgufWeights::quant(const std::string& name) const {
-  auto done = quant_done_.find(name);
-  if (done != quant_done_.end()) return &done->second->q;
-  auto q = convert(name);
-  if (!q) return nullptr;
-  const QuantWeight* r = &q->q;
-  quant_done_.emplace(name, std::move(q));
-  return r;
-}
-
 std::vector<std::string> GgufWeights::quant_names() const {
   std::vector<std::string> out;
   for (const auto& [name, t] : quant_src_) out.push_back(name);

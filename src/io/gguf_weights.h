@@ -1,8 +1,7 @@
 // The tensors of a gemma4 GGUF under g4's canonical (Hugging Face, unprefixed) names, for WeightStore.
 // F32/F16/BF16 tensors are served in place from the mapping as TensorInfo; quantized tensors (Q8_0,
 // Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K) are converted to QuantWeight when asked: convert() hands the copy
-// to the caller (the model loader packs it and drops it, so a GGUF costs no second copy in memory),
-// quant() keeps it while this object lives.
+// to the caller (the model loader packs it and drops it, so a GGUF costs no second copy in memory).
 // Unknown tensor names and unsupported types are refused, never silently skipped.
 #pragma once
 
@@ -37,10 +36,8 @@ class GgufWeights {
   const GgufFile& file() const { return *file_; }
   // Plain (float or integer) tensors, canonical name -> info pointing into the mapping.
   const std::map<std::string, TensorInfo>& plain_tensors() const { return plain_; }
-  // The quantized tensor with this canonical name, or nullptr. Converts it on the first call;
-  // not thread-safe (loading is single-threaded).
-  const QuantWeight* quant(const std::string& canonical_name) const;
-  // The same conversion, owned by the caller and not kept here (threads over the blocks).
+  // The quantized tensor with this canonical name converted (threads over the blocks), owned by the
+  // caller; nullptr when there is no such quantized tensor.
   std::unique_ptr<OwnedQuantWeight> convert(const std::string& canonical_name) const;
   // The stored quantized tensor with this canonical name, or nullptr.
   const GgufTensor* quant_tensor(const std::string& canonical_name) const;
@@ -51,7 +48,6 @@ class GgufWeights {
   std::unique_ptr<GgufFile> file_;
   std::map<std::string, TensorInfo> plain_;
   std::map<std::string, const GgufTensor*> quant_src_;
-  mutable std::map<std::string, std::unique_ptr<OwnedQuantWeight>> quant_done_;
   std::vector<float> ones_;  // backing store for synthesized layer_scalar = 1 (see .cc)
 };
 

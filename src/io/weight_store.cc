@@ -5,10 +5,10 @@
 #include <set>
 
 #include "base/error.h"
-#include "quant/gguf_blocks.h"
 #include "io/g4_checkpoint.h"
 #include "io/mlx_checkpoint.h"
 #include "io/torchao_checkpoint.h"
+#include "quant/gguf_blocks.h"
 
 namespace g4 {
 
@@ -147,10 +147,6 @@ std::map<std::string, std::string> parse_shard_index(const std::string& text, co
 const TensorInfo* WeightStore::find(const std::string& name) const {
   auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : it->second;
-}
-
-const QuantWeight* WeightStore::find_quant(const std::string& name) const {
-  return gguf_ ? gguf_->quant(name) : nullptr;
 }
 
 QuantData WeightStore::quant_data(const StoredWeight& w) const {

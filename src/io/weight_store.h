@@ -61,8 +61,6 @@ class WeightStore {
   const StoredWeight* find_weight(const std::string& canonical_name) const;
   const StoredWeight& get_weight(const std::string& canonical_name) const;
   const std::string& source() const { return source_; }
-  // A quantized tensor (GGUF block formats converted to quant/format.h and kept), or nullptr.
-  const QuantWeight* find_quant(const std::string& canonical_name) const;
   // The codes and scales of a quantized weight (is_quantized(w)); throws g4::Error for a plain one.
   QuantData quant_data(const StoredWeight& w) const;
   // The GGUF file when the store was opened from one (metadata, tokenizer), else nullptr.

@@ -28,14 +28,7 @@ WeightLoader::WeightLoader(const std::string& path, Backend& backend, const Load
 }
 
 WeightView WeightLoader::fetch(const std::string& name, const std::vector<int64_t>& shape) const {
-  const WeightStore& ws = *ws_;
-  if (const QuantWeight* q = ws.find_quant(name)) {
-    if (shape.size() != 2 || q->rows != shape[0] || q->cols != shape[1])
-      throw Error(ws.source() + ": quantized tensor '" + name + "' has shape [" + std::to_string(q->rows) + ", " +
-                  std::to_string(q->cols) + "] but the config implies " + shape_to_string(shape));
-    return WeightView{name, DType::kF32, shape, nullptr, q};
-  }
-  const TensorInfo& t = ws.get(name);
+  const TensorInfo& t = ws_->get(name);  // a quantized tensor here is one clear error naming its storage
   if (t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16)
     throw Error(t.file + ": tensor '" + name + "' has dtype " + dtype_name(t.dtype) + "; expected BF16, F16 or F32");
   if (t.shape != shape)
