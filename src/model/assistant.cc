@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "io/mapped_file.h"
+#include "model/config_json.h"
 #include "model/weight_loader.h"
 
 namespace g4 {
@@ -15,13 +16,7 @@ namespace g4 {
 using nlohmann::json;
 
 AssistantSpec parse_assistant_config(const std::string& text, const std::string& src) {
-  json root;
-  try {
-    root = json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(src + ": not valid JSON: " + e.what());
-  }
-  if (!root.is_object()) throw Error(src + ": top level is not a JSON object");
+  const json root = parse_config_object(text, src);
   const std::string mt = root.contains("model_type") && root["model_type"].is_string() ? root["model_type"].get<std::string>() : "";
   if (mt != "gemma4_assistant")
     throw Error(src + ": model_type '" + mt + "' is not a Gemma 4 assistant drafter (gemma4_assistant)");
@@ -37,7 +32,7 @@ AssistantSpec parse_assistant_config(const std::string& text, const std::string&
   if (t.contains("vocab_size_per_layer_input") && t["vocab_size_per_layer_input"].is_number() && t["vocab_size_per_layer_input"] != 0)
     throw Error(src + ": vocab_size_per_layer_input must be 0 in an assistant drafter");
   AssistantSpec a;
-  a.text = parse_model_config(t.dump(), src);
+  a.text = text_model_spec(t, src);
   auto get_int = [&](const char* key, int def) {
     if (!root.contains(key) || root[key].is_null()) return def;
     if (!root[key].is_number_integer() || root[key].get<int64_t>() < 1 || root[key].get<int64_t>() > (1 << 20))

@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "io/gguf.h"
 #include "io/mapped_file.h"
+#include "model/config_json.h"
 #include "model/gguf_spec.h"
 
 namespace g4 {
@@ -73,7 +74,7 @@ Rope parse_rope(const json& t, const char* layer_type, double def_theta, double 
 
 }  // namespace
 
-ModelSpec parse_model_config(const std::string& text, const std::string& src) {
+json parse_config_object(const std::string& text, const std::string& src) {
   json root;
   try {
     root = json::parse(text);
@@ -81,6 +82,14 @@ ModelSpec parse_model_config(const std::string& text, const std::string& src) {
     throw Error(src + ": not valid JSON: " + e.what());
   }
   if (!root.is_object()) throw Error(src + ": top level is not a JSON object");
+  return root;
+}
+
+ModelSpec parse_model_config(const std::string& text, const std::string& src) {
+  return text_model_spec(parse_config_object(text, src), src);
+}
+
+ModelSpec text_model_spec(const json& root, const std::string& src) {
   const json& t = (root.contains("text_config") && root["text_config"].is_object()) ? root["text_config"] : root;
 
   if (t.contains("model_type") && t["model_type"].is_string()) {
