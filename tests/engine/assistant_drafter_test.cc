@@ -250,15 +250,19 @@ TEST(AssistantDrafter, GreedyIsPlainGreedyWithRollbackAtEveryPosition) {
   const std::vector<int32_t> want = plain.generate(prompt, go, nullptr).tokens;
   ASSERT_EQ(int64_t(want.size()), n);
 
-  // 1. The assistant as it is.
-  {
-    auto drafter = AssistantDrafter::load(dir, m, LoadOptions{});
+  // Greedy generation with `drafter` proposing 3 tokens at every step.
+  auto speculate = [&](std::shared_ptr<Drafter> drafter) {
     GenerateOptions sgo = go;
-    sgo.draft.drafter = drafter;
+    sgo.draft.drafter = std::move(drafter);
     sgo.draft.max = 3;
     sgo.draft.adaptive = false;
     Conversation spec(m, kvo);
-    const GenerateResult r = spec.generate(prompt, sgo, nullptr);
+    return spec.generate(prompt, sgo, nullptr);
+  };
+
+  // 1. The assistant as it is.
+  {
+    const GenerateResult r = speculate(AssistantDrafter::load(dir, m, LoadOptions{}));
     EXPECT_EQ(r.tokens, want);
     EXPECT_GT(r.draft.verifies, 40);
     EXPECT_EQ(r.draft.recomputed, 0);
@@ -304,12 +308,7 @@ TEST(AssistantDrafter, GreedyIsPlainGreedyWithRollbackAtEveryPosition) {
   f->oracle = &oracle;
   f->prompt = &prompt;
   f->truth = &want;
-  GenerateOptions sgo = go;
-  sgo.draft.drafter = f;
-  sgo.draft.max = 3;
-  sgo.draft.adaptive = false;
-  Conversation spec(m, kvo);
-  const GenerateResult r = spec.generate(prompt, sgo, nullptr);
+  const GenerateResult r = speculate(f);
   EXPECT_EQ(r.tokens, want);
   ASSERT_EQ(r.draft.drafted_at.size(), 3u);
   // Position j is rejected in a third of the verifies, so every position both accepts and rejects.
