@@ -2,6 +2,9 @@
 // decrements busy_. Spinning, then std::atomic::wait (a futex) when idle for long.
 #include "base/thread_pool.h"
 
+#include <algorithm>
+#include <exception>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define G4_PAUSE() _mm_pause()
@@ -72,6 +75,26 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
     else std::this_thread::yield();
   }
   fn_ = nullptr;
+}
+
+void split_run(int64_t n, int64_t n_threads, const std::function<void(int64_t, int64_t)>& fn) {
+  const int64_t nt = std::max<int64_t>(1, std::min(n, n_threads));
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errs(static_cast<size_t>(nt));
+  for (int64_t k = 0; k < nt; ++k) {
+    auto work = [&, k] {
+      try {
+        fn(n * k / nt, n * (k + 1) / nt);
+      } catch (...) {
+        errs[size_t(k)] = std::current_exception();
+      }
+    };
+    if (k + 1 < nt) pool.emplace_back(work);
+    else work();
+  }
+  for (auto& t : pool) t.join();
+  for (auto& e : errs)
+    if (e) std::rethrow_exception(e);
 }
 
 }  // namespace g4

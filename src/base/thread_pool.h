@@ -38,4 +38,9 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
 };
 
+// For one-off bulk work (loading, conversion) rather than kernels: cuts [0, n) into n_threads contiguous
+// ranges (at most n), runs fn(begin, end) for each on a thread of its own (the last on the caller's), joins
+// them and rethrows the first exception a range threw.
+void split_run(int64_t n, int64_t n_threads, const std::function<void(int64_t, int64_t)>& fn);
+
 }  // namespace g4

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/thread_pool.h"
 #include "io/mapped_file.h"
 
 namespace g4 {
@@ -34,28 +35,13 @@ void quantize_stored(const TensorInfo& t, const std::string& name, const QuantSc
     scales.resize(quant_scale_bytes(s, n, cols));
     zeros.resize(s.symmetric ? 0 : scales.size());
     // Rows are independent: split the chunk over threads (results identical to one thread).
-    const int64_t nt = std::min<int64_t>(n, threads);
-    std::vector<std::thread> pool;
-    std::vector<std::exception_ptr> errs(static_cast<size_t>(nt));
     const size_t cb = quant_code_bytes(s.kind, 1, cols), sb = quant_scale_bytes(s, 1, cols);
-    for (int64_t k = 0; k < nt; ++k) {
-      auto work = [&, k] {
-        try {
-          const int64_t a = n * k / nt, b = n * (k + 1) / nt;
-          float* fa = f.data() + size_t(a * cols);
-          convert_to_f32(t.dtype, src + size_t(a * cols) * esize, size_t((b - a) * cols), fa);
-          quantize_rows(s, fa, b - a, cols, codes.data() + size_t(a) * cb, scales.data() + size_t(a) * sb,
-                        s.symmetric ? nullptr : zeros.data() + size_t(a) * sb, t.file + ": tensor '" + name + "'");
-        } catch (...) {
-          errs[size_t(k)] = std::current_exception();
-        }
-      };
-      if (k + 1 < nt) pool.emplace_back(work);
-      else work();
-    }
-    for (auto& th : pool) th.join();
-    for (auto& e : errs)
-      if (e) std::rethrow_exception(e);
+    split_run(n, threads, [&](int64_t a, int64_t b) {
+      float* fa = f.data() + size_t(a * cols);
+      convert_to_f32(t.dtype, src + size_t(a * cols) * esize, size_t((b - a) * cols), fa);
+      quantize_rows(s, fa, b - a, cols, codes.data() + size_t(a) * cb, scales.data() + size_t(a) * sb,
+                    s.symmetric ? nullptr : zeros.data() + size_t(a) * sb, t.file + ": tensor '" + name + "'");
+    });
     sink({r0, n, codes.data(), scales.data(), s.symmetric ? nullptr : zeros.data()});
     // Also the 4 MB behind the chunk: faults map whole large folios, which reach back into pages already
     // released (a page-granular release of just this chunk lets RSS creep up through a long tensor).
