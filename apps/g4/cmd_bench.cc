@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "bench_spec.h"
 #include "backend/cpu/kernels.h"
 #include "base/error.h"
 #include "commands.h"
@@ -35,6 +36,8 @@ struct BenchOpts {
   int64_t prompt = 512, gen = 128, chunk = 512;
   std::vector<int64_t> depth = {0};  // -d 0,16384: a row per depth
   std::vector<int> parallel = {1};   // --parallel 1,4,8: a row per number of sequences
+  std::vector<int> verify;           // --verify-cost 2,3,5: verify of n tokens against a one-token step
+  std::vector<int> oracle;           // --oracle-draft 4: greedy with an oracle drafter of draft length k
   int threads = 0, reps = 3;
   bool json = false;
   DraftFlags draft;
@@ -66,6 +69,11 @@ int run_bench(const BenchOpts& o) {
     if (d < 0 || d > (int64_t(1) << 24)) throw Error("--depth: " + std::to_string(d) + " is out of range (0 .. 16777216)");
   for (int p : o.parallel)
     if (p < 1 || p > 1024) throw Error("--parallel: " + std::to_string(p) + " is out of range (1 .. 1024)");
+  for (int n : o.verify)
+    if (n < 1 || n > 256) throw Error("--verify-cost: " + std::to_string(n) + " is out of range (1 .. 256)");
+  for (int k : o.oracle)
+    if (k < 1 || k > 256) throw Error("--oracle-draft: " + std::to_string(k) + " is out of range (1 .. 256)");
+  if (!o.oracle.empty() && o.gen < 2) throw Error("--oracle-draft needs -n of at least 2 generated tokens");
   DraftOptions draft = draft_options(o.draft);
   auto backend = make_backend(o.backend, o.threads);
   const double t0 = now_s();
@@ -81,7 +89,8 @@ int run_bench(const BenchOpts& o) {
   std::vector<int32_t> fill_tokens(static_cast<size_t>(max_depth));
   for (int32_t& t : fill_tokens) t = tok(rng);
   const int max_par = *std::max_element(o.parallel.begin(), o.parallel.end());
-  const int64_t ctx = max_depth + std::max<int64_t>({o.prompt, o.gen, 1});
+  const int max_verify = o.verify.empty() ? 0 : *std::max_element(o.verify.begin(), o.verify.end());
+  const int64_t ctx = max_depth + std::max<int64_t>({o.prompt, o.gen, int64_t(max_verify) + 1, 1});
   // One cache for every row (allocated once: the largest depth and number of sequences); each test empties
   // the sequences it uses and fills them with `depth` tokens first, untimed.
   const KvCacheOptions kvo = kv_options_for(backend->name(), ctx, max_par, o.cache_type_k, o.cache_type_v);
@@ -144,6 +153,18 @@ int run_bench(const BenchOpts& o) {
         if (spec) last = res.draft;
       }
   }
+  // Verify cost at the first depth; oracle drafts from the random prompt (at least 32 tokens).
+  const std::vector<VerifyCost> vc =
+      o.verify.empty() ? std::vector<VerifyCost>{}
+                       : measure_verify_cost(*model, kv, std::vector<int32_t>(fill_tokens.begin(), fill_tokens.begin() + o.depth.front()),
+                                             o.verify, std::max<int64_t>(o.gen, 8), o.chunk);
+  std::vector<OracleRun> oracle;
+  for (int k : o.oracle) {
+    std::vector<int32_t> p = prompt;
+    while (p.size() < 32) p.push_back(tok(rng));
+    oracle.push_back(run_oracle(*model, kv_options_for(backend->name(), int64_t(p.size()) + o.gen + k + 1, 1,
+                                                       o.cache_type_k, o.cache_type_v), p, o.gen, k));
+  }
   const Stat gp = tg_plain.empty() ? Stat{} : stats(tg_plain), gs = tg_spec.empty() ? Stat{} : stats(tg_spec);
   const std::string ctk = kv_type_name(kvo.k_type), ctv = kv_type_name(kvo.v_type);
   // The cpu backend's kernel table (the ISA it runs: G4_CPU_ISA or the best this CPU has), "" elsewhere.
@@ -160,6 +181,14 @@ int run_bench(const BenchOpts& o) {
       std::printf("{\"test\": \"draft\", \"repetitive_plain_tok_s\": %.3f, \"repetitive_plain_sd\": %.3f, "
                   "\"repetitive_draft_tok_s\": %.3f, \"repetitive_draft_sd\": %.3f, \"draft\": %s}\n",
                   gp.mean, gp.sd, gs.mean, gs.sd, draft_stats_json(last).dump().c_str());
+    for (const VerifyCost& v : vc)
+      std::printf("{\"test\": \"verify\", \"depth\": %ld, \"n\": %d, \"ms\": %.4f, \"ratio_to_step\": %.4f}\n",
+                  long(o.depth.front()), v.n, v.ms, v.ratio);
+    for (const OracleRun& r : oracle)
+      std::printf("{\"test\": \"oracle\", \"k\": %d, \"plain_tok_s\": %.3f, \"oracle_tok_s\": %.3f, \"speedup\": %.4f, "
+                  "\"same_tokens\": %s, \"draft\": %s}\n",
+                  r.k, r.plain_tok_s, r.oracle_tok_s, r.oracle_tok_s / r.plain_tok_s, r.same_tokens ? "true" : "false",
+                  draft_stats_json(r.stats).dump().c_str());
   } else {
     std::printf("model %s  backend %s%s%s  threads %d  load %.2f s  reps %d  KV %s/%s\n", o.model.c_str(),
                 backend->name().c_str(), isa.empty() ? "" : " isa ", isa.c_str(), backend->threads(), load_s, o.reps,
@@ -177,7 +206,16 @@ int run_bench(const BenchOpts& o) {
                   long(o.gen), gs.mean, gs.sd);
       std::printf("%s\n", draft_stats_line(last).c_str());
     }
+    for (const VerifyCost& v : vc)
+      std::printf("verify of %3d tokens at depth %ld: %8.3f ms = %5.2f one-token steps\n", v.n, long(o.depth.front()),
+                  v.ms, v.ratio);
+    for (const OracleRun& r : oracle)
+      std::printf("oracle drafter (upper bound), k = %d: %.2f tok/s vs plain %.2f = %.2fx%s; %s\n", r.k,
+                  r.oracle_tok_s, r.plain_tok_s, r.oracle_tok_s / r.plain_tok_s,
+                  r.same_tokens ? "" : " (TOKENS DIFFER FROM PLAIN GREEDY)", draft_stats_line(r.stats).c_str());
   }
+  for (const OracleRun& r : oracle)
+    if (!r.same_tokens) throw Error("--oracle-draft: the speculative run's tokens differ from plain greedy's");
   return 0;
 }
 
@@ -200,6 +238,14 @@ void add_bench_command(CLI::App& app, Action* action) {
   c->add_option("--cache-type-k", o->cache_type_k, "KV cache type for keys: auto, f32, bf16, q8_0");
   c->add_option("--cache-type-v", o->cache_type_v, "KV cache type for values: auto, f32, bf16, q8_0");
   c->add_flag("--json", o->json, "one JSON line instead of the table");
+  c->add_option("--verify-cost", o->verify,
+                 "time a verify of n tokens (forward with logits at every position, then rollback) against a "
+                 "one-token step, at the first depth; a list")
+      ->delimiter(',');
+  c->add_option("--oracle-draft", o->oracle,
+                "greedy -n tokens plain and with an oracle drafter of draft length k that proposes the target's own "
+                "continuation (the upper bound of speculation); a list")
+      ->delimiter(',');
   add_draft_options(c, o->draft);
   c->callback([o, action] { *action = [o] { return run_bench(*o); }; });
 }

@@ -56,7 +56,7 @@ TEST_F(CudaTest, MatmulAllFormatsShapesAndPaths) {
       auto wf = fast_->pack(wv, WeightRole::kLinear);
       auto wp = precise_->pack(wv, WeightRole::kLinear);
       const std::vector<float> w32 = weight_f32(wv);
-      for (int64_t T : {1, 2, 3, 4, 5, 17}) {
+      for (int64_t T : {1, 2, 3, 4, 5, 8, 17, 32}) {
         const auto x = randn(rng_, size_t(T * cols));
         const MatmulScales sc = matmul_scales(x, T, w32, rows, cols);
         Tensor xr = to_device(ref_, x, {T, cols}), yr = ref_.empty({T, rows});
@@ -66,11 +66,13 @@ TEST_F(CudaTest, MatmulAllFormatsShapesAndPaths) {
                                  std::to_string(T);
         Tensor xf = to_device(*fast_, x, {T, cols}), yf = fast_->empty({T, rows});
         fast_->matmul(xf, *wf, yf);
-        const bool gemv = T <= cuda::kGemvGroupMaxT;  // fast mode: GEMV in groups of kGemvMaxT rows
-        const bool dp4a = gemv && mc.kind == QuantKind::kInt4 && mc.quant;
+        const bool int4 = mc.kind == QuantKind::kInt4 && mc.quant;
+        const bool mma = int4 && takes_mma(cols, gs, mc.sdt, T);
+        const bool gemv = mma || T <= cuda::kGemvGroupMaxT;  // fast mode: GEMV in groups of kGemvMaxT rows
+        const bool dp4a = gemv && int4;
         const auto got_fast = to_host(*fast_, yf);
         expect_close(got_fast, want, dp4a ? 2e-2 : gemv ? (mc.quant ? 4e-3 : 1e-5) : 1e-2, what + " fast");
-        const bool dp4a_on = dp4a && cuda::gemv_q8_enabled();
+        const bool dp4a_on = mma || (dp4a && cuda::gemv_q8_enabled());
         expect_matmul_close(got_fast, want, sc,
                             dp4a_on ? dp4a_path(cols)
                             : gemv  ? (mc.quant ? f16_gemv_path(cols) : f32_path(cols))
@@ -88,22 +90,31 @@ TEST_F(CudaTest, MatmulAllFormatsShapesAndPaths) {
   }
 }
 
-// The dp4a kernel computes exactly sum(w * x') with x' = x rounded to int8 per 32 values (step
-// max|x| / 127, round half to even, as the kernel does): the ref backend given x' must agree up to f32
-// rounding (bound 2e-5), so any error in the nibble order, the x layout or the zero-point term shows.
-TEST_F(CudaTest, Int4Dp4aGemvEqualsRefOnRoundedActivations) {
+// The dp4a GEMV (T <= 4) and the tensor-core kernel (gemm_mma.cu, from 5 tokens) compute exactly
+// sum(w * x') with x' = x rounded to int8 per 32 values (step max|x| / 127, round half to even, as the
+// kernels do): the ref backend given x' must agree up to f32 rounding (bound 2e-5), so any error in the
+// nibble order, the x layout, the fragment layout, the padding of T or the zero-point term shows.
+// Shapes: rows not a multiple of 16, columns split unevenly over a block's warps and over several
+// pipeline stages per warp (8192 = 256 chunks), every scale type, and a layout the tensor-core kernel
+// refuses (f16, g64 with 33 groups a row: odd, not whole 4-byte pieces), which falls back to the GEMV.
+TEST_F(CudaTest, Int4IntegerKernelsEqualRefOnRoundedActivations) {
   if (!cuda::gemv_q8_enabled()) GTEST_SKIP() << "G4_CUDA_INT4_DP4A=0";
   struct Case {
     int64_t rows, cols, gs;
     DType sdt;
     bool asym;
   };
+  int mma_runs = 0;
   for (const Case& c : {Case{7, 192, 32, DType::kBF16, false}, Case{300, 2112, 64, DType::kF16, true},
-                        Case{65, 5376, 128, DType::kBF16, true}, Case{33, 1056, 32, DType::kF32, true}}) {
+                        Case{65, 5376, 128, DType::kBF16, true}, Case{33, 1056, 32, DType::kF32, true},
+                        Case{40, 8192, 32, DType::kBF16, true}, Case{17, 1024, 64, DType::kF16, false}}) {
     RandomQuant rq(rng_, QuantKind::kInt4, c.rows, c.cols, c.gs, c.sdt, c.asym);
     auto wr = ref_.pack(rq.view(), WeightRole::kLinear);
     auto wf = fast_->pack(rq.view(), WeightRole::kLinear);
-    for (int64_t T : {1, 2, 4}) {
+    for (int64_t T : {1, 2, 4, 5, 8, 9, 16, 17, 32}) {
+      const bool mma = takes_mma(c.cols, c.gs, c.sdt, T);
+      if (!mma && T > cuda::kGemvGroupMaxT) continue;  // the bf16 GEMM path: not this arithmetic
+      mma_runs += mma;
       auto x = randn(rng_, size_t(T * c.cols));
       for (size_t i = 0; i < x.size(); i += 97) x[i] *= 9.f;  // a few outliers set the step of their block
       std::vector<float> xr(x.size());
@@ -117,14 +128,16 @@ TEST_F(CudaTest, Int4Dp4aGemvEqualsRefOnRoundedActivations) {
       ref_.matmul(xt, *wr, yr);
       Tensor xf = to_device(*fast_, x, {T, c.cols}), yf = fast_->empty({T, c.rows});
       fast_->matmul(xf, *wf, yf);
-      const std::string what = "dp4a [" + std::to_string(c.rows) + "x" + std::to_string(c.cols) + "] g" +
-                               std::to_string(c.gs) + " T=" + std::to_string(T);
+      const std::string what = std::string(mma ? "mma [" : "dp4a [") + std::to_string(c.rows) + "x" +
+                               std::to_string(c.cols) + "] g" + std::to_string(c.gs) + " T=" + std::to_string(T);
       const auto got = to_host(*fast_, yf), want = to_host(ref_, yr);
       expect_close(got, want, 2e-5, what);
       // Only f32 rounding separates the two: the S bound of the rounded activations.
       expect_matmul_close(got, want, matmul_scales(xr, T, weight_f32(rq.view()), c.rows, c.cols), f32_path(c.cols), what);
     }
   }
+  // Five of the six layouts suit the tensor-core kernel, at T = 5, 8, 9, 16, 17 and 32 each.
+  if (cuda::gemm_mma_min_tokens() == 5) EXPECT_EQ(mma_runs, 30);
 }
 
 TEST_F(CudaTest, PackRejectsUnsupportedGroupSize) {

@@ -1,5 +1,7 @@
 #include "cuda_test_util.h"
 
+#include "backend/cuda/kernels.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -134,6 +136,15 @@ MatmulPath f32_path(int64_t K) { return {6 * kU32 * std::sqrt(double(K)), 0, "f3
 MatmulPath bf16_gemm_path(int64_t K) { return {4.9 * kUBf16 + f32_path(K).s_coef, 0, "bf16 GEMM"}; }
 MatmulPath f16_gemv_path(int64_t K) { return {40 * kUF16 + f32_path(K).s_coef, 0, "f16 GEMV"}; }
 MatmulPath dp4a_path(int64_t K) { return {f32_path(K).s_coef, 6, "dp4a GEMV"}; }
+
+bool takes_mma(int64_t cols, int64_t gs, DType sdt, int64_t T) {
+  cuda::WeightDesc d;
+  d.fmt = cuda::WFmt::kInt4;
+  d.cols = cols;
+  d.group_size = gs;
+  d.stype = sdt == DType::kF32 ? cuda::SType::kF32 : sdt == DType::kF16 ? cuda::SType::kF16 : cuda::SType::kBF16;
+  return T >= cuda::gemm_mma_min_tokens() && T <= cuda::kMmaMaxT && cuda::gemm_mma_supported(d);
+}
 
 void expect_matmul_close(const std::vector<float>& got, const std::vector<float>& want, const MatmulScales& sc,
                          const MatmulPath& path, const std::string& what) {

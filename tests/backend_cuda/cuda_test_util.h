@@ -80,6 +80,9 @@ MatmulPath f16_gemv_path(int64_t K);
 // dp4a GEMV (fast int4, T <= kGemvMaxT): x rounded to int8 per 32 values (6 * D), then exact integer dot
 // products and an f32 combination of the blocks.
 MatmulPath dp4a_path(int64_t K);
+// True when the fast backend multiplies T tokens by this int4 layout on the tensor cores (gemm_mma.cu),
+// whose arithmetic is the dp4a GEMV's (x rounded to int8 per 32 values, exact integer sums per chunk).
+bool takes_mma(int64_t cols, int64_t gs, DType sdt, int64_t T);
 
 // Every element within path.s_coef * S + path.d_coef * D (+ 1e-30); NaN fails.
 void expect_matmul_close(const std::vector<float>& got, const std::vector<float>& want, const MatmulScales& sc,

@@ -73,5 +73,38 @@ TEST(DraftCli, RunWithASynthesizedAssistantMatchesPlain) {
   EXPECT_EQ(s["draft"]["draft_max"], 3);
 }
 
+// bench --verify-cost times verifies of n tokens against a one-token step; --oracle-draft runs greedy with a
+// drafter that proposes the target's own continuation: every drafted token is accepted, the tokens are plain
+// greedy's, and every verify checks k tokens.
+TEST(DraftCli, BenchVerifyCostAndOracle) {
+  const testing_util::G4Output o =
+      run_g4_cli("bench -m " + kModel + " --backend cpu -t 1 -p 8 -n 17 -r 1 --json --verify-cost 1,3 --oracle-draft 4");
+  ASSERT_EQ(o.status, 0) << o.err;
+  int verify_rows = 0, oracle_rows = 0;
+  size_t at = 0;
+  for (size_t nl; (nl = o.out.find('\n', at)) != std::string::npos; at = nl + 1) {
+    const nlohmann::json j = nlohmann::json::parse(o.out.substr(at, nl - at));
+    if (j.value("test", "") == "verify") {
+      ++verify_rows;
+      EXPECT_GT(j["ms"].get<double>(), 0) << j;
+      if (j["n"] == 1) EXPECT_EQ(j["ratio_to_step"].get<double>(), 1.0) << j;
+    } else if (j.value("test", "") == "oracle") {
+      ++oracle_rows;
+      EXPECT_EQ(j["k"], 4);
+      EXPECT_TRUE(j["same_tokens"].get<bool>()) << j;
+      const nlohmann::json& d = j["draft"];
+      EXPECT_EQ(d["accepted"], d["drafted"]) << j;
+      // 17 tokens: the first from the prompt, 3 verifies of 4 drafts giving 5 each, one plain step.
+      EXPECT_EQ(d["drafted"], 12) << j;
+      EXPECT_EQ(d["verifies"], 3) << j;
+      EXPECT_EQ(d["plain_steps"], 1) << j;
+    }
+  }
+  EXPECT_EQ(verify_rows, 2) << o.out;
+  EXPECT_EQ(oracle_rows, 1) << o.out;
+  expect_error("bench -m " + kModel + " --verify-cost 0", "--verify-cost: 0 is out of range");
+  expect_error("bench -m " + kModel + " --oracle-draft 2 -n 1", "--oracle-draft needs -n");
+}
+
 }  // namespace
 }  // namespace g4

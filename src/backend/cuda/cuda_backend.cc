@@ -286,6 +286,10 @@ void CudaBackend::embed(const PackedWeight& table, const std::vector<int32_t>& t
   cuda::embed_rows(d, static_cast<const int32_t*>(dev.get()), T, scale, f32(out), stream_);
 }
 
+bool CudaBackend::mma_takes(const cuda::WeightDesc& w, int64_t T) const {
+  return !opt_.precise && T >= cuda::gemm_mma_min_tokens() && T <= cuda::kMmaMaxT && cuda::gemm_mma_supported(w);
+}
+
 void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   const WeightDesc& d = as_cuda(w).desc;
   const int64_t N = d.rows, K = d.cols;
@@ -293,6 +297,13 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   const int64_t T = x.numel() / K;
   G4_CHECK(y.numel() == T * N, "matmul output rows");
   if (T == 0) return;
+  if (mma_takes(d, T)) {
+    // A few tokens of int4 weights (fast mode): the tensor-core kernel reads the weights once for all.
+    auto xq = scratch(cuda::gemm_mma_x_bytes(d, int(T)));
+    cuda::gemm_mma_quantize_x(d, f32(x), int(T), xq.get(), stream_);
+    cuda::gemm_mma_quantized(d, xq.get(), int(T), f32(y), stream_);
+    return;
+  }
   if (T <= cuda::kGemvMaxT || (!opt_.precise && T <= cuda::kGemvGroupMaxT)) {
     // Precise mode keeps the activations in f16 (the dp4a kernel rounds them to int8). Up to kGemvMaxT rows
     // in one GEMV; in fast mode a few more (a decode step of several sequences) in groups of kGemvMaxT,
@@ -395,6 +406,14 @@ void CudaBackend::matmul_shared(const Tensor& x, const std::vector<const PackedW
              "matmul_shared shapes");
   }
   const int n = int(d.size());
+  bool mma = true;
+  for (const cuda::WeightDesc& w : d) mma = mma && mma_takes(w, T) && w.cols == K;
+  if (mma) {
+    auto xq = scratch(cuda::gemm_mma_x_bytes(d[0], int(T)));
+    cuda::gemm_mma_quantize_x(d[0], f32(x), int(T), xq.get(), stream_);
+    for (int i = 0; i < n; ++i) cuda::gemm_mma_quantized(d[size_t(i)], xq.get(), int(T), yp[size_t(i)], stream_);
+    return;
+  }
   if (!opt_.precise && T >= 1 && T <= cuda::kGemvMaxT && cuda::gemv_q8_enabled() && cuda::gemv_q8_can_share(d.data(), n)) {
     auto xq = scratch(cuda::gemv_q8_x_bytes(d[0], int(T)));
     cuda::gemv_q8_quantize_x(d[0], f32(x), int(T), xq.get(), stream_);

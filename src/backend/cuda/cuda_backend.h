@@ -82,6 +82,8 @@ class CudaBackend : public Backend {
   void attention_prefill(const cuda::AttnArgs& a);
   const int64_t* rec_pos() const;  // the recorded step's device position, null when not recording
   const float* inv_freq(float theta, int pairs, int64_t D);
+  // Whether a matmul of T tokens on w takes the tensor-core kernel (gemm_mma.cu).
+  bool mma_takes(const cuda::WeightDesc& w, int64_t T) const;
 
   CudaOptions opt_;
   cudaStream_t stream_ = nullptr;

@@ -4,12 +4,9 @@
 // third of the instructions per weight byte of the f16 kernel in gemv.cu, which stopped at ~70 % of the
 // copy bandwidth because it was issue-bound (docs/PERF.md, rounds 2 and 3).
 //
-// Nibble k of code word j (bits 4k..4k+3) holds value 8j + k of the chunk (quant/format.h: low nibble
-// first). (word & 0x0F0F0F0F) then has values 8j+0, 2, 4, 6 in its bytes and ((word >> 4) & 0x0F0F0F0F)
-// values 8j+1, 3, 5, 7, so the quantizer writes x in that order:
-//   xq slot (c / 32) * 64 + m * 32 + c % 32 (16 bytes) = words {A(2m), B(2m), A(2m+1), B(2m+1)},
-//   A(j) = x[8j + {0, 2, 4, 6}], B(j) = x[8j + {1, 3, 5, 7}] of chunk c,
-// so a warp's two loads of x per chunk are each 512 coalesced bytes, and xd[c] = {d, d * sum(q)}.
+// x layout (q8_act.cuh gives the order of a chunk's 8 words): xq slot (c / 32) * 64 + m * 32 + c % 32
+// (16 bytes) = words {A(2m), B(2m), A(2m+1), B(2m+1)} of chunk c, so a warp's two loads of x per chunk are
+// each 512 coalesced bytes, and xd[c] = {d, d * sum(q)}.
 // With w = s (q_w - z) and x ~ d q_x: sum(w x) = s (d sum(q_w q_x) - z d sum(q_x)).
 #include <cuda_runtime.h>
 
@@ -21,6 +18,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
+#include "backend/cuda/q8_act.cuh"
 
 namespace g4::cuda {
 
@@ -32,10 +30,6 @@ int n_chunks(const WeightDesc& w) { return int(w.cols / 32); }
 int n_chunks_padded(const WeightDesc& w) { return (n_chunks(w) + 31) / 32 * 32; }
 // Per token: 2 slots of 16 bytes per padded chunk, then (after all tokens) a float2 per padded chunk.
 int64_t xq_slots(const WeightDesc& w) { return int64_t(n_chunks_padded(w)) * 2; }
-
-__device__ __forceinline__ uint32_t pack4(int a, int b, int c, int d) {
-  return (uint32_t(a) & 0xFFu) | (uint32_t(b) & 0xFFu) << 8 | (uint32_t(c) & 0xFFu) << 16 | uint32_t(d) << 24;
-}
 
 // One thread per (token, padded chunk); chunks past the end are zero.
 __global__ void quantize_x_kernel(const float* __restrict__ x, int64_t K, int nch, int nch_pad, int T,
@@ -50,29 +44,7 @@ __global__ void quantize_x_kernel(const float* __restrict__ x, int64_t K, int nc
     xd[i] = make_float2(0.f, 0.f);
     return;
   }
-  float v[32];
-  const float4* src = reinterpret_cast<const float4*>(x + int64_t(t) * K + int64_t(c) * 32);
-#pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    const float4 f = src[j];
-    v[4 * j] = f.x, v[4 * j + 1] = f.y, v[4 * j + 2] = f.z, v[4 * j + 3] = f.w;
-  }
-  float amax = 0.f;
-#pragma unroll
-  for (int j = 0; j < 32; ++j) amax = fmaxf(amax, fabsf(v[j]));
-  const float d = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
-  int q[32], sum = 0;
-#pragma unroll
-  for (int j = 0; j < 32; ++j) q[j] = __float2int_rn(v[j] * inv), sum += q[j];
-  uint32_t word[8];
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    word[2 * j] = pack4(q[8 * j], q[8 * j + 2], q[8 * j + 4], q[8 * j + 6]);
-    word[2 * j + 1] = pack4(q[8 * j + 1], q[8 * j + 3], q[8 * j + 5], q[8 * j + 7]);
-  }
-  slot[0] = make_uint4(word[0], word[1], word[2], word[3]);
-  slot[32] = make_uint4(word[4], word[5], word[6], word[7]);
-  xd[i] = make_float2(d, d * float(sum));
+  quantize_chunk32(x + int64_t(t) * K + int64_t(c) * 32, slot[0], slot[32], xd[i]);
 }
 
 __device__ __forceinline__ int dot_chunk(const uint4& w, const uint4& a, const uint4& b) {
