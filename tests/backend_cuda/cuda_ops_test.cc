@@ -111,7 +111,7 @@ TEST_F(CudaTest, Int4IntegerKernelsEqualRefOnRoundedActivations) {
     RandomQuant rq(rng_, QuantKind::kInt4, c.rows, c.cols, c.gs, c.sdt, c.asym);
     auto wr = ref_.pack(rq.view(), WeightRole::kLinear);
     auto wf = fast_->pack(rq.view(), WeightRole::kLinear);
-    for (int64_t T : {1, 2, 4, 5, 8, 9, 16, 17, 32}) {
+    for (int64_t T : {1, 2, 4, 5, 8, 9, 10, 16, 17, 32}) {
       const bool mma = takes_mma(c.cols, c.gs, c.sdt, T);
       if (!mma && T > cuda::kGemvGroupMaxT) continue;  // the bf16 GEMM path: not this arithmetic
       mma_runs += mma;
@@ -136,8 +136,11 @@ TEST_F(CudaTest, Int4IntegerKernelsEqualRefOnRoundedActivations) {
       expect_matmul_close(got, want, matmul_scales(xr, T, weight_f32(rq.view()), c.rows, c.cols), f32_path(c.cols), what);
     }
   }
-  // Five of the six layouts suit the tensor-core kernel, at T = 5, 8, 9, 16, 17 and 32 each.
-  if (cuda::gemm_mma_min_tokens() == 5) EXPECT_EQ(mma_runs, 30);
+  // Five of the six layouts suit the tensor-core kernel, at every T of the list it takes.
+  int mma_ts = 0;
+  for (int64_t T : {1, 2, 4, 5, 8, 9, 10, 16, 17, 32}) mma_ts += T >= cuda::gemm_mma_min_tokens() && T <= cuda::kMmaMaxT;
+  EXPECT_EQ(mma_runs, 5 * mma_ts);
+  if (cuda::gemm_mma_min_tokens() <= cuda::kMmaMaxT) EXPECT_GE(mma_runs, 5);
 }
 
 TEST_F(CudaTest, PackRejectsUnsupportedGroupSize) {

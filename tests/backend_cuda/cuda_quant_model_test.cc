@@ -123,5 +123,34 @@ TEST_P(CudaQuantModelTest, QuantizedModelsMatchRefPerElement) {
 INSTANTIATE_TEST_SUITE_P(HfReference, CudaQuantModelTest,
                          ::testing::Values("dense-31b-shape", "deep-small-window", "separate-v-no-softcap"));
 
+// A verify (several new tokens of one sequence in one forward, logits at every position) must compute each
+// position exactly as one-token steps do, in fast mode too: the int4 GEMV sums each token alone up to
+// 9 tokens (gemm_mma_min_tokens) and attention splits its keys as for one query (attn_decode_suits), so
+// greedy speculation reproduces plain greedy decoding. Bitwise, for 2..9 tokens after a prompt that
+// crosses the fixture's sliding window.
+TEST_F(CudaTest, VerifyLogitsEqualOneTokenSteps) {
+  const std::string fixture = test_data_dir() + "/hf-reference/deep-small-window/model";
+  LoadOptions lo;
+  lo.quantize = "int4";
+  auto m = Model::load(fixture, *fast_, lo);
+  const int64_t V = m->spec().vocab_size;
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 40; ++i) prompt.push_back(int32_t((i * 7919 + 13) % V));
+  for (int n : {2, 5, 9}) {
+    std::vector<int32_t> next;
+    for (int i = 0; i < n; ++i) next.push_back(int32_t((i * 104729 + 7) % V));
+    Session a(*m, 64), b(*m, 64);
+    a.forward(prompt, LogitsMode::kNone);
+    b.forward(prompt, LogitsMode::kNone);
+    const std::vector<float> verify = a.forward(next, LogitsMode::kAll);
+    ASSERT_EQ(verify.size(), size_t(n * V));
+    for (int i = 0; i < n; ++i) {
+      const std::vector<float> step = b.forward({next[size_t(i)]}, LogitsMode::kLast);
+      const std::vector<float> row(verify.begin() + i * V, verify.begin() + (i + 1) * V);
+      EXPECT_EQ(testing_util::max_abs_diff(row, step).max, 0.0) << "verify of " << n << ", position " << i;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace g4::test

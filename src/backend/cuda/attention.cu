@@ -435,7 +435,10 @@ __global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int6
 int pick_split(const AttnArgs& a, int n_sm) {
   // Keys a query can see, bounded by what the cache holds plus the new ones (independent of p0).
   const int64_t max_keys = (a.window > 0 ? std::min<int64_t>(a.window, a.capacity) : a.capacity) + a.T;
-  const int64_t want = (4 * int64_t(n_sm) + a.Hkv * a.T - 1) / (a.Hkv * a.T);
+  // Chosen as for one query whatever T is, so that each query of a verify (several new tokens of one
+  // sequence) sums its slices exactly as a one-token step would: greedy speculation then reproduces plain
+  // greedy decoding bit for bit.
+  const int64_t want = (4 * int64_t(n_sm) + a.Hkv - 1) / a.Hkv;
   return int(std::max<int64_t>(1, std::min<int64_t>({want, (max_keys + kTile - 1) / kTile, int64_t(kMaxSplit)})));
 }
 
@@ -455,6 +458,15 @@ void decode_any_shape(const AttnArgs& a, int ns, float* part, float* ml, cudaStr
 }
 
 }  // namespace
+
+bool attn_decode_suits(int64_t T, int64_t p0, int window) {
+  if (T <= kGemvMaxT) return true;
+  // The decode kernels read the visible keys once per query; the GEMM path pays a fixed ~0.3 ms a layer on
+  // the H200 (gather, cuBLAS, softmax) that made a verify of 5 tokens at depth 512 cost 4x a one-token
+  // step (docs/PERF.md). Up to 16 queries take the decode kernels while queries x keys stays small.
+  const int64_t keys = window > 0 ? std::min<int64_t>(window, p0 + T) : p0 + T;
+  return T <= 16 && T * keys <= int64_t(16) * 8192;
+}
 
 size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm) {
   const size_t ns = size_t(pick_split(a, n_sm));

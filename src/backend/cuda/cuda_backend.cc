@@ -492,7 +492,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   cuda::AttnArgs a{f32(q), f32(k), f32(v), cache.k.data, cache.v.data, T, Hq, Hkv, D, p0, cache.capacity, cache.ring,
                    window, f32(out), rec_pos(), cache.k_type == DType::kBF16};
   G4_CHECK(!recording_ || T == 1, "a recorded step attends from one position");
-  if (T <= cuda::kGemvMaxT) {
+  if (cuda::attn_decode_suits(T, p0, window)) {
     auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));
     cuda::attn_decode(a, s.get(), n_sm_, stream_);
   } else {

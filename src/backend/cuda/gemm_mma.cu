@@ -243,6 +243,7 @@ void launch_mma(const WeightDesc& w, const void* xq, int T, float* y, cudaStream
   auto kernel = gemm_mma_kernel<S, kAsym, NT>;
   static const bool configured = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes<S>()));
+    G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     return true;
   }();
   (void)configured;
@@ -290,9 +291,12 @@ bool gemm_mma_supported(const WeightDesc& w) {
 }
 
 int gemm_mma_min_tokens() {
-  // G4_CUDA_MMA=0 turns the kernel off (the GEMV groups then serve every T, for comparisons);
+  // From 10 tokens: a verify of up to 9 (draft 8 + 1, cuda's default) stays on the dp4a GEMV, whose sums
+  // for each token are the one-token step's exactly, so greedy speculation gives plain greedy's tokens.
+  // (This kernel sums in another order, and at 1-4 tokens it is slower than the GEMV: docs/PERF.md.)
+  // G4_CUDA_MMA=0 turns it off (the GEMV groups then serve every T, for comparisons);
   // G4_CUDA_MMA_MIN_T moves the token count from which it replaces the GEMV.
-  static const int n = env_int("G4_CUDA_MMA", 1) == 0 ? kMmaMaxT + 1 : std::max(1, env_int("G4_CUDA_MMA_MIN_T", 5));
+  static const int n = env_int("G4_CUDA_MMA", 1) == 0 ? kMmaMaxT + 1 : std::max(1, env_int("G4_CUDA_MMA_MIN_T", 10));
   return n;
 }
 

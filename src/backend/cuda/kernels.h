@@ -120,6 +120,8 @@ struct AttnArgs {
   const int64_t* dpos = nullptr;  // device position replacing p0 (recorded decode steps)
   bool cache_bf16 = false;        // the cache holds bf16 (else f32); new keys/values are always f32
 };
+// Whether T queries from position p0 take the decode kernels (else the GEMM path of cuda_backend.cc).
+bool attn_decode_suits(int64_t T, int64_t p0, int window);
 // Split-K flash-decoding for few queries; scratch of attn_decode_scratch_bytes. The split count depends
 // on the cache capacity, not on p0, so a recorded step is valid at every position.
 size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm);
