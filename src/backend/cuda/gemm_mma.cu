@@ -8,7 +8,8 @@
 //
 // Data flow. x is rounded to int8 per 32 values as for the GEMV (q8_act.cuh), stored [chunk][token][32 B]
 // with T padded to a multiple of 8 (zeros), and xd [chunk][token] = {d, d * sum(q)}. A block is 8 warps
-// over the same 16 rows, each warp a range of chunks (split-K, summed through shared memory at the end).
+// over 8 / ksplit tiles of 16 rows; the ksplit warps of a tile each take a range of chunks (split-K,
+// summed through shared memory at the end; ksplit_for picks it from the row count).
 // A warp streams its 16 rows' codes, scales and zero points into shared memory with cp.async, 8 chunks a
 // stage and kStages stages in flight, then reads each chunk's A fragment with one ldmatrix per two
 // chunks: an 8x8 b16 matrix of 8 rows x 16 bytes gives thread (g = lane / 4, t = lane % 4) code word t of
@@ -55,6 +56,7 @@ struct MmaArgs {
   int nch;        // 32-value chunks per row
   int groups;     // groups per row
   int cpg_shift;  // log2(chunks per group), at most 3
+  int ksplit;     // warps of a block sharing one 16-row tile, each a range of chunks (1, 2, 4 or 8)
   int per_warp;   // chunks per warp, a multiple of kStageChunks
   const uint2* xq;
   const float4* xd;
@@ -114,14 +116,16 @@ __global__ void quantize_x_mma_kernel(const float* __restrict__ x, int64_t K, in
 
 // NT tiles of 8 tokens.
 template <class S, bool kAsym, int NT>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) gemm_mma_kernel(MmaArgs a) {
+__global__ void __launch_bounds__(kWarpsPerBlock * 32, 2) gemm_mma_kernel(MmaArgs a) {
   extern __shared__ uint4 smem_raw[];
   char* const smem = reinterpret_cast<char*>(smem_raw);
   constexpr int kSP = scale_pitch<S>(), kStage = stage_bytes<S>();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   char* const mine = smem + warp * kStages * kStage;
-  const int64_t row0 = int64_t(blockIdx.x) * kRows;
-  const int c_begin = warp * a.per_warp, c_end = min(c_begin + a.per_warp, a.nch);
+  // Warps 0..ksplit-1 share the block's first tile, and so on; a block covers 8 / ksplit tiles.
+  const int tiles_per_block = kWarpsPerBlock / a.ksplit;
+  const int64_t row0 = (int64_t(blockIdx.x) * tiles_per_block + warp / a.ksplit) * kRows;
+  const int c_begin = (warp % a.ksplit) * a.per_warp, c_end = min(c_begin + a.per_warp, a.nch);
   const int n_stages = c_end > c_begin ? (c_end - c_begin + kStageChunks - 1) / kStageChunks : 0;
   // Scale bytes per row and stage as stored (>= 4: the launcher checks), in 4-byte pieces.
   const int pieces = ((kStageChunks >> a.cpg_shift) * int(sizeof(S))) / 4;
@@ -199,8 +203,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemm_mma_kernel(MmaArgs a
             const int64_t c = c0 + j;
 #pragma unroll
             for (int n = 0; n < NT; ++n) {
-              const uint2 b = __ldg(a.xq + (c * NT + n) * 32 + lane);
-              const float4 d = __ldg(a.xd + (c * NT + n) * 4 + t);  // {d, d sum q} of tokens 2t and 2t + 1
+              // Padding tokens (zeros in xq) are not loaded: at 1 token that is 7/8 of the x traffic.
+              const uint2 b = n * 8 + g < a.T ? __ldg(a.xq + (c * NT + n) * 32 + lane) : make_uint2(0, 0);
+              // {d, d sum q} of tokens 2t and 2t + 1
+              const float4 d = n * 8 + 2 * t < a.T ? __ldg(a.xd + (c * NT + n) * 4 + t) : make_float4(0, 0, 0, 0);
               int r[4] = {0, 0, 0, 0};
               mma_u8s8(r, lo0, lo1, hi0, hi1, b.x, b.y);
               acc[n][0] = fmaf(s0, fmaf(d.x, float(r[0]), -z0 * d.y), acc[n][0]);
@@ -216,7 +222,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemm_mma_kernel(MmaArgs a
   }
   cp_async_wait<0>();
 
-  // Split-K sum over the block's warps; thread i of the block then owns output i of the 16 x 8 NT tile.
+  // Split-K sum over the warps of each tile; thread i of the block then owns output i of the block's
+  // tiles_per_block x 16 x 8 NT outputs.
   __syncthreads();
   float* red = reinterpret_cast<float*>(smem);  // [warp][NT * 4][32]
 #pragma unroll
@@ -224,18 +231,41 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemm_mma_kernel(MmaArgs a
 #pragma unroll
     for (int k = 0; k < 4; ++k) red[(warp * NT * 4 + n * 4 + k) * 32 + lane] = acc[n][k];
   __syncthreads();
-  for (int i = threadIdx.x; i < NT * 4 * 32; i += blockDim.x) {
+  for (int i = threadIdx.x; i < tiles_per_block * NT * 4 * 32; i += blockDim.x) {
+    const int tile = i / (NT * 4 * 32), o = i % (NT * 4 * 32);
     float v = 0.f;
-#pragma unroll
-    for (int wp = 0; wp < kWarpsPerBlock; ++wp) v += red[wp * NT * 4 * 32 + i];
-    const int l = i & 31, n = (i >> 5) >> 2, k = (i >> 5) & 3;
-    const int64_t row = row0 + (l >> 2) + (k >= 2 ? 8 : 0);
+    for (int wp = tile * a.ksplit; wp < (tile + 1) * a.ksplit; ++wp) v += red[wp * NT * 4 * 32 + o];
+    const int l = o & 31, n = (o >> 5) >> 2, k = (o >> 5) & 3;
+    const int64_t row = (int64_t(blockIdx.x) * tiles_per_block + tile) * kRows + (l >> 2) + (k >= 2 ? 8 : 0);
     const int tok = n * 8 + 2 * (l & 3) + (k & 1);
     if (row < a.rows && tok < a.T) a.y[int64_t(tok) * a.rows + row] = v;
   }
 }
 
 int tiles(int T) { return T <= 8 ? 1 : T <= 16 ? 2 : 4; }
+
+int env_int(const char* name, int fallback) {
+  const char* e = std::getenv(name);
+  return e && *e ? std::atoi(e) : fallback;
+}
+
+// Warps per 16-row tile: as few as keep about 16 warps per SM busy, so that each warp streams a long run
+// of chunks (its pipeline hides the memory latency once, not per tile) and the warps of a block that
+// work on different tiles share each activation load through L1. G4_CUDA_MMA_KSPLIT=1|2|4|8 forces it.
+int ksplit_for(int64_t rows) {
+  static const int forced = env_int("G4_CUDA_MMA_KSPLIT", 0);
+  if (forced == 1 || forced == 2 || forced == 4 || forced == 8) return forced;
+  static const int64_t want = [] {
+    int dev = 0, n_sm = 0;
+    G4_CUDA(cudaGetDevice(&dev));
+    G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
+    return int64_t(n_sm) * 16;
+  }();
+  const int64_t n_tiles = (rows + kRows - 1) / kRows;
+  int ks = kWarpsPerBlock;
+  while (ks > 1 && n_tiles * (ks / 2) >= want) ks /= 2;
+  return ks;
+}
 int n_chunks(const WeightDesc& w) { return int(w.cols / 32); }
 
 template <class S, bool kAsym, int NT>
@@ -255,14 +285,17 @@ void launch_mma(const WeightDesc& w, const void* xq, int T, float* y, cudaStream
   a.nch = n_chunks(w);
   a.groups = int(w.cols / w.group_size);
   a.cpg_shift = __builtin_ctz(unsigned(w.group_size / 32));
-  const int per = (a.nch + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  a.ksplit = ksplit_for(w.rows);
+  const int per = (a.nch + a.ksplit - 1) / a.ksplit;
   a.per_warp = (per + kStageChunks - 1) / kStageChunks * kStageChunks;
   const int t_pad = 8 * tiles(T);
   a.xq = static_cast<const uint2*>(xq);
   a.xd = reinterpret_cast<const float4*>(static_cast<const char*>(xq) + size_t(a.nch) * t_pad * 32);
   a.T = T;
   a.y = y;
-  launch(kernel, unsigned((w.rows + kRows - 1) / kRows), kWarpsPerBlock * 32, size_t(smem_bytes<S>()), s, a);
+  const int64_t rows_per_block = int64_t(kRows) * (kWarpsPerBlock / a.ksplit);
+  launch(kernel, unsigned((w.rows + rows_per_block - 1) / rows_per_block), kWarpsPerBlock * 32,
+         size_t(smem_bytes<S>()), s, a);
 }
 
 template <class S, bool kAsym>
@@ -272,11 +305,6 @@ void launch_mma_t(const WeightDesc& w, const void* xq, int T, float* y, cudaStre
     case 2: launch_mma<S, kAsym, 2>(w, xq, T, y, s); break;
     default: launch_mma<S, kAsym, 4>(w, xq, T, y, s); break;
   }
-}
-
-int env_int(const char* name, int fallback) {
-  const char* e = std::getenv(name);
-  return e && *e ? std::atoi(e) : fallback;
 }
 
 }  // namespace
