@@ -3,15 +3,19 @@
 //
 // Turn 1 sends a history of about HISTORY tokens (fixed user/assistant messages of deterministic text,
 // ending with a user message); turns 2..TURNS each append an assistant message and a new user message
-// (about 100-300 tokens together) and ask for a short streamed reply. As a chat UI does with its stored
-// history, the client sends its own fixed text as the earlier assistant turns, not the generated replies.
+// (about 100-300 tokens together) and ask for a short streamed reply (greedy, MAX_TOKENS tokens:
+// `ignore_eos`). As a chat UI does with its stored history, the client sends its own fixed text as the
+// earlier assistant turns, not the generated replies.
 // Per turn it prints prompt tokens, usage.prompt_tokens_details.cached_tokens, the tokens of the previous
 // prompt that were not reused, time to first token and total time. Last, a "cold" row: the final turn's
 // messages with a different first word, so that no slot holds its prefix (a cold prefill of the same length).
 //
 // Usage: node bench/serve_turns.mjs [--port 8080] [--host 127.0.0.1] [--history 8192] [--turns 5]
 //          [--max-tokens 16] [--thinking] [--model NAME]
-// The server needs a context (-c) of at least HISTORY + (TURNS - 1) * 300 + MAX_TOKENS tokens.
+// The server needs a context (-c) of at least HISTORY + (TURNS - 1) * 300 + MAX_TOKENS tokens; when the
+// history does not fit, the server's refusal is printed and the exit status is 1.
+// Time to first token: from sending the request to the first chunk carrying generated text (g4 sends the
+// role chunk before reading the prompt, so that one does not count).
 // Node 20 (global fetch), no packages. Exit status 1 on any error.
 import { parseArgs } from "node:util";
 
@@ -50,7 +54,7 @@ function text(nWords) {
 
 // One streamed chat request: {promptTokens, cached, ttftMs, totalMs, text}.
 async function ask(messages) {
-  const body = { model: a.model, messages, max_tokens: maxTokens, temperature: 0, stream: true,
+  const body = { model: a.model, messages, max_tokens: maxTokens, ignore_eos: true, temperature: 0, stream: true,
     stream_options: { include_usage: true }, chat_template_kwargs: { enable_thinking: a.thinking } };
   const t0 = performance.now();
   const res = await fetch(base + "/v1/chat/completions", {

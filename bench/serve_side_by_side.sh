@@ -1,0 +1,122 @@
+#!/bin/sh
+# g4 serve and llama-server on the same GGUF file, one after the other (issue 12's serving benchmark):
+# bench/serve_sweep.mjs at 1-32 concurrent streams against each, `g4 bench` on the file for the one-stream
+# reference, and bench/serve_turns.mjs (8K-token chat history, 5 turns) against g4.
+#
+# Here, once (the GPU machine has no node and no llama-server source):
+#   bench/device_run.sh --pack                     # g4's CUDA build -> .devbin, .devlibs
+#   bench/serve_side_by_side.sh pack /work/.mirror/mahald+llama.cpp/repo
+#       # -> .devpeer/llama-server.tar.xz: tools/server and tools/mtmd of the commit that .devpeer/llama.tar.xz
+#       #    holds (3ccb1b3), laid over it; -> .devpeer/node.xz: this machine's node binary (glibc only)
+# On the GPU machine, two calls (the machine keeps /tmp while it stays warm between them):
+#   bench/serve_side_by_side.sh start  # unpacks llama.cpp + the server overlay, builds llama-server (CUDA) in
+#                                      # the background (setsid), unpacks node
+#   bench/serve_side_by_side.sh run    # writes the 60-layer Q4_0 GGUF if absent (as gpu_side_by_side.sh, same
+#                                      # path), waits for the build, runs everything; logs and tables in $OUT
+# The same `run` works elsewhere with the environment naming what to use, e.g. on the 2-core box:
+#   G4=build/release/g4 BACKEND=cpu LLAMA_SERVER=/path/llama-server GGUF=model.gguf NODE=node \
+#     STREAMS=1,2,4 PROMPT=256 MAX_TOKENS=64 HISTORY=3000 bench/serve_side_by_side.sh run
+# Environment for `run`: STREAMS (1,4,8,16,32), PROMPT (512), MAX_TOKENS (128), REQUESTS (4 per stream),
+# HISTORY (8192), ROUNDS (2: g4 then llama-server, twice), LS_ARGS / G4_ARGS (extra server flags).
+set -u
+W=${W:-/tmp/g4-peer}
+LOG=${OUT:-/tmp/g4-device}
+mkdir -p "$W" "$LOG"
+
+if [ "${1:-}" = pack ]; then
+  repo=${2:?usage: bench/serve_side_by_side.sh pack LLAMA_CPP_GIT_DIR}
+  t=$(mktemp -d) && mkdir -p "$t/lc-src/tools" .devpeer || exit 1
+  # Files, not git archive: some blobs of that mirror's history are absent (shared/peers/README.md).
+  git -C "$repo" ls-tree -r HEAD tools/server tools/mtmd | awk '$2 == "blob" {print $3, $4}' |
+    grep -Ev ' tools/server/(public|tests|bench|webui)/' | while read -r sha path; do
+      mkdir -p "$t/lc-src/$(dirname "$path")" && git -C "$repo" cat-file blob "$sha" > "$t/lc-src/$path" || exit 1
+    done
+  printf 'add_subdirectory(llama-bench)\nadd_subdirectory(batched-bench)\nadd_subdirectory(mtmd)\nadd_subdirectory(server)\n' \
+    > "$t/lc-src/tools/CMakeLists.txt"
+  tar -C "$t" -cJf .devpeer/llama-server.tar.xz lc-src && rm -rf "$t"
+  xz -T2 -6 -c "$(command -v node)" > .devpeer/node.xz
+  ls -la .devpeer
+  exit 0
+fi
+
+if [ "${1:-}" = start ]; then
+  [ -x "$W/node" ] || { xz -dc .devpeer/node.xz > "$W/node" && chmod +x "$W/node"; }
+  if [ ! -x "$W/lcs/bin/llama-server" ]; then
+    rm -rf "$W/srv" && mkdir -p "$W/srv" && tar -C "$W/srv" -xJf .devpeer/llama.tar.xz &&
+      tar -C "$W/srv" -xJf .devpeer/llama-server.tar.xz || exit 1
+    setsid sh -c "cmake -S $W/srv/lc-src -B $W/lcs -G Ninja -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+      -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_WEBUI=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+      -DLLAMA_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release > $W/srv-build.log 2>&1 && \
+      cmake --build $W/lcs --target llama-server -j 15 >> $W/srv-build.log 2>&1; echo done > $W/srv-build.done" \
+      < /dev/null > /dev/null 2>&1 &
+  fi
+  exit 0
+fi
+
+[ "${1:-}" = run ] || { sed -n 2,24p "$0"; exit 2; }
+if [ -z "${G4:-}" ]; then  # the GPU machine: the packed CUDA build
+  mkdir -p build/cuda && tar -C build/cuda -xJf .devbin/cuda.tar.xz || exit 1
+  export LD_LIBRARY_PATH="$PWD/.devlibs:${LD_LIBRARY_PATH:-}"
+  G4=build/cuda/g4
+fi
+BACKEND=${BACKEND:-cuda}
+NODE=${NODE:-$W/node}
+LS=${LLAMA_SERVER:-$W/lcs/bin/llama-server}
+GGUF=${GGUF:-$W/m60.gguf}
+STREAMS=${STREAMS:-1,4,8,16,32}
+PROMPT=${PROMPT:-512}
+MAX_TOKENS=${MAX_TOKENS:-128}
+REQUESTS=${REQUESTS:-4}
+HISTORY=${HISTORY:-8192}
+NP=$(echo "$STREAMS" | tr ',' '\n' | sort -n | tail -1)
+SLOT_CTX=$((PROMPT + MAX_TOKENS + 64))
+TURN_CTX=$((HISTORY + 2048))
+PORT=18480
+
+if [ ! -s "$GGUF" ]; then
+  xz -dc .devtok/tokenizer.json.xz > "$W/tokenizer.json" &&
+    python3 .devpeer/synth_gguf.py "$GGUF" 60 "$W/tokenizer.json" "$W/srv/lc-src/gguf-py" q4_0 > "$W/synth.log" 2>&1 ||
+    { tail -5 "$W/synth.log"; exit 1; }
+fi
+if [ -z "${LLAMA_SERVER:-}" ]; then
+  i=0
+  while [ ! -f "$W/srv-build.done" ] && [ $i -lt 500 ]; do sleep 2; i=$((i + 2)); done
+fi
+[ -x "$LS" ] || { echo "llama-server is missing:"; tail -20 "$W/srv-build.log" 2>/dev/null; exit 1; }
+command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+echo "# $(date -u +%FT%TZ) $GGUF, g4 $BACKEND, streams $STREAMS, prompt $PROMPT, answer $MAX_TOKENS, $REQUESTS requests/stream"
+
+pid=
+up() {  # up NAME COMMAND...: starts a server on $PORT and waits until /health answers 200
+  name=$1; shift
+  "$@" > "$LOG/$name.log" 2>&1 &
+  pid=$!
+  i=0
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health")" = 200 ]; do
+    kill -0 $pid 2>/dev/null && [ $i -lt 1800 ] || { echo "$name did not start:"; tail -5 "$LOG/$name.log"; exit 1; }
+    sleep 0.2; i=$((i + 1))
+  done
+}
+down() { kill $pid; wait $pid 2>/dev/null; pid=; }
+trap '[ -n "$pid" ] && kill $pid' EXIT
+sweep() { "$NODE" bench/serve_sweep.mjs --port $PORT --streams "$STREAMS" --prompt "$PROMPT" --max-tokens "$MAX_TOKENS" \
+  --requests "$REQUESTS" --label "$1" --json "$LOG/sweep-$1.json" | tee -a "$LOG/sweep.txt"; }
+
+# One stream's reference: g4 bench on the same file (prompt, then decode).
+"$G4" bench -m "$GGUF" --backend "$BACKEND" -p "$PROMPT" -n "$MAX_TOKENS" -r 2 2>>"$LOG/g4-bench.err" | tee "$LOG/g4-bench.txt"
+for round in $(seq "${ROUNDS:-2}"); do  # alternating, so that a drift of the machine shows
+  # shellcheck disable=SC2086
+  up g4-np$NP-$round "$G4" serve -m "$GGUF" --backend "$BACKEND" --port $PORT --parallel "$NP" -c $SLOT_CTX --quiet ${G4_ARGS:-}
+  sweep "g4-r$round"
+  down
+  # llama-server: -c is split between the -np slots; flash attention on, all layers on the GPU, continuous batching
+  # (its default).
+  # shellcheck disable=SC2086
+  up llama-np$NP-$round "$LS" -m "$GGUF" --port $PORT -np "$NP" -c $((NP * SLOT_CTX)) -fa on -ngl 99 ${LS_ARGS:-}
+  sweep "llama-r$round"
+  down
+done
+# shellcheck disable=SC2086
+up g4-turns "$G4" serve -m "$GGUF" --backend "$BACKEND" --port $PORT --parallel 2 -c $TURN_CTX --quiet ${G4_ARGS:-}
+"$NODE" bench/serve_turns.mjs --port $PORT --history "$HISTORY" | tee "$LOG/turns-g4.txt"
+down
