@@ -20,8 +20,8 @@
 # HISTORY (8192), ROUNDS (2: g4 then llama-server, twice), LS_ARGS / G4_ARGS (extra server flags).
 set -u
 W=${W:-/tmp/g4-peer}
-LOG=${OUT:-/tmp/g4-device}
-mkdir -p "$W" "$LOG"
+LOG=${OUT:-/tmp/g4-device}  # the tables: sweep.txt, turns-g4.txt, g4-bench.txt (server logs in $W/logs)
+mkdir -p "$W/logs" "$LOG"
 
 if [ "${1:-}" = pack ]; then
   repo=${2:?usage: bench/serve_side_by_side.sh pack LLAMA_CPP_GIT_DIR}
@@ -89,21 +89,22 @@ echo "# $(date -u +%FT%TZ) $GGUF, g4 $BACKEND, streams $STREAMS, prompt $PROMPT,
 pid=
 up() {  # up NAME COMMAND...: starts a server on $PORT and waits until /health answers 200
   name=$1; shift
-  "$@" > "$LOG/$name.log" 2>&1 &
+  "$@" > "$W/logs/$name.log" 2>&1 &
   pid=$!
   i=0
-  until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health")" = 200 ]; do
-    kill -0 $pid 2>/dev/null && [ $i -lt 1800 ] || { echo "$name did not start:"; tail -5 "$LOG/$name.log"; exit 1; }
+  # (node, not curl: the GPU machine's image may lack curl)
+  until "$NODE" -e "fetch('http://127.0.0.1:$PORT/health').then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"; do
+    kill -0 $pid 2>/dev/null && [ $i -lt 1800 ] || { echo "$name did not start:"; tail -5 "$W/logs/$name.log"; exit 1; }
     sleep 0.2; i=$((i + 1))
   done
 }
 down() { kill $pid; wait $pid 2>/dev/null; pid=; }
 trap '[ -n "$pid" ] && kill $pid' EXIT
 sweep() { "$NODE" bench/serve_sweep.mjs --port $PORT --streams "$STREAMS" --prompt "$PROMPT" --max-tokens "$MAX_TOKENS" \
-  --requests "$REQUESTS" --label "$1" --json "$LOG/sweep-$1.json" | tee -a "$LOG/sweep.txt"; }
+  --requests "$REQUESTS" --label "$1" | tee -a "$LOG/sweep.txt"; }
 
 # One stream's reference: g4 bench on the same file (prompt, then decode).
-"$G4" bench -m "$GGUF" --backend "$BACKEND" -p "$PROMPT" -n "$MAX_TOKENS" -r 2 2>>"$LOG/g4-bench.err" | tee "$LOG/g4-bench.txt"
+"$G4" bench -m "$GGUF" --backend "$BACKEND" -p "$PROMPT" -n "$MAX_TOKENS" -r 2 2>>"$W/logs/g4-bench.err" | tee "$LOG/g4-bench.txt"
 for round in $(seq "${ROUNDS:-2}"); do  # alternating, so that a drift of the machine shows
   # shellcheck disable=SC2086
   up g4-np$NP-$round "$G4" serve -m "$GGUF" --backend "$BACKEND" --port $PORT --parallel "$NP" -c $SLOT_CTX --quiet ${G4_ARGS:-}
