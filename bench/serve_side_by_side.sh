@@ -9,10 +9,11 @@
 #       # -> .devpeer/llama-server.tar.xz: tools/server and tools/mtmd of the commit that .devpeer/llama.tar.xz
 #       #    holds (3ccb1b3), laid over it; -> .devpeer/node.xz: this machine's node binary (glibc only)
 # On the GPU machine, two calls (the machine keeps /tmp while it stays warm between them):
-#   bench/serve_side_by_side.sh start  # unpacks llama.cpp + the server overlay, builds llama-server (CUDA) in
-#                                      # the background (setsid), unpacks node
-#   bench/serve_side_by_side.sh run    # writes the 60-layer Q4_0 GGUF if absent (as gpu_side_by_side.sh, same
-#                                      # path), waits for the build, runs everything; logs and tables in $OUT
+#   bench/serve_side_by_side.sh start  # unpacks node, llama.cpp + the server overlay; builds llama-server (CUDA)
+#                                      # in the background (setsid); writes the 60-layer Q4_0 GGUF if absent (as
+#                                      # gpu_side_by_side.sh, same path); waits up to 8 minutes for the build
+#   bench/serve_side_by_side.sh run    # g4 bench, then g4 serve (turns; sweep) and llama-server (sweep), side
+#                                      # by side; tables in $OUT, server logs in $W/logs
 # The same `run` works elsewhere with the environment naming what to use, e.g. on the 2-core box:
 #   G4=build/release/g4 BACKEND=cpu LLAMA_SERVER=/path/llama-server GGUF=model.gguf NODE=node \
 #     STREAMS=1,2,4 PROMPT=256 MAX_TOKENS=64 HISTORY=3000 bench/serve_side_by_side.sh run
@@ -22,6 +23,16 @@ set -u
 W=${W:-/tmp/g4-peer}
 LOG=${OUT:-/tmp/g4-device}  # the tables: sweep.txt, turns-g4.txt, g4-bench.txt (server logs in $W/logs)
 mkdir -p "$W/logs" "$LOG"
+GGUF=${GGUF:-$W/m60.gguf}
+synth() {  # the 60-layer Q4_0 file, as bench/gpu_side_by_side.sh writes it (same path: a warm machine keeps it)
+  xz -dc .devtok/tokenizer.json.xz > "$W/tokenizer.json" &&
+    python3 .devpeer/synth_gguf.py "$GGUF" 60 "$W/tokenizer.json" "$W/srv/lc-src/gguf-py" q4_0 > "$W/synth.log" 2>&1 ||
+    { tail -5 "$W/synth.log"; exit 1; }
+}
+wait_build() {  # wait_build SECONDS: until the background llama-server build has ended
+  i=0
+  while [ ! -f "$W/srv-build.done" ] && [ $i -lt "$1" ]; do sleep 2; i=$((i + 2)); done
+}
 
 if [ "${1:-}" = pack ]; then
   repo=${2:?usage: bench/serve_side_by_side.sh pack LLAMA_CPP_GIT_DIR}
@@ -42,7 +53,7 @@ fi
 if [ "${1:-}" = start ]; then
   [ -x "$W/node" ] || { xz -dc .devpeer/node.xz > "$W/node" && chmod +x "$W/node"; }
   if [ ! -x "$W/lcs/bin/llama-server" ]; then
-    rm -rf "$W/srv" && mkdir -p "$W/srv" && tar -C "$W/srv" -xJf .devpeer/llama.tar.xz &&
+    rm -rf "$W/srv" "$W/srv-build.done" && mkdir -p "$W/srv" && tar -C "$W/srv" -xJf .devpeer/llama.tar.xz &&
       tar -C "$W/srv" -xJf .devpeer/llama-server.tar.xz || exit 1
     setsid sh -c "cmake -S $W/srv/lc-src -B $W/lcs -G Ninja -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
       -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_WEBUI=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
@@ -50,10 +61,15 @@ if [ "${1:-}" = start ]; then
       cmake --build $W/lcs --target llama-server -j 15 >> $W/srv-build.log 2>&1; echo done > $W/srv-build.done" \
       < /dev/null > /dev/null 2>&1 &
   fi
+  # While it builds: the GGUF; then wait for the build (within this call's 10 minutes), so that `run` has
+  # all its time for the benchmarks. A build not done by then goes on, and `run` waits for it.
+  [ -s "$GGUF" ] || synth
+  wait_build 480
+  tail -2 "$W/srv-build.log"
   exit 0
 fi
 
-[ "${1:-}" = run ] || { sed -n 2,24p "$0"; exit 2; }
+[ "${1:-}" = run ] || { sed -n 2,21p "$0"; exit 2; }
 if [ -z "${G4:-}" ]; then  # the GPU machine: the packed CUDA build
   mkdir -p build/cuda && tar -C build/cuda -xJf .devbin/cuda.tar.xz || exit 1
   export LD_LIBRARY_PATH="$PWD/.devlibs:${LD_LIBRARY_PATH:-}"
@@ -62,7 +78,6 @@ fi
 BACKEND=${BACKEND:-cuda}
 NODE=${NODE:-$W/node}
 LS=${LLAMA_SERVER:-$W/lcs/bin/llama-server}
-GGUF=${GGUF:-$W/m60.gguf}
 STREAMS=${STREAMS:-1,4,8,16,32}
 PROMPT=${PROMPT:-512}
 MAX_TOKENS=${MAX_TOKENS:-128}
@@ -71,53 +86,45 @@ HISTORY=${HISTORY:-8192}
 NP=$(echo "$STREAMS" | tr ',' '\n' | sort -n | tail -1)
 SLOT_CTX=$((PROMPT + MAX_TOKENS + 64))
 TURN_CTX=$((HISTORY + 2048))
-PORT=18480
 
-if [ ! -s "$GGUF" ]; then
-  xz -dc .devtok/tokenizer.json.xz > "$W/tokenizer.json" &&
-    python3 .devpeer/synth_gguf.py "$GGUF" 60 "$W/tokenizer.json" "$W/srv/lc-src/gguf-py" q4_0 > "$W/synth.log" 2>&1 ||
-    { tail -5 "$W/synth.log"; exit 1; }
-fi
-if [ -z "${LLAMA_SERVER:-}" ]; then
-  i=0
-  while [ ! -f "$W/srv-build.done" ] && [ $i -lt 500 ]; do sleep 2; i=$((i + 2)); done
-fi
+[ -s "$GGUF" ] || synth
+[ -n "${LLAMA_SERVER:-}" ] || wait_build 500
 [ -x "$LS" ] || { echo "llama-server is missing:"; tail -20 "$W/srv-build.log" 2>/dev/null; exit 1; }
 command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 echo "# $(date -u +%FT%TZ) $GGUF, g4 $BACKEND, streams $STREAMS, prompt $PROMPT, answer $MAX_TOKENS, $REQUESTS requests/stream"
 
-pid=
-up() {  # up NAME COMMAND...: starts a server on $PORT and waits until /health answers 200
-  name=$1; shift
+pids=
+up() {  # up NAME PORT COMMAND...: starts a server and waits until its /health answers 200
+  name=$1; port=$2; shift 2
   "$@" > "$W/logs/$name.log" 2>&1 &
-  pid=$!
+  pids="$pids $!"
   i=0
   # (node, not curl: the GPU machine's image may lack curl)
-  until "$NODE" -e "fetch('http://127.0.0.1:$PORT/health').then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"; do
-    kill -0 $pid 2>/dev/null && [ $i -lt 1800 ] || { echo "$name did not start:"; tail -5 "$W/logs/$name.log"; exit 1; }
+  until "$NODE" -e "fetch('http://127.0.0.1:$port/health').then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"; do
+    kill -0 $! 2>/dev/null && [ $i -lt 1800 ] || { echo "$name did not start:"; tail -5 "$W/logs/$name.log"; exit 1; }
     sleep 0.2; i=$((i + 1))
   done
 }
-down() { kill $pid; wait $pid 2>/dev/null; pid=; }
-trap '[ -n "$pid" ] && kill $pid' EXIT
-sweep() { "$NODE" bench/serve_sweep.mjs --port $PORT --streams "$STREAMS" --prompt "$PROMPT" --max-tokens "$MAX_TOKENS" \
-  --requests "$REQUESTS" --label "$1" | tee -a "$LOG/sweep.txt"; }
+# shellcheck disable=SC2086
+trap '[ -n "$pids" ] && kill $pids' EXIT
+sweep() {  # sweep LABEL PORT ROUND: each round its own prompts (the servers stay up: no prompt-cache hits)
+  "$NODE" bench/serve_sweep.mjs --port "$2" --streams "$STREAMS" --prompt "$PROMPT" --max-tokens "$MAX_TOKENS" \
+    --requests "$REQUESTS" --prompt-set "$3" --label "$1" | tee -a "$LOG/sweep.txt"
+}
 
 # One stream's reference: g4 bench on the same file (prompt, then decode).
 "$G4" bench -m "$GGUF" --backend "$BACKEND" -p "$PROMPT" -n "$MAX_TOKENS" -r 2 2>>"$W/logs/g4-bench.err" | tee "$LOG/g4-bench.txt"
-for round in $(seq "${ROUNDS:-2}"); do  # alternating, so that a drift of the machine shows
-  # shellcheck disable=SC2086
-  up g4-np$NP-$round "$G4" serve -m "$GGUF" --backend "$BACKEND" --port $PORT --parallel "$NP" -c $SLOT_CTX --quiet ${G4_ARGS:-}
-  sweep "g4-r$round"
-  down
-  # llama-server: -c is split between the -np slots; flash attention on, all layers on the GPU, continuous batching
-  # (its default).
-  # shellcheck disable=SC2086
-  up llama-np$NP-$round "$LS" -m "$GGUF" --port $PORT -np "$NP" -c $((NP * SLOT_CTX)) -fa on -ngl 99 ${LS_ARGS:-}
-  sweep "llama-r$round"
-  down
-done
+# The three servers stay up side by side (one load each); an idle one does no work.
 # shellcheck disable=SC2086
-up g4-turns "$G4" serve -m "$GGUF" --backend "$BACKEND" --port $PORT --parallel 2 -c $TURN_CTX --quiet ${G4_ARGS:-}
-"$NODE" bench/serve_turns.mjs --port $PORT --history "$HISTORY" | tee "$LOG/turns-g4.txt"
-down
+up g4-turns 18482 "$G4" serve -m "$GGUF" --backend "$BACKEND" --port 18482 --parallel 2 -c $TURN_CTX --quiet ${G4_ARGS:-}
+"$NODE" bench/serve_turns.mjs --port 18482 --history "$HISTORY" | tee "$LOG/turns-g4.txt"
+# shellcheck disable=SC2086
+up g4 18480 "$G4" serve -m "$GGUF" --backend "$BACKEND" --port 18480 --parallel "$NP" -c $SLOT_CTX --quiet ${G4_ARGS:-}
+# llama-server: -c is split between the -np slots; flash attention on, all layers on the GPU, continuous batching
+# (its default).
+# shellcheck disable=SC2086
+up llama 18481 "$LS" -m "$GGUF" --port 18481 -np "$NP" -c $((NP * SLOT_CTX)) -fa on -ngl 99 ${LS_ARGS:-}
+for round in $(seq "${ROUNDS:-2}"); do  # alternating, so that a drift of the machine shows
+  sweep "g4-r$round" 18480 "$round"
+  sweep "llama-r$round" 18481 "$round"
+done

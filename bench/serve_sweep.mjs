@@ -7,7 +7,9 @@
 // latency (gaps between SSE chunks carrying text) and the median decode speed of one stream.
 //
 // Usage: node bench/serve_sweep.mjs [--port 8080] [--host 127.0.0.1] [--streams 1,4,8,16,32]
-//          [--prompt 512] [--max-tokens 128] [--requests 4] [--label NAME] [--json FILE]
+//          [--prompt 512] [--max-tokens 128] [--requests 4] [--prompt-set K] [--label NAME] [--json FILE]
+// Prompts are the same on every run with the same --prompt-set; give another K to a server that is still up
+// from an earlier run, or its prompt cache answers them.
 // The server needs as many slots as the largest N (g4 serve --parallel N, llama-server -np N) and a
 // context of PROMPT + MAX_TOKENS per slot. Node 20 (global fetch), no packages. Exit 1 on any error.
 import { parseArgs } from "node:util";
@@ -22,6 +24,7 @@ const { values: a } = parseArgs({
     "max-tokens": { type: "string", default: "128" },
     requests: { type: "string", default: "4" },
     label: { type: "string", default: "" },
+    "prompt-set": { type: "string", default: "0" },
     json: { type: "string" },
   },
 });
@@ -46,8 +49,8 @@ const words = ("time light land river city water people day night morning house 
   "fire wind rain gold silver bread wine king servant child brother sister father mother friend word voice hand " +
   "heart eye door gate wall tower ship sea star sun moon year hour evening garden harvest seed").split(" ");
 async function makePrompt(id) {
-  let s = (id * 2654435761) % 4294967296;
-  const next = () => words[(s = (s * 1103515245 + 12345) % 2147483648) % words.length];
+  let s = Math.imul(id, 2654435761) >>> 0;  // a 32-bit LCG per prompt (exact in integer arithmetic)
+  const next = () => words[((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 16) % words.length];
   const out = [`Request ${id}:`];
   let have = await count(out.join(" "));
   while (have < promptTokens - 1) {
@@ -109,9 +112,10 @@ const pct = (v, p) => {
   return s.length ? s[Math.min(s.length - 1, Math.round((p / 100) * (s.length - 1)))] : NaN;
 };
 
-let nextId = 1;
+const setBase = Number(a["prompt-set"]) * 1000000;
+let nextId = setBase + 1;
 const rows = [];
-await one(await makePrompt(0));  // warm-up
+await one(await makePrompt(setBase));  // warm-up
 console.log(`# ${a.label || base}: prompt ${promptTokens} tokens, ${maxTokens} generated (ignore_eos), ` +
   `${requests} requests per stream, greedy, /v1/completions streamed`);
 console.log("streams  requests  tok/s   ttft_p50  ttft_p99  itl_p50  itl_p99  stream_tok/s_p50   (times in ms)");

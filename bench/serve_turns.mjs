@@ -41,7 +41,7 @@ const words = ("the a of and to in that it with as for was on are be this by fro
   "some her would make like him into time has look two more write go see number no way could people my than " +
   "first water been call who oil its now find long down day did get come made may part light land river city").split(" ");
 let seed = 20261202;
-const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);  // a 32-bit LCG
 function text(nWords) {
   const out = [];
   for (let i = 0; i < nWords; ++i) {
