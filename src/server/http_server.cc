@@ -186,6 +186,10 @@ void HttpServer::install_routes() {
       }
       if (r->no_tool_calls)
         if (auto opener = codec_.special_id("<|tool_call>")) job.banned.push_back(*opener);
+      if (r->ignore_eos) {  // benchmarks: the answer runs to max_tokens (or the context's end)
+        job.banned.insert(job.banned.end(), job.opts.stop_ids.begin(), job.opts.stop_ids.end());
+        job.opts.stop_ids.clear();
+      }
       const std::string id = new_id(chat ? "chatcmpl-" : "cmpl-");
       const int64_t created = unix_now();
 

@@ -216,6 +216,10 @@ CompletionRequest parse(const std::string& body, bool chat, const SamplingParams
   }
   for (const char* key : {"max_tokens", "max_completion_tokens"})
     if (j.contains(key) && !j[key].is_null()) r.max_tokens = integer(j[key], key, 1, int64_t(1) << 30);
+  if (j.contains("ignore_eos") && !j["ignore_eos"].is_null()) {
+    if (!j["ignore_eos"].is_boolean()) fail("ignore_eos", "'ignore_eos' must be a boolean");
+    r.ignore_eos = j["ignore_eos"].get<bool>();
+  }
   if (j.contains("n") && !j["n"].is_null() && integer(j["n"], "n", 1, 1) != 1) fail("n", "only n = 1 is supported");
   if (j.contains("temperature") && !j["temperature"].is_null())
     r.sampling.temperature = float(number(j["temperature"], "temperature", 0, 2));

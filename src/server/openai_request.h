@@ -31,6 +31,7 @@ struct CompletionRequest {
   bool include_usage = false;                          // stream_options.include_usage
   bool enable_thinking = false;                        // chat_template_kwargs.enable_thinking / reasoning_effort
   int64_t max_tokens = -1;                             // -1: until a stop or the context ends
+  bool ignore_eos = false;                             // llama-server's field: stop tokens are never sampled
   std::vector<std::string> stop;                       // up to 4 stop strings
   SamplingParams sampling;
   bool seed_given = false;

@@ -327,6 +327,30 @@ TEST(StructuredOutput, ADeadEndIsAClearErrorNotAHang) {
   EXPECT_EQ(r->status, 400) << r->body;
 }
 
+// ignore_eos (llama-server's field, for benchmarks of a fixed answer length): the stop tokens are never
+// sampled, so a reply that would close its turn runs on to max_tokens; before the banned stop token it is
+// the plain greedy reply.
+TEST(HttpServer, IgnoreEosRunsToMaxTokens) {
+  KjvServer s;
+  json body = chat("Hello", 300);
+  const json plain = s.post(body);
+  ASSERT_EQ(plain["choices"][0]["finish_reason"], "stop") << plain;
+  const int n = plain["usage"]["completion_tokens"];  // the closing <turn|> included
+  const std::string text = plain["choices"][0]["message"]["content"];
+  body["ignore_eos"] = true;
+  body["max_tokens"] = n + 6;
+  const json forced = s.post(body);
+  EXPECT_EQ(forced["choices"][0]["finish_reason"], "length") << forced;
+  EXPECT_EQ(forced["usage"]["completion_tokens"], n + 6);
+  const std::string longer = forced["choices"][0]["message"]["content"];
+  EXPECT_GT(longer.size(), text.size());
+  EXPECT_EQ(longer.substr(0, text.size()), text);
+  body["ignore_eos"] = false;
+  const json again = s.post(body);
+  EXPECT_EQ(again["choices"][0]["message"]["content"], text);
+  EXPECT_EQ(again["choices"][0]["finish_reason"], "stop");
+}
+
 TEST(HttpServer, CorsIsOffByDefaultAndOnWhenAsked) {
   {
     ServerFixture f;

@@ -33,6 +33,10 @@ TEST(OpenAiRequest, ParsesAChatRequest) {
   auto c = parse(R"({"prompt": "Once", "max_tokens": 3})", &e, false);
   ASSERT_TRUE(c) << e.message;
   EXPECT_EQ(c->prompt, "Once");
+  EXPECT_FALSE(c->ignore_eos);
+  auto i = parse(R"({"prompt": "Once", "ignore_eos": true})", &e, false);
+  ASSERT_TRUE(i) << e.message;
+  EXPECT_TRUE(i->ignore_eos);
 }
 
 TEST(OpenAiRequest, RejectsBadBodiesNamingTheParameter) {
@@ -58,6 +62,7 @@ TEST(OpenAiRequest, RejectsBadBodiesNamingTheParameter) {
       {R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]})", "tools[0]"},
       {R"({"messages": [{"role": "user", "content": "x"}], "seed": 1e300})", "seed"},
       {R"({"messages": [{"role": "user", "content": "x"}], "model": 3})", "model"},
+      {R"({"messages": [{"role": "user", "content": "x"}], "ignore_eos": 1})", "ignore_eos"},
       {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": 1})", "logprobs"},
       {R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2})", "top_logprobs"},
       {R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21})", "top_logprobs"},
