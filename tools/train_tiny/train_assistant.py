@@ -6,8 +6,8 @@ generator (SinglePositionMultiTokenCandidateGenerator) and g4 give it when x[t+1
   input    cat(target embedding of x[t+1] (times sqrt(192) rounded to bf16, as the target scales it),
                the target's final-normed hidden state at t)
   position t + 1 (the pending token's position; it stays there for every chained step)
-  keys     the target's K/V of its last sliding / last full layer at positions <= t (the last 128 for the
-           sliding layers: the target's own causal and sliding masks at query t)
+  keys     the target's K/V of its last sliding / last full layer at positions <= t (the last window + 1
+           = 129 for the sliding layers, as transformers' drafter mask and g4 give them)
 and learns the target's next-token distribution at position t+1 (cross-entropy against the target's softmax;
 `--data-weight` mixes in the corpus token x[t+2]). Chained steps s = 1..chain-1 feed the previous step's
 post_projection output as the hidden state and x[t+1+s] as the token (the token an accepted draft would be),
@@ -169,12 +169,12 @@ class Trainer:
         return h.detach(), logits, skv
 
     def masks(self, T):
-        """Row t sees keys j <= t (all of them on full layers, the last `window` on sliding ones)."""
+        """Row t sees keys j <= t (all of them on full layers, the last `window` + 1 on sliding ones)."""
         torch = self.torch
         i = torch.arange(T, device=self.dev)
         d = i[:, None] - i[None, :]
         full = d >= 0
-        slide = full & (d < self.tcfg["sliding_window"])
+        slide = full & (d <= self.tcfg["sliding_window"])
         if self.attn == "sdpa":
             return {"full_attention": full[None, None], "sliding_attention": slide[None, None]}
         neg = torch.finfo(torch.float32).min
