@@ -12,6 +12,8 @@ constexpr double kDecay = 0.95;       // per observation at a position: the moni
 constexpr int64_t kWarmup = 8;        // observations before the length changes at all
 constexpr double kMinGain = 1.05;     // drafting must beat plain decoding by this factor to stay on
 constexpr size_t kMaxEvents = 16;
+constexpr double kShadowShare = 0.1;  // of the plain steps' time while off, for drafting shadow proposals
+constexpr double kShadowBurst = 16;   // the budget holds at most this many plain steps' share
 }  // namespace
 
 int default_draft_max(const std::string& backend) {
@@ -57,6 +59,17 @@ void DraftControl::time_forward(int n, double seconds) {
   t = timed_[size_t(n - 1)]++ == 0 ? seconds : std::min(t * 1.05, seconds);
 }
 
+void DraftControl::time_draft(int tokens, double seconds, bool shadow) {
+  if (shadow) shadow_credit_ -= std::max(seconds, 0.0);
+  if (tokens < 1 || !(seconds > 0)) return;
+  const double per = seconds / tokens;
+  draft_token_ = draft_timed_++ == 0 ? per : std::min(draft_token_ * 1.05, per);
+}
+
+void DraftControl::off_step(double seconds) {
+  if (seconds > 0) shadow_credit_ = std::min(shadow_credit_ + kShadowShare * seconds, kShadowBurst * kShadowShare * seconds);
+}
+
 double DraftControl::expected_tokens(int k) const {
   double e = 1, reach = 1;
   for (int j = 0; j < k && j < max_; ++j) {
@@ -68,19 +81,23 @@ double DraftControl::expected_tokens(int k) const {
 
 double DraftControl::cost(int k) const {
   if (k <= 0) return 1;
-  if (k <= max_ && timed_[0] >= 2 && timed_[size_t(k)] >= 2) return time_[size_t(k)] / time_[0];
-  return 1 + slope_ * k;
+  double c = k <= max_ && timed_[0] >= 2 && timed_[size_t(k)] >= 2 ? time_[size_t(k)] / time_[0] : 1 + slope_ * k;
+  if (draft_timed_ >= 2 && timed_[0] >= 2) c += k * draft_token_ / time_[0];
+  return c;
 }
 
 int DraftControl::best_length() const {
+  // Drafting off gives one token per step plus the shadow proposals' drafting: at most kShadowShare of a
+  // step, less for a drafter cheaper than that (nothing for n-gram).
+  const double off_cost = 1 + (draft_timed_ >= 2 && timed_[0] >= 2 ? std::min(kShadowShare, draft_token_ / time_[0]) : 0.0);
   int best = 0;
-  double best_rate = kMinGain;  // tokens per step-cost that drafting must beat; plain decoding gives 1
+  double best_rate = kMinGain / off_cost;  // tokens per step-cost that drafting must beat
   for (int k = std::max(min_, 1); k <= max_; ++k) {
     const double rate = expected_tokens(k) / cost(k);
     if (rate > best_rate) best = k, best_rate = rate;
   }
   // Hysteresis: the current length stays unless the best beats it by the same margin.
-  const double current = length_ > 0 ? expected_tokens(length_) / cost(length_) : 1.0;
+  const double current = length_ > 0 ? expected_tokens(length_) / cost(length_) : 1.0 / off_cost;
   return best_rate > current * kMinGain ? best : length_;
 }
 

@@ -37,9 +37,19 @@ class DraftControl {
   void observe(int drafted, int decided, int accepted, bool shadow, int64_t at_token);
   // Seconds a target forward of n tokens took.
   void time_forward(int n, double seconds);
+  // Seconds the drafter took to propose `tokens` tokens (a draft's cost counts them); shadow: a proposal
+  // scored while drafting was off, paid from the shadow budget.
+  void time_draft(int tokens, double seconds, bool shadow);
+  // A plain step of `seconds` taken while drafting was off: adds to the shadow budget.
+  void off_step(double seconds);
+  // While off: whether a shadow proposal may be drafted (or extended) now. The time spent drafting them is
+  // held to about a tenth of the plain steps' time, so scoring an expensive drafter (the assistant, about a
+  // third of a step for the tiny model on a CPU) costs little; a free one (n-gram) is always scored.
+  bool may_shadow() const { return shadow_credit_ >= 0; }
   // Re-picks the length from what was observed; logs a change into stats.
   void update(int64_t at_token, DraftStats& stats);
-  // Expected tokens produced by one verify with k draft tokens, and its cost in one-token steps.
+  // Expected tokens produced by one verify with k draft tokens, and its cost in one-token steps (the
+  // verify and, once measured, the drafting of the k tokens).
   double expected_tokens(int k) const;
   double cost(int k) const;
 
@@ -52,6 +62,9 @@ class DraftControl {
   std::vector<double> reach_, acc_;   // decayed counts per draft position
   std::vector<double> time_;          // seconds of a forward of n = 1 .. max + 1 tokens: a rising floor
   std::vector<int> timed_;
+  double draft_token_ = 0;            // seconds per drafted token: a rising floor
+  int draft_timed_ = 0;
+  double shadow_credit_ = 0;          // seconds the shadow proposals may still spend
   int64_t observed_ = 0;
 };
 

@@ -96,13 +96,18 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
     const int64_t room = std::min<int64_t>(opts.max_new_tokens - emitted - 1, ctx - p0 - 1);
     const int k = int(std::min<int64_t>(ctl.length(), room));
     std::vector<int32_t> drafts;
-    if (taps && (k > 0 || (off && shadow.empty()))) drafter.at_target(session, tap_row);
+    const bool new_shadow = off && shadow.empty() && ctl.may_shadow();
+    if (taps && (k > 0 || new_shadow)) drafter.at_target(session, tap_row);
     if (k > 0) {
+      const Clock::time_point td = Clock::now();
       drafts = drafter.draft(tokens, k);
+      ctl.time_draft(int(drafts.size()), seconds_since(td), false);
       if (int64_t(drafts.size()) > k) drafts.resize(size_t(k));
       if (int(drafts.size()) < std::max(min, 1)) drafts.clear();
-    } else if (off && shadow.empty()) {
+    } else if (new_shadow) {
+      const Clock::time_point td = Clock::now();
       shadow = drafter.draft(tokens, lazy ? 1 : max);
+      ctl.time_draft(int(shadow.size()), seconds_since(td), true);
       if (int(shadow.size()) > max) shadow.resize(size_t(max));
       shadow_len = lazy && !shadow.empty() ? max : int(shadow.size());
       if (shadow_len < std::max(min, 1)) shadow.clear();
@@ -120,7 +125,10 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
     ctl.time_forward(int(feed.size()), seconds_since(tf));
     if (drafts.empty()) {
       ++st.plain_steps;
-      if (off) ++st.off_steps;
+      if (off) {
+        ++st.off_steps;
+        ctl.off_step(seconds_since(tf));
+      }
     } else {
       ++st.verifies;
       st.drafted += int64_t(drafts.size());
@@ -160,8 +168,12 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
         ctl.observe(shadow_len, int(shadow_at) + 1, int(shadow_at), true, emitted);
         shadow.clear();
       } else if (++shadow_at == shadow.size()) {
-        if (int(shadow.size()) < shadow_len) {
+        if (int(shadow.size()) < shadow_len && !ctl.may_shadow()) {
+          shadow_len = int(shadow.size());  // out of shadow budget: scored as far as it went
+        } else if (int(shadow.size()) < shadow_len) {
+          const Clock::time_point td = Clock::now();
           const std::vector<int32_t> more = drafter.extend(1);
+          ctl.time_draft(int(more.size()), seconds_since(td), true);
           for (int32_t d : more)
             if (d < 0 || d >= V) throw Error(std::string("the ") + drafter.name() + " drafter proposed token " + std::to_string(d) +
                                              ", outside the vocabulary of " + std::to_string(V));

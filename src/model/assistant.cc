@@ -100,8 +100,10 @@ std::unique_ptr<AssistantModel> AssistantModel::load(const std::string& path, co
     if (Hq % TL.n_kv_heads != 0)
       throw Error(what + ": its " + std::to_string(Hq) + " query heads are not a multiple of the target's " +
                   std::to_string(TL.n_kv_heads) + " KV heads of layer " + std::to_string(w.target_layer));
-    // Keys older than the target's window are gone from its ring: the narrower window applies.
-    w.window = L.sliding ? std::min(L.window, TL.window) : 0;
+    // transformers' sliding mask for the drafter (bidirectional, flipped on the key axis) keeps the last
+    // window + 1 keys, positions p - window - 1 .. p - 1 (tests/engine/assistant_hf_test.cc). With the
+    // narrower of the two windows: the target keeps no more than its own (plus the ring's slack).
+    w.window = L.sliding ? std::min(L.window, TL.window) + 1 : 0;
     const int64_t D = L.head_dim;
     w.input_norm = wl.pack(p + "input_layernorm.weight", {H}, WeightRole::kNorm);
     w.post_attn_norm = wl.pack(p + "post_attention_layernorm.weight", {H}, WeightRole::kNorm);
@@ -179,10 +181,12 @@ AssistantModel::Step AssistantModel::step(int32_t token, const Tensor& h, const 
     be.rms_norm(qh, w.q_norm.get(), s.rms_eps, qh);
     be.rope(q, pos, RopeSpec{L.rope_theta, L.rope_pairs});
     // Keys of positions < pos: the cache's, with position pos - 1 given as the "new" row (from the tap) so
-    // the attention op's window ends there: a sliding layer sees positions pos - window .. pos - 1.
+    // the attention op's window ends there: a sliding layer sees positions pos - window .. pos - 1 (window
+    // already one more than the layer's), as far as the target's ring holds them (no slack: one fewer).
+    const KvLayer& cache = kv.layers[size_t(w.target_layer)];
+    const int window = w.window > 0 && cache.ring ? int(std::min<int64_t>(w.window, cache.capacity)) : w.window;
     Tensor att = be.empty({1, Hq, D});
-    be.attention(q, taps.k[w.tap].rows(row, 1), taps.v[w.tap].rows(row, 1), kv.layers[size_t(w.target_layer)], pos - 1,
-                 w.window, att);
+    be.attention(q, taps.k[w.tap].rows(row, 1), taps.v[w.tap].rows(row, 1), cache, pos - 1, window, att);
     Tensor o = be.empty({1, H});
     be.matmul(att.view({1, Hq * D}), *w.o, o);
     be.add_norm_scale_norm(x, o, *w.post_attn_norm, 1.0f, *w.pre_ffn_norm, s.rms_eps, a);

@@ -4,7 +4,7 @@
 // full). One draft step at the pending token's position p (not yet in the target's cache):
 //   x = pre_projection(concat(target_embed(token) * sqrt(target hidden), h))
 //   its layers over x (q-only attention on the target's keys/values of positions < p: all of them for
-//   full layers, the last `window` for sliding ones; queries rotated at position p),
+//   full layers, the last `window` + 1 for sliding ones, as transformers' mask; queries rotated at p),
 //   y = norm(x); logits = lm_head(y) (tied to its embed_tokens; with use_ordered_embeddings only the
 //   vocabulary slices of the top-k centroids keep their logits, the rest get min - 1);
 //   h' = post_projection(y), the hidden state of the next step (which stays at position p).
@@ -60,7 +60,7 @@ class AssistantModel {
     float layer_scalar = 1.0f;
     int target_layer = 0;  // the target layer whose keys and values it reads
     int tap = 0;           // its index in ForwardTaps (0 sliding, 1 full)
-    int window = 0;        // sliding: keys visible; 0: all
+    int window = 0;        // sliding: keys visible (the layer's window + 1, as transformers); 0: all
   };
   explicit AssistantModel(const Model& target) : target_(target) {}
 

@@ -112,7 +112,8 @@ AssistantOracle::Out AssistantOracle::step(int32_t token, const std::vector<floa
     const int64_t Hkv = c.k.dim(1), group = Hq / Hkv;
     std::vector<float> q = matvec(L.q, rmsnorm(x, &L.in.v, eps));
     std::vector<float> att(static_cast<size_t>(Hq * D), 0.0f);
-    const int64_t lo = L.window > 0 ? std::max<int64_t>(0, pos - L.window) : 0;
+    // Sliding layers: the last window + 1 keys (transformers' flipped bidirectional mask), within the ring.
+    const int64_t lo = L.window > 0 ? std::max<int64_t>({int64_t(0), pos - L.window - 1, c.ring ? pos - c.capacity : 0}) : 0;
     for (int64_t hd = 0; hd < Hq; ++hd) {
       std::vector<float> qh(q.begin() + hd * D, q.begin() + (hd + 1) * D);
       qh = rmsnorm(qh, &L.q_norm.v, eps);
