@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "base/error.h"
+#include "quant/f16_offsets.h"
 
 namespace g4 {
 
@@ -57,6 +58,10 @@ double sq_error(const float* w, int64_t n, float s, float z, const CodeRange& r)
   return e;
 }
 
+bool exact_offsets(const QuantScheme& sc) {
+  return sc.f16_offsets && !sc.symmetric && (sc.scale_dtype == DType::kBF16 || sc.scale_dtype == DType::kF16);
+}
+
 // Min-max parameters of one group, already rounded to the scale dtype. The asymmetric range includes 0
 // so that the zero point lies in the code range, where scale_dtype represents it to within 1/4 code.
 void minmax_params(const QuantScheme& sc, const float* w, int64_t n, float* s, float* z) {
@@ -76,6 +81,57 @@ void minmax_params(const QuantScheme& sc, const float* w, int64_t n, float* s, f
   }
   *s = hi > lo ? round_up_to(sc.scale_dtype, (hi - lo) / (r.hi - r.lo)) : 1.0f;
   *z = round_to(sc.scale_dtype, r.lo - lo / *s);
+  if (!exact_offsets(sc)) return;
+  // Pairs with an f16-exact offset whose zero point keeps [lo, hi] within half a step of the code range:
+  // z in [t - 1/2, hi_code + 1/2 - hi/s], t = lo_code - lo/s (a margin of 1/1000 code against rounding).
+  // Scales from the min-max one up, the first kScaleSteps that have such a zero point; per scale the exact
+  // zero points nearest to t below and above; of those the pair with the lowest squared error.
+  const int kScaleSteps = 3;
+  double best = std::numeric_limits<double>::infinity();
+  float bs = *s, bz = *z, s2 = *s;
+  for (int i = 0, found = 0; i < 16 && found < kScaleSteps; ++i, s2 = dtype_step(sc.scale_dtype, s2, 1)) {
+    if (!f16_exact(s2)) continue;
+    const double t = r.lo - double(lo) / s2, a = t - 0.499, b = r.hi + 0.499 - double(hi) / s2;
+    float zc[2];
+    const bool below = nearest_exact_zero(sc.scale_dtype, sc.kind, s2, t, a, t, 64, &zc[0]);
+    const bool above = nearest_exact_zero(sc.scale_dtype, sc.kind, s2, t, t, b, 64, &zc[1]);
+    if (!below && !above) continue;
+    ++found;
+    for (int j = 0; j < 2; ++j) {
+      if (!(j == 0 ? below : above)) continue;
+      const double e = sq_error(w, n, s2, zc[j], r);
+      if (e < best) {
+        best = e;
+        bs = s2;
+        bz = zc[j];
+      }
+    }
+  }
+  *s = bs;
+  *z = bz;
+}
+
+// HQQ's (s, z) moved to the nearest f16-exact pairs: scales within two steps of s, for each the zero point
+// nearest to z (within two codes); the pair with the lowest squared error. False when there is none.
+bool exact_pair_near(const QuantScheme& sc, const float* w, int64_t n, float* s, float* z) {
+  const CodeRange r = code_range(sc.kind);
+  float s2 = dtype_step(sc.scale_dtype, dtype_step(sc.scale_dtype, round_to(sc.scale_dtype, *s), -1), -1);
+  double best = std::numeric_limits<double>::infinity();
+  float bs = 0, bz = 0;
+  for (int i = 0; i < 5; ++i, s2 = dtype_step(sc.scale_dtype, s2, 1)) {
+    float z2;
+    if (!(s2 > 0) || !nearest_exact_zero(sc.scale_dtype, sc.kind, s2, *z, *z - 2, *z + 2, 64, &z2)) continue;
+    const double e = sq_error(w, n, s2, z2, r);
+    if (e < best) {
+      best = e;
+      bs = s2;
+      bz = z2;
+    }
+  }
+  if (!std::isfinite(best)) return false;
+  *s = bs;
+  *z = bz;
+  return true;
 }
 
 }  // namespace
@@ -182,9 +238,14 @@ void quantize_rows(const QuantScheme& sc, const float* w, int64_t rows, int64_t 
       if (sc.method == QuantMethod::kHqq && !sc.symmetric) {
         float hs = s, hz = z;
         hqq_optimize_group(x, gs, sc.kind, &hs, &hz);
-        hs = round_to(sc.scale_dtype, hs);
-        hz = round_to(sc.scale_dtype, hz);
-        if (hs > 0 && std::isfinite(hs) && std::isfinite(hz) && sq_error(x, gs, hs, hz, r) < sq_error(x, gs, s, z, r)) {
+        bool ok = true;
+        if (exact_offsets(sc)) {
+          ok = std::isfinite(hs) && std::isfinite(hz) && exact_pair_near(sc, x, gs, &hs, &hz);
+        } else {
+          hs = round_to(sc.scale_dtype, hs);
+          hz = round_to(sc.scale_dtype, hz);
+        }
+        if (ok && hs > 0 && std::isfinite(hs) && std::isfinite(hz) && sq_error(x, gs, hs, hz, r) < sq_error(x, gs, s, z, r)) {
           s = hs;
           z = hz;
         }
