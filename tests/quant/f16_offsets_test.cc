@@ -128,7 +128,9 @@ TEST(F16Offsets, QuantizerPairsAreExact) {
                     exact.describe().c_str(), dtype_name(t).c_str(), long(inexact_e), long(inexact_f),
                     long(rows * (cols / gs)), ee, ef, 100 * (ee / ef - 1));
         EXPECT_EQ(inexact_e, 0) << exact.describe();
-        if (t == DType::kBF16) EXPECT_GT(inexact_f, rows * (cols / gs) / 4) << free.describe();
+        if (t == DType::kBF16) {
+          EXPECT_GT(inexact_f, rows * (cols / gs) / 4) << free.describe();
+        }
         EXPECT_LE(ee, ef * 1.001) << exact.describe();
       }
 }
