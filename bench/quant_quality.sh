@@ -25,6 +25,7 @@ while IFS='|' read -r name flags bits; do
   rm -r "${work:?}/$name"
 done <<'EOF'
 g32-asym|--group-size 32|5.0
+g32-asym-free|--group-size 32 --offsets free|5.0
 g64-asym|--group-size 64|4.5
 g64-asym-hqq|--group-size 64 --method hqq|4.5
 g32-sym-f16|--group-size 32 --int4 sym --scale-dtype f16|4.5

@@ -58,6 +58,7 @@ void add_convert_commands(CLI::App& app, Action* action) {
   q->add_option("--method", qo.method, "minmax or hqq, for the recipe's int4 rules");
   q->add_option("--int4", qo.int4, "asym (zero point per group) or sym (4.5 bits/weight at g32 f16), int4 rules");
   q->add_option("--scale-dtype", qo.scale_dtype, "bf16, f16 or f32: scales of the recipe's int4 rules");
+  q->add_option("--offsets", qo.offsets, "f16 (asymmetric int4 offsets scale*zero exact in f16: exact GGUF and MLX exports) or free");
   q->add_option("--rule", qo.rules, "'REGEX=int8|int4|bf16' on canonical tensor names; first match wins (repeatable)");
   q->callback([action] {
     *action = [] {

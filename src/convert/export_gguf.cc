@@ -3,12 +3,13 @@
 //   int4 asymmetric  -> Q4_1: d = f16(s), m = f16(-s * z), w = q * d + m
 //   int4 symmetric   -> Q4_0: d = f16(s), w = (q - 8) * d
 //   int8 symmetric   -> Q8_0: d = f16(s) per 32 (a per-row scale repeated), w = q * d
-// int8 asymmetric has no GGUF form and is refused. An untied quantized embedding also takes the ratio between
-// the source's rounded sqrt(hidden) and llama.cpp's f32 one into its scales (see export_gguf). Norms and layer_scalar are written as F32 (as llama.cpp's
-// converter does); other plain matrices keep their dtype. rope_freqs.weight marks the proportional RoPE of the
-// full-attention layers (ones for rotated pairs, 1e30 for the rest), as llama.cpp's converter writes it.
+// int8 asymmetric has no GGUF form and is refused. The ratio between llama.cpp's f32 sqrt(hidden) and the
+// source's rounded one is carried by the residual stream (see export_gguf). Norms and layer_scalar are written as
+// F32 (as llama.cpp's converter does); other plain matrices keep their dtype. rope_freqs.weight marks the
+// proportional RoPE of the full-attention layers (ones for rotated pairs, 1e30 for the rest), as llama.cpp's converter writes it.
 #include <cmath>
 #include <cstring>
+#include <regex>
 
 #include "base/error.h"
 #include "base/progress.h"
@@ -25,8 +26,13 @@ struct Planned {
   std::string canonical;
   const StoredWeight* w;
   GgmlType type;
-  double fold = 1.0;  // factor folded into the scales (the embedding, see export_gguf)
+  double rescale = 1.0;  // factor on a post-norm weight (see export_gguf)
 };
+
+bool is_post_norm(const std::string& name) {
+  static const std::regex re(R"(^layers\.[0-9]+\.post_(attention|feedforward)_layernorm\.weight$)");
+  return std::regex_search(name, re);
+}
 
 GgmlType plain_type(const TensorInfo& t) {
   if (t.shape.size() < 2) return GgmlType::kF32;
@@ -50,7 +56,7 @@ void encode_row(const Planned& p, int64_t r, uint8_t* out, ExportReport* rep) {
   for (int64_t b = 0; b < q.cols / 32; ++b) {
     const int64_t g = b * 32 / q.group_size;
     const double s = source_scale(q, r, g), z = source_zero(q, r, g);
-    const float d = round_param(DType::kF16, s * p.fold, name, "scale");
+    const float d = round_param(DType::kF16, s, name, "scale");
     int code[32];
     for (int j = 0; j < 32; ++j) code[j] = source_code(q, r, b * 32 + j);
     if (p.type == GgmlType::kQ8_0) {
@@ -58,7 +64,7 @@ void encode_row(const Planned& p, int64_t r, uint8_t* out, ExportReport* rep) {
       put_f16(blk, d);
       for (int j = 0; j < 32; ++j) {
         blk[2 + j] = uint8_t(int8_t(code[j]));
-        note_change(rep, name, std::fabs(double(code[j]) * d / p.fold - (code[j] - z) * s), s);
+        note_change(rep, name, std::fabs(double(code[j]) * d - (code[j] - z) * s), s);
       }
     } else if (p.type == GgmlType::kQ4_0) {
       uint8_t* blk = out + b * kQ4_0Bytes;
@@ -84,6 +90,21 @@ ExportReport export_gguf(const ExportOptions& o) {
   std::error_code ec;
   if (fs::is_directory(o.out, ec)) throw Error("--out: " + o.out + " is a directory; give the name of the .gguf file to write");
 
+  // The source multiplies the embedding by sqrt(hidden) rounded to the quantized embedding's scale dtype (else its
+  // dtype), as transformers rounds it to the model dtype; llama.cpp (and g4 reading a GGUF) multiplies by the f32
+  // value. Every other use of the residual stream x goes through an RMSNorm, and x only grows by post-norm outputs
+  // and by layer_scalar's product (spec 2.3; g4 refuses the per-layer inputs of E2B/E4B, which would read x
+  // otherwise): with x0 scaled by c = f32 / rounded, the post-norm weights scaled by c make every x_l the source's
+  // times c, which the next norm removes (up to its 1e-6 epsilon). So the embedding keeps its exact scales (a tied
+  // one too), and only the post-norm weights change, by f32 rounding (2^-24). Folding c into the embedding's f16
+  // scales instead rounded each row's factor by up to 2^-11 (0.0003-0.0015 in the logits) and could not apply to
+  // a tied table (0.0124).
+  const StoredWeight& emb = src.ws->get_weight("embed_tokens.weight");
+  const float h = float(std::sqrt(double(src.spec.hidden_size)));
+  const DType et = emb.quant ? emb.quant->scale_dtype : emb.plain->dtype;
+  const float src_h = et == DType::kBF16 ? bf16_to_f32(f32_to_bf16(h)) : et == DType::kF16 ? f16_to_f32(f32_to_f16(h)) : h;
+  const double residual = double(h) / double(src_h);
+
   std::vector<Planned> plan;
   std::map<GgmlType, int> counts;
   for (const auto& [name, w] : src.ws->weights()) {
@@ -96,19 +117,10 @@ ExportReport export_gguf(const ExportOptions& o) {
       if (q.kind == QuantKind::kInt8 && q.zeros)
         throw Error("tensor '" + name + "': asymmetric int8 cannot be expressed in GGUF (Q8_0 is symmetric); export it to MLX, or quantize it symmetric");
       p.type = q.kind == QuantKind::kInt8 ? GgmlType::kQ8_0 : q.zeros ? GgmlType::kQ4_1 : GgmlType::kQ4_0;
-      // The source multiplies embeddings by sqrt(H) rounded to their scale dtype (as transformers rounds to the
-      // model dtype); llama.cpp multiplies a quantized GGUF embedding by the f32 value. When the embedding table
-      // feeds only the input (a separate lm_head is stored), the ratio is folded into its scales so that the
-      // product is the source's; a tied table cannot take it (the output would change) and keeps the f32 factor.
-      if (name == "embed_tokens.weight" && src.ws->find_weight("lm_head.weight")) {
-        const float h = float(std::sqrt(double(src.spec.hidden_size)));
-        const float src_h = q.scale_dtype == DType::kBF16 ? bf16_to_f32(f32_to_bf16(h))
-                            : q.scale_dtype == DType::kF16 ? f16_to_f32(f32_to_f16(h)) : h;
-        p.fold = double(src_h) / double(h);
-      }
       ++counts[p.type];
     } else {
       p.type = plain_type(*w.plain);
+      if (is_post_norm(name)) p.rescale = residual;
     }
     gguf_tensor_name(name);  // refuses names llama.cpp's gemma4 layout has no place for, before writing
     plan.push_back(p);
@@ -140,8 +152,9 @@ ExportReport export_gguf(const ExportOptions& o) {
   for (const Planned& p : plan) {
     if (!p.w->quant) {
       const TensorInfo& t = *p.w->plain;
-      if (p.type == GgmlType::kF32 && t.dtype != DType::kF32) {
+      if (p.type == GgmlType::kF32 && (t.dtype != DType::kF32 || p.rescale != 1.0)) {
         std::vector<float> f = tensor_to_f32(t);
+        for (float& v : f) v = float(double(v) * p.rescale);
         w.write(f.data(), f.size() * 4);
       } else {
         w.write(t.data, t.nbytes);

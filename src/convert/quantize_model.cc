@@ -45,7 +45,9 @@ QuantizeSummary quantize_checkpoint(const QuantizeOptions& o) {
   else if (o.scale_dtype == "f16") sdt = DType::kF16;
   else if (o.scale_dtype == "f32") sdt = DType::kF32;
   else throw Error("--scale-dtype: '" + o.scale_dtype + "' is not bf16, f16 or f32");
-  const QuantScheme int4{QuantKind::kInt4, o.group_size, o.int4 == "sym", parse_quant_method(o.method, "--method"), sdt};
+  if (o.offsets != "f16" && o.offsets != "free") throw Error("--offsets: '" + o.offsets + "' is not f16 or free");
+  const QuantScheme int4{QuantKind::kInt4, o.group_size, o.int4 == "sym", parse_quant_method(o.method, "--method"), sdt,
+                         o.offsets == "f16"};
   Recipe recipe = Recipe::make(o.recipe, spec.n_layers(), int4);
   for (const std::string& r : o.rules) recipe.add_user_rule(r);
 
@@ -94,7 +96,7 @@ QuantizeSummary quantize_checkpoint(const QuantizeOptions& o) {
   G4CheckpointWriter w((fs::path(o.out) / "model.safetensors").string(), plan,
                        {{"g4.quantized_by", "g4 quantize --recipe " + o.recipe + " --group-size " +
                                                 std::to_string(o.group_size) + " --method " + o.method + " --int4 " + o.int4 +
-                                                " --scale-dtype " + o.scale_dtype}});
+                                                " --scale-dtype " + o.scale_dtype + " --offsets " + o.offsets}});
   uint64_t work = 0;
   for (const PlannedTensor& p : plan) work += stored_bytes(p);
   Progress prog("quantize", work, "B", o.progress);

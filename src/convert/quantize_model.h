@@ -15,6 +15,7 @@ struct QuantizeOptions {
   std::string method = "minmax";   // minmax | hqq (for the recipe's int4 rules)
   std::string int4 = "asym";       // asym | sym (zero point 8 implied) for the recipe's int4 rules
   std::string scale_dtype = "bf16";  // bf16 | f16 | f32: scales (and zero points) of the int4 rules
+  std::string offsets = "f16";     // f16 | free: asymmetric offsets s*z exact in f16 (exact exports) or any
   std::vector<std::string> rules;  // 'REGEX=int8|int4|bf16', first match wins, ahead of the recipe
   bool progress = true;
 };

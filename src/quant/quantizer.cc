@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "base/error.h"
+#include "quant/f16_offsets.h"
 
 namespace g4 {
 
@@ -57,6 +58,75 @@ double sq_error(const float* w, int64_t n, float s, float z, const CodeRange& r)
   return e;
 }
 
+bool exact_offsets(const QuantScheme& sc) {
+  return sc.f16_offsets && !sc.symmetric && (sc.scale_dtype == DType::kBF16 || sc.scale_dtype == DType::kF16);
+}
+
+// sq_error for ranking candidate pairs, cheaper: a reciprocal instead of a division, rounding by adding and
+// subtracting 1.5 * 2^23 (round to nearest even for |x| < 2^22, as nearbyint; codes are clamped first).
+float rank_error(const float* w, int64_t n, float s, float z, const CodeRange& r) {
+  const float inv = 1.0f / s, kRound = 12582912.0f;
+  float e[4] = {0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; ++j) {  // four independent sums: the compiler keeps them in one vector register
+      const float c = (std::min(std::max(w[i + j] * inv + z, r.lo), r.hi) + kRound) - kRound;
+      const float d = w[i + j] - (c - z) * s;
+      e[j] += d * d;
+    }
+  for (; i < n; ++i) {
+    const float c = (std::min(std::max(w[i] * inv + z, r.lo), r.hi) + kRound) - kRound;
+    const float d = w[i] - (c - z) * s;
+    e[0] += d * d;
+  }
+  return (e[0] + e[1]) + (e[2] + e[3]);
+}
+
+// x > 0 rounded up (or to nearest) to `bits` significant bits. Fewer bits in a scale leave more for the zero
+// point: an exact offset s * z has at most 11.
+float round_bits(float x, int bits, bool up) {
+  int e;
+  const double m = std::ldexp(std::frexp(double(x), &e), bits);
+  return float(std::ldexp(up ? std::ceil(m) : std::nearbyint(m), e - bits));
+}
+
+// Candidate pairs with f16-exact offsets, ranked by squared error (rank_error); keeps the best.
+struct ExactSearch {
+  ExactSearch(const QuantScheme& sc, const float* w, int64_t n)
+      : sc(sc), w(w), n(n), r(code_range(sc.kind)), dtype_bits(sc.scale_dtype == DType::kBF16 ? 8 : 11) {}
+  // The exact zero points nearest to t in [lo, t] and in [t, hi] for the scale s2; true if there is one.
+  bool try_scale(float s2, double t, double lo, double hi) {
+    if (!(s2 > 0) || !f16_exact(s2)) return false;
+    for (int i = 0; i < n_tried; ++i)
+      if (tried[i] == s2) return false;
+    if (n_tried < 16) tried[n_tried++] = s2;
+    bool any = false;
+    float zc;
+    for (int side = 0; side < 2; ++side) {
+      if (!nearest_exact_zero(sc.scale_dtype, sc.kind, s2, t, side == 0 ? lo : t, side == 0 ? t : hi, 64, &zc)) continue;
+      any = true;
+      const double e = rank_error(w, n, s2, zc, r);
+      if (e < best) {
+        best = e;
+        s = s2;
+        z = zc;
+      }
+    }
+    return any;
+  }
+  bool found() const { return std::isfinite(best); }
+
+  const QuantScheme& sc;
+  const float* w;
+  int64_t n;
+  CodeRange r;
+  int dtype_bits;
+  double best = std::numeric_limits<double>::infinity();
+  float s = 0, z = 0;
+  float tried[16];
+  int n_tried = 0;
+};
+
 // Min-max parameters of one group, already rounded to the scale dtype. The asymmetric range includes 0
 // so that the zero point lies in the code range, where scale_dtype represents it to within 1/4 code.
 void minmax_params(const QuantScheme& sc, const float* w, int64_t n, float* s, float* z) {
@@ -76,6 +146,47 @@ void minmax_params(const QuantScheme& sc, const float* w, int64_t n, float* s, f
   }
   *s = hi > lo ? round_up_to(sc.scale_dtype, (hi - lo) / (r.hi - r.lo)) : 1.0f;
   *z = round_to(sc.scale_dtype, r.lo - lo / *s);
+  if (!exact_offsets(sc)) return;
+  // Pairs with an f16-exact offset whose zero point keeps [lo, hi] within half a step of the code range:
+  // z in [t - 1/2, hi_code + 1/2 - hi/s], t = lo_code - lo/s (a margin of 1/1000 code against rounding).
+  // Scales: the min-max one and the next ones up, the first three that have such a zero point, and the min-max
+  // one rounded up to 8 (f16 scales), 7, 6 and 5 significant bits; of those pairs the lowest squared error.
+  ExactSearch x(sc, w, n);
+  float s2 = *s;
+  for (int i = 0, found = 0; i < 16 && found < 3; ++i, s2 = dtype_step(sc.scale_dtype, s2, 1)) {
+    const double t = r.lo - double(lo) / s2;
+    found += x.try_scale(s2, t, t - 0.499, r.hi + 0.499 - double(hi) / s2);
+  }
+  for (int bits : {8, 7, 6, 5}) {
+    if (bits >= x.dtype_bits) continue;
+    s2 = round_bits(*s, bits, true);
+    const double t = r.lo - double(lo) / s2;
+    x.try_scale(s2, t, t - 0.499, r.hi + 0.499 - double(hi) / s2);
+  }
+  if (!x.found()) {  // a range too small for f16's subnormal scales: the smallest f16 scale above s
+    s2 = round_up_to(DType::kF16, *s);
+    const double t = r.lo - double(lo) / s2;
+    if (round_to(sc.scale_dtype, s2) == s2) x.try_scale(s2, t, t - 0.499, r.hi + 0.499 - double(hi) / s2);
+  }
+  if (x.found()) {
+    *s = x.s;
+    *z = x.z;
+  }
+}
+
+// HQQ's (s, z) moved to nearby f16-exact pairs: scales within two steps of s and s rounded to 8 (f16 scales), 7,
+// 6 and 5 significant bits, with the exact zero points nearest to z below and above (within two codes); the
+// pair with the lowest squared error. False when there is none.
+bool exact_pair_near(const QuantScheme& sc, const float* w, int64_t n, float* s, float* z) {
+  ExactSearch x(sc, w, n);
+  float s2 = dtype_step(sc.scale_dtype, dtype_step(sc.scale_dtype, round_to(sc.scale_dtype, *s), -1), -1);
+  for (int i = 0; i < 5; ++i, s2 = dtype_step(sc.scale_dtype, s2, 1)) x.try_scale(s2, *z, *z - 2, *z + 2);
+  for (int bits : {8, 7, 6, 5})
+    if (bits < x.dtype_bits) x.try_scale(round_bits(*s, bits, false), *z, *z - 2, *z + 2);
+  if (!x.found()) return false;
+  *s = x.s;
+  *z = x.z;
+  return true;
 }
 
 }  // namespace
@@ -182,9 +293,14 @@ void quantize_rows(const QuantScheme& sc, const float* w, int64_t rows, int64_t 
       if (sc.method == QuantMethod::kHqq && !sc.symmetric) {
         float hs = s, hz = z;
         hqq_optimize_group(x, gs, sc.kind, &hs, &hz);
-        hs = round_to(sc.scale_dtype, hs);
-        hz = round_to(sc.scale_dtype, hz);
-        if (hs > 0 && std::isfinite(hs) && std::isfinite(hz) && sq_error(x, gs, hs, hz, r) < sq_error(x, gs, s, z, r)) {
+        bool ok = true;
+        if (exact_offsets(sc)) {
+          ok = std::isfinite(hs) && std::isfinite(hz) && exact_pair_near(sc, x, gs, &hs, &hz);
+        } else {
+          hs = round_to(sc.scale_dtype, hs);
+          hz = round_to(sc.scale_dtype, hz);
+        }
+        if (ok && hs > 0 && std::isfinite(hs) && std::isfinite(hz) && sq_error(x, gs, hs, hz, r) < sq_error(x, gs, s, z, r)) {
           s = hs;
           z = hz;
         }

@@ -20,6 +20,10 @@ struct QuantScheme {
   bool symmetric = false;
   QuantMethod method = QuantMethod::kMinMax;
   DType scale_dtype = DType::kBF16;
+  // Asymmetric, bf16 or f16 scales: pick only pairs (s, z) with s and the offset s * z (s * (z + 128) for int8) f16
+  // numbers (quant/f16_offsets.h), so GGUF Q4_1 and MLX f16 exports hold them exactly; of the candidate pairs the
+  // lowest squared error. The min-max half-step bound still holds. false: the zero point nearest the min-max one.
+  bool f16_offsets = true;
 
   int64_t group_for(int64_t cols) const { return group_size > 0 ? group_size : cols; }
   std::string describe() const;  // "int4 g32 asym minmax"

@@ -61,7 +61,7 @@ TEST(CliQuant, SynthQuantizeRunAndPerplexity) {
        {"quantize -m " + src + " --out " + q + " --rule 'x(=int4'", "quantize -m " + src + " --out " + q + " --recipe nope",
         "quantize -m " + q + " --out " + (d / "qq").string(), "synth --preset 7b --out " + (d / "s").string(),
         "quantize -m " + src + " --out " + q + " --group-size 48", "quantize -m " + src + " --out " + q + " --int4 half",
-        "quantize -m " + src + " --out " + q + " --scale-dtype f8"}) {
+        "quantize -m " + src + " --out " + q + " --scale-dtype f8", "quantize -m " + src + " --out " + q + " --offsets f32"}) {
     r = run(bad);
     EXPECT_EQ(r.status, 1) << bad << "\n" << r.out;
     EXPECT_NE(r.out.find("g4: error: "), std::string::npos) << bad << "\n" << r.out;
