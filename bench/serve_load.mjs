@@ -9,6 +9,7 @@
 // Start the server first, e.g. build/release/g4 serve -m models/tiny-kjv --parallel 4 --port 18440 -c 2048.
 // Exit status 1 when a check fails. Node 20 (global fetch), no packages.
 import { readFileSync } from "node:fs";
+import { sseEvents } from "./sse.mjs";
 
 const [port, pid, clients = "64", seconds = "600", disconnect = "0.15", slackMb = "64"] = process.argv.slice(2);
 if (!port || !pid) {
@@ -58,22 +59,11 @@ async function ask(c, stream, abortAfterMs) {
       const ch = j.choices[0];
       return { status: 200, text: ch.message ? ch.message.content : ch.text };
     }
-    let out = "", buf = "";
-    const dec = new TextDecoder();
-    for await (const chunk of res.body) {
-      buf += dec.decode(chunk, { stream: true });
-      let i;
-      while ((i = buf.indexOf("\n\n")) >= 0) {
-        const ev = buf.slice(0, i).trim();
-        buf = buf.slice(i + 2);
-        if (!ev.startsWith("data:")) continue;
-        const data = ev.slice(5).trim();
-        if (data === "[DONE]") continue;
-        const j = JSON.parse(data);
-        if (j.error) return { status: "stream-error", text: JSON.stringify(j.error) };
-        const ch = j.choices && j.choices[0];
-        if (ch) out += (ch.delta ? ch.delta.content || "" : ch.text || "");
-      }
+    let out = "";
+    for await (const { json: j } of sseEvents(res.body)) {
+      if (j.error) return { status: "stream-error", text: JSON.stringify(j.error) };
+      const ch = j.choices && j.choices[0];
+      if (ch) out += (ch.delta ? ch.delta.content || "" : ch.text || "");
     }
     return { status: 200, text: out };
   } catch (e) {

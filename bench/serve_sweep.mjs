@@ -14,6 +14,7 @@
 // context of PROMPT + MAX_TOKENS per slot. Node 20 (global fetch), no packages. Exit 1 on any error.
 import { parseArgs } from "node:util";
 import { writeFileSync } from "node:fs";
+import { sseEvents } from "./sse.mjs";
 
 const { values: a } = parseArgs({
   options: {
@@ -77,23 +78,13 @@ async function one(prompt) {
   const res = await post("/v1/completions", { model: "bench", prompt, max_tokens: maxTokens, ignore_eos: true,
     temperature: 0, stream: true, stream_options: { include_usage: true } });
   const times = [];
-  let usage = null, finish = null, buf = "";
-  const dec = new TextDecoder();
-  for await (const chunk of res.body) {
-    const now = performance.now();
-    buf += dec.decode(chunk, { stream: true });
-    let i;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const ev = buf.slice(0, i).trim();
-      buf = buf.slice(i + 2);
-      if (!ev.startsWith("data:") || ev.slice(5).trim() === "[DONE]") continue;
-      const j = JSON.parse(ev.slice(5));
-      if (j.error) die(`stream error: ${JSON.stringify(j.error)}`);
-      if (j.usage) usage = j.usage;
-      const ch = j.choices && j.choices[0];
-      if (ch && ch.text) times.push(now - t0);
-      if (ch && ch.finish_reason) finish = ch.finish_reason;
-    }
+  let usage = null, finish = null;
+  for await (const { json: j, now } of sseEvents(res.body)) {
+    if (j.error) die(`stream error: ${JSON.stringify(j.error)}`);
+    if (j.usage) usage = j.usage;
+    const ch = j.choices && j.choices[0];
+    if (ch && ch.text) times.push(now - t0);
+    if (ch && ch.finish_reason) finish = ch.finish_reason;
   }
   if (times.length === 0) die("a reply carried no text");
   if (finish !== "length") die(`an answer ended with finish_reason ${finish}, not "length" (does the server take ignore_eos?)`);

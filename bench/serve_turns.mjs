@@ -18,6 +18,7 @@
 // role chunk before reading the prompt, so that one does not count).
 // Node 20 (global fetch), no packages. Exit status 1 on any error.
 import { parseArgs } from "node:util";
+import { sseEvents } from "./sse.mjs";
 
 const { values: a } = parseArgs({
   options: {
@@ -66,23 +67,14 @@ async function ask(messages) {
     try { msg = JSON.parse(t).error.message; } catch {}
     die(`HTTP ${res.status}: ${msg}` + (/context|n_ctx|exceed/i.test(msg) ? " (start the server with a larger -c, or ask for a shorter --history)" : ""));
   }
-  let ttft = null, usage = null, out = "", buf = "";
-  const dec = new TextDecoder();
-  for await (const chunk of res.body) {
-    buf += dec.decode(chunk, { stream: true });
-    let i;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const ev = buf.slice(0, i).trim();
-      buf = buf.slice(i + 2);
-      if (!ev.startsWith("data:") || ev.slice(5).trim() === "[DONE]") continue;
-      const j = JSON.parse(ev.slice(5));
-      if (j.error) die(`stream error: ${JSON.stringify(j.error)}`);
-      if (j.usage) usage = j.usage;
-      const d = j.choices && j.choices[0] && j.choices[0].delta;
-      const piece = d ? (d.content || "") + (d.reasoning_content || "") : "";
-      if (piece && ttft === null) ttft = performance.now() - t0;  // the first generated text, not the role chunk
-      out += piece;
-    }
+  let ttft = null, usage = null, out = "";
+  for await (const { json: j, now } of sseEvents(res.body)) {
+    if (j.error) die(`stream error: ${JSON.stringify(j.error)}`);
+    if (j.usage) usage = j.usage;
+    const d = j.choices && j.choices[0] && j.choices[0].delta;
+    const piece = d ? (d.content || "") + (d.reasoning_content || "") : "";
+    if (piece && ttft === null) ttft = now - t0;  // the first generated text, not the role chunk
+    out += piece;
   }
   const total = performance.now() - t0;
   if (!usage) die("the server sent no usage (stream_options.include_usage)");
