@@ -298,7 +298,7 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   G4_CHECK(y.numel() == T * N, "matmul output rows");
   if (T == 0) return;
   if (mma_takes(d, T)) {
-    // A few tokens of int4 weights (fast mode): the tensor-core kernel reads the weights once for all.
+    // 10-32 tokens of int4 weights (fast mode): the tensor-core kernel reads the weights once for all.
     auto xq = scratch(cuda::gemm_mma_x_bytes(d, int(T)));
     cuda::gemm_mma_quantize_x(d, f32(x), int(T), xq.get(), stream_);
     cuda::gemm_mma_quantized(d, xq.get(), int(T), f32(y), stream_);
