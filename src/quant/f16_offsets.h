@@ -24,5 +24,8 @@ float dtype_step(DType t, float v, int dir);
 // most `max_steps` values of t away from target on either side (and at 0, always exact when in range).
 // Returns false when there is none.
 bool nearest_exact_zero(DType t, QuantKind k, float s, double target, double lo, double hi, int max_steps, float* z);
+// Both sides at once, sharing the work: z[0] as nearest_exact_zero finds it in [lo, target], z[1] in
+// [target, hi]; bit i of the result says whether z[i] was found.
+int nearest_exact_zeros(DType t, QuantKind k, float s, double target, double lo, double hi, int max_steps, float z[2]);
 
 }  // namespace g4

@@ -100,11 +100,12 @@ struct ExactSearch {
     for (int i = 0; i < n_tried; ++i)
       if (tried[i] == s2) return false;
     if (n_tried < 16) tried[n_tried++] = s2;
-    bool any = false;
-    float zc;
+    float zs[2];
+    const int found = nearest_exact_zeros(sc.scale_dtype, sc.kind, s2, t, lo, hi, 64, zs);
     for (int side = 0; side < 2; ++side) {
-      if (!nearest_exact_zero(sc.scale_dtype, sc.kind, s2, t, side == 0 ? lo : t, side == 0 ? t : hi, 64, &zc)) continue;
-      any = true;
+      if (!(found >> side & 1)) continue;
+      if (side == 1 && (found & 1) && zs[1] == zs[0]) continue;  // the same pair (z = t): the same error
+      const float zc = zs[side];
       const double e = rank_error(w, n, s2, zc, r);
       if (e < best) {
         best = e;
@@ -112,7 +113,7 @@ struct ExactSearch {
         z = zc;
       }
     }
-    return any;
+    return found != 0;
   }
   bool found() const { return std::isfinite(best); }
 
