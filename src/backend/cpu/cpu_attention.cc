@@ -29,6 +29,27 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
   const float* vd = static_cast<const float*>(v.data);
   float* od = static_cast<float*>(out.data);
   const cpu::KernelTable& K = *k_;
+  // The chunk's own keys and values as the cache will hold them (host_kv::fresh_key: rounded to the cache
+  // type, keys derived from values where the cache does that), once per row: every later query of the chunk
+  // reads them (a prefill of 512 tokens spent a quarter of its time re-rounding them per query).
+  // (The buffers are this thread's; the pool's workers write through the pointers.)
+  thread_local std::vector<float> fresh_k, fresh_v;
+  fresh_k.resize(size_t(T * Hkv * D));
+  fresh_v.resize(size_t(T * Hkv * D));
+  float* const fk = fresh_k.data();
+  float* const fv = fresh_v.data();
+  const auto round_fresh = [&](int64_t row) {
+    const int64_t at = row * D;
+    const float* kr = host_kv::fresh_key(cache, kd + at, vd + at, p0 + row / Hkv, fk + at);
+    if (kr != fk + at) std::copy(kr, kr + D, fk + at);
+    const float* vr = host_kv::fresh_value(cache, vd + at, fv + at);
+    if (vr != fv + at) std::copy(vr, vr + D, fv + at);
+  };
+  if (T == 1) {  // a decode step: a few rows, not worth waking the pool for
+    for (int64_t row = 0; row < Hkv; ++row) round_fresh(row);
+  } else {
+    pool_.run(T * Hkv, round_fresh);
+  }
   pool_.run(T * Hkv, [&](int64_t task) {
     const int64_t t = task / Hkv, g = task % Hkv;
     const int64_t pq = p0 + t;
@@ -36,14 +57,12 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
     thread_local std::vector<float> scores, buf;
     scores.resize(size_t(group * n));
     buf.resize(size_t(D));
-    // The chunk's own keys and values as the cache will hold them (host_kv::fresh_key), earlier ones from it.
+    // The chunk's own keys and values (rounded above), earlier ones from the cache.
     auto key = [&](int64_t pk) -> const float* {
-      const int64_t at = ((pk - p0) * Hkv + g) * D;
-      return pk >= p0 ? host_kv::fresh_key(cache, kd + at, vd + at, pk, buf.data()) : host_kv::key(cache, pk, g, buf.data());
+      return pk >= p0 ? fk + ((pk - p0) * Hkv + g) * D : host_kv::key(cache, pk, g, buf.data());
     };
     auto val = [&](int64_t pk) -> const float* {
-      return pk >= p0 ? host_kv::fresh_value(cache, vd + ((pk - p0) * Hkv + g) * D, buf.data())
-                      : host_kv::value(cache, pk, g, buf.data());
+      return pk >= p0 ? fv + ((pk - p0) * Hkv + g) * D : host_kv::value(cache, pk, g, buf.data());
     };
     const float* q0 = qd + (t * Hq + g * group) * D;
     for (int64_t pk = lo; pk <= pq; ++pk) {
