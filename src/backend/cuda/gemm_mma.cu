@@ -345,18 +345,7 @@ void gemm_mma_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, c
 
 void gemm_mma_quantized(const WeightDesc& w, const void* xq, int T, float* y, cudaStream_t s) {
   G4_CHECK(T >= 1 && T <= kMmaMaxT && gemm_mma_supported(w), "gemm_mma: int4 weight, 1..32 tokens");
-  const bool asym = w.zeros != nullptr;
-  switch (w.stype) {
-    case SType::kF32:
-      asym ? launch_mma_t<float, true>(w, xq, T, y, s) : launch_mma_t<float, false>(w, xq, T, y, s);
-      break;
-    case SType::kF16:
-      asym ? launch_mma_t<__half, true>(w, xq, T, y, s) : launch_mma_t<__half, false>(w, xq, T, y, s);
-      break;
-    case SType::kBF16:
-      asym ? launch_mma_t<__nv_bfloat16, true>(w, xq, T, y, s) : launch_mma_t<__nv_bfloat16, false>(w, xq, T, y, s);
-      break;
-  }
+  with_scale_layout(w, [&](auto L) { launch_mma_t<typename decltype(L)::Scale, decltype(L)::asym>(w, xq, T, y, s); });
   G4_CUDA_LAUNCHED();
 }
 

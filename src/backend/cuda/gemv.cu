@@ -338,19 +338,9 @@ void launch_gemv_t(const WeightDesc& w, const uint4* xp, int64_t slots, int T, f
 template <WFmt kFmt>
 void launch_gemv_fmt(const WeightDesc& w, const uint4* xp, int64_t slots, int T, float* y, GemvTuning tu,
                      cudaStream_t s) {
-  const bool asym = w.zeros != nullptr;
-  switch (w.stype) {
-    case SType::kF32:
-      asym ? launch_gemv_t<kFmt, float, true>(w, xp, slots, T, y, tu, s) : launch_gemv_t<kFmt, float, false>(w, xp, slots, T, y, tu, s);
-      break;
-    case SType::kF16:
-      asym ? launch_gemv_t<kFmt, __half, true>(w, xp, slots, T, y, tu, s) : launch_gemv_t<kFmt, __half, false>(w, xp, slots, T, y, tu, s);
-      break;
-    case SType::kBF16:
-      asym ? launch_gemv_t<kFmt, __nv_bfloat16, true>(w, xp, slots, T, y, tu, s)
-           : launch_gemv_t<kFmt, __nv_bfloat16, false>(w, xp, slots, T, y, tu, s);
-      break;
-  }
+  with_scale_layout(w, [&](auto L) {
+    launch_gemv_t<kFmt, typename decltype(L)::Scale, decltype(L)::asym>(w, xp, slots, T, y, tu, s);
+  });
 }
 
 // --- int4, one token, x staged in shared memory ---
@@ -680,19 +670,9 @@ bool gemv_is_direct(const WeightDesc& w, int T, GemvTuning tune) {
 
 void gemv_int4_direct(const WeightDesc& w, const float* x, float* y, cudaStream_t s, GemvTuning tune) {
   G4_CHECK(w.fmt == WFmt::kInt4 && int4_smem_bytes(w) <= kMaxStageBytes, "gemv_int4_direct: int4 weight");
-  const bool asym = w.zeros != nullptr;
-  switch (w.stype) {
-    case SType::kF32:
-      asym ? launch_int4_direct_t<float, true>(w, x, y, tune, s) : launch_int4_direct_t<float, false>(w, x, y, tune, s);
-      break;
-    case SType::kF16:
-      asym ? launch_int4_direct_t<__half, true>(w, x, y, tune, s) : launch_int4_direct_t<__half, false>(w, x, y, tune, s);
-      break;
-    case SType::kBF16:
-      asym ? launch_int4_direct_t<__nv_bfloat16, true>(w, x, y, tune, s)
-           : launch_int4_direct_t<__nv_bfloat16, false>(w, x, y, tune, s);
-      break;
-  }
+  with_scale_layout(w, [&](auto L) {
+    launch_int4_direct_t<typename decltype(L)::Scale, decltype(L)::asym>(w, x, y, tune, s);
+  });
   G4_CUDA_LAUNCHED();
 }
 

@@ -276,19 +276,10 @@ void gemv_q8_multi(const WeightDesc* ws, float* const* ys, int n, const void* xq
   G4_CHECK(T >= 1 && T <= kGemvMaxT && gemv_q8_can_share(ws, n), "gemv_q8: int4 weights of one layout, 1..4 tokens");
   const uint4* q = static_cast<const uint4*>(xq);
   const float2* d = reinterpret_cast<const float2*>(q + xq_slots(ws[0]) * T);
-  const bool asym = ws[0].zeros != nullptr;
-  switch (ws[0].stype) {
-    case SType::kF32:
-      asym ? launch_q8_t<float, true>(ws, ys, n, q, d, T, tu, s) : launch_q8_t<float, false>(ws, ys, n, q, d, T, tu, s);
-      break;
-    case SType::kF16:
-      asym ? launch_q8_t<__half, true>(ws, ys, n, q, d, T, tu, s) : launch_q8_t<__half, false>(ws, ys, n, q, d, T, tu, s);
-      break;
-    case SType::kBF16:
-      asym ? launch_q8_t<__nv_bfloat16, true>(ws, ys, n, q, d, T, tu, s)
-           : launch_q8_t<__nv_bfloat16, false>(ws, ys, n, q, d, T, tu, s);
-      break;
-  }
+  // gemv_q8_can_share: every weight has ws[0]'s scale type and zero-point presence.
+  with_scale_layout(ws[0], [&](auto L) {
+    launch_q8_t<typename decltype(L)::Scale, decltype(L)::asym>(ws, ys, n, q, d, T, tu, s);
+  });
   G4_CUDA_LAUNCHED();
 }
 

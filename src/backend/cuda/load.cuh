@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
 
 namespace g4::cuda {
 
@@ -20,6 +21,25 @@ int64_t resident_blocks(Kernel kernel, int threads) {
   G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
   G4_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
   return int64_t(n_sm) * (per_sm > 1 ? per_sm : 1);
+}
+
+// A quantized weight's scale type S (float, __half, __nv_bfloat16) and whether it has zero points, as types.
+template <class S, bool kAsym>
+struct ScaleLayout {
+  using Scale = S;
+  static constexpr bool asym = kAsym;
+};
+
+// Calls f(ScaleLayout<S, kAsym>{}) for the weight's layout: the one dispatch from a WeightDesc to the quantized
+// kernels' templates (the CUDA sources are C++17: a generic lambda reads the types from its argument).
+template <class F>
+void with_scale_layout(const WeightDesc& w, F&& f) {
+  const bool asym = w.zeros != nullptr;
+  switch (w.stype) {
+    case SType::kF32: asym ? f(ScaleLayout<float, true>{}) : f(ScaleLayout<float, false>{}); break;
+    case SType::kF16: asym ? f(ScaleLayout<__half, true>{}) : f(ScaleLayout<__half, false>{}); break;
+    case SType::kBF16: asym ? f(ScaleLayout<__nv_bfloat16, true>{}) : f(ScaleLayout<__nv_bfloat16, false>{}); break;
+  }
 }
 
 // A scale or zero point of type S (float, __half or __nv_bfloat16) as f32, through the read-only path.
