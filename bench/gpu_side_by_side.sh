@@ -1,6 +1,7 @@
 #!/bin/sh
 # g4 and llama.cpp on the GPU machine, same card, same Q4_0 file, one lease. Two calls in a row (the
 # machine keeps /tmp while it stays warm between calls):
+#   bench/gpu_side_by_side.sh pack DIR  # here, once: .devpeer/ from a llama.cpp git directory (DIR)
 #   bench/gpu_side_by_side.sh start   # unpacks llama.cpp (.devpeer/llama.tar.xz: the source subset that
 #                                     # llama-bench and llama-batched-bench need), builds it in the
 #                                     # background (setsid: it outlives the call)
@@ -17,6 +18,22 @@ LOG=${OUT:-/tmp/g4-device}
 mkdir -p "$W" "$LOG"
 GGUF=$W/m60.gguf
 LB=$W/lcb/bin
+if [ "${1:-}" = pack ]; then  # pack LLAMA_CPP_GIT_DIR: .devpeer/llama.tar.xz (lc-src/: what the CPU and CUDA
+  # builds of llama-bench and llama-batched-bench need, and gguf-py for synth_gguf.py), .devpeer/synth_gguf.py
+  repo=${2:?usage: bench/gpu_side_by_side.sh pack LLAMA_CPP_GIT_DIR}
+  t=$(mktemp -d) && mkdir -p "$t/lc-src/tools" .devpeer || exit 1
+  # Files, not git archive: some blobs of that mirror's history are absent (shared/peers/README.md).
+  git -C "$repo" ls-tree -r HEAD CMakeLists.txt LICENSE cmake common include src vendor gguf-py licenses ggml       tools/llama-bench tools/batched-bench | awk '$2 == "blob" {print $3, $4}' |
+    grep -E ' (ggml/src/[^/]+|ggml/src/ggml-(cpu|cuda)/.*|ggml/(include|cmake)/.*|ggml/CMakeLists.txt|[^g].*|gguf-py/.*)$' |
+    while read -r sha path; do
+      mkdir -p "$t/lc-src/$(dirname "$path")" && git -C "$repo" cat-file blob "$sha" > "$t/lc-src/$path" || exit 1
+    done
+  printf 'add_subdirectory(llama-bench)\nadd_subdirectory(batched-bench)\n' > "$t/lc-src/tools/CMakeLists.txt"
+  tar -C "$t" -cJf .devpeer/llama.tar.xz lc-src && rm -rf "$t"
+  cp "$(dirname "$0")/../../shared/peers/synth_gguf.py" .devpeer/ 2>/dev/null || true
+  ls -la .devpeer
+  exit 0
+fi
 if [ "${1:-}" = start ]; then
   if [ ! -x "$LB/llama-bench" ]; then
     rm -rf "$W/src" && mkdir -p "$W/src" && tar -C "$W/src" -xJf .devpeer/llama.tar.xz

@@ -1,5 +1,10 @@
 #include "backend/backend.h"
 
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <tuple>
+
 #include "base/error.h"
 
 namespace g4 {
@@ -18,6 +23,32 @@ Tensor Tensor::rows(int64_t row0, int64_t n) const {
   t.shape[0] = n;
   t.data = static_cast<char*>(data) + size_t(row0 * row_elems) * dtype_size(dtype);
   return t;
+}
+
+std::shared_ptr<const std::vector<float>> rope_cos_sin(const RopeSpec& r, int64_t D, int64_t n) {
+  static std::mutex mu;
+  static std::map<std::tuple<float, int, int64_t, int64_t>, std::weak_ptr<const std::vector<float>>> tables;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = tables[{r.theta, r.pairs, D, n}];
+  if (auto t = slot.lock()) return t;
+  auto t = std::make_shared<std::vector<float>>(size_t(n) * size_t(r.pairs) * 2);
+  std::vector<float> inv_freq(size_t(r.pairs));
+  for (int d = 0; d < r.pairs; ++d) inv_freq[size_t(d)] = 1.0f / std::pow(r.theta, float(2 * d) / float(D));
+  for (int64_t p = 0; p < n; ++p)
+    for (int d = 0; d < r.pairs; ++d) {
+      const float ang = float(p) * inv_freq[size_t(d)];
+      (*t)[size_t((p * r.pairs + d) * 2)] = float(std::cos(double(ang)));
+      (*t)[size_t((p * r.pairs + d) * 2 + 1)] = float(std::sin(double(ang)));
+    }
+  slot = t;
+  return t;
+}
+
+void check_seq_rows(const std::vector<SeqRows>& seqs, int64_t T, bool need_cache) {
+  for (const SeqRows& s : seqs) {
+    G4_CHECK(s.row0 >= 0 && s.n >= 0 && s.row0 + s.n <= T && s.p0 >= 0, "sequence rows out of range");
+    G4_CHECK(!need_cache || s.cache, "sequence rows without a cache");
+  }
 }
 
 DType parse_kv_type(const std::string& name, const std::string& flag) {
@@ -54,13 +85,16 @@ void Backend::matmul_shared(const Tensor& x, const std::vector<const PackedWeigh
 }
 
 void Backend::qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_raw, const PackedWeight& wq,
-                            const PackedWeight& wk, float eps, int64_t p0, const RopeSpec& rope_spec, Tensor& k,
-                            Tensor& v) {
+                            const PackedWeight& wk, float eps, const std::vector<SeqRows>& seqs,
+                            const RopeSpec& rope_spec, Tensor& k, Tensor& v) {
   rms_norm(q, &wq, eps, q);
   rms_norm(k_raw, &wk, eps, k);
   rms_norm(v_raw, nullptr, eps, v);
-  rope(q, p0, rope_spec);
-  rope(k, p0, rope_spec);
+  for (const SeqRows& s : seqs) {
+    Tensor qs = q.rows(s.row0, s.n), ks = k.rows(s.row0, s.n);
+    rope(qs, s.p0, rope_spec);
+    rope(ks, s.p0, rope_spec);
+  }
 }
 
 void Backend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s,

@@ -61,6 +61,11 @@ struct RopeSpec {
   int pairs = 0;  // (d, d + D/2) for d < pairs rotate with w_d = theta^(-2d/D); the rest pass through
 };
 
+// {cos, sin} of the RoPE angle of every position < n and pair, [n][pairs][2], computed as every backend's
+// rope computes them (f32 inverse frequency and angle, cos/sin in double): what deriving cached keys
+// needs. Shared between callers with the same arguments while any holds it.
+std::shared_ptr<const std::vector<float>> rope_cos_sin(const RopeSpec& rope, int64_t head_dim, int64_t n);
+
 // How one attention layer's KV cache is stored. Sliding layers use a ring of `capacity` slots (position p
 // lives in slot p % capacity; capacity = window + slack, so a rollback of up to slack + 1 positions keeps
 // every key the next query needs); full layers use a flat cache (slot = position).
@@ -86,6 +91,18 @@ struct KvLayer {
   bool k_from_v = false;               // k is empty; keys are derived from v (KvLayerSpec::k_from_v)
   std::shared_ptr<const void> derive;  // k_from_v: the backend's data for deriving keys
 };
+
+// One sequence's part of a batched step: rows [row0, row0 + n) of the step's activations are that
+// sequence's positions p0 .. p0 + n - 1, and `cache` is its KV cache layer for the layer being run. The
+// per-sequence ops below take a list of these, so that a backend can serve every sequence of a step in
+// one pass (one kernel launch per op on cuda) while each sequence keeps its own positions and cache.
+struct SeqRows {
+  int64_t row0 = 0, n = 0, p0 = 0;
+  KvLayer* cache = nullptr;
+};
+
+// Throws g4::Error unless every entry covers rows inside [0, T) and (need_cache) names a cache.
+void check_seq_rows(const std::vector<SeqRows>& seqs, int64_t T, bool need_cache);
 
 // The KV element types a cache may use, by their llama.cpp names: "f32", "bf16", "q8_0" (= kI8 here).
 // Throws g4::Error naming the flag for anything else.
@@ -139,15 +156,25 @@ class Backend {
   virtual void rope(Tensor& x, int64_t p0, const RopeSpec& rope) = 0;
   // out = gelu_tanh(gate) * up, all [T, F].
   virtual void gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
-  // Causal attention with scale 1.0 for T new queries at positions p0 .. p0+T-1.
-  // q [T, Hq, D]; k, v [T, Hkv, D] are the new keys/values; earlier positions come from `cache`. The new
-  // ones are used as the cache will hold them (rounded to its type; derived keys derived from the rounded
-  // values), so a result does not depend on how a prompt was cut into chunks.
-  // window > 0 limits keys to pq - pk < window. out [T, Hq, D]. Does not modify the cache.
-  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,
+  // Causal attention with scale 1.0. q [T, Hq, D]; k, v [T, Hkv, D] are the new keys/values; for each
+  // sequence, its rows are queries at its positions p0 .. p0+n-1 that see its own new keys and, before p0,
+  // its cache. The new ones are used as the cache will hold them (rounded to its type; derived keys derived
+  // from the rounded values), so a result does not depend on how a prompt was cut into chunks nor on which
+  // other sequences share the step. window > 0 limits keys to pq - pk < window. out [T, Hq, D]. Does not
+  // modify the caches.
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                          int window, Tensor& out) = 0;
-  // Writes k, v [T, Hkv, D] of positions p0 .. p0+T-1 into the cache (only the last `capacity` for a ring).
-  virtual void kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) = 0;
+  // Writes each sequence's rows of k, v [T, Hkv, D] into its cache at its positions (only the last
+  // `capacity` for a ring).
+  virtual void kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) = 0;
+  // One sequence: all rows at positions p0 .. p0+T-1 of `cache`.
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0, int window,
+                 Tensor& out) {
+    attention(q, k, v, {SeqRows{0, q.dim(0), p0, const_cast<KvLayer*>(&cache)}}, window, out);
+  }
+  void kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) {
+    kv_append({SeqRows{0, k.dim(0), p0, &cache}}, k, v);
+  }
   // x = cap * tanh(x / cap).
   virtual void softcap(Tensor& x, float cap) = 0;
   // Copies rows `rows` of x [R, C] into a new [rows.size(), C] tensor, in that order.
@@ -159,9 +186,15 @@ class Backend {
   // ys[i] = x * W_i^T for every i: projections of one input (q/k/v, gate/up), so x can be prepared once.
   virtual void matmul_shared(const Tensor& x, const std::vector<const PackedWeight*>& ws, const std::vector<Tensor*>& ys);
   // The per-head steps between the projections and attention, q/k/v [T, H, D]: q = rope(norm(q; wq)) in
-  // place, k = rope(norm(k_raw; wk)), v = norm(v_raw) without a weight (v_raw may be k_raw: K=V layers).
+  // place, k = rope(norm(k_raw; wk)), v = norm(v_raw) without a weight (v_raw may be k_raw: K=V layers);
+  // each sequence's rows rotated at its positions.
   virtual void qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_raw, const PackedWeight& wq,
-                             const PackedWeight& wk, float eps, int64_t p0, const RopeSpec& rope, Tensor& k, Tensor& v);
+                             const PackedWeight& wk, float eps, const std::vector<SeqRows>& seqs, const RopeSpec& rope,
+                             Tensor& k, Tensor& v);
+  void qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_raw, const PackedWeight& wq,
+                     const PackedWeight& wk, float eps, int64_t p0, const RopeSpec& rope, Tensor& k, Tensor& v) {
+    qkv_norm_rope(q, k_raw, v_raw, wq, wk, eps, {SeqRows{0, q.dim(0), p0, nullptr}}, rope, k, v);
+  }
   // The residual step closing a block and the norm opening the next: x = (x + norm(o; w_post)) * s, then
   // out = norm(x; w_next).
   virtual void add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s,
@@ -169,8 +202,8 @@ class Backend {
 
   // --- optional: recorded decode steps (a backend without them keeps these defaults) ---
   // Starts recording the ops of one single-token step; until end_step_recording the ops are recorded,
-  // not run, and the token id given to embed and the position given to rope/attention/kv_append are
-  // read at replay time from what replay_step is passed. Returns null when the backend cannot record.
+  // not run, and the token id given to embed and the position given to rope/qkv_norm_rope/attention/
+  // kv_append are read at replay time from what replay_step is passed. Returns null when the backend cannot record.
   virtual std::unique_ptr<StepRecording> begin_step_recording() { return nullptr; }
   virtual void end_step_recording(StepRecording& rec) { (void)rec; }
   // Runs a recording for `token` at position `pos`; tensors created while recording keep their storage.

@@ -4,9 +4,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <map>
-#include <mutex>
-#include <tuple>
 #include <vector>
 
 #include "base/error.h"
@@ -69,33 +66,13 @@ const float* get(const Tensor& src, const Tensor& scale, DType t, int64_t slot, 
   return buf;
 }
 
-// What deriving a key needs: the k_norm weight and cos/sin of every position's RoPE angles, computed as
-// the ref and cpu backends' rope computes them (f32 inverse frequency and angle, cos/sin in double).
-// Tables are shared between the layers (and caches) of one RoPE and length.
+// What deriving a key needs: the k_norm weight and cos/sin of every position's RoPE angles
+// (rope_cos_sin, shared between the layers and caches of one RoPE and length).
 struct Derive {
   const float* k_norm = nullptr;
   int pairs = 0;
   std::shared_ptr<const std::vector<float>> table;  // [position][pair] {cos, sin}
 };
-
-std::shared_ptr<const std::vector<float>> rope_table(const RopeSpec& r, int64_t D, int64_t n) {
-  static std::mutex mu;
-  static std::map<std::tuple<float, int, int64_t, int64_t>, std::weak_ptr<const std::vector<float>>> tables;
-  std::lock_guard<std::mutex> lock(mu);
-  auto& slot = tables[{r.theta, r.pairs, D, n}];
-  if (auto t = slot.lock()) return t;
-  auto t = std::make_shared<std::vector<float>>(size_t(n) * size_t(r.pairs) * 2);
-  std::vector<float> inv_freq(size_t(r.pairs));
-  for (int d = 0; d < r.pairs; ++d) inv_freq[size_t(d)] = 1.0f / std::pow(r.theta, float(2 * d) / float(D));
-  for (int64_t p = 0; p < n; ++p)
-    for (int d = 0; d < r.pairs; ++d) {
-      const float ang = float(p) * inv_freq[size_t(d)];
-      (*t)[size_t((p * r.pairs + d) * 2)] = float(std::cos(double(ang)));
-      (*t)[size_t((p * r.pairs + d) * 2 + 1)] = float(std::sin(double(ang)));
-    }
-  slot = t;
-  return t;
-}
 
 // Rounds a row of D floats as storing it in type t would: bf16 rounding, or int8 with the row's own scale.
 const float* round_row(DType t, const float* x, int64_t D, float* buf) {
@@ -149,7 +126,7 @@ KvLayer make(const KvLayerSpec& s, const float* k_norm) {
     auto dv = std::make_shared<Derive>();
     dv->k_norm = k_norm;
     dv->pairs = s.rope.pairs;
-    dv->table = rope_table(s.rope, s.head_dim, s.capacity);
+    dv->table = rope_cos_sin(s.rope, s.head_dim, s.capacity);
     c.derive = dv;
     c.k_from_v = true;
   }

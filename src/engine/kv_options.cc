@@ -1,5 +1,8 @@
 #include "engine/kv_options.h"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace g4 {
 
 KvCacheOptions kv_options_for(const std::string& backend, int64_t ctx_size, int n_seq, const std::string& k_type,
@@ -13,7 +16,8 @@ KvCacheOptions kv_options_for(const std::string& backend, int64_t ctx_size, int 
   const DType def = cpu || backend == "cuda" ? DType::kBF16 : DType::kF32;
   o.k_type = k_type.empty() || k_type == "auto" ? def : parse_kv_type(k_type, "--cache-type-k");
   o.v_type = v_type.empty() || v_type == "auto" ? def : parse_kv_type(v_type, "--cache-type-v");
-  o.derive_k = cpu;
+  const char* env = std::getenv("G4_DERIVE_K");
+  o.derive_k = (cpu || backend == "cuda") && !(env && std::strcmp(env, "0") == 0);
   return o;
 }
 

@@ -1,8 +1,8 @@
 // The KV cache a command gets: element types from -ctk/-ctv ("auto" picks the backend's default), the
 // context size, the number of sequences, and whether K=V layers store V only. Defaults per backend: ref
-// keeps f32 with stored keys (the oracle stays the plain computation); cpu stores bf16 and derives the
-// keys of K=V layers; cuda stores bf16 with stored keys (its grouped decode attention is faster over bf16
-// than over f32; it does not derive keys yet).
+// keeps f32 with stored keys (the oracle stays the plain computation); cpu and cuda store bf16 and derive
+// the keys of K=V layers (cuda's grouped decode attention is faster over bf16 than over f32).
+// G4_DERIVE_K=0 in the environment stores those keys too (for comparisons).
 #pragma once
 
 #include <cstdint>

@@ -33,9 +33,9 @@ Tensor enqueue(const Model& model, KvCache& kv, const std::vector<SeqChunk>& bat
   const ModelSpec& s = model.spec();
   Backend& be = model.backend();
   std::vector<int32_t> tokens;
-  std::vector<int64_t> row0;  // first row of each chunk
+  std::vector<SeqRows> seqs;  // each chunk's rows and positions; the cache pointers are set per layer
   for (const SeqChunk& c : batch) {
-    row0.push_back(int64_t(tokens.size()));
+    seqs.push_back(SeqRows{int64_t(tokens.size()), int64_t(c.tokens.size()), kv.pos(c.seq), nullptr});
     tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
   }
   const int64_t T = int64_t(tokens.size()), H = s.hidden_size, F = s.intermediate_size, Hq = s.n_heads;
@@ -70,23 +70,20 @@ Tensor enqueue(const Model& model, KvCache& kv, const std::vector<SeqChunk>& bat
     Tensor k = be.empty({T, Hkv, D});
     Tensor v = be.empty({T, Hkv, D});
     Tensor att = be.empty({T, Hq, D});
-    // Per chunk, at its sequence's positions: per-head norms, RoPE on q and k, attention, cache write.
-    for (size_t c = 0; c < batch.size(); ++c) {
-      const int64_t r = row0[c], n = int64_t(batch[c].tokens.size()), p0 = kv.pos(batch[c].seq);
-      KvLayer& cache = kv.seq(batch[c].seq).layers[size_t(li)];
-      Tensor qc = q.rows(r, n), kc = k.rows(r, n), vc = v.rows(r, n), ac = att.rows(r, n);
-      be.qkv_norm_rope(qc, k_raw.rows(r, n), v_raw.rows(r, n), *w.q_norm, *w.k_norm, s.rms_eps, p0,
-                       RopeSpec{L.rope_theta, L.rope_pairs}, kc, vc);
-      be.attention(qc, kc, vc, cache, p0, L.window, ac);
-      be.kv_append(cache, kc, vc, p0);
+    // Each chunk at its sequence's positions, all sequences in one call per op: per-head norms, RoPE on q
+    // and k, attention, cache write.
+    for (size_t c = 0; c < batch.size(); ++c) seqs[c].cache = &kv.seq(batch[c].seq).layers[size_t(li)];
+    be.qkv_norm_rope(q, k_raw, v_raw, *w.q_norm, *w.k_norm, s.rms_eps, seqs, RopeSpec{L.rope_theta, L.rope_pairs}, k, v);
+    be.attention(q, k, v, seqs, L.window, att);
+    be.kv_append(seqs, k, v);
+    for (size_t c = 0; c < batch.size(); ++c)
       if (batch[c].taps)
         for (int t = 0; t < 2; ++t)
           if (tap_layer[t] == li) {
             batch[c].taps->layer[t] = li;
-            batch[c].taps->k[t] = kc;
-            batch[c].taps->v[t] = vc;
+            batch[c].taps->k[t] = k.rows(seqs[c].row0, seqs[c].n);
+            batch[c].taps->v[t] = v.rows(seqs[c].row0, seqs[c].n);
           }
-    }
     Tensor o = be.empty({T, H});
     be.matmul(att.view({T, Hq * D}), *w.o, o);
     be.add_norm_scale_norm(x, o, *w.post_attn_norm, 1.0f, *w.pre_ffn_norm, s.rms_eps, a);
@@ -109,7 +106,7 @@ Tensor enqueue(const Model& model, KvCache& kv, const std::vector<SeqChunk>& bat
     if (batch[c].taps) {
       const int64_t n = int64_t(batch[c].tokens.size());
       batch[c].taps->hidden = be.empty({n, H});
-      be.rms_norm(x.rows(row0[c], n), &model.final_norm(), s.rms_eps, batch[c].taps->hidden);
+      be.rms_norm(x.rows(seqs[c].row0, n), &model.final_norm(), s.rms_eps, batch[c].taps->hidden);
     }
 
   // Only the rows whose logits are asked for go through the final norm and lm_head.
@@ -117,9 +114,9 @@ Tensor enqueue(const Model& model, KvCache& kv, const std::vector<SeqChunk>& bat
   for (size_t c = 0; c < batch.size(); ++c) {
     const int64_t n = int64_t(batch[c].tokens.size());
     if (batch[c].logits == LogitsMode::kAll)
-      for (int64_t i = 0; i < n; ++i) want.push_back(row0[c] + i);
+      for (int64_t i = 0; i < n; ++i) want.push_back(seqs[c].row0 + i);
     else if (batch[c].logits == LogitsMode::kLast)
-      want.push_back(row0[c] + n - 1);
+      want.push_back(seqs[c].row0 + n - 1);
   }
   if (want.empty()) return {};
   Tensor rows = int64_t(want.size()) == T ? x : be.gather_rows(x, want);

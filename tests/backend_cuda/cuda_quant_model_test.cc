@@ -21,6 +21,8 @@
 #include "convert/quantize_model.h"
 #include "cuda_test_util.h"
 #include "io/safetensors.h"
+#include "model/forward.h"
+#include "model/kv_cache.h"
 #include "model/model.h"
 #include "model/sampler.h"
 #include "model/session.h"
@@ -148,6 +150,49 @@ TEST_F(CudaTest, VerifyLogitsEqualOneTokenSteps) {
       const std::vector<float> step = b.forward({next[size_t(i)]}, LogitsMode::kLast);
       const std::vector<float> row(verify.begin() + i * V, verify.begin() + (i + 1) * V);
       EXPECT_EQ(testing_util::max_abs_diff(row, step).max, 0.0) << "verify of " << n << ", position " << i;
+    }
+  }
+}
+
+// A decode step of 8 sequences at different positions (each op launched once for all of them) computes
+// every sequence exactly as its own one-token step does: bitwise, in fast mode, with the backend's default
+// cache (bf16, full layers' keys derived from values) and prompts that cross the sliding window.
+TEST_F(CudaTest, BatchedDecodeEqualsSoloStepsBitwise) {
+  const std::string fixture = test_data_dir() + "/hf-reference/deep-small-window/model";
+  LoadOptions lo;
+  lo.quantize = "int4";
+  auto m = Model::load(fixture, *fast_, lo);
+  const int64_t V = m->spec().vocab_size;
+  const int N = 8, steps = 6;
+  KvCacheOptions o;
+  o.ctx_size = 96;
+  o.n_seq = N;
+  o.k_type = o.v_type = DType::kBF16;
+  o.derive_k = true;
+  o.slack = 4;
+  auto tok = [&](int i, int j) { return int32_t((i * 7919 + j * 104729 + 13) % V); };
+  std::vector<std::vector<int32_t>> prompts(N);
+  for (int i = 0; i < N; ++i)
+    for (int j = 0; j < 3 + 5 * i; ++j) prompts[size_t(i)].push_back(tok(i, j));
+  KvCache kv(*m, o);
+  for (int i = 0; i < N; ++i) forward_batch(*m, kv, {{i, prompts[size_t(i)], LogitsMode::kNone}});
+  std::vector<std::vector<std::vector<float>>> batched(N);
+  for (int s = 0; s < steps; ++s) {
+    std::vector<SeqChunk> batch;
+    for (int i = 0; i < N; ++i) batch.push_back({i, {tok(i, 1000 + s)}, LogitsMode::kLast});
+    const auto out = forward_batch(*m, kv, batch);
+    for (int i = 0; i < N; ++i) batched[size_t(i)].push_back(out[size_t(i)]);
+  }
+  ASSERT_TRUE(kv_layer_specs(m->spec(), o)[5].k_from_v);
+  for (int i = 0; i < N; ++i) {
+    KvCacheOptions one = o;
+    one.n_seq = 1;
+    Session alone(*m, one);
+    alone.forward(prompts[size_t(i)], LogitsMode::kNone);
+    for (int s = 0; s < steps; ++s) {
+      const std::vector<float> step = alone.forward({tok(i, 1000 + s)}, LogitsMode::kLast);
+      EXPECT_EQ(testing_util::max_abs_diff(batched[size_t(i)][size_t(s)], step).max, 0.0)
+          << "sequence " << i << " step " << s;
     }
   }
 }

@@ -2,8 +2,8 @@
 // logits it gets alone; rollback by 1, slack, slack + 1 and two windows, then continuing, equals never
 // having run the dropped tokens; prefix reuse equals a fresh prefill; all across the sliding window. Run
 // on every backend: ref, cpu, and cuda in its precise mode where a GPU is usable (skipped otherwise; a
-// failure under G4_REQUIRE_GPU=1). The cuda backend stores f32 or bf16 with stored keys: int8 and derived
-// keys are a clear error there.
+// failure under G4_REQUIRE_GPU=1). The cuda backend stores f32 or bf16 (stored or derived keys): int8 is a
+// clear error there.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -88,27 +88,33 @@ TEST_P(SequencesTest, BatchOfEightMatchesEachSequenceAlone) {
   for (const auto& step : lens)
     for (int i = 0; i < N; ++i) chunks[size_t(i)].push_back(random_tokens(rng, step[size_t(i)], V_));
 
-  KvCache kv(*model_, opts(N, 4));
-  std::vector<std::vector<std::vector<float>>> batched(N);
-  for (size_t s = 0; s < lens.size(); ++s) {
-    std::vector<SeqChunk> batch;
-    for (int i = N - 1; i >= 0; --i)  // not in sequence order: the batch order must not matter
-      if (!chunks[size_t(i)][s].empty()) batch.push_back({i, chunks[size_t(i)][s], LogitsMode::kAll});
-    const auto out = forward_batch(*model_, kv, batch);
-    for (size_t c = 0; c < batch.size(); ++c) batched[size_t(batch[c].seq)].push_back(out[c]);
-  }
-  for (int i = 0; i < N; ++i) {
-    Session alone(*model_, opts(1, 4));
-    size_t k = 0;
+  for (bool derive : {false, true}) {  // stored keys, and K=V layers deriving theirs
+    KvCacheOptions o = opts(N, 4);
+    o.derive_k = derive;
+    KvCache kv(*model_, o);
+    std::vector<std::vector<std::vector<float>>> batched(N);
     for (size_t s = 0; s < lens.size(); ++s) {
-      if (chunks[size_t(i)][s].empty()) continue;
-      const std::vector<float> l = alone.forward(chunks[size_t(i)][s], LogitsMode::kAll);
-      ASSERT_LT(k, batched[size_t(i)].size());
-      EXPECT_LE(max_diff(batched[size_t(i)][k], l), 1e-5) << "sequence " << i << " step " << s;
-      ++k;
+      std::vector<SeqChunk> batch;
+      for (int i = N - 1; i >= 0; --i)  // not in sequence order: the batch order must not matter
+        if (!chunks[size_t(i)][s].empty()) batch.push_back({i, chunks[size_t(i)][s], LogitsMode::kAll});
+      const auto out = forward_batch(*model_, kv, batch);
+      for (size_t c = 0; c < batch.size(); ++c) batched[size_t(batch[c].seq)].push_back(out[c]);
     }
-    EXPECT_EQ(kv.pos(i), alone.pos());
-    EXPECT_EQ(kv.seq(i).tokens, alone.tokens());
+    for (int i = 0; i < N; ++i) {
+      KvCacheOptions one = opts(1, 4);
+      one.derive_k = derive;
+      Session alone(*model_, one);
+      size_t k = 0;
+      for (size_t s = 0; s < lens.size(); ++s) {
+        if (chunks[size_t(i)][s].empty()) continue;
+        const std::vector<float> l = alone.forward(chunks[size_t(i)][s], LogitsMode::kAll);
+        ASSERT_LT(k, batched[size_t(i)].size());
+        EXPECT_LE(max_diff(batched[size_t(i)][k], l), 1e-5) << "sequence " << i << " step " << s << " derive " << derive;
+        ++k;
+      }
+      EXPECT_EQ(kv.pos(i), alone.pos());
+      EXPECT_EQ(kv.seq(i).tokens, alone.tokens());
+    }
   }
 }
 
@@ -196,12 +202,6 @@ TEST_P(SequencesTest, CompactCachesStayCloseToF32) {
 // keys, in f32 to rounding and in bf16 within bf16's rounding; the full layer stores half the bytes.
 TEST_P(SequencesTest, DerivedKeysMatchStoredKeys) {
   ASSERT_TRUE(model_->spec().layers[5].k_eq_v && !model_->spec().layers[5].sliding);
-  if (cuda()) {
-    KvCacheOptions o = opts(1, 4);
-    o.derive_k = true;
-    EXPECT_THROW(Session(*model_, o), Error);
-    return;
-  }
   std::mt19937 rng(4);
   const std::vector<int32_t> prompt = random_tokens(rng, 60, V_);
   for (DType t : {DType::kF32, DType::kBF16}) {
@@ -244,7 +244,7 @@ TEST_P(SequencesTest, ChunkingDoesNotChangeCompactCaches) {
   std::printf("chunking changes the f32 cache's logits by %.3g; bound for compact caches %.3g\n", f32_diff, bound);
   for (DType t : {DType::kBF16, DType::kI8}) {
     for (bool derive : {false, true}) {
-      if (cuda() && (t == DType::kI8 || derive)) continue;
+      if (cuda() && t == DType::kI8) continue;
       KvCacheOptions o = opts(1, 4);
       o.k_type = o.v_type = t;
       o.derive_k = derive;

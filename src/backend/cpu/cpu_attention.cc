@@ -13,8 +13,18 @@
 
 namespace g4 {
 
-void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,
+void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                            int window, Tensor& out) {
+  G4_CHECK(out.numel() == q.numel(), "attention output shape");
+  check_seq_rows(seqs, q.dim(0), true);
+  for (const SeqRows& s : seqs) {
+    Tensor o = out.rows(s.row0, s.n);
+    attend(q.rows(s.row0, s.n), k.rows(s.row0, s.n), v.rows(s.row0, s.n), *s.cache, s.p0, window, o);
+  }
+}
+
+void CpuBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,
+                        int window, Tensor& out) {
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(1);
   G4_CHECK(k.dim(0) == T && v.dim(0) == T && k.dim(2) == D && v.dim(2) == D && v.dim(1) == Hkv, "attention shapes");
   G4_CHECK(Hq % Hkv == 0, "attention GQA");

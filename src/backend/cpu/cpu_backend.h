@@ -34,13 +34,18 @@ class CpuBackend : public Backend {
   void scale(Tensor& x, float s) override;
   void rope(Tensor& x, int64_t p0, const RopeSpec& rope) override;
   void gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0, int window,
+  using Backend::attention;
+  using Backend::kv_append;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs, int window,
                  Tensor& out) override;
-  void kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) override;
+  void kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) override;
   void softcap(Tensor& x, float cap) override;
   Tensor gather_rows(const Tensor& x, const std::vector<int64_t>& rows) override;
 
  private:
+  // attention for one sequence's rows (cpu_attention.cc).
+  void attend(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0, int window,
+              Tensor& out);
   // Runs fn(begin, end) over [0, n) in about threads * 4 chunks whose sizes are multiples of `align`.
   void parallel_rows(int64_t n, int64_t align, const std::function<void(int64_t, int64_t)>& fn);
 

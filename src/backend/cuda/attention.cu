@@ -24,10 +24,28 @@ namespace {
 constexpr int kThreads = 256, kWarps = kThreads / 32, kTile = 64, kMaxElems = 16;  // group * D <= 4096
 constexpr int kMaxD = 512;
 
+// What a query row needs of its sequence: the sequence's new keys/values (k, v: its first row), its cache,
+// the position of its first new key (p0) and the query's own position (pq).
+struct RowSeq {
+  const float* k;
+  const float* v;
+  const void* ck;
+  const void* cv;
+  int64_t p0, pq;
+};
+
+__device__ __forceinline__ RowSeq row_seq(const AttnArgs& a, int64_t row) {
+  int i = 0;
+  while (i + 1 < a.seqs.n && row >= a.seqs.e[i + 1].row0) ++i;
+  const SeqEntry& e = a.seqs.e[i];
+  const int64_t p0 = a.seqs.dpos ? *a.seqs.dpos : e.p0;
+  return RowSeq{a.k + e.row0 * a.Hkv * a.D, a.v + e.row0 * a.Hkv * a.D, e.ck, e.cv, p0, p0 + row - e.row0};
+}
+
 template <class CT>
-__device__ __forceinline__ const void* key_row(const AttnArgs& a, const float* fresh, const void* cache, int64_t pk,
-                                               int64_t g) {
-  if (pk >= a.p0) return fresh + ((pk - a.p0) * a.Hkv + g) * a.D;
+__device__ __forceinline__ const void* key_row(const AttnArgs& a, const RowSeq& r, const float* fresh,
+                                               const void* cache, int64_t pk, int64_t g) {
+  if (pk >= r.p0) return fresh + ((pk - r.p0) * a.Hkv + g) * a.D;
   const int64_t slot = a.ring ? pk % a.capacity : pk;
   return static_cast<const CT*>(cache) + (slot * a.Hkv + g) * a.D;
 }
@@ -41,19 +59,37 @@ __device__ __forceinline__ float row_at(const void* row, bool fresh, int64_t i) 
   return fresh ? to_f32(CT(static_cast<const float*>(row)[i])) : to_f32(static_cast<const CT*>(row)[i]);
 }
 
-__device__ __forceinline__ void key_range(const AttnArgs& a, int64_t t, int64_t* lo, int64_t* hi) {
-  const int64_t pq = a.p0 + t;
+// Element j of the key derived from the value row `vrow` (a.kw set: K=V layers storing V only) at
+// position pk: RoPE(V * kw), with the products and sums rounded one by one as the host computes them.
+template <class CT>
+__device__ __forceinline__ float derived_key_at(const AttnArgs& a, const void* vrow, bool fresh, int64_t pk, int j) {
+  const int half = int(a.D) / 2, i = j < half ? j : j - half, partner = j < half ? j + half : i;
+  const float x = __fmul_rn(row_at<CT>(vrow, fresh, j), a.kw[j]);
+  if (i >= a.pairs) return x;
+  const float y = __fmul_rn(row_at<CT>(vrow, fresh, partner), a.kw[partner]);
+  const float2 cs = reinterpret_cast<const float2*>(a.rope_cs)[pk * a.pairs + i];
+  return j < half ? __fsub_rn(__fmul_rn(x, cs.x), __fmul_rn(y, cs.y)) : __fadd_rn(__fmul_rn(x, cs.x), __fmul_rn(y, cs.y));
+}
+
+// The row a key is read from: the key row, or for derived keys the value row it is derived from.
+template <class CT>
+__device__ __forceinline__ const void* key_src(const AttnArgs& a, const RowSeq& r, int64_t pk, int64_t g) {
+  return a.kw ? key_row<CT>(a, r, r.v, r.cv, pk, g) : key_row<CT>(a, r, r.k, r.ck, pk, g);
+}
+
+__device__ __forceinline__ void key_range(const AttnArgs& a, int64_t pq, int64_t* lo, int64_t* hi) {
   *lo = a.window > 0 ? max(int64_t(0), pq - a.window + 1) : 0;
   *hi = pq + 1;
 }
 
-// grid (Hkv, T, n_split). Scratch: part [T, Hq, n_split, D], ml [T, Hq, n_split, 2].
+// grid (Hkv, T, n_split), t being the query row of the launch (its sequence found in a.seqs). Scratch:
+// part [T, Hq, n_split, D], ml [T, Hq, n_split, 2].
 template <class CT>
 __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   grid_dependency_sync();
   extern __shared__ float sm[];
-  if (a.dpos) a.p0 = *a.dpos;
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
+  const RowSeq rs = row_seq(a, t);
   const int group = int(a.Hq / a.Hkv), D = int(a.D);
   float* qs = sm;                       // [group, D]
   float* sc = qs + group * D;           // [group, kTile]
@@ -63,7 +99,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
   int64_t lo, hi;
-  key_range(a, t, &lo, &hi);
+  key_range(a, rs.pq, &lo, &hi);
   const int64_t per = (hi - lo + n_split - 1) / n_split;
   const int64_t ks = lo + split * per, ke = min(hi, ks + per);
 
@@ -81,9 +117,9 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
   for (int64_t k0 = ks; k0 < ke; k0 += kTile) {
     const int nk = int(min(int64_t(kTile), ke - k0));
     if (tid < nk) {
-      krow[tid] = key_row<CT>(a, a.k, a.ck, k0 + tid, g);
-      vrow[tid] = key_row<CT>(a, a.v, a.cv, k0 + tid, g);
-      fresh[tid] = k0 + tid >= a.p0;
+      krow[tid] = key_src<CT>(a, rs, k0 + tid, g);
+      vrow[tid] = key_row<CT>(a, rs, rs.v, rs.cv, k0 + tid, g);
+      fresh[tid] = k0 + tid >= rs.p0;
     }
     __syncthreads();
     // Scores: a warp per key, the key row held in registers (lanes over D), reused by the group's heads.
@@ -92,7 +128,10 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
       const bool kf = fresh[kk];
       float kv[kMaxD / 32];
 #pragma unroll
-      for (int i = 0; i < kMaxD / 32; ++i) kv[i] = (lane + i * 32 < D) ? row_at<CT>(kr, kf, lane + i * 32) : 0.f;
+      for (int i = 0; i < kMaxD / 32; ++i) {
+        const int d = lane + i * 32;
+        kv[i] = d >= D ? 0.f : a.kw ? derived_key_at<CT>(a, kr, kf, k0 + kk, d) : row_at<CT>(kr, kf, d);
+      }
       for (int j = 0; j < group; ++j) {
         float s = 0.f;
 #pragma unroll
@@ -127,7 +166,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
     __syncthreads();
     // Output accumulation: thread-owned (head, dim) elements, V rows read coalesced. The tile's cached rows
     // come first and its fresh rows (positions >= p0) last, so each part is a loop of its own type.
-    const int nc = int(max(int64_t(0), min(int64_t(nk), a.p0 - k0)));
+    const int nc = int(max(int64_t(0), min(int64_t(nk), rs.p0 - k0)));
 #pragma unroll
     for (int i = 0; i < kMaxElems; ++i) {
       const int e = tid + i * kThreads;
@@ -203,8 +242,8 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
                                                                 float* ml) {
   grid_dependency_sync();
   extern __shared__ float4 sm4[];
-  if (a.dpos) a.p0 = *a.dpos;
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
+  const RowSeq rs = row_seq(a, t);
   const int D = int(a.D), tile = 32 * kc, dc = min(kWarps / kc, D / 8);
   float* qs = reinterpret_cast<float*>(sm4);  // [G, D]; at the end, the key lanes' partial outputs
   float* sp = qs + G * D;                     // [dc, G, tile] partial scores
@@ -218,7 +257,7 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
   int64_t lo, hi;
-  key_range(a, t, &lo, &hi);
+  key_range(a, rs.pq, &lo, &hi);
   const int64_t per = (hi - lo + n_split - 1) / n_split;
   const int64_t ks = lo + split * per, ke = min(hi, ks + per);
 
@@ -236,9 +275,9 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
   for (int64_t k0 = ks; k0 < ke; k0 += tile) {
     const int nk = int(min(int64_t(tile), ke - k0));
     if (tid < nk) {
-      krow[tid] = key_row<CT>(a, a.k, a.ck, k0 + tid, g);
-      vrow[tid] = key_row<CT>(a, a.v, a.cv, k0 + tid, g);
-      fresh[tid] = k0 + tid >= a.p0;
+      krow[tid] = key_src<CT>(a, rs, k0 + tid, g);
+      vrow[tid] = key_row<CT>(a, rs, rs.v, rs.cv, k0 + tid, g);
+      fresh[tid] = k0 + tid >= rs.p0;
     }
     __syncthreads();
     if (dci < dc) {
@@ -251,7 +290,12 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
         const bool kf = fresh[kk];
         for (int d = dci * dl; d < (dci + 1) * dl; d += 8) {
           float x[8];
-          load8<CT>(kr, kf, d, x);
+          if (a.kw) {
+#pragma unroll
+            for (int i = 0; i < 8; ++i) x[i] = derived_key_at<CT>(a, kr, kf, k0 + kk, d + i);
+          } else {
+            load8<CT>(kr, kf, d, x);
+          }
 #pragma unroll
           for (int j = 0; j < G; ++j) {
             const float4 q0 = *reinterpret_cast<const float4*>(qs + j * D + d);
@@ -383,17 +427,22 @@ __global__ void combine_kernel(AttnArgs a, int n_split, const float* __restrict_
 template <class CT>
 __global__ void gather_kernel(AttnArgs a, int64_t lo, int64_t n, float* kc, float* vc) {
   grid_dependency_sync();
-  const int64_t row = a.Hkv * a.D, total = n * row;
+  const int64_t row = a.Hkv * a.D, total = n * row, p0 = a.seqs.e[0].p0;
+  const CT* ck = static_cast<const CT*>(a.seqs.e[0].ck);
+  const CT* cv = static_cast<const CT*>(a.seqs.e[0].cv);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t pk = lo + i / row, e = i % row;
-    if (pk >= a.p0) {
-      kc[i] = to_f32(CT(a.k[(pk - a.p0) * row + e]));
-      vc[i] = to_f32(CT(a.v[(pk - a.p0) * row + e]));
+    const bool fresh = pk >= p0;
+    const int64_t slot = a.ring ? pk % a.capacity : pk;
+    const float* fv = fresh ? a.v + (pk - p0) * row : nullptr;
+    if (a.kw) {  // derived keys: from the value row (D values of one head) as the cache holds it
+      const int64_t head = e - e % a.D;
+      kc[i] = derived_key_at<CT>(a, fresh ? static_cast<const void*>(fv + head) : cv + slot * row + head, fresh, pk,
+                                 int(e % a.D));
     } else {
-      const int64_t slot = a.ring ? pk % a.capacity : pk;
-      kc[i] = to_f32(static_cast<const CT*>(a.ck)[slot * row + e]);
-      vc[i] = to_f32(static_cast<const CT*>(a.cv)[slot * row + e]);
+      kc[i] = fresh ? to_f32(CT(a.k[(pk - p0) * row + e])) : to_f32(ck[slot * row + e]);
     }
+    vc[i] = fresh ? to_f32(CT(fv[e])) : to_f32(cv[slot * row + e]);
   }
 }
 
@@ -432,12 +481,15 @@ __global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int6
   for (int64_t j = threadIdx.x; j < n; j += blockDim.x) row[j] *= inv;
 }
 
+// Keys one query can see, bounded from the layer's shape (window, capacity): what sizes the split and the
+// tiles, so that the summation order is the same for every p0 and every batch.
+int64_t max_visible_keys(const AttnArgs& a) { return a.window > 0 ? std::min<int64_t>(a.window, a.capacity) : a.capacity; }
+
 int pick_split(const AttnArgs& a, int n_sm) {
-  // Keys a query can see, bounded by what the cache holds plus the new ones (independent of p0).
-  const int64_t max_keys = (a.window > 0 ? std::min<int64_t>(a.window, a.capacity) : a.capacity) + a.T;
-  // Chosen as for one query whatever T is, so that each query of a verify (several new tokens of one
-  // sequence) sums its slices exactly as a one-token step would: greedy speculation then reproduces plain
-  // greedy decoding bit for bit.
+  // Chosen from the layer's shape only, never from T nor p0: each query of a verify (several new tokens of
+  // one sequence) and each sequence of a batch sums its slices exactly as a one-token step would, so greedy
+  // speculation reproduces plain greedy decoding bit for bit and a batch gives each sequence its solo result.
+  const int64_t max_keys = max_visible_keys(a);
   const int64_t want = (4 * int64_t(n_sm) + a.Hkv - 1) / a.Hkv;
   return int(std::max<int64_t>(1, std::min<int64_t>({want, (max_keys + kTile - 1) / kTile, int64_t(kMaxSplit)})));
 }
@@ -460,7 +512,7 @@ void decode_any_shape(const AttnArgs& a, int ns, float* part, float* ml, cudaStr
 }  // namespace
 
 bool attn_decode_suits(int64_t T, int64_t p0, int window) {
-  if (T <= kGemvMaxT) return true;
+  if (T <= kGemvMaxT) return true;  // (T: the queries of one sequence)
   // The decode kernels read the visible keys once per query; the GEMM path pays a fixed ~0.3 ms a layer on
   // the H200 (gather, cuBLAS, softmax) that made a verify of 5 tokens at depth 512 cost 4x a one-token
   // step (docs/PERF.md). Up to 16 queries take the decode kernels while queries x keys stays small.
@@ -490,8 +542,7 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   }();
   if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     // Tile: enough 32-key warps for the most keys one split can see (fixed by the capacity, not p0).
-    const int64_t max_keys = (a.window > 0 ? std::min<int64_t>(a.window, a.capacity) : a.capacity) + a.T;
-    const int64_t per = (max_keys + ns - 1) / ns;
+    const int64_t per = (max_visible_keys(a) + ns - 1) / ns;
     int kc = 1;
     while (kc < kWarps && 32 * kc < per) kc *= 2;
     const size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);

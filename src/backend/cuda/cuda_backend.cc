@@ -82,6 +82,7 @@ CudaBackend::CudaBackend(CudaOptions opt) : opt_(opt), pool_(std::make_shared<cu
 CudaBackend::~CudaBackend() {
   if (stream_ && !recording_) cudaStreamSynchronize(stream_);
   rope_tables_.clear();
+  rope_cs_tables_.clear();
   if (pinned_tokens_) cudaFreeHost(pinned_tokens_);
   if (tokens_copied_) cudaEventDestroy(tokens_copied_);
   if (cublas_) cublasDestroy(cublas_);
@@ -238,14 +239,46 @@ void CudaBackend::download(const Tensor& src, float* dst) {
   synchronize();
 }
 
+// What attention needs to derive a K=V layer's keys: the k_norm weight (owned by the model) and the
+// {cos, sin} table of every position on the device.
+struct CudaDerive {
+  const float* k_norm = nullptr;
+  std::shared_ptr<void> rope_cs;
+  int pairs = 0;
+};
+
 KvLayer CudaBackend::new_kv_layer(const KvLayerSpec& spec) {
-  if (spec.k_from_v) throw Error("the cuda backend cannot derive keys from values yet (it stores K and V)");
   const bool ok = (spec.k_type == DType::kF32 || spec.k_type == DType::kBF16) && spec.v_type == spec.k_type;
   if (!ok)
     throw Error("the cuda backend stores its KV cache as f32 or bf16, K and V alike (asked for K " +
                 kv_type_name(spec.k_type) + ", V " + kv_type_name(spec.v_type) + ")");
   KvLayer c;
-  for (Tensor* t : {&c.k, &c.v}) {
+  if (spec.k_from_v) {
+    G4_CHECK(spec.k_norm && as_cuda(*spec.k_norm).vec && spec.k_norm->shape[0] == spec.head_dim && !spec.ring &&
+                 spec.rope.pairs <= spec.head_dim / 2,
+             "derived keys need k_norm and a flat cache");
+    auto dv = std::make_shared<CudaDerive>();
+    dv->k_norm = as_cuda(*spec.k_norm).vec;
+    dv->pairs = spec.rope.pairs;
+    // One device table per RoPE and capacity, shared by the layers and sequences that use it.
+    auto key = std::make_tuple(spec.rope.theta, spec.rope.pairs, int64_t(spec.head_dim), spec.capacity);
+    auto& table = rope_cs_tables_[key];
+    if (!table) {
+      const auto host = rope_cos_sin(spec.rope, spec.head_dim, spec.capacity);
+      void* p = nullptr;
+      G4_CUDA(cudaMalloc(&p, std::max<size_t>(host->size(), 1) * 4));
+      table = std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
+      G4_CUDA(cudaMemcpy(p, host->data(), host->size() * 4, cudaMemcpyHostToDevice));
+    }
+    dv->rope_cs = table;
+    c.derive = dv;
+    c.k_from_v = true;
+    c.k.shape = {0, spec.n_kv_heads, spec.head_dim};
+    c.k.dtype = spec.k_type;
+  }
+  std::vector<Tensor*> stored = {&c.v};
+  if (!spec.k_from_v) stored.push_back(&c.k);
+  for (Tensor* t : stored) {
     t->shape = {spec.capacity, spec.n_kv_heads, spec.head_dim};
     t->dtype = spec.k_type;
     const size_t bytes = size_t(std::max<int64_t>(t->numel(), 1)) * dtype_size(spec.k_type);
@@ -423,20 +456,75 @@ void CudaBackend::matmul_shared(const Tensor& x, const std::vector<const PackedW
   Backend::matmul_shared(x, ws, ys);
 }
 
+namespace {
+
+// Cuts seqs into launches: runs of consecutive entries with contiguous rows, at most cuda::kMaxSeqs, with
+// same(prev, next) true between neighbours; go(i0, i1) for each run. Entries without rows are skipped.
+template <class Same, class Go>
+void for_each_run(const std::vector<SeqRows>& seqs, Same same, Go go) {
+  std::vector<size_t> idx;
+  for (size_t i = 0; i < seqs.size(); ++i)
+    if (seqs[i].n > 0) idx.push_back(i);
+  for (size_t a = 0; a < idx.size();) {
+    size_t b = a + 1;
+    while (b < idx.size() && b - a < size_t(cuda::kMaxSeqs) && idx[b] == idx[b - 1] + 1 &&
+           seqs[idx[b]].row0 == seqs[idx[b - 1]].row0 + seqs[idx[b - 1]].n && same(seqs[idx[b - 1]], seqs[idx[b]]))
+      ++b;
+    go(idx[a], idx[b - 1] + 1);
+    a = b;
+  }
+}
+
+bool same_derivation(const KvLayer& a, const KvLayer& b) {
+  if (!a.k_from_v) return true;
+  const auto& x = *static_cast<const CudaDerive*>(a.derive.get());
+  const auto& y = *static_cast<const CudaDerive*>(b.derive.get());
+  return x.k_norm == y.k_norm && x.rope_cs == y.rope_cs && x.pairs == y.pairs;
+}
+
+bool same_cache_shape(const SeqRows& a, const SeqRows& b) {
+  return a.cache->capacity == b.cache->capacity && a.cache->ring == b.cache->ring && a.cache->k_type == b.cache->k_type &&
+         a.cache->k_from_v == b.cache->k_from_v && same_derivation(*a.cache, *b.cache);
+}
+
+}  // namespace
+
+cuda::SeqTable CudaBackend::seq_table(const std::vector<SeqRows>& seqs, size_t i0, size_t i1) const {
+  G4_CHECK(i1 > i0 && i1 - i0 <= size_t(cuda::kMaxSeqs), "sequence table size");
+  G4_CHECK(!recording_ || i1 - i0 == 1, "a recorded step holds one sequence");
+  cuda::SeqTable t;
+  t.n = int(i1 - i0);
+  t.dpos = rec_pos();
+  for (size_t i = i0; i < i1; ++i) {
+    cuda::SeqEntry& e = t.e[i - i0];
+    e.p0 = seqs[i].p0;
+    e.row0 = int32_t(seqs[i].row0 - seqs[i0].row0);
+    e.n = int32_t(seqs[i].n);
+    if (seqs[i].cache) e.ck = seqs[i].cache->k.data, e.cv = seqs[i].cache->v.data;
+  }
+  return t;
+}
+
 void CudaBackend::qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_raw, const PackedWeight& wq,
-                                const PackedWeight& wk, float eps, int64_t p0, const RopeSpec& rope, Tensor& k,
-                                Tensor& v) {
+                                const PackedWeight& wk, float eps, const std::vector<SeqRows>& seqs,
+                                const RopeSpec& rope, Tensor& k, Tensor& v) {
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k_raw.dim(1);
   G4_CHECK(k_raw.dim(0) == T && k_raw.dim(2) == D && v_raw.numel() == k_raw.numel() && k.numel() == k_raw.numel() &&
                v.numel() == k_raw.numel(),
            "qkv_norm_rope shapes");
   G4_CHECK(as_cuda(wq).vec && wq.shape[0] == D && as_cuda(wk).vec && wk.shape[0] == D, "qkv_norm_rope weight size");
   G4_CHECK(rope.pairs <= D / 2, "rope pairs exceed head_dim / 2");
-  if (cuda::qkv_norm_rope(f32(q), f32(k_raw), f32(v_raw), as_cuda(wq).vec, as_cuda(wk).vec, eps, T, int(Hq), int(Hkv),
-                          int(D), p0, rec_pos(), inv_freq(rope.theta, rope.pairs, D), rope.pairs, f32(k), f32(v),
-                          stream_))
-    return;
-  Backend::qkv_norm_rope(q, k_raw, v_raw, wq, wk, eps, p0, rope, k, v);
+  check_seq_rows(seqs, T, false);
+  bool fused = true;
+  for_each_run(seqs, [](const SeqRows&, const SeqRows&) { return true; }, [&](size_t i0, size_t i1) {
+    const int64_t r0 = seqs[i0].row0, n = seqs[i1 - 1].row0 + seqs[i1 - 1].n - r0;
+    const int64_t qo = r0 * Hq * D, ko = r0 * Hkv * D;
+    fused = fused && cuda::qkv_norm_rope(f32(q) + qo, f32(k_raw) + ko, f32(v_raw) + ko, as_cuda(wq).vec,
+                                         as_cuda(wk).vec, eps, n, int(Hq), int(Hkv), int(D), seq_table(seqs, i0, i1),
+                                         inv_freq(rope.theta, rope.pairs, D), rope.pairs, f32(k) + ko, f32(v) + ko,
+                                         stream_);
+  });
+  if (!fused) Backend::qkv_norm_rope(q, k_raw, v_raw, wq, wk, eps, seqs, rope, k, v);
 }
 
 void CudaBackend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s,
@@ -468,36 +556,58 @@ Tensor CudaBackend::gather_rows(const Tensor& x, const std::vector<int64_t>& row
   return y;
 }
 
-void CudaBackend::kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) {
+void CudaBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) {
   const int64_t T = k.dim(0), row = k.dim(1) * k.dim(2);
-  G4_CHECK(cache.k.dim(1) * cache.k.dim(2) == row && v.numel() == k.numel(), "kv_append shapes");
-  const int64_t first = cache.ring ? std::max<int64_t>(0, T - cache.capacity) : 0;
-  if (!cache.ring) G4_CHECK(p0 + T <= cache.capacity, "flat cache overflow");
-  G4_CHECK(!recording_ || T == 1, "a recorded step appends one position");
-  cuda::kv_write(cache.k.data, cache.v.data, f32(k), f32(v), T, first, row, p0, rec_pos(), cache.capacity, cache.ring,
-                 cache.k_type == DType::kBF16,
-                 stream_);
+  G4_CHECK(v.numel() == k.numel(), "kv_append shapes");
+  check_seq_rows(seqs, T, true);
+  for (const SeqRows& s : seqs) {
+    G4_CHECK(s.cache->v.dim(1) * s.cache->v.dim(2) == row, "kv_append shapes");
+    if (!s.cache->ring) G4_CHECK(s.p0 + s.n <= s.cache->capacity, "flat cache overflow");
+    G4_CHECK(!recording_ || s.n == 1, "a recorded step appends one position");
+  }
+  for_each_run(seqs, same_cache_shape, [&](size_t i0, size_t i1) {
+    const KvLayer& c = *seqs[i0].cache;
+    const int64_t r0 = seqs[i0].row0, n = seqs[i1 - 1].row0 + seqs[i1 - 1].n - r0;
+    cuda::kv_write(seq_table(seqs, i0, i1), f32(k) + r0 * row, f32(v) + r0 * row, n, row, c.capacity, c.ring,
+                   c.k_type == DType::kBF16, stream_);
+  });
 }
 
-void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,
+void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                             int window, Tensor& out) {
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(1);
   G4_CHECK(k.dim(0) == T && v.dim(0) == T && k.dim(2) == D && v.dim(2) == D && v.dim(1) == Hkv, "attention shapes");
   G4_CHECK(Hq % Hkv == 0 && out.numel() == q.numel(), "attention GQA");
-  if (T == 0) return;
-  // The same capacity rules as the ref backend, checked for the earliest key the first query sees.
-  const int64_t lo = window > 0 ? std::max<int64_t>(0, p0 - window + 1) : 0;
-  if (cache.ring && lo < p0) G4_CHECK(p0 - lo <= cache.capacity, "ring cache smaller than the window");
-  if (!cache.ring) G4_CHECK(p0 <= cache.capacity, "flat cache overflow");
-  cuda::AttnArgs a{f32(q), f32(k), f32(v), cache.k.data, cache.v.data, T, Hq, Hkv, D, p0, cache.capacity, cache.ring,
-                   window, f32(out), rec_pos(), cache.k_type == DType::kBF16};
-  G4_CHECK(!recording_ || T == 1, "a recorded step attends from one position");
-  if (cuda::attn_decode_suits(T, p0, window)) {
-    auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));
-    cuda::attn_decode(a, s.get(), n_sm_, stream_);
-  } else {
-    attention_prefill(a);
+  check_seq_rows(seqs, T, true);
+  for (const SeqRows& s : seqs) {
+    const KvLayer& cache = *s.cache;
+    G4_CHECK(cache.v.dim(1) == Hkv && cache.v.dim(2) == D, "attention cache shape");
+    // The same capacity rules as the ref backend, checked for the earliest key the first query sees.
+    const int64_t lo = window > 0 ? std::max<int64_t>(0, s.p0 - window + 1) : 0;
+    if (cache.ring && lo < s.p0) G4_CHECK(s.p0 - lo <= cache.capacity, "ring cache smaller than the window");
+    if (!cache.ring) G4_CHECK(s.p0 <= cache.capacity, "flat cache overflow");
+    G4_CHECK(!recording_ || s.n == 1, "a recorded step attends from one position");
   }
+  // Sequences whose queries suit the decode kernels share a launch; any other one takes the GEMM path alone.
+  const auto decode = [&](const SeqRows& s) { return cuda::attn_decode_suits(s.n, s.p0, window); };
+  const auto same = [&](const SeqRows& a, const SeqRows& b) { return same_cache_shape(a, b) && decode(a) && decode(b); };
+  for_each_run(seqs, same, [&](size_t i0, size_t i1) {
+    const KvLayer& c = *seqs[i0].cache;
+    const int64_t r0 = seqs[i0].row0, n = seqs[i1 - 1].row0 + seqs[i1 - 1].n - r0;
+    const int64_t qo = r0 * Hq * D, ko = r0 * Hkv * D;
+    cuda::AttnArgs a{f32(q) + qo, f32(k) + ko, f32(v) + ko, seq_table(seqs, i0, i1), n, Hq, Hkv, D, c.capacity,
+                     c.ring, window, f32(out) + qo, c.k_type == DType::kBF16};
+    if (c.k_from_v) {
+      const auto& dv = *static_cast<const CudaDerive*>(c.derive.get());
+      a.kw = dv.k_norm, a.rope_cs = static_cast<const float*>(dv.rope_cs.get()), a.pairs = dv.pairs;
+    }
+    if (decode(seqs[i0])) {
+      auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));
+      cuda::attn_decode(a, s.get(), n_sm_, stream_);
+    } else {
+      attention_prefill(a);
+    }
+  });
 }
 
 // Scores and outputs through cuBLAS, per KV head a batch over its GQA group; the queries are cut into
@@ -506,12 +616,14 @@ void CudaBackend::attention_prefill(const cuda::AttnArgs& a) {
   const int64_t group = a.Hq / a.Hkv, D = a.D;
   const cublasComputeType_t ct = opt_.precise ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
   const float one = 1.f, zero = 0.f;
-  const int64_t max_keys = a.p0 + a.T;
+  G4_CHECK(a.seqs.n == 1 && !a.seqs.dpos, "the GEMM attention path takes one sequence");
+  const int64_t p0 = a.seqs.e[0].p0;
+  const int64_t max_keys = p0 + a.T;
   const int64_t tq = std::max<int64_t>(1, std::min<int64_t>(a.T, (int64_t(1) << 28) / (a.Hq * max_keys)));
   for (int64_t t0 = 0; t0 < a.T; t0 += tq) {
-    const int64_t nq = std::min(tq, a.T - t0), pq0 = a.p0 + t0;
+    const int64_t nq = std::min(tq, a.T - t0), pq0 = p0 + t0;
     const int64_t lo = a.window > 0 ? std::max<int64_t>(0, pq0 - a.window + 1) : 0;
-    const int64_t n = a.p0 + t0 + nq - lo;
+    const int64_t n = p0 + t0 + nq - lo;
     auto kc = scratch(size_t(n * a.Hkv * D) * 4), vc = scratch(size_t(n * a.Hkv * D) * 4);
     auto sc = scratch(size_t(a.Hq * nq * n) * 4);
     float* S = static_cast<float*>(sc.get());

@@ -54,14 +54,18 @@ class CudaBackend : public Backend {
   void scale(Tensor& x, float s) override;
   void rope(Tensor& x, int64_t p0, const RopeSpec& rope) override;
   void gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0, int window,
+  using Backend::attention;
+  using Backend::kv_append;
+  using Backend::qkv_norm_rope;
+  // Every sequence of a step in one launch per op (in runs of cuda::kMaxSeqs sequences).
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs, int window,
                  Tensor& out) override;
-  void kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) override;
+  void kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) override;
   void softcap(Tensor& x, float cap) override;
   Tensor gather_rows(const Tensor& x, const std::vector<int64_t>& rows) override;
   void matmul_shared(const Tensor& x, const std::vector<const PackedWeight*>& ws, const std::vector<Tensor*>& ys) override;
   void qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_raw, const PackedWeight& wq, const PackedWeight& wk,
-                     float eps, int64_t p0, const RopeSpec& rope, Tensor& k, Tensor& v) override;
+                     float eps, const std::vector<SeqRows>& seqs, const RopeSpec& rope, Tensor& k, Tensor& v) override;
   void add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s, const PackedWeight& w_next,
                            float eps, Tensor& out) override;
 
@@ -80,6 +84,9 @@ class CudaBackend : public Backend {
  private:
   friend class CudaStepGraph;
   void attention_prefill(const cuda::AttnArgs& a);
+  // The kernels' table for seqs[i0, i1), rows counted from seqs[i0].row0; a recorded step's position
+  // comes from its slot.
+  cuda::SeqTable seq_table(const std::vector<SeqRows>& seqs, size_t i0, size_t i1) const;
   const int64_t* rec_pos() const;  // the recorded step's device position, null when not recording
   const float* inv_freq(float theta, int pairs, int64_t D);
   // Whether a matmul of T tokens on w takes the tensor-core kernel (gemm_mma.cu).
@@ -94,6 +101,8 @@ class CudaBackend : public Backend {
   size_t pinned_cap_ = 0;
   cudaEvent_t tokens_copied_ = nullptr;
   std::map<std::tuple<float, int, int64_t>, std::shared_ptr<void>> rope_tables_;
+  // Derived keys' {cos, sin} tables by (theta, pairs, head_dim, capacity).
+  std::map<std::tuple<float, int, int64_t, int64_t>, std::shared_ptr<void>> rope_cs_tables_;
   CudaStepGraph* recording_ = nullptr;  // the step being recorded, if any
 };
 

@@ -81,6 +81,24 @@ void dequant_rows(const WeightDesc& w, int64_t r0, int64_t n, void* out, bool to
 // out[i, :] = W[tokens[i], :] * scale; tokens on the device.
 void embed_rows(const WeightDesc& w, const int32_t* tokens, int T, float scale, float* out, cudaStream_t s);
 
+// --- the sequences of a batched step ---
+// As the kernels see them: passed by value (kernel parameter space), so a step uploads nothing. Entry i
+// owns rows [row0, row0 + n) of the launch at positions p0 .. p0 + n - 1; (ck, cv) is its cache layer.
+// Entries are sorted by row0 and cover the launch's rows without gaps. A non-null dpos (a recorded decode
+// step: one entry) replaces p0 at run time.
+constexpr int kMaxSeqs = 32;
+struct SeqEntry {
+  void* ck = nullptr;
+  void* cv = nullptr;
+  int64_t p0 = 0;
+  int32_t row0 = 0, n = 0;
+};
+struct SeqTable {
+  int n = 0;
+  const int64_t* dpos = nullptr;
+  SeqEntry e[kMaxSeqs];
+};
+
 // --- elementwise and row ops (ops.cu) ---
 void f32_to_bf16(const float* x, int64_t n, void* out, cudaStream_t s);
 void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* y, cudaStream_t s);
@@ -92,8 +110,8 @@ void scale(float* x, int64_t n, float sc, cudaStream_t s);
 bool add_norm_scale_norm(float* x, const float* o, const float* w1, float sc, const float* w2, float eps, int64_t rows,
                          int64_t n, float* out, cudaStream_t s);
 bool qkv_norm_rope(float* q, const float* k_raw, const float* v_raw, const float* wq, const float* wk, float eps,
-                   int64_t T, int Hq, int Hkv, int D, int64_t p0, const int64_t* dpos, const float* inv_freq, int pairs,
-                   float* k, float* v, cudaStream_t s);
+                   int64_t T, int Hq, int Hkv, int D, const SeqTable& seqs, const float* inv_freq, int pairs, float* k,
+                   float* v, cudaStream_t s);
 void softcap(float* x, int64_t n, float cap, cudaStream_t s);
 void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s);
 // Where a kernel takes `dpos` (a device scalar, or null), a non-null one replaces the host p0: recorded
@@ -101,32 +119,41 @@ void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStr
 // In-place RoPE on x [T, H, D] at positions p0.., inv_freq[pairs] precomputed on the host.
 void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos, const float* inv_freq, int pairs,
           cudaStream_t s);
-// Writes rows t in [first, T) of k, v [T, row] into slots (p0 + t) (mod capacity for a ring); the cache
-// holds bf16 (rounded to nearest even) when bf16, else f32.
-void kv_write(void* ck, void* cv, const float* k, const float* v, int64_t T, int64_t first, int64_t row, int64_t p0,
-              const int64_t* dpos, int64_t capacity, bool ring, bool bf16, cudaStream_t s);
+// Writes each entry's rows of k, v [T, row] into its cache at slots p0 + t (mod capacity for a ring, where
+// only an entry's last `capacity` rows are written); the caches hold bf16 (rounded to nearest even) when
+// bf16, else f32. Entries without ck (derived keys) get their values only.
+void kv_write(const SeqTable& seqs, const float* k, const float* v, int64_t T, int64_t row, int64_t capacity, bool ring,
+              bool bf16, cudaStream_t s);
 
 // --- attention (attention.cu) ---
 struct AttnArgs {
   const float* q;          // [T, Hq, D]
   const float* k;          // [T, Hkv, D] new keys
   const float* v;
-  const void* ck;          // cache [capacity, Hkv, D], f32 or bf16 (cache_bf16)
-  const void* cv;
-  int64_t T, Hq, Hkv, D, p0, capacity;
+  SeqTable seqs;           // each sequence's rows, positions and cache [capacity, Hkv, D] (f32 or bf16)
+  int64_t T, Hq, Hkv, D, capacity;
   bool ring;
   int window;              // 0 = unlimited
   float* out;              // [T, Hq, D]
-  const int64_t* dpos = nullptr;  // device position replacing p0 (recorded decode steps)
-  bool cache_bf16 = false;        // the cache holds bf16 (else f32); new keys/values are always f32
+  bool cache_bf16 = false; // the caches hold bf16 (else f32); new keys/values are always f32
+  // K=V layers that store V only (KvLayerSpec::k_from_v; then the entries' ck are null): every key, cached
+  // or new, is derived from its value as the cache holds it, K = RoPE(V * kw) at the key's position, with
+  // {cos, sin} from rope_cs [capacity][pairs][2] (the host's rope_cos_sin table). Null kw: keys are stored.
+  const float* kw = nullptr;
+  const float* rope_cs = nullptr;
+  int pairs = 0;
 };
-// Whether T queries from position p0 take the decode kernels (else the GEMM path of cuda_backend.cc).
-bool attn_decode_suits(int64_t T, int64_t p0, int window);
-// Split-K flash-decoding for few queries; scratch of attn_decode_scratch_bytes. The split count depends
-// on the cache capacity, not on p0, so a recorded step is valid at every position.
+// Whether n queries of one sequence from position p0 take the decode kernels (else the GEMM path of
+// cuda_backend.cc).
+bool attn_decode_suits(int64_t n, int64_t p0, int window);
+// Split-K flash-decoding for few queries per sequence, every sequence of the table in one launch; scratch
+// of attn_decode_scratch_bytes. The split count depends on the cache capacity, not on p0 nor on the other
+// sequences, so a recorded step is valid at every position and a sequence's result is the same alone or
+// in a batch.
 size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm);
 void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s);
-// Gathers keys/values of positions [lo, lo + n) (cache or new) into kc, vc [n, Hkv, D].
+// One sequence (a.seqs.n == 1): gathers keys/values of positions [lo, lo + n) (cache or new) into kc, vc
+// [n, Hkv, D].
 void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, cudaStream_t s);
 // Row softmax of scores [Hq, Tq, n] in place, with the causal/window mask for query positions
 // pq0 + t and key positions lo + j; masked entries become 0.

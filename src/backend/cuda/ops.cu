@@ -151,17 +151,30 @@ __global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, int64_t p
   }
 }
 
+// The table entry owning launch row t, and its first position (dpos where the step is recorded).
+__device__ __forceinline__ const SeqEntry& entry_of(const SeqTable& st, int64_t t, int64_t* p0) {
+  int i = 0;
+  while (i + 1 < st.n && t >= st.e[i + 1].row0) ++i;
+  *p0 = st.dpos ? *st.dpos : st.e[i].p0;
+  return st.e[i];
+}
+
+// Thread per element of rows [0, T): row t goes to its sequence's slot, unless a ring would overwrite it
+// with a later row of the same chunk.
 template <class CT>
-__global__ void kv_write_kernel(CT* ck, CT* cv, const float* k, const float* v, int64_t first, int64_t n_rows,
-                                int64_t row, int64_t p0, const int64_t* dpos, int64_t capacity, bool ring) {
+__global__ void kv_write_kernel(SeqTable st, const float* k, const float* v, int64_t T, int64_t row, int64_t capacity,
+                                bool ring) {
   grid_dependency_sync();
-  if (dpos) p0 = *dpos;
-  const int64_t n = n_rows * row;
+  const int64_t n = T * row;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t t = first + i / row, e = i % row;
-    const int64_t pos = p0 + t, slot = ring ? pos % capacity : pos;
-    ck[slot * row + e] = CT(k[t * row + e]);
-    cv[slot * row + e] = CT(v[t * row + e]);
+    const int64_t t = i / row, e = i % row;
+    int64_t p0;
+    const SeqEntry& se = entry_of(st, t, &p0);
+    const int64_t tl = t - se.row0;
+    if (ring && tl < int64_t(se.n) - capacity) continue;
+    const int64_t pos = p0 + tl, slot = ring ? pos % capacity : pos;
+    if (se.ck) static_cast<CT*>(se.ck)[slot * row + e] = CT(k[t * row + e]);
+    static_cast<CT*>(se.cv)[slot * row + e] = CT(v[t * row + e]);
   }
 }
 
@@ -214,13 +227,15 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
 // thread i owning the pair (i, i + D / 2), which is exactly what RoPE rotates. Heads [0, Hq) are q (in
 // place), [Hq, Hq + Hkv) k, then v (no weight, no rotation). Angles as rope_kernel.
 __global__ void qkv_norm_rope_kernel(float* q, const float* k_raw, const float* v_raw, const float* __restrict__ wq,
-                                     const float* __restrict__ wk, float eps, int Hq, int Hkv, int D, int64_t p0,
-                                     const int64_t* dpos, const float* __restrict__ inv_freq, int pairs,
-                                     float* __restrict__ k, float* __restrict__ v) {
+                                     const float* __restrict__ wk, float eps, int Hq, int Hkv, int D, SeqTable st,
+                                     const float* __restrict__ inv_freq, int pairs, float* __restrict__ k,
+                                     float* __restrict__ v) {
   grid_dependency_sync();
-  if (dpos) p0 = *dpos;
   const int h = blockIdx.x, i = threadIdx.x, half = D / 2;
   const int64_t t = blockIdx.y;
+  int64_t p0;
+  const int64_t row0 = entry_of(st, t, &p0).row0;
+  const int64_t pos = p0 + t - row0;
   const float* in;
   float* out;
   const float* w = nullptr;
@@ -237,7 +252,7 @@ __global__ void qkv_norm_rope_kernel(float* q, const float* k_raw, const float* 
   const float inv = rsqrtf(ss / float(D) + eps);
   float na = a * inv * (w ? w[i] : 1.f), nb = b * inv * (w ? w[i + half] : 1.f);
   if (rot && i < pairs) {
-    const float ang = float(p0 + t) * inv_freq[i];
+    const float ang = float(pos) * inv_freq[i];
     double sd, cd;
     sincos(double(ang), &sd, &cd);
     const float c = float(cd), sn = float(sd);
@@ -288,12 +303,12 @@ bool add_norm_scale_norm(float* x, const float* o, const float* w1, float sc, co
 }
 
 bool qkv_norm_rope(float* q, const float* k_raw, const float* v_raw, const float* wq, const float* wk, float eps,
-                   int64_t T, int Hq, int Hkv, int D, int64_t p0, const int64_t* dpos, const float* inv_freq, int pairs,
-                   float* k, float* v, cudaStream_t s) {
+                   int64_t T, int Hq, int Hkv, int D, const SeqTable& seqs, const float* inv_freq, int pairs, float* k,
+                   float* v, cudaStream_t s) {
   if (D % 64 != 0 || D / 2 > 1024 || T > 65535) return false;
   if (T == 0) return true;
   launch(qkv_norm_rope_kernel, dim3(unsigned(Hq + 2 * Hkv), unsigned(T)), unsigned(D / 2), 0, s,
-         q, k_raw, v_raw, wq, wk, eps, Hq, Hkv, D, p0, dpos, inv_freq, pairs, k, v);
+         q, k_raw, v_raw, wq, wk, eps, Hq, Hkv, D, seqs, inv_freq, pairs, k, v);
   G4_CUDA_LAUNCHED();
   return true;
 }
@@ -320,16 +335,12 @@ void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* 
   G4_CUDA_LAUNCHED();
 }
 
-void kv_write(void* ck, void* cv, const float* k, const float* v, int64_t T, int64_t first, int64_t row, int64_t p0,
-              const int64_t* dpos, int64_t capacity, bool ring, bool bf16, cudaStream_t s) {
-  if (T <= first) return;
-  const dim3 grid = grid_for((T - first) * row, 256);
-  if (bf16)
-    launch(kv_write_kernel<__nv_bfloat16>, grid, 256, 0, s, static_cast<__nv_bfloat16*>(ck),
-           static_cast<__nv_bfloat16*>(cv), k, v, first, T - first, row, p0, dpos, capacity, ring);
-  else
-    launch(kv_write_kernel<float>, grid, 256, 0, s, static_cast<float*>(ck), static_cast<float*>(cv), k, v, first,
-           T - first, row, p0, dpos, capacity, ring);
+void kv_write(const SeqTable& seqs, const float* k, const float* v, int64_t T, int64_t row, int64_t capacity, bool ring,
+              bool bf16, cudaStream_t s) {
+  if (T == 0) return;
+  const dim3 grid = grid_for(T * row, 256);
+  if (bf16) launch(kv_write_kernel<__nv_bfloat16>, grid, 256, 0, s, seqs, k, v, T, row, capacity, ring);
+  else launch(kv_write_kernel<float>, grid, 256, 0, s, seqs, k, v, T, row, capacity, ring);
   G4_CUDA_LAUNCHED();
 }
 

@@ -139,8 +139,18 @@ void RefBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   }
 }
 
-void RefBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,
+void RefBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                            int window, Tensor& out) {
+  G4_CHECK(out.numel() == q.numel(), "attention output shape");
+  check_seq_rows(seqs, q.dim(0), true);
+  for (const SeqRows& s : seqs) {
+    Tensor o = out.rows(s.row0, s.n);
+    attend(q.rows(s.row0, s.n), k.rows(s.row0, s.n), v.rows(s.row0, s.n), *s.cache, s.p0, window, o);
+  }
+}
+
+void RefBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,
+                        int window, Tensor& out) {
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(1);
   G4_CHECK(k.dim(0) == T && v.dim(0) == T && k.dim(2) == D && v.dim(2) == D && v.dim(1) == Hkv, "attention shapes");
   G4_CHECK(Hq % Hkv == 0, "attention GQA");
@@ -189,8 +199,9 @@ void RefBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
   }
 }
 
-void RefBackend::kv_append(KvLayer& cache, const Tensor& k, const Tensor& v, int64_t p0) {
-  host_kv::append(cache, k, v, p0);
+void RefBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) {
+  check_seq_rows(seqs, k.dim(0), true);
+  for (const SeqRows& s : seqs) host_kv::append(*s.cache, k.rows(s.row0, s.n), v.rows(s.row0, s.n), s.p0);
 }
 
 void RefBackend::softcap(Tensor& x, float cap) {
