@@ -1,5 +1,7 @@
 #include "backend/backend.h"
 
+#include <string>
+
 #include "base/error.h"
 
 namespace g4 {
@@ -18,6 +20,19 @@ Tensor Tensor::rows(int64_t row0, int64_t n) const {
   t.shape[0] = n;
   t.data = static_cast<char*>(data) + size_t(row0 * row_elems) * dtype_size(dtype);
   return t;
+}
+
+std::vector<int32_t> Backend::sample_rows(const Tensor& logits, const std::vector<RowSampling>& rows) {
+  if (logits.shape.size() != 2 || int64_t(rows.size()) != logits.dim(0))
+    throw Error("sample_rows: " + std::to_string(rows.size()) + " row choices for a logits tensor of " +
+                std::to_string(logits.shape.empty() ? 0 : logits.dim(0)) + " rows");
+  const int64_t V = logits.dim(1);
+  std::vector<float> host(size_t(logits.numel()));
+  download(logits, host.data());
+  std::vector<int32_t> out(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i)
+    out[i] = choose_token(rows[i].params, host.data() + i * size_t(V), V, rows[i].history, rows[i].u);
+  return out;
 }
 
 DType parse_kv_type(const std::string& name, const std::string& flag) {
