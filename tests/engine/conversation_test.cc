@@ -107,23 +107,24 @@ TEST(Conversation, StopTokenCancelAndContext) {
 
 // Tokens chosen by the backend (Backend::sample_rows through Session::forward_pick, the default) equal
 // tokens sampled on the host from downloaded logits, for greedy and seeded sampling with every cut and the
-// penalties, with a chunked prompt and a continued conversation, on the ref and cpu backends.
+// penalties, with a chunked prompt and a continued conversation. On ref, whose sample_rows is the default
+// that cpu shares (tests/backend/sample_rows_test.cc checks both; cuda_sample_rows_test.cc the device's).
 TEST(Conversation, BackendSamplingEqualsHostSampling) {
   std::vector<SamplingParams> params(4);
   params[0].repeat_penalty = 1.5f, params[0].presence_penalty = 0.5f;  // greedy + penalties
   params[1].temperature = 0.8f, params[1].top_k = 20;
   params[2].temperature = 1.2f, params[2].top_p = 0.9f, params[2].min_p = 0.02f, params[2].frequency_penalty = 0.3f;
   params[3].temperature = 2.0f;
-  for (const char* name : {"ref", "cpu"}) {
+  for (const char* name : {"ref"}) {
     auto be = make_backend(name, 2);
     const std::string dir = std::string(G4_TEST_DATA) + "/hf-reference/deep-small-window";
     auto model = Model::load(dir + "/model", *be);
     SafetensorsFile expected{dir + "/expected.safetensors"};
     const auto prompt = ints(expected, "prompt");
     for (size_t pi = 0; pi < params.size(); ++pi)
-      for (uint64_t seed : {1u, 2u, 3u}) {
+      for (uint64_t seed : {1u, 2u}) {
         GenerateOptions o;
-        o.max_new_tokens = 10;
+        o.max_new_tokens = 8;
         o.prefill_chunk = 3;
         o.sampling = params[pi];
         o.sampling.seed = seed;
@@ -132,7 +133,7 @@ TEST(Conversation, BackendSamplingEqualsHostSampling) {
         oh.host_sampling = true;
         const std::vector<int32_t> a = dev.generate(prompt, o, nullptr).tokens, b = host.generate(prompt, oh, nullptr).tokens;
         EXPECT_EQ(a, b) << name << " params " << pi << " seed " << seed;
-        EXPECT_EQ(a.size(), 10u);
+        EXPECT_EQ(a.size(), 8u);
         EXPECT_EQ(dev.append_and_generate({7, 8}, o, nullptr).tokens, host.append_and_generate({7, 8}, oh, nullptr).tokens)
             << name << " params " << pi << " seed " << seed << " (continued)";
       }

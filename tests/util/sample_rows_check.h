@@ -57,7 +57,7 @@ inline std::vector<ChoiceCase> choice_cases() {
 enum class RowKind { kNormal, kTies, kMasked };
 inline std::vector<float> random_row(std::mt19937& rng, int64_t V, RowKind kind, float scale) {
   std::normal_distribution<float> d(0.f, scale);
-  std::vector<float> v(size_t(V));
+  std::vector<float> v(static_cast<size_t>(V));
   for (float& x : v) x = d(rng);
   if (kind == RowKind::kTies)
     for (float& x : v) x = std::round(x * 2.f / scale) * 0.5f;  // ~10 distinct values
