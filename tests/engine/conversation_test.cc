@@ -8,7 +8,9 @@
 #include "base/error.h"
 #include "engine/conversation.h"
 #include "io/safetensors.h"
+#include "model/forward.h"
 #include "model/model.h"
+#include "model/session.h"
 
 namespace g4 {
 namespace {
@@ -138,6 +140,20 @@ TEST(Conversation, BackendSamplingEqualsHostSampling) {
             << name << " params " << pi << " seed " << seed << " (continued)";
       }
   }
+}
+
+TEST(Conversation, ForwardPickBadInputIsOneClearError) {
+  Fixture f;
+  KvCacheOptions o;
+  o.ctx_size = 64;
+  KvCache kv(*f.model, o);
+  EXPECT_THROW(forward_pick(*f.model, kv, {{0, {1, 2}, LogitsMode::kAll}}, {RowSampling{}}), Error);
+  EXPECT_THROW(forward_pick(*f.model, kv, {{0, {1, 2}, LogitsMode::kLast}}, {}), Error);
+  EXPECT_EQ(kv.pos(0), 0);  // nothing ran
+  Session s(*f.model, 16);
+  EXPECT_THROW(s.forward_pick({}, RowSampling{}), Error);
+  EXPECT_EQ(forward_pick(*f.model, kv, {{0, {1, 2}, LogitsMode::kNone}}, {RowSampling{}}), std::vector<int32_t>{-1});
+  EXPECT_EQ(kv.pos(0), 2);
 }
 
 }  // namespace
