@@ -18,7 +18,7 @@ TEST_F(CudaTest, SampleRowsEqualsHostSampler) {
 }
 
 TEST_F(CudaTest, SampleRowsEqualsHostSamplerAtGemmaVocabulary) {
-  check_sample_rows(*fast_, 262144, 2, 3, 5, 262144);
+  check_sample_rows(*fast_, 262144, 1, 3, 6, 262144);  // the host sorts 262,144 ids per whole-vocabulary draw
 }
 
 TEST_F(CudaTest, SampleRowsRejectsARowCountMismatch) {
