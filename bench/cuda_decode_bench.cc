@@ -6,6 +6,8 @@
 // copy bandwidth measured in the same run.
 // Single-token steps are recorded once as a CUDA graph and replayed (as Session does), unless
 // G4_CUDA_GRAPHS=0.
+// Then the token choice on the device (Backend::sample_rows) against downloading the logits and choosing on
+// the host, alone and inside decode steps.
 //   usage: cuda_decode_bench [int4-g128|int4-g32|int8|bf16] [prompt_tokens] [decode_tokens] [depth2]
 #include <algorithm>
 #include <chrono>
@@ -13,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -242,8 +245,9 @@ double now();
 std::unique_ptr<StepRecording> g_step;
 Tensor g_step_logits;
 
-std::vector<float> forward(CudaBackend& be, const Model31& m, std::vector<KvLayer>& kv, const std::vector<int32_t>& tokens,
-                           int64_t p0) {
+// One step on the device; returns the last row's logits there (recorded and replayed for one token).
+Tensor forward_keep(CudaBackend& be, const Model31& m, std::vector<KvLayer>& kv, const std::vector<int32_t>& tokens,
+                    int64_t p0) {
   const double t0 = now();
   Tensor logits;
   if (tokens.size() == 1) {
@@ -261,6 +265,12 @@ std::vector<float> forward(CudaBackend& be, const Model31& m, std::vector<KvLaye
   }
   if (!logits.data) logits = forward_dev(be, m, kv, tokens, p0);
   g_enqueue_s = now() - t0;
+  return logits;
+}
+
+std::vector<float> forward(CudaBackend& be, const Model31& m, std::vector<KvLayer>& kv, const std::vector<int32_t>& tokens,
+                           int64_t p0) {
+  const Tensor logits = forward_keep(be, m, kv, tokens, p0);
   std::vector<float> host(static_cast<size_t>(kV));
   be.download(logits, host.data());
   return host;
@@ -406,6 +416,52 @@ int main(int argc, char** argv) {
       g_prof.on = false;
       std::vector<float> tmp(static_cast<size_t>(kV));
       be.download(l, tmp.data());
+    }
+    {
+      // Choosing the next token: on the device (Backend::sample_rows, 4 bytes back) or on the host from the
+      // downloaded 1 MB row, for greedy, Gemma's recommended sampling and sampling over the whole
+      // vocabulary. First the choice alone on one logits row, then whole decode steps with it.
+      SamplingParams greedy, gemma, full;
+      gemma.temperature = 1.0f, gemma.top_k = 64, gemma.top_p = 0.95f;
+      full.temperature = 1.0f;
+      const struct { const char* name; SamplingParams p; } kinds[] = {{"greedy", greedy}, {"top-k 64, top-p 0.95", gemma},
+                                                                     {"temp 1, whole vocabulary", full}};
+      std::mt19937_64 draws(1);
+      auto unit = [&] { return std::uniform_real_distribution<double>(0.0, 1.0)(draws); };
+      Tensor last = forward_keep(be, m, kv, {3}, prompt + n_decode);
+      std::vector<float> host(static_cast<size_t>(kV));
+      for (const auto& k : kinds) {
+        const int reps = 20;
+        double t = now();
+        int32_t a = 0, b = 0;
+        for (int i = 0; i < reps; ++i) {
+          be.download(last, host.data());
+          a = choose_token(k.p, host.data(), kV, {}, 0.5);
+        }
+        const double t_host = (now() - t) / reps;
+        t = now();
+        for (int i = 0; i < reps; ++i) b = be.sample_rows(last, {RowSampling{k.p, {}, 0.5}})[0];
+        const double t_dev = (now() - t) / reps;
+        std::printf("token choice alone, %s: download + host %.3f ms, device %.3f ms (same token: %s)\n", k.name,
+                    t_host * 1e3, t_dev * 1e3, a == b ? "yes" : "NO");
+      }
+      for (const auto& k : kinds)
+        for (bool on_device : {false, true}) {
+          int32_t tok = 1;
+          const double t = now();
+          for (int i = 0; i < n_decode; ++i) {
+            const Tensor l = forward_keep(be, m, kv, {tok}, prompt + i);
+            const RowSampling r{k.p, {}, unit()};
+            if (on_device) {
+              tok = be.sample_rows(l, {r})[0];
+            } else {
+              be.download(l, host.data());
+              tok = choose_token(k.p, host.data(), kV, {}, r.u);
+            }
+          }
+          std::printf("decode with the choice on the %s, %s: %.3f ms/token\n", on_device ? "device" : "host  ", k.name,
+                      (now() - t) / n_decode * 1e3);
+        }
     }
     if (depth2 > prompt) {
       // Fill the cache to depth2 with one more chunk (no timing), then decode there.

@@ -38,7 +38,7 @@ SYNTH=${SYNTH_DIR:-/tmp/g4-m60}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 MODE=${1:-all}  # all, tests, bench, batch (only the batched-decode rows), depth (decode at depth, f32 vs bf16),
-# or ab (the environment switch $AB=0 against the default, alternating twice, bench arguments $AB_ARGS: an A/B
+# sampling (the token choice on the device against the host's), or ab (the environment switch $AB=0 against the default, alternating twice, bench arguments $AB_ARGS: an A/B
 # of one change)
 summary() { grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$1" | sed "s|^|$(basename "$1" .log): |"; }
 if [ "$MODE" != bench ]; then
@@ -76,6 +76,16 @@ if [ "$MODE" = ab ]; then
   done > "$LOG/bench.jsonl"
 elif [ "$MODE" = batch ]; then
   bench -p 0 -n 64 -r 2 --parallel 1,4,8,16 > "$LOG/bench.jsonl"
+elif [ "$MODE" = sampling ]; then
+  # The token choice on the device (g4 bench --sampling backend) against downloading the logits (host),
+  # greedy, Gemma's recommended sampling, and sampling over the whole vocabulary; alternating twice.
+  for r in 1 2; do
+    for s in host backend; do
+      bench -p 0 -n 128 -r 2 --sampling $s
+      bench -p 0 -n 128 -r 2 --sampling $s --temp 1 --top-k 64 --top-p 0.95
+      bench -p 0 -n 64 -r 1 --sampling $s --temp 1
+    done
+  done > "$LOG/bench.jsonl"
 elif [ "$MODE" = depth ]; then
   for t in f32 bf16; do bench -p 0 -n 64 -r 2 -d 0,16384 --cache-type-k $t --cache-type-v $t; done > "$LOG/bench.jsonl"
 else {
@@ -91,7 +101,8 @@ python3 - "$LOG/bench.jsonl" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     j = json.loads(line)
-    print(f"{j.get('ab', ''):14} KV {j['cache_type_k']:5} depth {j['depth']:6} seqs {j['parallel']:3} | pp{j['pp']} {j['pp_tok_s']:9.1f} ± {j['pp_sd']:6.1f}"
+    pick = f"{j.get('sampling', '')} t{j.get('temp', 0):g} k{j.get('top_k', 0)}"
+    print(f"{j.get('ab', ''):14} {pick:16} KV {j['cache_type_k']:5} depth {j['depth']:6} seqs {j['parallel']:3} | pp{j['pp']} {j['pp_tok_s']:9.1f} ± {j['pp_sd']:6.1f}"
           f" | tg{j['tg']} {j['tg_tok_s']:8.2f} ± {j['tg_sd']:5.2f} | load {j['load_s']:.1f} s")
 PY
 cat "$LOG/bench.err" | tail -5

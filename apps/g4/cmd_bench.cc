@@ -24,6 +24,7 @@
 #include "model/model.h"
 #include "model/forward.h"
 #include "model/kv_cache.h"
+#include "model/sampler.h"
 #include "model/session.h"
 #include "engine/kv_options.h"
 
@@ -41,6 +42,8 @@ struct BenchOpts {
   int threads = 0, reps = 3;
   bool json = false;
   DraftFlags draft;
+  std::string sampling = "backend";  // decode test: where each next token is chosen (backend | host)
+  SamplingParams choice;             // its parameters (default greedy)
 };
 
 double now_s() {
@@ -65,6 +68,7 @@ struct Row {
 };
 
 int run_bench(const BenchOpts& o) {
+  validate(o.choice);
   for (int64_t d : o.depth)
     if (d < 0 || d > (int64_t(1) << 24)) throw Error("--depth: " + std::to_string(d) + " is out of range (0 .. 16777216)");
   for (int p : o.parallel)
@@ -113,11 +117,20 @@ int run_bench(const BenchOpts& o) {
     fill(n_seq, depth);
     std::vector<SeqChunk> batch;
     for (int s = 0; s < n_seq; ++s) batch.push_back({s, {prompt.empty() ? 2 : prompt[size_t(s) % prompt.size()]}, LogitsMode::kLast});
+    // The next token as generation chooses it: on the backend (only ids reach the host) or from host logits.
+    std::mt19937_64 draws(7);
+    std::vector<RowSampling> picks(batch.size());
+    for (RowSampling& p : picks) p.params = o.choice;
     const double a = now_s();
     for (int64_t i = 0; i < n; ++i) {
-      const std::vector<std::vector<float>> l = forward_batch(*model, kv, batch);
-      for (size_t s = 0; s < batch.size(); ++s)
-        batch[s].tokens[0] = int32_t(std::max_element(l[s].begin(), l[s].end()) - l[s].begin());
+      for (RowSampling& p : picks) p.u = std::uniform_real_distribution<double>(0.0, 1.0)(draws);
+      if (o.sampling == "backend") {
+        const std::vector<int32_t> ids = forward_pick(*model, kv, batch, picks);
+        for (size_t s = 0; s < batch.size(); ++s) batch[s].tokens[0] = ids[s];
+      } else {
+        const std::vector<std::vector<float>> l = forward_batch(*model, kv, batch);
+        for (size_t s = 0; s < batch.size(); ++s) batch[s].tokens[0] = choose_token(o.choice, l[s].data(), V, {}, picks[s].u);
+      }
     }
     return double(n * n_seq) / (now_s() - a);
   };
@@ -173,10 +186,11 @@ int run_bench(const BenchOpts& o) {
     for (const Row& r : rows)
       std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"load_s\": %.3f, \"reps\": %d, "
                   "\"depth\": %ld, \"parallel\": %d, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", "
-                  "\"pp\": %ld, \"pp_tok_s\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tok_s\": %.3f, \"tg_sd\": %.3f}\n",
+                  "\"pp\": %ld, \"pp_tok_s\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tok_s\": %.3f, \"tg_sd\": %.3f, "
+                  "\"sampling\": \"%s\", \"temp\": %g, \"top_k\": %d}\n",
                   o.model.c_str(), backend->name().c_str(), isa.c_str(), backend->threads(), load_s, o.reps, long(r.depth),
                   r.parallel, ctk.c_str(), ctv.c_str(), long(o.prompt), r.pp.mean, r.pp.sd, long(o.gen), r.tg.mean,
-                  r.tg.sd);
+                  r.tg.sd, o.sampling.c_str(), double(o.choice.temperature), o.choice.top_k);
     if (!tg_spec.empty())
       std::printf("{\"test\": \"draft\", \"repetitive_plain_tok_s\": %.3f, \"repetitive_plain_sd\": %.3f, "
                   "\"repetitive_draft_tok_s\": %.3f, \"repetitive_draft_sd\": %.3f, \"draft\": %s}\n",
@@ -190,9 +204,10 @@ int run_bench(const BenchOpts& o) {
                   r.k, r.plain_tok_s, r.oracle_tok_s, r.oracle_tok_s / r.plain_tok_s, r.same_tokens ? "true" : "false",
                   draft_stats_json(r.stats).dump().c_str());
   } else {
-    std::printf("model %s  backend %s%s%s  threads %d  load %.2f s  reps %d  KV %s/%s\n", o.model.c_str(),
-                backend->name().c_str(), isa.empty() ? "" : " isa ", isa.c_str(), backend->threads(), load_s, o.reps,
-                ctk.c_str(), ctv.c_str());
+    std::printf("model %s  backend %s%s%s  threads %d  load %.2f s  reps %d  KV %s/%s  tokens chosen on the %s "
+                "(temp %g, top-k %d)\n", o.model.c_str(), backend->name().c_str(), isa.empty() ? "" : " isa ", isa.c_str(),
+                backend->threads(), load_s, o.reps, ctk.c_str(), ctv.c_str(), o.sampling.c_str(),
+                double(o.choice.temperature), o.choice.top_k);
     std::printf("| test   |   depth | seqs |            t/s |\n|--------|---------|------|----------------|\n");
     for (const Row& r : rows) {
       if (o.prompt > 0 && r.parallel == o.parallel.front())
@@ -238,6 +253,12 @@ void add_bench_command(CLI::App& app, Action* action) {
   c->add_option("--cache-type-k", o->cache_type_k, "KV cache type for keys: auto, f32, bf16, q8_0");
   c->add_option("--cache-type-v", o->cache_type_v, "KV cache type for values: auto, f32, bf16, q8_0");
   c->add_flag("--json", o->json, "one JSON line instead of the table");
+  c->add_option("--sampling", o->sampling,
+                "decode test: choose each token on the backend (default: only ids leave a GPU) or on the host from "
+                "downloaded logits")->check(CLI::IsMember({"backend", "host"}));
+  c->add_option("--temp", o->choice.temperature, "decode test: sampling temperature (0 = greedy)")->check(in_range(0.0f, 100.0f));
+  c->add_option("--top-k", o->choice.top_k, "decode test: top-k (0 = off)")->check(in_range(0, 1 << 24));
+  c->add_option("--top-p", o->choice.top_p, "decode test: top-p (1 = off)")->check(in_range(0.0f, 1.0f));
   c->add_option("--verify-cost", o->verify,
                  "time a verify of n tokens (forward with logits at every position, then rollback) against a "
                  "one-token step, at the first depth; a list")

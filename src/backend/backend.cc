@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <string>
 #include <tuple>
 
 #include "base/error.h"
@@ -49,6 +50,19 @@ void check_seq_rows(const std::vector<SeqRows>& seqs, int64_t T, bool need_cache
     G4_CHECK(s.row0 >= 0 && s.n >= 0 && s.row0 + s.n <= T && s.p0 >= 0, "sequence rows out of range");
     G4_CHECK(!need_cache || s.cache, "sequence rows without a cache");
   }
+}
+
+std::vector<int32_t> Backend::sample_rows(const Tensor& logits, const std::vector<RowSampling>& rows) {
+  if (logits.shape.size() != 2 || int64_t(rows.size()) != logits.dim(0))
+    throw Error("sample_rows: " + std::to_string(rows.size()) + " row choices for a logits tensor of " +
+                std::to_string(logits.shape.empty() ? 0 : logits.dim(0)) + " rows");
+  const int64_t V = logits.dim(1);
+  std::vector<float> host(size_t(logits.numel()));
+  download(logits, host.data());
+  std::vector<int32_t> out(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i)
+    out[i] = choose_token(rows[i].params, host.data() + i * size_t(V), V, rows[i].history, rows[i].u);
+  return out;
 }
 
 DType parse_kv_type(const std::string& name, const std::string& flag) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/sampling.h"
 #include "base/dtype.h"
 #include "quant/format.h"
 
@@ -208,6 +209,14 @@ class Backend {
   virtual void end_step_recording(StepRecording& rec) { (void)rec; }
   // Runs a recording for `token` at position `pos`; tensors created while recording keep their storage.
   virtual void replay_step(StepRecording& rec, int32_t token, int64_t pos) { (void)rec, (void)token, (void)pos; }
+
+  // --- token choice where the logits are (callers that need only the next token) ---
+  // The token of each row of logits [R, V] (f32), rows[i] for row i: choose_token(rows[i].params, row,
+  // V, rows[i].history, rows[i].u) of backend/sampling.h. The default downloads the rows and runs exactly
+  // that; a backend may choose on the device so that only the ids cross to the host (then a choice can
+  // differ only where u * total lands within rounding of a boundary between two tokens' weights).
+  // Does not modify the logits. Throws g4::Error when rows.size() != R.
+  virtual std::vector<int32_t> sample_rows(const Tensor& logits, const std::vector<RowSampling>& rows);
 };
 
 // Creates a backend by name: "ref", "cpu", "cuda" (when built), or "auto" / "" for default_backend_name().

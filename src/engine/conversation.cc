@@ -66,16 +66,23 @@ GenerateResult Conversation::append_and_generate(const std::vector<int32_t>& inp
 
   Sampler sampler(opts.sampling);
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<float> logits =
-      session_.forward(feed, LogitsMode::kLast, opts.prefill_chunk, opts.draft.drafter ? opts.draft.drafter->taps() : nullptr);
   if (opts.draft.drafter) {
+    std::vector<float> logits = session_.forward(feed, LogitsMode::kLast, opts.prefill_chunk, opts.draft.drafter->taps());
     generate_speculative(model_, session_, tokens_, logits, opts, on_token, r, t0);
     return r;
   }
+  // Runs `in` and returns the next token: chosen by the backend, or by the sampler from host logits.
+  auto step = [&](const std::vector<int32_t>& in, int64_t chunk) {
+    if (!opts.host_sampling) return session_.forward_pick(in, sampler.next_row(tokens_), chunk);
+    const std::vector<float> logits = session_.forward(in, LogitsMode::kLast, chunk);
+    return sampler.sample(logits.data(), V, tokens_);
+  };
   auto t_decode = t0;
-  for (int64_t i = 0;; ++i) {
-    if (i == opts.max_new_tokens) { r.reason = StopReason::kMaxTokens; break; }
-    const int32_t tok = sampler.sample(logits.data(), V, tokens_);
+  int32_t tok = -1;  // the token chosen last (-1: none, max_new_tokens == 0)
+  if (opts.max_new_tokens == 0) session_.forward(feed, LogitsMode::kNone, opts.prefill_chunk);
+  else tok = step(feed, opts.prefill_chunk);
+  r.reason = StopReason::kMaxTokens;
+  for (int64_t i = 0; tok >= 0; ++i) {
     if (i == 0) {
       r.prefill_s = seconds_since(t0);
       t_decode = std::chrono::steady_clock::now();
@@ -89,7 +96,7 @@ GenerateResult Conversation::append_and_generate(const std::vector<int32_t>& inp
     }
     if (session_.pos() >= session_.ctx_size()) { r.reason = StopReason::kContextFull; break; }
     if (i + 1 == opts.max_new_tokens) { r.reason = StopReason::kMaxTokens; break; }
-    logits = session_.forward({tok}, LogitsMode::kLast);
+    tok = step({tok}, 0);
   }
   if (!r.tokens.empty()) r.decode_s = seconds_since(t_decode);
   else r.prefill_s = seconds_since(t0);

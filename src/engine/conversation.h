@@ -22,6 +22,10 @@ struct GenerateOptions {
   std::vector<int32_t> stop_ids;  // generation ends after emitting one of these
   int64_t prefill_chunk = 512;
   DraftOptions draft;  // speculative decoding (engine/speculative.h) when draft.drafter is set
+  // Where tokens are chosen: false (default) where the logits are (Backend::sample_rows: on a GPU only the
+  // ids reach the host), true from logits downloaded to the host. Same tokens either way (backend.h);
+  // speculative decoding always works on the host's logits.
+  bool host_sampling = false;
 };
 
 enum class StopReason { kStopToken, kMaxTokens, kContextFull, kCancelled };

@@ -136,11 +136,14 @@ void tapped_layers(const ModelSpec& s, int out[2]) {
   for (int i = 0; i < s.n_layers(); ++i) out[s.layers[size_t(i)].sliding ? 0 : 1] = i;
 }
 
-std::vector<std::vector<float>> forward_batch(const Model& model, KvCache& kv, const std::vector<SeqChunk>& batch) {
+namespace {
+
+// Validates and runs one step (replaying the sequence's recorded decode step where there is one); returns
+// the logits tensor of the rows asked for, on the backend (empty when none are).
+Tensor run_step(const Model& model, KvCache& kv, const std::vector<SeqChunk>& batch) {
   validate(model, kv, batch);
   Backend& be = model.backend();
-  std::vector<std::vector<float>> out(batch.size());
-  if (batch.empty()) return out;
+  if (batch.empty()) return {};
   Tensor logits;
   if (batch.size() == 1 && batch[0].tokens.size() == 1 && batch[0].logits == LogitsMode::kLast && !batch[0].taps) {
     // Decode of one sequence: record the step once per sequence (where the backend can), then replay it
@@ -162,9 +165,17 @@ std::vector<std::vector<float>> forward_batch(const Model& model, KvCache& kv, c
   }
   if (!logits.data) logits = enqueue(model, kv, batch);
   for (const SeqChunk& c : batch) kv.note_written(c.seq, c.tokens);
+  return logits;
+}
+
+}  // namespace
+
+std::vector<std::vector<float>> forward_batch(const Model& model, KvCache& kv, const std::vector<SeqChunk>& batch) {
+  std::vector<std::vector<float>> out(batch.size());
+  const Tensor logits = run_step(model, kv, batch);
   if (!logits.data) return out;
   std::vector<float> host(size_t(logits.numel()));
-  be.download(logits, host.data());
+  model.backend().download(logits, host.data());
   const size_t V = size_t(model.spec().vocab_size);
   size_t at = 0;
   for (size_t c = 0; c < batch.size(); ++c) {
@@ -172,6 +183,25 @@ std::vector<std::vector<float>> forward_batch(const Model& model, KvCache& kv, c
     out[c].assign(host.begin() + std::ptrdiff_t(at * V), host.begin() + std::ptrdiff_t((at + rows) * V));
     at += rows;
   }
+  return out;
+}
+
+std::vector<int32_t> forward_pick(const Model& model, KvCache& kv, const std::vector<SeqChunk>& batch,
+                                  const std::vector<RowSampling>& picks) {
+  if (picks.size() != batch.size())
+    throw Error("forward_pick: " + std::to_string(picks.size()) + " choices for " + std::to_string(batch.size()) + " chunks");
+  std::vector<RowSampling> rows;
+  for (size_t c = 0; c < batch.size(); ++c) {
+    if (batch[c].logits == LogitsMode::kAll) throw Error("forward_pick: chunks ask for their last row's token only");
+    if (batch[c].logits == LogitsMode::kLast) rows.push_back(picks[c]);
+  }
+  std::vector<int32_t> out(batch.size(), -1);
+  const Tensor logits = run_step(model, kv, batch);
+  if (!logits.data) return out;
+  const std::vector<int32_t> ids = model.backend().sample_rows(logits, rows);
+  size_t at = 0;
+  for (size_t c = 0; c < batch.size(); ++c)
+    if (batch[c].logits == LogitsMode::kLast) out[c] = ids[at++];
   return out;
 }
 

@@ -1,9 +1,6 @@
 #include "model/sampler.h"
 
-#include <algorithm>
 #include <cmath>
-#include <numeric>
-#include <unordered_map>
 
 #include "base/error.h"
 
@@ -20,95 +17,39 @@ void validate(const SamplingParams& p) {
   if (p.repeat_last_n < 0) throw Error("repeat-last-n must be >= 0");
 }
 
-int32_t argmax(const float* v, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (v[i] > v[best]) best = i;
-  return int32_t(best);
-}
+namespace {
+// uniform_real_distribution<double>(0, 1): one 64-bit output scaled to [0, 1). draw_token scales it by the
+// total weight, which is what uniform_real_distribution<double>(0, total) computes (u * (total - 0) + 0).
+double uniform01(std::mt19937_64& rng) { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }
+}  // namespace
 
 Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) { validate(p); }
 
+double Sampler::next_uniform() { return uniform01(rng_); }
+
 int32_t Sampler::sample(const float* logits, int64_t V, const std::vector<int32_t>& history) {
   if (p_.temperature <= 0) return greedy_token(p_, logits, V, history);
-  return sample_from(token_distribution(p_, logits, V, history), rng_);
+  return draw_token(token_distribution(p_, logits, V, history), next_uniform());
 }
 
-double TokenDistribution::prob(int32_t id) const {
-  for (size_t i = 0; i < ids.size(); ++i)
-    if (ids[i] == id) return p[i] / total;
-  return 0;
-}
-
-std::vector<float> penalized_logits(const SamplingParams& s, const float* logits, int64_t V,
-                                    const std::vector<int32_t>& history) {
-  std::vector<float> l(logits, logits + V);
-  if (s.repeat_penalty == 1.0f && s.presence_penalty == 0.0f && s.frequency_penalty == 0.0f) return l;
-  std::unordered_map<int32_t, int> counts;
-  const size_t start = history.size() > size_t(s.repeat_last_n) ? history.size() - size_t(s.repeat_last_n) : 0;
-  for (size_t i = start; i < history.size(); ++i)
-    if (history[i] >= 0 && history[i] < V) ++counts[history[i]];
-  for (const auto& [tok, c] : counts) {
-    float& x = l[size_t(tok)];
-    x = x > 0 ? x / s.repeat_penalty : x * s.repeat_penalty;
-    x -= s.presence_penalty + s.frequency_penalty * float(c);
+RowSampling Sampler::next_row(const std::vector<int32_t>& history) {
+  RowSampling r;
+  r.params = p_;
+  if (!no_penalties(p_)) {
+    const size_t start = history.size() > size_t(p_.repeat_last_n) ? history.size() - size_t(p_.repeat_last_n) : 0;
+    r.history.assign(history.begin() + std::ptrdiff_t(start), history.end());
   }
-  return l;
-}
-
-int32_t greedy_token(const SamplingParams& s, const float* logits, int64_t V, const std::vector<int32_t>& history) {
-  const std::vector<float> l = penalized_logits(s, logits, V, history);
-  return argmax(l.data(), V);
-}
-
-TokenDistribution token_distribution(const SamplingParams& s, const float* logits, int64_t V,
-                                     const std::vector<int32_t>& history) {
-  const std::vector<float> l = penalized_logits(s, logits, V, history);
-  std::vector<int32_t> idx(static_cast<size_t>(V));
-  std::iota(idx.begin(), idx.end(), 0);
-  const size_t k = s.top_k > 0 ? std::min<size_t>(size_t(s.top_k), size_t(V)) : size_t(V);
-  auto cmp = [&](int32_t a, int32_t b) { return l[size_t(a)] > l[size_t(b)] || (l[size_t(a)] == l[size_t(b)] && a < b); };
-  std::partial_sort(idx.begin(), idx.begin() + std::ptrdiff_t(k), idx.end(), cmp);
-  idx.resize(k);
-  const double mx = l[size_t(idx[0])];
-  std::vector<double> prob(k);
-  double sum = 0;
-  for (size_t i = 0; i < k; ++i) sum += (prob[i] = std::exp((double(l[size_t(idx[i])]) - mx) / s.temperature));
-  for (double& x : prob) x /= sum;
-  size_t keep = k;
-  if (s.min_p > 0)
-    for (size_t i = 1; i < keep; ++i)
-      if (prob[i] < s.min_p * prob[0]) { keep = i; break; }
-  if (s.top_p < 1) {
-    double cum = 0;
-    for (size_t i = 0; i < keep; ++i) {
-      cum += prob[i];
-      if (cum >= s.top_p) { keep = i + 1; break; }
-    }
-  }
-  TokenDistribution d;
-  d.ids.assign(idx.begin(), idx.begin() + std::ptrdiff_t(keep));
-  d.p.assign(prob.begin(), prob.begin() + std::ptrdiff_t(keep));
-  for (double x : d.p) d.total += x;
-  return d;
+  if (p_.temperature > 0) r.u = next_uniform();
+  return r;
 }
 
 int32_t sample_from(const TokenDistribution& d, std::mt19937_64& rng, int32_t exclude) {
   double total = d.total;
-  size_t last = d.ids.size() - 1;
   if (exclude >= 0)
     for (size_t i = 0; i < d.ids.size(); ++i)
       if (d.ids[i] == exclude) total -= d.p[i];
-  while (last > 0 && d.ids[last] == exclude) --last;
-  if (!(total > 0)) return d.ids[last];  // only the excluded token had mass (cannot happen after a rejection)
-  const double r = std::uniform_real_distribution<double>(0.0, total)(rng);
-  double acc = 0;
-  for (size_t i = 0; i < d.ids.size(); ++i) {
-    if (d.ids[i] == exclude) continue;
-    acc += d.p[i];
-    if (r < acc) return d.ids[i];
-  }
-  return d.ids[last];
+  if (!(total > 0)) return draw_token(d, 0.0, exclude);  // no draw: only the excluded token had mass
+  return draw_token(d, uniform01(rng), exclude);
 }
 
 }  // namespace g4

@@ -1,25 +1,16 @@
 // Host-side sampling from a logits row: greedy, temperature, top-k, top-p, min-p and repetition /
 // presence / frequency penalties, with a seeded generator so runs are reproducible. Softcapping is
-// already applied by the model (it must precede temperature; spec pitfall 10).
+// already applied by the model (it must precede temperature; spec pitfall 10). The arithmetic of the
+// choice is backend/sampling.h (shared with Backend::sample_rows); this adds the generator.
 #pragma once
 
 #include <cstdint>
 #include <random>
 #include <vector>
 
-namespace g4 {
+#include "backend/sampling.h"
 
-struct SamplingParams {
-  float temperature = 0.0f;  // <= 0: greedy (argmax)
-  int top_k = 0;             // 0: off
-  float top_p = 1.0f;        // 1: off
-  float min_p = 0.0f;        // 0: off
-  float repeat_penalty = 1.0f;   // llama.cpp style: divide positive logits, multiply negative ones
-  float presence_penalty = 0.0f;
-  float frequency_penalty = 0.0f;
-  int64_t repeat_last_n = 64;    // how many recent tokens the penalties look at
-  uint64_t seed = 0;
-};
+namespace g4 {
 
 // Throws g4::Error naming the first parameter that is out of range or not finite.
 void validate(const SamplingParams& p);
@@ -28,38 +19,21 @@ class Sampler {
  public:
   explicit Sampler(const SamplingParams& p);
   // Picks a token from logits [V]; `history` is the tokens seen so far (for the penalties).
-  int32_t sample(const float* logits, int64_t vocab, const std::vector<int32_t>& history);
+  int32_t sample(const float* logits, int64_t V, const std::vector<int32_t>& history);
+  // The same choice made elsewhere (Backend::sample_rows, forward_pick): the parameters, the part of
+  // `history` the penalties read, and the uniform number sample() would draw next (drawn now, so the
+  // generator advances exactly as one sample() call advances it; greedy draws nothing).
+  RowSampling next_row(const std::vector<int32_t>& history);
   const SamplingParams& params() const { return p_; }
 
  private:
+  double next_uniform();
   SamplingParams p_;
   std::mt19937_64 rng_;
 };
 
-// Index of the largest value; the lowest index wins ties.
-int32_t argmax(const float* v, int64_t n);
-
-// The distribution Sampler::sample draws from, explicit so that speculative decoding can accept or reject a
-// drafted token against it: penalties over the last repeat_last_n of the history, then top-k, temperature,
-// min-p and top-p, in that order, ties to the lower id. Sampler::sample is greedy_token at temperature <= 0
-// and sample_from(token_distribution(...)) above it.
-struct TokenDistribution {
-  std::vector<int32_t> ids;  // candidates kept, most likely first
-  std::vector<double> p;     // their weights (sum = total; not normalised, as the Sampler draws)
-  double total = 0;
-  double prob(int32_t id) const;  // normalised probability of `id` (0 when cut)
-};
-
-// Logits after the repetition / presence / frequency penalties over the last repeat_last_n of `history`.
-std::vector<float> penalized_logits(const SamplingParams& s, const float* logits, int64_t V,
-                                    const std::vector<int32_t>& history);
-// The token greedy decoding picks (temperature <= 0): argmax of the penalised logits.
-int32_t greedy_token(const SamplingParams& s, const float* logits, int64_t V, const std::vector<int32_t>& history);
-// The kept candidates and weights for temperature > 0.
-TokenDistribution token_distribution(const SamplingParams& s, const float* logits, int64_t V,
-                                     const std::vector<int32_t>& history);
-// One draw, as Sampler::sample draws; `exclude` (>= 0) is left out and the rest renormalised.
+// One draw from `d` with `rng`, as Sampler::sample draws; `exclude` (>= 0) is left out and the rest
+// renormalised (speculative decoding's residual draw).
 int32_t sample_from(const TokenDistribution& d, std::mt19937_64& rng, int32_t exclude = -1);
-
 
 }  // namespace g4

@@ -44,6 +44,18 @@ std::vector<float> Session::forward(const std::vector<int32_t>& tokens, LogitsMo
   return out;
 }
 
+int32_t Session::forward_pick(const std::vector<int32_t>& tokens, const RowSampling& pick, int64_t chunk) {
+  const int64_t n = int64_t(tokens.size());
+  if (n == 0) throw Error("nothing to run: no tokens");
+  if (chunk <= 0 || chunk > n) chunk = n;
+  const int64_t last = (n - 1) / chunk * chunk;  // the final chunk's first token
+  if (last > 0) forward(std::vector<int32_t>(tokens.begin(), tokens.begin() + last), LogitsMode::kNone, chunk);
+  SeqChunk c;
+  c.seq = seq_;
+  c.tokens.assign(tokens.begin() + last, tokens.end());
+  return g4::forward_pick(model_, *kv_, {c}, {pick})[0];
+}
+
 int64_t Session::truncate(int64_t n, int64_t chunk) {
   if (n < 0 || n > pos())
     throw Error("cannot roll back to " + std::to_string(n) + " positions: the sequence holds " + std::to_string(pos()));

@@ -29,6 +29,10 @@ class Session {
   std::vector<float> forward(const std::vector<int32_t>& tokens, LogitsMode mode, int64_t chunk = 0,
                              ForwardTaps* taps = nullptr);
 
+  // forward(tokens, kLast, chunk) followed by the choice of the next token where the logits are
+  // (model/forward.h forward_pick): returns the token instead of the logits row.
+  int32_t forward_pick(const std::vector<int32_t>& tokens, const RowSampling& pick, int64_t chunk = 0);
+
   // Drops every position >= n, exactly as if they had never been run: in place when the sliding rings'
   // slack allows it, else by recomputing the kept tokens. Returns the positions recomputed (0 in place).
   // Throws g4::Error for n < 0 or n > pos().

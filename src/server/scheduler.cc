@@ -204,9 +204,26 @@ void Scheduler::step() {
     return;
   }
 
+  // When no slot choosing a token this step needs its logits row (log probabilities, a constraint's mask,
+  // banned tokens), the backend chooses every token where the logits are and only the ids come back.
+  bool ids_only = true;
+  for (size_t c = 0; c < batch.size(); ++c) {
+    const GenJob& j = slots_[size_t(in_batch[c])].job;
+    if (batch[c].logits == LogitsMode::kLast && (j.constraint || !j.banned.empty() || j.top_logprobs >= 0)) ids_only = false;
+  }
   std::vector<std::vector<float>> logits;
+  std::vector<int32_t> ids;
   try {
-    logits = forward_batch(model_, kv_, batch);
+    if (ids_only) {
+      std::vector<RowSampling> picks(batch.size());
+      for (size_t c = 0; c < batch.size(); ++c) {
+        Slot& s = slots_[size_t(in_batch[c])];
+        if (batch[c].logits == LogitsMode::kLast) picks[c] = s.sampler->next_row(s.history);
+      }
+      ids = forward_pick(model_, kv_, batch, picks);
+    } else {
+      logits = forward_batch(model_, kv_, batch);
+    }
   } catch (const std::exception& e) {
     // Should not happen (jobs are validated at submit); fail the jobs of this step and forget their caches.
     for (auto& [ch, why] : ending_) ch->finish(why);
@@ -220,13 +237,16 @@ void Scheduler::step() {
     const int i = in_batch[c];
     Slot& s = slots_[size_t(i)];
     s.feed.erase(s.feed.begin(), s.feed.begin() + std::ptrdiff_t(batch[c].tokens.size()));
-    if (logits[c].empty()) continue;  // more of the prompt to read
+    if (batch[c].logits == LogitsMode::kNone) continue;  // more of the prompt to read
     if (s.job.opts.max_new_tokens == 0) {
       end(s, StopReason::kMaxTokens);
       continue;
     }
-    PickedToken picked = pick_token(*s.sampler, logits[c].data(), V, s.history, s.job.constraint.get(), s.job.banned,
-                                    s.job.top_logprobs);
+    PickedToken picked;
+    if (ids_only) picked.id = ids[c];
+    else
+      picked = pick_token(*s.sampler, logits[c].data(), V, s.history, s.job.constraint.get(), s.job.banned,
+                          s.job.top_logprobs);
     const int32_t tok = picked.id;
     if (tok < 0) {
       fail_slot(i, "constrained decoding dead-ended: no token of the vocabulary continues the output (" +

@@ -8,7 +8,9 @@
 #include "base/error.h"
 #include "engine/conversation.h"
 #include "io/safetensors.h"
+#include "model/forward.h"
 #include "model/model.h"
+#include "model/session.h"
 
 namespace g4 {
 namespace {
@@ -103,6 +105,55 @@ TEST(Conversation, StopTokenCancelAndContext) {
   Conversation tiny(*f.model, 4);
   EXPECT_THROW(tiny.generate(prompt, o, nullptr), Error);
   EXPECT_THROW(tiny.generate({}, o, nullptr), Error);
+}
+
+// Tokens chosen by the backend (Backend::sample_rows through Session::forward_pick, the default) equal
+// tokens sampled on the host from downloaded logits, for greedy and seeded sampling with every cut and the
+// penalties, with a chunked prompt and a continued conversation. On ref, whose sample_rows is the default
+// that cpu shares (tests/backend/sample_rows_test.cc checks both; cuda_sample_rows_test.cc the device's).
+TEST(Conversation, BackendSamplingEqualsHostSampling) {
+  std::vector<SamplingParams> params(4);
+  params[0].repeat_penalty = 1.5f, params[0].presence_penalty = 0.5f;  // greedy + penalties
+  params[1].temperature = 0.8f, params[1].top_k = 20;
+  params[2].temperature = 1.2f, params[2].top_p = 0.9f, params[2].min_p = 0.02f, params[2].frequency_penalty = 0.3f;
+  params[3].temperature = 2.0f;
+  for (const char* name : {"ref"}) {
+    auto be = make_backend(name, 2);
+    const std::string dir = std::string(G4_TEST_DATA) + "/hf-reference/deep-small-window";
+    auto model = Model::load(dir + "/model", *be);
+    SafetensorsFile expected{dir + "/expected.safetensors"};
+    const auto prompt = ints(expected, "prompt");
+    for (size_t pi = 0; pi < params.size(); ++pi)
+      for (uint64_t seed : {1u, 2u}) {
+        GenerateOptions o;
+        o.max_new_tokens = 8;
+        o.prefill_chunk = 3;
+        o.sampling = params[pi];
+        o.sampling.seed = seed;
+        Conversation dev(*model, 256), host(*model, 256);
+        GenerateOptions oh = o;
+        oh.host_sampling = true;
+        const std::vector<int32_t> a = dev.generate(prompt, o, nullptr).tokens, b = host.generate(prompt, oh, nullptr).tokens;
+        EXPECT_EQ(a, b) << name << " params " << pi << " seed " << seed;
+        EXPECT_EQ(a.size(), 8u);
+        EXPECT_EQ(dev.append_and_generate({7, 8}, o, nullptr).tokens, host.append_and_generate({7, 8}, oh, nullptr).tokens)
+            << name << " params " << pi << " seed " << seed << " (continued)";
+      }
+  }
+}
+
+TEST(Conversation, ForwardPickBadInputIsOneClearError) {
+  Fixture f;
+  KvCacheOptions o;
+  o.ctx_size = 64;
+  KvCache kv(*f.model, o);
+  EXPECT_THROW(forward_pick(*f.model, kv, {{0, {1, 2}, LogitsMode::kAll}}, {RowSampling{}}), Error);
+  EXPECT_THROW(forward_pick(*f.model, kv, {{0, {1, 2}, LogitsMode::kLast}}, {}), Error);
+  EXPECT_EQ(kv.pos(0), 0);  // nothing ran
+  Session s(*f.model, 16);
+  EXPECT_THROW(s.forward_pick({}, RowSampling{}), Error);
+  EXPECT_EQ(forward_pick(*f.model, kv, {{0, {1, 2}, LogitsMode::kNone}}, {RowSampling{}}), std::vector<int32_t>{-1});
+  EXPECT_EQ(kv.pos(0), 2);
 }
 
 }  // namespace

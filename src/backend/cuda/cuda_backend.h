@@ -69,6 +69,9 @@ class CudaBackend : public Backend {
   void add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s, const PackedWeight& w_next,
                            float eps, Tensor& out) override;
 
+  // Chooses on the device (sample.cu); only the ids are copied back.
+  std::vector<int32_t> sample_rows(const Tensor& logits, const std::vector<RowSampling>& rows) override;
+
   // Decode steps as CUDA graphs: the token id and position live in a pinned host slot that the graph's
   // first node copies to the device, so one graph serves every position of a session.
   std::unique_ptr<StepRecording> begin_step_recording() override;

@@ -160,4 +160,21 @@ void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, c
 void masked_softmax(float* scores, int64_t Hq, int64_t Tq, int64_t n, int64_t pq0, int64_t lo, int window,
                     cudaStream_t s);
 
+// --- token choice (sample.cu): Backend::sample_rows on the device ---
+// One row's choice, as backend/sampling.h SamplingParams (greedy at temperature <= 0), with the penalties'
+// history as distinct token ids and their counts (device arrays of n_pen each; n_pen 0: no penalties).
+struct ChoiceArgs {
+  float temperature = 0, top_p = 1, min_p = 0;
+  int top_k = 0;
+  float repeat_penalty = 1, presence_penalty = 0, frequency_penalty = 0;
+  const int32_t* pen_ids = nullptr;
+  const int32_t* pen_counts = nullptr;
+  int n_pen = 0;
+  double u = 0;  // the caller's uniform number in [0, 1)
+};
+size_t choose_token_scratch_bytes(int64_t V);
+// Writes the token choose_token (backend/sampling.h) picks from logits [V] to *out (device); scratch of
+// choose_token_scratch_bytes(V). The logits are not modified.
+void choose_token(const float* logits, int64_t V, const ChoiceArgs& a, void* scratch, int32_t* out, cudaStream_t s);
+
 }  // namespace g4::cuda

@@ -1,0 +1,64 @@
+// CudaBackend::sample_rows: the token of each logits row chosen on the device (sample.cu); the host sends
+// each row's parameters, its uniform number and the penalties' (id, count) pairs, and reads back 4 bytes a
+// row instead of the row's V floats.
+#include <map>
+#include <string>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "base/error.h"
+
+namespace g4 {
+
+std::vector<int32_t> CudaBackend::sample_rows(const Tensor& logits, const std::vector<RowSampling>& rows) {
+  if (logits.shape.size() != 2 || int64_t(rows.size()) != logits.dim(0))
+    throw Error("sample_rows: " + std::to_string(rows.size()) + " row choices for a logits tensor of " +
+                std::to_string(logits.shape.empty() ? 0 : logits.dim(0)) + " rows");
+  G4_CHECK(!recording_, "sample_rows while recording a decode step");
+  const int64_t R = logits.dim(0), V = logits.dim(1);
+  std::vector<int32_t> ids(static_cast<size_t>(R));
+  if (R == 0) return ids;
+  auto work = scratch(cuda::choose_token_scratch_bytes(V));
+  auto out = scratch(size_t(R) * 4);
+  // The penalties' (ids, counts) of every row, kept until the copies have run.
+  std::vector<std::vector<int32_t>> pens(static_cast<size_t>(R));
+  std::vector<std::shared_ptr<void>> pen_dev;
+  for (int64_t r = 0; r < R; ++r) {
+    const RowSampling& row = rows[size_t(r)];
+    const SamplingParams& p = row.params;
+    cuda::ChoiceArgs a;
+    a.temperature = p.temperature;
+    a.top_k = p.top_k;
+    a.top_p = p.top_p;
+    a.min_p = p.min_p;
+    a.repeat_penalty = p.repeat_penalty;
+    a.presence_penalty = p.presence_penalty;
+    a.frequency_penalty = p.frequency_penalty;
+    a.u = row.u;
+    if (!no_penalties(p)) {  // the counts penalized_logits (backend/sampling.cc) takes
+      const std::vector<int32_t>& h = row.history;
+      const size_t start = h.size() > size_t(p.repeat_last_n) ? h.size() - size_t(p.repeat_last_n) : 0;
+      std::map<int32_t, int32_t> counts;
+      for (size_t i = start; i < h.size(); ++i)
+        if (h[i] >= 0 && h[i] < V) ++counts[h[i]];
+      std::vector<int32_t>& pen = pens[size_t(r)];
+      for (const auto& [id, c] : counts) pen.push_back(id);
+      for (const auto& [id, c] : counts) pen.push_back(c);
+      a.n_pen = int(counts.size());
+      if (a.n_pen > 0) {
+        pen_dev.push_back(scratch(pen.size() * 4));
+        int32_t* d = static_cast<int32_t*>(pen_dev.back().get());
+        G4_CUDA(cudaMemcpyAsync(d, pen.data(), pen.size() * 4, cudaMemcpyHostToDevice, stream_));
+        a.pen_ids = d;
+        a.pen_counts = d + a.n_pen;
+      }
+    }
+    cuda::choose_token(static_cast<const float*>(logits.data) + r * V, V, a, work.get(),
+                       static_cast<int32_t*>(out.get()) + r, stream_);
+  }
+  G4_CUDA(cudaMemcpyAsync(ids.data(), out.get(), size_t(R) * 4, cudaMemcpyDeviceToHost, stream_));
+  synchronize();
+  return ids;
+}
+
+}  // namespace g4
