@@ -17,7 +17,7 @@ KvCacheOptions kv_options_for(const std::string& backend, int64_t ctx_size, int 
   o.k_type = k_type.empty() || k_type == "auto" ? def : parse_kv_type(k_type, "--cache-type-k");
   o.v_type = v_type.empty() || v_type == "auto" ? def : parse_kv_type(v_type, "--cache-type-v");
   const char* env = std::getenv("G4_DERIVE_K");
-  o.derive_k = (cpu || backend == "cuda") && !(env && std::strcmp(env, "0") == 0);
+  o.derive_k = env && (cpu || backend == "cuda") ? std::strcmp(env, "0") != 0 : cpu;
   return o;
 }
 

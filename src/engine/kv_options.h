@@ -1,8 +1,10 @@
 // The KV cache a command gets: element types from -ctk/-ctv ("auto" picks the backend's default), the
 // context size, the number of sequences, and whether K=V layers store V only. Defaults per backend: ref
-// keeps f32 with stored keys (the oracle stays the plain computation); cpu and cuda store bf16 and derive
-// the keys of K=V layers (cuda's grouped decode attention is faster over bf16 than over f32).
-// G4_DERIVE_K=0 in the environment stores those keys too (for comparisons).
+// keeps f32 with stored keys (the oracle stays the plain computation); cpu stores bf16 and derives the keys
+// of K=V layers; cuda stores bf16 with stored keys (its grouped decode attention is faster over bf16 than
+// over f32; deriving keys there halves the full layers' cache but decodes 18% slower at depth 16,384 on
+// the H200, docs/PERF.md). G4_DERIVE_K=1 / =0 in the environment turns derived keys on / off on cpu and
+// cuda.
 #pragma once
 
 #include <cstdint>

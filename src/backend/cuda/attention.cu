@@ -198,7 +198,8 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
 
 // The decode kernel for power-of-two head dims 16..512 and GQA groups of 1, 2, 4 or 8 (every Gemma 4
 // shape): each K and V element is read from memory once per block and feeds the whole group.
-//  - Scores: a lane per key (a tile of 32 * kc keys), warps split the head dim into 8 / kc chunks; each
+//  - Scores: a lane per key (a tile of 32 * kc keys, kc from the split's key count), warps split the head
+//    dim into 8 / kc chunks; each
 //    lane reads its key row 8 values at a time (one or two 16-byte loads) and the group's queries come
 //    from shared memory as broadcasts, so there are no per-key shuffle reductions.
 //  - Output: a thread per 4 dims of V (float4 or 4 x bf16) for all G heads; the block's threads cover
@@ -238,13 +239,12 @@ __device__ __forceinline__ float4 load4(const void* row, bool fresh, int d) {
 constexpr int kMaxTile = 256;  // 32 keys per warp x 8 warps
 
 template <class CT, int G>
-__global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int n_split, int kc, float* part,
-                                                                float* ml) {
+__global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   grid_dependency_sync();
   extern __shared__ float4 sm4[];
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
   const RowSeq rs = row_seq(a, t);
-  const int D = int(a.D), tile = 32 * kc, dc = min(kWarps / kc, D / 8);
+  const int D = int(a.D);
   float* qs = reinterpret_cast<float*>(sm4);  // [G, D]; at the end, the key lanes' partial outputs
   float* sp = qs + G * D;                     // [dc, G, tile] partial scores
   float* pt = sp + kWarps * G * 32;           // [tile, G] probabilities
@@ -260,6 +260,12 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
   key_range(a, rs.pq, &lo, &hi);
   const int64_t per = (hi - lo + n_split - 1) / n_split;
   const int64_t ks = lo + split * per, ke = min(hi, ks + per);
+  // Keys per tile: enough 32-key warps for this split's keys, the other warps splitting the head dim, so
+  // that a split of few keys (short contexts) still keeps every warp busy on short dot products. A
+  // function of the query's position alone: a verify, a batch and a one-token step compute alike.
+  int kc = 1;
+  while (kc < kWarps && 32 * kc < per) kc *= 2;
+  const int tile = 32 * kc, dc = min(kWarps / kc, D / 8);
 
   for (int i = tid; i < G * D; i += kThreads) qs[i] = a.q[(t * a.Hq + g * G) * D + i];
   if (tid < G) mrow[tid] = -FLT_MAX, lrow[tid] = 0.f;
@@ -481,8 +487,8 @@ __global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int6
   for (int64_t j = threadIdx.x; j < n; j += blockDim.x) row[j] *= inv;
 }
 
-// Keys one query can see, bounded from the layer's shape (window, capacity): what sizes the split and the
-// tiles, so that the summation order is the same for every p0 and every batch.
+// Keys one query can see, bounded from the layer's shape (window, capacity): what sizes the split, so
+// that the summation order is the same for every p0 and every batch.
 int64_t max_visible_keys(const AttnArgs& a) { return a.window > 0 ? std::min<int64_t>(a.window, a.capacity) : a.capacity; }
 
 int pick_split(const AttnArgs& a, int n_sm) {
@@ -541,12 +547,8 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
     return !(e && std::string(e) == "0");
   }();
   if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
-    // Tile: enough 32-key warps for the most keys one split can see (fixed by the capacity, not p0).
-    const int64_t per = (max_visible_keys(a) + ns - 1) / ns;
-    int kc = 1;
-    while (kc < kWarps && 32 * kc < per) kc *= 2;
     const size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);
-    auto go = [&](auto kernel) { launch(kernel, grid, kThreads, smem, s, a, ns, kc, part, ml); };
+    auto go = [&](auto kernel) { launch(kernel, grid, kThreads, smem, s, a, ns, part, ml); };
     switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
       case 2: go(decode_group_kernel<float, 1>); break;
       case 3: go(decode_group_kernel<__nv_bfloat16, 1>); break;
