@@ -1,24 +1,28 @@
 #!/bin/sh
 # g4 serve and llama-server on the same GGUF file, one after the other (issue 12's serving benchmark):
-# bench/serve_sweep.mjs at 1-32 concurrent streams against each, `g4 bench` on the file for the one-stream
-# reference, and bench/serve_turns.mjs (8K-token chat history, 5 turns) against g4.
+# bench/serve_sweep.py at 1-32 concurrent streams against each, `g4 bench` on the file for the one-stream
+# reference, and bench/serve_turns.py (8K-token chat history, 5 turns) against g4. The clients are Python 3
+# standard library only: the GPU machine has python3 but no node, and a device call carries at most 64 MiB
+# (the tracked tree is about 52 MB of it), too little for a node binary next to the packed builds.
 #
-# Here, once (the GPU machine has no node and no llama-server source):
+# Here, once (the GPU machine has no llama-server source):
 #   bench/device_run.sh --pack                     # g4's CUDA build -> .devbin, .devlibs
 #   bench/serve_side_by_side.sh pack /work/.mirror/mahald+llama.cpp/repo
 #       # -> .devpeer/llama-server.tar.xz: tools/server and tools/mtmd of the commit that .devpeer/llama.tar.xz
-#       #    holds (3ccb1b3), laid over it; -> .devpeer/node.xz: this machine's node binary (glibc only)
-# On the GPU machine, two calls (the machine keeps /tmp while it stays warm between them):
-#   bench/serve_side_by_side.sh start  # unpacks node, llama.cpp + the server overlay; builds llama-server (CUDA)
+#       #    holds (3ccb1b3), laid over it
+# On the GPU machine, two calls carrying .devbin .devlibs .devpeer .devtok (the machine keeps /tmp while it
+# stays warm between them):
+#   bench/serve_side_by_side.sh start  # unpacks llama.cpp + the server overlay; builds llama-server (CUDA)
 #                                      # in the background (setsid); writes the 60-layer Q4_0 GGUF if absent (as
 #                                      # gpu_side_by_side.sh, same path); waits up to 8 minutes for the build
 #   bench/serve_side_by_side.sh run    # g4 bench, then g4 serve (turns; sweep) and llama-server (sweep), side
 #                                      # by side; tables in $OUT, server logs in $W/logs
 # The same `run` works elsewhere with the environment naming what to use, e.g. on the 2-core box:
-#   G4=build/release/g4 BACKEND=cpu LLAMA_SERVER=/path/llama-server GGUF=model.gguf NODE=node \
+#   G4=build/release/g4 BACKEND=cpu LLAMA_SERVER=/path/llama-server GGUF=model.gguf \
 #     STREAMS=1,2,4 PROMPT=256 MAX_TOKENS=64 HISTORY=3000 bench/serve_side_by_side.sh run
 # Environment for `run`: STREAMS (1,4,8,16,32), PROMPT (512), MAX_TOKENS (128), REQUESTS (4 per stream),
-# HISTORY (8192), ROUNDS (2: g4 then llama-server, twice), LS_ARGS / G4_ARGS (extra server flags).
+# HISTORY (8192), ROUNDS (2: g4 then llama-server, twice), LS_ARGS / G4_ARGS (extra server flags), PYTHON
+# (python3: runs the clients and the /health polls).
 set -u
 W=${W:-/tmp/g4-peer}
 LOG=${OUT:-/tmp/g4-device}  # the tables: sweep.txt, turns-g4.txt, g4-bench.txt (server logs in $W/logs)
@@ -45,13 +49,12 @@ if [ "${1:-}" = pack ]; then
   printf 'add_subdirectory(llama-bench)\nadd_subdirectory(batched-bench)\nadd_subdirectory(mtmd)\nadd_subdirectory(server)\n' \
     > "$t/lc-src/tools/CMakeLists.txt"
   tar -C "$t" -cJf .devpeer/llama-server.tar.xz lc-src && rm -rf "$t"
-  xz -T2 -6 -c "$(command -v node)" > .devpeer/node.xz
+  rm -f .devpeer/node.xz  # left by the node-client version of this script: 24 MB the device call cannot carry
   ls -la .devpeer
   exit 0
 fi
 
 if [ "${1:-}" = start ]; then
-  [ -x "$W/node" ] || { xz -dc .devpeer/node.xz > "$W/node" && chmod +x "$W/node"; }
   if [ ! -x "$W/lcs/bin/llama-server" ]; then
     rm -rf "$W/srv" "$W/srv-build.done" && mkdir -p "$W/srv" && tar -C "$W/srv" -xJf .devpeer/llama.tar.xz &&
       tar -C "$W/srv" -xJf .devpeer/llama-server.tar.xz || exit 1
@@ -69,14 +72,14 @@ if [ "${1:-}" = start ]; then
   exit 0
 fi
 
-[ "${1:-}" = run ] || { sed -n 2,21p "$0"; exit 2; }
+[ "${1:-}" = run ] || { sed -n 2,25p "$0"; exit 2; }
 if [ -z "${G4:-}" ]; then  # the GPU machine: the packed CUDA build
   mkdir -p build/cuda && tar -C build/cuda -xJf .devbin/cuda.tar.xz || exit 1
   export LD_LIBRARY_PATH="$PWD/.devlibs:${LD_LIBRARY_PATH:-}"
   G4=build/cuda/g4
 fi
 BACKEND=${BACKEND:-cuda}
-NODE=${NODE:-$W/node}
+PY=${PYTHON:-python3}
 LS=${LLAMA_SERVER:-$W/lcs/bin/llama-server}
 STREAMS=${STREAMS:-1,4,8,16,32}
 PROMPT=${PROMPT:-512}
@@ -99,8 +102,8 @@ up() {  # up NAME PORT COMMAND...: starts a server and waits until its /health a
   "$@" > "$W/logs/$name.log" 2>&1 &
   pids="$pids $!"
   i=0
-  # (node, not curl: the GPU machine's image may lack curl)
-  until "$NODE" -e "fetch('http://127.0.0.1:$port/health').then((r) => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))"; do
+  # (python3, not curl: the GPU machine's image may lack curl; urlopen raises on anything but 2xx)
+  until "$PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=5)" 2>/dev/null; do
     kill -0 $! 2>/dev/null && [ $i -lt 1800 ] || { echo "$name did not start:"; tail -5 "$W/logs/$name.log"; exit 1; }
     sleep 0.2; i=$((i + 1))
   done
@@ -108,7 +111,7 @@ up() {  # up NAME PORT COMMAND...: starts a server and waits until its /health a
 # shellcheck disable=SC2086
 trap '[ -n "$pids" ] && kill $pids' EXIT
 sweep() {  # sweep LABEL PORT ROUND: each round its own prompts (the servers stay up: no prompt-cache hits)
-  "$NODE" bench/serve_sweep.mjs --port "$2" --streams "$STREAMS" --prompt "$PROMPT" --max-tokens "$MAX_TOKENS" \
+  "$PY" bench/serve_sweep.py --port "$2" --streams "$STREAMS" --prompt "$PROMPT" --max-tokens "$MAX_TOKENS" \
     --requests "$REQUESTS" --prompt-set "$3" --label "$1" | tee -a "$LOG/sweep.txt"
 }
 
@@ -117,7 +120,7 @@ sweep() {  # sweep LABEL PORT ROUND: each round its own prompts (the servers sta
 # The three servers stay up side by side (one load each); an idle one does no work.
 # shellcheck disable=SC2086
 up g4-turns 18482 "$G4" serve -m "$GGUF" --backend "$BACKEND" --port 18482 --parallel 2 -c $TURN_CTX --quiet ${G4_ARGS:-}
-"$NODE" bench/serve_turns.mjs --port 18482 --history "$HISTORY" | tee "$LOG/turns-g4.txt"
+"$PY" bench/serve_turns.py --port 18482 --history "$HISTORY" | tee "$LOG/turns-g4.txt"
 # shellcheck disable=SC2086
 up g4 18480 "$G4" serve -m "$GGUF" --backend "$BACKEND" --port 18480 --parallel "$NP" -c $SLOT_CTX --quiet ${G4_ARGS:-}
 # llama-server: -c is split between the -np slots; flash attention on, all layers on the GPU, continuous batching

@@ -1,6 +1,7 @@
 // The server-sent events of a streamed OpenAI-style response (g4 serve, llama-server): yields each event's
 // parsed JSON with the arrival time (performance.now()) of the network chunk that completed it, skipping
-// [DONE], until the server ends the body. Shared by the serving benchmarks.
+// [DONE], until the server ends the body. Used by serve_load.mjs (serve_client.py is the Python counterpart
+// that serve_sweep.py and serve_turns.py use).
 export async function* sseEvents(body) {
   const dec = new TextDecoder();
   let buf = "";
