@@ -34,6 +34,10 @@ int32_t Sampler::sample(const float* logits, int64_t V, const std::vector<int32_
   return sample_from(token_distribution(p_, logits, V, history), rng_);
 }
 
+int32_t Sampler::verify(const float* logits, int64_t V, const std::vector<int32_t>& history, int32_t draft) {
+  return accept_draft(p_, logits, V, history, draft, rng_);
+}
+
 double TokenDistribution::prob(int32_t id) const {
   for (size_t i = 0; i < ids.size(); ++i)
     if (ids[i] == id) return p[i] / total;
@@ -109,6 +113,14 @@ int32_t sample_from(const TokenDistribution& d, std::mt19937_64& rng, int32_t ex
     if (r < acc) return d.ids[i];
   }
   return d.ids[last];
+}
+
+int32_t accept_draft(const SamplingParams& s, const float* logits, int64_t V, const std::vector<int32_t>& history,
+                     int32_t draft, std::mt19937_64& rng) {
+  if (s.temperature <= 0) return greedy_token(s, logits, V, history);
+  const TokenDistribution d = token_distribution(s, logits, V, history);
+  if (draft < 0) return sample_from(d, rng);
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng) < d.prob(draft) ? draft : sample_from(d, rng, draft);
 }
 
 }  // namespace g4

@@ -29,6 +29,9 @@ class Sampler {
   explicit Sampler(const SamplingParams& p);
   // Picks a token from logits [V]; `history` is the tokens seen so far (for the penalties).
   int32_t sample(const float* logits, int64_t vocab, const std::vector<int32_t>& history);
+  // Speculative decoding's choice at a row that verifies the drafted token `draft` (accept_draft below),
+  // drawn from this sampler's generator.
+  int32_t verify(const float* logits, int64_t vocab, const std::vector<int32_t>& history, int32_t draft);
   const SamplingParams& params() const { return p_; }
 
  private:
@@ -60,6 +63,12 @@ TokenDistribution token_distribution(const SamplingParams& s, const float* logit
                                      const std::vector<int32_t>& history);
 // One draw, as Sampler::sample draws; `exclude` (>= 0) is left out and the rest renormalised.
 int32_t sample_from(const TokenDistribution& d, std::mt19937_64& rng, int32_t exclude = -1);
+// Speculative decoding's acceptance rule at one verified row, for a deterministic drafter (q one-hot at
+// the drafted token): greedy: the argmax, which accepts `draft` when it is that token; sampling: `draft`
+// with probability p(draft), else a draw from p without it - the emitted token is distributed exactly as
+// a plain draw. draft < 0 (the row after the last draft, or no draft): a plain draw.
+int32_t accept_draft(const SamplingParams& s, const float* logits, int64_t V, const std::vector<int32_t>& history,
+                     int32_t draft, std::mt19937_64& rng);
 
 
 }  // namespace g4
