@@ -5,7 +5,7 @@
 #   bench/serve_bench.sh MODEL_DIR [BACKEND] [PARALLEL_LIST] [STREAM_LIST]
 # e.g. bench/serve_bench.sh models/tiny-kjv cpu "1 4" "1 2 4"
 # Environment: REQUESTS (per stream, default 4), MAX_TOKENS (64), PROMPT_WORDS (32), PORT (18431),
-# CTX (2048), BUILD (build/release), SERVE_FLAGS (more g4 serve flags, e.g. "--draft-ngram"; after each
+# CTX (2048), BUILD (build/release), PROMPT (a fixed text instead of PROMPT_WORDS numbered words), SERVE_FLAGS (more g4 serve flags, e.g. "--draft-ngram"; after each
 # sweep the server's /metrics drafted / accepted counters are printed when it drafted).
 set -euo pipefail
 model=${1:?usage: bench/serve_bench.sh MODEL_DIR [BACKEND] [PARALLEL_LIST] [STREAM_LIST]}
@@ -32,7 +32,7 @@ for np in $parallels; do
   for s in $streams_list; do
     printf -- "--parallel %-2s " "$np"
     "$build/serve_bench" --port "$port" --streams "$s" --requests "${REQUESTS:-4}" --max-tokens "${MAX_TOKENS:-64}" \
-      --prompt-words "${PROMPT_WORDS:-32}"
+      --prompt-words "${PROMPT_WORDS:-32}" ${PROMPT:+--prompt "$PROMPT"}
   done
   curl -sf "http://127.0.0.1:$port/metrics" | grep '^g4_draft' | tr '\n' ' ' | sed 's/.$/\n/' || true
   kill $server

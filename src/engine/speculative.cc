@@ -38,11 +38,21 @@ SpeculativeStream::SpeculativeStream(const DraftOptions& o, const std::string& b
       ctl_(len_.max, len_.min, default_verify_slope(backend), o.adaptive) {
   if (!drafter_) throw Error("speculative decoding without a drafter");
   taps_ = drafter_->taps();
+  restart();
+}
+
+void SpeculativeStream::restart() {
+  st_ = DraftStats{};
   if (!len_.capped.empty()) st_.events.push_back(len_.capped);
   st_.draft_max = len_.max;
   st_.draft_min = len_.min;
   st_.drafted_at.assign(size_t(len_.max), 0);
   st_.accepted_at.assign(size_t(len_.max), 0);
+  off_ = false;
+  tap_row_ = -1;
+  shadow_.clear();
+  shadow_at_ = 0;
+  shadow_len_ = 0;
 }
 
 void SpeculativeStream::prompt_done() {

@@ -58,6 +58,12 @@ class SpeculativeStream {
                  const std::function<int32_t(const float* row, int32_t draft)>& decide,
                  const std::function<bool(int32_t token)>& emit);
 
+  // A new generation on the same sequence (the server's next request in a slot): statistics, the shadow
+  // proposal and the tap row start afresh; the monitor keeps what it learned (acceptance decays within
+  // ~20 drafts, so it follows the new text; the measured step times stay valid), so a short reply does not
+  // end before the monitor has seen enough to turn drafting on.
+  void restart();
+
   DraftStats& stats() { return st_; }
   // Records the monitor's final length into stats() (at the end of the generation).
   void finish() { st_.final_length = ctl_.length(); }

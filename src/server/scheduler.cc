@@ -16,12 +16,11 @@ Scheduler::Scheduler(const Model& model, const KvCacheOptions& cache, SchedulerO
   if (opts_.draft.drafter) {
     for (int i = 0; i < int(slots_.size()); ++i) {
       Slot& s = slots_[size_t(i)];
-      s.drafter = opts_.draft.drafter->fork();
+      DraftOptions d = opts_.draft;
+      d.drafter = opts_.draft.drafter->fork();
       s.view = std::make_unique<Session>(model_, kv_, i);
+      s.spec = std::make_unique<SpeculativeStream>(d, model_.backend().name(), kv_.options().slack, model_.spec().vocab_size);
     }
-    DraftOptions d = opts_.draft;  // bad draft lengths: an error now, not at the first request
-    d.drafter = slots_[0].drafter;
-    const SpeculativeStream check(d, model_.backend().name(), kv_.options().slack, model_.spec().vocab_size);
   }
   thread_ = std::thread([this] { loop(); });
 }
@@ -134,11 +133,7 @@ void Scheduler::admit_locked() {
     s.feed.assign(s.job.prompt.begin() + std::ptrdiff_t(best_keep), s.job.prompt.end());
     s.history = s.job.prompt;
     s.generated.clear();
-    if (s.drafter) {
-      DraftOptions d = opts_.draft;
-      d.drafter = s.drafter;
-      s.spec = std::make_unique<SpeculativeStream>(d, model_.backend().name(), kv_.options().slack, model_.spec().vocab_size);
-    }
+    if (s.spec) s.spec->restart();
     s.admitted = ++counter_;
     ++busy_;
     s.ch->start(best_keep);
@@ -156,7 +151,6 @@ void Scheduler::end(Slot& s, StopReason why) {
   if (s.spec) {
     s.spec->finish();
     s.ch->set_draft(s.spec->stats().drafted, s.spec->stats().accepted);
-    s.spec.reset();
   }
   ending_.push_back({std::move(s.ch), why});  // told at the end of the step, once the counters are right
   s.ch.reset();
@@ -173,7 +167,6 @@ void Scheduler::fail_slot(int i, const std::string& message) {
   s.ch.reset();
   s.job = GenJob{};
   s.sampler.reset();
-  s.spec.reset();
   kv_.clear(i);
   {
     std::lock_guard<std::mutex> lock(m_);

@@ -8,7 +8,8 @@
 // next step and leaves when it stops (stop token, stop check, token budget, context end, cancellation).
 //
 // Speculative decoding (SchedulerOptions::draft, engine/speculative.h): each slot has its own drafter
-// (Drafter::fork) and, per job, a SpeculativeStream with its own acceptance monitor. A decoding slot's
+// (Drafter::fork) and a SpeculativeStream with its own acceptance monitor, which carries over from one
+// request to the next (SpeculativeStream::restart). A decoding slot's
 // chunk is then its pending token plus the draft, with logits for every row; the rows are decided left to
 // right through pick_token with the draft (so greedy answers are plain greedy's, sampling is distributed
 // as plain sampling, and the job's constraint, banned tokens and logprobs apply to every emitted token),
@@ -99,9 +100,8 @@ class Scheduler {
     std::vector<int32_t> generated;
     uint64_t admitted = 0;           // admission order
     uint64_t last_used = 0;          // for the least-recently-used tie break
-    // Speculative decoding: the slot's drafter, its sequence as a Session (what drafters that read the
-    // target's cache are given), the job's stream, and the draft being verified this step.
-    std::shared_ptr<Drafter> drafter;
+    // Speculative decoding: the slot's sequence as a Session (what drafters that read the target's cache
+    // are given), its stream (its own drafter and monitor), and the draft being verified this step.
     std::unique_ptr<Session> view;
     std::unique_ptr<SpeculativeStream> spec;
     std::vector<int32_t> drafts;
