@@ -316,6 +316,12 @@ void Scheduler::step() {
   }
 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // A drafting slot's monitor is given its rows' share of the step: alone it is the whole step (as in
+  // `run`); in a batch the other slots' rows are not its cost. Proportional to rows is exact where a step
+  // costs per row (CPUs) and pessimistic where it costs about the same for any few rows (a GPU reading the
+  // weights), where drafting also gains least once batching already shares the weight reads.
+  int64_t rows = 0;
+  for (const SeqChunk& c : batch) rows += int64_t(c.tokens.size());
   const int64_t V = model_.spec().vocab_size;
   for (size_t c = 0; c < batch.size(); ++c) {
     const int i = in_batch[c];
@@ -324,7 +330,7 @@ void Scheduler::step() {
     s.feed.erase(s.feed.begin(), s.feed.begin() + std::ptrdiff_t(std::min(s.feed.size(), batch[c].tokens.size())));
     if (logits[c].empty()) continue;  // more of the prompt to read
     if (s.spec && !s.generated.empty()) {
-      verify_slot(i, logits[c], seconds);
+      verify_slot(i, logits[c], seconds * double(batch[c].tokens.size()) / double(rows));
       continue;
     }
     if (s.job.opts.max_new_tokens == 0) {
