@@ -4,7 +4,7 @@
 // long answer that wraps the sliding layers' ring (window 128 + slack 4) with drafts rolled back at its
 // edge; stop strings and max_tokens end replies exactly where plain ones end; logprobs and a json_schema
 // constraint apply to drafted tokens as to plain ones; usage and /metrics report drafted and accepted
-// tokens. The monitor is off (adaptive = false) so that every proposal is verified: on ref it would keep
+// tokens (streamed replies too). The monitor is off (adaptive = false) so that every proposal is verified: on ref it would keep
 // drafting off (a verify of k + 1 tokens costs k + 1 steps there).
 #include <gtest/gtest.h>
 
@@ -66,6 +66,11 @@ struct DraftServer {
     json j = json::parse(r->body);
     if (r->status != 200) j["status"] = r->status;
     return j;
+  }
+  httplib::Client client() const {  // for stream_chat (server_fixture.h)
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    return c;
   }
   double metric(const std::string& name) const {
     httplib::Client c("127.0.0.1", port);
@@ -201,6 +206,22 @@ TEST(ServerDraft, LogprobsAndConstraintsApplyToDraftedTokens) {
   ASSERT_TRUE(cg.contains("choices")) << cg;
   EXPECT_EQ(cg["choices"][0]["message"], cw["choices"][0]["message"]);
   EXPECT_EQ(cg["usage"]["completion_tokens"], cw["usage"]["completion_tokens"]);
+}
+
+// Streaming: several tokens arrive per step; the streamed text is the non-streamed one, and the usage chunk
+// carries the draft counts.
+TEST(ServerDraft, StreamingRepliesAreTheNonStreamedOnes) {
+  DraftServer ngram(Draft::kNgram, 1);
+  json body = {{"messages", {{{"role", "user"}, {"content", kVerses[1]}}}}, {"max_tokens", 40}, {"temperature", 0}};
+  json whole = ngram.post(body, "/v1/chat/completions");
+  ASSERT_TRUE(whole.contains("choices")) << whole;
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  json usage;
+  const std::string streamed = stream_chat(ngram, body.dump(), 0, nullptr, nullptr, &usage);
+  EXPECT_EQ(streamed, whole["choices"][0]["message"]["content"].get<std::string>());
+  ASSERT_TRUE(usage.contains("completion_tokens_details")) << usage;
+  EXPECT_GT(usage["completion_tokens_details"]["accepted_prediction_tokens"].get<int>(), 0) << usage;
 }
 
 // Sampling with drafts: a seeded request runs to its budget with drafts verified by rejection sampling
