@@ -32,7 +32,7 @@ struct DraftServer {
   std::thread thread;
   int port = 0;
   DraftServer(Draft d, int slots, const std::string& backend = "ref")
-      : b(ModelBundle::load(kModels + "/tiny-kjv", backend, LoadOptions{}, 2)) {
+      : b(ModelBundle::load(kModels + "/tiny-kjv", backend, LoadOptions{}, 1)) {  // one thread: steady on a busy machine
     ServerOptions o;
     o.port = 0;
     o.quiet = true;
