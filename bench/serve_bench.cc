@@ -2,6 +2,7 @@
 // OpenAI-compatible server) and prints aggregate output tokens/s and p50/p99 time to first token and
 // inter-token latency. Each client sends its requests one after the other, each with a distinct prompt.
 //   serve_bench [--host H] [--port P] [--streams N] [--requests R] [--max-tokens M] [--prompt-words W]
+//               [--prompt TEXT]  (TEXT after the request's own prefix instead of the W numbered words)
 #include <httplib.h>
 
 #include <algorithm>
@@ -34,12 +35,15 @@ struct Totals {
   long long tokens = 0, failed = 0;
 };
 
-void client(const std::string& host, int port, int id, int requests, int max_tokens, int words, Totals* t) {
+void client(const std::string& host, int port, int id, int requests, int max_tokens, int words, const std::string& text,
+            Totals* t) {
   httplib::Client c(host, port);
   c.set_read_timeout(600, 0);
   for (int r = 0; r < requests; ++r) {
     std::string prompt = "Request " + std::to_string(id) + "." + std::to_string(r) + ":";
-    for (int w = 0; w < words; ++w) prompt += " word" + std::to_string((id * 131 + r * 17 + w) % 97);
+    if (!text.empty()) prompt += " " + text;
+    else
+      for (int w = 0; w < words; ++w) prompt += " word" + std::to_string((id * 131 + r * 17 + w) % 97);
     const json body = {{"model", "bench"}, {"messages", {{{"role", "user"}, {"content", prompt}}}}, {"max_tokens", max_tokens},
                        {"temperature", 0}, {"stream", true}, {"stream_options", {{"include_usage", true}}}};
     httplib::Request req;
@@ -86,7 +90,7 @@ void client(const std::string& host, int port, int id, int requests, int max_tok
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1", text;
   int port = 8080, streams = 1, requests = 4, max_tokens = 64, words = 32;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -96,6 +100,7 @@ int main(int argc, char** argv) {
     else if (k == "--requests") requests = std::atoi(v.c_str());
     else if (k == "--max-tokens") max_tokens = std::atoi(v.c_str());
     else if (k == "--prompt-words") words = std::atoi(v.c_str());
+    else if (k == "--prompt") text = v;
     else {
       std::fprintf(stderr, "serve_bench: error: unknown flag %s\n", k.c_str());
       return 1;
@@ -108,7 +113,7 @@ int main(int argc, char** argv) {
   Totals t;
   const auto t0 = Clock::now();
   std::vector<std::thread> threads;
-  for (int s = 0; s < streams; ++s) threads.emplace_back(client, host, port, s, requests, max_tokens, words, &t);
+  for (int s = 0; s < streams; ++s) threads.emplace_back(client, host, port, s, requests, max_tokens, words, text, &t);
   for (auto& th : threads) th.join();
   const double wall = ms_between(t0, Clock::now()) / 1000.0;
   std::printf("streams %d  requests %d  failed %lld  tokens %lld  wall %.2f s  aggregate %.1f tok/s  "

@@ -5,7 +5,8 @@
 #   bench/serve_bench.sh MODEL_DIR [BACKEND] [PARALLEL_LIST] [STREAM_LIST]
 # e.g. bench/serve_bench.sh models/tiny-kjv cpu "1 4" "1 2 4"
 # Environment: REQUESTS (per stream, default 4), MAX_TOKENS (64), PROMPT_WORDS (32), PORT (18431),
-# CTX (2048), BUILD (build/release).
+# CTX (2048), BUILD (build/release), PROMPT (a fixed text instead of PROMPT_WORDS numbered words), SERVE_FLAGS (more g4 serve flags, e.g. "--draft-ngram"; after each
+# sweep the server's /metrics drafted / accepted counters are printed when it drafted).
 set -euo pipefail
 model=${1:?usage: bench/serve_bench.sh MODEL_DIR [BACKEND] [PARALLEL_LIST] [STREAM_LIST]}
 backend=${2:-cpu}
@@ -18,7 +19,7 @@ for bin in "$build/g4" "$build/serve_bench"; do
 done
 echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), model $model, backend $backend"
 for np in $parallels; do
-  "$build/g4" serve -m "$model" --backend "$backend" --port "$port" --parallel "$np" -c "${CTX:-2048}" --quiet \
+  "$build/g4" serve -m "$model" --backend "$backend" --port "$port" --parallel "$np" -c "${CTX:-2048}" --quiet ${SERVE_FLAGS:-} \
     2>/tmp/serve_bench_server.$$.log &
   server=$!
   trap 'kill $server 2>/dev/null || true' EXIT
@@ -31,8 +32,9 @@ for np in $parallels; do
   for s in $streams_list; do
     printf -- "--parallel %-2s " "$np"
     "$build/serve_bench" --port "$port" --streams "$s" --requests "${REQUESTS:-4}" --max-tokens "${MAX_TOKENS:-64}" \
-      --prompt-words "${PROMPT_WORDS:-32}"
+      --prompt-words "${PROMPT_WORDS:-32}" ${PROMPT:+--prompt "$PROMPT"}
   done
+  curl -sf "http://127.0.0.1:$port/metrics" | grep '^g4_draft' | tr '\n' ' ' | sed 's/.$/\n/' || true
   kill $server
   wait $server 2>/dev/null || true
   trap - EXIT

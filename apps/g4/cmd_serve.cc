@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "commands.h"
+#include "draft_flags.h"
 #include "flag_check.h"
 #include "run_options.h"
 #include "server/gemma_codec.h"
@@ -29,7 +30,7 @@ struct ServeOpts {
   bool quiet = false;
 };
 
-int run_serve(const RunOptions& ro, const ServeOpts& so) {
+int run_serve(const RunOptions& ro, const ServeOpts& so, const DraftFlags& df) {
   // Block the stop signals in every thread (the server's threads inherit this); one thread waits for them.
   sigset_t set;
   sigemptyset(&set);
@@ -41,7 +42,9 @@ int run_serve(const RunOptions& ro, const ServeOpts& so) {
   for (char ch : so.cors_origin)
     if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f)
       throw Error("--cors-origin must be one origin such as https://example.com, or '*'");
+  DraftOptions draft = draft_options(df);  // flag errors before the model loads
   ModelBundle b = load_bundle(ro, false, so.parallel);  // the memory check counts every slot's cache
+  load_draft_model(draft, df, *b.model, LoadOptions{ro.quantize});  // one assistant, shared by every slot
   GemmaCodec codec(b);
   ServerOptions o;
   o.host = so.host;
@@ -62,11 +65,14 @@ int run_serve(const RunOptions& ro, const ServeOpts& so) {
   o.queue_max = size_t(so.queue);
   o.quiet = so.quiet;
   o.cors_origin = so.cors_origin;
+  o.draft = draft;
   HttpServer server(*b.model, codec, ro.ctx_size, o);
   const int port = server.bind();
-  std::fprintf(stderr, "g4 serve: %s (%s) on http://%s:%d (model id '%s', %d slot%s of %lld tokens%s); Ctrl-C stops\n",
+  const std::string drafting = draft.drafter ? std::string(", drafting with ") + draft.drafter->name() : "";
+  std::fprintf(stderr, "g4 serve: %s (%s) on http://%s:%d (model id '%s', %d slot%s of %lld tokens%s%s); Ctrl-C stops\n",
                b.name.c_str(), backend_summary(*b.backend).c_str(), so.host.c_str(), port, o.model_id.c_str(), so.parallel,
-               so.parallel == 1 ? "" : "s", static_cast<long long>(ro.ctx_size), so.api_key.empty() ? "" : ", API key required");
+               so.parallel == 1 ? "" : "s", static_cast<long long>(ro.ctx_size), drafting.c_str(),
+               so.api_key.empty() ? "" : ", API key required");
   std::thread watcher([&] {
     int sig = 0;
     sigwait(&set, &sig);
@@ -87,7 +93,9 @@ int run_serve(const RunOptions& ro, const ServeOpts& so) {
 void add_serve_command(CLI::App& app, Action* action) {
   static RunOptions ro;
   static ServeOpts so;
-  CLI::App* c = app.add_subcommand("serve", "OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, ...)");
+  static DraftFlags df;
+  CLI::App* c = app.add_subcommand("serve", "OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, ...); "
+                                         "with --draft-ngram or -md DIR every slot decodes speculatively");
   add_run_options(c, ro);
   c->add_option("--host", so.host, "address to listen on (default 127.0.0.1: this machine only)");
   c->add_option("--port", so.port, "TCP port (0 = any free port)")->check(in_range(0, 65535));
@@ -107,7 +115,8 @@ void add_serve_command(CLI::App& app, Action* action) {
   c->add_flag("--quiet", so.quiet, "no log line per request");
   c->add_option("--cors-origin", so.cors_origin,
                 "answer browsers from this origin ('*': any): CORS headers on every reply, preflights answered (default: off)");
-  c->callback([action] { *action = [] { return run_serve(ro, so); }; });
+  add_draft_options(c, df);
+  c->callback([action] { *action = [] { return run_serve(ro, so, df); }; });
 }
 
 }  // namespace g4

@@ -1,4 +1,4 @@
-// Speculative decoding flags of g4 run, g4 chat and g4 bench, named as llama.cpp's: --draft-max,
+// Speculative decoding flags of g4 run, g4 chat, g4 serve and g4 bench, named as llama.cpp's: --draft-max,
 // --draft-min, --draft-ngram (prompt lookup), -md/--model-draft (Gemma 4's assistant drafter).
 // And how run/chat/bench report what speculation did.
 #pragma once

@@ -17,7 +17,7 @@ namespace g4 {
 
 class AssistantDrafter : public Drafter {
  public:
-  explicit AssistantDrafter(std::unique_ptr<AssistantModel> model) : model_(std::move(model)) {}
+  explicit AssistantDrafter(std::shared_ptr<const AssistantModel> model) : model_(std::move(model)) {}
   // Loads DIR for `target` (AssistantModel::load). Throws g4::Error.
   static std::shared_ptr<AssistantDrafter> load(const std::string& dir, const Model& target, const LoadOptions& opts);
 
@@ -31,13 +31,15 @@ class AssistantDrafter : public Drafter {
 
   bool extends() const override { return true; }
   std::vector<int32_t> extend(int n) override;
+  // Shares the weights (AssistantModel::step is const); taps and the chain are its own.
+  std::shared_ptr<Drafter> fork() const override { return std::make_shared<AssistantDrafter>(model_); }
 
   const AssistantModel& model() const { return *model_; }
   // The logits of the last draft's first step (tests compare them with an oracle).
   const std::vector<float>& first_logits() const { return first_logits_; }
 
  private:
-  std::unique_ptr<AssistantModel> model_;
+  std::shared_ptr<const AssistantModel> model_;
   ForwardTaps taps_;
   Session* session_ = nullptr;
   int64_t row_ = -1;

@@ -1,10 +1,15 @@
 #include "engine/drafter.h"
 
 #include <algorithm>
+#include <string>
 
 #include "base/error.h"
 
 namespace g4 {
+
+std::shared_ptr<Drafter> Drafter::fork() const {
+  throw Error(std::string("the ") + name() + " drafter cannot run on several sequences");
+}
 
 NgramDrafter::NgramDrafter(int max_ngram, int min_ngram) : max_ngram_(max_ngram), min_ngram_(min_ngram) {
   if (min_ngram < 1 || max_ngram < min_ngram) throw Error("n-gram drafter: need 1 <= min n <= max n");

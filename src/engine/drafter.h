@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 namespace g4 {
@@ -30,6 +31,10 @@ class Drafter {
   // off) are computed one token at a time, as far as they keep matching. Empty: cannot continue.
   virtual bool extends() const { return false; }
   virtual std::vector<int32_t> extend(int n) { (void)n; return {}; }
+  // A drafter of the same kind for another sequence (the server gives each slot its own): it shares what
+  // is read-only (the assistant's weights) and keeps its own per-sequence state (taps, the proposal chain).
+  // Throws g4::Error for a drafter that cannot (the default).
+  virtual std::shared_ptr<Drafter> fork() const;
 };
 
 // Prompt lookup: finds the most recent earlier occurrence of the context's last n tokens (n from max_ngram
@@ -40,6 +45,7 @@ class NgramDrafter : public Drafter {
   explicit NgramDrafter(int max_ngram = 3, int min_ngram = 1);
   std::vector<int32_t> draft(const std::vector<int32_t>& context, int max_n) override;
   const char* name() const override { return "ngram"; }
+  std::shared_ptr<Drafter> fork() const override { return std::make_shared<NgramDrafter>(*this); }
 
  private:
   int max_ngram_, min_ngram_;
@@ -52,14 +58,13 @@ class FunctionDrafter : public Drafter {
   explicit FunctionDrafter(Fn fn) : fn_(std::move(fn)) {}
   std::vector<int32_t> draft(const std::vector<int32_t>& context, int max_n) override { return fn_(context, max_n); }
   const char* name() const override { return "function"; }
+  std::shared_ptr<Drafter> fork() const override { return std::make_shared<FunctionDrafter>(fn_); }
 
  private:
   Fn fn_;
 };
 
 }  // namespace g4
-
-#include <memory>
 
 namespace g4 {
 

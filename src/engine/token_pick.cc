@@ -32,10 +32,12 @@ PickedToken token_logprobs(const float* logits, int64_t V, int32_t id, int top_n
 }
 
 PickedToken pick_token(Sampler& sampler, const float* logits, int64_t V, const std::vector<int32_t>& history,
-                       const TokenConstraint* constraint, const std::vector<int32_t>& banned, int top_n) {
+                       const TokenConstraint* constraint, const std::vector<int32_t>& banned, int top_n,
+                       int32_t draft) {
+  auto choose = [&](const float* l) { return draft >= 0 ? sampler.verify(l, V, history, draft) : sampler.sample(l, V, history); };
   int32_t id = -1;
   if (!constraint && banned.empty()) {
-    id = sampler.sample(logits, V, history);
+    id = choose(logits);
   } else {
     constexpr float kNone = -std::numeric_limits<float>::infinity();
     std::vector<float> l(logits, logits + V);
@@ -56,7 +58,7 @@ PickedToken pick_token(Sampler& sampler, const float* logits, int64_t V, const s
         for (int64_t i = 0; i < V; ++i)
           if (!allowed[size_t(i)]) l[size_t(i)] = kNone;
       }
-      id = sampler.sample(l.data(), V, history);
+      id = choose(l.data());
       // A draw may land on a weightless token only through rounding: take the best allowed one instead.
       if (l[size_t(id)] == kNone) id = argmax(l.data(), V);
     }

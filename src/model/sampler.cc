@@ -43,6 +43,10 @@ RowSampling Sampler::next_row(const std::vector<int32_t>& history) {
   return r;
 }
 
+int32_t Sampler::verify(const float* logits, int64_t V, const std::vector<int32_t>& history, int32_t draft) {
+  return accept_draft(p_, logits, V, history, draft, rng_);
+}
+
 int32_t sample_from(const TokenDistribution& d, std::mt19937_64& rng, int32_t exclude) {
   double total = d.total;
   if (exclude >= 0)
@@ -50,6 +54,14 @@ int32_t sample_from(const TokenDistribution& d, std::mt19937_64& rng, int32_t ex
       if (d.ids[i] == exclude) total -= d.p[i];
   if (!(total > 0)) return draw_token(d, 0.0, exclude);  // no draw: only the excluded token had mass
   return draw_token(d, uniform01(rng), exclude);
+}
+
+int32_t accept_draft(const SamplingParams& s, const float* logits, int64_t V, const std::vector<int32_t>& history,
+                     int32_t draft, std::mt19937_64& rng) {
+  if (s.temperature <= 0) return greedy_token(s, logits, V, history);
+  const TokenDistribution d = token_distribution(s, logits, V, history);
+  if (draft < 0) return sample_from(d, rng);
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng) < d.prob(draft) ? draft : sample_from(d, rng, draft);
 }
 
 }  // namespace g4

@@ -24,6 +24,9 @@ class Sampler {
   // `history` the penalties read, and the uniform number sample() would draw next (drawn now, so the
   // generator advances exactly as one sample() call advances it; greedy draws nothing).
   RowSampling next_row(const std::vector<int32_t>& history);
+  // Speculative decoding's choice at a row that verifies the drafted token `draft` (accept_draft below),
+  // drawn from this sampler's generator.
+  int32_t verify(const float* logits, int64_t vocab, const std::vector<int32_t>& history, int32_t draft);
   const SamplingParams& params() const { return p_; }
 
  private:
@@ -35,5 +38,11 @@ class Sampler {
 // One draw from `d` with `rng`, as Sampler::sample draws; `exclude` (>= 0) is left out and the rest
 // renormalised (speculative decoding's residual draw).
 int32_t sample_from(const TokenDistribution& d, std::mt19937_64& rng, int32_t exclude = -1);
+// Speculative decoding's acceptance rule at one verified row, for a deterministic drafter (q one-hot at
+// the drafted token): greedy: the argmax, which accepts `draft` when it is that token; sampling: `draft`
+// with probability p(draft), else a draw from p without it - the emitted token is distributed exactly as
+// a plain draw. draft < 0 (the row after the last draft, or no draft): a plain draw.
+int32_t accept_draft(const SamplingParams& s, const float* logits, int64_t V, const std::vector<int32_t>& history,
+                     int32_t draft, std::mt19937_64& rng);
 
 }  // namespace g4

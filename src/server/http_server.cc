@@ -63,6 +63,7 @@ HttpServer::HttpServer(const Model& model, TextCodec& codec, int64_t ctx_size, S
   SchedulerOptions so;
   so.prefill_cap = opts_.prefill_cap;
   so.queue_max = opts_.queue_max;
+  so.draft = opts_.draft;
   scheduler_ = std::make_unique<Scheduler>(model, c, so, &stats_);
   install_routes();
   install_info_routes();
@@ -214,10 +215,17 @@ void HttpServer::install_routes() {
         }
         return out;
       };
-      // cached: prompt tokens whose keys and values were reused from a slot's cache (prompt cache).
-      auto usage = [](int64_t p, int64_t c, int64_t cached) {
-        return json{{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c},
-                    {"prompt_tokens_details", {{"cached_tokens", cached}}}};
+      // cached: prompt tokens whose keys and values were reused from a slot's cache (prompt cache). With
+      // speculative decoding, the drafted tokens accepted and rejected, under OpenAI's names for predicted
+      // outputs (which are drafts the client gives).
+      auto usage = [](int64_t p, const JobChannel::Snapshot& g) {
+        const int64_t c = int64_t(g.tokens.size());
+        json u = {{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c},
+                  {"prompt_tokens_details", {{"cached_tokens", g.cached_tokens}}}};
+        if (g.drafting)
+          u["completion_tokens_details"] = {{"accepted_prediction_tokens", g.accepted},
+                                            {"rejected_prediction_tokens", g.drafted - g.accepted}};
+        return u;
       };
       auto finish_reason = [](const Reply& rep, StopReason why) -> std::string {
         if (!rep.parsed.tool_calls.empty()) return "tool_calls";
@@ -258,7 +266,7 @@ void HttpServer::install_routes() {
         if (g.reason == StopReason::kCancelled) return;  // nobody to answer
         const Reply rep = build(g.tokens);
         json body = {{"id", id}, {"created", created}, {"model", opts_.model_id},
-                     {"usage", usage(int64_t(prompt.size()), int64_t(g.tokens.size()), g.cached_tokens)}};
+                     {"usage", usage(int64_t(prompt.size()), g)}};
         const std::vector<size_t> shown =
             r->top_logprobs >= 0 ? shown_tokens(g.logprobs, 0, g.logprobs.size(), stop_ids) : std::vector<size_t>{};
         size_t offset = 0;
@@ -366,7 +374,7 @@ void HttpServer::install_routes() {
             if (r->include_usage) {
               json u = chunk(json::object(), nullptr);
               u["choices"] = json::array();
-              u["usage"] = usage(int64_t(prompt.size()), int64_t(g.tokens.size()), g.cached_tokens);
+              u["usage"] = usage(int64_t(prompt.size()), g);
               send(u);
             }
             const std::string done = "data: [DONE]\n\n";

@@ -43,6 +43,7 @@ struct ServerOptions {
   size_t queue_max = 64;           // requests waiting for a slot before 503
   bool quiet = false;              // no per-request log line
   std::string cors_origin;         // non-empty: CORS headers on every reply and preflights answered
+  DraftOptions draft;              // draft.drafter set: speculative decoding in every slot (server/scheduler.h)
 };
 
 class HttpServer {

@@ -40,6 +40,13 @@ void JobChannel::push(PickedToken token) {
   cv_.notify_all();
 }
 
+void JobChannel::set_draft(int64_t drafted, int64_t accepted) {
+  std::lock_guard<std::mutex> lock(m_);
+  s_.drafting = true;
+  s_.drafted = drafted;
+  s_.accepted = accepted;
+}
+
 void JobChannel::finish(StopReason reason) {
   {
     std::lock_guard<std::mutex> lock(m_);

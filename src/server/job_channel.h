@@ -24,6 +24,8 @@ class JobChannel {
     StopReason reason = StopReason::kMaxTokens;
     std::string error;            // set when the step failed (done is then true)
     int64_t cached_tokens = 0;    // prompt tokens reused from the slot's cache (known once started)
+    bool drafting = false;        // speculative decoding ran (drafted / accepted known once done)
+    int64_t drafted = 0, accepted = 0;  // draft tokens verified, and of those accepted
   };
 
   // Handler side: blocks until more than `seen` tokens exist or the job is done, or until `timeout_ms`
@@ -39,6 +41,8 @@ class JobChannel {
   void start(int64_t cached_tokens);
   void push(int32_t token);
   void push(PickedToken token);  // with its log probabilities
+  // Before finish: what speculative decoding did for this job.
+  void set_draft(int64_t drafted, int64_t accepted);
   void finish(StopReason reason);
   void fail(const std::string& message);
 

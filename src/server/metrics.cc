@@ -25,6 +25,8 @@ std::string metrics_text(const ServerStats& s, const Scheduler::Load& l) {
   add(o, "prompt_tokens_cached_total", "counter", "Prompt tokens reused from a slot's cache.", double(s.cached_tokens.load()));
   add(o, "prompt_cache_hits_total", "counter", "Requests that reused at least one cached prompt token.", double(s.cache_hits.load()));
   add(o, "tokens_generated_total", "counter", "Tokens generated.", double(s.tokens.load()));
+  add(o, "draft_tokens_total", "counter", "Speculative decoding: drafted tokens verified.", double(s.draft_tokens.load()));
+  add(o, "draft_accepted_tokens_total", "counter", "Speculative decoding: drafted tokens accepted.", double(s.draft_accepted.load()));
   add(o, "queue_length", "gauge", "Requests waiting for a slot.", double(l.queued));
   add(o, "slots_busy", "gauge", "Slots generating or reading a prompt.", double(l.busy));
   add(o, "slots_total", "gauge", "Slots (--parallel).", double(l.slots));

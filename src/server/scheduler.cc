@@ -1,6 +1,7 @@
 #include "server/scheduler.h"
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 
 #include "base/error.h"
@@ -12,6 +13,15 @@ namespace g4 {
 Scheduler::Scheduler(const Model& model, const KvCacheOptions& cache, SchedulerOptions opts, ServerStats* stats)
     : model_(model), kv_(model, cache), opts_(opts), stats_(stats), slots_(size_t(kv_.n_seq())) {
   if (opts_.prefill_cap < 1) throw Error("the prefill cap must be >= 1 token per step");
+  if (opts_.draft.drafter) {
+    for (int i = 0; i < int(slots_.size()); ++i) {
+      Slot& s = slots_[size_t(i)];
+      DraftOptions d = opts_.draft;
+      d.drafter = opts_.draft.drafter->fork();
+      s.view = std::make_unique<Session>(model_, kv_, i);
+      s.spec = std::make_unique<SpeculativeStream>(d, model_.backend().name(), kv_.options().slack, model_.spec().vocab_size);
+    }
+  }
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -123,6 +133,7 @@ void Scheduler::admit_locked() {
     s.feed.assign(s.job.prompt.begin() + std::ptrdiff_t(best_keep), s.job.prompt.end());
     s.history = s.job.prompt;
     s.generated.clear();
+    if (s.spec) s.spec->restart();
     s.admitted = ++counter_;
     ++busy_;
     s.ch->start(best_keep);
@@ -137,6 +148,10 @@ void Scheduler::admit_locked() {
 void Scheduler::end(Slot& s, StopReason why) {
   if (why == StopReason::kCancelled) ++stats_->cancelled;
   else ++stats_->finished;
+  if (s.spec) {
+    s.spec->finish();
+    s.ch->set_draft(s.spec->stats().drafted, s.spec->stats().accepted);
+  }
   ending_.push_back({std::move(s.ch), why});  // told at the end of the step, once the counters are right
   s.ch.reset();
   s.job = GenJob{};
@@ -160,6 +175,75 @@ void Scheduler::fail_slot(int i, const std::string& message) {
   ch->fail(message);
 }
 
+Scheduler::Outcome Scheduler::take(int i, PickedToken picked, int64_t vpos) {
+  Slot& s = slots_[size_t(i)];
+  Outcome o;
+  const int32_t tok = picked.id;
+  if (tok < 0) {
+    o.go = false;
+    o.error = "constrained decoding dead-ended: no token of the vocabulary continues the output (" +
+              std::to_string(s.generated.size()) + " tokens generated)";
+    return o;
+  }
+  s.generated.push_back(tok);
+  s.history.push_back(tok);
+  if (s.job.top_logprobs >= 0) s.ch->push(std::move(picked));
+  else s.ch->push(tok);
+  ++stats_->tokens;
+  const auto& stops = s.job.opts.stop_ids;
+  if (s.job.constraint) {
+    try {
+      s.job.constraint->accept(tok);  // pick_token only returns allowed tokens; this cannot fail
+    } catch (const std::exception& e) {
+      o.go = false;
+      o.error = e.what();
+      return o;
+    }
+  }
+  o.go = false;
+  if (s.ch->cancelled()) o.why = StopReason::kCancelled;
+  else if (std::find(stops.begin(), stops.end(), tok) != stops.end()) o.why = StopReason::kStopToken;
+  else if (s.job.constraint && s.job.constraint->finished()) o.why = StopReason::kStopToken;
+  else if (s.job.stop_check && s.job.stop_check(s.generated)) o.why = StopReason::kStopToken;
+  else if (vpos >= kv_.ctx_size()) o.why = StopReason::kContextFull;
+  else if (int64_t(s.generated.size()) >= s.job.opts.max_new_tokens) o.why = StopReason::kMaxTokens;
+  else o.go = true;
+  return o;
+}
+
+void Scheduler::verify_slot(int i, const std::vector<float>& rows, double seconds) {
+  Slot& s = slots_[size_t(i)];
+  const int64_t V = model_.spec().vocab_size;
+  const int64_t p0 = kv_.pos(i) - 1 - int64_t(s.drafts.size());  // the pending token's position
+  PickedToken picked;
+  Outcome o;
+  int64_t vpos = p0 + 1;
+  auto decide = [&](const float* row, int32_t draft) {
+    picked = pick_token(*s.sampler, row, V, s.history, s.job.constraint.get(), s.job.banned, s.job.top_logprobs, draft);
+    if (picked.id < 0) o = take(i, picked, vpos);  // the dead-end error
+    return picked.id;
+  };
+  auto emit = [&](int32_t) {
+    o = take(i, std::move(picked), vpos++);
+    return o.go;
+  };
+  SpeculativeStream::Verdict v;
+  try {
+    v = s.spec->verify(s.drafts, rows.data(), seconds, int64_t(s.generated.size()), decide, emit);
+    stats_->draft_tokens += int64_t(s.drafts.size());
+    stats_->draft_accepted += v.accepted;
+    // Roll back the rejected drafts: the cache keeps the pending token and every emitted token but the last.
+    const int64_t keep = p0 + v.emitted;
+    if (o.error.empty() && kv_.pos(i) > keep) s.spec->stats().recomputed += s.view->truncate(keep);
+  } catch (const std::exception& e) {
+    o.go = false;
+    o.error = e.what();
+  }
+  if (!o.error.empty()) fail_slot(i, o.error);
+  else if (!o.go) end(s, o.why);
+  else s.feed = {s.generated.back()};
+}
+
 void Scheduler::step() {
   for (Slot& s : slots_)
     if (s.ch && (s.ch->cancelled() || (s.job.client_gone && s.job.client_gone()))) end(s, StopReason::kCancelled);
@@ -179,7 +263,21 @@ void Scheduler::step() {
       prefilling.push_back(i);
       continue;
     }
-    batch.push_back(SeqChunk{i, {s.feed[0]}, LogitsMode::kLast});
+    SeqChunk c{i, {s.feed[0]}, LogitsMode::kLast};
+    if (s.spec) {  // the pending token and the slot's draft, logits for every row
+      const int64_t p0 = kv_.pos(i);
+      const int64_t room = std::min<int64_t>(s.job.opts.max_new_tokens - int64_t(s.generated.size()) - 1, kv_.ctx_size() - p0 - 1);
+      try {
+        s.drafts = s.spec->propose(*s.view, s.history, room);
+      } catch (const std::exception& e) {
+        fail_slot(i, e.what());
+        continue;
+      }
+      c.tokens.insert(c.tokens.end(), s.drafts.begin(), s.drafts.end());
+      if (!s.drafts.empty()) c.logits = LogitsMode::kAll;
+      c.taps = s.spec->taps();
+    }
+    batch.push_back(std::move(c));
     in_batch.push_back(i);
   }
   // Prompts share the prefill budget equally; what a short one leaves goes to the longer ones.
@@ -195,6 +293,7 @@ void Scheduler::step() {
     c.seq = prefilling[k];
     c.tokens.assign(s.feed.begin(), s.feed.begin() + std::ptrdiff_t(n));
     c.logits = n == int64_t(s.feed.size()) ? LogitsMode::kLast : LogitsMode::kNone;
+    if (s.spec && c.logits == LogitsMode::kLast) c.taps = s.spec->taps();  // the drafter starts from the prompt's last row
     batch.push_back(std::move(c));
     in_batch.push_back(prefilling[k]);
   }
@@ -204,15 +303,20 @@ void Scheduler::step() {
     return;
   }
 
-  // When no slot choosing a token this step needs its logits row (log probabilities, a constraint's mask,
-  // banned tokens), the backend chooses every token where the logits are and only the ids come back.
+  // When no slot choosing a token this step needs its logits rows (log probabilities, a constraint's mask,
+  // banned tokens, a draft to verify), the backend chooses every token where the logits are and only the
+  // ids come back.
   bool ids_only = true;
   for (size_t c = 0; c < batch.size(); ++c) {
-    const GenJob& j = slots_[size_t(in_batch[c])].job;
-    if (batch[c].logits == LogitsMode::kLast && (j.constraint || !j.banned.empty() || j.top_logprobs >= 0)) ids_only = false;
+    const Slot& s = slots_[size_t(in_batch[c])];
+    const GenJob& j = s.job;
+    if (batch[c].logits == LogitsMode::kAll ||
+        (batch[c].logits == LogitsMode::kLast && (s.spec || j.constraint || !j.banned.empty() || j.top_logprobs >= 0)))
+      ids_only = false;
   }
   std::vector<std::vector<float>> logits;
   std::vector<int32_t> ids;
+  const auto t0 = std::chrono::steady_clock::now();
   try {
     if (ids_only) {
       std::vector<RowSampling> picks(batch.size());
@@ -232,48 +336,45 @@ void Scheduler::step() {
     return;
   }
 
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // A drafting slot's monitor is given its rows' share of the step: alone it is the whole step (as in
+  // `run`); in a batch the other slots' rows are not its cost. Proportional to rows is exact where a step
+  // costs per row (CPUs) and pessimistic where it costs about the same for any few rows (a GPU reading the
+  // weights), where drafting also gains least once batching already shares the weight reads.
+  int64_t rows = 0;
+  for (const SeqChunk& c : batch) rows += int64_t(c.tokens.size());
   const int64_t V = model_.spec().vocab_size;
   for (size_t c = 0; c < batch.size(); ++c) {
     const int i = in_batch[c];
     Slot& s = slots_[size_t(i)];
-    s.feed.erase(s.feed.begin(), s.feed.begin() + std::ptrdiff_t(batch[c].tokens.size()));
+    // A decoding slot's chunk holds its draft beyond the one pending token `feed` has.
+    s.feed.erase(s.feed.begin(), s.feed.begin() + std::ptrdiff_t(std::min(s.feed.size(), batch[c].tokens.size())));
     if (batch[c].logits == LogitsMode::kNone) continue;  // more of the prompt to read
+    if (s.spec && !s.generated.empty()) {
+      verify_slot(i, logits[c], seconds * double(batch[c].tokens.size()) / double(rows));
+      continue;
+    }
     if (s.job.opts.max_new_tokens == 0) {
       end(s, StopReason::kMaxTokens);
       continue;
+    }
+    if (s.spec) {
+      try {
+        s.spec->prompt_done();
+      } catch (const std::exception& e) {
+        fail_slot(i, e.what());
+        continue;
+      }
     }
     PickedToken picked;
     if (ids_only) picked.id = ids[c];
     else
       picked = pick_token(*s.sampler, logits[c].data(), V, s.history, s.job.constraint.get(), s.job.banned,
                           s.job.top_logprobs);
-    const int32_t tok = picked.id;
-    if (tok < 0) {
-      fail_slot(i, "constrained decoding dead-ended: no token of the vocabulary continues the output (" +
-                       std::to_string(s.generated.size()) + " tokens generated)");
-      continue;
-    }
-    s.generated.push_back(tok);
-    s.history.push_back(tok);
-    if (s.job.top_logprobs >= 0) s.ch->push(std::move(picked));
-    else s.ch->push(tok);
-    ++stats_->tokens;
-    const auto& stops = s.job.opts.stop_ids;
-    if (s.job.constraint) {
-      try {
-        s.job.constraint->accept(tok);  // pick_token only returns allowed tokens; this cannot fail
-      } catch (const std::exception& e) {
-        fail_slot(i, e.what());
-        continue;
-      }
-    }
-    if (s.ch->cancelled()) end(s, StopReason::kCancelled);
-    else if (std::find(stops.begin(), stops.end(), tok) != stops.end()) end(s, StopReason::kStopToken);
-    else if (s.job.constraint && s.job.constraint->finished()) end(s, StopReason::kStopToken);
-    else if (s.job.stop_check && s.job.stop_check(s.generated)) end(s, StopReason::kStopToken);
-    else if (kv_.pos(i) >= kv_.ctx_size()) end(s, StopReason::kContextFull);
-    else if (int64_t(s.generated.size()) >= s.job.opts.max_new_tokens) end(s, StopReason::kMaxTokens);
-    else s.feed = {tok};
+    const Outcome o = take(i, std::move(picked), kv_.pos(i));
+    if (!o.error.empty()) fail_slot(i, o.error);
+    else if (!o.go) end(s, o.why);
+    else s.feed = {s.generated.back()};
   }
   {
     std::lock_guard<std::mutex> lock(m_);

@@ -7,6 +7,15 @@
 // pick_token (engine/token_pick.h: the request's constraint, banned tokens and log probabilities). A request joins at the
 // next step and leaves when it stops (stop token, stop check, token budget, context end, cancellation).
 //
+// Speculative decoding (SchedulerOptions::draft, engine/speculative.h): each slot has its own drafter
+// (Drafter::fork) and a SpeculativeStream with its own acceptance monitor, which carries over from one
+// request to the next (SpeculativeStream::restart). A decoding slot's
+// chunk is then its pending token plus the draft, with logits for every row; the rows are decided left to
+// right through pick_token with the draft (so greedy answers are plain greedy's, sampling is distributed
+// as plain sampling, and the job's constraint, banned tokens and logprobs apply to every emitted token),
+// each emitted token passes the same stop checks in the same order as a plain one, and the rejected
+// positions are rolled back from the slot's cache (in place: drafts stay within the ring's slack).
+//
 // Prompt cache: a new request takes the free slot whose cached tokens share the longest prefix with its
 // prompt (ties: the least recently used; when no slot holds half of the prompt, the least recently used
 // slot, so one conversation does not evict another's cache for a few shared tokens), rolls the rest back (exact, KvCache::truncate_in_place; a
@@ -20,11 +29,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "engine/conversation.h"
+#include "engine/speculative.h"
 #include "engine/token_mask.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -36,6 +47,7 @@ namespace g4 {
 struct SchedulerOptions {
   int64_t prefill_cap = 512;  // prompt tokens per step, all slots together (>= 1)
   size_t queue_max = 64;      // requests waiting for a slot; beyond that submit() refuses
+  DraftOptions draft;         // draft.drafter set: speculative decoding in every slot
 };
 
 struct GenJob {
@@ -88,6 +100,17 @@ class Scheduler {
     std::vector<int32_t> generated;
     uint64_t admitted = 0;           // admission order
     uint64_t last_used = 0;          // for the least-recently-used tie break
+    // Speculative decoding: the slot's sequence as a Session (what drafters that read the target's cache
+    // are given), its stream (its own drafter and monitor), and the draft being verified this step.
+    std::unique_ptr<Session> view;
+    std::unique_ptr<SpeculativeStream> spec;
+    std::vector<int32_t> drafts;
+  };
+  // What one emitted token did to its job: nothing (go), ended it (why), or failed it (error).
+  struct Outcome {
+    bool go = true;
+    StopReason why = StopReason::kMaxTokens;
+    std::string error;
   };
 
   void loop();
@@ -96,6 +119,12 @@ class Scheduler {
   // Runs one step over the active slots (without m_ held).
   void step();
   void end(Slot& s, StopReason why);
+  // Hands a picked token to slot i's job and runs the stop checks of plain decoding, in order. vpos: the
+  // positions the slot's cache held when the token's logits were computed.
+  Outcome take(int i, PickedToken picked, int64_t vpos);
+  // Verifies slot i's draft from its rows (chunk of the pending token + draft), emits what is accepted,
+  // rolls the rejected positions back, and ends or continues the job.
+  void verify_slot(int i, const std::vector<float>& rows, double seconds);
   // Ends slot i's job with an error and forgets its cache.
   void fail_slot(int i, const std::string& message);
 

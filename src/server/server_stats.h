@@ -17,6 +17,8 @@ struct ServerStats {
   std::atomic<int64_t> prompt_tokens{0};   // prompt tokens of the requests that started
   std::atomic<int64_t> cached_tokens{0};   // of those, reused from a slot's cache (not run again)
   std::atomic<int64_t> cache_hits{0};      // requests that reused at least one cached token
+  std::atomic<int64_t> draft_tokens{0};    // speculative decoding: drafted tokens verified
+  std::atomic<int64_t> draft_accepted{0};  // of those, accepted (emitted without a step of their own)
 };
 
 }  // namespace g4

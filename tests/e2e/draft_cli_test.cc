@@ -1,4 +1,4 @@
-// g4 run / chat / bench with speculative decoding flags: --draft-ngram gives plain greedy's text and run
+// g4 run / chat / bench (and serve, for its flag errors) with speculative decoding flags: --draft-ngram gives plain greedy's text and run
 // --json reports tokens drafted and accepted per position; so does -md with a synthesized assistant
 // (g4 synth --assistant-for); a missing assistant, two drafters and inconsistent draft lengths are one
 // clear error.
@@ -26,7 +26,8 @@ void expect_error(const std::string& args, const std::string& needle) {
 }
 
 TEST(DraftCli, BadDraftFlagsAreOneClearError) {
-  for (const std::string cmd : {"run -p hi", "chat", "bench"}) {
+  // serve: on an address it cannot bind, so a flag error that went unnoticed fails instead of serving.
+  for (const std::string cmd : {"run -p hi", "chat", "bench", "serve --host 256.0.0.1"}) {
     const std::string base = cmd.substr(0, cmd.find(' ')) + " -m " + kModel + cmd.substr(std::min(cmd.size(), cmd.find(' '))) + " ";
     expect_error(base + "-md somewhere", "assistant drafter somewhere: not a directory");
     expect_error(base + "--model-draft somewhere", "assistant drafter somewhere: not a directory");
