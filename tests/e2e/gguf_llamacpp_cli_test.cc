@@ -35,8 +35,11 @@ TEST(GgufLlamacpp, ChatPromptHasTheSafetensorsIdsAndTheReplyStops) {
   EXPECT_EQ(b.out, a.out);
   EXPECT_EQ(a.out, "2 4 536 273 313 666 352 5 273 4 538 273 6 561 273 7\n");
 
-  const auto st = run_json(kModel, "--temp 0");
-  const auto gg = run_json(kGguf, "--temp 0");
+  // On the ref backend: the greedy reply at a near-tie (token 101 of this one) depends on the cpu kernel
+  // table's rounding (the AVX2 table picks another token there than the generic and AVX-512 ones), while
+  // what this test checks is the GGUF's vocabulary, template and stop token, not a kernel.
+  const auto st = run_json(kModel, "--temp 0 --backend ref");
+  const auto gg = run_json(kGguf, "--temp 0 --backend ref");
   EXPECT_EQ(gg["prompt_tokens"], 16);
   EXPECT_EQ(gg["prompt_tokens"], st["prompt_tokens"]);
   EXPECT_EQ(gg["stop_reason"], "stop");  // ended on <turn|>, well before -n 256
@@ -46,8 +49,8 @@ TEST(GgufLlamacpp, ChatPromptHasTheSafetensorsIdsAndTheReplyStops) {
   EXPECT_EQ(gg["text"], st["text"]);
 
   // The same through g4 chat with piped input.
-  const auto c1 = run_g4("chat -m " + kModel + " --temp 0", "Hello\n");
-  const auto c2 = run_g4("chat -m " + kGguf + " --temp 0", "Hello\n");
+  const auto c1 = run_g4("chat -m " + kModel + " --temp 0 --backend ref", "Hello\n");
+  const auto c2 = run_g4("chat -m " + kGguf + " --temp 0 --backend ref", "Hello\n");
   ASSERT_EQ(c2.status, 0) << c2.err;
   EXPECT_EQ(c2.out, c1.out);
   EXPECT_NE(c2.out.find(gg["text"].get<std::string>()), std::string::npos) << c2.out;
