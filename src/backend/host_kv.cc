@@ -157,6 +157,11 @@ void append(KvLayer& c, const Tensor& k, const Tensor& v, int64_t p0) {
   }
 }
 
+void append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) {
+  check_seq_rows(seqs, k.dim(0), true);
+  for (const SeqRows& s : seqs) append(*s.cache, k.rows(s.row0, s.n), v.rows(s.row0, s.n), s.p0);
+}
+
 const float* key(const KvLayer& c, int64_t pk, int64_t g, float* buf) {
   if (c.k_from_v) return derive_key(c, pk, g, buf);
   return get(c.k, c.k_scale, c.k_type, slot_of(c, pk), g, buf);

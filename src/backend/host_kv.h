@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "backend/backend.h"
+#include "base/error.h"
 
 namespace g4::host_kv {
 
@@ -15,6 +17,21 @@ KvLayer make(const KvLayerSpec& spec, const float* k_norm = nullptr);
 
 // Writes k, v [T, Hkv, D] (f32) of positions p0 .. p0+T-1; a ring keeps only the last `capacity`.
 void append(KvLayer& c, const Tensor& k, const Tensor& v, int64_t p0);
+// Backend::kv_append for the host backends: each sequence's rows of k, v into its cache.
+void append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v);
+
+// Backend::attention for the host backends, one sequence at a time: checks the batch, then calls
+// attend(q, k, v, cache, p0, out) with each sequence's rows (views, no copy) of q, k, v and out.
+template <class Attend>
+void each_sequence(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs, Tensor& out,
+                   Attend attend) {
+  G4_CHECK(out.numel() == q.numel(), "attention output shape");
+  check_seq_rows(seqs, q.dim(0), true);
+  for (const SeqRows& s : seqs) {
+    Tensor o = out.rows(s.row0, s.n);
+    attend(q.rows(s.row0, s.n), k.rows(s.row0, s.n), v.rows(s.row0, s.n), *s.cache, s.p0, o);
+  }
+}
 
 // The cached key (value) of position pk, KV head g, as D floats: a pointer into the cache for f32,
 // else the row decoded (for a derived key: the value times k_norm, rotated to position pk) into buf.

@@ -15,12 +15,9 @@ namespace g4 {
 
 void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                            int window, Tensor& out) {
-  G4_CHECK(out.numel() == q.numel(), "attention output shape");
-  check_seq_rows(seqs, q.dim(0), true);
-  for (const SeqRows& s : seqs) {
-    Tensor o = out.rows(s.row0, s.n);
-    attend(q.rows(s.row0, s.n), k.rows(s.row0, s.n), v.rows(s.row0, s.n), *s.cache, s.p0, window, o);
-  }
+  host_kv::each_sequence(q, k, v, seqs, out,
+                         [&](const Tensor& qs, const Tensor& ks, const Tensor& vs, const KvLayer& cache, int64_t p0,
+                             Tensor& os) { attend(qs, ks, vs, cache, p0, window, os); });
 }
 
 void CpuBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,

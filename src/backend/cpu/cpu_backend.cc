@@ -201,8 +201,7 @@ void CpuBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
 }
 
 void CpuBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) {
-  check_seq_rows(seqs, k.dim(0), true);
-  for (const SeqRows& s : seqs) host_kv::append(*s.cache, k.rows(s.row0, s.n), v.rows(s.row0, s.n), s.p0);
+  host_kv::append(seqs, k, v);
 }
 
 void CpuBackend::softcap(Tensor& x, float cap) {

@@ -16,6 +16,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/seq_table.cuh"
 
 namespace g4::cuda {
 
@@ -35,10 +36,8 @@ struct RowSeq {
 };
 
 __device__ __forceinline__ RowSeq row_seq(const AttnArgs& a, int64_t row) {
-  int i = 0;
-  while (i + 1 < a.seqs.n && row >= a.seqs.e[i + 1].row0) ++i;
-  const SeqEntry& e = a.seqs.e[i];
-  const int64_t p0 = a.seqs.dpos ? *a.seqs.dpos : e.p0;
+  int64_t p0;
+  const SeqEntry& e = entry_of(a.seqs, row, &p0);
   return RowSeq{a.k + e.row0 * a.Hkv * a.D, a.v + e.row0 * a.Hkv * a.D, e.ck, e.cv, p0, p0 + row - e.row0};
 }
 

@@ -459,7 +459,8 @@ void CudaBackend::matmul_shared(const Tensor& x, const std::vector<const PackedW
 namespace {
 
 // Cuts seqs into launches: runs of consecutive entries with contiguous rows, at most cuda::kMaxSeqs, with
-// same(prev, next) true between neighbours; go(i0, i1) for each run. Entries without rows are skipped.
+// same(prev, next) true between neighbours; go(i0, i1, r0, n) for each run of entries [i0, i1) covering
+// rows [r0, r0 + n). Entries without rows are skipped.
 template <class Same, class Go>
 void for_each_run(const std::vector<SeqRows>& seqs, Same same, Go go) {
   std::vector<size_t> idx;
@@ -470,7 +471,8 @@ void for_each_run(const std::vector<SeqRows>& seqs, Same same, Go go) {
     while (b < idx.size() && b - a < size_t(cuda::kMaxSeqs) && idx[b] == idx[b - 1] + 1 &&
            seqs[idx[b]].row0 == seqs[idx[b - 1]].row0 + seqs[idx[b - 1]].n && same(seqs[idx[b - 1]], seqs[idx[b]]))
       ++b;
-    go(idx[a], idx[b - 1] + 1);
+    const SeqRows &first = seqs[idx[a]], &last = seqs[idx[b - 1]];
+    go(idx[a], idx[b - 1] + 1, first.row0, last.row0 + last.n - first.row0);
     a = b;
   }
 }
@@ -516,8 +518,8 @@ void CudaBackend::qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_
   G4_CHECK(rope.pairs <= D / 2, "rope pairs exceed head_dim / 2");
   check_seq_rows(seqs, T, false);
   bool fused = true;
-  for_each_run(seqs, [](const SeqRows&, const SeqRows&) { return true; }, [&](size_t i0, size_t i1) {
-    const int64_t r0 = seqs[i0].row0, n = seqs[i1 - 1].row0 + seqs[i1 - 1].n - r0;
+  const auto any = [](const SeqRows&, const SeqRows&) { return true; };
+  for_each_run(seqs, any, [&](size_t i0, size_t i1, int64_t r0, int64_t n) {
     const int64_t qo = r0 * Hq * D, ko = r0 * Hkv * D;
     fused = fused && cuda::qkv_norm_rope(f32(q) + qo, f32(k_raw) + ko, f32(v_raw) + ko, as_cuda(wq).vec,
                                          as_cuda(wk).vec, eps, n, int(Hq), int(Hkv), int(D), seq_table(seqs, i0, i1),
@@ -565,9 +567,8 @@ void CudaBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, c
     if (!s.cache->ring) G4_CHECK(s.p0 + s.n <= s.cache->capacity, "flat cache overflow");
     G4_CHECK(!recording_ || s.n == 1, "a recorded step appends one position");
   }
-  for_each_run(seqs, same_cache_shape, [&](size_t i0, size_t i1) {
+  for_each_run(seqs, same_cache_shape, [&](size_t i0, size_t i1, int64_t r0, int64_t n) {
     const KvLayer& c = *seqs[i0].cache;
-    const int64_t r0 = seqs[i0].row0, n = seqs[i1 - 1].row0 + seqs[i1 - 1].n - r0;
     cuda::kv_write(seq_table(seqs, i0, i1), f32(k) + r0 * row, f32(v) + r0 * row, n, row, c.capacity, c.ring,
                    c.k_type == DType::kBF16, stream_);
   });
@@ -591,9 +592,8 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   // Sequences whose queries suit the decode kernels share a launch; any other one takes the GEMM path alone.
   const auto decode = [&](const SeqRows& s) { return cuda::attn_decode_suits(s.n, s.p0, window); };
   const auto same = [&](const SeqRows& a, const SeqRows& b) { return same_cache_shape(a, b) && decode(a) && decode(b); };
-  for_each_run(seqs, same, [&](size_t i0, size_t i1) {
+  for_each_run(seqs, same, [&](size_t i0, size_t i1, int64_t r0, int64_t n) {
     const KvLayer& c = *seqs[i0].cache;
-    const int64_t r0 = seqs[i0].row0, n = seqs[i1 - 1].row0 + seqs[i1 - 1].n - r0;
     const int64_t qo = r0 * Hq * D, ko = r0 * Hkv * D;
     cuda::AttnArgs a{f32(q) + qo, f32(k) + ko, f32(v) + ko, seq_table(seqs, i0, i1), n, Hq, Hkv, D, c.capacity,
                      c.ring, window, f32(out) + qo, c.k_type == DType::kBF16};

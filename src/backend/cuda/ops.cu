@@ -9,6 +9,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/seq_table.cuh"
 
 namespace g4::cuda {
 
@@ -149,14 +150,6 @@ __global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, int64_t p
     v[d] = a * c - b * s;
     v[d + D / 2] = b * c + a * s;
   }
-}
-
-// The table entry owning launch row t, and its first position (dpos where the step is recorded).
-__device__ __forceinline__ const SeqEntry& entry_of(const SeqTable& st, int64_t t, int64_t* p0) {
-  int i = 0;
-  while (i + 1 < st.n && t >= st.e[i + 1].row0) ++i;
-  *p0 = st.dpos ? *st.dpos : st.e[i].p0;
-  return st.e[i];
 }
 
 // Thread per element of rows [0, T): row t goes to its sequence's slot, unless a ring would overwrite it

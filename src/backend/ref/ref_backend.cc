@@ -141,12 +141,9 @@ void RefBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
 
 void RefBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                            int window, Tensor& out) {
-  G4_CHECK(out.numel() == q.numel(), "attention output shape");
-  check_seq_rows(seqs, q.dim(0), true);
-  for (const SeqRows& s : seqs) {
-    Tensor o = out.rows(s.row0, s.n);
-    attend(q.rows(s.row0, s.n), k.rows(s.row0, s.n), v.rows(s.row0, s.n), *s.cache, s.p0, window, o);
-  }
+  host_kv::each_sequence(q, k, v, seqs, out,
+                         [&](const Tensor& qs, const Tensor& ks, const Tensor& vs, const KvLayer& cache, int64_t p0,
+                             Tensor& os) { attend(qs, ks, vs, cache, p0, window, os); });
 }
 
 void RefBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,
@@ -200,8 +197,7 @@ void RefBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const
 }
 
 void RefBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) {
-  check_seq_rows(seqs, k.dim(0), true);
-  for (const SeqRows& s : seqs) host_kv::append(*s.cache, k.rows(s.row0, s.n), v.rows(s.row0, s.n), s.p0);
+  host_kv::append(seqs, k, v);
 }
 
 void RefBackend::softcap(Tensor& x, float cap) {
