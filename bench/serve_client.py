@@ -36,6 +36,25 @@ class Server:
             die(self.prog, f"{path}: HTTP {res.status}: {read_all(res)[:300]}")
         return res
 
+    def metrics(self, names):
+        """The values of the Prometheus counters `names` (without the g4_ prefix) from /metrics, or None where
+        the server has no such counter (llama-server names its own)."""
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
+        try:
+            conn.request("GET", "/metrics")
+            text = read_all(conn.getresponse())
+        except (OSError, http.client.HTTPException):
+            return {n: None for n in names}
+        values = {}
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0].startswith("g4_"):
+                try:
+                    values[parts[0][3:]] = float(parts[1])
+                except ValueError:
+                    pass
+        return {n: values.get(n) for n in names}
+
     def count(self, text):
         """Tokens of `text` by the server's tokenizer, without special tokens."""
         res = self.post_ok("/tokenize", {"content": text, "add_special": False})

@@ -124,6 +124,7 @@ def f(x, w, d=1):
     return ("NaN" if math.isnan(x) else f"{x:.{d}f}").rjust(w)
 
 
+STEP_COUNTERS = ["steps_total", "step_forward_seconds_total", "step_seconds_total"]
 set_base = prompt_set * 1000000
 next_id = set_base + 1
 rows = []
@@ -151,12 +152,14 @@ for n in streams:
             die(PROG, f"{type(e).__name__}: {e}")
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(n)]
+    m0 = srv.metrics(STEP_COUNTERS)
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     secs = time.perf_counter() - t0
+    m1 = srv.metrics(STEP_COUNTERS)
     ttft, itl, speed, tokens = [], [], [], 0
     for mine in results:
         for times, k in mine:
@@ -173,6 +176,13 @@ for n in streams:
     print(f"{n:>7}  {row['requests']:>8}  {f(row['tok_s'], 6)}  {f(row['ttft_p50'], 8)}  "
           f"{f(row['ttft_p99'], 8)}  {f(row['itl_p50'], 7, 2)}  {f(row['itl_p99'], 7, 2)}  "
           f"{f(row['stream_tok_s_p50'], 16)}", flush=True)
+    if None not in m0.values() and None not in m1.values() and m1["steps_total"] > m0["steps_total"]:
+        # g4 serve's own split of the round: its scheduler's steps, their forward passes, the host around them.
+        k = m1["steps_total"] - m0["steps_total"]
+        fwd = (m1["step_forward_seconds_total"] - m0["step_forward_seconds_total"]) * 1000 / k
+        step = (m1["step_seconds_total"] - m0["step_seconds_total"]) * 1000 / k
+        print(f"#   g4 steps: {k:.0f} in {secs:.2f} s; per step {step:.3f} ms = forward {fwd:.3f} + host {step - fwd:.3f}; "
+              f"between steps {(secs * 1000 - step * k) / k:.3f} ms", flush=True)
 if a.json:
     clean = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
     with open(a.json, "w") as fh:

@@ -27,6 +27,11 @@ std::string metrics_text(const ServerStats& s, const Scheduler::Load& l) {
   add(o, "tokens_generated_total", "counter", "Tokens generated.", double(s.tokens.load()));
   add(o, "draft_tokens_total", "counter", "Speculative decoding: drafted tokens verified.", double(s.draft_tokens.load()));
   add(o, "draft_accepted_tokens_total", "counter", "Speculative decoding: drafted tokens accepted.", double(s.draft_accepted.load()));
+  add(o, "steps_total", "counter", "Scheduler steps run (one batched forward each).", double(s.steps.load()));
+  add(o, "step_forward_seconds_total", "counter", "Time in the steps' forward passes (token choice included).",
+      double(s.forward_ns.load()) * 1e-9);
+  add(o, "step_seconds_total", "counter", "Time in the steps, forward and host bookkeeping together.",
+      double(s.step_ns.load()) * 1e-9);
   add(o, "queue_length", "gauge", "Requests waiting for a slot.", double(l.queued));
   add(o, "slots_busy", "gauge", "Slots generating or reading a prompt.", double(l.busy));
   add(o, "slots_total", "gauge", "Slots (--parallel).", double(l.slots));

@@ -245,6 +245,8 @@ void Scheduler::verify_slot(int i, const std::vector<float>& rows, double second
 }
 
 void Scheduler::step() {
+  using Clock = std::chrono::steady_clock;
+  const auto step_start = Clock::now();
   for (Slot& s : slots_)
     if (s.ch && (s.ch->cancelled() || (s.job.client_gone && s.job.client_gone()))) end(s, StopReason::kCancelled);
 
@@ -316,7 +318,7 @@ void Scheduler::step() {
   }
   std::vector<std::vector<float>> logits;
   std::vector<int32_t> ids;
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
   try {
     if (ids_only) {
       std::vector<RowSampling> picks(batch.size());
@@ -336,7 +338,9 @@ void Scheduler::step() {
     return;
   }
 
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto t1 = Clock::now();
+  const double seconds = std::chrono::duration<double>(t1 - t0).count();
+  stats_->forward_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
   // A drafting slot's monitor is given its rows' share of the step: alone it is the whole step (as in
   // `run`); in a batch the other slots' rows are not its cost. Proportional to rows is exact where a step
   // costs per row (CPUs) and pessimistic where it costs about the same for any few rows (a GPU reading the
@@ -383,6 +387,8 @@ void Scheduler::step() {
   }
   for (auto& [ch, why] : ending_) ch->finish(why);
   ending_.clear();
+  ++stats_->steps;
+  stats_->step_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - step_start).count();
 }
 
 }  // namespace g4

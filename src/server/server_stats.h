@@ -19,6 +19,11 @@ struct ServerStats {
   std::atomic<int64_t> cache_hits{0};      // requests that reused at least one cached token
   std::atomic<int64_t> draft_tokens{0};    // speculative decoding: drafted tokens verified
   std::atomic<int64_t> draft_accepted{0};  // of those, accepted (emitted without a step of their own)
+  // The scheduler's steps: how many ran, nanoseconds in the model's forward (token choice included) and in
+  // the whole step (forward plus the host's bookkeeping: batch building, sampling, stop checks, hand-off).
+  std::atomic<int64_t> steps{0};
+  std::atomic<int64_t> forward_ns{0};
+  std::atomic<int64_t> step_ns{0};
 };
 
 }  // namespace g4

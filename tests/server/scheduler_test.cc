@@ -265,6 +265,12 @@ TEST(Scheduler, MetricsCountersMove) {
   EXPECT_EQ(metric(c, "slots_busy"), 0);
   EXPECT_EQ(metric(c, "queue_length"), 0);
   EXPECT_EQ(metric(c, "kv_cache_used_positions"), prompt + 5);  // prompt + the 5 fed tokens, in one slot
+  // One step reads the first prompt whole and picks its first token, five more decode; the second request
+  // reads its one uncached prompt token in a step that picks its first token, then five more.
+  EXPECT_EQ(metric(c, "steps_total"), 12);
+  const double fwd = metric(c, "step_forward_seconds_total"), all = metric(c, "step_seconds_total");
+  EXPECT_GT(fwd, 0.0);
+  EXPECT_GE(all, fwd);
 }
 
 TEST(Scheduler, SmallEndpointsAndWrongMethods) {
