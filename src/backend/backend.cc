@@ -1,6 +1,7 @@
 #include "backend/backend.h"
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <string>
@@ -60,8 +61,12 @@ std::vector<int32_t> Backend::sample_rows(const Tensor& logits, const std::vecto
   std::vector<float> host(size_t(logits.numel()));
   download(logits, host.data());
   std::vector<int32_t> out(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i)
-    out[i] = choose_token(rows[i].params, host.data() + i * size_t(V), V, rows[i].history, rows[i].u);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    float* row = host.data() + i * size_t(V);
+    for (int32_t b : rows[i].banned)
+      if (b >= 0 && b < V) row[b] = -std::numeric_limits<float>::infinity();
+    out[i] = choose_token(rows[i].params, row, V, rows[i].history, rows[i].u);
+  }
   return out;
 }
 

@@ -212,7 +212,8 @@ class Backend {
 
   // --- token choice where the logits are (callers that need only the next token) ---
   // The token of each row of logits [R, V] (f32), rows[i] for row i: choose_token(rows[i].params, row,
-  // V, rows[i].history, rows[i].u) of backend/sampling.h. The default downloads the rows and runs exactly
+  // V, rows[i].history, rows[i].u) of backend/sampling.h, the row's rows[i].banned ids set to -infinity
+  // first. The default downloads the rows and runs exactly
   // that; a backend may choose on the device so that only the ids cross to the host (then a choice can
   // differ only where u * total lands within rounding of a boundary between two tokens' weights).
   // Does not modify the logits. Throws g4::Error when rows.size() != R.

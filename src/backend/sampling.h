@@ -22,12 +22,15 @@ struct SamplingParams {
 };
 
 // One row's choice as Backend::sample_rows takes it: the parameters, the tokens the penalties look at
-// (at most the last repeat_last_n are read), and the uniform number in [0, 1) the caller drew from its own
-// generator for this token (unused when greedy). model/sampler.h Sampler::next_row fills it.
+// (at most the last repeat_last_n are read), the uniform number in [0, 1) the caller drew from its own
+// generator for this token (unused when greedy), and the ids never to choose (their logits count as
+// -infinity; ids outside the vocabulary are ignored), such as the stop tokens of a request that ignores
+// them. model/sampler.h Sampler::next_row fills the first three.
 struct RowSampling {
   SamplingParams params;
   std::vector<int32_t> history;
   double u = 0;
+  std::vector<int32_t> banned;
 };
 
 // True when the penalties leave the logits as they are.

@@ -306,14 +306,14 @@ void Scheduler::step() {
   }
 
   // When no slot choosing a token this step needs its logits rows (log probabilities, a constraint's mask,
-  // banned tokens, a draft to verify), the backend chooses every token where the logits are and only the
-  // ids come back.
+  // a draft to verify), the backend chooses every token where the logits are (banned tokens excluded) and
+  // only the ids come back.
   bool ids_only = true;
   for (size_t c = 0; c < batch.size(); ++c) {
     const Slot& s = slots_[size_t(in_batch[c])];
     const GenJob& j = s.job;
     if (batch[c].logits == LogitsMode::kAll ||
-        (batch[c].logits == LogitsMode::kLast && (s.spec || j.constraint || !j.banned.empty() || j.top_logprobs >= 0)))
+        (batch[c].logits == LogitsMode::kLast && (s.spec || j.constraint || j.top_logprobs >= 0)))
       ids_only = false;
   }
   std::vector<std::vector<float>> logits;
@@ -324,7 +324,10 @@ void Scheduler::step() {
       std::vector<RowSampling> picks(batch.size());
       for (size_t c = 0; c < batch.size(); ++c) {
         Slot& s = slots_[size_t(in_batch[c])];
-        if (batch[c].logits == LogitsMode::kLast) picks[c] = s.sampler->next_row(s.history);
+        if (batch[c].logits == LogitsMode::kLast) {
+          picks[c] = s.sampler->next_row(s.history);
+          picks[c].banned = s.job.banned;
+        }
       }
       ids = forward_pick(model_, kv_, batch, picks);
     } else {

@@ -345,6 +345,20 @@ TEST(HttpServer, IgnoreEosRunsToMaxTokens) {
   const std::string longer = forced["choices"][0]["message"]["content"];
   EXPECT_GT(longer.size(), text.size());
   EXPECT_EQ(longer.substr(0, text.size()), text);
+  // The banned stop tokens hold wherever the token is chosen: where the logits are (no log probabilities
+  // asked: only ids come back) and on the host (log probabilities asked), greedy and seeded sampling alike.
+  auto with_logprobs = [](json b) {
+    b["logprobs"] = true;
+    b["top_logprobs"] = 1;
+    return b;
+  };
+  EXPECT_EQ(s.post(with_logprobs(body))["choices"][0]["message"]["content"], longer);
+  json sampled = body;
+  sampled["temperature"] = 1.0;
+  sampled["seed"] = 11;
+  const json by_ids = s.post(sampled), by_logits = s.post(with_logprobs(sampled));
+  EXPECT_EQ(by_ids["usage"]["completion_tokens"], n + 6);
+  EXPECT_EQ(by_ids["choices"][0]["message"]["content"], by_logits["choices"][0]["message"]["content"]);
   body["ignore_eos"] = false;
   const json again = s.post(body);
   EXPECT_EQ(again["choices"][0]["message"]["content"], text);

@@ -2,11 +2,14 @@
 // tests/backend_cuda): for many seeds, parameter sets (greedy, temperature, top-k, top-p, min-p,
 // penalties, combinations) and random logits (with many ties in some rows), the token each row gets from
 // sample_rows with Sampler::next_row equals the token Sampler::sample picks from the same row on the host,
-// over several consecutive tokens of one generator (so the generator must advance alike).
+// over several consecutive tokens of one generator (so the generator must advance alike). Every other row
+// also bans ids (its best token, a random one, ids out of range): the host samples from the row with those
+// at -infinity.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -101,12 +104,22 @@ inline int64_t check_sample_rows(Backend& be, int64_t V, int seeds, int steps, i
         Tensor t = be.empty({int64_t(n), V});
         be.upload(t, all.data());
         std::vector<RowSampling> picks;
-        for (size_t r = 0; r < n; ++r) picks.push_back(dev[r].next_row(hist[r]));
+        std::vector<float> masked = all;  // the host's rows, banned ids at -infinity
+        for (size_t r = 0; r < n; ++r) {
+          picks.push_back(dev[r].next_row(hist[r]));
+          if (V < 5 || (seed + step + int(r)) % 2) continue;
+          float* row = masked.data() + r * size_t(V);
+          const int32_t best = int32_t(std::max_element(row, row + V) - row);
+          picks.back().banned = {best, int32_t(rng() % uint32_t(V)), -1, int32_t(V), best};
+          for (int32_t b : picks.back().banned)
+            if (b >= 0 && b < V) row[b] = -std::numeric_limits<float>::infinity();
+        }
         const std::vector<int32_t> got = be.sample_rows(t, picks);
         EXPECT_EQ(got.size(), n);
         if (got.size() != n) return compared;
         for (size_t r = 0; r < n; ++r) {
-          const int32_t want = host[r].sample(all.data() + r * size_t(V), V, hist[r]);
+          const int32_t want = host[r].sample(masked.data() + r * size_t(V), V, hist[r]);
+          if (!picks[r].banned.empty()) EXPECT_NE(got[r], picks[r].banned[0]) << "a banned id was chosen";
           EXPECT_EQ(got[r], want) << be.name() << " V " << V << " case '" << cases[c0 + r].name << "' seed " << seed
                                   << " step " << step << " rows " << n;
           hist[r].push_back(want);

@@ -170,6 +170,8 @@ struct ChoiceArgs {
   const int32_t* pen_ids = nullptr;
   const int32_t* pen_counts = nullptr;
   int n_pen = 0;
+  const int32_t* ban_ids = nullptr;  // ids set to -infinity after the penalties (in range; repeats allowed)
+  int n_ban = 0;
   double u = 0;  // the caller's uniform number in [0, 1)
 };
 size_t choose_token_scratch_bytes(int64_t V);

@@ -183,6 +183,13 @@ __global__ void __launch_bounds__(kThreads) penalty_kernel(float* keys, const in
   }
 }
 
+// Banned ids: no choice may land on them (the host sets their logits to -infinity before its penalties,
+// which leave -infinity as it is).
+__global__ void __launch_bounds__(kThreads) ban_kernel(float* keys, const int32_t* ban_ids, int n) {
+  grid_dependency_sync();
+  for (int j = threadIdx.x; j < n; j += blockDim.x) keys[ban_ids[j]] = -INFINITY;
+}
+
 // e_i of sorted entry i, as the host computes it.
 __device__ __forceinline__ double weight(const float* skeys, int64_t i, double mx, double temp) {
   return exp((double(skeys[i]) - mx) / temp);
@@ -305,14 +312,15 @@ void choose_token(const float* logits, int64_t V, const ChoiceArgs& a, void* scr
 
   const int64_t k = a.top_k > 0 ? std::min<int64_t>(a.top_k, V) : V;
   const bool greedy = a.temperature <= 0 || k == 1;
-  const bool penalised = a.n_pen > 0;
+  const bool penalised = a.n_pen > 0, banning = a.n_ban > 0;
   const float* row = logits;
-  if (penalised || !greedy) {
+  if (penalised || banning || !greedy) {
     launch(prepare_kernel, dim3(unsigned(std::min<int64_t>((V + kThreads - 1) / kThreads, 1024))), dim3(kThreads), 0, s,
            logits, V, keys, ids);
     if (penalised)
       launch(penalty_kernel, dim3(1), dim3(kThreads), 0, s, keys, a.pen_ids, a.pen_counts, a.n_pen, a.repeat_penalty,
              a.presence_penalty, a.frequency_penalty);
+    if (banning) launch(ban_kernel, dim3(1), dim3(kThreads), 0, s, keys, a.ban_ids, a.n_ban);
     row = keys;
   }
   if (greedy) {

@@ -1,6 +1,6 @@
 // CudaBackend::sample_rows: the token of each logits row chosen on the device (sample.cu); the host sends
-// each row's parameters, its uniform number and the penalties' (id, count) pairs, and reads back 4 bytes a
-// row instead of the row's V floats.
+// each row's parameters, its uniform number, the penalties' (id, count) pairs and the banned ids, and reads
+// back 4 bytes a row instead of the row's V floats.
 #include <map>
 #include <string>
 
@@ -20,7 +20,7 @@ std::vector<int32_t> CudaBackend::sample_rows(const Tensor& logits, const std::v
   if (R == 0) return ids;
   auto work = scratch(cuda::choose_token_scratch_bytes(V));
   auto out = scratch(size_t(R) * 4);
-  // The penalties' (ids, counts) of every row, kept until the copies have run.
+  // Each row's upload (penalties' ids and counts, banned ids), kept until the copies have run.
   std::vector<std::vector<int32_t>> pens(static_cast<size_t>(R));
   std::vector<std::shared_ptr<void>> pen_dev;
   for (int64_t r = 0; r < R; ++r) {
@@ -35,23 +35,26 @@ std::vector<int32_t> CudaBackend::sample_rows(const Tensor& logits, const std::v
     a.presence_penalty = p.presence_penalty;
     a.frequency_penalty = p.frequency_penalty;
     a.u = row.u;
+    // One upload a row: the penalties' ids and counts, then the banned ids.
+    std::vector<int32_t>& up = pens[size_t(r)];
     if (!no_penalties(p)) {  // the counts penalized_logits (backend/sampling.cc) takes
       const std::vector<int32_t>& h = row.history;
       const size_t start = h.size() > size_t(p.repeat_last_n) ? h.size() - size_t(p.repeat_last_n) : 0;
       std::map<int32_t, int32_t> counts;
       for (size_t i = start; i < h.size(); ++i)
         if (h[i] >= 0 && h[i] < V) ++counts[h[i]];
-      std::vector<int32_t>& pen = pens[size_t(r)];
-      for (const auto& [id, c] : counts) pen.push_back(id);
-      for (const auto& [id, c] : counts) pen.push_back(c);
+      for (const auto& [id, c] : counts) up.push_back(id);
+      for (const auto& [id, c] : counts) up.push_back(c);
       a.n_pen = int(counts.size());
-      if (a.n_pen > 0) {
-        pen_dev.push_back(scratch(pen.size() * 4));
-        int32_t* d = static_cast<int32_t*>(pen_dev.back().get());
-        G4_CUDA(cudaMemcpyAsync(d, pen.data(), pen.size() * 4, cudaMemcpyHostToDevice, stream_));
-        a.pen_ids = d;
-        a.pen_counts = d + a.n_pen;
-      }
+    }
+    for (int32_t b : row.banned)
+      if (b >= 0 && b < V) up.push_back(b), ++a.n_ban;
+    if (!up.empty()) {
+      pen_dev.push_back(scratch(up.size() * 4));
+      int32_t* d = static_cast<int32_t*>(pen_dev.back().get());
+      G4_CUDA(cudaMemcpyAsync(d, up.data(), up.size() * 4, cudaMemcpyHostToDevice, stream_));
+      if (a.n_pen > 0) a.pen_ids = d, a.pen_counts = d + a.n_pen;
+      if (a.n_ban > 0) a.ban_ids = d + 2 * a.n_pen;
     }
     cuda::choose_token(static_cast<const float*>(logits.data) + r * V, V, a, work.get(),
                        static_cast<int32_t*>(out.get()) + r, stream_);
