@@ -51,7 +51,12 @@ phase "asan build"
 cmake --preset asan
 cmake --build --preset asan -j "$JOBS"
 phase "asan tests"
-ctest --preset asan -j "$JOBS" --timeout 900
+# Two long statistical / end-to-end runs of code the other tests cover under ASan too are left to the release
+# phase: they take minutes each here (n-gram speculation over the sliding window: 58 s release, 276 s ASan on
+# the AVX2 EPYC box; the draft-position sampling distributions: 37 s release, several minutes ASan).
+ctest --preset asan -j "$JOBS" --timeout 900 \
+  -E '^(SpeculativeGreedy.NgramEqualsPlainOverTheSlidingWindowCpu|SpeculativeSampling.TokenDistributionEqualsTheTargetsAtEveryDraftPosition)$'
+
 phase "fuzz"
 ./fuzz/run.sh 30
 phase "done"
