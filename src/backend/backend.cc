@@ -1,7 +1,6 @@
 #include "backend/backend.h"
 
 #include <cmath>
-#include <limits>
 #include <map>
 #include <mutex>
 #include <string>
@@ -63,8 +62,7 @@ std::vector<int32_t> Backend::sample_rows(const Tensor& logits, const std::vecto
   std::vector<int32_t> out(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
     float* row = host.data() + i * size_t(V);
-    for (int32_t b : rows[i].banned)
-      if (b >= 0 && b < V) row[b] = -std::numeric_limits<float>::infinity();
+    ban_tokens(row, V, rows[i].banned);
     out[i] = choose_token(rows[i].params, row, V, rows[i].history, rows[i].u);
   }
   return out;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <unordered_map>
 
@@ -16,6 +17,11 @@ int32_t argmax(const float* v, int64_t n) {
   for (int64_t i = 1; i < n; ++i)
     if (v[i] > v[best]) best = i;
   return int32_t(best);
+}
+
+void ban_tokens(float* logits, int64_t V, const std::vector<int32_t>& banned) {
+  for (int32_t b : banned)
+    if (b >= 0 && b < V) logits[b] = -std::numeric_limits<float>::infinity();
 }
 
 double TokenDistribution::prob(int32_t id) const {

@@ -39,6 +39,9 @@ bool no_penalties(const SamplingParams& s);
 // Index of the largest value; the lowest index wins ties.
 int32_t argmax(const float* v, int64_t n);
 
+// Sets logits[id] to -infinity for each banned id inside [0, V) (ids outside are ignored).
+void ban_tokens(float* logits, int64_t V, const std::vector<int32_t>& banned);
+
 // The distribution a sampled token is drawn from, explicit so that speculative decoding can accept or
 // reject a drafted token against it: penalties over the last repeat_last_n of the history, then top-k,
 // temperature, min-p and top-p, in that order, ties to the lower id.

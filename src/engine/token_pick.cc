@@ -41,8 +41,7 @@ PickedToken pick_token(Sampler& sampler, const float* logits, int64_t V, const s
   } else {
     constexpr float kNone = -std::numeric_limits<float>::infinity();
     std::vector<float> l(logits, logits + V);
-    for (int32_t b : banned)
-      if (b >= 0 && b < V) l[size_t(b)] = kNone;
+    ban_tokens(l.data(), V, banned);
     const bool greedy = sampler.params().temperature <= 0;
     if (constraint && greedy) {
       const int32_t t = greedy_token(sampler.params(), l.data(), V, history);
