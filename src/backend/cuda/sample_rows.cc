@@ -21,8 +21,8 @@ std::vector<int32_t> CudaBackend::sample_rows(const Tensor& logits, const std::v
   auto work = scratch(cuda::choose_token_scratch_bytes(V));
   auto out = scratch(size_t(R) * 4);
   // Each row's upload (penalties' ids and counts, banned ids), kept until the copies have run.
-  std::vector<std::vector<int32_t>> pens(static_cast<size_t>(R));
-  std::vector<std::shared_ptr<void>> pen_dev;
+  std::vector<std::vector<int32_t>> uploads(static_cast<size_t>(R));
+  std::vector<std::shared_ptr<void>> uploads_dev;
   for (int64_t r = 0; r < R; ++r) {
     const RowSampling& row = rows[size_t(r)];
     const SamplingParams& p = row.params;
@@ -36,7 +36,7 @@ std::vector<int32_t> CudaBackend::sample_rows(const Tensor& logits, const std::v
     a.frequency_penalty = p.frequency_penalty;
     a.u = row.u;
     // One upload a row: the penalties' ids and counts, then the banned ids.
-    std::vector<int32_t>& up = pens[size_t(r)];
+    std::vector<int32_t>& up = uploads[size_t(r)];
     if (!no_penalties(p)) {  // the counts penalized_logits (backend/sampling.cc) takes
       const std::vector<int32_t>& h = row.history;
       const size_t start = h.size() > size_t(p.repeat_last_n) ? h.size() - size_t(p.repeat_last_n) : 0;
@@ -50,8 +50,8 @@ std::vector<int32_t> CudaBackend::sample_rows(const Tensor& logits, const std::v
     for (int32_t b : row.banned)
       if (b >= 0 && b < V) up.push_back(b), ++a.n_ban;
     if (!up.empty()) {
-      pen_dev.push_back(scratch(up.size() * 4));
-      int32_t* d = static_cast<int32_t*>(pen_dev.back().get());
+      uploads_dev.push_back(scratch(up.size() * 4));
+      int32_t* d = static_cast<int32_t*>(uploads_dev.back().get());
       G4_CUDA(cudaMemcpyAsync(d, up.data(), up.size() * 4, cudaMemcpyHostToDevice, stream_));
       if (a.n_pen > 0) a.pen_ids = d, a.pen_counts = d + a.n_pen;
       if (a.n_ban > 0) a.ban_ids = d + 2 * a.n_pen;
