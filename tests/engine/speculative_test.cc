@@ -1,5 +1,5 @@
 // Speculative decoding (engine/speculative.h), greedy: n-gram speculation gives plain greedy's tokens over
-// 800 tokens of the shipped model (window 128, crossed 6 times) with drafts accepted and no rollback
+// 800 tokens of the shipped model (window 128, crossed about 7 times with the prompt) with drafts accepted and no rollback
 // recomputation; a drafter wrong at draft position j (every j) is rolled back and the output is still
 // plain greedy's; stop ids and the token budget inside an accepted run end exactly where plain decoding
 // does, and the conversation continues from there as plain decoding's would. Plus the n-gram drafter.
