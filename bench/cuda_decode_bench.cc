@@ -440,7 +440,7 @@ int main(int argc, char** argv) {
         }
         const double t_host = (now() - t) / reps;
         t = now();
-        for (int i = 0; i < reps; ++i) b = be.sample_rows(last, {RowSampling{k.p, {}, 0.5}})[0];
+        for (int i = 0; i < reps; ++i) b = be.sample_rows(last, {RowSampling{k.p, {}, 0.5, {}}})[0];
         const double t_dev = (now() - t) / reps;
         std::printf("token choice alone, %s: download + host %.3f ms, device %.3f ms (same token: %s)\n", k.name,
                     t_host * 1e3, t_dev * 1e3, a == b ? "yes" : "NO");
@@ -451,7 +451,7 @@ int main(int argc, char** argv) {
           const double t = now();
           for (int i = 0; i < n_decode; ++i) {
             const Tensor l = forward_keep(be, m, kv, {tok}, prompt + i);
-            const RowSampling r{k.p, {}, unit()};
+            const RowSampling r{k.p, {}, unit(), {}};
             if (on_device) {
               tok = be.sample_rows(l, {r})[0];
             } else {

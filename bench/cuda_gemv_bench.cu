@@ -34,6 +34,12 @@ __global__ void to_bf16_range_kernel(uint16_t* p, size_t n, uint16_t e) {
     p[i] = uint16_t((p[i] & 0x807F) | e);
 }
 
+// bf16 (h false) or f16 (h true) values of either sign with magnitudes in [2^e, 2^(e+1)) from random bits.
+__global__ void to_half_range_kernel(uint16_t* p, size_t n, bool h, int e) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    p[i] = h ? uint16_t((p[i] & 0x83FF) | uint16_t((15 + e) << 10)) : uint16_t((p[i] & 0x807F) | uint16_t((127 + e) << 7));
+}
+
 void* dev_random(size_t bytes, uint32_t seed) {
   void* p = nullptr;
   G4_CUDA(cudaMalloc(&p, (bytes + 3) / 4 * 4));
@@ -67,6 +73,8 @@ struct Format {
   const char* name;
   WFmt fmt;
   int64_t gs;
+  SType stype;
+  bool asym;  // zero points beside the scales
 };
 
 }  // namespace
@@ -86,26 +94,34 @@ int main(int argc, char** argv) {
 
     const std::vector<std::pair<int64_t, int64_t>> shapes = {{5376, 8192},  {8192, 5376},  {21504, 5376}, {5376, 21504},
                                                              {16384, 5376}, {2048, 5376},  {262144, 5376}};
-    const std::vector<Format> formats = {
-        {"int4-g128", WFmt::kInt4, 128}, {"int4-g32", WFmt::kInt4, 32}, {"int8-g128", WFmt::kInt8, 128}, {"bf16", WFmt::kBF16, 0}};
-    // dp4a = -1 keeps int4 on the f16 kernels of gemv.cu for the first four.
+    // int4-g32a is g4's default recipe (bf16 scales and zero points), q4_0 a Q4_0 GGUF as g4 packs it (f16
+    // scales, symmetric).
+    const std::vector<Format> formats = {{"int4-g128", WFmt::kInt4, 128, SType::kBF16, false},
+                                         {"int4-g32a", WFmt::kInt4, 32, SType::kBF16, true},
+                                         {"q4_0", WFmt::kInt4, 32, SType::kF16, false},
+                                         {"int8-g128", WFmt::kInt8, 128, SType::kBF16, false},
+                                         {"bf16", WFmt::kBF16, 0, SType::kBF16, false}};
+    // The f16 kernel of gemv.cu (dp4a = -1: what precise mode runs for int4), then the integer kernel of gemv_q8.cu
+    // (x rounded to int8 per 32 values, dp4a) in the shapes compiled for one token: rows a warp x chunks a load
+    // round x warps splitting K, "p" pipelined; the x rounding is excluded except in the last one (gemv() as
+    // the backend calls it: quantize kernel + GEMV in the default shapes).
+    auto q8 = [](int r, int u, int ks, int pipe, int prefetch = 0) { return GemvTuning{r, u, -1, ks, 1, pipe, prefetch}; };
     const std::vector<std::pair<const char*, GemvTuning>> variants = {
-        {"f16-2row-2deep", {2, 2, -1, 0, -1}}, {"f16-2row-4deep", {2, 4, -1, 0, -1}}, {"f16-4row-2deep", {4, 0, -1, 0, -1}},
-        // int4 only: the shared-memory kernel, x converted per block (its cost included), K split auto.
-        {"smem2x2-auto", {2, 2, 1, 0, -1}},
-        // int4 only: x rounded to int8 per 32 values, dp4a (gemv_q8.cu); quantize of x not included, except
-        // in the last one (gemv() as the backend calls it: quantize kernel + GEMV).
-        {"dp4a-2x2", {2, 2, -1, 0, 1}}, {"dp4a-2x4", {2, 4, -1, 0, 1}}, {"dp4a-4x2", {4, 2, -1, 0, 1}},
-        {"dp4a-1x4", {1, 4, -1, 0, 1}}, {"dp4a2x2+quant", {2, 2, -1, 0, 2}}};
+        {"f16-2row-2deep", {2, 2, -1, 0, -1}},
+        {"dp4a-2x2x1", q8(2, 2, 1, 0)}, {"dp4a-4x2x1", q8(4, 2, 1, 0)}, {"dp4a-4x1x4p", q8(4, 1, 4, 1)},
+        {"dp4a-2x1x8p", q8(2, 1, 8, 1)}, {"dp4a-8x1x1", q8(8, 1, 1, 0)}, {"dp4a-8x2x1", q8(8, 2, 1, 0)},
+        {"dp4a-4x4x1", q8(4, 4, 1, 0)}, {"dp4a-4x2x2", q8(4, 2, 2, 0)}, {"dp4a-4x1x4", q8(4, 1, 4, 0)},
+        {"dp4a-8x1x4", q8(8, 1, 4, 0)}, {"dp4a-4x2x4", q8(4, 2, 4, 0)}, {"dp4a-8x1x2", q8(8, 1, 2, 0)},
+        {"dp4a+quant", {0, 0, -1, 0, 2}}};
 
     std::printf("%-10s %-14s", "format", "shape");
     for (auto& v : variants) std::printf(" %16s", v.first);
-    std::printf("   (GB/s, %% of copy; the f16 and dp4a kernels exclude their x preparation (permute / int8 rounding, one more kernel), smem and dp4a+quant include it)\n");
+    std::printf("   (GB/s, %% of copy; the f16 and dp4a kernels exclude their x preparation (permute / int8 rounding, one more kernel), dp4a+quant includes it)\n");
     for (const Format& f : formats) {
       if (only != "all" && only != f.name) continue;
       for (auto [rows, cols] : shapes) {
         WeightDesc d;
-        d.fmt = f.fmt, d.rows = rows, d.cols = cols, d.stype = SType::kBF16;
+        d.fmt = f.fmt, d.rows = rows, d.cols = cols, d.stype = f.stype;
         size_t code_bytes = 0, scale_bytes = 0;
         if (f.fmt == WFmt::kBF16) {
           code_bytes = size_t(rows * cols) * 2;
@@ -114,7 +130,7 @@ int main(int argc, char** argv) {
           code_bytes = size_t(rows * cols) / (f.fmt == WFmt::kInt4 ? 2 : 1);
           scale_bytes = size_t(rows * (cols / f.gs)) * 2;
         }
-        const size_t bytes = code_bytes + scale_bytes;
+        const size_t bytes = code_bytes + scale_bytes * (f.asym ? 2 : 1);  // zero points as large as the scales
         const int copies = int(std::max<size_t>(1, (rot_mb << 20) / bytes + 1));
         std::vector<WeightDesc> ws(size_t(copies), d);
         std::vector<void*> bufs;
@@ -127,11 +143,18 @@ int main(int argc, char** argv) {
           if (f.fmt == WFmt::kBF16) to_bf16_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(codes), code_bytes / 2, e_w);
           ws[size_t(c)].codes = codes;
           if (scale_bytes) {
+            // Scales near 1 / s0 (bf16 or f16 bit patterns); zero points of magnitude 8-16 in the same type.
             void* sc = dev_random(scale_bytes, 999u + uint32_t(c));
-            to_bf16_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(sc), scale_bytes / 2,
-                                                uint16_t((127 + scale_exp) << 7));
+            const bool h = f.stype == SType::kF16;
+            to_half_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(sc), scale_bytes / 2, h, scale_exp);
             bufs.push_back(sc);
             ws[size_t(c)].scales = sc;
+            if (f.asym) {
+              void* z = dev_random(scale_bytes, 4321u + uint32_t(c));
+              to_half_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(z), scale_bytes / 2, h, 3);
+              bufs.push_back(z);
+              ws[size_t(c)].zeros = z;
+            }
           }
         }
         G4_CUDA_LAUNCHED();
@@ -162,7 +185,7 @@ int main(int argc, char** argv) {
           }
           auto launch = [&](const WeightDesc& wd) {
             if (direct) gemv_int4_direct(wd, x, y, s, tu);
-            else if (tu.dp4a == 2) gemv(wd, x, 1, xq, y, s, GemvTuning{2, 2, -1, 0, 1});
+            else if (tu.dp4a == 2) gemv(wd, x, 1, xq, y, s, GemvTuning{0, 0, -1, 0, 1});
             else if (q8) gemv_q8_quantized(wd, xq, 1, y, s, tu);
             else gemv_permuted(wd, xp, 1, y, s, tu);
           };

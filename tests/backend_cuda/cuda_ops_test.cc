@@ -5,6 +5,8 @@
 // normal values, a uniform rounding error of 0.017/sqrt(12) = 0.005 per value, so the relative error of
 // the dot products is about 5e-3, more on the short rows (96 columns: 3 blocks, one large value sets a
 // block's step; 1.06e-2 seen on an H200); bound 2e-2. The exact check is the next test.
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -144,7 +146,120 @@ TEST_F(CudaTest, Int4IntegerKernelsEqualRefOnRoundedActivations) {
   int mma_ts = 0;
   for (int64_t T : {1, 2, 4, 5, 8, 9, 10, 16, 17, 32}) mma_ts += T >= cuda::gemm_mma_min_tokens() && T <= cuda::kMmaMaxT;
   EXPECT_EQ(mma_runs, 8 * mma_ts);
-  if (cuda::gemm_mma_min_tokens() <= cuda::kMmaMaxT) EXPECT_GE(mma_runs, 5);
+  if (cuda::gemm_mma_min_tokens() <= cuda::kMmaMaxT) {
+    EXPECT_GE(mma_runs, 5);
+  }
+}
+
+// Every kernel shape compiled into the one-token integer GEMV (gemv_q8.cu: rows per warp, chunks per load,
+// warps splitting K, pipelined loads, L2 prefetch depth) computes exactly sum(s (q - z) x') with x' the
+// int8-rounded activation, on weights laid out by hand (so the packing is checked too): a host sum in double
+// must agree up to f32 rounding. Rows not a multiple of any row group, chunk counts that split unevenly over
+// K-splitting warps and load rounds (33, 34 and 256 chunks), two segments sharing x, both decode layouts (bf16
+// scales with zero points; f16 symmetric) and the benchmark's (bf16 symmetric). A shape not compiled is a
+// clear error.
+TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
+  using cuda::SType;
+  struct Layout {
+    SType st;
+    bool asym;
+    int64_t gs;
+  };
+  struct Shape {
+    int R, U, KS, pipe, prefetch;
+  };
+  const Shape shapes[] = {{2, 2, 1, 0, 1}, {4, 2, 1, 0, 1}, {4, 1, 4, 1, 2}, {2, 1, 8, 1, 1}, {8, 1, 1, 0, 1},
+                          {8, 2, 1, 0, 3}, {4, 4, 1, 0, 1}, {4, 2, 2, 0, 1}, {4, 1, 4, 0, 1}, {8, 1, 4, 0, 1},
+                          {4, 2, 4, 0, 1}, {8, 1, 2, 0, 1}};
+  auto half_bits = [](SType st, float v) { return st == SType::kF16 ? f32_to_f16(v) : f32_to_bf16(v); };
+  auto half_value = [](SType st, uint16_t h) { return st == SType::kF16 ? f16_to_f32(h) : bf16_to_f32(h); };
+  std::uniform_int_distribution<int> nib(0, 15);
+  std::uniform_real_distribution<float> uni(0.5f, 1.5f), zu(6.f, 10.f);
+  for (const Layout& L : {Layout{SType::kBF16, true, 32}, Layout{SType::kF16, false, 32}, Layout{SType::kBF16, false, 64}}) {
+    for (int64_t cols : {L.gs == 64 ? int64_t(1088) : int64_t(1056), int64_t(8192)}) {
+      const int64_t rows_of[2] = {301, 70}, G = cols / L.gs;
+      std::vector<std::vector<uint8_t>> codes(2);
+      std::vector<std::vector<uint16_t>> sc(2), zp(2);
+      std::vector<void*> dev;
+      auto upload = [&](const void* p, size_t bytes) {
+        void* d = nullptr;
+        EXPECT_EQ(cudaMalloc(&d, bytes), cudaSuccess);
+        EXPECT_EQ(cudaMemcpy(d, p, bytes, cudaMemcpyHostToDevice), cudaSuccess);
+        dev.push_back(d);
+        return d;
+      };
+      cuda::WeightDesc wd[2];
+      for (int i = 0; i < 2; ++i) {
+        const int64_t rows = rows_of[i];
+        codes[size_t(i)].resize(size_t(rows * cols / 2));
+        for (auto& b : codes[size_t(i)]) b = uint8_t(nib(rng_) | nib(rng_) << 4);  // value 2k low nibble, 2k+1 high
+        sc[size_t(i)].resize(size_t(rows * G));
+        for (auto& h : sc[size_t(i)]) h = half_bits(L.st, uni(rng_) * 0.01f);
+        if (L.asym) {
+          zp[size_t(i)].resize(size_t(rows * G));
+          for (auto& h : zp[size_t(i)]) h = half_bits(L.st, zu(rng_));
+        }
+        wd[i].fmt = cuda::WFmt::kInt4, wd[i].rows = rows, wd[i].cols = cols, wd[i].group_size = L.gs, wd[i].stype = L.st;
+        wd[i].codes = upload(codes[size_t(i)].data(), codes[size_t(i)].size());
+        wd[i].scales = upload(sc[size_t(i)].data(), sc[size_t(i)].size() * 2);
+        if (L.asym) wd[i].zeros = upload(zp[size_t(i)].data(), zp[size_t(i)].size() * 2);
+      }
+      auto x = randn(rng_, size_t(cols));
+      for (size_t j = 0; j < x.size(); j += 97) x[j] *= 9.f;
+      std::vector<double> xr(x.size());
+      for (size_t b = 0; b < x.size(); b += 32) {
+        float amax = 0.f;
+        for (size_t j = b; j < b + 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+        const float d = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+        for (size_t j = b; j < b + 32; ++j) xr[j] = double(d) * std::nearbyint(x[j] * inv);
+      }
+      std::vector<float> want[2];
+      std::vector<double> mag[2];
+      for (int i = 0; i < 2; ++i)
+        for (int64_t r = 0; r < rows_of[i]; ++r) {
+          double sum = 0, m = 0;
+          for (int64_t g = 0; g < G; ++g) {
+            const double s = half_value(L.st, sc[size_t(i)][size_t(r * G + g)]);
+            const double z = L.asym ? half_value(L.st, zp[size_t(i)][size_t(r * G + g)]) : 8.0;
+            for (int64_t k = g * L.gs; k < (g + 1) * L.gs; ++k) {
+              const uint8_t b = codes[size_t(i)][size_t((r * cols + k) / 2)];
+              const double term = s * (double(k % 2 ? b >> 4 : b & 15) - z) * xr[size_t(k)];
+              sum += term, m += std::fabs(term);
+            }
+          }
+          want[i].push_back(float(sum)), mag[i].push_back(m);
+        }
+      float* xd = nullptr;
+      void* xq = nullptr;
+      float* yd[2] = {};
+      ASSERT_EQ(cudaMalloc(&xd, size_t(cols) * 4), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&xq, cuda::gemv_q8_x_bytes(wd[0], 1)), cudaSuccess);
+      for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMalloc(&yd[i], size_t(rows_of[i]) * 4), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(xd, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+      cuda::gemv_q8_quantize_x(wd[0], xd, 1, xq, nullptr);
+      for (const Shape& sh : shapes) {
+        const cuda::GemvTuning tu{sh.R, sh.U, -1, sh.KS, 1, sh.pipe, sh.prefetch};
+        for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMemset(yd[i], 0xFF, size_t(rows_of[i]) * 4), cudaSuccess);
+        cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, tu);
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        const std::string what = "R" + std::to_string(sh.R) + " U" + std::to_string(sh.U) + " KS" + std::to_string(sh.KS) +
+                                 (sh.pipe ? " pipelined" : "") + " cols " + std::to_string(cols) + " g" + std::to_string(L.gs) +
+                                 (L.asym ? " asym" : " sym") + (L.st == SType::kF16 ? " f16" : " bf16");
+        for (int i = 0; i < 2; ++i) {
+          std::vector<float> got(size_t(rows_of[i]));
+          ASSERT_EQ(cudaMemcpy(got.data(), yd[i], got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+          int bad = 0;
+          for (size_t r = 0; r < got.size(); ++r)
+            if (!(std::fabs(double(got[r]) - want[i][r]) <= 2e-5 * mag[i][r] + 1e-30) && bad++ < 3)
+              ADD_FAILURE() << what << " segment " << i << " row " << r << ": " << got[r] << " vs " << want[i][r];
+          EXPECT_EQ(bad, 0) << what << " segment " << i;
+        }
+      }
+      EXPECT_THROW(cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, cuda::GemvTuning{3, 3, -1, 3, 1, 1, 1}), Error);
+      for (void* p : dev) cudaFree(p);
+      cudaFree(xd), cudaFree(xq), cudaFree(yd[0]), cudaFree(yd[1]);
+    }
+  }
 }
 
 TEST_F(CudaTest, PackRejectsUnsupportedGroupSize) {

@@ -11,6 +11,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -79,90 +80,132 @@ __device__ __forceinline__ T pick(int s, const T (&a)[kMaxSegs]) {
   return s == 0 ? a[0] : s == 1 ? a[1] : a[2];  // no dynamic indexing into the parameter block
 }
 
-// R rows per warp, U chunks per lane and row in flight (all their loads issued before any arithmetic),
-// a grid of at most one resident wave striding over row groups. Rows past a segment's end are clamped
-// to its last row (loaded, never stored).
-template <class S, bool kAsym, int NT, int R, int U>
+// R rows per warp group, U chunks per lane and row loaded together, KS warps of a block splitting a row
+// group's K range (chunk blocks of 32 taken round-robin; their sums meet in shared memory in a fixed order,
+// so the result does not depend on timing). kPipe issues the next U chunks' loads before the current ones'
+// arithmetic (twice the registers for weights, twice the bytes in flight per warp). A grid of at most one
+// resident wave strides over blocks of kWarps / KS row groups. Rows past a segment's end are clamped to its
+// last row (loaded, never stored). Before waiting for the previous kernel, each warp asks L2 for the weights
+// of its first `prefetch` row groups (weights do not depend on earlier kernels; launch.cuh).
+template <class S, bool kAsym, int NT, int R, int U, int KS, bool kPipe>
 __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int64_t cols, int64_t group_size,
                                                               const uint4* __restrict__ xq,
                                                               const float2* __restrict__ xd, int nch_pad,
-                                                              int cpg_shift) {
-  const int lane = threadIdx.x & 31;
+                                                              int cpg_shift, int prefetch) {
+  static_assert(kWarps % KS == 0, "KS divides the block's warps");
+  constexpr int kGroupsPerBlock = kWarps / KS;
+  __shared__ float red[KS > 1 ? kWarps : 1][R][NT];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, ks = warp % KS;
   const int nch = int(cols / 32);
   const int64_t G = cols / group_size;
   const int64_t n_groups = segs.group_end[segs.n - 1];
-  const int64_t first_gi = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  // Weights do not depend on earlier kernels: the warp's first row group goes into L2 while the
-  // previous kernel is still finishing (launch.cuh), one 128-byte line per lane at a time.
-  if (first_gi < n_groups) {
-    int s = 0;
-    while (s + 1 < segs.n && first_gi >= pick(s, segs.group_end)) ++s;
-    const int64_t row0 = (first_gi - (s ? pick(s - 1, segs.group_end) : 0)) * R, rows = pick(s, segs.rows);
+  const int64_t n_block_groups = (n_groups + kGroupsPerBlock - 1) / kGroupsPerBlock;
+  const int first_c = ks * 32 + lane, step = 32 * KS * U;
+
+  // The segment and first row of row group gi.
+  auto locate = [&](int64_t gi, int& s, int64_t& row0) {
+    s = 0;
+    while (s + 1 < segs.n && gi >= pick(s, segs.group_end)) ++s;
+    row0 = (gi - (s ? pick(s - 1, segs.group_end) : 0)) * R;
+  };
+  for (int k = 0; k < prefetch; ++k) {
+    const int64_t gi = (int64_t(blockIdx.x) + int64_t(k) * gridDim.x) * kGroupsPerBlock + warp / KS;
+    if (gi >= n_groups) break;
+    int s;
+    int64_t row0;
+    locate(gi, s, row0);
+    const int64_t rows = pick(s, segs.rows);
     const char* codes = static_cast<const char*>(pick(s, segs.codes));
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const char* row = codes + min(row0 + r, rows - 1) * int64_t(nch) * 16;
-      for (int line = lane; line * 8 < nch; line += 32) prefetch_l2(row + int64_t(line) * 128);
+      // One 128-byte line (8 chunks) per 8 lanes of each chunk block this warp reads.
+      if ((lane & 7) == 0)
+        for (int c = first_c; c < nch; c += 32 * KS) prefetch_l2(row + int64_t(c) * 16);
     }
   }
   grid_dependency_sync();
-  for (int64_t gi = first_gi; gi < n_groups; gi += int64_t(gridDim.x) * kWarps) {
+
+  for (int64_t bg = blockIdx.x; bg < n_block_groups; bg += gridDim.x) {
+    const int64_t gi = bg * kGroupsPerBlock + warp / KS;
+    const bool active = gi < n_groups;
     int s = 0;
-    while (s + 1 < segs.n && gi >= pick(s, segs.group_end)) ++s;
-    const int64_t row0 = (gi - (s ? pick(s - 1, segs.group_end) : 0)) * R, rows = pick(s, segs.rows);
-    const uint4* codes = static_cast<const uint4*>(pick(s, segs.codes));
-    const void* scales = pick(s, segs.scales);
-    const void* zeros = pick(s, segs.zeros);
-    float* y = pick(s, segs.y);
-    const uint4* wr[R];
-    int64_t grow[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const int64_t row = min(row0 + r, rows - 1);
-      wr[r] = codes + row * nch;
-      grow[r] = row * G;
-    }
+    int64_t row0 = 0, rows = 1;
     float acc[R][NT];
 #pragma unroll
     for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int t = 0; t < NT; ++t) acc[r][t] = 0.f;
-
-    for (int c0 = lane; c0 < nch; c0 += 32 * U) {
-      uint4 wv[U][R];
-      float sc[U][R], zp[U][R];
+    if (active) {
+      locate(gi, s, row0);
+      rows = pick(s, segs.rows);
+      const uint4* codes = static_cast<const uint4*>(pick(s, segs.codes));
+      const void* scales = pick(s, segs.scales);
+      const void* zeros = pick(s, segs.zeros);
+      const uint4* wr[R];
+      int64_t grow[R];
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int c = c0 + 32 * u;
-        if (c < nch) {
-          const int gc = c >> cpg_shift;
-#pragma unroll
-          for (int r = 0; r < R; ++r) {
-            wv[u][r] = ld_stream(wr[r] + c);
-            sc[u][r] = ld_scale<S>(scales, grow[r] + gc);
-            zp[u][r] = kAsym ? ld_scale<S>(zeros, grow[r] + gc) : 8.f;
-          }
-        }
+      for (int r = 0; r < R; ++r) {
+        const int64_t row = min(row0 + r, rows - 1);
+        wr[r] = codes + row * nch;
+        grow[r] = row * G;
       }
+      struct Buf {
+        uint4 w[U][R];
+        float sc[U][R], zp[U][R];
+      };
+      auto load = [&](Buf& b, int c0) {
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int c = c0 + 32 * u;
-        if (c < nch) {
-#pragma unroll
-          for (int t = 0; t < NT; ++t) {
-            const uint4* xb = xq + int64_t(t) * nch_pad * 2 + (c >> 5) * 64 + lane;
-            const uint4 a = __ldg(xb), b = __ldg(xb + 32);
-            const float2 dx = __ldg(xd + int64_t(t) * nch_pad + c);
+        for (int u = 0; u < U; ++u) {
+          const int c = c0 + 32 * KS * u;
+          if (c < nch) {
+            const int gc = c >> cpg_shift;
 #pragma unroll
             for (int r = 0; r < R; ++r) {
-              const float dot = float(dot_chunk(wv[u][r], a, b));
-              acc[r][t] = fmaf(sc[u][r], fmaf(dx.x, dot, -zp[u][r] * dx.y), acc[r][t]);
+              b.w[u][r] = ld_stream(wr[r] + c);
+              b.sc[u][r] = ld_scale<S>(scales, grow[r] + gc);
+              b.zp[u][r] = kAsym ? ld_scale<S>(zeros, grow[r] + gc) : 8.f;
             }
           }
         }
+      };
+      auto compute = [&](const Buf& b, int c0) {
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+          const int c = c0 + 32 * KS * u;
+          if (c < nch) {
+#pragma unroll
+            for (int t = 0; t < NT; ++t) {
+              const uint4* xb = xq + int64_t(t) * nch_pad * 2 + (c >> 5) * 64 + lane;
+              const uint4 a = __ldg(xb), bb = __ldg(xb + 32);
+              const float2 dx = __ldg(xd + int64_t(t) * nch_pad + c);
+#pragma unroll
+              for (int r = 0; r < R; ++r) {
+                const float dot = float(dot_chunk(b.w[u][r], a, bb));
+                acc[r][t] = fmaf(b.sc[u][r], fmaf(dx.x, dot, -b.zp[u][r] * dx.y), acc[r][t]);
+              }
+            }
+          }
+        }
+      };
+      if constexpr (kPipe) {
+        Buf cur, nxt;
+        load(cur, first_c);
+        for (int c0 = first_c; c0 < nch; c0 += step) {
+          const bool more = c0 + step < nch;
+          if (more) load(nxt, c0 + step);
+          compute(cur, c0);
+          if (more) cur = nxt;
+        }
+      } else {
+        for (int c0 = first_c; c0 < nch; c0 += step) {
+          Buf cur;
+          load(cur, c0);
+          compute(cur, c0);
+        }
       }
     }
-
+    float* y = pick(s, segs.y);
 #pragma unroll
     for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -170,8 +213,23 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int
         float v = acc[r][t];
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == 0 && row0 + r < rows) y[t * rows + row0 + r] = v;
+        if constexpr (KS == 1) {
+          if (active && lane == 0 && row0 + r < rows) y[t * rows + row0 + r] = v;
+        } else {
+          if (lane == 0) red[warp][r][t] = v;
+        }
       }
+    if constexpr (KS > 1) {
+      __syncthreads();
+      if (active && ks == 0 && lane < R * NT) {
+        const int r = lane / NT, t = lane % NT;
+        float v = 0.f;
+#pragma unroll
+        for (int k = 0; k < KS; ++k) v += red[warp + k][r][t];
+        if (row0 + r < rows) y[t * rows + row0 + r] = v;
+      }
+      __syncthreads();
+    }
   }
 }
 
@@ -189,40 +247,91 @@ Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int R) {
   return sg;
 }
 
-template <class S, bool kAsym, int NT, int R, int U>
-void launch_q8(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, cudaStream_t s) {
-  auto kernel = gemv_q8_kernel<S, kAsym, NT, R, U>;
+template <class S, bool kAsym, int NT, int R, int U, int KS, bool kPipe>
+void launch_q8(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int prefetch,
+               cudaStream_t s) {
+  auto kernel = gemv_q8_kernel<S, kAsym, NT, R, U, KS, kPipe>;
   static const int64_t resident = resident_blocks(kernel, kWarps * 32);
   const Segments sg = make_segments(ws, ys, n, R);
   const int64_t groups = sg.group_end[n - 1];
-  const int64_t blocks = std::min(resident, (groups + kWarps - 1) / kWarps);
+  const int64_t blocks = std::min(resident, (groups + kWarps / KS - 1) / (kWarps / KS));
   const int cpg_shift = __builtin_ctz(unsigned(ws[0].group_size / 32));
   launch(kernel, unsigned(blocks), kWarps * 32, 0, s, sg, ws[0].cols, ws[0].group_size, xq, xd, n_chunks_padded(ws[0]),
-                                                  cpg_shift);
+         cpg_shift, prefetch);
 }
 
+// The kernel shape of one launch: rows per warp, chunks per load round, warps splitting K, pipelined loads.
+struct Q8Shape {
+  int R = 2, U = 2, KS = 1;
+  bool pipe = false;
+  bool operator==(const Q8Shape& o) const { return R == o.R && U == o.U && KS == o.KS && pipe == o.pipe; }
+};
+
+// "R,U,KS,P" (e.g. "2,2,4,1") from an environment variable; `fallback` when unset or malformed.
+Q8Shape env_shape(const char* name, Q8Shape fallback) {
+  const char* e = std::getenv(name);
+  Q8Shape v;
+  int p = 0;
+  if (!e || std::sscanf(e, "%d,%d,%d,%d", &v.R, &v.U, &v.KS, &p) != 4) return fallback;
+  v.pipe = p != 0;
+  return v;
+}
+
+int env_int(const char* name, int fallback) {
+  const char* e = std::getenv(name);
+  return e && *e ? std::atoi(e) : fallback;
+}
+
+// The shapes compiled for one token on the layouts that decode runs (g4's int4: bf16 scales with zero points;
+// a Q4_0 GGUF: f16 scales, symmetric) and the benchmark's (bf16, symmetric); every other case takes the
+// default 2 x 2 shape.
 template <class S, bool kAsym, int NT>
-void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, GemvTuning tu,
-                     cudaStream_t s) {
-  const int R = tu.rows_per_warp > 0 ? tu.rows_per_warp : 2;
-  const int U = tu.unroll > 0 ? tu.unroll : 2;
-  // Variants other than 2 x 2 for the layout the benchmark sweeps (bf16 symmetric scales) only.
-  if constexpr (std::is_same_v<S, __nv_bfloat16> && !kAsym) {
-    if (R == 1) return launch_q8<S, kAsym, NT, 1, 4>(ws, ys, n, xq, xd, s);
-    if (R == 4) return launch_q8<S, kAsym, NT, 4, 2>(ws, ys, n, xq, xd, s);
-    if (U == 4) return launch_q8<S, kAsym, NT, 2, 4>(ws, ys, n, xq, xd, s);
+void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, Q8Shape v,
+                     int prefetch, cudaStream_t s) {
+  constexpr bool kSwept = NT == 1 && (std::is_same_v<S, __nv_bfloat16> || (std::is_same_v<S, __half> && !kAsym));
+  if constexpr (kSwept) {
+    if (v == Q8Shape{4, 2, 1, false}) return launch_q8<S, kAsym, NT, 4, 2, 1, false>(ws, ys, n, xq, xd, prefetch, s);
+    if (v == Q8Shape{4, 1, 4, true}) return launch_q8<S, kAsym, NT, 4, 1, 4, true>(ws, ys, n, xq, xd, prefetch, s);
+    if (v == Q8Shape{2, 1, 8, true}) return launch_q8<S, kAsym, NT, 2, 1, 8, true>(ws, ys, n, xq, xd, prefetch, s);
+    if (v == Q8Shape{8, 1, 1, false}) return launch_q8<S, kAsym, NT, 8, 1, 1, false>(ws, ys, n, xq, xd, prefetch, s);
+    if (v == Q8Shape{8, 2, 1, false}) return launch_q8<S, kAsym, NT, 8, 2, 1, false>(ws, ys, n, xq, xd, prefetch, s);
+    if (v == Q8Shape{4, 4, 1, false}) return launch_q8<S, kAsym, NT, 4, 4, 1, false>(ws, ys, n, xq, xd, prefetch, s);
+    if (v == Q8Shape{4, 2, 2, false}) return launch_q8<S, kAsym, NT, 4, 2, 2, false>(ws, ys, n, xq, xd, prefetch, s);
+    if (v == Q8Shape{4, 1, 4, false}) return launch_q8<S, kAsym, NT, 4, 1, 4, false>(ws, ys, n, xq, xd, prefetch, s);
+    if (v == Q8Shape{8, 1, 4, false}) return launch_q8<S, kAsym, NT, 8, 1, 4, false>(ws, ys, n, xq, xd, prefetch, s);
+    if (v == Q8Shape{4, 2, 4, false}) return launch_q8<S, kAsym, NT, 4, 2, 4, false>(ws, ys, n, xq, xd, prefetch, s);
+    if (v == Q8Shape{8, 1, 2, false}) return launch_q8<S, kAsym, NT, 8, 1, 2, false>(ws, ys, n, xq, xd, prefetch, s);
+    G4_CHECK(v == Q8Shape{}, "gemv_q8: kernel shape R=" + std::to_string(v.R) + " U=" + std::to_string(v.U) +
+                                 " KS=" + std::to_string(v.KS) + " pipe=" + std::to_string(v.pipe) + " is not compiled");
   }
-  launch_q8<S, kAsym, NT, 2, 2>(ws, ys, n, xq, xd, s);
+  launch_q8<S, kAsym, NT, 2, 2, 1, false>(ws, ys, n, xq, xd, prefetch, s);
+}
+
+// The shape for a launch: the tuning's when it names one (the benchmark), else G4_CUDA_Q8 for every one-token
+// launch or G4_CUDA_Q8_SHORT for those of at most 8,192 rows in all ("R,U,KS,P"), else the measured choice
+// (docs/PERF.md, H200): 4 rows a warp and 2 chunks a round for many rows (q/k/v, gate/up, the lm_head); for
+// few rows (o, down: 5,376) 4 warps splitting K, so that the grid still fills the GPU with bytes in flight.
+Q8Shape pick_shape(const WeightDesc* ws, int n, GemvTuning tu) {
+  if (tu.rows_per_warp > 0) return Q8Shape{tu.rows_per_warp, tu.unroll > 0 ? tu.unroll : 2, tu.ksplit > 0 ? tu.ksplit : 1,
+                                           tu.pipeline > 0};
+  static const Q8Shape all = env_shape("G4_CUDA_Q8", Q8Shape{4, 2, 1, false});
+  static const Q8Shape shorts = env_shape("G4_CUDA_Q8_SHORT", Q8Shape{4, 1, 4, true});
+  int64_t rows = 0;
+  for (int i = 0; i < n; ++i) rows += ws[i].rows;
+  return rows <= 8192 ? shorts : all;
 }
 
 template <class S, bool kAsym>
 void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T, GemvTuning tu,
                  cudaStream_t s) {
+  const Q8Shape v = T == 1 ? pick_shape(ws, n, tu) : Q8Shape{};
+  static const int env_prefetch = env_int("G4_CUDA_Q8_PREFETCH", 1);
+  const int pf = tu.prefetch > 0 ? tu.prefetch : env_prefetch;
   switch (T) {
-    case 1: launch_q8_shape<S, kAsym, 1>(ws, ys, n, xq, xd, tu, s); break;
-    case 2: launch_q8_shape<S, kAsym, 2>(ws, ys, n, xq, xd, tu, s); break;
-    case 3: launch_q8_shape<S, kAsym, 3>(ws, ys, n, xq, xd, tu, s); break;
-    default: launch_q8_shape<S, kAsym, 4>(ws, ys, n, xq, xd, tu, s); break;
+    case 1: launch_q8_shape<S, kAsym, 1>(ws, ys, n, xq, xd, v, pf, s); break;
+    case 2: launch_q8_shape<S, kAsym, 2>(ws, ys, n, xq, xd, v, pf, s); break;
+    case 3: launch_q8_shape<S, kAsym, 3>(ws, ys, n, xq, xd, v, pf, s); break;
+    default: launch_q8_shape<S, kAsym, 4>(ws, ys, n, xq, xd, v, pf, s); break;
   }
 }
 

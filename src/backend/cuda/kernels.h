@@ -42,6 +42,12 @@ struct GemvTuning {
   // int4: 1 takes the integer kernel of gemv_q8.cu (x rounded to int8 per 32 values, dp4a), -1 the f16
   // kernels here; 0 follows G4_CUDA_INT4_DP4A (default on; precise mode passes -1).
   int dp4a = 0;
+  // The integer kernel's shape for one token (gemv_q8.cu): rows_per_warp, unroll, ksplit as above, and
+  // pipeline 1 to issue the next chunks' loads before the current ones' arithmetic. prefetch: row groups
+  // per warp whose weights are asked into L2 before waiting for the previous kernel (0: G4_CUDA_Q8_PREFETCH,
+  // default 1).
+  int pipeline = 0;
+  int prefetch = 0;
 };
 void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune = {});
 // gemv's two steps: x into the lane-permuted f16 (int) / f32 (bf16) layout, then the GEMV proper.
