@@ -151,13 +151,13 @@ TEST_F(CudaTest, Int4IntegerKernelsEqualRefOnRoundedActivations) {
   }
 }
 
-// Every kernel shape compiled into the one-token integer GEMV (gemv_q8.cu: rows per warp, chunks per load,
-// warps splitting K, pipelined loads, L2 prefetch depth) computes exactly sum(s (q - z) x') with x' the
-// int8-rounded activation, on weights laid out by hand (so the packing is checked too): a host sum in double
-// must agree up to f32 rounding. Rows not a multiple of any row group, chunk counts that split unevenly over
-// K-splitting warps and load rounds (33, 34 and 256 chunks), two segments sharing x, both decode layouts (bf16
-// scales with zero points; f16 symmetric) and the benchmark's (bf16 symmetric). A shape not compiled is a
-// clear error.
+// Every kernel shape compiled into the integer GEMV (gemv_q8.cu: rows per warp, chunks per load, warps
+// splitting K, pipelined loads, L2 prefetch depth) for one token, and the one shape of 2-4 tokens for three,
+// computes exactly sum(s (q - z) x') with x' the int8-rounded activation, on weights laid out by hand (so the
+// packing is checked too): a host sum in double must agree up to f32 rounding. Rows not a multiple of any row
+// group, chunk counts that split unevenly over K-splitting warps and load rounds (33, 34 and 256 chunks), two
+// segments sharing x, both decode layouts (bf16 scales with zero points; f16 symmetric) and the benchmark's
+// (bf16 symmetric). A shape not compiled is a clear error.
 TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
   using cuda::SType;
   struct Layout {
@@ -167,10 +167,10 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
   };
   struct Shape {
     int R, U, KS, pipe, prefetch;
+    bool multi;  // the shape 2-4 tokens take (the others are compiled for one token only)
   };
-  const Shape shapes[] = {{2, 2, 1, 0, 1}, {4, 2, 1, 0, 1}, {4, 1, 4, 1, 2}, {2, 1, 8, 1, 1}, {8, 1, 1, 0, 1},
-                          {8, 2, 1, 0, 3}, {4, 4, 1, 0, 1}, {4, 2, 2, 0, 1}, {4, 1, 4, 0, 1}, {8, 1, 4, 0, 1},
-                          {4, 2, 4, 0, 1}, {8, 1, 2, 0, 1}};
+  const Shape shapes[] = {{2, 2, 1, 0, 1, true},  {4, 2, 1, 0, 1, false}, {4, 1, 4, 1, 2, false}, {2, 1, 8, 1, 1, false},
+                          {8, 1, 1, 0, 3, false}, {4, 2, 2, 0, 1, false}, {4, 2, 4, 0, 1, false}};
   auto half_bits = [](SType st, float v) { return st == SType::kF16 ? f32_to_f16(v) : f32_to_bf16(v); };
   auto half_value = [](SType st, uint16_t h) { return st == SType::kF16 ? f16_to_f32(h) : bf16_to_f32(h); };
   std::uniform_int_distribution<int> nib(0, 15);
@@ -204,7 +204,8 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
         wd[i].scales = upload(sc[size_t(i)].data(), sc[size_t(i)].size() * 2);
         if (L.asym) wd[i].zeros = upload(zp[size_t(i)].data(), zp[size_t(i)].size() * 2);
       }
-      auto x = randn(rng_, size_t(cols));
+      constexpr int64_t kT = 3;  // tokens: the first alone (every shape), all three (the shapes compiled for 2-4)
+      auto x = randn(rng_, size_t(kT * cols));
       for (size_t j = 0; j < x.size(); j += 97) x[j] *= 9.f;
       std::vector<double> xr(x.size());
       for (size_t b = 0; b < x.size(); b += 32) {
@@ -216,14 +217,15 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
       std::vector<float> want[2];
       std::vector<double> mag[2];
       for (int i = 0; i < 2; ++i)
-        for (int64_t r = 0; r < rows_of[i]; ++r) {
+        for (int64_t tr = 0; tr < kT * rows_of[i]; ++tr) {  // [token, row]
+          const int64_t t = tr / rows_of[i], r = tr % rows_of[i];
           double sum = 0, m = 0;
           for (int64_t g = 0; g < G; ++g) {
             const double s = half_value(L.st, sc[size_t(i)][size_t(r * G + g)]);
             const double z = L.asym ? half_value(L.st, zp[size_t(i)][size_t(r * G + g)]) : 8.0;
             for (int64_t k = g * L.gs; k < (g + 1) * L.gs; ++k) {
               const uint8_t b = codes[size_t(i)][size_t((r * cols + k) / 2)];
-              const double term = s * (double(k % 2 ? b >> 4 : b & 15) - z) * xr[size_t(k)];
+              const double term = s * (double(k % 2 ? b >> 4 : b & 15) - z) * xr[size_t(t * cols + k)];
               sum += term, m += std::fabs(term);
             }
           }
@@ -232,21 +234,24 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
       float* xd = nullptr;
       void* xq = nullptr;
       float* yd[2] = {};
-      ASSERT_EQ(cudaMalloc(&xd, size_t(cols) * 4), cudaSuccess);
-      ASSERT_EQ(cudaMalloc(&xq, cuda::gemv_q8_x_bytes(wd[0], 1)), cudaSuccess);
-      for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMalloc(&yd[i], size_t(rows_of[i]) * 4), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&xd, size_t(kT * cols) * 4), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&xq, cuda::gemv_q8_x_bytes(wd[0], int(kT))), cudaSuccess);
+      for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMalloc(&yd[i], size_t(kT * rows_of[i]) * 4), cudaSuccess);
       ASSERT_EQ(cudaMemcpy(xd, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
-      cuda::gemv_q8_quantize_x(wd[0], xd, 1, xq, nullptr);
-      for (const Shape& sh : shapes) {
+      for (const int T : {1, int(kT)})
+       for (const Shape& sh : shapes) {
+        if (T > 1 && !sh.multi) continue;
+        cuda::gemv_q8_quantize_x(wd[0], xd, T, xq, nullptr);
         const cuda::GemvTuning tu{sh.R, sh.U, -1, sh.KS, 1, sh.pipe, sh.prefetch};
-        for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMemset(yd[i], 0xFF, size_t(rows_of[i]) * 4), cudaSuccess);
-        cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, tu);
+        for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMemset(yd[i], 0xFF, size_t(T * rows_of[i]) * 4), cudaSuccess);
+        cuda::gemv_q8_multi(wd, yd, 2, xq, T, nullptr, tu);
         ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        const std::string what = "R" + std::to_string(sh.R) + " U" + std::to_string(sh.U) + " KS" + std::to_string(sh.KS) +
-                                 (sh.pipe ? " pipelined" : "") + " cols " + std::to_string(cols) + " g" + std::to_string(L.gs) +
-                                 (L.asym ? " asym" : " sym") + (L.st == SType::kF16 ? " f16" : " bf16");
+        const std::string what = "T" + std::to_string(T) + " R" + std::to_string(sh.R) + " U" + std::to_string(sh.U) +
+                                 " KS" + std::to_string(sh.KS) + (sh.pipe ? " pipelined" : "") + " cols " +
+                                 std::to_string(cols) + " g" + std::to_string(L.gs) + (L.asym ? " asym" : " sym") +
+                                 (L.st == SType::kF16 ? " f16" : " bf16");
         for (int i = 0; i < 2; ++i) {
-          std::vector<float> got(size_t(rows_of[i]));
+          std::vector<float> got(size_t(T * rows_of[i]));
           ASSERT_EQ(cudaMemcpy(got.data(), yd[i], got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
           int bad = 0;
           for (size_t r = 0; r < got.size(); ++r)
@@ -255,6 +260,7 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
           EXPECT_EQ(bad, 0) << what << " segment " << i;
         }
       }
+      cuda::gemv_q8_quantize_x(wd[0], xd, 1, xq, nullptr);
       EXPECT_THROW(cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, cuda::GemvTuning{3, 3, -1, 3, 1, 1, 1}), Error);
       for (void* p : dev) cudaFree(p);
       cudaFree(xd), cudaFree(xq), cudaFree(yd[0]), cudaFree(yd[1]);

@@ -11,7 +11,6 @@
 #include <cfloat>
 #include <cstdlib>
 #include <string>
-#include <type_traits>
 #include <cuda_bf16.h>
 
 #include "backend/cuda/cuda_check.h"
@@ -384,16 +383,20 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
   }
 }
 
+// grid (T * Hq), block over D (one thread per element when D <= 1024). The per-split weights
+// exp(m_s - M) / L are computed once into shared memory; the loop over splits is unrolled so that many
+// independent loads of the partial outputs are in flight (a plain loop waited for each in turn: with
+// 132 splits that was ~190 us per full-attention layer on an H100).
 constexpr int kMaxSplit = 1024;
-// Merges the n_split slices of query-head row th (= t * Hq + head) into a.out. Every thread of the block
-// calls it (it synchronises); wgt and red are shared memory of kMaxSplit and 32 floats. The slices are read
-// through L2 (__ldcg): in the fused case other blocks wrote them.
-__device__ void combine_row(const AttnArgs& a, int n_split, const float* __restrict__ part, const float* __restrict__ ml,
-                            int64_t th, float* wgt, float* red) {
+__global__ void combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml) {
+  grid_dependency_sync();
+  __shared__ float wgt[kMaxSplit];
+  __shared__ float red[32];
+  const int64_t th = blockIdx.x;
   const float* m = ml + th * n_split * 2;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = int(blockDim.x + 31) >> 5;
   float M = -FLT_MAX;
-  for (int s = threadIdx.x; s < n_split; s += blockDim.x) M = fmaxf(M, __ldcg(m + 2 * s));
+  for (int s = threadIdx.x; s < n_split; s += blockDim.x) M = fmaxf(M, m[2 * s]);
   for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
   if (lane == 0) red[warp] = M;
   __syncthreads();
@@ -402,9 +405,9 @@ __device__ void combine_row(const AttnArgs& a, int n_split, const float* __restr
   __syncthreads();
   float L = 0.f;
   for (int s = threadIdx.x; s < n_split; s += blockDim.x) {
-    const float w = __expf(__ldcg(m + 2 * s) - M);
+    const float w = __expf(m[2 * s] - M);
     wgt[s] = w;
-    L += __ldcg(m + 2 * s + 1) * w;
+    L += m[2 * s + 1] * w;
   }
   for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
   if (lane == 0) red[warp] = L;
@@ -418,156 +421,12 @@ __device__ void combine_row(const AttnArgs& a, int n_split, const float* __restr
     int s = 0;
 #pragma unroll 8
     for (; s + 1 < n_split; s += 2) {
-      o0 = fmaf(__ldcg(pr + int64_t(s) * a.D + d), wgt[s], o0);
-      o1 = fmaf(__ldcg(pr + int64_t(s + 1) * a.D + d), wgt[s + 1], o1);
+      o0 = fmaf(pr[int64_t(s) * a.D + d], wgt[s], o0);
+      o1 = fmaf(pr[int64_t(s + 1) * a.D + d], wgt[s + 1], o1);
     }
-    if (s < n_split) o0 = fmaf(__ldcg(pr + int64_t(s) * a.D + d), wgt[s], o0);
+    if (s < n_split) o0 = fmaf(pr[int64_t(s) * a.D + d], wgt[s], o0);
     a.out[th * a.D + d] = (o0 + o1) * inv;
   }
-  __syncthreads();  // wgt and red may be reused by the caller
-}
-
-// grid (T * Hq), block over D (one thread per element when D <= 1024). The per-split weights
-// exp(m_s - M) / L are computed once into shared memory; the loop over splits is unrolled so that many
-// independent loads of the partial outputs are in flight (a plain loop waited for each in turn: with
-// 132 splits that was ~190 us per full-attention layer on an H100).
-__global__ void combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml) {
-  grid_dependency_sync();
-  __shared__ float wgt[kMaxSplit];
-  __shared__ float red[32];
-  combine_row(a, n_split, part, ml, blockIdx.x, wgt, red);
-}
-
-// Stored keys, head dims 64-256 and groups of 1-4 heads (the sliding layers of the 31B: D = 256, 2 heads a KV
-// head): a warp per key, no block-wide step inside the key loop. Each lane holds E = D / 32 consecutive dims
-// of the group's queries and of its output; a key row is one coalesced load (bf16: 16 bytes a lane at
-// D = 256), its G dot products meet by butterfly shuffles, and every lane keeps the same running max and sum
-// per head. The block's kWarpsW warps take keys round-robin, kKeysW at a time with all their K and V loads
-// issued first; at the end the warps' (max, sum, output) merge in shared memory in a fixed order. Its own
-// slice count (pick_split: more, smaller slices than the other kernels, so that enough warps are in flight);
-// the scratch layout of the other decode kernels. With a.counters set, the block that finishes a (query,
-// KV head)'s last slice merges all of them itself (combine_row, as the combine kernel would), so no second
-// launch is needed. What a query gets depends on its position and the layer's shape only.
-constexpr int kWarpsW = 8, kKeysW = 4;
-
-template <class CT, int E>
-__device__ __forceinline__ void load_row(const void* row, bool fresh, int d, float (&x)[E]) {
-  if constexpr (E == 8) {
-    load8<CT>(row, fresh, d, x);
-  } else {
-    static_assert(E == 2 || E == 4, "2, 4 or 8 dims a lane");
-    if (fresh || sizeof(CT) == 4) {
-      const float* r = static_cast<const float*>(row) + d;
-#pragma unroll
-      for (int i = 0; i < E; ++i) x[i] = fresh && sizeof(CT) != 4 ? to_f32(CT(r[i])) : r[i];
-    } else {
-      const __nv_bfloat16* r = static_cast<const __nv_bfloat16*>(row) + d;
-#pragma unroll
-      for (int i = 0; i < E; ++i) x[i] = __bfloat162float(r[i]);
-    }
-  }
-}
-
-template <class CT, int G, int D>
-__global__ void __launch_bounds__(kWarpsW * 32) decode_warp_kernel(AttnArgs a, int n_split, float* part, float* ml) {
-  constexpr int E = D / 32;
-  grid_dependency_sync();
-  __shared__ float wm[kWarpsW][G], wl[kWarpsW][G];
-  __shared__ float wacc[kWarpsW][G][D];
-  const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
-  const RowSeq rs = row_seq(a, t);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, d0 = lane * E;
-  int64_t lo, hi;
-  key_range(a, rs.pq, &lo, &hi);
-  const int64_t per = (hi - lo + n_split - 1) / n_split;
-  const int64_t ks = lo + split * per, ke = min(hi, ks + per);
-
-  float q[G][E], acc[G][E], m[G], l[G];
-#pragma unroll
-  for (int j = 0; j < G; ++j) {
-    const float* qr = a.q + (t * a.Hq + g * G + j) * D + d0;
-#pragma unroll
-    for (int e = 0; e < E; ++e) q[j][e] = qr[e], acc[j][e] = 0.f;
-    m[j] = -FLT_MAX, l[j] = 0.f;
-  }
-  for (int64_t k0 = ks + warp * kKeysW; k0 < ke; k0 += kWarpsW * kKeysW) {
-    float kx[kKeysW][E], vx[kKeysW][E];
-#pragma unroll
-    for (int u = 0; u < kKeysW; ++u) {
-      const int64_t pk = min(k0 + u, ke - 1);  // past the slice: a repeated key, masked below
-      const bool fr = pk >= rs.p0;
-      load_row<CT, E>(key_row<CT>(a, rs, rs.k, rs.ck, pk, g), fr, d0, kx[u]);
-      load_row<CT, E>(key_row<CT>(a, rs, rs.v, rs.cv, pk, g), fr, d0, vx[u]);
-    }
-    float sc[kKeysW][G];
-#pragma unroll
-    for (int u = 0; u < kKeysW; ++u)
-#pragma unroll
-      for (int j = 0; j < G; ++j) {
-        float v = 0.f;
-#pragma unroll
-        for (int e = 0; e < E; ++e) v = fmaf(q[j][e], kx[u][e], v);
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        sc[u][j] = k0 + u < ke ? v : -FLT_MAX;
-      }
-#pragma unroll
-    for (int j = 0; j < G; ++j) {
-      float mx = m[j];
-#pragma unroll
-      for (int u = 0; u < kKeysW; ++u) mx = fmaxf(mx, sc[u][j]);
-      const float f = __expf(m[j] - mx);
-      l[j] *= f;
-#pragma unroll
-      for (int e = 0; e < E; ++e) acc[j][e] *= f;
-#pragma unroll
-      for (int u = 0; u < kKeysW; ++u) {
-        const float p = k0 + u < ke ? __expf(sc[u][j] - mx) : 0.f;
-        l[j] += p;
-#pragma unroll
-        for (int e = 0; e < E; ++e) acc[j][e] = fmaf(p, vx[u][e], acc[j][e]);
-      }
-      m[j] = mx;
-    }
-  }
-  // The warps' partial results meet in a fixed order.
-#pragma unroll
-  for (int j = 0; j < G; ++j) {
-    if (lane == 0) wm[warp][j] = m[j], wl[warp][j] = l[j];
-#pragma unroll
-    for (int e = 0; e < E; ++e) wacc[warp][j][d0 + e] = acc[j][e];
-  }
-  __syncthreads();
-  for (int i = threadIdx.x; i < G * D; i += kWarpsW * 32) {
-    const int j = i / D, d = i % D;
-    float M = -FLT_MAX;
-#pragma unroll
-    for (int w = 0; w < kWarpsW; ++w) M = fmaxf(M, wm[w][j]);
-    float L = 0.f, o = 0.f;
-#pragma unroll
-    for (int w = 0; w < kWarpsW; ++w) {
-      const float f = __expf(wm[w][j] - M);
-      L = fmaf(wl[w][j], f, L);
-      o = fmaf(wacc[w][j][d], f, o);
-    }
-    const int64_t row = (t * a.Hq + g * G + j) * n_split + split;
-    part[row * D + d] = o;
-    if (d == 0) ml[row * 2] = M, ml[row * 2 + 1] = L;
-  }
-  if (!a.counters) return;
-  // The last block of this (query, KV head) to finish merges every slice (the others' writes are visible
-  // to it: each block fences its writes before counting itself), then leaves the counter at zero.
-  __shared__ bool last;
-  __shared__ float wgt[kMaxSplit], red[32];
-  __threadfence();
-  __syncthreads();
-  int* counter = a.counters + t * a.Hkv + g;
-  if (threadIdx.x == 0) last = atomicAdd(counter, 1) == n_split - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int j = 0; j < G; ++j) combine_row(a, n_split, part, ml, t * a.Hq + g * G + j, wgt, red);
-  if (threadIdx.x == 0) *counter = 0;
 }
 
 template <class CT>
@@ -631,28 +490,13 @@ __global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int6
 // that the summation order is the same for every p0 and every batch.
 int64_t max_visible_keys(const AttnArgs& a) { return a.window > 0 ? std::min<int64_t>(a.window, a.capacity) : a.capacity; }
 
-// Whether decode_warp_kernel serves this layer (stored keys, head dim 64-256, 1-4 query heads a KV head):
-// only with G4_CUDA_ATTN_WARP=1 until it is measured on a GPU (else decode_group_kernel).
-bool takes_warp_kernel(const AttnArgs& a) {
-  static const bool on = [] {
-    const char* e = std::getenv("G4_CUDA_ATTN_WARP");
-    return e && std::string(e) == "1";
-  }();
-  const int64_t group = a.Hq / a.Hkv;
-  return on && !a.kw && (a.D == 64 || a.D == 128 || a.D == 256) && (group == 1 || group == 2 || group == 4);
-}
-
 int pick_split(const AttnArgs& a, int n_sm) {
   // Chosen from the layer's shape only, never from T nor p0: each query of a verify (several new tokens of
   // one sequence) and each sequence of a batch sums its slices exactly as a one-token step would, so greedy
   // speculation reproduces plain greedy decoding bit for bit and a batch gives each sequence its solo result.
-  // The warp kernel: slices of 32 keys and up to 8 blocks of 8 warps per SM over the KV heads; the others:
-  // slices of kTile keys, 4 blocks per SM.
   const int64_t max_keys = max_visible_keys(a);
-  const bool warp = takes_warp_kernel(a);
-  const int64_t want = ((warp ? 8 : 4) * int64_t(n_sm) + a.Hkv - 1) / a.Hkv;
-  const int64_t keys = warp ? 32 : kTile;
-  return int(std::max<int64_t>(1, std::min<int64_t>({want, (max_keys + keys - 1) / keys, int64_t(kMaxSplit)})));
+  const int64_t want = (4 * int64_t(n_sm) + a.Hkv - 1) / a.Hkv;
+  return int(std::max<int64_t>(1, std::min<int64_t>({want, (max_keys + kTile - 1) / kTile, int64_t(kMaxSplit)})));
 }
 
 // Other head dims and groups: decode_kernel (a warp per key, the key row in registers).
@@ -701,23 +545,7 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
     const char* e = std::getenv("G4_CUDA_ATTN_GROUP");
     return !(e && std::string(e) == "0");
   }();
-  if (takes_warp_kernel(a)) {
-    auto go = [&](auto kernel) { launch(kernel, grid, kWarpsW * 32, 0, s, a, ns, part, ml); };
-    auto by_d = [&](auto ct, auto gc) {
-      using CT = decltype(ct);
-      constexpr int G = decltype(gc)::value;
-      if (a.D == 64) go(decode_warp_kernel<CT, G, 64>);
-      else if (a.D == 128) go(decode_warp_kernel<CT, G, 128>);
-      else go(decode_warp_kernel<CT, G, 256>);
-    };
-    auto by_g = [&](auto ct) {
-      if (group == 1) by_d(ct, std::integral_constant<int, 1>{});
-      else if (group == 2) by_d(ct, std::integral_constant<int, 2>{});
-      else by_d(ct, std::integral_constant<int, 4>{});
-    };
-    if (a.cache_bf16) by_g(__nv_bfloat16{});
-    else by_g(float{});
-  } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
+  if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     const size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);
     auto go = [&](auto kernel) { launch(kernel, grid, kThreads, smem, s, a, ns, part, ml); };
     switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
@@ -733,10 +561,8 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   } else {
     decode_any_shape(a, ns, part, ml, s);
   }
-  if (!(a.counters && takes_warp_kernel(a))) {  // (the warp kernel with counters merges its slices itself)
-    const int cthreads = int(std::min<int64_t>(1024, (a.D + 31) / 32 * 32));
-    launch(combine_kernel, unsigned(a.T * a.Hq), cthreads, 0, s, a, ns, part, ml);
-  }
+  const int cthreads = int(std::min<int64_t>(1024, (a.D + 31) / 32 * 32));
+  launch(combine_kernel, unsigned(a.T * a.Hq), cthreads, 0, s, a, ns, part, ml);
   G4_CUDA_LAUNCHED();
 }
 

@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -79,11 +77,6 @@ CudaBackend::CudaBackend(CudaOptions opt) : opt_(opt), pool_(std::make_shared<cu
   G4_CUBLAS(cublasSetStream(cublas_, stream_));
   G4_CUBLAS(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
   G4_CUDA(cudaEventCreateWithFlags(&tokens_copied_, cudaEventDisableTiming));
-  const char* fused = std::getenv("G4_CUDA_ATTN_FUSED");
-  if (!(fused && std::string(fused) == "0")) {
-    attn_counters_ = scratch(cuda::kAttnCounters * sizeof(int));
-    G4_CUDA(cudaMemset(attn_counters_.get(), 0, cuda::kAttnCounters * sizeof(int)));
-  }
 }
 
 CudaBackend::~CudaBackend() {
@@ -609,7 +602,6 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
       a.kw = dv.k_norm, a.rope_cs = static_cast<const float*>(dv.rope_cs.get()), a.pairs = dv.pairs;
     }
     if (decode(seqs[i0])) {
-      if (attn_counters_ && n * Hkv <= cuda::kAttnCounters) a.counters = static_cast<int*>(attn_counters_.get());
       auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));
       cuda::attn_decode(a, s.get(), n_sm_, stream_);
     } else {

@@ -107,9 +107,6 @@ class CudaBackend : public Backend {
   // Derived keys' {cos, sin} tables by (theta, pairs, head_dim, capacity).
   std::map<std::tuple<float, int, int64_t, int64_t>, std::shared_ptr<void>> rope_cs_tables_;
   CudaStepGraph* recording_ = nullptr;  // the step being recorded, if any
-  // cuda::kAttnCounters zeroed ints for the decode attention's merge in the kernel (cuda::AttnArgs::counters);
-  // G4_CUDA_ATTN_FUSED=0 leaves them unused (a combine launch, for comparisons).
-  std::shared_ptr<void> attn_counters_;
 };
 
 }  // namespace g4

@@ -148,12 +148,7 @@ struct AttnArgs {
   const float* kw = nullptr;
   const float* rope_cs = nullptr;
   int pairs = 0;
-  // Zeroed, at least T * Hkv ints (left zeroed): the decode kernel that can merges its key slices itself,
-  // the last block of each (query, KV head) doing it, instead of a second launch. Null: a combine launch.
-  int* counters = nullptr;
 };
-// Ints of AttnArgs::counters a CudaBackend keeps (T * Hkv of one launch must fit, else no counters).
-constexpr int64_t kAttnCounters = 16384;
 // Whether n queries of one sequence from position p0 take the decode kernels (else the GEMM path of
 // cuda_backend.cc).
 bool attn_decode_suits(int64_t n, int64_t p0, int window);
