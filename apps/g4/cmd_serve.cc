@@ -25,7 +25,7 @@ struct ServeOpts {
   int http_threads = 0;  // 0: enough for every slot and queue place (see --http-threads)
   int64_t max_body = 4 << 20;
   int parallel = 1;
-  int64_t prefill_cap = 512;
+  int64_t prefill_cap = 0;  // 0: by backend (see --prefill-cap)
   int64_t queue = 64;
   bool quiet = false;
 };
@@ -61,7 +61,10 @@ int run_serve(const RunOptions& ro, const ServeOpts& so, const DraftFlags& df) {
   o.defaults = sampling_from(ro, b);
   o.random_seed = !ro.seed;  // --seed fixes every request's default seed; else each request draws its own
   o.cache = kv_options(ro, so.parallel);
-  o.prefill_cap = so.prefill_cap;
+  // A step's prompt chunk stalls the other slots' next token for as long as it takes: 512 tokens are ~0.1 s
+  // on an H200 but ~15 s on a 2-core CPU (37 tok/s), where 64 cost ~1.7 s at the same prefill rate per token
+  // (docs/PERF.md, serving on the CPU).
+  o.prefill_cap = so.prefill_cap > 0 ? so.prefill_cap : b.backend->name() == "cuda" ? 512 : 64;
   o.queue_max = size_t(so.queue);
   o.quiet = so.quiet;
   o.cors_origin = so.cors_origin;
@@ -108,7 +111,8 @@ void add_serve_command(CLI::App& app, Action* action) {
       ->check(in_range(int64_t(1024), int64_t(1) << 30));
   c->add_option("--parallel", so.parallel, "slots: requests generated at once, batched in one step (-np)")
       ->check(in_range(1, 256));
-  c->add_option("--prefill-cap", so.prefill_cap, "prompt tokens per step over all slots (a long prompt never stalls the others)")
+  c->add_option("--prefill-cap", so.prefill_cap,
+                "prompt tokens per step over all slots (a long prompt never stalls the others; default 512 on cuda, 64 on cpu)")
       ->check(in_range(int64_t(1), int64_t(1) << 20));
   c->add_option("--queue", so.queue, "requests waiting for a slot before the server answers 503")
       ->check(in_range(int64_t(0), int64_t(1) << 20));
