@@ -28,12 +28,6 @@ __global__ void fill_kernel(uint32_t* p, size_t n, uint32_t seed) {
   }
 }
 
-// bf16 values of modest size from random bits: keep sign and mantissa, fix the exponent near `e`.
-__global__ void to_bf16_range_kernel(uint16_t* p, size_t n, uint16_t e) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
-    p[i] = uint16_t((p[i] & 0x807F) | e);
-}
-
 // bf16 (h false) or f16 (h true) values of either sign with magnitudes in [2^e, 2^(e+1)) from random bits.
 __global__ void to_half_range_kernel(uint16_t* p, size_t n, bool h, int e) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
@@ -133,13 +127,13 @@ int main(int argc, char** argv) {
         const int copies = int(std::max<size_t>(1, (rot_mb << 20) / bytes + 1));
         std::vector<WeightDesc> ws(size_t(copies), d);
         std::vector<void*> bufs;
-        const uint16_t e_w = f.fmt == WFmt::kBF16 ? uint16_t((127 - 7) << 7) : 0;  // |w| ~ 2^-7 for bf16
         const float s0 = (f.fmt == WFmt::kInt4 ? 4.6f : 74.f) * std::sqrt(float(cols));
         int scale_exp = int(std::floor(std::log2(1.f / s0)));
         for (int c = 0; c < copies; ++c) {
           void* codes = dev_random(code_bytes, 1234u + 77u * uint32_t(c));
           bufs.push_back(codes);
-          if (f.fmt == WFmt::kBF16) to_bf16_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(codes), code_bytes / 2, e_w);
+          if (f.fmt == WFmt::kBF16)  // |w| ~ 2^-7
+            to_half_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(codes), code_bytes / 2, false, -7);
           ws[size_t(c)].codes = codes;
           if (scale_bytes) {
             // Scales near 1 / s0 (bf16 or f16 bit patterns); zero points of magnitude 8-16 in the same type.

@@ -16,6 +16,19 @@
 namespace g4::test {
 namespace {
 
+// x (a whole number of 32-value blocks) rounded to int8 per block as the integer kernels round it (step
+// max|x| / 127, round half to even), back in f32.
+std::vector<float> int8_rounded(const std::vector<float>& x) {
+  std::vector<float> xr(x.size());
+  for (size_t b = 0; b < x.size(); b += 32) {
+    float amax = 0.f;
+    for (size_t j = b; j < b + 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+    for (size_t j = b; j < b + 32; ++j) xr[j] = d * std::nearbyint(x[j] * inv);
+  }
+  return xr;
+}
+
 struct MatCase {
   QuantKind kind;
   bool quant;
@@ -123,13 +136,7 @@ TEST_F(CudaTest, Int4IntegerKernelsEqualRefOnRoundedActivations) {
       mma_runs += mma;
       auto x = randn(rng_, size_t(T * c.cols));
       for (size_t i = 0; i < x.size(); i += 97) x[i] *= 9.f;  // a few outliers set the step of their block
-      std::vector<float> xr(x.size());
-      for (size_t b = 0; b < x.size(); b += 32) {
-        float amax = 0.f;
-        for (size_t j = b; j < b + 32; ++j) amax = std::max(amax, std::fabs(x[j]));
-        const float d = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
-        for (size_t j = b; j < b + 32; ++j) xr[j] = d * std::nearbyint(x[j] * inv);
-      }
+      const std::vector<float> xr = int8_rounded(x);
       Tensor xt = to_device(ref_, xr, {T, c.cols}), yr = ref_.empty({T, c.rows});
       ref_.matmul(xt, *wr, yr);
       Tensor xf = to_device(*fast_, x, {T, c.cols}), yf = fast_->empty({T, c.rows});
@@ -207,13 +214,7 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
       constexpr int64_t kT = 3;  // tokens: the first alone (every shape), all three (the shapes compiled for 2-4)
       auto x = randn(rng_, size_t(kT * cols));
       for (size_t j = 0; j < x.size(); j += 97) x[j] *= 9.f;
-      std::vector<double> xr(x.size());
-      for (size_t b = 0; b < x.size(); b += 32) {
-        float amax = 0.f;
-        for (size_t j = b; j < b + 32; ++j) amax = std::max(amax, std::fabs(x[j]));
-        const float d = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
-        for (size_t j = b; j < b + 32; ++j) xr[j] = double(d) * std::nearbyint(x[j] * inv);
-      }
+      const std::vector<float> xr = int8_rounded(x);
       std::vector<float> want[2];
       std::vector<double> mag[2];
       for (int i = 0; i < 2; ++i)
@@ -225,7 +226,7 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
             const double z = L.asym ? half_value(L.st, zp[size_t(i)][size_t(r * G + g)]) : 8.0;
             for (int64_t k = g * L.gs; k < (g + 1) * L.gs; ++k) {
               const uint8_t b = codes[size_t(i)][size_t((r * cols + k) / 2)];
-              const double term = s * (double(k % 2 ? b >> 4 : b & 15) - z) * xr[size_t(t * cols + k)];
+              const double term = s * (double(k % 2 ? b >> 4 : b & 15) - z) * double(xr[size_t(t * cols + k)]);
               sum += term, m += std::fabs(term);
             }
           }
@@ -238,26 +239,27 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
       ASSERT_EQ(cudaMalloc(&xq, cuda::gemv_q8_x_bytes(wd[0], int(kT))), cudaSuccess);
       for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMalloc(&yd[i], size_t(kT * rows_of[i]) * 4), cudaSuccess);
       ASSERT_EQ(cudaMemcpy(xd, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
-      for (const int T : {1, int(kT)})
-       for (const Shape& sh : shapes) {
-        if (T > 1 && !sh.multi) continue;
-        cuda::gemv_q8_quantize_x(wd[0], xd, T, xq, nullptr);
-        const cuda::GemvTuning tu{sh.R, sh.U, -1, sh.KS, 1, sh.pipe, sh.prefetch};
-        for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMemset(yd[i], 0xFF, size_t(T * rows_of[i]) * 4), cudaSuccess);
-        cuda::gemv_q8_multi(wd, yd, 2, xq, T, nullptr, tu);
-        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        const std::string what = "T" + std::to_string(T) + " R" + std::to_string(sh.R) + " U" + std::to_string(sh.U) +
-                                 " KS" + std::to_string(sh.KS) + (sh.pipe ? " pipelined" : "") + " cols " +
-                                 std::to_string(cols) + " g" + std::to_string(L.gs) + (L.asym ? " asym" : " sym") +
-                                 (L.st == SType::kF16 ? " f16" : " bf16");
-        for (int i = 0; i < 2; ++i) {
-          std::vector<float> got(size_t(T * rows_of[i]));
-          ASSERT_EQ(cudaMemcpy(got.data(), yd[i], got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-          int bad = 0;
-          for (size_t r = 0; r < got.size(); ++r)
-            if (!(std::fabs(double(got[r]) - want[i][r]) <= 2e-5 * mag[i][r] + 1e-30) && bad++ < 3)
-              ADD_FAILURE() << what << " segment " << i << " row " << r << ": " << got[r] << " vs " << want[i][r];
-          EXPECT_EQ(bad, 0) << what << " segment " << i;
+      for (const int T : {1, int(kT)}) {
+        for (const Shape& sh : shapes) {
+          if (T > 1 && !sh.multi) continue;
+          cuda::gemv_q8_quantize_x(wd[0], xd, T, xq, nullptr);
+          const cuda::GemvTuning tu{sh.R, sh.U, -1, sh.KS, 1, sh.pipe, sh.prefetch};
+          for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMemset(yd[i], 0xFF, size_t(T * rows_of[i]) * 4), cudaSuccess);
+          cuda::gemv_q8_multi(wd, yd, 2, xq, T, nullptr, tu);
+          ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+          const std::string what = "T" + std::to_string(T) + " R" + std::to_string(sh.R) + " U" + std::to_string(sh.U) +
+                                   " KS" + std::to_string(sh.KS) + (sh.pipe ? " pipelined" : "") + " cols " +
+                                   std::to_string(cols) + " g" + std::to_string(L.gs) + (L.asym ? " asym" : " sym") +
+                                   (L.st == SType::kF16 ? " f16" : " bf16");
+          for (int i = 0; i < 2; ++i) {
+            std::vector<float> got(size_t(T * rows_of[i]));
+            ASSERT_EQ(cudaMemcpy(got.data(), yd[i], got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+            int bad = 0;
+            for (size_t r = 0; r < got.size(); ++r)
+              if (!(std::fabs(double(got[r]) - want[i][r]) <= 2e-5 * mag[i][r] + 1e-30) && bad++ < 3)
+                ADD_FAILURE() << what << " segment " << i << " row " << r << ": " << got[r] << " vs " << want[i][r];
+            EXPECT_EQ(bad, 0) << what << " segment " << i;
+          }
         }
       }
       cuda::gemv_q8_quantize_x(wd[0], xd, 1, xq, nullptr);

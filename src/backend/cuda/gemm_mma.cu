@@ -244,11 +244,6 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32, 2) gemm_mma_kernel(MmaArg
 
 int tiles(int T) { return T <= 8 ? 1 : T <= 16 ? 2 : 4; }
 
-int env_int(const char* name, int fallback) {
-  const char* e = std::getenv(name);
-  return e && *e ? std::atoi(e) : fallback;
-}
-
 // Warps per 16-row tile: as few as keep about 16 warps per SM busy, so that each warp streams a long run
 // of chunks (its pipeline hides the memory latency once, not per tile) and the warps of a block that
 // work on different tiles share each activation load through L1. G4_CUDA_MMA_KSPLIT=1|2|4|8 forces it.

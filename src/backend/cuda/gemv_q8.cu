@@ -277,11 +277,6 @@ Q8Shape env_shape(const char* name, Q8Shape fallback) {
   return v;
 }
 
-int env_int(const char* name, int fallback) {
-  const char* e = std::getenv(name);
-  return e && *e ? std::atoi(e) : fallback;
-}
-
 // The shapes compiled for one token on the layouts that decode runs (g4's int4: bf16 scales with zero points;
 // a Q4_0 GGUF: f16 scales, symmetric) and the benchmark's (bf16, symmetric); every other case (and 2-4 tokens:
 // the one-token choice measured slower for 4 sequences, 247 against 288 tok/s, docs/PERF.md) takes the 2 x 2

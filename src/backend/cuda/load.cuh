@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
@@ -40,6 +41,12 @@ void with_scale_layout(const WeightDesc& w, F&& f) {
     case SType::kF16: asym ? f(ScaleLayout<__half, true>{}) : f(ScaleLayout<__half, false>{}); break;
     case SType::kBF16: asym ? f(ScaleLayout<__nv_bfloat16, true>{}) : f(ScaleLayout<__nv_bfloat16, false>{}); break;
   }
+}
+
+// An integer from the environment (the kernels' tuning switches, for comparisons); `fallback` when unset or empty.
+inline int env_int(const char* name, int fallback) {
+  const char* e = std::getenv(name);
+  return e && *e ? std::atoi(e) : fallback;
 }
 
 // A scale or zero point of type S (float, __half or __nv_bfloat16) as f32, through the read-only path.
