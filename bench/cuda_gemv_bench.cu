@@ -3,10 +3,14 @@
 // (never zeros) and rotated over enough copies to exceed the L2, the launches captured in a CUDA graph
 // so launch gaps do not count; prints GB/s of weight bytes (codes + scales) and % of the device-to-device
 // copy bandwidth measured in the same run. Each variant's output is checked against the first's.
-//   usage: cuda_gemv_bench [reps] [format name or all] [MB of weight copies per timed graph, default 400]
+// "tokens" instead of a format: T = 1..32 tokens on g4's int4 and the Q4_0 layout, the dp4a GEMV in groups of
+// 4 tokens (what a matmul ran before the tensor-core kernel) against the tensor-core kernel (gemm_mma.cu)
+// in each compiled shape; microseconds a launch and % of the copy bandwidth, x rounding excluded.
+//   usage: cuda_gemv_bench [reps] [format name, all or tokens] [MB of weight copies per timed graph, default 400]
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -71,6 +75,168 @@ struct Format {
   bool asym;  // zero points beside the scales
 };
 
+
+// `copies` random copies of a weight of format f (codes, scales, zero points; never zeros), for rotating
+// past the L2. Returns the bytes of one copy; the buffers go to bufs.
+size_t make_copies(const Format& f, int64_t rows, int64_t cols, size_t rot_mb, std::vector<WeightDesc>& ws,
+                   std::vector<void*>& bufs) {
+  WeightDesc d;
+  d.fmt = f.fmt, d.rows = rows, d.cols = cols, d.stype = f.stype;
+  size_t code_bytes = 0, scale_bytes = 0;
+  if (f.fmt == WFmt::kBF16) {
+    code_bytes = size_t(rows * cols) * 2;
+  } else {
+    d.group_size = f.gs;
+    code_bytes = size_t(rows * cols) / (f.fmt == WFmt::kInt4 ? 2 : 1);
+    scale_bytes = size_t(rows * (cols / f.gs)) * 2;
+  }
+  const size_t bytes = code_bytes + scale_bytes * (f.asym ? 2 : 1);  // zero points as large as the scales
+  const int copies = int(std::max<size_t>(1, (rot_mb << 20) / bytes + 1));
+  ws.assign(size_t(copies), d);
+  const float s0 = (f.fmt == WFmt::kInt4 ? 4.6f : 74.f) * std::sqrt(float(cols));
+  int scale_exp = int(std::floor(std::log2(1.f / s0)));
+  for (int c = 0; c < copies; ++c) {
+    void* codes = dev_random(code_bytes, 1234u + 77u * uint32_t(c));
+    bufs.push_back(codes);
+    if (f.fmt == WFmt::kBF16)  // |w| ~ 2^-7
+      to_half_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(codes), code_bytes / 2, false, -7);
+    ws[size_t(c)].codes = codes;
+    if (scale_bytes) {
+      // Scales near 1 / s0 (bf16 or f16 bit patterns); zero points of magnitude 8-16 in the same type.
+      void* sc = dev_random(scale_bytes, 999u + uint32_t(c));
+      const bool h = f.stype == SType::kF16;
+      to_half_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(sc), scale_bytes / 2, h, scale_exp);
+      bufs.push_back(sc);
+      ws[size_t(c)].scales = sc;
+      if (f.asym) {
+        void* z = dev_random(scale_bytes, 4321u + uint32_t(c));
+        to_half_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(z), scale_bytes / 2, h, 3);
+        bufs.push_back(z);
+        ws[size_t(c)].zeros = z;
+      }
+    }
+  }
+  G4_CUDA_LAUNCHED();
+  return bytes;
+}
+
+// Median time of one launch in a graph of max(copies, 8) launches over the copies.
+template <class Launch>
+double time_launches(int copies, int reps, cudaStream_t s, Launch launch) {
+  const int n_launch = std::max(copies, 8);
+  cudaGraph_t g;
+  cudaGraphExec_t ge;
+  G4_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < n_launch; ++i) launch(i % copies);
+  G4_CUDA(cudaStreamEndCapture(s, &g));
+  G4_CUDA(cudaGraphInstantiate(&ge, g, 0));
+  G4_CUDA(cudaGraphLaunch(ge, s));  // warm-up
+  cudaEvent_t e0, e1;
+  G4_CUDA(cudaEventCreate(&e0));
+  G4_CUDA(cudaEventCreate(&e1));
+  std::vector<float> times;
+  for (int r = 0; r < reps; ++r) {
+    G4_CUDA(cudaEventRecord(e0, s));
+    G4_CUDA(cudaGraphLaunch(ge, s));
+    G4_CUDA(cudaEventRecord(e1, s));
+    G4_CUDA(cudaEventSynchronize(e1));
+    float ms = 0;
+    G4_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+    times.push_back(ms / float(n_launch));
+  }
+  std::sort(times.begin(), times.end());
+  G4_CUDA(cudaGraphExecDestroy(ge));
+  G4_CUDA(cudaGraphDestroy(g));
+  G4_CUDA(cudaEventDestroy(e0));
+  G4_CUDA(cudaEventDestroy(e1));
+  return double(times[times.size() / 2]) * 1e-3;
+}
+
+// The tokens sweep (see the top of the file).
+void tokens_sweep(int reps, size_t rot_mb, double bw, cudaStream_t s) {
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{5376, 8192}, {21504, 5376}, {5376, 21504}, {16384, 5376},
+                                                           {262144, 5376}};
+  const std::vector<Format> formats = {{"int4-g32a", WFmt::kInt4, 32, SType::kBF16, true},
+                                       {"q4_0", WFmt::kInt4, 32, SType::kF16, false}};
+  // {R, KS, U}: {0, 0, 0} is the default for the weight.
+  const std::vector<std::array<int, 3>> mma_shapes = {{0, 0, 0}, {1, 4, 2}, {1, 8, 2}, {1, 2, 2},
+                                                      {1, 4, 1}, {1, 8, 1}, {2, 2, 2}, {1, 4, 4}};
+  std::printf("\n%-10s %-14s %3s %16s", "format", "shape", "T", "dp4a groups");
+  for (const auto& m : mma_shapes) {
+    if (m[0]) std::printf("     mma %dx%dx%d", m[0], m[1], m[2]);
+    else std::printf("     mma default");
+  }
+  std::printf("   (us a launch, %% of copy bandwidth; mma shapes other than the default only up to 16 tokens)\n");
+  for (const Format& f : formats) {
+    for (const auto& shape : shapes) {
+      const int64_t rows = shape.first, cols = shape.second;
+      std::vector<WeightDesc> ws;
+      std::vector<void*> bufs;
+      const size_t bytes = make_copies(f, rows, cols, rot_mb, ws, bufs);
+      const int copies = int(ws.size());
+      for (int T : {1, 2, 4, 8, 16, 32}) {
+        std::vector<float> xh(size_t(T * cols));
+        uint32_t st = 7;
+        for (auto& v : xh) st = st * 1664525u + 1013904223u, v = float(st >> 8) / float(1 << 23) - 1.f;
+        float *x = nullptr, *y = nullptr;
+        void *xq = nullptr, *xm = nullptr;
+        G4_CUDA(cudaMalloc(&x, xh.size() * 4));
+        G4_CUDA(cudaMalloc(&y, size_t(T * rows) * 4));
+        G4_CUDA(cudaMalloc(&xq, gemv_q8_x_bytes(ws[0], std::min(T, kGemvMaxT)) * size_t((T + kGemvMaxT - 1) / kGemvMaxT)));
+        G4_CUDA(cudaMalloc(&xm, gemm_mma_x_bytes(ws[0], T)));
+        G4_CUDA(cudaMemcpy(x, xh.data(), xh.size() * 4, cudaMemcpyHostToDevice));
+        const int G = std::min(T, kGemvMaxT), n_grp = (T + G - 1) / G;
+        const size_t grp_bytes = gemv_q8_x_bytes(ws[0], G);
+        for (int i = 0; i < n_grp; ++i)
+          gemv_q8_quantize_x(ws[0], x + int64_t(i) * G * cols, std::min(G, T - i * G), static_cast<char*>(xq) + i * grp_bytes, s);
+        gemm_mma_quantize_x(ws[0], x, T, xm, s);
+        auto gemv_groups = [&](int c) {
+          for (int i = 0; i < n_grp; ++i)
+            gemv_q8_quantized(ws[size_t(c)], static_cast<char*>(xq) + i * grp_bytes, std::min(G, T - i * G),
+                              y + int64_t(i) * G * rows, s);
+        };
+        std::vector<float> ref(size_t(T * rows)), got(size_t(T * rows));
+        auto fetch = [&](std::vector<float>& out) {
+          G4_CUDA(cudaMemcpyAsync(out.data(), y, out.size() * 4, cudaMemcpyDeviceToHost, s));
+          G4_CUDA(cudaStreamSynchronize(s));
+        };
+        G4_CUDA(cudaMemsetAsync(y, 0xFF, size_t(T * rows) * 4, s));
+        gemv_groups(0);
+        fetch(ref);
+        std::printf("%-10s %6lldx%-7lld %3d", f.name, (long long)rows, (long long)cols, T);
+        auto report = [&](double per) { std::printf("  %6.1f (%4.1f%%)", per * 1e6, 100.0 * double(bytes) / per / bw); };
+        report(time_launches(copies, reps, s, gemv_groups));
+        std::string bad;
+        for (const auto& sh : mma_shapes) {
+          if (sh[0] && T > 16) {
+            std::printf("  %15s", "-");
+            continue;
+          }
+          const MmaTuning tu{sh[0], sh[1], sh[2], -1};
+          auto mma = [&](int c) { gemm_mma_quantized(ws[size_t(c)], xm, T, y, s, tu); };
+          G4_CUDA(cudaMemsetAsync(y, 0xFF, size_t(T * rows) * 4, s));
+          mma(0);
+          fetch(got);
+          // The same per-chunk arithmetic as the GEMV, summed in another order: f32 rounding apart.
+          double num = 0, den = 0;
+          for (size_t i = 0; i < got.size(); ++i) {
+            const double dd = double(got[i]) - double(ref[i]);
+            num += dd * dd, den += double(ref[i]) * ref[i];
+          }
+          if (!(std::sqrt(num / std::max(den, 1e-30)) < 1e-5)) bad += " mma " + std::to_string(sh[0]) + "x" + std::to_string(sh[1]) + "x" + std::to_string(sh[2]);
+          report(time_launches(copies, reps, s, mma));
+        }
+        std::printf("%s\n", bad.empty() ? "" : ("  MISMATCH:" + bad).c_str());
+        G4_CUDA(cudaFree(x));
+        G4_CUDA(cudaFree(y));
+        G4_CUDA(cudaFree(xq));
+        G4_CUDA(cudaFree(xm));
+      }
+      for (void* p : bufs) G4_CUDA(cudaFree(p));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,6 +251,10 @@ int main(int argc, char** argv) {
                 prop.multiProcessorCount, prop.l2CacheSize >> 20, bw / 1e9);
     cudaStream_t s;
     G4_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    if (only == "tokens") {
+      tokens_sweep(reps, rot_mb, bw, s);
+      return 0;
+    }
 
     const std::vector<std::pair<int64_t, int64_t>> shapes = {{5376, 8192},  {8192, 5376},  {21504, 5376}, {5376, 21504},
                                                              {16384, 5376}, {2048, 5376},  {262144, 5376}};
@@ -113,53 +283,19 @@ int main(int argc, char** argv) {
     for (const Format& f : formats) {
       if (only != "all" && only != f.name) continue;
       for (auto [rows, cols] : shapes) {
-        WeightDesc d;
-        d.fmt = f.fmt, d.rows = rows, d.cols = cols, d.stype = f.stype;
-        size_t code_bytes = 0, scale_bytes = 0;
-        if (f.fmt == WFmt::kBF16) {
-          code_bytes = size_t(rows * cols) * 2;
-        } else {
-          d.group_size = f.gs;
-          code_bytes = size_t(rows * cols) / (f.fmt == WFmt::kInt4 ? 2 : 1);
-          scale_bytes = size_t(rows * (cols / f.gs)) * 2;
-        }
-        const size_t bytes = code_bytes + scale_bytes * (f.asym ? 2 : 1);  // zero points as large as the scales
-        const int copies = int(std::max<size_t>(1, (rot_mb << 20) / bytes + 1));
-        std::vector<WeightDesc> ws(size_t(copies), d);
+        std::vector<WeightDesc> ws;
         std::vector<void*> bufs;
-        const float s0 = (f.fmt == WFmt::kInt4 ? 4.6f : 74.f) * std::sqrt(float(cols));
-        int scale_exp = int(std::floor(std::log2(1.f / s0)));
-        for (int c = 0; c < copies; ++c) {
-          void* codes = dev_random(code_bytes, 1234u + 77u * uint32_t(c));
-          bufs.push_back(codes);
-          if (f.fmt == WFmt::kBF16)  // |w| ~ 2^-7
-            to_half_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(codes), code_bytes / 2, false, -7);
-          ws[size_t(c)].codes = codes;
-          if (scale_bytes) {
-            // Scales near 1 / s0 (bf16 or f16 bit patterns); zero points of magnitude 8-16 in the same type.
-            void* sc = dev_random(scale_bytes, 999u + uint32_t(c));
-            const bool h = f.stype == SType::kF16;
-            to_half_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(sc), scale_bytes / 2, h, scale_exp);
-            bufs.push_back(sc);
-            ws[size_t(c)].scales = sc;
-            if (f.asym) {
-              void* z = dev_random(scale_bytes, 4321u + uint32_t(c));
-              to_half_range_kernel<<<1024, 256>>>(static_cast<uint16_t*>(z), scale_bytes / 2, h, 3);
-              bufs.push_back(z);
-              ws[size_t(c)].zeros = z;
-            }
-          }
-        }
-        G4_CUDA_LAUNCHED();
+        const size_t bytes = make_copies(f, rows, cols, rot_mb, ws, bufs);
+        const int copies = int(ws.size());
+        const WeightDesc& d = ws[0];
         // x: random values in [-1, 1).
         std::vector<float> xh(static_cast<size_t>(cols));
         uint32_t st = 7;
         for (auto& v : xh) st = st * 1664525u + 1013904223u, v = float(st >> 8) / float(1 << 23) - 1.f;
-        float *x = nullptr, *y = nullptr, *y0 = nullptr;
+        float *x = nullptr, *y = nullptr;
         void* xp = nullptr;
         G4_CUDA(cudaMalloc(&x, size_t(cols) * 4));
         G4_CUDA(cudaMalloc(&y, size_t(rows) * 4));
-        G4_CUDA(cudaMalloc(&y0, size_t(rows) * 4));
         G4_CUDA(cudaMalloc(&xp, gemv_x_bytes(d, 1)));
         void* xq = nullptr;
         G4_CUDA(cudaMalloc(&xq, gemv_x_bytes(d, 1)));
@@ -197,41 +333,13 @@ int main(int argc, char** argv) {
             // The dp4a kernels round x to int8 (about 5e-3 relative, see tests/backend_cuda/cuda_ops_test.cc).
             if (!(rel < (q8 ? 2e-2 : 2e-3))) bad += std::string(" ") + variants[vi].first + " rel " + std::to_string(rel);
           }
-          // Graph of `copies` launches (at least 8), rotating the weight copies.
-          const int n_launch = std::max(copies, 8);
-          cudaGraph_t g;
-          cudaGraphExec_t ge;
-          G4_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-          for (int i = 0; i < n_launch; ++i) launch(ws[size_t(i % copies)]);
-          G4_CUDA(cudaStreamEndCapture(s, &g));
-          G4_CUDA(cudaGraphInstantiate(&ge, g, 0));
-          G4_CUDA(cudaGraphLaunch(ge, s));  // warm-up
-          cudaEvent_t e0, e1;
-          G4_CUDA(cudaEventCreate(&e0));
-          G4_CUDA(cudaEventCreate(&e1));
-          std::vector<float> times;
-          for (int r = 0; r < reps; ++r) {
-            G4_CUDA(cudaEventRecord(e0, s));
-            G4_CUDA(cudaGraphLaunch(ge, s));
-            G4_CUDA(cudaEventRecord(e1, s));
-            G4_CUDA(cudaEventSynchronize(e1));
-            float ms = 0;
-            G4_CUDA(cudaEventElapsedTime(&ms, e0, e1));
-            times.push_back(ms / float(n_launch));
-          }
-          std::sort(times.begin(), times.end());
-          const double per = double(times[times.size() / 2]) * 1e-3;
+          const double per = time_launches(copies, reps, s, [&](int c) { launch(ws[size_t(c)]); });
           std::printf("  %5.0f (%4.1f%%) %5.1fus", double(bytes) / per / 1e9, 100.0 * double(bytes) / per / bw, per * 1e6);
-          G4_CUDA(cudaGraphExecDestroy(ge));
-          G4_CUDA(cudaGraphDestroy(g));
-          G4_CUDA(cudaEventDestroy(e0));
-          G4_CUDA(cudaEventDestroy(e1));
         }
         std::printf("%s\n", bad.empty() ? "" : ("  MISMATCH:" + bad).c_str());
         for (void* p : bufs) G4_CUDA(cudaFree(p));
         G4_CUDA(cudaFree(x));
         G4_CUDA(cudaFree(y));
-        G4_CUDA(cudaFree(y0));
         G4_CUDA(cudaFree(xp));
         G4_CUDA(cudaFree(xq));
       }

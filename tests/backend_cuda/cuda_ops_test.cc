@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "backend/cuda/kernels.h"
 #include "cuda_test_util.h"
@@ -105,14 +106,12 @@ TEST_F(CudaTest, MatmulAllFormatsShapesAndPaths) {
   }
 }
 
-// The dp4a GEMV (T <= 4) and the tensor-core kernel (gemm_mma.cu, from 5 tokens) compute exactly
-// sum(w * x') with x' = x rounded to int8 per 32 values (step max|x| / 127, round half to even, as the
-// kernels do): the ref backend given x' must agree up to f32 rounding (bound 2e-5), so any error in the
-// nibble order, the x layout, the fragment layout, the padding of T or the zero-point term shows.
-// Shapes: rows not a multiple of 16, columns split unevenly over a block's warps and over several
-// pipeline stages per warp (8192 = 256 chunks), row counts that make 4, 2 and 1 warps share a 16-row tile
-// (gemm_mma.cu ksplit_for), every scale type, and a layout the tensor-core kernel
-// refuses (f16, g64 with 33 groups a row: odd, not whole 4-byte pieces), which falls back to the GEMV.
+// The dp4a GEMV and the tensor-core kernel (gemm_mma.cu), as the fast backend's matmul picks them by T,
+// compute exactly sum(w * x') with x' = x rounded to int8 per 32 values (step max|x| / 127, round half to
+// even, as the kernels do): the ref backend given x' must agree up to f32 rounding (bound 2e-5), so any error
+// in the nibble order, the x layout, the fragment layout, the padding of T or the zero-point term shows.
+// Shapes: rows not a multiple of 8 or 16, columns with a partial last quad of chunks and split unevenly over
+// K-splitting warps, row counts on both sides of the kernel's short/long shape choice, every scale type.
 TEST_F(CudaTest, Int4IntegerKernelsEqualRefOnRoundedActivations) {
   if (!cuda::gemv_q8_enabled()) GTEST_SKIP() << "G4_CUDA_INT4_DP4A=0";
   struct Case {
@@ -124,7 +123,7 @@ TEST_F(CudaTest, Int4IntegerKernelsEqualRefOnRoundedActivations) {
   for (const Case& c : {Case{7, 192, 32, DType::kBF16, false}, Case{300, 2112, 64, DType::kF16, true},
                         Case{65, 5376, 128, DType::kBF16, true}, Case{33, 1056, 32, DType::kF32, true},
                         Case{40, 8192, 32, DType::kBF16, true}, Case{17, 1024, 64, DType::kF16, false},
-                        // Enough rows that fewer warps share a tile (ksplit 4, 2, 1 on an H200's 132 SMs).
+                        // More than 8,192 rows: the long-matrix shape.
                         Case{9000, 256, 32, DType::kBF16, true}, Case{20000, 64, 32, DType::kF16, false},
                         Case{40000, 64, 32, DType::kBF16, true}}) {
     RandomQuant rq(rng_, QuantKind::kInt4, c.rows, c.cols, c.gs, c.sdt, c.asym);
@@ -149,89 +148,122 @@ TEST_F(CudaTest, Int4IntegerKernelsEqualRefOnRoundedActivations) {
       expect_matmul_close(got, want, matmul_scales(xr, T, weight_f32(rq.view()), c.rows, c.cols), f32_path(c.cols), what);
     }
   }
-  // Eight of the nine layouts suit the tensor-core kernel, at every T of the list it takes.
+  // Every layout suits the tensor-core kernel, at every T of the list it takes.
   int mma_ts = 0;
   for (int64_t T : {1, 2, 4, 5, 8, 9, 10, 16, 17, 32}) mma_ts += T >= cuda::gemm_mma_min_tokens() && T <= cuda::kMmaMaxT;
-  EXPECT_EQ(mma_runs, 8 * mma_ts);
+  EXPECT_EQ(mma_runs, 9 * mma_ts);
   if (cuda::gemm_mma_min_tokens() <= cuda::kMmaMaxT) {
     EXPECT_GE(mma_runs, 5);
   }
 }
 
+// An int4 weight laid out by hand on the host and the device (so the packing is checked too), and its
+// product with int8-rounded activations as a host sum in double with the sum of |terms| (the f32 bound).
+struct HandInt4 {
+  cuda::WeightDesc wd;
+  std::vector<uint8_t> codes;
+  std::vector<uint16_t> sc, zp;
+  std::vector<void*> dev;
+
+  HandInt4(std::mt19937& rng, int64_t rows, int64_t cols, cuda::SType st, bool asym, int64_t gs) {
+    std::uniform_int_distribution<int> nib(0, 15);
+    std::uniform_real_distribution<float> uni(0.5f, 1.5f), zu(6.f, 10.f);
+    const int64_t G = cols / gs;
+    codes.resize(size_t(rows * cols / 2));
+    for (auto& b : codes) b = uint8_t(nib(rng) | nib(rng) << 4);  // value 2k low nibble, 2k+1 high
+    sc.resize(size_t(rows * G));
+    for (auto& h : sc) h = bits(st, uni(rng) * 0.01f);
+    if (asym) {
+      zp.resize(size_t(rows * G));
+      for (auto& h : zp) h = bits(st, zu(rng));
+    }
+    wd.fmt = cuda::WFmt::kInt4, wd.rows = rows, wd.cols = cols, wd.group_size = gs, wd.stype = st;
+    wd.codes = upload(codes.data(), codes.size());
+    wd.scales = upload(sc.data(), sc.size() * 2);
+    if (asym) wd.zeros = upload(zp.data(), zp.size() * 2);
+  }
+  ~HandInt4() {
+    for (void* p : dev) cudaFree(p);
+  }
+  static uint16_t bits(cuda::SType st, float v) { return st == cuda::SType::kF16 ? f32_to_f16(v) : f32_to_bf16(v); }
+  float value(uint16_t h) const { return wd.stype == cuda::SType::kF16 ? f16_to_f32(h) : bf16_to_f32(h); }
+  void* upload(const void* p, size_t bytes) {
+    void* d = nullptr;
+    EXPECT_EQ(cudaMalloc(&d, bytes), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(d, p, bytes, cudaMemcpyHostToDevice), cudaSuccess);
+    dev.push_back(d);
+    return d;
+  }
+  // want[t * rows + r] = sum_k w[r, k] xr[t, k] for T tokens of xr.
+  void product(const std::vector<float>& xr, int64_t T, std::vector<float>& want, std::vector<double>& mag) const {
+    const int64_t rows = wd.rows, cols = wd.cols, gs = wd.group_size, G = cols / gs;
+    want.clear(), mag.clear();
+    for (int64_t tr = 0; tr < T * rows; ++tr) {
+      const int64_t t = tr / rows, r = tr % rows;
+      double sum = 0, m = 0;
+      for (int64_t g = 0; g < G; ++g) {
+        const double s = value(sc[size_t(r * G + g)]);
+        const double z = wd.zeros ? value(zp[size_t(r * G + g)]) : 8.0;
+        for (int64_t k = g * gs; k < (g + 1) * gs; ++k) {
+          const uint8_t b = codes[size_t((r * cols + k) / 2)];
+          const double term = s * (double(k % 2 ? b >> 4 : b & 15) - z) * double(xr[size_t(t * cols + k)]);
+          sum += term, m += std::fabs(term);
+        }
+      }
+      want.push_back(float(sum)), mag.push_back(m);
+    }
+  }
+};
+
+// got within f32 rounding of the host sum; at most 3 failures reported.
+void expect_host_sum(const std::vector<float>& got, const std::vector<float>& want, const std::vector<double>& mag,
+                     const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  int bad = 0;
+  for (size_t r = 0; r < got.size(); ++r)
+    if (!(std::fabs(double(got[r]) - want[r]) <= 2e-5 * mag[r] + 1e-30) && bad++ < 3)
+      ADD_FAILURE() << what << " output " << r << ": " << got[r] << " vs " << want[r];
+  EXPECT_EQ(bad, 0) << what;
+}
+
+struct HandLayout {
+  cuda::SType st;
+  bool asym;
+  int64_t gs;
+  std::string name() const {
+    return "g" + std::to_string(gs) + (asym ? " asym" : " sym") + (st == cuda::SType::kF16 ? " f16" : " bf16");
+  }
+};
+
 // Every kernel shape compiled into the integer GEMV (gemv_q8.cu: rows per warp, chunks per load, warps
-// splitting K, pipelined loads, L2 prefetch depth) for one token, and the one shape of 2-4 tokens for three,
-// computes exactly sum(s (q - z) x') with x' the int8-rounded activation, on weights laid out by hand (so the
-// packing is checked too): a host sum in double must agree up to f32 rounding. Rows not a multiple of any row
-// group, chunk counts that split unevenly over K-splitting warps and load rounds (33, 34 and 256 chunks), two
-// segments sharing x, both decode layouts (bf16 scales with zero points; f16 symmetric) and the benchmark's
-// (bf16 symmetric). A shape not compiled is a clear error.
+// splitting K, pipelined loads, L2 prefetch depth) for one token, and the two shapes of 2-4 tokens for three,
+// computes exactly sum(s (q - z) x') with x' the int8-rounded activation: a host sum in double must agree up
+// to f32 rounding. Rows not a multiple of any row group, chunk counts that split unevenly over K-splitting
+// warps and load rounds (33, 34 and 256 chunks), two segments sharing x, both decode layouts (bf16 scales with
+// zero points; f16 symmetric) and the benchmark's (bf16 symmetric). A shape not compiled is a clear error.
 TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
-  using cuda::SType;
-  struct Layout {
-    SType st;
-    bool asym;
-    int64_t gs;
-  };
   struct Shape {
     int R, U, KS, pipe, prefetch;
-    bool multi;  // the shape 2-4 tokens take (the others are compiled for one token only)
+    bool one, multi;  // compiled for one token, for 2-4 tokens
   };
-  const Shape shapes[] = {{2, 2, 1, 0, 1, true},  {4, 2, 1, 0, 1, false}, {4, 1, 4, 1, 2, false}, {2, 1, 8, 1, 1, false},
-                          {8, 1, 1, 0, 3, false}, {4, 2, 2, 0, 1, false}, {4, 2, 4, 0, 1, false}};
-  auto half_bits = [](SType st, float v) { return st == SType::kF16 ? f32_to_f16(v) : f32_to_bf16(v); };
-  auto half_value = [](SType st, uint16_t h) { return st == SType::kF16 ? f16_to_f32(h) : bf16_to_f32(h); };
-  std::uniform_int_distribution<int> nib(0, 15);
-  std::uniform_real_distribution<float> uni(0.5f, 1.5f), zu(6.f, 10.f);
-  for (const Layout& L : {Layout{SType::kBF16, true, 32}, Layout{SType::kF16, false, 32}, Layout{SType::kBF16, false, 64}}) {
+  const Shape shapes[] = {{2, 2, 1, 0, 1, true, true},   {2, 1, 4, 1, 1, false, true}, {4, 2, 1, 0, 1, true, false},
+                          {4, 1, 4, 1, 2, true, false},  {2, 1, 8, 1, 1, true, false}, {8, 1, 1, 0, 3, true, false},
+                          {4, 2, 2, 0, 1, true, false},  {4, 2, 4, 0, 1, true, false}};
+  using cuda::SType;
+  for (const HandLayout& L :
+       {HandLayout{SType::kBF16, true, 32}, HandLayout{SType::kF16, false, 32}, HandLayout{SType::kBF16, false, 64}}) {
     for (int64_t cols : {L.gs == 64 ? int64_t(1088) : int64_t(1056), int64_t(8192)}) {
-      const int64_t rows_of[2] = {301, 70}, G = cols / L.gs;
-      std::vector<std::vector<uint8_t>> codes(2);
-      std::vector<std::vector<uint16_t>> sc(2), zp(2);
-      std::vector<void*> dev;
-      auto upload = [&](const void* p, size_t bytes) {
-        void* d = nullptr;
-        EXPECT_EQ(cudaMalloc(&d, bytes), cudaSuccess);
-        EXPECT_EQ(cudaMemcpy(d, p, bytes, cudaMemcpyHostToDevice), cudaSuccess);
-        dev.push_back(d);
-        return d;
-      };
-      cuda::WeightDesc wd[2];
-      for (int i = 0; i < 2; ++i) {
-        const int64_t rows = rows_of[i];
-        codes[size_t(i)].resize(size_t(rows * cols / 2));
-        for (auto& b : codes[size_t(i)]) b = uint8_t(nib(rng_) | nib(rng_) << 4);  // value 2k low nibble, 2k+1 high
-        sc[size_t(i)].resize(size_t(rows * G));
-        for (auto& h : sc[size_t(i)]) h = half_bits(L.st, uni(rng_) * 0.01f);
-        if (L.asym) {
-          zp[size_t(i)].resize(size_t(rows * G));
-          for (auto& h : zp[size_t(i)]) h = half_bits(L.st, zu(rng_));
-        }
-        wd[i].fmt = cuda::WFmt::kInt4, wd[i].rows = rows, wd[i].cols = cols, wd[i].group_size = L.gs, wd[i].stype = L.st;
-        wd[i].codes = upload(codes[size_t(i)].data(), codes[size_t(i)].size());
-        wd[i].scales = upload(sc[size_t(i)].data(), sc[size_t(i)].size() * 2);
-        if (L.asym) wd[i].zeros = upload(zp[size_t(i)].data(), zp[size_t(i)].size() * 2);
-      }
+      const int64_t rows_of[2] = {301, 70};
+      HandInt4 w0(rng_, rows_of[0], cols, L.st, L.asym, L.gs), w1(rng_, rows_of[1], cols, L.st, L.asym, L.gs);
+      const cuda::WeightDesc wd[2] = {w0.wd, w1.wd};
       constexpr int64_t kT = 3;  // tokens: the first alone (every shape), all three (the shapes compiled for 2-4)
       auto x = randn(rng_, size_t(kT * cols));
       for (size_t j = 0; j < x.size(); j += 97) x[j] *= 9.f;
       const std::vector<float> xr = int8_rounded(x);
       std::vector<float> want[2];
       std::vector<double> mag[2];
-      for (int i = 0; i < 2; ++i)
-        for (int64_t tr = 0; tr < kT * rows_of[i]; ++tr) {  // [token, row]
-          const int64_t t = tr / rows_of[i], r = tr % rows_of[i];
-          double sum = 0, m = 0;
-          for (int64_t g = 0; g < G; ++g) {
-            const double s = half_value(L.st, sc[size_t(i)][size_t(r * G + g)]);
-            const double z = L.asym ? half_value(L.st, zp[size_t(i)][size_t(r * G + g)]) : 8.0;
-            for (int64_t k = g * L.gs; k < (g + 1) * L.gs; ++k) {
-              const uint8_t b = codes[size_t(i)][size_t((r * cols + k) / 2)];
-              const double term = s * (double(k % 2 ? b >> 4 : b & 15) - z) * double(xr[size_t(t * cols + k)]);
-              sum += term, m += std::fabs(term);
-            }
-          }
-          want[i].push_back(float(sum)), mag[i].push_back(m);
-        }
+      w0.product(xr, kT, want[0], mag[0]);
+      w1.product(xr, kT, want[1], mag[1]);
       float* xd = nullptr;
       void* xq = nullptr;
       float* yd[2] = {};
@@ -241,7 +273,7 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
       ASSERT_EQ(cudaMemcpy(xd, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
       for (const int T : {1, int(kT)}) {
         for (const Shape& sh : shapes) {
-          if (T > 1 && !sh.multi) continue;
+          if (T > 1 ? !sh.multi : !sh.one) continue;
           cuda::gemv_q8_quantize_x(wd[0], xd, T, xq, nullptr);
           const cuda::GemvTuning tu{sh.R, sh.U, -1, sh.KS, 1, sh.pipe, sh.prefetch};
           for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMemset(yd[i], 0xFF, size_t(T * rows_of[i]) * 4), cudaSuccess);
@@ -249,23 +281,86 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
           ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
           const std::string what = "T" + std::to_string(T) + " R" + std::to_string(sh.R) + " U" + std::to_string(sh.U) +
                                    " KS" + std::to_string(sh.KS) + (sh.pipe ? " pipelined" : "") + " cols " +
-                                   std::to_string(cols) + " g" + std::to_string(L.gs) + (L.asym ? " asym" : " sym") +
-                                   (L.st == SType::kF16 ? " f16" : " bf16");
+                                   std::to_string(cols) + " " + L.name();
           for (int i = 0; i < 2; ++i) {
             std::vector<float> got(size_t(T * rows_of[i]));
             ASSERT_EQ(cudaMemcpy(got.data(), yd[i], got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-            int bad = 0;
-            for (size_t r = 0; r < got.size(); ++r)
-              if (!(std::fabs(double(got[r]) - want[i][r]) <= 2e-5 * mag[i][r] + 1e-30) && bad++ < 3)
-                ADD_FAILURE() << what << " segment " << i << " row " << r << ": " << got[r] << " vs " << want[i][r];
-            EXPECT_EQ(bad, 0) << what << " segment " << i;
+            const size_t n = got.size();
+            expect_host_sum(got, std::vector<float>(want[i].begin(), want[i].begin() + long(n)),
+                            std::vector<double>(mag[i].begin(), mag[i].begin() + long(n)), what + " segment " + std::to_string(i));
           }
         }
       }
       cuda::gemv_q8_quantize_x(wd[0], xd, 1, xq, nullptr);
       EXPECT_THROW(cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, cuda::GemvTuning{3, 3, -1, 3, 1, 1, 1}), Error);
-      for (void* p : dev) cudaFree(p);
       cudaFree(xd), cudaFree(xq), cudaFree(yd[0]), cudaFree(yd[1]);
+    }
+  }
+}
+
+// The tensor-core kernel (gemm_mma.cu) in every compiled shape (8-row tiles a warp x warps splitting K) equals
+// the host sum on int8-rounded activations up to f32 rounding, and a token's result does not depend on how
+// many tokens share the launch: tokens 0..T-1 of every T from 1 to 17 (one, two and four groups of 8 tokens)
+// are bitwise those of the 17-token launch. So a decode step of several sequences gives each the logits it
+// would get alone, and a speculative verify the logits of one-token steps through the same kernel. Rows not a
+// multiple of 8 or 16, chunk counts with a partial last quad (33, 34) and uneven K splits, group sizes 32, 64
+// and 128, every scale type, and a shape that is not compiled (a clear error).
+TEST_F(CudaTest, Int4TensorCoreKernelEqualsHostSumAtEveryT) {
+  using cuda::SType;
+  struct Shape {
+    int R, KS, U;  // 0: the default
+  };
+  const Shape shapes[] = {{0, 0, 0}, {1, 4, 2}, {1, 8, 2}, {1, 2, 2}, {1, 4, 1}, {1, 8, 1}, {2, 2, 2}, {1, 4, 4}};
+  for (const HandLayout& L : {HandLayout{SType::kBF16, true, 32}, HandLayout{SType::kF16, false, 32},
+                              HandLayout{SType::kBF16, false, 64}, HandLayout{SType::kF16, true, 128}}) {
+    for (int64_t cols : {L.gs == 32 ? int64_t(1056) : int64_t(1088), int64_t(8192)}) {
+      if (cols % L.gs) continue;
+      const int64_t rows = 301;
+      HandInt4 w(rng_, rows, cols, L.st, L.asym, L.gs);
+      constexpr int kT = 17;
+      auto x = randn(rng_, size_t(kT * cols));
+      for (size_t j = 0; j < x.size(); j += 97) x[j] *= 9.f;
+      std::vector<float> want;
+      std::vector<double> mag;
+      w.product(int8_rounded(x), kT, want, mag);
+      float *xd = nullptr, *yd = nullptr;
+      void* xq = nullptr;
+      ASSERT_EQ(cudaMalloc(&xd, x.size() * 4), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&xq, cuda::gemm_mma_x_bytes(w.wd, kT)), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&yd, size_t(kT * rows) * 4), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(xd, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+      // Swept shapes are compiled for the two decode layouts up to 16 tokens; the defaults everywhere.
+      const bool swept = (L.st == SType::kBF16 && L.asym && L.gs == 32) || (L.st == SType::kF16 && !L.asym && L.gs == 32);
+      auto run = [&](int T, Shape sh) {
+        cuda::gemm_mma_quantize_x(w.wd, xd, T, xq, nullptr);
+        EXPECT_EQ(cudaMemset(yd, 0xFF, size_t(T * rows) * 4), cudaSuccess);
+        cuda::gemm_mma_quantized(w.wd, xq, T, yd, nullptr, cuda::MmaTuning{sh.R, sh.KS, sh.U, 1});
+        std::vector<float> got(size_t(T * rows));
+        EXPECT_EQ(cudaMemcpy(got.data(), yd, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+        return got;
+      };
+      const std::string where = " cols " + std::to_string(cols) + " " + L.name();
+      const std::vector<float> all = run(kT, {0, 0, 0});
+      expect_host_sum(all, want, mag, "default shape T17" + where);
+      for (int T : {1, 2, 3, 8, 9, 16}) {
+        for (auto sh : shapes) {
+          // The defaults ({1, 4, 2}, {1, 8, 2}) are compiled for every layout.
+          if (sh.R && !swept && !(sh.R == 1 && sh.U == 2 && (sh.KS == 4 || sh.KS == 8))) continue;
+          const std::vector<float> got = run(T, sh);
+          const std::string what = "T" + std::to_string(T) + " R" + std::to_string(sh.R) + " KS" +
+                                   std::to_string(sh.KS) + " U" + std::to_string(sh.U) + where;
+          expect_host_sum(got, std::vector<float>(want.begin(), want.begin() + long(got.size())),
+                          std::vector<double>(mag.begin(), mag.begin() + long(got.size())), what);
+          if (sh.R == 0) {  // the default shape: bitwise the 17-token launch's rows
+            int diff = 0;
+            for (size_t i = 0; i < got.size(); ++i) diff += std::memcmp(&got[i], &all[i], 4) != 0;
+            EXPECT_EQ(diff, 0) << what << ": results differ from the same tokens in a 17-token launch";
+          }
+        }
+      }
+      cuda::gemm_mma_quantize_x(w.wd, xd, 1, xq, nullptr);
+      EXPECT_THROW(cuda::gemm_mma_quantized(w.wd, xq, 1, yd, nullptr, cuda::MmaTuning{3, 3, 3, 1}), Error);
+      cudaFree(xd), cudaFree(xq), cudaFree(yd);
     }
   }
 }

@@ -1,27 +1,35 @@
 // int4 weights times a few tokens (a decode step of several sequences, a speculative verify) on the
 // integer tensor cores: y[T, rows] = x[T, cols] W^T for 1 <= T <= kMmaMaxT.
 //
-// The GEMV kernels (gemv_q8.cu) spend their instructions per (row, chunk, token): at 4 tokens a step costs
-// twice one token's, and more tokens cost proportionally more. Here one mma.m16n8k32 multiplies 16 rows by
-// 8 tokens over one 32-value chunk (u8 codes 0..15 times s8 activations, int32 sums), so the work per
-// weight byte hardly grows with T and the step stays bound by reading the weights once.
+// The dp4a GEMV (gemv_q8.cu) spends its instructions per (row, chunk, token) and re-reads x through L1 for
+// every row group: at 4 tokens a step costs twice one token's. Here one mma.m16n8k32 multiplies 16 tokens
+// (A: int8 activations) by 8 weight rows (B: u8 codes 0..15) over one 32-value chunk with int32 sums, so
+// the work per weight byte hardly grows with T and the kernel stays bound by reading the weights once.
 //
-// Data flow. x is rounded to int8 per 32 values as for the GEMV (q8_act.cuh), stored [chunk][token][32 B]
-// with T padded to a multiple of 8 (zeros), and xd [chunk][token] = {d, d * sum(q)}. A block is 8 warps
-// over 8 / ksplit tiles of 16 rows; the ksplit warps of a tile each take a range of chunks (split-K,
-// summed through shared memory at the end; ksplit_for picks it from the row count).
-// A warp streams its 16 rows' codes, scales and zero points into shared memory with cp.async, 8 chunks a
-// stage and kStages stages in flight, then reads each chunk's A fragment with one ldmatrix per two
-// chunks: an 8x8 b16 matrix of 8 rows x 16 bytes gives thread (g = lane / 4, t = lane % 4) code word t of
-// row g, whose low nibbles are values 8t + {0, 2, 4, 6} and high nibbles 8t + {1, 3, 5, 7}. The mma's k
-// index is a permutation of the chunk's 32 values (k 4t..4t+3 = the low nibbles, k 16+4t..16+4t+3 = the
-// high ones) and the activation words A(t), B(t) are in exactly that order, so B is one 8-byte load.
-// Each chunk lies in one group, so per chunk: sum(w x) = s (d C - z d sum(q_x)) with C the mma's int sum.
+// Why the weights are the B operand: B's fragment is one code word per thread. Thread (g = lane / 4,
+// t = lane % 4) holds, for weight row g, the k indices 4t..4t+3 and 16+4t..16+4t+3; the low nibbles of a
+// chunk's code word t are its values 8t + {0, 2, 4, 6} and the high nibbles 8t + {1, 3, 5, 7}
+// (q8_act.cuh), so with the activation words A(t), B(t) in the same k order the codes reach the mma
+// without shared memory. A thread loads 16 bytes (chunk 4q + t of row g: a warp reads 8 rows x 64
+// contiguous bytes), four shuffles within its group of 4 lanes transpose them (quad_transpose), and it
+// holds word t of the 4 chunks 4q..4q+3 of row g: one mma's B each after masking the nibbles.
+//
+// Per chunk the mma's sum C is exact; each chunk lies in one group, so with w = s (q - z) and x ~ d q_x:
+// sum(w x) = s (d C - z d sum(q_x)), accumulated in f32 per (token, row) over the warp's chunks in an
+// order that does not depend on T: a token's result is the same whatever else is in the batch.
+//
+// Shape of the work, as in the dp4a GEMV: a warp owns R tiles of 8 rows, the KS warps of a block that
+// share them take their quads (4 chunks) round-robin and meet in shared memory in a fixed order, and a
+// grid of one resident wave strides over the blocks. x comes from gemm_mma_quantize_x: [chunk][token]
+// 32 bytes (words A(0) B(0) .. A(3) B(3)) with T padded to a multiple of 8, and xd [chunk][token] =
+// {d, d sum(q)}.
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
@@ -34,69 +42,233 @@ namespace g4::cuda {
 
 namespace {
 
-constexpr int kWarpsPerBlock = 8;
-constexpr int kRows = 16;                              // rows of a block (one mma's M)
-constexpr int kStageChunks = 8;                        // chunks per row and pipeline stage (128 code bytes)
-constexpr int kStages = 4;                             // stages per warp, kStages - 1 in flight
-constexpr int kRowPitch = kStageChunks * 16 + 16;      // shared-memory row pitch: ldmatrix rows on distinct banks
-
-// Scale bytes per row and stage: room for group size 32 (one scale per chunk).
-template <class S>
-__host__ __device__ constexpr int scale_pitch() { return kStageChunks * int(sizeof(S)); }
-template <class S>
-__host__ __device__ constexpr int stage_bytes() { return kRows * kRowPitch + 2 * kRows * scale_pitch<S>(); }
-template <class S>
-__host__ __device__ constexpr int smem_bytes() { return kWarpsPerBlock * kStages * stage_bytes<S>(); }
+constexpr int kWarps = 8;  // per block
+constexpr uint32_t kLo = 0x0F0F0F0Fu;
 
 struct MmaArgs {
-  const char* codes;
-  const char* scales;
-  const char* zeros;
+  const uint4* codes;
+  const void* scales;
+  const void* zeros;
   int64_t rows;
   int nch;        // 32-value chunks per row
   int groups;     // groups per row
-  int cpg_shift;  // log2(chunks per group), at most 3
-  int ksplit;     // warps of a block sharing one 16-row tile, each a range of chunks (1, 2, 4 or 8)
-  int per_warp;   // chunks per warp, a multiple of kStageChunks
+  int cpg_shift;  // log2(chunks per group)
+  int prefetch;   // 1: ask L2 for the first row tiles' codes before waiting for the previous kernel
   const uint2* xq;
-  const float4* xd;
+  const float2* xd;
+  int t_pad;
   int T;
   float* y;
 };
 
-__device__ __forceinline__ unsigned smem_addr(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src));
-}
-__device__ __forceinline__ void cp_async4(void* dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(smem_addr(dst)), "l"(src));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N));
-}
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-// c = a (16 x 32 u8, row) * b (32 x 8 s8, col), int32.
-__device__ __forceinline__ void mma_u8s8(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+// c += a (16 x 32 s8, row) * b (32 x 8 u8, col), int32.
+__device__ __forceinline__ void mma_s8u8(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                          uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+  asm(
+      "mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
       : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// Lane t of each group of 4 holds words 0..3 of chunk 4q + t; returns word t of chunks 4q + 0..3.
+// (A 4 x 4 transpose of M[lane][word] in two exchanges: the off-diagonal 2 x 2 blocks between lanes t and
+// t ^ 2, then the off-diagonal elements of each block between lanes t and t ^ 1.)
+__device__ __forceinline__ uint4 quad_transpose(uint4 w, int t) {
+  const bool hi = t & 2, odd = t & 1;
+  const uint32_t r0 = __shfl_xor_sync(0xffffffffu, hi ? w.x : w.z, 2);
+  const uint32_t r1 = __shfl_xor_sync(0xffffffffu, hi ? w.y : w.w, 2);
+  // Columns c = t & 2 and c + 1 of rows (t & 1) and (t & 1) + 2.
+  const uint32_t u0 = hi ? r0 : w.x, u1 = hi ? r1 : w.y, u2 = hi ? w.z : r0, u3 = hi ? w.w : r1;
+  const uint32_t q0 = __shfl_xor_sync(0xffffffffu, odd ? u0 : u1, 1);
+  const uint32_t q1 = __shfl_xor_sync(0xffffffffu, odd ? u2 : u3, 1);
+  const uint32_t k0 = odd ? u1 : u0, k1 = odd ? u3 : u2;
+  return make_uint4(odd ? q0 : k0, odd ? k0 : q0, odd ? q1 : k1, odd ? k1 : q1);
+}
+
+// A row's scale and zero point for one chunk as one lane holds them: both halves in one word (scale low),
+// or two floats.
 template <class S>
-__device__ __forceinline__ float smem_scale(const char* row, int i) {
-  if constexpr (sizeof(S) == 4) return reinterpret_cast<const float*>(row)[i];
-  else if constexpr (std::is_same_v<S, __half>) return __half2float(reinterpret_cast<const __half*>(row)[i]);
-  else return __bfloat162float(reinterpret_cast<const __nv_bfloat16*>(row)[i]);
+using SZ = std::conditional_t<sizeof(S) == 4, float2, uint32_t>;
+
+template <class S, bool kAsym>
+__device__ __forceinline__ SZ<S> load_sz(const void* scales, const void* zeros, int64_t i) {
+  if constexpr (sizeof(S) == 4) {
+    return make_float2(__ldg(static_cast<const float*>(scales) + i), kAsym ? __ldg(static_cast<const float*>(zeros) + i) : 8.f);
+  } else {
+    const uint32_t s = __ldg(static_cast<const unsigned short*>(scales) + i);
+    return kAsym ? s | uint32_t(__ldg(static_cast<const unsigned short*>(zeros) + i)) << 16 : s;
+  }
+}
+
+template <class S>
+__device__ __forceinline__ SZ<S> shfl_sz(SZ<S> v, int src) {
+  if constexpr (sizeof(S) == 4) return make_float2(__shfl_sync(0xffffffffu, v.x, src), __shfl_sync(0xffffffffu, v.y, src));
+  else return __shfl_sync(0xffffffffu, v, src);
+}
+
+template <class S>
+__device__ __forceinline__ float half_to_f32(uint32_t h) {
+  if constexpr (std::is_same_v<S, __half>) return __half2float(__ushort_as_half((unsigned short)h));
+  else return __uint_as_float(h << 16);  // bf16
+}
+
+// (scale, zero point) as floats; symmetric layouts have z = 8.
+template <class S, bool kAsym>
+__device__ __forceinline__ float2 unpack_sz(SZ<S> v) {
+  if constexpr (sizeof(S) == 4) return v;
+  else return make_float2(half_to_f32<S>(v & 0xFFFFu), kAsym ? half_to_f32<S>(v >> 16) : 8.f);
+}
+
+__device__ __forceinline__ uint32_t word(const uint4& v, int j) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; }
+
+// NT8 groups of 8 tokens (1, 2 or 4): MT mma tiles of 16, the last one half empty when NT8 is odd. A warp
+// takes U consecutive quads of its R tiles per round (U x R 16-byte loads a lane in flight, 64 U contiguous
+// bytes of each row); lane 4i + j also loads the scale and zero point of row i, chunk j of each quad, and
+// the lanes that apply them get them by shuffle (no lane holds another's copy).
+template <class S, bool kAsym, int NT8, int R, int KS, int U>
+__global__ void __launch_bounds__(kWarps * 32) gemm_mma_kernel(MmaArgs a) {
+  static_assert(kWarps % KS == 0, "KS divides the block's warps");
+  constexpr int MT = (NT8 + 1) / 2;
+  constexpr bool kFullLast = NT8 % 2 == 0;
+  constexpr int kGroupsPerBlock = kWarps / KS;
+  constexpr int kOut = R * MT * 4;  // accumulators per thread
+  __shared__ float red[KS > 1 ? kWarps : 1][KS > 1 ? kOut : 1][32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, ks = warp % KS;
+  const int g = lane >> 2, t = lane & 3;
+  const int64_t n_groups = (a.rows + 8 * R - 1) / (8 * R);
+  const int64_t n_block_groups = (n_groups + kGroupsPerBlock - 1) / kGroupsPerBlock;
+  const int nq = (a.nch + 3) / 4;
+
+  if (a.prefetch && t == 0) {  // weights do not depend on earlier kernels (launch.cuh)
+    const int64_t gi = int64_t(blockIdx.x) * kGroupsPerBlock + warp / KS;
+    if (gi < n_groups) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const uint4* row = a.codes + min(gi * 8 * R + 8 * r + g, a.rows - 1) * a.nch;
+        for (int q = ks * U; q < nq; q += KS * U) prefetch_l2(row + 4 * q);
+      }
+    }
+  }
+  grid_dependency_sync();
+
+  for (int64_t bg = blockIdx.x; bg < n_block_groups; bg += gridDim.x) {
+    const int64_t gi = bg * kGroupsPerBlock + warp / KS;
+    const bool active = gi < n_groups;
+    const int64_t row0 = gi * 8 * R;
+    float acc[R][MT][4];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int m = 0; m < MT; ++m) acc[r][m][0] = acc[r][m][1] = acc[r][m][2] = acc[r][m][3] = 0.f;
+    if (active) {
+      const uint4* wr[R];
+      int64_t sbase[R];  // first group of row 8r + g (this lane's scale row)
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const int64_t row = min(row0 + 8 * r + g, a.rows - 1);
+        wr[r] = a.codes + row * a.nch;
+        sbase[r] = row * a.groups;
+      }
+      for (int q0 = ks * U; q0 < nq; q0 += KS * U) {
+        uint4 w[U][R];
+        SZ<S> sz[U][R];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+          const int c = 4 * (q0 + u) + t;  // this lane's chunk: codes of row 8r + g, scale of row 8r + g
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            const bool in = c < a.nch;
+            w[u][r] = in ? ld_stream(wr[r] + c) : make_uint4(0, 0, 0, 0);
+            sz[u][r] = in ? load_sz<S, kAsym>(a.scales, a.zeros, sbase[r] + (c >> a.cpg_shift)) : SZ<S>{};
+          }
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+          const int c0 = 4 * (q0 + u);
+          if (c0 >= a.nch) break;  // the same for the whole warp
+#pragma unroll
+          for (int r = 0; r < R; ++r) w[u][r] = quad_transpose(w[u][r], t);
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            const int64_t c = c0 + j;
+            if (c >= a.nch) break;
+            uint2 xa[MT], xb[MT];
+            float2 da[MT], db[MT];
+#pragma unroll
+            for (int m = 0; m < MT; ++m) {
+              const int64_t i = c * a.t_pad + 16 * m + g;
+              xa[m] = __ldg(a.xq + i * 4 + t);
+              da[m] = __ldg(a.xd + i);
+              if (m + 1 < MT || kFullLast) {
+                xb[m] = __ldg(a.xq + (i + 8) * 4 + t);
+                db[m] = __ldg(a.xd + i + 8);
+              } else {
+                xb[m] = make_uint2(0, 0);
+                db[m] = make_float2(0.f, 0.f);
+              }
+            }
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+              const uint32_t wj = word(w[u][r], j);
+              const uint32_t b0 = wj & kLo, b1 = (wj >> 4) & kLo;
+              // Rows 2t and 2t + 1 of the tile, chunk j: held by lanes 4 (2t) + j and 4 (2t + 1) + j.
+              const float2 p0 = unpack_sz<S, kAsym>(shfl_sz<S>(sz[u][r], 8 * t + j));
+              const float2 p1 = unpack_sz<S, kAsym>(shfl_sz<S>(sz[u][r], 8 * t + 4 + j));
+#pragma unroll
+              for (int m = 0; m < MT; ++m) {
+                int C[4] = {0, 0, 0, 0};
+                mma_s8u8(C, xa[m].x, xb[m].x, xa[m].y, xb[m].y, b0, b1);
+                // The dp4a GEMV's per-chunk arithmetic: s (d C - z d sum(q)).
+                acc[r][m][0] = fmaf(p0.x, fmaf(da[m].x, float(C[0]), -(p0.y * da[m].y)), acc[r][m][0]);
+                acc[r][m][1] = fmaf(p1.x, fmaf(da[m].x, float(C[1]), -(p1.y * da[m].y)), acc[r][m][1]);
+                if (m + 1 < MT || kFullLast) {
+                  acc[r][m][2] = fmaf(p0.x, fmaf(db[m].x, float(C[2]), -(p0.y * db[m].y)), acc[r][m][2]);
+                  acc[r][m][3] = fmaf(p1.x, fmaf(db[m].x, float(C[3]), -(p1.y * db[m].y)), acc[r][m][3]);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    // Thread (g, t) owns tokens 16m + g (+ 8) of rows row0 + 8r + 2t (+ 1).
+    auto store = [&](int r, int m, int k, float v) {
+      const int64_t row = row0 + 8 * r + 2 * t + (k & 1);
+      const int tok = 16 * m + g + (k >= 2 ? 8 : 0);
+      if (row < a.rows && tok < a.T) a.y[int64_t(tok) * a.rows + row] = v;
+    };
+    if constexpr (KS == 1) {
+      if (active)
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int m = 0; m < MT; ++m)
+#pragma unroll
+            for (int k = 0; k < 4; ++k) store(r, m, k, acc[r][m][k]);
+    } else {
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int m = 0; m < MT; ++m)
+#pragma unroll
+          for (int k = 0; k < 4; ++k) red[warp][(r * MT + m) * 4 + k][lane] = acc[r][m][k];
+      __syncthreads();
+      if (active && ks == 0) {
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int m = 0; m < MT; ++m)
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+              float v = 0.f;
+#pragma unroll
+              for (int kk = 0; kk < KS; ++kk) v += red[warp + kk][(r * MT + m) * 4 + k][lane];
+              store(r, m, k, v);
+            }
+      }
+      __syncthreads();
+    }
+  }
 }
 
 // One thread per (chunk, padded token); tokens past T are zero.
@@ -114,191 +286,88 @@ __global__ void quantize_x_mma_kernel(const float* __restrict__ x, int64_t K, in
   quantize_chunk32(x + int64_t(t) * K + int64_t(c) * 32, xq[2 * i], xq[2 * i + 1], xd[i]);
 }
 
-// NT tiles of 8 tokens.
-template <class S, bool kAsym, int NT>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32, 2) gemm_mma_kernel(MmaArgs a) {
-  extern __shared__ uint4 smem_raw[];
-  char* const smem = reinterpret_cast<char*>(smem_raw);
-  constexpr int kSP = scale_pitch<S>(), kStage = stage_bytes<S>();
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  char* const mine = smem + warp * kStages * kStage;
-  // Warps 0..ksplit-1 share the block's first tile, and so on; a block covers 8 / ksplit tiles.
-  const int tiles_per_block = kWarpsPerBlock / a.ksplit;
-  const int64_t row0 = (int64_t(blockIdx.x) * tiles_per_block + warp / a.ksplit) * kRows;
-  const int c_begin = (warp % a.ksplit) * a.per_warp, c_end = min(c_begin + a.per_warp, a.nch);
-  const int n_stages = c_end > c_begin ? (c_end - c_begin + kStageChunks - 1) / kStageChunks : 0;
-  // Scale bytes per row and stage as stored (>= 4: the launcher checks), in 4-byte pieces.
-  const int pieces = ((kStageChunks >> a.cpg_shift) * int(sizeof(S))) / 4;
-
-  // Stage st of this warp into buffer st % kStages. Rows past the end repeat the last row (never stored);
-  // chunks past the warp's range are not copied (their shared memory is read by ldmatrix, never used).
-  auto issue = [&](int st) {
-    char* buf = mine + (st % kStages) * kStage;
-    const int c0 = c_begin + st * kStageChunks;
-#pragma unroll
-    for (int i = 0; i < kRows * kStageChunks / 32; ++i) {
-      const int p = lane + 32 * i, r = p / kStageChunks, j = p % kStageChunks;
-      if (c0 + j < c_end) {
-        const int64_t row = min(row0 + r, a.rows - 1);
-        cp_async16(buf + r * kRowPitch + j * 16, a.codes + (row * a.nch + c0 + j) * 16);
-      }
-    }
-    const int g0 = c0 >> a.cpg_shift;
-    for (int p = lane; p < kRows * pieces; p += 32) {
-      const int r = p / pieces, k = p % pieces;
-      const int gi = g0 + k * (4 / int(sizeof(S)));  // first group of the piece; groups per row is even for 2-byte S
-      if (gi < a.groups) {
-        const int64_t row = min(row0 + r, a.rows - 1);
-        const int64_t off = (row * a.groups + gi) * int64_t(sizeof(S));
-        char* dst = buf + kRows * kRowPitch + r * kSP + k * 4;
-        cp_async4(dst, a.scales + off);
-        if constexpr (kAsym) cp_async4(dst + kRows * kSP, a.zeros + off);
-      }
-    }
-  };
-
-  // The weights do not depend on earlier kernels: the first stages are requested before waiting for them.
-#pragma unroll
-  for (int st = 0; st < kStages - 1; ++st) {
-    if (st < n_stages) issue(st);
-    cp_async_commit();
-  }
-  grid_dependency_sync();
-
-  float acc[NT][4];
-#pragma unroll
-  for (int n = 0; n < NT; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
-  const int g = lane >> 2, t = lane & 3;
-  // ldmatrix: lanes 8m..8m+7 address the rows of matrix m = {rows 0-7, rows 8-15} x {chunk j, chunk j+1}.
-  const int lm_row = (lane & 7) + 8 * ((lane >> 3) & 1), lm_chunk = lane >> 4;
-
-  for (int st = 0; st < n_stages; ++st) {
-    if (st + kStages - 1 < n_stages) issue(st + kStages - 1);
-    cp_async_commit();
-    cp_async_wait<kStages - 1>();
-    __syncwarp();
-    const char* buf = mine + (st % kStages) * kStage;
-    const char* sc = buf + kRows * kRowPitch;
-    const int c0 = c_begin + st * kStageChunks;
-    const int nj = min(kStageChunks, c_end - c0);
-#pragma unroll
-    for (int jp = 0; jp < kStageChunks; jp += 2) {
-      if (jp < nj) {
-        uint32_t w[4];
-        ldmatrix_x4(w, buf + lm_row * kRowPitch + (jp + lm_chunk) * 16);
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int j = jp + h;
-          if (j < nj) {
-            constexpr uint32_t kLo = 0x0F0F0F0Fu;
-            const uint32_t lo0 = w[2 * h] & kLo, lo1 = w[2 * h + 1] & kLo;
-            const uint32_t hi0 = (w[2 * h] >> 4) & kLo, hi1 = (w[2 * h + 1] >> 4) & kLo;
-            const int gj = j >> a.cpg_shift;
-            const float s0 = smem_scale<S>(sc + g * kSP, gj), s1 = smem_scale<S>(sc + (g + 8) * kSP, gj);
-            float z0 = 8.f, z1 = 8.f;
-            if constexpr (kAsym) {
-              z0 = smem_scale<S>(sc + (kRows + g) * kSP, gj);
-              z1 = smem_scale<S>(sc + (kRows + g + 8) * kSP, gj);
-            }
-            const int64_t c = c0 + j;
-#pragma unroll
-            for (int n = 0; n < NT; ++n) {
-              // Padding tokens (zeros in xq) are not loaded: at 1 token that is 7/8 of the x traffic.
-              const uint2 b = n * 8 + g < a.T ? __ldg(a.xq + (c * NT + n) * 32 + lane) : make_uint2(0, 0);
-              // {d, d sum q} of tokens 2t and 2t + 1
-              const float4 d = n * 8 + 2 * t < a.T ? __ldg(a.xd + (c * NT + n) * 4 + t) : make_float4(0, 0, 0, 0);
-              int r[4] = {0, 0, 0, 0};
-              mma_u8s8(r, lo0, lo1, hi0, hi1, b.x, b.y);
-              acc[n][0] = fmaf(s0, fmaf(d.x, float(r[0]), -z0 * d.y), acc[n][0]);
-              acc[n][1] = fmaf(s0, fmaf(d.z, float(r[1]), -z0 * d.w), acc[n][1]);
-              acc[n][2] = fmaf(s1, fmaf(d.x, float(r[2]), -z1 * d.y), acc[n][2]);
-              acc[n][3] = fmaf(s1, fmaf(d.z, float(r[3]), -z1 * d.w), acc[n][3]);
-            }
-          }
-        }
-      }
-    }
-    __syncwarp();
-  }
-  cp_async_wait<0>();
-
-  // Split-K sum over the warps of each tile; thread i of the block then owns output i of the block's
-  // tiles_per_block x 16 x 8 NT outputs.
-  __syncthreads();
-  float* red = reinterpret_cast<float*>(smem);  // [warp][NT * 4][32]
-#pragma unroll
-  for (int n = 0; n < NT; ++n)
-#pragma unroll
-    for (int k = 0; k < 4; ++k) red[(warp * NT * 4 + n * 4 + k) * 32 + lane] = acc[n][k];
-  __syncthreads();
-  for (int i = threadIdx.x; i < tiles_per_block * NT * 4 * 32; i += blockDim.x) {
-    const int tile = i / (NT * 4 * 32), o = i % (NT * 4 * 32);
-    float v = 0.f;
-    for (int wp = tile * a.ksplit; wp < (tile + 1) * a.ksplit; ++wp) v += red[wp * NT * 4 * 32 + o];
-    const int l = o & 31, n = (o >> 5) >> 2, k = (o >> 5) & 3;
-    const int64_t row = (int64_t(blockIdx.x) * tiles_per_block + tile) * kRows + (l >> 2) + (k >= 2 ? 8 : 0);
-    const int tok = n * 8 + 2 * (l & 3) + (k & 1);
-    if (row < a.rows && tok < a.T) a.y[int64_t(tok) * a.rows + row] = v;
-  }
-}
-
-int tiles(int T) { return T <= 8 ? 1 : T <= 16 ? 2 : 4; }
-
-// Warps per 16-row tile: as few as keep about 16 warps per SM busy, so that each warp streams a long run
-// of chunks (its pipeline hides the memory latency once, not per tile) and the warps of a block that
-// work on different tiles share each activation load through L1. G4_CUDA_MMA_KSPLIT=1|2|4|8 forces it.
-int ksplit_for(int64_t rows) {
-  static const int forced = env_int("G4_CUDA_MMA_KSPLIT", 0);
-  if (forced == 1 || forced == 2 || forced == 4 || forced == 8) return forced;
-  static const int64_t want = [] {
-    int dev = 0, n_sm = 0;
-    G4_CUDA(cudaGetDevice(&dev));
-    G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
-    return int64_t(n_sm) * 16;
-  }();
-  const int64_t n_tiles = (rows + kRows - 1) / kRows;
-  int ks = kWarpsPerBlock;
-  while (ks > 1 && n_tiles * (ks / 2) >= want) ks /= 2;
-  return ks;
-}
+int groups_of_8(int T) { return T <= 8 ? 1 : T <= 16 ? 2 : 4; }
 int n_chunks(const WeightDesc& w) { return int(w.cols / 32); }
 
-template <class S, bool kAsym, int NT>
-void launch_mma(const WeightDesc& w, const void* xq, int T, float* y, cudaStream_t s) {
-  auto kernel = gemm_mma_kernel<S, kAsym, NT>;
-  static const bool configured = [&] {
-    G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes<S>()));
-    G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    return true;
-  }();
-  (void)configured;
+// The kernel shape of a weight: R tiles of 8 rows a warp, KS warps splitting K, U quads a round. It depends
+// on the weight only, never on T, so that each token's sums are the same at every batch size.
+struct MmaShape {
+  int R = 1, KS = 2, U = 2;
+  bool operator==(const MmaShape& o) const { return R == o.R && KS == o.KS && U == o.U; }
+};
+
+MmaShape env_shape(const char* name, MmaShape fallback) {
+  const char* e = std::getenv(name);
+  MmaShape v;
+  if (!e || std::sscanf(e, "%d,%d,%d", &v.R, &v.KS, &v.U) != 3) return fallback;
+  return v;
+}
+
+// From the sweep on the H200 (docs/PERF.md): one tile a warp, 2 quads a round, 4 warps splitting K, and 8 on
+// launches of at most 8,192 rows (o, down: 5,376) so that the grid still fills the GPU.
+// G4_CUDA_MMA_SHAPE / G4_CUDA_MMA_SHAPE_SHORT ("R,KS,U") select others for comparisons.
+constexpr MmaShape kLong{1, 4, 2}, kShort{1, 8, 2};
+MmaShape pick_shape(const WeightDesc& w, MmaTuning tu) {
+  if (tu.rows_per_warp > 0) return MmaShape{tu.rows_per_warp, tu.ksplit > 0 ? tu.ksplit : 1, tu.quads > 0 ? tu.quads : 1};
+  static const MmaShape all = env_shape("G4_CUDA_MMA_SHAPE", kLong);
+  static const MmaShape shorts = env_shape("G4_CUDA_MMA_SHAPE_SHORT", kShort);
+  return w.rows <= 8192 ? shorts : all;
+}
+
+template <class S, bool kAsym, int NT8, int R, int KS, int U>
+void launch_mma(const WeightDesc& w, const void* xq, int T, float* y, int prefetch, cudaStream_t s) {
+  auto kernel = gemm_mma_kernel<S, kAsym, NT8, R, KS, U>;
+  static const int64_t resident = resident_blocks(kernel, kWarps * 32);
   MmaArgs a;
-  a.codes = static_cast<const char*>(w.codes);
-  a.scales = static_cast<const char*>(w.scales);
-  a.zeros = static_cast<const char*>(w.zeros);
+  a.codes = static_cast<const uint4*>(w.codes);
+  a.scales = w.scales;
+  a.zeros = w.zeros;
   a.rows = w.rows;
   a.nch = n_chunks(w);
   a.groups = int(w.cols / w.group_size);
   a.cpg_shift = __builtin_ctz(unsigned(w.group_size / 32));
-  a.ksplit = ksplit_for(w.rows);
-  const int per = (a.nch + a.ksplit - 1) / a.ksplit;
-  a.per_warp = (per + kStageChunks - 1) / kStageChunks * kStageChunks;
-  const int t_pad = 8 * tiles(T);
+  a.prefetch = prefetch;
+  a.t_pad = 8 * groups_of_8(T);
   a.xq = static_cast<const uint2*>(xq);
-  a.xd = reinterpret_cast<const float4*>(static_cast<const char*>(xq) + size_t(a.nch) * t_pad * 32);
+  a.xd = reinterpret_cast<const float2*>(static_cast<const char*>(xq) + size_t(a.nch) * size_t(a.t_pad) * 32);
   a.T = T;
   a.y = y;
-  const int64_t rows_per_block = int64_t(kRows) * (kWarpsPerBlock / a.ksplit);
-  launch(kernel, unsigned((w.rows + rows_per_block - 1) / rows_per_block), kWarpsPerBlock * 32,
-         size_t(smem_bytes<S>()), s, a);
+  const int64_t n_groups = (w.rows + 8 * R - 1) / (8 * R);
+  const int64_t blocks = std::min(resident, (n_groups + kWarps / KS - 1) / (kWarps / KS));
+  launch(kernel, unsigned(blocks), kWarps * 32, 0, s, a);
+}
+
+// The shapes: the two defaults on every layout and token count; the others (for the benchmark's sweep and
+// the environment switches) on the layouts decode runs (g4's int4: bf16 scales with zero points; a Q4_0
+// GGUF: f16 symmetric) up to 16 tokens.
+template <class S, bool kAsym, int NT8>
+void launch_mma_shape(const WeightDesc& w, const void* xq, int T, float* y, MmaShape v, int prefetch, cudaStream_t s) {
+#define G4_MMA_SHAPE(R, KS, U) \
+  if (v == MmaShape{R, KS, U}) return launch_mma<S, kAsym, NT8, R, KS, U>(w, xq, T, y, prefetch, s)
+  G4_MMA_SHAPE(1, 4, 2);
+  G4_MMA_SHAPE(1, 8, 2);
+  constexpr bool kSwept = NT8 <= 2 && ((std::is_same_v<S, __nv_bfloat16> && kAsym) || (std::is_same_v<S, __half> && !kAsym));
+  if constexpr (kSwept) {
+    G4_MMA_SHAPE(1, 2, 2);
+    G4_MMA_SHAPE(1, 4, 1);
+    G4_MMA_SHAPE(1, 8, 1);
+    G4_MMA_SHAPE(2, 2, 2);
+    G4_MMA_SHAPE(1, 4, 4);
+  }
+#undef G4_MMA_SHAPE
+  G4_CHECK(false, "gemm_mma: kernel shape R=" + std::to_string(v.R) + " KS=" + std::to_string(v.KS) + " U=" +
+                      std::to_string(v.U) + " is not compiled for this layout and " + std::to_string(T) + " tokens");
 }
 
 template <class S, bool kAsym>
-void launch_mma_t(const WeightDesc& w, const void* xq, int T, float* y, cudaStream_t s) {
-  switch (tiles(T)) {
-    case 1: launch_mma<S, kAsym, 1>(w, xq, T, y, s); break;
-    case 2: launch_mma<S, kAsym, 2>(w, xq, T, y, s); break;
-    default: launch_mma<S, kAsym, 4>(w, xq, T, y, s); break;
+void launch_mma_t(const WeightDesc& w, const void* xq, int T, float* y, MmaTuning tu, cudaStream_t s) {
+  const MmaShape v = pick_shape(w, tu);
+  static const int env_prefetch = env_int("G4_CUDA_MMA_PREFETCH", 1);
+  const int pf = tu.prefetch >= 0 ? tu.prefetch : env_prefetch;
+  switch (groups_of_8(T)) {
+    case 1: launch_mma_shape<S, kAsym, 1>(w, xq, T, y, v, pf, s); break;
+    case 2: launch_mma_shape<S, kAsym, 2>(w, xq, T, y, v, pf, s); break;
+    default: launch_mma_shape<S, kAsym, 4>(w, xq, T, y, v, pf, s); break;
   }
 }
 
@@ -307,30 +376,25 @@ void launch_mma_t(const WeightDesc& w, const void* xq, int T, float* y, cudaStre
 bool gemm_mma_supported(const WeightDesc& w) {
   if (w.fmt != WFmt::kInt4 || w.cols % 32 || w.group_size % 32 || w.group_size < 32) return false;
   const int64_t cpg = w.group_size / 32;
-  if ((cpg & (cpg - 1)) || cpg > kStageChunks) return false;
-  const int ssz = w.stype == SType::kF32 ? 4 : 2;
-  // Scales are copied in aligned 4-byte pieces: at least 4 bytes per stage, whole pieces per row.
-  return (kStageChunks / cpg) * ssz >= 4 && (w.cols / w.group_size) * ssz % 4 == 0;
+  return (cpg & (cpg - 1)) == 0;
 }
 
 int gemm_mma_min_tokens() {
-  // From 10 tokens: a verify of up to 9 (draft 8 + 1, cuda's default) stays on the dp4a GEMV, whose sums
-  // for each token are the one-token step's exactly, so greedy speculation gives plain greedy's tokens.
-  // (This kernel sums in another order, and at 1-4 tokens it is slower than the GEMV: docs/PERF.md.)
-  // G4_CUDA_MMA=0 turns it off (the GEMV groups then serve every T, for comparisons);
-  // G4_CUDA_MMA_MIN_T moves the token count from which it replaces the GEMV.
-  static const int n = env_int("G4_CUDA_MMA", 1) == 0 ? kMmaMaxT + 1 : std::max(1, env_int("G4_CUDA_MMA_MIN_T", 10));
+  // From 5 tokens: at 1-4 the dp4a GEMV is faster (it spends less per weight byte when few tokens share
+  // it), from 5 it would read the weights twice (docs/PERF.md, H200). G4_CUDA_MMA=0 turns the kernel off
+  // (the GEMV groups then serve every T, for comparisons); G4_CUDA_MMA_MIN_T moves the threshold.
+  static const int n = env_int("G4_CUDA_MMA", 1) == 0 ? kMmaMaxT + 1 : std::max(1, env_int("G4_CUDA_MMA_MIN_T", 5));
   return n;
 }
 
 size_t gemm_mma_x_bytes(const WeightDesc& w, int T) {
-  const size_t t_pad = size_t(8 * tiles(T));
+  const size_t t_pad = size_t(8 * groups_of_8(T));
   return size_t(n_chunks(w)) * t_pad * (32 + sizeof(float2));
 }
 
 void gemm_mma_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s) {
   G4_CHECK(T >= 1 && T <= kMmaMaxT && gemm_mma_supported(w), "gemm_mma: int4 weight, 1..32 tokens");
-  const int nch = n_chunks(w), t_pad = 8 * tiles(T);
+  const int nch = n_chunks(w), t_pad = 8 * groups_of_8(T);
   uint4* q = static_cast<uint4*>(xq);
   float2* d = reinterpret_cast<float2*>(static_cast<char*>(xq) + size_t(nch) * t_pad * 32);
   const int64_t n = int64_t(nch) * t_pad;
@@ -338,9 +402,9 @@ void gemm_mma_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, c
   G4_CUDA_LAUNCHED();
 }
 
-void gemm_mma_quantized(const WeightDesc& w, const void* xq, int T, float* y, cudaStream_t s) {
+void gemm_mma_quantized(const WeightDesc& w, const void* xq, int T, float* y, cudaStream_t s, MmaTuning tu) {
   G4_CHECK(T >= 1 && T <= kMmaMaxT && gemm_mma_supported(w), "gemm_mma: int4 weight, 1..32 tokens");
-  with_scale_layout(w, [&](auto L) { launch_mma_t<typename decltype(L)::Scale, decltype(L)::asym>(w, xq, T, y, s); });
+  with_scale_layout(w, [&](auto L) { launch_mma_t<typename decltype(L)::Scale, decltype(L)::asym>(w, xq, T, y, tu, s); });
   G4_CUDA_LAUNCHED();
 }
 

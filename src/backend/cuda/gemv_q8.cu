@@ -278,22 +278,29 @@ Q8Shape env_shape(const char* name, Q8Shape fallback) {
 }
 
 // The shapes compiled for one token on the layouts that decode runs (g4's int4: bf16 scales with zero points;
-// a Q4_0 GGUF: f16 scales, symmetric) and the benchmark's (bf16, symmetric); every other case (and 2-4 tokens:
-// the one-token choice measured slower for 4 sequences, 247 against 288 tok/s, docs/PERF.md) takes the 2 x 2
-// shape.
+// a Q4_0 GGUF: f16 scales, symmetric) and the benchmark's (bf16, symmetric); for 2-4 tokens on those layouts
+// 2 x 2 and, for short launches, 2 x 1 x 4 pipelined (the K split of one token's short shape: a token's sums
+// then come in the same order as alone, so a verify equals one-token steps bit for bit); every other case
+// takes the 2 x 2 shape.
 template <class S, bool kAsym, int NT>
 void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, Q8Shape v,
                      int prefetch, cudaStream_t s) {
-  constexpr bool kSwept = NT == 1 && (std::is_same_v<S, __nv_bfloat16> || (std::is_same_v<S, __half> && !kAsym));
-  if constexpr (kSwept) {
+  constexpr bool kLayout = std::is_same_v<S, __nv_bfloat16> || (std::is_same_v<S, __half> && !kAsym);
+  if constexpr (kLayout && NT == 1) {
     if (v == Q8Shape{4, 2, 1, false}) return launch_q8<S, kAsym, NT, 4, 2, 1, false>(ws, ys, n, xq, xd, prefetch, s);
     if (v == Q8Shape{4, 1, 4, true}) return launch_q8<S, kAsym, NT, 4, 1, 4, true>(ws, ys, n, xq, xd, prefetch, s);
     if (v == Q8Shape{2, 1, 8, true}) return launch_q8<S, kAsym, NT, 2, 1, 8, true>(ws, ys, n, xq, xd, prefetch, s);
     if (v == Q8Shape{8, 1, 1, false}) return launch_q8<S, kAsym, NT, 8, 1, 1, false>(ws, ys, n, xq, xd, prefetch, s);
     if (v == Q8Shape{4, 2, 2, false}) return launch_q8<S, kAsym, NT, 4, 2, 2, false>(ws, ys, n, xq, xd, prefetch, s);
     if (v == Q8Shape{4, 2, 4, false}) return launch_q8<S, kAsym, NT, 4, 2, 4, false>(ws, ys, n, xq, xd, prefetch, s);
+  }
+  if constexpr (kLayout && NT > 1) {
+    if (v == Q8Shape{2, 1, 4, true}) return launch_q8<S, kAsym, NT, 2, 1, 4, true>(ws, ys, n, xq, xd, prefetch, s);
+  }
+  if constexpr (kLayout) {
     G4_CHECK(v == Q8Shape{}, "gemv_q8: kernel shape R=" + std::to_string(v.R) + " U=" + std::to_string(v.U) +
-                                 " KS=" + std::to_string(v.KS) + " pipe=" + std::to_string(v.pipe) + " is not compiled");
+                                 " KS=" + std::to_string(v.KS) + " pipe=" + std::to_string(v.pipe) + " is not compiled for " +
+                                 std::to_string(NT) + " tokens");
   }
   launch_q8<S, kAsym, NT, 2, 2, 1, false>(ws, ys, n, xq, xd, prefetch, s);
 }
@@ -302,20 +309,23 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
 // launch or G4_CUDA_Q8_SHORT for those of at most 8,192 rows in all ("R,U,KS,P"), else the measured choice
 // (docs/PERF.md, H200): 4 rows a warp and 2 chunks a round for many rows (q/k/v, gate/up, the lm_head); for
 // few rows (o, down: 5,376) 4 warps splitting K, so that the grid still fills the GPU with bytes in flight.
-Q8Shape pick_shape(const WeightDesc* ws, int n, GemvTuning tu) {
+// 2-4 tokens: 2 x 2, or 2 x 1 x 4 pipelined where one token takes 4 warps splitting K.
+Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
   if (tu.rows_per_warp > 0) return Q8Shape{tu.rows_per_warp, tu.unroll > 0 ? tu.unroll : 2, tu.ksplit > 0 ? tu.ksplit : 1,
                                            tu.pipeline > 0};
   static const Q8Shape all = env_shape("G4_CUDA_Q8", Q8Shape{4, 2, 1, false});
   static const Q8Shape shorts = env_shape("G4_CUDA_Q8_SHORT", Q8Shape{4, 1, 4, true});
   int64_t rows = 0;
   for (int i = 0; i < n; ++i) rows += ws[i].rows;
-  return rows <= 8192 ? shorts : all;
+  const Q8Shape one = rows <= 8192 ? shorts : all;
+  if (T == 1) return one;
+  return one.KS == 4 && one.pipe ? Q8Shape{2, 1, 4, true} : Q8Shape{};
 }
 
 template <class S, bool kAsym>
 void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T, GemvTuning tu,
                  cudaStream_t s) {
-  const Q8Shape v = T == 1 ? pick_shape(ws, n, tu) : Q8Shape{};
+  const Q8Shape v = pick_shape(ws, n, T, tu);
   static const int env_prefetch = env_int("G4_CUDA_Q8_PREFETCH", 1);
   const int pf = tu.prefetch > 0 ? tu.prefetch : env_prefetch;
   switch (T) {

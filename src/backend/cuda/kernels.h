@@ -71,17 +71,26 @@ bool gemv_q8_can_share(const WeightDesc* ws, int n);
 void gemv_q8_multi(const WeightDesc* ws, float* const* ys, int n, const void* xq, int T, cudaStream_t s,
                    GemvTuning tune = {});
 // --- int4 weights times up to kMmaMaxT tokens on the integer tensor cores (gemm_mma.cu) ---
-// x rounded to int8 per 32 values as for gemv_q8, the weights read once for all tokens.
+// x rounded to int8 per 32 values as for gemv_q8, the weights read once for all tokens; each token's
+// result is the same at every T.
 constexpr int kMmaMaxT = 32;
-// int4, group size 32..256 (power of two), scale rows whole 4-byte pieces (e.g. bf16 scales with an even
-// number of groups per row).
-bool gemm_mma_supported(const WeightDesc& w);
+bool gemm_mma_supported(const WeightDesc& w);  // int4 with a power-of-two multiple of 32 as group size
 // Token count from which a fast-mode matmul takes this kernel (G4_CUDA_MMA=0: never; G4_CUDA_MMA_MIN_T).
 int gemm_mma_min_tokens();
 size_t gemm_mma_x_bytes(const WeightDesc& w, int T);
+// The kernel's shape (benchmarks compare them): rows_per_warp 8-row tiles a warp (1, 2), ksplit warps
+// splitting K (1, 2, 4, 8), quads (4 chunks) per load round (1, 2, 4); 0: the default for the weight.
+// prefetch: 1 asks L2 for the first tiles' codes before waiting for the previous kernel, 0 not, -1
+// G4_CUDA_MMA_PREFETCH (default 1).
+struct MmaTuning {
+  int rows_per_warp = 0;
+  int ksplit = 0;
+  int quads = 0;
+  int prefetch = -1;
+};
 // x [T, cols] f32 -> its int8 layout (scratch of gemm_mma_x_bytes), then y[T, rows] = W x from it.
 void gemm_mma_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s);
-void gemm_mma_quantized(const WeightDesc& w, const void* xq, int T, float* y, cudaStream_t s);
+void gemm_mma_quantized(const WeightDesc& w, const void* xq, int T, float* y, cudaStream_t s, MmaTuning tune = {});
 // Dequantizes rows [r0, r0 + n) into out [n, cols] as bf16 (to_f32 false) or f32.
 void dequant_rows(const WeightDesc& w, int64_t r0, int64_t n, void* out, bool to_f32, cudaStream_t s);
 // out[i, :] = W[tokens[i], :] * scale; tokens on the device.
