@@ -298,6 +298,44 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
   }
 }
 
+// The integer GEMV in its default shapes computes each token of a 2-4-token launch bit for bit as a launch of
+// that token alone, on short launches (at most 8,192 rows: one token splits K over 4 warps) and long ones:
+// so a verify of up to 4 tokens reproduces one-token steps exactly at the 31B's widths (K = 8,192: 256
+// chunks, every warp of a K split busy), not only on small fixtures.
+TEST_F(CudaTest, Int4GemvTokensOfAGroupEqualTheTokenAloneBitwise) {
+  for (int64_t rows : {int64_t(301), int64_t(9000)}) {
+    const int64_t cols = 8192;
+    HandInt4 w(rng_, rows, cols, cuda::SType::kBF16, true, 32);
+    constexpr int kT = 4;
+    auto x = randn(rng_, size_t(kT * cols));
+    float *xd = nullptr, *yd = nullptr;
+    void* xq = nullptr;
+    ASSERT_EQ(cudaMalloc(&xd, x.size() * 4), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(&xq, cuda::gemv_q8_x_bytes(w.wd, kT)), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(&yd, size_t(kT * rows) * 4), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(xd, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+    auto run = [&](const float* xs, int T) {
+      cuda::gemv_q8_quantize_x(w.wd, xs, T, xq, nullptr);
+      cuda::gemv_q8_quantized(w.wd, xq, T, yd, nullptr);
+      std::vector<float> got(size_t(T * rows));
+      EXPECT_EQ(cudaMemcpy(got.data(), yd, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+      return got;
+    };
+    std::vector<float> alone;
+    for (int t = 0; t < kT; ++t) {
+      const std::vector<float> one = run(xd + int64_t(t) * cols, 1);
+      alone.insert(alone.end(), one.begin(), one.end());
+    }
+    for (int T : {2, 3, 4}) {
+      const std::vector<float> group = run(xd, T);
+      int diff = 0;
+      for (size_t i = 0; i < group.size(); ++i) diff += std::memcmp(&group[i], &alone[i], 4) != 0;
+      EXPECT_EQ(diff, 0) << rows << " rows, " << T << " tokens: outputs that differ from the token alone";
+    }
+    cudaFree(xd), cudaFree(xq), cudaFree(yd);
+  }
+}
+
 // The tensor-core kernel (gemm_mma.cu) in every compiled shape (8-row tiles a warp x warps splitting K) equals
 // the host sum on int8-rounded activations up to f32 rounding, and a token's result does not depend on how
 // many tokens share the launch: tokens 0..T-1 of every T from 1 to 17 (one, two and four groups of 8 tokens)

@@ -134,12 +134,13 @@ INSTANTIATE_TEST_SUITE_P(HfReference, CudaQuantModelTest,
                          ::testing::Values("dense-31b-shape", "deep-small-window", "separate-v-no-softcap"));
 
 // A verify (several new tokens of one sequence in one forward, logits at every position) computes each
-// position exactly as one-token steps do for up to 4 tokens in fast mode: the int4 GEMV sums each token alone
-// in the K order of one token (gemv_q8.cu), and attention splits its keys as for one query
-// (attn_decode_suits), so greedy speculation with drafts of up to 3 tokens reproduces plain greedy bit for
-// bit. From 5 tokens the tensor-core kernel (gemm_mma.cu) sums the same exact per-chunk terms in another
-// order: equal up to f32 rounding, checked with an f32 cache (in a bf16 cache a last-bit difference of a key
-// can flip its rounding, worth ~1e-2 in a logit). After a prompt that crosses the fixture's sliding window.
+// position exactly as one-token steps do in fast mode, below gemm_mma_min_tokens (10): the int4 GEMV sums each
+// token alone in the K order of one token (gemv_q8.cu; 4-token groups), and attention splits its keys as for
+// one query (attn_decode_suits), so greedy speculation reproduces plain greedy bit for bit. From the
+// tensor-core kernel's threshold (G4_CUDA_MMA_MIN_T lowers it) the per-chunk terms are summed in another
+// order and a last-bit difference can flip a later int8 rounding of the activations: within 5e-2 of the
+// largest logit (that bound still catches a token mixed up with another). After a prompt that crosses the
+// fixture's sliding window.
 TEST_F(CudaTest, VerifyLogitsEqualOneTokenSteps) {
   const std::string fixture = test_data_dir() + "/hf-reference/deep-small-window/model";
   LoadOptions lo;
@@ -152,10 +153,7 @@ TEST_F(CudaTest, VerifyLogitsEqualOneTokenSteps) {
     std::vector<int32_t> next;
     for (int i = 0; i < n; ++i) next.push_back(int32_t((i * 104729 + 7) % V));
     const bool exact = n < cuda::gemm_mma_min_tokens();
-    KvCacheOptions o;
-    o.ctx_size = 64;
-    o.k_type = o.v_type = exact ? DType::kBF16 : DType::kF32;
-    Session a(*m, o), b(*m, o);
+    Session a(*m, 64), b(*m, 64);
     a.forward(prompt, LogitsMode::kNone);
     b.forward(prompt, LogitsMode::kNone);
     const std::vector<float> verify = a.forward(next, LogitsMode::kAll);
@@ -163,18 +161,16 @@ TEST_F(CudaTest, VerifyLogitsEqualOneTokenSteps) {
     for (int i = 0; i < n; ++i) {
       const std::vector<float> step = b.forward({next[size_t(i)]}, LogitsMode::kLast);
       const std::vector<float> row(verify.begin() + i * V, verify.begin() + (i + 1) * V);
-      const double bound = exact ? 0.0 : 1e-5 * std::max(1.0, double(max_abs(step)));
+      const double bound = exact ? 0.0 : 5e-2 * std::max(1.0, double(max_abs(step)));
       EXPECT_LE(testing_util::max_abs_diff(row, step).max, bound) << "verify of " << n << ", position " << i;
     }
   }
 }
 
 // A decode step of N sequences at different positions (each op launched once for all of them) computes every
-// sequence as its own one-token step does, in fast mode, with prompts that cross the sliding window: bitwise
-// for 4 sequences with the backend's default cache (bf16, full layers' keys derived from values; the int4 GEMV
-// sums each token alone in one token's order), within 1e-5 for 8 with an f32 cache (the tensor-core kernel
-// sums the same exact per-chunk terms in another order, gemm_mma.cu; in a bf16 cache a last-bit difference
-// can flip a key's rounding).
+// sequence bit for bit as its own one-token step does, in fast mode, with the backend's default cache (bf16,
+// full layers' keys derived from values) and prompts that cross the sliding window, below the tensor-core
+// kernel's threshold (see VerifyLogitsEqualOneTokenSteps for the bound above it).
 void batched_decode_vs_solo(Model& m, int N) {
   const int64_t V = m.spec().vocab_size;
   const int steps = 6;
@@ -182,7 +178,7 @@ void batched_decode_vs_solo(Model& m, int N) {
   o.ctx_size = 96;
   o.n_seq = N;
   const bool exact = N < cuda::gemm_mma_min_tokens();
-  o.k_type = o.v_type = exact ? DType::kBF16 : DType::kF32;
+  o.k_type = o.v_type = DType::kBF16;
   o.derive_k = true;
   o.slack = 4;
   auto tok = [&](int i, int j) { return int32_t((i * 7919 + j * 104729 + 13) % V); };
@@ -206,7 +202,7 @@ void batched_decode_vs_solo(Model& m, int N) {
     alone.forward(prompts[size_t(i)], LogitsMode::kNone);
     for (int s = 0; s < steps; ++s) {
       const std::vector<float> step = alone.forward({tok(i, 1000 + s)}, LogitsMode::kLast);
-      const double bound = exact ? 0.0 : 1e-5 * std::max(1.0, double(max_abs(step)));
+      const double bound = exact ? 0.0 : 5e-2 * std::max(1.0, double(max_abs(step)));
       EXPECT_LE(testing_util::max_abs_diff(batched[size_t(i)][size_t(s)], step).max, bound)
           << N << " sequences: sequence " << i << " step " << s;
     }

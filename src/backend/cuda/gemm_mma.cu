@@ -380,10 +380,14 @@ bool gemm_mma_supported(const WeightDesc& w) {
 }
 
 int gemm_mma_min_tokens() {
-  // From 5 tokens: at 1-4 the dp4a GEMV is faster (it spends less per weight byte when few tokens share
-  // it), from 5 it would read the weights twice (docs/PERF.md, H200). G4_CUDA_MMA=0 turns the kernel off
-  // (the GEMV groups then serve every T, for comparisons); G4_CUDA_MMA_MIN_T moves the threshold.
-  static const int n = env_int("G4_CUDA_MMA", 1) == 0 ? kMmaMaxT + 1 : std::max(1, env_int("G4_CUDA_MMA_MIN_T", 5));
+  // From 10 tokens, although it is faster than the GEMV groups from 5 (docs/PERF.md, H200: 8 sequences 305 ->
+  // 401 tok/s): it sums each token's exact per-chunk terms in another order than the one-token GEMV, and in
+  // fast mode a last-bit difference flips some later int8 rounding of the activations and moves logits by
+  // ~1e-2. Below 10 a decode step of up to 9 sequences and a verify of up to 9 tokens (draft 8 + 1, cuda's
+  // default) compute each token bit for bit as its one-token step, so greedy speculation gives plain greedy's
+  // tokens and a batch gives each sequence its solo logits. G4_CUDA_MMA_MIN_T=5 trades that for throughput;
+  // G4_CUDA_MMA=0 turns the kernel off (the GEMV groups then serve every T, for comparisons).
+  static const int n = env_int("G4_CUDA_MMA", 1) == 0 ? kMmaMaxT + 1 : std::max(1, env_int("G4_CUDA_MMA_MIN_T", 10));
   return n;
 }
 
