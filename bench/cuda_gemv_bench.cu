@@ -4,7 +4,7 @@
 // so launch gaps do not count; prints GB/s of weight bytes (codes + scales) and % of the device-to-device
 // copy bandwidth measured in the same run. Each variant's output is checked against the first's.
 // "tokens" instead of a format: T = 1..32 tokens on g4's int4 and the Q4_0 layout, the dp4a GEMV in groups of
-// 4 tokens (what a matmul ran before the tensor-core kernel) against the tensor-core kernel (gemm_mma.cu)
+// up to 8 tokens (what a matmul runs below the tensor-core kernel's threshold) against the tensor-core kernel (gemm_mma.cu)
 // in each compiled shape; microseconds a launch and % of the copy bandwidth, x rounding excluded.
 //   usage: cuda_gemv_bench [reps] [format name, all or tokens] [MB of weight copies per timed graph, default 400]
 #include <cuda_runtime.h>
@@ -182,10 +182,10 @@ void tokens_sweep(int reps, size_t rot_mb, double bw, cudaStream_t s) {
         void *xq = nullptr, *xm = nullptr;
         G4_CUDA(cudaMalloc(&x, xh.size() * 4));
         G4_CUDA(cudaMalloc(&y, size_t(T * rows) * 4));
-        G4_CUDA(cudaMalloc(&xq, gemv_q8_x_bytes(ws[0], std::min(T, kGemvMaxT)) * size_t((T + kGemvMaxT - 1) / kGemvMaxT)));
+        G4_CUDA(cudaMalloc(&xq, gemv_q8_x_bytes(ws[0], std::min(T, kGemvQ8MaxT)) * size_t((T + kGemvQ8MaxT - 1) / kGemvQ8MaxT)));
         G4_CUDA(cudaMalloc(&xm, gemm_mma_x_bytes(ws[0], T)));
         G4_CUDA(cudaMemcpy(x, xh.data(), xh.size() * 4, cudaMemcpyHostToDevice));
-        const int G = std::min(T, kGemvMaxT), n_grp = (T + G - 1) / G;
+        const int G = std::min(T, kGemvQ8MaxT), n_grp = (T + G - 1) / G;
         const size_t grp_bytes = gemv_q8_x_bytes(ws[0], G);
         for (int i = 0; i < n_grp; ++i)
           gemv_q8_quantize_x(ws[0], x + int64_t(i) * G * cols, std::min(G, T - i * G), static_cast<char*>(xq) + i * grp_bytes, s);

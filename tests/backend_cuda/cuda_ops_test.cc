@@ -84,7 +84,7 @@ TEST_F(CudaTest, MatmulAllFormatsShapesAndPaths) {
         fast_->matmul(xf, *wf, yf);
         const bool int4 = mc.kind == QuantKind::kInt4 && mc.quant;
         const bool mma = int4 && takes_mma(cols, gs, mc.sdt, T);
-        const bool gemv = mma || T <= cuda::kGemvGroupMaxT;  // fast mode: GEMV in groups of kGemvMaxT rows
+        const bool gemv = mma || T <= cuda::kGemvGroupMaxT;  // fast mode: GEMV in groups of kGemvQ8MaxT (int4) rows
         const bool dp4a = gemv && int4;
         const auto got_fast = to_host(*fast_, yf);
         expect_close(got_fast, want, dp4a ? 2e-2 : gemv ? (mc.quant ? 4e-3 : 1e-5) : 1e-2, what + " fast");
@@ -236,7 +236,8 @@ struct HandLayout {
 };
 
 // Every kernel shape compiled into the integer GEMV (gemv_q8.cu: rows per warp, chunks per load, warps
-// splitting K, pipelined loads, L2 prefetch depth) for one token, and the two shapes of 2-4 tokens for three,
+// splitting K, pipelined loads, L2 prefetch depth) for one token, and the two shapes of 2-8 tokens for three
+// and seven (the 8-token kernel with a token short),
 // computes exactly sum(s (q - z) x') with x' the int8-rounded activation: a host sum in double must agree up
 // to f32 rounding. Rows not a multiple of any row group, chunk counts that split unevenly over K-splitting
 // warps and load rounds (33, 34 and 256 chunks), two segments sharing x, both decode layouts (bf16 scales with
@@ -244,7 +245,7 @@ struct HandLayout {
 TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
   struct Shape {
     int R, U, KS, pipe, prefetch;
-    bool one, multi;  // compiled for one token, for 2-4 tokens
+    bool one, multi;  // compiled for one token, for 2-8 tokens
   };
   const Shape shapes[] = {{2, 2, 1, 0, 1, true, true},   {2, 1, 4, 1, 1, false, true}, {4, 2, 1, 0, 1, true, false},
                           {4, 1, 4, 1, 2, true, false},  {2, 1, 8, 1, 1, true, false}, {8, 1, 1, 0, 3, true, false},
@@ -256,7 +257,7 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
       const int64_t rows_of[2] = {301, 70};
       HandInt4 w0(rng_, rows_of[0], cols, L.st, L.asym, L.gs), w1(rng_, rows_of[1], cols, L.st, L.asym, L.gs);
       const cuda::WeightDesc wd[2] = {w0.wd, w1.wd};
-      constexpr int64_t kT = 3;  // tokens: the first alone (every shape), all three (the shapes compiled for 2-4)
+      constexpr int64_t kT = 7;  // tokens: the first alone (every shape), 3 and 7 (the shapes compiled for 2-8)
       auto x = randn(rng_, size_t(kT * cols));
       for (size_t j = 0; j < x.size(); j += 97) x[j] *= 9.f;
       const std::vector<float> xr = int8_rounded(x);
@@ -271,7 +272,7 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
       ASSERT_EQ(cudaMalloc(&xq, cuda::gemv_q8_x_bytes(wd[0], int(kT))), cudaSuccess);
       for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMalloc(&yd[i], size_t(kT * rows_of[i]) * 4), cudaSuccess);
       ASSERT_EQ(cudaMemcpy(xd, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
-      for (const int T : {1, int(kT)}) {
+      for (const int T : {1, 3, int(kT)}) {
         for (const Shape& sh : shapes) {
           if (T > 1 ? !sh.multi : !sh.one) continue;
           cuda::gemv_q8_quantize_x(wd[0], xd, T, xq, nullptr);
@@ -298,15 +299,15 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
   }
 }
 
-// The integer GEMV in its default shapes computes each token of a 2-4-token launch bit for bit as a launch of
+// The integer GEMV in its default shapes computes each token of a 2-8-token launch bit for bit as a launch of
 // that token alone, on short launches (at most 8,192 rows: one token splits K over 4 warps) and long ones:
-// so a verify of up to 4 tokens reproduces one-token steps exactly at the 31B's widths (K = 8,192: 256
+// so a verify of up to 8 tokens reproduces one-token steps exactly at the 31B's widths (K = 8,192: 256
 // chunks, every warp of a K split busy), not only on small fixtures.
 TEST_F(CudaTest, Int4GemvTokensOfAGroupEqualTheTokenAloneBitwise) {
   for (int64_t rows : {int64_t(301), int64_t(9000)}) {
     const int64_t cols = 8192;
     HandInt4 w(rng_, rows, cols, cuda::SType::kBF16, true, 32);
-    constexpr int kT = 4;
+    constexpr int kT = 8;
     auto x = randn(rng_, size_t(kT * cols));
     float *xd = nullptr, *yd = nullptr;
     void* xq = nullptr;
@@ -326,7 +327,7 @@ TEST_F(CudaTest, Int4GemvTokensOfAGroupEqualTheTokenAloneBitwise) {
       const std::vector<float> one = run(xd + int64_t(t) * cols, 1);
       alone.insert(alone.end(), one.begin(), one.end());
     }
-    for (int T : {2, 3, 4}) {
+    for (int T : {2, 3, 4, 5, 8}) {
       const std::vector<float> group = run(xd, T);
       int diff = 0;
       for (size_t i = 0; i < group.size(); ++i) diff += std::memcmp(&group[i], &alone[i], 4) != 0;

@@ -339,11 +339,12 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   }
   if (T <= cuda::kGemvMaxT || (!opt_.precise && T <= cuda::kGemvGroupMaxT)) {
     // Precise mode keeps the activations in f16 (the dp4a kernel rounds them to int8). Up to kGemvMaxT rows
-    // in one GEMV; in fast mode a few more (a decode step of several sequences) in groups of kGemvMaxT,
-    // which reads the weights ceil(T / kGemvMaxT) times: less than the GEMM path's dequantized copy.
+    // in one GEMV (kGemvQ8MaxT for the dp4a kernel); in fast mode a few more (a decode step of several
+    // sequences) in groups of that many, which reads the weights once a group: less than the GEMM path's
+    // dequantized copy.
     cuda::GemvTuning tune;
     if (opt_.precise) tune.dp4a = -1;
-    const int64_t G = std::min<int64_t>(T, cuda::kGemvMaxT);
+    const int64_t G = std::min<int64_t>(T, cuda::gemv_takes_q8(d, tune) ? cuda::kGemvQ8MaxT : cuda::kGemvMaxT);
     auto xp = cuda::gemv_is_direct(d, int(G), tune) ? nullptr : scratch(cuda::gemv_x_bytes(d, int(G)));
     for (int64_t r0 = 0; r0 < T; r0 += G) {
       const int64_t n = std::min(G, T - r0);
@@ -447,7 +448,7 @@ void CudaBackend::matmul_shared(const Tensor& x, const std::vector<const PackedW
     for (int i = 0; i < n; ++i) cuda::gemm_mma_quantized(d[size_t(i)], xq.get(), int(T), yp[size_t(i)], stream_);
     return;
   }
-  if (!opt_.precise && T >= 1 && T <= cuda::kGemvMaxT && cuda::gemv_q8_enabled() && cuda::gemv_q8_can_share(d.data(), n)) {
+  if (!opt_.precise && T >= 1 && T <= cuda::kGemvQ8MaxT && cuda::gemv_q8_enabled() && cuda::gemv_q8_can_share(d.data(), n)) {
     auto xq = scratch(cuda::gemv_q8_x_bytes(d[0], int(T)));
     cuda::gemv_q8_quantize_x(d[0], f32(x), int(T), xq.get(), stream_);
     cuda::gemv_q8_multi(d.data(), yp.data(), n, xq.get(), int(T), stream_);

@@ -637,11 +637,9 @@ size_t gemv_x_bytes(const WeightDesc& w, int T) {
   return gemv_q8_supported(w) ? std::max(permuted, gemv_q8_x_bytes(w, T)) : permuted;
 }
 
-namespace {
-bool takes_q8(const WeightDesc& w, GemvTuning tune) {
+bool gemv_takes_q8(const WeightDesc& w, GemvTuning tune) {
   return gemv_q8_supported(w) && (tune.dp4a > 0 || (tune.dp4a == 0 && gemv_q8_enabled()));
 }
-}  // namespace
 
 void gemv_permute_x(const WeightDesc& w, const float* x, int T, void* xp, cudaStream_t s) {
   G4_CHECK(T >= 1 && T <= kGemvMaxT, "gemv token count");
@@ -663,7 +661,7 @@ void gemv_permuted(const WeightDesc& w, const void* xp, int T, float* y, cudaStr
 }
 
 bool gemv_is_direct(const WeightDesc& w, int T, GemvTuning tune) {
-  if (takes_q8(w, tune)) return false;
+  if (gemv_takes_q8(w, tune)) return false;
   if (w.fmt != WFmt::kInt4 || T != 1 || int4_smem_bytes(w) > kMaxStageBytes) return false;
   return tune.direct > 0 || (tune.direct == 0 && direct_enabled());
 }
@@ -677,7 +675,7 @@ void gemv_int4_direct(const WeightDesc& w, const float* x, float* y, cudaStream_
 }
 
 void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune) {
-  if (takes_q8(w, tune)) {
+  if (gemv_takes_q8(w, tune)) {  // up to kGemvQ8MaxT tokens; the f16 kernels below up to kGemvMaxT
     gemv_q8_quantize_x(w, x, T, xp, s);
     return gemv_q8_quantized(w, xp, T, y, s, tune);
   }

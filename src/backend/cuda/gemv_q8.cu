@@ -91,7 +91,7 @@ template <class S, bool kAsym, int NT, int R, int U, int KS, bool kPipe>
 __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int64_t cols, int64_t group_size,
                                                               const uint4* __restrict__ xq,
                                                               const float2* __restrict__ xd, int nch_pad,
-                                                              int cpg_shift, int prefetch) {
+                                                              int cpg_shift, int prefetch, int n_tok) {
   static_assert(kWarps % KS == 0, "KS divides the block's warps");
   constexpr int kGroupsPerBlock = kWarps / KS;
   __shared__ float red[KS > 1 ? kWarps : 1][R][NT];
@@ -176,6 +176,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int
           if (c < nch) {
 #pragma unroll
             for (int t = 0; t < NT; ++t) {
+              if (NT > 4 && t >= n_tok) break;  // the 8-token kernel serves 5-8 tokens
               const uint4* xb = xq + int64_t(t) * nch_pad * 2 + (c >> 5) * 64 + lane;
               const uint4 a = __ldg(xb), bb = __ldg(xb + 32);
               const float2 dx = __ldg(xd + int64_t(t) * nch_pad + c);
@@ -214,7 +215,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
         if constexpr (KS == 1) {
-          if (active && lane == 0 && row0 + r < rows) y[t * rows + row0 + r] = v;
+          if (active && lane == 0 && row0 + r < rows && t < n_tok) y[t * rows + row0 + r] = v;
         } else {
           if (lane == 0) red[warp][r][t] = v;
         }
@@ -226,7 +227,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int
         float v = 0.f;
 #pragma unroll
         for (int k = 0; k < KS; ++k) v += red[warp + k][r][t];
-        if (row0 + r < rows) y[t * rows + row0 + r] = v;
+        if (row0 + r < rows && t < n_tok) y[t * rows + row0 + r] = v;
       }
       __syncthreads();
     }
@@ -249,7 +250,7 @@ Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int R) {
 
 template <class S, bool kAsym, int NT, int R, int U, int KS, bool kPipe>
 void launch_q8(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int prefetch,
-               cudaStream_t s) {
+               int T, cudaStream_t s) {
   auto kernel = gemv_q8_kernel<S, kAsym, NT, R, U, KS, kPipe>;
   static const int64_t resident = resident_blocks(kernel, kWarps * 32);
   const Segments sg = make_segments(ws, ys, n, R);
@@ -257,7 +258,7 @@ void launch_q8(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, c
   const int64_t blocks = std::min(resident, (groups + kWarps / KS - 1) / (kWarps / KS));
   const int cpg_shift = __builtin_ctz(unsigned(ws[0].group_size / 32));
   launch(kernel, unsigned(blocks), kWarps * 32, 0, s, sg, ws[0].cols, ws[0].group_size, xq, xd, n_chunks_padded(ws[0]),
-         cpg_shift, prefetch);
+         cpg_shift, prefetch, T);
 }
 
 // The kernel shape of one launch: rows per warp, chunks per load round, warps splitting K, pipelined loads.
@@ -278,38 +279,38 @@ Q8Shape env_shape(const char* name, Q8Shape fallback) {
 }
 
 // The shapes compiled for one token on the layouts that decode runs (g4's int4: bf16 scales with zero points;
-// a Q4_0 GGUF: f16 scales, symmetric) and the benchmark's (bf16, symmetric); for 2-4 tokens on those layouts
+// a Q4_0 GGUF: f16 scales, symmetric) and the benchmark's (bf16, symmetric); for 2-8 tokens on those layouts
 // 2 x 2 and, for short launches, 2 x 1 x 4 pipelined (the K split of one token's short shape: a token's sums
 // then come in the same order as alone, so a verify equals one-token steps bit for bit); every other case
-// takes the 2 x 2 shape.
+// takes the 2 x 2 shape. 5-8 tokens share the 8-token kernel (tokens past T are skipped).
 template <class S, bool kAsym, int NT>
 void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, Q8Shape v,
-                     int prefetch, cudaStream_t s) {
+                     int prefetch, int T, cudaStream_t s) {
   constexpr bool kLayout = std::is_same_v<S, __nv_bfloat16> || (std::is_same_v<S, __half> && !kAsym);
   if constexpr (kLayout && NT == 1) {
-    if (v == Q8Shape{4, 2, 1, false}) return launch_q8<S, kAsym, NT, 4, 2, 1, false>(ws, ys, n, xq, xd, prefetch, s);
-    if (v == Q8Shape{4, 1, 4, true}) return launch_q8<S, kAsym, NT, 4, 1, 4, true>(ws, ys, n, xq, xd, prefetch, s);
-    if (v == Q8Shape{2, 1, 8, true}) return launch_q8<S, kAsym, NT, 2, 1, 8, true>(ws, ys, n, xq, xd, prefetch, s);
-    if (v == Q8Shape{8, 1, 1, false}) return launch_q8<S, kAsym, NT, 8, 1, 1, false>(ws, ys, n, xq, xd, prefetch, s);
-    if (v == Q8Shape{4, 2, 2, false}) return launch_q8<S, kAsym, NT, 4, 2, 2, false>(ws, ys, n, xq, xd, prefetch, s);
-    if (v == Q8Shape{4, 2, 4, false}) return launch_q8<S, kAsym, NT, 4, 2, 4, false>(ws, ys, n, xq, xd, prefetch, s);
+    if (v == Q8Shape{4, 2, 1, false}) return launch_q8<S, kAsym, NT, 4, 2, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
+    if (v == Q8Shape{4, 1, 4, true}) return launch_q8<S, kAsym, NT, 4, 1, 4, true>(ws, ys, n, xq, xd, prefetch, T, s);
+    if (v == Q8Shape{2, 1, 8, true}) return launch_q8<S, kAsym, NT, 2, 1, 8, true>(ws, ys, n, xq, xd, prefetch, T, s);
+    if (v == Q8Shape{8, 1, 1, false}) return launch_q8<S, kAsym, NT, 8, 1, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
+    if (v == Q8Shape{4, 2, 2, false}) return launch_q8<S, kAsym, NT, 4, 2, 2, false>(ws, ys, n, xq, xd, prefetch, T, s);
+    if (v == Q8Shape{4, 2, 4, false}) return launch_q8<S, kAsym, NT, 4, 2, 4, false>(ws, ys, n, xq, xd, prefetch, T, s);
   }
   if constexpr (kLayout && NT > 1) {
-    if (v == Q8Shape{2, 1, 4, true}) return launch_q8<S, kAsym, NT, 2, 1, 4, true>(ws, ys, n, xq, xd, prefetch, s);
+    if (v == Q8Shape{2, 1, 4, true}) return launch_q8<S, kAsym, NT, 2, 1, 4, true>(ws, ys, n, xq, xd, prefetch, T, s);
   }
   if constexpr (kLayout) {
     G4_CHECK(v == Q8Shape{}, "gemv_q8: kernel shape R=" + std::to_string(v.R) + " U=" + std::to_string(v.U) +
                                  " KS=" + std::to_string(v.KS) + " pipe=" + std::to_string(v.pipe) + " is not compiled for " +
                                  std::to_string(NT) + " tokens");
   }
-  launch_q8<S, kAsym, NT, 2, 2, 1, false>(ws, ys, n, xq, xd, prefetch, s);
+  launch_q8<S, kAsym, NT, 2, 2, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
 }
 
 // The shape for a launch: the tuning's when it names one (the benchmark), else G4_CUDA_Q8 for every one-token
 // launch or G4_CUDA_Q8_SHORT for those of at most 8,192 rows in all ("R,U,KS,P"), else the measured choice
 // (docs/PERF.md, H200): 4 rows a warp and 2 chunks a round for many rows (q/k/v, gate/up, the lm_head); for
 // few rows (o, down: 5,376) 4 warps splitting K, so that the grid still fills the GPU with bytes in flight.
-// 2-4 tokens: 2 x 2, or 2 x 1 x 4 pipelined where one token takes 4 warps splitting K.
+// 2-8 tokens: 2 x 2, or 2 x 1 x 4 pipelined where one token takes 4 warps splitting K.
 Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
   if (tu.rows_per_warp > 0) return Q8Shape{tu.rows_per_warp, tu.unroll > 0 ? tu.unroll : 2, tu.ksplit > 0 ? tu.ksplit : 1,
                                            tu.pipeline > 0};
@@ -329,10 +330,11 @@ void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq,
   static const int env_prefetch = env_int("G4_CUDA_Q8_PREFETCH", 1);
   const int pf = tu.prefetch > 0 ? tu.prefetch : env_prefetch;
   switch (T) {
-    case 1: launch_q8_shape<S, kAsym, 1>(ws, ys, n, xq, xd, v, pf, s); break;
-    case 2: launch_q8_shape<S, kAsym, 2>(ws, ys, n, xq, xd, v, pf, s); break;
-    case 3: launch_q8_shape<S, kAsym, 3>(ws, ys, n, xq, xd, v, pf, s); break;
-    default: launch_q8_shape<S, kAsym, 4>(ws, ys, n, xq, xd, v, pf, s); break;
+    case 1: launch_q8_shape<S, kAsym, 1>(ws, ys, n, xq, xd, v, pf, T, s); break;
+    case 2: launch_q8_shape<S, kAsym, 2>(ws, ys, n, xq, xd, v, pf, T, s); break;
+    case 3: launch_q8_shape<S, kAsym, 3>(ws, ys, n, xq, xd, v, pf, T, s); break;
+    case 4: launch_q8_shape<S, kAsym, 4>(ws, ys, n, xq, xd, v, pf, T, s); break;
+    default: launch_q8_shape<S, kAsym, 8>(ws, ys, n, xq, xd, v, pf, T, s); break;  // 5-8 tokens
   }
 }
 
@@ -358,7 +360,7 @@ size_t gemv_q8_x_bytes(const WeightDesc& w, int T) {
 }
 
 void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s) {
-  G4_CHECK(T >= 1 && T <= kGemvMaxT && gemv_q8_supported(w), "gemv_q8: int4 weight, 1..4 tokens");
+  G4_CHECK(T >= 1 && T <= kGemvQ8MaxT && gemv_q8_supported(w), "gemv_q8: int4 weight, 1..8 tokens");
   const int nch_pad = n_chunks_padded(w);
   uint4* q = static_cast<uint4*>(xq);
   float2* d = reinterpret_cast<float2*>(q + xq_slots(w) * T);
@@ -383,7 +385,7 @@ bool gemv_q8_can_share(const WeightDesc* ws, int n) {
 }
 
 void gemv_q8_multi(const WeightDesc* ws, float* const* ys, int n, const void* xq, int T, cudaStream_t s, GemvTuning tu) {
-  G4_CHECK(T >= 1 && T <= kGemvMaxT && gemv_q8_can_share(ws, n), "gemv_q8: int4 weights of one layout, 1..4 tokens");
+  G4_CHECK(T >= 1 && T <= kGemvQ8MaxT && gemv_q8_can_share(ws, n), "gemv_q8: int4 weights of one layout, 1..8 tokens");
   const uint4* q = static_cast<const uint4*>(xq);
   const float2* d = reinterpret_cast<const float2*>(q + xq_slots(ws[0]) * T);
   // gemv_q8_can_share: every weight has ws[0]'s scale type and zero-point presence.

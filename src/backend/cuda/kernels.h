@@ -49,7 +49,9 @@ struct GemvTuning {
   int pipeline = 0;
   int prefetch = 0;
 };
+// T up to kGemvQ8MaxT when gemv_takes_q8(w, tune) (the integer kernel of gemv_q8.cu), else up to kGemvMaxT.
 void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune = {});
+bool gemv_takes_q8(const WeightDesc& w, GemvTuning tune = {});
 // gemv's two steps: x into the lane-permuted f16 (int) / f32 (bf16) layout, then the GEMV proper.
 void gemv_permute_x(const WeightDesc& w, const float* x, int T, void* xp, cudaStream_t s);
 void gemv_permuted(const WeightDesc& w, const void* xp, int T, float* y, cudaStream_t s, GemvTuning tune = {});
@@ -58,6 +60,8 @@ bool gemv_is_direct(const WeightDesc& w, int T, GemvTuning tune = {});
 // That kernel alone: y[rows] = W x for one token, x f32 read straight from global memory.
 void gemv_int4_direct(const WeightDesc& w, const float* x, float* y, cudaStream_t s, GemvTuning tune = {});
 // --- int4 GEMV with int8 activations and dp4a (gemv_q8.cu) ---
+// Tokens one launch takes (each token's sums in one token's order, so every T gives the T = 1 result).
+constexpr int kGemvQ8MaxT = 8;
 bool gemv_q8_supported(const WeightDesc& w);  // int4 with a power-of-two multiple of 32 as group size
 bool gemv_q8_enabled();                       // G4_CUDA_INT4_DP4A != 0
 size_t gemv_q8_x_bytes(const WeightDesc& w, int T);
