@@ -60,7 +60,8 @@ bool gemv_is_direct(const WeightDesc& w, int T, GemvTuning tune = {});
 // That kernel alone: y[rows] = W x for one token, x f32 read straight from global memory.
 void gemv_int4_direct(const WeightDesc& w, const float* x, float* y, cudaStream_t s, GemvTuning tune = {});
 // --- int4 GEMV with int8 activations and dp4a (gemv_q8.cu) ---
-// Tokens one launch takes (each token's sums in one token's order, so every T gives the T = 1 result).
+// Tokens one launch takes. In the default shapes each token's sums come in one token's order, so a token's
+// result is the same at every T up to this (a verify or a batch equals one-token steps bit for bit).
 constexpr int kGemvQ8MaxT = 8;
 bool gemv_q8_supported(const WeightDesc& w);  // int4 with a power-of-two multiple of 32 as group size
 bool gemv_q8_enabled();                       // G4_CUDA_INT4_DP4A != 0
