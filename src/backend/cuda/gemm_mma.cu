@@ -382,9 +382,8 @@ bool gemm_mma_supported(const WeightDesc& w) {
 int gemm_mma_min_tokens() {
   // From 10 tokens, although it would be faster from 5 (docs/PERF.md, H200: 8 sequences 401 tok/s against 364
   // with the 8-token GEMV, two calls): it sums each token's exact per-chunk terms in another order than the
-  // one-token GEMV, and in
-  // fast mode a last-bit difference flips some later int8 rounding of the activations and moves logits by
-  // ~1e-2. Below 10 a decode step of up to 9 sequences and a verify of up to 9 tokens (draft 8 + 1, cuda's
+  // one-token GEMV, and in fast mode a last-bit difference flips some later int8 rounding of the activations
+  // and moves logits by ~1e-2. Below 10 a decode step of up to 9 sequences and a verify of up to 9 tokens (draft 8 + 1, cuda's
   // default) compute each token bit for bit as its one-token step, so greedy speculation gives plain greedy's
   // tokens and a batch gives each sequence its solo logits. G4_CUDA_MMA_MIN_T=5 trades that for throughput;
   // G4_CUDA_MMA=0 turns the kernel off (the GEMV groups then serve every T, for comparisons).
