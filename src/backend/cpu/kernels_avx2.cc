@@ -82,6 +82,12 @@ void quantize_row_avx2(const float* x, int64_t cols, QAct& a, int64_t t) {
   }
 }
 
+// Keeps v in a register at this point of the sum. Integer adds are associative, so GCC regroups the tile's
+// per-step sums (p += m1 + m2 over 4 steps) into trees whose partial sums do not fit the 16 ymm registers and
+// spills them: measured 53-66 G MAC/s (int4, 2+ tokens, one thread, Zen 3) against 74-91 with the order
+// pinned (docs/PERF.md). One token is left free (pinned it measured slower).
+inline void pin(__m256i& v) { asm("" : "+x"(v)); }
+
 // One to kTokGroup tokens, as kernels_avx512.cc's qblock: one 512-element block (FULL: two 8-group
 // halves of one ymm each) or half block of an R-row tile for TT tokens, every weight load a compile-time
 // offset from the tile's chunk (cpu_weight.h) and done (for int4 also unpacked) once for all TT, closed per
@@ -115,6 +121,7 @@ __attribute__((always_inline)) inline void qblock(const uint8_t* chunk, int64_t 
           for (int j = 0; j < TT; ++j) {
             const __m256i xl = ld(xa + j * x.ac_ld + s * kStep), xh = ld(xa + j * x.ac_ld + (s + 4) * kStep);
             p[i][j] = _mm256_add_epi16(p[i][j], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_maddubs_epi16(hi, xh)));
+            if constexpr (TT >= 2) pin(p[i][j]);
           }
         }
       }
@@ -131,6 +138,7 @@ __attribute__((always_inline)) inline void qblock(const uint8_t* chunk, int64_t 
           for (int j = 0; j < TT; ++j) {
             const __m256i q = _mm256_maddubs_epi16(cabs, _mm256_sign_epi8(ld(xa + j * x.ac_ld + s * kStep), csgn));
             acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(q, ones));
+            if constexpr (TT >= 2) pin(acc[i][j]);
           }
         }
       }
