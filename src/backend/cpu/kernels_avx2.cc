@@ -84,8 +84,8 @@ void quantize_row_avx2(const float* x, int64_t cols, QAct& a, int64_t t) {
 
 // Keeps v in a register at this point of the sum. Integer adds are associative, so GCC regroups the tile's
 // per-step sums (p += m1 + m2 over 4 steps) into trees whose partial sums do not fit the 16 ymm registers and
-// spills them: measured 53-66 G MAC/s (int4, 2+ tokens, one thread, Zen 3) against 74-91 with the order
-// pinned (docs/PERF.md). One token is left free (pinned it measured slower).
+// spills them: cpu_gemm_bench, one thread, Zen 3, 4-256 tokens: int4 58-66 G MAC/s, pinned 79-85; int8 45-47,
+// pinned 53-55 (docs/PERF.md). One token is left free (pinned it measured slower).
 inline void pin(__m256i& v) { asm("" : "+x"(v)); }
 
 // One to kTokGroup tokens, as kernels_avx512.cc's qblock: one 512-element block (FULL: two 8-group
