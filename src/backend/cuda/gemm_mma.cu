@@ -26,7 +26,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -287,7 +286,6 @@ __global__ void quantize_x_mma_kernel(const float* __restrict__ x, int64_t K, in
 }
 
 int groups_of_8(int T) { return T <= 8 ? 1 : T <= 16 ? 2 : 4; }
-int n_chunks(const WeightDesc& w) { return int(w.cols / 32); }
 
 // The kernel shape of a weight: R tiles of 8 rows a warp, KS warps splitting K, U quads a round. It depends
 // on the weight only, never on T, so that each token's sums are the same at every batch size.
@@ -297,10 +295,9 @@ struct MmaShape {
 };
 
 MmaShape env_shape(const char* name, MmaShape fallback) {
-  const char* e = std::getenv(name);
-  MmaShape v;
-  if (!e || std::sscanf(e, "%d,%d,%d", &v.R, &v.KS, &v.U) != 3) return fallback;
-  return v;
+  int v[3];
+  if (!env_ints(name, v)) return fallback;
+  return MmaShape{v[0], v[1], v[2]};
 }
 
 // From the sweep on the H200 (docs/PERF.md): one tile a warp, 2 quads a round, 4 warps splitting K, and 8 on
@@ -323,7 +320,7 @@ void launch_mma(const WeightDesc& w, const void* xq, int T, float* y, int prefet
   a.scales = w.scales;
   a.zeros = w.zeros;
   a.rows = w.rows;
-  a.nch = n_chunks(w);
+  a.nch = int4_chunks(w);
   a.groups = int(w.cols / w.group_size);
   a.cpg_shift = __builtin_ctz(unsigned(w.group_size / 32));
   a.prefetch = prefetch;
@@ -393,12 +390,12 @@ int gemm_mma_min_tokens() {
 
 size_t gemm_mma_x_bytes(const WeightDesc& w, int T) {
   const size_t t_pad = size_t(8 * groups_of_8(T));
-  return size_t(n_chunks(w)) * t_pad * (32 + sizeof(float2));
+  return size_t(int4_chunks(w)) * t_pad * (32 + sizeof(float2));
 }
 
 void gemm_mma_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s) {
   G4_CHECK(T >= 1 && T <= kMmaMaxT && gemm_mma_supported(w), "gemm_mma: int4 weight, 1..32 tokens");
-  const int nch = n_chunks(w), t_pad = 8 * groups_of_8(T);
+  const int nch = int4_chunks(w), t_pad = 8 * groups_of_8(T);
   uint4* q = static_cast<uint4*>(xq);
   float2* d = reinterpret_cast<float2*>(static_cast<char*>(xq) + size_t(nch) * t_pad * 32);
   const int64_t n = int64_t(nch) * t_pad;

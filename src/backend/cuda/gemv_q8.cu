@@ -11,7 +11,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -27,8 +26,7 @@ namespace {
 
 constexpr int kWarps = 8;
 
-int n_chunks(const WeightDesc& w) { return int(w.cols / 32); }
-int n_chunks_padded(const WeightDesc& w) { return (n_chunks(w) + 31) / 32 * 32; }
+int n_chunks_padded(const WeightDesc& w) { return (int4_chunks(w) + 31) / 32 * 32; }
 // Per token: 2 slots of 16 bytes per padded chunk, then (after all tokens) a float2 per padded chunk.
 int64_t xq_slots(const WeightDesc& w) { return int64_t(n_chunks_padded(w)) * 2; }
 
@@ -270,12 +268,9 @@ struct Q8Shape {
 
 // "R,U,KS,P" (e.g. "2,2,4,1") from an environment variable; `fallback` when unset or malformed.
 Q8Shape env_shape(const char* name, Q8Shape fallback) {
-  const char* e = std::getenv(name);
-  Q8Shape v;
-  int p = 0;
-  if (!e || std::sscanf(e, "%d,%d,%d,%d", &v.R, &v.U, &v.KS, &p) != 4) return fallback;
-  v.pipe = p != 0;
-  return v;
+  int v[4];
+  if (!env_ints(name, v)) return fallback;
+  return Q8Shape{v[0], v[1], v[2], v[3] != 0};
 }
 
 // The shapes compiled for one token on the layouts that decode runs (g4's int4: bf16 scales with zero points;
@@ -365,7 +360,7 @@ void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cu
   uint4* q = static_cast<uint4*>(xq);
   float2* d = reinterpret_cast<float2*>(q + xq_slots(w) * T);
   const int64_t n = int64_t(nch_pad) * T;
-  launch(quantize_x_kernel, unsigned((n + 127) / 128), 128, 0, s, x, w.cols, n_chunks(w), nch_pad, T, q, d);
+  launch(quantize_x_kernel, unsigned((n + 127) / 128), 128, 0, s, x, w.cols, int4_chunks(w), nch_pad, T, q, d);
   G4_CUDA_LAUNCHED();
 }
 

@@ -49,6 +49,27 @@ inline int env_int(const char* name, int fallback) {
   return e && *e ? std::atoi(e) : fallback;
 }
 
+// N comma-separated integers from the environment ("2,1,4,1": a kernel shape, for comparisons) into v, read as
+// sscanf("%d,%d,...") would (what follows the last one is ignored); false, v untouched, when unset or short.
+template <int N>
+bool env_ints(const char* name, int (&v)[N]) {
+  const char* e = std::getenv(name);
+  if (!e) return false;
+  int got[N];
+  for (int i = 0; i < N; ++i) {
+    char* end = nullptr;
+    const long x = std::strtol(e, &end, 10);
+    if (end == e || (i + 1 < N && *end != ',')) return false;
+    got[i] = int(x);
+    e = end + 1;
+  }
+  for (int i = 0; i < N; ++i) v[i] = got[i];
+  return true;
+}
+
+// 32-value chunks in a row of an int4 weight (the integer kernels' unit: one group or part of one).
+inline int int4_chunks(const WeightDesc& w) { return int(w.cols / 32); }
+
 // A scale or zero point of type S (float, __half or __nv_bfloat16) as f32, through the read-only path.
 template <class S>
 __device__ __forceinline__ float ld_scale(const void* p, int64_t i) {
