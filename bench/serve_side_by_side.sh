@@ -115,8 +115,9 @@ sweep() {  # sweep LABEL PORT ROUND: each round its own prompts (the servers sta
     --requests "$REQUESTS" --prompt-set "$3" --label "$1" | tee -a "$LOG/sweep.txt"
 }
 
-# One stream's reference: g4 bench on the same file (prompt, then decode).
-"$G4" bench -m "$GGUF" --backend "$BACKEND" -p "$PROMPT" -n "$MAX_TOKENS" -r 2 2>>"$W/logs/g4-bench.err" | tee "$LOG/g4-bench.txt"
+# One stream's reference: g4 bench on the same file (prompt, then decode), the decode also from depth PROMPT,
+# where a stream of the sweep decodes (its prompt in the cache).
+"$G4" bench -m "$GGUF" --backend "$BACKEND" -p "$PROMPT" -n "$MAX_TOKENS" -d 0,"$PROMPT" -r 2 2>>"$W/logs/g4-bench.err" | tee "$LOG/g4-bench.txt"
 # The three servers stay up side by side (one load each); an idle one does no work.
 # shellcheck disable=SC2086
 up g4-turns 18482 "$G4" serve -m "$GGUF" --backend "$BACKEND" --port 18482 --parallel 2 -c $TURN_CTX --quiet ${G4_ARGS:-}

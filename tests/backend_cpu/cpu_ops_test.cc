@@ -75,6 +75,43 @@ TEST(CpuOps, ElementwiseAndNorms) {
   }
 }
 
+// The SIMD tables' gelu and softcap (vec_math.h): an element's value does not depend on the range a thread
+// was given (tails go through a padded vector), extremes saturate as tanh does, and a NaN stays a NaN.
+TEST(CpuOps, ElementwiseKernelsIgnoreTheRangeAndKeepNaN) {
+  std::mt19937 rng(12);
+  const int64_t n = 203;
+  const std::vector<float> g = randn(size_t(n), rng, 4.0f), u = randn(size_t(n), rng);
+  for (const cpu::KernelTable* kt : tables()) {
+    std::vector<float> whole(g.size()), pieces(g.size());
+    kt->gelu_mul(g.data(), u.data(), whole.data(), n);
+    std::vector<float> cw = g, cp = g;
+    kt->softcap(cw.data(), n, 30.0f);
+    for (int64_t a = 0, len = 1; a < n; a += len, len = len % 11 + 2) {
+      const int64_t m = std::min(len, n - a);
+      kt->gelu_mul(g.data() + a, u.data() + a, pieces.data() + a, m);
+      kt->softcap(cp.data() + a, m, 30.0f);
+    }
+    EXPECT_EQ(pieces, whole) << kt->name << " gelu_mul";
+    EXPECT_EQ(cp, cw) << kt->name << " softcap";
+
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> x = {1e30f, -1e30f, inf, -inf, 200.0f, -200.0f, 0.0f, nan, 1e-6f};
+    const std::vector<float> one(x.size(), 1.0f);
+    std::vector<float> gl(x.size());
+    kt->gelu_mul(x.data(), one.data(), gl.data(), int64_t(x.size()));
+    kt->softcap(x.data(), int64_t(x.size()), 30.0f);
+    const std::vector<float> want_cap = {30.0f, -30.0f, 30.0f, -30.0f, 30.0f * std::tanh(200.0f / 30.0f),
+                                         -30.0f * std::tanh(200.0f / 30.0f), 0.0f};
+    for (size_t i = 0; i < want_cap.size(); ++i) EXPECT_NEAR(x[i], want_cap[i], 1e-5) << kt->name << " softcap " << i;
+    EXPECT_TRUE(std::isnan(x[7])) << kt->name << " softcap(NaN)";
+    EXPECT_NEAR(x[8], 1e-6f, 1e-12) << kt->name << " softcap(1e-6)";
+    EXPECT_EQ(gl[4], 200.0f) << kt->name;
+    EXPECT_NEAR(gl[5], 0.0f, 1e-30) << kt->name;
+    EXPECT_EQ(gl[6], 0.0f) << kt->name;
+    EXPECT_TRUE(std::isnan(gl[7])) << kt->name << " gelu(NaN)";
+  }
+}
+
 TEST(CpuOps, RopeMatchesRefExactly) {
   std::mt19937 rng(11);
   for (int64_t D : {8, 256, 512}) {

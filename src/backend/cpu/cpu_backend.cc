@@ -188,16 +188,10 @@ void CpuBackend::rope(Tensor& x, int64_t p0, const RopeSpec& rope) {
 
 void CpuBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   G4_CHECK(gate.numel() == up.numel() && out.numel() == up.numel(), "gelu_mul shapes");
-  const float k = float(std::sqrt(2.0 / M_PI));
   const float* g = f32(gate);
   const float* u = f32(up);
   float* o = f32(out);
-  parallel_rows(gate.numel(), 1024, [&](int64_t a, int64_t b) {
-    for (int64_t i = a; i < b; ++i) {
-      const float x = g[i];
-      o[i] = 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x))) * u[i];
-    }
-  });
+  parallel_rows(gate.numel(), 1024, [&](int64_t a, int64_t b) { k_->gelu_mul(g + a, u + a, o + a, b - a); });
 }
 
 void CpuBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) {
@@ -206,9 +200,7 @@ void CpuBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, co
 
 void CpuBackend::softcap(Tensor& x, float cap) {
   float* p = f32(x);
-  parallel_rows(x.numel(), 1024, [&](int64_t a, int64_t b) {
-    for (int64_t i = a; i < b; ++i) p[i] = cap * std::tanh(p[i] / cap);
-  });
+  parallel_rows(x.numel(), 1024, [&](int64_t a, int64_t b) { k_->softcap(p + a, b - a, cap); });
 }
 
 Tensor CpuBackend::gather_rows(const Tensor& x, const std::vector<int64_t>& rows) {

@@ -23,6 +23,9 @@ struct KernelTable {
   // sum_i a[i] * b[i] in f32 (attention scores) and y += s * x (attention values).
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   void (*axpy_f32)(float s, const float* x, float* y, int64_t n);
+  // out[i] = gelu_tanh(g[i]) * up[i] and x[i] = cap * tanh(x[i] / cap), i < n (vec_math.h on the SIMD tables).
+  void (*gelu_mul)(const float* g, const float* up, float* out, int64_t n);
+  void (*softcap)(float* x, int64_t n, float cap);
 };
 
 const KernelTable& generic_kernels();

@@ -11,6 +11,7 @@
 
 #include "backend/cpu/kernel_loops.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/vec_math.h"
 
 namespace g4::cpu {
 
@@ -177,6 +178,19 @@ struct Avx2Vec {
   }
   static Vec fma(Vec a, Vec b, Vec acc) { return _mm256_fmadd_ps(a, b, acc); }
   static float hsum(Vec v) { return g4::cpu::hsum(v); }
+  // For vec_math.h.
+  static Vec set(float v) { return _mm256_set1_ps(v); }
+  static Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+  static Vec sub(Vec a, Vec b) { return _mm256_sub_ps(a, b); }
+  static Vec mul(Vec a, Vec b) { return _mm256_mul_ps(a, b); }
+  static Vec div(Vec a, Vec b) { return _mm256_div_ps(a, b); }
+  static Vec min(Vec a, Vec b) { return _mm256_min_ps(a, b); }
+  static Vec max(Vec a, Vec b) { return _mm256_max_ps(a, b); }
+  static Vec round(Vec a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static Vec exp2i(Vec n) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+  }
+  static void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
 };
 
 void qgemm_avx2(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
@@ -215,9 +229,13 @@ void axpy_avx2(float s, const float* x, float* y, int64_t n) {
 
 }  // namespace
 
+// Also the AVX-512 table's (kernels_avx512.cc): every AVX-512 CPU has AVX2.
+void gelu_mul_avx2(const float* g, const float* up, float* out, int64_t n) { gelu_mul_span<Avx2Vec>(g, up, out, n); }
+void softcap_avx2(float* x, int64_t n, float cap) { softcap_span<Avx2Vec>(x, n, cap); }
+
 // Called only after kernels_generic.cc checked cpuid.
 const KernelTable* avx2_table() {
-  static const KernelTable t{"avx2", quantize_row_avx2, qgemm_avx2, dgemm_avx2, dot_avx2, axpy_avx2};
+  static const KernelTable t{"avx2", quantize_row_avx2, qgemm_avx2, dgemm_avx2, dot_avx2, axpy_avx2, gelu_mul_avx2, softcap_avx2};
   return &t;
 }
 

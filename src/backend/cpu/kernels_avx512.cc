@@ -168,9 +168,14 @@ void axpy_avx512(float s, const float* x, float* y, int64_t n) {
 
 }  // namespace
 
+// The elementwise ops are the AVX2 table's (kernels_avx2.cc, vec_math.h): every AVX-512 CPU has AVX2.
+void gelu_mul_avx2(const float* g, const float* up, float* out, int64_t n);
+void softcap_avx2(float* x, int64_t n, float cap);
+
 // Called only after kernels_generic.cc checked cpuid.
 const KernelTable* avx512_table() {
-  static const KernelTable t{"avx512", quantize_row_avx512, qgemm_avx512, dgemm_avx512, dot_avx512, axpy_avx512};
+  static const KernelTable t{"avx512", quantize_row_avx512, qgemm_avx512, dgemm_avx512, dot_avx512, axpy_avx512,
+                             gelu_mul_avx2, softcap_avx2};
   return &t;
 }
 

@@ -88,10 +88,23 @@ void axpy_generic(float s, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += s * x[i];
 }
 
+void gelu_mul_generic(const float* g, const float* up, float* out, int64_t n) {
+  const float k = float(std::sqrt(2.0 / M_PI));
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = g[i];
+    out[i] = 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x))) * up[i];
+  }
+}
+
+void softcap_generic(float* x, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
 }  // namespace
 
 const KernelTable& generic_kernels() {
-  static const KernelTable t{"generic", quantize_row_generic, qgemm_generic, dgemm_generic, dot_generic, axpy_generic};
+  static const KernelTable t{"generic", quantize_row_generic, qgemm_generic, dgemm_generic, dot_generic, axpy_generic,
+                             gelu_mul_generic, softcap_generic};
   return t;
 }
 

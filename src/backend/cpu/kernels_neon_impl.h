@@ -12,6 +12,7 @@
 
 #include "backend/cpu/kernel_loops.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/vec_math.h"
 
 #ifndef G4_NEON_DOT
 #error "define G4_NEON_DOT (0 or 1) before including kernels_neon_impl.h"
@@ -165,6 +166,17 @@ struct NeonVec {
   }
   static Vec fma(Vec a, Vec b, Vec acc) { return vfmaq_f32(acc, a, b); }
   static float hsum(Vec v) { return vaddvq_f32(v); }
+  // For vec_math.h.
+  static Vec set(float v) { return vdupq_n_f32(v); }
+  static Vec add(Vec a, Vec b) { return vaddq_f32(a, b); }
+  static Vec sub(Vec a, Vec b) { return vsubq_f32(a, b); }
+  static Vec mul(Vec a, Vec b) { return vmulq_f32(a, b); }
+  static Vec div(Vec a, Vec b) { return vdivq_f32(a, b); }
+  static Vec min(Vec a, Vec b) { return vminq_f32(a, b); }
+  static Vec max(Vec a, Vec b) { return vmaxq_f32(a, b); }
+  static Vec round(Vec a) { return vrndnq_f32(a); }
+  static Vec exp2i(Vec n) { return vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23)); }
+  static void store(float* p, Vec v) { vst1q_f32(p, v); }
 };
 
 void qgemm_neon(const QPacked& w, const QAct& a, float* y, int64_t ldy, int64_t r0, int64_t r1) {
@@ -192,6 +204,9 @@ float dot_neon(const float* a, const float* b, int64_t n) {
   for (; i < n; ++i) s += a[i] * b[i];
   return s;
 }
+
+void gelu_mul_neon(const float* g, const float* up, float* out, int64_t n) { gelu_mul_span<NeonVec>(g, up, out, n); }
+void softcap_neon(float* x, int64_t n, float cap) { softcap_span<NeonVec>(x, n, cap); }
 
 void axpy_neon(float s, const float* x, float* y, int64_t n) {
   const float32x4_t vs = vdupq_n_f32(s);
