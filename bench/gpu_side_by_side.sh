@@ -18,6 +18,8 @@ LOG=${OUT:-/tmp/g4-device}
 mkdir -p "$W" "$LOG"
 GGUF=$W/m60.gguf
 LB=$W/lcb/bin
+# bench/serve_side_by_side.sh start builds llama-bench too (with llama-server): use that build when it is there.
+[ -x "$W/lcs/bin/llama-bench" ] && LB=$W/lcs/bin
 if [ "${1:-}" = pack ]; then  # pack LLAMA_CPP_GIT_DIR: .devpeer/llama.tar.xz (lc-src/: what the CPU and CUDA
   # builds of llama-bench and llama-batched-bench need, and gguf-py for synth_gguf.py), .devpeer/synth_gguf.py
   repo=${2:?usage: bench/gpu_side_by_side.sh pack LLAMA_CPP_GIT_DIR}
@@ -57,7 +59,7 @@ if [ ! -s "$GGUF" ]; then
   echo "synth 60-layer Q4_0 GGUF: $(( $(date +%s) - t0 )) s, $(du -h "$GGUF" | cut -f1)"
 fi
 i=0
-while [ ! -f "$W/build.done" ] && [ $i -lt 400 ]; do sleep 2; i=$((i + 2)); done
+while [ ! -x "$LB/llama-bench" ] && [ ! -f "$W/build.done" ] && [ $i -lt 400 ]; do sleep 2; i=$((i + 2)); done
 [ -x "$LB/llama-bench" ] || { echo "llama.cpp did not build:"; tail -20 "$W/build.log"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 g4b() { $G4 bench -m "$GGUF" --backend cuda --json "$@" 2>>"$LOG/g4.err"; }

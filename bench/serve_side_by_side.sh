@@ -22,7 +22,9 @@
 #     STREAMS=1,2,4 PROMPT=256 MAX_TOKENS=64 HISTORY=3000 bench/serve_side_by_side.sh run
 # Environment for `run`: STREAMS (1,4,8,16,32), PROMPT (512), MAX_TOKENS (128), REQUESTS (4 per stream),
 # HISTORY (8192), ROUNDS (2: g4 then llama-server, twice), LS_ARGS / G4_ARGS (extra server flags), PYTHON
-# (python3: runs the clients and the /health polls).
+# (python3: runs the clients and the /health polls). To split a run over calls of 10 minutes: BENCH=0 and
+# TURNS=0 leave out the g4 bench rows and the turns, ROUND_FROM=2 ROUNDS=2 runs round 2 (its own prompts) alone.
+# `start` also builds llama-bench and llama-batched-bench ($W/lcs/bin) for bench/gpu_side_by_side.sh.
 set -u
 W=${W:-/tmp/g4-peer}
 LOG=${OUT:-/tmp/g4-device}  # the tables: sweep.txt, turns-g4.txt, g4-bench.txt (server logs in $W/logs)
@@ -61,7 +63,7 @@ if [ "${1:-}" = start ]; then
     setsid sh -c "cmake -S $W/srv/lc-src -B $W/lcs -G Ninja -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
       -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_WEBUI=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
       -DLLAMA_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release > $W/srv-build.log 2>&1 && \
-      cmake --build $W/lcs --target llama-server -j 15 >> $W/srv-build.log 2>&1; echo done > $W/srv-build.done" \
+      cmake --build $W/lcs --target llama-server llama-bench llama-batched-bench -j 15 >> $W/srv-build.log 2>&1; echo done > $W/srv-build.done" \
       < /dev/null > /dev/null 2>&1 &
   fi
   # While it builds: the GGUF; then wait for the build (within this call's 10 minutes), so that `run` has
@@ -117,18 +119,21 @@ sweep() {  # sweep LABEL PORT ROUND: each round its own prompts (the servers sta
 
 # One stream's reference: g4 bench on the same file (prompt, then decode), the decode also from depth PROMPT,
 # where a stream of the sweep decodes (its prompt in the cache).
-"$G4" bench -m "$GGUF" --backend "$BACKEND" -p "$PROMPT" -n "$MAX_TOKENS" -d 0,"$PROMPT" -r 2 2>>"$W/logs/g4-bench.err" | tee "$LOG/g4-bench.txt"
+[ "${BENCH:-1}" = 1 ] &&
+  "$G4" bench -m "$GGUF" --backend "$BACKEND" -p "$PROMPT" -n "$MAX_TOKENS" -d 0,"$PROMPT" -r 2 2>>"$W/logs/g4-bench.err" | tee "$LOG/g4-bench.txt"
 # The three servers stay up side by side (one load each); an idle one does no work.
 # shellcheck disable=SC2086
-up g4-turns 18482 "$G4" serve -m "$GGUF" --backend "$BACKEND" --port 18482 --parallel 2 -c $TURN_CTX --quiet ${G4_ARGS:-}
-"$PY" bench/serve_turns.py --port 18482 --history "$HISTORY" | tee "$LOG/turns-g4.txt"
+if [ "${TURNS:-1}" = 1 ]; then
+  up g4-turns 18482 "$G4" serve -m "$GGUF" --backend "$BACKEND" --port 18482 --parallel 2 -c $TURN_CTX --quiet ${G4_ARGS:-}
+  "$PY" bench/serve_turns.py --port 18482 --history "$HISTORY" | tee "$LOG/turns-g4.txt"
+fi
 # shellcheck disable=SC2086
 up g4 18480 "$G4" serve -m "$GGUF" --backend "$BACKEND" --port 18480 --parallel "$NP" -c $SLOT_CTX --quiet ${G4_ARGS:-}
 # llama-server: -c is split between the -np slots; flash attention on, all layers on the GPU, continuous batching
 # (its default).
 # shellcheck disable=SC2086
 up llama 18481 "$LS" -m "$GGUF" --port 18481 -np "$NP" -c $((NP * SLOT_CTX)) -fa on -ngl 99 ${LS_ARGS:-}
-for round in $(seq "${ROUNDS:-2}"); do  # alternating, so that a drift of the machine shows
+for round in $(seq "${ROUND_FROM:-1}" "${ROUNDS:-2}"); do  # alternating, so that a drift of the machine shows
   sweep "g4-r$round" 18480 "$round"
   sweep "llama-r$round" 18481 "$round"
 done
