@@ -72,30 +72,37 @@ typename V::Vec softcap_vec(typename V::Vec x, float cap) {
   return V::mul(V::set(cap), V::div(m, V::add(m, V::set(2.0f))));
 }
 
+// out[i] = f(in[0][i], ..., in[N - 1][i]) for i < n, a vector at a time; the tail through a zero-padded
+// vector. out may be one of the inputs.
+template <class V, int N, class F>
+void map_span(const float* const (&in)[N], float* out, int64_t n, F f) {
+  constexpr int64_t W = V::kWidth;
+  typename V::Vec v[N];
+  int64_t i = 0;
+  for (; i + W <= n; i += W) {
+    for (int k = 0; k < N; ++k) v[k] = V::load_x(in[k] + i);
+    V::store(out + i, f(v));
+  }
+  if (i == n) return;
+  float pad[N][W] = {}, res[W];
+  for (int k = 0; k < N; ++k) {
+    for (int64_t j = 0; j < n - i; ++j) pad[k][j] = in[k][i + j];
+    v[k] = V::load_x(pad[k]);
+  }
+  V::store(res, f(v));
+  for (int64_t j = 0; j < n - i; ++j) out[i + j] = res[j];
+}
+
 // out[i] = gelu_tanh(g[i]) * u[i] for i < n.
 template <class V>
 void gelu_mul_span(const float* g, const float* u, float* out, int64_t n) {
-  constexpr int64_t W = V::kWidth;
-  int64_t i = 0;
-  for (; i + W <= n; i += W) V::store(out + i, gelu_mul_vec<V>(V::load_x(g + i), V::load_x(u + i)));
-  if (i == n) return;
-  float gt[W] = {}, ut[W] = {}, ot[W];
-  for (int64_t j = 0; j < n - i; ++j) gt[j] = g[i + j], ut[j] = u[i + j];
-  V::store(ot, gelu_mul_vec<V>(V::load_x(gt), V::load_x(ut)));
-  for (int64_t j = 0; j < n - i; ++j) out[i + j] = ot[j];
+  map_span<V, 2>({g, u}, out, n, [](const typename V::Vec (&v)[2]) { return gelu_mul_vec<V>(v[0], v[1]); });
 }
 
 // x[i] = cap * tanh(x[i] / cap) for i < n.
 template <class V>
 void softcap_span(float* x, int64_t n, float cap) {
-  constexpr int64_t W = V::kWidth;
-  int64_t i = 0;
-  for (; i + W <= n; i += W) V::store(x + i, softcap_vec<V>(V::load_x(x + i), cap));
-  if (i == n) return;
-  float t[W] = {};
-  for (int64_t j = 0; j < n - i; ++j) t[j] = x[i + j];
-  V::store(t, softcap_vec<V>(V::load_x(t), cap));
-  for (int64_t j = 0; j < n - i; ++j) x[i + j] = t[j];
+  map_span<V, 1>({x}, x, n, [cap](const typename V::Vec (&v)[1]) { return softcap_vec<V>(v[0], cap); });
 }
 
 }  // namespace g4::cpu
