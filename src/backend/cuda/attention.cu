@@ -531,6 +531,7 @@ size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm) {
 }
 
 void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
+  if (knocked_out(Knock::kAttn)) return;
   const int group = int(a.Hq / a.Hkv);
   if (a.D > kMaxD) throw Error("cuda attention: head_dim " + std::to_string(a.D) + " exceeds the decode kernel's 512");
   if (int64_t(group) * a.D > int64_t(kMaxElems) * kThreads)

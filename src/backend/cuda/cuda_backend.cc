@@ -614,6 +614,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
 // Scores and outputs through cuBLAS, per KV head a batch over its GQA group; the queries are cut into
 // blocks so that the score matrix stays under 1 GiB.
 void CudaBackend::attention_prefill(const cuda::AttnArgs& a) {
+  if (cuda::knocked_out(cuda::Knock::kAttn)) return;
   const int64_t group = a.Hq / a.Hkv, D = a.D;
   const cublasComputeType_t ct = opt_.precise ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
   const float one = 1.f, zero = 0.f;

@@ -356,6 +356,7 @@ size_t gemv_q8_x_bytes(const WeightDesc& w, int T) {
 
 void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s) {
   G4_CHECK(T >= 1 && T <= kGemvQ8MaxT && gemv_q8_supported(w), "gemv_q8: int4 weight, 1..8 tokens");
+  if (knocked_out(Knock::kQx)) return;
   const int nch_pad = n_chunks_padded(w);
   uint4* q = static_cast<uint4*>(xq);
   float2* d = reinterpret_cast<float2*>(q + xq_slots(w) * T);
@@ -381,6 +382,7 @@ bool gemv_q8_can_share(const WeightDesc* ws, int n) {
 
 void gemv_q8_multi(const WeightDesc* ws, float* const* ys, int n, const void* xq, int T, cudaStream_t s, GemvTuning tu) {
   G4_CHECK(T >= 1 && T <= kGemvQ8MaxT && gemv_q8_can_share(ws, n), "gemv_q8: int4 weights of one layout, 1..8 tokens");
+  if (knocked_out(Knock::kGemv)) return;
   const uint4* q = static_cast<const uint4*>(xq);
   const float2* d = reinterpret_cast<const float2*>(q + xq_slots(ws[0]) * T);
   // gemv_q8_can_share: every weight has ws[0]'s scale type and zero-point presence.

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -12,6 +14,24 @@
 #include "backend/cuda/seq_table.cuh"
 
 namespace g4::cuda {
+
+bool knocked_out(Knock k) {
+  static const unsigned mask = [] {
+    const char* e = std::getenv("G4_CUDA_KNOCKOUT");
+    if (!e) return 0u;
+    static const struct { const char* name; Knock k; } names[] = {
+        {"qx", Knock::kQx},           {"gemv", Knock::kGemv}, {"attn", Knock::kAttn}, {"kv", Knock::kKv},
+        {"qkvrope", Knock::kQkvRope}, {"norm", Knock::kNorm}, {"gelu", Knock::kGelu}};
+    unsigned m = 0;
+    for (const auto& n : names) {
+      const char* hit = std::strstr(e, n.name);
+      if (hit && (hit == e || hit[-1] == ',') && (hit[std::strlen(n.name)] == ',' || !hit[std::strlen(n.name)]))
+        m |= unsigned(n.k);
+    }
+    return m;
+  }();
+  return (mask & unsigned(k)) != 0;
+}
 
 namespace {
 
@@ -264,6 +284,7 @@ void f32_to_bf16(const float* x, int64_t n, void* out, cudaStream_t s) {
 }
 
 void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* y, cudaStream_t s) {
+  if (knocked_out(Knock::kNorm)) return;
   if (rows == 0) return;
   if (const int th = vec_threads(n, x, w, y)) {
     launch(rms_norm_vec_kernel<false>, unsigned(rows), th, 0, s, x, w, eps, int(n), y);
@@ -275,6 +296,7 @@ void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n
 }
 
 void add_rms_norm(float* x, const float* o, const float* w, float eps, int64_t rows, int64_t n, cudaStream_t s) {
+  if (knocked_out(Knock::kNorm)) return;
   if (rows == 0) return;
   if (const int th = vec_threads(n, x, w, o)) {
     launch(rms_norm_vec_kernel<true>, unsigned(rows), th, 0, s, o, w, eps, int(n), x);
@@ -287,6 +309,7 @@ void add_rms_norm(float* x, const float* o, const float* w, float eps, int64_t r
 
 bool add_norm_scale_norm(float* x, const float* o, const float* w1, float sc, const float* w2, float eps, int64_t rows,
                          int64_t n, float* out, cudaStream_t s) {
+  if (knocked_out(Knock::kNorm)) return true;
   const int th = vec_threads(n, x, o, out);
   const int th2 = vec_threads(n, w1, w2, x);
   if (rows == 0 || th == 0 || th2 == 0) return rows == 0;
@@ -298,6 +321,7 @@ bool add_norm_scale_norm(float* x, const float* o, const float* w1, float sc, co
 bool qkv_norm_rope(float* q, const float* k_raw, const float* v_raw, const float* wq, const float* wk, float eps,
                    int64_t T, int Hq, int Hkv, int D, const SeqTable& seqs, const float* inv_freq, int pairs, float* k,
                    float* v, cudaStream_t s) {
+  if (knocked_out(Knock::kQkvRope)) return true;
   if (D % 64 != 0 || D / 2 > 1024 || T > 65535) return false;
   if (T == 0) return true;
   launch(qkv_norm_rope_kernel, dim3(unsigned(Hq + 2 * Hkv), unsigned(T)), unsigned(D / 2), 0, s,
@@ -317,6 +341,7 @@ void softcap(float* x, int64_t n, float cap, cudaStream_t s) {
 }
 
 void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s) {
+  if (knocked_out(Knock::kGelu)) return;
   launch(gelu_mul_kernel, grid_for(n, 256), 256, 0, s, gate, up, n, out);
   G4_CUDA_LAUNCHED();
 }
@@ -330,6 +355,7 @@ void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* 
 
 void kv_write(const SeqTable& seqs, const float* k, const float* v, int64_t T, int64_t row, int64_t capacity, bool ring,
               bool bf16, cudaStream_t s) {
+  if (knocked_out(Knock::kKv)) return;
   if (T == 0) return;
   const dim3 grid = grid_for(T * row, 256);
   if (bf16) launch(kv_write_kernel<__nv_bfloat16>, grid, 256, 0, s, seqs, k, v, T, row, capacity, ring);
