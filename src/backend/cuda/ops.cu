@@ -11,6 +11,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/load.cuh"
 #include "backend/cuda/seq_table.cuh"
 
 namespace g4::cuda {
@@ -92,12 +93,26 @@ __device__ __forceinline__ float load_row_sumsq(const float4* row, int n4, float
   return ss;
 }
 
+// Before a row kernel waits for the previous kernel: asks L2 for the lines of up to three rows of n4 float4s
+// that it will read (a thread per 128-byte line). Weights are never written by kernels, and a prefetch
+// reads nothing into registers (L2 is where writes land), so this is safe for rows an earlier kernel
+// writes too; after the wait the row's loads hit L2 instead of waiting on memory one phase at a time.
+__device__ __forceinline__ void prefetch_rows_l2(int n4, const float4* a, const float4* b, const float4* c) {
+  for (int i = threadIdx.x * 8; i < n4; i += blockDim.x * 8) {
+    if (a) prefetch_l2(a + i);
+    if (b) prefetch_l2(b + i);
+    if (c) prefetch_l2(c + i);
+  }
+}
+
 template <bool kAdd>
 __global__ void __launch_bounds__(1024) rms_norm_vec_kernel(const float* __restrict__ in, const float* __restrict__ w,
                                                            float eps, int n, float* out) {
-  grid_dependency_sync();
   const int64_t r = blockIdx.x;
   const int n4 = n / 4;
+  prefetch_rows_l2(n4, reinterpret_cast<const float4*>(w), reinterpret_cast<const float4*>(kAdd ? out + r * n : nullptr),
+                   nullptr);
+  grid_dependency_sync();
   const float4* xr = reinterpret_cast<const float4*>(in + r * n);
   float4 v[kVecPer];
   const float ss = block_sum(load_row_sumsq(xr, n4, v));
@@ -197,9 +212,11 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
                                                                   const float* __restrict__ w1, float s,
                                                                   const float* __restrict__ w2, float eps, int n,
                                                                   float* __restrict__ out) {
-  grid_dependency_sync();
   const int64_t r = blockIdx.x;
   const int n4 = n / 4;
+  prefetch_rows_l2(n4, reinterpret_cast<const float4*>(w1), reinterpret_cast<const float4*>(w2),
+                   reinterpret_cast<const float4*>(x + r * n));
+  grid_dependency_sync();
   const float4* orow = reinterpret_cast<const float4*>(o + r * n);
   float4* xrow = reinterpret_cast<float4*>(x + r * n);
   float4 v[kVecPer];
