@@ -240,8 +240,11 @@ constexpr int kMaxTile = 256;  // 32 keys per warp x 8 warps
 
 // U: iterations of the score and output loops unrolled, so that each thread has U independent loads in
 // flight instead of waiting on one at a time (the sums keep their order: the same result at every U).
+// l2_ahead: once a tile's rows are known, its threads ask L2 for all of their K and V lines at once, so
+// that the loops below find them there instead of waiting on memory one load at a time.
 template <class CT, int G, int U>
-__global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int n_split, float* part, float* ml) {
+__global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int n_split, float* part, float* ml,
+                                                                bool l2_ahead) {
   grid_dependency_sync();
   extern __shared__ float4 sm4[];
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
@@ -288,6 +291,16 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
       fresh[tid] = k0 + tid >= rs.p0;
     }
     __syncthreads();
+    if (l2_ahead) {
+      const int lines = max(1, D * int(sizeof(CT)) / 128);
+      for (int i = tid; i < nk * lines; i += kThreads) {
+        const int kk = i / lines, l = i % lines;
+        if (!fresh[kk]) {
+          prefetch_l2(static_cast<const char*>(krow[kk]) + l * 128);
+          prefetch_l2(static_cast<const char*>(vrow[kk]) + l * 128);
+        }
+      }
+    }
     if (dci < dc) {
       const int kk = kci * 32 + lane;
       float s[G];
@@ -554,8 +567,9 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     const size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);
     // G4_CUDA_ATTN_UNROLL=1: the loops one load at a time (comparisons); default 4.
-    static const bool unroll = env_int("G4_CUDA_ATTN_UNROLL", 4) != 1;
-    auto go = [&](auto k1, auto k4) { launch(unroll ? k4 : k1, grid, kThreads, smem, s, a, ns, part, ml); };
+    // G4_CUDA_ATTN_L2=0: no L2 requests ahead of the loops (comparisons); default on.
+    static const bool unroll = env_int("G4_CUDA_ATTN_UNROLL", 4) != 1, l2_ahead = env_int("G4_CUDA_ATTN_L2", 1) != 0;
+    auto go = [&](auto k1, auto k4) { launch(unroll ? k4 : k1, grid, kThreads, smem, s, a, ns, part, ml, l2_ahead); };
     switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
       case 2: go(decode_group_kernel<float, 1, 1>, decode_group_kernel<float, 1, 4>); break;
       case 3: go(decode_group_kernel<__nv_bfloat16, 1, 1>, decode_group_kernel<__nv_bfloat16, 1, 4>); break;
