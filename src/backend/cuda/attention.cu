@@ -16,7 +16,6 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
-#include "backend/cuda/load.cuh"
 #include "backend/cuda/seq_table.cuh"
 
 namespace g4::cuda {
@@ -238,13 +237,8 @@ __device__ __forceinline__ float4 load4(const void* row, bool fresh, int d) {
 
 constexpr int kMaxTile = 256;  // 32 keys per warp x 8 warps
 
-// U: iterations of the score and output loops unrolled, so that each thread has U independent loads in
-// flight instead of waiting on one at a time (the sums keep their order: the same result at every U).
-// l2_ahead: once a tile's rows are known, its threads ask L2 for all of their K and V lines at once, so
-// that the loops below find them there instead of waiting on memory one load at a time.
-template <class CT, int G, int U>
-__global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int n_split, float* part, float* ml,
-                                                                bool l2_ahead) {
+template <class CT, int G>
+__global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   grid_dependency_sync();
   extern __shared__ float4 sm4[];
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
@@ -291,16 +285,6 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
       fresh[tid] = k0 + tid >= rs.p0;
     }
     __syncthreads();
-    if (l2_ahead) {
-      const int lines = max(1, D * int(sizeof(CT)) / 128);
-      for (int i = tid; i < nk * lines; i += kThreads) {
-        const int kk = i / lines, l = i % lines;
-        if (!fresh[kk]) {
-          prefetch_l2(static_cast<const char*>(krow[kk]) + l * 128);
-          prefetch_l2(static_cast<const char*>(vrow[kk]) + l * 128);
-        }
-      }
-    }
     if (dci < dc) {
       const int kk = kci * 32 + lane;
       float s[G];
@@ -309,7 +293,6 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
       if (kk < nk) {
         const void* kr = krow[kk];
         const bool kf = fresh[kk];
-#pragma unroll U
         for (int d = dci * dl; d < (dci + 1) * dl; d += 8) {
           float x[8];
           if (a.kw) {
@@ -362,7 +345,6 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
       const float f = frow[j];
       acc[j].x *= f, acc[j].y *= f, acc[j].z *= f, acc[j].w *= f;
     }
-#pragma unroll U
     for (int kk = kg; kk < nk; kk += n_kg) {
       const float4 v = load4<CT>(vrow[kk], fresh[kk], 4 * dq);
 #pragma unroll
@@ -566,19 +548,16 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   }();
   if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     const size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);
-    // G4_CUDA_ATTN_UNROLL=1: the loops one load at a time (comparisons); default 4.
-    // G4_CUDA_ATTN_L2=0: no L2 requests ahead of the loops (comparisons); default on.
-    static const bool unroll = env_int("G4_CUDA_ATTN_UNROLL", 4) != 1, l2_ahead = env_int("G4_CUDA_ATTN_L2", 1) != 0;
-    auto go = [&](auto k1, auto k4) { launch(unroll ? k4 : k1, grid, kThreads, smem, s, a, ns, part, ml, l2_ahead); };
+    auto go = [&](auto kernel) { launch(kernel, grid, kThreads, smem, s, a, ns, part, ml); };
     switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
-      case 2: go(decode_group_kernel<float, 1, 1>, decode_group_kernel<float, 1, 4>); break;
-      case 3: go(decode_group_kernel<__nv_bfloat16, 1, 1>, decode_group_kernel<__nv_bfloat16, 1, 4>); break;
-      case 4: go(decode_group_kernel<float, 2, 1>, decode_group_kernel<float, 2, 4>); break;
-      case 5: go(decode_group_kernel<__nv_bfloat16, 2, 1>, decode_group_kernel<__nv_bfloat16, 2, 4>); break;
-      case 8: go(decode_group_kernel<float, 4, 1>, decode_group_kernel<float, 4, 4>); break;
-      case 9: go(decode_group_kernel<__nv_bfloat16, 4, 1>, decode_group_kernel<__nv_bfloat16, 4, 4>); break;
-      case 16: go(decode_group_kernel<float, 8, 1>, decode_group_kernel<float, 8, 4>); break;
-      default: go(decode_group_kernel<__nv_bfloat16, 8, 1>, decode_group_kernel<__nv_bfloat16, 8, 4>); break;
+      case 2: go(decode_group_kernel<float, 1>); break;
+      case 3: go(decode_group_kernel<__nv_bfloat16, 1>); break;
+      case 4: go(decode_group_kernel<float, 2>); break;
+      case 5: go(decode_group_kernel<__nv_bfloat16, 2>); break;
+      case 8: go(decode_group_kernel<float, 4>); break;
+      case 9: go(decode_group_kernel<__nv_bfloat16, 4>); break;
+      case 16: go(decode_group_kernel<float, 8>); break;
+      default: go(decode_group_kernel<__nv_bfloat16, 8>); break;
     }
   } else {
     decode_any_shape(a, ns, part, ml, s);
