@@ -16,6 +16,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/load.cuh"
 #include "backend/cuda/seq_table.cuh"
 
 namespace g4::cuda {
@@ -494,9 +495,14 @@ int pick_split(const AttnArgs& a, int n_sm) {
   // Chosen from the layer's shape only, never from T nor p0: each query of a verify (several new tokens of
   // one sequence) and each sequence of a batch sums its slices exactly as a one-token step would, so greedy
   // speculation reproduces plain greedy decoding bit for bit and a batch gives each sequence its solo result.
+  // Splits of at least `min_keys` keys (G4_CUDA_ATTN_MIN_KEYS, for comparisons): a block's loops take one key
+  // load after another, so fewer keys a split is a shorter chain.
+  // G4_CUDA_ATTN_BLOCKS_PER_SM: the blocks a launch aims at per SM (default 4).
+  static const int64_t min_keys = std::max(1, env_int("G4_CUDA_ATTN_MIN_KEYS", kTile));
+  static const int64_t per_sm = std::max(1, env_int("G4_CUDA_ATTN_BLOCKS_PER_SM", 4));
   const int64_t max_keys = max_visible_keys(a);
-  const int64_t want = (4 * int64_t(n_sm) + a.Hkv - 1) / a.Hkv;
-  return int(std::max<int64_t>(1, std::min<int64_t>({want, (max_keys + kTile - 1) / kTile, int64_t(kMaxSplit)})));
+  const int64_t want = (per_sm * int64_t(n_sm) + a.Hkv - 1) / a.Hkv;
+  return int(std::max<int64_t>(1, std::min<int64_t>({want, (max_keys + min_keys - 1) / min_keys, int64_t(kMaxSplit)})));
 }
 
 // Other head dims and groups: decode_kernel (a warp per key, the key row in registers).
