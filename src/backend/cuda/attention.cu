@@ -11,7 +11,6 @@
 #include <cfloat>
 #include <cstdlib>
 #include <string>
-#include <type_traits>
 #include <cuda_bf16.h>
 
 #include "backend/cuda/cuda_check.h"
@@ -385,174 +384,6 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
   }
 }
 
-// The decode kernel for a bf16 cache with stored keys (power-of-two head dims 64..512, groups 1-8), with
-// each tile's K and V rows staged in shared memory by asynchronous copies, the next tile's copies in flight
-// while the current tile is computed. decode_group_kernel reads rows straight from memory, one dependent
-// 16-byte load after another per thread (its splits at depth are latency chains: docs/PERF.md); here a
-// thread's loop loads come from shared memory and the memory system always has a whole tile requested.
-// Tiles of kStageKeys keys; rows padded by 16 bytes so that the lane-per-key score loop reads shared memory
-// without bank conflicts. The arithmetic is decode_group_kernel's with 32-key tiles (kc = 1).
-constexpr int kStageKeys = 32;
-__host__ __device__ constexpr int staged_row(int D) { return D + 8; }  // bf16 elements a staged row takes
-size_t staged_smem_bytes(int G, int D) {
-  return size_t(4 * kStageKeys * staged_row(D)) * 2 + size_t(G * D + kWarps * G * 32 + kStageKeys * G + 3 * G) * 4;
-}
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  const unsigned s = unsigned(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
-
-template <int G>
-__global__ void __launch_bounds__(kThreads) decode_staged_kernel(AttnArgs a, int n_split, float* part, float* ml) {
-  grid_dependency_sync();
-  extern __shared__ float4 sm4[];
-  const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
-  const RowSeq rs = row_seq(a, t);
-  const int D = int(a.D), row = staged_row(D);
-  __nv_bfloat16* ks_buf = reinterpret_cast<__nv_bfloat16*>(sm4);  // [2][kStageKeys][row]
-  __nv_bfloat16* vs_buf = ks_buf + 2 * kStageKeys * row;           // [2][kStageKeys][row]
-  float* qs = reinterpret_cast<float*>(vs_buf + 2 * kStageKeys * row);  // [G, D]; at the end, partial outputs
-  float* sp = qs + G * D;                                               // [dc, G, 32] partial scores
-  float* pt = sp + kWarps * G * 32;                                     // [32, G] probabilities
-  float* mrow = pt + kStageKeys * G;
-  float* lrow = mrow + G;
-  float* frow = lrow + G;
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-
-  int64_t lo, hi;
-  key_range(a, rs.pq, &lo, &hi);
-  const int64_t per = (hi - lo + n_split - 1) / n_split;
-  const int64_t k_start = lo + split * per, k_end = min(hi, k_start + per);
-
-  // Rows [k0, k0 + kStageKeys) ∩ [k_start, k_end) into stage buffer b: cached rows by asynchronous copies,
-  // the new ones (f32, positions >= p0) rounded to bf16 as the cache will hold them, stored directly.
-  const int chunks = D / 8;  // 16-byte pieces of a bf16 row
-  auto stage = [&](int b, int64_t k0) {
-    const int nk = int(min(int64_t(kStageKeys), k_end - k0));
-    for (int i = tid; i < nk * chunks * 2; i += kThreads) {
-      const int kv = i / (nk * chunks), rem = i % (nk * chunks), kk = rem / chunks, c = rem % chunks;
-      const int64_t pk = k0 + kk;
-      __nv_bfloat16* dst = (kv ? vs_buf : ks_buf) + (b * kStageKeys + kk) * row + c * 8;
-      if (pk < rs.p0) {
-        const void* src = key_row<__nv_bfloat16>(a, rs, kv ? rs.v : rs.k, kv ? rs.cv : rs.ck, pk, g);
-        cp_async16(dst, static_cast<const __nv_bfloat16*>(src) + c * 8);
-      } else {
-        const float* src = (kv ? rs.v : rs.k) + ((pk - rs.p0) * a.Hkv + g) * a.D + c * 8;
-#pragma unroll
-        for (int e = 0; e < 8; ++e) dst[e] = __float2bfloat16_rn(src[e]);
-      }
-    }
-  };
-
-  for (int i = tid; i < G * D; i += kThreads) qs[i] = a.q[(t * a.Hq + g * G) * D + i];
-  if (tid < G) mrow[tid] = -FLT_MAX, lrow[tid] = 0.f;
-  const int dpt = D / 4, n_kg = kThreads / dpt, dq = tid % dpt, kg = tid / dpt;
-  float4 acc[G];
-#pragma unroll
-  for (int j = 0; j < G; ++j) acc[j] = make_float4(0.f, 0.f, 0.f, 0.f);
-  const int dc = min(kWarps, D / 8), dci = warp, dl = D / dc;
-  if (k_start < k_end) stage(0, k_start);
-  cp_async_commit();
-  __syncthreads();
-
-  int b = 0;
-  for (int64_t k0 = k_start; k0 < k_end; k0 += kStageKeys, b ^= 1) {
-    const int nk = int(min(int64_t(kStageKeys), k_end - k0));
-    if (k0 + kStageKeys < k_end) stage(b ^ 1, k0 + kStageKeys);
-    cp_async_commit();
-    cp_async_wait_one();  // this thread's copies of tile b have landed
-    __syncthreads();      // and everyone's
-    if (dci < dc) {
-      float s[G];
-#pragma unroll
-      for (int j = 0; j < G; ++j) s[j] = 0.f;
-      if (lane < nk) {
-        const __nv_bfloat16* kr = ks_buf + (b * kStageKeys + lane) * row;
-        for (int d = dci * dl; d < (dci + 1) * dl; d += 8) {
-          float x[8];
-          load8<__nv_bfloat16>(kr, false, d, x);
-#pragma unroll
-          for (int j = 0; j < G; ++j) {
-            const float4 q0 = *reinterpret_cast<const float4*>(qs + j * D + d);
-            const float4 q1 = *reinterpret_cast<const float4*>(qs + j * D + d + 4);
-            s[j] = fmaf(q0.x, x[0], fmaf(q0.y, x[1], fmaf(q0.z, x[2], fmaf(q0.w, x[3], s[j]))));
-            s[j] = fmaf(q1.x, x[4], fmaf(q1.y, x[5], fmaf(q1.z, x[6], fmaf(q1.w, x[7], s[j]))));
-          }
-        }
-      }
-#pragma unroll
-      for (int j = 0; j < G; ++j) sp[(dci * G + j) * 32 + lane] = s[j];
-    }
-    __syncthreads();
-    for (int j = warp; j < G; j += kWarps) {
-      float mx = -FLT_MAX, sum_part = 0.f;
-      const int kk = lane;
-      if (kk < nk) {
-        for (int c = 0; c < dc; ++c) sum_part += sp[(c * G + j) * 32 + kk];
-        mx = sum_part;
-      }
-      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-      const float m_new = fmaxf(mrow[j], mx);
-      float p = 0.f;
-      if (kk < nk) {
-        p = __expf(sum_part - m_new);
-        pt[kk * G + j] = p;
-      }
-      float sum = p;
-      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-      if (lane == 0) {
-        const float f = __expf(mrow[j] - m_new);
-        frow[j] = f;
-        lrow[j] = lrow[j] * f + sum;
-        mrow[j] = m_new;
-      }
-    }
-    __syncthreads();
-#pragma unroll
-    for (int j = 0; j < G; ++j) {
-      const float f = frow[j];
-      acc[j].x *= f, acc[j].y *= f, acc[j].z *= f, acc[j].w *= f;
-    }
-    for (int kk = kg; kk < nk; kk += n_kg) {
-      const float4 v = load4<__nv_bfloat16>(vs_buf + (b * kStageKeys + kk) * row, false, 4 * dq);
-#pragma unroll
-      for (int j = 0; j < G; ++j) {
-        const float p = pt[kk * G + j];
-        acc[j].x = fmaf(p, v.x, acc[j].x), acc[j].y = fmaf(p, v.y, acc[j].y);
-        acc[j].z = fmaf(p, v.z, acc[j].z), acc[j].w = fmaf(p, v.w, acc[j].w);
-      }
-    }
-    __syncthreads();  // tile b is read: the next round's copies may overwrite it
-  }
-  float4* red = reinterpret_cast<float4*>(qs);  // [G, D / 4]
-  for (int r = 0; r < n_kg; ++r) {
-    if (kg == r) {
-#pragma unroll
-      for (int j = 0; j < G; ++j) {
-        float4 o = acc[j];
-        if (r > 0) {
-          const float4 c = red[j * dpt + dq];
-          o = make_float4(c.x + o.x, c.y + o.y, c.z + o.z, c.w + o.w);
-        }
-        red[j * dpt + dq] = o;
-      }
-    }
-    __syncthreads();
-  }
-  for (int e = tid; e < G * dpt; e += kThreads) {
-    const int j = e / dpt, d4 = e % dpt;
-    reinterpret_cast<float4*>(part + (((t * a.Hq) + g * G + j) * n_split + split) * D)[d4] = red[e];
-  }
-  if (tid < G) {
-    float* o = ml + (((t * a.Hq) + g * G + tid) * n_split + split) * 2;
-    o[0] = k_start < k_end ? mrow[tid] : -FLT_MAX;
-    o[1] = lrow[tid];
-  }
-}
-
 // grid (T * Hq), block over D (one thread per element when D <= 1024). The per-split weights
 // exp(m_s - M) / L are computed once into shared memory; the loop over splits is unrolled so that many
 // independent loads of the partial outputs are in flight (a plain loop waited for each in turn: with
@@ -721,25 +552,7 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
     const char* e = std::getenv("G4_CUDA_ATTN_GROUP");
     return !(e && std::string(e) == "0");
   }();
-  static const bool staged_on = env_int("G4_CUDA_ATTN_STAGED", 0) != 0;  // experimental: decode_staged_kernel
-  if (staged_on && a.cache_bf16 && !a.kw && pow2_d && a.D >= 64 && (group == 1 || group == 2 || group == 4 || group == 8)) {
-    const size_t smem = staged_smem_bytes(group, int(a.D));
-    auto go = [&](auto kernel, auto group_c) {
-      static const bool sized = [&] {  // once per group size: room for the largest head dim
-        G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     int(staged_smem_bytes(decltype(group_c)::value, kMaxD))));
-        return true;
-      }();
-      (void)sized;
-      launch(kernel, grid, kThreads, smem, s, a, ns, part, ml);
-    };
-    switch (group) {
-      case 1: go(decode_staged_kernel<1>, std::integral_constant<int, 1>{}); break;
-      case 2: go(decode_staged_kernel<2>, std::integral_constant<int, 2>{}); break;
-      case 4: go(decode_staged_kernel<4>, std::integral_constant<int, 4>{}); break;
-      default: go(decode_staged_kernel<8>, std::integral_constant<int, 8>{}); break;
-    }
-  } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
+  if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     const size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);
     auto go = [&](auto kernel) { launch(kernel, grid, kThreads, smem, s, a, ns, part, ml); };
     switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
