@@ -495,9 +495,8 @@ int pick_split(const AttnArgs& a, int n_sm) {
   // Chosen from the layer's shape only, never from T nor p0: each query of a verify (several new tokens of
   // one sequence) and each sequence of a batch sums its slices exactly as a one-token step would, so greedy
   // speculation reproduces plain greedy decoding bit for bit and a batch gives each sequence its solo result.
-  // Splits of at least `min_keys` keys (G4_CUDA_ATTN_MIN_KEYS, for comparisons): a block's loops take one key
-  // load after another, so fewer keys a split is a shorter chain.
-  // G4_CUDA_ATTN_BLOCKS_PER_SM: the blocks a launch aims at per SM (default 4).
+  // For comparisons: G4_CUDA_ATTN_MIN_KEYS, the fewest keys a split takes (default kTile), and
+  // G4_CUDA_ATTN_BLOCKS_PER_SM, the blocks a launch aims at per SM (default 4).
   static const int64_t min_keys = std::max(1, env_int("G4_CUDA_ATTN_MIN_KEYS", kTile));
   static const int64_t per_sm = std::max(1, env_int("G4_CUDA_ATTN_BLOCKS_PER_SM", 4));
   const int64_t max_keys = max_visible_keys(a);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -18,16 +19,20 @@ namespace g4::cuda {
 
 bool knocked_out(Knock k) {
   static const unsigned mask = [] {
-    const char* e = std::getenv("G4_CUDA_KNOCKOUT");
-    if (!e) return 0u;
     static const struct { const char* name; Knock k; } names[] = {
         {"qx", Knock::kQx},           {"gemv", Knock::kGemv}, {"attn", Knock::kAttn}, {"kv", Knock::kKv},
         {"qkvrope", Knock::kQkvRope}, {"norm", Knock::kNorm}, {"gelu", Knock::kGelu}};
+    const char* e = std::getenv("G4_CUDA_KNOCKOUT");
     unsigned m = 0;
-    for (const auto& n : names) {
-      const char* hit = std::strstr(e, n.name);
-      if (hit && (hit == e || hit[-1] == ',') && (hit[std::strlen(n.name)] == ',' || !hit[std::strlen(n.name)]))
-        m |= unsigned(n.k);
+    for (const char* p = e; p && *p;) {
+      const char* end = std::strchr(p, ',');
+      const std::string item(p, end ? size_t(end - p) : std::strlen(p));
+      bool known = false;
+      for (const auto& n : names)
+        if (item == n.name) m |= unsigned(n.k), known = true;
+      if (!known && !item.empty())
+        throw Error("G4_CUDA_KNOCKOUT: unknown kernel kind '" + item + "' (qx, gemv, attn, kv, qkvrope, norm, gelu)");
+      p = end ? end + 1 : nullptr;
     }
     return m;
   }();
