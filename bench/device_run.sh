@@ -38,6 +38,7 @@ SYNTH=${SYNTH_DIR:-/tmp/g4-m60}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 MODE=${1:-all}  # all, tests, bench, batch (only the batched-decode rows), depth (decode at depth, f32 vs bf16),
+# knockout (the replayed step without each kind of kernel, docs/PERF.md),
 # sampling (the token choice on the device against the host's), or ab (the environment switch $AB=0 against the default, alternating twice, bench arguments $AB_ARGS: an A/B
 # of one change)
 summary() { grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$1" | sed "s|^|$(basename "$1" .log): |"; }
@@ -85,6 +86,14 @@ elif [ "$MODE" = sampling ]; then
       bench -p 0 -n 128 -r 2 --sampling $s --temp 1 --top-k 64 --top-p 0.95
       bench -p 0 -n 64 -r 1 --sampling $s --temp 1
     done
+  done > "$LOG/bench.jsonl"
+elif [ "$MODE" = knockout ]; then
+  # What each kind of kernel costs inside the replayed decode step: the step without it (G4_CUDA_KNOCKOUT,
+  # results wrong by design), the full step first and last; depth $KO_DEPTH (default 512).
+  for k in none qx gemv attn kv qkvrope norm gelu qx,kv,qkvrope,norm,gelu none; do
+    if [ $k = none ]; then e=""; else e=$k; fi
+    G4_CUDA_KNOCKOUT="$e" $B/g4 bench -m "$SYNTH" --backend cuda --json -p 0 -n 128 -r 2 -d "${KO_DEPTH:-512}" \
+      2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "out: '"$k"'", "parallel"/'
   done > "$LOG/bench.jsonl"
 elif [ "$MODE" = depth ]; then
   for t in f32 bf16; do bench -p 0 -n 64 -r 2 -d 0,16384 --cache-type-k $t --cache-type-v $t; done > "$LOG/bench.jsonl"
