@@ -90,7 +90,7 @@ elif [ "$MODE" = sampling ]; then
 elif [ "$MODE" = knockout ]; then
   # What each kind of kernel costs inside the replayed decode step: the step without it (G4_CUDA_KNOCKOUT,
   # results wrong by design), the full step first and last; depth $KO_DEPTH (default 512).
-  for k in none qx gemv attn kv qkvrope norm gelu qx,kv,qkvrope,norm,gelu none; do
+  for k in none qx gemv attn sliding full combine kv qkvrope norm gelu qx,kv,qkvrope,norm,gelu none; do
     if [ $k = none ]; then e=""; else e=$k; fi
     G4_CUDA_KNOCKOUT="$e" $B/g4 bench -m "$SYNTH" --backend cuda --json -p 0 -n 128 -r 2 -d "${KO_DEPTH:-512}" \
       2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "out: '"$k"'", "parallel"/'

@@ -547,11 +547,14 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   float* ml = part + size_t(a.T * a.Hq) * size_t(ns) * size_t(a.D);
   const dim3 grid(unsigned(a.Hkv), unsigned(a.T), unsigned(ns));
   const bool pow2_d = a.D >= 16 && a.D <= kMaxD && (a.D & (a.D - 1)) == 0;
+  const bool skip_split = knocked_out(a.window > 0 ? Knock::kAttnSliding : Knock::kAttnFull);
   static const bool group_kernel_on = [] {  // G4_CUDA_ATTN_GROUP=0: decode_kernel for every shape (comparisons)
     const char* e = std::getenv("G4_CUDA_ATTN_GROUP");
     return !(e && std::string(e) == "0");
   }();
-  if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
+  if (skip_split) {
+    // knocked out (benchmarks only)
+  } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     const size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);
     auto go = [&](auto kernel) { launch(kernel, grid, kThreads, smem, s, a, ns, part, ml); };
     switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
@@ -568,7 +571,7 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
     decode_any_shape(a, ns, part, ml, s);
   }
   const int cthreads = int(std::min<int64_t>(1024, (a.D + 31) / 32 * 32));
-  launch(combine_kernel, unsigned(a.T * a.Hq), cthreads, 0, s, a, ns, part, ml);
+  if (!knocked_out(Knock::kCombine)) launch(combine_kernel, unsigned(a.T * a.Hq), cthreads, 0, s, a, ns, part, ml);
   G4_CUDA_LAUNCHED();
 }
 

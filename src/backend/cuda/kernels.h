@@ -25,10 +25,15 @@ struct WeightDesc {
 
 // Benchmark knockouts: G4_CUDA_KNOCKOUT="qx,gemv,attn,kv,qkvrope,norm,gelu" (any subset) leaves those kernels
 // out of every step: the int8 rounding of GEMV inputs, the integer GEMVs (the lm_head too), decode and prefill
-// attention, KV writes, the per-head norms and RoPE, the residual/RMS norms, the GELU gating. Results are
-// then wrong; a replayed step timed with and without a kind says what that kind costs inside the step
-// (docs/PERF.md), where a lone launch's profile does not. Unset (the default) nothing is left out.
-enum class Knock : unsigned { kQx = 1, kGemv = 2, kAttn = 4, kKv = 8, kQkvRope = 16, kNorm = 32, kGelu = 64 };
+// attention, KV writes, the per-head norms and RoPE, the residual/RMS norms, the GELU gating; within decode
+// attention, "sliding" and "full" leave out the split kernel of those layers only (the combine still runs)
+// and "combine" the merge of the splits. Results are then wrong; a replayed step timed with and without a
+// kind says what that kind costs inside the step (docs/PERF.md), where a lone launch's profile does not.
+// Unset (the default) nothing is left out.
+enum class Knock : unsigned {
+  kQx = 1, kGemv = 2, kAttn = 4, kKv = 8, kQkvRope = 16, kNorm = 32, kGelu = 64,
+  kAttnSliding = 128, kAttnFull = 256, kCombine = 512
+};
 bool knocked_out(Knock k);
 
 // --- matmul pieces (gemv.cu) ---

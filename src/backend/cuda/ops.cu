@@ -21,7 +21,8 @@ bool knocked_out(Knock k) {
   static const unsigned mask = [] {
     static const struct { const char* name; Knock k; } names[] = {
         {"qx", Knock::kQx},           {"gemv", Knock::kGemv}, {"attn", Knock::kAttn}, {"kv", Knock::kKv},
-        {"qkvrope", Knock::kQkvRope}, {"norm", Knock::kNorm}, {"gelu", Knock::kGelu}};
+        {"qkvrope", Knock::kQkvRope}, {"norm", Knock::kNorm}, {"gelu", Knock::kGelu},
+        {"sliding", Knock::kAttnSliding}, {"full", Knock::kAttnFull}, {"combine", Knock::kCombine}};
     const char* e = std::getenv("G4_CUDA_KNOCKOUT");
     unsigned m = 0;
     for (const char* p = e; p && *p;) {
@@ -31,7 +32,7 @@ bool knocked_out(Knock k) {
       for (const auto& n : names)
         if (item == n.name) m |= unsigned(n.k), known = true;
       if (!known && !item.empty())
-        throw Error("G4_CUDA_KNOCKOUT: unknown kernel kind '" + item + "' (qx, gemv, attn, kv, qkvrope, norm, gelu)");
+        throw Error("G4_CUDA_KNOCKOUT: unknown kernel kind '" + item + "' (qx, gemv, attn, kv, qkvrope, norm, gelu, sliding, full, combine)");
       p = end ? end + 1 : nullptr;
     }
     return m;
