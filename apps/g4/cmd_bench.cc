@@ -2,8 +2,8 @@
 // make_backend, Model, KvCache and forward_batch. Prefill: a fresh cache runs -p random tokens in one chunk
 // (logits of the last position only). Decode: -n single-token steps, logits each step; with --parallel N,
 // N sequences step together (one batch per step) and the rate is their aggregate. -d fills every sequence
-// with that many tokens first (untimed), as llama-bench's depth. One untimed warm-up, then --reps timed
-// repetitions: mean and sample stddev of tokens/s.
+// with that many tokens first (untimed), as llama-bench's depth. One untimed warm-up of each (a whole
+// prefill of -p tokens, a few decode steps), then --reps timed repetitions: mean and sample stddev of tokens/s.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -134,7 +134,10 @@ int run_bench(const BenchOpts& o) {
     }
     return double(n * n_seq) / (now_s() - a);
   };
-  // Warm-up: touches every weight page and spins up the threads.
+  // Warm-up, untimed: a prefill of the same length (its first run pays one-time costs the timed ones must
+  // not: scratch allocations of its sizes, kernels loaded on first launch, cuBLAS set-up; without it the
+  // first timed prefill made the spread) and a few decode steps (every weight page touched, threads spun up).
+  if (o.prompt > 0) prefill(0);
   if (o.gen > 0) decode(0, 1, std::min<int64_t>(o.gen, 4));
   std::vector<Row> rows;
   for (int64_t depth : o.depth)
