@@ -38,7 +38,9 @@ int threads_from_env() {
 }  // namespace
 
 CpuBackend::CpuBackend(int n_threads, const cpu::KernelTable* kernels)
-    : k_(kernels ? kernels : &cpu::select_kernels()), pool_(n_threads > 0 ? n_threads : threads_from_env()) {}
+    : k_(kernels ? kernels : &cpu::select_kernels()), pool_(n_threads > 0 ? n_threads : threads_from_env()) {
+  cpu::prefetch_ahead_override();  // a malformed G4_CPU_PREFETCH is an error here, not in a worker thread
+}
 
 void CpuBackend::parallel_rows(int64_t n, int64_t align, const std::function<void(int64_t, int64_t)>& fn) {
   const int64_t want = int64_t(pool_.size()) * 4;

@@ -62,8 +62,11 @@ struct ActBlock {
 // tokens of x, to accf[R][TT]: chunk is the tile's chunk for the block and sub the first row's place in its
 // tile, so every weight load can be a compile-time offset from chunk. V: the ISA's f32 vector traits (Vec,
 // zero(), hsum()).
-// No software prefetch: with one stream the hardware prefetcher keeps up, and prefetching 0.5-8 KB ahead
-// measured 30-35% slower (AVX-512, int4 and int8).
+// One token (TT = 1) walks a tile's chunks as one forward stream and asks for the lines V::kPrefetchAhead
+// bytes ahead of each chunk (G4_CPU_PREFETCH overrides; 0: none). Per table, as measured: AVX-512 none
+// (prefetching 0.5-8 KB ahead measured 30-35% slower there, int4 and int8), AVX2 2 KB (Zen 3: decode +6.5%
+// on g4's int4 and +9.5% on Q4_0 over 10 alternating pairs, on a box shared with other machines:
+// docs/PERF.md), NEON none (not measured).
 // NT = 2 walks two whole tiles together, block by block, so each activation block serves both while it is
 // in L1. For long rows the activation (cols_p x 1.25 bytes a token with its scales and sums: 27 KB for the
 // 21,504-wide down projection) does not stay in L1 while a tile's weights stream past, and its lines then
@@ -80,9 +83,12 @@ inline void walk_tiles(const QPacked& w, const QAct& a, int64_t r, int64_t t0, f
   const uint8_t* chunk[NT];  // tile n's chunk of the current block
   for (int n = 0; n < NT; ++n) chunk[n] = w.data.data() + w.chunk_off(r, 0) + n * w.tile_bytes;
   ActBlock x{a.row(t0), a.sa.data() + t0 * a.groups, a.asum.data() + t0 * a.groups, a.cols_p, a.groups};
+  static const int64_t ahead = prefetch_ahead_override() >= 0 ? prefetch_ahead_override() : V::kPrefetchAhead;
   for (int64_t b = 0; b < full_blocks; ++b, x.ac += 512, x.sa += 16, x.as += 16) {
 #pragma GCC unroll 2  // left rolled, the AVX-512 pair walk measured 10-15% slower
     for (int n = 0; n < NT; ++n) {
+      if (TT == 1 && ahead > 0)
+        for (int64_t o = 0; o < w.chunk_bytes; o += 64) __builtin_prefetch(chunk[n] + ahead + o, 0, 0);
       block.template operator()<R, TT, true>(chunk[n], sub, x, accf[n]);
       chunk[n] += w.chunk_bytes;
     }

@@ -28,6 +28,10 @@ struct KernelTable {
   void (*softcap)(float* x, int64_t n, float cap);
 };
 
+// G4_CPU_PREFETCH=BYTES (for comparisons): how far ahead of a one-token weight walk to prefetch, overriding
+// each table's own choice (kernel_loops.h walk_tiles); 0 turns it off. -1 when unset. Read once.
+int64_t prefetch_ahead_override();
+
 const KernelTable& generic_kernels();
 // Each is nullptr when not compiled in or not supported by this CPU.
 const KernelTable* avx512_kernels();

@@ -54,6 +54,7 @@ void quantize_row_avx512(const float* x, int64_t cols, QAct& a, int64_t t) {
 struct Avx512Vec {
   using Vec = __m512;
   static constexpr int64_t kWidth = 16;
+  static constexpr int64_t kPrefetchAhead = 0;  // kernel_loops.h walk_tiles
   static Vec zero() { return _mm512_setzero_ps(); }
   static Vec load_x(const float* p) { return _mm512_loadu_ps(p); }
   template <DenseType DT>

@@ -157,6 +157,19 @@ std::vector<const KernelTable*> available_kernels() {
   return v;
 }
 
+int64_t prefetch_ahead_override() {
+  static const int64_t v = [] {
+    const char* e = std::getenv("G4_CPU_PREFETCH");
+    if (!e || !*e) return int64_t(-1);
+    char* end = nullptr;
+    const long long n = std::strtoll(e, &end, 10);
+    if (*end || n < 0 || n > (int64_t(1) << 20))
+      throw Error(std::string("G4_CPU_PREFETCH=") + e + ": expected bytes ahead, 0 .. 1048576");
+    return int64_t(n);
+  }();
+  return v;
+}
+
 const KernelTable& select_kernels() {
   const char* env = std::getenv("G4_CPU_ISA");
   if (env && *env) {
