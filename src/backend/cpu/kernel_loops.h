@@ -64,9 +64,8 @@ struct ActBlock {
 // zero(), hsum()).
 // One token (TT = 1) walks a tile's chunks as one forward stream and asks for the lines V::kPrefetchAhead
 // bytes ahead of each chunk (G4_CPU_PREFETCH overrides; 0: none). Per table, as measured: AVX-512 none
-// (prefetching 0.5-8 KB ahead measured 30-35% slower there, int4 and int8), AVX2 2 KB (Zen 3: decode +6.5%
-// on g4's int4 and +9.5% on Q4_0 over 10 alternating pairs, on a box shared with other machines:
-// docs/PERF.md), NEON none (not measured).
+// (prefetching 0.5-8 KB ahead measured 30-35% slower there, int4 and int8), AVX2 2 KB (Zen 3 on a loaded
+// host: decode +11% on g4's int4, +20% on Q4_0, alternating; docs/PERF.md), NEON none (not measured).
 // NT = 2 walks two whole tiles together, block by block, so each activation block serves both while it is
 // in L1. For long rows the activation (cols_p x 1.25 bytes a token with its scales and sums: 27 KB for the
 // 21,504-wide down projection) does not stay in L1 while a tile's weights stream past, and its lines then
