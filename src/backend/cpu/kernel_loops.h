@@ -62,16 +62,19 @@ struct ActBlock {
 // tokens of x, to accf[R][TT]: chunk is the tile's chunk for the block and sub the first row's place in its
 // tile, so every weight load can be a compile-time offset from chunk. V: the ISA's f32 vector traits (Vec,
 // zero(), hsum()).
-// One token (TT = 1) walks a tile's chunks as one forward stream and asks for the lines V::kPrefetchAhead
-// bytes ahead of each chunk (G4_CPU_PREFETCH overrides; 0: none). Per table, as measured: AVX-512 none
+// The leading token group of a chunk (`lead`: the walk that brings each tile from memory; a one-token decode
+// is only that) asks for the lines V::kPrefetchAhead bytes ahead of each chunk of its forward stream
+// (G4_CPU_PREFETCH overrides; 0: none); later groups find the tile in cache. Per table, as measured: AVX-512 none
 // (prefetching 0.5-8 KB ahead measured 30-35% slower there, int4 and int8), AVX2 2 KB (Zen 3 on a loaded
-// host: decode +11% on g4's int4, +20% on Q4_0, alternating; docs/PERF.md), NEON none (not measured).
+// host: decode +11% on g4's int4, +20% on Q4_0, 4 sequences +6%, alternating; docs/PERF.md), NEON none
+// (not measured).
 // NT = 2 walks two whole tiles together, block by block, so each activation block serves both while it is
 // in L1. For long rows the activation (cols_p x 1.25 bytes a token with its scales and sums: 27 KB for the
 // 21,504-wide down projection) does not stay in L1 while a tile's weights stream past, and its lines then
 // cost as many L1 misses per block as half the weights'; a pair of tiles halves that ratio.
 template <class V, int R, int NT, int TT, class Block>
-inline void walk_tiles(const QPacked& w, const QAct& a, int64_t r, int64_t t0, float* y, int64_t ldy, Block& block) {
+inline void walk_tiles(const QPacked& w, const QAct& a, int64_t r, int64_t t0, float* y, int64_t ldy, Block& block,
+                       bool lead) {
   static_assert(R == 1 || R == kTileRows, "a walked tile is one row or one whole packed tile");
   static_assert(NT == 1 || R == kTileRows, "only whole tiles are walked together");
   typename V::Vec accf[NT][R][TT];
@@ -86,7 +89,7 @@ inline void walk_tiles(const QPacked& w, const QAct& a, int64_t r, int64_t t0, f
   for (int64_t b = 0; b < full_blocks; ++b, x.ac += 512, x.sa += 16, x.as += 16) {
 #pragma GCC unroll 2  // left rolled, the AVX-512 pair walk measured 10-15% slower
     for (int n = 0; n < NT; ++n) {
-      if (TT == 1 && ahead > 0)
+      if (lead && ahead > 0)
         for (int64_t o = 0; o < w.chunk_bytes; o += 64) __builtin_prefetch(chunk[n] + ahead + o, 0, 0);
       block.template operator()<R, TT, true>(chunk[n], sub, x, accf[n]);
       chunk[n] += w.chunk_bytes;
@@ -133,8 +136,8 @@ inline void walk_rows(const QPacked& w, const QAct& a, float* y, int64_t ldy, in
     const int64_t c1 = c0 + kChunkT < a.T ? c0 + kChunkT : a.T;
     const auto unit = [&]<int R, int NT>(int64_t r) {
       int64_t t = c0;
-      for (; t + TG <= c1; t += TG) walk_tiles<V, R, NT, TG>(w, a, r, t, y, ldy, block);
-      if (t < c1) with_count<TG - 1>(c1 - t, [&]<int N>() { walk_tiles<V, R, NT, N>(w, a, r, t, y, ldy, block); });
+      for (; t + TG <= c1; t += TG) walk_tiles<V, R, NT, TG>(w, a, r, t, y, ldy, block, t == c0);
+      if (t < c1) with_count<TG - 1>(c1 - t, [&]<int N>() { walk_tiles<V, R, NT, N>(w, a, r, t, y, ldy, block, t == c0); });
     };
     constexpr int kT = int(kTileRows);
     int64_t r = r0;
