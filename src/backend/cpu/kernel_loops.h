@@ -89,8 +89,10 @@ inline void walk_tiles(const QPacked& w, const QAct& a, int64_t r, int64_t t0, f
   for (int64_t b = 0; b < full_blocks; ++b, x.ac += 512, x.sa += 16, x.as += 16) {
 #pragma GCC unroll 2  // left rolled, the AVX-512 pair walk measured 10-15% slower
     for (int n = 0; n < NT; ++n) {
-      if (lead && ahead > 0)
-        for (int64_t o = 0; o < w.chunk_bytes; o += 64) __builtin_prefetch(chunk[n] + ahead + o, 0, 0);
+      if (lead && ahead > 0) {  // addresses as integers: they may lie past the weights' end (a prefetch never faults)
+        const uintptr_t at = reinterpret_cast<uintptr_t>(chunk[n]) + uintptr_t(ahead);
+        for (int64_t o = 0; o < w.chunk_bytes; o += 64) __builtin_prefetch(reinterpret_cast<const void*>(at + uintptr_t(o)), 0, 0);
+      }
       block.template operator()<R, TT, true>(chunk[n], sub, x, accf[n]);
       chunk[n] += w.chunk_bytes;
     }
