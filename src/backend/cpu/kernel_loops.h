@@ -85,7 +85,10 @@ inline void walk_tiles(const QPacked& w, const QAct& a, int64_t r, int64_t t0, f
   const uint8_t* chunk[NT];  // tile n's chunk of the current block
   for (int n = 0; n < NT; ++n) chunk[n] = w.data.data() + w.chunk_off(r, 0) + n * w.tile_bytes;
   ActBlock x{a.row(t0), a.sa.data() + t0 * a.groups, a.asum.data() + t0 * a.groups, a.cols_p, a.groups};
-  static const int64_t ahead = prefetch_ahead_override() >= 0 ? prefetch_ahead_override() : V::kPrefetchAhead;
+  static const int64_t ahead = [] {
+    const int64_t o = prefetch_ahead_override();
+    return o >= 0 ? o : V::kPrefetchAhead;
+  }();
   for (int64_t b = 0; b < full_blocks; ++b, x.ac += 512, x.sa += 16, x.as += 16) {
 #pragma GCC unroll 2  // left rolled, the AVX-512 pair walk measured 10-15% slower
     for (int n = 0; n < NT; ++n) {

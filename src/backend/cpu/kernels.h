@@ -28,8 +28,9 @@ struct KernelTable {
   void (*softcap)(float* x, int64_t n, float cap);
 };
 
-// G4_CPU_PREFETCH=BYTES (for comparisons): how far ahead of a one-token weight walk to prefetch, overriding
-// each table's own choice (kernel_loops.h walk_tiles); 0 turns it off. -1 when unset. Read once.
+// G4_CPU_PREFETCH=BYTES (for comparisons): how far ahead along the weight stream the leading token group of a
+// tile walk prefetches, overriding each table's own choice (kernel_loops.h walk_tiles); 0 turns it off. -1
+// when unset. Read once.
 int64_t prefetch_ahead_override();
 
 const KernelTable& generic_kernels();

@@ -31,8 +31,11 @@ bool knocked_out(Knock k) {
       bool known = false;
       for (const auto& n : names)
         if (item == n.name) m |= unsigned(n.k), known = true;
-      if (!known && !item.empty())
-        throw Error("G4_CUDA_KNOCKOUT: unknown kernel kind '" + item + "' (qx, gemv, attn, kv, qkvrope, norm, gelu, sliding, full, combine)");
+      if (!known && !item.empty()) {
+        std::string all;
+        for (const auto& n : names) all += std::string(all.empty() ? "" : ", ") + n.name;
+        throw Error("G4_CUDA_KNOCKOUT: unknown kernel kind '" + item + "' (" + all + ")");
+      }
       p = end ? end + 1 : nullptr;
     }
     return m;
