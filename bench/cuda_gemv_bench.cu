@@ -6,13 +6,15 @@
 // "tokens" instead of a format: T = 1..32 tokens on g4's int4 and the Q4_0 layout, the dp4a GEMV in groups of
 // up to 8 tokens (what a matmul runs below the tensor-core kernel's threshold) against the tensor-core kernel (gemm_mma.cu)
 // in each compiled shape; microseconds a launch and % of the copy bandwidth, x rounding excluded.
-//   usage: cuda_gemv_bench [reps] [format name, all or tokens] [MB of weight copies per timed graph, default 400]
+// "multi": the integer GEMV of 1-8 tokens in each compiled shape, against one-token launches (multi_sweep).
+//   usage: cuda_gemv_bench [reps] [format name, all, tokens or multi] [MB of weight copies per timed graph, default 400]
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -237,6 +239,83 @@ void tokens_sweep(int reps, size_t rot_mb, double bw, cudaStream_t s) {
   }
 }
 
+// The "multi" sweep: the integer GEMV for 1-8 tokens (a verify, a batch of sequences) in each compiled shape
+// for several tokens, against one-token launches: us a launch, % of copy bandwidth, and whether every
+// token's outputs equal its one-token launch bit for bit ("=", what the backend requires of a shape: the
+// same K split as the one-token shape; "~" otherwise).
+void multi_sweep(int reps, size_t rot_mb, double bw, cudaStream_t s) {
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{5376, 8192}, {21504, 5376}, {5376, 21504}, {16384, 5376},
+                                                           {262144, 5376}};
+  const std::vector<Format> formats = {{"int4-g32a", WFmt::kInt4, 32, SType::kBF16, true},
+                                       {"q4_0", WFmt::kInt4, 32, SType::kF16, false}};
+  // {R, U, KS, pipelined}; the first is the default for the weight.
+  const std::vector<std::array<int, 4>> cand = {{0, 0, 0, 0}, {2, 2, 1, 0}, {4, 2, 1, 0}, {4, 1, 1, 1}, {2, 2, 1, 1},
+                                                {2, 1, 4, 1}, {4, 1, 4, 1}, {2, 2, 4, 0}};
+  std::printf("\n%-10s %-14s %2s", "format", "shape", "T");
+  for (const auto& c : cand) {
+    if (c[0]) std::printf("    %dx%dx%d%s", c[0], c[1], c[2], c[3] ? "p" : " ");
+    else std::printf("    default");
+  }
+  std::printf("   (us a launch and %% of copy bandwidth; = equals one-token launches bit for bit)\n");
+  for (const Format& f : formats)
+    for (const auto& shape : shapes) {
+      const int64_t rows = shape.first, cols = shape.second;
+      std::vector<WeightDesc> ws;
+      std::vector<void*> bufs;
+      const size_t bytes = make_copies(f, rows, cols, rot_mb, ws, bufs);
+      const int copies = int(ws.size());
+      const int T_max = kGemvQ8MaxT;
+      std::vector<float> xh(size_t(T_max * cols));
+      uint32_t st = 7;
+      for (auto& v : xh) st = st * 1664525u + 1013904223u, v = float(st >> 8) / float(1 << 23) - 1.f;
+      float *x = nullptr, *y = nullptr;
+      G4_CUDA(cudaMalloc(&x, xh.size() * 4));
+      G4_CUDA(cudaMalloc(&y, size_t(T_max * rows) * 4));
+      G4_CUDA(cudaMemcpy(x, xh.data(), xh.size() * 4, cudaMemcpyHostToDevice));
+      // One-token results of each token (default shape): the reference.
+      std::vector<float> solo(size_t(T_max * rows));
+      void* xq1 = nullptr;
+      G4_CUDA(cudaMalloc(&xq1, gemv_q8_x_bytes(ws[0], 1)));
+      for (int t = 0; t < T_max; ++t) {
+        gemv_q8_quantize_x(ws[0], x + int64_t(t) * cols, 1, xq1, s);
+        gemv_q8_quantized(ws[0], xq1, 1, y, s);
+        G4_CUDA(cudaMemcpyAsync(solo.data() + int64_t(t) * rows, y, size_t(rows) * 4, cudaMemcpyDeviceToHost, s));
+      }
+      G4_CUDA(cudaStreamSynchronize(s));
+      for (int T : {1, 2, 3, 4, 8}) {
+        void* xq = nullptr;
+        G4_CUDA(cudaMalloc(&xq, gemv_q8_x_bytes(ws[0], T)));
+        gemv_q8_quantize_x(ws[0], x, T, xq, s);
+        std::printf("%-10s %6lldx%-7lld %2d", f.name, (long long)rows, (long long)cols, T);
+        for (const auto& c : cand) {
+          const GemvTuning tu{c[0], c[1], -1, c[2], 1, c[3], 0};
+          auto run = [&](int i) { gemv_q8_quantized(ws[size_t(i)], xq, T, y, s, tu); };
+          std::vector<float> got(size_t(T * rows));
+          G4_CUDA(cudaMemsetAsync(y, 0xFF, size_t(T * rows) * 4, s));
+          try {
+            run(0);
+          } catch (const std::exception&) {
+            std::printf("  %11s", "-");
+            continue;
+          }
+          G4_CUDA(cudaMemcpyAsync(got.data(), y, got.size() * 4, cudaMemcpyDeviceToHost, s));
+          G4_CUDA(cudaStreamSynchronize(s));
+          const bool same = std::equal(got.begin(), got.end(), solo.begin(), [](float a, float b) {
+            return std::memcmp(&a, &b, 4) == 0;
+          });
+          const double per = time_launches(copies, reps, s, run);
+          std::printf("  %5.1f %3.0f%%%s", per * 1e6, 100.0 * double(bytes) / per / bw, same ? "=" : "~");
+        }
+        std::printf("\n");
+        G4_CUDA(cudaFree(xq));
+      }
+      G4_CUDA(cudaFree(x));
+      G4_CUDA(cudaFree(y));
+      G4_CUDA(cudaFree(xq1));
+      for (void* p : bufs) G4_CUDA(cudaFree(p));
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -253,6 +332,10 @@ int main(int argc, char** argv) {
     G4_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     if (only == "tokens") {
       tokens_sweep(reps, rot_mb, bw, s);
+      return 0;
+    }
+    if (only == "multi") {
+      multi_sweep(reps, rot_mb, bw, s);
       return 0;
     }
 

@@ -24,14 +24,19 @@ std::vector<VerifyCost> measure_verify_cost(const Model& model, KvCache& kv, con
   Session s(model, kv, 0);
   if (!fill.empty()) s.forward(fill, LogitsMode::kNone, chunk);
   const int32_t tok = fill.empty() ? 2 : fill.back();
+  // As greedy speculative decoding runs them: the backend chooses the token of every row.
+  RowSampling greedy;
+  auto run = [&](const std::vector<int32_t>& tokens) {
+    if (tokens.size() == 1) s.forward_pick(tokens, greedy);
+    else s.forward_pick_all(tokens, greedy);
+  };
   auto time_n = [&](int n) {
     const std::vector<int32_t> tokens(size_t(n), tok);
-    const LogitsMode mode = n == 1 ? LogitsMode::kLast : LogitsMode::kAll;
-    s.forward(tokens, mode);  // warm-up (records the one-token step)
+    run(tokens);  // warm-up (records the step where the backend records)
     s.truncate(s.pos() - n);
     const double a = now_s();
     for (int64_t i = 0; i < steps; ++i) {
-      s.forward(tokens, mode);
+      run(tokens);
       s.truncate(s.pos() - n);
     }
     return (now_s() - a) / double(steps);

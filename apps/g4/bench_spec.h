@@ -10,10 +10,11 @@
 
 namespace g4 {
 
-// A verify of n tokens: one forward with logits at every position, then the rollback of those n tokens
-// (in place, within the sliding layers' slack), on sequence 0 of kv after `fill` (untimed). ms per verify
-// and its ratio to a one-token decode step (n = 1, logits of the last position: the recorded step where
-// the backend has one), timed the same way in the same call.
+// A verify of n tokens as greedy speculative decoding runs it: one forward whose every row's token the
+// backend chooses (Session::forward_pick_all: on a GPU only the ids come back), then the rollback of those
+// n tokens (in place, within the sliding layers' slack), on sequence 0 of kv after `fill` (untimed). ms per
+// verify and its ratio to a one-token decode step (n = 1, the last row's token), timed the same way in
+// the same call; both are the recorded steps where the backend records.
 struct VerifyCost {
   int n = 0;
   double ms = 0, ratio = 0;

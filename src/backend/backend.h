@@ -112,8 +112,9 @@ std::string kv_type_name(DType t);
 // Bytes one position of one layer takes: K (unless derived) and V rows plus int8 scales.
 int64_t kv_bytes_per_position(const KvLayerSpec& s);
 
-// A recorded single-token decode step that the backend can replay with a new token and position
+// A recorded decode or verify step that the backend can replay with new tokens and a new position
 // (CUDA graphs). Opaque to callers; see Backend::begin_step_recording.
+constexpr int kMaxRecordedTokens = 8;
 class StepRecording {
  public:
   virtual ~StepRecording() = default;
@@ -202,13 +203,18 @@ class Backend {
                                    const PackedWeight& w_next, float eps, Tensor& out);
 
   // --- optional: recorded decode steps (a backend without them keeps these defaults) ---
-  // Starts recording the ops of one single-token step; until end_step_recording the ops are recorded,
-  // not run, and the token id given to embed and the position given to rope/qkv_norm_rope/attention/
-  // kv_append are read at replay time from what replay_step is passed. Returns null when the backend cannot record.
-  virtual std::unique_ptr<StepRecording> begin_step_recording() { return nullptr; }
+  // Starts recording the ops of a step of one sequence over n_tokens tokens (1 .. kMaxRecordedTokens: a
+  // decode step, or a speculative verify of the pending token and its drafts); until end_step_recording
+  // the ops are recorded, not run, and the token ids given to embed and the first position given to
+  // rope/qkv_norm_rope/attention/kv_append are read at replay time from what replay_step is passed.
+  // Returns null when the backend cannot record (or not that many tokens).
+  virtual std::unique_ptr<StepRecording> begin_step_recording(int n_tokens) { (void)n_tokens; return nullptr; }
   virtual void end_step_recording(StepRecording& rec) { (void)rec; }
-  // Runs a recording for `token` at position `pos`; tensors created while recording keep their storage.
-  virtual void replay_step(StepRecording& rec, int32_t token, int64_t pos) { (void)rec, (void)token, (void)pos; }
+  // Runs a recording for `tokens` (as many as it was recorded with) from position `pos`; tensors created
+  // while recording keep their storage.
+  virtual void replay_step(StepRecording& rec, const std::vector<int32_t>& tokens, int64_t pos) {
+    (void)rec, (void)tokens, (void)pos;
+  }
 
   // --- token choice where the logits are (callers that need only the next token) ---
   // The token of each row of logits [R, V] (f32), rows[i] for row i: choose_token(rows[i].params, row,

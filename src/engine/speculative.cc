@@ -96,9 +96,8 @@ std::vector<int32_t> SpeculativeStream::propose(Session& session, const std::vec
   return drafts;
 }
 
-SpeculativeStream::Verdict SpeculativeStream::verify(const std::vector<int32_t>& drafts, const float* rows, double seconds,
-                                                     int64_t emitted_before,
-                                                     const std::function<int32_t(const float*, int32_t)>& decide,
+SpeculativeStream::Verdict SpeculativeStream::verify(const std::vector<int32_t>& drafts, double seconds, int64_t emitted_before,
+                                                     const std::function<int32_t(size_t, int32_t)>& decide,
                                                      const std::function<bool(int32_t)>& emit) {
   ctl_.time_forward(int(drafts.size()) + 1, seconds);
   if (drafts.empty()) {
@@ -118,7 +117,7 @@ SpeculativeStream::Verdict SpeculativeStream::verify(const std::vector<int32_t>&
   int32_t last = -1;
   for (size_t j = 0; j <= drafts.size(); ++j) {
     const bool bonus = j == drafts.size();
-    const int32_t tok = decide(rows + int64_t(j) * V_, bonus ? -1 : drafts[j]);
+    const int32_t tok = decide(j, bonus ? -1 : drafts[j]);
     if (tok < 0) {  // the caller ends generation here (a constraint that allows no token)
       v.go = false;
       break;
@@ -195,6 +194,15 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
     return true;
   };
   auto decide = [&](const float* row, int32_t draft) { return accept_draft(sp, row, V, tokens, draft, rng); };
+  // Greedy verifies let the backend choose every row's token where the logits are (on a GPU only the ids
+  // come back; greedy acceptance is the argmax, accept_draft's choice); sampling needs the rows on the host.
+  const bool ids_only = sp.temperature <= 0 && !opts.host_sampling;
+  auto greedy_pick = [&] {
+    RowSampling r;
+    r.params = sp;
+    r.history = tokens;
+    return r;
+  };
   auto finish = [&] {
     stream.finish();
     r.draft = stream.stats();
@@ -213,10 +221,15 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
     std::vector<int32_t> feed{tokens.back()};
     feed.insert(feed.end(), drafts.begin(), drafts.end());
     const Clock::time_point tf = Clock::now();
-    const std::vector<float> rows = session.forward(feed, drafts.empty() ? LogitsMode::kLast : LogitsMode::kAll, 0, stream.taps());
+    std::vector<float> rows;
+    std::vector<int32_t> ids;
+    if (ids_only) ids = session.forward_pick_all(feed, greedy_pick(), stream.taps());
+    else rows = session.forward(feed, drafts.empty() ? LogitsMode::kLast : LogitsMode::kAll, 0, stream.taps());
+    const double seconds = seconds_since(tf);
     int64_t vpos = p0 + 1;
-    const SpeculativeStream::Verdict v = stream.verify(drafts, rows.data(), seconds_since(tf), emitted, decide,
-                                                       [&](int32_t tok) { return emit(tok, vpos++); });
+    const auto decide_row = [&](size_t j, int32_t draft) { return ids_only ? ids[j] : decide(rows.data() + int64_t(j) * V, draft); };
+    const SpeculativeStream::Verdict v =
+        stream.verify(drafts, seconds, emitted, decide_row, [&](int32_t tok) { return emit(tok, vpos++); });
     const int64_t keep = p0 + v.emitted;  // the pending token and every emitted token but the last
     if (session.pos() > keep) stream.stats().recomputed += session.truncate(keep, opts.prefill_chunk);
     if (!v.go) break;

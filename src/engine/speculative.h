@@ -42,10 +42,11 @@ class SpeculativeStream {
   // outside the vocabulary.
   std::vector<int32_t> propose(Session& session, const std::vector<int32_t>& tokens, int64_t room);
 
-  // After that forward returned `rows`, one logits row per token run ([1 + drafts] x vocab; [vocab] without
-  // drafts), in `seconds`: decides the tokens left to right - decide(row, draft) gives the token emitted at
-  // a row (draft: the drafted token it verifies, -1 on the row after the last draft; the caller's
-  // accept_draft, with whatever masks it applies; -1 returned ends generation there, no token emitted) and
+  // After that forward (in `seconds`; one row per token run: the pending token and the drafts): decides the
+  // tokens left to right - decide(j, draft) gives the token emitted at row j (draft: the drafted token it
+  // verifies, -1 on the row after the last draft; the caller's accept_draft on the row's logits, with
+  // whatever masks it applies, or the token the backend chose there; -1 returned ends generation there, no
+  // token emitted) and
   // emit(token) hands it on (false: generation ends there). emitted_before: tokens emitted before this
   // step. The caller then rolls the cache back to (the pending token's position + emitted): the pending
   // token and every emitted token but the last, which is the next pending one.
@@ -54,8 +55,8 @@ class SpeculativeStream {
     int accepted = 0;  // drafted tokens accepted
     bool go = true;    // false: generation ended in this step
   };
-  Verdict verify(const std::vector<int32_t>& drafts, const float* rows, double seconds, int64_t emitted_before,
-                 const std::function<int32_t(const float* row, int32_t draft)>& decide,
+  Verdict verify(const std::vector<int32_t>& drafts, double seconds, int64_t emitted_before,
+                 const std::function<int32_t(size_t row, int32_t draft)>& decide,
                  const std::function<bool(int32_t token)>& emit);
 
   // A new generation on the same sequence (the server's next request in a slot): statistics, the shadow

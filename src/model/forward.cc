@@ -145,22 +145,27 @@ Tensor run_step(const Model& model, KvCache& kv, const std::vector<SeqChunk>& ba
   Backend& be = model.backend();
   if (batch.empty()) return {};
   Tensor logits;
-  if (batch.size() == 1 && batch[0].tokens.size() == 1 && batch[0].logits == LogitsMode::kLast && !batch[0].taps) {
-    // Decode of one sequence: record the step once per sequence (where the backend can), then replay it
-    // with each new token and position. The recording reads both at replay time.
-    KvCache::Seq& sq = kv.seq(batch[0].seq);
-    if (!sq.step) {
-      std::unique_ptr<StepRecording> rec = be.begin_step_recording();
+  const SeqChunk& c0 = batch[0];
+  const int n = int(c0.tokens.size());
+  const bool recordable = n >= 1 && n <= kMaxRecordedTokens && !c0.taps &&
+                          c0.logits == (n == 1 ? LogitsMode::kLast : LogitsMode::kAll);
+  if (batch.size() == 1 && recordable) {
+    // A decode step or a verify of one sequence: record it once per sequence and number of tokens (where
+    // the backend can), then replay it with each new set of tokens and first position. The recording
+    // reads both at replay time.
+    KvCache::Seq::Recorded& r = kv.seq(c0.seq).steps[n - 1];
+    if (!r.rec) {
+      std::unique_ptr<StepRecording> rec = be.begin_step_recording(n);
       if (rec) {
         Tensor l = enqueue(model, kv, batch);  // recorded, not run
         be.end_step_recording(*rec);
-        sq.step = std::move(rec);
-        sq.step_logits = l;
+        r.rec = std::move(rec);
+        r.logits = l;
       }
     }
-    if (sq.step) {
-      be.replay_step(*sq.step, batch[0].tokens[0], kv.pos(batch[0].seq));
-      logits = sq.step_logits;
+    if (r.rec) {
+      be.replay_step(*r.rec, c0.tokens, kv.pos(c0.seq));
+      logits = r.logits;
     }
   }
   if (!logits.data) logits = enqueue(model, kv, batch);
@@ -192,16 +197,31 @@ std::vector<int32_t> forward_pick(const Model& model, KvCache& kv, const std::ve
     throw Error("forward_pick: " + std::to_string(picks.size()) + " choices for " + std::to_string(batch.size()) + " chunks");
   std::vector<RowSampling> rows;
   for (size_t c = 0; c < batch.size(); ++c) {
-    if (batch[c].logits == LogitsMode::kAll) throw Error("forward_pick: chunks ask for their last row's token only");
     if (batch[c].logits == LogitsMode::kLast) rows.push_back(picks[c]);
+    if (batch[c].logits != LogitsMode::kAll) continue;
+    if (picks[c].params.temperature > 0)
+      throw Error("forward_pick: a chunk with a token at every row chooses greedily (temperature 0)");
+    // Row i follows the chunk's tokens 1 .. i: they join the history its penalties read.
+    RowSampling r = picks[c];
+    for (size_t i = 0; i < batch[c].tokens.size(); ++i) {
+      if (i > 0) r.history.push_back(batch[c].tokens[i]);
+      rows.push_back(r);
+    }
   }
-  std::vector<int32_t> out(batch.size(), -1);
+  std::vector<int32_t> out;
   const Tensor logits = run_step(model, kv, batch);
-  if (!logits.data) return out;
+  if (!logits.data) {
+    for (const SeqChunk& c : batch) out.insert(out.end(), c.logits == LogitsMode::kAll ? c.tokens.size() : 1, -1);
+    return out;
+  }
   const std::vector<int32_t> ids = model.backend().sample_rows(logits, rows);
   size_t at = 0;
-  for (size_t c = 0; c < batch.size(); ++c)
-    if (batch[c].logits == LogitsMode::kLast) out[c] = ids[at++];
+  for (const SeqChunk& c : batch) {
+    const size_t n = c.logits == LogitsMode::kAll ? c.tokens.size() : c.logits == LogitsMode::kLast ? 1 : 0;
+    if (n == 0) out.push_back(-1);
+    out.insert(out.end(), ids.begin() + std::ptrdiff_t(at), ids.begin() + std::ptrdiff_t(at + n));
+    at += n;
+  }
   return out;
 }
 

@@ -39,10 +39,12 @@ struct SeqChunk {
 // or a chunk that would overflow its sequence's context.
 std::vector<std::vector<float>> forward_batch(const Model& model, KvCache& kv, const std::vector<SeqChunk>& batch);
 
-// forward_batch for callers that need only the next token of each sequence: the backend chooses it from
-// the chunk's last row (Backend::sample_rows with picks[c]), so on a GPU only the token ids reach the host.
-// Returns the token per chunk (kLast) or -1 (kNone). Throws g4::Error as forward_batch does, for a chunk
-// asking for kAll, or when picks.size() != batch.size() (picks of kNone chunks are not read).
+// forward_batch for callers that need only tokens: the backend chooses them where the logits are
+// (Backend::sample_rows with picks[c]), so on a GPU only the token ids reach the host. Returns, chunk after
+// chunk, the token of a kLast chunk's last row, -1 for a kNone chunk, and a token per row of a kAll chunk
+// (a speculative verify), chosen greedily: row i with picks[c] and the chunk's tokens 1 .. i appended to
+// its history. Throws g4::Error as forward_batch does, for a kAll chunk whose pick is not greedy, or when
+// picks.size() != batch.size() (picks of kNone chunks are not read).
 std::vector<int32_t> forward_pick(const Model& model, KvCache& kv, const std::vector<SeqChunk>& batch,
                                   const std::vector<RowSampling>& picks);
 

@@ -43,9 +43,13 @@ class KvCache {
     std::vector<KvLayer> layers;
     std::vector<int32_t> tokens;  // the tokens at positions 0 .. pos-1, whose keys and values are cached
     int64_t high_water = 0;       // one past the furthest position written since the last clear
-    // A recorded single-token step over this sequence's layers (backends that record), and its logits.
-    std::unique_ptr<StepRecording> step;
-    Tensor step_logits;
+    // Recorded steps over this sequence's layers (backends that record), by their number of tokens less
+    // one (a decode step, verifies of 2 .. kMaxRecordedTokens tokens), and their logits.
+    struct Recorded {
+      std::unique_ptr<StepRecording> rec;
+      Tensor logits;
+    };
+    Recorded steps[kMaxRecordedTokens];
   };
 
   int n_seq() const { return int(seqs_.size()); }

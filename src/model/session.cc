@@ -56,6 +56,17 @@ int32_t Session::forward_pick(const std::vector<int32_t>& tokens, const RowSampl
   return g4::forward_pick(model_, *kv_, {c}, {pick})[0];
 }
 
+std::vector<int32_t> Session::forward_pick_all(const std::vector<int32_t>& tokens, const RowSampling& pick,
+                                               ForwardTaps* taps) {
+  if (tokens.empty()) throw Error("nothing to run: no tokens");
+  SeqChunk c;
+  c.seq = seq_;
+  c.tokens = tokens;
+  c.logits = LogitsMode::kAll;
+  c.taps = taps;
+  return g4::forward_pick(model_, *kv_, {c}, {pick});
+}
+
 int64_t Session::truncate(int64_t n, int64_t chunk) {
   if (n < 0 || n > pos())
     throw Error("cannot roll back to " + std::to_string(n) + " positions: the sequence holds " + std::to_string(pos()));

@@ -32,6 +32,11 @@ class Session {
   // forward(tokens, kLast, chunk) followed by the choice of the next token where the logits are
   // (model/forward.h forward_pick): returns the token instead of the logits row.
   int32_t forward_pick(const std::vector<int32_t>& tokens, const RowSampling& pick, int64_t chunk = 0);
+  // forward(tokens, kAll) in one chunk followed by the greedy choice at every row where the logits are (a
+  // speculative verify; model/forward.h forward_pick): returns a token per row. Throws g4::Error as
+  // forward_pick does (a pick that is not greedy).
+  std::vector<int32_t> forward_pick_all(const std::vector<int32_t>& tokens, const RowSampling& pick,
+                                        ForwardTaps* taps = nullptr);
 
   // Drops every position >= n, exactly as if they had never been run: in place when the sliding rings'
   // slack allows it, else by recomputing the kept tokens. Returns the positions recomputed (0 in place).

@@ -247,8 +247,8 @@ void Scheduler::verify_slot(int i, const std::vector<float>& rows, double second
   PickedToken picked;
   Outcome o;
   int64_t vpos = p0 + 1;
-  auto decide = [&](const float* row, int32_t draft) {
-    picked = pick_token(*s.sampler, row, V, s.history, s.job.constraint.get(), s.job.banned, s.job.top_logprobs, draft);
+  auto decide = [&](size_t j, int32_t draft) {
+    picked = pick_token(*s.sampler, rows.data() + int64_t(j) * V, V, s.history, s.job.constraint.get(), s.job.banned, s.job.top_logprobs, draft);
     if (picked.id < 0) o = take(i, picked, vpos);  // the dead-end error
     return picked.id;
   };
@@ -258,7 +258,7 @@ void Scheduler::verify_slot(int i, const std::vector<float>& rows, double second
   };
   SpeculativeStream::Verdict v;
   try {
-    v = s.spec->verify(s.drafts, rows.data(), seconds, int64_t(s.generated.size()), decide, emit);
+    v = s.spec->verify(s.drafts, seconds, int64_t(s.generated.size()), decide, emit);
     stats_->draft_tokens += int64_t(s.drafts.size());
     stats_->draft_accepted += v.accepted;
     // Roll back the rejected drafts: the cache keeps the pending token and every emitted token but the last.

@@ -167,6 +167,55 @@ TEST_F(CudaTest, VerifyLogitsEqualOneTokenSteps) {
   }
 }
 
+// Verifies of 2 .. kMaxRecordedTokens tokens are recorded once per length and replayed at later positions
+// (speculative decoding's steps, rolled back after each): every replay, across the sliding window's ring
+// many times, gives each row bit for bit the logits of one-token steps over the same tokens, with the
+// backend's default cache (bf16, derived keys) and a slack that keeps every rollback in place; the
+// greedy token of every row chosen on the device (forward_pick_all) is that row's argmax.
+TEST_F(CudaTest, RecordedVerifiesReplayAtLaterPositions) {
+  const std::string fixture = test_data_dir() + "/hf-reference/deep-small-window/model";
+  LoadOptions lo;
+  lo.quantize = "int4";
+  auto m = Model::load(fixture, *fast_, lo);
+  const int64_t V = m->spec().vocab_size;
+  ASSERT_LT(kMaxRecordedTokens, cuda::gemm_mma_min_tokens());  // the GEMV path: exact against one-token steps
+  KvCacheOptions o;
+  o.ctx_size = 256;
+  o.k_type = o.v_type = DType::kBF16;
+  o.derive_k = true;
+  o.slack = kMaxRecordedTokens;
+  Session a(*m, o), b(*m, o);
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 5; ++i) prompt.push_back(int32_t((i * 7919 + 13) % V));
+  a.forward(prompt, LogitsMode::kNone);
+  b.forward(prompt, LogitsMode::kNone);
+  int replays = 0;
+  for (int step = 0; step < 40; ++step) {
+    const int n = 2 + step % (kMaxRecordedTokens - 1);
+    replays += step >= kMaxRecordedTokens - 1;
+    std::vector<int32_t> next;
+    for (int i = 0; i < n; ++i) next.push_back(int32_t((step * 104729 + i * 7919 + 7) % V));
+    const int64_t p0 = a.pos();
+    const bool pick = step % 2 == 1;
+    const std::vector<float> rows = pick ? std::vector<float>{} : a.forward(next, LogitsMode::kAll);
+    const std::vector<int32_t> ids = pick ? a.forward_pick_all(next, RowSampling{}) : std::vector<int32_t>{};
+    for (int i = 0; i < n; ++i) {
+      const std::vector<float> one = b.forward({next[size_t(i)]}, LogitsMode::kLast);
+      if (pick) {
+        EXPECT_EQ(ids[size_t(i)], argmax(one.data(), V)) << "verify of " << n << " at " << p0 << ", row " << i;
+      } else {
+        const std::vector<float> row(rows.begin() + int64_t(i) * V, rows.begin() + int64_t(i + 1) * V);
+        EXPECT_EQ(testing_util::max_abs_diff(row, one).max, 0.0) << "verify of " << n << " at " << p0 << ", row " << i;
+      }
+    }
+    const int64_t keep = p0 + 1 + step % n;  // as if step % n drafts were accepted
+    EXPECT_EQ(a.truncate(keep), 0);
+    EXPECT_EQ(b.truncate(keep), 0);
+  }
+  EXPECT_GT(a.pos(), 8 * m->spec().layers[0].window);
+  EXPECT_GT(replays, 30);
+}
+
 // A decode step of N sequences at different positions (each op launched once for all of them) computes every
 // sequence bit for bit as its own one-token step does, in fast mode, with the backend's default cache (bf16,
 // full layers' keys derived from values) and prompts that cross the sliding window, below the tensor-core

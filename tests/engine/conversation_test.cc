@@ -147,13 +147,52 @@ TEST(Conversation, ForwardPickBadInputIsOneClearError) {
   KvCacheOptions o;
   o.ctx_size = 64;
   KvCache kv(*f.model, o);
-  EXPECT_THROW(forward_pick(*f.model, kv, {{0, {1, 2}, LogitsMode::kAll}}, {RowSampling{}}), Error);
+  RowSampling sampled;
+  sampled.params.temperature = 0.7f;
+  EXPECT_THROW(forward_pick(*f.model, kv, {{0, {1, 2}, LogitsMode::kAll}}, {sampled}), Error);
   EXPECT_THROW(forward_pick(*f.model, kv, {{0, {1, 2}, LogitsMode::kLast}}, {}), Error);
   EXPECT_EQ(kv.pos(0), 0);  // nothing ran
   Session s(*f.model, 16);
   EXPECT_THROW(s.forward_pick({}, RowSampling{}), Error);
   EXPECT_EQ(forward_pick(*f.model, kv, {{0, {1, 2}, LogitsMode::kNone}}, {RowSampling{}}), std::vector<int32_t>{-1});
   EXPECT_EQ(kv.pos(0), 2);
+}
+
+// A verify through forward_pick (a token at every row, chosen by the backend) picks at each row what greedy
+// decoding picks from that row's logits, with the chunk's earlier tokens in the penalties' history; a kLast
+// chunk beside it still gets one token. The chunk is the model's own greedy continuation, which repeats
+// itself, so a presence penalty changes the choice at some row only when that history is right.
+TEST(Conversation, ForwardPickEveryRowIsEachRowsGreedyToken) {
+  Fixture f;
+  const auto prompt = ints(f.expected, "prompt"), greedy = ints(f.expected, "greedy_tokens");
+  ASSERT_GE(greedy.size(), 8u);
+  KvCacheOptions o;
+  o.ctx_size = 128;
+  o.n_seq = 2;
+  KvCache a(*f.model, o), b(*f.model, o);
+  const std::vector<int32_t> tail(greedy.begin(), greedy.begin() + 8);
+  forward_batch(*f.model, a, {{0, prompt, LogitsMode::kNone}});
+  forward_batch(*f.model, b, {{0, prompt, LogitsMode::kNone}});
+  RowSampling pick;
+  pick.params.presence_penalty = 50.f;
+  pick.history = prompt;
+  pick.history.push_back(tail[0]);  // as a verify's pick: the history ends with the pending token
+  const std::vector<std::vector<float>> rows =
+      forward_batch(*f.model, a, {{0, tail, LogitsMode::kAll}, {1, {7}, LogitsMode::kLast}});
+  const std::vector<int32_t> ids = forward_pick(*f.model, b, {{0, tail, LogitsMode::kAll}, {1, {7}, LogitsMode::kLast}},
+                                                {pick, RowSampling{}});
+  const int64_t V = f.model->spec().vocab_size;
+  ASSERT_EQ(ids.size(), tail.size() + 1);
+  std::vector<int32_t> history = pick.history;
+  int history_mattered = 0;
+  for (size_t i = 0; i < tail.size(); ++i) {
+    if (i > 0) history.push_back(tail[i]);
+    const float* row = rows[0].data() + int64_t(i) * V;
+    EXPECT_EQ(ids[i], greedy_token(pick.params, row, V, history)) << "row " << i;
+    history_mattered += greedy_token(pick.params, row, V, history) != greedy_token(pick.params, row, V, pick.history);
+  }
+  EXPECT_GT(history_mattered, 0) << "the test's text does not exercise the rows' histories";
+  EXPECT_EQ(ids.back(), argmax(rows[1].data(), V));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -91,18 +92,17 @@ CudaBackend::~CudaBackend() {
 
 void CudaBackend::synchronize() { G4_CUDA(cudaStreamSynchronize(stream_)); }
 
-// What a recorded step's graph needs besides the backend: its pinned {token, pos} slot, the device
+// What a recorded step's graph needs besides the backend: its pinned {tokens, pos} slot, the device
 // copy the graph reads, and every scratch block handed out while recording (the graph keeps using
 // those addresses, so they never go back to the pool).
 struct StepSlot {
-  int32_t token;
-  int32_t pad;
+  int32_t tokens[kMaxRecordedTokens];
   int64_t pos;
 };
 
 class CudaStepGraph : public StepRecording {
  public:
-  explicit CudaStepGraph(CudaBackend& be) : be_(be) {
+  CudaStepGraph(CudaBackend& be, int n_tokens) : be_(be), n_tokens_(n_tokens) {
     G4_CUDA(cudaMallocHost(&host_, sizeof(StepSlot)));
     G4_CUDA(cudaMalloc(&dev_, sizeof(StepSlot)));
     G4_CUDA(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
@@ -122,6 +122,7 @@ class CudaStepGraph : public StepRecording {
     if (host_) cudaFreeHost(host_);
   }
   CudaBackend& be_;
+  const int n_tokens_;
   StepSlot* host_ = nullptr;
   StepSlot* dev_ = nullptr;
   cudaEvent_t done_ = nullptr;
@@ -140,9 +141,14 @@ std::shared_ptr<void> CudaBackend::scratch(size_t bytes) {
 
 const int64_t* CudaBackend::rec_pos() const { return recording_ ? &recording_->dev_->pos : nullptr; }
 
-std::unique_ptr<StepRecording> CudaBackend::begin_step_recording() {
-  if (!opt_.step_graphs || recording_) return nullptr;
-  auto rec = std::make_unique<CudaStepGraph>(*this);
+std::unique_ptr<StepRecording> CudaBackend::begin_step_recording(int n_tokens) {
+  // G4_CUDA_RECORD_TOKENS=N: record steps of at most N tokens (comparisons; 1 = decode steps only).
+  static const int max_tokens = [] {
+    const char* e = std::getenv("G4_CUDA_RECORD_TOKENS");
+    return e && *e ? std::atoi(e) : kMaxRecordedTokens;
+  }();
+  if (!opt_.step_graphs || recording_ || n_tokens < 1 || n_tokens > std::min(max_tokens, kMaxRecordedTokens)) return nullptr;
+  auto rec = std::make_unique<CudaStepGraph>(*this, n_tokens);
   G4_CUDA(cudaStreamSynchronize(stream_));
   // Relaxed: the ops may still cudaMalloc a first-time scratch size while recording.
   G4_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
@@ -159,11 +165,13 @@ void CudaBackend::end_step_recording(StepRecording& r) {
   G4_CUDA(cudaGraphInstantiate(&rec.exec_, rec.graph_, 0));
 }
 
-void CudaBackend::replay_step(StepRecording& r, int32_t token, int64_t pos) {
+void CudaBackend::replay_step(StepRecording& r, const std::vector<int32_t>& tokens, int64_t pos) {
   auto& rec = static_cast<CudaStepGraph&>(r);
   G4_CHECK(rec.exec_ && !recording_, "replay_step of an unfinished recording");
+  G4_CHECK(int(tokens.size()) == rec.n_tokens_, "replay_step: the recording takes " + std::to_string(rec.n_tokens_) +
+                                                    " tokens, not " + std::to_string(tokens.size()));
   G4_CUDA(cudaEventSynchronize(rec.done_));  // the previous replay has read the slot
-  rec.host_->token = token;
+  std::copy(tokens.begin(), tokens.end(), rec.host_->tokens);
   rec.host_->pos = pos;
   G4_CUDA(cudaGraphLaunch(rec.exec_, stream_));
   G4_CUDA(cudaEventRecord(rec.done_, stream_));
@@ -299,9 +307,9 @@ void CudaBackend::embed(const PackedWeight& table, const std::vector<int32_t>& t
   const int T = int(tokens.size());
   G4_CHECK(out.numel() == int64_t(T) * d.cols, "embed output shape");
   if (T == 0) return;
-  if (recording_) {  // the token comes from the step slot at replay time
-    G4_CHECK(T == 1, "a recorded step embeds one token");
-    cuda::embed_rows(d, &recording_->dev_->token, 1, scale, f32(out), stream_);
+  if (recording_) {  // the tokens come from the step slot at replay time
+    G4_CHECK(T == recording_->n_tokens_, "a recorded step embeds the tokens it was begun with");
+    cuda::embed_rows(d, recording_->dev_->tokens, T, scale, f32(out), stream_);
     return;
   }
   // The pinned staging buffer is reused: wait until its previous copy has left it.
@@ -566,7 +574,6 @@ void CudaBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, c
   for (const SeqRows& s : seqs) {
     G4_CHECK(s.cache->v.dim(1) * s.cache->v.dim(2) == row, "kv_append shapes");
     if (!s.cache->ring) G4_CHECK(s.p0 + s.n <= s.cache->capacity, "flat cache overflow");
-    G4_CHECK(!recording_ || s.n == 1, "a recorded step appends one position");
   }
   for_each_run(seqs, same_cache_shape, [&](size_t i0, size_t i1, int64_t r0, int64_t n) {
     const KvLayer& c = *seqs[i0].cache;
@@ -588,10 +595,11 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
     const int64_t lo = window > 0 ? std::max<int64_t>(0, s.p0 - window + 1) : 0;
     if (cache.ring && lo < s.p0) G4_CHECK(s.p0 - lo <= cache.capacity, "ring cache smaller than the window");
     if (!cache.ring) G4_CHECK(s.p0 <= cache.capacity, "flat cache overflow");
-    G4_CHECK(!recording_ || s.n == 1, "a recorded step attends from one position");
   }
   // Sequences whose queries suit the decode kernels share a launch; any other one takes the GEMM path alone.
-  const auto decode = [&](const SeqRows& s) { return cuda::attn_decode_suits(s.n, s.p0, window); };
+  // A recorded step (at most kMaxRecordedTokens queries) always takes the decode kernels: its replays run
+  // at other depths than the recording's.
+  const auto decode = [&](const SeqRows& s) { return recording_ || cuda::attn_decode_suits(s.n, s.p0, window); };
   const auto same = [&](const SeqRows& a, const SeqRows& b) { return same_cache_shape(a, b) && decode(a) && decode(b); };
   for_each_run(seqs, same, [&](size_t i0, size_t i1, int64_t r0, int64_t n) {
     const KvLayer& c = *seqs[i0].cache;

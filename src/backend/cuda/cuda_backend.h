@@ -72,11 +72,11 @@ class CudaBackend : public Backend {
   // Chooses on the device (sample.cu); only the ids are copied back.
   std::vector<int32_t> sample_rows(const Tensor& logits, const std::vector<RowSampling>& rows) override;
 
-  // Decode steps as CUDA graphs: the token id and position live in a pinned host slot that the graph's
-  // first node copies to the device, so one graph serves every position of a session.
-  std::unique_ptr<StepRecording> begin_step_recording() override;
+  // Decode and verify steps as CUDA graphs: the token ids and first position live in a pinned host slot
+  // that the graph's first node copies to the device, so one graph serves every position of a session.
+  std::unique_ptr<StepRecording> begin_step_recording(int n_tokens) override;
   void end_step_recording(StepRecording& rec) override;
-  void replay_step(StepRecording& rec, int32_t token, int64_t pos) override;
+  void replay_step(StepRecording& rec, const std::vector<int32_t>& tokens, int64_t pos) override;
 
   cudaStream_t stream() const { return stream_; }
   void synchronize();

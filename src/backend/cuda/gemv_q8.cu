@@ -292,6 +292,11 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
   }
   if constexpr (kLayout && NT > 1) {
     if (v == Q8Shape{2, 1, 4, true}) return launch_q8<S, kAsym, NT, 2, 1, 4, true>(ws, ys, n, xq, xd, prefetch, T, s);
+    if (v == Q8Shape{4, 1, 4, true}) return launch_q8<S, kAsym, NT, 4, 1, 4, true>(ws, ys, n, xq, xd, prefetch, T, s);
+    if (v == Q8Shape{2, 2, 4, false}) return launch_q8<S, kAsym, NT, 2, 2, 4, false>(ws, ys, n, xq, xd, prefetch, T, s);
+    if (v == Q8Shape{4, 2, 1, false}) return launch_q8<S, kAsym, NT, 4, 2, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
+    if (v == Q8Shape{4, 1, 1, true}) return launch_q8<S, kAsym, NT, 4, 1, 1, true>(ws, ys, n, xq, xd, prefetch, T, s);
+    if (v == Q8Shape{2, 2, 1, true}) return launch_q8<S, kAsym, NT, 2, 2, 1, true>(ws, ys, n, xq, xd, prefetch, T, s);
   }
   if constexpr (kLayout) {
     G4_CHECK(v == Q8Shape{}, "gemv_q8: kernel shape R=" + std::to_string(v.R) + " U=" + std::to_string(v.U) +
@@ -311,11 +316,15 @@ Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
                                            tu.pipeline > 0};
   static const Q8Shape all = env_shape("G4_CUDA_Q8", Q8Shape{4, 2, 1, false});
   static const Q8Shape shorts = env_shape("G4_CUDA_Q8_SHORT", Q8Shape{4, 1, 4, true});
+  // 2-8 tokens (G4_CUDA_Q8_MULTI, G4_CUDA_Q8_MULTI_SHORT for comparisons): the one-token shape's K split,
+  // so each token's sums come in its one-token order.
+  static const Q8Shape multi = env_shape("G4_CUDA_Q8_MULTI", Q8Shape{});
+  static const Q8Shape multi_short = env_shape("G4_CUDA_Q8_MULTI_SHORT", Q8Shape{2, 1, 4, true});
   int64_t rows = 0;
   for (int i = 0; i < n; ++i) rows += ws[i].rows;
   const Q8Shape one = rows <= 8192 ? shorts : all;
   if (T == 1) return one;
-  return one.KS == 4 && one.pipe ? Q8Shape{2, 1, 4, true} : Q8Shape{};
+  return one.KS == 4 && one.pipe ? multi_short : multi;
 }
 
 template <class S, bool kAsym>
