@@ -384,49 +384,62 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
   }
 }
 
-// grid (T * Hq), block over D (one thread per element when D <= 1024). The per-split weights
-// exp(m_s - M) / L are computed once into shared memory; the loop over splits is unrolled so that many
-// independent loads of the partial outputs are in flight (a plain loop waited for each in turn: with
-// 132 splits that was ~190 us per full-attention layer on an H100).
-constexpr int kMaxSplit = 1024;
-__global__ void combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml) {
+// The merge of a query head's splits: out = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s, M = max m_s.
+// grid (T * Hq, D / kCombineDims), kCombineThreads threads: kCombineDims consecutive dims (coalesced rows
+// of the partial outputs) times kCombineGroups split groups, group g summing splits g, g + kCombineGroups,
+// ...; the groups meet in shared memory in a fixed order. Every block recomputes M and the weights from
+// the splits' (m, l) (n_split pairs, L2-resident). Short chains of dependent loads a thread, many blocks:
+// the merge is latency-bound (one block a head over all dims ran ~7 us a layer inside the H200's step).
+constexpr int kMaxSplit = 1024, kCombineDims = 32, kCombineGroups = 8, kCombineThreads = kCombineDims * kCombineGroups;
+__global__ void __launch_bounds__(kCombineThreads)
+    combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml) {
   grid_dependency_sync();
   __shared__ float wgt[kMaxSplit];
-  __shared__ float red[32];
+  __shared__ float red[kCombineGroups][kCombineDims];
+  __shared__ float wred[kCombineThreads / 32];
   const int64_t th = blockIdx.x;
   const float* m = ml + th * n_split * 2;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = int(blockDim.x + 31) >> 5;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  constexpr int nw = kCombineThreads / 32;
   float M = -FLT_MAX;
-  for (int s = threadIdx.x; s < n_split; s += blockDim.x) M = fmaxf(M, m[2 * s]);
+  for (int s = tid; s < n_split; s += kCombineThreads) M = fmaxf(M, m[2 * s]);
   for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-  if (lane == 0) red[warp] = M;
+  if (lane == 0) wred[warp] = M;
   __syncthreads();
   M = -FLT_MAX;
-  for (int i = 0; i < nw; ++i) M = fmaxf(M, red[i]);
+  for (int i = 0; i < nw; ++i) M = fmaxf(M, wred[i]);
   __syncthreads();
   float L = 0.f;
-  for (int s = threadIdx.x; s < n_split; s += blockDim.x) {
+  for (int s = tid; s < n_split; s += kCombineThreads) {
     const float w = __expf(m[2 * s] - M);
     wgt[s] = w;
     L += m[2 * s + 1] * w;
   }
   for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
-  if (lane == 0) red[warp] = L;
-  __syncthreads();
+  if (lane == 0) wred[warp] = L;
+  __syncthreads();  // also publishes wgt
   L = 0.f;
-  for (int i = 0; i < nw; ++i) L += red[i];
-  const float inv = 1.f / L;
-  const float* pr = part + th * n_split * a.D;
-  for (int d = threadIdx.x; d < a.D; d += blockDim.x) {
-    float o0 = 0.f, o1 = 0.f;
-    int s = 0;
-#pragma unroll 8
-    for (; s + 1 < n_split; s += 2) {
-      o0 = fmaf(pr[int64_t(s) * a.D + d], wgt[s], o0);
-      o1 = fmaf(pr[int64_t(s + 1) * a.D + d], wgt[s + 1], o1);
+  for (int i = 0; i < nw; ++i) L += wred[i];
+  const int j = tid % kCombineDims, g = tid / kCombineDims;
+  const int64_t d = int64_t(blockIdx.y) * kCombineDims + j;
+  float o0 = 0.f, o1 = 0.f;
+  if (d < a.D) {
+    const float* pr = part + th * n_split * a.D + d;
+    int s = g;
+#pragma unroll 4
+    for (; s + kCombineGroups < n_split; s += 2 * kCombineGroups) {
+      o0 = fmaf(pr[int64_t(s) * a.D], wgt[s], o0);
+      o1 = fmaf(pr[int64_t(s + kCombineGroups) * a.D], wgt[s + kCombineGroups], o1);
     }
-    if (s < n_split) o0 = fmaf(pr[int64_t(s) * a.D + d], wgt[s], o0);
-    a.out[th * a.D + d] = (o0 + o1) * inv;
+    if (s < n_split) o0 = fmaf(pr[int64_t(s) * a.D], wgt[s], o0);
+  }
+  red[g][j] = o0 + o1;
+  __syncthreads();
+  if (g == 0 && d < a.D) {
+    float o = 0.f;
+#pragma unroll
+    for (int k = 0; k < kCombineGroups; ++k) o += red[k][j];
+    a.out[th * a.D + d] = o / L;
   }
 }
 
@@ -570,8 +583,8 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   } else {
     decode_any_shape(a, ns, part, ml, s);
   }
-  const int cthreads = int(std::min<int64_t>(1024, (a.D + 31) / 32 * 32));
-  if (!knocked_out(Knock::kCombine)) launch(combine_kernel, unsigned(a.T * a.Hq), cthreads, 0, s, a, ns, part, ml);
+  const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kCombineDims - 1) / kCombineDims));
+  if (!knocked_out(Knock::kCombine)) launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml);
   G4_CUDA_LAUNCHED();
 }
 

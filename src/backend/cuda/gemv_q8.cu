@@ -246,6 +246,156 @@ Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int R) {
   return sg;
 }
 
+// --- 2-8 tokens on the tensor cores, summed in the one-token kernel's order ---
+// The one-token kernel (KS warps splitting K) sums a row's chunks in 32 * KS "slots": slot j takes chunks
+// j, j + 32 KS, j + 64 KS, ... in that order, one fmaf each (acc = fmaf(s, fmaf(dx, dot, -z dy), acc)),
+// then the 32 slots of each warp meet in a butterfly of shuffles and the KS warps' sums are added in
+// order. This kernel computes the integer dot products of 16 rows x 8 tokens x one chunk in one int8 mma
+// (m16n8k32; tokens past T repeat the last one and are not stored) and keeps the same slots: warp w
+// takes slots 4 (w + kWarps p) .. + 3 in pass p, accumulates each slot's chunks in order with the same
+// fmaf, and leaves the slot sums in shared memory, where one thread per (row, token) adds them in the
+// butterfly's tree and the K split's order. So each token's outputs equal its one-token launch bit for
+// bit, and the dot products cost one instruction per 16 x 8 x 32 instead of 8 dp4a per 32 a token.
+// mma fragments (k = the 32 values of a chunk in the order of q8_act.cuh): lane (g = lane / 4, q = lane % 4)
+// holds code word q of rows g and g + 8 (low nibbles: k = 4q..4q+3, high: 16 + 4q..), the x words A(q),
+// B(q) of token g, and the sums of rows g, g + 8 for tokens 2q, 2q + 1.
+constexpr int kTcRows = 16, kTcTokens = 8;
+
+__device__ __forceinline__ void mma_s8(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                       uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};"
+      : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0));
+}
+
+// One stage of the shuffle butterfly as lane 0 sees it: v[l] (lane l's value) += v[l + O] (its partner's).
+template <int O>
+__device__ __forceinline__ void butterfly_stage(float (&v)[32]) {
+#pragma unroll
+  for (int l = 0; l < O; ++l) v[l] = v[l] + v[l + O];
+}
+
+template <int KS>
+constexpr size_t tc_smem_bytes() {
+  return size_t(32 * KS) * kTcRows * kTcTokens * sizeof(float);
+}
+
+template <class S, bool kAsym, int KS>
+__global__ void __launch_bounds__(kWarps * 32) gemv_q8_tc_kernel(Segments segs, int64_t cols, int64_t group_size,
+                                                                 const uint4* __restrict__ xq,
+                                                                 const float2* __restrict__ xd, int nch_pad,
+                                                                 int cpg_shift, int n_tok) {
+  constexpr int kSlots = 32 * KS, kPasses = kSlots / (4 * kWarps);
+  static_assert(kSlots % (4 * kWarps) == 0, "whole passes of 4 slots a warp");
+  extern __shared__ float slot_sum[];  // [kSlots][kTcRows][kTcTokens]
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
+  const int nch = int(cols / 32);
+  const int64_t G = cols / group_size;
+  const int64_t n_tiles = segs.group_end[segs.n - 1];
+  // Token columns: B's column g, and the outputs' 2q, 2q + 1 (past n_tok: the last token again, not stored).
+  const int tb = min(g, n_tok - 1), t0 = min(2 * q, n_tok - 1), t1 = min(2 * q + 1, n_tok - 1);
+  const uint4* xb = xq + int64_t(tb) * nch_pad * 2 + (q >> 1) * 32;
+  const float2* xd0 = xd + int64_t(t0) * nch_pad;
+  const float2* xd1 = xd + int64_t(t1) * nch_pad;
+  grid_dependency_sync();
+
+  for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
+    int sg = 0;
+    while (sg + 1 < segs.n && tile >= pick(sg, segs.group_end)) ++sg;
+    const int64_t row0 = (tile - (sg ? pick(sg - 1, segs.group_end) : 0)) * kTcRows;
+    const int64_t rows = pick(sg, segs.rows);
+    const int64_t ra = min(row0 + g, rows - 1), rb = min(row0 + g + 8, rows - 1);
+    const uint32_t* codes = static_cast<const uint32_t*>(pick(sg, segs.codes));
+    const uint32_t* wa = codes + ra * nch * 4 + q;
+    const uint32_t* wb = codes + rb * nch * 4 + q;
+    const void* scales = pick(sg, segs.scales);
+    const void* zeros = pick(sg, segs.zeros);
+    for (int p = 0; p < kPasses; ++p) {
+      const int slot0 = 4 * (warp + kWarps * p);
+      float acc[4][4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = 0.f;
+      for (int c0 = slot0; c0 < nch; c0 += kSlots) {
+        uint32_t wva[4], wvb[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int c = min(c0 + i, nch - 1);
+          wva[i] = __ldg(wa + int64_t(c) * 4);
+          wvb[i] = __ldg(wb + int64_t(c) * 4);
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int c = c0 + i;
+          if (c >= nch) break;
+          const uint2 x = __ldg(reinterpret_cast<const uint2*>(xb + (c >> 5) * 64 + (c & 31)) + (q & 1));
+          constexpr uint32_t kLo = 0x0F0F0F0Fu;
+          int d[4];
+          mma_s8(d, wva[i] & kLo, wvb[i] & kLo, (wva[i] >> 4) & kLo, (wvb[i] >> 4) & kLo, x.x, x.y);
+          const int64_t gc = c >> cpg_shift;
+          const float sa = ld_scale<S>(scales, ra * G + gc), sb = ld_scale<S>(scales, rb * G + gc);
+          const float za = kAsym ? ld_scale<S>(zeros, ra * G + gc) : 8.f;
+          const float zb = kAsym ? ld_scale<S>(zeros, rb * G + gc) : 8.f;
+          const float2 e0 = __ldg(xd0 + c), e1 = __ldg(xd1 + c);
+          acc[i][0] = fmaf(sa, fmaf(e0.x, float(d[0]), -za * e0.y), acc[i][0]);
+          acc[i][1] = fmaf(sa, fmaf(e1.x, float(d[1]), -za * e1.y), acc[i][1]);
+          acc[i][2] = fmaf(sb, fmaf(e0.x, float(d[2]), -zb * e0.y), acc[i][2]);
+          acc[i][3] = fmaf(sb, fmaf(e1.x, float(d[3]), -zb * e1.y), acc[i][3]);
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        float* o = slot_sum + (slot0 + i) * kTcRows * kTcTokens;
+        o[g * kTcTokens + 2 * q] = acc[i][0];
+        o[g * kTcTokens + 2 * q + 1] = acc[i][1];
+        o[(g + 8) * kTcTokens + 2 * q] = acc[i][2];
+        o[(g + 8) * kTcTokens + 2 * q + 1] = acc[i][3];
+      }
+    }
+    __syncthreads();
+    if (threadIdx.x < kTcRows * kTcTokens) {
+      const int e = threadIdx.x, r = e / kTcTokens, t = e % kTcTokens;
+      float y = 0.f;
+#pragma unroll
+      for (int k = 0; k < KS; ++k) {
+        float v[32];
+#pragma unroll
+        for (int l = 0; l < 32; ++l) v[l] = slot_sum[(k * 32 + l) * kTcRows * kTcTokens + e];
+        butterfly_stage<16>(v);
+        butterfly_stage<8>(v);
+        butterfly_stage<4>(v);
+        butterfly_stage<2>(v);
+        butterfly_stage<1>(v);
+        if constexpr (KS == 1) y = v[0];
+        else y += v[0];
+      }
+      if (row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y;
+    }
+    __syncthreads();
+  }
+}
+
+template <class S, bool kAsym, int KS>
+void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
+                  cudaStream_t s) {
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS>;
+  constexpr size_t smem = tc_smem_bytes<KS>();
+  static const int64_t resident = [&] {
+    if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    int dev = 0, n_sm = 0, per_sm = 0;
+    G4_CUDA(cudaGetDevice(&dev));
+    G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
+    G4_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, smem));
+    return int64_t(n_sm) * std::max(per_sm, 1);
+  }();
+  const Segments sg = make_segments(ws, ys, n, kTcRows);
+  const int64_t blocks = std::min(resident, sg.group_end[n - 1]);
+  const int cpg_shift = __builtin_ctz(unsigned(ws[0].group_size / 32));
+  launch(kernel, unsigned(blocks), kWarps * 32, smem, s, sg, ws[0].cols, ws[0].group_size, xq, xd,
+         n_chunks_padded(ws[0]), cpg_shift, T);
+}
+
 template <class S, bool kAsym, int NT, int R, int U, int KS, bool kPipe>
 void launch_q8(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int prefetch,
                int T, cudaStream_t s) {
@@ -306,6 +456,13 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
   launch_q8<S, kAsym, NT, 2, 2, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
 }
 
+// 2-8 tokens take the tensor-core kernel (gemv_q8_tc_kernel) unless G4_CUDA_Q8_TC=0 (the dp4a kernel in
+// the shapes below, for comparisons).
+bool tensor_cores_for_tokens() {
+  static const bool on = env_int("G4_CUDA_Q8_TC", 1) != 0;
+  return on;
+}
+
 // The shape for a launch: the tuning's when it names one (the benchmark), else G4_CUDA_Q8 for every one-token
 // launch or G4_CUDA_Q8_SHORT for those of at most 8,192 rows in all ("R,U,KS,P"), else the measured choice
 // (docs/PERF.md, H200): 4 rows a warp and 2 chunks a round for many rows (q/k/v, gate/up, the lm_head); for
@@ -324,6 +481,8 @@ Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
   for (int i = 0; i < n; ++i) rows += ws[i].rows;
   const Q8Shape one = rows <= 8192 ? shorts : all;
   if (T == 1) return one;
+  // R = 0: gemv_q8_tc_kernel with the one-token shape's K split (launch_q8_t: on the layouts it is compiled for).
+  if (tensor_cores_for_tokens() && (one.KS == 1 || one.KS == 4)) return Q8Shape{0, 0, one.KS, false};
   return one.KS == 4 && one.pipe ? multi_short : multi;
 }
 
@@ -331,6 +490,13 @@ template <class S, bool kAsym>
 void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T, GemvTuning tu,
                  cudaStream_t s) {
   const Q8Shape v = pick_shape(ws, n, T, tu);
+  constexpr bool kLayout = std::is_same_v<S, __nv_bfloat16> || (std::is_same_v<S, __half> && !kAsym);
+  if constexpr (kLayout) {
+    if (v.R == 0) {
+      if (v.KS == 1) return launch_q8_tc<S, kAsym, 1>(ws, ys, n, xq, xd, T, s);
+      return launch_q8_tc<S, kAsym, 4>(ws, ys, n, xq, xd, T, s);
+    }
+  }
   static const int env_prefetch = env_int("G4_CUDA_Q8_PREFETCH", 1);
   const int pf = tu.prefetch > 0 ? tu.prefetch : env_prefetch;
   switch (T) {
