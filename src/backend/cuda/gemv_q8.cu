@@ -297,6 +297,19 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_tc_kernel(Segments segs, 
   const uint4* xb = xq + int64_t(tb) * nch_pad * 2 + (q >> 1) * 32;
   const float2* xd0 = xd + int64_t(t0) * nch_pad;
   const float2* xd1 = xd + int64_t(t1) * nch_pad;
+  // Before waiting for the previous kernel: L2 requests for this warp's first pass over the block's first
+  // tile (the 64 bytes of chunks c0 .. c0 + 3 of 16 rows a round; weights do not depend on earlier kernels).
+  if (blockIdx.x < n_tiles) {
+    int sg = 0;
+    while (sg + 1 < segs.n && int64_t(blockIdx.x) >= pick(sg, segs.group_end)) ++sg;
+    const int64_t row0 = (blockIdx.x - (sg ? pick(sg - 1, segs.group_end) : 0)) * kTcRows, rows = pick(sg, segs.rows);
+    const char* codes = static_cast<const char*>(pick(sg, segs.codes));
+    const int rounds = (nch - 4 * warp + kSlots - 1) / kSlots;
+    for (int i = lane; i < kTcRows * rounds; i += 32) {
+      const int64_t row = min(row0 + i % kTcRows, rows - 1);
+      prefetch_l2(codes + (row * nch + 4 * warp + int64_t(i / kTcRows) * kSlots) * 16);
+    }
+  }
   grid_dependency_sync();
 
   for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
