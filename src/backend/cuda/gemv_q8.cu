@@ -251,15 +251,16 @@ Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int R) {
 // j, j + 32 KS, j + 64 KS, ... in that order, one fmaf each (acc = fmaf(s, fmaf(dx, dot, -z dy), acc)),
 // then the 32 slots of each warp meet in a butterfly of shuffles and the KS warps' sums are added in
 // order. This kernel computes the integer dot products of 16 rows x 8 tokens x one chunk in one int8 mma
-// (m16n8k32; tokens past T repeat the last one and are not stored) and keeps the same slots: warp w
-// takes slots 4 (w + kWarps p) .. + 3 in pass p, accumulates each slot's chunks in order with the same
-// fmaf, and leaves the slot sums in shared memory, where one thread per (row, token) adds them in the
-// butterfly's tree and the K split's order. So each token's outputs equal its one-token launch bit for
-// bit, and the dot products cost one instruction per 16 x 8 x 32 instead of 8 dp4a per 32 a token.
+// (m16n8k32; tokens past T repeat the last one and are not stored) and keeps the same slots: a block takes
+// 32 rows (two mma tiles), pass p of it covers the one-token kernel's warp p (slots 32p .. 32p + 31),
+// warp w slots 32p + 4w .. + 3, each slot's chunks accumulated in order with the same fmaf; the pass's
+// slot sums meet in shared memory, where one thread per (row, token) adds them in the butterfly's tree and
+// then to the sum of the earlier passes. So each token's outputs equal its one-token launch bit for bit,
+// and the dot products cost one instruction per 16 x 8 x 32 instead of 8 dp4a per 32 a token.
 // mma fragments (k = the 32 values of a chunk in the order of q8_act.cuh): lane (g = lane / 4, q = lane % 4)
 // holds code word q of rows g and g + 8 (low nibbles: k = 4q..4q+3, high: 16 + 4q..), the x words A(q),
 // B(q) of token g, and the sums of rows g, g + 8 for tokens 2q, 2q + 1.
-constexpr int kTcRows = 16, kTcTokens = 8;
+constexpr int kTcRows = 32, kTcTokens = 8, kTcSlots = 32;
 
 __device__ __forceinline__ void mma_s8(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                        uint32_t b1) {
@@ -275,19 +276,23 @@ __device__ __forceinline__ void butterfly_stage(float (&v)[32]) {
   for (int l = 0; l < O; ++l) v[l] = v[l] + v[l + O];
 }
 
-template <int KS>
-constexpr size_t tc_smem_bytes() {
-  return size_t(32 * KS) * kTcRows * kTcTokens * sizeof(float);
+// Element k (0..3) of four 16-bit scales (bf16 or f16) loaded together as a uint2, as f32.
+template <class S>
+__device__ __forceinline__ float scale_of4(uint2 u, int k) {
+  static_assert(sizeof(S) == 2, "16-bit scales");
+  const uint16_t h = uint16_t((k < 2 ? u.x : u.y) >> (16 * (k & 1)));
+  if constexpr (std::is_same_v<S, __half>) return __half2float(__ushort_as_half(h));
+  else return __uint_as_float(uint32_t(h) << 16);
 }
 
 template <class S, bool kAsym, int KS>
-__global__ void __launch_bounds__(kWarps * 32) gemv_q8_tc_kernel(Segments segs, int64_t cols, int64_t group_size,
-                                                                 const uint4* __restrict__ xq,
-                                                                 const float2* __restrict__ xd, int nch_pad,
-                                                                 int cpg_shift, int n_tok) {
-  constexpr int kSlots = 32 * KS, kPasses = kSlots / (4 * kWarps);
-  static_assert(kSlots % (4 * kWarps) == 0, "whole passes of 4 slots a warp");
-  extern __shared__ float slot_sum[];  // [kSlots][kTcRows][kTcTokens]
+__global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols, int64_t group_size,
+                                                                    const uint4* __restrict__ xq,
+                                                                    const float2* __restrict__ xd, int nch_pad,
+                                                                    int cpg_shift, int n_tok) {
+  static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
+  constexpr int kSlots = 32 * KS;
+  __shared__ float slot_sum[kTcSlots * kTcRows * kTcTokens];  // [slot][row][token], 32 KB
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
   const int nch = int(cols / 32);
   const int64_t G = cols / group_size;
@@ -297,17 +302,18 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_tc_kernel(Segments segs, 
   const uint4* xb = xq + int64_t(tb) * nch_pad * 2 + (q >> 1) * 32;
   const float2* xd0 = xd + int64_t(t0) * nch_pad;
   const float2* xd1 = xd + int64_t(t1) * nch_pad;
-  // Before waiting for the previous kernel: L2 requests for this warp's first pass over the block's first
-  // tile (the 64 bytes of chunks c0 .. c0 + 3 of 16 rows a round; weights do not depend on earlier kernels).
+  const bool vec_scales = cpg_shift == 0 && G % 4 == 0;
+  // Before waiting for the previous kernel: L2 requests for this warp's chunks of the block's first tile
+  // (weights do not depend on earlier kernels).
   if (blockIdx.x < n_tiles) {
     int sg = 0;
     while (sg + 1 < segs.n && int64_t(blockIdx.x) >= pick(sg, segs.group_end)) ++sg;
     const int64_t row0 = (blockIdx.x - (sg ? pick(sg - 1, segs.group_end) : 0)) * kTcRows, rows = pick(sg, segs.rows);
     const char* codes = static_cast<const char*>(pick(sg, segs.codes));
-    const int rounds = (nch - 4 * warp + kSlots - 1) / kSlots;
+    const int rounds = (nch - 4 * warp + kTcSlots - 1) / kTcSlots;
     for (int i = lane; i < kTcRows * rounds; i += 32) {
       const int64_t row = min(row0 + i % kTcRows, rows - 1);
-      prefetch_l2(codes + (row * nch + 4 * warp + int64_t(i / kTcRows) * kSlots) * 16);
+      prefetch_l2(codes + (row * nch + 4 * warp + int64_t(i / kTcRows) * kTcSlots) * 16);
     }
   }
   grid_dependency_sync();
@@ -317,26 +323,64 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_tc_kernel(Segments segs, 
     while (sg + 1 < segs.n && tile >= pick(sg, segs.group_end)) ++sg;
     const int64_t row0 = (tile - (sg ? pick(sg - 1, segs.group_end) : 0)) * kTcRows;
     const int64_t rows = pick(sg, segs.rows);
-    const int64_t ra = min(row0 + g, rows - 1), rb = min(row0 + g + 8, rows - 1);
     const uint32_t* codes = static_cast<const uint32_t*>(pick(sg, segs.codes));
-    const uint32_t* wa = codes + ra * nch * 4 + q;
-    const uint32_t* wb = codes + rb * nch * 4 + q;
     const void* scales = pick(sg, segs.scales);
     const void* zeros = pick(sg, segs.zeros);
-    for (int p = 0; p < kPasses; ++p) {
-      const int slot0 = 4 * (warp + kWarps * p);
-      float acc[4][4];
+    int64_t rr[4];  // rows g, g + 8, g + 16, g + 24 of the tile (clamped)
+    const uint32_t* wr[4];
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
+    for (int k = 0; k < 4; ++k) {
+      rr[k] = min(row0 + g + 8 * k, rows - 1);
+      wr[k] = codes + rr[k] * nch * 4 + q;
+    }
+    float y = 0.f;  // thread e's output: row e / 8, token e % 8
+    for (int p = 0; p < KS; ++p) {
+      const int slot0 = kTcSlots * p + 4 * warp;
+      float acc[2][4][4];
 #pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = 0.f;
-      for (int c0 = slot0; c0 < nch; c0 += kSlots) {
-        uint32_t wva[4], wvb[4];
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) acc[h][i][j] = 0.f;
+      uint32_t w[4][4], wn[4][4];  // [row k][chunk i]: this round's code words, the next round's
+      auto load_words = [&](uint32_t(&dst)[4][4], int c0) {
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-          const int c = min(c0 + i, nch - 1);
-          wva[i] = __ldg(wa + int64_t(c) * 4);
-          wvb[i] = __ldg(wb + int64_t(c) * 4);
+          const int64_t c = min(c0 + i, nch - 1);
+#pragma unroll
+          for (int k = 0; k < 4; ++k) dst[k][i] = __ldg(wr[k] + c * 4);
+        }
+      };
+      if (slot0 < nch) load_words(w, slot0);
+      for (int c0 = slot0; c0 < nch; c0 += kSlots) {
+        const bool more = c0 + kSlots < nch;
+        if (more) load_words(wn, c0 + kSlots);
+        // Scales and zero points of chunks c0 .. c0 + 3: with one per chunk (group size 32), four in one
+        // load per row, else read per chunk below.
+        const bool vec = vec_scales && c0 + 3 < nch;
+        uint2 sraw[4], zraw[4];
+        if (vec)
+#pragma unroll
+          for (int k = 0; k < 4; ++k) {
+            const int64_t gi = rr[k] * G + c0;
+            sraw[k] = __ldg(reinterpret_cast<const uint2*>(static_cast<const S*>(scales) + gi));
+            if constexpr (kAsym) zraw[k] = __ldg(reinterpret_cast<const uint2*>(static_cast<const S*>(zeros) + gi));
+          }
+        auto scale_at = [&](int k, int i) {
+          return vec ? scale_of4<S>(sraw[k], i) : ld_scale<S>(scales, rr[k] * G + ((c0 + i) >> cpg_shift));
+        };
+        auto zero_at = [&](int k, int i) {
+          if constexpr (!kAsym) return 8.f;
+          return vec ? scale_of4<S>(zraw[k], i) : ld_scale<S>(zeros, rr[k] * G + ((c0 + i) >> cpg_shift));
+        };
+        // x scales of chunks c0 .. c0 + 3 (padded to nch_pad: always readable) for tokens t0, t1.
+        float2 e0[4], e1[4];
+        {
+          const float4 a = __ldg(reinterpret_cast<const float4*>(xd0 + c0)), b = __ldg(reinterpret_cast<const float4*>(xd0 + c0 + 2));
+          const float4 c = __ldg(reinterpret_cast<const float4*>(xd1 + c0)), d = __ldg(reinterpret_cast<const float4*>(xd1 + c0 + 2));
+          e0[0] = make_float2(a.x, a.y), e0[1] = make_float2(a.z, a.w), e0[2] = make_float2(b.x, b.y), e0[3] = make_float2(b.z, b.w);
+          e1[0] = make_float2(c.x, c.y), e1[1] = make_float2(c.z, c.w), e1[2] = make_float2(d.x, d.y), e1[3] = make_float2(d.z, d.w);
         }
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
@@ -344,37 +388,41 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_tc_kernel(Segments segs, 
           if (c >= nch) break;
           const uint2 x = __ldg(reinterpret_cast<const uint2*>(xb + (c >> 5) * 64 + (c & 31)) + (q & 1));
           constexpr uint32_t kLo = 0x0F0F0F0Fu;
-          int d[4];
-          mma_s8(d, wva[i] & kLo, wvb[i] & kLo, (wva[i] >> 4) & kLo, (wvb[i] >> 4) & kLo, x.x, x.y);
-          const int64_t gc = c >> cpg_shift;
-          const float sa = ld_scale<S>(scales, ra * G + gc), sb = ld_scale<S>(scales, rb * G + gc);
-          const float za = kAsym ? ld_scale<S>(zeros, ra * G + gc) : 8.f;
-          const float zb = kAsym ? ld_scale<S>(zeros, rb * G + gc) : 8.f;
-          const float2 e0 = __ldg(xd0 + c), e1 = __ldg(xd1 + c);
-          acc[i][0] = fmaf(sa, fmaf(e0.x, float(d[0]), -za * e0.y), acc[i][0]);
-          acc[i][1] = fmaf(sa, fmaf(e1.x, float(d[1]), -za * e1.y), acc[i][1]);
-          acc[i][2] = fmaf(sb, fmaf(e0.x, float(d[2]), -zb * e0.y), acc[i][2]);
-          acc[i][3] = fmaf(sb, fmaf(e1.x, float(d[3]), -zb * e1.y), acc[i][3]);
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const uint32_t wa = w[2 * h][i], wb = w[2 * h + 1][i];
+            int d[4];
+            mma_s8(d, wa & kLo, wb & kLo, (wa >> 4) & kLo, (wb >> 4) & kLo, x.x, x.y);
+            const float sa = scale_at(2 * h, i), sb = scale_at(2 * h + 1, i), za = zero_at(2 * h, i), zb = zero_at(2 * h + 1, i);
+            acc[h][i][0] = fmaf(sa, fmaf(e0[i].x, float(d[0]), -za * e0[i].y), acc[h][i][0]);
+            acc[h][i][1] = fmaf(sa, fmaf(e1[i].x, float(d[1]), -za * e1[i].y), acc[h][i][1]);
+            acc[h][i][2] = fmaf(sb, fmaf(e0[i].x, float(d[2]), -zb * e0[i].y), acc[h][i][2]);
+            acc[h][i][3] = fmaf(sb, fmaf(e1[i].x, float(d[3]), -zb * e1[i].y), acc[h][i][3]);
+          }
         }
+        if (more)
+#pragma unroll
+          for (int k = 0; k < 4; ++k)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) w[k][i] = wn[k][i];
       }
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        float* o = slot_sum + (slot0 + i) * kTcRows * kTcTokens;
-        o[g * kTcTokens + 2 * q] = acc[i][0];
-        o[g * kTcTokens + 2 * q + 1] = acc[i][1];
-        o[(g + 8) * kTcTokens + 2 * q] = acc[i][2];
-        o[(g + 8) * kTcTokens + 2 * q + 1] = acc[i][3];
-      }
-    }
-    __syncthreads();
-    if (threadIdx.x < kTcRows * kTcTokens) {
-      const int e = threadIdx.x, r = e / kTcTokens, t = e % kTcTokens;
-      float y = 0.f;
+        float* o = slot_sum + (4 * warp + i) * kTcRows * kTcTokens;
 #pragma unroll
-      for (int k = 0; k < KS; ++k) {
+        for (int h = 0; h < 2; ++h) {
+          o[(16 * h + g) * kTcTokens + 2 * q] = acc[h][i][0];
+          o[(16 * h + g) * kTcTokens + 2 * q + 1] = acc[h][i][1];
+          o[(16 * h + g + 8) * kTcTokens + 2 * q] = acc[h][i][2];
+          o[(16 * h + g + 8) * kTcTokens + 2 * q + 1] = acc[h][i][3];
+        }
+      }
+      __syncthreads();
+      {
+        const int e = threadIdx.x;
         float v[32];
 #pragma unroll
-        for (int l = 0; l < 32; ++l) v[l] = slot_sum[(k * 32 + l) * kTcRows * kTcTokens + e];
+        for (int l = 0; l < 32; ++l) v[l] = slot_sum[l * kTcRows * kTcTokens + e];
         butterfly_stage<16>(v);
         butterfly_stage<8>(v);
         butterfly_stage<4>(v);
@@ -383,9 +431,10 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_tc_kernel(Segments segs, 
         if constexpr (KS == 1) y = v[0];
         else y += v[0];
       }
-      if (row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y;
+      __syncthreads();
     }
-    __syncthreads();
+    const int r = threadIdx.x / kTcTokens, t = threadIdx.x % kTcTokens;
+    if (row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y;
   }
 }
 
@@ -393,19 +442,11 @@ template <class S, bool kAsym, int KS>
 void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                   cudaStream_t s) {
   auto kernel = gemv_q8_tc_kernel<S, kAsym, KS>;
-  constexpr size_t smem = tc_smem_bytes<KS>();
-  static const int64_t resident = [&] {
-    if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    int dev = 0, n_sm = 0, per_sm = 0;
-    G4_CUDA(cudaGetDevice(&dev));
-    G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
-    G4_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, smem));
-    return int64_t(n_sm) * std::max(per_sm, 1);
-  }();
+  static const int64_t resident = resident_blocks(kernel, kWarps * 32);
   const Segments sg = make_segments(ws, ys, n, kTcRows);
   const int64_t blocks = std::min(resident, sg.group_end[n - 1]);
   const int cpg_shift = __builtin_ctz(unsigned(ws[0].group_size / 32));
-  launch(kernel, unsigned(blocks), kWarps * 32, smem, s, sg, ws[0].cols, ws[0].group_size, xq, xd,
+  launch(kernel, unsigned(blocks), kWarps * 32, 0, s, sg, ws[0].cols, ws[0].group_size, xq, xd,
          n_chunks_padded(ws[0]), cpg_shift, T);
 }
 
