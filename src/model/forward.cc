@@ -147,8 +147,9 @@ Tensor run_step(const Model& model, KvCache& kv, const std::vector<SeqChunk>& ba
   Tensor logits;
   const SeqChunk& c0 = batch[0];
   const int n = int(c0.tokens.size());
+  // (For one token, every row is the last one: kLast and kAll share the recording.)
   const bool recordable = n >= 1 && n <= kMaxRecordedTokens && !c0.taps &&
-                          c0.logits == (n == 1 ? LogitsMode::kLast : LogitsMode::kAll);
+                          (c0.logits == LogitsMode::kAll || (c0.logits == LogitsMode::kLast && n == 1));
   if (batch.size() == 1 && recordable) {
     // A decode step or a verify of one sequence: record it once per sequence and number of tokens (where
     // the backend can), then replay it with each new set of tokens and first position. The recording
