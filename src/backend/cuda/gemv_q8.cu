@@ -510,10 +510,10 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
   launch_q8<S, kAsym, NT, 2, 2, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
 }
 
-// 2-8 tokens take the tensor-core kernel (gemv_q8_tc_kernel) unless G4_CUDA_Q8_TC=0 (the dp4a kernel in
-// the shapes below, for comparisons).
+// 2-8 tokens take the tensor-core kernel (gemv_q8_tc_kernel) with G4_CUDA_Q8_TC=1, else the dp4a kernel in
+// the shapes below (the default: its first version measured slower, docs/PERF.md).
 bool tensor_cores_for_tokens() {
-  static const bool on = env_int("G4_CUDA_Q8_TC", 1) != 0;
+  static const bool on = env_int("G4_CUDA_Q8_TC", 0) != 0;
   return on;
 }
 
