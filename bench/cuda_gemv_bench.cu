@@ -48,6 +48,14 @@ void* dev_random(size_t bytes, uint32_t seed) {
   return p;
 }
 
+// n activations: random values in [-1, 1), the same for every run.
+std::vector<float> random_x(size_t n) {
+  std::vector<float> x(n);
+  uint32_t st = 7;
+  for (auto& v : x) st = st * 1664525u + 1013904223u, v = float(st >> 8) / float(1 << 23) - 1.f;
+  return x;
+}
+
 double copy_bandwidth() {
   const size_t n = size_t(1) << 31;
   void *a = nullptr, *b = nullptr;
@@ -177,9 +185,7 @@ void tokens_sweep(int reps, size_t rot_mb, double bw, cudaStream_t s) {
       const size_t bytes = make_copies(f, rows, cols, rot_mb, ws, bufs);
       const int copies = int(ws.size());
       for (int T : {1, 2, 4, 8, 16, 32}) {
-        std::vector<float> xh(size_t(T * cols));
-        uint32_t st = 7;
-        for (auto& v : xh) st = st * 1664525u + 1013904223u, v = float(st >> 8) / float(1 << 23) - 1.f;
+        const std::vector<float> xh = random_x(size_t(T * cols));
         float *x = nullptr, *y = nullptr;
         void *xq = nullptr, *xm = nullptr;
         G4_CUDA(cudaMalloc(&x, xh.size() * 4));
@@ -265,9 +271,7 @@ void multi_sweep(int reps, size_t rot_mb, double bw, cudaStream_t s) {
       const size_t bytes = make_copies(f, rows, cols, rot_mb, ws, bufs);
       const int copies = int(ws.size());
       const int T_max = kGemvQ8MaxT;
-      std::vector<float> xh(size_t(T_max * cols));
-      uint32_t st = 7;
-      for (auto& v : xh) st = st * 1664525u + 1013904223u, v = float(st >> 8) / float(1 << 23) - 1.f;
+      const std::vector<float> xh = random_x(size_t(T_max * cols));
       float *x = nullptr, *y = nullptr;
       G4_CUDA(cudaMalloc(&x, xh.size() * 4));
       G4_CUDA(cudaMalloc(&y, size_t(T_max * rows) * 4));
@@ -371,10 +375,7 @@ int main(int argc, char** argv) {
         const size_t bytes = make_copies(f, rows, cols, rot_mb, ws, bufs);
         const int copies = int(ws.size());
         const WeightDesc& d = ws[0];
-        // x: random values in [-1, 1).
-        std::vector<float> xh(static_cast<size_t>(cols));
-        uint32_t st = 7;
-        for (auto& v : xh) st = st * 1664525u + 1013904223u, v = float(st >> 8) / float(1 << 23) - 1.f;
+        const std::vector<float> xh = random_x(static_cast<size_t>(cols));
         float *x = nullptr, *y = nullptr;
         void* xp = nullptr;
         G4_CUDA(cudaMalloc(&x, size_t(cols) * 4));
