@@ -511,7 +511,8 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
 }
 
 // 2-8 tokens take the tensor-core kernel (gemv_q8_tc_kernel) with G4_CUDA_Q8_TC=1, else the dp4a kernel in
-// the shapes below (the default: its first version measured slower, docs/PERF.md).
+// the shapes below (the default: the tensor-core kernel is exact but measured slower on the H200, bound by
+// its 4-byte code-word loads; docs/PERF.md).
 bool tensor_cores_for_tokens() {
   static const bool on = env_int("G4_CUDA_Q8_TC", 0) != 0;
   return on;
