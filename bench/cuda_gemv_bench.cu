@@ -162,12 +162,17 @@ double time_launches(int copies, int reps, cudaStream_t s, Launch launch) {
   return double(times[times.size() / 2]) * 1e-3;
 }
 
+// The weights of the several-token sweeps: the 31B's GEMV shapes (q/k/v share a launch: 16,384 rows), on
+// g4's int4 and the Q4_0 layout.
+const std::vector<std::pair<int64_t, int64_t>> kTokenShapes = {{5376, 8192}, {21504, 5376}, {5376, 21504},
+                                                               {16384, 5376}, {262144, 5376}};
+const std::vector<Format> kTokenFormats = {{"int4-g32a", WFmt::kInt4, 32, SType::kBF16, true},
+                                           {"q4_0", WFmt::kInt4, 32, SType::kF16, false}};
+
 // The tokens sweep (see the top of the file).
 void tokens_sweep(int reps, size_t rot_mb, double bw, cudaStream_t s) {
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {{5376, 8192}, {21504, 5376}, {5376, 21504}, {16384, 5376},
-                                                           {262144, 5376}};
-  const std::vector<Format> formats = {{"int4-g32a", WFmt::kInt4, 32, SType::kBF16, true},
-                                       {"q4_0", WFmt::kInt4, 32, SType::kF16, false}};
+  const std::vector<std::pair<int64_t, int64_t>>& shapes = kTokenShapes;
+  const std::vector<Format>& formats = kTokenFormats;
   // {R, KS, U}: {0, 0, 0} is the default for the weight.
   const std::vector<std::array<int, 3>> mma_shapes = {{0, 0, 0}, {1, 4, 2}, {1, 8, 2}, {1, 2, 2},
                                                       {1, 4, 1}, {1, 8, 1}, {2, 2, 2}, {1, 4, 4}};
@@ -250,13 +255,10 @@ void tokens_sweep(int reps, size_t rot_mb, double bw, cudaStream_t s) {
 // token's outputs equal its one-token launch bit for bit ("=", what the backend requires of a shape: the
 // same K split as the one-token shape; "~" otherwise).
 void multi_sweep(int reps, size_t rot_mb, double bw, cudaStream_t s) {
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {{5376, 8192}, {21504, 5376}, {5376, 21504}, {16384, 5376},
-                                                           {262144, 5376}};
-  const std::vector<Format> formats = {{"int4-g32a", WFmt::kInt4, 32, SType::kBF16, true},
-                                       {"q4_0", WFmt::kInt4, 32, SType::kF16, false}};
+  const std::vector<std::pair<int64_t, int64_t>>& shapes = kTokenShapes;
+  const std::vector<Format>& formats = kTokenFormats;
   // {R, U, KS, pipelined}; the first is the default for the weight.
-  const std::vector<std::array<int, 4>> cand = {{0, 0, 0, 0}, {2, 2, 1, 0}, {4, 2, 1, 0}, {4, 1, 1, 1}, {2, 2, 1, 1},
-                                                {2, 1, 4, 1}, {4, 1, 4, 1}, {2, 2, 4, 0}};
+  const std::vector<std::array<int, 4>> cand = {{0, 0, 0, 0}, {2, 2, 1, 0}, {2, 2, 1, 1}, {2, 1, 4, 1}, {2, 2, 4, 0}};
   std::printf("\n%-10s %-14s %2s", "format", "shape", "T");
   for (const auto& c : cand) {
     if (c[0]) std::printf("    %dx%dx%d%s", c[0], c[1], c[2], c[3] ? "p" : " ");

@@ -24,12 +24,10 @@ std::vector<VerifyCost> measure_verify_cost(const Model& model, KvCache& kv, con
   Session s(model, kv, 0);
   if (!fill.empty()) s.forward(fill, LogitsMode::kNone, chunk);
   const int32_t tok = fill.empty() ? 2 : fill.back();
-  // As greedy speculative decoding runs them: the backend chooses the token of every row.
-  RowSampling greedy;
-  auto run = [&](const std::vector<int32_t>& tokens) {
-    if (tokens.size() == 1) s.forward_pick(tokens, greedy);
-    else s.forward_pick_all(tokens, greedy);
-  };
+  // As greedy speculative decoding runs them: the backend chooses the token of every row (one token: the
+  // decode step's recording).
+  const RowSampling greedy;
+  auto run = [&](const std::vector<int32_t>& tokens) { s.forward_pick_all(tokens, greedy); };
   auto time_n = [&](int n) {
     const std::vector<int32_t> tokens(size_t(n), tok);
     run(tokens);  // warm-up (records the step where the backend records)

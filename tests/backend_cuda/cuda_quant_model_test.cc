@@ -133,6 +133,13 @@ TEST_P(CudaQuantModelTest, QuantizedModelsMatchRefPerElement) {
 INSTANTIATE_TEST_SUITE_P(HfReference, CudaQuantModelTest,
                          ::testing::Values("dense-31b-shape", "deep-small-window", "separate-v-no-softcap"));
 
+// The deep-small-window fixture (sliding window 8) quantized to int4 on `be`.
+std::unique_ptr<Model> int4_deep_small_window(Backend& be) {
+  LoadOptions lo;
+  lo.quantize = "int4";
+  return Model::load(test_data_dir() + "/hf-reference/deep-small-window/model", be, lo);
+}
+
 // A verify (several new tokens of one sequence in one forward, logits at every position) computes each
 // position exactly as one-token steps do in fast mode, below gemm_mma_min_tokens (10): the int4 GEMV sums each
 // token alone in the K order of one token (gemv_q8.cu; 4-token groups), and attention splits its keys as for
@@ -142,10 +149,7 @@ INSTANTIATE_TEST_SUITE_P(HfReference, CudaQuantModelTest,
 // largest logit (that bound still catches a token mixed up with another). After a prompt that crosses the
 // fixture's sliding window.
 TEST_F(CudaTest, VerifyLogitsEqualOneTokenSteps) {
-  const std::string fixture = test_data_dir() + "/hf-reference/deep-small-window/model";
-  LoadOptions lo;
-  lo.quantize = "int4";
-  auto m = Model::load(fixture, *fast_, lo);
+  auto m = int4_deep_small_window(*fast_);
   const int64_t V = m->spec().vocab_size;
   std::vector<int32_t> prompt;
   for (int i = 0; i < 40; ++i) prompt.push_back(int32_t((i * 7919 + 13) % V));
@@ -173,10 +177,7 @@ TEST_F(CudaTest, VerifyLogitsEqualOneTokenSteps) {
 // backend's default cache (bf16, derived keys) and a slack that keeps every rollback in place; the
 // greedy token of every row chosen on the device (forward_pick_all) is that row's argmax.
 TEST_F(CudaTest, RecordedVerifiesReplayAtLaterPositions) {
-  const std::string fixture = test_data_dir() + "/hf-reference/deep-small-window/model";
-  LoadOptions lo;
-  lo.quantize = "int4";
-  auto m = Model::load(fixture, *fast_, lo);
+  auto m = int4_deep_small_window(*fast_);
   const int64_t V = m->spec().vocab_size;
   ASSERT_LT(kMaxRecordedTokens, cuda::gemm_mma_min_tokens());  // the GEMV path: exact against one-token steps
   KvCacheOptions o;
@@ -259,10 +260,7 @@ void batched_decode_vs_solo(Model& m, int N) {
 }
 
 TEST_F(CudaTest, BatchedDecodeEqualsSoloSteps) {
-  const std::string fixture = test_data_dir() + "/hf-reference/deep-small-window/model";
-  LoadOptions lo;
-  lo.quantize = "int4";
-  auto m = Model::load(fixture, *fast_, lo);
+  auto m = int4_deep_small_window(*fast_);
   batched_decode_vs_solo(*m, 4);
   batched_decode_vs_solo(*m, 8);
 }

@@ -78,6 +78,14 @@ __device__ __forceinline__ T pick(int s, const T (&a)[kMaxSegs]) {
   return s == 0 ? a[0] : s == 1 ? a[1] : a[2];  // no dynamic indexing into the parameter block
 }
 
+// The segment of row group gi (groups of R rows) and the group's first row in it.
+__device__ __forceinline__ int locate_group(const Segments& segs, int64_t gi, int R, int64_t& row0) {
+  int s = 0;
+  while (s + 1 < segs.n && gi >= pick(s, segs.group_end)) ++s;
+  row0 = (gi - (s ? pick(s - 1, segs.group_end) : 0)) * R;
+  return s;
+}
+
 // R rows per warp group, U chunks per lane and row loaded together, KS warps of a block splitting a row
 // group's K range (chunk blocks of 32 taken round-robin; their sums meet in shared memory in a fixed order,
 // so the result does not depend on timing). kPipe issues the next U chunks' loads before the current ones'
@@ -100,18 +108,11 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int
   const int64_t n_block_groups = (n_groups + kGroupsPerBlock - 1) / kGroupsPerBlock;
   const int first_c = ks * 32 + lane, step = 32 * KS * U;
 
-  // The segment and first row of row group gi.
-  auto locate = [&](int64_t gi, int& s, int64_t& row0) {
-    s = 0;
-    while (s + 1 < segs.n && gi >= pick(s, segs.group_end)) ++s;
-    row0 = (gi - (s ? pick(s - 1, segs.group_end) : 0)) * R;
-  };
   for (int k = 0; k < prefetch; ++k) {
     const int64_t gi = (int64_t(blockIdx.x) + int64_t(k) * gridDim.x) * kGroupsPerBlock + warp / KS;
     if (gi >= n_groups) break;
-    int s;
     int64_t row0;
-    locate(gi, s, row0);
+    const int s = locate_group(segs, gi, R, row0);
     const int64_t rows = pick(s, segs.rows);
     const char* codes = static_cast<const char*>(pick(s, segs.codes));
 #pragma unroll
@@ -135,7 +136,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int
 #pragma unroll
       for (int t = 0; t < NT; ++t) acc[r][t] = 0.f;
     if (active) {
-      locate(gi, s, row0);
+      s = locate_group(segs, gi, R, row0);
       rows = pick(s, segs.rows);
       const uint4* codes = static_cast<const uint4*>(pick(s, segs.codes));
       const void* scales = pick(s, segs.scales);
@@ -232,6 +233,11 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int
   }
 }
 
+// The layouts the tuned shapes and the tensor-core kernel are compiled for: g4's int4 (bf16 scales, with or
+// without zero points) and a Q4_0 GGUF's (f16 scales, symmetric).
+template <class S, bool kAsym>
+constexpr bool kTunedLayout = std::is_same_v<S, __nv_bfloat16> || (std::is_same_v<S, __half> && !kAsym);
+
 // Segments of `n` weights (same cols, group size, scale type and zero-point presence) with R rows a group.
 Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int R) {
   Segments sg;
@@ -306,9 +312,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   // Before waiting for the previous kernel: L2 requests for this warp's chunks of the block's first tile
   // (weights do not depend on earlier kernels).
   if (blockIdx.x < n_tiles) {
-    int sg = 0;
-    while (sg + 1 < segs.n && int64_t(blockIdx.x) >= pick(sg, segs.group_end)) ++sg;
-    const int64_t row0 = (blockIdx.x - (sg ? pick(sg - 1, segs.group_end) : 0)) * kTcRows, rows = pick(sg, segs.rows);
+    int64_t row0;
+    const int sg = locate_group(segs, blockIdx.x, kTcRows, row0);
+    const int64_t rows = pick(sg, segs.rows);
     const char* codes = static_cast<const char*>(pick(sg, segs.codes));
     const int rounds = (nch - 4 * warp + kTcSlots - 1) / kTcSlots;
     for (int i = lane; i < kTcRows * rounds; i += 32) {
@@ -319,9 +325,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   grid_dependency_sync();
 
   for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
-    int sg = 0;
-    while (sg + 1 < segs.n && tile >= pick(sg, segs.group_end)) ++sg;
-    const int64_t row0 = (tile - (sg ? pick(sg - 1, segs.group_end) : 0)) * kTcRows;
+    int64_t row0;
+    const int sg = locate_group(segs, tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
     const uint32_t* codes = static_cast<const uint32_t*>(pick(sg, segs.codes));
     const void* scales = pick(sg, segs.scales);
@@ -359,7 +364,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         // Scales and zero points of chunks c0 .. c0 + 3: with one per chunk (group size 32), four in one
         // load per row, else read per chunk below.
         const bool vec = vec_scales && c0 + 3 < nch;
-        uint2 sraw[4], zraw[4];
+        uint2 sraw[4] = {}, zraw[4] = {};  // (zraw unread without zero points)
         if (vec)
 #pragma unroll
           for (int k = 0; k < 4; ++k) {
@@ -480,12 +485,13 @@ Q8Shape env_shape(const char* name, Q8Shape fallback) {
 // The shapes compiled for one token on the layouts that decode runs (g4's int4: bf16 scales with zero points;
 // a Q4_0 GGUF: f16 scales, symmetric) and the benchmark's (bf16, symmetric); for 2-8 tokens on those layouts
 // 2 x 2 and, for short launches, 2 x 1 x 4 pipelined (the K split of one token's short shape: a token's sums
-// then come in the same order as alone, so a verify equals one-token steps bit for bit); every other case
-// takes the 2 x 2 shape. 5-8 tokens share the 8-token kernel (tokens past T are skipped).
+// then come in the same order as alone, so a verify equals one-token steps bit for bit), plus 2 x 2 x 1
+// pipelined and 2 x 2 x 4 for comparisons (G4_CUDA_Q8_MULTI*, docs/PERF.md); every other case takes the
+// 2 x 2 shape. 5-8 tokens share the 8-token kernel (tokens past T are skipped).
 template <class S, bool kAsym, int NT>
 void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, Q8Shape v,
                      int prefetch, int T, cudaStream_t s) {
-  constexpr bool kLayout = std::is_same_v<S, __nv_bfloat16> || (std::is_same_v<S, __half> && !kAsym);
+  constexpr bool kLayout = kTunedLayout<S, kAsym>;
   if constexpr (kLayout && NT == 1) {
     if (v == Q8Shape{4, 2, 1, false}) return launch_q8<S, kAsym, NT, 4, 2, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
     if (v == Q8Shape{4, 1, 4, true}) return launch_q8<S, kAsym, NT, 4, 1, 4, true>(ws, ys, n, xq, xd, prefetch, T, s);
@@ -496,10 +502,7 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
   }
   if constexpr (kLayout && NT > 1) {
     if (v == Q8Shape{2, 1, 4, true}) return launch_q8<S, kAsym, NT, 2, 1, 4, true>(ws, ys, n, xq, xd, prefetch, T, s);
-    if (v == Q8Shape{4, 1, 4, true}) return launch_q8<S, kAsym, NT, 4, 1, 4, true>(ws, ys, n, xq, xd, prefetch, T, s);
     if (v == Q8Shape{2, 2, 4, false}) return launch_q8<S, kAsym, NT, 2, 2, 4, false>(ws, ys, n, xq, xd, prefetch, T, s);
-    if (v == Q8Shape{4, 2, 1, false}) return launch_q8<S, kAsym, NT, 4, 2, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
-    if (v == Q8Shape{4, 1, 1, true}) return launch_q8<S, kAsym, NT, 4, 1, 1, true>(ws, ys, n, xq, xd, prefetch, T, s);
     if (v == Q8Shape{2, 2, 1, true}) return launch_q8<S, kAsym, NT, 2, 2, 1, true>(ws, ys, n, xq, xd, prefetch, T, s);
   }
   if constexpr (kLayout) {
@@ -545,8 +548,7 @@ template <class S, bool kAsym>
 void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T, GemvTuning tu,
                  cudaStream_t s) {
   const Q8Shape v = pick_shape(ws, n, T, tu);
-  constexpr bool kLayout = std::is_same_v<S, __nv_bfloat16> || (std::is_same_v<S, __half> && !kAsym);
-  if constexpr (kLayout) {
+  if constexpr (kTunedLayout<S, kAsym>) {
     if (v.R == 0) {
       if (v.KS == 1) return launch_q8_tc<S, kAsym, 1>(ws, ys, n, xq, xd, T, s);
       return launch_q8_tc<S, kAsym, 4>(ws, ys, n, xq, xd, T, s);
