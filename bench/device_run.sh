@@ -11,13 +11,13 @@ set -u
 if [ "${1:-}" = "--pack" ]; then
   rm -rf .devlibs .devbin .devtests /tmp/g4-devbin && mkdir -p .devlibs .devbin .devtests
   ldd build/cuda/g4 | awk '/simdjson|httplib|brotli|libedit|libbsd|libmd|libtinfo/ {print $3}' | xargs -I{} cp -L {} .devlibs/
-  for f in g4 cuda_decode_bench cuda_gemv_bench tests/backend_cuda/test_backend_cuda tests/model/test_model tests/e2e/test_cli; do
+  for f in g4 cuda_decode_bench cuda_gemv_bench cuda_attn_bench tests/backend_cuda/test_backend_cuda tests/model/test_model tests/e2e/test_cli; do
     mkdir -p "/tmp/g4-devbin/$(dirname "$f")" && cp "build/cuda/$f" "/tmp/g4-devbin/$f" && strip "/tmp/g4-devbin/$f"
   done
   # g4 alone and the test binaries apart, so that a call that needs only g4 carries less.
   # xz -9e: its 64 MiB window spans the binaries, which share most of their code (7.2 -> 3.3 MB for the tests);
   # the tracked tree is about 52 MB of the 64 MiB a call may carry.
-  tar -C /tmp/g4-devbin -cf - g4 cuda_decode_bench cuda_gemv_bench | xz -9e -T2 > .devbin/cuda.tar.xz &&
+  tar -C /tmp/g4-devbin -cf - g4 cuda_decode_bench cuda_gemv_bench cuda_attn_bench | xz -9e -T2 > .devbin/cuda.tar.xz &&
     tar -C /tmp/g4-devbin -cf - tests | xz -9e -T2 > .devtests/tests.tar.xz &&
     pwd > .devbin/root && ls -la .devbin .devtests .devlibs
   echo "build dir compiled into the tests: $(pwd)"

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the fuzz targets with clang (libFuzzer + ASan + UBSan) and runs each for SECONDS (default 60)
-# on a copy of its seed corpus. Any finding (crash, sanitizer report, trap) fails the script.
+# on a copy of its seed corpus, as many at a time as there are cores. Any finding (crash, sanitizer report, trap) fails the script.
 set -e
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-60}"
@@ -14,16 +14,35 @@ for src in fuzz/fuzz_*.cc; do
 done
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz -j "$(nproc)"
-for bin in build/fuzz/fuzz/fuzz_*; do
-  name=$(basename "$bin"); area=${name#fuzz_}
+# One target per core at a time (libFuzzer runs one process each); each writes its own log, read in order.
+run_one() {  # run_one BIN LOG: the target on a copy of its corpus; LOG gets its output and its exit status
+  name=$(basename "$1"); area=${name#fuzz_}
   work=$(mktemp -d); cp -r "fuzz/corpus/$area/." "$work/"
-  echo "== $name for ${SECONDS_EACH}s"
   status=0
-  "$bin" -max_total_time="$SECONDS_EACH" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 "$work" \
-    >"$work.log" 2>&1 || status=$?
-  tail -3 "$work.log"
-  if [ "$status" -ne 0 ]; then
-    echo "FUZZ FINDING in $name (exit $status):"; tail -60 "$work.log"; rm -rf "$work" "$work.log"; exit 1
-  fi
-  rm -rf "$work" "$work.log"
+  "$1" -max_total_time="$SECONDS_EACH" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 "$work" \
+    >"$2" 2>&1 || status=$?
+  echo "$status" > "$2.status"
+  rm -rf "$work"
+}
+logs=$(mktemp -d)
+JOBS=$(nproc)
+running=0
+for bin in build/fuzz/fuzz/fuzz_*; do
+  run_one "$bin" "$logs/$(basename "$bin").log" &
+  running=$((running + 1))
+  if [ "$running" -ge "$JOBS" ]; then wait; running=0; fi
 done
+wait
+failed=0
+for bin in build/fuzz/fuzz/fuzz_*; do
+  name=$(basename "$bin"); log="$logs/$name.log"
+  echo "== $name for ${SECONDS_EACH}s"
+  status=$(cat "$log.status" 2>/dev/null || echo "no status")
+  if [ "$status" != 0 ]; then
+    echo "FUZZ FINDING in $name (exit $status):"; tail -60 "$log"; failed=1
+  else
+    tail -3 "$log"
+  fi
+done
+rm -rf "$logs"
+exit "$failed"

@@ -236,13 +236,134 @@ __device__ __forceinline__ float4 load4(const void* row, bool fresh, int d) {
                      __uint_as_float(u.y & 0xFFFF0000u));
 }
 
+// Cached rows as raw bits, so that several loads can be in flight per thread for few registers (bf16: 4
+// registers for 8 values): a thread issues a batch of them, then converts and sums in the usual order.
+template <class CT>
+struct Raw8 {  // 8 consecutive values of a cached row
+  uint4 u[sizeof(CT) / 2];
+};
+template <class CT>
+struct Raw4 {  // 4 consecutive values
+  uint2 u[sizeof(CT) / 2];
+};
+template <class CT>
+__device__ __forceinline__ Raw8<CT> load_raw8(const void* row, int d) {
+  Raw8<CT> r;
+  const uint4* p = reinterpret_cast<const uint4*>(static_cast<const CT*>(row) + d);
+#pragma unroll
+  for (int i = 0; i < int(sizeof(CT) / 2); ++i) r.u[i] = p[i];
+  return r;
+}
+template <class CT>
+__device__ __forceinline__ Raw4<CT> load_raw4(const void* row, int d) {
+  Raw4<CT> r;
+  const uint2* p = reinterpret_cast<const uint2*>(static_cast<const CT*>(row) + d);
+#pragma unroll
+  for (int i = 0; i < int(sizeof(CT) / 2); ++i) r.u[i] = p[i];
+  return r;
+}
+__device__ __forceinline__ void bf16x2_to_f32(uint32_t w, float* x) {
+  x[0] = __uint_as_float(w << 16), x[1] = __uint_as_float(w & 0xFFFF0000u);
+}
+template <class CT>
+__device__ __forceinline__ void unpack8(const Raw8<CT>& r, float (&x)[8]) {
+  if constexpr (sizeof(CT) == 4) {
+    const uint32_t w[8] = {r.u[0].x, r.u[0].y, r.u[0].z, r.u[0].w, r.u[1].x, r.u[1].y, r.u[1].z, r.u[1].w};
+#pragma unroll
+    for (int i = 0; i < 8; ++i) x[i] = __uint_as_float(w[i]);
+  } else {
+    bf16x2_to_f32(r.u[0].x, x), bf16x2_to_f32(r.u[0].y, x + 2), bf16x2_to_f32(r.u[0].z, x + 4), bf16x2_to_f32(r.u[0].w, x + 6);
+  }
+}
+template <class CT>
+__device__ __forceinline__ float4 unpack4(const Raw4<CT>& r) {
+  if constexpr (sizeof(CT) == 4)
+    return make_float4(__uint_as_float(r.u[0].x), __uint_as_float(r.u[0].y), __uint_as_float(r.u[1].x),
+                       __uint_as_float(r.u[1].y));
+  float x[4];
+  bf16x2_to_f32(r.u[0].x, x), bf16x2_to_f32(r.u[0].y, x + 2);
+  return make_float4(x[0], x[1], x[2], x[3]);
+}
+// Loads a thread keeps in flight over cached rows: key rows in the score loop (8 values each), value rows in
+// the output loop (4 values each).
+constexpr int kKeyLoads = 4, kValueLoads = 8;
+
+// s[j] += q_j[d .. d + 7] . x for the group's heads (queries in shared memory, broadcast reads).
+template <int G>
+__device__ __forceinline__ void score8(float (&s)[G], const float* qs, int D, int d, const float (&x)[8]) {
+#pragma unroll
+  for (int j = 0; j < G; ++j) {
+    const float4 q0 = *reinterpret_cast<const float4*>(qs + j * D + d);
+    const float4 q1 = *reinterpret_cast<const float4*>(qs + j * D + d + 4);
+    s[j] = fmaf(q0.x, x[0], fmaf(q0.y, x[1], fmaf(q0.z, x[2], fmaf(q0.w, x[3], s[j]))));
+    s[j] = fmaf(q1.x, x[4], fmaf(q1.y, x[5], fmaf(q1.z, x[6], fmaf(q1.w, x[7], s[j]))));
+  }
+}
+
+// acc[j] += p_j * v for the group's heads, p from the tile's probabilities [tile, G].
+template <int G>
+__device__ __forceinline__ void accumulate4(float4 (&acc)[G], const float* p, const float4 v) {
+#pragma unroll
+  for (int j = 0; j < G; ++j) {
+    acc[j].x = fmaf(p[j], v.x, acc[j].x), acc[j].y = fmaf(p[j], v.y, acc[j].y);
+    acc[j].z = fmaf(p[j], v.z, acc[j].z), acc[j].w = fmaf(p[j], v.w, acc[j].w);
+  }
+}
+
 constexpr int kMaxTile = 256;  // 32 keys per warp x 8 warps
 
-template <class CT, int G>
+// Splits a decode launch merges in its split kernel (AttnArgs::done) rather than in combine_kernel: the
+// sliding layers' (a window of 1,024 keys makes at most 16 splits), whose merge is a few loads a thread.
+constexpr int kMaxFusedSplits = 32;
+
+// After a split block has written its (max, sum) pairs and partial outputs: the last block of its (row t,
+// KV head g) to finish merges the n_split splits of the group's G heads, as combine_kernel does (out =
+// sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s), splits summed in order, and resets the counter. Other
+// blocks' writes are read from L2 (__ldcg): this SM's L1 may hold lines of an earlier launch.
+template <int G>
+__device__ __forceinline__ void merge_if_last(const AttnArgs& a, int n_split, const float* part, const float* ml,
+                                              int64_t t, int64_t g) {
+  __shared__ bool last;
+  __shared__ float wgt[G][kMaxFusedSplits];
+  __shared__ float sum_l[G];
+  __threadfence();  // this block's partial outputs are visible before its split counts as done
+  __syncthreads();
+  int* counter = a.done + t * a.Hkv + g;
+  if (threadIdx.x == 0) last = atomicAdd(counter, 1) == n_split - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, D = int(a.D);
+  const int64_t h0 = t * a.Hq + g * G;
+  if (warp < G) {
+    const float* m = ml + (h0 + warp) * n_split * 2;
+    const float mi = lane < n_split ? __ldcg(m + 2 * lane) : -FLT_MAX;
+    float M = mi;
+    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+    const float w = lane < n_split ? __expf(mi - M) : 0.f;
+    float L = lane < n_split ? __ldcg(m + 2 * lane + 1) * w : 0.f;
+    for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
+    if (lane < n_split) wgt[warp][lane] = w;
+    if (lane == 0) sum_l[warp] = L;
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < G * D; e += blockDim.x) {
+    const int j = e / D, d = e % D;
+    const float* pr = part + (h0 + j) * n_split * D + d;
+    float o = 0.f;
+#pragma unroll 8
+    for (int s = 0; s < n_split; ++s) o = fmaf(__ldcg(pr + int64_t(s) * D), wgt[j][s], o);
+    a.out[(h0 + j) * D + d] = o / sum_l[j];
+  }
+  if (threadIdx.x == 0) *counter = 0;
+}
+
+template <class CT, int G, bool kPrefetch>
 __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int n_split, float* part, float* ml) {
-  grid_dependency_sync();
   extern __shared__ float4 sm4[];
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
+  // The sequence table is a kernel parameter and a recorded step's position was copied in before the
+  // step's first kernel, so both may be read before the wait below.
   const RowSeq rs = row_seq(a, t);
   const int D = int(a.D);
   float* qs = reinterpret_cast<float*>(sm4);  // [G, D]; at the end, the key lanes' partial outputs
@@ -260,6 +381,20 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
   key_range(a, rs.pq, &lo, &hi);
   const int64_t per = (hi - lo + n_split - 1) / n_split;
   const int64_t ks = lo + split * per, ke = min(hi, ks + per);
+  if (kPrefetch) {
+    // While the previous kernel drains: ask L2 for this split's cached K and V rows (positions < p0, written
+    // by earlier steps; the step's own keys arrive as fresh rows, and the ring slots this step overwrites
+    // hold positions outside every query's window). Only L2 requests before the wait (launch.cuh).
+    const int lines = max(1, D * int(sizeof(CT)) / 128);
+    const int64_t n = max(int64_t(0), min(ke, rs.p0) - ks) * 2 * lines;
+    for (int64_t i = tid; i < n; i += kThreads) {
+      const int64_t pk = ks + i / (2 * lines);
+      const int r = int(i % (2 * lines));
+      const void* row = r < lines ? key_src<CT>(a, rs, pk, g) : key_row<CT>(a, rs, rs.v, rs.cv, pk, g);
+      prefetch_l2(static_cast<const char*>(row) + (r % lines) * 128);
+    }
+  }
+  grid_dependency_sync();
   // Keys per tile: enough 32-key warps for this split's keys, the other warps splitting the head dim, so
   // that a split of few keys (short contexts) still keeps every warp busy on short dot products. A
   // function of the query's position alone: a verify, a batch and a one-token step compute alike.
@@ -294,7 +429,22 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
       if (kk < nk) {
         const void* kr = krow[kk];
         const bool kf = fresh[kk];
-        for (int d = dci * dl; d < (dci + 1) * dl; d += 8) {
+        const int d_end = (dci + 1) * dl;
+        int d = dci * dl;
+        if (!kf && !a.kw) {
+          for (; d + 8 * kKeyLoads <= d_end; d += 8 * kKeyLoads) {
+            Raw8<CT> r[kKeyLoads];
+#pragma unroll
+            for (int u = 0; u < kKeyLoads; ++u) r[u] = load_raw8<CT>(kr, d + 8 * u);
+#pragma unroll
+            for (int u = 0; u < kKeyLoads; ++u) {
+              float x[8];
+              unpack8<CT>(r[u], x);
+              score8<G>(s, qs, D, d + 8 * u, x);
+            }
+          }
+        }
+        for (; d < d_end; d += 8) {
           float x[8];
           if (a.kw) {
 #pragma unroll
@@ -302,13 +452,7 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
           } else {
             load8<CT>(kr, kf, d, x);
           }
-#pragma unroll
-          for (int j = 0; j < G; ++j) {
-            const float4 q0 = *reinterpret_cast<const float4*>(qs + j * D + d);
-            const float4 q1 = *reinterpret_cast<const float4*>(qs + j * D + d + 4);
-            s[j] = fmaf(q0.x, x[0], fmaf(q0.y, x[1], fmaf(q0.z, x[2], fmaf(q0.w, x[3], s[j]))));
-            s[j] = fmaf(q1.x, x[4], fmaf(q1.y, x[5], fmaf(q1.z, x[6], fmaf(q1.w, x[7], s[j]))));
-          }
+          score8<G>(s, qs, D, d, x);
         }
       }
 #pragma unroll
@@ -346,15 +490,16 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
       const float f = frow[j];
       acc[j].x *= f, acc[j].y *= f, acc[j].z *= f, acc[j].w *= f;
     }
-    for (int kk = kg; kk < nk; kk += n_kg) {
-      const float4 v = load4<CT>(vrow[kk], fresh[kk], 4 * dq);
+    int kk = kg;
+    const int nc = int(max(int64_t(0), min(int64_t(nk), rs.p0 - k0)));  // the tile's cached rows come first
+    for (; kk + (kValueLoads - 1) * n_kg < nc; kk += kValueLoads * n_kg) {
+      Raw4<CT> r[kValueLoads];
 #pragma unroll
-      for (int j = 0; j < G; ++j) {
-        const float p = pt[kk * G + j];
-        acc[j].x = fmaf(p, v.x, acc[j].x), acc[j].y = fmaf(p, v.y, acc[j].y);
-        acc[j].z = fmaf(p, v.z, acc[j].z), acc[j].w = fmaf(p, v.w, acc[j].w);
-      }
+      for (int u = 0; u < kValueLoads; ++u) r[u] = load_raw4<CT>(vrow[kk + u * n_kg], 4 * dq);
+#pragma unroll
+      for (int u = 0; u < kValueLoads; ++u) accumulate4<G>(acc, pt + (kk + u * n_kg) * G, unpack4<CT>(r[u]));
     }
+    for (; kk < nk; kk += n_kg) accumulate4<G>(acc, pt + kk * G, load4<CT>(vrow[kk], fresh[kk], 4 * dq));
     __syncthreads();
   }
   // The key lanes' partial outputs meet in qs (no longer needed), in a fixed order.
@@ -382,6 +527,7 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
     o[0] = ks < ke ? mrow[tid] : -FLT_MAX;
     o[1] = lrow[tid];
   }
+  if (a.done) merge_if_last<G>(a, n_split, part, ml, t, g);
 }
 
 // The merge of a query head's splits: out = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s, M = max m_s.
@@ -562,6 +708,7 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   const dim3 grid(unsigned(a.Hkv), unsigned(a.T), unsigned(ns));
   const bool pow2_d = a.D >= 16 && a.D <= kMaxD && (a.D & (a.D - 1)) == 0;
   const bool skip_split = knocked_out(a.window > 0 ? Knock::kAttnSliding : Knock::kAttnFull);
+  bool fused = false;  // the split kernel merges its splits
   static const bool group_kernel_on = [] {  // G4_CUDA_ATTN_GROUP=0: decode_kernel for every shape (comparisons)
     const char* e = std::getenv("G4_CUDA_ATTN_GROUP");
     return !(e && std::string(e) == "0");
@@ -569,23 +716,36 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   if (skip_split) {
     // knocked out (benchmarks only)
   } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
+    // Few splits: the last block of each (row, KV head) merges them (a function of the layer's shape only,
+    // so every step of a sequence sums alike). G4_CUDA_ATTN_FUSE=0: always the merge kernel (comparisons).
+    static const bool fuse_on = env_int("G4_CUDA_ATTN_FUSE", 1) != 0;
+    fused = fuse_on && a.done && ns <= kMaxFusedSplits && !knocked_out(Knock::kCombine);
+    if (fused && a.T * a.Hkv > kAttnDoneCounters)
+      throw Error("cuda attention: " + std::to_string(a.T) + " query rows x " + std::to_string(a.Hkv) +
+                  " KV heads exceed the split counters (" + std::to_string(kAttnDoneCounters) + ")");
+    AttnArgs af = a;
+    if (!fused) af.done = nullptr;
     const size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);
-    auto go = [&](auto kernel) { launch(kernel, grid, kThreads, smem, s, a, ns, part, ml); };
+    static const bool prefetch = env_int("G4_CUDA_ATTN_PREFETCH", 1) != 0;  // 0: no L2 requests before the wait
+    auto go = [&](auto with, auto without) {
+      if (prefetch) launch(with, grid, kThreads, smem, s, af, ns, part, ml);
+      else launch(without, grid, kThreads, smem, s, af, ns, part, ml);
+    };
     switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
-      case 2: go(decode_group_kernel<float, 1>); break;
-      case 3: go(decode_group_kernel<__nv_bfloat16, 1>); break;
-      case 4: go(decode_group_kernel<float, 2>); break;
-      case 5: go(decode_group_kernel<__nv_bfloat16, 2>); break;
-      case 8: go(decode_group_kernel<float, 4>); break;
-      case 9: go(decode_group_kernel<__nv_bfloat16, 4>); break;
-      case 16: go(decode_group_kernel<float, 8>); break;
-      default: go(decode_group_kernel<__nv_bfloat16, 8>); break;
+      case 2: go(decode_group_kernel<float, 1, true>, decode_group_kernel<float, 1, false>); break;
+      case 3: go(decode_group_kernel<__nv_bfloat16, 1, true>, decode_group_kernel<__nv_bfloat16, 1, false>); break;
+      case 4: go(decode_group_kernel<float, 2, true>, decode_group_kernel<float, 2, false>); break;
+      case 5: go(decode_group_kernel<__nv_bfloat16, 2, true>, decode_group_kernel<__nv_bfloat16, 2, false>); break;
+      case 8: go(decode_group_kernel<float, 4, true>, decode_group_kernel<float, 4, false>); break;
+      case 9: go(decode_group_kernel<__nv_bfloat16, 4, true>, decode_group_kernel<__nv_bfloat16, 4, false>); break;
+      case 16: go(decode_group_kernel<float, 8, true>, decode_group_kernel<float, 8, false>); break;
+      default: go(decode_group_kernel<__nv_bfloat16, 8, true>, decode_group_kernel<__nv_bfloat16, 8, false>); break;
     }
   } else {
     decode_any_shape(a, ns, part, ml, s);
   }
   const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kCombineDims - 1) / kCombineDims));
-  if (!knocked_out(Knock::kCombine)) launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml);
+  if (!fused && !knocked_out(Knock::kCombine)) launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml);
   G4_CUDA_LAUNCHED();
 }
 
