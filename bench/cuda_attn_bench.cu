@@ -4,8 +4,8 @@
 // copies to exceed the L2 (as a step's 60 layers do), so that launch gaps and L2 hits do not flatter it.
 // Prints microseconds a layer and the K/V bytes a layer reads over that time, against the device-to-device
 // copy bandwidth of the same run. Environment switches of attention.cu (G4_CUDA_ATTN_*) apply; so does
-// G4_CUDA_KNOCKOUT=combine (the split kernel alone, unmerged).
-//   usage: cuda_attn_bench [reps, default 20] [depths, default 512,4096,16384,65536]
+// G4_CUDA_KNOCKOUT=combine (the split kernel alone).
+//   usage: cuda_attn_bench [reps, default 20] [depths, default 512,4096,16384,65536] [sliding|full, default both]
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -108,8 +108,6 @@ double time_layer(const Shape& sh, int64_t depth, int64_t T, int reps, int n_sm,
   a.seqs.e[0].p0 = depth, a.seqs.e[0].row0 = 0, a.seqs.e[0].n = int32_t(T);
   void* scratch = nullptr;
   G4_CUDA(cudaMalloc(&scratch, attn_decode_scratch_bytes(a, n_sm)));
-  G4_CUDA(cudaMalloc(&a.done, sizeof(int) * kAttnDoneCounters));  // as the backend's: zeros between launches
-  G4_CUDA(cudaMemset(a.done, 0, sizeof(int) * kAttnDoneCounters));
 
   cudaStream_t s;
   G4_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
@@ -140,7 +138,7 @@ double time_layer(const Shape& sh, int64_t depth, int64_t T, int reps, int n_sm,
   cudaGraphExecDestroy(ge), cudaGraphDestroy(g), cudaStreamDestroy(s);
   cudaEventDestroy(e0), cudaEventDestroy(e1);
   for (auto& c : cp) cudaFree(c.ck), cudaFree(c.cv), cudaFree(c.k), cudaFree(c.v);
-  cudaFree(q), cudaFree(out), cudaFree(scratch), cudaFree(a.done);
+  cudaFree(q), cudaFree(out), cudaFree(scratch);
   return double(ms) * 1e3 / (double(reps) * launches);
 }
 
@@ -159,8 +157,10 @@ int main(int argc, char** argv) {
     std::printf("copy bandwidth %.0f GB/s, %d SMs\n", bw, n_sm);
     const Shape shapes[] = {{"sliding", 16, 256, 1024}, {"full", 4, 512, 0}};
     std::printf("%-8s %7s %2s | %9s %9s %6s\n", "layer", "depth", "T", "us/layer", "GB/s", "%copy");
+    const std::string only = argc > 3 ? argv[3] : "";
     for (const Shape& sh : shapes)
       for (int64_t depth : depths)
+        if (only.empty() || only == sh.name)
         for (int64_t T : {1, 4}) {
           double bytes = 0;
           const double us = time_layer(sh, depth, T, reps, n_sm, &bytes);

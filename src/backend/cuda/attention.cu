@@ -312,58 +312,11 @@ __device__ __forceinline__ void accumulate4(float4 (&acc)[G], const float* p, co
 
 constexpr int kMaxTile = 256;  // 32 keys per warp x 8 warps
 
-// Splits a decode launch merges in its split kernel (AttnArgs::done) rather than in combine_kernel: the
-// sliding layers' (a window of 1,024 keys makes at most 16 splits), whose merge is a few loads a thread.
-constexpr int kMaxFusedSplits = 32;
-
-// After a split block has written its (max, sum) pairs and partial outputs: the last block of its (row t,
-// KV head g) to finish merges the n_split splits of the group's G heads, as combine_kernel does (out =
-// sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s), splits summed in order, and resets the counter. Other
-// blocks' writes are read from L2 (__ldcg): this SM's L1 may hold lines of an earlier launch.
-template <int G>
-__device__ __forceinline__ void merge_if_last(const AttnArgs& a, int n_split, const float* part, const float* ml,
-                                              int64_t t, int64_t g) {
-  __shared__ bool last;
-  __shared__ float wgt[G][kMaxFusedSplits];
-  __shared__ float sum_l[G];
-  __threadfence();  // this block's partial outputs are visible before its split counts as done
-  __syncthreads();
-  int* counter = a.done + t * a.Hkv + g;
-  if (threadIdx.x == 0) last = atomicAdd(counter, 1) == n_split - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, D = int(a.D);
-  const int64_t h0 = t * a.Hq + g * G;
-  if (warp < G) {
-    const float* m = ml + (h0 + warp) * n_split * 2;
-    const float mi = lane < n_split ? __ldcg(m + 2 * lane) : -FLT_MAX;
-    float M = mi;
-    for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-    const float w = lane < n_split ? __expf(mi - M) : 0.f;
-    float L = lane < n_split ? __ldcg(m + 2 * lane + 1) * w : 0.f;
-    for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
-    if (lane < n_split) wgt[warp][lane] = w;
-    if (lane == 0) sum_l[warp] = L;
-  }
-  __syncthreads();
-  for (int e = threadIdx.x; e < G * D; e += blockDim.x) {
-    const int j = e / D, d = e % D;
-    const float* pr = part + (h0 + j) * n_split * D + d;
-    float o = 0.f;
-#pragma unroll 8
-    for (int s = 0; s < n_split; ++s) o = fmaf(__ldcg(pr + int64_t(s) * D), wgt[j][s], o);
-    a.out[(h0 + j) * D + d] = o / sum_l[j];
-  }
-  if (threadIdx.x == 0) *counter = 0;
-}
-
-template <class CT, int G, bool kPrefetch>
+template <class CT, int G>
 __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int n_split, float* part, float* ml) {
+  grid_dependency_sync();
   extern __shared__ float4 sm4[];
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
-  // The sequence table is a kernel parameter and a recorded step's position was copied in before the
-  // step's first kernel, so both may be read before the wait below.
   const RowSeq rs = row_seq(a, t);
   const int D = int(a.D);
   float* qs = reinterpret_cast<float*>(sm4);  // [G, D]; at the end, the key lanes' partial outputs
@@ -381,20 +334,6 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
   key_range(a, rs.pq, &lo, &hi);
   const int64_t per = (hi - lo + n_split - 1) / n_split;
   const int64_t ks = lo + split * per, ke = min(hi, ks + per);
-  if (kPrefetch) {
-    // While the previous kernel drains: ask L2 for this split's cached K and V rows (positions < p0, written
-    // by earlier steps; the step's own keys arrive as fresh rows, and the ring slots this step overwrites
-    // hold positions outside every query's window). Only L2 requests before the wait (launch.cuh).
-    const int lines = max(1, D * int(sizeof(CT)) / 128);
-    const int64_t n = max(int64_t(0), min(ke, rs.p0) - ks) * 2 * lines;
-    for (int64_t i = tid; i < n; i += kThreads) {
-      const int64_t pk = ks + i / (2 * lines);
-      const int r = int(i % (2 * lines));
-      const void* row = r < lines ? key_src<CT>(a, rs, pk, g) : key_row<CT>(a, rs, rs.v, rs.cv, pk, g);
-      prefetch_l2(static_cast<const char*>(row) + (r % lines) * 128);
-    }
-  }
-  grid_dependency_sync();
   // Keys per tile: enough 32-key warps for this split's keys, the other warps splitting the head dim, so
   // that a split of few keys (short contexts) still keeps every warp busy on short dot products. A
   // function of the query's position alone: a verify, a batch and a one-token step compute alike.
@@ -527,7 +466,6 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
     o[0] = ks < ke ? mrow[tid] : -FLT_MAX;
     o[1] = lrow[tid];
   }
-  if (a.done) merge_if_last<G>(a, n_split, part, ml, t, g);
 }
 
 // The merge of a query head's splits: out = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s, M = max m_s.
@@ -708,7 +646,6 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   const dim3 grid(unsigned(a.Hkv), unsigned(a.T), unsigned(ns));
   const bool pow2_d = a.D >= 16 && a.D <= kMaxD && (a.D & (a.D - 1)) == 0;
   const bool skip_split = knocked_out(a.window > 0 ? Knock::kAttnSliding : Knock::kAttnFull);
-  bool fused = false;  // the split kernel merges its splits
   static const bool group_kernel_on = [] {  // G4_CUDA_ATTN_GROUP=0: decode_kernel for every shape (comparisons)
     const char* e = std::getenv("G4_CUDA_ATTN_GROUP");
     return !(e && std::string(e) == "0");
@@ -716,36 +653,23 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   if (skip_split) {
     // knocked out (benchmarks only)
   } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
-    // Few splits: the last block of each (row, KV head) merges them (a function of the layer's shape only,
-    // so every step of a sequence sums alike). G4_CUDA_ATTN_FUSE=0: always the merge kernel (comparisons).
-    static const bool fuse_on = env_int("G4_CUDA_ATTN_FUSE", 1) != 0;
-    fused = fuse_on && a.done && ns <= kMaxFusedSplits && !knocked_out(Knock::kCombine);
-    if (fused && a.T * a.Hkv > kAttnDoneCounters)
-      throw Error("cuda attention: " + std::to_string(a.T) + " query rows x " + std::to_string(a.Hkv) +
-                  " KV heads exceed the split counters (" + std::to_string(kAttnDoneCounters) + ")");
-    AttnArgs af = a;
-    if (!fused) af.done = nullptr;
     const size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);
-    static const bool prefetch = env_int("G4_CUDA_ATTN_PREFETCH", 1) != 0;  // 0: no L2 requests before the wait
-    auto go = [&](auto with, auto without) {
-      if (prefetch) launch(with, grid, kThreads, smem, s, af, ns, part, ml);
-      else launch(without, grid, kThreads, smem, s, af, ns, part, ml);
-    };
+    auto go = [&](auto kernel) { launch(kernel, grid, kThreads, smem, s, a, ns, part, ml); };
     switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
-      case 2: go(decode_group_kernel<float, 1, true>, decode_group_kernel<float, 1, false>); break;
-      case 3: go(decode_group_kernel<__nv_bfloat16, 1, true>, decode_group_kernel<__nv_bfloat16, 1, false>); break;
-      case 4: go(decode_group_kernel<float, 2, true>, decode_group_kernel<float, 2, false>); break;
-      case 5: go(decode_group_kernel<__nv_bfloat16, 2, true>, decode_group_kernel<__nv_bfloat16, 2, false>); break;
-      case 8: go(decode_group_kernel<float, 4, true>, decode_group_kernel<float, 4, false>); break;
-      case 9: go(decode_group_kernel<__nv_bfloat16, 4, true>, decode_group_kernel<__nv_bfloat16, 4, false>); break;
-      case 16: go(decode_group_kernel<float, 8, true>, decode_group_kernel<float, 8, false>); break;
-      default: go(decode_group_kernel<__nv_bfloat16, 8, true>, decode_group_kernel<__nv_bfloat16, 8, false>); break;
+      case 2: go(decode_group_kernel<float, 1>); break;
+      case 3: go(decode_group_kernel<__nv_bfloat16, 1>); break;
+      case 4: go(decode_group_kernel<float, 2>); break;
+      case 5: go(decode_group_kernel<__nv_bfloat16, 2>); break;
+      case 8: go(decode_group_kernel<float, 4>); break;
+      case 9: go(decode_group_kernel<__nv_bfloat16, 4>); break;
+      case 16: go(decode_group_kernel<float, 8>); break;
+      default: go(decode_group_kernel<__nv_bfloat16, 8>); break;
     }
   } else {
     decode_any_shape(a, ns, part, ml, s);
   }
   const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kCombineDims - 1) / kCombineDims));
-  if (!fused && !knocked_out(Knock::kCombine)) launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml);
+  if (!knocked_out(Knock::kCombine)) launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml);
   G4_CUDA_LAUNCHED();
 }
 

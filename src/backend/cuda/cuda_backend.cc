@@ -78,8 +78,6 @@ CudaBackend::CudaBackend(CudaOptions opt) : opt_(opt), pool_(std::make_shared<cu
   G4_CUBLAS(cublasSetStream(cublas_, stream_));
   G4_CUBLAS(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
   G4_CUDA(cudaEventCreateWithFlags(&tokens_copied_, cudaEventDisableTiming));
-  G4_CUDA(cudaMalloc(&attn_done_, sizeof(int) * cuda::kAttnDoneCounters));
-  G4_CUDA(cudaMemset(attn_done_, 0, sizeof(int) * cuda::kAttnDoneCounters));
 }
 
 CudaBackend::~CudaBackend() {
@@ -88,7 +86,6 @@ CudaBackend::~CudaBackend() {
   rope_cs_tables_.clear();
   if (pinned_tokens_) cudaFreeHost(pinned_tokens_);
   if (tokens_copied_) cudaEventDestroy(tokens_copied_);
-  if (attn_done_) cudaFree(attn_done_);
   if (cublas_) cublasDestroy(cublas_);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -614,7 +611,6 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
       a.kw = dv.k_norm, a.rope_cs = static_cast<const float*>(dv.rope_cs.get()), a.pairs = dv.pairs;
     }
     if (decode(seqs[i0])) {
-      a.done = attn_done_;
       auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));
       cuda::attn_decode(a, s.get(), n_sm_, stream_);
     } else {

@@ -106,7 +106,6 @@ class CudaBackend : public Backend {
   std::map<std::tuple<float, int, int64_t>, std::shared_ptr<void>> rope_tables_;
   // Derived keys' {cos, sin} tables by (theta, pairs, head_dim, capacity).
   std::map<std::tuple<float, int, int64_t, int64_t>, std::shared_ptr<void>> rope_cs_tables_;
-  int* attn_done_ = nullptr;            // AttnArgs::done: kAttnDoneCounters zeros between launches
   CudaStepGraph* recording_ = nullptr;  // the step being recorded, if any
 };
 

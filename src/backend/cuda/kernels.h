@@ -175,12 +175,7 @@ struct AttnArgs {
   const float* kw = nullptr;
   const float* rope_cs = nullptr;
   int pairs = 0;
-  // Per (query row, KV head) counters of finished splits, zero between launches (the backend owns them,
-  // kAttnDoneCounters of them): with them, the last split block of each pair merges the splits itself when
-  // there are few (attention.cu), instead of a merge kernel after the split kernel. Null: always that kernel.
-  int* done = nullptr;
 };
-constexpr int kAttnDoneCounters = 1 << 14;
 // Whether n queries of one sequence from position p0 take the decode kernels (else the GEMM path of
 // cuda_backend.cc).
 bool attn_decode_suits(int64_t n, int64_t p0, int window);
