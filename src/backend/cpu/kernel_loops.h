@@ -63,11 +63,11 @@ struct ActBlock {
 // tile, so every weight load can be a compile-time offset from chunk. V: the ISA's f32 vector traits (Vec,
 // zero(), hsum()).
 // The leading token group of a chunk (`lead`: the walk that brings each tile from memory; a one-token decode
-// is only that) asks for the lines V::kPrefetchAhead bytes ahead of each chunk of its forward stream
-// (G4_CPU_PREFETCH overrides; 0: none); later groups find the tile in cache. Per table, as measured: AVX-512 none
-// (prefetching 0.5-8 KB ahead measured 30-35% slower there, int4 and int8), AVX2 2 KB (Zen 3 on a loaded
-// host: decode +11% on g4's int4, +20% on Q4_0, 4 sequences +6%, alternating; docs/PERF.md), NEON none
-// (not measured).
+// is only that) asks for the lines V::prefetch_ahead() bytes ahead of each chunk of its forward stream
+// (G4_CPU_PREFETCH overrides; 0: none); later groups find the tile in cache. Per table, as measured: AVX-512
+// none on Intel (Sapphire Rapids: 0.5-8 KB ahead measured 30-35% slower, int4 and int8) and 2 KB on AMD
+// (Zen 5: decode +25-42%), AVX2 2 KB (Zen 3 on a loaded host: decode +11% on g4's int4, +20% on Q4_0,
+// 4 sequences +6%, alternating; docs/PERF.md), NEON none (not measured).
 // NT = 2 walks two whole tiles together, block by block, so each activation block serves both while it is
 // in L1. For long rows the activation (cols_p x 1.25 bytes a token with its scales and sums: 27 KB for the
 // 21,504-wide down projection) does not stay in L1 while a tile's weights stream past, and its lines then
@@ -87,7 +87,7 @@ inline void walk_tiles(const QPacked& w, const QAct& a, int64_t r, int64_t t0, f
   ActBlock x{a.row(t0), a.sa.data() + t0 * a.groups, a.asum.data() + t0 * a.groups, a.cols_p, a.groups};
   static const int64_t ahead = [] {
     const int64_t o = prefetch_ahead_override();
-    return o >= 0 ? o : V::kPrefetchAhead;
+    return o >= 0 ? o : V::prefetch_ahead();
   }();
   for (int64_t b = 0; b < full_blocks; ++b, x.ac += 512, x.sa += 16, x.as += 16) {
 #pragma GCC unroll 2  // left rolled, the AVX-512 pair walk measured 10-15% slower

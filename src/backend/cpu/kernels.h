@@ -32,6 +32,9 @@ struct KernelTable {
 // tile walk prefetches, overriding each table's own choice (kernel_loops.h walk_tiles); 0 turns it off. -1
 // when unset. Read once.
 int64_t prefetch_ahead_override();
+// Whether the CPU is an AMD one (CPUID vendor "AuthenticAMD"; false off x86): the AVX-512 table prefetches
+// along the weight stream there and not on Intel, as measured on each (kernels_avx512.cc).
+bool cpu_is_amd();
 
 const KernelTable& generic_kernels();
 // Each is nullptr when not compiled in or not supported by this CPU.

@@ -169,7 +169,7 @@ constexpr int kTokGroup = 2;
 struct Avx2Vec {
   using Vec = __m256;
   static constexpr int64_t kWidth = 8;
-  static constexpr int64_t kPrefetchAhead = 2048;  // kernel_loops.h walk_tiles
+  static int64_t prefetch_ahead() { return 2048; }  // kernel_loops.h walk_tiles
   static Vec zero() { return _mm256_setzero_ps(); }
   static Vec load_x(const float* p) { return _mm256_loadu_ps(p); }
   template <DenseType DT>

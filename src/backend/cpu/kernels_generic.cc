@@ -170,6 +170,22 @@ int64_t prefetch_ahead_override() {
   return v;
 }
 
+bool cpu_is_amd() {
+#if defined(G4_HAVE_X86_KERNELS)
+  static const bool amd = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+    char v[13];
+    std::memcpy(v, &ebx, 4), std::memcpy(v + 4, &edx, 4), std::memcpy(v + 8, &ecx, 4);
+    v[12] = 0;
+    return std::strcmp(v, "AuthenticAMD") == 0;
+  }();
+  return amd;
+#else
+  return false;
+#endif
+}
+
 const KernelTable& select_kernels() {
   const char* env = std::getenv("G4_CPU_ISA");
   if (env && *env) {

@@ -157,7 +157,7 @@ constexpr int kTokGroup = 2;
 struct NeonVec {
   using Vec = float32x4_t;
   static constexpr int64_t kWidth = 4;
-  static constexpr int64_t kPrefetchAhead = 0;  // kernel_loops.h walk_tiles
+  static int64_t prefetch_ahead() { return 0; }  // kernel_loops.h walk_tiles
   static Vec zero() { return vdupq_n_f32(0.0f); }
   static Vec load_x(const float* p) { return vld1q_f32(p); }
   template <DenseType DT>

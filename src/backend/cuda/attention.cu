@@ -199,12 +199,15 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
 // The decode kernel for power-of-two head dims 16..512 and GQA groups of 1, 2, 4 or 8 (every Gemma 4
 // shape): each K and V element is read from memory once per block and feeds the whole group.
 //  - Scores: a lane per key (a tile of 32 * kc keys, kc from the split's key count), warps split the head
-//    dim into 8 / kc chunks; each
-//    lane reads its key row 8 values at a time (one or two 16-byte loads) and the group's queries come
-//    from shared memory as broadcasts, so there are no per-key shuffle reductions.
+//    dim into 8 / kc chunks; each lane reads its key row 8 values at a time (one or two 16-byte loads),
+//    kKeyLoads of them in flight for a cached row, and the group's queries come from shared memory as
+//    broadcasts, so there are no per-key shuffle reductions.
 //  - Output: a thread per 4 dims of V (float4 or 4 x bf16) for all G heads; the block's threads cover
-//    D / 4 dims times 1024 / D key lanes, whose partial sums meet in shared memory at the end.
-// Scratch and the grid are the same as decode_kernel's.
+//    D / 4 dims times 1024 / D key lanes, whose partial sums meet in shared memory at the end; cached
+//    value rows are loaded kValueLoads at a time.
+// A split is a chain of dependent memory phases, so the loads in flight per thread set its pace: one at a
+// time, the full layers at depth 16,384 ran at 26% of the H200's copy bandwidth, with these batches at 37%
+// (docs/PERF.md; the summation order is unchanged). Scratch and the grid are the same as decode_kernel's.
 template <class CT>
 __device__ __forceinline__ void load8(const void* row, bool fresh, int d, float (&x)[8]) {
   if (fresh || sizeof(CT) == 4) {
