@@ -18,6 +18,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "cuda_copy_bandwidth.cuh"
 
 using namespace g4;
 using namespace g4::cuda;
@@ -47,24 +48,6 @@ T* dev_alloc(size_t n) {
   return static_cast<T*>(p);
 }
 
-double copy_bandwidth() {
-  const size_t n = size_t(1) << 31;
-  void *a = nullptr, *b = nullptr;
-  G4_CUDA(cudaMalloc(&a, n));
-  G4_CUDA(cudaMalloc(&b, n));
-  cudaEvent_t e0, e1;
-  G4_CUDA(cudaEventCreate(&e0));
-  G4_CUDA(cudaEventCreate(&e1));
-  G4_CUDA(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
-  G4_CUDA(cudaEventRecord(e0));
-  for (int i = 0; i < 5; ++i) G4_CUDA(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
-  G4_CUDA(cudaEventRecord(e1));
-  G4_CUDA(cudaEventSynchronize(e1));
-  float ms = 0;
-  G4_CUDA(cudaEventElapsedTime(&ms, e0, e1));
-  cudaFree(a), cudaFree(b);
-  return 2.0 * 5 * double(n) / (ms * 1e-3) / 1e9;  // read + write
-}
 
 struct Shape {
   const char* name;
@@ -153,7 +136,7 @@ int main(int argc, char** argv) {
     int dev = 0, n_sm = 0;
     G4_CUDA(cudaGetDevice(&dev));
     G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
-    const double bw = copy_bandwidth();
+    const double bw = copy_bandwidth() / 1e9;
     std::printf("copy bandwidth %.0f GB/s, %d SMs\n", bw, n_sm);
     const Shape shapes[] = {{"sliding", 16, 256, 1024}, {"full", 4, 512, 0}};
     std::printf("%-8s %7s %2s | %9s %9s %6s\n", "layer", "depth", "T", "us/layer", "GB/s", "%copy");

@@ -20,6 +20,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
+#include "cuda_copy_bandwidth.cuh"
 
 using namespace g4;
 using namespace g4::cuda;
@@ -56,26 +57,6 @@ std::vector<float> random_x(size_t n) {
   return x;
 }
 
-double copy_bandwidth() {
-  const size_t n = size_t(1) << 31;
-  void *a = nullptr, *b = nullptr;
-  G4_CUDA(cudaMalloc(&a, n));
-  G4_CUDA(cudaMalloc(&b, n));
-  G4_CUDA(cudaMemset(a, 1, n));
-  cudaEvent_t e0, e1;
-  G4_CUDA(cudaEventCreate(&e0));
-  G4_CUDA(cudaEventCreate(&e1));
-  for (int i = 0; i < 3; ++i) G4_CUDA(cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice));
-  G4_CUDA(cudaEventRecord(e0));
-  for (int i = 0; i < 10; ++i) G4_CUDA(cudaMemcpyAsync(b, a, n, cudaMemcpyDeviceToDevice));
-  G4_CUDA(cudaEventRecord(e1));
-  G4_CUDA(cudaEventSynchronize(e1));
-  float ms = 0;
-  G4_CUDA(cudaEventElapsedTime(&ms, e0, e1));
-  G4_CUDA(cudaFree(a));
-  G4_CUDA(cudaFree(b));
-  return 2.0 * double(n) * 10 / (double(ms) * 1e-3);
-}
 
 struct Format {
   const char* name;
