@@ -13,7 +13,9 @@ for src in fuzz/fuzz_*.cc; do
   fi
 done
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz -j "$(nproc)"
+# Only the fuzz targets and the libraries they link (not g4 itself, the benchmarks and the tools).
+targets=$(for src in fuzz/fuzz_*.cc; do basename "$src" .cc; done)
+cmake --build --preset fuzz -j "$(nproc)" --target $targets
 # One target per core at a time (libFuzzer runs one process each); each writes its own log, read in order.
 run_one() {  # run_one BIN LOG: the target on a copy of its corpus; LOG gets its output and its exit status
   name=$(basename "$1"); area=${name#fuzz_}
