@@ -152,6 +152,30 @@ static std::string cpuinfo_flags() {
   return out;
 }
 
+// The CPU vendor the AVX-512 table's prefetch choice reads (cpu_is_amd, from CPUID) is the kernel's
+// vendor_id in /proc/cpuinfo.
+TEST(CpuKernels, VendorIsTheKernelsVendor) {
+#if defined(__x86_64__) && defined(__linux__)
+  if (std::getenv("G4_TEST_CPU_FLAGS")) GTEST_SKIP() << "an emulated CPU: /proc/cpuinfo is the host's";
+  std::FILE* f = std::fopen("/proc/cpuinfo", "r");
+  ASSERT_NE(f, nullptr);
+  char buf[8192];
+  std::string vendor;
+  while (vendor.empty() && std::fgets(buf, sizeof buf, f))
+    if (std::strncmp(buf, "vendor_id", 9) == 0) {
+      const char* colon = std::strchr(buf, ':');
+      vendor = colon ? colon + 1 : "";
+      while (!vendor.empty() && (vendor.front() == ' ' || vendor.front() == '\t')) vendor.erase(vendor.begin());
+      while (!vendor.empty() && (vendor.back() == '\n' || vendor.back() == ' ')) vendor.pop_back();
+    }
+  std::fclose(f);
+  ASSERT_FALSE(vendor.empty()) << "no vendor_id line in /proc/cpuinfo";
+  EXPECT_EQ(cpu::cpu_is_amd(), vendor == "AuthenticAMD") << "vendor_id " << vendor;
+#else
+  EXPECT_FALSE(cpu::cpu_is_amd());
+#endif
+}
+
 // Every table the CPU supports is offered (so the tests below run it), and none it does not; the line
 // printed lets scripts/test-arm.sh check which tables ran under each emulated CPU.
 TEST(CpuKernels, TablesFollowCpuFeatures) {
