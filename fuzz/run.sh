@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds the fuzz targets with clang (libFuzzer + ASan + UBSan) and runs each for SECONDS (default 60)
-# on a copy of its seed corpus, as many at a time as there are cores. Any finding (crash, sanitizer report, trap) fails the script.
+# on a copy of its seed corpus, as many at a time as there are cores. Any finding (crash, sanitizer
+# report, trap) fails the script.
 set -e
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-60}"
@@ -29,15 +30,15 @@ run_one() {  # run_one BIN LOG: the target on a copy of its corpus; LOG gets its
 logs=$(mktemp -d)
 JOBS=$(nproc)
 running=0
-for bin in build/fuzz/fuzz/fuzz_*; do
-  run_one "$bin" "$logs/$(basename "$bin").log" &
+for name in $targets; do
+  run_one "build/fuzz/fuzz/$name" "$logs/$name.log" &
   running=$((running + 1))
   if [ "$running" -ge "$JOBS" ]; then wait; running=0; fi
 done
 wait
 failed=0
-for bin in build/fuzz/fuzz/fuzz_*; do
-  name=$(basename "$bin"); log="$logs/$name.log"
+for name in $targets; do
+  log="$logs/$name.log"
   echo "== $name for ${SECONDS_EACH}s"
   status=$(cat "$log.status" 2>/dev/null || echo "no status")
   if [ "$status" != 0 ]; then
