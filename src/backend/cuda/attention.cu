@@ -208,59 +208,17 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
 // A split is a chain of dependent memory phases, so the loads in flight per thread set its pace: one at a
 // time, the full layers at depth 16,384 ran at 26% of the H200's copy bandwidth, with these batches at 37%
 // (docs/PERF.md; the summation order is unchanged). Scratch and the grid are the same as decode_kernel's.
-template <class CT>
-__device__ __forceinline__ void load8(const void* row, bool fresh, int d, float (&x)[8]) {
-  if (fresh || sizeof(CT) == 4) {
-    const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(row) + d);
-    const float4 a = p[0], b = p[1];
-    x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
-    if (fresh && sizeof(CT) != 4) {
-#pragma unroll
-      for (int i = 0; i < 8; ++i) x[i] = to_f32(CT(x[i]));
-    }
-  } else {
-    const uint4 u = *reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(row) + d);
-    x[0] = __uint_as_float(u.x << 16), x[1] = __uint_as_float(u.x & 0xFFFF0000u);
-    x[2] = __uint_as_float(u.y << 16), x[3] = __uint_as_float(u.y & 0xFFFF0000u);
-    x[4] = __uint_as_float(u.z << 16), x[5] = __uint_as_float(u.z & 0xFFFF0000u);
-    x[6] = __uint_as_float(u.w << 16), x[7] = __uint_as_float(u.w & 0xFFFF0000u);
-  }
-}
-
-template <class CT>
-__device__ __forceinline__ float4 load4(const void* row, bool fresh, int d) {
-  if (fresh || sizeof(CT) == 4) {
-    float4 a = *reinterpret_cast<const float4*>(static_cast<const float*>(row) + d);
-    if (fresh && sizeof(CT) != 4) a = make_float4(to_f32(CT(a.x)), to_f32(CT(a.y)), to_f32(CT(a.z)), to_f32(CT(a.w)));
-    return a;
-  }
-  const uint2 u = *reinterpret_cast<const uint2*>(static_cast<const __nv_bfloat16*>(row) + d);
-  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xFFFF0000u), __uint_as_float(u.y << 16),
-                     __uint_as_float(u.y & 0xFFFF0000u));
-}
-
 // Cached rows as raw bits, so that several loads can be in flight per thread for few registers (bf16: 4
 // registers for 8 values): a thread issues a batch of them, then converts and sums in the usual order.
-template <class CT>
-struct Raw8 {  // 8 consecutive values of a cached row
-  uint4 u[sizeof(CT) / 2];
+// Raw<uint4, CT> holds 8 consecutive values of a row, Raw<uint2, CT> 4.
+template <class W, class CT>
+struct Raw {
+  W u[sizeof(CT) / 2];
 };
-template <class CT>
-struct Raw4 {  // 4 consecutive values
-  uint2 u[sizeof(CT) / 2];
-};
-template <class CT>
-__device__ __forceinline__ Raw8<CT> load_raw8(const void* row, int d) {
-  Raw8<CT> r;
-  const uint4* p = reinterpret_cast<const uint4*>(static_cast<const CT*>(row) + d);
-#pragma unroll
-  for (int i = 0; i < int(sizeof(CT) / 2); ++i) r.u[i] = p[i];
-  return r;
-}
-template <class CT>
-__device__ __forceinline__ Raw4<CT> load_raw4(const void* row, int d) {
-  Raw4<CT> r;
-  const uint2* p = reinterpret_cast<const uint2*>(static_cast<const CT*>(row) + d);
+template <class W, class CT>
+__device__ __forceinline__ Raw<W, CT> load_raw(const void* row, int d) {
+  Raw<W, CT> r;
+  const W* p = reinterpret_cast<const W*>(static_cast<const CT*>(row) + d);
 #pragma unroll
   for (int i = 0; i < int(sizeof(CT) / 2); ++i) r.u[i] = p[i];
   return r;
@@ -269,7 +227,7 @@ __device__ __forceinline__ void bf16x2_to_f32(uint32_t w, float* x) {
   x[0] = __uint_as_float(w << 16), x[1] = __uint_as_float(w & 0xFFFF0000u);
 }
 template <class CT>
-__device__ __forceinline__ void unpack8(const Raw8<CT>& r, float (&x)[8]) {
+__device__ __forceinline__ void unpack8(const Raw<uint4, CT>& r, float (&x)[8]) {
   if constexpr (sizeof(CT) == 4) {
     const uint32_t w[8] = {r.u[0].x, r.u[0].y, r.u[0].z, r.u[0].w, r.u[1].x, r.u[1].y, r.u[1].z, r.u[1].w};
 #pragma unroll
@@ -279,7 +237,7 @@ __device__ __forceinline__ void unpack8(const Raw8<CT>& r, float (&x)[8]) {
   }
 }
 template <class CT>
-__device__ __forceinline__ float4 unpack4(const Raw4<CT>& r) {
+__device__ __forceinline__ float4 unpack4(const Raw<uint2, CT>& r) {
   if constexpr (sizeof(CT) == 4)
     return make_float4(__uint_as_float(r.u[0].x), __uint_as_float(r.u[0].y), __uint_as_float(r.u[1].x),
                        __uint_as_float(r.u[1].y));
@@ -287,6 +245,24 @@ __device__ __forceinline__ float4 unpack4(const Raw4<CT>& r) {
   bf16x2_to_f32(r.u[0].x, x), bf16x2_to_f32(r.u[0].y, x + 2);
   return make_float4(x[0], x[1], x[2], x[3]);
 }
+
+// 8 / 4 values of a row that is f32 when fresh (rounded to CT, as the cache will hold them), else CT.
+template <class CT>
+__device__ __forceinline__ void load8(const void* row, bool fresh, int d, float (&x)[8]) {
+  if (!fresh) return unpack8<CT>(load_raw<uint4, CT>(row, d), x);
+  const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(row) + d);
+  const float4 a = p[0], b = p[1];
+  x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w, x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+#pragma unroll
+  for (int i = 0; i < 8; ++i) x[i] = to_f32(CT(x[i]));
+}
+template <class CT>
+__device__ __forceinline__ float4 load4(const void* row, bool fresh, int d) {
+  if (!fresh) return unpack4<CT>(load_raw<uint2, CT>(row, d));
+  const float4 a = *reinterpret_cast<const float4*>(static_cast<const float*>(row) + d);
+  return make_float4(to_f32(CT(a.x)), to_f32(CT(a.y)), to_f32(CT(a.z)), to_f32(CT(a.w)));
+}
+
 // Loads a thread keeps in flight over cached rows: key rows in the score loop (8 values each), value rows in
 // the output loop (4 values each).
 constexpr int kKeyLoads = 4, kValueLoads = 8;
@@ -375,9 +351,9 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
         int d = dci * dl;
         if (!kf && !a.kw) {
           for (; d + 8 * kKeyLoads <= d_end; d += 8 * kKeyLoads) {
-            Raw8<CT> r[kKeyLoads];
+            Raw<uint4, CT> r[kKeyLoads];
 #pragma unroll
-            for (int u = 0; u < kKeyLoads; ++u) r[u] = load_raw8<CT>(kr, d + 8 * u);
+            for (int u = 0; u < kKeyLoads; ++u) r[u] = load_raw<uint4, CT>(kr, d + 8 * u);
 #pragma unroll
             for (int u = 0; u < kKeyLoads; ++u) {
               float x[8];
@@ -435,9 +411,9 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
     int kk = kg;
     const int nc = int(max(int64_t(0), min(int64_t(nk), rs.p0 - k0)));  // the tile's cached rows come first
     for (; kk + (kValueLoads - 1) * n_kg < nc; kk += kValueLoads * n_kg) {
-      Raw4<CT> r[kValueLoads];
+      Raw<uint2, CT> r[kValueLoads];
 #pragma unroll
-      for (int u = 0; u < kValueLoads; ++u) r[u] = load_raw4<CT>(vrow[kk + u * n_kg], 4 * dq);
+      for (int u = 0; u < kValueLoads; ++u) r[u] = load_raw<uint2, CT>(vrow[kk + u * n_kg], 4 * dq);
 #pragma unroll
       for (int u = 0; u < kValueLoads; ++u) accumulate4<G>(acc, pt + (kk + u * n_kg) * G, unpack4<CT>(r[u]));
     }
