@@ -18,7 +18,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
-#include "cuda_copy_bandwidth.cuh"
+#include "cuda_bench_util.cuh"
 
 using namespace g4;
 using namespace g4::cuda;
@@ -27,17 +27,13 @@ namespace {
 
 __global__ void fill_bf16_kernel(__nv_bfloat16* p, size_t n, uint32_t seed) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t h = uint32_t(i) * 2654435761u ^ seed;
-    h ^= h >> 15, h *= 0x2c1b3c6du, h ^= h >> 13;
-    p[i] = __float2bfloat16(float(h & 0xFFFF) / 32768.f - 1.f);
+    p[i] = __float2bfloat16(float(random_bits(i, seed) & 0xFFFF) / 32768.f - 1.f);
   }
 }
 
 __global__ void fill_f32_kernel(float* p, size_t n, uint32_t seed) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t h = uint32_t(i) * 2654435761u ^ seed;
-    h ^= h >> 15, h *= 0x2c1b3c6du, h ^= h >> 13;
-    p[i] = float(h & 0xFFFF) / 65536.f - 0.5f;
+    p[i] = float(random_bits(i, seed) & 0xFFFF) / 65536.f - 0.5f;
   }
 }
 
@@ -47,7 +43,6 @@ T* dev_alloc(size_t n) {
   G4_CUDA(cudaMalloc(&p, n * sizeof(T)));
   return static_cast<T*>(p);
 }
-
 
 struct Shape {
   const char* name;
@@ -141,9 +136,9 @@ int main(int argc, char** argv) {
     const Shape shapes[] = {{"sliding", 16, 256, 1024}, {"full", 4, 512, 0}};
     std::printf("%-8s %7s %2s | %9s %9s %6s\n", "layer", "depth", "T", "us/layer", "GB/s", "%copy");
     const std::string only = argc > 3 ? argv[3] : "";
-    for (const Shape& sh : shapes)
+    for (const Shape& sh : shapes) {
+      if (!only.empty() && only != sh.name) continue;
       for (int64_t depth : depths)
-        if (only.empty() || only == sh.name)
         for (int64_t T : {1, 4}) {
           double bytes = 0;
           const double us = time_layer(sh, depth, T, reps, n_sm, &bytes);
@@ -151,6 +146,7 @@ int main(int argc, char** argv) {
           std::printf("%-8s %7lld %2lld | %9.2f %9.0f %5.1f%%\n", sh.name, (long long)depth, (long long)T, us, gbs,
                       100.0 * gbs / bw);
         }
+    }
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cuda_attn_bench: %s\n", e.what());

@@ -1,11 +1,21 @@
-// The device-to-device copy bandwidth (bytes read + written per second, 2 GiB copied ten times): the
-// floor the CUDA micro-benchmarks set their kernels' bytes against, measured in the same run.
+// What the CUDA micro-benchmarks share: random bits for their inputs and the copy bandwidth they set their
+// kernels' bytes against.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include "backend/cuda/cuda_check.h"
 
+// 32 random bits for element i under seed (a multiply-xorshift hash: the same data every run).
+__device__ __forceinline__ uint32_t random_bits(size_t i, uint32_t seed) {
+  uint32_t h = uint32_t(i) * 2654435761u ^ seed;
+  h ^= h >> 15, h *= 0x2c1b3c6du, h ^= h >> 12, h *= 0x297a2d39u, h ^= h >> 15;
+  return h;
+}
+
+// The device-to-device copy bandwidth: bytes read + written per second, 2 GiB copied ten times.
 inline double copy_bandwidth() {
   const size_t n = size_t(1) << 31;
   void *a = nullptr, *b = nullptr;

@@ -20,7 +20,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
-#include "cuda_copy_bandwidth.cuh"
+#include "cuda_bench_util.cuh"
 
 using namespace g4;
 using namespace g4::cuda;
@@ -29,9 +29,7 @@ namespace {
 
 __global__ void fill_kernel(uint32_t* p, size_t n, uint32_t seed) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t h = uint32_t(i) * 2654435761u ^ seed;
-    h ^= h >> 15, h *= 0x2c1b3c6du, h ^= h >> 12, h *= 0x297a2d39u, h ^= h >> 15;
-    p[i] = h;
+    p[i] = random_bits(i, seed);
   }
 }
 
