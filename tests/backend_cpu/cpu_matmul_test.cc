@@ -130,21 +130,19 @@ void run_quant_case(const QCase& c, std::mt19937& rng) {
   }
 }
 
-// The "flags" line of /proc/cpuinfo with a space on each side, or "" where there is none. Under qemu-user
-// /proc/cpuinfo is the host's, so scripts/test-x86-isa.sh passes the emulated CPU's flags in
-// G4_TEST_CPU_FLAGS instead.
-static std::string cpuinfo_flags() {
-  if (const char* e = std::getenv("G4_TEST_CPU_FLAGS")) return " " + std::string(e) + " ";
+// The value of the first /proc/cpuinfo line whose key is `key` (trimmed), or "" where there is none.
+static std::string cpuinfo_field(const char* key) {
   std::FILE* f = std::fopen("/proc/cpuinfo", "r");
   if (!f) return "";
   char buf[8192];
   std::string out;
+  const size_t n = std::strlen(key);
   while (std::fgets(buf, sizeof buf, f)) {
-    if (std::strncmp(buf, "flags", 5) == 0) {
+    if (std::strncmp(buf, key, n) == 0 && (buf[n] == ' ' || buf[n] == '\t' || buf[n] == ':')) {
       const char* colon = std::strchr(buf, ':');
-      out = " " + std::string(colon ? colon + 1 : buf);
+      out = colon ? colon + 1 : "";
+      while (!out.empty() && (out.front() == ' ' || out.front() == '\t')) out.erase(out.begin());
       while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-      out += " ";
       break;
     }
   }
@@ -152,23 +150,21 @@ static std::string cpuinfo_flags() {
   return out;
 }
 
+// The "flags" line of /proc/cpuinfo with a space on each side, or "" where there is none. Under qemu-user
+// /proc/cpuinfo is the host's, so scripts/test-x86-isa.sh passes the emulated CPU's flags in
+// G4_TEST_CPU_FLAGS instead.
+static std::string cpuinfo_flags() {
+  if (const char* e = std::getenv("G4_TEST_CPU_FLAGS")) return " " + std::string(e) + " ";
+  const std::string flags = cpuinfo_field("flags");
+  return flags.empty() ? "" : " " + flags + " ";
+}
+
 // The CPU vendor the AVX-512 table's prefetch choice reads (cpu_is_amd, from CPUID) is the kernel's
 // vendor_id in /proc/cpuinfo.
 TEST(CpuKernels, VendorIsTheKernelsVendor) {
 #if defined(__x86_64__) && defined(__linux__)
   if (std::getenv("G4_TEST_CPU_FLAGS")) GTEST_SKIP() << "an emulated CPU: /proc/cpuinfo is the host's";
-  std::FILE* f = std::fopen("/proc/cpuinfo", "r");
-  ASSERT_NE(f, nullptr);
-  char buf[8192];
-  std::string vendor;
-  while (vendor.empty() && std::fgets(buf, sizeof buf, f))
-    if (std::strncmp(buf, "vendor_id", 9) == 0) {
-      const char* colon = std::strchr(buf, ':');
-      vendor = colon ? colon + 1 : "";
-      while (!vendor.empty() && (vendor.front() == ' ' || vendor.front() == '\t')) vendor.erase(vendor.begin());
-      while (!vendor.empty() && (vendor.back() == '\n' || vendor.back() == ' ')) vendor.pop_back();
-    }
-  std::fclose(f);
+  const std::string vendor = cpuinfo_field("vendor_id");
   ASSERT_FALSE(vendor.empty()) << "no vendor_id line in /proc/cpuinfo";
   EXPECT_EQ(cpu::cpu_is_amd(), vendor == "AuthenticAMD") << "vendor_id " << vendor;
 #else
