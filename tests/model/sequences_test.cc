@@ -295,7 +295,7 @@ namespace {
 // only at a near tie: where they first differ, the f32 logits of the two tokens chosen must be within 0.01.
 TEST(CompactCache, Bf16KeepsTheGreedyTokensOf200Steps) {
   const std::string data = G4_TEST_DATA;
-  for (const std::string dir : {data + "/../../models/tiny-kjv", data + "/hf-reference/dense-31b-shape/model",
+  for (const std::string& dir : {data + "/../../models/tiny-kjv", data + "/hf-reference/dense-31b-shape/model",
                                 data + "/hf-reference/deep-small-window/model", data + "/hf-reference/separate-v-no-softcap/model"}) {
     const bool shipped = dir.find("tiny-kjv") != std::string::npos;
     auto be = make_backend("cpu");

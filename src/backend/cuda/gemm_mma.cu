@@ -35,6 +35,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
+#include "backend/cuda/mma_s8.cuh"
 #include "backend/cuda/q8_act.cuh"
 
 namespace g4::cuda {
@@ -67,21 +68,6 @@ __device__ __forceinline__ void mma_s8u8(int (&c)[4], uint32_t a0, uint32_t a1, 
       "mma.sync.aligned.m16n8k32.row.col.s32.s8.u8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
       : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-// Lane t of each group of 4 holds words 0..3 of chunk 4q + t; returns word t of chunks 4q + 0..3.
-// (A 4 x 4 transpose of M[lane][word] in two exchanges: the off-diagonal 2 x 2 blocks between lanes t and
-// t ^ 2, then the off-diagonal elements of each block between lanes t and t ^ 1.)
-__device__ __forceinline__ uint4 quad_transpose(uint4 w, int t) {
-  const bool hi = t & 2, odd = t & 1;
-  const uint32_t r0 = __shfl_xor_sync(0xffffffffu, hi ? w.x : w.z, 2);
-  const uint32_t r1 = __shfl_xor_sync(0xffffffffu, hi ? w.y : w.w, 2);
-  // Columns c = t & 2 and c + 1 of rows (t & 1) and (t & 1) + 2.
-  const uint32_t u0 = hi ? r0 : w.x, u1 = hi ? r1 : w.y, u2 = hi ? w.z : r0, u3 = hi ? w.w : r1;
-  const uint32_t q0 = __shfl_xor_sync(0xffffffffu, odd ? u0 : u1, 1);
-  const uint32_t q1 = __shfl_xor_sync(0xffffffffu, odd ? u2 : u3, 1);
-  const uint32_t k0 = odd ? u1 : u0, k1 = odd ? u3 : u2;
-  return make_uint4(odd ? q0 : k0, odd ? k0 : q0, odd ? q1 : k1, odd ? k1 : q1);
 }
 
 // A row's scale and zero point for one chunk as one lane holds them: both halves in one word (scale low),
@@ -117,8 +103,6 @@ __device__ __forceinline__ float2 unpack_sz(SZ<S> v) {
   if constexpr (sizeof(S) == 4) return v;
   else return make_float2(half_to_f32<S>(v & 0xFFFFu), kAsym ? half_to_f32<S>(v >> 16) : 8.f);
 }
-
-__device__ __forceinline__ uint32_t word(const uint4& v, int j) { return j == 0 ? v.x : j == 1 ? v.y : j == 2 ? v.z : v.w; }
 
 // NT8 groups of 8 tokens (1, 2 or 4): MT mma tiles of 16, the last one half empty when NT8 is odd. A warp
 // takes U consecutive quads of its R tiles per round (U x R 16-byte loads a lane in flight, 64 U contiguous
@@ -218,11 +202,11 @@ __global__ void __launch_bounds__(kWarps * 32) gemm_mma_kernel(MmaArgs a) {
                 int C[4] = {0, 0, 0, 0};
                 mma_s8u8(C, xa[m].x, xb[m].x, xa[m].y, xb[m].y, b0, b1);
                 // The dp4a GEMV's per-chunk arithmetic: s (d C - z d sum(q)).
-                acc[r][m][0] = fmaf(p0.x, fmaf(da[m].x, float(C[0]), -(p0.y * da[m].y)), acc[r][m][0]);
-                acc[r][m][1] = fmaf(p1.x, fmaf(da[m].x, float(C[1]), -(p1.y * da[m].y)), acc[r][m][1]);
+                acc[r][m][0] = fmaf(p0.x, fmaf(da[m].x, small_int_to_float(C[0]), -(p0.y * da[m].y)), acc[r][m][0]);
+                acc[r][m][1] = fmaf(p1.x, fmaf(da[m].x, small_int_to_float(C[1]), -(p1.y * da[m].y)), acc[r][m][1]);
                 if (m + 1 < MT || kFullLast) {
-                  acc[r][m][2] = fmaf(p0.x, fmaf(db[m].x, float(C[2]), -(p0.y * db[m].y)), acc[r][m][2]);
-                  acc[r][m][3] = fmaf(p1.x, fmaf(db[m].x, float(C[3]), -(p1.y * db[m].y)), acc[r][m][3]);
+                  acc[r][m][2] = fmaf(p0.x, fmaf(db[m].x, small_int_to_float(C[2]), -(p0.y * db[m].y)), acc[r][m][2]);
+                  acc[r][m][3] = fmaf(p1.x, fmaf(db[m].x, small_int_to_float(C[3]), -(p1.y * db[m].y)), acc[r][m][3]);
                 }
               }
             }

@@ -18,6 +18,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
+#include "backend/cuda/mma_s8.cuh"
 #include "backend/cuda/q8_act.cuh"
 
 namespace g4::cuda {
@@ -181,7 +182,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int
               const float2 dx = __ldg(xd + int64_t(t) * nch_pad + c);
 #pragma unroll
               for (int r = 0; r < R; ++r) {
-                const float dot = float(dot_chunk(b.w[u][r], a, bb));
+                const float dot = small_int_to_float(dot_chunk(b.w[u][r], a, bb));
                 acc[r][t] = fmaf(b.sc[u][r], fmaf(dx.x, dot, -b.zp[u][r] * dx.y), acc[r][t]);
               }
             }
@@ -265,14 +266,21 @@ Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int R) {
 // and the dot products cost one instruction per 16 x 8 x 32 instead of 8 dp4a per 32 a token.
 // mma fragments (k = the 32 values of a chunk in the order of q8_act.cuh): lane (g = lane / 4, q = lane % 4)
 // holds code word q of rows g and g + 8 (low nibbles: k = 4q..4q+3, high: 16 + 4q..), the x words A(q),
-// B(q) of token g, and the sums of rows g, g + 8 for tokens 2q, 2q + 1.
+// B(q) of B's column g, and the sums of rows g, g + 8 for columns 2q, 2q + 1.
+// Fewer tokens, fewer columns: every (row, chunk, token) sum costs five instructions after the mma (the
+// scaling above), which for 8 columns a chunk is most of the kernel's work. With TPG tokens a column group
+// (8, 4 or 2), the 8 columns hold 8 / TPG chunks of TPG tokens each: column n is token n % TPG of chunk n /
+// TPG, B is zero in the columns of the other chunks, and the 8 / TPG mmas of one group of chunks add into one
+// C. So a lane scales the sums of one chunk and two tokens per group, and a verify of 2 or 4 tokens pays for
+// 2 or 4 columns, not 8.
 constexpr int kTcRows = 32, kTcTokens = 8, kTcSlots = 32;
 
+// d += a (16 x 32 s8, row) * b (32 x 8 s8, col), int32.
 __device__ __forceinline__ void mma_s8(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                        uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};"
-      : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0));
+  asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
 // One stage of the shuffle butterfly as lane 0 sees it: v[l] (lane l's value) += v[l + O] (its partner's).
@@ -282,144 +290,217 @@ __device__ __forceinline__ void butterfly_stage(float (&v)[32]) {
   for (int l = 0; l < O; ++l) v[l] = v[l] + v[l + O];
 }
 
-// Element k (0..3) of four 16-bit scales (bf16 or f16) loaded together as a uint2, as f32.
+// Half `hi` (0: low, 1: high) of a word of two 16-bit scales (bf16 or f16), as f32: one byte permute (and
+// for f16 a conversion).
 template <class S>
-__device__ __forceinline__ float scale_of4(uint2 u, int k) {
+__device__ __forceinline__ float scale_half(uint32_t word, int hi) {
   static_assert(sizeof(S) == 2, "16-bit scales");
-  const uint16_t h = uint16_t((k < 2 ? u.x : u.y) >> (16 * (k & 1)));
-  if constexpr (std::is_same_v<S, __half>) return __half2float(__ushort_as_half(h));
-  else return __uint_as_float(uint32_t(h) << 16);
+  if constexpr (std::is_same_v<S, __half>)
+    return __half2float(__ushort_as_half(uint16_t(__byte_perm(word, 0, hi ? 0x4432 : 0x4410))));
+  else return __uint_as_float(__byte_perm(word, 0, hi ? 0x3244 : 0x1044));  // bf16 << 16
 }
 
-template <class S, bool kAsym, int KS>
-__global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols, int64_t group_size,
+// What reaches the mma through shared memory: each warp streams its rounds with cp.async into a ring of
+// kTcStages buffers of its own, kTcStages - 1 rounds ahead of the one it multiplies, across passes and tiles
+// (so neither a round nor a tile's first round waits for DRAM). A round's buffer holds the code words of 4
+// chunks of the tile's 32 rows (2 KB; ldmatrix hands lane (g, q) word q of chunks c0 .. c0 + 3 of row
+// g + 8k in one instruction per k; chunk j of row r sits in 16-byte slot 4r + (j ^ ((r >> 1) & 3)), so that
+// the 8 rows an ldmatrix matrix reads fall in 8 different bank groups), then each row's 4 scales and 4 zero
+// points (16 bytes a row). The kernel takes group size 32 (a scale per chunk) and rows of a multiple of 4
+// chunks (tc_layout_ok), so a round never runs past a row's end.
+constexpr int kTcStages = 4;
+constexpr int kTcCodeBytes = kTcRows * 4 * 16;
+constexpr int kTcStageBytes = kTcCodeBytes + kTcRows * 16;
+constexpr size_t kTcSmem = size_t(kWarps) * kTcStages * kTcStageBytes + sizeof(float) * kTcSlots * kTcRows * kTcTokens;
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+
+template <int N>
+__device__ __forceinline__ void cp_async(uint32_t dst, const void* src) {
+  static_assert(N == 8 || N == 16, "cp.async of 8 or 16 bytes");
+  if constexpr (N == 16) asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src));
+  else asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(dst), "l"(src));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N));
+}
+
+__device__ __forceinline__ uint4 ldmatrix_x4(uint32_t addr) {
+  uint4 r;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+               : "r"(addr));
+  return r;
+}
+
+__device__ __forceinline__ uint4 lds128(uint32_t addr) {
+  uint4 r;
+  asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "r"(addr));
+  return r;
+}
+
+// A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
+// with the tile's codes, scales and zero points and this lane's row offsets (chunks of rows g + 8k, groups of
+// row `lane`). tile >= n_tiles: the sequence is over.
+struct TcCursor {
+  int64_t tile;
+  int p, c0;
+  const uint4* codes;
+  const uint16_t *scales, *zeros;
+  int wo[4], so;
+};
+
+template <class S, bool kAsym, int KS, int TPG>
+__global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
-                                                                    int cpg_shift, int n_tok) {
+                                                                    int n_tok) {
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
+  static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
   constexpr int kSlots = 32 * KS;
-  __shared__ float slot_sum[kTcSlots * kTcRows * kTcTokens];  // [slot][row][token], 32 KB
+  constexpr int kChunksPerGroup = kTcTokens / TPG, kGroups = 4 / kChunksPerGroup;  // per round of 4 chunks
+  extern __shared__ uint4 tc_smem[];  // [warp][stage][kTcStageBytes], then slot_sum
+  float* slot_sum = reinterpret_cast<float*>(tc_smem + kWarps * kTcStages * kTcStageBytes / 16);  // [slot][row][token]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
-  const int nch = int(cols / 32);
-  const int64_t G = cols / group_size;
+  const int nch = int(cols / 32);  // = groups a row
   const int64_t n_tiles = segs.group_end[segs.n - 1];
-  // Token columns: B's column g, and the outputs' 2q, 2q + 1 (past n_tok: the last token again, not stored).
-  const int tb = min(g, n_tok - 1), t0 = min(2 * q, n_tok - 1), t1 = min(2 * q + 1, n_tok - 1);
+  // B's column g: token g % TPG of chunk bc = g / TPG of a group; the outputs' columns 2q, 2q + 1: tokens t0,
+  // t1 of chunk oc = 2q / TPG (past n_tok: the last token again, not stored).
+  const int bc = g / TPG, oc = 2 * q / TPG;
+  const int tb = min(g % TPG, n_tok - 1), t0 = min(2 * q % TPG, n_tok - 1), t1 = min((2 * q + 1) % TPG, n_tok - 1);
   const uint4* xb = xq + int64_t(tb) * nch_pad * 2 + (q >> 1) * 32;
   const float2* xd0 = xd + int64_t(t0) * nch_pad;
   const float2* xd1 = xd + int64_t(t1) * nch_pad;
-  const bool vec_scales = cpg_shift == 0 && G % 4 == 0;
-  // Before waiting for the previous kernel: L2 requests for this warp's chunks of the block's first tile
-  // (weights do not depend on earlier kernels).
-  if (blockIdx.x < n_tiles) {
+
+  // The producer: cp.async of round `issued` into buffer issued % kTcStages (lane (g, q): chunk c0 + q of
+  // rows g + 8k; lane l: the scales and zero points of row l), one commit group a round, empty once the
+  // sequence is over (the waits count groups).
+  const uint32_t ring = smem_addr(tc_smem) + uint32_t(warp * kTcStages * kTcStageBytes);
+  TcCursor pc;
+  pc.tile = blockIdx.x, pc.p = 0, pc.c0 = 4 * warp;
+  auto enter_tile = [&]() {
+    if (pc.tile >= n_tiles) return;
     int64_t row0;
-    const int sg = locate_group(segs, blockIdx.x, kTcRows, row0);
+    const int sg = locate_group(segs, pc.tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
-    const char* codes = static_cast<const char*>(pick(sg, segs.codes));
-    const int rounds = (nch - 4 * warp + kTcSlots - 1) / kTcSlots;
-    for (int i = lane; i < kTcRows * rounds; i += 32) {
-      const int64_t row = min(row0 + i % kTcRows, rows - 1);
-      prefetch_l2(codes + (row * nch + 4 * warp + int64_t(i / kTcRows) * kTcSlots) * 16);
+    pc.codes = static_cast<const uint4*>(pick(sg, segs.codes));
+    pc.scales = static_cast<const uint16_t*>(pick(sg, segs.scales));
+    pc.zeros = static_cast<const uint16_t*>(pick(sg, segs.zeros));
+#pragma unroll
+    for (int k = 0; k < 4; ++k) pc.wo[k] = int(min(row0 + g + 8 * k, rows - 1)) * nch;
+    pc.so = int(min(row0 + lane, rows - 1)) * nch;
+  };
+  auto settle = [&]() {  // past the end of a pass: the next pass with chunks for this warp, or the next tile
+    while (pc.tile < n_tiles && pc.c0 >= nch) {
+      if (++pc.p == KS) {
+        pc.p = 0;
+        pc.tile += gridDim.x;
+        enter_tile();
+      }
+      pc.c0 = kTcSlots * pc.p + 4 * warp;
     }
-  }
+  };
+  int issued = 0;
+  auto issue = [&]() {
+    if (pc.tile < n_tiles) {
+      const uint32_t buf = ring + uint32_t(issued % kTcStages) * kTcStageBytes;
+      const uint4* src = pc.codes + pc.c0 + q;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int r = g + 8 * k;
+        cp_async<16>(buf + uint32_t(4 * r + (q ^ ((r >> 1) & 3))) * 16, src + pc.wo[k]);
+      }
+      cp_async<8>(buf + kTcCodeBytes + lane * 16, pc.scales + pc.so + pc.c0);
+      if constexpr (kAsym) cp_async<8>(buf + kTcCodeBytes + lane * 16 + 8, pc.zeros + pc.so + pc.c0);
+      pc.c0 += kSlots;
+      settle();
+    }
+    cp_async_commit();
+    ++issued;
+  };
+  enter_tile();
+  settle();
+  // The first rounds before waiting for the previous kernel: weights are written by no kernel (launch.cuh).
+#pragma unroll
+  for (int i = 0; i < kTcStages - 1; ++i) issue();
   grid_dependency_sync();
 
+  int consumed = 0;
   for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
     int64_t row0;
     const int sg = locate_group(segs, tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
-    const uint32_t* codes = static_cast<const uint32_t*>(pick(sg, segs.codes));
-    const void* scales = pick(sg, segs.scales);
-    const void* zeros = pick(sg, segs.zeros);
-    int64_t rr[4];  // rows g, g + 8, g + 16, g + 24 of the tile (clamped)
-    const uint32_t* wr[4];
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      rr[k] = min(row0 + g + 8 * k, rows - 1);
-      wr[k] = codes + rr[k] * nch * 4 + q;
-    }
     float y = 0.f;  // thread e's output: row e / 8, token e % 8
     for (int p = 0; p < KS; ++p) {
       const int slot0 = kTcSlots * p + 4 * warp;
-      float acc[2][4][4];
+      float acc[2][kGroups][4];  // [rows 16h ..][group][row g / g + 8, token t0 / t1]: slot 4w + group's oc
 #pragma unroll
       for (int h = 0; h < 2; ++h)
 #pragma unroll
-        for (int i = 0; i < 4; ++i)
+        for (int i = 0; i < kGroups; ++i)
 #pragma unroll
           for (int j = 0; j < 4; ++j) acc[h][i][j] = 0.f;
-      uint32_t w[4][4], wn[4][4];  // [row k][chunk i]: this round's code words, the next round's
-      auto load_words = [&](uint32_t(&dst)[4][4], int c0) {
+      for (int c0 = slot0; c0 < nch; c0 += kSlots) {  // the same for the whole warp (ldmatrix)
+        __syncwarp();  // every lane is done with the buffer that the next issue overwrites
+        issue();
+        cp_async_wait<kTcStages - 1>();  // round `consumed` has landed (this lane's part)
+        __syncwarp();                    // (and every lane's)
+        const uint32_t buf = ring + uint32_t(consumed % kTcStages) * kTcStageBytes;
+        ++consumed;
+        // w[k]: word q of chunks c0 .. c0 + 3 of row g + 8k (matrix j of ldmatrix = chunk j: rows 8k .. 8k + 7,
+        // lanes 8j .. 8j + 7 giving their addresses); sz[k]: that row's 4 scales (x, y) and zero points (z, w).
+        uint4 w[4], sz[4];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int64_t c = min(c0 + i, nch - 1);
-#pragma unroll
-          for (int k = 0; k < 4; ++k) dst[k][i] = __ldg(wr[k] + c * 4);
+        for (int k = 0; k < 4; ++k) {
+          const int r = 8 * k + (lane & 7), j = lane >> 3;
+          w[k] = ldmatrix_x4(buf + uint32_t(4 * r + (j ^ ((r >> 1) & 3))) * 16);
+          sz[k] = lds128(buf + kTcCodeBytes + (g + 8 * k) * 16);
         }
-      };
-      if (slot0 < nch) load_words(w, slot0);
-      for (int c0 = slot0; c0 < nch; c0 += kSlots) {
-        const bool more = c0 + kSlots < nch;
-        if (more) load_words(wn, c0 + kSlots);
-        // Scales and zero points of chunks c0 .. c0 + 3: with one per chunk (group size 32), four in one
-        // load per row, else read per chunk below.
-        const bool vec = vec_scales && c0 + 3 < nch;
-        uint2 sraw[4] = {}, zraw[4] = {};  // (zraw unread without zero points)
-        if (vec)
+        constexpr uint32_t kLo = 0x0F0F0F0Fu;
 #pragma unroll
-          for (int k = 0; k < 4; ++k) {
-            const int64_t gi = rr[k] * G + c0;
-            sraw[k] = __ldg(reinterpret_cast<const uint2*>(static_cast<const S*>(scales) + gi));
-            if constexpr (kAsym) zraw[k] = __ldg(reinterpret_cast<const uint2*>(static_cast<const S*>(zeros) + gi));
-          }
-        auto scale_at = [&](int k, int i) {
-          return vec ? scale_of4<S>(sraw[k], i) : ld_scale<S>(scales, rr[k] * G + ((c0 + i) >> cpg_shift));
-        };
-        auto zero_at = [&](int k, int i) {
-          if constexpr (!kAsym) return 8.f;
-          return vec ? scale_of4<S>(zraw[k], i) : ld_scale<S>(zeros, rr[k] * G + ((c0 + i) >> cpg_shift));
-        };
-        // x scales of chunks c0 .. c0 + 3 (padded to nch_pad: always readable) for tokens t0, t1.
-        float2 e0[4], e1[4];
-        {
-          const float4 a = __ldg(reinterpret_cast<const float4*>(xd0 + c0)), b = __ldg(reinterpret_cast<const float4*>(xd0 + c0 + 2));
-          const float4 c = __ldg(reinterpret_cast<const float4*>(xd1 + c0)), d = __ldg(reinterpret_cast<const float4*>(xd1 + c0 + 2));
-          e0[0] = make_float2(a.x, a.y), e0[1] = make_float2(a.z, a.w), e0[2] = make_float2(b.x, b.y), e0[3] = make_float2(b.z, b.w);
-          e1[0] = make_float2(c.x, c.y), e1[1] = make_float2(c.z, c.w), e1[2] = make_float2(d.x, d.y), e1[3] = make_float2(d.z, d.w);
-        }
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const int c = c0 + i;
-          if (c >= nch) break;
-          const uint2 x = __ldg(reinterpret_cast<const uint2*>(xb + (c >> 5) * 64 + (c & 31)) + (q & 1));
-          constexpr uint32_t kLo = 0x0F0F0F0Fu;
+        for (int gr = 0; gr < kGroups; ++gr) {
+          const int cg = c0 + gr * kChunksPerGroup;  // the group's first chunk
+          // B: this lane's column's x words (chunk cg + bc), given to the group's mma of that chunk and zero
+          // to the others.
+          const int cb = cg + bc;
+          const uint2 x = __ldg(reinterpret_cast<const uint2*>(xb + (cb >> 5) * 64 + (cb & 31)) + (q & 1));
+          const int co = cg + oc, i = gr * kChunksPerGroup + oc;  // the chunk this lane scales, and its index
+          const float2 e0 = __ldg(xd0 + co), e1 = __ldg(xd1 + co);
+          const int wi = i >> 1, hi = i & 1;  // its scales' word (x or y; z or w) and half
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
-            const uint32_t wa = w[2 * h][i], wb = w[2 * h + 1][i];
-            int d[4];
-            mma_s8(d, wa & kLo, wb & kLo, (wa >> 4) & kLo, (wb >> 4) & kLo, x.x, x.y);
-            const float sa = scale_at(2 * h, i), sb = scale_at(2 * h + 1, i), za = zero_at(2 * h, i), zb = zero_at(2 * h + 1, i);
-            acc[h][i][0] = fmaf(sa, fmaf(e0[i].x, float(d[0]), -za * e0[i].y), acc[h][i][0]);
-            acc[h][i][1] = fmaf(sa, fmaf(e1[i].x, float(d[1]), -za * e1[i].y), acc[h][i][1]);
-            acc[h][i][2] = fmaf(sb, fmaf(e0[i].x, float(d[2]), -zb * e0[i].y), acc[h][i][2]);
-            acc[h][i][3] = fmaf(sb, fmaf(e1[i].x, float(d[3]), -zb * e1[i].y), acc[h][i][3]);
+            int d[4] = {0, 0, 0, 0};
+#pragma unroll
+            for (int m = 0; m < kChunksPerGroup; ++m) {
+              const int ci = gr * kChunksPerGroup + m;
+              const uint32_t wa = word(w[2 * h], ci), wb = word(w[2 * h + 1], ci);
+              const bool mine = kChunksPerGroup == 1 || bc == m;
+              mma_s8(d, wa & kLo, wb & kLo, (wa >> 4) & kLo, (wb >> 4) & kLo, mine ? x.x : 0u, mine ? x.y : 0u);
+            }
+            const uint4 &pa = sz[2 * h], &pb = sz[2 * h + 1];
+            const float sa = scale_half<S>(wi ? pa.y : pa.x, hi), sb = scale_half<S>(wi ? pb.y : pb.x, hi);
+            const float za = kAsym ? scale_half<S>(wi ? pa.w : pa.z, hi) : 8.f;
+            const float zb = kAsym ? scale_half<S>(wi ? pb.w : pb.z, hi) : 8.f;
+            acc[h][gr][0] = fmaf(sa, fmaf(e0.x, small_int_to_float(d[0]), -za * e0.y), acc[h][gr][0]);
+            acc[h][gr][1] = fmaf(sa, fmaf(e1.x, small_int_to_float(d[1]), -za * e1.y), acc[h][gr][1]);
+            acc[h][gr][2] = fmaf(sb, fmaf(e0.x, small_int_to_float(d[2]), -zb * e0.y), acc[h][gr][2]);
+            acc[h][gr][3] = fmaf(sb, fmaf(e1.x, small_int_to_float(d[3]), -zb * e1.y), acc[h][gr][3]);
           }
         }
-        if (more)
-#pragma unroll
-          for (int k = 0; k < 4; ++k)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) w[k][i] = wn[k][i];
       }
+      // Slot 4w + i of this pass: tokens t0, t1 (columns 2q, 2q + 1 of chunk oc of each group).
 #pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        float* o = slot_sum + (4 * warp + i) * kTcRows * kTcTokens;
+      for (int gr = 0; gr < kGroups; ++gr) {
+        float* o = slot_sum + (4 * warp + gr * kChunksPerGroup + oc) * kTcRows * kTcTokens;
+        const int u0 = 2 * q % TPG, u1 = u0 + 1;
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-          o[(16 * h + g) * kTcTokens + 2 * q] = acc[h][i][0];
-          o[(16 * h + g) * kTcTokens + 2 * q + 1] = acc[h][i][1];
-          o[(16 * h + g + 8) * kTcTokens + 2 * q] = acc[h][i][2];
-          o[(16 * h + g + 8) * kTcTokens + 2 * q + 1] = acc[h][i][3];
+          o[(16 * h + g) * kTcTokens + u0] = acc[h][gr][0];
+          o[(16 * h + g) * kTcTokens + u1] = acc[h][gr][1];
+          o[(16 * h + g + 8) * kTcTokens + u0] = acc[h][gr][2];
+          o[(16 * h + g + 8) * kTcTokens + u1] = acc[h][gr][3];
         }
       }
       __syncthreads();
@@ -443,16 +524,28 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   }
 }
 
-template <class S, bool kAsym, int KS>
+template <class S, bool kAsym, int KS, int TPG>
 void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                   cudaStream_t s) {
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS>;
-  static const int64_t resident = resident_blocks(kernel, kWarps * 32);
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG>;
+  static const int64_t resident = [&] {
+    G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kTcSmem)));
+    return resident_blocks(kernel, kWarps * 32, kTcSmem);
+  }();
   const Segments sg = make_segments(ws, ys, n, kTcRows);
   const int64_t blocks = std::min(resident, sg.group_end[n - 1]);
-  const int cpg_shift = __builtin_ctz(unsigned(ws[0].group_size / 32));
-  launch(kernel, unsigned(blocks), kWarps * 32, 0, s, sg, ws[0].cols, ws[0].group_size, xq, xd,
-         n_chunks_padded(ws[0]), cpg_shift, T);
+  launch(kernel, unsigned(blocks), kWarps * 32, kTcSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
+}
+
+// Whether weights can take the tensor-core kernel: a scale per 32-value chunk, rows of a multiple of 4
+// chunks, 8-byte aligned scales and zero points (cp.async of a row's 4), 32-bit chunk offsets.
+bool tc_layout_ok(const WeightDesc* ws, int n) {
+  for (int i = 0; i < n; ++i) {
+    const WeightDesc& w = ws[i];
+    if (w.group_size != 32 || w.cols % 128 != 0 || w.rows * (w.cols / 32) >= (int64_t(1) << 31)) return false;
+    if (reinterpret_cast<uintptr_t>(w.scales) % 8 != 0 || reinterpret_cast<uintptr_t>(w.zeros) % 8 != 0) return false;
+  }
+  return true;
 }
 
 template <class S, bool kAsym, int NT, int R, int U, int KS, bool kPipe>
@@ -513,12 +606,14 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
   launch_q8<S, kAsym, NT, 2, 2, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
 }
 
-// 2-8 tokens take the tensor-core kernel (gemv_q8_tc_kernel) with G4_CUDA_Q8_TC=1, else the dp4a kernel in
-// the shapes below (the default: the tensor-core kernel is exact but measured slower on the H200, bound by
-// its 4-byte code-word loads; docs/PERF.md).
-bool tensor_cores_for_tokens() {
-  static const bool on = env_int("G4_CUDA_Q8_TC", 0) != 0;
-  return on;
+// Launches of at least G4_CUDA_Q8_TC tokens (2: every multi-token launch, 9: none) take the tensor-core
+// kernel (gemv_q8_tc_kernel), fewer the dp4a kernel in the shapes below. Unset, the measured choice on the
+// H200 (docs/PERF.md): from 2 tokens without zero points (a Q4_0 GGUF's layout: 1.1-1.6x faster at 2-8
+// tokens), from 7 with them (g4's int4: the dp4a kernel is as fast or faster at 3-5 tokens, the
+// tensor-core one 7% faster at 8).
+bool tensor_cores_for_tokens(int T, bool asym) {
+  static const int from = env_int("G4_CUDA_Q8_TC", 0);
+  return T >= (from > 0 ? from : asym ? 7 : 2);
 }
 
 // The shape for a launch: the tuning's when it names one (the benchmark), else G4_CUDA_Q8 for every one-token
@@ -540,7 +635,8 @@ Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
   const Q8Shape one = rows <= 8192 ? shorts : all;
   if (T == 1) return one;
   // R = 0: gemv_q8_tc_kernel with the one-token shape's K split (launch_q8_t: on the layouts it is compiled for).
-  if (tensor_cores_for_tokens() && (one.KS == 1 || one.KS == 4)) return Q8Shape{0, 0, one.KS, false};
+  const bool tc = tensor_cores_for_tokens(T, ws[0].zeros != nullptr) && (one.KS == 1 || one.KS == 4) && tc_layout_ok(ws, n);
+  if (tc) return Q8Shape{0, 0, one.KS, false};
   return one.KS == 4 && one.pipe ? multi_short : multi;
 }
 
@@ -549,9 +645,15 @@ void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq,
                  cudaStream_t s) {
   const Q8Shape v = pick_shape(ws, n, T, tu);
   if constexpr (kTunedLayout<S, kAsym>) {
-    if (v.R == 0) {
-      if (v.KS == 1) return launch_q8_tc<S, kAsym, 1>(ws, ys, n, xq, xd, T, s);
-      return launch_q8_tc<S, kAsym, 4>(ws, ys, n, xq, xd, T, s);
+    if (v.R == 0) {  // 2, 4 or 8 tokens a column group
+      if (v.KS == 1) {
+        if (T <= 2) return launch_q8_tc<S, kAsym, 1, 2>(ws, ys, n, xq, xd, T, s);
+        if (T <= 4) return launch_q8_tc<S, kAsym, 1, 4>(ws, ys, n, xq, xd, T, s);
+        return launch_q8_tc<S, kAsym, 1, 8>(ws, ys, n, xq, xd, T, s);
+      }
+      if (T <= 2) return launch_q8_tc<S, kAsym, 4, 2>(ws, ys, n, xq, xd, T, s);
+      if (T <= 4) return launch_q8_tc<S, kAsym, 4, 4>(ws, ys, n, xq, xd, T, s);
+      return launch_q8_tc<S, kAsym, 4, 8>(ws, ys, n, xq, xd, T, s);
     }
   }
   static const int env_prefetch = env_int("G4_CUDA_Q8_PREFETCH", 1);

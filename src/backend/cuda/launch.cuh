@@ -9,7 +9,8 @@
 // The rule that keeps this correct: every kernel in src/backend/cuda calls grid_dependency_sync() before
 // it reads anything an earlier kernel wrote and before it writes anything (an earlier kernel may still be
 // reading it), and before any early return. Before it a kernel may only issue L2 prefetches (prefetch_l2:
-// nothing is read into registers, and L2 is where writes land). Since each kernel waits for its
+// nothing is read into registers, and L2 is where writes land) and read weights (written by the load, never
+// by a kernel) into its own registers or shared memory. Since each kernel waits for its
 // predecessor to complete, and that one waited for its own predecessor, "complete" is transitive along the
 // stream. Launched without the attribute (older GPUs, G4_CUDA_PDL=0) the wait is a no-op and launches are
 // ordinary.

@@ -13,14 +13,14 @@
 
 namespace g4::cuda {
 
-// Blocks of `threads` threads (no dynamic shared memory) that `kernel` keeps resident on the whole GPU:
-// the grid size of a one-wave, grid-striding launch. Callers cache it per kernel instantiation.
+// Blocks of `threads` threads (and `smem` bytes of dynamic shared memory) that `kernel` keeps resident on
+// the whole GPU: the grid size of a one-wave, grid-striding launch. Callers cache it per kernel instantiation.
 template <class Kernel>
-int64_t resident_blocks(Kernel kernel, int threads) {
+int64_t resident_blocks(Kernel kernel, int threads, size_t smem = 0) {
   int dev = 0, n_sm = 0, per_sm = 0;
   G4_CUDA(cudaGetDevice(&dev));
   G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
-  G4_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
+  G4_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
   return int64_t(n_sm) * (per_sm > 1 ? per_sm : 1);
 }
 
