@@ -1,6 +1,6 @@
-// Attention on the CPU: one task per (query token, KV head). The query heads of one GQA group share the
-// task, so each cached key and value row is read (and, for a bf16 or int8 cache, decoded) once for the
-// whole group. Semantics are RefBackend::attention's: keys before p0 come from the cache (ring slot
+// Attention on the CPU: one task per (block of query tokens, KV head). The block's tokens and the query
+// heads of one GQA group share the task, so each cached key and value row is read (and, for a bf16 or int8
+// cache, decoded) once for all of them. Semantics are RefBackend::attention's: keys before p0 come from the cache (ring slot
 // p % capacity for sliding layers), the chunk's own keys from k/v; softmax in f32 with the max
 // subtracted; scale 1.0 (Gemma 4 folds the query scale into q_norm).
 #include <algorithm>
@@ -57,38 +57,73 @@ void CpuBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const
   } else {
     pool_.run(T * Hkv, round_fresh);
   }
-  pool_.run(T * Hkv, [&](int64_t task) {
-    const int64_t t = task / Hkv, g = task % Hkv;
-    const int64_t pq = p0 + t;
-    const int64_t lo = window > 0 ? std::max<int64_t>(0, pq - window + 1) : 0, n = pq - lo + 1;
-    thread_local std::vector<float> scores, buf;
-    scores.resize(size_t(group * n));
-    buf.resize(size_t(D));
-    // The chunk's own keys and values (rounded above), earlier ones from the cache.
-    auto key = [&](int64_t pk) -> const float* {
-      return pk >= p0 ? fk + ((pk - p0) * Hkv + g) * D : host_kv::key(cache, pk, g, buf.data());
-    };
-    auto val = [&](int64_t pk) -> const float* {
-      return pk >= p0 ? fv + ((pk - p0) * Hkv + g) * D : host_kv::value(cache, pk, g, buf.data());
-    };
-    const float* q0 = qd + (t * Hq + g * group) * D;
-    for (int64_t pk = lo; pk <= pq; ++pk) {
-      const float* kr = key(pk);
-      for (int64_t j = 0; j < group; ++j) scores[size_t(j * n + pk - lo)] = K.dot_f32(q0 + j * D, kr, D);
+  // One task per (block of up to kQueryBlock query tokens, KV head): its queries (tokens x the group's heads)
+  // meet the block's keys kKeyChunk at a time (decoded once for all of them) in the table's block kernels,
+  // each (query, key) score and each output sum over keys computed as for a query alone (KernelTable), so a
+  // position's result does not depend on the other tokens of its chunk. A query's scores outside its own
+  // keys (the block's later tokens' keys, or before its window) are set to 0 after its softmax: they add
+  // exact zeros to its output.
+  constexpr int64_t kQueryBlock = 4, kKeyChunk = 64;
+  const int64_t n_blocks = (T + kQueryBlock - 1) / kQueryBlock;
+  pool_.run(n_blocks * Hkv, [&](int64_t task) {
+    const int64_t t0 = task / Hkv * kQueryBlock, t1 = std::min(T, t0 + kQueryBlock), g = task % Hkv;
+    // Query t sees keys [lo(t), p0 + t]; the block's keys are [klo, khi).
+    auto lo_of = [&](int64_t t) { return window > 0 ? std::max<int64_t>(0, p0 + t - window + 1) : int64_t(0); };
+    const int64_t klo = lo_of(t0), khi = p0 + t1, nk = khi - klo, nq = (t1 - t0) * group;
+    thread_local std::vector<float> scores, kbuf;
+    thread_local std::vector<const float*> qp, kp;
+    thread_local std::vector<float*> op;
+    scores.resize(size_t(nq * nk));
+    kbuf.resize(size_t(kKeyChunk * D));
+    qp.resize(size_t(nq));
+    op.resize(size_t(nq));
+    kp.resize(size_t(kKeyChunk));
+    for (int64_t i = 0; i < nq; ++i) {  // row i: token t0 + i / group, head i % group of the group
+      const int64_t at = ((t0 + i / group) * Hq + g * group + i % group) * D;
+      qp[size_t(i)] = qd + at;
+      op[size_t(i)] = od + at;
     }
-    float* o0 = od + (t * Hq + g * group) * D;
-    std::fill(o0, o0 + group * D, 0.0f);
-    for (int64_t j = 0; j < group; ++j) {
-      float* s = scores.data() + j * n;
-      const float mx = *std::max_element(s, s + n);
+    // Rows pk in [k0, k1) of the chunk's own keys or values (rounded above), or of the cache (decoded into kbuf).
+    auto gather = [&](bool values, int64_t k0, int64_t k1) {
+      for (int64_t pk = k0; pk < k1; ++pk) {
+        float* tmp = kbuf.data() + (pk - k0) * D;
+        if (pk >= p0) kp[size_t(pk - k0)] = (values ? fv : fk) + ((pk - p0) * Hkv + g) * D;
+        else kp[size_t(pk - k0)] = values ? host_kv::value(cache, pk, g, tmp) : host_kv::key(cache, pk, g, tmp);
+      }
+    };
+    for (int64_t k0 = klo; k0 < khi; k0 += kKeyChunk) {
+      const int64_t k1 = std::min(khi, k0 + kKeyChunk);
+      gather(false, k0, k1);
+      float* out = scores.data() + (k0 - klo);
+      if (K.attn_scores) {
+        K.attn_scores(qp.data(), nq, kp.data(), k1 - k0, D, out, nk);
+      } else {
+        for (int64_t i = 0; i < nq; ++i)
+          for (int64_t j = 0; j < k1 - k0; ++j) out[i * nk + j] = K.dot_f32(qp[size_t(i)], kp[size_t(j)], D);
+      }
+    }
+    for (int64_t i = 0; i < nq; ++i) {
+      const int64_t t = t0 + i / group, a = lo_of(t) - klo, b = p0 + t + 1 - klo;  // its keys [a, b)
+      float* s = scores.data() + i * nk;
+      const float mx = *std::max_element(s + a, s + b);
       float sum = 0;
-      for (int64_t i = 0; i < n; ++i) sum += (s[i] = std::exp(s[i] - mx));
+      for (int64_t j = a; j < b; ++j) sum += (s[j] = std::exp(s[j] - mx));
       const float inv = 1.0f / sum;
-      for (int64_t i = 0; i < n; ++i) s[i] *= inv;
+      for (int64_t j = a; j < b; ++j) s[j] *= inv;
+      std::fill(s, s + a, 0.0f);
+      std::fill(s + b, s + nk, 0.0f);
+      std::fill(op[size_t(i)], op[size_t(i)] + D, 0.0f);
     }
-    for (int64_t pk = lo; pk <= pq; ++pk) {
-      const float* vr = val(pk);
-      for (int64_t j = 0; j < group; ++j) K.axpy_f32(scores[size_t(j * n + pk - lo)], vr, o0 + j * D, D);
+    for (int64_t k0 = klo; k0 < khi; k0 += kKeyChunk) {
+      const int64_t k1 = std::min(khi, k0 + kKeyChunk);
+      gather(true, k0, k1);
+      const float* s = scores.data() + (k0 - klo);
+      if (K.attn_values) {
+        K.attn_values(s, nk, nq, kp.data(), k1 - k0, D, op.data());
+      } else {
+        for (int64_t j = 0; j < k1 - k0; ++j)
+          for (int64_t i = 0; i < nq; ++i) K.axpy_f32(s[i * nk + j], kp[size_t(j)], op[size_t(i)], D);
+      }
     }
   });
 }

@@ -236,7 +236,8 @@ void softcap_avx2(float* x, int64_t n, float cap) { softcap_span<Avx2Vec>(x, n, 
 
 // Called only after kernels_generic.cc checked cpuid.
 const KernelTable* avx2_table() {
-  static const KernelTable t{"avx2", quantize_row_avx2, qgemm_avx2, dgemm_avx2, dot_avx2, axpy_avx2, gelu_mul_avx2, softcap_avx2};
+  static const KernelTable t{"avx2", quantize_row_avx2, qgemm_avx2, dgemm_avx2, dot_avx2, axpy_avx2, gelu_mul_avx2, softcap_avx2,
+                             nullptr, nullptr};
   return &t;
 }
 

@@ -169,6 +169,61 @@ void axpy_avx512(float s, const float* x, float* y, int64_t n) {
   }
 }
 
+// Attention scores, 4 queries x 4 keys at a time: each pair has one accumulator, its 16-wide chunks added in
+// order and then summed across lanes, whatever else is in the block; a loaded chunk serves 4 pairs, and the
+// 16 chains interleave. Rows past the block repeat its last row (computed, not stored).
+void attn_scores_avx512(const float* const* q, int64_t nq, const float* const* k, int64_t nk, int64_t n, float* out,
+                        int64_t ldo) {
+  for (int64_t i0 = 0; i0 < nq; i0 += 4)
+    for (int64_t j0 = 0; j0 < nk; j0 += 4) {
+      const float* qi[4];
+      const float* kj[4];
+      for (int i = 0; i < 4; ++i) qi[i] = q[std::min<int64_t>(i0 + i, nq - 1)];
+      for (int j = 0; j < 4; ++j) kj[j] = k[std::min<int64_t>(j0 + j, nk - 1)];
+      __m512 acc[4][4];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+      for (int64_t d = 0; d < n; d += 16) {
+        const __mmask16 m = mask16(n - d);
+        __m512 qv[4], kv[4];
+        for (int i = 0; i < 4; ++i) qv[i] = _mm512_maskz_loadu_ps(m, qi[i] + d);
+        for (int j = 0; j < 4; ++j) kv[j] = _mm512_maskz_loadu_ps(m, kj[j] + d);
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_fmadd_ps(qv[i], kv[j], acc[i][j]);
+      }
+      for (int64_t i = 0; i < 4 && i0 + i < nq; ++i)
+        for (int64_t j = 0; j < 4 && j0 + j < nk; ++j) out[(i0 + i) * ldo + j0 + j] = _mm512_reduce_add_ps(acc[i][j]);
+    }
+}
+
+// o[i] += s[i][j] v[j] over the keys j in order, one fma per key and element as axpy_f32 does key by key, for 4
+// rows and 64 columns at a time held in registers (each value chunk loaded once for 4 rows).
+void attn_values_avx512(const float* s, int64_t lds, int64_t nq, const float* const* v, int64_t nk, int64_t n,
+                        float* const* o) {
+  for (int64_t i0 = 0; i0 < nq; i0 += 4) {
+    const int64_t mi = std::min<int64_t>(4, nq - i0);
+    const float* si[4];
+    for (int i = 0; i < 4; ++i) si[i] = s + std::min<int64_t>(i0 + i, nq - 1) * lds;
+    for (int64_t d = 0; d < n; d += 64) {
+      __mmask16 m[4];
+      for (int c = 0; c < 4; ++c) m[c] = d + 16 * c < n ? mask16(n - d - 16 * c) : __mmask16(0);
+      __m512 acc[4][4];
+      for (int i = 0; i < 4; ++i)
+        for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_maskz_loadu_ps(m[c], o[i0 + std::min<int64_t>(i, mi - 1)] + d + 16 * c);
+      for (int64_t j = 0; j < nk; ++j) {
+        __m512 vv[4];
+        for (int c = 0; c < 4; ++c) vv[c] = _mm512_maskz_loadu_ps(m[c], v[j] + d + 16 * c);
+        for (int i = 0; i < 4; ++i) {
+          const __m512 sv = _mm512_set1_ps(si[i][j]);
+          for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_fmadd_ps(sv, vv[c], acc[i][c]);
+        }
+      }
+      for (int64_t i = 0; i < mi; ++i)
+        for (int c = 0; c < 4; ++c) _mm512_mask_storeu_ps(o[i0 + i] + d + 16 * c, m[c], acc[i][c]);
+    }
+  }
+}
+
 }  // namespace
 
 // The elementwise ops are the AVX2 table's (kernels_avx2.cc, vec_math.h): every AVX-512 CPU has AVX2.
@@ -178,7 +233,7 @@ void softcap_avx2(float* x, int64_t n, float cap);
 // Called only after kernels_generic.cc checked cpuid.
 const KernelTable* avx512_table() {
   static const KernelTable t{"avx512", quantize_row_avx512, qgemm_avx512, dgemm_avx512, dot_avx512, axpy_avx512,
-                             gelu_mul_avx2, softcap_avx2};
+                             gelu_mul_avx2, softcap_avx2, attn_scores_avx512, attn_values_avx512};
   return &t;
 }
 

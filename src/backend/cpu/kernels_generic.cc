@@ -104,7 +104,7 @@ void softcap_generic(float* x, int64_t n, float cap) {
 
 const KernelTable& generic_kernels() {
   static const KernelTable t{"generic", quantize_row_generic, qgemm_generic, dgemm_generic, dot_generic, axpy_generic,
-                             gelu_mul_generic, softcap_generic};
+                             gelu_mul_generic, softcap_generic, nullptr, nullptr};
   return t;
 }
 
