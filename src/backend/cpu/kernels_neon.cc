@@ -6,7 +6,7 @@ namespace g4::cpu {
 
 const KernelTable* neon_table() {
   static const KernelTable t{"neon", quantize_row_neon, qgemm_neon, dgemm_neon, dot_neon, axpy_neon,
-                             gelu_mul_neon, softcap_neon, nullptr, nullptr};
+                             gelu_mul_neon, softcap_neon, attn_scores_neon, attn_values_neon};
   return &t;
 }
 

@@ -21,7 +21,7 @@ namespace g4::cpu {
 
 const KernelTable* neon_dot_table() {
   static const KernelTable t{"neon-dot", quantize_row_neon, qgemm_neon, dgemm_neon, dot_neon, axpy_neon,
-                             gelu_mul_neon, softcap_neon, nullptr, nullptr};
+                             gelu_mul_neon, softcap_neon, attn_scores_neon, attn_values_neon};
   return &t;
 }
 
