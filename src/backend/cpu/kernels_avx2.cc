@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cpu/attn_blocks.h"
 #include "backend/cpu/kernel_loops.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/vec_math.h"
@@ -228,73 +229,14 @@ void axpy_avx2(float s, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += s * x[i];
 }
 
-// Attention scores, 4 queries x 2 keys at a time (8 accumulators: the registers hold them with the loads):
-// each pair has one accumulator, its 8-wide chunks added in order, then summed across lanes and the scalar
-// tail added, whatever else is in the block. Rows past the block repeat its last row (not stored).
+// Attention in blocks (attn_blocks.h): 4 x 2 pairs and 4 rows x 16 columns a pass (the 16 registers).
 void attn_scores_avx2(const float* const* q, int64_t nq, const float* const* k, int64_t nk, int64_t n, float* out,
                       int64_t ldo) {
-  for (int64_t i0 = 0; i0 < nq; i0 += 4)
-    for (int64_t j0 = 0; j0 < nk; j0 += 2) {
-      const float* qi[4];
-      const float* kj[2];
-      for (int i = 0; i < 4; ++i) qi[i] = q[std::min<int64_t>(i0 + i, nq - 1)];
-      for (int j = 0; j < 2; ++j) kj[j] = k[std::min<int64_t>(j0 + j, nk - 1)];
-      __m256 acc[4][2];
-      for (int i = 0; i < 4; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-      int64_t d = 0;
-      for (; d + 8 <= n; d += 8) {
-        const __m256 k0 = _mm256_loadu_ps(kj[0] + d), k1 = _mm256_loadu_ps(kj[1] + d);
-        for (int i = 0; i < 4; ++i) {
-          const __m256 qv = _mm256_loadu_ps(qi[i] + d);
-          acc[i][0] = _mm256_fmadd_ps(qv, k0, acc[i][0]);
-          acc[i][1] = _mm256_fmadd_ps(qv, k1, acc[i][1]);
-        }
-      }
-      for (int64_t i = 0; i < 4 && i0 + i < nq; ++i)
-        for (int64_t j = 0; j < 2 && j0 + j < nk; ++j) {
-          float sum = hsum(acc[i][j]);
-          for (int64_t e = d; e < n; ++e) sum += qi[i][e] * kj[j][e];
-          out[(i0 + i) * ldo + j0 + j] = sum;
-        }
-    }
+  attn_scores_blocks<Avx2Vec, 4, 2>(q, nq, k, nk, n, out, ldo);
 }
-
-// o[i] += s[i][j] v[j] over the keys j in order, one fma per key and element as axpy_avx2 does key by key,
-// for 4 rows and 16 columns at a time held in registers (each value chunk loaded once for 4 rows).
 void attn_values_avx2(const float* s, int64_t lds, int64_t nq, const float* const* v, int64_t nk, int64_t n,
                       float* const* o) {
-  for (int64_t i0 = 0; i0 < nq; i0 += 4) {
-    const int64_t mi = std::min<int64_t>(4, nq - i0);
-    const float* si[4];
-    float* oi[4];
-    for (int i = 0; i < 4; ++i) {
-      si[i] = s + std::min<int64_t>(i0 + i, nq - 1) * lds;
-      oi[i] = o[i0 + std::min<int64_t>(i, mi - 1)];
-    }
-    int64_t d = 0;
-    for (; d + 16 <= n; d += 16) {
-      __m256 acc[4][2];
-      for (int i = 0; i < 4; ++i) acc[i][0] = _mm256_loadu_ps(oi[i] + d), acc[i][1] = _mm256_loadu_ps(oi[i] + d + 8);
-      for (int64_t j = 0; j < nk; ++j) {
-        const __m256 v0 = _mm256_loadu_ps(v[j] + d), v1 = _mm256_loadu_ps(v[j] + d + 8);
-        for (int i = 0; i < 4; ++i) {
-          const __m256 sv = _mm256_set1_ps(si[i][j]);
-          acc[i][0] = _mm256_fmadd_ps(sv, v0, acc[i][0]);
-          acc[i][1] = _mm256_fmadd_ps(sv, v1, acc[i][1]);
-        }
-      }
-      for (int64_t i = 0; i < mi; ++i) _mm256_storeu_ps(oi[i] + d, acc[i][0]), _mm256_storeu_ps(oi[i] + d + 8, acc[i][1]);
-    }
-    for (; d + 8 <= n; d += 8)
-      for (int64_t i = 0; i < mi; ++i) {
-        __m256 acc = _mm256_loadu_ps(oi[i] + d);
-        for (int64_t j = 0; j < nk; ++j) acc = _mm256_fmadd_ps(_mm256_set1_ps(si[i][j]), _mm256_loadu_ps(v[j] + d), acc);
-        _mm256_storeu_ps(oi[i] + d, acc);
-      }
-    for (; d < n; ++d)
-      for (int64_t i = 0; i < mi; ++i)
-        for (int64_t j = 0; j < nk; ++j) oi[i][d] += si[i][j] * v[j][d];
-  }
+  attn_values_blocks<Avx2Vec, 4, 2>(s, lds, nq, v, nk, n, o);
 }
 
 }  // namespace

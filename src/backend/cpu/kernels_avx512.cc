@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cpu/attn_blocks.h"
 #include "backend/cpu/kernel_loops.h"
 #include "backend/cpu/kernels.h"
 
@@ -66,6 +67,9 @@ struct Avx512Vec {
   }
   static Vec fma(Vec a, Vec b, Vec acc) { return _mm512_fmadd_ps(a, b, acc); }
   static float hsum(Vec v) { return _mm512_reduce_add_ps(v); }
+  // For attn_blocks.h.
+  static Vec set(float v) { return _mm512_set1_ps(v); }
+  static void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
 };
 
 // One to kTokGroup tokens: one 512-element block (FULL) or half block of an R-row tile for TT
@@ -169,76 +173,19 @@ void axpy_avx512(float s, const float* x, float* y, int64_t n) {
   }
 }
 
-// Attention scores, QB queries x KB keys at a time: each pair has one accumulator, its 16-wide chunks added
-// in order and then summed across lanes, whatever else is in the block; a loaded chunk serves several pairs,
-// and the 16 chains interleave. Rows past the block repeat its last row (computed, not stored).
-template <int QB, int KB>
-void attn_scores_blocks(const float* const* q, int64_t nq, const float* const* k, int64_t nk, int64_t n, float* out,
-                        int64_t ldo) {
-  for (int64_t i0 = 0; i0 < nq; i0 += QB)
-    for (int64_t j0 = 0; j0 < nk; j0 += KB) {
-      const float* qi[QB];
-      const float* kj[KB];
-      for (int i = 0; i < QB; ++i) qi[i] = q[std::min<int64_t>(i0 + i, nq - 1)];
-      for (int j = 0; j < KB; ++j) kj[j] = k[std::min<int64_t>(j0 + j, nk - 1)];
-      __m512 acc[QB][KB];
-      for (int i = 0; i < QB; ++i)
-        for (int j = 0; j < KB; ++j) acc[i][j] = _mm512_setzero_ps();
-      for (int64_t d = 0; d < n; d += 16) {
-        const __mmask16 m = mask16(n - d);
-        __m512 qv[QB], kv[KB];
-        for (int i = 0; i < QB; ++i) qv[i] = _mm512_maskz_loadu_ps(m, qi[i] + d);
-        for (int j = 0; j < KB; ++j) kv[j] = _mm512_maskz_loadu_ps(m, kj[j] + d);
-        for (int i = 0; i < QB; ++i)
-          for (int j = 0; j < KB; ++j) acc[i][j] = _mm512_fmadd_ps(qv[i], kv[j], acc[i][j]);
-      }
-      for (int64_t i = 0; i < QB && i0 + i < nq; ++i)
-        for (int64_t j = 0; j < KB && j0 + j < nk; ++j) out[(i0 + i) * ldo + j0 + j] = _mm512_reduce_add_ps(acc[i][j]);
-    }
-}
-
-// 4 x 4 pairs a pass; 2 x 8 for the one or two query rows of a decode step on a 2-head GQA group, where 4 x 4
-// would compute every pair twice.
+// Attention in blocks (attn_blocks.h): 4 x 4 pairs a pass; 2 x 8 for the one or two query rows of a decode
+// step on a 2-head GQA group, where 4 x 4 would compute every pair twice.
 void attn_scores_avx512(const float* const* q, int64_t nq, const float* const* k, int64_t nk, int64_t n, float* out,
                         int64_t ldo) {
-  if (nq <= 2) attn_scores_blocks<2, 8>(q, nq, k, nk, n, out, ldo);
-  else attn_scores_blocks<4, 4>(q, nq, k, nk, n, out, ldo);
-}
-
-// o[i] += s[i][j] v[j] over the keys j in order, one fma per key and element as axpy_f32 does key by key, for RB
-// rows and CB 16-wide columns at a time held in registers (each value chunk loaded once for RB rows).
-template <int RB, int CB>
-void attn_values_blocks(const float* s, int64_t lds, int64_t nq, const float* const* v, int64_t nk, int64_t n,
-                        float* const* o) {
-  for (int64_t i0 = 0; i0 < nq; i0 += RB) {
-    const int64_t mi = std::min<int64_t>(RB, nq - i0);
-    const float* si[RB];
-    for (int i = 0; i < RB; ++i) si[i] = s + std::min<int64_t>(i0 + i, nq - 1) * lds;
-    for (int64_t d = 0; d < n; d += 16 * CB) {
-      __mmask16 m[CB];
-      for (int c = 0; c < CB; ++c) m[c] = d + 16 * c < n ? mask16(n - d - 16 * c) : __mmask16(0);
-      __m512 acc[RB][CB];
-      for (int i = 0; i < RB; ++i)
-        for (int c = 0; c < CB; ++c) acc[i][c] = _mm512_maskz_loadu_ps(m[c], o[i0 + std::min<int64_t>(i, mi - 1)] + d + 16 * c);
-      for (int64_t j = 0; j < nk; ++j) {
-        __m512 vv[CB];
-        for (int c = 0; c < CB; ++c) vv[c] = _mm512_maskz_loadu_ps(m[c], v[j] + d + 16 * c);
-        for (int i = 0; i < RB; ++i) {
-          const __m512 sv = _mm512_set1_ps(si[i][j]);
-          for (int c = 0; c < CB; ++c) acc[i][c] = _mm512_fmadd_ps(sv, vv[c], acc[i][c]);
-        }
-      }
-      for (int64_t i = 0; i < mi; ++i)
-        for (int c = 0; c < CB; ++c) _mm512_mask_storeu_ps(o[i0 + i] + d + 16 * c, m[c], acc[i][c]);
-    }
-  }
+  if (nq <= 2) attn_scores_blocks<Avx512Vec, 2, 8>(q, nq, k, nk, n, out, ldo);
+  else attn_scores_blocks<Avx512Vec, 4, 4>(q, nq, k, nk, n, out, ldo);
 }
 
 // 4 rows x 64 columns a pass; 2 x 128 for one or two rows.
 void attn_values_avx512(const float* s, int64_t lds, int64_t nq, const float* const* v, int64_t nk, int64_t n,
                         float* const* o) {
-  if (nq <= 2) attn_values_blocks<2, 8>(s, lds, nq, v, nk, n, o);
-  else attn_values_blocks<4, 4>(s, lds, nq, v, nk, n, o);
+  if (nq <= 2) attn_values_blocks<Avx512Vec, 2, 8>(s, lds, nq, v, nk, n, o);
+  else attn_values_blocks<Avx512Vec, 4, 4>(s, lds, nq, v, nk, n, o);
 }
 
 }  // namespace

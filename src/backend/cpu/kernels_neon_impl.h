@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backend/cpu/attn_blocks.h"
 #include "backend/cpu/kernel_loops.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/vec_math.h"
@@ -216,76 +217,14 @@ void axpy_neon(float s, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += s * x[i];
 }
 
-// Attention scores, 4 queries x 4 keys at a time (16 accumulators of the 32 registers): each pair has one
-// accumulator, its 4-wide chunks added in order, then summed across lanes and the scalar tail added,
-// whatever else is in the block (the x86 tables' structure). Rows past the block repeat its last row.
+// Attention in blocks (attn_blocks.h): 4 x 4 pairs and 4 rows x 16 columns a pass (32 registers).
 void attn_scores_neon(const float* const* q, int64_t nq, const float* const* k, int64_t nk, int64_t n, float* out,
                       int64_t ldo) {
-  for (int64_t i0 = 0; i0 < nq; i0 += 4)
-    for (int64_t j0 = 0; j0 < nk; j0 += 4) {
-      const float* qi[4];
-      const float* kj[4];
-      for (int i = 0; i < 4; ++i) qi[i] = q[std::min<int64_t>(i0 + i, nq - 1)];
-      for (int j = 0; j < 4; ++j) kj[j] = k[std::min<int64_t>(j0 + j, nk - 1)];
-      float32x4_t acc[4][4];
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) acc[i][j] = vdupq_n_f32(0.0f);
-      int64_t d = 0;
-      for (; d + 4 <= n; d += 4) {
-        float32x4_t kv[4];
-        for (int j = 0; j < 4; ++j) kv[j] = vld1q_f32(kj[j] + d);
-        for (int i = 0; i < 4; ++i) {
-          const float32x4_t qv = vld1q_f32(qi[i] + d);
-          for (int j = 0; j < 4; ++j) acc[i][j] = vfmaq_f32(acc[i][j], qv, kv[j]);
-        }
-      }
-      for (int64_t i = 0; i < 4 && i0 + i < nq; ++i)
-        for (int64_t j = 0; j < 4 && j0 + j < nk; ++j) {
-          float sum = vaddvq_f32(acc[i][j]);
-          for (int64_t e = d; e < n; ++e) sum += qi[i][e] * kj[j][e];
-          out[(i0 + i) * ldo + j0 + j] = sum;
-        }
-    }
+  attn_scores_blocks<NeonVec, 4, 4>(q, nq, k, nk, n, out, ldo);
 }
-
-// o[i] += s[i][j] v[j] over the keys j in order, one fma per key and element as axpy_neon does key by key,
-// for 4 rows and 16 columns at a time held in registers (each value chunk loaded once for 4 rows).
 void attn_values_neon(const float* s, int64_t lds, int64_t nq, const float* const* v, int64_t nk, int64_t n,
                       float* const* o) {
-  for (int64_t i0 = 0; i0 < nq; i0 += 4) {
-    const int64_t mi = std::min<int64_t>(4, nq - i0);
-    const float* si[4];
-    float* oi[4];
-    for (int i = 0; i < 4; ++i) {
-      si[i] = s + std::min<int64_t>(i0 + i, nq - 1) * lds;
-      oi[i] = o[i0 + std::min<int64_t>(i, mi - 1)];
-    }
-    int64_t d = 0;
-    for (; d + 16 <= n; d += 16) {
-      float32x4_t acc[4][4];
-      for (int i = 0; i < 4; ++i)
-        for (int c = 0; c < 4; ++c) acc[i][c] = vld1q_f32(oi[i] + d + 4 * c);
-      for (int64_t j = 0; j < nk; ++j) {
-        float32x4_t vv[4];
-        for (int c = 0; c < 4; ++c) vv[c] = vld1q_f32(v[j] + d + 4 * c);
-        for (int i = 0; i < 4; ++i) {
-          const float32x4_t sv = vdupq_n_f32(si[i][j]);
-          for (int c = 0; c < 4; ++c) acc[i][c] = vfmaq_f32(acc[i][c], sv, vv[c]);
-        }
-      }
-      for (int64_t i = 0; i < mi; ++i)
-        for (int c = 0; c < 4; ++c) vst1q_f32(oi[i] + d + 4 * c, acc[i][c]);
-    }
-    for (; d + 4 <= n; d += 4)
-      for (int64_t i = 0; i < mi; ++i) {
-        float32x4_t acc = vld1q_f32(oi[i] + d);
-        for (int64_t j = 0; j < nk; ++j) acc = vfmaq_f32(acc, vdupq_n_f32(si[i][j]), vld1q_f32(v[j] + d));
-        vst1q_f32(oi[i] + d, acc);
-      }
-    for (; d < n; ++d)
-      for (int64_t i = 0; i < mi; ++i)
-        for (int64_t j = 0; j < nk; ++j) oi[i][d] += si[i][j] * v[j][d];
-  }
+  attn_values_blocks<NeonVec, 4, 4>(s, lds, nq, v, nk, n, o);
 }
 
 }  // namespace
