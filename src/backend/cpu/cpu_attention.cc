@@ -95,12 +95,7 @@ void CpuBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const
       const int64_t k1 = std::min(khi, k0 + kKeyChunk);
       gather(false, k0, k1);
       float* out = scores.data() + (k0 - klo);
-      if (K.attn_scores) {
-        K.attn_scores(qp.data(), nq, kp.data(), k1 - k0, D, out, nk);
-      } else {
-        for (int64_t i = 0; i < nq; ++i)
-          for (int64_t j = 0; j < k1 - k0; ++j) out[i * nk + j] = K.dot_f32(qp[size_t(i)], kp[size_t(j)], D);
-      }
+      K.attn_scores(qp.data(), nq, kp.data(), k1 - k0, D, out, nk);
     }
     for (int64_t i = 0; i < nq; ++i) {
       const int64_t t = t0 + i / group, a = lo_of(t) - klo, b = p0 + t + 1 - klo;  // its keys [a, b)
@@ -117,13 +112,7 @@ void CpuBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const
     for (int64_t k0 = klo; k0 < khi; k0 += kKeyChunk) {
       const int64_t k1 = std::min(khi, k0 + kKeyChunk);
       gather(true, k0, k1);
-      const float* s = scores.data() + (k0 - klo);
-      if (K.attn_values) {
-        K.attn_values(s, nk, nq, kp.data(), k1 - k0, D, op.data());
-      } else {
-        for (int64_t j = 0; j < k1 - k0; ++j)
-          for (int64_t i = 0; i < nq; ++i) K.axpy_f32(s[i * nk + j], kp[size_t(j)], op[size_t(i)], D);
-      }
+      K.attn_values(scores.data() + (k0 - klo), nk, nq, kp.data(), k1 - k0, D, op.data());
     }
   });
 }

@@ -26,9 +26,9 @@ struct KernelTable {
   // out[i] = gelu_tanh(g[i]) * up[i] and x[i] = cap * tanh(x[i] / cap), i < n (vec_math.h on the SIMD tables).
   void (*gelu_mul)(const float* g, const float* up, float* out, int64_t n);
   void (*softcap)(float* x, int64_t n, float cap);
-  // Attention in blocks (nullptr: cpu_attention.cc's loops over dot_f32 and axpy_f32). scores: out[i * ldo +
-  // j] = q[i] . k[j] for i < nq, j < nk (rows of n values). values: o[i] += sum over j < nk, in order, of
-  // s[i * lds + j] * v[j]. Each result is computed as for nq = nk = 1, so it does not depend on the block.
+  // Attention in blocks (attn_blocks.h in every table). scores: out[i * ldo + j] = q[i] . k[j] for i < nq,
+  // j < nk (rows of n values). values: o[i] += sum over j < nk, in order, of s[i * lds + j] * v[j]. Each
+  // result is computed as for nq = nk = 1, so it does not depend on the block.
   void (*attn_scores)(const float* const* q, int64_t nq, const float* const* k, int64_t nk, int64_t n, float* out,
                       int64_t ldo);
   void (*attn_values)(const float* s, int64_t lds, int64_t nq, const float* const* v, int64_t nk, int64_t n,

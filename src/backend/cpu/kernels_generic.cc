@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "backend/cpu/attn_blocks.h"
 #include "backend/cpu/kernels.h"
 #include "base/error.h"
 
@@ -100,11 +101,33 @@ void softcap_generic(float* x, int64_t n, float cap) {
   for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
 
+// One float as attn_blocks.h's vector: the generic table's block attention, a multiply and an add as
+// dot_generic and axpy_generic do them.
+struct ScalarVec {
+  using Vec = float;
+  static constexpr int64_t kWidth = 1;
+  static Vec zero() { return 0.0f; }
+  static Vec load_x(const float* p) { return *p; }
+  static Vec fma(Vec a, Vec b, Vec acc) { return acc + a * b; }
+  static float hsum(Vec v) { return v; }
+  static Vec set(float v) { return v; }
+  static void store(float* p, Vec v) { *p = v; }
+};
+
+void attn_scores_generic(const float* const* q, int64_t nq, const float* const* k, int64_t nk, int64_t n, float* out,
+                         int64_t ldo) {
+  attn_scores_blocks<ScalarVec, 4, 4>(q, nq, k, nk, n, out, ldo);
+}
+void attn_values_generic(const float* s, int64_t lds, int64_t nq, const float* const* v, int64_t nk, int64_t n,
+                         float* const* o) {
+  attn_values_blocks<ScalarVec, 4, 4>(s, lds, nq, v, nk, n, o);
+}
+
 }  // namespace
 
 const KernelTable& generic_kernels() {
   static const KernelTable t{"generic", quantize_row_generic, qgemm_generic, dgemm_generic, dot_generic, axpy_generic,
-                             gelu_mul_generic, softcap_generic, nullptr, nullptr};
+                             gelu_mul_generic, softcap_generic, attn_scores_generic, attn_values_generic};
   return t;
 }
 
