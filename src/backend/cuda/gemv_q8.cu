@@ -537,6 +537,15 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
   launch(kernel, unsigned(blocks), kWarps * 32, kTcSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
 }
 
+// The tensor-core kernel for T tokens: 2, 4 or 8 tokens a column group, the fewest that hold them.
+template <class S, bool kAsym, int KS>
+void launch_q8_tc_tokens(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
+                         cudaStream_t s) {
+  if (T <= 2) return launch_q8_tc<S, kAsym, KS, 2>(ws, ys, n, xq, xd, T, s);
+  if (T <= 4) return launch_q8_tc<S, kAsym, KS, 4>(ws, ys, n, xq, xd, T, s);
+  launch_q8_tc<S, kAsym, KS, 8>(ws, ys, n, xq, xd, T, s);
+}
+
 // Whether weights can take the tensor-core kernel: a scale per 32-value chunk, rows of a multiple of 4
 // chunks, 8-byte aligned scales and zero points (cp.async of a row's 4), 32-bit chunk offsets.
 bool tc_layout_ok(const WeightDesc* ws, int n) {
@@ -645,15 +654,9 @@ void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq,
                  cudaStream_t s) {
   const Q8Shape v = pick_shape(ws, n, T, tu);
   if constexpr (kTunedLayout<S, kAsym>) {
-    if (v.R == 0) {  // 2, 4 or 8 tokens a column group
-      if (v.KS == 1) {
-        if (T <= 2) return launch_q8_tc<S, kAsym, 1, 2>(ws, ys, n, xq, xd, T, s);
-        if (T <= 4) return launch_q8_tc<S, kAsym, 1, 4>(ws, ys, n, xq, xd, T, s);
-        return launch_q8_tc<S, kAsym, 1, 8>(ws, ys, n, xq, xd, T, s);
-      }
-      if (T <= 2) return launch_q8_tc<S, kAsym, 4, 2>(ws, ys, n, xq, xd, T, s);
-      if (T <= 4) return launch_q8_tc<S, kAsym, 4, 4>(ws, ys, n, xq, xd, T, s);
-      return launch_q8_tc<S, kAsym, 4, 8>(ws, ys, n, xq, xd, T, s);
+    if (v.R == 0) {
+      if (v.KS == 1) return launch_q8_tc_tokens<S, kAsym, 1>(ws, ys, n, xq, xd, T, s);
+      return launch_q8_tc_tokens<S, kAsym, 4>(ws, ys, n, xq, xd, T, s);
     }
   }
   static const int env_prefetch = env_int("G4_CUDA_Q8_PREFETCH", 1);
