@@ -8,6 +8,7 @@
 // in each compiled shape; microseconds a launch and % of the copy bandwidth, x rounding excluded.
 // "multi": the integer GEMV of 1-8 tokens in each compiled shape, against one-token launches (multi_sweep).
 //   usage: cuda_gemv_bench [reps] [format name, all, tokens or multi] [MB of weight copies per timed graph, default 400]
+//          [multi only: one shape, ROWSxCOLS, e.g. 21504x5376 (to profile one launch)]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -233,8 +235,11 @@ void tokens_sweep(int reps, size_t rot_mb, double bw, cudaStream_t s) {
 // for several tokens, against one-token launches: us a launch, % of copy bandwidth, and whether every
 // token's outputs equal its one-token launch bit for bit ("=", what the backend requires of a shape: the
 // same K split as the one-token shape; "~" otherwise).
-void multi_sweep(int reps, size_t rot_mb, double bw, cudaStream_t s) {
-  const std::vector<std::pair<int64_t, int64_t>>& shapes = kTokenShapes;
+void multi_sweep(int reps, size_t rot_mb, double bw, const std::string& only_shape, cudaStream_t s) {
+  std::vector<std::pair<int64_t, int64_t>> shapes;
+  for (const auto& sh : kTokenShapes)
+    if (only_shape.empty() || only_shape == std::to_string(sh.first) + "x" + std::to_string(sh.second)) shapes.push_back(sh);
+  if (shapes.empty()) throw std::runtime_error("multi: no shape " + only_shape);
   const std::vector<Format>& formats = kTokenFormats;
   // {R, U, KS, pipelined}; the first is the default for the weight.
   const std::vector<std::array<int, 4>> cand = {{0, 0, 0, 0}, {2, 2, 1, 0}, {2, 2, 1, 1}, {2, 1, 4, 1}, {2, 2, 4, 0}};
@@ -320,7 +325,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (only == "multi") {
-      multi_sweep(reps, rot_mb, bw, s);
+      multi_sweep(reps, rot_mb, bw, argc > 4 ? argv[4] : "", s);
       return 0;
     }
 

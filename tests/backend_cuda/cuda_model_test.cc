@@ -1,6 +1,6 @@
 // The whole model on the CUDA backend against transformers' numbers (tests/data/hf-reference).
 // Precise mode (f32 GEMMs) must hold the ref backend's bound: every element within 1e-3 on prompt and greedy
-// step logits, identical greedy tokens. Fast mode (bf16/tf32 tensor cores for the prompt) is held to 5e-2
+// step logits, identical greedy tokens. Fast mode (bf16/f16 tensor cores for the prompt) is held to 5e-2
 // per element on prompt logits and on the step logits decoded from its own prefill (float weights decode
 // through f32 GEMVs; the bf16 rounding comes in through the prompt's KV), and the same greedy tokens.
 #include <cmath>

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <string>
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -507,8 +508,11 @@ __global__ void __launch_bounds__(kCombineThreads)
   }
 }
 
-template <class CT>
-__global__ void gather_kernel(AttnArgs a, int64_t lo, int64_t n, float* kc, float* vc) {
+__device__ __forceinline__ void store_as(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_as(__half* p, float v) { *p = __float2half_rn(v); }
+
+template <class CT, class OT>
+__global__ void gather_kernel(AttnArgs a, int64_t lo, int64_t n, OT* kc, OT* vc) {
   grid_dependency_sync();
   const int64_t row = a.Hkv * a.D, total = n * row, p0 = a.seqs.e[0].p0;
   const CT* ck = static_cast<const CT*>(a.seqs.e[0].ck);
@@ -520,17 +524,20 @@ __global__ void gather_kernel(AttnArgs a, int64_t lo, int64_t n, float* kc, floa
     const float* fv = fresh ? a.v + (pk - p0) * row : nullptr;
     if (a.kw) {  // derived keys: from the value row (D values of one head) as the cache holds it
       const int64_t head = e - e % a.D;
-      kc[i] = derived_key_at<CT>(a, fresh ? static_cast<const void*>(fv + head) : cv + slot * row + head, fresh, pk,
-                                 int(e % a.D));
+      store_as(kc + i, derived_key_at<CT>(a, fresh ? static_cast<const void*>(fv + head) : cv + slot * row + head,
+                                          fresh, pk, int(e % a.D)));
     } else {
-      kc[i] = fresh ? to_f32(CT(a.k[(pk - p0) * row + e])) : to_f32(ck[slot * row + e]);
+      store_as(kc + i, fresh ? to_f32(CT(a.k[(pk - p0) * row + e])) : to_f32(ck[slot * row + e]));
     }
-    vc[i] = fresh ? to_f32(CT(fv[e])) : to_f32(cv[slot * row + e]);
+    store_as(vc + i, fresh ? to_f32(CT(fv[e])) : to_f32(cv[slot * row + e]));
   }
 }
 
-// One block per score row [h, t, :].
-__global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int64_t pq0, int64_t lo, int window) {
+// One block per score row [h, t, :]. half_out: the probabilities written as f16 over the row's own first
+// 2n bytes (row r's f16 values start at float r * n), a tile of blockDim values after the whole block read
+// it: the f16 values of a tile land on floats of this or earlier tiles.
+__global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int64_t pq0, int64_t lo, int window,
+                                      bool half_out) {
   grid_dependency_sync();
   __shared__ float red[32];
   const int64_t r = blockIdx.x, t = r % Tq, pq = pq0 + t;
@@ -561,7 +568,23 @@ __global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int6
   sum = 0.f;
   for (int i = 0; i < nw; ++i) sum += red[i];
   const float inv = 1.f / sum;
-  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) row[j] *= inv;
+  if (!half_out) {
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) row[j] *= inv;
+    return;
+  }
+  __half* out = reinterpret_cast<__half*>(row);
+  for (int64_t j0 = 0; j0 < n; j0 += blockDim.x) {
+    const int64_t j = j0 + threadIdx.x;
+    const float p = j < n ? row[j] * inv : 0.f;
+    __syncthreads();
+    if (j < n) out[j] = __float2half_rn(p);
+  }
+}
+
+__global__ void to_half_kernel(const float* x, int64_t n, __half* out) {
+  grid_dependency_sync();
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = __float2half_rn(x[i]);
 }
 
 // Keys one query can see, bounded from the layer's shape (window, capacity): what sizes the split, so
@@ -652,17 +675,32 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   G4_CUDA_LAUNCHED();
 }
 
-void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, cudaStream_t s) {
+template <class OT>
+void gather_kv_as(const AttnArgs& a, int64_t lo, int64_t n, OT* kc, OT* vc, cudaStream_t s) {
   const int64_t total = n * a.Hkv * a.D;
   const unsigned blocks = unsigned(std::min<int64_t>((total + 255) / 256, 65536));
-  if (a.cache_bf16) launch(gather_kernel<__nv_bfloat16>, blocks, 256, 0, s, a, lo, n, kc, vc);
-  else launch(gather_kernel<float>, blocks, 256, 0, s, a, lo, n, kc, vc);
+  if (a.cache_bf16) launch(gather_kernel<__nv_bfloat16, OT>, blocks, 256, 0, s, a, lo, n, kc, vc);
+  else launch(gather_kernel<float, OT>, blocks, 256, 0, s, a, lo, n, kc, vc);
+  G4_CUDA_LAUNCHED();
+}
+
+void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, cudaStream_t s) {
+  gather_kv_as(a, lo, n, kc, vc, s);
+}
+
+void gather_kv_f16(const AttnArgs& a, int64_t lo, int64_t n, void* kc, void* vc, cudaStream_t s) {
+  gather_kv_as(a, lo, n, static_cast<__half*>(kc), static_cast<__half*>(vc), s);
+}
+
+void f32_to_f16(const float* x, int64_t n, void* out, cudaStream_t s) {
+  const unsigned blocks = unsigned(std::min<int64_t>((n + 255) / 256, 65536));
+  launch(to_half_kernel, blocks, 256, 0, s, x, n, static_cast<__half*>(out));
   G4_CUDA_LAUNCHED();
 }
 
 void masked_softmax(float* scores, int64_t Hq, int64_t Tq, int64_t n, int64_t pq0, int64_t lo, int window,
-                    cudaStream_t s) {
-  launch(masked_softmax_kernel, unsigned(Hq * Tq), 256, 0, s, scores, Tq, n, pq0, lo, window);
+                    bool half_out, cudaStream_t s) {
+  launch(masked_softmax_kernel, unsigned(Hq * Tq), 256, 0, s, scores, Tq, n, pq0, lo, window, half_out);
   G4_CUDA_LAUNCHED();
 }
 

@@ -25,7 +25,7 @@ class DevicePool;
 
 struct CudaOptions {
   int device = 0;
-  bool precise = false;                    // f32 GEMMs (no bf16/tf32 tensor cores) for prefill and attention
+  bool precise = false;                    // f32 GEMMs (no bf16/f16 tensor cores) for prefill and attention
   size_t gemm_scratch_bytes = 256u << 20;  // bound on the dequantized weight block of the GEMM path
   bool step_graphs = true;                 // record decode steps as CUDA graphs (begin_step_recording)
 };

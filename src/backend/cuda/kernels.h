@@ -188,10 +188,14 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s);
 // One sequence (a.seqs.n == 1): gathers keys/values of positions [lo, lo + n) (cache or new) into kc, vc
 // [n, Hkv, D].
 void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, cudaStream_t s);
+// The same as f16 (kc, vc: __half [n, Hkv, D]).
+void gather_kv_f16(const AttnArgs& a, int64_t lo, int64_t n, void* kc, void* vc, cudaStream_t s);
+void f32_to_f16(const float* x, int64_t n, void* out, cudaStream_t s);
 // Row softmax of scores [Hq, Tq, n] in place, with the causal/window mask for query positions
-// pq0 + t and key positions lo + j; masked entries become 0.
+// pq0 + t and key positions lo + j; masked entries become 0. half_out: row r's probabilities as f16 at
+// (__half*)(scores + r * n), i.e. f16 rows with a leading dimension of 2n.
 void masked_softmax(float* scores, int64_t Hq, int64_t Tq, int64_t n, int64_t pq0, int64_t lo, int window,
-                    cudaStream_t s);
+                    bool half_out, cudaStream_t s);
 
 // --- token choice (sample.cu): Backend::sample_rows on the device ---
 // One row's choice, as backend/sampling.h SamplingParams (greedy at temperature <= 0), with the penalties'
