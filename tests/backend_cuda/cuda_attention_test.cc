@@ -1,5 +1,5 @@
 // Attention on the CUDA backend against the ref backend: decode (split-K kernels, T <= 4, or up to 16
-// queries over few keys: attn_decode_suits) and prefill (cuBLAS path) over flat and ring caches, head_dim 32/256/512, GQA groups 1..8, windows smaller and
+// queries over few keys: attn_decode_suits) and prefill (attn_prefill.cu fast, cuBLAS precise) over flat and ring caches, head_dim 32/256/512, GQA groups 1..8, windows smaller and
 // larger than the context. Bounds: precise 1e-5 relative; fast prefill (f16 GEMMs, f32 sums) 5e-3; decode is f32.
 #include "cuda_test_util.h"
 
@@ -34,7 +34,9 @@ TEST_F(CudaTest, AttentionDecodeAndPrefill) {
       {300, 4, 2, 32, 0, 4, 4, true},          {50, 8, 1, 512, 11, 0, 64, false},
       {129, 32, 16, 256, 900, 1024, 1024, true}, {6, 6, 2, 64, 2, 0, 8, false},
       {9, 32, 16, 256, 1500, 1024, 1024, true}, {16, 8, 1, 512, 3000, 0, 4096, false},
-      {16, 8, 1, 512, 9000, 0, 9100, false}};
+      {16, 8, 1, 512, 9000, 0, 9100, false}, {700, 8, 2, 64, 100, 0, 1024, false},
+      {333, 32, 16, 256, 0, 100, 512, true},    {200, 16, 2, 512, 70, 0, 300, false},
+      {40, 4, 2, 48, 5, 0, 64, false}};  // (head_dim 48: the GEMM path in both modes)
   for (const AttCase& c : cases) {
     const std::string what = "T=" + std::to_string(c.T) + " Hq=" + std::to_string(c.Hq) + " Hkv=" + std::to_string(c.Hkv) +
                              " D=" + std::to_string(c.D) + " p0=" + std::to_string(c.p0) + " window=" +

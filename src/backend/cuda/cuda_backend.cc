@@ -632,6 +632,18 @@ void CudaBackend::attention_prefill(const cuda::AttnArgs& a) {
   const float one = 1.f, zero = 0.f;
   G4_CHECK(a.seqs.n == 1 && !a.seqs.dpos, "the GEMM attention path takes one sequence");
   const int64_t p0 = a.seqs.e[0].p0;
+  static const bool flash_on = [] {  // G4_CUDA_FLASH_PREFILL=0: the GEMM path below (comparisons)
+    const char* e = std::getenv("G4_CUDA_FLASH_PREFILL");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  if (f16 && flash_on && cuda::attn_prefill_f16_supports(D, group)) {
+    // Every key any query sees, gathered once as f16; then one pass over them per block of queries.
+    const int64_t lo = a.window > 0 ? std::max<int64_t>(0, p0 - a.window + 1) : 0, n = p0 + a.T - lo;
+    auto kc = scratch(size_t(n * a.Hkv * D) * 2), vc = scratch(size_t(n * a.Hkv * D) * 2);
+    cuda::gather_kv_f16(a, lo, n, kc.get(), vc.get(), stream_);
+    cuda::attn_prefill_f16(a.q, kc.get(), vc.get(), a.out, a.T, a.Hq, a.Hkv, D, p0, lo, n, a.window, stream_);
+    return;
+  }
   const int64_t max_keys = p0 + a.T;
   const int64_t tq = std::max<int64_t>(1, std::min<int64_t>(a.T, (int64_t(1) << 28) / (a.Hq * max_keys)));
   for (int64_t t0 = 0; t0 < a.T; t0 += tq) {

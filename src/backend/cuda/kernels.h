@@ -191,6 +191,12 @@ void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, c
 // The same as f16 (kc, vc: __half [n, Hkv, D]).
 void gather_kv_f16(const AttnArgs& a, int64_t lo, int64_t n, void* kc, void* vc, cudaStream_t s);
 void f32_to_f16(const float* x, int64_t n, void* out, cudaStream_t s);
+// Prefill attention in one pass over the keys (attn_prefill.cu, flash-attention style, no score matrix): q
+// [T, Hq, D] f32 at positions p0 .., keys/values k, v __half [n, Hkv, D] of positions lo .. lo + n - 1
+// (gather_kv_f16), causal and window masks, f16 products with f32 sums; out [T, Hq, D].
+bool attn_prefill_f16_supports(int64_t D, int64_t group);
+void attn_prefill_f16(const float* q, const void* k, const void* v, float* out, int64_t T, int64_t Hq, int64_t Hkv,
+                      int64_t D, int64_t p0, int64_t lo, int64_t n, int window, cudaStream_t s);
 // Row softmax of scores [Hq, Tq, n] in place, with the causal/window mask for query positions
 // pq0 + t and key positions lo + j; masked entries become 0. half_out: row r's probabilities as f16 at
 // (__half*)(scores + r * n), i.e. f16 rows with a leading dimension of 2n.
