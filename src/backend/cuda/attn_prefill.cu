@@ -18,41 +18,19 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/smem_async.cuh"
 
 namespace g4::cuda {
 namespace {
 
 constexpr int kRows = 64, kKeys = 64, kThreads = 256;
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
 // c += a (16 x 16 f16, row) * b (16 x 8 f16, col), f32.
-__device__ __forceinline__ void mma_f16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
+__device__ __forceinline__ void mma_f16(float (&c)[4], const uint4& a, uint32_t b0, uint32_t b1) {
+  asm(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  // src-size 0 fills the 16 bytes with zeros (rows past the keys or queries).
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N));
+      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
 }
 
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
@@ -70,7 +48,7 @@ struct PrefillArgs {
 };
 
 template <int D>
-__global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(PrefillArgs a) {
+__global__ void __launch_bounds__(kThreads, D <= 256 ? 2 : 1) flash_prefill_kernel(PrefillArgs a) {
   constexpr int kLd = D + 8;         // halves a shared row
   constexpr int kHalfD = D / 2;      // output dims a warp
   constexpr int kOutTiles = kHalfD / 8;
@@ -126,25 +104,28 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(PrefillArgs 
   for (int j = 0; j < kOutTiles; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
   float m_run[2] = {-FLT_MAX, -FLT_MAX}, l_run[2] = {0.f, 0.f};
 
-  const uint32_t qs_a = smem_u32(qs), ks_a = smem_u32(ks), vs_a = smem_u32(vs), ps_a = smem_u32(ps);
+  const uint32_t qs_a = smem_addr(qs), ks_a = smem_addr(ks), vs_a = smem_addr(vs), ps_a = smem_addr(ps);
+  // cp.async of the tile of keys (or values) from index kt into buf, one commit group; past the keys: zeros.
+  auto load_tile = [&](const __half* src_base, uint32_t buf, int64_t kt) {
+    for (int i = tid; i < kKeys * (D / 8); i += kThreads) {
+      const int r = i / (D / 8), c = (i % (D / 8)) * 8;
+      const bool ok = kt + r < a.n;
+      const int64_t src = ((ok ? kt + r : 0) * a.Hkv + kvh) * D + c;
+      cp_async16_or_zero(buf + uint32_t(r * kLd + c) * 2, src_base + src, ok);
+    }
+    cp_async_commit();
+  };
+  // The loads run one step ahead: the next tile's keys while this tile's softmax and values run, the next
+  // tile's values while its scores run. Groups in flight, oldest first: keys(kt), values(kt), then keys(kt + 1)
+  // once the scores are done, values(kt + 1) once the values are done.
+  if (first <= last) {
+    load_tile(a.k, ks_a, first);
+    load_tile(a.v, vs_a, first);
+  }
   for (int64_t kt = first; kt <= last; kt += kKeys) {
-    __syncthreads();  // every warp is done with the previous tile's keys, values and probabilities
-    for (int i = tid; i < kKeys * (D / 8); i += kThreads) {
-      const int r = i / (D / 8), c = (i % (D / 8)) * 8;
-      const bool ok = kt + r < a.n;
-      const int64_t src = ((ok ? kt + r : 0) * a.Hkv + kvh) * D + c;
-      cp_async16(ks_a + uint32_t(r * kLd + c) * 2, a.k + src, ok);
-    }
-    cp_async_commit();
-    for (int i = tid; i < kKeys * (D / 8); i += kThreads) {
-      const int r = i / (D / 8), c = (i % (D / 8)) * 8;
-      const bool ok = kt + r < a.n;
-      const int64_t src = ((ok ? kt + r : 0) * a.Hkv + kvh) * D + c;
-      cp_async16(vs_a + uint32_t(r * kLd + c) * 2, a.v + src, ok);
-    }
-    cp_async_commit();
-    cp_async_wait<1>();
-    __syncthreads();  // keys (and the queries, first time) in shared memory
+    const bool more = kt + kKeys <= last;
+    cp_async_wait<1>();  // keys(kt) landed (values(kt) may not have)
+    __syncthreads();     // for every thread (and the queries, first time)
 
     // Scores of rows 16 rb .. (this warp) against keys 32 hf .. + 31 of the tile: 4 tiles of 8 keys.
     float s[4][4];
@@ -152,15 +133,13 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(PrefillArgs 
     for (int j = 0; j < 4; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
 #pragma unroll 4
     for (int k0 = 0; k0 < D; k0 += 16) {
-      uint32_t qa[4];
-      ldsm_x4(qa, qs_a + uint32_t((16 * rb + (lane & 15)) * kLd + k0 + 8 * (lane >> 4)) * 2);
+      const uint4 qa = ldmatrix_x4(qs_a + uint32_t((16 * rb + (lane & 15)) * kLd + k0 + 8 * (lane >> 4)) * 2);
 #pragma unroll
       for (int j = 0; j < 4; j += 2) {
-        uint32_t kb[4];
         const int key = 32 * hf + 8 * j + (lane & 7) + 8 * (lane >> 4);
-        ldsm_x4(kb, ks_a + uint32_t(key * kLd + k0 + 8 * ((lane >> 3) & 1)) * 2);
-        mma_f16(s[j], qa, kb[0], kb[1]);
-        mma_f16(s[j + 1], qa, kb[2], kb[3]);
+        const uint4 kb = ldmatrix_x4(ks_a + uint32_t(key * kLd + k0 + 8 * ((lane >> 3) & 1)) * 2);
+        mma_f16(s[j], qa, kb.x, kb.y);
+        mma_f16(s[j + 1], qa, kb.z, kb.w);
       }
     }
     // Mask (causal, window, past the keys) and this warp's row maxima over its 32 keys.
@@ -181,7 +160,8 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(PrefillArgs 
       mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
       if (qd == 0) red[(0 * 2 + hf) * kRows + 16 * rb + g + 8 * i] = mx[i];
     }
-    __syncthreads();
+    __syncthreads();  // every warp's maxima written and its scores done with the keys
+    if (more) load_tile(a.k, ks_a, kt + kKeys);
     float m_new[2], alpha[2], sum[2] = {0.f, 0.f};
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
@@ -211,7 +191,8 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(PrefillArgs 
       sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 2);
       if (qd == 0) red[(2 + hf) * kRows + 16 * rb + g + 8 * i] = sum[i];
     }
-    cp_async_wait<0>();
+    if (more) cp_async_wait<1>();  // values(kt) landed (keys(kt + 1) may not have)
+    else cp_async_wait<0>();
     __syncthreads();  // values, probabilities and both halves' sums in shared memory
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
@@ -225,18 +206,18 @@ __global__ void __launch_bounds__(kThreads, 1) flash_prefill_kernel(PrefillArgs 
     // o (16 rows x this warp's D / 2 dims) += p (16 x 64 keys) v (64 keys x D / 2).
 #pragma unroll
     for (int k0 = 0; k0 < kKeys; k0 += 16) {
-      uint32_t pa[4];
-      ldsm_x4(pa, ps_a + uint32_t((16 * rb + (lane & 15)) * kLdP + k0 + 8 * (lane >> 4)) * 2);
+      const uint4 pa = ldmatrix_x4(ps_a + uint32_t((16 * rb + (lane & 15)) * kLdP + k0 + 8 * (lane >> 4)) * 2);
 #pragma unroll
       for (int j = 0; j < kOutTiles; j += 2) {
-        uint32_t vb[4];
         const int key = k0 + (lane & 7) + 8 * ((lane >> 3) & 1);
         const int col = kHalfD * hf + 8 * j + 8 * (lane >> 4);
-        ldsm_x4_t(vb, vs_a + uint32_t(key * kLd + col) * 2);
-        mma_f16(o[j], pa, vb[0], vb[1]);
-        mma_f16(o[j + 1], pa, vb[2], vb[3]);
+        const uint4 vb = ldmatrix_x4_trans(vs_a + uint32_t(key * kLd + col) * 2);
+        mma_f16(o[j], pa, vb.x, vb.y);
+        mma_f16(o[j + 1], pa, vb.z, vb.w);
       }
     }
+    __syncthreads();  // every warp done with the values, the probabilities and the sums
+    if (more) load_tile(a.v, vs_a, kt + kKeys);
   }
   // out = o / l for the rows that are queries.
 #pragma unroll

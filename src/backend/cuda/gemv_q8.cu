@@ -19,6 +19,7 @@
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
 #include "backend/cuda/mma_s8.cuh"
+#include "backend/cuda/smem_async.cuh"
 #include "backend/cuda/q8_act.cuh"
 
 namespace g4::cuda {
@@ -312,34 +313,6 @@ constexpr int kTcStages = 4;
 constexpr int kTcCodeBytes = kTcRows * 4 * 16;
 constexpr int kTcStageBytes = kTcCodeBytes + kTcRows * 16;
 constexpr size_t kTcSmem = size_t(kWarps) * kTcStages * kTcStageBytes + sizeof(float) * kTcSlots * kTcRows * kTcTokens;
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-
-template <int N>
-__device__ __forceinline__ void cp_async(uint32_t dst, const void* src) {
-  static_assert(N == 8 || N == 16, "cp.async of 8 or 16 bytes");
-  if constexpr (N == 16) asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src));
-  else asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(dst), "l"(src));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(N));
-}
-
-__device__ __forceinline__ uint4 ldmatrix_x4(uint32_t addr) {
-  uint4 r;
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "r"(addr));
-  return r;
-}
-
-__device__ __forceinline__ uint4 lds128(uint32_t addr) {
-  uint4 r;
-  asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "r"(addr));
-  return r;
-}
 
 // A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
 // with the tile's codes, scales and zero points and this lane's row offsets (chunks of rows g + 8k, groups of
