@@ -211,7 +211,7 @@ __global__ void __launch_bounds__(kThreads, D <= 256 ? 2 : 1) flash_prefill_kern
       for (int j = 0; j < kOutTiles; j += 2) {
         const int key = k0 + (lane & 7) + 8 * ((lane >> 3) & 1);
         const int col = kHalfD * hf + 8 * j + 8 * (lane >> 4);
-        const uint4 vb = ldmatrix_x4_trans(vs_a + uint32_t(key * kLd + col) * 2);
+        const uint4 vb = ldmatrix_x4<true>(vs_a + uint32_t(key * kLd + col) * 2);
         mma_f16(o[j], pa, vb.x, vb.y);
         mma_f16(o[j + 1], pa, vb.z, vb.w);
       }

@@ -29,20 +29,19 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 
 // Four 8 x 8 matrices of 16-bit values; lanes 8j .. 8j + 7 give the row addresses of matrix j, and lane l
-// receives row l / 4, elements 2 (l % 4) and 2 (l % 4) + 1 of each (transposed: column l / 4, rows 2 (l % 4)
+// receives row l / 4, elements 2 (l % 4) and 2 (l % 4) + 1 of each (kTrans: column l / 4, rows 2 (l % 4)
 // and 2 (l % 4) + 1), as words x, y, z, w.
+template <bool kTrans = false>
 __device__ __forceinline__ uint4 ldmatrix_x4(uint32_t addr) {
   uint4 r;
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "r"(addr));
-  return r;
-}
-__device__ __forceinline__ uint4 ldmatrix_x4_trans(uint32_t addr) {
-  uint4 r;
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-               : "r"(addr));
+  if constexpr (kTrans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "r"(addr));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "r"(addr));
   return r;
 }
 
