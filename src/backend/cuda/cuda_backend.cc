@@ -624,7 +624,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
 // the probabilities; f32 sums and scores: the 10-bit mantissa of the TF32 GEMMs it replaces, at twice
 // their rate and half the bytes); precise mode f32 throughout.
 void CudaBackend::attention_prefill(const cuda::AttnArgs& a) {
-  if (cuda::knocked_out(cuda::Knock::kAttn)) return;
+  if (cuda::knocked_out(cuda::Knock::kAttn) || a.T == 0) return;
   const int64_t group = a.Hq / a.Hkv, D = a.D;
   const bool f16 = !opt_.precise;
   const cudaDataType_t in = f16 ? CUDA_R_16F : CUDA_R_32F;
