@@ -11,6 +11,7 @@
 #include <cfloat>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -292,7 +293,9 @@ __device__ __forceinline__ void accumulate4(float4 (&acc)[G], const float* p, co
 
 constexpr int kMaxTile = 256;  // 32 keys per warp x 8 warps
 
-template <class CT, int G>
+// kDerived (a.kw set: keys derived from the value rows) adds a batched path for the dims RoPE leaves alone; an
+// instantiation of its own, so that the stored-key kernels compile exactly as without it.
+template <class CT, int G, bool kDerived>
 __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   grid_dependency_sync();
   extern __shared__ float4 sm4[];
@@ -360,6 +363,40 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
               float x[8];
               unpack8<CT>(r[u], x);
               score8<G>(s, qs, D, d + 8 * u, x);
+            }
+          }
+        }
+        if constexpr (kDerived) {
+          if (!kf) {
+            // Derived keys from a cached value row: runs of dims that RoPE leaves alone (every j with
+            // j mod D/2 >= pairs) are V * kw, loaded kKeyLoads x 8 at a time as stored keys are; the rotated
+            // dims one 8-block at a time. The same products, roundings and order as derived_key_at.
+            const int half = D / 2;
+            while (d < d_end) {
+              const int dm = d % half;
+              if (d + 8 * kKeyLoads <= d_end && dm >= a.pairs && dm + 8 * kKeyLoads <= half) {
+                Raw<uint4, CT> r[kKeyLoads];
+#pragma unroll
+                for (int u = 0; u < kKeyLoads; ++u) r[u] = load_raw<uint4, CT>(kr, d + 8 * u);
+#pragma unroll
+                for (int u = 0; u < kKeyLoads; ++u) {
+                  float x[8];
+                  unpack8<CT>(r[u], x);
+                  const float4 w0 = __ldg(reinterpret_cast<const float4*>(a.kw + d + 8 * u));
+                  const float4 w1 = __ldg(reinterpret_cast<const float4*>(a.kw + d + 8 * u + 4));
+                  x[0] = __fmul_rn(x[0], w0.x), x[1] = __fmul_rn(x[1], w0.y), x[2] = __fmul_rn(x[2], w0.z);
+                  x[3] = __fmul_rn(x[3], w0.w), x[4] = __fmul_rn(x[4], w1.x), x[5] = __fmul_rn(x[5], w1.y);
+                  x[6] = __fmul_rn(x[6], w1.z), x[7] = __fmul_rn(x[7], w1.w);
+                  score8<G>(s, qs, D, d + 8 * u, x);
+                }
+                d += 8 * kKeyLoads;
+              } else {
+                float x[8];
+#pragma unroll
+                for (int i = 0; i < 8; ++i) x[i] = derived_key_at<CT>(a, kr, false, k0 + kk, d + i);
+                score8<G>(s, qs, D, d, x);
+                d += 8;
+              }
             }
           }
         }
@@ -657,16 +694,25 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     const size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);
     auto go = [&](auto kernel) { launch(kernel, grid, kThreads, smem, s, a, ns, part, ml); };
-    switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
-      case 2: go(decode_group_kernel<float, 1>); break;
-      case 3: go(decode_group_kernel<__nv_bfloat16, 1>); break;
-      case 4: go(decode_group_kernel<float, 2>); break;
-      case 5: go(decode_group_kernel<__nv_bfloat16, 2>); break;
-      case 8: go(decode_group_kernel<float, 4>); break;
-      case 9: go(decode_group_kernel<__nv_bfloat16, 4>); break;
-      case 16: go(decode_group_kernel<float, 8>); break;
-      default: go(decode_group_kernel<__nv_bfloat16, 8>); break;
-    }
+    auto pick = [&](auto derived) {
+      constexpr bool kD = decltype(derived)::value;
+      switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
+        case 2: go(decode_group_kernel<float, 1, kD>); break;
+        case 3: go(decode_group_kernel<__nv_bfloat16, 1, kD>); break;
+        case 4: go(decode_group_kernel<float, 2, kD>); break;
+        case 5: go(decode_group_kernel<__nv_bfloat16, 2, kD>); break;
+        case 8: go(decode_group_kernel<float, 4, kD>); break;
+        case 9: go(decode_group_kernel<__nv_bfloat16, 4, kD>); break;
+        case 16: go(decode_group_kernel<float, 8, kD>); break;
+        default: go(decode_group_kernel<__nv_bfloat16, 8, kD>); break;
+      }
+    };
+    static const bool derived_batched = [] {  // G4_CUDA_DERIVED_BATCHED=0: derived keys element by element
+      const char* e = std::getenv("G4_CUDA_DERIVED_BATCHED");
+      return !(e && std::string(e) == "0");
+    }();
+    if (a.kw && derived_batched) pick(std::true_type{});
+    else pick(std::false_type{});
   } else {
     decode_any_shape(a, ns, part, ml, s);
   }
