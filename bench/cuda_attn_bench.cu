@@ -4,8 +4,10 @@
 // copies to exceed the L2 (as a step's 60 layers do), so that launch gaps and L2 hits do not flatter it.
 // Prints microseconds a layer and the K/V bytes a layer reads over that time, against the device-to-device
 // copy bandwidth of the same run. Environment switches of attention.cu (G4_CUDA_ATTN_*) apply; so does
-// G4_CUDA_KNOCKOUT=combine (the split kernel alone).
-//   usage: cuda_attn_bench [reps, default 20] [depths, default 512,4096,16384,65536] [sliding|full, default both]
+// G4_CUDA_KNOCKOUT=combine (the split kernel alone). "full-derived": the full layer storing V only, its keys
+// derived in the kernel (K = RoPE(V * kw), 64 rotated pairs as the 31B's partial RoPE), V's bytes counted.
+//   usage: cuda_attn_bench [reps, default 20] [depths, default 512,4096,16384,65536]
+//          [sliding|full|full-derived, default sliding and full]
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -47,6 +49,7 @@ T* dev_alloc(size_t n) {
 struct Shape {
   const char* name;
   int64_t Hkv, D, window;
+  bool derived = false;  // V only; keys derived from it (AttnArgs::kw)
 };
 
 // One layer copy: its cache (K and V, bf16) and its new rows; the query and output are shared.
@@ -61,15 +64,16 @@ double time_layer(const Shape& sh, int64_t depth, int64_t T, int reps, int n_sm,
   const bool ring = sh.window > 0;
   const int64_t capacity = ring ? sh.window + 256 : depth + 64;
   const int64_t row = Hkv * D;
-  const size_t cache_bytes = size_t(capacity) * row * 2 * sizeof(__nv_bfloat16);
+  const int tensors = sh.derived ? 1 : 2;  // cached K and V, or V alone
+  const size_t cache_bytes = size_t(capacity) * row * tensors * sizeof(__nv_bfloat16);
   const int copies = int(std::max<size_t>(2, std::min<size_t>(64, (size_t(600) << 20) / cache_bytes + 1)));
   std::vector<Copy> cp(copies);
   for (int c = 0; c < copies; ++c) {
-    cp[c].ck = dev_alloc<__nv_bfloat16>(size_t(capacity) * row);
+    cp[c].ck = sh.derived ? nullptr : dev_alloc<__nv_bfloat16>(size_t(capacity) * row);
     cp[c].cv = dev_alloc<__nv_bfloat16>(size_t(capacity) * row);
     cp[c].k = dev_alloc<float>(size_t(T) * row);
     cp[c].v = dev_alloc<float>(size_t(T) * row);
-    fill_bf16_kernel<<<1024, 256>>>(cp[c].ck, size_t(capacity) * row, 11u + c);
+    if (cp[c].ck) fill_bf16_kernel<<<1024, 256>>>(cp[c].ck, size_t(capacity) * row, 11u + c);
     fill_bf16_kernel<<<1024, 256>>>(cp[c].cv, size_t(capacity) * row, 1011u + c);
     fill_f32_kernel<<<256, 256>>>(cp[c].k, size_t(T) * row, 7u + c);
     fill_f32_kernel<<<256, 256>>>(cp[c].v, size_t(T) * row, 77u + c);
@@ -82,6 +86,16 @@ double time_layer(const Shape& sh, int64_t depth, int64_t T, int reps, int n_sm,
   AttnArgs a{};
   a.q = q, a.T = T, a.Hq = Hq, a.Hkv = Hkv, a.D = D, a.capacity = capacity, a.ring = ring;
   a.window = int(sh.window), a.out = out, a.cache_bf16 = true;
+  float *kw = nullptr, *rope_cs = nullptr;
+  if (sh.derived) {  // a k_norm weight near 1 and a {cos, sin} table of the right shape (values in [-0.5, 0.5])
+    const int pairs = 64;
+    kw = dev_alloc<float>(size_t(D));
+    rope_cs = dev_alloc<float>(size_t(capacity) * pairs * 2);
+    fill_f32_kernel<<<16, 256>>>(kw, size_t(D), 3u);
+    fill_f32_kernel<<<1024, 256>>>(rope_cs, size_t(capacity) * pairs * 2, 4u);
+    G4_CUDA_LAUNCHED();
+    a.kw = kw, a.rope_cs = rope_cs, a.pairs = pairs;
+  }
   a.seqs.n = 1;
   a.seqs.e[0].p0 = depth, a.seqs.e[0].row0 = 0, a.seqs.e[0].n = int32_t(T);
   void* scratch = nullptr;
@@ -111,12 +125,12 @@ double time_layer(const Shape& sh, int64_t depth, int64_t T, int reps, int n_sm,
   float ms = 0;
   G4_CUDA(cudaEventElapsedTime(&ms, e0, e1));
   const int64_t visible = ring ? std::min<int64_t>(sh.window, depth + T) : depth + T;
-  *kv_bytes = double(visible) * double(row) * 2 * 2;  // K and V, bf16 (the new rows are noise)
+  *kv_bytes = double(visible) * double(row) * 2 * tensors;  // K and V (or V), bf16 (the new rows are noise)
 
   cudaGraphExecDestroy(ge), cudaGraphDestroy(g), cudaStreamDestroy(s);
   cudaEventDestroy(e0), cudaEventDestroy(e1);
   for (auto& c : cp) cudaFree(c.ck), cudaFree(c.cv), cudaFree(c.k), cudaFree(c.v);
-  cudaFree(q), cudaFree(out), cudaFree(scratch);
+  cudaFree(q), cudaFree(out), cudaFree(scratch), cudaFree(kw), cudaFree(rope_cs);
   return double(ms) * 1e3 / (double(reps) * launches);
 }
 
@@ -133,17 +147,17 @@ int main(int argc, char** argv) {
     G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
     const double bw = copy_bandwidth() / 1e9;
     std::printf("copy bandwidth %.0f GB/s, %d SMs\n", bw, n_sm);
-    const Shape shapes[] = {{"sliding", 16, 256, 1024}, {"full", 4, 512, 0}};
-    std::printf("%-8s %7s %2s | %9s %9s %6s\n", "layer", "depth", "T", "us/layer", "GB/s", "%copy");
+    const Shape shapes[] = {{"sliding", 16, 256, 1024}, {"full", 4, 512, 0}, {"full-derived", 4, 512, 0, true}};
+    std::printf("%-12s %7s %2s | %9s %9s %6s\n", "layer", "depth", "T", "us/layer", "GB/s", "%copy");
     const std::string only = argc > 3 ? argv[3] : "";
     for (const Shape& sh : shapes) {
-      if (!only.empty() && only != sh.name) continue;
+      if (only.empty() ? sh.derived : only != sh.name) continue;
       for (int64_t depth : depths)
         for (int64_t T : {1, 4}) {
           double bytes = 0;
           const double us = time_layer(sh, depth, T, reps, n_sm, &bytes);
           const double gbs = bytes / (us * 1e-6) / 1e9;
-          std::printf("%-8s %7lld %2lld | %9.2f %9.0f %5.1f%%\n", sh.name, (long long)depth, (long long)T, us, gbs,
+          std::printf("%-12s %7lld %2lld | %9.2f %9.0f %5.1f%%\n", sh.name, (long long)depth, (long long)T, us, gbs,
                       100.0 * gbs / bw);
         }
     }
