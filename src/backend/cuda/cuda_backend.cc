@@ -619,10 +619,11 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   });
 }
 
-// Scores and outputs through cuBLAS, per KV head a batch over its GQA group; the queries are cut into
-// blocks so that the score matrix stays under 1 GiB. Fast mode multiplies f16 (queries, keys, values and
-// the probabilities; f32 sums and scores: the 10-bit mantissa of the TF32 GEMMs it replaces, at twice
-// their rate and half the bytes); precise mode f32 throughout.
+// Prefill attention (more queries than the decode kernels take). Fast mode, head dims 32-512 (powers of
+// two): the flash kernel (attn_prefill.cu) over the keys and values gathered once as f16, no score matrix.
+// Otherwise scores and outputs through cuBLAS, per KV head a batch over its GQA group, the queries cut into
+// blocks so that the score matrix stays under 1 GiB: f16 products in fast mode (queries, keys, values and
+// the probabilities; f32 sums and scores), f32 throughout in precise mode.
 void CudaBackend::attention_prefill(const cuda::AttnArgs& a) {
   if (cuda::knocked_out(cuda::Knock::kAttn) || a.T == 0) return;
   const int64_t group = a.Hq / a.Hkv, D = a.D;
