@@ -8,7 +8,8 @@
 // for the scores, keys 32 (w >> 2) .. + 31 of the tile, for the output, dims (D / 2) (w >> 2) .. of it: the
 // pair of warps with the same rows swaps its row maxima and sums through shared memory and writes its
 // probabilities there as f16 for both. So a warp holds 16 x D / 2 output values (D = 512: 128 registers a
-// lane), never the whole row.
+// lane), never the whole row. f16 holds the inputs: Gemma 4's queries, keys and values come out of RMS norms
+// (|x| <= sqrt(D) times the norm weight), far inside f16's range, and the probabilities lie in [0, 1].
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
