@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "base/bulk_memory.h"
 #include "base/dtype.h"
 
 namespace g4 {
@@ -38,7 +39,7 @@ struct QuantWeight {
 
 // A QuantWeight together with the storage it points into (quantizer output, converted GGUF blocks).
 struct OwnedQuantWeight {
-  std::vector<uint8_t> codes, scales, zeros;
+  BulkBytes codes, scales, zeros;  // not zero-filled by resize: the writer fills every byte
   QuantWeight q;  // points into the vectors above; do not copy the struct after filling
 };
 

@@ -89,7 +89,7 @@ std::vector<float> test_weights(int64_t rows, int64_t cols) {
   return w;
 }
 
-double scalar(DType t, const std::vector<uint8_t>& b, int64_t i) {
+double scalar(DType t, const BulkBytes& b, int64_t i) {
   float f;
   convert_to_f32(t, b.data() + size_t(i) * dtype_size(t), 1, &f);
   return f;

@@ -2,28 +2,25 @@
 // is read once; only the packed copy stays resident, so peak memory is the packed size plus page cache.
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "backend/cpu/cpu_weight.h"
-
-#include <sys/mman.h>
+#include "base/bulk_memory.h"
 #include "base/error.h"
 
 namespace g4::cpu {
 
 void AlignedBytes::allocate(size_t n) {
-  // Large buffers (packed weights) sit on 2 MiB boundaries and ask for transparent huge pages: a decode
-  // GEMV walks many rows' codes, scales and zeros at once, and 4 KiB pages make each of those streams
-  // miss the TLB every few rows.
-  constexpr size_t kHuge = size_t(2) << 20;
-  const size_t align = n >= kHuge ? kHuge : 64;
-  const size_t rounded = (n + align - 1) / align * align;
-  void* p = std::aligned_alloc(align, rounded > 0 ? rounded : 64);
-  if (!p) throw Error("out of memory packing a weight of " + std::to_string(n) + " bytes");
-#if defined(MADV_HUGEPAGE)
-  if (align == kHuge) ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: ignored where THP is off
-#endif
-  std::memset(p, 0, rounded > 0 ? rounded : 64);
-  ptr = std::unique_ptr<uint8_t, void (*)(uint8_t*)>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
+  // bulk_alloc: large buffers (packed weights) on 2 MiB boundaries in transparent huge pages. Zero-filled here:
+  // the padding rows and columns of a tile must read as zeros.
+  void* p = nullptr;
+  try {
+    p = bulk_alloc(n);
+  } catch (const std::bad_alloc&) {
+    throw Error("out of memory packing a weight of " + std::to_string(n) + " bytes");
+  }
+  std::memset(p, 0, n > 0 ? n : 1);
+  ptr = std::unique_ptr<uint8_t, void (*)(uint8_t*)>(static_cast<uint8_t*>(p), [](uint8_t* q) { bulk_free(q); });
   size = n;
 }
 
