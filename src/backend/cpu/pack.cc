@@ -19,7 +19,7 @@ void AlignedBytes::allocate(size_t n) {
   } catch (const std::bad_alloc&) {
     throw Error("out of memory packing a weight of " + std::to_string(n) + " bytes");
   }
-  std::memset(p, 0, n > 0 ? n : 1);
+  std::memset(p, 0, n);
   ptr = std::unique_ptr<uint8_t, void (*)(uint8_t*)>(static_cast<uint8_t*>(p), [](uint8_t* q) { bulk_free(q); });
   size = n;
 }

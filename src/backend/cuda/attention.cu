@@ -618,12 +618,6 @@ __global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int6
   }
 }
 
-__global__ void to_half_kernel(const float* x, int64_t n, __half* out) {
-  grid_dependency_sync();
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = __float2half_rn(x[i]);
-}
-
 // Keys one query can see, bounded from the layer's shape (window, capacity): what sizes the split, so
 // that the summation order is the same for every p0 and every batch.
 int64_t max_visible_keys(const AttnArgs& a) { return a.window > 0 ? std::min<int64_t>(a.window, a.capacity) : a.capacity; }
@@ -736,12 +730,6 @@ void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, c
 
 void gather_kv_f16(const AttnArgs& a, int64_t lo, int64_t n, void* kc, void* vc, cudaStream_t s) {
   gather_kv_as(a, lo, n, static_cast<__half*>(kc), static_cast<__half*>(vc), s);
-}
-
-void f32_to_f16(const float* x, int64_t n, void* out, cudaStream_t s) {
-  const unsigned blocks = unsigned(std::min<int64_t>((n + 255) / 256, 65536));
-  launch(to_half_kernel, blocks, 256, 0, s, x, n, static_cast<__half*>(out));
-  G4_CUDA_LAUNCHED();
 }
 
 void masked_softmax(float* scores, int64_t Hq, int64_t Tq, int64_t n, int64_t pq0, int64_t lo, int window,

@@ -96,9 +96,8 @@ __global__ void __launch_bounds__(kThreads, D <= 256 ? 2 : 1) flash_prefill_kern
   // Keys the block's rows can see: positions [first, last], as indices into k/v (position lo + j).
   const int64_t t_last = min(t0 + per_block - 1, a.T - 1);
   const int64_t last = a.p0 + t_last - a.lo;
-  int64_t first = 0;
-  if (a.window > 0) first = a.p0 + t0 - a.window + 1 - a.lo > 0 ? a.p0 + t0 - a.window + 1 - a.lo : 0;
-  first -= first % kKeys;
+  const int64_t window_first = a.window > 0 ? a.p0 + t0 - a.window + 1 - a.lo : 0;  // of the first row
+  const int64_t first = window_first > 0 ? window_first - window_first % kKeys : 0;
 
   float o[kOutTiles][4];
 #pragma unroll

@@ -134,6 +134,7 @@ struct SeqTable {
 
 // --- elementwise and row ops (ops.cu) ---
 void f32_to_bf16(const float* x, int64_t n, void* out, cudaStream_t s);
+void f32_to_f16(const float* x, int64_t n, void* out, cudaStream_t s);
 void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* y, cudaStream_t s);
 // x += rms_norm(o; w).
 void add_rms_norm(float* x, const float* o, const float* w, float eps, int64_t rows, int64_t n, cudaStream_t s);
@@ -190,7 +191,6 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s);
 void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, cudaStream_t s);
 // The same as f16 (kc, vc: __half [n, Hkv, D]).
 void gather_kv_f16(const AttnArgs& a, int64_t lo, int64_t n, void* kc, void* vc, cudaStream_t s);
-void f32_to_f16(const float* x, int64_t n, void* out, cudaStream_t s);
 // Prefill attention in one pass over the keys (attn_prefill.cu, flash-attention style, no score matrix): q
 // [T, Hq, D] f32 at positions p0 .., keys/values k, v __half [n, Hkv, D] of positions lo .. lo + n - 1
 // (gather_kv_f16), causal and window masks, f16 products with f32 sums; out [T, Hq, D].

@@ -2,6 +2,7 @@
 // RoPE with host-computed inverse frequencies (bit-identical to the ref backend's), and KV-cache
 // writes with the ring-slot rule of backend.h. Reductions accumulate in f32 in a fixed order.
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -170,10 +171,14 @@ __global__ void gelu_mul_kernel(const float* gate, const float* up, int64_t n, f
   }
 }
 
-__global__ void to_bf16_kernel(const float* x, int64_t n, __nv_bfloat16* out) {
+__device__ __forceinline__ void round_to(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void round_to(__half* p, float v) { *p = __float2half_rn(v); }
+
+template <class OT>
+__global__ void round_kernel(const float* x, int64_t n, OT* out) {
   grid_dependency_sync();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = __float2bfloat16_rn(x[i]);
+    round_to(out + i, x[i]);
 }
 
 // Thread per (t, h, d < pairs). Angles in f32 as the reference, cos/sin in f64 as the reference.
@@ -305,7 +310,12 @@ __global__ void qkv_norm_rope_kernel(float* q, const float* k_raw, const float* 
 }  // namespace
 
 void f32_to_bf16(const float* x, int64_t n, void* out, cudaStream_t s) {
-  launch(to_bf16_kernel, grid_for(n, 256), 256, 0, s, x, n, static_cast<__nv_bfloat16*>(out));
+  launch(round_kernel<__nv_bfloat16>, grid_for(n, 256), 256, 0, s, x, n, static_cast<__nv_bfloat16*>(out));
+  G4_CUDA_LAUNCHED();
+}
+
+void f32_to_f16(const float* x, int64_t n, void* out, cudaStream_t s) {
+  launch(round_kernel<__half>, grid_for(n, 256), 256, 0, s, x, n, static_cast<__half*>(out));
   G4_CUDA_LAUNCHED();
 }
 
