@@ -4,8 +4,9 @@
 // copies to exceed the L2 (as a step's 60 layers do), so that launch gaps and L2 hits do not flatter it.
 // Prints microseconds a layer and the K/V bytes a layer reads over that time, against the device-to-device
 // copy bandwidth of the same run. Environment switches of attention.cu (G4_CUDA_ATTN_*) apply; so does
-// G4_CUDA_KNOCKOUT=combine (the split kernel alone). "full-derived": the full layer storing V only, its keys
-// derived in the kernel (K = RoPE(V * kw), 64 rotated pairs as the 31B's partial RoPE), V's bytes counted.
+// G4_CUDA_KNOCKOUT=combine (the split kernel alone); G4_ATTN_BENCH_MB sets the footprint the copies exceed.
+// "full-derived": the full layer storing V only, its keys derived in the kernel (K = RoPE(V * kw), 64 rotated
+// pairs as the 31B's partial RoPE), V's bytes counted.
 //   usage: cuda_attn_bench [reps, default 20] [depths, default 512,4096,16384,65536]
 //          [sliding|full|full-derived, default sliding and full]
 #include <cuda_bf16.h>
@@ -66,7 +67,11 @@ double time_layer(const Shape& sh, int64_t depth, int64_t T, int reps, int n_sm,
   const int64_t row = Hkv * D;
   const int tensors = sh.derived ? 1 : 2;  // cached K and V, or V alone
   const size_t cache_bytes = size_t(capacity) * row * tensors * sizeof(__nv_bfloat16);
-  const int copies = int(std::max<size_t>(2, std::min<size_t>(64, (size_t(600) << 20) / cache_bytes + 1)));
+  // G4_ATTN_BENCH_MB: the layer copies' footprint to exceed (default 600 MB, past the L2); a step's weights and
+  // cache span ~22 GB at depth 65,536, so a larger footprint shows what address translation costs.
+  const char* mb = std::getenv("G4_ATTN_BENCH_MB");
+  const size_t footprint = size_t(std::max(600, mb ? std::atoi(mb) : 600));
+  const int copies = int(std::max<size_t>(2, std::min<size_t>(256, (footprint << 20) / cache_bytes + 1)));
   std::vector<Copy> cp(copies);
   for (int c = 0; c < copies; ++c) {
     cp[c].ck = sh.derived ? nullptr : dev_alloc<__nv_bfloat16>(size_t(capacity) * row);

@@ -10,8 +10,10 @@
 #                                     # tokenizer it carries), waits for the build, then alternates g4 bench
 #                                     # and llama-bench on that file (decode, prefill, decode at depth), then
 #                                     # batched decode
-# g4's binary comes from bench/device_run.sh --pack (.devbin, .devlibs). The carried set must stay under
-# 64 MiB: carry .devtests in the first call and .devtok in the second. Logs in $OUT or /tmp/g4-device.
+# g4's binary comes from bench/device_run.sh --pack (.devbin, .devlibs), or G4=PATH names one already there.
+# PAR=1,8 picks the batch sizes (default 1,4,8,16,32). DEEP=1 adds decode at depth 65,536 and a prefill of
+# 32,768 tokens (issue 11's long-context rows). The carried set must stay under 64 MiB: carry .devtests in the
+# first call and .devtok in the second. Logs in $OUT or /tmp/g4-device.
 set -u
 W=/tmp/g4-peer
 LOG=${OUT:-/tmp/g4-device}
@@ -48,9 +50,8 @@ if [ "${1:-}" = start ]; then
   exit 0
 fi
 
-mkdir -p build/cuda && tar -C build/cuda -xJf .devbin/cuda.tar.xz
 export LD_LIBRARY_PATH="$PWD/.devlibs:${LD_LIBRARY_PATH:-}"
-G4=build/cuda/g4
+if [ -z "${G4:-}" ]; then mkdir -p build/cuda && tar -C build/cuda -xJf .devbin/cuda.tar.xz && G4=build/cuda/g4; fi
 if [ ! -s "$GGUF" ]; then
   xz -dc .devtok/tokenizer.json.xz > "$W/tokenizer.json"
   t0=$(date +%s)
@@ -70,9 +71,15 @@ lb() { $LB/llama-bench -m "$GGUF" -ngl 99 -fa 1 -o jsonl "$@" 2>>"$LOG/lb.err"; 
   lb -p 0 -n 64 -r 2 -d 16384 | sed "s/^/lc r1 /"
   g4b -p 2048 -n 128 -r 2 -d 0 | sed "s/^/g4 r2 /"
   lb -p 2048 -n 128 -r 2 | sed "s/^/lc r2 /"
+  if [ "${DEEP:-0}" = 1 ]; then
+    g4b -p 32768 -n 0 -r 1 | sed "s/^/g4 deep /"
+    g4b -p 0 -n 64 -r 1 -d 65536 | sed "s/^/g4 deep /"
+    lb -p 32768 -n 0 -r 1 | sed "s/^/lc deep /"
+    lb -p 0 -n 64 -r 1 -d 65536 | sed "s/^/lc deep /"
+  fi
   if [ "${BATCH:-1}" = 1 ]; then
-    g4b -p 0 -n 64 -r 2 --parallel 1,4,8,16,32 | sed "s/^/g4 b /"
-    $LB/llama-batched-bench -m "$GGUF" -c 40960 -b 2048 -ub 512 -npp 512 -ntg 128 -npl 1,4,8,16,32 -fa 1 -ngl 99 \
+    g4b -p 0 -n 64 -r 2 --parallel "${PAR:-1,4,8,16,32}" | sed "s/^/g4 b /"
+    $LB/llama-batched-bench -m "$GGUF" -c 40960 -b 2048 -ub 512 -npp 512 -ntg 128 -npl "${PAR:-1,4,8,16,32}" -fa 1 -ngl 99 \
       2>>"$LOG/lb.err" | sed "s/^/lcbatch /"
   fi
 } > "$LOG/sbs.txt"
@@ -83,7 +90,7 @@ for line in open(sys.argv[1]):
     if tag == "g4":
         r, _, js = rest.partition(" ")
         j = json.loads(js)
-        print(f"g4   {r:3} depth {j['depth']:6} seqs {j['parallel']:3} pp{j['pp']} {j['pp_tok_s']:8.1f} | tg{j['tg']} {j['tg_tok_s']:7.2f} ± {j['tg_sd']:.2f}")
+        print(f"g4   {r:3} depth {j['depth']:6} seqs {j['parallel']:3} pp{j['pp']} {j.get('pp_tok_s') or 0:8.1f} | tg{j['tg']} {j.get('tg_tok_s') or 0:7.2f} ± {j.get('tg_sd') or 0:.2f}")
     elif tag == "lc":
         r, _, js = rest.partition(" ")
         j = json.loads(js)
