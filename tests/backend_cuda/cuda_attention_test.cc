@@ -111,5 +111,51 @@ TEST_F(CudaTest, AttentionOverBf16Cache) {
   EXPECT_THROW(precise_->new_kv_layer(bad), Error);
 }
 
+// K=V layers storing V only (derived keys, K = RoPE(V * k_norm) at each key's position) against the ref
+// backend's derived keys over the same bf16 values: the 31B's full-layer shape (head dim 512, 64 rotated
+// pairs, GQA 8) at depths past a tile's 256 keys (the kernel's angle addition from rows k0 and kk), a verify
+// of 4, group 4 and 1, and 4 rotated pairs (not a multiple of 8: the element-by-element derivation).
+TEST_F(CudaTest, AttentionDerivedKeys) {
+  struct C { int64_t T, Hq, Hkv, D; int pairs; int64_t p0, cap; };
+  const std::vector<C> cases = {{1, 32, 4, 512, 64, 3000, 4096}, {4, 32, 4, 512, 64, 700, 1024},
+                                {1, 8, 1, 512, 64, 9000, 9100},  {1, 16, 4, 128, 16, 70, 200},
+                                {2, 8, 8, 64, 8, 5, 16},         {3, 8, 2, 64, 4, 40, 64}};
+  for (const C& c : cases) {
+    const std::string what = "derived T=" + std::to_string(c.T) + " Hq=" + std::to_string(c.Hq) + " Hkv=" +
+                             std::to_string(c.Hkv) + " D=" + std::to_string(c.D) + " pairs=" + std::to_string(c.pairs) +
+                             " p0=" + std::to_string(c.p0);
+    auto bf16_grid = [](std::vector<float> x) {
+      for (float& f : x) f = bf16_to_f32(f32_to_bf16(f));
+      return x;
+    };
+    const auto q = randn(rng_, size_t(c.T * c.Hq * c.D), 0.2f);
+    const auto v = bf16_grid(randn(rng_, size_t(c.T * c.Hkv * c.D)));
+    const auto cv = bf16_grid(randn(rng_, size_t(c.cap * c.Hkv * c.D)));
+    std::vector<float> kw = randn(rng_, size_t(c.D), 0.1f);
+    for (float& w : kw) w += 1.f;
+    std::vector<std::vector<float>> outs;
+    for (Backend* be : std::initializer_list<Backend*>{&ref_, fast_.get()}) {
+      const auto norm = be->pack(WeightView{"k_norm", DType::kF32, {c.D}, kw.data(), nullptr}, WeightRole::kNorm);
+      KvLayerSpec spec;
+      spec.capacity = c.cap;
+      spec.n_kv_heads = int(c.Hkv);
+      spec.head_dim = int(c.D);
+      spec.k_type = spec.v_type = be == &ref_ ? DType::kF32 : DType::kBF16;
+      spec.k_from_v = true;
+      spec.k_norm = norm.get();
+      spec.rope = RopeSpec{1e6f, c.pairs};
+      KvLayer kc = be->new_kv_layer(spec);
+      ASSERT_TRUE(kc.k_from_v) << what;
+      const Tensor cvt = to_device(*be, cv, {c.cap, c.Hkv, c.D});
+      be->kv_append(kc, cvt, cvt, 0);  // (the keys argument is not stored)
+      Tensor out = be->empty({c.T, c.Hq, c.D});
+      const Tensor vt = to_device(*be, v, {c.T, c.Hkv, c.D});
+      be->attention(to_device(*be, q, {c.T, c.Hq, c.D}), vt, vt, kc, c.p0, 0, out);
+      outs.push_back(to_host(*be, out));
+    }
+    expect_close(outs[1], outs[0], 1e-5, what);
+  }
+}
+
 }  // namespace
 }  // namespace g4::test

@@ -291,12 +291,88 @@ __device__ __forceinline__ void accumulate4(float4 (&acc)[G], const float* p, co
   }
 }
 
+// Derived keys (K = RoPE(V * kw) at the key's position, a.kw set) without forming K: the query is folded
+// into the key's weights instead. Dims RoPE leaves alone score V_j * (q_j kw_j), qs holding q_j kw_j. A
+// rotated pair (lo = i, hi = i + D/2, i < pairs) at angle (c, s) scores
+//   q_lo K_lo + q_hi K_hi = c (V_lo A + V_hi B) + s (V_lo C - V_hi E),
+//   A = q_lo kw_lo, B = q_hi kw_hi, C = q_hi kw_lo, E = q_lo kw_hi   (dq4 [G, pairs] holds {A, B, C, E}).
+// The angle of key k0 + kk by angle addition from the table's rows k0 (base_cs, shared memory, once a tile)
+// and kk < 256 (rows that stay in cache for every layer and tile), so the table's long tail is never read.
+// A fresh row (f32, rounded as the cache will hold it) scores by the same formula as a cached one, so a
+// verify or a batch gives every query the result of a one-token step.
+template <int G>
+__device__ __forceinline__ void derived_query(const AttnArgs& a, const float* q, float* qs, float4* dq4, int tid) {
+  const int D = int(a.D), half = D / 2, P = a.pairs;
+  for (int e = tid; e < G * D; e += kThreads) {
+    const int d = e % D, dm = d % half;
+    qs[e] = dm < P ? 0.f : __fmul_rn(q[e], a.kw[d]);
+  }
+  for (int e = tid; e < G * P; e += kThreads) {
+    const int j = e / P, i = e % P;
+    const float lo = q[j * D + i], hi = q[j * D + i + half], wl = a.kw[i], wh = a.kw[i + half];
+    dq4[e] = make_float4(__fmul_rn(lo, wl), __fmul_rn(hi, wh), __fmul_rn(hi, wl), __fmul_rn(lo, wh));
+  }
+}
+
+// s[j] += the scores of one key's dims [d, d_end) (multiples of 8) for the group's heads; kk: the key's
+// offset in its tile. A warp's dim range holds a rotated pair when it holds the pair's low dim.
+template <class CT, int G>
+__device__ __forceinline__ void derived_scores(float (&s)[G], const float* qs, const float4* dq4, const float2* base_cs,
+                                               const AttnArgs& a, const void* kr, bool kf, int kk, int d, int d_end) {
+  const int D = int(a.D), half = D / 2, P = a.pairs;
+  const float4* off = reinterpret_cast<const float4*>(a.rope_cs) + int64_t(kk) * P / 2;
+  for (int i = d; i < min(d_end, P); i += 8) {
+    float lo[8], hi[8];
+    load8<CT>(kr, kf, i, lo);
+    load8<CT>(kr, kf, i + half, hi);
+#pragma unroll
+    for (int u = 0; u < 8; u += 2) {
+      const float4 o = __ldg(off + (i + u) / 2);  // {cos, sin} of kk for pairs i + u and i + u + 1
+      const float2 b0 = base_cs[i + u], b1 = base_cs[i + u + 1];
+      const float c0 = fmaf(b0.x, o.x, -b0.y * o.y), s0 = fmaf(b0.y, o.x, b0.x * o.y);
+      const float c1 = fmaf(b1.x, o.z, -b1.y * o.w), s1 = fmaf(b1.y, o.z, b1.x * o.w);
+#pragma unroll
+      for (int j = 0; j < G; ++j) {
+        const float4 q0 = dq4[j * P + i + u], q1 = dq4[j * P + i + u + 1];
+        s[j] = fmaf(c0, fmaf(lo[u], q0.x, hi[u] * q0.y), fmaf(s0, fmaf(lo[u], q0.z, -hi[u] * q0.w), s[j]));
+        s[j] = fmaf(c1, fmaf(lo[u + 1], q1.x, hi[u + 1] * q1.y), fmaf(s1, fmaf(lo[u + 1], q1.z, -hi[u + 1] * q1.w), s[j]));
+      }
+    }
+  }
+  // The dims RoPE leaves alone: [P, half) and [half + P, D) within [d, d_end), kKeyLoads x 8 values in flight.
+  const int runs[2][2] = {{max(d, P), min(d_end, half)}, {max(d, half + P), d_end}};
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    int x = runs[r][0];
+    const int end = runs[r][1];
+    if (!kf) {
+      for (; x + 8 * kKeyLoads <= end; x += 8 * kKeyLoads) {
+        Raw<uint4, CT> raw[kKeyLoads];
+#pragma unroll
+        for (int u = 0; u < kKeyLoads; ++u) raw[u] = load_raw<uint4, CT>(kr, x + 8 * u);
+#pragma unroll
+        for (int u = 0; u < kKeyLoads; ++u) {
+          float v[8];
+          unpack8<CT>(raw[u], v);
+          score8<G>(s, qs, D, x + 8 * u, v);
+        }
+      }
+    }
+    for (; x < end; x += 8) {
+      float v[8];
+      load8<CT>(kr, kf, x, v);
+      score8<G>(s, qs, D, x, v);
+    }
+  }
+}
+
 constexpr int kMaxTile = 256;  // 32 keys per warp x 8 warps
 
-// kDerived (a.kw set: keys derived from the value rows) adds a batched path for the dims RoPE leaves alone; an
-// instantiation of its own, so that the stored-key kernels compile exactly as without it.
+// kDerived (a.kw set, pairs a multiple of 8): keys derived from the value rows scored by derived_scores; an
+// instantiation of its own, so that the stored-key kernels compile exactly as without it. (Other derived
+// shapes take kDerived = false, whose last loop derives each key element by element.)
 template <class CT, int G, bool kDerived>
-__global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int n_split, float* part, float* ml) {
+__device__ __forceinline__ void decode_group(const AttnArgs& a, int n_split, float* part, float* ml) {
   grid_dependency_sync();
   extern __shared__ float4 sm4[];
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
@@ -308,6 +384,10 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
   float* mrow = pt + kMaxTile * G;            // [G] running max, sum, this tile's rescale factor
   float* lrow = mrow + G;
   float* frow = lrow + G;
+  // kDerived: the folded query {A, B, C, E} of each head's rotated pairs [G, pairs], then this tile's base
+  // angles [pairs] (derived_scores), 16-byte aligned after the rest.
+  float4* dq4 = sm4 + (G * D + kWarps * G * 32 + kMaxTile * G + 3 * G + 3) / 4;
+  float2* base_cs = reinterpret_cast<float2*>(dq4 + G * a.pairs);
   __shared__ const void* krow[kMaxTile];
   __shared__ const void* vrow[kMaxTile];
   __shared__ bool fresh[kMaxTile];
@@ -324,7 +404,11 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
   while (kc < kWarps && 32 * kc < per) kc *= 2;
   const int tile = 32 * kc, dc = min(kWarps / kc, D / 8);
 
-  for (int i = tid; i < G * D; i += kThreads) qs[i] = a.q[(t * a.Hq + g * G) * D + i];
+  if constexpr (kDerived) {
+    derived_query<G>(a, a.q + (t * a.Hq + g * G) * D, qs, dq4, tid);
+  } else {
+    for (int i = tid; i < G * D; i += kThreads) qs[i] = a.q[(t * a.Hq + g * G) * D + i];
+  }
   if (tid < G) mrow[tid] = -FLT_MAX, lrow[tid] = 0.f;
   // Output ownership: dims 4 * dq .. 4 * dq + 3 of every head, keys kg, kg + n_kg, ... of each tile.
   const int dpt = D / 4, n_kg = kThreads / dpt, dq = tid % dpt, kg = tid / dpt;
@@ -341,6 +425,9 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
       krow[tid] = key_src<CT>(a, rs, k0 + tid, g);
       vrow[tid] = key_row<CT>(a, rs, rs.v, rs.cv, k0 + tid, g);
       fresh[tid] = k0 + tid >= rs.p0;
+    }
+    if constexpr (kDerived) {
+      for (int i = tid; i < a.pairs; i += kThreads) base_cs[i] = reinterpret_cast<const float2*>(a.rope_cs)[k0 * a.pairs + i];
     }
     __syncthreads();
     if (dci < dc) {
@@ -367,38 +454,8 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
           }
         }
         if constexpr (kDerived) {
-          if (!kf) {
-            // Derived keys from a cached value row: runs of dims that RoPE leaves alone (every j with
-            // j mod D/2 >= pairs) are V * kw, loaded kKeyLoads x 8 at a time as stored keys are; the rotated
-            // dims one 8-block at a time. The same products, roundings and order as derived_key_at.
-            const int half = D / 2;
-            while (d < d_end) {
-              const int dm = d % half;
-              if (d + 8 * kKeyLoads <= d_end && dm >= a.pairs && dm + 8 * kKeyLoads <= half) {
-                Raw<uint4, CT> r[kKeyLoads];
-#pragma unroll
-                for (int u = 0; u < kKeyLoads; ++u) r[u] = load_raw<uint4, CT>(kr, d + 8 * u);
-#pragma unroll
-                for (int u = 0; u < kKeyLoads; ++u) {
-                  float x[8];
-                  unpack8<CT>(r[u], x);
-                  const float4 w0 = __ldg(reinterpret_cast<const float4*>(a.kw + d + 8 * u));
-                  const float4 w1 = __ldg(reinterpret_cast<const float4*>(a.kw + d + 8 * u + 4));
-                  x[0] = __fmul_rn(x[0], w0.x), x[1] = __fmul_rn(x[1], w0.y), x[2] = __fmul_rn(x[2], w0.z);
-                  x[3] = __fmul_rn(x[3], w0.w), x[4] = __fmul_rn(x[4], w1.x), x[5] = __fmul_rn(x[5], w1.y);
-                  x[6] = __fmul_rn(x[6], w1.z), x[7] = __fmul_rn(x[7], w1.w);
-                  score8<G>(s, qs, D, d + 8 * u, x);
-                }
-                d += 8 * kKeyLoads;
-              } else {
-                float x[8];
-#pragma unroll
-                for (int i = 0; i < 8; ++i) x[i] = derived_key_at<CT>(a, kr, false, k0 + kk, d + i);
-                score8<G>(s, qs, D, d, x);
-                d += 8;
-              }
-            }
-          }
+          derived_scores<CT, G>(s, qs, dq4, base_cs, a, kr, kf, kk, d, d_end);
+          d = d_end;
         }
         for (; d < d_end; d += 8) {
           float x[8];
@@ -483,6 +540,18 @@ __global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int 
     o[0] = ks < ke ? mrow[tid] : -FLT_MAX;
     o[1] = lrow[tid];
   }
+}
+
+template <class CT, int G>
+__global__ void __launch_bounds__(kThreads) decode_group_kernel(AttnArgs a, int n_split, float* part, float* ml) {
+  decode_group<CT, G, false>(a, n_split, part, ml);
+}
+
+// Derived keys. kMinBlocks 0: the compiler's register count (144 a thread at G = 8, bf16: one block an SM);
+// 2: held to 128 registers for two blocks an SM (76 bytes spilled at G = 8).
+template <class CT, int G, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) decode_group_derived_kernel(AttnArgs a, int n_split, float* part, float* ml) {
+  decode_group<CT, G, true>(a, n_split, part, ml);
 }
 
 // The merge of a query head's splits: out = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s, M = max m_s.
@@ -635,6 +704,19 @@ int pick_split(const AttnArgs& a, int n_sm) {
   return int(std::max<int64_t>(1, std::min<int64_t>({want, (max_keys + min_keys - 1) / min_keys, int64_t(kMaxSplit)})));
 }
 
+// The group kernel of a cache type and group size: variant 0 stored keys, 1 / 2 derived keys (kMinBlocks 0 /
+// 2).
+template <class CT, int G>
+void launch_group(const AttnArgs& a, int variant, dim3 grid, size_t smem, cudaStream_t s, int ns, float* part, float* ml) {
+  auto go = [&](auto kernel) {
+    if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    launch(kernel, grid, kThreads, smem, s, a, ns, part, ml);
+  };
+  if (variant == 0) go(decode_group_kernel<CT, G>);
+  else if (variant == 1) go(decode_group_derived_kernel<CT, G, 0>);
+  else go(decode_group_derived_kernel<CT, G, 2>);
+}
+
 // Other head dims and groups: decode_kernel (a warp per key, the key row in registers).
 void decode_any_shape(const AttnArgs& a, int ns, float* part, float* ml, cudaStream_t s) {
   const int group = int(a.Hq / a.Hkv);
@@ -686,27 +768,24 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   if (skip_split) {
     // knocked out (benchmarks only)
   } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
-    const size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);
-    auto go = [&](auto kernel) { launch(kernel, grid, kThreads, smem, s, a, ns, part, ml); };
-    auto pick = [&](auto derived) {
-      constexpr bool kD = decltype(derived)::value;
-      switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
-        case 2: go(decode_group_kernel<float, 1, kD>); break;
-        case 3: go(decode_group_kernel<__nv_bfloat16, 1, kD>); break;
-        case 4: go(decode_group_kernel<float, 2, kD>); break;
-        case 5: go(decode_group_kernel<__nv_bfloat16, 2, kD>); break;
-        case 8: go(decode_group_kernel<float, 4, kD>); break;
-        case 9: go(decode_group_kernel<__nv_bfloat16, 4, kD>); break;
-        case 16: go(decode_group_kernel<float, 8, kD>); break;
-        default: go(decode_group_kernel<__nv_bfloat16, 8, kD>); break;
-      }
-    };
-    static const bool derived_batched = [] {  // G4_CUDA_DERIVED_BATCHED=0: derived keys element by element
-      const char* e = std::getenv("G4_CUDA_DERIVED_BATCHED");
-      return !(e && std::string(e) == "0");
-    }();
-    if (a.kw && derived_batched) pick(std::true_type{});
-    else pick(std::false_type{});
+    // Derived keys (a.kw) with pairs a multiple of 8 take derived_scores (G4_CUDA_DERIVED_BATCHED=0: the
+    // stored-key kernel's element-by-element derivation instead; G4_CUDA_DERIVED_BLOCKS=2: the variant
+    // held to 128 registers, two blocks an SM, for comparisons).
+    static const bool derived_batched = env_int("G4_CUDA_DERIVED_BATCHED", 1) != 0;
+    static const int derived_blocks = std::min(2, std::max(1, env_int("G4_CUDA_DERIVED_BLOCKS", 1)));
+    const int variant = a.kw && derived_batched && a.pairs % 8 == 0 ? derived_blocks : 0;
+    size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);
+    if (variant) smem = (smem + 15) / 16 * 16 + size_t(group * a.pairs) * sizeof(float4) + size_t(a.pairs) * sizeof(float2);
+    switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
+      case 2: launch_group<float, 1>(a, variant, grid, smem, s, ns, part, ml); break;
+      case 3: launch_group<__nv_bfloat16, 1>(a, variant, grid, smem, s, ns, part, ml); break;
+      case 4: launch_group<float, 2>(a, variant, grid, smem, s, ns, part, ml); break;
+      case 5: launch_group<__nv_bfloat16, 2>(a, variant, grid, smem, s, ns, part, ml); break;
+      case 8: launch_group<float, 4>(a, variant, grid, smem, s, ns, part, ml); break;
+      case 9: launch_group<__nv_bfloat16, 4>(a, variant, grid, smem, s, ns, part, ml); break;
+      case 16: launch_group<float, 8>(a, variant, grid, smem, s, ns, part, ml); break;
+      default: launch_group<__nv_bfloat16, 8>(a, variant, grid, smem, s, ns, part, ml); break;
+    }
   } else {
     decode_any_shape(a, ns, part, ml, s);
   }
