@@ -295,11 +295,11 @@ __device__ __forceinline__ void accumulate4(float4 (&acc)[G], const float* p, co
 // into the key's weights instead. Dims RoPE leaves alone score V_j * (q_j kw_j), qs holding q_j kw_j. A
 // rotated pair (lo = i, hi = i + D/2, i < pairs) at angle (c, s) scores
 //   q_lo K_lo + q_hi K_hi = c (V_lo A + V_hi B) + s (V_lo C - V_hi E),
-//   A = q_lo kw_lo, B = q_hi kw_hi, C = q_hi kw_lo, E = q_lo kw_hi   (dq4 [G, pairs] holds {A, B, C, E}).
-// The angle of key k0 + kk by angle addition from the table's rows k0 (base_cs, shared memory, once a tile)
-// and kk < 256 (rows that stay in cache for every layer and tile), so the table's long tail is never read.
-// A fresh row (f32, rounded as the cache will hold it) scores by the same formula as a cached one, so a
-// verify or a batch gives every query the result of a one-token step.
+//   A = q_lo kw_lo, B = q_hi kw_hi, C = q_hi kw_lo, E = q_lo kw_hi   (dq4 [G, pairs] holds {A, B, C, E}),
+// (c, s) read from the key's row of the table, as the host and the ref backend round them (an angle summed
+// from two rows drifted 3e-5-7e-5 in the outputs at positions 3,000-9,000: the table's angles are f32
+// products). A fresh row (f32, rounded as the cache will hold it) scores by the same formula as a cached
+// one, so a verify or a batch gives every query the result of a one-token step.
 template <int G>
 __device__ __forceinline__ void derived_query(const AttnArgs& a, const float* q, float* qs, float4* dq4, int tid) {
   const int D = int(a.D), half = D / 2, P = a.pairs;
@@ -314,28 +314,25 @@ __device__ __forceinline__ void derived_query(const AttnArgs& a, const float* q,
   }
 }
 
-// s[j] += the scores of one key's dims [d, d_end) (multiples of 8) for the group's heads; kk: the key's
-// offset in its tile. A warp's dim range holds a rotated pair when it holds the pair's low dim.
+// s[j] += the scores of one key's dims [d, d_end) (multiples of 8) for the group's heads; pk: the key's
+// position. A warp's dim range holds a rotated pair when it holds the pair's low dim.
 template <class CT, int G>
-__device__ __forceinline__ void derived_scores(float (&s)[G], const float* qs, const float4* dq4, const float2* base_cs,
-                                               const AttnArgs& a, const void* kr, bool kf, int kk, int d, int d_end) {
+__device__ __forceinline__ void derived_scores(float (&s)[G], const float* qs, const float4* dq4, const AttnArgs& a,
+                                               const void* kr, bool kf, int64_t pk, int d, int d_end) {
   const int D = int(a.D), half = D / 2, P = a.pairs;
-  const float4* off = reinterpret_cast<const float4*>(a.rope_cs) + int64_t(kk) * P / 2;
+  const float4* cs = reinterpret_cast<const float4*>(a.rope_cs) + pk * P / 2;
   for (int i = d; i < min(d_end, P); i += 8) {
     float lo[8], hi[8];
     load8<CT>(kr, kf, i, lo);
     load8<CT>(kr, kf, i + half, hi);
 #pragma unroll
     for (int u = 0; u < 8; u += 2) {
-      const float4 o = __ldg(off + (i + u) / 2);  // {cos, sin} of kk for pairs i + u and i + u + 1
-      const float2 b0 = base_cs[i + u], b1 = base_cs[i + u + 1];
-      const float c0 = fmaf(b0.x, o.x, -b0.y * o.y), s0 = fmaf(b0.y, o.x, b0.x * o.y);
-      const float c1 = fmaf(b1.x, o.z, -b1.y * o.w), s1 = fmaf(b1.y, o.z, b1.x * o.w);
+      const float4 r = __ldg(cs + (i + u) / 2);  // {cos, sin} of pairs i + u and i + u + 1
 #pragma unroll
       for (int j = 0; j < G; ++j) {
         const float4 q0 = dq4[j * P + i + u], q1 = dq4[j * P + i + u + 1];
-        s[j] = fmaf(c0, fmaf(lo[u], q0.x, hi[u] * q0.y), fmaf(s0, fmaf(lo[u], q0.z, -hi[u] * q0.w), s[j]));
-        s[j] = fmaf(c1, fmaf(lo[u + 1], q1.x, hi[u + 1] * q1.y), fmaf(s1, fmaf(lo[u + 1], q1.z, -hi[u + 1] * q1.w), s[j]));
+        s[j] = fmaf(r.x, fmaf(lo[u], q0.x, hi[u] * q0.y), fmaf(r.y, fmaf(lo[u], q0.z, -hi[u] * q0.w), s[j]));
+        s[j] = fmaf(r.z, fmaf(lo[u + 1], q1.x, hi[u + 1] * q1.y), fmaf(r.w, fmaf(lo[u + 1], q1.z, -hi[u + 1] * q1.w), s[j]));
       }
     }
   }
@@ -384,10 +381,9 @@ __device__ __forceinline__ void decode_group(const AttnArgs& a, int n_split, flo
   float* mrow = pt + kMaxTile * G;            // [G] running max, sum, this tile's rescale factor
   float* lrow = mrow + G;
   float* frow = lrow + G;
-  // kDerived: the folded query {A, B, C, E} of each head's rotated pairs [G, pairs], then this tile's base
-  // angles [pairs] (derived_scores), 16-byte aligned after the rest.
+  // kDerived: the folded query {A, B, C, E} of each head's rotated pairs [G, pairs] (derived_scores), 16-byte
+  // aligned after the rest.
   float4* dq4 = sm4 + (G * D + kWarps * G * 32 + kMaxTile * G + 3 * G + 3) / 4;
-  float2* base_cs = reinterpret_cast<float2*>(dq4 + G * a.pairs);
   __shared__ const void* krow[kMaxTile];
   __shared__ const void* vrow[kMaxTile];
   __shared__ bool fresh[kMaxTile];
@@ -426,9 +422,6 @@ __device__ __forceinline__ void decode_group(const AttnArgs& a, int n_split, flo
       vrow[tid] = key_row<CT>(a, rs, rs.v, rs.cv, k0 + tid, g);
       fresh[tid] = k0 + tid >= rs.p0;
     }
-    if constexpr (kDerived) {
-      for (int i = tid; i < a.pairs; i += kThreads) base_cs[i] = reinterpret_cast<const float2*>(a.rope_cs)[k0 * a.pairs + i];
-    }
     __syncthreads();
     if (dci < dc) {
       const int kk = kci * 32 + lane;
@@ -454,7 +447,7 @@ __device__ __forceinline__ void decode_group(const AttnArgs& a, int n_split, flo
           }
         }
         if constexpr (kDerived) {
-          derived_scores<CT, G>(s, qs, dq4, base_cs, a, kr, kf, kk, d, d_end);
+          derived_scores<CT, G>(s, qs, dq4, a, kr, kf, k0 + kk, d, d_end);
           d = d_end;
         }
         for (; d < d_end; d += 8) {
@@ -768,14 +761,15 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   if (skip_split) {
     // knocked out (benchmarks only)
   } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
-    // Derived keys (a.kw) with pairs a multiple of 8 take derived_scores (G4_CUDA_DERIVED_BATCHED=0: the
-    // stored-key kernel's element-by-element derivation instead; G4_CUDA_DERIVED_BLOCKS=2: the variant
-    // held to 128 registers, two blocks an SM, for comparisons).
+    // Derived keys (a.kw) with pairs a multiple of 8 take derived_scores, held to two blocks an SM (faster on
+    // the H200 than one block without spills: 333 against 396 us a full layer at 65,536 keys). For
+    // comparisons: G4_CUDA_DERIVED_BATCHED=0, the stored-key kernel's element-by-element derivation;
+    // G4_CUDA_DERIVED_BLOCKS=1, the compiler's register count.
     static const bool derived_batched = env_int("G4_CUDA_DERIVED_BATCHED", 1) != 0;
-    static const int derived_blocks = std::min(2, std::max(1, env_int("G4_CUDA_DERIVED_BLOCKS", 1)));
+    static const int derived_blocks = std::min(2, std::max(1, env_int("G4_CUDA_DERIVED_BLOCKS", 2)));
     const int variant = a.kw && derived_batched && a.pairs % 8 == 0 ? derived_blocks : 0;
     size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);
-    if (variant) smem = (smem + 15) / 16 * 16 + size_t(group * a.pairs) * sizeof(float4) + size_t(a.pairs) * sizeof(float2);
+    if (variant) smem = (smem + 15) / 16 * 16 + size_t(group * a.pairs) * sizeof(float4);
     switch (group * 2 + (a.cache_bf16 ? 1 : 0)) {
       case 2: launch_group<float, 1>(a, variant, grid, smem, s, ns, part, ml); break;
       case 3: launch_group<__nv_bfloat16, 1>(a, variant, grid, smem, s, ns, part, ml); break;
