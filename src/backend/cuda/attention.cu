@@ -15,6 +15,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "backend/cuda/attn_rows.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
@@ -28,29 +29,6 @@ namespace {
 constexpr int kThreads = 256, kWarps = kThreads / 32, kTile = 64, kMaxElems = 16;  // group * D <= 4096
 constexpr int kMaxD = 512;
 
-// What a query row needs of its sequence: the sequence's new keys/values (k, v: its first row), its cache,
-// the position of its first new key (p0) and the query's own position (pq).
-struct RowSeq {
-  const float* k;
-  const float* v;
-  const void* ck;
-  const void* cv;
-  int64_t p0, pq;
-};
-
-__device__ __forceinline__ RowSeq row_seq(const AttnArgs& a, int64_t row) {
-  int64_t p0;
-  const SeqEntry& e = entry_of(a.seqs, row, &p0);
-  return RowSeq{a.k + e.row0 * a.Hkv * a.D, a.v + e.row0 * a.Hkv * a.D, e.ck, e.cv, p0, p0 + row - e.row0};
-}
-
-template <class CT>
-__device__ __forceinline__ const void* key_row(const AttnArgs& a, const RowSeq& r, const float* fresh,
-                                               const void* cache, int64_t pk, int64_t g) {
-  if (pk >= r.p0) return fresh + ((pk - r.p0) * a.Hkv + g) * a.D;
-  const int64_t slot = a.ring ? pk % a.capacity : pk;
-  return static_cast<const CT*>(cache) + (slot * a.Hkv + g) * a.D;
-}
 
 __device__ __forceinline__ float to_f32(float x) { return x; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -79,10 +57,6 @@ __device__ __forceinline__ const void* key_src(const AttnArgs& a, const RowSeq& 
   return a.kw ? key_row<CT>(a, r, r.v, r.cv, pk, g) : key_row<CT>(a, r, r.k, r.ck, pk, g);
 }
 
-__device__ __forceinline__ void key_range(const AttnArgs& a, int64_t pq, int64_t* lo, int64_t* hi) {
-  *lo = a.window > 0 ? max(int64_t(0), pq - a.window + 1) : 0;
-  *hi = pq + 1;
-}
 
 // grid (Hkv, T, n_split), t being the query row of the launch (its sequence found in a.seqs). Scratch:
 // part [T, Hq, n_split, D], ml [T, Hq, n_split, 2].
@@ -758,8 +732,11 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
     const char* e = std::getenv("G4_CUDA_ATTN_GROUP");
     return !(e && std::string(e) == "0");
   }();
+  static const bool tc_on = env_int("G4_CUDA_ATTN_TC", 0) != 0;  // G4_CUDA_ATTN_TC=1: attn_decode_tc.cu
   if (skip_split) {
     // knocked out (benchmarks only)
+  } else if (tc_on && attn_decode_tc_suits(a)) {
+    attn_decode_tc(a, ns, part, ml, s);
   } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     // Derived keys (a.kw) with pairs a multiple of 8 take derived_scores, held to two blocks an SM (faster on
     // the H200 than one block without spills: 333 against 396 us a full layer at 65,536 keys). For

@@ -1,0 +1,270 @@
+// Decode attention on the tensor cores (bf16 cache, stored keys, head dims 128/256/512, GQA groups up to 8).
+// The same split-K work as attention.cu's group kernel (one block a query row, KV head and slice of the
+// visible keys; the same split count, partial outputs and merge), but the products run as bf16 mma
+// m16n8k16 with f32 sums, so a block no longer issues a shared-memory load of the query for every 4 FMAs:
+//   scores  S^T [16 keys x 8 heads] = K [16 keys x D] . Q^T, a warp per 16 keys of a 64-key tile;
+//   outputs O^T [D x 8 heads] += V^T [D x 64 keys] . P^T, a warp per quarter of the head dims.
+// The group's heads are the mma's 8 columns (zero past the group). Key and value rows are read straight
+// from the cache, 16 bytes a lane: which head dims a fragment slot stands for is a free choice as long as
+// the query (scores) and the output (P.V) use the same one, so a lane's 8 contiguous values feed two mmas
+// (scores) or, transposed in registers by movmatrix, the dims x keys fragments of V^T (outputs).
+// Precision: the cache is bf16 already (exact in the products); the query and the probabilities are split
+// into three bf16 parts each (hi + mid + lo: their 24 bits), so every product is the f32 one up to the
+// tensor core's f32 summation. A fresh row (f32, this step's own keys and values) is rounded to bf16 as
+// the cache will hold it, so a verify or a batch gives each query its one-token result bit for bit.
+#include <cfloat>
+#include <cstdint>
+#include <cuda_bf16.h>
+
+#include "backend/cuda/attn_rows.cuh"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
+
+namespace g4::cuda {
+
+namespace {
+
+constexpr int kWarpsTc = 4, kThreadsTc = 32 * kWarpsTc;
+constexpr int kTileTc = 16 * kWarpsTc;  // keys a tile: 16 a warp for the scores
+constexpr int kParts = 3;               // bf16 parts of the query and of the probabilities
+constexpr int kCols = 8;                // the mma's N: heads of the group, zero past it
+
+__device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// The 8 x 8 b16 matrix whose fragment the warp holds (lane: row lane / 4, cols 2 (lane % 4) + {0, 1}),
+// transposed.
+__device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
+  uint32_t y;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(y) : "r"(x));
+  return y;
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+
+// Values d .. d + 7 of a row as 4 bf16 pairs: a cached bf16 row, a fresh f32 row rounded as the cache will
+// hold it, or zeros (no row: past the split's keys).
+__device__ __forceinline__ uint4 load8(const void* row, bool fresh, int d) {
+  if (!row) return make_uint4(0u, 0u, 0u, 0u);
+  if (!fresh) return *reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(row) + d);
+  const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(row) + d);
+  const float4 x = p[0], y = p[1];
+  return make_uint4(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w), pack_bf16(y.x, y.y), pack_bf16(y.z, y.w));
+}
+
+// x as three bf16 parts whose sum is x to f32 precision.
+__device__ __forceinline__ void split3(float x, __nv_bfloat16 (&p)[kParts]) {
+#pragma unroll
+  for (int i = 0; i < kParts; ++i) {
+    p[i] = __float2bfloat16_rn(x);
+    x -= __bfloat162float(p[i]);
+  }
+}
+
+// Shared memory of a block, rows padded against bank conflicts: the query parts [kParts][kCols][D + 32]
+// (bf16; a row 64 bytes past a multiple of 128, so the 8 lanes of a 16-byte load phase see 8 bank groups),
+// the tile's scores [kCols][kTileTc + 4] (f32), the probability parts [kParts][kCols][kTileTc + 8] (bf16),
+// the running max, sum and this tile's rescale factor per column.
+constexpr int kScoreRow = kTileTc + 4, kProbRow = kTileTc + 8;
+template <int D>
+constexpr size_t smem_bytes() {
+  return size_t(kParts * kCols * (D + 32)) * 2 + size_t(kCols * kScoreRow) * 4 + size_t(kParts * kCols * kProbRow) * 2 +
+         size_t(3 * kCols) * 4;
+}
+
+// grid (Hkv, T, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split, D], ml [T, Hq,
+// n_split, 2].
+template <int D>
+__global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml) {
+  grid_dependency_sync();
+  constexpr int QS = D + 32, PS = kProbRow, SS = kScoreRow;
+  constexpr int DW = D / kWarpsTc;  // head dims a warp owns in P.V, 32 a group (two 16-dim m-tiles)
+  extern __shared__ float4 tc_sm[];
+  __nv_bfloat16* qsm = reinterpret_cast<__nv_bfloat16*>(tc_sm);
+  float* sc = reinterpret_cast<float*>(qsm + kParts * kCols * QS);
+  __nv_bfloat16* psm = reinterpret_cast<__nv_bfloat16*>(sc + kCols * SS);
+  float* mrow = reinterpret_cast<float*>(psm + kParts * kCols * PS);
+  float* lrow = mrow + kCols;
+  float* frow = lrow + kCols;
+  __shared__ const void* krow[kTileTc];
+  __shared__ const void* vrow[kTileTc];
+  __shared__ bool fresh[kTileTc];
+
+  const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
+  const int G = int(a.Hq / a.Hkv);
+  const RowSeq rs = row_seq(a, t);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, cq = lane & 3;
+  int64_t lo, hi;
+  key_range(a, rs.pq, &lo, &hi);
+  const int64_t per = (hi - lo + n_split - 1) / n_split;
+  const int64_t ks = lo + split * per, ke = min(hi, ks + per);
+
+  for (int e = tid; e < kCols * D; e += kThreadsTc) {
+    const int j = e / D, d = e % D;
+    __nv_bfloat16 p[kParts];
+    split3(j < G ? a.q[(t * a.Hq + g * G + j) * D + d] : 0.f, p);
+#pragma unroll
+    for (int i = 0; i < kParts; ++i) qsm[(i * kCols + j) * QS + d] = p[i];
+  }
+  if (tid < kCols) mrow[tid] = -FLT_MAX, lrow[tid] = 0.f;
+  float acc[DW / 16][4];
+#pragma unroll
+  for (int m = 0; m < DW / 16; ++m) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.f;
+  __syncthreads();
+
+  for (int64_t k0 = ks; k0 < ke; k0 += kTileTc) {
+    const int nk = int(min(int64_t(kTileTc), ke - k0));
+    if (tid < kTileTc) {
+      const bool in = tid < nk;
+      krow[tid] = in ? key_row<__nv_bfloat16>(a, rs, rs.k, rs.ck, k0 + tid, g) : nullptr;
+      vrow[tid] = in ? key_row<__nv_bfloat16>(a, rs, rs.v, rs.cv, k0 + tid, g) : nullptr;
+      fresh[tid] = in && k0 + tid >= rs.p0;
+    }
+    __syncthreads();
+    {
+      // Scores of keys 16 warp + gq (mma rows gq) and + 8 (rows gq + 8). Lane cq's 8 values at d feed the
+      // k slots {2cq, 2cq + 1, 2cq + 8, 2cq + 9} of two mmas (d .. d + 3, then d + 4 .. d + 7), and the
+      // query's B fragment takes the same dims.
+      const int r0 = 16 * warp + gq, r1 = r0 + 8;
+      const void* ka = krow[r0];
+      const void* kb = krow[r1];
+      const bool fa = fresh[r0], fb = fresh[r1];
+      float c[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll 4
+      for (int base = 0; base < D; base += 32) {
+        const int d = base + 8 * cq;
+        const uint4 wa = load8(ka, fa, d), wb = load8(kb, fb, d);
+#pragma unroll
+        for (int i = 0; i < kParts; ++i) {
+          const uint4 qv = *reinterpret_cast<const uint4*>(qsm + (i * kCols + gq) * QS + d);
+          mma_bf16(c, wa.x, wb.x, wa.y, wb.y, qv.x, qv.y);
+          mma_bf16(c, wa.z, wb.z, wa.w, wb.w, qv.z, qv.w);
+        }
+      }
+      // c: keys r0 (c[0], c[1]) and r1 (c[2], c[3]), columns 2cq and 2cq + 1.
+      sc[(2 * cq) * SS + r0] = c[0];
+      sc[(2 * cq + 1) * SS + r0] = c[1];
+      sc[(2 * cq) * SS + r1] = c[2];
+      sc[(2 * cq + 1) * SS + r1] = c[3];
+    }
+    __syncthreads();
+    // Online softmax: warp w takes columns 2w and 2w + 1, a lane keys lane and lane + 32.
+#pragma unroll
+    for (int jj = 0; jj < 2; ++jj) {
+      const int j = 2 * warp + jj;
+      const float s0 = lane < nk ? sc[j * SS + lane] : -FLT_MAX;
+      const float s1 = lane + 32 < nk ? sc[j * SS + lane + 32] : -FLT_MAX;
+      float mx = fmaxf(s0, s1);
+      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      const float m_old = mrow[j], m_new = fmaxf(m_old, mx);
+      const float p0 = lane < nk && j < G ? __expf(s0 - m_new) : 0.f;
+      const float p1 = lane + 32 < nk && j < G ? __expf(s1 - m_new) : 0.f;
+      __nv_bfloat16 q0[kParts], q1[kParts];
+      split3(p0, q0);
+      split3(p1, q1);
+#pragma unroll
+      for (int i = 0; i < kParts; ++i) {
+        psm[(i * kCols + j) * PS + lane] = q0[i];
+        psm[(i * kCols + j) * PS + lane + 32] = q1[i];
+      }
+      float sum = p0 + p1;
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      __syncwarp();
+      if (lane == 0) {
+        const float f = __expf(m_old - m_new);
+        frow[j] = f;
+        lrow[j] = lrow[j] * f + sum;
+        mrow[j] = m_new;
+      }
+    }
+    __syncthreads();
+    {
+      // Outputs: the accumulators' columns 2cq, 2cq + 1 rescaled, then dims [DW warp, DW (warp + 1)) x the
+      // tile's keys. Lane (gq, cq) reads 8 values at d = base + 8cq of keys gq and gq + 8 of a 16-key step;
+      // word w of them is the (row gq, cols 2cq, 2cq + 1) entry of an 8 x 8 block (keys x dims): block w
+      // holds dims base + 8 (r / 2) + 2w + r % 2 for r = 0..7. Transposed, blocks 0 / 1 (keys 0-7, then
+      // 8-15) form one 16-dim m-tile of V^T, blocks 2 / 3 the next.
+      const float f0 = frow[2 * cq], f1 = frow[2 * cq + 1];
+#pragma unroll
+      for (int m = 0; m < DW / 16; ++m) acc[m][0] *= f0, acc[m][1] *= f1, acc[m][2] *= f0, acc[m][3] *= f1;
+#pragma unroll 2
+      for (int kt = 0; kt < kTileTc / 16; ++kt) {
+        uint32_t b[kParts][2];
+#pragma unroll
+        for (int i = 0; i < kParts; ++i) {
+          const __nv_bfloat16* prow = psm + (i * kCols + gq) * PS + kt * 16 + 2 * cq;
+          b[i][0] = *reinterpret_cast<const uint32_t*>(prow);
+          b[i][1] = *reinterpret_cast<const uint32_t*>(prow + 8);
+        }
+        const void* va = vrow[kt * 16 + gq];
+        const void* vb = vrow[kt * 16 + 8 + gq];
+        const bool fa = fresh[kt * 16 + gq], fb = fresh[kt * 16 + 8 + gq];
+#pragma unroll
+        for (int grp = 0; grp < DW / 32; ++grp) {
+          const int d = DW * warp + 32 * grp + 8 * cq;
+          const uint4 wa = load8(va, fa, d), wb = load8(vb, fb, d);
+          const uint32_t a0 = transpose8x8(wa.x), a1 = transpose8x8(wa.y), a2 = transpose8x8(wa.z), a3 = transpose8x8(wa.w);
+          const uint32_t b0 = transpose8x8(wb.x), b1 = transpose8x8(wb.y), b2 = transpose8x8(wb.z), b3 = transpose8x8(wb.w);
+#pragma unroll
+          for (int i = 0; i < kParts; ++i) {
+            mma_bf16(acc[2 * grp], a0, a1, b0, b1, b[i][0], b[i][1]);
+            mma_bf16(acc[2 * grp + 1], a2, a3, b2, b3, b[i][0], b[i][1]);
+          }
+        }
+      }
+    }
+    __syncthreads();
+  }
+  // acc[2 grp + h][e]: column 2cq + (e & 1), row gq + 8 (e >> 1) of m-tile h, i.e. block 2h + (e >> 1).
+#pragma unroll
+  for (int m = 0; m < DW / 16; ++m) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int j = 2 * cq + (e & 1), blk = 2 * (m & 1) + (e >> 1);
+      const int d = DW * warp + 32 * (m >> 1) + 8 * (gq >> 1) + 2 * blk + (gq & 1);
+      if (j < G) part[(((t * a.Hq) + g * G + j) * n_split + split) * D + d] = acc[m][e];
+    }
+  }
+  if (tid < G) {
+    float* o = ml + (((t * a.Hq) + g * G + tid) * n_split + split) * 2;
+    o[0] = ks < ke ? mrow[tid] : -FLT_MAX;
+    o[1] = lrow[tid];
+  }
+}
+
+template <int D>
+void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
+  constexpr size_t smem = smem_bytes<D>();
+  if (smem > 48 * 1024)
+    G4_CUDA(cudaFuncSetAttribute(decode_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  launch(decode_tc_kernel<D>, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split,
+         part, ml);
+}
+
+}  // namespace
+
+bool attn_decode_tc_suits(const AttnArgs& a) {
+  const int64_t group = a.Hkv > 0 ? a.Hq / a.Hkv : 0;
+  return a.cache_bf16 && !a.kw && (a.D == 128 || a.D == 256 || a.D == 512) && group >= 1 && group <= kCols &&
+         a.Hq == group * a.Hkv;
+}
+
+void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
+  switch (a.D) {
+    case 128: launch_tc<128>(a, n_split, part, ml, s); break;
+    case 256: launch_tc<256>(a, n_split, part, ml, s); break;
+    default: launch_tc<512>(a, n_split, part, ml, s); break;
+  }
+  G4_CUDA_LAUNCHED();
+}
+
+}  // namespace g4::cuda
