@@ -1,4 +1,4 @@
-// Decode attention on the tensor cores (bf16 cache, stored keys, head dims 128/256/512, GQA groups up to 8).
+// Decode attention on the tensor cores (bf16 cache, head dims 128/256/512, GQA groups up to 8).
 // The same split-K work as attention.cu's group kernel (one block a query row, KV head and slice of the
 // visible keys; the same split count, partial outputs and merge), but the products run as bf16 mma
 // m16n8k16 with f32 sums, so a block no longer issues a shared-memory load of the query for every 4 FMAs:
@@ -8,6 +8,10 @@
 // from the cache, 16 bytes a lane: which head dims a fragment slot stands for is a free choice as long as
 // the query (scores) and the output (P.V) use the same one, so a lane's 8 contiguous values feed two mmas
 // (scores) or, transposed in registers by movmatrix, the dims x keys fragments of V^T (outputs).
+// Derived keys (K=V layers storing V only, a.kw set, pairs a multiple of 8): a dim RoPE leaves alone scores
+// V_j (q_j kw_j), the query folded into the key's weight (one bf16 part of V, exact); a lane whose 8 dims are
+// rotated forms its keys in f32 from V, its partner dims, kw and the key's {cos, sin} row as the host does
+// (attention.cu derived_key_at) and feeds them in three bf16 parts.
 // Precision: the cache is bf16 already (exact in the products); the query and the probabilities are split
 // into three bf16 parts each (hi + mid + lo: their 24 bits), so every product is the f32 one up to the
 // tensor core's f32 summation. A fresh row (f32, this step's own keys and values) is rounded to bf16 as
@@ -81,9 +85,53 @@ constexpr size_t smem_bytes() {
          size_t(3 * kCols) * 4;
 }
 
-// grid (Hkv, T, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split, D], ml [T, Hq,
-// n_split, 2].
+// Keys d .. d + 7 of the key at position pk derived from its value row (d mod D/2 < a.pairs: rotated dims),
+// in f32 with the products and sums rounded one by one as derived_key_at (attention.cu) and the host do,
+// returned as three bf16 parts packed in pairs (k[part] words 0-3 as load8's).
 template <int D>
+__device__ __forceinline__ void derived_keys8(const AttnArgs& a, const void* row, bool fresh, int64_t pk, int d,
+                                              uint4 (&k)[kParts]) {
+  constexpr int half = D / 2;
+  if (!row) {  // past the split's keys (pk may lie past the table)
+#pragma unroll
+    for (int i = 0; i < kParts; ++i) k[i] = make_uint4(0u, 0u, 0u, 0u);
+    return;
+  }
+  float own[8], partner[8];
+  const uint4 wo = load8(row, fresh, d), wp = load8(row, fresh, d < half ? d + half : d - half);
+  const uint32_t wov[4] = {wo.x, wo.y, wo.z, wo.w}, wpv[4] = {wp.x, wp.y, wp.z, wp.w};
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    own[2 * w] = __uint_as_float(wov[w] << 16), own[2 * w + 1] = __uint_as_float(wov[w] & 0xFFFF0000u);
+    partner[2 * w] = __uint_as_float(wpv[w] << 16), partner[2 * w + 1] = __uint_as_float(wpv[w] & 0xFFFF0000u);
+  }
+  const int i0 = d % half, dp = d < half ? d + half : d - half;
+  const float2* cs = reinterpret_cast<const float2*>(a.rope_cs) + pk * a.pairs + i0;
+  float key[8];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) {
+    const float x = __fmul_rn(own[e], a.kw[d + e]), y = __fmul_rn(partner[e], a.kw[dp + e]);
+    const float2 r = __ldg(cs + e);
+    key[e] = d < half ? __fsub_rn(__fmul_rn(x, r.x), __fmul_rn(y, r.y)) : __fadd_rn(__fmul_rn(x, r.x), __fmul_rn(y, r.y));
+  }
+  __nv_bfloat16 p[8][kParts];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) split3(key[e], p[e]);
+#pragma unroll
+  for (int i = 0; i < kParts; ++i) {
+    uint32_t w[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const __nv_bfloat162 h = __halves2bfloat162(p[2 * e][i], p[2 * e + 1][i]);
+      w[e] = *reinterpret_cast<const uint32_t*>(&h);
+    }
+    k[i] = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+}
+
+// grid (Hkv, T, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split, D], ml [T, Hq,
+// n_split, 2]. kDerived: keys derived from the value rows (a.kw).
+template <int D, bool kDerived>
 __global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   grid_dependency_sync();
   constexpr int QS = D + 32, PS = kProbRow, SS = kScoreRow;
@@ -111,7 +159,9 @@ __global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, in
   for (int e = tid; e < kCols * D; e += kThreadsTc) {
     const int j = e / D, d = e % D;
     __nv_bfloat16 p[kParts];
-    split3(j < G ? a.q[(t * a.Hq + g * G + j) * D + d] : 0.f, p);
+    float x = j < G ? a.q[(t * a.Hq + g * G + j) * D + d] : 0.f;
+    if (kDerived && d % (D / 2) >= a.pairs) x = __fmul_rn(x, a.kw[d]);  // dims RoPE leaves alone: q_d kw_d
+    split3(x, p);
 #pragma unroll
     for (int i = 0; i < kParts; ++i) qsm[(i * kCols + j) * QS + d] = p[i];
   }
@@ -125,7 +175,9 @@ __global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, in
     const int nk = int(min(int64_t(kTileTc), ke - k0));
     if (tid < kTileTc) {
       const bool in = tid < nk;
-      krow[tid] = in ? key_row<__nv_bfloat16>(a, rs, rs.k, rs.ck, k0 + tid, g) : nullptr;
+      krow[tid] = !in ? nullptr
+                  : kDerived ? key_row<__nv_bfloat16>(a, rs, rs.v, rs.cv, k0 + tid, g)
+                             : key_row<__nv_bfloat16>(a, rs, rs.k, rs.ck, k0 + tid, g);
       vrow[tid] = in ? key_row<__nv_bfloat16>(a, rs, rs.v, rs.cv, k0 + tid, g) : nullptr;
       fresh[tid] = in && k0 + tid >= rs.p0;
     }
@@ -142,6 +194,28 @@ __global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, in
 #pragma unroll 4
       for (int base = 0; base < D; base += 32) {
         const int d = base + 8 * cq;
+        if (kDerived && base % (D / 2) < a.pairs) {
+          // A chunk holding rotated dims (a lane's 8 dims are all rotated or none, pairs % 8 == 0): every
+          // lane feeds three key parts, V itself (and zeros) where its dims are not rotated.
+          uint4 ka3[kParts], kb3[kParts];
+          if (d % (D / 2) < a.pairs) {
+            derived_keys8<D>(a, ka, fa, k0 + r0, d, ka3);
+            derived_keys8<D>(a, kb, fb, k0 + r1, d, kb3);
+          } else {
+            ka3[0] = load8(ka, fa, d), kb3[0] = load8(kb, fb, d);
+            ka3[1] = ka3[2] = kb3[1] = kb3[2] = make_uint4(0u, 0u, 0u, 0u);
+          }
+#pragma unroll
+          for (int i = 0; i < kParts; ++i) {
+            const uint4 qv = *reinterpret_cast<const uint4*>(qsm + (i * kCols + gq) * QS + d);
+#pragma unroll
+            for (int h = 0; h < kParts; ++h) {
+              mma_bf16(c, ka3[h].x, kb3[h].x, ka3[h].y, kb3[h].y, qv.x, qv.y);
+              mma_bf16(c, ka3[h].z, kb3[h].z, ka3[h].w, kb3[h].w, qv.z, qv.w);
+            }
+          }
+          continue;
+        }
         const uint4 wa = load8(ka, fa, d), wb = load8(kb, fb, d);
 #pragma unroll
         for (int i = 0; i < kParts; ++i) {
@@ -244,17 +318,19 @@ __global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, in
 template <int D>
 void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
   constexpr size_t smem = smem_bytes<D>();
-  if (smem > 48 * 1024)
-    G4_CUDA(cudaFuncSetAttribute(decode_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  launch(decode_tc_kernel<D>, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split,
-         part, ml);
+  auto go = [&](auto kernel) {
+    if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml);
+  };
+  if (a.kw) go(decode_tc_kernel<D, true>);
+  else go(decode_tc_kernel<D, false>);
 }
 
 }  // namespace
 
 bool attn_decode_tc_suits(const AttnArgs& a) {
   const int64_t group = a.Hkv > 0 ? a.Hq / a.Hkv : 0;
-  return a.cache_bf16 && !a.kw && (a.D == 128 || a.D == 256 || a.D == 512) && group >= 1 && group <= kCols &&
+  return a.cache_bf16 && (!a.kw || (a.pairs % 8 == 0 && a.rope_cs)) && (a.D == 128 || a.D == 256 || a.D == 512) && group >= 1 && group <= kCols &&
          a.Hq == group * a.Hkv;
 }
 
