@@ -2,7 +2,9 @@
 // head (so its GQA group of query heads shares every K/V row read) and one slice of the visible keys,
 // keeps an online softmax per head and writes (max, sum, unnormalised output); a second kernel merges
 // the slices. decode_group_kernel serves the common shapes (power-of-two head dims, groups 1-8) reading
-// each K/V element once per block; decode_kernel serves the rest. Prefill uses cuBLAS GEMMs around gather_kv and masked_softmax (cuda_backend.cu).
+// each K/V element once per block; decode_kernel serves the rest; attn_decode_tc.cu runs the same split on
+// the tensor cores (G4_CUDA_ATTN_TC=1). Prefill: attn_prefill.cu over keys gathered by gather_kv_f16, or
+// cuBLAS GEMMs around gather_kv and masked_softmax (cuda_backend.cc).
 // Key position pk lives in the new k/v when pk >= p0, else in cache slot pk (flat) or pk % capacity (ring).
 // The cache holds CT (float or bf16); new keys and values are f32 and are read rounded to CT, as the cache
 // will hold them, so a result does not depend on how a prompt was cut into chunks. A tile's rows are
@@ -28,7 +30,6 @@ namespace {
 
 constexpr int kThreads = 256, kWarps = kThreads / 32, kTile = 64, kMaxElems = 16;  // group * D <= 4096
 constexpr int kMaxD = 512;
-
 
 __device__ __forceinline__ float to_f32(float x) { return x; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -56,7 +57,6 @@ template <class CT>
 __device__ __forceinline__ const void* key_src(const AttnArgs& a, const RowSeq& r, int64_t pk, int64_t g) {
   return a.kw ? key_row<CT>(a, r, r.v, r.cv, pk, g) : key_row<CT>(a, r, r.k, r.ck, pk, g);
 }
-
 
 // grid (Hkv, T, n_split), t being the query row of the launch (its sequence found in a.seqs). Scratch:
 // part [T, Hq, n_split, D], ml [T, Hq, n_split, 2].
