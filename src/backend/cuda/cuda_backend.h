@@ -2,7 +2,7 @@
 // scales and zero points as given, bf16 as bf16; norms as f32), f32 activations in device memory, and
 // every op enqueued on one stream without host synchronisation (only download() waits). Decode
 // matmuls (T <= 4) use the GEMV kernels of gemv.cu; longer inputs dequantize bounded row blocks to
-// bf16 and run cuBLAS on tensor cores. Options::precise swaps the tensor-core paths for f32 cuBLAS
+// bf16 (on a second stream, ahead of the GEMMs: dequant_ahead.h) and run cuBLAS on tensor cores. Options::precise swaps the tensor-core paths for f32 cuBLAS
 // (the fixture tests use it to hold the 1e-3 bound of the reference).
 #pragma once
 
@@ -21,6 +21,7 @@ namespace g4 {
 
 namespace cuda {
 class DevicePool;
+class DequantAhead;
 }
 
 struct CudaOptions {
@@ -107,6 +108,7 @@ class CudaBackend : public Backend {
   // Derived keys' {cos, sin} tables by (theta, pairs, head_dim, capacity).
   std::map<std::tuple<float, int, int64_t, int64_t>, std::shared_ptr<void>> rope_cs_tables_;
   CudaStepGraph* recording_ = nullptr;  // the step being recorded, if any
+  std::unique_ptr<cuda::DequantAhead> ahead_;  // the GEMM path's weight blocks on a side stream
 };
 
 }  // namespace g4
