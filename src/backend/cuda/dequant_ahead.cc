@@ -25,7 +25,7 @@ DequantAhead::~DequantAhead() {
 bool DequantAhead::enabled() {
   static const bool on = [] {
     const char* e = std::getenv("G4_CUDA_DEQUANT_AHEAD");
-    return !(e && std::strcmp(e, "0") == 0);
+    return e && std::strcmp(e, "1") == 0;
   }();
   return on;
 }

@@ -4,8 +4,8 @@
 // previous GEMM, attention): the host enqueues ahead of the device, so the side stream starts a block as
 // soon as the GEMM two blocks back has read its buffer. Both streams' order is kept with events: the main
 // stream waits for a block's dequantization before its GEMM, the side stream for the GEMM that last read a
-// buffer before writing it again. G4_CUDA_DEQUANT_AHEAD=0 turns it off (the caller dequantizes on the main
-// stream, as before), for comparisons.
+// buffer before writing it again. Off until measured on a GPU: G4_CUDA_DEQUANT_AHEAD=1 turns it on (else the
+// caller dequantizes on the main stream).
 #pragma once
 
 #include <cuda_runtime.h>
