@@ -2,8 +2,9 @@
 // scales and zero points as given, bf16 as bf16; norms as f32), f32 activations in device memory, and
 // every op enqueued on one stream without host synchronisation (only download() waits). Decode
 // matmuls (T <= 4) use the GEMV kernels of gemv.cu; longer inputs dequantize bounded row blocks to
-// bf16 (with G4_CUDA_DEQUANT_AHEAD=1 on a second stream, ahead of the GEMMs: dequant_ahead.h) and run cuBLAS on tensor cores. Options::precise swaps the tensor-core paths for f32 cuBLAS
-// (the fixture tests use it to hold the 1e-3 bound of the reference).
+// bf16 (with G4_CUDA_DEQUANT_AHEAD=1 on a second stream, ahead of the GEMMs: dequant_ahead.h) and run
+// cuBLAS on tensor cores. Options::precise swaps the tensor-core paths for f32 cuBLAS (the fixture tests
+// use it to hold the 1e-3 bound of the reference).
 #pragma once
 
 #include <cublas_v2.h>
