@@ -14,26 +14,28 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "bench_spec.h"
 #include "backend/cpu/kernels.h"
 #include "base/error.h"
+#include "bench_spec.h"
 #include "commands.h"
 #include "draft_flags.h"
 #include "engine/conversation.h"
+#include "engine/kv_options.h"
 #include "flag_check.h"
-#include "model/model.h"
 #include "model/forward.h"
 #include "model/kv_cache.h"
+#include "model/model.h"
 #include "model/sampler.h"
 #include "model/session.h"
-#include "engine/kv_options.h"
+#include "run_options.h"
 
 namespace g4 {
 
 namespace {
 
 struct BenchOpts {
-  std::string model, backend = "auto", cache_type_k = "auto", cache_type_v = "auto";
+  std::string model, backend = "auto";
+  KvFlags kv;
   int64_t prompt = 512, gen = 128, chunk = 512;
   std::vector<int64_t> depth = {0};  // -d 0,16384: a row per depth
   std::vector<int> parallel = {1};   // --parallel 1,4,8: a row per number of sequences
@@ -97,7 +99,7 @@ int run_bench(const BenchOpts& o) {
   const int64_t ctx = max_depth + std::max<int64_t>({o.prompt, o.gen, int64_t(max_verify) + 1, 1});
   // One cache for every row (allocated once: the largest depth and number of sequences); each test empties
   // the sequences it uses and fills them with `depth` tokens first, untimed.
-  const KvCacheOptions kvo = kv_options_for(backend->name(), ctx, max_par, o.cache_type_k, o.cache_type_v);
+  const KvCacheOptions kvo = kv_options_for(backend->name(), ctx, max_par, o.kv);
   KvCache kv(*model, kvo);
   auto fill = [&](int n_seq, int64_t depth) {
     const std::vector<int32_t> head(fill_tokens.begin(), fill_tokens.begin() + depth);
@@ -159,7 +161,7 @@ int run_bench(const BenchOpts& o) {
     std::vector<int32_t> block(16), rep;
     for (int32_t& t : block) t = tok(rng);
     while (int64_t(rep.size()) < std::max<int64_t>(o.prompt, 32)) rep.push_back(block[rep.size() % block.size()]);
-    const KvCacheOptions ckv = kv_options_for(backend->name(), int64_t(rep.size()) + o.gen + 1, 1, o.cache_type_k, o.cache_type_v);
+    const KvCacheOptions ckv = kv_options_for(backend->name(), int64_t(rep.size()) + o.gen + 1, 1, o.kv);
     for (int r = 0; r < o.reps; ++r)
       for (bool spec : {false, true}) {
         GenerateOptions go;
@@ -180,8 +182,8 @@ int run_bench(const BenchOpts& o) {
   for (int k : o.oracle) {
     std::vector<int32_t> p = prompt;
     while (p.size() < 32) p.push_back(tok(rng));
-    oracle.push_back(run_oracle(*model, kv_options_for(backend->name(), int64_t(p.size()) + o.gen + k + 1, 1,
-                                                       o.cache_type_k, o.cache_type_v), p, o.gen, k));
+    oracle.push_back(run_oracle(*model, kv_options_for(backend->name(), int64_t(p.size()) + o.gen + k + 1, 1, o.kv), p,
+                                o.gen, k));
   }
   const Stat gp = tg_plain.empty() ? Stat{} : stats(tg_plain), gs = tg_spec.empty() ? Stat{} : stats(tg_spec);
   const std::string ctk = kv_type_name(kvo.k_type), ctv = kv_type_name(kvo.v_type);
@@ -190,11 +192,11 @@ int run_bench(const BenchOpts& o) {
   if (o.json) {
     for (const Row& r : rows)
       std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"load_s\": %.3f, \"reps\": %d, "
-                  "\"depth\": %ld, \"parallel\": %d, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", "
+                  "\"depth\": %ld, \"parallel\": %d, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", \"keys_derived\": %s, "
                   "\"pp\": %ld, \"pp_tok_s\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tok_s\": %.3f, \"tg_sd\": %.3f, "
                   "\"sampling\": \"%s\", \"temp\": %g, \"top_k\": %d}\n",
                   o.model.c_str(), backend->name().c_str(), isa.c_str(), backend->threads(), load_s, o.reps, long(r.depth),
-                  r.parallel, ctk.c_str(), ctv.c_str(), long(o.prompt), r.pp.mean, r.pp.sd, long(o.gen), r.tg.mean,
+                  r.parallel, ctk.c_str(), ctv.c_str(), kvo.derive_k ? "true" : "false", long(o.prompt), r.pp.mean, r.pp.sd, long(o.gen), r.tg.mean,
                   r.tg.sd, o.sampling.c_str(), double(o.choice.temperature), o.choice.top_k);
     if (!tg_spec.empty())
       std::printf("{\"test\": \"draft\", \"repetitive_plain_tok_s\": %.3f, \"repetitive_plain_sd\": %.3f, "
@@ -255,8 +257,7 @@ void add_bench_command(CLI::App& app, Action* action) {
   c->add_option("--parallel", o->parallel, "sequences decoding together, one batch per step (aggregate tokens/s); a list")
       ->delimiter(',');
   c->add_option("-b,--batch-size", o->chunk, "prefill chunk for the -d fill")->check(in_range(int64_t(1), int64_t(1) << 16));
-  c->add_option("--cache-type-k", o->cache_type_k, "KV cache type for keys: auto, f32, bf16, q8_0");
-  c->add_option("--cache-type-v", o->cache_type_v, "KV cache type for values: auto, f32, bf16, q8_0");
+  add_kv_flags(c, o->kv);
   c->add_flag("--json", o->json, "one JSON line instead of the table");
   c->add_option("--sampling", o->sampling,
                 "decode test: choose each token on the backend (default: only ids leave a GPU) or on the host from "

@@ -15,13 +15,15 @@
 #include "flag_check.h"
 #include "io/weight_store.h"
 #include "model/model_spec.h"
+#include "run_options.h"
 
 namespace g4 {
 
 namespace {
 
 struct InspectOpts {
-  std::string model, backend = "auto", cache_type_k = "auto", cache_type_v = "auto";
+  std::string model, backend = "auto";
+  KvFlags kv;
   int64_t ctx = 4096;
   int parallel = 1;
   bool json = false;
@@ -61,7 +63,7 @@ std::string role_of(const std::string& name) {
 int run_inspect(const InspectOpts& o) {
   const ModelSpec s = load_model_config(o.model);
   const std::string backend = resolve_backend_name(o.backend);
-  const KvCacheOptions kv = kv_options_for(backend, o.ctx, o.parallel, o.cache_type_k, o.cache_type_v);
+  const KvCacheOptions kv = kv_options_for(backend, o.ctx, o.parallel, o.kv);
   const nlohmann::json kvj = kv_json(s, kv);
   const int64_t kv_bytes = kvj["bytes"];
   std::unique_ptr<WeightStore> ws;
@@ -162,8 +164,7 @@ void add_inspect_command(CLI::App& app, Action* action) {
   CLI::App* c = app.add_subcommand("inspect", "show a checkpoint's architecture, storage schemes, sizes and memory needs");
   c->add_option("-m,--model", o.model, "checkpoint directory, .safetensors or .gguf file")->required();
   c->add_option("--backend", o.backend, "the backend whose KV cache defaults to show (auto, cpu, cuda, ref)");
-  c->add_option("--cache-type-k", o.cache_type_k, "KV cache type for keys: auto, f32, bf16, q8_0");
-  c->add_option("--cache-type-v", o.cache_type_v, "KV cache type for values: auto, f32, bf16, q8_0");
+  add_kv_flags(c, o.kv);
   c->add_option("--parallel", o.parallel, "sequences held at once (as g4 serve --parallel)")->check(in_range(1, 4096));
   c->add_flag("--json", o.json, "print one JSON object: kv_cache_bytes, weights_bytes (null without weights), per-layer cache");
   c->add_option("-c,--ctx-size", o.ctx, "context size for the memory estimate")->check(in_range(int64_t(1), int64_t(1) << 24));

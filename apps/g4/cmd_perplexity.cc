@@ -9,17 +9,19 @@
 #include "commands.h"
 #include "engine/kv_options.h"
 #include "engine/model_bundle.h"
-#include "flag_check.h"
 #include "eval/perplexity.h"
+#include "flag_check.h"
 #include "input_file.h"
 #include "model/model.h"
+#include "run_options.h"
 
 namespace g4 {
 
 namespace {
 
 struct Opts {
-  std::string model, reference, tokens_file, text_file, backend = "auto", cache_type_k = "auto", cache_type_v = "auto";
+  std::string model, reference, tokens_file, text_file, backend = "auto";
+  KvFlags kv;  // the model's KV cache
   int64_t ctx = 512, step = 0;
   LoadOptions load, ref_load;
 };
@@ -49,8 +51,7 @@ void add_perplexity_command(CLI::App& app, Action* action) {
   p->add_option("--backend", o.backend, "backend: auto (default: cuda with a GPU, else cpu), cpu, cuda, ref");
   p->add_option("--quantize", o.load.quantize, "quantize the model while loading: int4 or int8")
       ->check(CLI::IsMember({"int4", "int8"}));
-  p->add_option("--cache-type-k", o.cache_type_k, "the model's KV cache type for keys: auto, f32, bf16, q8_0");
-  p->add_option("--cache-type-v", o.cache_type_v, "the model's KV cache type for values: auto, f32, bf16, q8_0");
+  add_kv_flags(p, o.kv);
   p->add_option("--step", o.step, "forward steps of this many tokens, so attention reads the KV cache (0 = one step per chunk)")
       ->check(in_range(int64_t(0), int64_t(1) << 20));
   p->callback([action] {
@@ -60,7 +61,7 @@ void add_perplexity_command(CLI::App& app, Action* action) {
       auto model = Model::load(o.model, *be, o.load);
       std::unique_ptr<Model> ref;
       if (!o.reference.empty()) ref = Model::load(o.reference, *be, o.ref_load);
-      const KvCacheOptions kv = kv_options_for(be->name(), o.ctx, 1, o.cache_type_k, o.cache_type_v);
+      const KvCacheOptions kv = kv_options_for(be->name(), o.ctx, 1, o.kv);
       const PerplexityStats st = perplexity(*model, ref.get(), tokens, o.ctx, true, kv, o.step);
       std::printf("tokens scored: %ld\nperplexity: %.6f\n", long(st.scored), st.ppl());
       if (ref)

@@ -32,9 +32,7 @@ void add_run_options(CLI::App* c, RunOptions& o) {
       ->check(in_range(0.0, 1.0));
   c->add_option("--repeat-penalty", o.repeat_penalty, "penalise the last 64 tokens; 1 = off")->check(in_range(0.01, 10.0));
   c->add_option("-s,--seed", o.seed, "random seed (default: random)");
-  c->add_option("--cache-type-k", o.cache_type_k,
-                 "KV cache type for keys: auto (bf16 on cpu and cuda, f32 on ref), f32, bf16, q8_0 (int8, a scale per token and head)");
-  c->add_option("--cache-type-v", o.cache_type_v, "KV cache type for values: as --cache-type-k");
+  add_kv_flags(c, o.kv);
   c->add_flag("--no-memory-check", o.no_memory_check,
               "load even when weights + KV cache at --ctx-size + activations exceed the free memory");
 }
@@ -55,7 +53,19 @@ ModelBundle load_bundle(const RunOptions& o, bool quiet, int n_seq) {
 }
 
 KvCacheOptions kv_options(const RunOptions& o, int n_seq) {
-  return kv_options_for(resolve_backend_name(o.backend), o.ctx_size, n_seq, o.cache_type_k, o.cache_type_v);
+  return kv_options_for(resolve_backend_name(o.backend), o.ctx_size, n_seq, o.kv);
+}
+
+void add_kv_flags(CLI::App* c, KvFlags& f) {
+  c->add_option("--cache-type-k", f.cache_type_k,
+                "KV cache type for keys: auto (bf16 on cpu and cuda, f32 on ref), f32, bf16, q8_0 (int8, a scale per "
+                "token and head)");
+  c->add_option("--cache-type-v", f.cache_type_v, "KV cache type for values: as --cache-type-k");
+  c->add_option("--kv-keys", f.keys,
+                "full-attention layers whose keys equal their values (K=V): store the keys, or derive them from the "
+                "values inside attention (half those layers' cache): auto (derived on cpu, stored on cuda and ref), "
+                "stored, derived")
+      ->check(CLI::IsMember({"auto", "stored", "derived"}));
 }
 
 std::string backend_summary(const Backend& b) {

@@ -15,7 +15,7 @@ namespace g4 {
 
 struct RunOptions {
   std::string model, backend = "auto", quantize;
-  std::string cache_type_k = "auto", cache_type_v = "auto";  // -ctk / -ctv: f32, bf16, q8_0
+  KvFlags kv;  // -ctk / -ctv / --kv-keys
   int64_t ctx_size = 4096;
   int64_t max_new_tokens = 256;
   int64_t prefill_chunk = 512;
@@ -27,6 +27,8 @@ struct RunOptions {
 };
 
 void add_run_options(CLI::App* c, RunOptions& o);
+// -ctk/--cache-type-k, -ctv/--cache-type-v and --kv-keys on c (every command that runs or plans a model).
+void add_kv_flags(CLI::App* c, KvFlags& f);
 // Loads the bundle on the chosen backend with -t threads (printing a progress line unless quiet); warns once
 // on stderr when --ctx-size is beyond the context the model was trained for.
 // n_seq: the sequences the KV cache will hold (serve --parallel), counted in the memory check.

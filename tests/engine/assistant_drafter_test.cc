@@ -148,7 +148,7 @@ TEST(AssistantDrafter, ReadsTheDefaultCpuCache) {
   const std::vector<int32_t> prompt = kjv_prompt(*b.tokenizer, 5);
   KvCacheOptions f32;
   f32.ctx_size = int64_t(prompt.size()) + 8;
-  KvCacheOptions def = kv_options_for("cpu", f32.ctx_size, 1, "auto", "auto");
+  KvCacheOptions def = kv_options_for("cpu", f32.ctx_size, 1);
   ASSERT_TRUE(def.derive_k);
   ASSERT_EQ(def.k_type, DType::kBF16);
   std::vector<std::vector<float>> out;

@@ -51,7 +51,7 @@ void expect_same_as_plain(const std::string& backend, int64_t n_tokens, int draf
     text += "And God said, Let there be light: and there was light. And God saw the light, that it was good: "
             "and God divided the light from the darkness.\n";
   const std::vector<int32_t> prompt = k.b.tokenizer->encode(text, true);
-  const KvCacheOptions kvo = kv_options_for(backend, int64_t(prompt.size()) + n_tokens + 8, 1, "auto", "auto");
+  const KvCacheOptions kvo = kv_options_for(backend, int64_t(prompt.size()) + n_tokens + 8, 1);
   GenerateOptions go;
   go.max_new_tokens = n_tokens;  // no stop ids: the whole budget is generated
   Conversation plain(*k.b.model, kvo);

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/error.h"
 #include "engine/kv_options.h"
 #include "model/kv_cache.h"
 #include "util/run_command.h"
@@ -25,13 +26,22 @@ int64_t by_hand(int64_t elem_bytes, bool int8, bool derive, int64_t slack) {
 
 TEST(KvMemory, ThirtyOneBAtFullContext) {
   const ModelSpec s = load_model_config(kDir);
-  KvCacheOptions o = kv_options_for("cpu", kCtx, 1, "auto", "auto");  // bf16, K=V layers store V only
+  KvCacheOptions o = kv_options_for("cpu", kCtx, 1);  // bf16, K=V layers store V only
   EXPECT_EQ(kv_cache_bytes(s, o), by_hand(2, false, true, o.slack));
   EXPECT_LE(kv_cache_bytes(s, o), int64_t(12e9));
-  o = kv_options_for("cpu", kCtx, 1, "q8_0", "q8_0");
+  o = kv_options_for("cpu", kCtx, 1, KvFlags{"q8_0", "q8_0"});
   EXPECT_EQ(kv_cache_bytes(s, o), by_hand(1, true, true, o.slack));
   EXPECT_LE(kv_cache_bytes(s, o), int64_t(6.5e9));
-  o = kv_options_for("ref", kCtx, 1, "auto", "auto");  // the oracle's f32 with stored keys: about 45 GB
+  // cuda stores keys unless asked (--kv-keys derived); any backend can be told either way.
+  o = kv_options_for("cuda", kCtx, 1, KvFlags{"auto", "auto", "stored"});
+  EXPECT_EQ(kv_cache_bytes(s, o), by_hand(2, false, false, o.slack));
+  o = kv_options_for("cuda", kCtx, 1, KvFlags{"auto", "auto", "derived"});
+  EXPECT_EQ(kv_cache_bytes(s, o), by_hand(2, false, true, o.slack));
+  EXPECT_LE(kv_cache_bytes(s, o), int64_t(12e9));
+  o = kv_options_for("cpu", kCtx, 1, KvFlags{"auto", "auto", "stored"});
+  EXPECT_FALSE(o.derive_k);
+  EXPECT_THROW(kv_options_for("cpu", kCtx, 1, KvFlags{"auto", "auto", "sometimes"}), Error);
+  o = kv_options_for("ref", kCtx, 1);  // the oracle's f32 with stored keys: about 45 GB
   o.slack = 0;
   EXPECT_EQ(kv_cache_bytes(s, o), by_hand(4, false, false, 0));
   o.n_seq = 3;
@@ -44,7 +54,7 @@ TEST(KvMemory, InspectPlansFromConfigAlone) {
   ASSERT_EQ(r.status, 0) << r.out;
   nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_TRUE(j["weights_bytes"].is_null());
-  const KvCacheOptions o = kv_options_for("cpu", kCtx, 1, "auto", "auto");
+  const KvCacheOptions o = kv_options_for("cpu", kCtx, 1);
   EXPECT_EQ(j["kv_cache_bytes"].get<int64_t>(), by_hand(2, false, true, o.slack));
   ASSERT_EQ(j["kv_cache"]["layers"].size(), 60u);
   EXPECT_EQ(j["kv_cache"]["layers"][5]["kind"], "full");
@@ -54,6 +64,15 @@ TEST(KvMemory, InspectPlansFromConfigAlone) {
   r = testing_util::run_command(g4 + " --cache-type-k q8_0 --cache-type-v q8_0 --parallel 2 2>&1");
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_EQ(nlohmann::json::parse(r.out)["kv_cache_bytes"].get<int64_t>(), 2 * by_hand(1, true, true, o.slack));
+
+  r = testing_util::run_command(g4 + " --kv-keys stored 2>&1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["kv_cache_bytes"].get<int64_t>(), by_hand(2, false, false, o.slack));
+  EXPECT_EQ(nlohmann::json::parse(r.out)["kv_cache"]["layers"][5]["keys_derived"], false);
+  r = testing_util::run_command(g4 + " --kv-keys sometimes 2>&1");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.out.rfind("g4: error: --kv-keys", 0), 0u) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
 
   r = testing_util::run_command(g4 + " --cache-type-k q4 2>&1");
   EXPECT_EQ(r.status, 1);
