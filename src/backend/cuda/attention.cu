@@ -13,7 +13,6 @@
 #include <cfloat>
 #include <cstdlib>
 #include <string>
-#include <type_traits>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -198,9 +197,6 @@ __device__ __forceinline__ Raw<W, CT> load_raw(const void* row, int d) {
 #pragma unroll
   for (int i = 0; i < int(sizeof(CT) / 2); ++i) r.u[i] = p[i];
   return r;
-}
-__device__ __forceinline__ void bf16x2_to_f32(uint32_t w, float* x) {
-  x[0] = __uint_as_float(w << 16), x[1] = __uint_as_float(w & 0xFFFF0000u);
 }
 template <class CT>
 __device__ __forceinline__ void unpack8(const Raw<uint4, CT>& r, float (&x)[8]) {

@@ -101,10 +101,7 @@ __device__ __forceinline__ void derived_keys8(const AttnArgs& a, const void* row
   const uint4 wo = load8(row, fresh, d), wp = load8(row, fresh, d < half ? d + half : d - half);
   const uint32_t wov[4] = {wo.x, wo.y, wo.z, wo.w}, wpv[4] = {wp.x, wp.y, wp.z, wp.w};
 #pragma unroll
-  for (int w = 0; w < 4; ++w) {
-    own[2 * w] = __uint_as_float(wov[w] << 16), own[2 * w + 1] = __uint_as_float(wov[w] & 0xFFFF0000u);
-    partner[2 * w] = __uint_as_float(wpv[w] << 16), partner[2 * w + 1] = __uint_as_float(wpv[w] & 0xFFFF0000u);
-  }
+  for (int w = 0; w < 4; ++w) bf16x2_to_f32(wov[w], own + 2 * w), bf16x2_to_f32(wpv[w], partner + 2 * w);
   const int i0 = d % half, dp = d < half ? d + half : d - half;
   const float2* cs = reinterpret_cast<const float2*>(a.rope_cs) + pk * a.pairs + i0;
   float key[8];

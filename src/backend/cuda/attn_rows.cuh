@@ -34,6 +34,11 @@ __device__ __forceinline__ const void* key_row(const AttnArgs& a, const RowSeq& 
   return static_cast<const CT*>(cache) + (slot * a.Hkv + g) * a.D;
 }
 
+// The two bf16 values packed in w (low half first) as floats.
+__device__ __forceinline__ void bf16x2_to_f32(uint32_t w, float* x) {
+  x[0] = __uint_as_float(w << 16), x[1] = __uint_as_float(w & 0xFFFF0000u);
+}
+
 // The keys query position pq sees: [lo, hi).
 __device__ __forceinline__ void key_range(const AttnArgs& a, int64_t pq, int64_t* lo, int64_t* hi) {
   *lo = a.window > 0 ? max(int64_t(0), pq - a.window + 1) : 0;
