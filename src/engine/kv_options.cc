@@ -23,7 +23,7 @@ KvCacheOptions kv_options_for(const std::string& backend, int64_t ctx_size, int 
     o.derive_k = true;
   } else if (f.keys.empty() || f.keys == "auto") {
     const char* env = std::getenv("G4_DERIVE_K");
-    o.derive_k = env && (cpu || backend == "cuda") ? std::strcmp(env, "0") != 0 : cpu;
+    o.derive_k = env && (cpu || backend == "cuda") ? std::strcmp(env, "0") != 0 : cpu || backend == "cuda";
   } else {
     throw Error("--kv-keys: unknown value '" + f.keys + "' (auto, stored, derived)");
   }

@@ -1,10 +1,9 @@
 // The KV cache a command gets: element types from -ctk/-ctv ("auto" picks the backend's default), whether
 // K=V layers store V only (--kv-keys), the context size and the number of sequences. Defaults per backend:
-// ref keeps f32 with stored keys (the oracle stays the plain computation); cpu stores bf16 and derives the
-// keys of K=V layers; cuda stores bf16 with stored keys (deriving keys there halves the full layers' cache,
-// 11.8 GB instead of 22 GB for the 31B at 262,144 tokens, but still decodes ~6% slower at depth 65,536 on
-// the H200, docs/PERF.md). With --kv-keys auto, G4_DERIVE_K=1 / =0 in the environment turns derived keys on /
-// off on cpu and cuda (benchmarks).
+// ref keeps f32 with stored keys (the oracle stays the plain computation); cpu and cuda store bf16 and derive
+// the keys of K=V layers (the full layers' cache halves: 11.8 GB instead of 22.5 GB for the 31B at 262,144
+// tokens on cuda, for ~1% of decode speed at depth 65,536 on the H200, docs/PERF.md). With --kv-keys auto,
+// G4_DERIVE_K=1 / =0 in the environment turns derived keys on / off on cpu and cuda (benchmarks).
 #pragma once
 
 #include <cstdint>

@@ -3,7 +3,7 @@
 // keeps an online softmax per head and writes (max, sum, unnormalised output); a second kernel merges
 // the slices. decode_group_kernel serves the common shapes (power-of-two head dims, groups 1-8) reading
 // each K/V element once per block; decode_kernel serves the rest; attn_decode_tc.cu runs the same split on
-// the tensor cores (G4_CUDA_ATTN_TC=1). Prefill: attn_prefill.cu over keys gathered by gather_kv_f16, or
+// the tensor cores for derived keys (see attn_decode). Prefill: attn_prefill.cu over keys gathered by gather_kv_f16, or
 // cuBLAS GEMMs around gather_kv and masked_softmax (cuda_backend.cc).
 // Key position pk lives in the new k/v when pk >= p0, else in cache slot pk (flat) or pk % capacity (ring).
 // The cache holds CT (float or bf16); new keys and values are f32 and are read rounded to CT, as the cache
@@ -728,10 +728,15 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
     const char* e = std::getenv("G4_CUDA_ATTN_GROUP");
     return !(e && std::string(e) == "0");
   }();
-  static const bool tc_on = env_int("G4_CUDA_ATTN_TC", 0) != 0;  // G4_CUDA_ATTN_TC=1: attn_decode_tc.cu
+  // The tensor-core kernel takes derived keys (a.kw): on the H200 it runs a full 31B layer at 65,536 keys in
+  // 273 us against the group kernel's 330, while with stored keys it is the slower one at one query (278
+  // against 266 us; docs/PERF.md). The choice depends on the layer only, never on T or p0, so a verify and a
+  // batch sum exactly as one-token steps do. For comparisons: G4_CUDA_ATTN_TC=0 never, =1 every shape it suits.
+  static const int tc_env = env_int("G4_CUDA_ATTN_TC", -1);
+  const bool tc = tc_env == 1 || (tc_env != 0 && a.kw != nullptr);
   if (skip_split) {
     // knocked out (benchmarks only)
-  } else if (tc_on && attn_decode_tc_suits(a)) {
+  } else if (tc && attn_decode_tc_suits(a)) {
     attn_decode_tc(a, ns, part, ml, s);
   } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     // Derived keys (a.kw) with pairs a multiple of 8 take derived_scores, held to two blocks an SM (faster on

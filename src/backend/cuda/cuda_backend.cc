@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/dequant_ahead.h"
 #include "backend/cuda/device_pool.h"
 
 namespace g4 {
@@ -79,12 +78,10 @@ CudaBackend::CudaBackend(CudaOptions opt) : opt_(opt), pool_(std::make_shared<cu
   G4_CUBLAS(cublasSetStream(cublas_, stream_));
   G4_CUBLAS(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
   G4_CUDA(cudaEventCreateWithFlags(&tokens_copied_, cudaEventDisableTiming));
-  ahead_ = std::make_unique<cuda::DequantAhead>(stream_, opt_.gemm_scratch_bytes);
 }
 
 CudaBackend::~CudaBackend() {
   if (stream_ && !recording_) cudaStreamSynchronize(stream_);
-  ahead_.reset();
   rope_tables_.clear();
   rope_cs_tables_.clear();
   if (pinned_tokens_) cudaFreeHost(pinned_tokens_);
@@ -375,10 +372,7 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   }
   const bool direct = !precise && d.fmt == WFmt::kBF16;
   const int64_t block_rows = direct ? N : std::max<int64_t>(1, std::min<int64_t>(N, int64_t(opt_.gemm_scratch_bytes / (size_t(K) * esz))));
-  // Blocks dequantized on the side stream (dequant_ahead.h) where a block fits its buffers.
-  const bool ahead = !direct && !recording_ && cuda::DequantAhead::enabled() &&
-                     size_t(block_rows * K) * esz <= opt_.gemm_scratch_bytes;
-  std::shared_ptr<void> wb = direct || ahead ? nullptr : scratch(size_t(block_rows * K) * esz);
+  std::shared_ptr<void> wb = direct ? nullptr : scratch(size_t(block_rows * K) * esz);
   const cudaDataType_t ab = precise ? CUDA_R_32F : CUDA_R_16BF;
   const float alpha = 1.f, beta = 0.f;
   for (int64_t r0 = 0; r0 < N; r0 += block_rows) {
@@ -386,8 +380,6 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
     const void* A;
     if (direct) {
       A = static_cast<const uint16_t*>(d.codes) + r0 * K;
-    } else if (ahead) {
-      A = ahead_->dequant(d, r0, n, precise);
     } else {
       cuda::dequant_rows(d, r0, n, wb.get(), precise, stream_);
       A = wb.get();
@@ -395,7 +387,6 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
     // Column-major view: y^T[N, T] (ld N) = W[N, K] (stored as K x N, ld K, transposed) * x^T (K x T, ld K).
     G4_CUBLAS(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(T), int(K), &alpha, A, ab, int(K), xin, ab,
                            int(K), &beta, f32(y) + r0, CUDA_R_32F, int(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    if (ahead) ahead_->read_done();
   }
 }
 

@@ -2,9 +2,8 @@
 // scales and zero points as given, bf16 as bf16; norms as f32), f32 activations in device memory, and
 // every op enqueued on one stream without host synchronisation (only download() waits). Decode
 // matmuls (T <= 4) use the GEMV kernels of gemv.cu; longer inputs dequantize bounded row blocks to
-// bf16 (with G4_CUDA_DEQUANT_AHEAD=1 on a second stream, ahead of the GEMMs: dequant_ahead.h) and run
-// cuBLAS on tensor cores. Options::precise swaps the tensor-core paths for f32 cuBLAS (the fixture tests
-// use it to hold the 1e-3 bound of the reference).
+// bf16 and run cuBLAS on tensor cores. Options::precise swaps the tensor-core paths for f32 cuBLAS
+// (the fixture tests use it to hold the 1e-3 bound of the reference).
 #pragma once
 
 #include <cublas_v2.h>
@@ -22,7 +21,6 @@ namespace g4 {
 
 namespace cuda {
 class DevicePool;
-class DequantAhead;
 }
 
 struct CudaOptions {
@@ -109,7 +107,6 @@ class CudaBackend : public Backend {
   // Derived keys' {cos, sin} tables by (theta, pairs, head_dim, capacity).
   std::map<std::tuple<float, int, int64_t, int64_t>, std::shared_ptr<void>> rope_cs_tables_;
   CudaStepGraph* recording_ = nullptr;  // the step being recorded, if any
-  std::unique_ptr<cuda::DequantAhead> ahead_;  // the GEMM path's weight blocks on a side stream
 };
 
 }  // namespace g4
