@@ -417,10 +417,12 @@ void Scheduler::step() {
     kv_used_ = 0;
     for (int i = 0; i < kv_.n_seq(); ++i) kv_used_ += kv_.pos(i);
   }
-  for (auto& [ch, why] : ending_) ch->finish(why);
-  ending_.clear();
+  // The step is counted before its requests finish, so a client that reads /metrics after its response sees
+  // every step that served it.
   ++stats_->steps;
   stats_->step_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - step_start).count();
+  for (auto& [ch, why] : ending_) ch->finish(why);
+  ending_.clear();
 }
 
 }  // namespace g4
