@@ -63,7 +63,7 @@ void add_kv_flags(CLI::App* c, KvFlags& f) {
   c->add_option("--cache-type-v", f.cache_type_v, "KV cache type for values: as --cache-type-k");
   c->add_option("--kv-keys", f.keys,
                 "full-attention layers whose keys equal their values (K=V): store the keys, or derive them from the "
-                "values inside attention (half those layers' cache): auto (derived on cpu, stored on cuda and ref), "
+                "values inside attention (half those layers' cache): auto (derived on cpu and cuda, stored on ref), "
                 "stored, derived")
       ->check(CLI::IsMember({"auto", "stored", "derived"}));
 }

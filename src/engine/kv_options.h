@@ -2,7 +2,7 @@
 // K=V layers store V only (--kv-keys), the context size and the number of sequences. Defaults per backend:
 // ref keeps f32 with stored keys (the oracle stays the plain computation); cpu and cuda store bf16 and derive
 // the keys of K=V layers (the full layers' cache halves: 11.8 GB instead of 22.5 GB for the 31B at 262,144
-// tokens on cuda, for ~1% of decode speed at depth 65,536 on the H200, docs/PERF.md). With --kv-keys auto,
+// tokens on cuda, at the decode speed of stored keys on the H200, docs/PERF.md). With --kv-keys auto,
 // G4_DERIVE_K=1 / =0 in the environment turns derived keys on / off on cpu and cuda (benchmarks).
 #pragma once
 
