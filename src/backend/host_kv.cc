@@ -171,4 +171,18 @@ const float* value(const KvLayer& c, int64_t pk, int64_t g, float* buf) {
   return get(c.v, c.v_scale, c.v_type, slot_of(c, pk), g, buf);
 }
 
+namespace {
+
+void prefetch_row(const Tensor& t, int64_t slot, int64_t g) {
+  const size_t esz = dtype_size(t.dtype), bytes = size_t(t.shape[2]) * esz;
+  const char* row = static_cast<const char*>(t.data) + size_t((slot * t.shape[1] + g) * t.shape[2]) * esz;
+  for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(row + o, 0, 1);
+}
+
+}  // namespace
+
+void prefetch_key(const KvLayer& c, int64_t pk, int64_t g) { prefetch_row(c.k_from_v ? c.v : c.k, slot_of(c, pk), g); }
+
+void prefetch_value(const KvLayer& c, int64_t pk, int64_t g) { prefetch_row(c.v, slot_of(c, pk), g); }
+
 }  // namespace g4::host_kv

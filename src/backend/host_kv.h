@@ -37,6 +37,10 @@ void each_sequence(const Tensor& q, const Tensor& k, const Tensor& v, const std:
 // else the row decoded (for a derived key: the value times k_norm, rotated to position pk) into buf.
 const float* key(const KvLayer& c, int64_t pk, int64_t g, float* buf);
 const float* value(const KvLayer& c, int64_t pk, int64_t g, float* buf);
+// Asks the CPU's caches for what key() (value()) of position pk, head g will read: a hint, never a change to
+// a result. Rows of one head lie H x D elements apart, so each is a new page to the hardware prefetchers.
+void prefetch_key(const KvLayer& c, int64_t pk, int64_t g);
+void prefetch_value(const KvLayer& c, int64_t pk, int64_t g);
 
 // The key (value) of a position of the current chunk, whose f32 row is `fresh` ([D] floats of its KV head),
 // as attention must see it: rounded through the cache's storage exactly as the cache would hold it (and, for

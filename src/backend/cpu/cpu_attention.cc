@@ -83,8 +83,14 @@ void CpuBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const
       qp[size_t(i)] = qd + at;
       op[size_t(i)] = od + at;
     }
-    // Rows pk in [k0, k1) of the chunk's own keys or values (rounded above), or of the cache (decoded into kbuf).
+    // Rows pk in [k0, k1) of the chunk's own keys or values (rounded above), or of the cache (decoded into
+    // kbuf). The next chunk's cached rows are asked for first (host_kv::prefetch_key), to arrive while this
+    // one is computed.
     auto gather = [&](bool values, int64_t k0, int64_t k1) {
+      for (int64_t pk = k1; pk < std::min({p0, khi, k1 + kKeyChunk}); ++pk) {
+        if (values) host_kv::prefetch_value(cache, pk, g);
+        else host_kv::prefetch_key(cache, pk, g);
+      }
       for (int64_t pk = k0; pk < k1; ++pk) {
         float* tmp = kbuf.data() + (pk - k0) * D;
         if (pk >= p0) kp[size_t(pk - k0)] = (values ? fv : fk) + ((pk - p0) * Hkv + g) * D;
