@@ -23,7 +23,8 @@ KvCacheOptions kv_options_for(const std::string& backend, int64_t ctx_size, int 
     o.derive_k = true;
   } else if (f.keys.empty() || f.keys == "auto") {
     const char* env = std::getenv("G4_DERIVE_K");
-    o.derive_k = env && (cpu || backend == "cuda") ? std::strcmp(env, "0") != 0 : cpu || backend == "cuda";
+    const bool by_default = cpu || backend == "cuda";  // ref keeps stored keys
+    o.derive_k = env && by_default ? std::strcmp(env, "0") != 0 : by_default;
   } else {
     throw Error("--kv-keys: unknown value '" + f.keys + "' (auto, stored, derived)");
   }

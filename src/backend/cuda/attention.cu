@@ -3,8 +3,8 @@
 // keeps an online softmax per head and writes (max, sum, unnormalised output); a second kernel merges
 // the slices. decode_group_kernel serves the common shapes (power-of-two head dims, groups 1-8) reading
 // each K/V element once per block; decode_kernel serves the rest; attn_decode_tc.cu runs the same split on
-// the tensor cores for derived keys (see attn_decode). Prefill: attn_prefill.cu over keys gathered by gather_kv_f16, or
-// cuBLAS GEMMs around gather_kv and masked_softmax (cuda_backend.cc).
+// the tensor cores for derived keys (see attn_decode). Prefill: attn_prefill.cu over keys gathered by
+// gather_kv_f16, or cuBLAS GEMMs around gather_kv and masked_softmax (cuda_backend.cc).
 // Key position pk lives in the new k/v when pk >= p0, else in cache slot pk (flat) or pk % capacity (ring).
 // The cache holds CT (float or bf16); new keys and values are f32 and are read rounded to CT, as the cache
 // will hold them, so a result does not depend on how a prompt was cut into chunks. A tile's rows are
