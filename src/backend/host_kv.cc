@@ -39,9 +39,12 @@ float quantize_i8(const float* x, int64_t D, int8_t* q) {
   return s;
 }
 
+// The element offset of slot `slot`, head g's row in a cache tensor [capacity, H, D].
+int64_t row_at(const Tensor& t, int64_t slot, int64_t g) { return (slot * t.shape[1] + g) * t.shape[2]; }
+
 // Encodes one head row of D floats into slot `slot`, head g of cache tensor `dst` (and its scale).
 void put(Tensor& dst, Tensor& scale, DType t, int64_t slot, int64_t g, int64_t H, int64_t D, const float* x) {
-  const int64_t at = (slot * H + g) * D;
+  const int64_t at = row_at(dst, slot, g);
   if (t == DType::kF32) {
     std::memcpy(static_cast<float*>(dst.data) + at, x, size_t(D) * 4);
   } else if (t == DType::kBF16) {
@@ -53,7 +56,7 @@ void put(Tensor& dst, Tensor& scale, DType t, int64_t slot, int64_t g, int64_t H
 }
 
 const float* get(const Tensor& src, const Tensor& scale, DType t, int64_t slot, int64_t g, float* buf) {
-  const int64_t H = src.shape[1], D = src.shape[2], at = (slot * H + g) * D;
+  const int64_t H = src.shape[1], D = src.shape[2], at = row_at(src, slot, g);
   if (t == DType::kF32) return static_cast<const float*>(src.data) + at;
   if (t == DType::kBF16) {
     const uint16_t* p = static_cast<const uint16_t*>(src.data) + at;
@@ -64,6 +67,13 @@ const float* get(const Tensor& src, const Tensor& scale, DType t, int64_t slot, 
     for (int64_t d = 0; d < D; ++d) buf[d] = float(p[d]) * s;
   }
   return buf;
+}
+
+// Asks the CPU's caches (L2 hint) for slot `slot`, head g's row of a cache tensor.
+void prefetch_row(const Tensor& t, int64_t slot, int64_t g) {
+  const size_t esz = dtype_size(t.dtype), bytes = size_t(t.shape[2]) * esz;
+  const char* row = static_cast<const char*>(t.data) + size_t(row_at(t, slot, g)) * esz;
+  for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(row + o, 0, 1);
 }
 
 // What deriving a key needs: the k_norm weight and cos/sin of every position's RoPE angles
@@ -170,16 +180,6 @@ const float* key(const KvLayer& c, int64_t pk, int64_t g, float* buf) {
 const float* value(const KvLayer& c, int64_t pk, int64_t g, float* buf) {
   return get(c.v, c.v_scale, c.v_type, slot_of(c, pk), g, buf);
 }
-
-namespace {
-
-void prefetch_row(const Tensor& t, int64_t slot, int64_t g) {
-  const size_t esz = dtype_size(t.dtype), bytes = size_t(t.shape[2]) * esz;
-  const char* row = static_cast<const char*>(t.data) + size_t((slot * t.shape[1] + g) * t.shape[2]) * esz;
-  for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(row + o, 0, 1);
-}
-
-}  // namespace
 
 void prefetch_key(const KvLayer& c, int64_t pk, int64_t g) { prefetch_row(c.k_from_v ? c.v : c.k, slot_of(c, pk), g); }
 

@@ -739,9 +739,10 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   } else if (tc && attn_decode_tc_suits(a)) {
     attn_decode_tc(a, ns, part, ml, s);
   } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
-    // Derived keys (a.kw) with pairs a multiple of 8 take derived_scores, held to two blocks an SM (faster on
-    // the H200 than one block without spills: 333 against 396 us a full layer at 65,536 keys). For
-    // comparisons: G4_CUDA_DERIVED_BATCHED=0, the stored-key kernel's element-by-element derivation;
+    // Derived keys (a.kw) the tensor-core kernel does not take (an f32 cache, or G4_CUDA_ATTN_TC=0) with pairs
+    // a multiple of 8 take derived_scores, held to two blocks an SM (faster on the H200 than one block
+    // without spills: 333 against 396 us a full layer at 65,536 keys). For comparisons:
+    // G4_CUDA_DERIVED_BATCHED=0, the stored-key kernel's element-by-element derivation;
     // G4_CUDA_DERIVED_BLOCKS=1, the compiler's register count.
     static const bool derived_batched = env_int("G4_CUDA_DERIVED_BATCHED", 1) != 0;
     static const int derived_blocks = std::min(2, std::max(1, env_int("G4_CUDA_DERIVED_BLOCKS", 2)));
