@@ -654,14 +654,26 @@ __global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int6
 // that the summation order is the same for every p0 and every batch.
 int64_t max_visible_keys(const AttnArgs& a) { return a.window > 0 ? std::min<int64_t>(a.window, a.capacity) : a.capacity; }
 
+// Whether a layer's decode attention runs on the tensor cores (attn_decode_tc.cu): every layer it suits (a
+// bf16 cache, head dims 256/512), stored keys or derived. On the H200 it runs the 31B's full layer at 65,536
+// keys in 213 us with derived keys (the group kernel: 330) and 235 with stored ones (266), its sliding layer
+// in 11.5 us (14.5; docs/PERF.md). The choice depends on the layer only, never on T or p0, so a verify and a
+// batch sum exactly as one-token steps do. For comparisons: G4_CUDA_ATTN_TC=0 never.
+bool takes_tensor_cores(const AttnArgs& a) {
+  static const int tc_env = env_int("G4_CUDA_ATTN_TC", -1);
+  return tc_env != 0 && attn_decode_tc_suits(a);
+}
+
 int pick_split(const AttnArgs& a, int n_sm) {
   // Chosen from the layer's shape only, never from T nor p0: each query of a verify (several new tokens of
   // one sequence) and each sequence of a batch sums its slices exactly as a one-token step would, so greedy
   // speculation reproduces plain greedy decoding bit for bit and a batch gives each sequence its solo result.
   // For comparisons: G4_CUDA_ATTN_MIN_KEYS, the fewest keys a split takes (default kTile), and
-  // G4_CUDA_ATTN_BLOCKS_PER_SM, the blocks a launch aims at per SM (default 4).
+  // G4_CUDA_ATTN_BLOCKS_PER_SM, the blocks a launch aims at per SM (default 4, and 2 for the tensor-core
+  // kernel, which holds 2 blocks an SM: 213 against 224 us at 65,536 keys on the H200).
   static const int64_t min_keys = std::max(1, env_int("G4_CUDA_ATTN_MIN_KEYS", kTile));
-  static const int64_t per_sm = std::max(1, env_int("G4_CUDA_ATTN_BLOCKS_PER_SM", 4));
+  static const int per_sm_env = env_int("G4_CUDA_ATTN_BLOCKS_PER_SM", 0);
+  const int64_t per_sm = per_sm_env > 0 ? per_sm_env : takes_tensor_cores(a) ? 2 : 4;
   const int64_t max_keys = max_visible_keys(a);
   const int64_t want = (per_sm * int64_t(n_sm) + a.Hkv - 1) / a.Hkv;
   return int(std::max<int64_t>(1, std::min<int64_t>({want, (max_keys + min_keys - 1) / min_keys, int64_t(kMaxSplit)})));
@@ -728,15 +740,9 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
     const char* e = std::getenv("G4_CUDA_ATTN_GROUP");
     return !(e && std::string(e) == "0");
   }();
-  // The tensor-core kernel takes derived keys (a.kw): on the H200 it runs a full 31B layer at 65,536 keys in
-  // 273 us against the group kernel's 330, while with stored keys it is the slower one at one query (278
-  // against 266 us; docs/PERF.md). The choice depends on the layer only, never on T or p0, so a verify and a
-  // batch sum exactly as one-token steps do. For comparisons: G4_CUDA_ATTN_TC=0 never, =1 every shape it suits.
-  static const int tc_env = env_int("G4_CUDA_ATTN_TC", -1);
-  const bool tc = tc_env == 1 || (tc_env != 0 && a.kw != nullptr);
   if (skip_split) {
     // knocked out (benchmarks only)
-  } else if (tc && attn_decode_tc_suits(a)) {
+  } else if (takes_tensor_cores(a)) {
     attn_decode_tc(a, ns, part, ml, s);
   } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     // Derived keys (a.kw) the tensor-core kernel does not take (an f32 cache, or G4_CUDA_ATTN_TC=0) with pairs

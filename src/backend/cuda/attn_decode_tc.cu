@@ -1,13 +1,14 @@
-// Decode attention on the tensor cores (bf16 cache, head dims 128/256/512, GQA groups up to 8).
+// Decode attention on the tensor cores (bf16 cache, head dims 256/512, GQA groups up to 8).
 // The same split-K work as attention.cu's group kernel (one block a query row, KV head and slice of the
 // visible keys; the same split count, partial outputs and merge), but the products run as bf16 mma
 // m16n8k16 with f32 sums, so a block no longer issues a shared-memory load of the query for every 4 FMAs:
-//   scores  S^T [16 keys x 8 heads] = K [16 keys x D] . Q^T, a warp per 16 keys of a 64-key tile;
-//   outputs O^T [D x 8 heads] += V^T [D x 64 keys] . P^T, a warp per quarter of the head dims.
-// The group's heads are the mma's 8 columns (zero past the group). Key and value rows are read straight
-// from the cache, 16 bytes a lane: which head dims a fragment slot stands for is a free choice as long as
-// the query (scores) and the output (P.V) use the same one, so a lane's 8 contiguous values feed two mmas
-// (scores) or, transposed in registers by movmatrix, the dims x keys fragments of V^T (outputs).
+//   scores  S^T [16 keys x 8 heads] = K [16 keys x D] . Q^T, a warp per 16 keys and a quarter of the head
+//           dims of a 32-key tile (the quarters added in order before the softmax);
+//   outputs O^T [D x 8 heads] += V^T [D x 32 keys] . P^T, a warp per eighth of the head dims.
+// The group's heads are the mma's 8 columns (zero past the group). Key and value rows come from the tile's
+// shared-memory copy (below), 16 bytes a lane: which head dims a fragment slot stands for is a free choice as
+// long as the query (scores) and the output (P.V) use the same one, so a lane's 8 contiguous values feed two
+// mmas (scores) or, transposed in registers by movmatrix, the dims x keys fragments of V^T (outputs).
 // Derived keys (K=V layers storing V only, a.kw set, pairs a multiple of 8): a dim RoPE leaves alone scores
 // V_j (q_j kw_j), the query folded into the key's weight (one bf16 part of V, exact); a lane whose 8 dims are
 // rotated forms its keys in f32 from V, its partner dims, kw and the key's {cos, sin} row as the host does
@@ -24,13 +25,14 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/smem_async.cuh"
 
 namespace g4::cuda {
 
 namespace {
 
-constexpr int kWarpsTc = 4, kThreadsTc = 32 * kWarpsTc;
-constexpr int kTileTc = 16 * kWarpsTc;  // keys a tile: 16 a warp for the scores
+constexpr int kWarpsTc = 8, kThreadsTc = 32 * kWarpsTc;
+constexpr int kTileTc = 32;             // keys a tile: two 16-key m-tiles of scores
 constexpr int kParts = 3;               // bf16 parts of the query and of the probabilities
 constexpr int kCols = 8;                // the mma's N: heads of the group, zero past it
 
@@ -74,36 +76,59 @@ __device__ __forceinline__ void split3(float x, __nv_bfloat16 (&p)[kParts]) {
   }
 }
 
-// Shared memory of a block, rows padded against bank conflicts: the query parts [kParts][kCols][D + 32]
-// (bf16; a row 64 bytes past a multiple of 128, so the 8 lanes of a 16-byte load phase see 8 bank groups),
-// the tile's scores [kCols][kTileTc + 4] (f32), the probability parts [kParts][kCols][kTileTc + 8] (bf16),
-// the running max, sum and this tile's rescale factor per column.
-constexpr int kScoreRow = kTileTc + 4, kProbRow = kTileTc + 8;
-template <int D>
-constexpr size_t smem_bytes() {
-  return size_t(kParts * kCols * (D + 32)) * 2 + size_t(kCols * kScoreRow) * 4 + size_t(kParts * kCols * kProbRow) * 2 +
-         size_t(3 * kCols) * 4;
+// The same for two values at once, each part packed as a bf16 pair (x low, y high): one conversion
+// instruction a pair and part instead of one a value.
+__device__ __forceinline__ void split3_pair(float x, float y, uint32_t (&p)[kParts]) {
+#pragma unroll
+  for (int i = 0; i < kParts; ++i) {
+    p[i] = pack_bf16(x, y);
+    float back[2];
+    bf16x2_to_f32(p[i], back);
+    x -= back[0], y -= back[1];
+  }
 }
 
-// Keys d .. d + 7 of the key at position pk derived from its value row (d mod D/2 < a.pairs: rotated dims),
-// in f32 with the products and sums rounded one by one as derived_key_at (attention.cu) and the host do,
-// returned as three bf16 parts packed in pairs (k[part] words 0-3 as load8's).
+// A block's tiles of kTileTc keys pass through shared memory: while it multiplies tile i, the cp.async copies
+// of tile i + 1's rows are in flight (kStages buffers), so DRAM streams during the products and the softmax,
+// and a value row read for the derived keys serves P.V too. A buffer holds [kTileTc][D + 32] bf16 (the key
+// rows, then the value rows when keys are stored; a row 64 bytes past a multiple of 128, so the two rows an
+// 8-lane phase of 16-byte loads reads fall in different bank groups). A fresh row (f32) is rounded and stored
+// by the thread that stages it; rows past the split's keys are zeros.
+constexpr int kStages = 2;
+constexpr int kDimParts = kWarpsTc / 2;  // scores: a warp per 16 keys and a quarter of the head dims
+static_assert(kWarpsTc == kCols, "the softmax takes a column a warp");
+template <int D, bool kDerived>
+struct TcSmem {
+  static constexpr int QS = D + 32, RS = D + 32, SS = kTileTc + 4, PS = kTileTc + 8;
+  static constexpr int kBufRows = (kDerived ? 1 : 2) * kTileTc;  // rows of one stage
+  static constexpr size_t q_bytes = size_t(kParts * kCols * QS) * 2;
+  static constexpr size_t stage_bytes = size_t(kBufRows * RS) * 2;
+  // query parts, stages, scores [kDimParts][kCols][SS] f32, probability parts [kParts][kCols][PS] bf16,
+  // running max, sum and rescale factor per column
+  static constexpr size_t bytes = q_bytes + kStages * stage_bytes + size_t(kDimParts * kCols * SS) * 4 +
+                                  size_t(kParts * kCols * PS) * 2 + size_t(3 * kCols) * 4;
+};
+
+// Keys d .. d + 7 of the key at position pk derived from its value row in shared memory (d mod D/2 <
+// a.pairs: rotated dims), in f32 with the products and sums rounded one by one as derived_key_at
+// (attention.cu) and the host do, returned as three bf16 parts packed in pairs (k[part]: words 0-3 hold dims
+// d .. d + 7 in pairs); zeros for a row past the split's keys (!in: pk may lie past the table).
 template <int D>
-__device__ __forceinline__ void derived_keys8(const AttnArgs& a, const void* row, bool fresh, int64_t pk, int d,
+__device__ __forceinline__ void derived_keys8(const AttnArgs& a, const __nv_bfloat16* row, bool in, int64_t pk, int d,
                                               uint4 (&k)[kParts]) {
   constexpr int half = D / 2;
-  if (!row) {  // past the split's keys (pk may lie past the table)
+  if (!in) {
 #pragma unroll
     for (int i = 0; i < kParts; ++i) k[i] = make_uint4(0u, 0u, 0u, 0u);
     return;
   }
   float own[8], partner[8];
-  const uint4 wo = load8(row, fresh, d), wp = load8(row, fresh, d < half ? d + half : d - half);
+  const int dp = d < half ? d + half : d - half;
+  const uint4 wo = *reinterpret_cast<const uint4*>(row + d), wp = *reinterpret_cast<const uint4*>(row + dp);
   const uint32_t wov[4] = {wo.x, wo.y, wo.z, wo.w}, wpv[4] = {wp.x, wp.y, wp.z, wp.w};
 #pragma unroll
   for (int w = 0; w < 4; ++w) bf16x2_to_f32(wov[w], own + 2 * w), bf16x2_to_f32(wpv[w], partner + 2 * w);
-  const int i0 = d % half, dp = d < half ? d + half : d - half;
-  const float2* cs = reinterpret_cast<const float2*>(a.rope_cs) + pk * a.pairs + i0;
+  const float2* cs = reinterpret_cast<const float2*>(a.rope_cs) + pk * a.pairs + d % half;
   float key[8];
 #pragma unroll
   for (int e = 0; e < 8; ++e) {
@@ -111,38 +136,33 @@ __device__ __forceinline__ void derived_keys8(const AttnArgs& a, const void* row
     const float2 r = __ldg(cs + e);
     key[e] = d < half ? __fsub_rn(__fmul_rn(x, r.x), __fmul_rn(y, r.y)) : __fadd_rn(__fmul_rn(x, r.x), __fmul_rn(y, r.y));
   }
-  __nv_bfloat16 p[8][kParts];
+  uint32_t w[4][kParts];
 #pragma unroll
-  for (int e = 0; e < 8; ++e) split3(key[e], p[e]);
+  for (int e = 0; e < 4; ++e) split3_pair(key[2 * e], key[2 * e + 1], w[e]);
 #pragma unroll
-  for (int i = 0; i < kParts; ++i) {
-    uint32_t w[4];
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const __nv_bfloat162 h = __halves2bfloat162(p[2 * e][i], p[2 * e + 1][i]);
-      w[e] = *reinterpret_cast<const uint32_t*>(&h);
-    }
-    k[i] = make_uint4(w[0], w[1], w[2], w[3]);
-  }
+  for (int i = 0; i < kParts; ++i) k[i] = make_uint4(w[0][i], w[1][i], w[2][i], w[3][i]);
 }
 
 // grid (Hkv, T, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split, D], ml [T, Hq,
 // n_split, 2]. kDerived: keys derived from the value rows (a.kw).
 template <int D, bool kDerived>
-__global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml) {
+__global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   grid_dependency_sync();
-  constexpr int QS = D + 32, PS = kProbRow, SS = kScoreRow;
+  using L = TcSmem<D, kDerived>;
+  constexpr int QS = L::QS, RS = L::RS, PS = L::PS, SS = L::SS;
   constexpr int DW = D / kWarpsTc;  // head dims a warp owns in P.V, 32 a group (two 16-dim m-tiles)
+  static_assert(DW % 32 == 0, "head dims of 256 or 512");
+  constexpr int NB = D / 32;        // 32-dim chunks of a row (scores: a lane 8 dims of each)
+  constexpr int CPR = D / 8;        // 16-byte chunks a row
   extern __shared__ float4 tc_sm[];
   __nv_bfloat16* qsm = reinterpret_cast<__nv_bfloat16*>(tc_sm);
-  float* sc = reinterpret_cast<float*>(qsm + kParts * kCols * QS);
-  __nv_bfloat16* psm = reinterpret_cast<__nv_bfloat16*>(sc + kCols * SS);
+  __nv_bfloat16* stages = qsm + kParts * kCols * QS;
+  float* sc = reinterpret_cast<float*>(stages + kStages * L::kBufRows * RS);
+  __nv_bfloat16* psm = reinterpret_cast<__nv_bfloat16*>(sc + kDimParts * kCols * SS);
   float* mrow = reinterpret_cast<float*>(psm + kParts * kCols * PS);
   float* lrow = mrow + kCols;
   float* frow = lrow + kCols;
-  __shared__ const void* krow[kTileTc];
-  __shared__ const void* vrow[kTileTc];
-  __shared__ bool fresh[kTileTc];
+  __shared__ const void* srow[kStages][L::kBufRows];  // the rows a stage copies (null: past the keys)
 
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
   const int G = int(a.Hq / a.Hkv);
@@ -153,6 +173,34 @@ __global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, in
   const int64_t per = (hi - lo + n_split - 1) / n_split;
   const int64_t ks = lo + split * per, ke = min(hi, ks + per);
 
+  // The rows of the tile at k0 (one thread a row) for stage st.
+  auto find_rows = [&](int64_t k0, int st) {
+    if (tid < L::kBufRows) {
+      const int j = tid % kTileTc;
+      const int64_t pk = k0 + j;
+      const bool val = kDerived || tid >= kTileTc;
+      srow[st][tid] = pk >= ke ? nullptr
+                      : val    ? key_row<__nv_bfloat16>(a, rs, rs.v, rs.cv, pk, g)
+                               : key_row<__nv_bfloat16>(a, rs, rs.k, rs.ck, pk, g);
+    }
+  };
+  // Stage st's copies of the tile at k0 (after find_rows and a barrier), one commit group.
+  auto stage_tile = [&](int64_t k0, int st) {
+    __nv_bfloat16* buf = stages + st * L::kBufRows * RS;
+    for (int e = tid; e < L::kBufRows * CPR; e += kThreadsTc) {
+      const int r = e / CPR, c = e % CPR;
+      const void* src = srow[st][r];
+      __nv_bfloat16* dst = buf + r * RS + 8 * c;
+      if (src && k0 + r % kTileTc < rs.p0) cp_async<16>(smem_addr(dst), static_cast<const __nv_bfloat16*>(src) + 8 * c);
+      else *reinterpret_cast<uint4*>(dst) = load8(src, true, 8 * c);  // fresh (f32, rounded) or zeros
+    }
+    cp_async_commit();
+  };
+
+  // The first tile's copies go out before the query is staged.
+  if (ks < ke) find_rows(ks, 0);
+  __syncthreads();
+  if (ks < ke) stage_tile(ks, 0);
   for (int e = tid; e < kCols * D; e += kThreadsTc) {
     const int j = e / D, d = e % D;
     __nv_bfloat16 p[kParts];
@@ -168,38 +216,41 @@ __global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, in
   for (int m = 0; m < DW / 16; ++m) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.f;
   __syncthreads();
 
-  for (int64_t k0 = ks; k0 < ke; k0 += kTileTc) {
+  int st = 0;
+  for (int64_t k0 = ks; k0 < ke; k0 += kTileTc, st ^= 1) {
     const int nk = int(min(int64_t(kTileTc), ke - k0));
-    if (tid < kTileTc) {
-      const bool in = tid < nk;
-      krow[tid] = !in ? nullptr
-                  : kDerived ? key_row<__nv_bfloat16>(a, rs, rs.v, rs.cv, k0 + tid, g)
-                             : key_row<__nv_bfloat16>(a, rs, rs.k, rs.ck, k0 + tid, g);
-      vrow[tid] = in ? key_row<__nv_bfloat16>(a, rs, rs.v, rs.cv, k0 + tid, g) : nullptr;
-      fresh[tid] = in && k0 + tid >= rs.p0;
-    }
-    __syncthreads();
+    const bool more = k0 + kTileTc < ke;
+    if (more) find_rows(k0 + kTileTc, st ^ 1);
+    __syncthreads();  // the next stage's rows are known, and every warp is done with that stage's buffer
+    if (more) stage_tile(k0 + kTileTc, st ^ 1);
+    else cp_async_commit();
+    cp_async_wait<1>();  // this tile's copies (this thread's) have landed
+    __syncthreads();     // (and every thread's)
+    const __nv_bfloat16* kbuf = stages + st * L::kBufRows * RS;
+    const __nv_bfloat16* vbuf = kDerived ? kbuf : kbuf + kTileTc * RS;
     {
-      // Scores of keys 16 warp + gq (mma rows gq) and + 8 (rows gq + 8). Lane cq's 8 values at d feed the
+      // Scores: warp w takes keys 16 (w & 1) + gq (mma rows gq) and + 8 (rows gq + 8) over the chunks of 32
+      // dims b = 4 i + (dq + i) % 4 (dq = w >> 1), which gives each dim quarter its share of the rotated chunks
+      // (the first of each half of the head: b = 0, 1 and 8, 9 for the 31B). Lane cq's 8 values at d feed the
       // k slots {2cq, 2cq + 1, 2cq + 8, 2cq + 9} of two mmas (d .. d + 3, then d + 4 .. d + 7), and the
       // query's B fragment takes the same dims.
-      const int r0 = 16 * warp + gq, r1 = r0 + 8;
-      const void* ka = krow[r0];
-      const void* kb = krow[r1];
-      const bool fa = fresh[r0], fb = fresh[r1];
+      const int r0 = 16 * (warp & 1) + gq, r1 = r0 + 8, dq = warp >> 1;
+      const __nv_bfloat16* ka = kbuf + r0 * RS;
+      const __nv_bfloat16* kb = kbuf + r1 * RS;
       float c[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll 4
-      for (int base = 0; base < D; base += 32) {
+#pragma unroll
+      for (int it = 0; it < NB / kDimParts; ++it) {
+        const int base = 32 * (kDimParts * it + (dq + it) % kDimParts);
         const int d = base + 8 * cq;
         if (kDerived && base % (D / 2) < a.pairs) {
           // A chunk holding rotated dims (a lane's 8 dims are all rotated or none, pairs % 8 == 0): every
           // lane feeds three key parts, V itself (and zeros) where its dims are not rotated.
           uint4 ka3[kParts], kb3[kParts];
           if (d % (D / 2) < a.pairs) {
-            derived_keys8<D>(a, ka, fa, k0 + r0, d, ka3);
-            derived_keys8<D>(a, kb, fb, k0 + r1, d, kb3);
+            derived_keys8<D>(a, ka, r0 < nk, k0 + r0, d, ka3);
+            derived_keys8<D>(a, kb, r1 < nk, k0 + r1, d, kb3);
           } else {
-            ka3[0] = load8(ka, fa, d), kb3[0] = load8(kb, fb, d);
+            ka3[0] = *reinterpret_cast<const uint4*>(ka + d), kb3[0] = *reinterpret_cast<const uint4*>(kb + d);
             ka3[1] = ka3[2] = kb3[1] = kb3[2] = make_uint4(0u, 0u, 0u, 0u);
           }
 #pragma unroll
@@ -213,7 +264,7 @@ __global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, in
           }
           continue;
         }
-        const uint4 wa = load8(ka, fa, d), wb = load8(kb, fb, d);
+        const uint4 wa = *reinterpret_cast<const uint4*>(ka + d), wb = *reinterpret_cast<const uint4*>(kb + d);
 #pragma unroll
         for (int i = 0; i < kParts; ++i) {
           const uint4 qv = *reinterpret_cast<const uint4*>(qsm + (i * kCols + gq) * QS + d);
@@ -221,33 +272,32 @@ __global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, in
           mma_bf16(c, wa.z, wb.z, wa.w, wb.w, qv.z, qv.w);
         }
       }
-      // c: keys r0 (c[0], c[1]) and r1 (c[2], c[3]), columns 2cq and 2cq + 1.
-      sc[(2 * cq) * SS + r0] = c[0];
-      sc[(2 * cq + 1) * SS + r0] = c[1];
-      sc[(2 * cq) * SS + r1] = c[2];
-      sc[(2 * cq + 1) * SS + r1] = c[3];
+      // c: keys r0 (c[0], c[1]) and r1 (c[2], c[3]), columns 2cq and 2cq + 1, this dim quarter's sums.
+      float* o = sc + dq * kCols * SS;
+      o[(2 * cq) * SS + r0] = c[0];
+      o[(2 * cq + 1) * SS + r0] = c[1];
+      o[(2 * cq) * SS + r1] = c[2];
+      o[(2 * cq + 1) * SS + r1] = c[3];
     }
     __syncthreads();
-    // Online softmax: warp w takes columns 2w and 2w + 1, a lane keys lane and lane + 32.
+    // Online softmax: warp w takes column w, lane l key l (the dim quarters' sums added in order).
+    {
+      const int j = warp;
+      float sv = -FLT_MAX;
+      if (lane < nk) {
+        sv = sc[j * SS + lane];
 #pragma unroll
-    for (int jj = 0; jj < 2; ++jj) {
-      const int j = 2 * warp + jj;
-      const float s0 = lane < nk ? sc[j * SS + lane] : -FLT_MAX;
-      const float s1 = lane + 32 < nk ? sc[j * SS + lane + 32] : -FLT_MAX;
-      float mx = fmaxf(s0, s1);
+        for (int i = 1; i < kDimParts; ++i) sv += sc[(i * kCols + j) * SS + lane];
+      }
+      float mx = sv;
       for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
       const float m_old = mrow[j], m_new = fmaxf(m_old, mx);
-      const float p0 = lane < nk && j < G ? __expf(s0 - m_new) : 0.f;
-      const float p1 = lane + 32 < nk && j < G ? __expf(s1 - m_new) : 0.f;
-      __nv_bfloat16 q0[kParts], q1[kParts];
-      split3(p0, q0);
-      split3(p1, q1);
+      const float p = lane < nk && j < G ? __expf(sv - m_new) : 0.f;
+      __nv_bfloat16 pp[kParts];
+      split3(p, pp);
 #pragma unroll
-      for (int i = 0; i < kParts; ++i) {
-        psm[(i * kCols + j) * PS + lane] = q0[i];
-        psm[(i * kCols + j) * PS + lane + 32] = q1[i];
-      }
-      float sum = p0 + p1;
+      for (int i = 0; i < kParts; ++i) psm[(i * kCols + j) * PS + lane] = pp[i];
+      float sum = p;
       for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
       __syncwarp();
       if (lane == 0) {
@@ -267,7 +317,7 @@ __global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, in
       const float f0 = frow[2 * cq], f1 = frow[2 * cq + 1];
 #pragma unroll
       for (int m = 0; m < DW / 16; ++m) acc[m][0] *= f0, acc[m][1] *= f1, acc[m][2] *= f0, acc[m][3] *= f1;
-#pragma unroll 2
+#pragma unroll
       for (int kt = 0; kt < kTileTc / 16; ++kt) {
         uint32_t b[kParts][2];
 #pragma unroll
@@ -276,13 +326,12 @@ __global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, in
           b[i][0] = *reinterpret_cast<const uint32_t*>(prow);
           b[i][1] = *reinterpret_cast<const uint32_t*>(prow + 8);
         }
-        const void* va = vrow[kt * 16 + gq];
-        const void* vb = vrow[kt * 16 + 8 + gq];
-        const bool fa = fresh[kt * 16 + gq], fb = fresh[kt * 16 + 8 + gq];
+        const __nv_bfloat16* va = vbuf + (kt * 16 + gq) * RS;
+        const __nv_bfloat16* vb = va + 8 * RS;
 #pragma unroll
         for (int grp = 0; grp < DW / 32; ++grp) {
           const int d = DW * warp + 32 * grp + 8 * cq;
-          const uint4 wa = load8(va, fa, d), wb = load8(vb, fb, d);
+          const uint4 wa = *reinterpret_cast<const uint4*>(va + d), wb = *reinterpret_cast<const uint4*>(vb + d);
           const uint32_t a0 = transpose8x8(wa.x), a1 = transpose8x8(wa.y), a2 = transpose8x8(wa.z), a3 = transpose8x8(wa.w);
           const uint32_t b0 = transpose8x8(wb.x), b1 = transpose8x8(wb.y), b2 = transpose8x8(wb.z), b3 = transpose8x8(wb.w);
 #pragma unroll
@@ -293,7 +342,6 @@ __global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, in
         }
       }
     }
-    __syncthreads();
   }
   // acc[2 grp + h][e]: column 2cq + (e & 1), row gq + 8 (e >> 1) of m-tile h, i.e. block 2h + (e >> 1).
 #pragma unroll
@@ -312,28 +360,34 @@ __global__ void __launch_bounds__(kThreadsTc, 4) decode_tc_kernel(AttnArgs a, in
   }
 }
 
+template <int D, bool kDerived>
+void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
+  constexpr size_t smem = TcSmem<D, kDerived>::bytes;
+  auto kernel = decode_tc_kernel<D, kDerived>;
+  static const bool sized = [&] {
+    if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    return true;
+  }();
+  (void)sized;
+  launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml);
+}
+
 template <int D>
 void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
-  constexpr size_t smem = smem_bytes<D>();
-  auto go = [&](auto kernel) {
-    if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml);
-  };
-  if (a.kw) go(decode_tc_kernel<D, true>);
-  else go(decode_tc_kernel<D, false>);
+  if (a.kw) launch_tc_as<D, true>(a, n_split, part, ml, s);
+  else launch_tc_as<D, false>(a, n_split, part, ml, s);
 }
 
 }  // namespace
 
 bool attn_decode_tc_suits(const AttnArgs& a) {
   const int64_t group = a.Hkv > 0 ? a.Hq / a.Hkv : 0;
-  return a.cache_bf16 && (!a.kw || (a.pairs % 8 == 0 && a.rope_cs)) && (a.D == 128 || a.D == 256 || a.D == 512) && group >= 1 && group <= kCols &&
+  return a.cache_bf16 && (!a.kw || (a.pairs % 8 == 0 && a.rope_cs)) && (a.D == 256 || a.D == 512) && group >= 1 && group <= kCols &&
          a.Hq == group * a.Hkv;
 }
 
 void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
   switch (a.D) {
-    case 128: launch_tc<128>(a, n_split, part, ml, s); break;
     case 256: launch_tc<256>(a, n_split, part, ml, s); break;
     default: launch_tc<512>(a, n_split, part, ml, s); break;
   }

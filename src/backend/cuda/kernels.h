@@ -187,7 +187,7 @@ bool attn_decode_suits(int64_t n, int64_t p0, int window);
 size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm);
 void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s);
 // attn_decode's split kernel on the tensor cores (attn_decode_tc.cu: bf16 cache, stored or derived keys
-// (pairs a multiple of 8), head dims 128/256/512, groups up to 8); the same partial outputs part [T, Hq,
+// (pairs a multiple of 8), head dims 256/512, groups up to 8); the same partial outputs part [T, Hq,
 // n_split, D] and (max, sum) ml.
 bool attn_decode_tc_suits(const AttnArgs& a);
 void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s);
