@@ -1,9 +1,9 @@
 // Attention kernels. Decode (few queries): split-K flash-decoding. Each block owns one query, one KV
 // head (so its GQA group of query heads shares every K/V row read) and one slice of the visible keys,
 // keeps an online softmax per head and writes (max, sum, unnormalised output); a second kernel merges
-// the slices. decode_group_kernel serves the common shapes (power-of-two head dims, groups 1-8) reading
-// each K/V element once per block; decode_kernel serves the rest; attn_decode_tc.cu runs the same split on
-// the tensor cores for derived keys (see attn_decode). Prefill: attn_prefill.cu over keys gathered by
+// the slices. attn_decode_tc.cu runs the split on the tensor cores for every bf16 layer of head dim 256 or
+// 512 (takes_tensor_cores); decode_group_kernel serves the other common shapes (f32 caches, power-of-two
+// head dims, groups 1-8) reading each K/V element once per block; decode_kernel serves the rest. Prefill: attn_prefill.cu over keys gathered by
 // gather_kv_f16, or cuBLAS GEMMs around gather_kv and masked_softmax (cuda_backend.cc).
 // Key position pk lives in the new k/v when pk >= p0, else in cache slot pk (flat) or pk % capacity (ring).
 // The cache holds CT (float or bf16); new keys and values are f32 and are read rounded to CT, as the cache
@@ -656,7 +656,7 @@ int64_t max_visible_keys(const AttnArgs& a) { return a.window > 0 ? std::min<int
 
 // Whether a layer's decode attention runs on the tensor cores (attn_decode_tc.cu): every layer it suits (a
 // bf16 cache, head dims 256/512), stored keys or derived. On the H200 it runs the 31B's full layer at 65,536
-// keys in 213 us with derived keys (the group kernel: 330) and 235 with stored ones (266), its sliding layer
+// keys in 212 us with derived keys (the group kernel: 330) and 223 with stored ones (266), its sliding layer
 // in 11.5 us (14.5; docs/PERF.md). The choice depends on the layer only, never on T or p0, so a verify and a
 // batch sum exactly as one-token steps do. For comparisons: G4_CUDA_ATTN_TC=0 never.
 bool takes_tensor_cores(const AttnArgs& a) {
