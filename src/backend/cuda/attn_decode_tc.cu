@@ -382,8 +382,24 @@ void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStrea
 
 bool attn_decode_tc_suits(const AttnArgs& a) {
   const int64_t group = a.Hkv > 0 ? a.Hq / a.Hkv : 0;
-  return a.cache_bf16 && (!a.kw || (a.pairs % 8 == 0 && a.rope_cs)) && (a.D == 256 || a.D == 512) && group >= 1 && group <= kCols &&
-         a.Hq == group * a.Hkv;
+  if (!(a.cache_bf16 && (!a.kw || (a.pairs % 8 == 0 && a.rope_cs)) && (a.D == 256 || a.D == 512) && group >= 1 &&
+        group <= kCols && a.Hq == group * a.Hkv))
+    return false;
+  // The block's shared memory must fit the device: stored keys at D = 512 take 170 KB (an H100 or H200 gives a
+  // block up to 227 KB, an A100 163 KB: there such layers take the group kernel).
+  static const size_t max_smem = [] {
+    int dev = 0, v = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return size_t(0);
+    }
+    return size_t(v);
+  }();
+  const bool derived = a.kw != nullptr;
+  const size_t dynamic = a.D == 256 ? (derived ? TcSmem<256, true>::bytes : TcSmem<256, false>::bytes)
+                                    : (derived ? TcSmem<512, true>::bytes : TcSmem<512, false>::bytes);
+  const size_t rows = size_t(kStages) * (derived ? 1 : 2) * kTileTc * sizeof(void*);  // srow (static)
+  return dynamic + rows <= max_smem;
 }
 
 void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
