@@ -157,5 +157,57 @@ TEST_F(CudaTest, AttentionDerivedKeys) {
   }
 }
 
+// Decode attention over a bf16 cache gives each of T query rows (a verify: consecutive positions of one
+// sequence) bit for bit what a launch of that row alone gives after the earlier rows' keys and values were
+// appended: what lets greedy speculation reproduce plain greedy decoding. Sliding layers (GQA 2 and 4, the
+// window full, filling, and crossed within the rows), and a full layer with stored keys.
+TEST_F(CudaTest, AttentionRowsEqualOneRowLaunches) {
+  struct C { int64_t Hq, Hkv, D, p0; int window; int64_t cap; bool ring; };
+  const std::vector<C> cases = {{32, 16, 256, 1500, 1024, 1024, true}, {32, 16, 256, 700, 1024, 1024, true},
+                                {32, 16, 256, 1021, 1024, 1024, true}, {16, 4, 256, 200, 64, 64, true},
+                                {32, 4, 512, 3000, 0, 4096, false}};
+  for (const C& c : cases) {
+    for (int64_t T : {2, 4, 5, 8}) {
+      const std::string what = "T=" + std::to_string(T) + " Hq=" + std::to_string(c.Hq) + " Hkv=" + std::to_string(c.Hkv) +
+                               " D=" + std::to_string(c.D) + " p0=" + std::to_string(c.p0) + " window=" + std::to_string(c.window);
+      const auto q = randn(rng_, size_t(T * c.Hq * c.D), 0.2f);
+      const auto k = randn(rng_, size_t(T * c.Hkv * c.D), 0.2f), v = randn(rng_, size_t(T * c.Hkv * c.D));
+      // The cached prefix: positions p0 - n0 .. p0 - 1 (a ring holds its last `cap`).
+      const int64_t n0 = std::min(c.p0, c.cap);
+      const auto pk = randn(rng_, size_t(n0 * c.Hkv * c.D), 0.2f), pv = randn(rng_, size_t(n0 * c.Hkv * c.D));
+      CudaBackend& be = *fast_;
+      KvLayerSpec spec;
+      spec.capacity = c.cap;
+      spec.n_kv_heads = int(c.Hkv);
+      spec.head_dim = int(c.D);
+      spec.ring = c.ring;
+      spec.k_type = spec.v_type = DType::kBF16;
+      const Tensor kt = to_device(be, k, {T, c.Hkv, c.D}), vt = to_device(be, v, {T, c.Hkv, c.D});
+      // The prefix and, for row t alone, the rows before it.
+      auto cache_with = [&](int64_t rows) {
+        KvLayer kc = be.new_kv_layer(spec);
+        be.kv_append(kc, to_device(be, pk, {n0, c.Hkv, c.D}), to_device(be, pv, {n0, c.Hkv, c.D}), c.p0 - n0);
+        if (rows > 0) be.kv_append(kc, kt.rows(0, rows), vt.rows(0, rows), c.p0);
+        return kc;
+      };
+      ASSERT_TRUE(cuda::attn_decode_suits(T, c.p0, c.window)) << what;
+      KvLayer all = cache_with(0);
+      Tensor out = be.empty({T, c.Hq, c.D});
+      be.attention(to_device(be, q, {T, c.Hq, c.D}), kt, vt, all, c.p0, c.window, out);
+      const std::vector<float> got = to_host(be, out);
+      for (int64_t t = 0; t < T; ++t) {
+        KvLayer one = cache_with(t);
+        Tensor o1 = be.empty({1, c.Hq, c.D});
+        const std::vector<float> q1(q.begin() + t * c.Hq * c.D, q.begin() + (t + 1) * c.Hq * c.D);
+        be.attention(to_device(be, q1, {1, c.Hq, c.D}), kt.rows(t, 1), vt.rows(t, 1), one, c.p0 + t, c.window, o1);
+        const std::vector<float> want = to_host(be, o1);
+        int64_t differ = 0;
+        for (size_t i = 0; i < want.size(); ++i) differ += got[size_t(t * c.Hq * c.D) + i] != want[i];
+        EXPECT_EQ(differ, 0) << what << ", row " << t;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace g4::test
