@@ -25,6 +25,17 @@ std::vector<float> ref_attention(RefBackend& ref, const AttCase& c, const std::v
   return to_host(ref, out);
 }
 
+// A cache layer of bf16 keys and values.
+KvLayerSpec bf16_spec(int64_t cap, int64_t Hkv, int64_t D, bool ring) {
+  KvLayerSpec spec;
+  spec.capacity = cap;
+  spec.n_kv_heads = int(Hkv);
+  spec.head_dim = int(D);
+  spec.ring = ring;
+  spec.k_type = spec.v_type = DType::kBF16;
+  return spec;
+}
+
 TEST_F(CudaTest, AttentionDecodeAndPrefill) {
   const std::vector<AttCase> cases = {
       {1, 32, 16, 256, 0, 1024, 1024, true},  {1, 32, 16, 256, 1500, 1024, 1024, true},
@@ -84,13 +95,7 @@ TEST_F(CudaTest, AttentionOverBf16Cache) {
     const auto cv = round_bf16(randn(rng_, size_t(c.cap * c.Hkv * c.D)));
     const auto want = ref_attention(ref_, c, q, k, v, ck, cv);
     for (CudaBackend* be : {fast_.get(), precise_.get()}) {
-      KvLayerSpec spec;
-      spec.capacity = c.cap;
-      spec.n_kv_heads = int(c.Hkv);
-      spec.head_dim = int(c.D);
-      spec.ring = c.ring;
-      spec.k_type = spec.v_type = DType::kBF16;
-      KvLayer kc = be->new_kv_layer(spec);
+      KvLayer kc = be->new_kv_layer(bf16_spec(c.cap, c.Hkv, c.D, c.ring));
       EXPECT_EQ(kc.k.dtype, DType::kBF16);
       be->kv_append(kc, to_device(*be, ck, {c.cap, c.Hkv, c.D}), to_device(*be, cv, {c.cap, c.Hkv, c.D}), 0);
       Tensor out = be->empty({c.T, c.Hq, c.D});
@@ -136,11 +141,8 @@ TEST_F(CudaTest, AttentionDerivedKeys) {
     std::vector<std::vector<float>> outs;
     for (Backend* be : std::initializer_list<Backend*>{&ref_, fast_.get()}) {
       const auto norm = be->pack(WeightView{"k_norm", DType::kF32, {c.D}, kw.data(), nullptr}, WeightRole::kNorm);
-      KvLayerSpec spec;
-      spec.capacity = c.cap;
-      spec.n_kv_heads = int(c.Hkv);
-      spec.head_dim = int(c.D);
-      spec.k_type = spec.v_type = be == &ref_ ? DType::kF32 : DType::kBF16;
+      KvLayerSpec spec = bf16_spec(c.cap, c.Hkv, c.D, false);
+      if (be == &ref_) spec.k_type = spec.v_type = DType::kF32;
       spec.k_from_v = true;
       spec.k_norm = norm.get();
       spec.rope = RopeSpec{1e6f, c.pairs};
@@ -176,12 +178,7 @@ TEST_F(CudaTest, AttentionRowsEqualOneRowLaunches) {
       const int64_t n0 = std::min(c.p0, c.cap);
       const auto pk = randn(rng_, size_t(n0 * c.Hkv * c.D), 0.2f), pv = randn(rng_, size_t(n0 * c.Hkv * c.D));
       CudaBackend& be = *fast_;
-      KvLayerSpec spec;
-      spec.capacity = c.cap;
-      spec.n_kv_heads = int(c.Hkv);
-      spec.head_dim = int(c.D);
-      spec.ring = c.ring;
-      spec.k_type = spec.v_type = DType::kBF16;
+      const KvLayerSpec spec = bf16_spec(c.cap, c.Hkv, c.D, c.ring);
       const Tensor kt = to_device(be, k, {T, c.Hkv, c.D}), vt = to_device(be, v, {T, c.Hkv, c.D});
       // The prefix and, for row t alone, the rows before it.
       auto cache_with = [&](int64_t rows) {

@@ -57,11 +57,10 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&h);
 }
 
-// Values d .. d + 7 of a row as 4 bf16 pairs: a cached bf16 row, a fresh f32 row rounded as the cache will
-// hold it, or zeros (no row: past the split's keys).
-__device__ __forceinline__ uint4 load8(const void* row, bool fresh, int d) {
+// Values d .. d + 7 of a fresh f32 row as 4 bf16 pairs, rounded as the cache will hold them, or zeros (no
+// row: past the split's keys).
+__device__ __forceinline__ uint4 fresh8(const void* row, int d) {
   if (!row) return make_uint4(0u, 0u, 0u, 0u);
-  if (!fresh) return *reinterpret_cast<const uint4*>(static_cast<const __nv_bfloat16*>(row) + d);
   const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(row) + d);
   const float4 x = p[0], y = p[1];
   return make_uint4(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w), pack_bf16(y.x, y.y), pack_bf16(y.z, y.w));
@@ -107,6 +106,8 @@ struct TcSmem {
   // running max, sum and rescale factor per column
   static constexpr size_t bytes = q_bytes + kStages * stage_bytes + size_t(kDimParts * kCols * SS) * 4 +
                                   size_t(kParts * kCols * PS) * 2 + size_t(3 * kCols) * 4;
+  // the stages' row pointers (static shared memory, srow in the kernel)
+  static constexpr size_t row_ptr_bytes = size_t(kStages) * kBufRows * sizeof(void*);
 };
 
 // Keys d .. d + 7 of the key at position pk derived from its value row in shared memory (d mod D/2 <
@@ -163,6 +164,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   float* lrow = mrow + kCols;
   float* frow = lrow + kCols;
   __shared__ const void* srow[kStages][L::kBufRows];  // the rows a stage copies (null: past the keys)
+  static_assert(sizeof(srow) == L::row_ptr_bytes, "TcSmem counts srow");
 
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
   const int G = int(a.Hq / a.Hkv);
@@ -192,7 +194,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
       const void* src = srow[st][r];
       __nv_bfloat16* dst = buf + r * RS + 8 * c;
       if (src && k0 + r % kTileTc < rs.p0) cp_async<16>(smem_addr(dst), static_cast<const __nv_bfloat16*>(src) + 8 * c);
-      else *reinterpret_cast<uint4*>(dst) = load8(src, true, 8 * c);  // fresh (f32, rounded) or zeros
+      else *reinterpret_cast<uint4*>(dst) = fresh8(src, 8 * c);
     }
     cp_async_commit();
   };
@@ -396,10 +398,13 @@ bool attn_decode_tc_suits(const AttnArgs& a) {
     return size_t(v);
   }();
   const bool derived = a.kw != nullptr;
-  const size_t dynamic = a.D == 256 ? (derived ? TcSmem<256, true>::bytes : TcSmem<256, false>::bytes)
-                                    : (derived ? TcSmem<512, true>::bytes : TcSmem<512, false>::bytes);
-  const size_t rows = size_t(kStages) * (derived ? 1 : 2) * kTileTc * sizeof(void*);  // srow (static)
-  return dynamic + rows <= max_smem;
+  using S256 = TcSmem<256, false>;
+  using D256 = TcSmem<256, true>;
+  using S512 = TcSmem<512, false>;
+  using D512 = TcSmem<512, true>;
+  const size_t need = a.D == 256 ? (derived ? D256::bytes + D256::row_ptr_bytes : S256::bytes + S256::row_ptr_bytes)
+                                 : (derived ? D512::bytes + D512::row_ptr_bytes : S512::bytes + S512::row_ptr_bytes);
+  return need <= max_smem;
 }
 
 void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
