@@ -25,6 +25,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/load.cuh"
 #include "backend/cuda/smem_async.cuh"
 
 namespace g4::cuda {
@@ -38,7 +39,7 @@ constexpr int kCols = 8;                // the mma's N: heads of the group, zero
 
 __device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                          uint32_t b1) {
-  asm volatile(
+  asm(  // not volatile: the compiler may move it among the loads
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
@@ -48,7 +49,7 @@ __device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1
 // transposed.
 __device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
   uint32_t y;
-  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(y) : "r"(x));
+  asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(y) : "r"(x));
   return y;
 }
 
@@ -129,12 +130,27 @@ __device__ __forceinline__ void derived_keys8(const AttnArgs& a, const __nv_bflo
   const uint32_t wov[4] = {wo.x, wo.y, wo.z, wo.w}, wpv[4] = {wp.x, wp.y, wp.z, wp.w};
 #pragma unroll
   for (int w = 0; w < 4; ++w) bf16x2_to_f32(wov[w], own + 2 * w), bf16x2_to_f32(wpv[w], partner + 2 * w);
-  const float2* cs = reinterpret_cast<const float2*>(a.rope_cs) + pk * a.pairs + d % half;
+  // kw and the {cos, sin} row in 16-byte loads (d and pairs are multiples of 8, both tables 16-byte aligned: suits)
+  const float4* cs4 = reinterpret_cast<const float4*>(a.rope_cs + (pk * a.pairs + d % half) * 2);
+  const float4* kwo = reinterpret_cast<const float4*>(a.kw + d);
+  const float4* kwp = reinterpret_cast<const float4*>(a.kw + dp);
+  float wown[8], wpart[8], csv[16];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const float4 o = __ldg(kwo + i), q = __ldg(kwp + i);
+    wown[4 * i] = o.x, wown[4 * i + 1] = o.y, wown[4 * i + 2] = o.z, wown[4 * i + 3] = o.w;
+    wpart[4 * i] = q.x, wpart[4 * i + 1] = q.y, wpart[4 * i + 2] = q.z, wpart[4 * i + 3] = q.w;
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float4 c = __ldg(cs4 + i);
+    csv[4 * i] = c.x, csv[4 * i + 1] = c.y, csv[4 * i + 2] = c.z, csv[4 * i + 3] = c.w;
+  }
   float key[8];
 #pragma unroll
   for (int e = 0; e < 8; ++e) {
-    const float x = __fmul_rn(own[e], a.kw[d + e]), y = __fmul_rn(partner[e], a.kw[dp + e]);
-    const float2 r = __ldg(cs + e);
+    const float x = __fmul_rn(own[e], wown[e]), y = __fmul_rn(partner[e], wpart[e]);
+    const float2 r = make_float2(csv[2 * e], csv[2 * e + 1]);
     key[e] = d < half ? __fsub_rn(__fmul_rn(x, r.x), __fmul_rn(y, r.y)) : __fadd_rn(__fmul_rn(x, r.x), __fmul_rn(y, r.y));
   }
   uint32_t w[4][kParts];
@@ -197,6 +213,15 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
       else *reinterpret_cast<uint4*>(dst) = fresh8(src, 8 * c);
     }
     cp_async_commit();
+    if constexpr (kDerived) {
+      // The tile's {cos, sin} rows (8 pairs bytes a key, a 32 MB table at 65,536 keys) asked of L2 a tile
+      // ahead: derived_keys8 reads them synchronously inside the scores (65,536 keys: 189 -> 180 us a layer).
+      const int lines = (a.pairs * 8 + 127) / 128;
+      for (int e = tid; e < kTileTc * lines; e += kThreadsTc) {
+        const int64_t pk = k0 + e / lines;
+        if (pk < ke) prefetch_l2(reinterpret_cast<const char*>(a.rope_cs) + pk * a.pairs * 8 + (e % lines) * 128);
+      }
+    }
   };
 
   // The first tile's copies go out before the query is staged.
@@ -223,11 +248,9 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     const int nk = int(min(int64_t(kTileTc), ke - k0));
     const bool more = k0 + kTileTc < ke;
     if (more) find_rows(k0 + kTileTc, st ^ 1);
-    __syncthreads();  // the next stage's rows are known, and every warp is done with that stage's buffer
+    cp_async_wait<0>();  // this tile's copies (this thread's; the only ones in flight) have landed
+    __syncthreads();     // and every thread's; the next stage's rows are known, every warp is done with its buffer
     if (more) stage_tile(k0 + kTileTc, st ^ 1);
-    else cp_async_commit();
-    cp_async_wait<1>();  // this tile's copies (this thread's) have landed
-    __syncthreads();     // (and every thread's)
     const __nv_bfloat16* kbuf = stages + st * L::kBufRows * RS;
     const __nv_bfloat16* vbuf = kDerived ? kbuf : kbuf + kTileTc * RS;
     {
@@ -239,7 +262,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
       const int r0 = 16 * (warp & 1) + gq, r1 = r0 + 8, dq = warp >> 1;
       const __nv_bfloat16* ka = kbuf + r0 * RS;
       const __nv_bfloat16* kb = kbuf + r1 * RS;
-      float c[4] = {0.f, 0.f, 0.f, 0.f};
+      float cc[kParts][4] = {};  // one accumulator a query part: three independent mma chains
 #pragma unroll
       for (int it = 0; it < NB / kDimParts; ++it) {
         const int base = 32 * (kDimParts * it + (dq + it) % kDimParts);
@@ -260,8 +283,8 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
             const uint4 qv = *reinterpret_cast<const uint4*>(qsm + (i * kCols + gq) * QS + d);
 #pragma unroll
             for (int h = 0; h < kParts; ++h) {
-              mma_bf16(c, ka3[h].x, kb3[h].x, ka3[h].y, kb3[h].y, qv.x, qv.y);
-              mma_bf16(c, ka3[h].z, kb3[h].z, ka3[h].w, kb3[h].w, qv.z, qv.w);
+              mma_bf16(cc[i], ka3[h].x, kb3[h].x, ka3[h].y, kb3[h].y, qv.x, qv.y);
+              mma_bf16(cc[i], ka3[h].z, kb3[h].z, ka3[h].w, kb3[h].w, qv.z, qv.w);
             }
           }
           continue;
@@ -270,10 +293,13 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
 #pragma unroll
         for (int i = 0; i < kParts; ++i) {
           const uint4 qv = *reinterpret_cast<const uint4*>(qsm + (i * kCols + gq) * QS + d);
-          mma_bf16(c, wa.x, wb.x, wa.y, wb.y, qv.x, qv.y);
-          mma_bf16(c, wa.z, wb.z, wa.w, wb.w, qv.z, qv.w);
+          mma_bf16(cc[i], wa.x, wb.x, wa.y, wb.y, qv.x, qv.y);
+          mma_bf16(cc[i], wa.z, wb.z, wa.w, wb.w, qv.z, qv.w);
         }
       }
+      float c[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e) c[e] = (cc[0][e] + cc[1][e]) + cc[2][e];
       // c: keys r0 (c[0], c[1]) and r1 (c[2], c[3]), columns 2cq and 2cq + 1, this dim quarter's sums.
       float* o = sc + dq * kCols * SS;
       o[(2 * cq) * SS + r0] = c[0];
@@ -384,7 +410,8 @@ void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStrea
 
 bool attn_decode_tc_suits(const AttnArgs& a) {
   const int64_t group = a.Hkv > 0 ? a.Hq / a.Hkv : 0;
-  if (!(a.cache_bf16 && (!a.kw || (a.pairs % 8 == 0 && a.rope_cs)) && (a.D == 256 || a.D == 512) && group >= 1 &&
+  const auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  if (!(a.cache_bf16 && (!a.kw || (a.pairs % 8 == 0 && a.rope_cs && aligned16(a.rope_cs) && aligned16(a.kw))) && (a.D == 256 || a.D == 512) && group >= 1 &&
         group <= kCols && a.Hq == group * a.Hkv))
     return false;
   // The block's shared memory must fit the device: stored keys at D = 512 take 170 KB (an H100 or H200 gives a
