@@ -214,8 +214,9 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     }
     cp_async_commit();
     if constexpr (kDerived) {
-      // The tile's {cos, sin} rows (8 pairs bytes a key, a 32 MB table at 65,536 keys) asked of L2 a tile
-      // ahead: derived_keys8 reads them synchronously inside the scores (65,536 keys: 189 -> 180 us a layer).
+      // The tile's {cos, sin} rows (8 bytes a rotated pair: 512 bytes a key for the 31B, a 32 MB table at
+      // 65,536 keys) asked of L2 a tile ahead: derived_keys8 reads them synchronously inside the scores
+      // (H200, 65,536 keys: 189 -> 180 us a layer).
       const int lines = (a.pairs * 8 + 127) / 128;
       for (int e = tid; e < kTileTc * lines; e += kThreadsTc) {
         const int64_t pk = k0 + e / lines;
@@ -411,8 +412,9 @@ void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStrea
 bool attn_decode_tc_suits(const AttnArgs& a) {
   const int64_t group = a.Hkv > 0 ? a.Hq / a.Hkv : 0;
   const auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (!(a.cache_bf16 && (!a.kw || (a.pairs % 8 == 0 && a.rope_cs && aligned16(a.rope_cs) && aligned16(a.kw))) && (a.D == 256 || a.D == 512) && group >= 1 &&
-        group <= kCols && a.Hq == group * a.Hkv))
+  const bool derive_ok = a.pairs % 8 == 0 && a.rope_cs && aligned16(a.rope_cs) && aligned16(a.kw);
+  if (!(a.cache_bf16 && (!a.kw || derive_ok) && (a.D == 256 || a.D == 512) && group >= 1 && group <= kCols &&
+        a.Hq == group * a.Hkv))
     return false;
   // The block's shared memory must fit the device: stored keys at D = 512 take 170 KB (an H100 or H200 gives a
   // block up to 227 KB, an A100 163 KB: there such layers take the group kernel).
