@@ -656,7 +656,7 @@ int64_t max_visible_keys(const AttnArgs& a) { return a.window > 0 ? std::min<int
 
 // Whether a layer's decode attention runs on the tensor cores (attn_decode_tc.cu): every layer it suits (a
 // bf16 cache, head dims 256/512), stored keys or derived. On the H200 it runs the 31B's full layer at 65,536
-// keys in 212 us with derived keys (the group kernel: 330) and 223 with stored ones (266), its sliding layer
+// keys in 178 us with derived keys (the group kernel: 330) and 223 with stored ones (266), its sliding layer
 // in 11.5 us (14.5; docs/PERF.md). The choice depends on the layer only, never on T or p0, so a verify and a
 // batch sum exactly as one-token steps do. For comparisons: G4_CUDA_ATTN_TC=0 never.
 bool takes_tensor_cores(const AttnArgs& a) {
