@@ -109,6 +109,7 @@ struct TcSmem {
                                   size_t(kParts * kCols * PS) * 2 + size_t(3 * kCols) * 4;
   // the stages' row pointers (static shared memory, srow in the kernel)
   static constexpr size_t row_ptr_bytes = size_t(kStages) * kBufRows * sizeof(void*);
+  static constexpr size_t block_bytes = bytes + row_ptr_bytes;  // all of a block's shared memory
 };
 
 // Keys d .. d + 7 of the key at position pk derived from its value row in shared memory (d mod D/2 <
@@ -427,12 +428,8 @@ bool attn_decode_tc_suits(const AttnArgs& a) {
     return size_t(v);
   }();
   const bool derived = a.kw != nullptr;
-  using S256 = TcSmem<256, false>;
-  using D256 = TcSmem<256, true>;
-  using S512 = TcSmem<512, false>;
-  using D512 = TcSmem<512, true>;
-  const size_t need = a.D == 256 ? (derived ? D256::bytes + D256::row_ptr_bytes : S256::bytes + S256::row_ptr_bytes)
-                                 : (derived ? D512::bytes + D512::row_ptr_bytes : S512::bytes + S512::row_ptr_bytes);
+  const size_t need = a.D == 256 ? (derived ? TcSmem<256, true>::block_bytes : TcSmem<256, false>::block_bytes)
+                                 : (derived ? TcSmem<512, true>::block_bytes : TcSmem<512, false>::block_bytes);
   return need <= max_smem;
 }
 
