@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -174,11 +175,40 @@ __global__ void gelu_mul_kernel(const float* gate, const float* up, int64_t n, f
 __device__ __forceinline__ void round_to(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void round_to(__half* p, float v) { *p = __float2half_rn(v); }
 
+// out = x rounded, 8 values a thread (two 16-byte loads, one 16-byte store; n % 8 == 0, both 16-byte aligned:
+// round8_suits), else one. (One value a thread ran at ~1 TB/s on the H200: 28 ms of a 2,048-token prefill.)
 template <class OT>
 __global__ void round_kernel(const float* x, int64_t n, OT* out) {
   grid_dependency_sync();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     round_to(out + i, x[i]);
+}
+
+// Two values rounded as round_to does, packed (lo first).
+template <class OT>
+__device__ __forceinline__ uint32_t round2(float lo, float hi) {
+  uint32_t u;
+  if constexpr (std::is_same_v<OT, __half>) {
+    const __half2 h = __floats2half2_rn(lo, hi);
+    memcpy(&u, &h, 4);
+  } else {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    memcpy(&u, &h, 4);
+  }
+  return u;
+}
+
+template <class OT>
+__global__ void round8_kernel(const float4* x, int64_t n8, uint4* out) {
+  grid_dependency_sync();
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n8; i += int64_t(gridDim.x) * blockDim.x) {
+    const float4 a = x[2 * i], b = x[2 * i + 1];
+    out[i] = make_uint4(round2<OT>(a.x, a.y), round2<OT>(a.z, a.w), round2<OT>(b.x, b.y), round2<OT>(b.z, b.w));
+  }
+}
+
+bool round8_suits(const void* x, int64_t n, const void* out) {
+  return n % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0;
 }
 
 // Thread per (t, h, d < pairs). Angles in f32 as the reference, cos/sin in f64 as the reference.
@@ -309,15 +339,22 @@ __global__ void qkv_norm_rope_kernel(float* q, const float* k_raw, const float* 
 
 }  // namespace
 
-void f32_to_bf16(const float* x, int64_t n, void* out, cudaStream_t s) {
-  launch(round_kernel<__nv_bfloat16>, grid_for(n, 256), 256, 0, s, x, n, static_cast<__nv_bfloat16*>(out));
+namespace {
+
+template <class OT>
+void round_as(const float* x, int64_t n, void* out, cudaStream_t s) {
+  if (round8_suits(x, n, out))
+    launch(round8_kernel<OT>, grid_for(n / 8, 256), 256, 0, s, reinterpret_cast<const float4*>(x), n / 8, static_cast<uint4*>(out));
+  else
+    launch(round_kernel<OT>, grid_for(n, 256), 256, 0, s, x, n, static_cast<OT*>(out));
   G4_CUDA_LAUNCHED();
 }
 
-void f32_to_f16(const float* x, int64_t n, void* out, cudaStream_t s) {
-  launch(round_kernel<__half>, grid_for(n, 256), 256, 0, s, x, n, static_cast<__half*>(out));
-  G4_CUDA_LAUNCHED();
-}
+}  // namespace
+
+void f32_to_bf16(const float* x, int64_t n, void* out, cudaStream_t s) { round_as<__nv_bfloat16>(x, n, out, s); }
+
+void f32_to_f16(const float* x, int64_t n, void* out, cudaStream_t s) { round_as<__half>(x, n, out, s); }
 
 void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* y, cudaStream_t s) {
   if (knocked_out(Knock::kNorm)) return;
