@@ -76,7 +76,8 @@ TEST_F(CudaTest, QkvNormRopeMatchesComposedOps) {
     bool k_eq_v;
   };
   for (const Case& c : {Case{1, 32, 16, 256, 128, 10000.f, 2047, false}, Case{3, 8, 2, 512, 64, 1e6f, 5, true},
-                        Case{5, 4, 2, 64, 0, 10000.f, 0, false}, Case{2, 4, 1, 128, 16, 1e6f, 4096, true}}) {
+                        Case{5, 4, 2, 64, 0, 10000.f, 0, false}, Case{2, 4, 1, 128, 16, 1e6f, 4096, true},
+                        Case{70, 8, 4, 256, 128, 10000.f, 3, false}, Case{64, 4, 1, 512, 64, 1e6f, 100, true}}) {
     const auto q = randn(rng_, size_t(c.T * c.Hq * c.D), 2.f), k = randn(rng_, size_t(c.T * c.Hkv * c.D), 3.f);
     const auto v = randn(rng_, size_t(c.T * c.Hkv * c.D));
     const auto wq = randn(rng_, size_t(c.D)), wk = randn(rng_, size_t(c.D));
@@ -103,6 +104,35 @@ TEST_F(CudaTest, QkvNormRopeMatchesComposedOps) {
       expect_close(to_host(*be, ko), want[1], 1e-5, "qkv_norm_rope k " + what);
       expect_close(to_host(*be, vo), want[2], 1e-5, "qkv_norm_rope v " + what);
     }
+  }
+}
+
+// Many rows (a prefill) take another thread layout than few (a decode step, a verify): each row's results
+// must be the same bit for bit, so that a prompt's cache does not depend on how it was cut into chunks.
+TEST_F(CudaTest, QkvNormRopeManyRowsEqualOneRowLaunchesBitwise) {
+  const int64_t T = 67, Hq = 8, Hkv = 2, D = 256, p0 = 11;
+  const auto q = randn(rng_, size_t(T * Hq * D), 2.f), k = randn(rng_, size_t(T * Hkv * D), 3.f);
+  const auto v = randn(rng_, size_t(T * Hkv * D));
+  const auto wq = randn(rng_, size_t(D)), wk = randn(rng_, size_t(D));
+  WeightView vq{"q_norm", DType::kF32, {D}, wq.data(), nullptr}, vk{"k_norm", DType::kF32, {D}, wk.data(), nullptr};
+  const RopeSpec rope{10000.f, 128};
+  CudaBackend& be = *fast_;
+  auto pq = be.pack(vq, WeightRole::kNorm), pk = be.pack(vk, WeightRole::kNorm);
+  Tensor tq = to_device(be, q, {T, Hq, D}), tk = to_device(be, k, {T, Hkv, D}), tv = to_device(be, v, {T, Hkv, D});
+  Tensor ko = be.empty({T, Hkv, D}), vo = be.empty({T, Hkv, D});
+  be.qkv_norm_rope(tq, tk, tv, *pq, *pk, 1e-6f, p0, rope, ko, vo);
+  const auto all_q = to_host(be, tq), all_k = to_host(be, ko), all_v = to_host(be, vo);
+  for (int64_t t = 0; t < T; ++t) {
+    const auto row = [&](const std::vector<float>& x, int64_t H) {
+      return std::vector<float>(x.begin() + t * H * D, x.begin() + (t + 1) * H * D);
+    };
+    Tensor q1 = to_device(be, row(q, Hq), {1, Hq, D}), k1 = to_device(be, row(k, Hkv), {1, Hkv, D});
+    Tensor v1 = to_device(be, row(v, Hkv), {1, Hkv, D});
+    Tensor ko1 = be.empty({1, Hkv, D}), vo1 = be.empty({1, Hkv, D});
+    be.qkv_norm_rope(q1, k1, v1, *pq, *pk, 1e-6f, p0 + t, rope, ko1, vo1);
+    ASSERT_EQ(to_host(be, q1), row(all_q, Hq)) << "q, row " << t;
+    ASSERT_EQ(to_host(be, ko1), row(all_k, Hkv)) << "k, row " << t;
+    ASSERT_EQ(to_host(be, vo1), row(all_v, Hkv)) << "v, row " << t;
   }
 }
 
