@@ -39,7 +39,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 MODE=${1:-all}  # all, tests, bench, batch (only the batched-decode rows), depth (decode at depth, f32 vs bf16),
 # knockout (the replayed step without each kind of kernel, docs/PERF.md),
-# sampling (the token choice on the device against the host's), or ab (the environment switch $AB=0 against the default, alternating twice, bench arguments $AB_ARGS: an A/B
+# sampling (the token choice on the device against the host's), or ab (the environment switch $AB=$AB_VALUE, default 0, against the default, alternating twice, bench arguments $AB_ARGS: an A/B
 # of one change)
 summary() { grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$1" | sed "s|^|$(basename "$1" .log): |"; }
 if [ "$MODE" != bench ]; then
@@ -71,8 +71,8 @@ bench() { $B/g4 bench -m "$SYNTH" --backend cuda --json "$@" 2>>"$LOG/bench.err"
 if [ "$MODE" = ab ]; then
   ARGS=${AB_ARGS:--p 512 -n 128 -r 2}  # the bench arguments of both sides
   for r in 1 2; do
-    env "${AB:?set AB to the switch to compare}=0" $B/g4 bench -m "$SYNTH" --backend cuda --json $ARGS \
-      2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "'"$AB"'=0", "parallel"/'
+    env "${AB:?set AB to the switch to compare}=${AB_VALUE:-0}" $B/g4 bench -m "$SYNTH" --backend cuda --json $ARGS \
+      2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "'"$AB=${AB_VALUE:-0}"'", "parallel"/'
     bench $ARGS | sed 's/"parallel"/"ab": "default", "parallel"/'
   done > "$LOG/bench.jsonl"
 elif [ "$MODE" = batch ]; then
