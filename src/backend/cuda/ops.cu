@@ -175,8 +175,7 @@ __global__ void gelu_mul_kernel(const float* gate, const float* up, int64_t n, f
 __device__ __forceinline__ void round_to(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void round_to(__half* p, float v) { *p = __float2half_rn(v); }
 
-// out = x rounded, 8 values a thread (two 16-byte loads, one 16-byte store; n % 8 == 0, both 16-byte aligned:
-// round8_suits), else one. (One value a thread ran at ~1 TB/s on the H200: 28 ms of a 2,048-token prefill.)
+// out = x rounded, a value a thread (any n and alignment; round8_kernel where it suits).
 template <class OT>
 __global__ void round_kernel(const float* x, int64_t n, OT* out) {
   grid_dependency_sync();
@@ -198,6 +197,8 @@ __device__ __forceinline__ uint32_t round2(float lo, float hi) {
   return u;
 }
 
+// The same 8 values a thread: two 16-byte loads, one 16-byte store (n % 8 == 0, both 16-byte aligned:
+// round8_suits). (A value a thread ran at ~1 TB/s on the H200: 28 ms of a 2,048-token prefill.)
 template <class OT>
 __global__ void round8_kernel(const float4* x, int64_t n8, uint4* out) {
   grid_dependency_sync();
@@ -380,10 +381,6 @@ __global__ void __launch_bounds__(kQkvRows * 32) qkv_norm_rope_warp_kernel(
   for (int j = 0; j < kQkvPerLane; ++j)
     if (j < per) qkv_pair_out(r, lane + 32 * j, half, a[j], b[j], inv, inv_freq, pairs);
 }
-
-}  // namespace
-
-namespace {
 
 template <class OT>
 void round_as(const float* x, int64_t n, void* out, cudaStream_t s) {
