@@ -214,30 +214,33 @@ namespace {
 
 // The merge of a sliding layer's splits inside the split kernel (the last block of each row and KV head,
 // counted by an atomic; G4_CUDA_ATTN_MERGE=1 turns it on in the backend), launched alone over an output of
-// NaNs, against attn_decode with the separate merge kernel,
-// on the 31B's sliding shape over a bf16 ring: the same outputs up to the sums' order, each row of a launch
-// of 3 what its one-row launch gives bit for bit, and the counters zero again after every launch.
+// NaNs, against attn_decode with the separate merge kernel, on the 31B's sliding shape over a bf16 ring: the
+// same outputs up to the sums' order, each row of a launch of 3 what its one-row launch gives bit for bit
+// (the rows before it then in the cache, as AttentionRowsEqualOneRowLaunches does), and the counters zero
+// again after every launch.
 TEST_F(CudaTest, AttentionMergeInKernel) {
-  const int64_t Hq = 32, Hkv = 16, D = 256, cap = 1024 + 256, p0 = 1500, T = 3;
+  const int64_t Hq = 32, Hkv = 16, D = 256, cap = 1024, p0 = 1500, T = 3, n0 = std::min(p0, cap);
   const int window = 1024;
-  const auto q = randn(rng_, size_t(T * Hq * D), 0.2f), k = randn(rng_, size_t(T * Hkv * D), 0.2f);
-  const auto v = randn(rng_, size_t(T * Hkv * D));
-  KvLayer kc = fast_->new_kv_layer(bf16_spec(cap, Hkv, D, true));
-  fast_->kv_append(kc, to_device(*fast_, randn(rng_, size_t(cap * Hkv * D), 0.2f), {cap, Hkv, D}),
-                   to_device(*fast_, randn(rng_, size_t(cap * Hkv * D)), {cap, Hkv, D}), 0);
+  CudaBackend& be = *fast_;
+  const auto q = randn(rng_, size_t(T * Hq * D), 0.2f);
+  const auto k = randn(rng_, size_t(T * Hkv * D), 0.2f), v = randn(rng_, size_t(T * Hkv * D));
+  const auto pk = randn(rng_, size_t(n0 * Hkv * D), 0.2f), pv = randn(rng_, size_t(n0 * Hkv * D));
+  const Tensor qt = to_device(be, q, {T, Hq, D}), kt = to_device(be, k, {T, Hkv, D}), vt = to_device(be, v, {T, Hkv, D});
+  auto cache_with = [&](int64_t rows) {  // the prefix and the first `rows` new rows
+    KvLayer kc = be.new_kv_layer(bf16_spec(cap, Hkv, D, true));
+    be.kv_append(kc, to_device(be, pk, {n0, Hkv, D}), to_device(be, pv, {n0, Hkv, D}), p0 - n0);
+    if (rows > 0) be.kv_append(kc, kt.rows(0, rows), vt.rows(0, rows), p0);
+    return kc;
+  };
   int n_sm = 0;
   ASSERT_EQ(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
   unsigned* counts = nullptr;
   ASSERT_EQ(cudaMalloc(&counts, cuda::kMergeCounters * sizeof(unsigned)), cudaSuccess);
   ASSERT_EQ(cudaMemset(counts, 0, cuda::kMergeCounters * sizeof(unsigned)), cudaSuccess);
-  // Rows [t0, t0 + n) of the launch's tensors as one launch, merged in the kernel or not.
-  auto run = [&](int64_t t0, int64_t n, bool merge) {
-    const auto rows = [&](const std::vector<float>& x, int64_t H) {
-      return std::vector<float>(x.begin() + t0 * H * D, x.begin() + (t0 + n) * H * D);
-    };
-    const Tensor tq = to_device(*fast_, rows(q, Hq), {n, Hq, D}), tk = to_device(*fast_, rows(k, Hkv), {n, Hkv, D});
-    const Tensor tv = to_device(*fast_, rows(v, Hkv), {n, Hkv, D});
-    Tensor out = fast_->empty({n, Hq, D});
+  // Rows [t0, t0 + n) at positions p0 + t0 .. over cache kc, merged in the kernel or by the merge kernel.
+  auto run = [&](const KvLayer& kc, int64_t t0, int64_t n, bool merge) {
+    const Tensor tq = qt.rows(t0, n), tk = kt.rows(t0, n), tv = vt.rows(t0, n);
+    Tensor out = be.empty({n, Hq, D});
     cuda::AttnArgs a{};
     a.q = static_cast<const float*>(tq.data), a.k = static_cast<const float*>(tk.data);
     a.v = static_cast<const float*>(tv.data), a.out = static_cast<float*>(out.data);
@@ -253,19 +256,22 @@ TEST_F(CudaTest, AttentionMergeInKernel) {
       const int ns = cuda::attn_decode_splits(a, n_sm);
       EXPECT_TRUE(cuda::attn_decode_tc_merges(a, ns)) << ns << " splits";
       float* part = static_cast<float*>(scratch);
-      cuda::attn_decode_tc(a, ns, part, part + size_t(n * Hq) * size_t(ns) * size_t(D), counts, fast_->stream());
+      cuda::attn_decode_tc(a, ns, part, part + size_t(n * Hq) * size_t(ns) * size_t(D), counts, be.stream());
     } else {
-      cuda::attn_decode(a, scratch, n_sm, nullptr, fast_->stream());
+      cuda::attn_decode(a, scratch, n_sm, nullptr, be.stream());
     }
-    const auto host = to_host(*fast_, out);
-    cudaFree(scratch);
+    const auto host = to_host(be, out);
+    EXPECT_EQ(cudaFree(scratch), cudaSuccess);
     return host;
   };
-  const auto separate = run(0, T, false), merged = run(0, T, true);
+  const KvLayer all = cache_with(0);
+  const auto separate = run(all, 0, T, false), merged = run(all, 0, T, true);
   expect_close(merged, separate, 1e-5, "merged in the kernel vs the merge kernel");
   for (int64_t t = 0; t < T; ++t) {
-    const auto one = run(t, 1, true);
-    ASSERT_EQ(one, std::vector<float>(merged.begin() + t * Hq * D, merged.begin() + (t + 1) * Hq * D)) << "row " << t;
+    const auto one = run(cache_with(t), t, 1, true);
+    int64_t differ = 0;
+    for (size_t i = 0; i < one.size(); ++i) differ += one[i] != merged[size_t(t * Hq * D) + i];
+    EXPECT_EQ(differ, 0) << "row " << t;
   }
   std::vector<unsigned> left(size_t(cuda::kMergeCounters));
   ASSERT_EQ(cudaMemcpy(left.data(), counts, left.size() * sizeof(unsigned), cudaMemcpyDeviceToHost), cudaSuccess);
