@@ -447,10 +447,7 @@ bool add_norm_scale_norm(float* x, const float* o, const float* w1, float sc, co
   const int th = vec_threads(n, x, o, out);
   const int th2 = vec_threads(n, w1, w2, x);
   if (rows == 0 || th == 0 || th2 == 0) return rows == 0;
-  static const bool early = [] {
-    const char* e = std::getenv("G4_CUDA_NORM_EARLY");
-    return e && std::strcmp(e, "1") == 0;
-  }();
+  static const bool early = env_int("G4_CUDA_NORM_EARLY", 0) == 1;
   launch(early ? add_norm_scale_norm_kernel<true> : add_norm_scale_norm_kernel<false>, unsigned(rows), th, 0, s, x, o,
          w1, sc, w2, eps, int(n), out);
   G4_CUDA_LAUNCHED();
