@@ -4,7 +4,7 @@
 // the slices. attn_decode_tc.cu runs the split on the tensor cores for every bf16 layer of head dim 256 or
 // 512 (takes_tensor_cores); decode_group_kernel serves the other common shapes (f32 caches, power-of-two
 // head dims, groups 1-8) reading each K/V element once per block; decode_kernel serves the rest. Prefill: attn_prefill.cu over keys gathered by
-// gather_kv_f16, or cuBLAS GEMMs around gather_kv and masked_softmax (cuda_backend.cc).
+// gather_kv_f16, or cuBLAS GEMMs around gather_kv and masked_softmax (attn_gather.cu, cuda_backend.cc).
 // Key position pk lives in the new k/v when pk >= p0, else in cache slot pk (flat) or pk % capacity (ring).
 // The cache holds CT (float or bf16); new keys and values are f32 and are read rounded to CT, as the cache
 // will hold them, so a result does not depend on how a prompt was cut into chunks. A tile's rows are
@@ -29,27 +29,6 @@ namespace {
 
 constexpr int kThreads = 256, kWarps = kThreads / 32, kTile = 64, kMaxElems = 16;  // group * D <= 4096
 constexpr int kMaxD = 512;
-
-__device__ __forceinline__ float to_f32(float x) { return x; }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-// Element i of a row that is f32 when fresh (rounded to CT), else CT.
-template <class CT>
-__device__ __forceinline__ float row_at(const void* row, bool fresh, int64_t i) {
-  return fresh ? to_f32(CT(static_cast<const float*>(row)[i])) : to_f32(static_cast<const CT*>(row)[i]);
-}
-
-// Element j of the key derived from the value row `vrow` (a.kw set: K=V layers storing V only) at
-// position pk: RoPE(V * kw), with the products and sums rounded one by one as the host computes them.
-template <class CT>
-__device__ __forceinline__ float derived_key_at(const AttnArgs& a, const void* vrow, bool fresh, int64_t pk, int j) {
-  const int half = int(a.D) / 2, i = j < half ? j : j - half, partner = j < half ? j + half : i;
-  const float x = __fmul_rn(row_at<CT>(vrow, fresh, j), a.kw[j]);
-  if (i >= a.pairs) return x;
-  const float y = __fmul_rn(row_at<CT>(vrow, fresh, partner), a.kw[partner]);
-  const float2 cs = reinterpret_cast<const float2*>(a.rope_cs)[pk * a.pairs + i];
-  return j < half ? __fsub_rn(__fmul_rn(x, cs.x), __fmul_rn(y, cs.y)) : __fadd_rn(__fmul_rn(x, cs.x), __fmul_rn(y, cs.y));
-}
 
 // The row a key is read from: the key row, or for derived keys the value row it is derived from.
 template <class CT>
@@ -577,79 +556,6 @@ __global__ void __launch_bounds__(kCombineThreads)
   }
 }
 
-__device__ __forceinline__ void store_as(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store_as(__half* p, float v) { *p = __float2half_rn(v); }
-
-template <class CT, class OT>
-__global__ void gather_kernel(AttnArgs a, int64_t lo, int64_t n, OT* kc, OT* vc) {
-  grid_dependency_sync();
-  const int64_t row = a.Hkv * a.D, total = n * row, p0 = a.seqs.e[0].p0;
-  const CT* ck = static_cast<const CT*>(a.seqs.e[0].ck);
-  const CT* cv = static_cast<const CT*>(a.seqs.e[0].cv);
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t pk = lo + i / row, e = i % row;
-    const bool fresh = pk >= p0;
-    const int64_t slot = a.ring ? pk % a.capacity : pk;
-    const float* fv = fresh ? a.v + (pk - p0) * row : nullptr;
-    if (a.kw) {  // derived keys: from the value row (D values of one head) as the cache holds it
-      const int64_t head = e - e % a.D;
-      store_as(kc + i, derived_key_at<CT>(a, fresh ? static_cast<const void*>(fv + head) : cv + slot * row + head,
-                                          fresh, pk, int(e % a.D)));
-    } else {
-      store_as(kc + i, fresh ? to_f32(CT(a.k[(pk - p0) * row + e])) : to_f32(ck[slot * row + e]));
-    }
-    store_as(vc + i, fresh ? to_f32(CT(fv[e])) : to_f32(cv[slot * row + e]));
-  }
-}
-
-// One block per score row [h, t, :]. half_out: the probabilities written as f16 over the row's own first
-// 2n bytes (row r's f16 values start at float r * n), a tile of blockDim values after the whole block read
-// it: the f16 values of a tile land on floats of this or earlier tiles.
-__global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int64_t pq0, int64_t lo, int window,
-                                      bool half_out) {
-  grid_dependency_sync();
-  __shared__ float red[32];
-  const int64_t r = blockIdx.x, t = r % Tq, pq = pq0 + t;
-  float* row = scores + r * n;
-  const int64_t first = window > 0 ? max(lo, pq - window + 1) : lo;  // visible keys: first <= pk <= pq
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  float mx = -FLT_MAX;
-  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-    const int64_t pk = lo + j;
-    if (pk >= first && pk <= pq) mx = fmaxf(mx, row[j]);
-  }
-  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-  if (lane == 0) red[warp] = mx;
-  __syncthreads();
-  mx = -FLT_MAX;
-  for (int i = 0; i < nw; ++i) mx = fmaxf(mx, red[i]);
-  __syncthreads();
-  float sum = 0.f;
-  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
-    const int64_t pk = lo + j;
-    const float p = (pk >= first && pk <= pq) ? __expf(row[j] - mx) : 0.f;
-    row[j] = p;
-    sum += p;
-  }
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  if (lane == 0) red[warp] = sum;
-  __syncthreads();
-  sum = 0.f;
-  for (int i = 0; i < nw; ++i) sum += red[i];
-  const float inv = 1.f / sum;
-  if (!half_out) {
-    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) row[j] *= inv;
-    return;
-  }
-  __half* out = reinterpret_cast<__half*>(row);
-  for (int64_t j0 = 0; j0 < n; j0 += blockDim.x) {
-    const int64_t j = j0 + threadIdx.x;
-    const float p = j < n ? row[j] * inv : 0.f;
-    __syncthreads();
-    if (j < n) out[j] = __float2half_rn(p);
-  }
-}
-
 // Keys one query can see, bounded from the layer's shape (window, capacity): what sizes the split, so
 // that the summation order is the same for every p0 and every batch.
 int64_t max_visible_keys(const AttnArgs& a) { return a.window > 0 ? std::min<int64_t>(a.window, a.capacity) : a.capacity; }
@@ -781,29 +687,6 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, unsigned* merge_cou
   }
   const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kCombineDims - 1) / kCombineDims));
   if (!knocked_out(Knock::kCombine)) launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml);
-  G4_CUDA_LAUNCHED();
-}
-
-template <class OT>
-void gather_kv_as(const AttnArgs& a, int64_t lo, int64_t n, OT* kc, OT* vc, cudaStream_t s) {
-  const int64_t total = n * a.Hkv * a.D;
-  const unsigned blocks = unsigned(std::min<int64_t>((total + 255) / 256, 65536));
-  if (a.cache_bf16) launch(gather_kernel<__nv_bfloat16, OT>, blocks, 256, 0, s, a, lo, n, kc, vc);
-  else launch(gather_kernel<float, OT>, blocks, 256, 0, s, a, lo, n, kc, vc);
-  G4_CUDA_LAUNCHED();
-}
-
-void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, cudaStream_t s) {
-  gather_kv_as(a, lo, n, kc, vc, s);
-}
-
-void gather_kv_f16(const AttnArgs& a, int64_t lo, int64_t n, void* kc, void* vc, cudaStream_t s) {
-  gather_kv_as(a, lo, n, static_cast<__half*>(kc), static_cast<__half*>(vc), s);
-}
-
-void masked_softmax(float* scores, int64_t Hq, int64_t Tq, int64_t n, int64_t pq0, int64_t lo, int window,
-                    bool half_out, cudaStream_t s) {
-  launch(masked_softmax_kernel, unsigned(Hq * Tq), 256, 0, s, scores, Tq, n, pq0, lo, window, half_out);
   G4_CUDA_LAUNCHED();
 }
 

@@ -1,7 +1,10 @@
-// Device helpers shared by the decode attention kernels (attention.cu, attn_decode_tc.cu): which sequence a
-// query row belongs to, where key position pk lives (the sequence's new rows when pk >= p0, else its cache
-// slot: pk, or pk % capacity for a ring) and which keys a query sees.
+// Device helpers shared by the attention kernels (attention.cu, attn_decode_tc.cu, attn_gather.cu): which
+// sequence a query row belongs to, where key position pk lives (the sequence's new rows when pk >= p0, else its
+// cache slot: pk, or pk % capacity for a ring), which keys a query sees, and a cached or new element as f32
+// (derived keys too).
 #pragma once
+
+#include <cuda_bf16.h>
 
 #include <cstdint>
 
@@ -43,6 +46,27 @@ __device__ __forceinline__ void bf16x2_to_f32(uint32_t w, float* x) {
 __device__ __forceinline__ void key_range(const AttnArgs& a, int64_t pq, int64_t* lo, int64_t* hi) {
   *lo = a.window > 0 ? max(int64_t(0), pq - a.window + 1) : 0;
   *hi = pq + 1;
+}
+
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+// Element i of a row that is f32 when fresh (rounded to CT), else CT.
+template <class CT>
+__device__ __forceinline__ float row_at(const void* row, bool fresh, int64_t i) {
+  return fresh ? to_f32(CT(static_cast<const float*>(row)[i])) : to_f32(static_cast<const CT*>(row)[i]);
+}
+
+// Element j of the key derived from the value row `vrow` (a.kw set: K=V layers storing V only) at
+// position pk: RoPE(V * kw), with the products and sums rounded one by one as the host computes them.
+template <class CT>
+__device__ __forceinline__ float derived_key_at(const AttnArgs& a, const void* vrow, bool fresh, int64_t pk, int j) {
+  const int half = int(a.D) / 2, i = j < half ? j : j - half, partner = j < half ? j + half : i;
+  const float x = __fmul_rn(row_at<CT>(vrow, fresh, j), a.kw[j]);
+  if (i >= a.pairs) return x;
+  const float y = __fmul_rn(row_at<CT>(vrow, fresh, partner), a.kw[partner]);
+  const float2 cs = reinterpret_cast<const float2*>(a.rope_cs)[pk * a.pairs + i];
+  return j < half ? __fsub_rn(__fmul_rn(x, cs.x), __fmul_rn(y, cs.y)) : __fadd_rn(__fmul_rn(x, cs.x), __fmul_rn(y, cs.y));
 }
 
 }  // namespace g4::cuda
