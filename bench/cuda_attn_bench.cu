@@ -4,8 +4,7 @@
 // copies to exceed the L2 (as a step's 60 layers do), so that launch gaps and L2 hits do not flatter it.
 // Prints microseconds a layer and the K/V bytes a layer reads over that time, against the device-to-device
 // copy bandwidth of the same run. Environment switches of attention.cu (G4_CUDA_ATTN_*) apply; so does
-// G4_CUDA_KNOCKOUT=combine (the split kernel alone, no merge at all), G4_CUDA_ATTN_MERGE=1 (the merge inside the
-// split kernel where it suits); G4_ATTN_BENCH_MB sets the footprint the copies exceed.
+// G4_CUDA_KNOCKOUT=combine (the split kernel alone); G4_ATTN_BENCH_MB sets the footprint the copies exceed.
 // "full-derived": the full layer storing V only, its keys derived in the kernel (K = RoPE(V * kw), 64 rotated
 // pairs as the 31B's partial RoPE), V's bytes counted.
 //   usage: cuda_attn_bench [reps, default 20] [depths, default 512,4096,16384,65536]
@@ -106,9 +105,6 @@ double time_layer(const Shape& sh, int64_t depth, int64_t T, int reps, int n_sm,
   a.seqs.e[0].p0 = depth, a.seqs.e[0].row0 = 0, a.seqs.e[0].n = int32_t(T);
   void* scratch = nullptr;
   G4_CUDA(cudaMalloc(&scratch, attn_decode_scratch_bytes(a, n_sm)));
-  unsigned* counts = nullptr;  // the merge's counters, as the backend keeps them (zero between launches)
-  G4_CUDA(cudaMalloc(&counts, kMergeCounters * sizeof(unsigned)));
-  G4_CUDA(cudaMemset(counts, 0, kMergeCounters * sizeof(unsigned)));
 
   cudaStream_t s;
   G4_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
@@ -118,7 +114,7 @@ double time_layer(const Shape& sh, int64_t depth, int64_t T, int reps, int n_sm,
   for (int i = 0; i < launches; ++i) {
     const Copy& c = cp[i % copies];
     a.k = c.k, a.v = c.v, a.seqs.e[0].ck = c.ck, a.seqs.e[0].cv = c.cv;
-    attn_decode(a, scratch, n_sm, attn_merge_in_kernel() ? counts : nullptr, s);
+    attn_decode(a, scratch, n_sm, s);
   }
   G4_CUDA(cudaStreamEndCapture(s, &g));
   cudaGraphExec_t ge;
@@ -139,7 +135,7 @@ double time_layer(const Shape& sh, int64_t depth, int64_t T, int reps, int n_sm,
   cudaGraphExecDestroy(ge), cudaGraphDestroy(g), cudaStreamDestroy(s);
   cudaEventDestroy(e0), cudaEventDestroy(e1);
   for (auto& c : cp) cudaFree(c.ck), cudaFree(c.cv), cudaFree(c.k), cudaFree(c.v);
-  cudaFree(q), cudaFree(out), cudaFree(scratch), cudaFree(counts), cudaFree(kw), cudaFree(rope_cs);
+  cudaFree(q), cudaFree(out), cudaFree(scratch), cudaFree(kw), cudaFree(rope_cs);
   return double(ms) * 1e3 / (double(reps) * launches);
 }
 

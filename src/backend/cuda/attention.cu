@@ -615,11 +615,6 @@ void decode_any_shape(const AttnArgs& a, int ns, float* part, float* ml, cudaStr
 
 }  // namespace
 
-bool attn_merge_in_kernel() {
-  static const bool on = env_int("G4_CUDA_ATTN_MERGE", 0) == 1;
-  return on;
-}
-
 bool attn_decode_suits(int64_t T, int64_t p0, int window) {
   if (T <= kGemvMaxT) return true;  // (T: the queries of one sequence)
   // The decode kernels read the visible keys once per query; the GEMM path pays a fixed ~0.3 ms a layer on
@@ -629,14 +624,12 @@ bool attn_decode_suits(int64_t T, int64_t p0, int window) {
   return T <= 16 && T * keys <= int64_t(16) * 8192;
 }
 
-int attn_decode_splits(const AttnArgs& a, int n_sm) { return pick_split(a, n_sm); }
-
 size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm) {
   const size_t ns = size_t(pick_split(a, n_sm));
   return size_t(a.T * a.Hq) * ns * size_t(a.D + 2) * sizeof(float);
 }
 
-void attn_decode(const AttnArgs& a, void* scratch, int n_sm, unsigned* merge_counts, cudaStream_t s) {
+void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
   if (knocked_out(Knock::kAttn)) return;
   const int group = int(a.Hq / a.Hkv);
   if (a.D > kMaxD) throw Error("cuda attention: head_dim " + std::to_string(a.D) + " exceeds the decode kernel's 512");
@@ -656,11 +649,7 @@ void attn_decode(const AttnArgs& a, void* scratch, int n_sm, unsigned* merge_cou
   if (skip_split) {
     // knocked out (benchmarks only)
   } else if (takes_tensor_cores(a)) {
-    // Given counters, the split kernel merges its splits itself where that is cheap (the 31B's sliding layers:
-    // the separate merge costs 2.7 us a layer on the H200); the knockout of the merge keeps it out of both.
-    const bool merges = merge_counts && !knocked_out(Knock::kCombine) && attn_decode_tc_merges(a, ns);
-    attn_decode_tc(a, ns, part, ml, merges ? merge_counts : nullptr, s);
-    if (merges) return;
+    attn_decode_tc(a, ns, part, ml, s);
   } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     // Derived keys (a.kw) the tensor-core kernel does not take (an f32 cache, or G4_CUDA_ATTN_TC=0) with pairs
     // a multiple of 8 take derived_scores, held to two blocks an SM (faster on the H200 than one block

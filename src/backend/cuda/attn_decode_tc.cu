@@ -97,7 +97,6 @@ __device__ __forceinline__ void split3_pair(float x, float y, uint32_t (&p)[kPar
 constexpr int kStages = 2;
 constexpr int kDimParts = kWarpsTc / 2;  // scores: a warp per 16 keys and a quarter of the head dims
 static_assert(kWarpsTc == kCols, "the softmax takes a column a warp");
-constexpr int kMergeMax = 256;  // G x n_split of a launch that merges its own splits (attn_decode_tc_merges)
 template <int D, bool kDerived>
 struct TcSmem {
   static constexpr int QS = D + 32, RS = D + 32, SS = kTileTc + 4, PS = kTileTc + 8;
@@ -162,49 +161,10 @@ __device__ __forceinline__ void derived_keys8(const AttnArgs& a, const __nv_bflo
   for (int i = 0; i < kParts; ++i) k[i] = make_uint4(w[0][i], w[1][i], w[2][i], w[3][i]);
 }
 
-// The merge of query row t's splits for KV head g's G query heads, by the last of their n_split blocks to
-// finish (count: that (row, head)'s counter, left zero again): out = sum_s w_s o_s / sum_s w_s l_s, w_s =
-// exp(m_s - max m), every sum over s in order. wgt: G * n_split floats of shared memory, lsum: G. The other
-// blocks' partial outputs are read through L2 (ld.cg) after the fence that pairs with their own.
-__device__ __forceinline__ void merge_if_last(const AttnArgs& a, int n_split, const float* part, const float* ml,
-                                              unsigned* count, int64_t t, int64_t g, int G, float* wgt, float* lsum,
-                                              int* flag) {
-  const int tid = threadIdx.x;
-  __threadfence();  // this block's part and ml before its count
-  __syncthreads();
-  if (tid == 0) *flag = atomicAdd(count, 1u) == unsigned(n_split - 1);
-  __syncthreads();
-  if (!*flag) return;
-  __threadfence();
-  const int64_t h0 = t * a.Hq + g * G;  // the group's first query head in part / ml / out rows
-  if (tid < G) {
-    const float* m = ml + (h0 + tid) * n_split * 2;
-    float M = -FLT_MAX, L = 0.f;
-    for (int s = 0; s < n_split; ++s) M = fmaxf(M, __ldcg(m + 2 * s));
-    for (int s = 0; s < n_split; ++s) {
-      const float w = __expf(__ldcg(m + 2 * s) - M);
-      wgt[tid * n_split + s] = w;
-      L += __ldcg(m + 2 * s + 1) * w;
-    }
-    lsum[tid] = L;
-  }
-  __syncthreads();
-  for (int e = tid; e < G * int(a.D); e += kThreadsTc) {
-    const int j = e / int(a.D), d = e % int(a.D);
-    const float* pr = part + (h0 + j) * n_split * a.D + d;
-    float o = 0.f;
-    for (int s = 0; s < n_split; ++s) o = fmaf(__ldcg(pr + int64_t(s) * a.D), wgt[j * n_split + s], o);
-    a.out[(h0 + j) * a.D + d] = o / lsum[j];
-  }
-  if (tid == 0) *count = 0u;  // every block of this (row, head) has counted: ready for the next launch
-}
-
 // grid (Hkv, T, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split, D], ml [T, Hq,
-// n_split, 2]. kDerived: keys derived from the value rows (a.kw). merge: null, or the launch's counters
-// (attn_decode_tc_merges), index t * Hkv + g.
+// n_split, 2]. kDerived: keys derived from the value rows (a.kw).
 template <int D, bool kDerived>
-__global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml,
-                                                                   unsigned* merge) {
+__global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   grid_dependency_sync();
   using L = TcSmem<D, kDerived>;
   constexpr int QS = L::QS, RS = L::RS, PS = L::PS, SS = L::SS;
@@ -222,7 +182,6 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   float* frow = lrow + kCols;
   __shared__ const void* srow[kStages][L::kBufRows];  // the rows a stage copies (null: past the keys)
   static_assert(sizeof(srow) == L::row_ptr_bytes, "TcSmem counts srow");
-  static_assert(kDimParts * kCols * SS >= kMergeMax + kCols + 1, "the merge's weights fit the scores' memory");
 
   const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
   const int G = int(a.Hq / a.Hkv);
@@ -429,12 +388,10 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     o[0] = ks < ke ? mrow[tid] : -FLT_MAX;
     o[1] = lrow[tid];
   }
-  // The scores' shared memory is free now: the merge's weights, sums and flag (kMergeMax floats at most).
-  if (merge) merge_if_last(a, n_split, part, ml, merge + t * a.Hkv + g, t, g, G, sc, sc + kMergeMax, reinterpret_cast<int*>(sc + kMergeMax + kCols));
 }
 
 template <int D, bool kDerived>
-void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, unsigned* merge, cudaStream_t s) {
+void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
   constexpr size_t smem = TcSmem<D, kDerived>::bytes;
   auto kernel = decode_tc_kernel<D, kDerived>;
   static const bool sized = [&] {
@@ -442,13 +399,13 @@ void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, unsign
     return true;
   }();
   (void)sized;
-  launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml, merge);
+  launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml);
 }
 
 template <int D>
-void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, unsigned* merge, cudaStream_t s) {
-  if (a.kw) launch_tc_as<D, true>(a, n_split, part, ml, merge, s);
-  else launch_tc_as<D, false>(a, n_split, part, ml, merge, s);
+void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
+  if (a.kw) launch_tc_as<D, true>(a, n_split, part, ml, s);
+  else launch_tc_as<D, false>(a, n_split, part, ml, s);
 }
 
 }  // namespace
@@ -476,18 +433,10 @@ bool attn_decode_tc_suits(const AttnArgs& a) {
   return need <= max_smem;
 }
 
-bool attn_decode_tc_merges(const AttnArgs& a, int n_split) {
-  // One block merges G heads x D dims over n_split splits: cheap while that is a few thousand loads (a 31B
-  // sliding layer: 2 x 256 x 16); the full layer's 8 x 512 x 66 keep the separate, many-block merge.
-  const int64_t G = a.Hq / a.Hkv;
-  return G * n_split <= kMergeMax && G * a.D * n_split <= 16384 && a.T * a.Hkv <= kMergeCounters;
-}
-
-void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, unsigned* merge_counts, cudaStream_t s) {
-  G4_CHECK(!merge_counts || attn_decode_tc_merges(a, n_split), "attn_decode_tc: this launch cannot merge");
+void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
   switch (a.D) {
-    case 256: launch_tc<256>(a, n_split, part, ml, merge_counts, s); break;
-    default: launch_tc<512>(a, n_split, part, ml, merge_counts, s); break;
+    case 256: launch_tc<256>(a, n_split, part, ml, s); break;
+    default: launch_tc<512>(a, n_split, part, ml, s); break;
   }
   G4_CUDA_LAUNCHED();
 }

@@ -78,9 +78,6 @@ CudaBackend::CudaBackend(CudaOptions opt) : opt_(opt), pool_(std::make_shared<cu
   G4_CUBLAS(cublasSetStream(cublas_, stream_));
   G4_CUBLAS(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
   G4_CUDA(cudaEventCreateWithFlags(&tokens_copied_, cudaEventDisableTiming));
-  // The split counters of decode attention's merge (attention.cu): zero now, and every launch leaves them so.
-  G4_CUDA(cudaMalloc(&merge_counts_, cuda::kMergeCounters * sizeof(unsigned)));
-  G4_CUDA(cudaMemset(merge_counts_, 0, cuda::kMergeCounters * sizeof(unsigned)));
 }
 
 CudaBackend::~CudaBackend() {
@@ -89,7 +86,6 @@ CudaBackend::~CudaBackend() {
   rope_cs_tables_.clear();
   if (pinned_tokens_) cudaFreeHost(pinned_tokens_);
   if (tokens_copied_) cudaEventDestroy(tokens_copied_);
-  if (merge_counts_) cudaFree(merge_counts_);
   if (cublas_) cublasDestroy(cublas_);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -616,7 +612,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
     }
     if (decode(seqs[i0])) {
       auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));
-      cuda::attn_decode(a, s.get(), n_sm_, cuda::attn_merge_in_kernel() ? merge_counts_ : nullptr, stream_);
+      cuda::attn_decode(a, s.get(), n_sm_, stream_);
     } else {
       attention_prefill(a);
     }

@@ -103,7 +103,6 @@ class CudaBackend : public Backend {
   int32_t* pinned_tokens_ = nullptr;
   size_t pinned_cap_ = 0;
   cudaEvent_t tokens_copied_ = nullptr;
-  unsigned* merge_counts_ = nullptr;  // cuda::kMergeCounters, zero between launches
   std::map<std::tuple<float, int, int64_t>, std::shared_ptr<void>> rope_tables_;
   // Derived keys' {cos, sin} tables by (theta, pairs, head_dim, capacity).
   std::map<std::tuple<float, int, int64_t, int64_t>, std::shared_ptr<void>> rope_cs_tables_;

@@ -184,23 +184,13 @@ bool attn_decode_suits(int64_t n, int64_t p0, int window);
 // of attn_decode_scratch_bytes. The split count depends on the cache capacity, not on p0 nor on the other
 // sequences, so a recorded step is valid at every position and a sequence's result is the same alone or
 // in a batch.
-// merge_counts: kMergeCounters zeros (the caller's, one set a stream), which let the tensor-core kernel merge
-// the splits itself where that is cheap (attn_decode_tc); null: a separate merge kernel always.
-constexpr int64_t kMergeCounters = 65536;
-// Whether the backend and cuda_attn_bench pass merge counters: G4_CUDA_ATTN_MERGE=1. Off by default until
-// measured on a GPU against the separate merge.
-bool attn_merge_in_kernel();
 size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm);
-int attn_decode_splits(const AttnArgs& a, int n_sm);  // the split count attn_decode launches
-void attn_decode(const AttnArgs& a, void* scratch, int n_sm, unsigned* merge_counts, cudaStream_t s);
+void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s);
 // attn_decode's split kernel on the tensor cores (attn_decode_tc.cu: bf16 cache, stored or derived keys
 // (pairs a multiple of 8), head dims 256/512, groups up to 8); the same partial outputs part [T, Hq,
-// n_split, D] and (max, sum) ml. With merge_counts (a zero a (row, KV head) of the launch; attn_decode_tc_merges
-// says when) the last block of each (row, KV head) to finish merges its splits into a.out and leaves the
-// counter zero again.
+// n_split, D] and (max, sum) ml.
 bool attn_decode_tc_suits(const AttnArgs& a);
-bool attn_decode_tc_merges(const AttnArgs& a, int n_split);
-void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, unsigned* merge_counts, cudaStream_t s);
+void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s);
 // One sequence (a.seqs.n == 1): gathers keys/values of positions [lo, lo + n) (cache or new) into kc, vc
 // [n, Hkv, D].
 void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, cudaStream_t s);

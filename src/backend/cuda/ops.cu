@@ -252,10 +252,10 @@ __global__ void kv_write_kernel(SeqTable st, const float* k, const float* v, int
 }
 
 // x = (x + norm(o; w1)) * s, then out = norm(x; w2): one block per row, the row in registers as float4s
-// (the conditions of vec_threads), two block reductions. kEarly (G4_CUDA_NORM_EARLY=1, for comparisons until
-// measured): w1 read into registers before the wait (a weight), x with o right after it, w2 before the second
-// reduction, so that after the wait one memory phase precedes the reductions instead of three.
-template <bool kEarly>
+// (the conditions of vec_threads), two block reductions. w1 is read into registers before the wait (a weight),
+// x right after it with o, w2 during the first pass (in flight through the second reduction), so that after
+// the wait one memory phase precedes the reductions instead of three (H200: decode +1.8% at depth 0, +1.4% at
+// 65,536, docs/PERF.md).
 __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __restrict__ x, const float* __restrict__ o,
                                                                   const float* __restrict__ w1, float s,
                                                                   const float* __restrict__ w2, float eps, int n,
@@ -264,24 +264,20 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
   const int n4 = n / 4;
   const float4* w1v = reinterpret_cast<const float4*>(w1);
   const float4* w2v = reinterpret_cast<const float4*>(w2);
-  prefetch_rows_l2(n4, kEarly ? nullptr : w1v, w2v, reinterpret_cast<const float4*>(x + r * n));
-  float4 wa[kVecPer], xa[kVecPer];  // kEarly: w1 then w2, and x, in registers
-  if constexpr (kEarly) {
+  prefetch_rows_l2(n4, nullptr, w2v, reinterpret_cast<const float4*>(x + r * n));
+  float4 wa[kVecPer], xa[kVecPer];  // w1 (then w2) and x in registers
 #pragma unroll
-    for (int i = 0; i < kVecPer; ++i) {
-      const int idx = threadIdx.x + i * blockDim.x;
-      if (idx < n4) wa[i] = w1v[idx];
-    }
+  for (int i = 0; i < kVecPer; ++i) {
+    const int idx = threadIdx.x + i * blockDim.x;
+    if (idx < n4) wa[i] = w1v[idx];
   }
   grid_dependency_sync();
   const float4* orow = reinterpret_cast<const float4*>(o + r * n);
   float4* xrow = reinterpret_cast<float4*>(x + r * n);
-  if constexpr (kEarly) {
 #pragma unroll
-    for (int i = 0; i < kVecPer; ++i) {
-      const int idx = threadIdx.x + i * blockDim.x;
-      if (idx < n4) xa[i] = xrow[idx];
-    }
+  for (int i = 0; i < kVecPer; ++i) {
+    const int idx = threadIdx.x + i * blockDim.x;
+    if (idx < n4) xa[i] = xrow[idx];
   }
   float4 v[kVecPer];
   const float ss = block_sum(load_row_sumsq(orow, n4, v));
@@ -291,7 +287,7 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
   for (int i = 0; i < kVecPer; ++i) {
     const int idx = threadIdx.x + i * blockDim.x;
     if (idx < n4) {
-      const float4 wv = kEarly ? wa[i] : w1v[idx], xv = kEarly ? xa[i] : xrow[idx];
+      const float4 wv = wa[i], xv = xa[i];
       // The same operations in the same order as add_rms_norm followed by scale.
       float4 y = make_float4(xv.x + v[i].x * inv * wv.x, xv.y + v[i].y * inv * wv.y, xv.z + v[i].z * inv * wv.z,
                              xv.w + v[i].w * inv * wv.w);
@@ -302,7 +298,7 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
       ss2 = fmaf(y.y, y.y, ss2);
       ss2 = fmaf(y.z, y.z, ss2);
       ss2 = fmaf(y.w, y.w, ss2);
-      if (kEarly) wa[i] = w2v[idx];  // in flight during the reduction
+      wa[i] = w2v[idx];  // in flight during the reduction
     }
   }
   ss2 = block_sum(ss2);
@@ -311,10 +307,8 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
 #pragma unroll
   for (int i = 0; i < kVecPer; ++i) {
     const int idx = threadIdx.x + i * blockDim.x;
-    if (idx < n4) {
-      const float4 wv = kEarly ? wa[i] : w2v[idx];
-      orow2[idx] = make_float4(v[i].x * inv2 * wv.x, v[i].y * inv2 * wv.y, v[i].z * inv2 * wv.z, v[i].w * inv2 * wv.w);
-    }
+    if (idx < n4) orow2[idx] = make_float4(v[i].x * inv2 * wa[i].x, v[i].y * inv2 * wa[i].y, v[i].z * inv2 * wa[i].z,
+                                           v[i].w * inv2 * wa[i].w);
   }
 }
 
@@ -447,9 +441,7 @@ bool add_norm_scale_norm(float* x, const float* o, const float* w1, float sc, co
   const int th = vec_threads(n, x, o, out);
   const int th2 = vec_threads(n, w1, w2, x);
   if (rows == 0 || th == 0 || th2 == 0) return rows == 0;
-  static const bool early = env_int("G4_CUDA_NORM_EARLY", 0) == 1;
-  launch(early ? add_norm_scale_norm_kernel<true> : add_norm_scale_norm_kernel<false>, unsigned(rows), th, 0, s, x, o,
-         w1, sc, w2, eps, int(n), out);
+  launch(add_norm_scale_norm_kernel, unsigned(rows), th, 0, s, x, o, w1, sc, w2, eps, int(n), out);
   G4_CUDA_LAUNCHED();
   return true;
 }
