@@ -499,11 +499,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) decode_group_derived_ker
 // The merge of a query head's splits: out = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s, M = max m_s.
 // grid (T * Hq, D / kCombineDims), kCombineThreads threads: kCombineDims consecutive dims (coalesced rows
 // of the partial outputs) times kCombineGroups split groups, group g summing splits g, g + kCombineGroups,
-// ...; the groups meet in shared memory in a fixed order. Every block recomputes M and the weights from
-// the splits' (m, l) (n_split pairs, L2-resident). Short chains of dependent loads a thread, many blocks:
-// the merge is latency-bound (one block a head over all dims ran ~7 us a layer inside the H200's step;
-// this layout decoded 1.9% faster at depth 512 and 2.4% at 16,384, docs/PERF.md).
+// ... in order; the groups meet in shared memory in a fixed order. Every block recomputes M and the weights
+// from the splits' (m, l) (n_split pairs, L2-resident). The merge is latency-bound (one block a head over all
+// dims ran ~7 us a layer inside the H200's step; this layout decoded 1.9% faster at depth 512, docs/PERF.md),
+// so right after the wait a thread issues every load it needs: its (m, l) pairs and its first kCombineHeld
+// splits' partial outputs, which do not depend on the weights; the reductions then wait on one memory phase.
 constexpr int kMaxSplit = 1024, kCombineDims = 32, kCombineGroups = 8, kCombineThreads = kCombineDims * kCombineGroups;
+constexpr int kCombineHeld = 4;  // partial outputs a thread loads before the weights are known
 __global__ void __launch_bounds__(kCombineThreads)
     combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml) {
   grid_dependency_sync();
@@ -511,11 +513,26 @@ __global__ void __launch_bounds__(kCombineThreads)
   __shared__ float red[kCombineGroups][kCombineDims];
   __shared__ float wred[kCombineThreads / 32];
   const int64_t th = blockIdx.x;
-  const float* m = ml + th * n_split * 2;
+  const float2* m = reinterpret_cast<const float2*>(ml + th * n_split * 2);  // (m_s, l_s)
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  constexpr int nw = kCombineThreads / 32;
+  const int j = tid % kCombineDims, g = tid / kCombineDims;
+  const int64_t d = int64_t(blockIdx.y) * kCombineDims + j;
+  const float* pr = part + th * n_split * a.D + d;
+  constexpr int nw = kCombineThreads / 32, kPairs = kMaxSplit / kCombineThreads;
+  float held[kCombineHeld];
+#pragma unroll
+  for (int k = 0; k < kCombineHeld; ++k) {
+    const int sp = g + k * kCombineGroups;
+    held[k] = d < a.D && sp < n_split ? pr[int64_t(sp) * a.D] : 0.f;
+  }
+  float2 mine[kPairs];
   float M = -FLT_MAX;
-  for (int s = tid; s < n_split; s += kCombineThreads) M = fmaxf(M, m[2 * s]);
+#pragma unroll
+  for (int i = 0; i < kPairs; ++i) {
+    const int sp = tid + i * kCombineThreads;
+    mine[i] = sp < n_split ? m[sp] : make_float2(-FLT_MAX, 0.f);
+    M = fmaxf(M, mine[i].x);
+  }
   for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
   if (lane == 0) wred[warp] = M;
   __syncthreads();
@@ -523,36 +540,37 @@ __global__ void __launch_bounds__(kCombineThreads)
   for (int i = 0; i < nw; ++i) M = fmaxf(M, wred[i]);
   __syncthreads();
   float L = 0.f;
-  for (int s = tid; s < n_split; s += kCombineThreads) {
-    const float w = __expf(m[2 * s] - M);
-    wgt[s] = w;
-    L += m[2 * s + 1] * w;
+#pragma unroll
+  for (int i = 0; i < kPairs; ++i) {
+    const int sp = tid + i * kCombineThreads;
+    if (sp < n_split) {
+      const float w = __expf(mine[i].x - M);
+      wgt[sp] = w;
+      L += mine[i].y * w;
+    }
   }
   for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
   if (lane == 0) wred[warp] = L;
   __syncthreads();  // also publishes wgt
   L = 0.f;
   for (int i = 0; i < nw; ++i) L += wred[i];
-  const int j = tid % kCombineDims, g = tid / kCombineDims;
-  const int64_t d = int64_t(blockIdx.y) * kCombineDims + j;
-  float o0 = 0.f, o1 = 0.f;
-  if (d < a.D) {
-    const float* pr = part + th * n_split * a.D + d;
-    int s = g;
-#pragma unroll 4
-    for (; s + kCombineGroups < n_split; s += 2 * kCombineGroups) {
-      o0 = fmaf(pr[int64_t(s) * a.D], wgt[s], o0);
-      o1 = fmaf(pr[int64_t(s + kCombineGroups) * a.D], wgt[s + kCombineGroups], o1);
-    }
-    if (s < n_split) o0 = fmaf(pr[int64_t(s) * a.D], wgt[s], o0);
+  float o = 0.f;
+#pragma unroll
+  for (int k = 0; k < kCombineHeld; ++k) {
+    const int sp = g + k * kCombineGroups;
+    if (sp < n_split) o = fmaf(held[k], wgt[sp], o);
   }
-  red[g][j] = o0 + o1;
+  if (d < a.D) {
+#pragma unroll 4
+    for (int sp = g + kCombineHeld * kCombineGroups; sp < n_split; sp += kCombineGroups) o = fmaf(pr[int64_t(sp) * a.D], wgt[sp], o);
+  }
+  red[g][j] = o;
   __syncthreads();
   if (g == 0 && d < a.D) {
-    float o = 0.f;
+    float sum = 0.f;
 #pragma unroll
-    for (int k = 0; k < kCombineGroups; ++k) o += red[k][j];
-    a.out[th * a.D + d] = o / L;
+    for (int k = 0; k < kCombineGroups; ++k) sum += red[k][j];
+    a.out[th * a.D + d] = sum / L;
   }
 }
 
