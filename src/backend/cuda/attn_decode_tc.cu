@@ -26,6 +26,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
+#include "backend/cuda/pack2.cuh"
 #include "backend/cuda/smem_async.cuh"
 
 namespace g4::cuda {
@@ -53,18 +54,14 @@ __device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
   return y;
 }
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
-}
-
 // Values d .. d + 7 of a fresh f32 row as 4 bf16 pairs, rounded as the cache will hold them, or zeros (no
 // row: past the split's keys).
 __device__ __forceinline__ uint4 fresh8(const void* row, int d) {
   if (!row) return make_uint4(0u, 0u, 0u, 0u);
   const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(row) + d);
   const float4 x = p[0], y = p[1];
-  return make_uint4(pack_bf16(x.x, x.y), pack_bf16(x.z, x.w), pack_bf16(y.x, y.y), pack_bf16(y.z, y.w));
+  return make_uint4(pack2<__nv_bfloat16>(x.x, x.y), pack2<__nv_bfloat16>(x.z, x.w), pack2<__nv_bfloat16>(y.x, y.y),
+                    pack2<__nv_bfloat16>(y.z, y.w));
 }
 
 // x as three bf16 parts whose sum is x to f32 precision.
@@ -81,7 +78,7 @@ __device__ __forceinline__ void split3(float x, __nv_bfloat16 (&p)[kParts]) {
 __device__ __forceinline__ void split3_pair(float x, float y, uint32_t (&p)[kParts]) {
 #pragma unroll
   for (int i = 0; i < kParts; ++i) {
-    p[i] = pack_bf16(x, y);
+    p[i] = pack2<__nv_bfloat16>(x, y);
     float back[2];
     bf16x2_to_f32(p[i], back);
     x -= back[0], y -= back[1];

@@ -19,6 +19,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/pack2.cuh"
 #include "backend/cuda/smem_async.cuh"
 
 namespace g4::cuda {
@@ -32,11 +33,6 @@ __device__ __forceinline__ void mma_f16(float (&c)[4], const uint4& a, uint32_t 
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-  const __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&h);
 }
 
 struct PrefillArgs {
@@ -78,7 +74,7 @@ __global__ void __launch_bounds__(kThreads, D <= 256 ? 2 : 1) flash_prefill_kern
     if (r < rows_used && t < a.T) {
       const float* src = a.q + (t * a.Hq + int64_t(kvh) * G + r % G) * D + c;
       const float4 x0 = *reinterpret_cast<const float4*>(src), x1 = *reinterpret_cast<const float4*>(src + 4);
-      packed = make_uint4(pack_half2(x0.x, x0.y), pack_half2(x0.z, x0.w), pack_half2(x1.x, x1.y), pack_half2(x1.z, x1.w));
+      packed = make_uint4(pack2<__half>(x0.x, x0.y), pack2<__half>(x0.z, x0.w), pack2<__half>(x1.x, x1.y), pack2<__half>(x1.z, x1.w));
     }
     *reinterpret_cast<uint4*>(qs + r * kLd + c) = packed;
   }
@@ -182,8 +178,8 @@ __global__ void __launch_bounds__(kThreads, D <= 256 ? 2 : 1) flash_prefill_kern
         sum[i] += p[e];
       }
       const int key = 32 * hf + 8 * j + 2 * qd, r = 16 * rb + g;
-      *reinterpret_cast<uint32_t*>(ps + r * kLdP + key) = pack_half2(p[0], p[1]);
-      *reinterpret_cast<uint32_t*>(ps + (r + 8) * kLdP + key) = pack_half2(p[2], p[3]);
+      *reinterpret_cast<uint32_t*>(ps + r * kLdP + key) = pack2<__half>(p[0], p[1]);
+      *reinterpret_cast<uint32_t*>(ps + (r + 8) * kLdP + key) = pack2<__half>(p[2], p[3]);
     }
 #pragma unroll
     for (int i = 0; i < 2; ++i) {

@@ -17,6 +17,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/pack2.cuh"
 #include "backend/cuda/load.cuh"
 
 namespace g4::cuda {
@@ -35,7 +36,6 @@ int64_t xp_slots_per_token(const WeightDesc& w) {
 }
 
 __device__ __forceinline__ __half2 u2h2(uint32_t u) { return *reinterpret_cast<__half2*>(&u); }
-__device__ __forceinline__ uint32_t h22u(__half2 h) { return *reinterpret_cast<uint32_t*>(&h); }
 
 // x [T, K] f32 -> xp: per token, slot u = (blk * M + m) * 32 + lane holds what chunk c = blk*32 + lane
 // needs for its m-th 16 bytes of x (see the file comment); slots past the last chunk are zero.
@@ -57,16 +57,16 @@ __global__ void permute_x_kernel(WFmt fmt, const float* __restrict__ x, int64_t 
         o = *reinterpret_cast<const uint4*>(&f);
       } else if (fmt == WFmt::kInt4) {  // half2 s = 0..3: (x[8m+s], x[8m+s+4])
         const float* b = xc + 8 * m;
-        o.x = h22u(__floats2half2_rn(b[0], b[4]));
-        o.y = h22u(__floats2half2_rn(b[1], b[5]));
-        o.z = h22u(__floats2half2_rn(b[2], b[6]));
-        o.w = h22u(__floats2half2_rn(b[3], b[7]));
+        o.x = pack2<__half>(b[0], b[4]);
+        o.y = pack2<__half>(b[1], b[5]);
+        o.z = pack2<__half>(b[2], b[6]);
+        o.w = pack2<__half>(b[3], b[7]);
       } else {  // int8: words 2m, 2m+1; per word (x[4w], x[4w+2]), (x[4w+1], x[4w+3])
         const float* b = xc + 8 * m;
-        o.x = h22u(__floats2half2_rn(b[0], b[2]));
-        o.y = h22u(__floats2half2_rn(b[1], b[3]));
-        o.z = h22u(__floats2half2_rn(b[4], b[6]));
-        o.w = h22u(__floats2half2_rn(b[5], b[7]));
+        o.x = pack2<__half>(b[0], b[2]);
+        o.y = pack2<__half>(b[1], b[3]);
+        o.z = pack2<__half>(b[4], b[6]);
+        o.w = pack2<__half>(b[5], b[7]);
       }
     }
     xp[i] = o;
@@ -456,10 +456,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_int4_smem_kernel(Wei
     if (c < nch) {
       const float4* b = reinterpret_cast<const float4*>(x + int64_t(c) * 32 + 8 * m);
       const float4 lo = __ldg(b), hi = __ldg(b + 1);
-      o.x = h22u(__floats2half2_rn(lo.x, hi.x));
-      o.y = h22u(__floats2half2_rn(lo.y, hi.y));
-      o.z = h22u(__floats2half2_rn(lo.z, hi.z));
-      o.w = h22u(__floats2half2_rn(lo.w, hi.w));
+      o.x = pack2<__half>(lo.x, hi.x);
+      o.y = pack2<__half>(lo.y, hi.y);
+      o.z = pack2<__half>(lo.z, hi.z);
+      o.w = pack2<__half>(lo.w, hi.w);
     }
     xs_smem[i] = o;
   }
@@ -646,8 +646,7 @@ __global__ void dequant_kernel(WeightDesc w, int64_t f0, int64_t units, int gshi
         uint32_t* q = &o.x;
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-          __nv_bfloat162 h = __floats2bfloat162_rn(v[2 * j], v[2 * j + 1]);
-          q[j] = *reinterpret_cast<uint32_t*>(&h);
+          q[j] = pack2<__nv_bfloat16>(v[2 * j], v[2 * j + 1]);
         }
         reinterpret_cast<uint4*>(out)[i] = o;
       }

@@ -15,6 +15,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
+#include "backend/cuda/pack2.cuh"
 #include "backend/cuda/seq_table.cuh"
 
 namespace g4::cuda {
@@ -183,20 +184,6 @@ __global__ void round_kernel(const float* x, int64_t n, OT* out) {
     round_to(out + i, x[i]);
 }
 
-// Two values rounded as round_to does, packed (lo first).
-template <class OT>
-__device__ __forceinline__ uint32_t round2(float lo, float hi) {
-  uint32_t u;
-  if constexpr (std::is_same_v<OT, __half>) {
-    const __half2 h = __floats2half2_rn(lo, hi);
-    memcpy(&u, &h, 4);
-  } else {
-    const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-    memcpy(&u, &h, 4);
-  }
-  return u;
-}
-
 // The same 8 values a thread: two 16-byte loads, one 16-byte store (n % 8 == 0, both 16-byte aligned:
 // round8_suits). (A value a thread ran at ~1 TB/s on the H200: 28 ms of a 2,048-token prefill.)
 template <class OT>
@@ -204,7 +191,7 @@ __global__ void round8_kernel(const float4* x, int64_t n8, uint4* out) {
   grid_dependency_sync();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n8; i += int64_t(gridDim.x) * blockDim.x) {
     const float4 a = x[2 * i], b = x[2 * i + 1];
-    out[i] = make_uint4(round2<OT>(a.x, a.y), round2<OT>(a.z, a.w), round2<OT>(b.x, b.y), round2<OT>(b.z, b.w));
+    out[i] = make_uint4(pack2<OT>(a.x, a.y), pack2<OT>(a.z, a.w), pack2<OT>(b.x, b.y), pack2<OT>(b.z, b.w));
   }
 }
 
