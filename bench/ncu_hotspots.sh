@@ -1,0 +1,47 @@
+#!/bin/sh
+# Where one kernel's time goes, instruction by instruction, on the GPU machine (Nsight Compute's source page
+# in SASS): one launch of the first kernel whose name matches REGEX (after $SKIP launches of it, default 3)
+# is profiled with the SourceCounters and WarpStateStats sections, then the $TOP (default 40) instructions
+# with the most warp-stall samples are printed with their share of all samples, in address order, so that
+# a loop's hot region reads as one block. The report stays in $OUT (or /tmp/g4-device) as hot.ncu-rep.
+#   bench/ncu_hotspots.sh REGEX COMMAND [ARGS...]
+#   e.g. bench/ncu_hotspots.sh decode_tc build/cuda/cuda_attn_bench 2 65536 full-derived
+set -u
+[ $# -ge 2 ] || { echo "usage: bench/ncu_hotspots.sh REGEX COMMAND [ARGS...]" >&2; exit 2; }
+RE=$1; shift
+NCU=${NCU:-/usr/local/cuda/bin/ncu}
+LOG=${OUT:-/tmp/g4-device}
+mkdir -p "$LOG"
+"$NCU" --section SourceCounters --section WarpStateStats -k "regex:$RE" --launch-skip "${SKIP:-3}" --launch-count 1 \
+  -f -o "$LOG/hot" "$@" > "$LOG/hot.log" 2>&1 || { echo "ncu failed:"; tail -5 "$LOG/hot.log"; exit 1; }
+"$NCU" --import "$LOG/hot.ncu-rep" --page source --print-source sass --csv > "$LOG/hot_sass.csv" 2> "$LOG/hot_sass.err" ||
+  { echo "ncu --page source failed:"; tail -5 "$LOG/hot_sass.err"; exit 1; }
+python3 - "$LOG/hot_sass.csv" "${TOP:-40}" <<'PY'
+import csv, sys
+rows = list(csv.reader(l for l in open(sys.argv[1]) if l.strip() and not l.startswith("==")))
+if not rows:
+    sys.exit("no source rows in the report")
+head = rows[0]
+def col(*words):
+    for i, h in enumerate(head):
+        if all(w.lower() in h.lower() for w in words):
+            return i
+    return None
+src = col("Source")
+stall = col("Sampling", "All") if col("Sampling", "All") is not None else col("Sampling")
+addr = col("Address")
+if src is None or stall is None:
+    sys.exit("columns not found; header: " + ", ".join(head))
+def num(s):
+    try:
+        return float(s.replace(",", ""))
+    except ValueError:
+        return 0.0
+body = [(i, r) for i, r in enumerate(rows[1:]) if len(r) > max(src, stall)]
+total = sum(num(r[stall]) for _, r in body) or 1.0
+top = sorted(body, key=lambda x: -num(x[1][stall]))[: int(sys.argv[2])]
+print(f"{len(body)} instructions, {total:.0f} stall samples; the top {len(top)}:")
+for i, r in sorted(top):
+    a = r[addr] if addr is not None else str(i)
+    print(f"{a:>8} {100 * num(r[stall]) / total:5.1f}%  {r[src].strip()[:110]}")
+PY
