@@ -39,7 +39,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 MODE=${1:-all}  # all, tests, bench, batch (only the batched-decode rows), depth (decode at depth, f32 vs bf16),
 # knockout (the replayed step without each kind of kernel, docs/PERF.md),
-# sampling (the token choice on the device against the host's), or ab (the environment switch $AB=$AB_VALUE, default 0, against the default, alternating twice, bench arguments $AB_ARGS: an A/B
+# sampling (the token choice on the device against the host's), spec (speculative decoding: the shipped
+# tiny model with its trained assistant and with prompt lookup against plain greedy, then the 31B synth's
+# verify cost and oracle drafter), or ab (the environment switch $AB=$AB_VALUE, default 0, against the default, alternating twice, bench arguments $AB_ARGS: an A/B
 # of one change)
 summary() { grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$1" | sed "s|^|$(basename "$1" .log): |"; }
 if [ "$MODE" != bench ]; then
@@ -87,6 +89,38 @@ elif [ "$MODE" = sampling ]; then
       bench -p 0 -n 64 -r 1 --sampling $s --temp 1
     done
   done > "$LOG/bench.jsonl"
+elif [ "$MODE" = spec ]; then
+  # Issue 13 on cuda: tok/s of plain greedy, the assistant drafter (-md) and prompt lookup on the shipped
+  # model (three prompts, alternating twice; the draft counts by position), then on the synth a verify of
+  # 2-8 tokens against a one-token step and the oracle drafter (the upper bound) at k = 4 and 8 over 128 tokens.
+  for r in 1 2; do
+    for p in "In the beginning" "Who was Moses?" "And God said, Let there be light"; do
+      for d in plain "-md models/tiny-kjv-assistant" --draft-ngram; do
+        f=$d; [ "$d" = plain ] && f=""
+        $B/g4 run -m models/tiny-kjv --backend "${SPEC_BACKEND:-cuda}" -p "$p" -n 256 --temp 0 --json $f 2>>"$LOG/spec.err" |
+          python3 -c 'import json, sys; j = json.load(sys.stdin); j["tag"] = sys.argv[1:]; print(json.dumps(j))' "r$r" "$p" "$d"
+      done
+    done
+  done > "$LOG/spec_runs.jsonl"
+  python3 - "$LOG/spec_runs.jsonl" <<'PY2'
+import json, sys
+for line in open(sys.argv[1]):
+    j = json.loads(line)
+    r, prompt, how = j["tag"]
+    d = j.get("draft") or {}
+    print(f"{r} {prompt:34} {how:32} {j['decode_tok_s']:8.1f} tok/s  drafted {d.get('drafted', 0):4}"
+          f"  accepted {d.get('accepted', 0):4}  by position {[round(x, 2) for x in d.get('acceptance_at', [])]}")
+PY2
+  bench -p 0 -n 128 -r 1 -d 512 --verify-cost 2,3,4,5,8 --oracle-draft 4,8 > "$LOG/spec.jsonl"
+  python3 - "$LOG/spec.jsonl" <<'PY2'
+import json, sys
+for line in open(sys.argv[1]):
+    j = json.loads(line)
+    if j.get("test") == "verify": print(f"verify of {j['n']} tokens at depth {j['depth']}: {j['ms']:.2f} ms = {j['ratio_to_step']:.3f} one-token steps")
+    elif j.get("test") == "oracle": print(f"oracle drafter k = {j['k']} (upper bound): {j['plain_tok_s']:.1f} -> {j['oracle_tok_s']:.1f} tok/s = {j['speedup']:.2f}x, same tokens {j['same_tokens']}")
+    else: print(f"one-token steps at depth {j['depth']}: {j['tg_tok_s']:.2f} tok/s")
+PY2
+  exit 0
 elif [ "$MODE" = knockout ]; then
   # What each kind of kernel costs inside the replayed decode step: the step without it (G4_CUDA_KNOCKOUT,
   # results wrong by design), the full step first and last; depth $KO_DEPTH (default 512).
