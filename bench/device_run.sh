@@ -104,12 +104,15 @@ elif [ "$MODE" = spec ]; then
   done > "$LOG/spec_runs.jsonl"
   python3 - "$LOG/spec_runs.jsonl" <<'PY2'
 import json, sys
+plain = {}
 for line in open(sys.argv[1]):
     j = json.loads(line)
     r, prompt, how = j["tag"]
     d = j.get("draft") or {}
+    if how == "plain": plain[(r, prompt)] = j["tokens"]
+    same = "" if how == "plain" else f"  tokens as plain: {j['tokens'] == plain.get((r, prompt))}"
     print(f"{r} {prompt:34} {how:32} {j['decode_tok_s']:8.1f} tok/s  drafted {d.get('drafted', 0):4}"
-          f"  accepted {d.get('accepted', 0):4}  by position {[round(x, 2) for x in d.get('acceptance_at', [])]}")
+          f"  accepted {d.get('accepted', 0):4}  by position {[round(x, 2) for x in d.get('acceptance_at', [])]}{same}")
 PY2
   bench -p 0 -n 128 -r 1 -d 512 --verify-cost 2,3,4,5,8 --oracle-draft 4,8 > "$LOG/spec.jsonl"
   python3 - "$LOG/spec.jsonl" <<'PY2'

@@ -90,6 +90,13 @@ int64_t kv_bytes_per_position(const KvLayerSpec& s) {
   return (s.k_from_v ? 0 : one(s.k_type)) + one(s.v_type);
 }
 
+void Backend::copy(const Tensor& src, Tensor& dst) {
+  G4_CHECK(src.numel() == dst.numel(), "copy: " + std::to_string(src.numel()) + " values into " + std::to_string(dst.numel()));
+  std::vector<float> host(size_t(src.numel()));
+  download(src, host.data());
+  upload(dst, host.data());
+}
+
 Tensor Backend::slice_rows(const Tensor& x, int64_t row0, int64_t n) {
   std::vector<int64_t> rows(size_t(std::max<int64_t>(n, 0)));
   for (int64_t i = 0; i < n; ++i) rows[size_t(i)] = row0 + i;

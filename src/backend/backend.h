@@ -132,6 +132,8 @@ class Backend {
   virtual Tensor empty(std::vector<int64_t> shape) = 0;                   // f32, uninitialised
   virtual void upload(Tensor& dst, const float* src) = 0;                 // dst.numel() floats
   virtual void download(const Tensor& src, float* dst) = 0;               // src.numel() floats
+  // dst = src, both on this backend with the same element count (the default goes through the host).
+  virtual void copy(const Tensor& src, Tensor& dst);
   // A zero-filled KV cache layer. Throws g4::Error for an element type the backend cannot store.
   virtual KvLayer new_kv_layer(const KvLayerSpec& spec) = 0;
   // The f32 cache of the tests and benchmarks.

@@ -1,7 +1,5 @@
 #include "engine/assistant_drafter.h"
 
-#include <algorithm>
-
 #include "base/error.h"
 
 namespace g4 {
@@ -41,8 +39,8 @@ std::vector<int32_t> AssistantDrafter::run(int n) {
   std::vector<int32_t> out;
   for (int j = 0; j < n; ++j) {
     AssistantModel::Step st = model_->step(chain_tok_, chain_h_, kv, chain_pos_, chain_taps_, chain_row_);
-    chain_tok_ = int32_t(std::max_element(st.logits.begin(), st.logits.end()) - st.logits.begin());
-    if (first_logits_.empty()) first_logits_ = std::move(st.logits);
+    if (keep_first_ && j == 0 && first_logits_.empty()) first_logits_ = model_->host_logits(st);
+    chain_tok_ = model_->greedy_token(st);
     out.push_back(chain_tok_);
     chain_h_ = st.hidden;
   }

@@ -35,7 +35,9 @@ class AssistantDrafter : public Drafter {
   std::shared_ptr<Drafter> fork() const override { return std::make_shared<AssistantDrafter>(model_); }
 
   const AssistantModel& model() const { return *model_; }
-  // The logits of the last draft's first step (tests compare them with an oracle).
+  // With keep_first_logits(true), first_logits() holds the logits of the last draft's first step (tests
+  // compare them with an oracle); otherwise only the drafted ids cross to the host.
+  void keep_first_logits(bool on) { keep_first_ = on; }
   const std::vector<float>& first_logits() const { return first_logits_; }
 
  private:
@@ -43,6 +45,7 @@ class AssistantDrafter : public Drafter {
   ForwardTaps taps_;
   Session* session_ = nullptr;
   int64_t row_ = -1;
+  bool keep_first_ = false;
   std::vector<float> first_logits_;
   // The last proposal's chain, to extend it: its position, last token and hidden state, and the target
   // forward it read (the tap buffer is refilled by later forwards; these handles keep that one).

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "backend/sampling.h"
 #include "base/error.h"
 #include "io/mapped_file.h"
 #include "model/config_json.h"
@@ -156,14 +157,11 @@ AssistantModel::Step AssistantModel::step(int32_t token, const Tensor& h, const 
   if (pos < 1) throw Error("assistant drafter: the target has run no position yet");
   if (token < 0 || token >= V) throw Error("assistant drafter: token " + std::to_string(token) + " is outside the vocabulary");
 
-  // concat(target embedding * sqrt(hidden), h) as the two rows of one [2, B] tensor (no concat op: h
-  // passes through the host, B floats).
+  // concat(target embedding * sqrt(hidden), h) as the two rows of one [2, B] tensor.
   Tensor in = be.empty({2, B});
   Tensor e = in.rows(0, 1), hrow = in.rows(1, 1);
   be.embed(target_.embedding(), {token}, target_.embed_scale(), e);
-  std::vector<float> host(static_cast<size_t>(B));
-  be.download(h, host.data());
-  be.upload(hrow, host.data());
+  be.copy(h, hrow);
   Tensor x = be.empty({1, H});
   be.matmul(in.view({1, 2 * B}), *pre_proj_, x);
 
@@ -206,35 +204,50 @@ AssistantModel::Step AssistantModel::step(int32_t token, const Tensor& h, const 
   Step out;
   out.hidden = be.empty({1, B});
   be.matmul(y, *post_proj_, out.hidden);
-  Tensor logits = be.empty({1, V});
-  be.matmul(y, *lm_head_, logits);
-  out.logits.resize(size_t(V));
-  be.download(logits, out.logits.data());
+  out.logits = be.empty({1, V});
+  be.matmul(y, *lm_head_, out.logits);
   if (spec_.ordered_embeddings) {
-    // Only the vocabulary slices of the top-k centroids keep their logits (computed here over the whole
-    // head, the same values); the rest get min(kept) - 1.
-    const int64_t C = spec_.num_centroids, per = V / C;
-    Tensor cl = be.empty({1, C});
-    be.matmul(y, *centroids_, cl);
-    std::vector<float> c(static_cast<size_t>(C));
-    be.download(cl, c.data());
-    std::vector<int> idx(static_cast<size_t>(C));
-    for (int i = 0; i < int(C); ++i) idx[size_t(i)] = i;
-    std::partial_sort(idx.begin(), idx.begin() + spec_.centroid_top_k, idx.end(),
-                      [&](int l, int r) { return c[size_t(l)] > c[size_t(r)] || (c[size_t(l)] == c[size_t(r)] && l < r); });
-    std::vector<float> masked(static_cast<size_t>(V), 0.0f);
-    std::vector<char> keep(static_cast<size_t>(V), 0);
-    float lo = INFINITY;
-    for (int k = 0; k < spec_.centroid_top_k; ++k)
-      for (int64_t j = 0; j < per; ++j) {
-        const int32_t t = token_ordering_[size_t(int64_t(idx[size_t(k)]) * per + j)];
-        keep[size_t(t)] = 1;
-        lo = std::min(lo, out.logits[size_t(t)]);
-      }
-    for (int64_t i = 0; i < V; ++i)
-      if (!keep[size_t(i)]) out.logits[size_t(i)] = lo - 1.0f;
+    out.centroids = be.empty({1, spec_.num_centroids});
+    be.matmul(y, *centroids_, out.centroids);
   }
   return out;
+}
+
+std::vector<float> AssistantModel::host_logits(const Step& st) const {
+  Backend& be = target_.backend();
+  const int64_t V = spec_.text.vocab_size;
+  std::vector<float> logits(static_cast<size_t>(V));
+  be.download(st.logits, logits.data());
+  if (!spec_.ordered_embeddings) return logits;
+  // Only the vocabulary slices of the top-k centroids keep their logits (computed here over the whole head,
+  // the same values); the rest get min(kept) - 1.
+  const int64_t C = spec_.num_centroids, per = V / C;
+  std::vector<float> c(static_cast<size_t>(C));
+  be.download(st.centroids, c.data());
+  std::vector<int> idx(static_cast<size_t>(C));
+  for (int i = 0; i < int(C); ++i) idx[size_t(i)] = i;
+  std::partial_sort(idx.begin(), idx.begin() + spec_.centroid_top_k, idx.end(),
+                    [&](int l, int r) { return c[size_t(l)] > c[size_t(r)] || (c[size_t(l)] == c[size_t(r)] && l < r); });
+  std::vector<char> keep(static_cast<size_t>(V), 0);
+  float lo = INFINITY;
+  for (int k = 0; k < spec_.centroid_top_k; ++k)
+    for (int64_t j = 0; j < per; ++j) {
+      const int32_t t = token_ordering_[size_t(int64_t(idx[size_t(k)]) * per + j)];
+      keep[size_t(t)] = 1;
+      lo = std::min(lo, logits[size_t(t)]);
+    }
+  for (int64_t i = 0; i < V; ++i)
+    if (!keep[size_t(i)]) logits[size_t(i)] = lo - 1.0f;
+  return logits;
+}
+
+int32_t AssistantModel::greedy_token(const Step& st) const {
+  if (spec_.ordered_embeddings) {
+    const std::vector<float> l = host_logits(st);
+    return argmax(l.data(), int64_t(l.size()));
+  }
+  // Greedy with no penalties: the backend's argmax (on cuda only the id crosses to the host).
+  return target_.backend().sample_rows(st.logits, {RowSampling{}})[0];
 }
 
 }  // namespace g4

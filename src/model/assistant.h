@@ -40,15 +40,23 @@ class AssistantModel {
   // size, head dimensions, a layer type the target lacks) or is malformed.
   static std::unique_ptr<AssistantModel> load(const std::string& path, const Model& target, const LoadOptions& opts);
 
+  // A step's results stay on the backend: the caller takes the greedy token (greedy_token: only its id
+  // crosses to the host where nothing is masked) or the whole row (host_logits).
   struct Step {
-    std::vector<float> logits;  // [V]
-    Tensor hidden;              // [1, backbone_hidden]: h' for the next step
+    Tensor logits;     // [1, V], before the ordered embeddings' mask
+    Tensor centroids;  // [1, num_centroids] with ordered embeddings, else empty
+    Tensor hidden;     // [1, backbone_hidden]: h' for the next step
   };
   // One draft step for `token` at position `pos` of `kv` (the target's cache of that sequence, holding
   // positions < pos). h: [1, backbone_hidden]. taps/row: the target forward that computed position pos - 1
   // (its row `row` holds that position's keys and values of the tapped layers).
   Step step(int32_t token, const Tensor& h, const KvCache::Seq& kv, int64_t pos, const ForwardTaps& taps,
             int64_t row) const;
+  // The step's logits [V] as the drafter proposes from them: with ordered embeddings only the vocabulary
+  // slices of the top-k centroids keep their values, the rest get min(kept) - 1.
+  std::vector<float> host_logits(const Step& s) const;
+  // argmax of host_logits (the lowest id on ties).
+  int32_t greedy_token(const Step& s) const;
 
   const AssistantSpec& spec() const { return spec_; }
   const Model& target() const { return target_; }

@@ -15,6 +15,7 @@
 #include <tuple>
 #include <nlohmann/json.hpp>
 
+#include "backend/sampling.h"
 #include "base/error.h"
 #include "convert/synth_assistant.h"
 #include "engine/assistant_drafter.h"
@@ -123,13 +124,16 @@ void check_steps(const std::string& backend, int centroids) {
     const AssistantModel::Step got = drafter->model().step(tok, ht, s.cache().seq(0), s.pos(), taps, row);
     const AssistantOracle::Out want = oracle.step(tok, h, s.cache().seq(0), s.pos());
     const std::string what = backend + " step " + std::to_string(j);
-    expect_close(got.logits, want.logits, 1e-4f, what + " logits");
+    const std::vector<float> got_logits = drafter->model().host_logits(got);
+    expect_close(got_logits, want.logits, 1e-4f, what + " logits");
+    EXPECT_EQ(drafter->model().greedy_token(got), argmax(got_logits.data(), int64_t(got_logits.size()))) << what;
     expect_close(host(m.backend(), got.hidden), want.hidden, 1e-4f, what + " hidden");
     tok = int32_t(std::max_element(want.logits.begin(), want.logits.end()) - want.logits.begin());
     h = want.hidden;
     ht = got.hidden;
   }
   // draft() runs the same steps, greedily.
+  drafter->keep_first_logits(true);
   const std::vector<int32_t> drafts = drafter->draft(context, 3);
   EXPECT_EQ(drafts.size(), 3u);
   expect_close(drafter->first_logits(), oracle.step(pending, host(m.backend(), taps.hidden.rows(row, 1)), s.cache().seq(0), s.pos()).logits,
@@ -159,7 +163,7 @@ TEST(AssistantDrafter, ReadsTheDefaultCpuCache) {
     ForwardTaps taps;
     s.forward(prompt, LogitsMode::kNone, 0, &taps);
     const int64_t row = taps.hidden.dim(0) - 1;
-    out.push_back(a->step(prompt.back(), taps.hidden.rows(row, 1), s.cache().seq(0), s.pos(), taps, row).logits);
+    out.push_back(a->host_logits(a->step(prompt.back(), taps.hidden.rows(row, 1), s.cache().seq(0), s.pos(), taps, row)));
   }
   expect_close(out[1], out[0], 3e-2f, "bf16 derived-key cache vs f32");
   expect_close(out[1], out[2], 1e-2f, "bf16 derived-key cache vs bf16 keys");
@@ -220,10 +224,10 @@ TEST(AssistantDrafter, QuantizedLikeTheTarget) {
     LoadOptions lo_opts;
     lo_opts.quantize = q;
     auto a = AssistantModel::load(dir, m, lo_opts);
-    const AssistantModel::Step got = a->step(prompt.back(), h, s.cache().seq(0), s.pos(), taps, row);
+    const std::vector<float> got = a->host_logits(a->step(prompt.back(), h, s.cache().seq(0), s.pos(), taps, row));
     double num = 0, den = 0;
-    for (size_t i = 0; i < got.logits.size(); ++i) {
-      num += (got.logits[i] - want.logits[i]) * (got.logits[i] - want.logits[i]);
+    for (size_t i = 0; i < got.size(); ++i) {
+      num += (got[i] - want.logits[i]) * (got[i] - want.logits[i]);
       den += double(want.logits[i]) * want.logits[i];
     }
     const double rel = std::sqrt(num / den);
@@ -304,6 +308,7 @@ TEST(AssistantDrafter, GreedyIsPlainGreedyWithRollbackAtEveryPosition) {
   const AssistantOracle oracle(dir, kTinyKjv, m);
   auto f = std::make_shared<Forcing>();
   f->inner = AssistantDrafter::load(dir, m, LoadOptions{});
+  f->inner->keep_first_logits(true);
   f->m = &m;
   f->oracle = &oracle;
   f->prompt = &prompt;

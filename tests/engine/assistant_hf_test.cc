@@ -84,14 +84,15 @@ void check(const std::string& backend, const std::string& variant) {
   std::vector<float> first;
   for (size_t j = 0; j < S; ++j) {
     const AssistantModel::Step st = drafter->model().step(tok, ht, s.cache().seq(0), s.pos(), taps, row);
-    const std::vector<float> sh = host(m.backend(), st.hidden);
-    const double dl = rel_diff(st.logits.data(), logits.data() + j * V, V);
+    const std::vector<float> sh = host(m.backend(), st.hidden), sl = drafter->model().host_logits(st);
+    const double dl = rel_diff(sl.data(), logits.data() + j * V, V);
     const double dd = rel_diff(sh.data(), hidden.data() + j * B, B);
     EXPECT_LE(dl, kBound) << what << " step " << j << " logits";
     EXPECT_LE(dd, kBound) << what << " step " << j << " hidden";
-    EXPECT_EQ(argmax(st.logits), tokens[j]) << what << " step " << j;
+    EXPECT_EQ(argmax(sl), tokens[j]) << what << " step " << j;
+    EXPECT_EQ(drafter->model().greedy_token(st), tokens[j]) << what << " step " << j << " (chosen on the backend)";
     worst = std::max({worst, dl, dd});
-    if (j == 0) first = st.logits;
+    if (j == 0) first = sl;
     tok = tokens[j];
     ht = st.hidden;
   }

@@ -247,6 +247,11 @@ void CudaBackend::download(const Tensor& src, float* dst) {
   synchronize();
 }
 
+void CudaBackend::copy(const Tensor& src, Tensor& dst) {
+  G4_CHECK(src.numel() == dst.numel(), "copy: " + std::to_string(src.numel()) + " values into " + std::to_string(dst.numel()));
+  G4_CUDA(cudaMemcpyAsync(dst.data, src.data, size_t(src.numel()) * 4, cudaMemcpyDeviceToDevice, stream_));
+}
+
 // What attention needs to derive a K=V layer's keys: the k_norm weight (owned by the model) and the
 // {cos, sin} table of every position on the device.
 struct CudaDerive {

@@ -45,6 +45,7 @@ class CudaBackend : public Backend {
   Tensor empty(std::vector<int64_t> shape) override;
   void upload(Tensor& dst, const float* src) override;
   void download(const Tensor& src, float* dst) override;
+  void copy(const Tensor& src, Tensor& dst) override;  // on the stream, no wait
   KvLayer new_kv_layer(const KvLayerSpec& spec) override;
 
   void embed(const PackedWeight& table, const std::vector<int32_t>& tokens, float scale, Tensor& out) override;
