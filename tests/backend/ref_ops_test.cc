@@ -166,5 +166,20 @@ TEST(RefOps, QuantizedPackEqualsFormatRules) {
   EXPECT_THROW(be->pack({"bad", DType::kF32, {1, 4}, nullptr, &bad}, WeightRole::kLinear), Error);
 }
 
+// Backend::copy (the default, through the host, as ref and cpu run it): into a row view of a larger tensor,
+// the other rows left alone; a size mismatch is one clear error.
+TEST(RefOps, CopyIntoARowViewLeavesTheOtherRows) {
+  for (const char* name : {"ref", "cpu"}) {
+    auto be = make_backend(name);
+    Tensor big = make(*be, {3, 2}, {1, 2, 3, 4, 5, 6});
+    Tensor src = make(*be, {1, 2}, {7, 8});
+    Tensor row = big.rows(1, 1);
+    be->copy(src, row);
+    EXPECT_EQ(get(*be, big), (std::vector<float>{1, 2, 7, 8, 5, 6})) << name;
+    Tensor small = be->empty({1, 1});
+    EXPECT_THROW(be->copy(src, small), Error) << name;
+  }
+}
+
 }  // namespace
 }  // namespace g4

@@ -501,5 +501,20 @@ TEST_F(CudaTest, KvAppendRingAndFlat) {
   }
 }
 
+// copy: a device copy into a row view of a larger tensor, leaving its other rows alone; a size mismatch is
+// one clear error.
+TEST_F(CudaTest, CopyIntoARowViewLeavesTheOtherRows) {
+  const std::vector<float> a = randn(rng_, 3 * 40), b = randn(rng_, 40);
+  Tensor big = to_device(*fast_, a, {3, 40});
+  Tensor src = to_device(*fast_, b, {1, 40});
+  Tensor row = big.rows(1, 1);
+  fast_->copy(src, row);
+  std::vector<float> want = a;
+  std::copy(b.begin(), b.end(), want.begin() + 40);
+  EXPECT_EQ(to_host(*fast_, big), want);
+  Tensor small = fast_->empty({1, 39});
+  EXPECT_THROW(fast_->copy(src, small), Error);
+}
+
 }  // namespace
 }  // namespace g4::test
