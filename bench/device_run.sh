@@ -11,7 +11,8 @@ set -u
 if [ "${1:-}" = "--pack" ]; then
   rm -rf .devlibs .devbin .devtests /tmp/g4-devbin && mkdir -p .devlibs .devbin .devtests
   ldd build/cuda/g4 | awk '/simdjson|httplib|brotli|libedit|libbsd|libmd|libtinfo/ {print $3}' | xargs -I{} cp -L {} .devlibs/
-  for f in g4 cuda_decode_bench cuda_gemv_bench cuda_attn_bench tests/backend_cuda/test_backend_cuda tests/model/test_model tests/e2e/test_cli; do
+  for f in g4 cuda_decode_bench cuda_gemv_bench cuda_attn_bench tests/backend_cuda/test_backend_cuda tests/model/test_model tests/e2e/test_cli \
+           tests/engine/test_assistant; do
     mkdir -p "/tmp/g4-devbin/$(dirname "$f")" && cp "build/cuda/$f" "/tmp/g4-devbin/$f" && strip "/tmp/g4-devbin/$f"
   done
   # g4 alone and the test binaries apart, so that a call that needs only g4 carries less.
@@ -48,6 +49,7 @@ if [ "$MODE" != bench ]; then
   $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_tests.log" 2>&1
   $B/tests/model/test_model --gtest_filter='*Sequences*/2' > "$LOG/cuda_sequences.log" 2>&1
   $B/tests/e2e/test_cli --gtest_filter='*Cuda*' > "$LOG/cuda_cli.log" 2>&1
+  $B/tests/engine/test_assistant --gtest_filter='*ShippedAssistant*' > "$LOG/cuda_assistant.log" 2>&1
   # Speculative decoding on cuda: greedy with n-gram drafts must give plain greedy's tokens.
   P="And God said, Let there be light: and there was light. And God said, Let there be light: and there was"
   for d in "" "--draft-ngram --draft-max 4"; do

@@ -17,11 +17,28 @@ std::vector<int32_t> AssistantDrafter::draft(const std::vector<int32_t>& context
   if (int64_t(context.size()) != pos + 1)
     throw Error("assistant drafter: the context holds " + std::to_string(context.size()) + " tokens, the target cache " +
                 std::to_string(pos) + " + the pending one");
+  // The chain keeps its own copy of row row_ of the taps: a recorded target step refills the tap tensors at
+  // every replay, and extend() reads them after later forwards.
+  Backend& be = model_->target().backend();
+  auto own_row = [&](const Tensor& t) {
+    if (!t.data) return Tensor{};
+    std::vector<int64_t> shape = t.shape;
+    shape[0] = 1;
+    Tensor c = be.empty(shape);
+    be.copy(t.rows(row_, 1), c);
+    return c;
+  };
+  chain_taps_ = ForwardTaps{};
+  chain_taps_.hidden = own_row(taps_.hidden);
+  for (int i = 0; i < 2; ++i) {
+    chain_taps_.layer[i] = taps_.layer[i];
+    chain_taps_.k[i] = own_row(taps_.k[i]);
+    chain_taps_.v[i] = own_row(taps_.v[i]);
+  }
   chain_pos_ = pos;
-  chain_row_ = row_;
+  chain_row_ = 0;
   chain_tok_ = context.back();
-  chain_h_ = taps_.hidden.rows(row_, 1);
-  chain_taps_ = taps_;
+  chain_h_ = chain_taps_.hidden;
   return run(max_n);
 }
 

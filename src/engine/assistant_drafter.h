@@ -47,8 +47,8 @@ class AssistantDrafter : public Drafter {
   int64_t row_ = -1;
   bool keep_first_ = false;
   std::vector<float> first_logits_;
-  // The last proposal's chain, to extend it: its position, last token and hidden state, and the target
-  // forward it read (the tap buffer is refilled by later forwards; these handles keep that one).
+  // The last proposal's chain, to extend it: its position, last token and hidden state, and its own copy of
+  // the row of the target forward it read (later forwards refill the tap buffers).
   int64_t chain_pos_ = -1, chain_row_ = -1;
   int32_t chain_tok_ = 0;
   Tensor chain_h_;

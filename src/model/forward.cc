@@ -148,13 +148,14 @@ Tensor run_step(const Model& model, KvCache& kv, const std::vector<SeqChunk>& ba
   const SeqChunk& c0 = batch[0];
   const int n = int(c0.tokens.size());
   // (For one token, every row is the last one: kLast and kAll share the recording.)
-  const bool recordable = n >= 1 && n <= kMaxRecordedTokens && !c0.taps &&
+  const bool recordable = n >= 1 && n <= kMaxRecordedTokens &&
                           (c0.logits == LogitsMode::kAll || (c0.logits == LogitsMode::kLast && n == 1));
   if (batch.size() == 1 && recordable) {
-    // A decode step or a verify of one sequence: record it once per sequence and number of tokens (where
-    // the backend can), then replay it with each new set of tokens and first position. The recording
-    // reads both at replay time.
-    KvCache::Seq::Recorded& r = kv.seq(c0.seq).steps[n - 1];
+    // A decode step or a verify of one sequence: record it once per sequence, number of tokens and whether
+    // it is tapped (where the backend can), then replay it with each new set of tokens and first position.
+    // The recording reads both at replay time; a tapped one refills the taps it was recorded with.
+    KvCache::Seq& sq = kv.seq(c0.seq);
+    KvCache::Seq::Recorded& r = c0.taps ? sq.tapped[n - 1] : sq.steps[n - 1];
     if (!r.rec) {
       std::unique_ptr<StepRecording> rec = be.begin_step_recording(n);
       if (rec) {
@@ -162,11 +163,13 @@ Tensor run_step(const Model& model, KvCache& kv, const std::vector<SeqChunk>& ba
         be.end_step_recording(*rec);
         r.rec = std::move(rec);
         r.logits = l;
+        if (c0.taps) r.taps = *c0.taps;
       }
     }
     if (r.rec) {
       be.replay_step(*r.rec, c0.tokens, kv.pos(c0.seq));
       logits = r.logits;
+      if (c0.taps) *c0.taps = r.taps;
     }
   }
   if (!logits.data) logits = enqueue(model, kv, batch);

@@ -7,22 +7,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/forward_taps.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 
 namespace g4 {
 
 enum class LogitsMode { kNone, kLast, kAll };
-
-// Optional outputs of one chunk for drafters that read the target's state (engine/assistant_drafter.h):
-// the final hidden state (after the final norm) of every row, and the keys and values that the last
-// sliding and the last full layer computed for those rows (as the forward produced them, f32, before
-// the cache's rounding), which is what Gemma 4's assistant attends to.
-struct ForwardTaps {
-  Tensor hidden;                // [n, hidden_size]
-  int layer[2] = {-1, -1};      // the tapped layers: last sliding, last full (-1: the model has none)
-  Tensor k[2], v[2];            // [n, Hkv, D] of layer[i]
-};
 
 // The layers a drafter sharing the target's KV reads: {last sliding, last full} (-1 where absent).
 void tapped_layers(const ModelSpec& s, int out[2]);

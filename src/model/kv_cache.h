@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "model/forward_taps.h"
 #include "model/model.h"
 #include "model/model_spec.h"
 
@@ -44,12 +45,14 @@ class KvCache {
     std::vector<int32_t> tokens;  // the tokens at positions 0 .. pos-1, whose keys and values are cached
     int64_t high_water = 0;       // one past the furthest position written since the last clear
     // Recorded steps over this sequence's layers (backends that record), by their number of tokens less
-    // one (a decode step, verifies of 2 .. kMaxRecordedTokens tokens), and their logits.
+    // one (a decode step, verifies of 2 .. kMaxRecordedTokens tokens), and their logits; `tapped`: the same
+    // steps with ForwardTaps (a drafter reading the target's state), whose taps every replay refills.
     struct Recorded {
       std::unique_ptr<StepRecording> rec;
       Tensor logits;
+      ForwardTaps taps;
     };
-    Recorded steps[kMaxRecordedTokens];
+    Recorded steps[kMaxRecordedTokens], tapped[kMaxRecordedTokens];
   };
 
   int n_seq() const { return int(seqs_.size()); }
