@@ -17,8 +17,8 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
-#include "backend/cuda/pack2.cuh"
 #include "backend/cuda/load.cuh"
+#include "backend/cuda/pack2.cuh"
 
 namespace g4::cuda {
 
@@ -560,39 +560,48 @@ bool direct_enabled() {
 
 // --- dequantisation for the tensor-core path and the embedding ---
 
+// 8 values from their codes: raw holds 8 bf16 values (kBF16), one word of 8 nibbles (kInt4, in .x) or two
+// words of 8 bytes (kInt8, in .x and .y); sc and z are their group's scale and zero point.
+__device__ __forceinline__ void decode8(WFmt fmt, const uint4& raw, float sc, float z, float v[8]) {
+  if (fmt == WFmt::kBF16) {
+    const uint32_t q[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) v[2 * j] = __uint_as_float(q[j] << 16), v[2 * j + 1] = __uint_as_float(q[j] & 0xFFFF0000u);
+  } else if (fmt == WFmt::kInt4) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = (float((raw.x >> (4 * j)) & 15u) - z) * sc;
+  } else {
+    const uint32_t q[2] = {raw.x, raw.y};
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = (float(int8_t(q[j / 4] >> (8 * (j % 4)))) - z) * sc;
+  }
+}
+
+// Values k .. k + 7 of row r.
 template <class S>
 __device__ __forceinline__ void dequant8(const WeightDesc& w, int64_t r, int64_t k, float out[8]) {
+  uint4 raw = make_uint4(0u, 0u, 0u, 0u);
+  float sc = 1.f, z = 0.f;
   if (w.fmt == WFmt::kBF16) {
-    const uint4 v = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w.codes) + r * w.cols + k);
-    const uint32_t u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      out[2 * i] = __uint_as_float(u[i] << 16);
-      out[2 * i + 1] = __uint_as_float(u[i] & 0xFFFF0000u);
-    }
-    return;
-  }
-  const int64_t g = r * (w.cols / w.group_size) + k / w.group_size;
-  const float sc = ld_scale<S>(w.scales, g);
-  const bool i4 = w.fmt == WFmt::kInt4;
-  const float z = w.zeros ? ld_scale<S>(w.zeros, g) : (i4 ? 8.f : 0.f);
-  if (i4) {
-    const uint32_t word = *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(w.codes) + r * (w.cols / 2) + k / 2);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) out[i] = (float((word >> (4 * i)) & 15u) - z) * sc;
+    raw = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(w.codes) + r * w.cols + k);
   } else {
-    const int8_t* p = static_cast<const int8_t*>(w.codes) + r * w.cols + k;
-    const int2 v = *reinterpret_cast<const int2*>(p);
-    const int8_t* b = reinterpret_cast<const int8_t*>(&v);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) out[i] = (float(b[i]) - z) * sc;
+    const int64_t g = r * (w.cols / w.group_size) + k / w.group_size;
+    sc = ld_scale<S>(w.scales, g);
+    z = w.zeros ? ld_scale<S>(w.zeros, g) : (w.fmt == WFmt::kInt4 ? 8.f : 0.f);
+    if (w.fmt == WFmt::kInt4) {
+      raw.x = *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(w.codes) + r * (w.cols / 2) + k / 2);
+    } else {
+      const uint2 v = *reinterpret_cast<const uint2*>(static_cast<const int8_t*>(w.codes) + r * w.cols + k);
+      raw.x = v.x, raw.y = v.y;
+    }
   }
+  decode8(w.fmt, raw, sc, z, out);
 }
 
 // Rows [r0, r0 + n) of w, dequantized: 8 values a thread and step (one coalesced code load, one 16-byte store
 // of bf16 or two of f32), kDequantUnroll steps' loads issued before any value is formed. The weight is one
 // flat run of values (rows are whole groups), so value f's code word, group (f >> gshift, or f / group_size
-// when that is not a power of two) and output slot need no row arithmetic; same arithmetic as dequant8.
+// when that is not a power of two) and output slot need no row arithmetic; decode8 forms the values, as for dequant8.
 // (A thread per 8 values with three 64-bit divisions each ran at 44% of the H200's copy bandwidth: 40 ms of a
 // 2,048-token prefill.)
 constexpr int kDequantUnroll = 4;
@@ -625,18 +634,7 @@ __global__ void dequant_kernel(WeightDesc w, int64_t f0, int64_t units, int gshi
       const int64_t i = i0 + u * stride;
       if (i >= units) break;
       float v[8];
-      if (w.fmt == WFmt::kBF16) {
-        const uint32_t q[4] = {raw[u].x, raw[u].y, raw[u].z, raw[u].w};
-#pragma unroll
-        for (int j = 0; j < 4; ++j) v[2 * j] = __uint_as_float(q[j] << 16), v[2 * j + 1] = __uint_as_float(q[j] & 0xFFFF0000u);
-      } else if (w.fmt == WFmt::kInt4) {
-#pragma unroll
-        for (int j = 0; j < 8; ++j) v[j] = (float((raw[u].x >> (4 * j)) & 15u) - z[u]) * sc[u];
-      } else {
-        const uint32_t q[2] = {raw[u].x, raw[u].y};
-#pragma unroll
-        for (int j = 0; j < 8; ++j) v[j] = (float(int8_t(q[j / 4] >> (8 * (j % 4)))) - z[u]) * sc[u];
-      }
+      decode8(w.fmt, raw[u], sc[u], z[u], v);
       if constexpr (kToF32) {
         float4* o = reinterpret_cast<float4*>(static_cast<float*>(out) + 8 * i);
         o[0] = make_float4(v[0], v[1], v[2], v[3]);
