@@ -45,7 +45,7 @@ MODE=${1:-all}  # all, tests, bench, batch (only the batched-decode rows), depth
 # verify cost and oracle drafter), or ab (the environment switch $AB=$AB_VALUE, default 0, against the default, alternating twice, bench arguments $AB_ARGS: an A/B
 # of one change)
 summary() { grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$1" | sed "s|^|$(basename "$1" .log): |"; }
-if [ "$MODE" != bench ]; then
+if [ "$MODE" != bench ] && [ -z "${SKIP_TESTS:-}" ]; then  # SKIP_TESTS=1: a second mode in the same call
   $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_tests.log" 2>&1
   $B/tests/model/test_model --gtest_filter='*Sequences*/2' > "$LOG/cuda_sequences.log" 2>&1
   $B/tests/e2e/test_cli --gtest_filter='*Cuda*' > "$LOG/cuda_cli.log" 2>&1
@@ -69,7 +69,7 @@ PY
 fi
 
 t0=$(date +%s)
-$B/g4 synth --preset 31b --format int4 -o "$SYNTH" > "$LOG/synth.log" 2>&1
+[ -f "$SYNTH/config.json" ] || $B/g4 synth --preset 31b --format int4 -o "$SYNTH" > "$LOG/synth.log" 2>&1
 echo "synth 60-layer int4: $(( $(date +%s) - t0 )) s"
 bench() { $B/g4 bench -m "$SYNTH" --backend cuda --json "$@" 2>>"$LOG/bench.err"; }
 if [ "$MODE" = ab ]; then
@@ -128,10 +128,11 @@ PY2
   exit 0
 elif [ "$MODE" = knockout ]; then
   # What each kind of kernel costs inside the replayed decode step: the step without it (G4_CUDA_KNOCKOUT,
-  # results wrong by design), the full step first and last; depth $KO_DEPTH (default 512).
-  for k in none qx gemv attn sliding full combine kv qkvrope norm gelu qx,kv,qkvrope,norm,gelu none; do
+  # results wrong by design), the full step first and last; depth $KO_DEPTH (default 512), extra bench
+  # arguments $KO_ARGS (e.g. "--parallel 8": the step of 8 sequences).
+  for k in ${KO_LIST:-none qx gemv attn sliding full combine kv qkvrope norm gelu qx,kv,qkvrope,norm,gelu none}; do
     if [ $k = none ]; then e=""; else e=$k; fi
-    G4_CUDA_KNOCKOUT="$e" $B/g4 bench -m "$SYNTH" --backend cuda --json -p 0 -n 128 -r 2 -d "${KO_DEPTH:-512}" \
+    G4_CUDA_KNOCKOUT="$e" $B/g4 bench -m "$SYNTH" --backend cuda --json -p 0 -n 128 -r 2 -d "${KO_DEPTH:-512}" ${KO_ARGS:-} \
       2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "out: '"$k"'", "parallel"/'
   done > "$LOG/bench.jsonl"
 elif [ "$MODE" = depth ]; then
