@@ -69,8 +69,18 @@ PY
 fi
 
 t0=$(date +%s)
-[ -f "$SYNTH/config.json" ] || $B/g4 synth --preset 31b --format int4 -o "$SYNTH" > "$LOG/synth.log" 2>&1
-echo "synth 60-layer int4: $(( $(date +%s) - t0 )) s"
+case "$SYNTH" in
+  *.gguf)  # SYNTH_DIR=/tmp/g4-peer/m60.gguf: the 60-layer Q4_0 GGUF of synth_gguf.py (carry .devpeer and .devtok)
+    if [ ! -s "$SYNTH" ]; then
+      mkdir -p /tmp/g4-peer/src && tar -C /tmp/g4-peer/src -xJf .devpeer/llama.tar.xz lc-src/gguf-py &&
+        xz -dc .devtok/tokenizer.json.xz > /tmp/g4-peer/tokenizer.json &&
+        python3 .devpeer/synth_gguf.py "$SYNTH" 60 /tmp/g4-peer/tokenizer.json /tmp/g4-peer/src/lc-src/gguf-py q4_0 \
+          > "$LOG/synth.log" 2>&1 || tail -5 "$LOG/synth.log"
+    fi
+    echo "synth 60-layer Q4_0 GGUF: $(( $(date +%s) - t0 )) s";;
+  *) [ -f "$SYNTH/config.json" ] || $B/g4 synth --preset 31b --format int4 -o "$SYNTH" > "$LOG/synth.log" 2>&1
+    echo "synth 60-layer int4: $(( $(date +%s) - t0 )) s";;
+esac
 bench() { $B/g4 bench -m "$SYNTH" --backend cuda --json "$@" 2>>"$LOG/bench.err"; }
 if [ "$MODE" = ab ]; then
   ARGS=${AB_ARGS:--p 512 -n 128 -r 2}  # the bench arguments of both sides
