@@ -2,6 +2,8 @@
 // the ref backend's composition of the plain ops, and against the CUDA backend's own plain ops where the
 // arithmetic is the same (then the results must be identical).
 #include <cmath>
+#include <cstring>
+#include <utility>
 
 #include "backend/cuda/kernels.h"
 #include "cuda_test_util.h"
@@ -62,6 +64,44 @@ TEST_F(CudaTest, MatmulSharedEqualsOneMatmulEach) {
                               "matmul_shared vs ref " + what);
         }
       }
+    }
+  }
+}
+
+// A token of a shared-input launch of 2-9 tokens (a verify of a draft of 8, a batch of 9 sequences) gets bit
+// for bit what its one-token launch gives: the integer kernels' shape follows the launch's rows, so the weights
+// must share every group's launch as they share the one-token one. Two weights of 4,100 rows: each alone is a
+// short launch (4 warps splitting K), together a long one; 64 chunks a row, so the K splits sum differently.
+// g4's int4 layout (bf16 scales, zero points: the dp4a kernel below 7 tokens) and Q4_0's (f16 scales,
+// symmetric: the tensor-core kernel from 2 tokens).
+TEST_F(CudaTest, MatmulSharedTokensEqualTheirOneTokenLaunchBitwise) {
+  if (!cuda::gemv_q8_enabled()) GTEST_SKIP() << "G4_CUDA_INT4_DP4A=0";
+  const int64_t rows = 4100, cols = 2048;
+  for (const auto& [sdt, asym] : {std::pair{DType::kBF16, true}, std::pair{DType::kF16, false}}) {
+    RandomQuant a(rng_, QuantKind::kInt4, rows, cols, 32, sdt, asym), b(rng_, QuantKind::kInt4, rows, cols, 32, sdt, asym);
+    const auto wa = fast_->pack(a.view(), WeightRole::kLinear), wb = fast_->pack(b.view(), WeightRole::kLinear);
+    constexpr int kT = 9;
+    const auto x = randn(rng_, size_t(kT * cols));
+    auto run = [&](int64_t t0, int64_t T) {
+      Tensor xd = to_device(*fast_, std::vector<float>(x.begin() + t0 * cols, x.begin() + (t0 + T) * cols), {T, cols});
+      Tensor ya = fast_->empty({T, rows}), yb = fast_->empty({T, rows});
+      fast_->matmul_shared(xd, {wa.get(), wb.get()}, {&ya, &yb});
+      std::vector<float> out = to_host(*fast_, ya);
+      const std::vector<float> ob = to_host(*fast_, yb);
+      out.insert(out.end(), ob.begin(), ob.end());  // [weight][token][row]
+      return out;
+    };
+    std::vector<std::vector<float>> alone;
+    for (int t = 0; t < kT; ++t) alone.push_back(run(t, 1));
+    for (int T : {2, 5, 8, 9}) {
+      const std::vector<float> got = run(0, T);
+      int diff = 0;
+      for (int w = 0; w < 2; ++w)
+        for (int t = 0; t < T; ++t)
+          for (int64_t r = 0; r < rows; ++r)
+            diff += std::memcmp(&got[size_t((w * T + t) * rows + r)], &alone[size_t(t)][size_t(w * rows + r)], 4) != 0;
+      EXPECT_EQ(diff, 0) << (asym ? "bf16 scales, zero points" : "f16 scales, symmetric") << ", " << T
+                         << " tokens: outputs that differ from the token's one-token launch";
     }
   }
 }

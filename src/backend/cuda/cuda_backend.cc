@@ -439,7 +439,7 @@ void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   cuda::gelu_mul(f32(gate), f32(up), gate.numel(), f32(out), stream_);
 }
 
-// q/k/v or gate/up of one decode token: x rounded to int8 once, all weights in one dp4a launch.
+// q/k/v or gate/up: x rounded to int8 once per group of tokens, all weights in one launch per group.
 void CudaBackend::matmul_shared(const Tensor& x, const std::vector<const PackedWeight*>& ws,
                                 const std::vector<Tensor*>& ys) {
   G4_CHECK(ws.size() == ys.size() && !ws.empty(), "matmul_shared: one output per weight");
@@ -461,10 +461,20 @@ void CudaBackend::matmul_shared(const Tensor& x, const std::vector<const PackedW
     for (int i = 0; i < n; ++i) cuda::gemm_mma_quantized(d[size_t(i)], xq.get(), int(T), yp[size_t(i)], stream_);
     return;
   }
-  if (!opt_.precise && T >= 1 && T <= cuda::kGemvQ8MaxT && cuda::gemv_q8_enabled() && cuda::gemv_q8_can_share(d.data(), n)) {
-    auto xq = scratch(cuda::gemv_q8_x_bytes(d[0], int(T)));
-    cuda::gemv_q8_quantize_x(d[0], f32(x), int(T), xq.get(), stream_);
-    cuda::gemv_q8_multi(d.data(), yp.data(), n, xq.get(), int(T), stream_);
+  if (!opt_.precise && T >= 1 && T <= cuda::kGemvGroupMaxT && cuda::gemv_q8_enabled() && cuda::gemv_q8_can_share(d.data(), n)) {
+    // Groups of up to kGemvQ8MaxT tokens, each launch holding all the weights as a one-token step does: the
+    // kernel's shape depends on the launch's rows, so one matmul per weight would sum a token's dot products
+    // in another order than its one-token launch (k and v alone are short launches, q/k/v together a long
+    // one) and a verify of 9 tokens would not give plain greedy's tokens.
+    const int64_t G = std::min<int64_t>(T, cuda::kGemvQ8MaxT);
+    auto xq = scratch(cuda::gemv_q8_x_bytes(d[0], int(G)));
+    std::vector<float*> yg(yp.size());
+    for (int64_t r0 = 0; r0 < T; r0 += G) {
+      const int g = int(std::min(G, T - r0));
+      for (size_t i = 0; i < yp.size(); ++i) yg[i] = yp[i] + r0 * d[i].rows;
+      cuda::gemv_q8_quantize_x(d[0], f32(x) + r0 * K, g, xq.get(), stream_);
+      cuda::gemv_q8_multi(d.data(), yg.data(), n, xq.get(), g, stream_);
+    }
     return;
   }
   Backend::matmul_shared(x, ws, ys);

@@ -199,14 +199,14 @@ __global__ void __launch_bounds__(kWarps * 32) gemm_mma_kernel(MmaArgs a) {
               const float2 p1 = unpack_sz<S, kAsym>(shfl_sz<S>(sz[u][r], 8 * t + 4 + j));
 #pragma unroll
               for (int m = 0; m < MT; ++m) {
-                int C[4] = {kFloatBias, kFloatBias, kFloatBias, kFloatBias};
+                int C[4] = {0, 0, 0, 0};
                 mma_s8u8(C, xa[m].x, xb[m].x, xa[m].y, xb[m].y, b0, b1);
                 // The dp4a GEMV's per-chunk arithmetic: s (d C - z d sum(q)).
-                acc[r][m][0] = fmaf(p0.x, fmaf(da[m].x, biased_to_float(C[0]), -(p0.y * da[m].y)), acc[r][m][0]);
-                acc[r][m][1] = fmaf(p1.x, fmaf(da[m].x, biased_to_float(C[1]), -(p1.y * da[m].y)), acc[r][m][1]);
+                acc[r][m][0] = fmaf(p0.x, fmaf(da[m].x, small_int_to_float(C[0]), -(p0.y * da[m].y)), acc[r][m][0]);
+                acc[r][m][1] = fmaf(p1.x, fmaf(da[m].x, small_int_to_float(C[1]), -(p1.y * da[m].y)), acc[r][m][1]);
                 if (m + 1 < MT || kFullLast) {
-                  acc[r][m][2] = fmaf(p0.x, fmaf(db[m].x, biased_to_float(C[2]), -(p0.y * db[m].y)), acc[r][m][2]);
-                  acc[r][m][3] = fmaf(p1.x, fmaf(db[m].x, biased_to_float(C[3]), -(p1.y * db[m].y)), acc[r][m][3]);
+                  acc[r][m][2] = fmaf(p0.x, fmaf(db[m].x, small_int_to_float(C[2]), -(p0.y * db[m].y)), acc[r][m][2]);
+                  acc[r][m][3] = fmaf(p1.x, fmaf(db[m].x, small_int_to_float(C[3]), -(p1.y * db[m].y)), acc[r][m][3]);
                 }
               }
             }
