@@ -126,6 +126,9 @@ class Backend {
   virtual std::string name() const = 0;
   // CPU threads the backend computes with (1 for the scalar ref backend and for cuda's host thread).
   virtual int threads() const { return 1; }
+  // The most tokens of one sequence a forward step computes each bit for bit as its one-token step would (so
+  // greedy speculation with a draft of up to this minus one gives plain greedy's tokens).
+  virtual int exact_step_tokens() const { return 1 << 30; }
 
   // --- memory ---
   virtual std::unique_ptr<PackedWeight> pack(const WeightView& w, WeightRole role) = 0;

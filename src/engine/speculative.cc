@@ -15,27 +15,34 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 }  // namespace
 
-SpeculativeStream::Lengths SpeculativeStream::lengths(const DraftOptions& o, const std::string& backend, int64_t slack) {
+SpeculativeStream::Lengths SpeculativeStream::lengths(const DraftOptions& o, const Backend& backend, int64_t slack) {
   // The longest draft: asked for (or the backend's default, raised to --draft-min), within the in-place
-  // rollback depth: a verify of k + 1 tokens rolls back at most k positions.
+  // rollback depth (a verify of k + 1 tokens rolls back at most k positions) and within the longest verify
+  // the backend computes exactly as one-token steps (else greedy speculation could leave plain greedy's path).
   if (o.max > 0 && o.min > o.max)
     throw Error("draft min " + std::to_string(o.min) + " is larger than draft max " + std::to_string(o.max));
   if (o.max < 0 || o.min < 0) throw Error("draft lengths must be >= 0");
   Lengths l;
-  l.max = o.max > 0 ? o.max : std::max(default_draft_max(backend), o.min);
+  l.max = o.max > 0 ? o.max : std::max(default_draft_max(backend.name()), o.min);
   const int64_t in_place = slack + 1;
   if (l.max > in_place) {
     l.capped = "draft length " + std::to_string(l.max) + " capped at " + std::to_string(in_place) +
                " (the KV cache's rollback slack + 1)";
     l.max = int(in_place);
   }
+  const int exact = backend.exact_step_tokens() - 1;
+  if (l.max > exact) {
+    l.capped = "draft length " + std::to_string(l.max) + " capped at " + std::to_string(exact) + " (" + backend.name() +
+               " computes a verify of at most " + std::to_string(exact + 1) + " tokens exactly as one-token steps)";
+    l.max = exact;
+  }
   l.min = std::min(o.min, l.max);
   return l;
 }
 
-SpeculativeStream::SpeculativeStream(const DraftOptions& o, const std::string& backend, int64_t slack, int64_t vocab)
+SpeculativeStream::SpeculativeStream(const DraftOptions& o, const Backend& backend, int64_t slack, int64_t vocab)
     : drafter_(o.drafter), V_(vocab), len_(lengths(o, backend, slack)),
-      ctl_(len_.max, len_.min, default_verify_slope(backend), o.adaptive) {
+      ctl_(len_.max, len_.min, default_verify_slope(backend.name()), o.adaptive) {
   if (!drafter_) throw Error("speculative decoding without a drafter");
   taps_ = drafter_->taps();
   restart();
@@ -169,7 +176,7 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
                           Clock::time_point t0) {
   const SamplingParams& sp = opts.sampling;
   const int64_t V = int64_t(first.size()), ctx = session.ctx_size();
-  SpeculativeStream stream(opts.draft, model.backend().name(), session.cache().options().slack, V);
+  SpeculativeStream stream(opts.draft, model.backend(), session.cache().options().slack, V);
 
   std::mt19937_64 rng(sp.seed);
   int64_t emitted = 0;

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "engine/conversation.h"
 
 namespace g4 {
@@ -26,9 +27,9 @@ namespace g4 {
 class SpeculativeStream {
  public:
   // o.drafter must be set and belong to this sequence alone (Drafter::fork). backend: the target's (the
-  // default draft length and verify cost); slack: the KV cache's rollback slack; vocab: the target's.
-  // Throws g4::Error for draft lengths < 0 or min > max.
-  SpeculativeStream(const DraftOptions& o, const std::string& backend, int64_t slack, int64_t vocab);
+  // default draft length and verify cost, the longest exact verify); slack: the KV cache's rollback slack;
+  // vocab: the target's. Throws g4::Error for draft lengths < 0 or min > max.
+  SpeculativeStream(const DraftOptions& o, const Backend& backend, int64_t slack, int64_t vocab);
 
   // The buffer every target forward of this sequence must fill (null: the drafter needs none).
   ForwardTaps* taps() { return taps_; }
@@ -80,7 +81,7 @@ class SpeculativeStream {
     int max = 0, min = 0;
     std::string capped;  // why max is below what was asked (empty: it is not)
   };
-  static Lengths lengths(const DraftOptions& o, const std::string& backend, int64_t slack);
+  static Lengths lengths(const DraftOptions& o, const Backend& backend, int64_t slack);
   Lengths len_;
   DraftControl ctl_;
   bool off_ = false;             // drafting was off when the current step was proposed

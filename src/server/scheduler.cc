@@ -23,7 +23,7 @@ Scheduler::Scheduler(const Model& model, const KvCacheOptions& cache, SchedulerO
       DraftOptions d = opts_.draft;
       d.drafter = opts_.draft.drafter->fork();
       s.view = std::make_unique<Session>(model_, kv_, i);
-      s.spec = std::make_unique<SpeculativeStream>(d, model_.backend().name(), kv_.options().slack, model_.spec().vocab_size);
+      s.spec = std::make_unique<SpeculativeStream>(d, model_.backend(), kv_.options().slack, model_.spec().vocab_size);
     }
   }
   thread_ = std::thread([this] { loop(); });

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "backend/backend.h"
+#include "backend/ref/ref_backend.h"
 #include "base/error.h"
 #include "engine/conversation.h"
 #include "engine/drafter.h"
@@ -147,7 +148,9 @@ TEST_P(SpeculativeRollback, RejectionAtEveryDraftPositionRollsBack) {
     }
     // Each verify yields its accepted drafts plus one token; the first token comes from the prompt's logits.
     EXPECT_EQ(s.accepted + s.verifies + s.plain_steps + 1, int64_t(want.size())) << "wrong at " << wrong;
-    if (wrong == k) EXPECT_GE(s.accepted, 4 * (s.verifies - 2)) << "an oracle's drafts must all be accepted";
+    if (wrong == k) {
+      EXPECT_GE(s.accepted, 4 * (s.verifies - 2)) << "an oracle's drafts must all be accepted";
+    }
   }
 }
 
@@ -210,6 +213,41 @@ TEST_P(SpeculativeRollback, BadDrafterIsAClearError) {
   go.draft.max = 2;
   go.draft.min = 3;
   EXPECT_THROW(spec.generate(prompt_, go, nullptr), Error);
+}
+
+// A backend that computes verifies of at most 3 tokens exactly as one-token steps (cuda: 9): a longer draft
+// asked for is capped at 2, says so in the stats' events, and the output stays plain greedy's.
+TEST(SpeculativeGreedy, DraftCappedAtTheBackendsExactVerify) {
+  struct ExactUpTo3 : RefBackend {
+    int exact_step_tokens() const override { return 3; }
+  } be;
+  auto model = Model::load(std::string(G4_TEST_DATA) + "/hf-reference/deep-small-window/model", be);
+  KvCacheOptions kvo;
+  kvo.ctx_size = 256;
+  kvo.slack = 8;
+  const std::vector<int32_t> prompt = {2, 17, 300, 41, 999, 5, 1200, 77};
+  GenerateOptions go;
+  go.max_new_tokens = 30;
+  Conversation plain(*model, kvo);
+  const std::vector<int32_t> want = plain.generate(prompt, go, nullptr).tokens;
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), want.begin(), want.end());
+  go.draft.drafter = std::make_shared<FunctionDrafter>([all](const std::vector<int32_t>& ctx, int n) {
+    std::vector<int32_t> out;
+    for (size_t i = ctx.size(); i < all.size() && int(out.size()) < n; ++i) out.push_back(all[i]);
+    return out;
+  });
+  go.draft.max = 6;
+  go.draft.adaptive = false;
+  Conversation spec(*model, kvo);
+  const GenerateResult got = spec.generate(prompt, go, nullptr);
+  EXPECT_EQ(got.tokens, want);
+  EXPECT_EQ(got.draft.draft_max, 2);
+  ASSERT_EQ(got.draft.drafted_at.size(), size_t(2));
+  EXPECT_GT(got.draft.accepted, 0);
+  const bool said = std::any_of(got.draft.events.begin(), got.draft.events.end(),
+                                [](const std::string& e) { return e.find("draft length 6 capped at 2") != std::string::npos; });
+  EXPECT_TRUE(said) << "no event says the draft length was capped";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SpeculativeRollback, ::testing::Values("ref", "cpu"));

@@ -634,7 +634,7 @@ void decode_any_shape(const AttnArgs& a, int ns, float* part, float* ml, cudaStr
 }  // namespace
 
 bool attn_decode_suits(int64_t T, int64_t p0, int window) {
-  if (T <= kGemvMaxT) return true;  // (T: the queries of one sequence)
+  if (T <= kExactStepMaxT) return true;  // (T: the queries of one sequence; exact verifies, kernels.h)
   // The decode kernels read the visible keys once per query; the GEMM path pays a fixed ~0.3 ms a layer on
   // the H200 (gather, cuBLAS, softmax) that made a verify of 5 tokens at depth 512 cost 4x a one-token
   // step (docs/PERF.md). Up to 16 queries take the decode kernels while queries x keys stays small.

@@ -332,6 +332,10 @@ void CudaBackend::embed(const PackedWeight& table, const std::vector<int32_t>& t
   cuda::embed_rows(d, static_cast<const int32_t*>(dev.get()), T, scale, f32(out), stream_);
 }
 
+int CudaBackend::exact_step_tokens() const {
+  return opt_.precise ? 1 : std::min(cuda::kExactStepMaxT, cuda::gemm_mma_min_tokens() - 1);
+}
+
 bool CudaBackend::mma_takes(const cuda::WeightDesc& w, int64_t T) const {
   return !opt_.precise && T >= cuda::gemm_mma_min_tokens() && T <= cuda::kMmaMaxT && cuda::gemm_mma_supported(w);
 }

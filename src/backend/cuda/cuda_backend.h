@@ -70,6 +70,10 @@ class CudaBackend : public Backend {
   void add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s, const PackedWeight& w_next,
                            float eps, Tensor& out) override;
 
+  // Fast mode: below the tensor-core GEMM's threshold, and the decode attention kernels (attn_decode_suits);
+  // precise mode: one (a lone token takes another GEMV kernel than several).
+  int exact_step_tokens() const override;
+
   // Chooses on the device (sample.cu); only the ids are copied back.
   std::vector<int32_t> sample_rows(const Tensor& logits, const std::vector<RowSampling>& rows) override;
 

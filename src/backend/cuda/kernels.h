@@ -44,6 +44,9 @@ size_t gemv_x_bytes(const WeightDesc& w, int T);
 constexpr int kGemvMaxT = 4;
 // Fast mode: rows up to which a matmul takes the GEMV in groups of kGemvMaxT rather than the GEMM path.
 constexpr int kGemvGroupMaxT = 16;
+// Steps of one sequence of up to this many tokens (a verify of a draft of 8) take the decode attention kernels
+// whatever the depth, so that each query sums its keys as its one-token step does.
+constexpr int kExactStepMaxT = 9;
 struct GemvTuning {
   int rows_per_warp = 0;  // 0: default; -1: the one-row, two-chunks-in-flight kernel; 1, 2 or 4
   int unroll = 0;         // chunks in flight per lane and row (2 or 4, for 2 rows per warp); 0: default
