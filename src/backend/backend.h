@@ -209,11 +209,15 @@ class Backend {
 
   // --- optional: recorded decode steps (a backend without them keeps these defaults) ---
   // Starts recording the ops of a step of one sequence over n_tokens tokens (1 .. kMaxRecordedTokens: a
-  // decode step, or a speculative verify of the pending token and its drafts); until end_step_recording
-  // the ops are recorded, not run, and the token ids given to embed and the first position given to
-  // rope/qkv_norm_rope/attention/kv_append are read at replay time from what replay_step is passed.
-  // Returns null when the backend cannot record (or not that many tokens).
-  virtual std::unique_ptr<StepRecording> begin_step_recording(int n_tokens) { (void)n_tokens; return nullptr; }
+  // decode step, a speculative verify of the pending token and its drafts, a drafter's step) at position
+  // pos; until end_step_recording the ops are recorded, not run, and at replay the token ids given to embed
+  // are the ones replay_step is passed, and a position p given to rope/qkv_norm_rope/attention/kv_append
+  // becomes pos' + (p - pos), pos' the position replay_step is passed. Returns null when the backend cannot
+  // record (or not that many tokens).
+  virtual std::unique_ptr<StepRecording> begin_step_recording(int n_tokens, int64_t pos) {
+    (void)n_tokens, (void)pos;
+    return nullptr;
+  }
   virtual void end_step_recording(StepRecording& rec) { (void)rec; }
   // Runs a recording for `tokens` (as many as it was recorded with) from position `pos`; tensors created
   // while recording keep their storage.

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "engine/drafter.h"
 #include "model/assistant.h"
@@ -48,11 +49,16 @@ class AssistantDrafter : public Drafter {
   bool keep_first_ = false;
   std::vector<float> first_logits_;
   // The last proposal's chain, to extend it: its position, last token and hidden state, and its own copy of
-  // the row of the target forward it read (later forwards refill the tap buffers).
-  int64_t chain_pos_ = -1, chain_row_ = -1;
+  // the row of the target forward it read (later forwards refill the tap buffers). Buffers kept across drafts.
+  int64_t chain_pos_ = -1;
   int32_t chain_tok_ = 0;
   Tensor chain_h_;
   ForwardTaps chain_taps_;
+  // The recorded step (backends that record) and the caches it was recorded over.
+  std::unique_ptr<StepRecording> rec_;
+  std::vector<const void*> rec_key_;
+  AssistantModel::Step rec_out_;
+  std::vector<const void*> step_inputs(const KvCache::Seq& kv) const;
   std::vector<int32_t> run(int n);
 };
 

@@ -157,7 +157,7 @@ Tensor run_step(const Model& model, KvCache& kv, const std::vector<SeqChunk>& ba
     KvCache::Seq& sq = kv.seq(c0.seq);
     KvCache::Seq::Recorded& r = c0.taps ? sq.tapped[n - 1] : sq.steps[n - 1];
     if (!r.rec) {
-      std::unique_ptr<StepRecording> rec = be.begin_step_recording(n);
+      std::unique_ptr<StepRecording> rec = be.begin_step_recording(n, kv.pos(c0.seq));
       if (rec) {
         Tensor l = enqueue(model, kv, batch);  // recorded, not run
         be.end_step_recording(*rec);

@@ -102,7 +102,7 @@ struct StepSlot {
 
 class CudaStepGraph : public StepRecording {
  public:
-  CudaStepGraph(CudaBackend& be, int n_tokens) : be_(be), n_tokens_(n_tokens) {
+  CudaStepGraph(CudaBackend& be, int n_tokens, int64_t pos) : be_(be), n_tokens_(n_tokens), pos_(pos) {
     G4_CUDA(cudaMallocHost(&host_, sizeof(StepSlot)));
     G4_CUDA(cudaMalloc(&dev_, sizeof(StepSlot)));
     G4_CUDA(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
@@ -123,6 +123,7 @@ class CudaStepGraph : public StepRecording {
   }
   CudaBackend& be_;
   const int n_tokens_;
+  const int64_t pos_;  // the position it was recorded at: ops keep theirs relative to it
   StepSlot* host_ = nullptr;
   StepSlot* dev_ = nullptr;
   cudaEvent_t done_ = nullptr;
@@ -141,14 +142,16 @@ std::shared_ptr<void> CudaBackend::scratch(size_t bytes) {
 
 const int64_t* CudaBackend::rec_pos() const { return recording_ ? &recording_->dev_->pos : nullptr; }
 
-std::unique_ptr<StepRecording> CudaBackend::begin_step_recording(int n_tokens) {
+int64_t CudaBackend::rec_offset(int64_t p) const { return recording_ ? p - recording_->pos_ : p; }
+
+std::unique_ptr<StepRecording> CudaBackend::begin_step_recording(int n_tokens, int64_t pos) {
   // G4_CUDA_RECORD_TOKENS=N: record steps of at most N tokens (comparisons; 1 = decode steps only).
   static const int max_tokens = [] {
     const char* e = std::getenv("G4_CUDA_RECORD_TOKENS");
     return e && *e ? std::atoi(e) : kMaxRecordedTokens;
   }();
   if (!opt_.step_graphs || recording_ || n_tokens < 1 || n_tokens > std::min(max_tokens, kMaxRecordedTokens)) return nullptr;
-  auto rec = std::make_unique<CudaStepGraph>(*this, n_tokens);
+  auto rec = std::make_unique<CudaStepGraph>(*this, n_tokens, pos);
   G4_CUDA(cudaStreamSynchronize(stream_));
   // Relaxed: the ops may still cudaMalloc a first-time scratch size while recording.
   G4_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
@@ -435,7 +438,7 @@ const float* CudaBackend::inv_freq(float theta, int pairs, int64_t D) {
 void CudaBackend::rope(Tensor& x, int64_t p0, const RopeSpec& rope) {
   const int64_t T = x.dim(0), H = x.dim(1), D = x.dim(2);
   G4_CHECK(rope.pairs <= D / 2, "rope pairs exceed head_dim / 2");
-  cuda::rope(f32(x), T, H, D, p0, rec_pos(), inv_freq(rope.theta, rope.pairs, D), rope.pairs, stream_);
+  cuda::rope(f32(x), T, H, D, rec_offset(p0), rec_pos(), inv_freq(rope.theta, rope.pairs, D), rope.pairs, stream_);
 }
 
 void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
@@ -527,7 +530,7 @@ cuda::SeqTable CudaBackend::seq_table(const std::vector<SeqRows>& seqs, size_t i
   t.dpos = rec_pos();
   for (size_t i = i0; i < i1; ++i) {
     cuda::SeqEntry& e = t.e[i - i0];
-    e.p0 = seqs[i].p0;
+    e.p0 = rec_offset(seqs[i].p0);  // recording: relative to the replayed position (seq_table.cuh)
     e.row0 = int32_t(seqs[i].row0 - seqs[i0].row0);
     e.n = int32_t(seqs[i].n);
     if (seqs[i].cache) e.ck = seqs[i].cache->k.data, e.cv = seqs[i].cache->v.data;

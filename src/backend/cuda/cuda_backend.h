@@ -79,7 +79,7 @@ class CudaBackend : public Backend {
 
   // Decode and verify steps as CUDA graphs: the token ids and first position live in a pinned host slot
   // that the graph's first node copies to the device, so one graph serves every position of a session.
-  std::unique_ptr<StepRecording> begin_step_recording(int n_tokens) override;
+  std::unique_ptr<StepRecording> begin_step_recording(int n_tokens, int64_t pos) override;
   void end_step_recording(StepRecording& rec) override;
   void replay_step(StepRecording& rec, const std::vector<int32_t>& tokens, int64_t pos) override;
 
@@ -96,6 +96,9 @@ class CudaBackend : public Backend {
   // comes from its slot.
   cuda::SeqTable seq_table(const std::vector<SeqRows>& seqs, size_t i0, size_t i1) const;
   const int64_t* rec_pos() const;  // the recorded step's device position, null when not recording
+  // A host position p as a recorded op keeps it: p less the recording's position (the kernels add the
+  // replayed one), or p itself when not recording.
+  int64_t rec_offset(int64_t p) const;
   const float* inv_freq(float theta, int pairs, int64_t D);
   // Whether a matmul of T tokens on w takes the tensor-core kernel (gemm_mma.cu).
   bool mma_takes(const cuda::WeightDesc& w, int64_t T) const;

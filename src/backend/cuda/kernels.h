@@ -120,8 +120,8 @@ void embed_rows(const WeightDesc& w, const int32_t* tokens, int T, float scale, 
 // --- the sequences of a batched step ---
 // As the kernels see them: passed by value (kernel parameter space), so a step uploads nothing. Entry i
 // owns rows [row0, row0 + n) of the launch at positions p0 .. p0 + n - 1; (ck, cv) is its cache layer.
-// Entries are sorted by row0 and cover the launch's rows without gaps. A non-null dpos (a recorded decode
-// step: one entry) replaces p0 at run time.
+// Entries are sorted by row0 and cover the launch's rows without gaps. A non-null dpos (a recorded step: one
+// entry) makes p0 relative: the position is *dpos + p0 at run time.
 constexpr int kMaxSeqs = 32;
 struct SeqEntry {
   void* ck = nullptr;
@@ -151,8 +151,8 @@ bool qkv_norm_rope(float* q, const float* k_raw, const float* v_raw, const float
                    float* v, cudaStream_t s);
 void softcap(float* x, int64_t n, float cap, cudaStream_t s);
 void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s);
-// Where a kernel takes `dpos` (a device scalar, or null), a non-null one replaces the host p0: recorded
-// decode steps read the position at replay time.
+// Where a kernel takes `dpos` (a device scalar, or null), a non-null one is added to p0: recorded steps read
+// the position at replay time (p0 is then relative to it).
 // In-place RoPE on x [T, H, D] at positions p0.., inv_freq[pairs] precomputed on the host.
 void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos, const float* inv_freq, int pairs,
           cudaStream_t s);

@@ -202,7 +202,7 @@ bool round8_suits(const void* x, int64_t n, const void* out) {
 __global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos,
                             const float* inv_freq, int pairs) {
   grid_dependency_sync();
-  if (dpos) p0 = *dpos;
+  if (dpos) p0 += *dpos;  // a recorded step: p0 is relative to the replayed position
   const int64_t n = T * H * pairs;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int d = int(i % pairs);
