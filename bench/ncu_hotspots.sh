@@ -6,13 +6,15 @@
 # a loop's hot region reads as one block. The report stays in $OUT (or /tmp/g4-device) as hot.ncu-rep.
 #   bench/ncu_hotspots.sh REGEX COMMAND [ARGS...]
 #   e.g. bench/ncu_hotspots.sh decode_tc build/cuda/cuda_attn_bench 2 65536 full-derived
+# $NCU_ARGS go to ncu before the others: e.g. "--kernel-name-base mangled" to pick one template instance by
+# its mangled name (the 8-token tensor-core GEMV over f16 scales: 'gemv_q8_tc_kernelI6__halfLb0ELi1ELi8EE').
 set -u
 [ $# -ge 2 ] || { echo "usage: bench/ncu_hotspots.sh REGEX COMMAND [ARGS...]" >&2; exit 2; }
 RE=$1; shift
 NCU=${NCU:-/usr/local/cuda/bin/ncu}
 LOG=${OUT:-/tmp/g4-device}
 mkdir -p "$LOG"
-"$NCU" --section SourceCounters --section WarpStateStats -k "regex:$RE" --launch-skip "${SKIP:-3}" --launch-count 1 \
+"$NCU" ${NCU_ARGS:-} --section SourceCounters --section WarpStateStats -k "regex:$RE" --launch-skip "${SKIP:-3}" --launch-count 1 \
   -f -o "$LOG/hot" "$@" > "$LOG/hot.log" 2>&1 || { echo "ncu failed:"; tail -5 "$LOG/hot.log"; exit 1; }
 "$NCU" --import "$LOG/hot.ncu-rep" --page source --print-source sass --csv > "$LOG/hot_sass.csv" 2> "$LOG/hot_sass.err" ||
   { echo "ncu --page source failed:"; tail -5 "$LOG/hot_sass.err"; exit 1; }
