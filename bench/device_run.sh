@@ -43,7 +43,16 @@ MODE=${1:-all}  # all, tests, bench, batch (only the batched-decode rows), depth
 # sampling (the token choice on the device against the host's), spec (speculative decoding: the shipped
 # tiny model with its trained assistant and with prompt lookup against plain greedy, then the 31B synth's
 # verify cost and oracle drafter), or ab (the environment switch $AB=$AB_VALUE, default 0, against the default, alternating twice, bench arguments $AB_ARGS: an A/B
-# of one change)
+# of one change), or gemv-ncu (where the tensor-core GEMV of 8 and of 4 tokens over a Q4_0 layout stalls,
+# 21504 x 5376: bench/ncu_hotspots.sh on cuda_gemv_bench; no tests, no synth)
+if [ "$MODE" = gemv-ncu ]; then
+  for tpg in 8 4; do
+    echo "== gemv_q8_tc_kernel<__half, symmetric, KS 1, $tpg tokens a column group>, 21504 x 5376"
+    NCU_ARGS="--kernel-name-base mangled" SKIP=1 TOP=${TOP:-40} OUT="$LOG/ncu$tpg" sh bench/ncu_hotspots.sh \
+      "gemv_q8_tc_kernelI6__halfLb0ELi1ELi${tpg}EE" $B/cuda_gemv_bench 3 multi 400 21504x5376 2>&1 | tail -50
+  done
+  exit 0
+fi
 summary() { grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$1" | sed "s|^|$(basename "$1" .log): |"; }
 if [ "$MODE" != bench ] && [ -z "${SKIP_TESTS:-}" ]; then  # SKIP_TESTS=1: a second mode in the same call
   $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_tests.log" 2>&1
