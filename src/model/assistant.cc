@@ -213,6 +213,23 @@ AssistantModel::Step AssistantModel::step(int32_t token, const Tensor& h, const 
   return out;
 }
 
+std::vector<int64_t> AssistantModel::kept_tokens(const Step& st) const {
+  const int64_t V = spec_.text.vocab_size, C = spec_.num_centroids, per = V / C;
+  std::vector<float> c(static_cast<size_t>(C));
+  target_.backend().download(st.centroids, c.data());
+  std::vector<int> idx(static_cast<size_t>(C));
+  for (int i = 0; i < int(C); ++i) idx[size_t(i)] = i;
+  std::partial_sort(idx.begin(), idx.begin() + spec_.centroid_top_k, idx.end(),
+                    [&](int l, int r) { return c[size_t(l)] > c[size_t(r)] || (c[size_t(l)] == c[size_t(r)] && l < r); });
+  std::vector<int64_t> ids;
+  ids.reserve(size_t(spec_.centroid_top_k * per));
+  for (int k = 0; k < spec_.centroid_top_k; ++k)
+    for (int64_t j = 0; j < per; ++j) ids.push_back(token_ordering_[size_t(int64_t(idx[size_t(k)]) * per + j)]);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
 std::vector<float> AssistantModel::host_logits(const Step& st) const {
   Backend& be = target_.backend();
   const int64_t V = spec_.text.vocab_size;
@@ -221,33 +238,29 @@ std::vector<float> AssistantModel::host_logits(const Step& st) const {
   if (!spec_.ordered_embeddings) return logits;
   // Only the vocabulary slices of the top-k centroids keep their logits (computed here over the whole head,
   // the same values); the rest get min(kept) - 1.
-  const int64_t C = spec_.num_centroids, per = V / C;
-  std::vector<float> c(static_cast<size_t>(C));
-  be.download(st.centroids, c.data());
-  std::vector<int> idx(static_cast<size_t>(C));
-  for (int i = 0; i < int(C); ++i) idx[size_t(i)] = i;
-  std::partial_sort(idx.begin(), idx.begin() + spec_.centroid_top_k, idx.end(),
-                    [&](int l, int r) { return c[size_t(l)] > c[size_t(r)] || (c[size_t(l)] == c[size_t(r)] && l < r); });
   std::vector<char> keep(static_cast<size_t>(V), 0);
   float lo = INFINITY;
-  for (int k = 0; k < spec_.centroid_top_k; ++k)
-    for (int64_t j = 0; j < per; ++j) {
-      const int32_t t = token_ordering_[size_t(int64_t(idx[size_t(k)]) * per + j)];
-      keep[size_t(t)] = 1;
-      lo = std::min(lo, logits[size_t(t)]);
-    }
+  for (int64_t t : kept_tokens(st)) {
+    keep[size_t(t)] = 1;
+    lo = std::min(lo, logits[size_t(t)]);
+  }
   for (int64_t i = 0; i < V; ++i)
     if (!keep[size_t(i)]) logits[size_t(i)] = lo - 1.0f;
   return logits;
 }
 
 int32_t AssistantModel::greedy_token(const Step& st) const {
-  if (spec_.ordered_embeddings) {
-    const std::vector<float> l = host_logits(st);
-    return argmax(l.data(), int64_t(l.size()));
-  }
   // Greedy with no penalties: the backend's argmax (on cuda only the id crosses to the host).
-  return target_.backend().sample_rows(st.logits, {RowSampling{}})[0];
+  Backend& be = target_.backend();
+  if (!spec_.ordered_embeddings) return be.sample_rows(st.logits, {RowSampling{}})[0];
+  // The argmax of host_logits is the kept logit that is largest, the lowest id on ties: the kept logits are
+  // gathered on the backend in ascending id order (the [1, V] row seen as V rows of one value) and the
+  // backend's argmax takes the first of equal ones. The host gets the centroids' scores and one id.
+  const std::vector<int64_t> ids = kept_tokens(st);
+  const Tensor kept = be.gather_rows(st.logits.view({st.logits.numel(), 1}), ids);
+  const int32_t j = be.sample_rows(kept.view({1, int64_t(ids.size())}), {RowSampling{}})[0];
+  if (j < 0 || size_t(j) >= ids.size()) throw Error("assistant drafter: the backend chose no kept token");
+  return int32_t(ids[size_t(j)]);
 }
 
 }  // namespace g4

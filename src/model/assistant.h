@@ -40,8 +40,8 @@ class AssistantModel {
   // size, head dimensions, a layer type the target lacks) or is malformed.
   static std::unique_ptr<AssistantModel> load(const std::string& path, const Model& target, const LoadOptions& opts);
 
-  // A step's results stay on the backend: the caller takes the greedy token (greedy_token: only its id
-  // crosses to the host where nothing is masked) or the whole row (host_logits).
+  // A step's results stay on the backend: the caller takes the greedy token (greedy_token: its id crosses to
+  // the host, and with ordered embeddings the centroid scores) or the whole row (host_logits).
   struct Step {
     Tensor logits;     // [1, V], before the ordered embeddings' mask
     Tensor centroids;  // [1, num_centroids] with ordered embeddings, else empty
@@ -77,6 +77,8 @@ class AssistantModel {
   std::unique_ptr<PackedWeight> pre_proj_, post_proj_, final_norm_, lm_head_, centroids_;
   std::vector<int32_t> token_ordering_;  // ordered embeddings: [V], canonical token ids by centroid slice
   std::vector<Layer> layers_;
+  // Ordered embeddings: the token ids of the top-k centroids' vocabulary slices, ascending.
+  std::vector<int64_t> kept_tokens(const Step& s) const;
 };
 
 }  // namespace g4

@@ -516,5 +516,31 @@ TEST_F(CudaTest, CopyIntoARowViewLeavesTheOtherRows) {
   EXPECT_THROW(fast_->copy(src, small), Error);
 }
 
+// gather_rows: a few runs of consecutive rows (a copy each) and thousands of scattered ones (the ids uploaded,
+// one kernel: the assistant's centroid mask gathers 4,096 logits of a [1, 262144] row seen as 262,144 rows of
+// one value) give exactly the host's gather; an id out of range is one clear error.
+TEST_F(CudaTest, GatherRowsFewRunsAndScatteredEqualTheHost) {
+  const int64_t V = 262144;
+  const std::vector<float> row = randn(rng_, size_t(V));
+  Tensor logits = to_device(*fast_, row, {1, V});
+  std::vector<int64_t> ids;
+  for (int64_t i = 0; i < 4096; ++i) ids.push_back((i * 7919 + 13) % V);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  const std::vector<float> got = to_host(*fast_, fast_->gather_rows(logits.view({V, 1}), ids));
+  std::vector<float> want;
+  for (int64_t i : ids) want.push_back(row[size_t(i)]);
+  EXPECT_EQ(got, want);
+  const std::vector<float> m = randn(rng_, 100 * 7);
+  Tensor t = to_device(*fast_, m, {100, 7});
+  for (const std::vector<int64_t>& rs : {std::vector<int64_t>{3, 4, 5, 99}, std::vector<int64_t>{9, 1, 50, 2, 77, 0, 13, 8, 64, 31, 32}}) {
+    const std::vector<float> g = to_host(*fast_, fast_->gather_rows(t, rs));
+    std::vector<float> w;
+    for (int64_t r : rs) w.insert(w.end(), m.begin() + r * 7, m.begin() + (r + 1) * 7);
+    EXPECT_EQ(g, w) << rs.size() << " rows";
+  }
+  EXPECT_THROW(fast_->gather_rows(t, {1, 100}), Error);
+}
+
 }  // namespace
 }  // namespace g4::test

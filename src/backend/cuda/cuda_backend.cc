@@ -577,15 +577,29 @@ void CudaBackend::softcap(Tensor& x, float cap) { cuda::softcap(f32(x), x.numel(
 Tensor CudaBackend::gather_rows(const Tensor& x, const std::vector<int64_t>& rows) {
   const int64_t C = cols_of(x), R = x.numel() / C;
   Tensor y = empty({int64_t(rows.size()), C});
-  // One copy per run of consecutive rows (a decode batch's last rows are usually one run each).
+  // Runs of consecutive rows (a decode batch's last rows are usually one run each): one copy per run while
+  // there are few, else the ids go up once and one kernel gathers (the assistant's centroid mask picks
+  // thousands of scattered logits).
+  std::vector<std::pair<size_t, size_t>> runs;
   for (size_t i = 0; i < rows.size();) {
     size_t j = i + 1;
     while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
     G4_CHECK(rows[i] >= 0 && rows[j - 1] < R, "gather_rows: row out of range");
-    G4_CUDA(cudaMemcpyAsync(f32(y) + int64_t(i) * C, f32(x) + rows[i] * C, (j - i) * size_t(C) * 4,
-                            cudaMemcpyDeviceToDevice, stream_));
+    runs.emplace_back(i, j);
     i = j;
   }
+  constexpr size_t kMaxCopies = 8;
+  if (runs.size() > kMaxCopies) {
+    G4_CHECK(!recording_, "gather_rows of scattered rows while recording a step");
+    auto ids = scratch(rows.size() * sizeof(int64_t));
+    G4_CUDA(cudaMemcpyAsync(ids.get(), rows.data(), rows.size() * sizeof(int64_t), cudaMemcpyHostToDevice, stream_));
+    // (From pageable memory the copy has taken the ids when it returns: `rows` may go.)
+    cuda::gather_rows(f32(x), static_cast<const int64_t*>(ids.get()), int64_t(rows.size()), C, f32(y), stream_);
+    return y;
+  }
+  for (const auto& [i, j] : runs)
+    G4_CUDA(cudaMemcpyAsync(f32(y) + int64_t(i) * C, f32(x) + rows[i] * C, (j - i) * size_t(C) * 4,
+                            cudaMemcpyDeviceToDevice, stream_));
   return y;
 }
 

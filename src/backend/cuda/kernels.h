@@ -150,6 +150,8 @@ bool qkv_norm_rope(float* q, const float* k_raw, const float* v_raw, const float
                    int64_t T, int Hq, int Hkv, int D, const SeqTable& seqs, const float* inv_freq, int pairs, float* k,
                    float* v, cudaStream_t s);
 void softcap(float* x, int64_t n, float cap, cudaStream_t s);
+// y [n, C] = rows `rows` (a device array of n ids, each in range) of x [*, C].
+void gather_rows(const float* x, const int64_t* rows, int64_t n, int64_t C, float* y, cudaStream_t s);
 void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s);
 // Where a kernel takes `dpos` (a device scalar, or null), a non-null one is added to p0: recorded steps read
 // the position at replay time (p0 is then relative to it).

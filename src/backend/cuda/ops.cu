@@ -163,6 +163,14 @@ __global__ void softcap_kernel(float* x, int64_t n, float cap) {
     x[i] = cap * tanhf(x[i] / cap);
 }
 
+// y[i, :] = x[rows[i], :] for n rows of C values.
+__global__ void gather_rows_kernel(const float* __restrict__ x, const int64_t* __restrict__ rows, int64_t n, int64_t C,
+                                   float* __restrict__ y) {
+  grid_dependency_sync();
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n * C; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = x[rows[i / C] * C + i % C];
+}
+
 __global__ void gelu_mul_kernel(const float* gate, const float* up, int64_t n, float* out) {
   grid_dependency_sync();
   const float k = 0.7978845608028654f;  // sqrt(2 / pi)
@@ -450,6 +458,12 @@ bool qkv_norm_rope(float* q, const float* k_raw, const float* v_raw, const float
 
 void scale(float* x, int64_t n, float sc, cudaStream_t s) {
   launch(scale_kernel, grid_for(n, 256), 256, 0, s, x, n, sc);
+  G4_CUDA_LAUNCHED();
+}
+
+void gather_rows(const float* x, const int64_t* rows, int64_t n, int64_t C, float* y, cudaStream_t s) {
+  if (n == 0 || C == 0) return;
+  launch(gather_rows_kernel, grid_for(n * C, 256), 256, 0, s, x, rows, n, C, y);
   G4_CUDA_LAUNCHED();
 }
 
