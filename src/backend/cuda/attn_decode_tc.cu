@@ -159,10 +159,12 @@ __device__ __forceinline__ void derived_keys8(const AttnArgs& a, const __nv_bflo
 }
 
 // grid (Hkv, T, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split, D], ml [T, Hq,
-// n_split, 2]. kDerived: keys derived from the value rows (a.kw).
+// n_split, 2]. kDerived: keys derived from the value rows (a.kw). early (G4_CUDA_ATTN_EARLY=1, for an A/B not
+// yet measured): the first tile's cached rows are copied before the wait for the previous kernel.
 template <int D, bool kDerived>
-__global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml) {
-  grid_dependency_sync();
+__global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml,
+                                                                  bool early) {
+  if (!early) grid_dependency_sync();
   using L = TcSmem<D, kDerived>;
   constexpr int QS = L::QS, RS = L::RS, PS = L::PS, SS = L::SS;
   constexpr int DW = D / kWarpsTc;  // head dims a warp owns in P.V, 32 a group (two 16-dim m-tiles)
@@ -200,16 +202,22 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
                                : key_row<__nv_bfloat16>(a, rs, rs.k, rs.ck, pk, g);
     }
   };
-  // Stage st's copies of the tile at k0 (after find_rows and a barrier), one commit group.
-  auto stage_tile = [&](int64_t k0, int st) {
+  // Stage st's copies of the tile at k0 (after find_rows and a barrier), one commit group. rows: kAll, or
+  // the first tile in two steps: kCached (the rows earlier steps cached, before the wait) then kRest (this
+  // step's own rows and the zeros past the split's keys, after it) and the commit.
+  enum Rows { kAll, kCached, kRest };
+  auto stage_tile = [&](int64_t k0, int st, Rows rows) {
     __nv_bfloat16* buf = stages + st * L::kBufRows * RS;
     for (int e = tid; e < L::kBufRows * CPR; e += kThreadsTc) {
       const int r = e / CPR, c = e % CPR;
       const void* src = srow[st][r];
       __nv_bfloat16* dst = buf + r * RS + 8 * c;
-      if (src && k0 + r % kTileTc < rs.p0) cp_async<16>(smem_addr(dst), static_cast<const __nv_bfloat16*>(src) + 8 * c);
+      const bool cached = src && k0 + r % kTileTc < rs.p0;
+      if ((rows == kCached && !cached) || (rows == kRest && cached)) continue;
+      if (cached) cp_async<16>(smem_addr(dst), static_cast<const __nv_bfloat16*>(src) + 8 * c);
       else *reinterpret_cast<uint4*>(dst) = fresh8(src, 8 * c);
     }
+    if (rows == kCached) return;
     cp_async_commit();
     if constexpr (kDerived) {
       // The tile's {cos, sin} rows (8 bytes a rotated pair: 512 bytes a key for the 31B, a 32 MB table at
@@ -223,10 +231,18 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     }
   };
 
-  // The first tile's copies go out before the query is staged.
+  // The first tile's copies go out before the query is staged. Early: its cached rows before the wait for the
+  // previous kernel (launch.cuh: rows of positions before the step's, which this step's kernels do not
+  // write), its fresh rows after it.
   if (ks < ke) find_rows(ks, 0);
   __syncthreads();
-  if (ks < ke) stage_tile(ks, 0);
+  if (early) {
+    if (ks < ke) stage_tile(ks, 0, kCached);
+    grid_dependency_sync();
+    if (ks < ke) stage_tile(ks, 0, kRest);
+  } else if (ks < ke) {
+    stage_tile(ks, 0, kAll);
+  }
   for (int e = tid; e < kCols * D; e += kThreadsTc) {
     const int j = e / D, d = e % D;
     __nv_bfloat16 p[kParts];
@@ -249,7 +265,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     if (more) find_rows(k0 + kTileTc, st ^ 1);
     cp_async_wait<0>();  // this tile's copies (this thread's; the only ones in flight) have landed
     __syncthreads();     // and every thread's; the next stage's rows are known, every warp is done with its buffer
-    if (more) stage_tile(k0 + kTileTc, st ^ 1);
+    if (more) stage_tile(k0 + kTileTc, st ^ 1, kAll);
     const __nv_bfloat16* kbuf = stages + st * L::kBufRows * RS;
     const __nv_bfloat16* vbuf = kDerived ? kbuf : kbuf + kTileTc * RS;
     {
@@ -396,7 +412,9 @@ void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, cudaSt
     return true;
   }();
   (void)sized;
-  launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml);
+  static const bool early = env_int("G4_CUDA_ATTN_EARLY", 0) != 0;
+  launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml,
+         early);
 }
 
 template <int D>

@@ -577,9 +577,9 @@ void CudaBackend::softcap(Tensor& x, float cap) { cuda::softcap(f32(x), x.numel(
 Tensor CudaBackend::gather_rows(const Tensor& x, const std::vector<int64_t>& rows) {
   const int64_t C = cols_of(x), R = x.numel() / C;
   Tensor y = empty({int64_t(rows.size()), C});
-  // Runs of consecutive rows (a decode batch's last rows are usually one run each): one copy per run while
-  // there are few, else the ids go up once and one kernel gathers (the assistant's centroid mask picks
-  // thousands of scattered logits).
+  // Runs of consecutive rows (a decode batch's last rows: a run or a few): one copy per run while there are
+  // few, else the ids go up once and one kernel gathers (the assistant's centroid mask picks thousands of
+  // scattered logits).
   std::vector<std::pair<size_t, size_t>> runs;
   for (size_t i = 0; i < rows.size();) {
     size_t j = i + 1;
@@ -588,7 +588,7 @@ Tensor CudaBackend::gather_rows(const Tensor& x, const std::vector<int64_t>& row
     runs.emplace_back(i, j);
     i = j;
   }
-  constexpr size_t kMaxCopies = 8;
+  constexpr size_t kMaxCopies = 64;  // above a step's sequences (kMaxSeqs): their last rows stay copies
   if (runs.size() > kMaxCopies) {
     G4_CHECK(!recording_, "gather_rows of scattered rows while recording a step");
     auto ids = scratch(rows.size() * sizeof(int64_t));

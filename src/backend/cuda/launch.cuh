@@ -9,8 +9,12 @@
 // The rule that keeps this correct: every kernel in src/backend/cuda calls grid_dependency_sync() before
 // it reads anything an earlier kernel wrote and before it writes anything (an earlier kernel may still be
 // reading it), and before any early return. Before it a kernel may only issue L2 prefetches (prefetch_l2:
-// nothing is read into registers, and L2 is where writes land) and read weights (written by the load, never
-// by a kernel) into its own registers or shared memory. Since each kernel waits for its
+// nothing is read into registers, and L2 is where writes land), read weights (written by the load, never
+// by a kernel) into its own registers or shared memory, and read what was written before the kernel's
+// predecessor began: while a kernel runs before its wait, its predecessor has passed its own wait (each
+// kernel lets its dependents launch only after it), so every kernel before that one is complete (decode
+// attention may copy the KV cache rows of positions before the step's this way: this step's kernels write
+// only the slots of its own positions). Since each kernel waits for its
 // predecessor to complete, and that one waited for its own predecessor, "complete" is transitive along the
 // stream. Launched without the attribute (older GPUs, G4_CUDA_PDL=0) the wait is a no-op and launches are
 // ordinary.
