@@ -14,7 +14,8 @@ void add_draft_options(CLI::App* c, DraftFlags& f) {
               "speculative decoding with prompt lookup: draft the tokens that followed the last matching n-gram (n = 3..1) "
               "of the prompt and output, verify them in one forward pass");
   c->add_option("--draft-max", f.max, "longest draft (0 = the backend's default: 8 on cuda, 4 on cpu, 3 on ref); "
-                "the monitor shortens it or turns drafting off when it does not pay")
+                "the monitor shortens it or turns drafting off when it does not pay; capped at the KV cache's "
+                "rollback slack + 1 and, on cuda, at 8 (its longest verify computed exactly as one-token steps)")
       ->check(in_range(0, 256));
   c->add_option("--draft-min", f.min, "do not verify drafts shorter than this")->check(in_range(0, 256));
   c->add_option("--model-draft", f.model,
