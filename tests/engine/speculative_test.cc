@@ -216,7 +216,8 @@ TEST_P(SpeculativeRollback, BadDrafterIsAClearError) {
 }
 
 // A backend that computes verifies of at most 3 tokens exactly as one-token steps (cuda: 9): a longer draft
-// asked for is capped at 2, says so in the stats' events, and the output stays plain greedy's.
+// asked for is capped at 2, says so in the stats' events, and the output stays plain greedy's; at 1 token
+// (cuda's precise mode) nothing is drafted.
 TEST(SpeculativeGreedy, DraftCappedAtTheBackendsExactVerify) {
   struct ExactUpTo3 : RefBackend {
     int exact_step_tokens() const override { return 3; }
@@ -248,6 +249,16 @@ TEST(SpeculativeGreedy, DraftCappedAtTheBackendsExactVerify) {
   const bool said = std::any_of(got.draft.events.begin(), got.draft.events.end(),
                                 [](const std::string& e) { return e.find("draft length 6 capped at 2") != std::string::npos; });
   EXPECT_TRUE(said) << "no event says the draft length was capped";
+  // A backend exact for one token only (cuda's precise mode): no drafts at all, plain greedy's output.
+  struct ExactUpTo1 : RefBackend {
+    int exact_step_tokens() const override { return 1; }
+  } be1;
+  auto model1 = Model::load(std::string(G4_TEST_DATA) + "/hf-reference/deep-small-window/model", be1);
+  Conversation spec1(*model1, kvo);
+  const GenerateResult got1 = spec1.generate(prompt, go, nullptr);
+  EXPECT_EQ(got1.tokens, want);
+  EXPECT_EQ(got1.draft.draft_max, 0);
+  EXPECT_EQ(got1.draft.drafted, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SpeculativeRollback, ::testing::Values("ref", "cpu"));
