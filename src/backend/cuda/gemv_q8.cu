@@ -275,7 +275,7 @@ Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int R) {
 // TPG, B is zero in the columns of the other chunks, and the 8 / TPG mmas of one group of chunks add into one
 // C. So a lane scales the sums of one chunk and two tokens per group, and a verify of 2 or 4 tokens pays for
 // 2 or 4 columns, not 8.
-constexpr int kTcRows = 32, kTcTokens = 8, kTcSlots = 32;
+constexpr int kTcTokens = 8, kTcSlots = 32;
 
 // d += a (16 x 32 s8, row) * b (32 x 8 s8, col), int32.
 __device__ __forceinline__ void mma_s8(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
@@ -310,29 +310,40 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // the 8 rows an ldmatrix matrix reads fall in 8 different bank groups), then each row's 4 scales and 4 zero
 // points (16 bytes a row). The kernel takes group size 32 (a scale per chunk) and rows of a multiple of 4
 // chunks (tc_layout_ok), so a round never runs past a row's end.
+// MT: 16-row mma tiles a warp, so a block's tile is 16 MT rows (MT = 2: 32 rows, the default; MT = 4: 64 rows
+// a tile, x read once per 64 rows instead of 32, one block an SM: G4_CUDA_Q8_TC_ROWS=64, 8 tokens a column
+// group only, for an A/B not yet measured).
 constexpr int kTcStages = 4;
-constexpr int kTcCodeBytes = kTcRows * 4 * 16;
-constexpr int kTcStageBytes = kTcCodeBytes + kTcRows * 16;
-constexpr size_t kTcSmem = size_t(kWarps) * kTcStages * kTcStageBytes + sizeof(float) * kTcSlots * kTcRows * kTcTokens;
+template <int MT>
+struct TcLayout {
+  static constexpr int kRows = 16 * MT;
+  static constexpr int kCodeBytes = kRows * 4 * 16;
+  static constexpr int kStageBytes = kCodeBytes + kRows * 16;
+  static constexpr size_t kSmem = size_t(kWarps) * kTcStages * kStageBytes + sizeof(float) * kTcSlots * kRows * kTcTokens;
+};
 
 // A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
 // with the tile's codes, scales and zero points and this lane's row offsets (chunks of rows g + 8k, groups of
 // row `lane`). tile >= n_tiles: the sequence is over.
+template <int MT>
 struct TcCursor {
   int64_t tile;
   int p, c0;
   const uint4* codes;
   const uint16_t *scales, *zeros;
-  int wo[4], so;
+  int wo[2 * MT], so[MT / 2];
 };
 
-template <class S, bool kAsym, int KS, int TPG>
-__global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
+template <class S, bool kAsym, int KS, int TPG, int MT>
+__global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 2 : 1) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
                                                                     int n_tok) {
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
   static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
+  static_assert(MT == 2 || MT == 4, "32 or 64 rows a tile");
+  using L = TcLayout<MT>;
+  constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
   constexpr int kChunksPerGroup = kTcTokens / TPG, kGroups = 4 / kChunksPerGroup;  // per round of 4 chunks
   extern __shared__ uint4 tc_smem[];  // [warp][stage][kTcStageBytes], then slot_sum
@@ -352,7 +363,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   // rows g + 8k; lane l: the scales and zero points of row l), one commit group a round, empty once the
   // sequence is over (the waits count groups).
   const uint32_t ring = smem_addr(tc_smem) + uint32_t(warp * kTcStages * kTcStageBytes);
-  TcCursor pc;
+  TcCursor<MT> pc;
   pc.tile = blockIdx.x, pc.p = 0, pc.c0 = 4 * warp;
   auto enter_tile = [&]() {
     if (pc.tile >= n_tiles) return;
@@ -363,8 +374,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     pc.scales = static_cast<const uint16_t*>(pick(sg, segs.scales));
     pc.zeros = static_cast<const uint16_t*>(pick(sg, segs.zeros));
 #pragma unroll
-    for (int k = 0; k < 4; ++k) pc.wo[k] = int(min(row0 + g + 8 * k, rows - 1)) * nch;
-    pc.so = int(min(row0 + lane, rows - 1)) * nch;
+    for (int k = 0; k < 2 * MT; ++k) pc.wo[k] = int(min(row0 + g + 8 * k, rows - 1)) * nch;
+#pragma unroll
+    for (int i = 0; i < MT / 2; ++i) pc.so[i] = int(min(row0 + lane + 32 * i, rows - 1)) * nch;
   };
   auto settle = [&]() {  // past the end of a pass: the next pass with chunks for this warp, or the next tile
     while (pc.tile < n_tiles && pc.c0 >= nch) {
@@ -382,12 +394,16 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
       const uint32_t buf = ring + uint32_t(issued % kTcStages) * kTcStageBytes;
       const uint4* src = pc.codes + pc.c0 + q;
 #pragma unroll
-      for (int k = 0; k < 4; ++k) {
+      for (int k = 0; k < 2 * MT; ++k) {
         const int r = g + 8 * k;
         cp_async<16>(buf + uint32_t(4 * r + (q ^ ((r >> 1) & 3))) * 16, src + pc.wo[k]);
       }
-      cp_async<8>(buf + kTcCodeBytes + lane * 16, pc.scales + pc.so + pc.c0);
-      if constexpr (kAsym) cp_async<8>(buf + kTcCodeBytes + lane * 16 + 8, pc.zeros + pc.so + pc.c0);
+#pragma unroll
+      for (int i = 0; i < MT / 2; ++i) {
+        const uint32_t at = buf + kTcCodeBytes + uint32_t(lane + 32 * i) * 16;
+        cp_async<8>(at, pc.scales + pc.so[i] + pc.c0);
+        if constexpr (kAsym) cp_async<8>(at + 8, pc.zeros + pc.so[i] + pc.c0);
+      }
       pc.c0 += kSlots;
       settle();
     }
@@ -406,12 +422,13 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     int64_t row0;
     const int sg = locate_group(segs, tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
-    float y = 0.f;  // thread e's output: row e / 8, token e % 8
+    constexpr int kOut = kTcRows * kTcTokens / (kWarps * 32);  // outputs a thread: 1 (32 rows) or 2 (64)
+    float y[kOut] = {};  // thread e's outputs: e + 256 i = row * 8 + token
     for (int p = 0; p < KS; ++p) {
       const int slot0 = kTcSlots * p + 4 * warp;
-      float acc[2][kGroups][4];  // [rows 16h ..][group][row g / g + 8, token t0 / t1]: slot 4w + group's oc
+      float acc[MT][kGroups][4];  // [rows 16h ..][group][row g / g + 8, token t0 / t1]: slot 4w + group's oc
 #pragma unroll
-      for (int h = 0; h < 2; ++h)
+      for (int h = 0; h < MT; ++h)
 #pragma unroll
         for (int i = 0; i < kGroups; ++i)
 #pragma unroll
@@ -425,9 +442,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         ++consumed;
         // w[k]: word q of chunks c0 .. c0 + 3 of row g + 8k (matrix j of ldmatrix = chunk j: rows 8k .. 8k + 7,
         // lanes 8j .. 8j + 7 giving their addresses); sz[k]: that row's 4 scales (x, y) and zero points (z, w).
-        uint4 w[4], sz[4];
+        uint4 w[2 * MT], sz[2 * MT];
 #pragma unroll
-        for (int k = 0; k < 4; ++k) {
+        for (int k = 0; k < 2 * MT; ++k) {
           const int r = 8 * k + (lane & 7), j = lane >> 3;
           w[k] = ldmatrix_x4(buf + uint32_t(4 * r + (j ^ ((r >> 1) & 3))) * 16);
           sz[k] = lds128(buf + kTcCodeBytes + (g + 8 * k) * 16);
@@ -444,7 +461,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
           const float2 e0 = __ldg(xd0 + co), e1 = __ldg(xd1 + co);
           const int wi = i >> 1, hi = i & 1;  // its scales' word (x or y; z or w) and half
 #pragma unroll
-          for (int h = 0; h < 2; ++h) {
+          for (int h = 0; h < MT; ++h) {
             int d[4] = {0, 0, 0, 0};
 #pragma unroll
             for (int m = 0; m < kChunksPerGroup; ++m) {
@@ -470,7 +487,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         float* o = slot_sum + (4 * warp + gr * kChunksPerGroup + oc) * kTcRows * kTcTokens;
         const int u0 = 2 * q % TPG, u1 = u0 + 1;
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
+        for (int h = 0; h < MT; ++h) {
           o[(16 * h + g) * kTcTokens + u0] = acc[h][gr][0];
           o[(16 * h + g) * kTcTokens + u1] = acc[h][gr][1];
           o[(16 * h + g + 8) * kTcTokens + u0] = acc[h][gr][2];
@@ -478,8 +495,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         }
       }
       __syncthreads();
-      {
-        const int e = threadIdx.x;
+#pragma unroll
+      for (int i = 0; i < kOut; ++i) {
+        const int e = threadIdx.x + kWarps * 32 * i;
         float v[32];
 #pragma unroll
         for (int l = 0; l < 32; ++l) v[l] = slot_sum[l * kTcRows * kTcTokens + e];
@@ -488,27 +506,42 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         butterfly_stage<4>(v);
         butterfly_stage<2>(v);
         butterfly_stage<1>(v);
-        if constexpr (KS == 1) y = v[0];
-        else y += v[0];
+        if constexpr (KS == 1) y[i] = v[0];
+        else y[i] += v[0];
       }
       __syncthreads();
     }
-    const int r = threadIdx.x / kTcTokens, t = threadIdx.x % kTcTokens;
-    if (row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y;
+#pragma unroll
+    for (int i = 0; i < kOut; ++i) {
+      const unsigned e = threadIdx.x + unsigned(kWarps * 32 * i);
+      const int r = int(e / kTcTokens), t = int(e % kTcTokens);
+      if (row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y[i];
+    }
   }
+}
+
+template <class S, bool kAsym, int KS, int TPG, int MT>
+void launch_q8_tc_rows(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
+                       cudaStream_t s) {
+  using L = TcLayout<MT>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, MT>;
+  static const int64_t resident = [&] {
+    G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
+    return resident_blocks(kernel, kWarps * 32, L::kSmem);
+  }();
+  const Segments sg = make_segments(ws, ys, n, L::kRows);
+  const int64_t blocks = std::min(resident, sg.group_end[n - 1]);
+  launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
 }
 
 template <class S, bool kAsym, int KS, int TPG>
 void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                   cudaStream_t s) {
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG>;
-  static const int64_t resident = [&] {
-    G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kTcSmem)));
-    return resident_blocks(kernel, kWarps * 32, kTcSmem);
-  }();
-  const Segments sg = make_segments(ws, ys, n, kTcRows);
-  const int64_t blocks = std::min(resident, sg.group_end[n - 1]);
-  launch(kernel, unsigned(blocks), kWarps * 32, kTcSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
+  if constexpr (TPG == 8) {
+    static const bool rows64 = env_int("G4_CUDA_Q8_TC_ROWS", 32) == 64;
+    if (rows64) return launch_q8_tc_rows<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
+  }
+  launch_q8_tc_rows<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
 }
 
 // The tensor-core kernel for T tokens: 2, 4 or 8 tokens a column group, the fewest that hold them.
