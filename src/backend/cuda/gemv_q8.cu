@@ -311,8 +311,8 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // points (16 bytes a row). The kernel takes group size 32 (a scale per chunk) and rows of a multiple of 4
 // chunks (tc_layout_ok), so a round never runs past a row's end.
 // MT: 16-row mma tiles a warp, so a block's tile is 16 MT rows (MT = 2: 32 rows, the default; MT = 4: 64 rows
-// a tile, x read once per 64 rows instead of 32, one block an SM: G4_CUDA_Q8_TC_ROWS=64, 8 tokens a column
-// group only, for an A/B not yet measured).
+// a tile, x read once per 64 rows instead of 32, one block an SM: G4_CUDA_Q8_TC_ROWS=64, 3-8 tokens (4 or 8
+// tokens a column group), for an A/B not yet measured).
 constexpr int kTcStages = 4;
 template <int MT>
 struct TcLayout {
@@ -537,7 +537,7 @@ void launch_q8_tc_rows(const WeightDesc* ws, float* const* ys, int n, const uint
 template <class S, bool kAsym, int KS, int TPG>
 void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                   cudaStream_t s) {
-  if constexpr (TPG == 8) {
+  if constexpr (TPG >= 4) {
     static const bool rows64 = env_int("G4_CUDA_Q8_TC_ROWS", 32) == 64;
     if (rows64) return launch_q8_tc_rows<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
   }
