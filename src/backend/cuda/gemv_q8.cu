@@ -261,7 +261,7 @@ Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int R) {
 // then the 32 slots of each warp meet in a butterfly of shuffles and the KS warps' sums are added in
 // order. This kernel computes the integer dot products of 16 rows x 8 tokens x one chunk in one int8 mma
 // (m16n8k32; tokens past T repeat the last one and are not stored) and keeps the same slots: a block takes
-// 32 rows (two mma tiles), pass p of it covers the one-token kernel's warp p (slots 32p .. 32p + 31),
+// 32 rows (two mma tiles; 64 with MT = 4, below), pass p of it covers the one-token kernel's warp p (slots 32p .. 32p + 31),
 // warp w slots 32p + 4w .. + 3, each slot's chunks accumulated in order with the same fmaf; the pass's
 // slot sums meet in shared memory, where one thread per (row, token) adds them in the butterfly's tree and
 // then to the sum of the earlier passes. So each token's outputs equal its one-token launch bit for bit,
@@ -324,7 +324,7 @@ struct TcLayout {
 
 // A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
 // with the tile's codes, scales and zero points and this lane's row offsets (chunks of rows g + 8k, groups of
-// row `lane`). tile >= n_tiles: the sequence is over.
+// rows lane + 32i). tile >= n_tiles: the sequence is over.
 template <int MT>
 struct TcCursor {
   int64_t tile;
