@@ -90,8 +90,12 @@ int64_t kv_bytes_per_position(const KvLayerSpec& s) {
   return (s.k_from_v ? 0 : one(s.k_type)) + one(s.v_type);
 }
 
-void Backend::copy(const Tensor& src, Tensor& dst) {
+void Backend::check_copy(const Tensor& src, const Tensor& dst) {
   G4_CHECK(src.numel() == dst.numel(), "copy: " + std::to_string(src.numel()) + " values into " + std::to_string(dst.numel()));
+}
+
+void Backend::copy(const Tensor& src, Tensor& dst) {
+  check_copy(src, dst);
   std::vector<float> host(size_t(src.numel()));
   download(src, host.data());
   upload(dst, host.data());

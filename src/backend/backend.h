@@ -135,7 +135,8 @@ class Backend {
   virtual Tensor empty(std::vector<int64_t> shape) = 0;                   // f32, uninitialised
   virtual void upload(Tensor& dst, const float* src) = 0;                 // dst.numel() floats
   virtual void download(const Tensor& src, float* dst) = 0;               // src.numel() floats
-  // dst = src, both on this backend with the same element count (the default goes through the host).
+  // dst = src, both on this backend with the same element count (the default goes through the host;
+  // overrides check the count with check_copy).
   virtual void copy(const Tensor& src, Tensor& dst);
   // A zero-filled KV cache layer. Throws g4::Error for an element type the backend cannot store.
   virtual KvLayer new_kv_layer(const KvLayerSpec& spec) = 0;
@@ -233,6 +234,10 @@ class Backend {
   // differ only where u * total lands within rounding of a boundary between two tokens' weights).
   // Does not modify the logits. Throws g4::Error when rows.size() != R.
   virtual std::vector<int32_t> sample_rows(const Tensor& logits, const std::vector<RowSampling>& rows);
+
+ protected:
+  // copy's check: the same element count (one clear error otherwise).
+  static void check_copy(const Tensor& src, const Tensor& dst);
 };
 
 // Creates a backend by name: "ref", "cpu", "cuda" (when built), or "auto" / "" for default_backend_name().

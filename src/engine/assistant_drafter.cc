@@ -21,6 +21,9 @@ std::vector<int32_t> AssistantDrafter::draft(const std::vector<int32_t>& context
   // recorded draft step reads them there): a recorded target step refills the tap tensors at every replay,
   // and extend() reads the row after later forwards.
   Backend& be = model_->target().backend();
+  auto fit = [&](Tensor& mine, const std::vector<int64_t>& shape) {  // kept unless the shape changed
+    if (!mine.data || mine.shape != shape) mine = be.empty(shape);
+  };
   auto own_row = [&](const Tensor& t, Tensor& mine) {
     if (!t.data) {
       mine = Tensor{};
@@ -28,7 +31,7 @@ std::vector<int32_t> AssistantDrafter::draft(const std::vector<int32_t>& context
     }
     std::vector<int64_t> shape = t.shape;
     shape[0] = 1;
-    if (!mine.data || mine.shape != shape) mine = be.empty(shape);
+    fit(mine, shape);
     be.copy(t.rows(row_, 1), mine);
   };
   own_row(taps_.hidden, chain_taps_.hidden);
@@ -37,7 +40,7 @@ std::vector<int32_t> AssistantDrafter::draft(const std::vector<int32_t>& context
     own_row(taps_.k[i], chain_taps_.k[i]);
     own_row(taps_.v[i], chain_taps_.v[i]);
   }
-  if (!chain_h_.data || chain_h_.shape != chain_taps_.hidden.shape) chain_h_ = be.empty(chain_taps_.hidden.shape);
+  fit(chain_h_, chain_taps_.hidden.shape);
   be.copy(chain_taps_.hidden, chain_h_);
   chain_pos_ = pos;
   chain_tok_ = context.back();

@@ -251,7 +251,7 @@ void CudaBackend::download(const Tensor& src, float* dst) {
 }
 
 void CudaBackend::copy(const Tensor& src, Tensor& dst) {
-  G4_CHECK(src.numel() == dst.numel(), "copy: " + std::to_string(src.numel()) + " values into " + std::to_string(dst.numel()));
+  check_copy(src, dst);
   G4_CUDA(cudaMemcpyAsync(dst.data, src.data, size_t(src.numel()) * 4, cudaMemcpyDeviceToDevice, stream_));
 }
 
