@@ -152,11 +152,12 @@ Tensor run_step(const Model& model, KvCache& kv, const std::vector<SeqChunk>& ba
                           (c0.logits == LogitsMode::kAll || (c0.logits == LogitsMode::kLast && n == 1));
   if (batch.size() == 1 && recordable) {
     // A decode step or a verify of one sequence: record it once per sequence, number of tokens and whether
-    // it is tapped (where the backend can), then replay it with each new set of tokens and first position.
-    // The recording reads both at replay time; a tapped one refills the taps it was recorded with.
+    // it is tapped (where the backend can), at its second run (the first runs eagerly), then replay it with
+    // each new set of tokens and first position. The recording reads both at replay time; a tapped one
+    // refills the taps it was recorded with.
     KvCache::Seq& sq = kv.seq(c0.seq);
     KvCache::Seq::Recorded& r = c0.taps ? sq.tapped[n - 1] : sq.steps[n - 1];
-    if (!r.rec) {
+    if (!r.rec && r.runs++ >= 1) {
       std::unique_ptr<StepRecording> rec = be.begin_step_recording(n, kv.pos(c0.seq));
       if (rec) {
         Tensor l = enqueue(model, kv, batch);  // recorded, not run
