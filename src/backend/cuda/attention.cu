@@ -21,6 +21,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
+#include "backend/cuda/reduce.cuh"
 #include "backend/cuda/seq_table.cuh"
 
 namespace g4::cuda {
@@ -91,7 +92,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
 #pragma unroll
         for (int i = 0; i < kMaxD / 32; ++i)
           if (lane + i * 32 < D) s = fmaf(qs[j * D + lane + i * 32], kv[i], s);
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        s = warp_sum(s);
         if (lane == 0) sc[j * kTile + kk] = s;
       }
     }
@@ -100,7 +101,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
     for (int j = warp; j < group; j += kWarps) {
       float mx = -FLT_MAX;
       for (int kk = lane; kk < nk; kk += 32) mx = fmaxf(mx, sc[j * kTile + kk]);
-      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      mx = warp_max(mx);
       const float m_new = fmaxf(mrow[j], mx);
       float sum = 0.f;
       for (int kk = lane; kk < nk; kk += 32) {
@@ -108,7 +109,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
         sc[j * kTile + kk] = p;
         sum += p;
       }
-      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      sum = warp_sum(sum);
       __syncwarp();
       if (lane == 0) {
         const float f = __expf(mrow[j] - m_new);
@@ -423,7 +424,7 @@ __device__ __forceinline__ void decode_group(const AttnArgs& a, int n_split, flo
         sp[j * tile + kk] = sum;  // chunk 0's slot: only this lane reads it again
         mx = fmaxf(mx, sum);
       }
-      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      mx = warp_max(mx);
       const float m_new = fmaxf(mrow[j], mx);
       float sum = 0.f;
       for (int kk = lane; kk < nk; kk += 32) {
@@ -431,7 +432,7 @@ __device__ __forceinline__ void decode_group(const AttnArgs& a, int n_split, flo
         pt[kk * G + j] = p;
         sum += p;
       }
-      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      sum = warp_sum(sum);
       if (lane == 0) {
         const float f = __expf(mrow[j] - m_new);
         frow[j] = f;
@@ -511,10 +512,9 @@ __global__ void __launch_bounds__(kCombineThreads)
   grid_dependency_sync();
   __shared__ float wgt[kMaxSplit];
   __shared__ float red[kCombineGroups][kCombineDims];
-  __shared__ float wred[kCombineThreads / 32];
   const int64_t th = blockIdx.x;
   const float2* m = reinterpret_cast<const float2*>(ml + th * n_split * 2);  // (m_s, l_s)
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int tid = threadIdx.x;
   const int j = tid % kCombineDims, g = tid / kCombineDims;
   const int64_t d = int64_t(blockIdx.y) * kCombineDims + j;
   const float* pr = part + th * n_split * a.D + d;
@@ -533,12 +533,7 @@ __global__ void __launch_bounds__(kCombineThreads)
     mine[i] = sp < n_split ? m[sp] : make_float2(-FLT_MAX, 0.f);
     M = fmaxf(M, mine[i].x);
   }
-  for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-  if (lane == 0) wred[warp] = M;
-  __syncthreads();
-  M = -FLT_MAX;
-  for (int i = 0; i < nw; ++i) M = fmaxf(M, wred[i]);
-  __syncthreads();
+  M = block_max<nw>(M);
   float L = 0.f;
 #pragma unroll
   for (int i = 0; i < kPairs; ++i) {
@@ -549,11 +544,7 @@ __global__ void __launch_bounds__(kCombineThreads)
       L += mine[i].y * w;
     }
   }
-  for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
-  if (lane == 0) wred[warp] = L;
-  __syncthreads();  // also publishes wgt
-  L = 0.f;
-  for (int i = 0; i < nw; ++i) L += wred[i];
+  L = block_sum<nw>(L);  // (its barriers also publish wgt)
   float o = 0.f;
 #pragma unroll
   for (int k = 0; k < kCombineHeld; ++k) {

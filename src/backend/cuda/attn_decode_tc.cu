@@ -27,6 +27,7 @@
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
 #include "backend/cuda/pack2.cuh"
+#include "backend/cuda/reduce.cuh"
 #include "backend/cuda/smem_async.cuh"
 
 namespace g4::cuda {
@@ -332,16 +333,14 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
 #pragma unroll
         for (int i = 1; i < kDimParts; ++i) sv += sc[(i * kCols + j) * SS + lane];
       }
-      float mx = sv;
-      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      const float mx = warp_max(sv);
       const float m_old = mrow[j], m_new = fmaxf(m_old, mx);
       const float p = lane < nk && j < G ? __expf(sv - m_new) : 0.f;
       __nv_bfloat16 pp[kParts];
       split3(p, pp);
 #pragma unroll
       for (int i = 0; i < kParts; ++i) psm[(i * kCols + j) * PS + lane] = pp[i];
-      float sum = p;
-      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      const float sum = warp_sum(p);
       __syncwarp();
       if (lane == 0) {
         const float f = __expf(m_old - m_new);

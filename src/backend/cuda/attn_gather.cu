@@ -12,6 +12,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/reduce.cuh"
 
 namespace g4::cuda {
 
@@ -48,22 +49,15 @@ __global__ void gather_kernel(AttnArgs a, int64_t lo, int64_t n, OT* kc, OT* vc)
 __global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int64_t pq0, int64_t lo, int window,
                                       bool half_out) {
   grid_dependency_sync();
-  __shared__ float red[32];
   const int64_t r = blockIdx.x, t = r % Tq, pq = pq0 + t;
   float* row = scores + r * n;
   const int64_t first = window > 0 ? max(lo, pq - window + 1) : lo;  // visible keys: first <= pk <= pq
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
   float mx = -FLT_MAX;
   for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
     const int64_t pk = lo + j;
     if (pk >= first && pk <= pq) mx = fmaxf(mx, row[j]);
   }
-  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-  if (lane == 0) red[warp] = mx;
-  __syncthreads();
-  mx = -FLT_MAX;
-  for (int i = 0; i < nw; ++i) mx = fmaxf(mx, red[i]);
-  __syncthreads();
+  mx = block_max(mx);
   float sum = 0.f;
   for (int64_t j = threadIdx.x; j < n; j += blockDim.x) {
     const int64_t pk = lo + j;
@@ -71,11 +65,7 @@ __global__ void masked_softmax_kernel(float* scores, int64_t Tq, int64_t n, int6
     row[j] = p;
     sum += p;
   }
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  if (lane == 0) red[warp] = sum;
-  __syncthreads();
-  sum = 0.f;
-  for (int i = 0; i < nw; ++i) sum += red[i];
+  sum = block_sum(sum);
   const float inv = 1.f / sum;
   if (!half_out) {
     for (int64_t j = threadIdx.x; j < n; j += blockDim.x) row[j] *= inv;

@@ -19,6 +19,7 @@
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
 #include "backend/cuda/pack2.cuh"
+#include "backend/cuda/reduce.cuh"
 
 namespace g4::cuda {
 
@@ -188,9 +189,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_kernel(WeightDesc w,
 
 #pragma unroll
   for (int t = 0; t < NT; ++t) {
-    float v = acc[t];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const float v = warp_sum(acc[t]);
     if (lane == 0) y[t * w.rows + row] = v;
   }
 }
@@ -280,9 +279,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_rows_kernel(WeightDe
   for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
-      float v = acc[r][t];
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      const float v = warp_sum(acc[r][t]);
       if (lane == 0 && row0 + r < w.rows) y[t * w.rows + row0 + r] = v;
     }
   }
@@ -422,9 +419,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_int4_smem_kernel(Wei
     const int64_t row0 = p.row0;
 #pragma unroll
     for (int r = 0; r < R; ++r) {
-      float v = acc[r];
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      const float v = warp_sum(acc[r]);
       acc[r] = 0.f;
       if constexpr (KS == 1) {
         if (lane == 0 && row0 + r < rows) y[row0 + r] = v;

@@ -19,8 +19,9 @@
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
 #include "backend/cuda/mma_s8.cuh"
-#include "backend/cuda/smem_async.cuh"
 #include "backend/cuda/q8_act.cuh"
+#include "backend/cuda/reduce.cuh"
+#include "backend/cuda/smem_async.cuh"
 
 namespace g4::cuda {
 
@@ -213,9 +214,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int
     for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int t = 0; t < NT; ++t) {
-        float v = acc[r][t];
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        const float v = warp_sum(acc[r][t]);
         if constexpr (KS == 1) {
           if (active && lane == 0 && row0 + r < rows && t < n_tok) y[t * rows + row0 + r] = v;
         } else {

@@ -15,6 +15,7 @@
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
 #include "backend/cuda/pack2.cuh"
+#include "backend/cuda/reduce.cuh"
 #include "backend/cuda/seq_table.cuh"
 
 namespace g4::cuda {
@@ -50,19 +51,6 @@ namespace {
 unsigned grid_for(int64_t n, int block) { return unsigned(std::max<int64_t>(1, std::min<int64_t>((n + block - 1) / block, 65536))); }
 
 constexpr int kNormThreads = 256;
-
-// Block-wide sum, result broadcast to all threads.
-__device__ float block_sum(float v) {
-  __shared__ float part[32];
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  __syncthreads();
-  if (lane == 0) part[warp] = v;
-  __syncthreads();
-  float t = 0.f;
-  for (int i = 0; i < int(blockDim.x >> 5); ++i) t += part[i];
-  return t;
-}
 
 // One block per row. add: x += norm(o) (y unused); else y = norm(x).
 template <bool kAdd>
@@ -379,9 +367,7 @@ __global__ void __launch_bounds__(kQkvRows * 32) qkv_norm_rope_warp_kernel(
     if (j < per) {
       const int i = lane + 32 * j;
       a[j] = r.in[i], b[j] = r.in[i + half];
-      float part = fmaf(a[j], a[j], b[j] * b[j]);
-      for (int o = 16; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
-      ss += part;  // as block_sum: the warps' sums added in order
+      ss += warp_sum(fmaf(a[j], a[j], b[j] * b[j]));  // as block_sum: the warps' sums added in order
     }
   }
   const float inv = rsqrtf(ss / float(D) + eps);
