@@ -34,7 +34,7 @@ GgufVocab read_vocab_for_gguf(const std::string& path, int64_t n_rows) {
       !t["model"]["vocab"].is_object())
     throw Error(path + ": no model.vocab object (g4 export needs a BPE tokenizer.json)");
   const json& m = t["model"];
-  if (m.value("type", "") != "BPE") throw Error(path + ": model.type is not BPE");
+  if (!m.contains("type") || m["type"] != "BPE") throw Error(path + ": model.type is not BPE");
   GgufVocab v;
   std::vector<bool> named;
   auto put = [&](int64_t id, const std::string& piece, int32_t type) {
@@ -62,7 +62,7 @@ GgufVocab read_vocab_for_gguf(const std::string& path, int64_t n_rows) {
           !a["content"].is_string())
         throw Error(path + ": an added_tokens entry lacks an integer id or a content string");
       const std::string c = a["content"].get<std::string>();
-      const bool special = a.value("special", false);
+      const bool special = a.contains("special") && a["special"] == true;
       put(a["id"].get<int64_t>(), c, special && !kVisible.count(c) ? 3 : 4);
     }
   v.tokens.resize(size_t(n_rows));

@@ -46,7 +46,7 @@ ExportReport export_mlx(const ExportOptions& o) {
   const DType sdt = parse_scale_dtype(o.scale_dtype);
   ExportSource src = open_export_source(o.model, "mlx");
   ordered_json cfg = src.config;
-  const std::string model_type = cfg.value("model_type", "");
+  const std::string model_type = cfg.contains("model_type") && cfg["model_type"].is_string() ? cfg["model_type"].get<std::string>() : "";
   std::string prefix, head;
   if (model_type == "gemma4") prefix = "language_model.model.", head = "language_model.lm_head.weight";
   else if (model_type == "gemma4_text") prefix = "model.", head = "lm_head.weight";

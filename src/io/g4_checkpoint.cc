@@ -71,7 +71,7 @@ std::vector<LoadedQuant> read_g4_quant(const SafetensorsFile& f, std::set<std::s
     } catch (const json::exception& e) {
       throw Error(path + ": metadata '" + kG4QuantKey + "' is not valid JSON: " + e.what());
     }
-    if (!j.is_object() || j.value("format", "") != "g4-quant")
+    if (!j.is_object() || !j.contains("format") || j["format"] != "g4-quant")
       throw Error(path + ": metadata '" + kG4QuantKey + "' is not a g4-quant description");
     if (!j.contains("version") || !j["version"].is_number_integer() || j["version"].get<int64_t>() != kG4QuantVersion)
       throw Error(path + ": unsupported g4-quant version (this build reads version " + std::to_string(kG4QuantVersion) + ")");
@@ -108,7 +108,9 @@ std::vector<LoadedQuant> read_g4_quant(const SafetensorsFile& f, std::set<std::s
           (sd != DType::kBF16 && sd != DType::kF16 && sd != DType::kF32))
         throw Error(where + ": scale_dtype must be \"BF16\", \"F16\" or \"F32\"");
       s.scheme.scale_dtype = sd;
-      s.scheme.method = d.value("method", "minmax") == "hqq" ? QuantMethod::kHqq : QuantMethod::kMinMax;
+      const json method = d.contains("method") ? d["method"] : json("minmax");
+      if (method != "minmax" && method != "hqq") throw Error(where + ": method must be \"minmax\" or \"hqq\"");
+      s.scheme.method = method == "hqq" ? QuantMethod::kHqq : QuantMethod::kMinMax;
       if (f.find(name)) throw Error(where + ": stored both as a plain tensor and as a quantized one");
 
       const std::vector<TensorDecl> decls = quant_stored_tensors(s);
