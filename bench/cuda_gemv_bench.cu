@@ -278,7 +278,7 @@ void multi_sweep(int reps, size_t rot_mb, double bw, const std::string& only_sha
         gemv_q8_quantize_x(ws[0], x, T, xq, s);
         std::printf("%-10s %6lldx%-7lld %2d", f.name, (long long)rows, (long long)cols, T);
         for (const auto& c : cand) {
-          const GemvTuning tu{c[0], c[1], -1, c[2], 1, c[3], 0};
+          const GemvTuning tu{c[0], c[1], c[2], 1, c[3], 0};
           auto run = [&](int i) { gemv_q8_quantized(ws[size_t(i)], xq, T, y, s, tu); };
           std::vector<float> got(size_t(T * rows));
           G4_CUDA(cudaMemsetAsync(y, 0xFF, size_t(T * rows) * 4, s));
@@ -342,13 +342,13 @@ int main(int argc, char** argv) {
     // (x rounded to int8 per 32 values, dp4a) in the shapes compiled for one token: rows a warp x chunks a load
     // round x warps splitting K, "p" pipelined; the x rounding is excluded except in the last one (gemv() as
     // the backend calls it: quantize kernel + GEMV in the default shapes).
-    auto q8 = [](int r, int u, int ks, int pipe, int prefetch = 0) { return GemvTuning{r, u, -1, ks, 1, pipe, prefetch}; };
+    auto q8 = [](int r, int u, int ks, int pipe, int prefetch = 0) { return GemvTuning{r, u, ks, 1, pipe, prefetch}; };
     const std::vector<std::pair<const char*, GemvTuning>> variants = {
-        {"f16-2row-2deep", {2, 2, -1, 0, -1}},
+        {"f16-2row-2deep", {2, 2, 0, -1}},
         {"dp4a-2x2x1", q8(2, 2, 1, 0)}, {"dp4a-4x2x1", q8(4, 2, 1, 0)}, {"dp4a-4x1x4p", q8(4, 1, 4, 1)},
         {"dp4a-2x1x8p", q8(2, 1, 8, 1)}, {"dp4a-8x1x1", q8(8, 1, 1, 0)}, {"dp4a-4x2x2", q8(4, 2, 2, 0)},
         {"dp4a-4x2x4", q8(4, 2, 4, 0)},
-        {"dp4a+quant", {0, 0, -1, 0, 2}}};
+        {"dp4a+quant", {0, 0, 0, 2}}};
 
     std::printf("%-10s %-14s", "format", "shape");
     for (auto& v : variants) std::printf(" %16s", v.first);
@@ -377,14 +377,13 @@ int main(int argc, char** argv) {
         std::string bad;
         for (size_t vi = 0; vi < variants.size(); ++vi) {
           const GemvTuning tu = variants[vi].second;
-          const bool direct = tu.direct > 0, q8 = tu.dp4a > 0;
-          if ((direct || q8) && f.fmt != WFmt::kInt4) {
+          const bool q8 = tu.dp4a > 0;
+          if (q8 && f.fmt != WFmt::kInt4) {
             std::printf("  %22s", "-");
             continue;
           }
           auto launch = [&](const WeightDesc& wd) {
-            if (direct) gemv_int4_direct(wd, x, y, s, tu);
-            else if (tu.dp4a == 2) gemv(wd, x, 1, xq, y, s, GemvTuning{0, 0, -1, 0, 1});
+            if (tu.dp4a == 2) gemv(wd, x, 1, xq, y, s, GemvTuning{0, 0, 0, 1});
             else if (q8) gemv_q8_quantized(wd, xq, 1, y, s, tu);
             else gemv_permuted(wd, xp, 1, y, s, tu);
           };

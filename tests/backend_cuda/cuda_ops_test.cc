@@ -276,7 +276,7 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
         for (const Shape& sh : shapes) {
           if (T > 1 ? !sh.multi : !sh.one) continue;
           cuda::gemv_q8_quantize_x(wd[0], xd, T, xq, nullptr);
-          const cuda::GemvTuning tu{sh.R, sh.U, -1, sh.KS, 1, sh.pipe, sh.prefetch};
+          const cuda::GemvTuning tu{sh.R, sh.U, sh.KS, 1, sh.pipe, sh.prefetch};
           for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMemset(yd[i], 0xFF, size_t(T * rows_of[i]) * 4), cudaSuccess);
           cuda::gemv_q8_multi(wd, yd, 2, xq, T, nullptr, tu);
           ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
@@ -293,7 +293,7 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
         }
       }
       cuda::gemv_q8_quantize_x(wd[0], xd, 1, xq, nullptr);
-      EXPECT_THROW(cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, cuda::GemvTuning{3, 3, -1, 3, 1, 1, 1}), Error);
+      EXPECT_THROW(cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, cuda::GemvTuning{3, 3, 3, 1, 1, 1}), Error);
       cudaFree(xd), cudaFree(xq), cudaFree(yd[0]), cudaFree(yd[1]);
     }
   }

@@ -365,7 +365,7 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
     cuda::GemvTuning tune;
     if (opt_.precise) tune.dp4a = -1;
     const int64_t G = std::min<int64_t>(T, cuda::gemv_takes_q8(d, tune) ? cuda::kGemvQ8MaxT : cuda::kGemvMaxT);
-    auto xp = cuda::gemv_is_direct(d, int(G), tune) ? nullptr : scratch(cuda::gemv_x_bytes(d, int(G)));
+    auto xp = scratch(cuda::gemv_x_bytes(d, int(G)));
     for (int64_t r0 = 0; r0 < T; r0 += G) {
       const int64_t n = std::min(G, T - r0);
       cuda::gemv(d, f32(x) + r0 * K, int(n), xp.get(), f32(y) + r0 * N, stream_, tune);

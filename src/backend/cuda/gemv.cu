@@ -9,8 +9,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <map>
-#include <mutex>
 #include <string>
 #include <type_traits>
 
@@ -145,66 +143,6 @@ __device__ __forceinline__ float dot_bf16(const uint4& w, const uint4* xs) {
   return r;
 }
 
-template <WFmt kFmt, class S, bool kAsym, int NT>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_kernel(WeightDesc w, const uint4* __restrict__ xp,
-                                                                   int64_t slots, float* __restrict__ y) {
-  grid_dependency_sync();
-  constexpr int VC = values_per_chunk(kFmt), M = xslots_per_chunk(kFmt);
-  const int lane = threadIdx.x & 31;
-  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
-  if (row >= w.rows) return;
-  const int64_t nch = w.cols / VC, G = kFmt == WFmt::kBF16 ? 1 : w.cols / w.group_size;
-  const uint4* wr = static_cast<const uint4*>(w.codes) + row * nch;
-  float acc[NT];
-#pragma unroll
-  for (int t = 0; t < NT; ++t) acc[t] = 0.f;
-
-  auto chunk = [&](int64_t c, const uint4& wv) {
-    float sc = 1.f, z = 0.f;
-    if constexpr (kFmt != WFmt::kBF16) {
-      const int64_t g = row * G + c * VC / w.group_size;
-      sc = ld_scale<S>(w.scales, g);
-      if (kAsym) z = ld_scale<S>(w.zeros, g);
-    }
-#pragma unroll
-    for (int t = 0; t < NT; ++t) {
-      uint4 xs[M];
-      const uint4* xb = xp + t * slots + (c >> 5) * (M * 32) + lane;
-#pragma unroll
-      for (int m = 0; m < M; ++m) xs[m] = __ldg(xb + m * 32);
-      if constexpr (kFmt == WFmt::kInt4) acc[t] = fmaf(sc, dot_int4<kAsym>(wv, xs, z), acc[t]);
-      else if constexpr (kFmt == WFmt::kInt8) acc[t] = fmaf(sc, dot_int8<kAsym>(wv, xs, z), acc[t]);
-      else acc[t] += dot_bf16(wv, xs);
-    }
-  };
-
-  // Two chunks per lane in flight before use.
-  int64_t c = lane;
-  for (; c + 32 < nch; c += 64) {
-    const uint4 w0 = ld_stream(wr + c), w1 = ld_stream(wr + c + 32);
-    chunk(c, w0);
-    chunk(c + 32, w1);
-  }
-  if (c < nch) chunk(c, ld_stream(wr + c));
-
-#pragma unroll
-  for (int t = 0; t < NT; ++t) {
-    const float v = warp_sum(acc[t]);
-    if (lane == 0) y[t * w.rows + row] = v;
-  }
-}
-
-template <WFmt kFmt, class S, bool kAsym>
-void launch_legacy_t(const WeightDesc& w, const uint4* xp, int64_t slots, int T, float* y, cudaStream_t s) {
-  const dim3 grid(unsigned((w.rows + kWarpsPerBlock - 1) / kWarpsPerBlock)), block(kWarpsPerBlock * 32);
-  switch (T) {
-    case 1: launch(gemv_kernel<kFmt, S, kAsym, 1>, grid, block, 0, s, w, xp, slots, y); break;
-    case 2: launch(gemv_kernel<kFmt, S, kAsym, 2>, grid, block, 0, s, w, xp, slots, y); break;
-    case 3: launch(gemv_kernel<kFmt, S, kAsym, 3>, grid, block, 0, s, w, xp, slots, y); break;
-    default: launch(gemv_kernel<kFmt, S, kAsym, 4>, grid, block, 0, s, w, xp, slots, y); break;
-  }
-}
-
 // R rows per warp, U chunks per lane and row in flight: all U*R weight loads (and their scales) are
 // issued before any arithmetic, and each x chunk read from L1 serves R rows. Rows past the end are
 // clamped to the last row (loaded, never stored) so the loop has no row predicates.
@@ -313,14 +251,11 @@ void launch_rows_nt(const WeightDesc& w, const uint4* xp, int64_t slots, int R, 
   go(gemv_rows_kernel<kFmt, S, kAsym, NT, 2, 2>, 2);
 }
 
-// tune.rows_per_warp: -1 the one-row kernel above (kept for comparison), 1, 2 or 4; tune.unroll 2 or 4
+// tune.rows_per_warp: 1, 2 or 4; tune.unroll 2 or 4
 // (used with 2 rows; 1 row unrolls 8, 4 rows unroll 2).
 template <WFmt kFmt, class S, bool kAsym>
 void launch_gemv_t(const WeightDesc& w, const uint4* xp, int64_t slots, int T, float* y, GemvTuning tune,
                    cudaStream_t s) {
-  constexpr bool kSweep = kFmt == WFmt::kBF16 || (std::is_same_v<S, __nv_bfloat16> && !kAsym);
-  if constexpr (kSweep)
-    if (tune.rows_per_warp < 0) return launch_legacy_t<kFmt, S, kAsym>(w, xp, slots, T, y, s);
   // Defaults from cuda_gemv_bench on an H100 (docs/PERF.md): int4/int8 2 rows x 2 deep, bf16 2 x 4.
   const int R = tune.rows_per_warp == 0 ? 2 : tune.rows_per_warp;
   const int U = tune.unroll != 0 ? tune.unroll : kFmt == WFmt::kBF16 ? 4 : 2;
@@ -338,219 +273,6 @@ void launch_gemv_fmt(const WeightDesc& w, const uint4* xp, int64_t slots, int T,
   with_scale_layout(w, [&](auto L) {
     launch_gemv_t<kFmt, typename decltype(L)::Scale, decltype(L)::asym>(w, xp, slots, T, y, tu, s);
   });
-}
-
-// --- int4, one token, x staged in shared memory ---
-// Each block converts the whole f32 x into the lane-permuted f16 layout above, in shared memory (so the
-// permute kernel and its launch disappear, and x reads are conflict-free LDS instead of L1 loads).
-// Warps are arranged as (row group, K slice): KS warps share R rows, each streaming its own slice of
-// chunks, partial sums meeting in shared memory, so short outputs (2048 rows) still keep every SM busy.
-// Weight loads are double-buffered in registers: the next tile's U x R 16-byte loads (and scales) are
-// issued before the current tile's arithmetic, and the first tile's before the staging of x.
-template <class S, int R, int U>
-struct Int4Tile {
-  uint4 wv[U][R];
-  float sc[U][R], zp[U][R];
-};
-
-template <class S, bool kAsym, int R, int U, int KS>
-__global__ void __launch_bounds__(kWarpsPerBlock * 32) gemv_int4_smem_kernel(WeightDesc w, const float* __restrict__ x,
-                                                                             int cps, int cpg_shift, int cpg,
-                                                                             float* __restrict__ y) {
-  grid_dependency_sync();
-  extern __shared__ uint4 xs_smem[];
-  __shared__ float red[kWarpsPerBlock][R];
-  constexpr int kRowsPerBlock = kWarpsPerBlock / KS * R;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int rg = warp / KS, ks = warp % KS;
-  const int nch = int(w.cols / 32);
-  const int64_t G = w.cols / w.group_size, rows = w.rows;
-  const int cbeg = ks * cps, cend = min(nch, cbeg + cps);
-  const int steps = (cps + 32 * U - 1) / (32 * U);
-  const int64_t n_rb = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
-  const int64_t my_rb = blockIdx.x < n_rb ? (n_rb - 1 - blockIdx.x) / gridDim.x + 1 : 0;
-  const int64_t n_iter = my_rb * steps;
-  const uint4* codes = static_cast<const uint4*>(w.codes);
-
-  // Position of a tile: first row of the warp's row group and step within its K slice. Advanced by
-  // increments (a 64-bit division per tile cost more than the arithmetic it feeds).
-  struct Pos {
-    int64_t row0;
-    int s;
-  };
-  auto next = [&](Pos p) {
-    if (++p.s == steps) p.s = 0, p.row0 += int64_t(gridDim.x) * kRowsPerBlock;
-    return p;
-  };
-  auto load = [&](Int4Tile<S, R, U>& t, Pos p) {
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int c = cbeg + p.s * 32 * U + 32 * u + lane;
-      if (c < cend) {
-        const int gc = cpg_shift >= 0 ? c >> cpg_shift : c / cpg;
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-          const int64_t row = min(p.row0 + r, rows - 1);
-          t.wv[u][r] = ld_stream(codes + row * nch + c);
-          t.sc[u][r] = ld_scale<S>(w.scales, row * G + gc);
-          t.zp[u][r] = kAsym ? ld_scale<S>(w.zeros, row * G + gc) : 0.f;
-        }
-      }
-    }
-  };
-  float acc[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r) acc[r] = 0.f;
-  auto compute = [&](const Int4Tile<S, R, U>& t, Pos p) {
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int c = cbeg + p.s * 32 * U + 32 * u + lane;
-      if (c < cend) {
-        uint4 xs[4];
-        const uint4* xb = xs_smem + (c >> 5) * 128 + (c & 31);
-#pragma unroll
-        for (int m = 0; m < 4; ++m) xs[m] = xb[m * 32];
-#pragma unroll
-        for (int r = 0; r < R; ++r) acc[r] = fmaf(t.sc[u][r], dot_int4<kAsym>(t.wv[u][r], xs, t.zp[u][r]), acc[r]);
-      }
-    }
-    if (p.s != steps - 1) return;
-    // End of this row group's K range: reduce over lanes, then over the KS warps of the group.
-    const int64_t row0 = p.row0;
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const float v = warp_sum(acc[r]);
-      acc[r] = 0.f;
-      if constexpr (KS == 1) {
-        if (lane == 0 && row0 + r < rows) y[row0 + r] = v;
-      } else if (lane == 0) {
-        red[warp][r] = v;
-      }
-    }
-    if constexpr (KS > 1) {
-      __syncthreads();
-      if (ks == 0 && lane < R && row0 + lane < rows) {
-        float v = 0.f;
-#pragma unroll
-        for (int k = 0; k < KS; ++k) v += red[rg * KS + k][lane];
-        y[row0 + lane] = v;
-      }
-      __syncthreads();
-    }
-  };
-
-  Int4Tile<S, R, U> ta, tb;
-  Pos pa{int64_t(blockIdx.x) * kRowsPerBlock + rg * R, 0}, pb = pa;
-  if (n_iter > 0) load(ta, pa);
-  // Stage x: slot i = (blk * 4 + m) * 32 + l holds, for chunk c = blk * 32 + l, the half2 pairs
-  // (x[8m + s], x[8m + s + 4]), s = 0..3, of the chunk's 32 values; slots past the last chunk are zero.
-  const int nslots = (nch + 31) / 32 * 128;
-  for (int i = threadIdx.x; i < nslots; i += blockDim.x) {
-    const int l = i & 31, m = (i >> 5) & 3, c = (i >> 7) * 32 + l;
-    uint4 o = make_uint4(0, 0, 0, 0);
-    if (c < nch) {
-      const float4* b = reinterpret_cast<const float4*>(x + int64_t(c) * 32 + 8 * m);
-      const float4 lo = __ldg(b), hi = __ldg(b + 1);
-      o.x = pack2<__half>(lo.x, hi.x);
-      o.y = pack2<__half>(lo.y, hi.y);
-      o.z = pack2<__half>(lo.z, hi.z);
-      o.w = pack2<__half>(lo.w, hi.w);
-    }
-    xs_smem[i] = o;
-  }
-  __syncthreads();
-  // n_iter is the same for every warp of the block, so the barriers inside compute() are uniform.
-  for (int64_t j = 0; j < n_iter; j += 2) {
-    pb = next(pa);
-    if (j + 1 < n_iter) load(tb, pb);
-    compute(ta, pa);
-    if (j + 1 < n_iter) {
-      pa = next(pb);
-      if (j + 2 < n_iter) load(ta, pa);
-      compute(tb, pb);
-    }
-  }
-}
-
-size_t int4_smem_bytes(const WeightDesc& w) { return size_t((w.cols / 32 + 31) / 32) * 128 * 16; }
-constexpr size_t kMaxStageBytes = 200u << 10;
-
-int device_sm_count() {
-  static const int n = [] {
-    int dev = 0, n_sm = 0;
-    G4_CUDA(cudaGetDevice(&dev));
-    G4_CUDA(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, dev));
-    return n_sm;
-  }();
-  return n;
-}
-
-template <class S, bool kAsym, int R, int U, int KS>
-void launch_int4_smem(const WeightDesc& w, const float* x, float* y, cudaStream_t s) {
-  auto kernel = gemv_int4_smem_kernel<S, kAsym, R, U, KS>;
-  const size_t smem = int4_smem_bytes(w);
-  // Resident blocks depend on the staged bytes: asked once per (kernel, size); the decode step is a
-  // recorded graph, so this host work is not on the per-token path.
-  static std::mutex mu;
-  static std::map<size_t, int64_t> resident;
-  int64_t res = 0;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = resident.find(smem);
-    if (it == resident.end()) {
-      if (smem > (48u << 10))
-        G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kMaxStageBytes)));
-      int per_sm = 0;
-      G4_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarpsPerBlock * 32, smem));
-      it = resident.emplace(smem, int64_t(std::max(1, per_sm)) * device_sm_count()).first;
-    }
-    res = it->second;
-  }
-  const int nch = int(w.cols / 32);
-  const int cps = ((nch + KS - 1) / KS + 31) / 32 * 32;  // multiple of 32: lane l always reads slot lane l
-  const int cpg = int(w.group_size / 32);
-  const int cpg_shift = (cpg & (cpg - 1)) == 0 ? __builtin_ctz(unsigned(cpg)) : -1;
-  const int64_t per_block = int64_t(kWarpsPerBlock / KS) * R;
-  const int64_t blocks = std::min(res, (w.rows + per_block - 1) / per_block);
-  launch(kernel, unsigned(blocks), kWarpsPerBlock * 32, smem, s, w, x, cps, cpg_shift, cpg, y);
-}
-
-template <class S, bool kAsym, int R, int U>
-void launch_int4_smem_ks(const WeightDesc& w, const float* x, float* y, int ks, cudaStream_t s) {
-  switch (ks) {
-    case 1: return launch_int4_smem<S, kAsym, R, U, 1>(w, x, y, s);
-    case 2: return launch_int4_smem<S, kAsym, R, U, 2>(w, x, y, s);
-    case 4: return launch_int4_smem<S, kAsym, R, U, 4>(w, x, y, s);
-    default: return launch_int4_smem<S, kAsym, R, U, 8>(w, x, y, s);
-  }
-}
-
-template <class S, bool kAsym>
-void launch_int4_direct_t(const WeightDesc& w, const float* x, float* y, GemvTuning tu, cudaStream_t s) {
-  const int R = tu.rows_per_warp > 0 ? tu.rows_per_warp : 2;
-  const int U = tu.unroll > 0 ? tu.unroll : 2;
-  int ks = tu.ksplit;
-  if (ks <= 0) {  // split only short outputs: 2048 rows gain from it, 5376 already lose (H100 sweep)
-    const int64_t groups = (w.rows + R - 1) / R, want = int64_t(16) * device_sm_count();
-    ks = 1;
-    while (ks < 8 && groups * ks < want) ks *= 2;
-  }
-  // Other shapes than 2 x 2 are compiled only for the layout the benchmark sweeps (bf16 symmetric).
-  if constexpr (std::is_same_v<S, __nv_bfloat16> && !kAsym) {
-    if (R == 2 && U == 4) return launch_int4_smem_ks<S, kAsym, 2, 4>(w, x, y, ks, s);
-    if (R == 4) return launch_int4_smem_ks<S, kAsym, 4, 2>(w, x, y, ks, s);
-  }
-  launch_int4_smem_ks<S, kAsym, 2, 2>(w, x, y, ks, s);
-}
-
-bool direct_enabled() {
-  // Off by default: on an H100 the shared-memory kernel measured slower than the permute + permuted
-  // pair (decode 14.46 vs 13.03 ms/token, docs/PERF.md round 3). G4_CUDA_GEMV_DIRECT=1 turns it on.
-  static const bool on = [] {
-    const char* e = std::getenv("G4_CUDA_GEMV_DIRECT");
-    return e && std::string(e) == "1";
-  }();
-  return on;
 }
 
 // --- dequantisation for the tensor-core path and the embedding ---
@@ -693,26 +415,11 @@ void gemv_permuted(const WeightDesc& w, const void* xp, int T, float* y, cudaStr
   G4_CUDA_LAUNCHED();
 }
 
-bool gemv_is_direct(const WeightDesc& w, int T, GemvTuning tune) {
-  if (gemv_takes_q8(w, tune)) return false;
-  if (w.fmt != WFmt::kInt4 || T != 1 || int4_smem_bytes(w) > kMaxStageBytes) return false;
-  return tune.direct > 0 || (tune.direct == 0 && direct_enabled());
-}
-
-void gemv_int4_direct(const WeightDesc& w, const float* x, float* y, cudaStream_t s, GemvTuning tune) {
-  G4_CHECK(w.fmt == WFmt::kInt4 && int4_smem_bytes(w) <= kMaxStageBytes, "gemv_int4_direct: int4 weight");
-  with_scale_layout(w, [&](auto L) {
-    launch_int4_direct_t<typename decltype(L)::Scale, decltype(L)::asym>(w, x, y, tune, s);
-  });
-  G4_CUDA_LAUNCHED();
-}
-
 void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune) {
   if (gemv_takes_q8(w, tune)) {  // up to kGemvQ8MaxT tokens; the f16 kernels below up to kGemvMaxT
     gemv_q8_quantize_x(w, x, T, xp, s);
     return gemv_q8_quantized(w, xp, T, y, s, tune);
   }
-  if (gemv_is_direct(w, T, tune)) return gemv_int4_direct(w, x, y, s, tune);
   gemv_permute_x(w, x, T, xp, s);
   gemv_permuted(w, xp, T, y, s, tune);
 }

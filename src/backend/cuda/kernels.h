@@ -48,13 +48,9 @@ constexpr int kGemvGroupMaxT = 16;
 // whatever the depth, so that each query sums its keys as its one-token step does.
 constexpr int kExactStepMaxT = 9;
 struct GemvTuning {
-  int rows_per_warp = 0;  // 0: default; -1: the one-row, two-chunks-in-flight kernel; 1, 2 or 4
+  int rows_per_warp = 0;  // 0: default; 1, 2 or 4
   int unroll = 0;         // chunks in flight per lane and row (2 or 4, for 2 rows per warp); 0: default
-  // int4, one token: 1 forces the shared-memory kernel (x staged per block, no permute kernel), -1 the
-  // permute + permuted-kernel pair, 0 follows G4_CUDA_GEMV_DIRECT (default: the pair, measured faster).
-  // ksplit: warps of a block sharing one row's K range (1, 2, 4, 8; 0: picked from the row count).
-  int direct = 0;
-  int ksplit = 0;
+  int ksplit = 0;         // the integer kernel: warps of a block sharing one row's K range (1, 2, 4, 8; 0: default)
   // int4: 1 takes the integer kernel of gemv_q8.cu (x rounded to int8 per 32 values, dp4a), -1 the f16
   // kernels here; 0 follows G4_CUDA_INT4_DP4A (default on; precise mode passes -1).
   int dp4a = 0;
@@ -71,10 +67,6 @@ bool gemv_takes_q8(const WeightDesc& w, GemvTuning tune = {});
 // gemv's two steps: x into the lane-permuted f16 (int) / f32 (bf16) layout, then the GEMV proper.
 void gemv_permute_x(const WeightDesc& w, const float* x, int T, void* xp, cudaStream_t s);
 void gemv_permuted(const WeightDesc& w, const void* xp, int T, float* y, cudaStream_t s, GemvTuning tune = {});
-// True when gemv() takes the shared-memory int4 kernel (then xp is not touched and may be null).
-bool gemv_is_direct(const WeightDesc& w, int T, GemvTuning tune = {});
-// That kernel alone: y[rows] = W x for one token, x f32 read straight from global memory.
-void gemv_int4_direct(const WeightDesc& w, const float* x, float* y, cudaStream_t s, GemvTuning tune = {});
 // --- int4 GEMV with int8 activations and dp4a (gemv_q8.cu) ---
 // Tokens one launch takes. In the default shapes each token's sums come in one token's order, so a token's
 // result is the same at every T up to this (a verify or a batch equals one-token steps bit for bit).
