@@ -302,7 +302,7 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 }
 
 // What reaches the mma through shared memory: each warp streams its rounds with cp.async into a ring of
-// kTcStages buffers of its own, kTcStages - 1 rounds ahead of the one it multiplies, across passes and tiles
+// ST buffers of its own, ST - 1 rounds ahead of the one it multiplies, across passes and tiles
 // (so neither a round nor a tile's first round waits for DRAM). A round's buffer holds the code words of 4
 // chunks of the tile's 32 rows (2 KB; ldmatrix hands lane (g, q) word q of chunks c0 .. c0 + 3 of row
 // g + 8k in one instruction per k; chunk j of row r sits in 16-byte slot 4r + (j ^ ((r >> 1) & 3)), so that
@@ -312,13 +312,17 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // MT: 16-row mma tiles a warp, so a block's tile is 16 MT rows (MT = 2: 32 rows, the default; MT = 4: 64 rows
 // a tile, x read once per 64 rows instead of 32, one block an SM: G4_CUDA_Q8_TC_ROWS=64, 3-8 tokens (4 or 8
 // tokens a column group), for an A/B not yet measured).
-constexpr int kTcStages = 4;
-template <int MT>
+// ST: the ring's buffers (4 by default). Two blocks of the default tile take 228 KB of the SM's 256 KB of
+// shared memory and L1 (the largest carveout), leaving 28 KB of L1 for the x words every round reads (for 8
+// tokens and 5,376 columns 54 KB: they come from L2 again for every tile); 3 buffers fit the 196 KB carveout
+// and leave 60 KB (G4_CUDA_Q8_TC_STAGES=3, 3-8 tokens, for an A/B not yet measured).
+template <int MT, int ST>
 struct TcLayout {
+  static constexpr int kStages = ST;
   static constexpr int kRows = 16 * MT;
   static constexpr int kCodeBytes = kRows * 4 * 16;
   static constexpr int kStageBytes = kCodeBytes + kRows * 16;
-  static constexpr size_t kSmem = size_t(kWarps) * kTcStages * kStageBytes + sizeof(float) * kTcSlots * kRows * kTcTokens;
+  static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * kTcTokens;
 };
 
 // A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
@@ -333,7 +337,7 @@ struct TcCursor {
   int wo[2 * MT], so[MT / 2];
 };
 
-template <class S, bool kAsym, int KS, int TPG, int MT>
+template <class S, bool kAsym, int KS, int TPG, int MT, int ST>
 __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 2 : 1) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
@@ -341,7 +345,8 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 2 : 1) gemv_q8_tc_kerne
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
   static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
   static_assert(MT == 2 || MT == 4, "32 or 64 rows a tile");
-  using L = TcLayout<MT>;
+  using L = TcLayout<MT, ST>;
+  constexpr int kTcStages = L::kStages;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
   constexpr int kChunksPerGroup = kTcTokens / TPG, kGroups = 4 / kChunksPerGroup;  // per round of 4 chunks
@@ -519,11 +524,11 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 2 : 1) gemv_q8_tc_kerne
   }
 }
 
-template <class S, bool kAsym, int KS, int TPG, int MT>
+template <class S, bool kAsym, int KS, int TPG, int MT, int ST>
 void launch_q8_tc_rows(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
-  using L = TcLayout<MT>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, MT>;
+  using L = TcLayout<MT, ST>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, MT, ST>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
@@ -538,9 +543,11 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
                   cudaStream_t s) {
   if constexpr (TPG >= 4) {
     static const bool rows64 = env_int("G4_CUDA_Q8_TC_ROWS", 32) == 64;
-    if (rows64) return launch_q8_tc_rows<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
+    static const bool stages3 = env_int("G4_CUDA_Q8_TC_STAGES", 4) == 3;
+    if (rows64) return launch_q8_tc_rows<S, kAsym, KS, TPG, 4, 4>(ws, ys, n, xq, xd, T, s);
+    if (stages3) return launch_q8_tc_rows<S, kAsym, KS, TPG, 2, 3>(ws, ys, n, xq, xd, T, s);
   }
-  launch_q8_tc_rows<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
+  launch_q8_tc_rows<S, kAsym, KS, TPG, 2, 4>(ws, ys, n, xq, xd, T, s);
 }
 
 // The tensor-core kernel for T tokens: 2, 4 or 8 tokens a column group, the fewest that hold them.
