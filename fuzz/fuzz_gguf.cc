@@ -1,27 +1,18 @@
 // Fuzzes the GGUF reader (header, metadata, tensor infos, offsets) and what is built on it: the ModelSpec
 // from gemma4.* metadata, the tokenizer.ggml.* vocabulary and the tokenizer built from it. GgufFile maps a
-// path, so each input goes into an in-memory file (memfd) opened through /proc/self/fd: no disk traffic.
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include <cstdlib>
+// path, so each input goes into an in-memory file (fuzz_support.h).
 #include <string>
 
 #include "base/error.h"
+#include "fuzz_support.h"
 #include "io/gguf.h"
 #include "engine/model_bundle.h"
 #include "io/gguf_tokenizer.h"
 #include "model/gguf_spec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const int fd = memfd_create("fuzz.gguf", MFD_CLOEXEC);
-  if (fd < 0) abort();
-  for (size_t done = 0; done < size;) {
-    const ssize_t n = write(fd, data + done, size - done);
-    if (n <= 0) abort();
-    done += size_t(n);
-  }
-  const std::string path = "/proc/self/fd/" + std::to_string(fd);
+  const g4::fuzz::MemfdInput in(data, size);
+  const std::string path = in.path();
   try {
     g4::GgufFile f(path);
     // Every tensor the reader accepts must lie inside the mapping: touch each byte it claims.
@@ -45,6 +36,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)tok.decode(tok.encode("In the beginning \xff\xfe caf\xc3\xa9\n\n<bos>", true));
   } catch (const g4::Error&) {
   }
-  close(fd);
   return 0;
 }

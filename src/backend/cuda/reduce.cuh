@@ -24,29 +24,28 @@ __device__ __forceinline__ float warp_max(float v) {
 // warp order from 0 (-FLT_MAX), through 32 floats of shared memory (one array per function and kernel); the
 // barrier before writing them lets calls follow each other. kWarps: the block's warps when known at compile
 // time (0: blockDim.x / 32). Every thread of the block must call it together.
-template <int kWarps = 0>
-__device__ __forceinline__ float block_sum(float v) {
+struct SumOp {
+  static constexpr float kInit = 0.f;
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
+struct MaxOp {
+  static constexpr float kInit = -FLT_MAX;
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+template <int kWarps, class Op>
+__device__ __forceinline__ float block_reduce(float warp_result) {
   __shared__ float part[32];
-  v = warp_sum(v);
   __syncthreads();
-  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = warp_result;
   __syncthreads();
   const int nw = kWarps > 0 ? kWarps : int(blockDim.x >> 5);
-  float t = 0.f;
-  for (int i = 0; i < nw; ++i) t += part[i];
+  float t = Op::kInit;
+  for (int i = 0; i < nw; ++i) t = Op()(t, part[i]);
   return t;
 }
 template <int kWarps = 0>
-__device__ __forceinline__ float block_max(float v) {
-  __shared__ float part[32];
-  v = warp_max(v);
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
-  __syncthreads();
-  const int nw = kWarps > 0 ? kWarps : int(blockDim.x >> 5);
-  float t = -FLT_MAX;
-  for (int i = 0; i < nw; ++i) t = fmaxf(t, part[i]);
-  return t;
-}
+__device__ __forceinline__ float block_sum(float v) { return block_reduce<kWarps, SumOp>(warp_sum(v)); }
+template <int kWarps = 0>
+__device__ __forceinline__ float block_max(float v) { return block_reduce<kWarps, MaxOp>(warp_max(v)); }
 
 }  // namespace g4::cuda
