@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <random>
 
 #include "backend/backend.h"
+#include "backend/ref/ref_backend.h"
 #include "base/error.h"
 #include "engine/conversation.h"
 #include "model/forward.h"
@@ -322,6 +324,36 @@ TEST(CompactCache, Bf16KeepsTheGreedyTokensOf200Steps) {
     }
     std::printf("%s: bf16 and f32 greedy agree for %d of 200 steps\n", dir.c_str(), same);
   }
+}
+
+// A backend that would record steps (cuda does) is asked to record a step of one sequence at its second run,
+// never at its first: a verify length used once (a short answer's speculation) runs eagerly. This one counts
+// the requests and records nothing, so every step still runs eagerly.
+class CountingRecorder : public RefBackend {
+ public:
+  std::unique_ptr<StepRecording> begin_step_recording(int n_tokens, int64_t pos) override {
+    ++asked[n_tokens];
+    (void)pos;
+    return nullptr;
+  }
+  std::map<int, int> asked;  // number of tokens -> requests
+};
+
+TEST(StepRecording, AskedAtTheSecondRunOfALength) {
+  CountingRecorder be;
+  auto model = Model::load(std::string(G4_TEST_DATA) + "/hf-reference/deep-small-window/model", be);
+  KvCacheOptions o;
+  o.ctx_size = 64;
+  o.slack = 8;
+  KvCache kv(*model, o);
+  forward_batch(*model, kv, {{0, {2, 10, 20, 30}, LogitsMode::kAll}});  // a verify of 4 tokens, once
+  EXPECT_EQ(be.asked[4], 0);
+  for (int i = 0; i < 5; ++i) forward_batch(*model, kv, {{0, {40 + i}, LogitsMode::kLast}});  // 5 decode steps
+  EXPECT_EQ(be.asked[1], 4) << "the first decode step runs eagerly; each later one asks (nothing was recorded)";
+  forward_batch(*model, kv, {{0, {7, 8, 9, 10}, LogitsMode::kAll}});  // the second verify of 4 tokens
+  EXPECT_EQ(be.asked[4], 1);
+  forward_batch(*model, kv, {{0, {11, 12, 13}, LogitsMode::kNone}});  // a prefill chunk is never recorded
+  EXPECT_EQ(be.asked.count(3), 0u);
 }
 
 }  // namespace
