@@ -13,6 +13,7 @@ namespace g4 {
 
 using cuda::WeightDesc;
 using cuda::WFmt;
+using cuda::SType;
 
 namespace {
 
@@ -618,6 +619,23 @@ void CudaBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, c
   });
 }
 
+void CudaBackend::prefetch(const PackedWeight& w) { prefetch_ = &w; }
+
+namespace {
+
+// The device byte ranges a matmul on w reads: codes, then scales and zero points (absent: null).
+void weight_ranges(const WeightDesc& d, const void* (&p)[3], int64_t (&bytes)[3]) {
+  const int64_t n = d.rows * d.cols;
+  const int64_t code = d.fmt == WFmt::kInt4 ? n / 2 : d.fmt == WFmt::kInt8 ? n : 2 * n;
+  const int64_t groups = d.group_size > 0 ? n / d.group_size : 0;
+  const int64_t scale = groups * (d.stype == SType::kF32 ? 4 : 2);
+  p[0] = d.codes, bytes[0] = code;
+  p[1] = groups ? d.scales : nullptr, bytes[1] = groups ? scale : 0;
+  p[2] = groups ? d.zeros : nullptr, bytes[2] = d.zeros && groups ? scale : 0;
+}
+
+}  // namespace
+
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                             int window, Tensor& out) {
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(1);
@@ -637,6 +655,12 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   // at other depths than the recording's.
   const auto decode = [&](const SeqRows& s) { return recording_ || cuda::attn_decode_suits(s.n, s.p0, window); };
   const auto same = [&](const SeqRows& a, const SeqRows& b) { return same_cache_shape(a, b) && decode(a) && decode(b); };
+  static const bool l2_next = [] {
+    const char* e = std::getenv("G4_CUDA_L2_NEXT");
+    return e && std::strcmp(e, "1") == 0;
+  }();
+  const PackedWeight* next = l2_next && window > 0 ? prefetch_ : nullptr;
+  prefetch_ = nullptr;
   for_each_run(seqs, same, [&](size_t i0, size_t i1, int64_t r0, int64_t n) {
     const KvLayer& c = *seqs[i0].cache;
     const int64_t qo = r0 * Hq * D, ko = r0 * Hkv * D;
@@ -647,6 +671,10 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
       a.kw = dv.k_norm, a.rope_cs = static_cast<const float*>(dv.rope_cs.get()), a.pairs = dv.pairs;
     }
     if (decode(seqs[i0])) {
+      if (next) {
+        weight_ranges(as_cuda(*next).desc, a.l2_next, a.l2_next_bytes);
+        next = nullptr;  // asked once, by the first launch
+      }
       auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));
       cuda::attn_decode(a, s.get(), n_sm_, stream_);
     } else {
