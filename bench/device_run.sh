@@ -42,8 +42,8 @@ MODE=${1:-all}  # all, tests, bench, batch (only the batched-decode rows), depth
 # knockout (the replayed step without each kind of kernel, docs/PERF.md),
 # sampling (the token choice on the device against the host's), spec (speculative decoding: the shipped
 # tiny model with its trained assistant and with prompt lookup against plain greedy, then the 31B synth's
-# verify cost and oracle drafter), or ab (the environment switch $AB=$AB_VALUE, default 0, against the default, alternating twice, bench arguments $AB_ARGS: an A/B
-# of one change), or gemv-ncu (where the tensor-core GEMV of 8 and of 4 tokens over a Q4_0 layout stalls,
+# verify cost and oracle drafter), or ab (environment switches against the default, alternating twice, bench
+# arguments $AB_ARGS: $AB=$AB_VALUE, default 0, or AB="NAME=VALUE ..." for several in one call; below), or gemv-ncu (where the tensor-core GEMV of 8 and of 4 tokens over a Q4_0 layout stalls,
 # 21504 x 5376: bench/ncu_hotspots.sh on cuda_gemv_bench; no tests, no synth)
 if [ "$MODE" = gemv-ncu ]; then
   for tpg in 8 4; do
@@ -92,11 +92,17 @@ case "$SYNTH" in
 esac
 bench() { $B/g4 bench -m "$SYNTH" --backend cuda --json "$@" 2>>"$LOG/bench.err"; }
 if [ "$MODE" = ab ]; then
-  ARGS=${AB_ARGS:--p 512 -n 128 -r 2}  # the bench arguments of both sides
+  # AB: one switch NAME (set to $AB_VALUE, default 0), or a space-separated list of NAME=VALUE settings,
+  # commas joining settings that go together (AB="G4_CUDA_L2_NEXT=1 G4_CUDA_Q8_TC_ROWS=64,G4_CUDA_Q8_TC=2"):
+  # each round runs the default, then each setting.
+  ARGS=${AB_ARGS:--p 512 -n 128 -r 2}  # the bench arguments of every side
+  case "${AB:?set AB to the switch to compare}" in *=*) SETTINGS=$AB;; *) SETTINGS="$AB=${AB_VALUE:-0}";; esac
   for r in 1 2; do
-    env "${AB:?set AB to the switch to compare}=${AB_VALUE:-0}" $B/g4 bench -m "$SYNTH" --backend cuda --json $ARGS \
-      2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "'"$AB=${AB_VALUE:-0}"'", "parallel"/'
     bench $ARGS | sed 's/"parallel"/"ab": "default", "parallel"/'
+    for sw in $SETTINGS; do
+      env $(echo "$sw" | tr ',' ' ') $B/g4 bench -m "$SYNTH" --backend cuda --json $ARGS \
+        2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "'"$sw"'", "parallel"/'
+    done
   done > "$LOG/bench.jsonl"
 elif [ "$MODE" = batch ]; then
   bench -p 0 -n 64 -r 2 --parallel 1,4,8,16 > "$LOG/bench.jsonl"
