@@ -71,7 +71,18 @@ d = b.get("draft", {})
 print(f"speculative greedy on cuda: tokens identical to plain: {a['tokens'] == b['tokens']} ({len(a['tokens'])} tokens);"
       f" plain {a['decode_tok_s']:.0f} tok/s, n-gram {b['decode_tok_s']:.0f} tok/s; draft {json.dumps(d)[:300]}")
 PY
-  echo "== tests"
+  # TEST_SETTINGS="NAME=VALUE ...": the CUDA unit tests and the cuda Sequences tests again under each setting
+  # (commas joining settings that go together), e.g. default-off kernel paths before an A/B.
+  i=0
+  for sw in ${TEST_SETTINGS:-}; do
+    i=$((i + 1))
+    echo "$sw" > "$LOG/setting_$i.txt"
+    env $(echo "$sw" | tr ',' ' ') $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_set${i}_tests.log" 2>&1
+    env $(echo "$sw" | tr ',' ' ') $B/tests/model/test_model --gtest_filter='*Sequences*/2' > "$LOG/cuda_set${i}_sequences.log" 2>&1
+  done
+  echo "== tests (cuda_setN: under setting N of TEST_SETTINGS)"
+  i=0
+  for sw in ${TEST_SETTINGS:-}; do i=$((i + 1)); echo "setting $i: $sw"; done
   for f in "$LOG"/cuda_*.log; do summary "$f"; done
   grep -hE "FAILED|Failure" "$LOG"/cuda_*.log | head -20
   [ "$MODE" = tests ] && exit 0
