@@ -34,7 +34,7 @@ std::vector<int32_t> tokens_of(const Opts& o) {
   // The chunks start with <bos> (perplexity() puts it there), so the text is encoded without it.
   const std::string text = read_input(o.text_file, "text file");
   const std::vector<int32_t> ids = load_tokenizer(o.model).encode(text, false);
-  if (ids.size() < 2) throw Error("--text-file: the text is " + std::to_string(ids.size()) + " tokens; perplexity needs 2 or more");
+  if (ids.size() < 2) throw Error("--text-file: the text is " + std::to_string(ids.size()) + (ids.size() == 1 ? " token" : " tokens") + "; perplexity needs 2 or more");
   return ids;
 }
 
