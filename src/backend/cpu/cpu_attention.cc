@@ -13,13 +13,6 @@
 
 namespace g4 {
 
-void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
-                           int window, Tensor& out) {
-  host_kv::each_sequence(q, k, v, seqs, out,
-                         [&](const Tensor& qs, const Tensor& ks, const Tensor& vs, const KvLayer& cache, int64_t p0,
-                             Tensor& os) { attend(qs, ks, vs, cache, p0, window, os); });
-}
-
 void CpuBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,
                         int window, Tensor& out) {
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(1);

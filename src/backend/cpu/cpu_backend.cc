@@ -93,8 +93,6 @@ Tensor CpuBackend::empty(std::vector<int64_t> shape) {
   return t;
 }
 
-void CpuBackend::upload(Tensor& dst, const float* src) { std::memcpy(dst.data, src, size_t(dst.numel()) * 4); }
-void CpuBackend::download(const Tensor& src, float* dst) { std::memcpy(dst, src.data, size_t(src.numel()) * 4); }
 
 KvLayer CpuBackend::new_kv_layer(const KvLayerSpec& spec) {
   return host_kv::make(spec, spec.k_from_v ? as_cpu(*spec.k_norm).vec.data() : nullptr);
@@ -196,23 +194,9 @@ void CpuBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   parallel_rows(gate.numel(), 1024, [&](int64_t a, int64_t b) { k_->gelu_mul(g + a, u + a, o + a, b - a); });
 }
 
-void CpuBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) {
-  host_kv::append(seqs, k, v);
-}
-
 void CpuBackend::softcap(Tensor& x, float cap) {
   float* p = f32(x);
   parallel_rows(x.numel(), 1024, [&](int64_t a, int64_t b) { k_->softcap(p + a, b - a, cap); });
-}
-
-Tensor CpuBackend::gather_rows(const Tensor& x, const std::vector<int64_t>& rows) {
-  const int64_t C = cols_of(x), R = x.numel() / C;
-  Tensor y = empty({int64_t(rows.size()), C});
-  for (size_t i = 0; i < rows.size(); ++i) {
-    G4_CHECK(rows[i] >= 0 && rows[i] < R, "gather_rows: row out of range");
-    std::memcpy(f32(y) + int64_t(i) * C, f32(x) + rows[i] * C, size_t(C) * 4);
-  }
-  return y;
 }
 
 }  // namespace g4

@@ -7,14 +7,14 @@
 
 #include <memory>
 
-#include "backend/backend.h"
+#include "backend/host_backend.h"
 #include "backend/cpu/cpu_weight.h"
 #include "backend/cpu/kernels.h"
 #include "base/thread_pool.h"
 
 namespace g4 {
 
-class CpuBackend : public Backend {
+class CpuBackend : public HostBackend {
  public:
   explicit CpuBackend(int n_threads = 0, const cpu::KernelTable* kernels = nullptr);
   std::string name() const override { return "cpu"; }
@@ -23,8 +23,6 @@ class CpuBackend : public Backend {
 
   std::unique_ptr<PackedWeight> pack(const WeightView& w, WeightRole role) override;
   Tensor empty(std::vector<int64_t> shape) override;
-  void upload(Tensor& dst, const float* src) override;
-  void download(const Tensor& src, float* dst) override;
   KvLayer new_kv_layer(const KvLayerSpec& spec) override;
 
   void embed(const PackedWeight& table, const std::vector<int32_t>& tokens, float scale, Tensor& out) override;
@@ -34,18 +32,14 @@ class CpuBackend : public Backend {
   void scale(Tensor& x, float s) override;
   void rope(Tensor& x, int64_t p0, const RopeSpec& rope) override;
   void gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
-  using Backend::attention;
-  using Backend::kv_append;
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs, int window,
-                 Tensor& out) override;
-  void kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) override;
   void softcap(Tensor& x, float cap) override;
-  Tensor gather_rows(const Tensor& x, const std::vector<int64_t>& rows) override;
+
+ protected:
+  // (cpu_attention.cc)
+  void attend(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0, int window,
+              Tensor& out) override;
 
  private:
-  // attention for one sequence's rows (cpu_attention.cc).
-  void attend(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0, int window,
-              Tensor& out);
   // Runs fn(begin, end) over [0, n) in about threads * 4 chunks whose sizes are multiples of `align`.
   void parallel_rows(int64_t n, int64_t align, const std::function<void(int64_t, int64_t)>& fn);
 

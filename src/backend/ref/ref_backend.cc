@@ -48,8 +48,6 @@ Tensor RefBackend::empty(std::vector<int64_t> shape) {
   return t;
 }
 
-void RefBackend::upload(Tensor& dst, const float* src) { std::memcpy(dst.data, src, size_t(dst.numel()) * 4); }
-void RefBackend::download(const Tensor& src, float* dst) { std::memcpy(dst, src.data, size_t(src.numel()) * 4); }
 
 KvLayer RefBackend::new_kv_layer(const KvLayerSpec& spec) {
   return host_kv::make(spec, spec.k_from_v ? as_ref(*spec.k_norm).values.data() : nullptr);
@@ -139,13 +137,6 @@ void RefBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   }
 }
 
-void RefBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
-                           int window, Tensor& out) {
-  host_kv::each_sequence(q, k, v, seqs, out,
-                         [&](const Tensor& qs, const Tensor& ks, const Tensor& vs, const KvLayer& cache, int64_t p0,
-                             Tensor& os) { attend(qs, ks, vs, cache, p0, window, os); });
-}
-
 void RefBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0,
                         int window, Tensor& out) {
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(1);
@@ -196,22 +187,8 @@ void RefBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const
   }
 }
 
-void RefBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) {
-  host_kv::append(seqs, k, v);
-}
-
 void RefBackend::softcap(Tensor& x, float cap) {
   for (int64_t i = 0; i < x.numel(); ++i) f32(x)[i] = cap * std::tanh(f32(x)[i] / cap);
-}
-
-Tensor RefBackend::gather_rows(const Tensor& x, const std::vector<int64_t>& rows) {
-  const int64_t C = cols_of(x), R = x.numel() / C;
-  Tensor y = empty({int64_t(rows.size()), C});
-  for (size_t i = 0; i < rows.size(); ++i) {
-    G4_CHECK(rows[i] >= 0 && rows[i] < R, "gather_rows: row out of range");
-    std::memcpy(f32(y) + int64_t(i) * C, f32(x) + rows[i] * C, size_t(C) * 4);
-  }
-  return y;
 }
 
 }  // namespace g4

@@ -3,17 +3,15 @@
 // right over being fast. Weights are converted to f32 at pack time.
 #pragma once
 
-#include "backend/backend.h"
+#include "backend/host_backend.h"
 
 namespace g4 {
 
-class RefBackend : public Backend {
+class RefBackend : public HostBackend {
  public:
   std::string name() const override { return "ref"; }
   std::unique_ptr<PackedWeight> pack(const WeightView& w, WeightRole role) override;
   Tensor empty(std::vector<int64_t> shape) override;
-  void upload(Tensor& dst, const float* src) override;
-  void download(const Tensor& src, float* dst) override;
   KvLayer new_kv_layer(const KvLayerSpec& spec) override;
 
   void embed(const PackedWeight& table, const std::vector<int32_t>& tokens, float scale, Tensor& out) override;
@@ -23,18 +21,11 @@ class RefBackend : public Backend {
   void scale(Tensor& x, float s) override;
   void rope(Tensor& x, int64_t p0, const RopeSpec& rope) override;
   void gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
-  using Backend::attention;
-  using Backend::kv_append;
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs, int window,
-                 Tensor& out) override;
-  void kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) override;
   void softcap(Tensor& x, float cap) override;
-  Tensor gather_rows(const Tensor& x, const std::vector<int64_t>& rows) override;
 
- private:
-  // attention for one sequence's rows.
+ protected:
   void attend(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0, int window,
-              Tensor& out);
+              Tensor& out) override;
 };
 
 }  // namespace g4
