@@ -315,7 +315,8 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // ST: the ring's buffers (4 by default). Two blocks of the default tile take 228 KB of the SM's 256 KB of
 // shared memory and L1 (the largest carveout), leaving 28 KB of L1 for the x words every round reads (for 8
 // tokens and 5,376 columns 54 KB: they come from L2 again for every tile); 3 buffers fit the 196 KB carveout
-// and leave 60 KB (G4_CUDA_Q8_TC_STAGES=3, 3-8 tokens, for an A/B not yet measured).
+// and leave 60 KB (G4_CUDA_Q8_TC_STAGES=3, 3-8 tokens, for an A/B not yet measured; with the 64-row tiles too:
+// one block of 184 KB).
 template <int MT, int ST>
 struct TcLayout {
   static constexpr int kStages = ST;
@@ -544,6 +545,7 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
   if constexpr (TPG >= 4) {
     static const bool rows64 = env_int("G4_CUDA_Q8_TC_ROWS", 32) == 64;
     static const bool stages3 = env_int("G4_CUDA_Q8_TC_STAGES", 4) == 3;
+    if (rows64 && stages3) return launch_q8_tc_rows<S, kAsym, KS, TPG, 4, 3>(ws, ys, n, xq, xd, T, s);
     if (rows64) return launch_q8_tc_rows<S, kAsym, KS, TPG, 4, 4>(ws, ys, n, xq, xd, T, s);
     if (stages3) return launch_q8_tc_rows<S, kAsym, KS, TPG, 2, 3>(ws, ys, n, xq, xd, T, s);
   }
