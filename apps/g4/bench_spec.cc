@@ -30,8 +30,10 @@ std::vector<VerifyCost> measure_verify_cost(const Model& model, KvCache& kv, con
   auto run = [&](const std::vector<int32_t>& tokens) { s.forward_pick_all(tokens, greedy); };
   auto time_n = [&](int n) {
     const std::vector<int32_t> tokens(size_t(n), tok);
-    run(tokens);  // warm-up (records the step where the backend records)
-    s.truncate(s.pos() - n);
+    for (int w = 0; w < 2; ++w) {  // warm-up: a backend that records does it at a length's second run
+      run(tokens);
+      s.truncate(s.pos() - n);
+    }
     const double a = now_s();
     for (int64_t i = 0; i < steps; ++i) {
       run(tokens);
@@ -54,13 +56,14 @@ OracleRun run_oracle(const Model& model, const KvCacheOptions& cache, const std:
   r.k = k;
   GenerateOptions go;
   go.max_new_tokens = gen;
-  // Each run twice on its conversation, the second timed: the first records the backend's steps (CUDA
-  // graphs of the one-token step and of each verify length), which a long generation pays once; the
-  // second reuses the prompt's cache and the recordings. So both sides are steady-state rates.
+  // Each run three times on its conversation, the third timed: the first two record the backend's steps
+  // (CUDA graphs of the one-token step and of each verify length, made at a length's second run: the last
+  // drafts of a run are shorter, and each of those lengths runs once a generation), which a long generation
+  // pays once; the third reuses the prompt's cache and the recordings. So both sides are steady-state rates.
   GenerateResult plain;
   {
     Conversation conv(model, cache);
-    conv.generate(prompt, go, nullptr);
+    for (int w = 0; w < 2; ++w) conv.generate(prompt, go, nullptr);
     plain = conv.generate(prompt, go, nullptr);
   }
   const std::vector<int32_t> cont = plain.tokens;
@@ -74,7 +77,7 @@ OracleRun run_oracle(const Model& model, const KvCacheOptions& cache, const std:
   go.draft.min = 1;
   go.draft.adaptive = false;
   Conversation conv(model, cache);
-  conv.generate(prompt, go, nullptr);
+  for (int w = 0; w < 2; ++w) conv.generate(prompt, go, nullptr);
   const GenerateResult spec = conv.generate(prompt, go, nullptr);
   r.plain_tok_s = double(plain.tokens.size() - 1) / plain.decode_s;
   r.oracle_tok_s = double(spec.tokens.size() - 1) / spec.decode_s;
