@@ -312,11 +312,11 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // MT: 16-row mma tiles a warp, so a block's tile is 16 MT rows (MT = 2: 32 rows, the default; MT = 4: 64 rows
 // a tile, x read once per 64 rows instead of 32, one block an SM: G4_CUDA_Q8_TC_ROWS=64, 3-8 tokens (4 or 8
 // tokens a column group), for an A/B not yet measured).
-// ST: the ring's buffers (4 by default). Two blocks of the default tile take 228 KB of the SM's 256 KB of
-// shared memory and L1 (the largest carveout), leaving 28 KB of L1 for the x words every round reads (for 8
-// tokens and 5,376 columns 54 KB: they come from L2 again for every tile); 3 buffers fit the 196 KB carveout
-// and leave 60 KB (G4_CUDA_Q8_TC_STAGES=3, 3-8 tokens, for an A/B not yet measured; with the 64-row tiles too:
-// one block of 184 KB).
+// ST: the ring's buffers (4 by default). Two blocks of the default tile take 224 KiB of shared memory, which
+// needs the largest carveout (228 of the SM's 256 KiB), leaving 28 KiB of L1 for the x words every round
+// reads (for 8 tokens and 5,376 columns 53 KiB: they come from L2 again for every tile); with 3 buffers two
+// blocks take 184 KiB, the 196 KiB carveout, and leave 60 KiB (G4_CUDA_Q8_TC_STAGES=3, 3-8 tokens, for an A/B
+// not yet measured; with the 64-row tiles too: one block of 184 KiB).
 template <int MT, int ST>
 struct TcLayout {
   static constexpr int kStages = ST;
