@@ -10,6 +10,7 @@
 //   schema (checked by the small validator below, for the keywords the compiler accepts).
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -34,7 +35,7 @@ bool valid_type(const json& v, const std::string& t, const json& s, bool strict)
   if (t == "null") return v.is_null();
   if (t == "boolean") return v.is_boolean();
   if (t == "number") return v.is_number();
-  if (t == "integer") return v.is_number_integer() || (v.is_number_float() && v.get<double>() == double(int64_t(v.get<double>())));
+  if (t == "integer") return v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>());
   if (t == "string") {
     if (!v.is_string()) return false;
     const int64_t n = code_points(v.get<std::string>());
