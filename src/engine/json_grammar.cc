@@ -162,29 +162,40 @@ Act step_number(Frame& f, const Node& nd, uint8_t b) {
 Act key_byte(Frame& f, const Node& nd, uint8_t b) {
   // Other keys are capped; a character already begun and a declared name may finish.
   if (f.n >= kMaxKey && !f.pend && !f.cand) return Act::kReject;
-  uint64_t cand = 0;
-  for (uint64_t m = f.cand; m; m &= m - 1) {
-    const int i = __builtin_ctzll(m);
-    const std::string& name = nd.names[size_t(i)];
-    if (size_t(f.n) < name.size() && uint8_t(name[size_t(f.n)]) == b) cand |= uint64_t(1) << i;
-  }
+  const auto matching = [&](uint64_t keys) {
+    uint64_t out = 0;
+    for (uint64_t m = keys; m; m &= m - 1) {
+      const int i = __builtin_ctzll(m);
+      const std::string& name = nd.names[size_t(i)];
+      if (size_t(f.n) < name.size() && uint8_t(name[size_t(f.n)]) == b) out |= uint64_t(1) << i;
+    }
+    return out;
+  };
+  const uint64_t cand = matching(f.cand);
   if (nd.additional >= 0) {
     if (utf8_step(f, b) < 0) return Act::kReject;
   } else if (cand == 0) {
     return Act::kReject;
   }
   f.cand = cand;
+  f.dup = matching(f.dup);
   ++f.n;
   return Act::kTake;
 }
 
-// The key just read: the declared property it names, -2 for another key, or -1 (not allowed).
+// The key just read: the declared property it names, -2 for another key, or -1 (not allowed: a declared
+// key given twice is not another key).
 int key_end(const Frame& f, const Node& nd) {
   if (f.pend) return -1;
-  for (uint64_t m = f.cand; m; m &= m - 1) {
-    const int i = __builtin_ctzll(m);
-    if (nd.names[size_t(i)].size() == size_t(f.n)) return i;
-  }
+  const auto named = [&](uint64_t keys) {
+    for (uint64_t m = keys; m; m &= m - 1) {
+      const int i = __builtin_ctzll(m);
+      if (nd.names[size_t(i)].size() == size_t(f.n)) return i;
+    }
+    return -1;
+  };
+  if (const int i = named(f.cand); i >= 0) return i;
+  if (named(f.dup) >= 0) return -1;
   return nd.additional >= 0 && (f.n > 0 || !nd.gemma) ? -2 : -1;
 }
 
@@ -207,6 +218,7 @@ Act step_object(Frame& f, const Node& nd, uint8_t b, int32_t* child) {
     case 2:  // a key starts
       if (free_keys == 0 && nd.additional < 0) return Act::kReject;
       f.cand = free_keys;
+      f.dup = nd.additional >= 0 ? all_keys(nd) & f.seen : 0;  // (without other keys they cannot match)
       f.n = 0;
       f.pend = 0;
       f.phase = 3;

@@ -4,7 +4,7 @@
 //
 // Supported: type (string, number, integer, boolean, null, object, array, or a list of them), nullable,
 // properties / required / additionalProperties (false, true, or a schema; `strict` forbids extra keys
-// whatever it says), items, minItems / maxItems, minLength / maxLength, enum, const, anyOf, and the
+// whatever it says; a declared key may appear once), items, minItems / maxItems, minLength / maxLength, enum, const, anyOf, and the
 // empty schema (any JSON value). Annotations (title, description, default, examples, format, $schema,
 // $id) are ignored. Keywords that constrain values in a way this recognizer does not enforce ($ref,
 // pattern, minimum, oneOf, allOf, ...) are refused with a g4::Error naming them, never silently
@@ -101,6 +101,8 @@ class GrammarState {
     int32_t n = 0;       // literal index, characters, items, number length, key length, next part
     uint64_t cand = 0;   // object: declared keys the key read so far still matches
     uint64_t seen = 0;   // object: declared keys already given
+    uint64_t dup = 0;    // object: declared keys already given that the key read so far matches (refused
+                         // when it ends: a parser keeping the last value would skip the first's schema)
     bool operator==(const Frame&) const = default;
   };
   using Stack = std::vector<Frame>;

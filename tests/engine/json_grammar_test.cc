@@ -215,6 +215,16 @@ TEST(JsonGrammar, SchemaFeatures) {
   EXPECT_FALSE(complete(*JsonGrammar::from_schema(open, true), R"({"a":1,"b":"x"})"));
   EXPECT_TRUE(complete(*JsonGrammar::from_schema(json{{"type", "object"}}, false), R"({"any":[1,{"b":null}],"c":true})"));
 
+  // A declared key given twice is refused, whatever other keys may be: a parser keeping the last value would
+  // skip the first's schema (found by fuzz_json_grammar); other keys may repeat.
+  const json age = json::parse(R"({"type":"object","properties":{"age":{"type":"integer"}}})");
+  EXPECT_FALSE(complete(*JsonGrammar::from_schema(age, false), R"({"age":1,"age":{"type":"integer"}})"));
+  EXPECT_FALSE(complete(*JsonGrammar::from_schema(age, false), R"({"age":1, "age":2})"));
+  EXPECT_TRUE(complete(*JsonGrammar::from_schema(age, false), R"({"age":1,"ages":2,"ag":3})"));
+  EXPECT_TRUE(complete(*JsonGrammar::from_schema(age, false), R"({"x":1,"x":"y","age":2})"));
+  EXPECT_FALSE(complete(*JsonGrammar::from_schema(age, false, JsonDialect::kGemma), "{age:1,age:2}"));
+  EXPECT_TRUE(complete(*JsonGrammar::from_schema(age, false, JsonDialect::kGemma), "{age:1,ages:2}"));
+
   auto obj = JsonGrammar::any_object();
   // Keys are capped at 256 bytes, but a character begun before the cap may finish (found by a random walk).
   EXPECT_TRUE(complete(*obj, "{\"" + std::string(255, 'k') + "\xC3\xA9\":1}"));
