@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "base/error.h"
 
@@ -158,7 +159,8 @@ Tensor run_step(const Model& model, KvCache& kv, const std::vector<SeqChunk>& ba
     // refills the taps it was recorded with.
     KvCache::Seq& sq = kv.seq(c0.seq);
     KvCache::Seq::Recorded& r = c0.taps ? sq.tapped[n - 1] : sq.steps[n - 1];
-    if (!r.rec && r.runs++ >= 1) {
+    const bool ran_before = std::exchange(r.ran, true);
+    if (!r.rec && ran_before) {
       std::unique_ptr<StepRecording> rec = be.begin_step_recording(n, kv.pos(c0.seq));
       if (rec) {
         Tensor l = enqueue(model, kv, batch);  // recorded, not run

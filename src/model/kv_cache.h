@@ -47,10 +47,10 @@ class KvCache {
     // Recorded steps over this sequence's layers (backends that record), by their number of tokens less
     // one (a decode step, verifies of 2 .. kMaxRecordedTokens tokens), and their logits; `tapped`: the same
     // steps with ForwardTaps (a drafter reading the target's state), whose taps every replay refills.
-    // A step is recorded at its second run (`runs` counts the runs before that): a verify length that
-    // speculation uses once, as a short answer does, runs eagerly instead of paying for a recording.
+    // A step is recorded at its second run (`ran`: it ran once): a verify length that speculation uses once,
+    // as a short answer does, runs eagerly instead of paying for a recording.
     struct Recorded {
-      int runs = 0;
+      bool ran = false;
       std::unique_ptr<StepRecording> rec;
       Tensor logits;
       ForwardTaps taps;
