@@ -319,7 +319,6 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // not yet measured; with the 64-row tiles too: one block of 184 KiB).
 template <int MT, int ST>
 struct TcLayout {
-  static constexpr int kStages = ST;
   static constexpr int kRows = 16 * MT;
   static constexpr int kCodeBytes = kRows * 4 * 16;
   static constexpr int kStageBytes = kCodeBytes + kRows * 16;
@@ -347,7 +346,7 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 2 : 1) gemv_q8_tc_kerne
   static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
   static_assert(MT == 2 || MT == 4, "32 or 64 rows a tile");
   using L = TcLayout<MT, ST>;
-  constexpr int kTcStages = L::kStages;
+  constexpr int kTcStages = ST;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
   constexpr int kChunksPerGroup = kTcTokens / TPG, kGroups = 4 / kChunksPerGroup;  // per round of 4 chunks
