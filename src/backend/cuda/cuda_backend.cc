@@ -13,13 +13,13 @@ namespace g4 {
 
 using cuda::WeightDesc;
 using cuda::WFmt;
-using cuda::SType;
 
 namespace {
 
 // Device memory owned by a packed weight.
 struct DevBuf {
   void* p = nullptr;
+  size_t bytes = 0;
   DevBuf() = default;
   DevBuf(const DevBuf&) = delete;
   ~DevBuf() { if (p) cudaFree(p); }
@@ -34,6 +34,7 @@ struct CudaWeight : PackedWeight {
     auto b = std::make_unique<DevBuf>();
     G4_CUDA(cudaMalloc(&b->p, bytes ? bytes : 1));
     G4_CUDA(cudaMemcpy(b->p, host, bytes, cudaMemcpyHostToDevice));
+    b->bytes = bytes;
     bufs.push_back(std::move(b));
     return bufs.back()->p;
   }
@@ -621,21 +622,6 @@ void CudaBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, c
 
 void CudaBackend::prefetch(const PackedWeight& w) { prefetch_ = &w; }
 
-namespace {
-
-// The device byte ranges a matmul on w reads: codes, then scales and zero points (absent: null).
-void weight_ranges(const WeightDesc& d, const void* (&p)[3], int64_t (&bytes)[3]) {
-  const int64_t n = d.rows * d.cols;
-  const int64_t code = d.fmt == WFmt::kInt4 ? n / 2 : d.fmt == WFmt::kInt8 ? n : 2 * n;
-  const int64_t groups = d.group_size > 0 ? n / d.group_size : 0;
-  const int64_t scale = groups * (d.stype == SType::kF32 ? 4 : 2);
-  p[0] = d.codes, bytes[0] = code;
-  p[1] = groups ? d.scales : nullptr, bytes[1] = groups ? scale : 0;
-  p[2] = groups ? d.zeros : nullptr, bytes[2] = d.zeros && groups ? scale : 0;
-}
-
-}  // namespace
-
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                             int window, Tensor& out) {
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(1);
@@ -671,9 +657,11 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
       a.kw = dv.k_norm, a.rope_cs = static_cast<const float*>(dv.rope_cs.get()), a.pairs = dv.pairs;
     }
     if (decode(seqs[i0])) {
-      if (next) {
-        weight_ranges(as_cuda(*next).desc, a.l2_next, a.l2_next_bytes);
-        next = nullptr;  // asked once, by the first launch
+      if (next) {  // the device buffers pack uploaded (a linear's codes, scales, zero points), asked once
+        const auto& bufs = as_cuda(*next).bufs;
+        for (size_t i = 0; i < std::min<size_t>(bufs.size(), 3); ++i)
+          a.l2_next[i] = bufs[i]->p, a.l2_next_bytes[i] = int64_t(bufs[i]->bytes);
+        next = nullptr;
       }
       auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));
       cuda::attn_decode(a, s.get(), n_sm_, stream_);
