@@ -31,6 +31,8 @@ struct Tensor {
     return n;
   }
   int64_t dim(int i) const { return shape[size_t(i < 0 ? int(shape.size()) + i : i)]; }
+  // The last dimension (1 for a scalar): a row's length when the tensor is seen as rows.
+  int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
   // Same storage, new shape with the same element count.
   Tensor view(std::vector<int64_t> new_shape) const;
   // Same storage: rows [row0, row0 + n) of the outermost dimension, no copy.

@@ -22,7 +22,7 @@ void HostBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, c
 }
 
 Tensor HostBackend::gather_rows(const Tensor& x, const std::vector<int64_t>& rows) {
-  const int64_t C = x.shape.empty() ? 1 : x.shape.back(), R = x.numel() / C;
+  const int64_t C = x.cols(), R = x.numel() / C;
   Tensor y = empty({int64_t(rows.size()), C});
   for (size_t i = 0; i < rows.size(); ++i) {
     G4_CHECK(rows[i] >= 0 && rows[i] < R, "gather_rows: row out of range");

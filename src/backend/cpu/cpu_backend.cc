@@ -18,7 +18,6 @@ namespace {
 const cpu::CpuWeight& as_cpu(const PackedWeight& w) { return static_cast<const cpu::CpuWeight&>(w); }
 float* f32(Tensor& t) { return static_cast<float*>(t.data); }
 const float* f32(const Tensor& t) { return static_cast<const float*>(t.data); }
-int64_t cols_of(const Tensor& t) { return t.shape.empty() ? 1 : t.shape.back(); }
 
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string r = "[";
@@ -113,7 +112,7 @@ void CpuBackend::embed(const PackedWeight& table, const std::vector<int32_t>& to
 void CpuBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   const cpu::CpuWeight& W = as_cpu(w);
   const int64_t out = W.shape[0], in = W.shape[1];
-  G4_CHECK(cols_of(x) == in && cols_of(y) == out, "matmul shapes");
+  G4_CHECK(x.cols() == in && y.cols() == out, "matmul shapes");
   const int64_t T = x.numel() / in;
   G4_CHECK(y.numel() == T * out, "matmul output rows");
   if (T == 0) return;
@@ -127,7 +126,7 @@ void CpuBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
 }
 
 void CpuBackend::rms_norm(const Tensor& x, const PackedWeight* w, float eps, Tensor& y) {
-  const int64_t n = cols_of(x), rows = x.numel() / n;
+  const int64_t n = x.cols(), rows = x.numel() / n;
   G4_CHECK(y.numel() == x.numel(), "rms_norm shapes");
   const float* wv = w ? as_cpu(*w).vec.data() : nullptr;
   if (w) G4_CHECK(int64_t(as_cpu(*w).vec.size()) == n, "rms_norm weight size");
@@ -143,7 +142,7 @@ void CpuBackend::rms_norm(const Tensor& x, const PackedWeight* w, float eps, Ten
 }
 
 void CpuBackend::add_rms_norm(Tensor& x, const Tensor& o, const PackedWeight& w, float eps) {
-  const int64_t n = cols_of(o), rows = o.numel() / n;
+  const int64_t n = o.cols(), rows = o.numel() / n;
   G4_CHECK(x.numel() == o.numel() && int64_t(as_cpu(w).vec.size()) == n, "add_rms_norm shapes");
   const float* wv = as_cpu(w).vec.data();
   parallel_rows(rows, 1, [&](int64_t r0, int64_t r1) {

@@ -43,7 +43,6 @@ struct CudaWeight : PackedWeight {
 const CudaWeight& as_cuda(const PackedWeight& w) { return static_cast<const CudaWeight&>(w); }
 float* f32(Tensor& t) { return static_cast<float*>(t.data); }
 const float* f32(const Tensor& t) { return static_cast<const float*>(t.data); }
-int64_t cols_of(const Tensor& t) { return t.shape.empty() ? 1 : t.shape.back(); }
 
 cuda::SType stype_of(DType t) {
   switch (t) {
@@ -348,7 +347,7 @@ bool CudaBackend::mma_takes(const cuda::WeightDesc& w, int64_t T) const {
 void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   const WeightDesc& d = as_cuda(w).desc;
   const int64_t N = d.rows, K = d.cols;
-  G4_CHECK(cols_of(x) == K && cols_of(y) == N, "matmul shapes");
+  G4_CHECK(x.cols() == K && y.cols() == N, "matmul shapes");
   const int64_t T = x.numel() / K;
   G4_CHECK(y.numel() == T * N, "matmul output rows");
   if (T == 0) return;
@@ -405,7 +404,7 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
 }
 
 void CudaBackend::rms_norm(const Tensor& x, const PackedWeight* w, float eps, Tensor& y) {
-  const int64_t n = cols_of(x);
+  const int64_t n = x.cols();
   G4_CHECK(y.numel() == x.numel(), "rms_norm shapes");
   const float* wv = nullptr;
   if (w) {
@@ -416,7 +415,7 @@ void CudaBackend::rms_norm(const Tensor& x, const PackedWeight* w, float eps, Te
 }
 
 void CudaBackend::add_rms_norm(Tensor& x, const Tensor& o, const PackedWeight& w, float eps) {
-  const int64_t n = cols_of(o);
+  const int64_t n = o.cols();
   G4_CHECK(x.numel() == o.numel() && as_cuda(w).vec && w.shape[0] == n, "add_rms_norm shapes");
   cuda::add_rms_norm(f32(x), f32(o), as_cuda(w).vec, eps, o.numel() / n, n, stream_);
 }
@@ -452,13 +451,13 @@ void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
 void CudaBackend::matmul_shared(const Tensor& x, const std::vector<const PackedWeight*>& ws,
                                 const std::vector<Tensor*>& ys) {
   G4_CHECK(ws.size() == ys.size() && !ws.empty(), "matmul_shared: one output per weight");
-  const int64_t K = cols_of(x), T = x.numel() / K;
+  const int64_t K = x.cols(), T = x.numel() / K;
   std::vector<cuda::WeightDesc> d;
   std::vector<float*> yp;
   for (size_t i = 0; i < ws.size(); ++i) {
     d.push_back(as_cuda(*ws[i]).desc);
     yp.push_back(f32(*ys[i]));
-    G4_CHECK(d.back().cols == K && cols_of(*ys[i]) == d.back().rows && ys[i]->numel() == T * d.back().rows,
+    G4_CHECK(d.back().cols == K && ys[i]->cols() == d.back().rows && ys[i]->numel() == T * d.back().rows,
              "matmul_shared shapes");
   }
   const int n = int(d.size());
@@ -564,7 +563,7 @@ void CudaBackend::qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_
 
 void CudaBackend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s,
                                       const PackedWeight& w_next, float eps, Tensor& out) {
-  const int64_t n = cols_of(o);
+  const int64_t n = o.cols();
   G4_CHECK(x.numel() == o.numel() && out.numel() == o.numel() && as_cuda(w_post).vec && w_post.shape[0] == n &&
                as_cuda(w_next).vec && w_next.shape[0] == n,
            "add_norm_scale_norm shapes");
@@ -577,7 +576,7 @@ void CudaBackend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWe
 void CudaBackend::softcap(Tensor& x, float cap) { cuda::softcap(f32(x), x.numel(), cap, stream_); }
 
 Tensor CudaBackend::gather_rows(const Tensor& x, const std::vector<int64_t>& rows) {
-  const int64_t C = cols_of(x), R = x.numel() / C;
+  const int64_t C = x.cols(), R = x.numel() / C;
   Tensor y = empty({int64_t(rows.size()), C});
   // Runs of consecutive rows (a decode batch's last rows: a run or a few): one copy per run while there are
   // few, else the ids go up once and one kernel gathers (the assistant's centroid mask picks thousands of

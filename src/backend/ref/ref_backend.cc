@@ -19,7 +19,6 @@ const RefWeight& as_ref(const PackedWeight& w) { return static_cast<const RefWei
 float* f32(Tensor& t) { return static_cast<float*>(t.data); }
 const float* f32(const Tensor& t) { return static_cast<const float*>(t.data); }
 
-int64_t cols_of(const Tensor& t) { return t.shape.empty() ? 1 : t.shape.back(); }
 
 }  // namespace
 
@@ -66,7 +65,7 @@ void RefBackend::embed(const PackedWeight& table, const std::vector<int32_t>& to
 void RefBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   const RefWeight& W = as_ref(w);
   const int64_t out = W.shape[0], in = W.shape[1];
-  G4_CHECK(cols_of(x) == in && cols_of(y) == out, "matmul shapes");
+  G4_CHECK(x.cols() == in && y.cols() == out, "matmul shapes");
   const int64_t T = x.numel() / in;
   G4_CHECK(y.numel() == T * out, "matmul output rows");
   for (int64_t t = 0; t < T; ++t) {
@@ -81,7 +80,7 @@ void RefBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
 }
 
 void RefBackend::rms_norm(const Tensor& x, const PackedWeight* w, float eps, Tensor& y) {
-  const int64_t n = cols_of(x), rows = x.numel() / n;
+  const int64_t n = x.cols(), rows = x.numel() / n;
   G4_CHECK(y.numel() == x.numel(), "rms_norm shapes");
   const float* wv = w ? as_ref(*w).values.data() : nullptr;
   if (w) G4_CHECK(int64_t(as_ref(*w).values.size()) == n, "rms_norm weight size");
