@@ -54,6 +54,8 @@ if [ "$MODE" = gemv-ncu ]; then
   exit 0
 fi
 summary() { grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$1" | sed "s|^|$(basename "$1" .log): |"; }
+# under SETTING CMD...: CMD under a setting of TEST_SETTINGS / AB (NAME=VALUE, commas joining several).
+under() { _set=$1; shift; env $(echo "$_set" | tr , " ") "$@"; }
 if [ "$MODE" != bench ] && [ -z "${SKIP_TESTS:-}" ]; then  # SKIP_TESTS=1: a second mode in the same call
   $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_tests.log" 2>&1
   $B/tests/model/test_model --gtest_filter='*Sequences*/2' > "$LOG/cuda_sequences.log" 2>&1
@@ -77,8 +79,8 @@ PY
   for sw in ${TEST_SETTINGS:-}; do
     i=$((i + 1))
     echo "$sw" > "$LOG/setting_$i.txt"
-    env $(echo "$sw" | tr ',' ' ') $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_set${i}_tests.log" 2>&1
-    env $(echo "$sw" | tr ',' ' ') $B/tests/model/test_model --gtest_filter='*Sequences*/2' > "$LOG/cuda_set${i}_sequences.log" 2>&1
+    under "$sw" $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_set${i}_tests.log" 2>&1
+    under "$sw" $B/tests/model/test_model --gtest_filter='*Sequences*/2' > "$LOG/cuda_set${i}_sequences.log" 2>&1
   done
   echo "== tests (cuda_setN: under setting N of TEST_SETTINGS)"
   i=0
@@ -111,7 +113,7 @@ if [ "$MODE" = ab ]; then
   for r in 1 2; do
     bench $ARGS | sed 's/"parallel"/"ab": "default", "parallel"/'
     for sw in $SETTINGS; do
-      env $(echo "$sw" | tr ',' ' ') $B/g4 bench -m "$SYNTH" --backend cuda --json $ARGS \
+      under "$sw" $B/g4 bench -m "$SYNTH" --backend cuda --json $ARGS \
         2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "'"$sw"'", "parallel"/'
     done
   done > "$LOG/bench.jsonl"
