@@ -74,6 +74,10 @@ struct DraftOptions {
   int max = 0;                       // longest draft; 0: the backend's default (engine/draft_control.h)
   int min = 0;                       // proposals shorter than this are not verified
   bool adaptive = true;              // false: always ask for `max` tokens (tests)
+  // Seconds on a monotonic clock for the monitor's timings of drafts and target forwards (the reported
+  // timings stay on the wall clock); empty: std::chrono::steady_clock. Tests give a fake one so that what
+  // the monitor decides does not depend on the machine's load.
+  std::function<double()> clock;
 };
 
 }  // namespace g4

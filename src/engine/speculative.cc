@@ -41,9 +41,10 @@ SpeculativeStream::Lengths SpeculativeStream::lengths(const DraftOptions& o, con
 }
 
 SpeculativeStream::SpeculativeStream(const DraftOptions& o, const Backend& backend, int64_t slack, int64_t vocab)
-    : drafter_(o.drafter), V_(vocab), len_(lengths(o, backend, slack)),
+    : drafter_(o.drafter), clock_(o.clock), V_(vocab), len_(lengths(o, backend, slack)),
       ctl_(len_.max, len_.min, default_verify_slope(backend.name()), o.adaptive) {
   if (!drafter_) throw Error("speculative decoding without a drafter");
+  if (!clock_) clock_ = [] { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); };
   taps_ = drafter_->taps();
   restart();
 }
@@ -84,15 +85,15 @@ std::vector<int32_t> SpeculativeStream::propose(Session& session, const std::vec
   const bool new_shadow = off_ && shadow_.empty() && ctl_.may_shadow();
   if (taps_ && (k > 0 || new_shadow)) drafter.at_target(session, tap_row_);
   if (k > 0) {
-    const Clock::time_point td = Clock::now();
+    const double td = clock_();
     drafts = drafter.draft(tokens, k);
-    ctl_.time_draft(int(drafts.size()), seconds_since(td), false);
+    ctl_.time_draft(int(drafts.size()), clock_() - td, false);
     if (int64_t(drafts.size()) > k) drafts.resize(size_t(k));
     if (int(drafts.size()) < std::max(min, 1)) drafts.clear();
   } else if (new_shadow) {
-    const Clock::time_point td = Clock::now();
+    const double td = clock_();
     shadow_ = drafter.draft(tokens, drafter.extends() ? 1 : max);
-    ctl_.time_draft(int(shadow_.size()), seconds_since(td), true);
+    ctl_.time_draft(int(shadow_.size()), clock_() - td, true);
     if (int(shadow_.size()) > max) shadow_.resize(size_t(max));
     shadow_len_ = drafter.extends() && !shadow_.empty() ? max : int(shadow_.size());
     if (shadow_len_ < std::max(min, 1)) shadow_.clear();
@@ -152,9 +153,9 @@ SpeculativeStream::Verdict SpeculativeStream::verify(const std::vector<int32_t>&
       if (int(shadow_.size()) < shadow_len_ && !ctl_.may_shadow()) {
         shadow_len_ = int(shadow_.size());  // out of shadow budget: scored as far as it went
       } else if (int(shadow_.size()) < shadow_len_) {
-        const Clock::time_point td = Clock::now();
+        const double td = clock_();
         const std::vector<int32_t> more = drafter_->extend(1);
-        ctl_.time_draft(int(more.size()), seconds_since(td), true);
+        ctl_.time_draft(int(more.size()), clock_() - td, true);
         check_vocab(more);
         shadow_.insert(shadow_.end(), more.begin(), more.begin() + std::min<std::ptrdiff_t>(std::ptrdiff_t(more.size()), 1));
         if (more.empty()) shadow_len_ = int(shadow_.size());
@@ -227,12 +228,12 @@ void generate_speculative(const Model& model, Session& session, std::vector<int3
         stream.propose(session, tokens, std::min<int64_t>(opts.max_new_tokens - emitted - 1, ctx - p0 - 1));
     std::vector<int32_t> feed{tokens.back()};
     feed.insert(feed.end(), drafts.begin(), drafts.end());
-    const Clock::time_point tf = Clock::now();
+    const double tf = stream.now();
     std::vector<float> rows;
     std::vector<int32_t> ids;
     if (ids_only) ids = session.forward_pick_all(feed, greedy_pick(), stream.taps());
     else rows = session.forward(feed, drafts.empty() ? LogitsMode::kLast : LogitsMode::kAll, 0, stream.taps());
-    const double seconds = seconds_since(tf);
+    const double seconds = stream.now() - tf;
     int64_t vpos = p0 + 1;
     const auto decide_row = [&](size_t j, int32_t draft) { return ids_only ? ids[j] : decide(rows.data() + int64_t(j) * V, draft); };
     const SpeculativeStream::Verdict v =

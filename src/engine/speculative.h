@@ -67,6 +67,8 @@ class SpeculativeStream {
   void restart();
 
   DraftStats& stats() { return st_; }
+  // Seconds on the monitor's clock (DraftOptions::clock): the caller times its target forwards with it.
+  double now() const { return clock_(); }
   // Records the monitor's final length into stats() (at the end of the generation).
   void finish() { st_.final_length = ctl_.length(); }
 
@@ -74,6 +76,7 @@ class SpeculativeStream {
   void check_vocab(const std::vector<int32_t>& tokens) const;
 
   std::shared_ptr<Drafter> drafter_;
+  std::function<double()> clock_;  // DraftOptions::clock, or the steady clock
   ForwardTaps* taps_ = nullptr;
   int64_t V_;
   DraftStats st_;
