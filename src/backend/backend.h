@@ -192,10 +192,6 @@ class Backend {
   // Copies rows [row0, row0 + n) of x [R, C] into a new [n, C] tensor.
   Tensor slice_rows(const Tensor& x, int64_t row0, int64_t n);
 
-  // A hint: the next matmul reads w (the forward names a layer's output projection before its attention). A
-  // backend may start bringing w nearer meanwhile; results never depend on it. The default does nothing.
-  virtual void prefetch(const PackedWeight& w) { (void)w; }
-
   // --- fused steps (defaults compose the ops above; a backend overrides them to save passes/launches) ---
   // ys[i] = x * W_i^T for every i: projections of one input (q/k/v, gate/up), so x can be prepared once.
   virtual void matmul_shared(const Tensor& x, const std::vector<const PackedWeight*>& ws, const std::vector<Tensor*>& ys);

@@ -75,7 +75,6 @@ Tensor enqueue(const Model& model, KvCache& kv, const std::vector<SeqChunk>& bat
     // and k, attention, cache write.
     for (size_t c = 0; c < batch.size(); ++c) seqs[c].cache = &kv.seq(batch[c].seq).layers[size_t(li)];
     be.qkv_norm_rope(q, k_raw, v_raw, *w.q_norm, *w.k_norm, s.rms_eps, seqs, RopeSpec{L.rope_theta, L.rope_pairs}, k, v);
-    be.prefetch(*w.o);  // read right after attention, which moves few bytes at short depths
     be.attention(q, k, v, seqs, L.window, att);
     be.kv_append(seqs, k, v);
     for (size_t c = 0; c < batch.size(); ++c)

@@ -165,9 +165,6 @@ __device__ __forceinline__ void derived_keys8(const AttnArgs& a, const __nv_bflo
 template <int D, bool kDerived>
 __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml,
                                                                   bool early) {
-  // Only the stored-key, 256-dim instance (the 31B's sliding layers) asks L2 for a.l2_next: in the others
-  // its registers would spill.
-  if constexpr (D == 256 && !kDerived) prefetch_next_l2(a);
   if (!early) grid_dependency_sync();
   using L = TcSmem<D, kDerived>;
   constexpr int QS = L::QS, RS = L::RS, PS = L::PS, SS = L::SS;

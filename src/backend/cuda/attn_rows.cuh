@@ -9,7 +9,6 @@
 #include <cstdint>
 
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/load.cuh"
 #include "backend/cuda/seq_table.cuh"
 
 namespace g4::cuda {
@@ -23,20 +22,6 @@ struct RowSeq {
   const void* cv;
   int64_t p0, pq;
 };
-
-// a.l2_next asked of L2, this block's slice of each range (128-byte lines split evenly over the grid's
-// blocks). Only prefetches: a split kernel may call it before its wait (launch.cuh).
-__device__ __forceinline__ void prefetch_next_l2(const AttnArgs& a) {
-  const int64_t nb = int64_t(gridDim.x) * gridDim.y * gridDim.z;
-  const int64_t b = blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
-#pragma unroll
-  for (int i = 0; i < 3; ++i) {
-    if (!a.l2_next[i]) continue;
-    const int64_t lines = (a.l2_next_bytes[i] + 127) / 128, l0 = lines * b / nb, l1 = lines * (b + 1) / nb;
-    for (int64_t l = l0 + threadIdx.x; l < l1; l += blockDim.x)
-      prefetch_l2(static_cast<const char*>(a.l2_next[i]) + l * 128);
-  }
-}
 
 __device__ __forceinline__ RowSeq row_seq(const AttnArgs& a, int64_t row) {
   int64_t p0;

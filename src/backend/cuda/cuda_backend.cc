@@ -19,7 +19,6 @@ namespace {
 // Device memory owned by a packed weight.
 struct DevBuf {
   void* p = nullptr;
-  size_t bytes = 0;
   DevBuf() = default;
   DevBuf(const DevBuf&) = delete;
   ~DevBuf() { if (p) cudaFree(p); }
@@ -34,7 +33,6 @@ struct CudaWeight : PackedWeight {
     auto b = std::make_unique<DevBuf>();
     G4_CUDA(cudaMalloc(&b->p, bytes ? bytes : 1));
     G4_CUDA(cudaMemcpy(b->p, host, bytes, cudaMemcpyHostToDevice));
-    b->bytes = bytes;
     bufs.push_back(std::move(b));
     return bufs.back()->p;
   }
@@ -619,8 +617,6 @@ void CudaBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, c
   });
 }
 
-void CudaBackend::prefetch(const PackedWeight& w) { prefetch_ = &w; }
-
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                             int window, Tensor& out) {
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(1);
@@ -640,12 +636,6 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   // at other depths than the recording's.
   const auto decode = [&](const SeqRows& s) { return recording_ || cuda::attn_decode_suits(s.n, s.p0, window); };
   const auto same = [&](const SeqRows& a, const SeqRows& b) { return same_cache_shape(a, b) && decode(a) && decode(b); };
-  static const bool l2_next = [] {
-    const char* e = std::getenv("G4_CUDA_L2_NEXT");
-    return e && std::strcmp(e, "1") == 0;
-  }();
-  const PackedWeight* next = l2_next && window > 0 ? prefetch_ : nullptr;
-  prefetch_ = nullptr;
   for_each_run(seqs, same, [&](size_t i0, size_t i1, int64_t r0, int64_t n) {
     const KvLayer& c = *seqs[i0].cache;
     const int64_t qo = r0 * Hq * D, ko = r0 * Hkv * D;
@@ -656,12 +646,6 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
       a.kw = dv.k_norm, a.rope_cs = static_cast<const float*>(dv.rope_cs.get()), a.pairs = dv.pairs;
     }
     if (decode(seqs[i0])) {
-      if (next) {  // the device buffers pack uploaded (a linear's codes, scales, zero points), asked once
-        const auto& bufs = as_cuda(*next).bufs;
-        for (size_t i = 0; i < std::min<size_t>(bufs.size(), 3); ++i)
-          a.l2_next[i] = bufs[i]->p, a.l2_next_bytes[i] = int64_t(bufs[i]->bytes);
-        next = nullptr;
-      }
       auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));
       cuda::attn_decode(a, s.get(), n_sm_, stream_);
     } else {

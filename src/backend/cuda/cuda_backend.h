@@ -62,10 +62,6 @@ class CudaBackend : public Backend {
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs, int window,
                  Tensor& out) override;
   void kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) override;
-  // G4_CUDA_L2_NEXT=1 (for an A/B not yet measured): the next decode attention of a sliding layer asks L2 for
-  // w while it runs (its keys and values stay small: the window), where it takes the tensor-core kernel with
-  // stored 256-dim keys (the 31B's sliding layers, bf16 caches); otherwise nothing.
-  void prefetch(const PackedWeight& w) override;
   void softcap(Tensor& x, float cap) override;
   Tensor gather_rows(const Tensor& x, const std::vector<int64_t>& rows) override;
   void matmul_shared(const Tensor& x, const std::vector<const PackedWeight*>& ws, const std::vector<Tensor*>& ys) override;
@@ -119,7 +115,6 @@ class CudaBackend : public Backend {
   // Derived keys' {cos, sin} tables by (theta, pairs, head_dim, capacity).
   std::map<std::tuple<float, int, int64_t, int64_t>, std::shared_ptr<void>> rope_cs_tables_;
   CudaStepGraph* recording_ = nullptr;  // the step being recorded, if any
-  const PackedWeight* prefetch_ = nullptr;  // Backend::prefetch's weight, taken by the next attention
 };
 
 }  // namespace g4

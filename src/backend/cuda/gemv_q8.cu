@@ -260,7 +260,7 @@ Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int R) {
 // then the 32 slots of each warp meet in a butterfly of shuffles and the KS warps' sums are added in
 // order. This kernel computes the integer dot products of 16 rows x 8 tokens x one chunk in one int8 mma
 // (m16n8k32; tokens past T repeat the last one and are not stored) and keeps the same slots: a block takes
-// 32 rows (two mma tiles; 64 with MT = 4, below), pass p of it covers the one-token kernel's warp p (slots 32p .. 32p + 31),
+// 32 rows (two mma tiles), pass p of it covers the one-token kernel's warp p (slots 32p .. 32p + 31),
 // warp w slots 32p + 4w .. + 3, each slot's chunks accumulated in order with the same fmaf; the pass's
 // slot sums meet in shared memory, where one thread per (row, token) adds them in the butterfly's tree and
 // then to the sum of the earlier passes. So each token's outputs equal its one-token launch bit for bit,
@@ -309,17 +309,18 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // the 8 rows an ldmatrix matrix reads fall in 8 different bank groups), then each row's 4 scales and 4 zero
 // points (16 bytes a row). The kernel takes group size 32 (a scale per chunk) and rows of a multiple of 4
 // chunks (tc_layout_ok), so a round never runs past a row's end.
-// MT: 16-row mma tiles a warp, so a block's tile is 16 MT rows (MT = 2: 32 rows, the default; MT = 4: 64 rows
-// a tile, x read once per 64 rows instead of 32, one block an SM: G4_CUDA_Q8_TC_ROWS=64, 3-8 tokens (4 or 8
-// tokens a column group), for an A/B not yet measured).
-// ST: the ring's buffers (4 by default). Two blocks of the default tile take 224 KiB of shared memory, which
-// needs the largest carveout (228 of the SM's 256 KiB), leaving 28 KiB of L1 for the x words every round
-// reads (for 8 tokens and 5,376 columns 53 KiB: they come from L2 again for every tile); with 3 buffers two
-// blocks take 184 KiB, the 196 KiB carveout, and leave 60 KiB (G4_CUDA_Q8_TC_STAGES=3, 3-8 tokens, for an A/B
-// not yet measured; with the 64-row tiles too: one block of 184 KiB).
-template <int MT, int ST>
+// ST: the ring's buffers. Two blocks of 32-row tiles with 4 buffers take 224 KiB of shared memory, which
+// needs the largest carveout (228 of the SM's 256 KiB) and leaves 28 KiB of L1 for the x words every round
+// reads (for 8 tokens and 5,376 columns 53 KiB: they came from L2 again for every tile); with 3 buffers two
+// blocks take 184 KiB, the 196 KiB carveout, and leave 60 KiB: 3-8 tokens take 3 (H200: 8 sequences +4%, a
+// verify of 8 tokens 14.02 -> 13.46 ms, docs/PERF.md), 2 tokens (x 11 KiB) keep 4. G4_CUDA_Q8_TC_STAGES=2:
+// 3-8 tokens with 2 (144 KiB, 100 KiB of L1, half the loads in flight), for an A/B.
+// (64-row tiles, one block an SM reading x once per 64 rows, measured below 3 buffers: dropped.)
+constexpr int kTcMT = 2;  // 16-row mma tiles a warp: a block's tile is 32 rows
+
+template <int ST>
 struct TcLayout {
-  static constexpr int kRows = 16 * MT;
+  static constexpr int kRows = 16 * kTcMT;
   static constexpr int kCodeBytes = kRows * 4 * 16;
   static constexpr int kStageBytes = kCodeBytes + kRows * 16;
   static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * kTcTokens;
@@ -328,24 +329,23 @@ struct TcLayout {
 // A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
 // with the tile's codes, scales and zero points and this lane's row offsets (chunks of rows g + 8k, groups of
 // rows lane + 32i). tile >= n_tiles: the sequence is over.
-template <int MT>
 struct TcCursor {
   int64_t tile;
   int p, c0;
   const uint4* codes;
   const uint16_t *scales, *zeros;
-  int wo[2 * MT], so[MT / 2];
+  int wo[2 * kTcMT], so[kTcMT / 2];
 };
 
-template <class S, bool kAsym, int KS, int TPG, int MT, int ST>
-__global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 2 : 1) gemv_q8_tc_kernel(Segments segs, int64_t cols,
+template <class S, bool kAsym, int KS, int TPG, int ST>
+__global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
                                                                     int n_tok) {
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
   static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
-  static_assert(MT == 2 || MT == 4, "32 or 64 rows a tile");
-  using L = TcLayout<MT, ST>;
+  constexpr int MT = kTcMT;
+  using L = TcLayout<ST>;
   constexpr int kTcStages = ST;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
@@ -367,7 +367,7 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 2 : 1) gemv_q8_tc_kerne
   // rows g + 8k; lane l: the scales and zero points of row l), one commit group a round, empty once the
   // sequence is over (the waits count groups).
   const uint32_t ring = smem_addr(tc_smem) + uint32_t(warp * kTcStages * kTcStageBytes);
-  TcCursor<MT> pc;
+  TcCursor pc;
   pc.tile = blockIdx.x, pc.p = 0, pc.c0 = 4 * warp;
   auto enter_tile = [&]() {
     if (pc.tile >= n_tiles) return;
@@ -426,7 +426,7 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 2 : 1) gemv_q8_tc_kerne
     int64_t row0;
     const int sg = locate_group(segs, tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
-    constexpr int kOut = kTcRows * kTcTokens / (kWarps * 32);  // outputs a thread: 1 (32 rows) or 2 (64)
+    constexpr int kOut = kTcRows * kTcTokens / (kWarps * 32);  // outputs a thread: 1
     float y[kOut] = {};  // thread e's outputs: e + 256 i = row * 8 + token
     for (int p = 0; p < KS; ++p) {
       const int slot0 = kTcSlots * p + 4 * warp;
@@ -524,11 +524,11 @@ __global__ void __launch_bounds__(kWarps * 32, MT == 2 ? 2 : 1) gemv_q8_tc_kerne
   }
 }
 
-template <class S, bool kAsym, int KS, int TPG, int MT, int ST>
-void launch_q8_tc_rows(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
+template <class S, bool kAsym, int KS, int TPG, int ST>
+void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
-  using L = TcLayout<MT, ST>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, MT, ST>;
+  using L = TcLayout<ST>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
@@ -541,14 +541,13 @@ void launch_q8_tc_rows(const WeightDesc* ws, float* const* ys, int n, const uint
 template <class S, bool kAsym, int KS, int TPG>
 void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                   cudaStream_t s) {
-  if constexpr (TPG >= 4) {
-    static const bool rows64 = env_int("G4_CUDA_Q8_TC_ROWS", 32) == 64;
-    static const bool stages3 = env_int("G4_CUDA_Q8_TC_STAGES", 4) == 3;
-    if (rows64 && stages3) return launch_q8_tc_rows<S, kAsym, KS, TPG, 4, 3>(ws, ys, n, xq, xd, T, s);
-    if (rows64) return launch_q8_tc_rows<S, kAsym, KS, TPG, 4, 4>(ws, ys, n, xq, xd, T, s);
-    if (stages3) return launch_q8_tc_rows<S, kAsym, KS, TPG, 2, 3>(ws, ys, n, xq, xd, T, s);
+  if constexpr (TPG == 2) {
+    launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
+  } else {
+    static const bool two = env_int("G4_CUDA_Q8_TC_STAGES", 3) == 2;
+    if (two) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
+    launch_q8_tc_ring<S, kAsym, KS, TPG, 3>(ws, ys, n, xq, xd, T, s);
   }
-  launch_q8_tc_rows<S, kAsym, KS, TPG, 2, 4>(ws, ys, n, xq, xd, T, s);
 }
 
 // The tensor-core kernel for T tokens: 2, 4 or 8 tokens a column group, the fewest that hold them.

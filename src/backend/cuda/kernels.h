@@ -173,11 +173,6 @@ struct AttnArgs {
   const float* kw = nullptr;
   const float* rope_cs = nullptr;
   int pairs = 0;
-  // Bytes the next kernels read (the output projection's codes, scales, zero points; Backend::prefetch) that
-  // the tensor-core split kernel's blocks ask of L2 before their wait, a slice each (null: none; the other
-  // split kernels ignore them).
-  const void* l2_next[3] = {};
-  int64_t l2_next_bytes[3] = {};
 };
 // Whether n queries of one sequence from position p0 take the decode kernels (else the GEMM path of
 // cuda_backend.cc).
