@@ -37,6 +37,7 @@ struct BenchOpts {
   std::string model, backend = "auto";
   KvFlags kv;
   int64_t prompt = 512, gen = 128, chunk = 512;
+  int64_t ctx = 0;                   // -c: every sequence's cache capacity (0: what the tests need)
   std::vector<int64_t> depth = {0};  // -d 0,16384: a row per depth
   std::vector<int> parallel = {1};   // --parallel 1,4,8: a row per number of sequences
   std::vector<int> verify;           // --verify-cost 2,3,5: verify of n tokens against a one-token step
@@ -96,7 +97,12 @@ int run_bench(const BenchOpts& o) {
   for (int32_t& t : fill_tokens) t = tok(rng);
   const int max_par = *std::max_element(o.parallel.begin(), o.parallel.end());
   const int max_verify = o.verify.empty() ? 0 : *std::max_element(o.verify.begin(), o.verify.end());
-  const int64_t ctx = max_depth + std::max<int64_t>({o.prompt, o.gen, int64_t(max_verify) + 1, 1});
+  const int64_t need = max_depth + std::max<int64_t>({o.prompt, o.gen, int64_t(max_verify) + 1, 1});
+  if (o.ctx > 0 && o.ctx < need)
+    throw Error("--ctx-size " + std::to_string(o.ctx) + " is smaller than the " + std::to_string(need) +
+                " positions the tests need (the largest depth plus the longest test)");
+  // A serving context (-c 8192, say) makes a short depth pay what a large cache costs, as it does in use.
+  const int64_t ctx = std::max(o.ctx, need);
   // One cache for every row (allocated once: the largest depth and number of sequences); each test empties
   // the sequences it uses and fills them with `depth` tokens first, untimed.
   const KvCacheOptions kvo = kv_options_for(backend->name(), ctx, max_par, o.kv);
@@ -182,8 +188,8 @@ int run_bench(const BenchOpts& o) {
   for (int k : o.oracle) {
     std::vector<int32_t> p = prompt;
     while (p.size() < 32) p.push_back(tok(rng));
-    oracle.push_back(run_oracle(*model, kv_options_for(backend->name(), int64_t(p.size()) + o.gen + k + 1, 1, o.kv), p,
-                                o.gen, k));
+    const int64_t octx = std::max<int64_t>(o.ctx, int64_t(p.size()) + o.gen + k + 1);
+    oracle.push_back(run_oracle(*model, kv_options_for(backend->name(), octx, 1, o.kv), p, o.gen, k));
   }
   const Stat gp = tg_plain.empty() ? Stat{} : stats(tg_plain), gs = tg_spec.empty() ? Stat{} : stats(tg_spec);
   const std::string ctk = kv_type_name(kvo.k_type), ctv = kv_type_name(kvo.v_type);
@@ -192,11 +198,11 @@ int run_bench(const BenchOpts& o) {
   if (o.json) {
     for (const Row& r : rows)
       std::printf("{\"model\": \"%s\", \"backend\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"load_s\": %.3f, \"reps\": %d, "
-                  "\"depth\": %ld, \"parallel\": %d, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", \"keys_derived\": %s, "
+                  "\"depth\": %ld, \"ctx\": %ld, \"parallel\": %d, \"cache_type_k\": \"%s\", \"cache_type_v\": \"%s\", \"keys_derived\": %s, "
                   "\"pp\": %ld, \"pp_tok_s\": %.3f, \"pp_sd\": %.3f, \"tg\": %ld, \"tg_tok_s\": %.3f, \"tg_sd\": %.3f, "
                   "\"sampling\": \"%s\", \"temp\": %g, \"top_k\": %d}\n",
                   o.model.c_str(), backend->name().c_str(), isa.c_str(), backend->threads(), load_s, o.reps, long(r.depth),
-                  r.parallel, ctk.c_str(), ctv.c_str(), kvo.derive_k ? "true" : "false", long(o.prompt), r.pp.mean, r.pp.sd, long(o.gen), r.tg.mean,
+                  long(ctx), r.parallel, ctk.c_str(), ctv.c_str(), kvo.derive_k ? "true" : "false", long(o.prompt), r.pp.mean, r.pp.sd, long(o.gen), r.tg.mean,
                   r.tg.sd, o.sampling.c_str(), double(o.choice.temperature), o.choice.top_k);
     if (!tg_spec.empty())
       std::printf("{\"test\": \"draft\", \"repetitive_plain_tok_s\": %.3f, \"repetitive_plain_sd\": %.3f, "
@@ -256,6 +262,10 @@ void add_bench_command(CLI::App& app, Action* action) {
       ->delimiter(',');
   c->add_option("--parallel", o->parallel, "sequences decoding together, one batch per step (aggregate tokens/s); a list")
       ->delimiter(',');
+  c->add_option("-c,--ctx-size", o->ctx,
+                "every sequence's cache capacity (default: the largest depth plus the longest test); a serving "
+                "context makes a short depth pay what a large cache costs")
+      ->check(in_range(int64_t(0), int64_t(1) << 24));
   c->add_option("-b,--batch-size", o->chunk, "prefill chunk for the -d fill")->check(in_range(int64_t(1), int64_t(1) << 16));
   add_kv_flags(c, o->kv);
   c->add_flag("--json", o->json, "one JSON line instead of the table");

@@ -47,7 +47,10 @@ TEST_F(CudaTest, AttentionDecodeAndPrefill) {
       {9, 32, 16, 256, 1500, 1024, 1024, true}, {16, 8, 1, 512, 3000, 0, 4096, false},
       {16, 8, 1, 512, 9000, 0, 9100, false}, {700, 8, 2, 64, 100, 0, 1024, false},
       {333, 32, 16, 256, 0, 100, 512, true},    {200, 16, 2, 512, 70, 0, 300, false},
-      {40, 4, 2, 48, 5, 0, 64, false}};  // (head_dim 48: the GEMM path in both modes)
+      {40, 4, 2, 48, 5, 0, 64, false},  // (head_dim 48: the GEMM path in both modes)
+      // A short context in a large cache: the capacity sizes tens of splits, the floor of keys a split
+      // takes (split_keys) leaves most of them empty.
+      {1, 32, 4, 512, 40, 0, 8192, false}, {3, 8, 1, 512, 90, 0, 8192, false}, {1, 32, 16, 256, 10, 1024, 1024, true}};
   for (const AttCase& c : cases) {
     const std::string what = "T=" + std::to_string(c.T) + " Hq=" + std::to_string(c.Hq) + " Hkv=" + std::to_string(c.Hkv) +
                              " D=" + std::to_string(c.D) + " p0=" + std::to_string(c.p0) + " window=" +
@@ -80,7 +83,8 @@ TEST_F(CudaTest, AttentionOverBf16Cache) {
   const std::vector<AttCase> cases = {{1, 32, 16, 256, 1500, 1024, 1024, true}, {1, 32, 4, 512, 3000, 0, 4096, false},
                                       {4, 4, 2, 32, 13, 8, 8, true},           {37, 4, 2, 32, 20, 8, 8, true},
                                       {50, 8, 1, 512, 11, 0, 64, false},       {129, 32, 16, 256, 900, 1024, 1024, true},
-                                      {9, 32, 16, 256, 1500, 1024, 1024, true}};
+                                      {9, 32, 16, 256, 1500, 1024, 1024, true}, {1, 32, 4, 512, 40, 0, 8192, false},
+                                      {4, 32, 16, 256, 20, 1024, 1024, true}};
   auto round_bf16 = [](std::vector<float> x) {
     for (float& f : x) f = bf16_to_f32(f32_to_bf16(f));
     return x;

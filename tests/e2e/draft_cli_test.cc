@@ -105,6 +105,7 @@ TEST(DraftCli, BenchVerifyCostAndOracle) {
   EXPECT_EQ(oracle_rows, 1) << o.out;
   expect_error("bench -m " + kModel + " --verify-cost 0", "--verify-cost: 0 is out of range");
   expect_error("bench -m " + kModel + " --oracle-draft 2 -n 1", "--oracle-draft needs -n");
+  expect_error("bench -m " + kModel + " -p 8 -n 4 -c 5", "--ctx-size 5 is smaller than the 8 positions the tests need");
 }
 
 }  // namespace

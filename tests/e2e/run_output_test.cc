@@ -57,6 +57,10 @@ TEST(RunOutput, ThreadsFlagSetsTheCpuThreadCount) {
   ASSERT_EQ(b.status, 0) << b.err;
   const nlohmann::json bj = nlohmann::json::parse(b.out);
   EXPECT_EQ(bj["threads"], 2) << b.out;
+  EXPECT_EQ(bj["ctx"], 4) << b.out;  // what the tests need: -p 4
+  const G4Output bc = run_g4_cli("bench -m " + kModel + " -p 4 -n 2 -r 1 -t 1 -c 300 --json");
+  ASSERT_EQ(bc.status, 0) << bc.err;
+  EXPECT_EQ(nlohmann::json::parse(bc.out)["ctx"], 300) << bc.out;
   EXPECT_EQ(bj["backend"], run_json("")["backend"]) << b.out;
   // G4_THREADS still applies when -t is not given; -t wins over it.
   const std::string env = "env G4_THREADS=3 ";

@@ -55,8 +55,8 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
 
   int64_t lo, hi;
   key_range(a, rs.pq, &lo, &hi);
-  const int64_t per = (hi - lo + n_split - 1) / n_split;
-  const int64_t ks = lo + split * per, ke = min(hi, ks + per);
+  const SplitKeys sk = split_keys(a, lo, hi, n_split, int(split));
+  const int64_t ks = sk.ks, ke = sk.ke;
 
   for (int i = tid; i < group * D; i += kThreads) qs[i] = a.q[(t * a.Hq + g * group) * D + i];
   for (int j = tid; j < group; j += kThreads) mrow[j] = -FLT_MAX, lrow[j] = 0.f;
@@ -341,8 +341,8 @@ __device__ __forceinline__ void decode_group(const AttnArgs& a, int n_split, flo
 
   int64_t lo, hi;
   key_range(a, rs.pq, &lo, &hi);
-  const int64_t per = (hi - lo + n_split - 1) / n_split;
-  const int64_t ks = lo + split * per, ke = min(hi, ks + per);
+  const SplitKeys sk = split_keys(a, lo, hi, n_split, int(split));
+  const int64_t ks = sk.ks, ke = sk.ke, per = sk.per;
   // Keys per tile: enough 32-key warps for this split's keys, the other warps splitting the head dim, so
   // that a split of few keys (short contexts) still keeps every warp busy on short dot products. A
   // function of the query's position alone: a verify, a batch and a one-token step compute alike.
@@ -638,8 +638,13 @@ size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm) {
   return size_t(a.T * a.Hq) * ns * size_t(a.D + 2) * sizeof(float);
 }
 
-void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s) {
+void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) {
   if (knocked_out(Knock::kAttn)) return;
+  // G4_CUDA_ATTN_SPLIT_MIN (comparisons): the fewest keys a split takes; 1 spreads a short context over
+  // every split the capacity sizes, as before the floor.
+  static const int split_min = env_int("G4_CUDA_ATTN_SPLIT_MIN", 0);
+  AttnArgs a = args;
+  if (split_min > 0) a.split_min = split_min;
   const int group = int(a.Hq / a.Hkv);
   if (a.D > kMaxD) throw Error("cuda attention: head_dim " + std::to_string(a.D) + " exceeds the decode kernel's 512");
   if (int64_t(group) * a.D > int64_t(kMaxElems) * kThreads)

@@ -160,12 +160,11 @@ __device__ __forceinline__ void derived_keys8(const AttnArgs& a, const __nv_bflo
 }
 
 // grid (Hkv, T, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split, D], ml [T, Hq,
-// n_split, 2]. kDerived: keys derived from the value rows (a.kw). early (G4_CUDA_ATTN_EARLY=1, for an A/B not
-// yet measured): the first tile's cached rows are copied before the wait for the previous kernel.
+// n_split, 2]. kDerived: keys derived from the value rows (a.kw). The first tile's cached rows are copied
+// before the wait for the previous kernel (H200, 60-layer Q4_0: +0.7% a token at depth 0 and at 16,384, one
+// sequence or eight; docs/PERF.md).
 template <int D, bool kDerived>
-__global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml,
-                                                                  bool early) {
-  if (!early) grid_dependency_sync();
+__global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   using L = TcSmem<D, kDerived>;
   constexpr int QS = L::QS, RS = L::RS, PS = L::PS, SS = L::SS;
   constexpr int DW = D / kWarpsTc;  // head dims a warp owns in P.V, 32 a group (two 16-dim m-tiles)
@@ -189,8 +188,8 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, cq = lane & 3;
   int64_t lo, hi;
   key_range(a, rs.pq, &lo, &hi);
-  const int64_t per = (hi - lo + n_split - 1) / n_split;
-  const int64_t ks = lo + split * per, ke = min(hi, ks + per);
+  const SplitKeys sk = split_keys(a, lo, hi, n_split, int(split));
+  const int64_t ks = sk.ks, ke = sk.ke;
 
   // The rows of the tile at k0 (one thread a row) for stage st.
   auto find_rows = [&](int64_t k0, int st) {
@@ -232,18 +231,14 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     }
   };
 
-  // The first tile's copies go out before the query is staged. Early: its cached rows before the wait for the
+  // The first tile's copies go out before the query is staged: its cached rows before the wait for the
   // previous kernel (launch.cuh: rows of positions before the step's, which this step's kernels do not
   // write), its fresh rows after it.
   if (ks < ke) find_rows(ks, 0);
   __syncthreads();
-  if (early) {
-    if (ks < ke) stage_tile(ks, 0, kCached);
-    grid_dependency_sync();
-    if (ks < ke) stage_tile(ks, 0, kRest);
-  } else if (ks < ke) {
-    stage_tile(ks, 0, kAll);
-  }
+  if (ks < ke) stage_tile(ks, 0, kCached);
+  grid_dependency_sync();
+  if (ks < ke) stage_tile(ks, 0, kRest);
   for (int e = tid; e < kCols * D; e += kThreadsTc) {
     const int j = e / D, d = e % D;
     __nv_bfloat16 p[kParts];
@@ -411,9 +406,7 @@ void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, cudaSt
     return true;
   }();
   (void)sized;
-  static const bool early = env_int("G4_CUDA_ATTN_EARLY", 0) != 0;
-  launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml,
-         early);
+  launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml);
 }
 
 template <int D>

@@ -48,6 +48,23 @@ __device__ __forceinline__ void key_range(const AttnArgs& a, int64_t pq, int64_t
   *hi = pq + 1;
 }
 
+// Split `split` of n_split over a query's visible keys [lo, hi): keys [ks, ks + per) within them, equal
+// slices of at least a.split_min keys (32 by default: one tile of the tensor-core kernel, one warp's keys in
+// the group kernel), so that a short context fills a few splits instead of spreading one or two keys over
+// each of the tens of splits that a large cache capacity sizes (pick_split); the splits past the keys get
+// none and leave (m, l) = (-inf, 0), which the merge weighs 0. A function of the query's position alone: a
+// verify, a batch and a one-token step slice alike. (Written so that the tensor-core kernels keep the
+// registers they had without the floor: other forms spilled.)
+struct SplitKeys {
+  int64_t ks, ke;
+  int per;
+};
+__device__ __forceinline__ SplitKeys split_keys(const AttnArgs& a, int64_t lo, int64_t hi, int n_split, int split) {
+  const int64_t per = max((hi - lo + n_split - 1) / n_split, int64_t(a.split_min));
+  const int64_t ks = lo + split * per;  // (past hi for the splits past the keys: then ke < ks)
+  return SplitKeys{ks, min(hi, ks + per), int(per)};
+}
+
 __device__ __forceinline__ float to_f32(float x) { return x; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
 
