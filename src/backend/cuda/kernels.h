@@ -180,8 +180,9 @@ struct AttnArgs {
 bool attn_decode_suits(int64_t n, int64_t p0, int window);
 // Split-K flash-decoding for few queries per sequence, every sequence of the table in one launch; scratch
 // of attn_decode_scratch_bytes. The split count depends on the cache capacity, not on p0 nor on the other
-// sequences, so a recorded step is valid at every position and a sequence's result is the same alone or
-// in a batch.
+// sequences, and a query's slicing of its keys over the splits on its position alone (at least split_min
+// keys a split: a short context fills the first few), so a recorded step is valid at every position and a
+// sequence's result is the same alone or in a batch.
 size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm);
 void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s);
 // attn_decode's split kernel on the tensor cores (attn_decode_tc.cu: bf16 cache, stored or derived keys
