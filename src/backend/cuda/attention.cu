@@ -57,6 +57,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
   key_range(a, rs.pq, &lo, &hi);
   const SplitKeys sk = split_keys(a, lo, hi, n_split, int(split));
   const int64_t ks = sk.ks, ke = sk.ke;
+  if (empty_split_done(a, ks, ke, t, g, group, n_split, split, ml)) return;
 
   for (int i = tid; i < group * D; i += kThreads) qs[i] = a.q[(t * a.Hq + g * group) * D + i];
   for (int j = tid; j < group; j += kThreads) mrow[j] = -FLT_MAX, lrow[j] = 0.f;
@@ -343,6 +344,7 @@ __device__ __forceinline__ void decode_group(const AttnArgs& a, int n_split, flo
   key_range(a, rs.pq, &lo, &hi);
   const SplitKeys sk = split_keys(a, lo, hi, n_split, int(split));
   const int64_t ks = sk.ks, ke = sk.ke, per = sk.per;
+  if (empty_split_done(a, ks, ke, t, g, G, n_split, split, ml)) return;
   // Keys per tile: enough 32-key warps for this split's keys, the other warps splitting the head dim, so
   // that a split of few keys (short contexts) still keeps every warp busy on short dot products. A
   // function of the query's position alone: a verify, a batch and a one-token step compute alike.
@@ -545,15 +547,17 @@ __global__ void __launch_bounds__(kCombineThreads)
     }
   }
   L = block_sum<nw>(L);  // (its barriers also publish wgt)
+  // a.skip_empty: a split of weight 0 (one past the query's keys wrote no partial output) is passed over.
   float o = 0.f;
 #pragma unroll
   for (int k = 0; k < kCombineHeld; ++k) {
     const int sp = g + k * kCombineGroups;
-    if (sp < n_split) o = fmaf(held[k], wgt[sp], o);
+    if (sp < n_split && (!a.skip_empty || wgt[sp] > 0.f)) o = fmaf(held[k], wgt[sp], o);
   }
   if (d < a.D) {
 #pragma unroll 4
-    for (int sp = g + kCombineHeld * kCombineGroups; sp < n_split; sp += kCombineGroups) o = fmaf(pr[int64_t(sp) * a.D], wgt[sp], o);
+    for (int sp = g + kCombineHeld * kCombineGroups; sp < n_split; sp += kCombineGroups)
+      if (!a.skip_empty || wgt[sp] > 0.f) o = fmaf(pr[int64_t(sp) * a.D], wgt[sp], o);
   }
   red[g][j] = o;
   __syncthreads();
@@ -643,8 +647,10 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) 
   // G4_CUDA_ATTN_SPLIT_MIN (comparisons): the fewest keys a split takes; 1 spreads a short context over
   // every split the capacity sizes, as before the floor.
   static const int split_min = env_int("G4_CUDA_ATTN_SPLIT_MIN", 0);
+  static const bool skip_empty = env_int("G4_CUDA_ATTN_SKIP_EMPTY", 0) != 0;  // (attn_rows.cuh empty_split_done)
   AttnArgs a = args;
   if (split_min > 0) a.split_min = split_min;
+  a.skip_empty = skip_empty;
   const int group = int(a.Hq / a.Hkv);
   if (a.D > kMaxD) throw Error("cuda attention: head_dim " + std::to_string(a.D) + " exceeds the decode kernel's 512");
   if (int64_t(group) * a.D > int64_t(kMaxElems) * kThreads)
