@@ -68,11 +68,11 @@ __device__ __forceinline__ SplitKeys split_keys(const AttnArgs& a, int64_t lo, i
 }
 
 // With a.skip_empty (G4_CUDA_ATTN_SKIP_EMPTY=1, for an A/B not yet measured): a split past the query's keys
-// writes only (m, l) = (-inf, 0) for its G heads and is done (true); the merge then reads no partial output
-// of a split of weight 0 (the tensor-core kernel, at its register limit, runs through such a split as before
-// and only leaves its partial output unwritten). Without it, such a split runs through its kernel and writes zeros, which the merge
-// reads: for 8 queries over a full layer of the 31B with a 16K cache, 66 splits of 512-dim rows, 35 MB written
-// and read again a layer. The results are the same either way (a weight-0 term adds nothing).
+// writes only (m, l) = (-inf, 0) for its G heads and is done (true), and the merge reads no partial output of
+// a split of weight 0 (the tensor-core kernel, at its register limit, runs through such a split as before and
+// only leaves its partial output unwritten). Without it such a split writes zeros, which the merge reads: for
+// 8 queries over a full layer of the 31B with a 16K cache, 66 splits of 512-dim rows, 35 MB written and read
+// again a layer. The results are the same either way (a weight-0 term adds nothing).
 __device__ __forceinline__ bool empty_split_done(const AttnArgs& a, int64_t ks, int64_t ke, int64_t t, int64_t g, int G,
                                                  int n_split, int64_t split, float* ml) {
   if (!a.skip_empty || ks < ke) return false;
