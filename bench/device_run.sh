@@ -186,10 +186,19 @@ fi
 echo "== bench (tok/s: pp = prefill of pp tokens, tg = decode; depth = tokens already cached; seqs = sequences per step)"
 python3 - "$LOG/bench.jsonl" <<'PY'
 import json, sys
+ab = ""  # verify / oracle lines (--verify-cost, --oracle-draft in AB_ARGS or KO_ARGS) belong to the row before
 for line in open(sys.argv[1]):
     j = json.loads(line)
+    if j.get("test") == "verify":
+        print(f"{ab:14} verify of {j['n']} tokens at depth {j['depth']}: {j['ms']:.3f} ms = {j['ratio_to_step']:.3f} one-token steps")
+        continue
+    if j.get("test") == "oracle":
+        print(f"{ab:14} oracle drafter k = {j['k']}: {j['plain_tok_s']:.1f} -> {j['oracle_tok_s']:.1f} tok/s = {j['speedup']:.2f}x, same tokens {j['same_tokens']}")
+        continue
+    if "test" in j: continue
+    ab = j.get('ab', '')
     pick = f"{j.get('sampling', '')} t{j.get('temp', 0):g} k{j.get('top_k', 0)}"
-    print(f"{j.get('ab', ''):14} {pick:16} KV {j['cache_type_k']:5} depth {j['depth']:6} seqs {j['parallel']:3} | pp{j['pp']} {j['pp_tok_s']:9.1f} ± {j['pp_sd']:6.1f}"
+    print(f"{ab:14} {pick:16} KV {j['cache_type_k']:5} depth {j['depth']:6} ctx {j.get('ctx', 0):6} seqs {j['parallel']:3} | pp{j['pp']} {j['pp_tok_s']:9.1f} ± {j['pp_sd']:6.1f}"
           f" | tg{j['tg']} {j['tg_tok_s']:8.2f} ± {j['tg_sd']:5.2f} | load {j['load_s']:.1f} s")
 PY
 cat "$LOG/bench.err" | tail -5
