@@ -24,6 +24,12 @@ if [ "${1:-}" = "--pack" ]; then
   echo "build dir compiled into the tests: $(pwd)"
   exit 0
 fi
+MODE=${1:-all}
+case "$MODE" in
+  all|tests|bench|batch|depth|knockout|sampling|spec|ab|gemv-ncu) ;;
+  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab gemv-ncu)" >&2
+     exit 2;;
+esac
 HERE=$(cat .devbin/root 2>/dev/null || true)
 if [ -f .devbin/cuda.tar.xz ]; then
   mkdir -p build/cuda && tar -C build/cuda -xJf .devbin/cuda.tar.xz
@@ -38,7 +44,7 @@ export G4_REQUIRE_GPU=1
 SYNTH=${SYNTH_DIR:-/tmp/g4-m60}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
-MODE=${1:-all}  # all, tests, bench, batch (only the batched-decode rows), depth (decode at depth, f32 vs bf16),
+# MODE: all, tests, bench, batch (only the batched-decode rows), depth (decode at depth, f32 vs bf16),
 # knockout (the replayed step without each kind of kernel, docs/PERF.md),
 # sampling (the token choice on the device against the host's), spec (speculative decoding: the shipped
 # tiny model with its trained assistant and with prompt lookup against plain greedy, then the 31B synth's
