@@ -314,7 +314,9 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // reads (for 8 tokens and 5,376 columns 53 KiB: they came from L2 again for every tile); with 3 buffers two
 // blocks take 184 KiB, the 196 KiB carveout, and leave 60 KiB: 3-8 tokens take 3 (H200: 8 sequences +4%, a
 // verify of 8 tokens 14.02 -> 13.46 ms, docs/PERF.md), 2 tokens (x 11 KiB) keep 4. G4_CUDA_Q8_TC_STAGES=2:
-// 3-8 tokens with 2 (144 KiB, 100 KiB of L1, half the loads in flight), for an A/B.
+// 3-8 tokens with 2 (144 KiB, the 164 KiB carveout: 92 KiB of L1, half the loads in flight; on Q4_0 8
+// sequences +1.2% more), not the default while its g4-int4 short-output instance (spilling 32 bytes, the
+// 3-buffer one 8) is unmeasured.
 // (64-row tiles, one block an SM reading x once per 64 rows, measured below 3 buffers: dropped.)
 constexpr int kTcMT = 2;  // 16-row mma tiles a warp: a block's tile is 32 rows
 
