@@ -312,11 +312,12 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // ST: the ring's buffers. Two blocks of 32-row tiles with 4 buffers take 224 KiB of shared memory, which
 // needs the largest carveout (228 of the SM's 256 KiB) and leaves 28 KiB of L1 for the x words every round
 // reads (for 8 tokens and 5,376 columns 53 KiB: they came from L2 again for every tile); with 3 buffers two
-// blocks take 184 KiB, the 196 KiB carveout, and leave 60 KiB: 3-8 tokens take 3 (H200: 8 sequences +4%, a
-// verify of 8 tokens 14.02 -> 13.46 ms, docs/PERF.md), 2 tokens (x 11 KiB) keep 4. G4_CUDA_Q8_TC_STAGES=2:
-// 3-8 tokens with 2 (144 KiB, the 164 KiB carveout: 92 KiB of L1, half the loads in flight; on Q4_0 8
-// sequences +1.2% more), not the default while its g4-int4 short-output instance (spilling 32 bytes, the
-// 3-buffer one 8) is unmeasured.
+// blocks take 184 KiB, the 196 KiB carveout, and leave 60 KiB (H200, Q4_0: 8 sequences +4%, a verify of 8
+// tokens 14.02 -> 13.46 ms, docs/PERF.md); with 2, 144 KiB, the 164 KiB carveout: 92 KiB of L1, half the
+// loads in flight (Q4_0: 8 sequences +1.2% more, a verify of 4 tokens 9.84 -> 9.66 ms). So 3-8 tokens take 2
+// on symmetric layouts (Q4_0), 3 with zero points (g4's int4, whose 8-token short-output instance spills 32
+// bytes with 2 buffers, 8 with 3: unmeasured), and 2 tokens (x 11 KiB) keep 4. G4_CUDA_Q8_TC_STAGES=2 or 3
+// sets 3-8 tokens' ring on every layout, for comparisons.
 // (64-row tiles, one block an SM reading x once per 64 rows, measured below 3 buffers: dropped.)
 constexpr int kTcMT = 2;  // 16-row mma tiles a warp: a block's tile is 32 rows
 
@@ -546,8 +547,8 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
   if constexpr (TPG == 2) {
     launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
   } else {
-    static const bool two = env_int("G4_CUDA_Q8_TC_STAGES", 3) == 2;
-    if (two) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
+    static const int stages = env_int("G4_CUDA_Q8_TC_STAGES", kAsym ? 3 : 2);
+    if (stages == 2) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
     launch_q8_tc_ring<S, kAsym, KS, TPG, 3>(ws, ys, n, xq, xd, T, s);
   }
 }
