@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 
 #include "backend/host_kv.h"
 #include "base/error.h"
@@ -91,7 +90,6 @@ Tensor CpuBackend::empty(std::vector<int64_t> shape) {
   t.data = p;
   return t;
 }
-
 
 KvLayer CpuBackend::new_kv_layer(const KvLayerSpec& spec) {
   return host_kv::make(spec, spec.k_from_v ? as_cpu(*spec.k_norm).vec.data() : nullptr);

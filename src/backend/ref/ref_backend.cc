@@ -1,7 +1,6 @@
 #include "backend/ref/ref_backend.h"
 
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "backend/host_kv.h"
@@ -18,7 +17,6 @@ struct RefWeight : PackedWeight {
 const RefWeight& as_ref(const PackedWeight& w) { return static_cast<const RefWeight&>(w); }
 float* f32(Tensor& t) { return static_cast<float*>(t.data); }
 const float* f32(const Tensor& t) { return static_cast<const float*>(t.data); }
-
 
 }  // namespace
 
@@ -46,7 +44,6 @@ Tensor RefBackend::empty(std::vector<int64_t> shape) {
   t.data = t.storage.get();
   return t;
 }
-
 
 KvLayer RefBackend::new_kv_layer(const KvLayerSpec& spec) {
   return host_kv::make(spec, spec.k_from_v ? as_ref(*spec.k_norm).values.data() : nullptr);
