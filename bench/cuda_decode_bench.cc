@@ -252,14 +252,14 @@ Tensor forward_keep(CudaBackend& be, const Model31& m, std::vector<KvLayer>& kv,
   Tensor logits;
   if (tokens.size() == 1) {
     if (!g_step) {
-      if (auto rec = be.begin_step_recording(1, p0)) {
+      if (auto rec = be.begin_step_recording(1, {p0})) {
         g_step_logits = forward_dev(be, m, kv, tokens, p0);
         be.end_step_recording(*rec);
         g_step = std::move(rec);
       }
     }
     if (g_step) {
-      be.replay_step(*g_step, tokens, p0);
+      be.replay_step(*g_step, tokens, {p0});
       logits = g_step_logits;
     }
   }

@@ -114,9 +114,10 @@ std::string kv_type_name(DType t);
 // Bytes one position of one layer takes: K (unless derived) and V rows plus int8 scales.
 int64_t kv_bytes_per_position(const KvLayerSpec& s);
 
-// A recorded decode or verify step that the backend can replay with new tokens and a new position
+// A recorded decode or verify step that the backend can replay with new tokens and new positions
 // (CUDA graphs). Opaque to callers; see Backend::begin_step_recording.
-constexpr int kMaxRecordedTokens = 8;
+constexpr int kMaxRecordedTokens = 8;  // the tokens of a recorded step of one sequence
+constexpr int kMaxRecordedSeqs = 32;   // the sequences of a recorded batched decode step (one token each)
 class StepRecording {
  public:
   virtual ~StepRecording() = default;
@@ -211,20 +212,22 @@ class Backend {
                                    const PackedWeight& w_next, float eps, Tensor& out);
 
   // --- optional: recorded decode steps (a backend without them keeps these defaults) ---
-  // Starts recording the ops of a step of one sequence over n_tokens tokens (1 .. kMaxRecordedTokens: a
-  // decode step, a speculative verify of the pending token and its drafts, a drafter's step) at position
-  // pos; until end_step_recording the ops are recorded, not run, and at replay the token ids given to embed
-  // are the ones replay_step is passed, and a position p given to rope/qkv_norm_rope/attention/kv_append
-  // becomes pos' + (p - pos), pos' the position replay_step is passed. Returns null when the backend cannot
-  // record (or not that many tokens).
-  virtual std::unique_ptr<StepRecording> begin_step_recording(int n_tokens, int64_t pos) {
+  // Starts recording the ops of a step over pos.size() sequences, pos[i] the first position of the step's
+  // i-th sequence (in the order of the step's SeqRows): one sequence over n_tokens = 1 .. kMaxRecordedTokens
+  // tokens (a decode step, a speculative verify of the pending token and its drafts, a drafter's step), or
+  // 2 .. kMaxRecordedSeqs sequences with one token each (n_tokens = pos.size(): a batched decode step).
+  // Until end_step_recording the ops are recorded, not run; at replay the token ids given to embed are the
+  // ones replay_step is passed, and a position p that sequence i's ops were given (rope, qkv_norm_rope,
+  // attention, kv_append) becomes pos'[i] + (p - pos[i]), pos' the positions replay_step is passed.
+  // Returns null when the backend cannot record such a step.
+  virtual std::unique_ptr<StepRecording> begin_step_recording(int n_tokens, const std::vector<int64_t>& pos) {
     (void)n_tokens, (void)pos;
     return nullptr;
   }
   virtual void end_step_recording(StepRecording& rec) { (void)rec; }
-  // Runs a recording for `tokens` (as many as it was recorded with) from position `pos`; tensors created
-  // while recording keep their storage.
-  virtual void replay_step(StepRecording& rec, const std::vector<int32_t>& tokens, int64_t pos) {
+  // Runs a recording for `tokens` (as many as it was recorded with) from positions `pos` (one a sequence);
+  // tensors created while recording keep their storage.
+  virtual void replay_step(StepRecording& rec, const std::vector<int32_t>& tokens, const std::vector<int64_t>& pos) {
     (void)rec, (void)tokens, (void)pos;
   }
 

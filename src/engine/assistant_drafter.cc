@@ -80,7 +80,7 @@ std::vector<int32_t> AssistantDrafter::run(int n) {
     const std::vector<const void*> key = step_inputs(kv);
     if (!rec_ || rec_key_ != key) {
       rec_.reset();
-      if (std::unique_ptr<StepRecording> rec = be.begin_step_recording(1, chain_pos_)) {
+      if (std::unique_ptr<StepRecording> rec = be.begin_step_recording(1, {chain_pos_})) {
         rec_out_ = model_->step(chain_tok_, chain_h_, kv, chain_pos_, chain_taps_, 0);  // recorded, not run
         be.end_step_recording(*rec);
         rec_ = std::move(rec);
@@ -88,7 +88,7 @@ std::vector<int32_t> AssistantDrafter::run(int n) {
       }
     }
     if (rec_) {
-      be.replay_step(*rec_, {chain_tok_}, chain_pos_);
+      be.replay_step(*rec_, {chain_tok_}, {chain_pos_});
       st = rec_out_;
     } else {
       st = model_->step(chain_tok_, chain_h_, kv, chain_pos_, chain_taps_, 0);

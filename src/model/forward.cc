@@ -139,7 +139,7 @@ void tapped_layers(const ModelSpec& s, int out[2]) {
 
 namespace {
 
-// Validates and runs one step (replaying the sequence's recorded decode step where there is one); returns
+// Validates and runs one step (replaying its recording where there is one); returns
 // the logits tensor of the rows asked for, on the backend (empty when none are).
 Tensor run_step(const Model& model, KvCache& kv, const std::vector<SeqChunk>& batch) {
   validate(model, kv, batch);
@@ -148,31 +148,46 @@ Tensor run_step(const Model& model, KvCache& kv, const std::vector<SeqChunk>& ba
   Tensor logits;
   const SeqChunk& c0 = batch[0];
   const int n = int(c0.tokens.size());
-  // (For one token, every row is the last one: kLast and kAll share the recording.)
-  const bool recordable = n >= 1 && n <= kMaxRecordedTokens &&
-                          (c0.logits == LogitsMode::kAll || (c0.logits == LogitsMode::kLast && n == 1));
-  if (batch.size() == 1 && recordable) {
-    // A decode step or a verify of one sequence: record it once per sequence, number of tokens and whether
-    // it is tapped (where the backend can), at its second run (the first runs eagerly), then replay it with
-    // each new set of tokens and first position. The recording reads both at replay time; a tapped one
-    // refills the taps it was recorded with.
+  // Steps the backend may record (where it can): a decode step or a verify of one sequence, once per
+  // sequence, number of tokens and whether it is tapped (for one token, every row is the last one: kLast and
+  // kAll share the recording), and a decode step of several sequences (one token each, none tapped), once
+  // per set of sequences in the step's order. Each is recorded at its second run (the first runs eagerly),
+  // then replayed with each new set of tokens and first positions, which the recording reads at replay time;
+  // a tapped one refills the taps it was recorded with.
+  KvCache::Recorded* r = nullptr;
+  if (batch.size() == 1) {
+    const bool recordable = n >= 1 && n <= kMaxRecordedTokens &&
+                            (c0.logits == LogitsMode::kAll || (c0.logits == LogitsMode::kLast && n == 1));
     KvCache::Seq& sq = kv.seq(c0.seq);
-    KvCache::Seq::Recorded& r = c0.taps ? sq.tapped[n - 1] : sq.steps[n - 1];
-    const bool ran_before = std::exchange(r.ran, true);
-    if (!r.rec && ran_before) {
-      std::unique_ptr<StepRecording> rec = be.begin_step_recording(n, kv.pos(c0.seq));
+    if (recordable) r = c0.taps ? &sq.tapped[n - 1] : &sq.steps[n - 1];
+  } else if (batch.size() <= size_t(kMaxRecordedSeqs)) {
+    std::vector<int> ids;
+    for (const SeqChunk& c : batch)
+      if (c.tokens.size() == 1 && c.logits != LogitsMode::kNone && !c.taps) ids.push_back(c.seq);
+    if (ids.size() == batch.size()) r = &kv.batch_step(ids);
+  }
+  if (r) {
+    std::vector<int32_t> tokens;
+    std::vector<int64_t> pos;
+    for (const SeqChunk& c : batch) {
+      tokens.insert(tokens.end(), c.tokens.begin(), c.tokens.end());
+      pos.push_back(kv.pos(c.seq));
+    }
+    const bool ran_before = std::exchange(r->ran, true);
+    if (!r->rec && ran_before) {
+      std::unique_ptr<StepRecording> rec = be.begin_step_recording(int(tokens.size()), pos);
       if (rec) {
         Tensor l = enqueue(model, kv, batch);  // recorded, not run
         be.end_step_recording(*rec);
-        r.rec = std::move(rec);
-        r.logits = l;
-        if (c0.taps) r.taps = *c0.taps;
+        r->rec = std::move(rec);
+        r->logits = l;
+        if (c0.taps) r->taps = *c0.taps;
       }
     }
-    if (r.rec) {
-      be.replay_step(*r.rec, c0.tokens, kv.pos(c0.seq));
-      logits = r.logits;
-      if (c0.taps) *c0.taps = r.taps;
+    if (r->rec) {
+      be.replay_step(*r->rec, tokens, pos);
+      logits = r->logits;
+      if (c0.taps) *c0.taps = r->taps;
     }
   }
   if (!logits.data) logits = enqueue(model, kv, batch);

@@ -92,6 +92,23 @@ void KvCache::clear(int id) {
   s.high_water = 0;
 }
 
+KvCache::Recorded& KvCache::batch_step(const std::vector<int>& ids) {
+  for (int id : ids) seq(id);  // (throws for an id out of range)
+  ++batch_clock_;
+  for (BatchStep& b : batch_steps_)
+    if (b.ids == ids) {
+      b.used = batch_clock_;
+      return b.step;
+    }
+  if (batch_steps_.size() == kMaxBatchSteps) {  // the least recently used set makes room
+    auto lru = std::min_element(batch_steps_.begin(), batch_steps_.end(),
+                                [](const BatchStep& a, const BatchStep& b) { return a.used < b.used; });
+    batch_steps_.erase(lru);
+  }
+  batch_steps_.push_back(BatchStep{ids, batch_clock_, {}});
+  return batch_steps_.back().step;
+}
+
 void KvCache::note_written(int id, const std::vector<int32_t>& tokens) {
   Seq& s = seq(id);
   s.tokens.insert(s.tokens.end(), tokens.begin(), tokens.end());

@@ -40,23 +40,31 @@ class KvCache {
   // type the backend cannot store.
   KvCache(const Model& model, const KvCacheOptions& o);
 
+  // A step recorded by the backend (backends that record), with the logits tensor it leaves its results in.
+  // A step is recorded at its second run (`ran`: it ran once): a verify length that speculation uses once,
+  // as a short answer does, runs eagerly instead of paying for a recording.
+  struct Recorded {
+    bool ran = false;
+    std::unique_ptr<StepRecording> rec;
+    Tensor logits;
+    ForwardTaps taps;
+  };
+
   struct Seq {
     std::vector<KvLayer> layers;
     std::vector<int32_t> tokens;  // the tokens at positions 0 .. pos-1, whose keys and values are cached
     int64_t high_water = 0;       // one past the furthest position written since the last clear
-    // Recorded steps over this sequence's layers (backends that record), by their number of tokens less
-    // one (a decode step, verifies of 2 .. kMaxRecordedTokens tokens), and their logits; `tapped`: the same
-    // steps with ForwardTaps (a drafter reading the target's state), whose taps every replay refills.
-    // A step is recorded at its second run (`ran`: it ran once): a verify length that speculation uses once,
-    // as a short answer does, runs eagerly instead of paying for a recording.
-    struct Recorded {
-      bool ran = false;
-      std::unique_ptr<StepRecording> rec;
-      Tensor logits;
-      ForwardTaps taps;
-    };
+    // Recorded steps over this sequence's layers, by their number of tokens less one (a decode step,
+    // verifies of 2 .. kMaxRecordedTokens tokens); `tapped`: the same steps with ForwardTaps (a drafter
+    // reading the target's state), whose taps every replay refills.
     Recorded steps[kMaxRecordedTokens], tapped[kMaxRecordedTokens];
   };
+
+  // The recorded decode step of sequences `ids` together (one token each, in that order; 2 ..
+  // kMaxRecordedSeqs of them), created empty on first use. The kMaxBatchSteps most recently used sets are
+  // kept: a server's batch changes as requests come and go.
+  static constexpr size_t kMaxBatchSteps = 8;
+  Recorded& batch_step(const std::vector<int>& ids);
 
   int n_seq() const { return int(seqs_.size()); }
   int64_t ctx_size() const { return opt_.ctx_size; }
@@ -82,6 +90,13 @@ class KvCache {
   std::vector<int> windows_;  // per layer: the attention window (0 = full)
   KvCacheOptions opt_;
   std::vector<Seq> seqs_;
+  struct BatchStep {
+    std::vector<int> ids;
+    uint64_t used = 0;  // batch_clock_ at its last use
+    Recorded step;
+  };
+  std::vector<BatchStep> batch_steps_;
+  uint64_t batch_clock_ = 0;
 };
 
 }  // namespace g4

@@ -120,6 +120,45 @@ TEST_P(SequencesTest, BatchOfEightMatchesEachSequenceAlone) {
   }
 }
 
+// Eight sequences of different lengths decode 24 steps together (one token each), past the sliding window
+// several times; sequence 3 sits out every third step, so two sets of sequences alternate. Where the backend
+// records steps (cuda), each set is recorded at its second run and replayed at new positions from then on.
+// Each sequence must get the logits of the same tokens run alone.
+TEST_P(SequencesTest, BatchedDecodeStepsMatchEachSequenceAlone) {
+  std::mt19937 rng(5);
+  const int N = 8, steps = 24;
+  const std::vector<size_t> prompt_len = {3, 9, 17, 1, 30, 8, 12, 25};
+  std::vector<std::vector<int32_t>> prompt(N), next(N);
+  for (int i = 0; i < N; ++i) prompt[size_t(i)] = random_tokens(rng, prompt_len[size_t(i)], V_);
+  for (int i = 0; i < N; ++i) next[size_t(i)] = random_tokens(rng, steps, V_);
+  const auto sits_out = [](int i, int s) { return i == 3 && s % 3 == 2; };
+  KvCache kv(*model_, opts(N, 4));
+  std::vector<SeqChunk> prefill;
+  for (int i = 0; i < N; ++i) prefill.push_back({i, prompt[size_t(i)], LogitsMode::kLast});
+  forward_batch(*model_, kv, prefill);
+  std::vector<std::vector<std::vector<float>>> batched(N);
+  for (int s = 0; s < steps; ++s) {
+    std::vector<SeqChunk> batch;
+    for (int i = 0; i < N; ++i)
+      if (!sits_out(i, s)) batch.push_back({i, {next[size_t(i)][size_t(s)]}, LogitsMode::kLast});
+    const auto out = forward_batch(*model_, kv, batch);
+    for (size_t c = 0; c < batch.size(); ++c) batched[size_t(batch[c].seq)].push_back(out[c]);
+  }
+  for (int i = 0; i < N; ++i) {
+    Session alone(*model_, opts(1, 4));
+    alone.forward(prompt[size_t(i)], LogitsMode::kLast);
+    size_t k = 0;
+    for (int s = 0; s < steps; ++s) {
+      if (sits_out(i, s)) continue;
+      const std::vector<float> l = alone.forward({next[size_t(i)][size_t(s)]}, LogitsMode::kLast);
+      ASSERT_LT(k, batched[size_t(i)].size());
+      EXPECT_LE(max_diff(batched[size_t(i)][k], l), 1e-5) << "sequence " << i << " step " << s;
+      ++k;
+    }
+    EXPECT_EQ(kv.seq(i).tokens, alone.tokens());
+  }
+}
+
 // Roll back by 1, slack, slack + 1 (the deepest in-place rollback), slack + 2 and two windows, from
 // a prompt that crossed the window several times; then continue. The logits must equal a session that
 // never saw the dropped tokens.
@@ -326,17 +365,18 @@ TEST(CompactCache, Bf16KeepsTheGreedyTokensOf200Steps) {
   }
 }
 
-// A backend that would record steps (cuda does) is asked to record a step of one sequence at its second run,
-// never at its first: a verify length used once (a short answer's speculation) runs eagerly. This one counts
-// the requests and records nothing, so every step still runs eagerly.
+// A backend that would record steps (cuda does) is asked to record a step at its second run, never at its
+// first: a verify length used once (a short answer's speculation) runs eagerly. This one counts the requests
+// and records nothing, so every step still runs eagerly.
 class CountingRecorder : public RefBackend {
  public:
-  std::unique_ptr<StepRecording> begin_step_recording(int n_tokens, int64_t pos) override {
-    ++asked[n_tokens];
-    (void)pos;
+  std::unique_ptr<StepRecording> begin_step_recording(int n_tokens, const std::vector<int64_t>& pos) override {
+    if (pos.size() == 1) ++asked[n_tokens];
+    else ++asked_batch[pos];
     return nullptr;
   }
-  std::map<int, int> asked;  // number of tokens -> requests
+  std::map<int, int> asked;                         // one sequence: number of tokens -> requests
+  std::map<std::vector<int64_t>, int> asked_batch;  // several: their positions -> requests
 };
 
 TEST(StepRecording, AskedAtTheSecondRunOfALength) {
@@ -354,6 +394,37 @@ TEST(StepRecording, AskedAtTheSecondRunOfALength) {
   EXPECT_EQ(be.asked[4], 1);
   forward_batch(*model, kv, {{0, {11, 12, 13}, LogitsMode::kNone}});  // a prefill chunk is never recorded
   EXPECT_EQ(be.asked.count(3), 0u);
+  EXPECT_TRUE(be.asked_batch.empty());
+}
+
+// A decode step of several sequences is recorded per set of sequences in the step's order, with every
+// sequence's position; a batch with a prompt chunk or a row without logits is never recorded.
+TEST(StepRecording, BatchedDecodeStepsAskedPerSetOfSequences) {
+  CountingRecorder be;
+  auto model = Model::load(std::string(G4_TEST_DATA) + "/hf-reference/deep-small-window/model", be);
+  KvCacheOptions o;
+  o.ctx_size = 64;
+  o.slack = 8;
+  o.n_seq = 3;
+  KvCache kv(*model, o);
+  forward_batch(*model, kv, {{0, {2, 3}, LogitsMode::kLast}, {1, {4}, LogitsMode::kLast}});  // a prompt chunk
+  forward_batch(*model, kv, {{0, {2, 3}, LogitsMode::kLast}, {1, {4}, LogitsMode::kLast}});
+  EXPECT_TRUE(be.asked_batch.empty());
+  // Sequences 0 and 1 at positions 4 and 2: the first run of {0, 1} is eager, then each step asks.
+  for (int i = 0; i < 3; ++i)
+    forward_batch(*model, kv, {{0, {5 + i}, LogitsMode::kLast}, {1, {6 + i}, LogitsMode::kLast}});
+  EXPECT_EQ(be.asked_batch.size(), 2u);
+  EXPECT_EQ((be.asked_batch[{5, 3}]), 1);
+  EXPECT_EQ((be.asked_batch[{6, 4}]), 1);
+  // The other order is another set: its first run is eager.
+  forward_batch(*model, kv, {{1, {9}, LogitsMode::kLast}, {0, {8}, LogitsMode::kLast}});
+  EXPECT_EQ(be.asked_batch.count({5, 7}), 0u);
+  forward_batch(*model, kv, {{1, {9}, LogitsMode::kLast}, {0, {8}, LogitsMode::kLast}});
+  EXPECT_EQ((be.asked_batch[{6, 8}]), 1);
+  forward_batch(*model, kv, {{0, {1}, LogitsMode::kNone}, {2, {1}, LogitsMode::kLast}});  // a row without logits
+  forward_batch(*model, kv, {{0, {1}, LogitsMode::kNone}, {2, {1}, LogitsMode::kLast}});
+  EXPECT_EQ(be.asked_batch.size(), 3u);
+  EXPECT_TRUE(be.asked.empty()) << "no step of one sequence ran";
 }
 
 }  // namespace

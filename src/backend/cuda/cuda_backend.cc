@@ -91,17 +91,33 @@ CudaBackend::~CudaBackend() {
 
 void CudaBackend::synchronize() { G4_CUDA(cudaStreamSynchronize(stream_)); }
 
-// What a recorded step's graph needs besides the backend: its pinned {tokens, pos} slot, the device
-// copy the graph reads, and every scratch block handed out while recording (the graph keeps using
-// those addresses, so they never go back to the pool).
+// What a recorded step's graph needs besides the backend: its pinned slot of tokens and first positions
+// (one a sequence), the device copy the graph reads, and its arena of scratch blocks.
 struct StepSlot {
-  int32_t tokens[kMaxRecordedTokens];
-  int64_t pos;
+  int32_t tokens[std::max(kMaxRecordedTokens, kMaxRecordedSeqs)];
+  int64_t pos[kMaxRecordedSeqs];
+};
+static_assert(kMaxRecordedSeqs <= cuda::kMaxSeqs, "a recorded batch fits one sequence table");
+
+// The device blocks handed out while a step is recorded. The graph keeps using their addresses, so they
+// stay the recording's until it goes (then they return to the pool); one released during the recording is
+// handed out again within it, as the pool does for eager ops: the graph runs its ops in the order they were
+// recorded. So a recording holds about one step's live scratch, not the sum over its ops (a batch of 8
+// rows at 16K capacity: ~35 MB of attention partials a full layer).
+struct RecordingArena {
+  explicit RecordingArena(std::shared_ptr<cuda::DevicePool> p) : pool(std::move(p)) {}
+  ~RecordingArena() {
+    for (auto& [bytes, p] : owned) pool->put(p, bytes);
+  }
+  std::shared_ptr<cuda::DevicePool> pool;
+  std::vector<std::pair<size_t, void*>> owned;
+  std::map<size_t, std::vector<void*>> released;  // by rounded size
 };
 
 class CudaStepGraph : public StepRecording {
  public:
-  CudaStepGraph(CudaBackend& be, int n_tokens, int64_t pos) : be_(be), n_tokens_(n_tokens), pos_(pos) {
+  CudaStepGraph(CudaBackend& be, int n_tokens, const std::vector<int64_t>& pos)
+      : be_(be), n_tokens_(n_tokens), pos_(pos), arena_(std::make_shared<RecordingArena>(be.pool_)) {
     G4_CUDA(cudaMallocHost(&host_, sizeof(StepSlot)));
     G4_CUDA(cudaMalloc(&dev_, sizeof(StepSlot)));
     G4_CUDA(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
@@ -114,6 +130,7 @@ class CudaStepGraph : public StepRecording {
       cudaGetLastError();
       be_.recording_ = nullptr;
     }
+    if (done_) cudaEventSynchronize(done_);  // a replay in flight still reads the slot and the blocks
     if (exec_) cudaGraphExecDestroy(exec_);
     if (graph_) cudaGraphDestroy(graph_);
     if (done_) cudaEventDestroy(done_);
@@ -122,34 +139,59 @@ class CudaStepGraph : public StepRecording {
   }
   CudaBackend& be_;
   const int n_tokens_;
-  const int64_t pos_;  // the position it was recorded at: ops keep theirs relative to it
+  const std::vector<int64_t> pos_;  // the positions it was recorded at: ops keep theirs relative to them
+  std::shared_ptr<RecordingArena> arena_;
   StepSlot* host_ = nullptr;
   StepSlot* dev_ = nullptr;
   cudaEvent_t done_ = nullptr;
   cudaGraph_t graph_ = nullptr;
   cudaGraphExec_t exec_ = nullptr;
-  std::vector<std::shared_ptr<void>> keep_;
 };
 
 std::shared_ptr<void> CudaBackend::scratch(size_t bytes) {
+  if (recording_) {
+    const size_t n = cuda::pool_round(bytes ? bytes : 1);
+    std::shared_ptr<RecordingArena> arena = recording_->arena_;
+    std::vector<void*>& free = arena->released[n];
+    void* p = nullptr;
+    if (!free.empty()) {
+      p = free.back();
+      free.pop_back();
+    } else {
+      p = pool_->get(n);
+      arena->owned.emplace_back(n, p);
+    }
+    return std::shared_ptr<void>(p, [arena, n](void* q) { arena->released[n].push_back(q); });
+  }
   void* p = pool_->get(bytes);
   auto pool = pool_;
-  std::shared_ptr<void> h(p, [pool, bytes](void* q) { pool->put(q, bytes); });
-  if (recording_) recording_->keep_.push_back(h);
-  return h;
+  return std::shared_ptr<void>(p, [pool, bytes](void* q) { pool->put(q, bytes); });
 }
 
-const int64_t* CudaBackend::rec_pos() const { return recording_ ? &recording_->dev_->pos : nullptr; }
+const int64_t* CudaBackend::rec_pos() const { return recording_ ? recording_->dev_->pos : nullptr; }
 
-int64_t CudaBackend::rec_offset(int64_t p) const { return recording_ ? p - recording_->pos_ : p; }
+int64_t CudaBackend::rec_offset(size_t i, int64_t p) const {
+  if (!recording_) return p;
+  G4_CHECK(i < recording_->pos_.size(), "an op of a recorded step names sequence " + std::to_string(i) + " of " +
+                                            std::to_string(recording_->pos_.size()));
+  return p - recording_->pos_[i];
+}
 
-std::unique_ptr<StepRecording> CudaBackend::begin_step_recording(int n_tokens, int64_t pos) {
+std::unique_ptr<StepRecording> CudaBackend::begin_step_recording(int n_tokens, const std::vector<int64_t>& pos) {
   // G4_CUDA_RECORD_TOKENS=N: record steps of at most N tokens (comparisons; 1 = decode steps only).
+  // G4_CUDA_RECORD_BATCH=0: batched decode steps run eagerly (comparisons).
   static const int max_tokens = [] {
     const char* e = std::getenv("G4_CUDA_RECORD_TOKENS");
     return e && *e ? std::atoi(e) : kMaxRecordedTokens;
   }();
-  if (!opt_.step_graphs || recording_ || n_tokens < 1 || n_tokens > std::min(max_tokens, kMaxRecordedTokens)) return nullptr;
+  static const bool batches = [] {
+    const char* e = std::getenv("G4_CUDA_RECORD_BATCH");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  const int n_seq = int(pos.size());
+  const bool one = n_seq == 1 && n_tokens >= 1 && n_tokens <= std::min(max_tokens, kMaxRecordedTokens);
+  const bool batch = batches && n_seq > 1 && n_seq <= kMaxRecordedSeqs && n_tokens == n_seq;
+  if (!opt_.step_graphs || recording_ || !(one || batch)) return nullptr;
   auto rec = std::make_unique<CudaStepGraph>(*this, n_tokens, pos);
   G4_CUDA(cudaStreamSynchronize(stream_));
   // Relaxed: the ops may still cudaMalloc a first-time scratch size while recording.
@@ -167,14 +209,16 @@ void CudaBackend::end_step_recording(StepRecording& r) {
   G4_CUDA(cudaGraphInstantiate(&rec.exec_, rec.graph_, 0));
 }
 
-void CudaBackend::replay_step(StepRecording& r, const std::vector<int32_t>& tokens, int64_t pos) {
+void CudaBackend::replay_step(StepRecording& r, const std::vector<int32_t>& tokens, const std::vector<int64_t>& pos) {
   auto& rec = static_cast<CudaStepGraph&>(r);
   G4_CHECK(rec.exec_ && !recording_, "replay_step of an unfinished recording");
-  G4_CHECK(int(tokens.size()) == rec.n_tokens_, "replay_step: the recording takes " + std::to_string(rec.n_tokens_) +
-                                                    " tokens, not " + std::to_string(tokens.size()));
+  G4_CHECK(int(tokens.size()) == rec.n_tokens_ && pos.size() == rec.pos_.size(),
+           "replay_step: the recording takes " + std::to_string(rec.n_tokens_) + " tokens and " +
+               std::to_string(rec.pos_.size()) + " positions, not " + std::to_string(tokens.size()) + " and " +
+               std::to_string(pos.size()));
   G4_CUDA(cudaEventSynchronize(rec.done_));  // the previous replay has read the slot
   std::copy(tokens.begin(), tokens.end(), rec.host_->tokens);
-  rec.host_->pos = pos;
+  std::copy(pos.begin(), pos.end(), rec.host_->pos);
   G4_CUDA(cudaGraphLaunch(rec.exec_, stream_));
   G4_CUDA(cudaEventRecord(rec.done_, stream_));
 }
@@ -437,7 +481,7 @@ const float* CudaBackend::inv_freq(float theta, int pairs, int64_t D) {
 void CudaBackend::rope(Tensor& x, int64_t p0, const RopeSpec& rope) {
   const int64_t T = x.dim(0), H = x.dim(1), D = x.dim(2);
   G4_CHECK(rope.pairs <= D / 2, "rope pairs exceed head_dim / 2");
-  cuda::rope(f32(x), T, H, D, rec_offset(p0), rec_pos(), inv_freq(rope.theta, rope.pairs, D), rope.pairs, stream_);
+  cuda::rope(f32(x), T, H, D, rec_offset(0, p0), rec_pos(), inv_freq(rope.theta, rope.pairs, D), rope.pairs, stream_);
 }
 
 void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
@@ -523,13 +567,14 @@ bool same_cache_shape(const SeqRows& a, const SeqRows& b) {
 
 cuda::SeqTable CudaBackend::seq_table(const std::vector<SeqRows>& seqs, size_t i0, size_t i1) const {
   G4_CHECK(i1 > i0 && i1 - i0 <= size_t(cuda::kMaxSeqs), "sequence table size");
-  G4_CHECK(!recording_ || i1 - i0 == 1, "a recorded step holds one sequence");
+  G4_CHECK(!recording_ || seqs.size() == recording_->pos_.size(),
+           "a recorded step's ops take the sequences it was begun with");
   cuda::SeqTable t;
   t.n = int(i1 - i0);
-  t.dpos = rec_pos();
+  t.dpos = recording_ ? rec_pos() + i0 : nullptr;  // entry j's replayed position: dpos[j]
   for (size_t i = i0; i < i1; ++i) {
     cuda::SeqEntry& e = t.e[i - i0];
-    e.p0 = rec_offset(seqs[i].p0);  // recording: relative to the replayed position (seq_table.cuh)
+    e.p0 = rec_offset(i, seqs[i].p0);  // recording: relative to the replayed position (seq_table.cuh)
     e.row0 = int32_t(seqs[i].row0 - seqs[i0].row0);
     e.n = int32_t(seqs[i].n);
     if (seqs[i].cache) e.ck = seqs[i].cache->k.data, e.cv = seqs[i].cache->v.data;

@@ -77,11 +77,11 @@ class CudaBackend : public Backend {
   // Chooses on the device (sample.cu); only the ids are copied back.
   std::vector<int32_t> sample_rows(const Tensor& logits, const std::vector<RowSampling>& rows) override;
 
-  // Decode and verify steps as CUDA graphs: the token ids and first position live in a pinned host slot
-  // that the graph's first node copies to the device, so one graph serves every position of a session.
-  std::unique_ptr<StepRecording> begin_step_recording(int n_tokens, int64_t pos) override;
+  // Decode, verify and batched decode steps as CUDA graphs: the token ids and first positions live in a
+  // pinned host slot that the graph's first node copies to the device, so one graph serves every position.
+  std::unique_ptr<StepRecording> begin_step_recording(int n_tokens, const std::vector<int64_t>& pos) override;
   void end_step_recording(StepRecording& rec) override;
-  void replay_step(StepRecording& rec, const std::vector<int32_t>& tokens, int64_t pos) override;
+  void replay_step(StepRecording& rec, const std::vector<int32_t>& tokens, const std::vector<int64_t>& pos) override;
 
   cudaStream_t stream() const { return stream_; }
   void synchronize();
@@ -95,10 +95,11 @@ class CudaBackend : public Backend {
   // The kernels' table for seqs[i0, i1), rows counted from seqs[i0].row0; a recorded step's position
   // comes from its slot.
   cuda::SeqTable seq_table(const std::vector<SeqRows>& seqs, size_t i0, size_t i1) const;
-  const int64_t* rec_pos() const;  // the recorded step's device position, null when not recording
-  // A host position p as a recorded op keeps it: p less the recording's position (the kernels add the
-  // replayed one), or p itself when not recording.
-  int64_t rec_offset(int64_t p) const;
+  // The recorded step's device positions (one a sequence), null when not recording.
+  const int64_t* rec_pos() const;
+  // A host position p of the step's i-th sequence as a recorded op keeps it: p less the position the
+  // recording began with for that sequence (the kernels add the replayed one), or p itself when not recording.
+  int64_t rec_offset(size_t i, int64_t p) const;
   const float* inv_freq(float theta, int pairs, int64_t D);
   // Whether a matmul of T tokens on w takes the tensor-core kernel (gemm_mma.cu).
   bool mma_takes(const cuda::WeightDesc& w, int64_t T) const;

@@ -112,8 +112,8 @@ void embed_rows(const WeightDesc& w, const int32_t* tokens, int T, float scale, 
 // --- the sequences of a batched step ---
 // As the kernels see them: passed by value (kernel parameter space), so a step uploads nothing. Entry i
 // owns rows [row0, row0 + n) of the launch at positions p0 .. p0 + n - 1; (ck, cv) is its cache layer.
-// Entries are sorted by row0 and cover the launch's rows without gaps. A non-null dpos (a recorded step: one
-// entry) makes p0 relative: the position is *dpos + p0 at run time.
+// Entries are sorted by row0 and cover the launch's rows without gaps. A non-null dpos (a recorded step: a
+// device array, one position an entry) makes p0 relative: entry i's position is dpos[i] + p0 at run time.
 constexpr int kMaxSeqs = 32;
 struct SeqEntry {
   void* ck = nullptr;
