@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
   key_range(a, rs.pq, &lo, &hi);
   const SplitKeys sk = split_keys(a, lo, hi, n_split, int(split));
   const int64_t ks = sk.ks, ke = sk.ke;
-  if (empty_split_done(a, ks, ke, t, g, group, n_split, split, ml)) return;
+  if (empty_split_done(a, ks, ke)) return;
 
   for (int i = tid; i < group * D; i += kThreads) qs[i] = a.q[(t * a.Hq + g * group) * D + i];
   for (int j = tid; j < group; j += kThreads) mrow[j] = -FLT_MAX, lrow[j] = 0.f;
@@ -344,7 +344,7 @@ __device__ __forceinline__ void decode_group(const AttnArgs& a, int n_split, flo
   key_range(a, rs.pq, &lo, &hi);
   const SplitKeys sk = split_keys(a, lo, hi, n_split, int(split));
   const int64_t ks = sk.ks, ke = sk.ke, per = sk.per;
-  if (empty_split_done(a, ks, ke, t, g, G, n_split, split, ml)) return;
+  if (empty_split_done(a, ks, ke)) return;
   // Keys per tile: enough 32-key warps for this split's keys, the other warps splitting the head dim, so
   // that a split of few keys (short contexts) still keeps every warp busy on short dot products. A
   // function of the query's position alone: a verify, a batch and a one-token step compute alike.
@@ -499,7 +499,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) decode_group_derived_ker
   decode_group<CT, G, true>(a, n_split, part, ml);
 }
 
-// The merge of a query head's splits: out = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s, M = max m_s.
+// The merge of a query head's splits: out = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s, M = max m_s,
+// over the splits that hold keys for the query (live_splits: a short context in a large cache fills a few
+// of the tens of splits its capacity sizes; the others would add exact zeros).
 // grid (T * Hq, D / kCombineDims), kCombineThreads threads: kCombineDims consecutive dims (coalesced rows
 // of the partial outputs) times kCombineGroups split groups, group g summing splits g, g + kCombineGroups,
 // ... in order; the groups meet in shared memory in a fixed order. Every block recomputes M and the weights
@@ -515,6 +517,9 @@ __global__ void __launch_bounds__(kCombineThreads)
   __shared__ float wgt[kMaxSplit];
   __shared__ float red[kCombineGroups][kCombineDims];
   const int64_t th = blockIdx.x;
+  int64_t lo, hi;
+  key_range(a, row_seq(a, th / a.Hq).pq, &lo, &hi);
+  const int live = live_splits(a, lo, hi, n_split);
   const float2* m = reinterpret_cast<const float2*>(ml + th * n_split * 2);  // (m_s, l_s)
   const int tid = threadIdx.x;
   const int j = tid % kCombineDims, g = tid / kCombineDims;
@@ -525,14 +530,14 @@ __global__ void __launch_bounds__(kCombineThreads)
 #pragma unroll
   for (int k = 0; k < kCombineHeld; ++k) {
     const int sp = g + k * kCombineGroups;
-    held[k] = d < a.D && sp < n_split ? pr[int64_t(sp) * a.D] : 0.f;
+    held[k] = d < a.D && sp < live ? pr[int64_t(sp) * a.D] : 0.f;
   }
   float2 mine[kPairs];
   float M = -FLT_MAX;
 #pragma unroll
   for (int i = 0; i < kPairs; ++i) {
     const int sp = tid + i * kCombineThreads;
-    mine[i] = sp < n_split ? m[sp] : make_float2(-FLT_MAX, 0.f);
+    mine[i] = sp < live ? m[sp] : make_float2(-FLT_MAX, 0.f);
     M = fmaxf(M, mine[i].x);
   }
   M = block_max<nw>(M);
@@ -540,24 +545,23 @@ __global__ void __launch_bounds__(kCombineThreads)
 #pragma unroll
   for (int i = 0; i < kPairs; ++i) {
     const int sp = tid + i * kCombineThreads;
-    if (sp < n_split) {
+    if (sp < live) {
       const float w = __expf(mine[i].x - M);
       wgt[sp] = w;
       L += mine[i].y * w;
     }
   }
   L = block_sum<nw>(L);  // (its barriers also publish wgt)
-  // a.skip_empty: a split of weight 0 (one past the query's keys wrote no partial output) is passed over.
   float o = 0.f;
 #pragma unroll
   for (int k = 0; k < kCombineHeld; ++k) {
     const int sp = g + k * kCombineGroups;
-    if (sp < n_split && (!a.skip_empty || wgt[sp] > 0.f)) o = fmaf(held[k], wgt[sp], o);
+    if (sp < live) o = fmaf(held[k], wgt[sp], o);
   }
   if (d < a.D) {
 #pragma unroll 4
-    for (int sp = g + kCombineHeld * kCombineGroups; sp < n_split; sp += kCombineGroups)
-      if (!a.skip_empty || wgt[sp] > 0.f) o = fmaf(pr[int64_t(sp) * a.D], wgt[sp], o);
+    for (int sp = g + kCombineHeld * kCombineGroups; sp < live; sp += kCombineGroups)
+      o = fmaf(pr[int64_t(sp) * a.D], wgt[sp], o);
   }
   red[g][j] = o;
   __syncthreads();

@@ -67,21 +67,21 @@ __device__ __forceinline__ SplitKeys split_keys(const AttnArgs& a, int64_t lo, i
   return SplitKeys{ks, min(hi, ks + per), int(per)};
 }
 
+// The splits that hold keys for a query seeing [lo, hi): the first `live` of n_split (as split_keys slices).
+// The merge reads only those: the others' (m, l) = (-inf, 0) would add exact zeros.
+__device__ __forceinline__ int live_splits(const AttnArgs& a, int64_t lo, int64_t hi, int n_split) {
+  const int64_t per = max((hi - lo + n_split - 1) / n_split, int64_t(a.split_min));
+  return int(min(int64_t(n_split), (hi - lo + per - 1) / per));
+}
+
 // With a.skip_empty (G4_CUDA_ATTN_SKIP_EMPTY=1, for an A/B not yet measured): a split past the query's keys
-// writes only (m, l) = (-inf, 0) for its G heads and is done (true), and the merge reads no partial output of
-// a split of weight 0 (the tensor-core kernel, at its register limit, runs through such a split as before and
-// only leaves its partial output unwritten). Without it such a split writes zeros, which the merge reads: for
-// 8 queries over a full layer of the 31B with a 16K cache, 66 splits of 512-dim rows, 35 MB written and read
-// again a layer. The results are the same either way (a weight-0 term adds nothing).
-__device__ __forceinline__ bool empty_split_done(const AttnArgs& a, int64_t ks, int64_t ke, int64_t t, int64_t g, int G,
-                                                 int n_split, int64_t split, float* ml) {
+// writes nothing and is done (true) (the tensor-core kernel, at its register limit, runs through such a split
+// as before and only leaves its partial output unwritten). Without it such a split writes zeros and
+// (m, l) = (-inf, 0): for 8 queries over a full layer of the 31B with a 16K cache, 66 splits of 512-dim rows,
+// 35 MB written a layer that the merge (live_splits) never reads.
+__device__ __forceinline__ bool empty_split_done(const AttnArgs& a, int64_t ks, int64_t ke) {
   if (!a.skip_empty || ks < ke) return false;
-  grid_dependency_sync();  // (ml is the scratch of earlier layers' merges)
-  if (int(threadIdx.x) < G) {
-    float* o = ml + (((t * a.Hq) + g * G + threadIdx.x) * n_split + split) * 2;
-    o[0] = -FLT_MAX;
-    o[1] = 0.f;
-  }
+  grid_dependency_sync();  // (before any return: the kernel completes after the one it follows)
   return true;
 }
 
