@@ -519,7 +519,7 @@ __global__ void __launch_bounds__(kCombineThreads)
   const int64_t th = blockIdx.x;
   int64_t lo, hi;
   key_range(a, row_seq(a, th / a.Hq).pq, &lo, &hi);
-  const int live = live_splits(a, lo, hi, n_split);
+  const int live = a.merge_all ? n_split : live_splits(a, lo, hi, n_split);
   const float2* m = reinterpret_cast<const float2*>(ml + th * n_split * 2);  // (m_s, l_s)
   const int tid = threadIdx.x;
   const int j = tid % kCombineDims, g = tid / kCombineDims;
@@ -655,6 +655,8 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) 
   AttnArgs a = args;
   if (split_min > 0) a.split_min = split_min;
   a.skip_empty = skip_empty;
+  static const bool merge_all = env_int("G4_CUDA_ATTN_MERGE_ALL", 0) != 0;  // every split's row read, as before live_splits
+  a.merge_all = merge_all;
   const int group = int(a.Hq / a.Hkv);
   if (a.D > kMaxD) throw Error("cuda attention: head_dim " + std::to_string(a.D) + " exceeds the decode kernel's 512");
   if (int64_t(group) * a.D > int64_t(kMaxElems) * kThreads)

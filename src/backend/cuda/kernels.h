@@ -169,6 +169,7 @@ struct AttnArgs {
   bool cache_bf16 = false; // the caches hold bf16 (else f32); new keys/values are always f32
   int split_min = 32;      // decode attention: the fewest keys a split takes (attn_rows.cuh split_keys)
   bool skip_empty = false; // decode attention: splits past a query's keys do no work (empty_split_done)
+  bool merge_all = false;  // the merge reads every split, not only the live ones (comparisons only)
   // K=V layers that store V only (KvLayerSpec::k_from_v; then the entries' ck are null): every key, cached
   // or new, is derived from its value as the cache holds it, K = RoPE(V * kw) at the key's position, with
   // {cos, sin} from rope_cs [capacity][pairs][2] (the host's rope_cos_sin table). Null kw: keys are stored.
