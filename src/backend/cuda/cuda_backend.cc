@@ -478,12 +478,6 @@ const float* CudaBackend::inv_freq(float theta, int pairs, int64_t D) {
   return static_cast<const float*>(p);
 }
 
-void CudaBackend::rope(Tensor& x, int64_t p0, const RopeSpec& rope) {
-  const int64_t T = x.dim(0), H = x.dim(1), D = x.dim(2);
-  G4_CHECK(rope.pairs <= D / 2, "rope pairs exceed head_dim / 2");
-  cuda::rope(f32(x), T, H, D, rec_offset(0, p0), rec_pos(), inv_freq(rope.theta, rope.pairs, D), rope.pairs, stream_);
-}
-
 void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   G4_CHECK(gate.numel() == up.numel() && out.numel() == up.numel(), "gelu_mul shapes");
   cuda::gelu_mul(f32(gate), f32(up), gate.numel(), f32(out), stream_);
@@ -582,6 +576,18 @@ cuda::SeqTable CudaBackend::seq_table(const std::vector<SeqRows>& seqs, size_t i
   return t;
 }
 
+void CudaBackend::rope(Tensor& x, int64_t p0, const RopeSpec& rope) { rope_rows(x, {SeqRows{0, x.dim(0), p0, nullptr}}, rope); }
+
+void CudaBackend::rope_rows(Tensor& x, const std::vector<SeqRows>& seqs, const RopeSpec& rope) {
+  const int64_t H = x.dim(1), D = x.dim(2);
+  G4_CHECK(rope.pairs <= D / 2, "rope pairs exceed head_dim / 2");
+  const auto any = [](const SeqRows&, const SeqRows&) { return true; };
+  for_each_run(seqs, any, [&](size_t i0, size_t i1, int64_t r0, int64_t n) {
+    cuda::rope(f32(x) + r0 * H * D, n, H, D, seq_table(seqs, i0, i1), inv_freq(rope.theta, rope.pairs, D), rope.pairs,
+               stream_);
+  });
+}
+
 void CudaBackend::qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_raw, const PackedWeight& wq,
                                 const PackedWeight& wk, float eps, const std::vector<SeqRows>& seqs,
                                 const RopeSpec& rope, Tensor& k, Tensor& v) {
@@ -601,7 +607,14 @@ void CudaBackend::qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_
                                          inv_freq(rope.theta, rope.pairs, D), rope.pairs, f32(k) + ko, f32(v) + ko,
                                          stream_);
   });
-  if (!fused) Backend::qkv_norm_rope(q, k_raw, v_raw, wq, wk, eps, seqs, rope, k, v);
+  if (fused) return;
+  // Other head dims: the norms, then RoPE with every row at its sequence's position (the base class's per-
+  // sequence rope calls would give a recorded batch one sequence's position).
+  rms_norm(q, &wq, eps, q);
+  rms_norm(k_raw, &wk, eps, k);
+  rms_norm(v_raw, nullptr, eps, v);
+  rope_rows(q, seqs, rope);
+  rope_rows(k, seqs, rope);
 }
 
 void CudaBackend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s,

@@ -101,6 +101,8 @@ class CudaBackend : public Backend {
   // recording began with for that sequence (the kernels add the replayed one), or p itself when not recording.
   int64_t rec_offset(size_t i, int64_t p) const;
   const float* inv_freq(float theta, int pairs, int64_t D);
+  // In-place RoPE on x [T, H, D] (rows as seqs gives them), each row at its sequence's position.
+  void rope_rows(Tensor& x, const std::vector<SeqRows>& seqs, const RopeSpec& rope);
   // Whether a matmul of T tokens on w takes the tensor-core kernel (gemm_mma.cu).
   bool mma_takes(const cuda::WeightDesc& w, int64_t T) const;
 

@@ -145,10 +145,9 @@ void softcap(float* x, int64_t n, float cap, cudaStream_t s);
 // y [n, C] = rows `rows` (a device array of n ids, each in range) of x [*, C].
 void gather_rows(const float* x, const int64_t* rows, int64_t n, int64_t C, float* y, cudaStream_t s);
 void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s);
-// Where a kernel takes `dpos` (a device scalar, or null), a non-null one is added to p0: recorded steps read
-// the position at replay time (p0 is then relative to it).
-// In-place RoPE on x [T, H, D] at positions p0.., inv_freq[pairs] precomputed on the host.
-void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos, const float* inv_freq, int pairs,
+// In-place RoPE on x [T, H, D], each row at its sequence's position (SeqTable), inv_freq[pairs] precomputed
+// on the host.
+void rope(float* x, int64_t T, int64_t H, int64_t D, const SeqTable& seqs, const float* inv_freq, int pairs,
           cudaStream_t s);
 // Writes each entry's rows of k, v [T, row] into its cache at slots p0 + t (mod capacity for a ring, where
 // only an entry's last `capacity` rows are written); the caches hold bf16 (rounded to nearest even) when

@@ -194,16 +194,17 @@ bool round8_suits(const void* x, int64_t n, const void* out) {
   return n % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0;
 }
 
-// Thread per (t, h, d < pairs). Angles in f32 as the reference, cos/sin in f64 as the reference.
-__global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos,
-                            const float* inv_freq, int pairs) {
+// Thread per (t, h, d < pairs); row t at its sequence's position. Angles in f32 as the reference, cos/sin
+// in f64 as the reference.
+__global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, SeqTable st, const float* inv_freq, int pairs) {
   grid_dependency_sync();
-  if (dpos) p0 += *dpos;  // a recorded step: p0 is relative to the replayed position
   const int64_t n = T * H * pairs;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int d = int(i % pairs);
     const int64_t th = i / pairs, t = th / H;
-    const float ang = float(p0 + t) * inv_freq[d];
+    int64_t p0;
+    const int64_t row0 = entry_of(st, t, &p0).row0;
+    const float ang = float(p0 + t - row0) * inv_freq[d];
     double sd, cd;
     sincos(double(ang), &sd, &cd);
     const float c = float(cd), s = float(sd);
@@ -464,10 +465,10 @@ void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStr
   G4_CUDA_LAUNCHED();
 }
 
-void rope(float* x, int64_t T, int64_t H, int64_t D, int64_t p0, const int64_t* dpos, const float* inv_freq, int pairs,
+void rope(float* x, int64_t T, int64_t H, int64_t D, const SeqTable& seqs, const float* inv_freq, int pairs,
           cudaStream_t s) {
   if (pairs == 0 || T == 0) return;
-  launch(rope_kernel, grid_for(T * H * pairs, 256), 256, 0, s, x, T, H, D, p0, dpos, inv_freq, pairs);
+  launch(rope_kernel, grid_for(T * H * pairs, 256), 256, 0, s, x, T, H, D, seqs, inv_freq, pairs);
   G4_CUDA_LAUNCHED();
 }
 
