@@ -379,13 +379,22 @@ class CountingRecorder : public RefBackend {
   std::map<std::vector<int64_t>, int> asked_batch;  // several: their positions -> requests
 };
 
-TEST(StepRecording, AskedAtTheSecondRunOfALength) {
-  CountingRecorder be;
-  auto model = Model::load(std::string(G4_TEST_DATA) + "/hf-reference/deep-small-window/model", be);
+// The small model on `be`, and a cache of n_seq sequences of 64 positions for it.
+std::unique_ptr<Model> small_model(Backend& be) {
+  return Model::load(std::string(G4_TEST_DATA) + "/hf-reference/deep-small-window/model", be);
+}
+KvCacheOptions small_cache(int n_seq) {
   KvCacheOptions o;
   o.ctx_size = 64;
   o.slack = 8;
-  KvCache kv(*model, o);
+  o.n_seq = n_seq;
+  return o;
+}
+
+TEST(StepRecording, AskedAtTheSecondRunOfALength) {
+  CountingRecorder be;
+  auto model = small_model(be);
+  KvCache kv(*model, small_cache(1));
   forward_batch(*model, kv, {{0, {2, 10, 20, 30}, LogitsMode::kAll}});  // a verify of 4 tokens, once
   EXPECT_EQ(be.asked[4], 0);
   for (int i = 0; i < 5; ++i) forward_batch(*model, kv, {{0, {40 + i}, LogitsMode::kLast}});  // 5 decode steps
@@ -401,12 +410,8 @@ TEST(StepRecording, AskedAtTheSecondRunOfALength) {
 // sequence's position; a batch with a prompt chunk or a row without logits is never recorded.
 TEST(StepRecording, BatchedDecodeStepsAskedPerSetOfSequences) {
   CountingRecorder be;
-  auto model = Model::load(std::string(G4_TEST_DATA) + "/hf-reference/deep-small-window/model", be);
-  KvCacheOptions o;
-  o.ctx_size = 64;
-  o.slack = 8;
-  o.n_seq = 3;
-  KvCache kv(*model, o);
+  auto model = small_model(be);
+  KvCache kv(*model, small_cache(3));
   forward_batch(*model, kv, {{0, {2, 3}, LogitsMode::kLast}, {1, {4}, LogitsMode::kLast}});  // a prompt chunk
   forward_batch(*model, kv, {{0, {2, 3}, LogitsMode::kLast}, {1, {4}, LogitsMode::kLast}});
   EXPECT_TRUE(be.asked_batch.empty());
