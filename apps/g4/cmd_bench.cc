@@ -148,7 +148,9 @@ int run_bench(const BenchOpts& o) {
   // not: scratch allocations of its sizes, kernels loaded on first launch, cuBLAS set-up; without it the
   // first timed prefill made the spread) and a few decode steps (every weight page touched, threads spun up).
   if (o.prompt > 0) prefill(0);
-  if (o.gen > 0) decode(0, 1, std::min<int64_t>(o.gen, 4));
+  // (and for each number of sequences: a backend that records steps records a batch's at its second step)
+  if (o.gen > 0)
+    for (int par : o.parallel) decode(0, par, std::min<int64_t>(o.gen, 4));
   std::vector<Row> rows;
   for (int64_t depth : o.depth)
     for (int par : o.parallel) {
