@@ -106,8 +106,10 @@ case "$SYNTH" in
           > "$LOG/synth.log" 2>&1 || tail -5 "$LOG/synth.log"
     fi
     echo "synth 60-layer Q4_0 GGUF: $(( $(date +%s) - t0 )) s";;
-  *) [ -f "$SYNTH/config.json" ] || $B/g4 synth --preset 31b --format int4 -o "$SYNTH" > "$LOG/synth.log" 2>&1
-    echo "synth 60-layer int4: $(( $(date +%s) - t0 )) s";;
+  *) # SYNTH_FORMAT=q4_0: Q4_0's layout (int4 g32 symmetric, f16 scales, tied embedding) without the GGUF's
+     # carry (.devpeer, .devtok), so that the tests and a Q4_0 bench fit one call (SYNTH_DIR apart from int4's)
+    [ -f "$SYNTH/config.json" ] || $B/g4 synth --preset 31b --format "${SYNTH_FORMAT:-int4}" -o "$SYNTH" > "$LOG/synth.log" 2>&1
+    echo "synth 60-layer ${SYNTH_FORMAT:-int4}: $(( $(date +%s) - t0 )) s";;
 esac
 bench() { $B/g4 bench -m "$SYNTH" --backend cuda --json "$@" 2>>"$LOG/bench.err"; }
 if [ "$MODE" = ab ]; then

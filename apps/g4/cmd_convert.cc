@@ -25,7 +25,7 @@ void add_convert_commands(CLI::App& app, Action* action) {
                 "with --assistant-for: use_ordered_embeddings with this many centroids (top 4 kept)")->check(in_range(1, 1 << 20));
   s->add_option("--layers", so.layers, "number of layers (default: 60 for 31b, 6 for tiny)")->check(in_range(1, 1000));
   s->add_option("--out,-o", so.out, "output directory")->required();
-  s->add_option("--format", so.format, "bf16, int4 (default-recipe layout) or int8");
+  s->add_option("--format", so.format, "bf16, int4 (default-recipe layout), int8, or q4_0 (what a Q4_0 GGUF loads as: int4 g32 symmetric, f16 scales, the embedding too)");
   s->add_option("--group-size", so.group_size, "quantization group size: 32, 64 or 128");
   s->add_option("--seed", so.seed, "random seed");
   s->callback([action, preset] {

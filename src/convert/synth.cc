@@ -81,7 +81,8 @@ void synth_quant_chunk(G4CheckpointWriter& w, const std::string& name, int64_t c
   const float code_std = s.kind == QuantKind::kInt4 ? 4.61f : 73.9f;
   std::vector<uint16_t> scales(size_t(n * G)), zeros(s.symmetric ? 0 : size_t(n * G));
   for (size_t i = 0; i < scales.size(); ++i) {
-    scales[i] = f32_to_bf16(kWeightStd / code_std * (0.75f + 0.5f * rng.uniform()));
+    const float sc = kWeightStd / code_std * (0.75f + 0.5f * rng.uniform());
+    scales[i] = s.scale_dtype == DType::kF16 ? f32_to_f16(sc) : f32_to_bf16(sc);
     if (!s.symmetric) zeros[i] = f32_to_bf16((s.kind == QuantKind::kInt4 ? 7.5f : -0.5f) + rng.uniform() - 0.5f);
   }
   w.write_quant(name, {r0, n, codes.data(), scales.data(), s.symmetric ? nullptr : zeros.data()});
@@ -105,19 +106,24 @@ uint64_t synth_checkpoint(const SynthOptions& o) {
   if (layers > 1000) throw Error("--layers: " + std::to_string(o.layers) + " is too many");
   if (o.group_size != 32 && o.group_size != 64 && o.group_size != 128)
     throw Error("--group-size: " + std::to_string(o.group_size) + " is not 32, 64 or 128");
-  if (o.format != "bf16" && o.format != "int4" && o.format != "int8")
-    throw Error("--format: '" + o.format + "' is not bf16, int4 or int8");
+  if (o.format != "bf16" && o.format != "int4" && o.format != "int8" && o.format != "q4_0")
+    throw Error("--format: '" + o.format + "' is not bf16, int4, int8 or q4_0");
+  if (o.format == "q4_0" && o.group_size != 32) throw Error("--format q4_0: the group size is 32 (Q4_0's block)");
   if (o.out.empty()) throw Error("--out: an output directory is required");
   const json cfg = make_config(o.preset, layers);
   const std::string cfg_path = write_config_json(o.out, cfg.dump(2));
   const ModelSpec spec = parse_model_config(cfg.dump(), cfg_path);
 
   const bool quant = o.format != "bf16";
-  const QuantScheme embed_scheme{QuantKind::kInt8, 0, true, QuantMethod::kMinMax, DType::kBF16};
-  const QuantScheme lin_scheme = o.format == "int4"
+  // q4_0: what a GGUF of Q4_0 blocks loads as (quant/gguf_blocks.h), the embedding (tied lm_head) included:
+  // int4 g32 symmetric with f16 scales, so the backends run the same kernels as on such a GGUF.
+  const QuantScheme q4_0{QuantKind::kInt4, 32, true, QuantMethod::kMinMax, DType::kF16};
+  const QuantScheme embed_scheme = o.format == "q4_0" ? q4_0 : QuantScheme{QuantKind::kInt8, 0, true, QuantMethod::kMinMax, DType::kBF16};
+  const QuantScheme lin_scheme = o.format == "q4_0" ? q4_0
+                                 : o.format == "int4"
                                      ? QuantScheme{QuantKind::kInt4, o.group_size, false, QuantMethod::kMinMax, DType::kBF16}
                                      : QuantScheme{QuantKind::kInt8, o.group_size, true, QuantMethod::kMinMax, DType::kBF16};
-  // int4 follows the default recipe: lm_head untied and int4; int8 keeps it tied to the int8 embedding.
+  // int4 follows the default recipe: lm_head untied and int4; int8 and q4_0 keep it tied to the embedding.
   const std::vector<ModelTensor> tensors = model_tensors(spec, o.format == "int4");
   std::vector<PlannedTensor> plan;
   for (const ModelTensor& t : tensors) {

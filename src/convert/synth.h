@@ -13,7 +13,7 @@ struct SynthOptions {
   std::string preset = "tiny";  // "31b" (spec 1.2) or "tiny" (the dense-31b-shape fixture's dimensions)
   int layers = 0;               // 0 = the preset's (60 / 6); pattern 5 sliding + 1 full, last layer full
   std::string out;              // directory, created if missing
-  std::string format = "bf16";  // bf16 | int4 (default recipe layout) | int8
+  std::string format = "bf16";  // bf16 | int4 (default recipe layout) | int8 | q4_0 (a Q4_0 GGUF's layout)
   int64_t group_size = 32;
   uint64_t seed = 0;
   bool progress = true;

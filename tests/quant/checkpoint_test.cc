@@ -167,7 +167,7 @@ TEST(Checkpoint, MalformedFilesGiveClearErrors) {
 // A tiny synthetic checkpoint in each format loads and runs with finite logits; int4 stores an untied lm_head.
 TEST(Synth, TinyCheckpointsLoadAndRun) {
   const std::string dir = temp_dir("synth");
-  for (const char* fmt : {"bf16", "int4", "int8"}) {
+  for (const char* fmt : {"bf16", "int4", "int8", "q4_0"}) {
     SynthOptions o;
     o.preset = "tiny";
     o.layers = 7;
