@@ -125,6 +125,11 @@ void Backend::qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_raw,
   }
 }
 
+void Backend::gelu_mul_matmul(Tensor& gate, const Tensor& up, const PackedWeight& w, Tensor& y) {
+  gelu_mul(gate, up, gate);
+  matmul(gate, w, y);
+}
+
 void Backend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s,
                                   const PackedWeight& w_next, float eps, Tensor& out) {
   add_rms_norm(x, o, w_post, eps);

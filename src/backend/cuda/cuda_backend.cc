@@ -480,6 +480,26 @@ const float* CudaBackend::inv_freq(float theta, int pairs, int64_t D) {
   return static_cast<const float*>(p);
 }
 
+void CudaBackend::gelu_mul_matmul(Tensor& gate, const Tensor& up, const PackedWeight& w, Tensor& y) {
+  static const bool fuse = [] {
+    const char* e = std::getenv("G4_CUDA_FUSE_GELU");
+    return e && std::strcmp(e, "1") == 0;
+  }();
+  const cuda::WeightDesc& d = as_cuda(w).desc;
+  const int64_t N = d.rows, K = d.cols, T = gate.numel() / K;
+  // The conditions under which matmul takes cuda::gemv's integer kernel, in the same groups of tokens.
+  if (!fuse || opt_.precise || T < 1 || T > cuda::kGemvGroupMaxT || mma_takes(d, T) || !cuda::gemv_takes_q8(d))
+    return Backend::gelu_mul_matmul(gate, up, w, y);
+  G4_CHECK(gate.cols() == K && up.numel() == gate.numel() && y.cols() == N && y.numel() == T * N, "gelu_mul_matmul shapes");
+  const int64_t G = std::min<int64_t>(T, cuda::kGemvQ8MaxT);
+  auto xp = scratch(cuda::gemv_x_bytes(d, int(G)));
+  for (int64_t r0 = 0; r0 < T; r0 += G) {
+    const int n = int(std::min(G, T - r0));
+    cuda::gemv_q8_quantize_x(d, f32(gate) + r0 * K, n, xp.get(), stream_, f32(up) + r0 * K);
+    cuda::gemv_q8_quantized(d, xp.get(), n, f32(y) + r0 * N, stream_);
+  }
+}
+
 void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   G4_CHECK(gate.numel() == up.numel() && out.numel() == up.numel(), "gelu_mul shapes");
   cuda::gelu_mul(f32(gate), f32(up), gate.numel(), f32(out), stream_);

@@ -55,6 +55,9 @@ class CudaBackend : public Backend {
   void scale(Tensor& x, float s) override;
   void rope(Tensor& x, int64_t p0, const RopeSpec& rope) override;
   void gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
+  // G4_CUDA_FUSE_GELU=1 (for an A/B): where the matmul would take the dp4a GEMV (fast mode, 1-9 tokens), the
+  // GEMV's input rounding computes gelu_tanh(gate) * up itself: one launch a layer less.
+  void gelu_mul_matmul(Tensor& gate, const Tensor& up, const PackedWeight& w, Tensor& y) override;
   using Backend::attention;
   using Backend::kv_append;
   using Backend::qkv_norm_rope;

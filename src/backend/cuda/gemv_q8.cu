@@ -33,9 +33,9 @@ int n_chunks_padded(const WeightDesc& w) { return (int4_chunks(w) + 31) / 32 * 3
 // Per token: 2 slots of 16 bytes per padded chunk, then (after all tokens) a float2 per padded chunk.
 int64_t xq_slots(const WeightDesc& w) { return int64_t(n_chunks_padded(w)) * 2; }
 
-// One thread per (token, padded chunk); chunks past the end are zero.
-__global__ void quantize_x_kernel(const float* __restrict__ x, int64_t K, int nch, int nch_pad, int T,
-                                  uint4* __restrict__ xq, float2* __restrict__ xd) {
+// One thread per (token, padded chunk); chunks past the end are zero. With `up`: gelu_mul_value(x, up).
+__global__ void quantize_x_kernel(const float* __restrict__ x, const float* __restrict__ up, int64_t K, int nch,
+                                  int nch_pad, int T, uint4* __restrict__ xq, float2* __restrict__ xd) {
   grid_dependency_sync();
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= int64_t(nch_pad) * T) return;
@@ -46,7 +46,8 @@ __global__ void quantize_x_kernel(const float* __restrict__ x, int64_t K, int nc
     xd[i] = make_float2(0.f, 0.f);
     return;
   }
-  quantize_chunk32(x + int64_t(t) * K + int64_t(c) * 32, slot[0], slot[32], xd[i]);
+  const int64_t at = int64_t(t) * K + int64_t(c) * 32;
+  quantize_chunk32(x + at, slot[0], slot[32], xd[i], up ? up + at : nullptr);
 }
 
 // kFloatBias + the chunk's integer dot product (biased_to_float gives it as a float).
@@ -707,14 +708,14 @@ size_t gemv_q8_x_bytes(const WeightDesc& w, int T) {
   return size_t(xq_slots(w)) * 16 * size_t(T) + size_t(n_chunks_padded(w)) * sizeof(float2) * size_t(T);
 }
 
-void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s) {
+void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s, const float* up) {
   G4_CHECK(T >= 1 && T <= kGemvQ8MaxT && gemv_q8_supported(w), "gemv_q8: int4 weight, 1..8 tokens");
   if (knocked_out(Knock::kQx)) return;
   const int nch_pad = n_chunks_padded(w);
   uint4* q = static_cast<uint4*>(xq);
   float2* d = reinterpret_cast<float2*>(q + xq_slots(w) * T);
   const int64_t n = int64_t(nch_pad) * T;
-  launch(quantize_x_kernel, unsigned((n + 127) / 128), 128, 0, s, x, w.cols, int4_chunks(w), nch_pad, T, q, d);
+  launch(quantize_x_kernel, unsigned((n + 127) / 128), 128, 0, s, x, up, w.cols, int4_chunks(w), nch_pad, T, q, d);
   G4_CUDA_LAUNCHED();
 }
 

@@ -75,8 +75,10 @@ bool gemv_q8_supported(const WeightDesc& w);  // int4 with a power-of-two multip
 bool gemv_q8_enabled();                       // G4_CUDA_INT4_DP4A != 0
 size_t gemv_q8_x_bytes(const WeightDesc& w, int T);
 // x [T, cols] f32 -> int8 per 32 values with their scales, in the layout the kernel reads (scratch of
-// gemv_q8_x_bytes), then y[T, rows] = W x from it.
-void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s);
+// gemv_q8_x_bytes), then y[T, rows] = W x from it. With `up` [T, cols]: gelu_tanh(x) * up is rounded
+// (the MLP's down projection without the elementwise kernel between).
+void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s,
+                        const float* up = nullptr);
 void gemv_q8_quantized(const WeightDesc& w, const void* xq, int T, float* y, cudaStream_t s, GemvTuning tune = {});
 // Several weights of one layout (cols, group size, scale type, zero points or not; at most 3) against the
 // same quantized x in one launch: ys[i][T, ws[i].rows].

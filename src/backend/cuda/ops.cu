@@ -15,6 +15,7 @@
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
 #include "backend/cuda/pack2.cuh"
+#include "backend/cuda/q8_act.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/cuda/seq_table.cuh"
 
@@ -161,11 +162,8 @@ __global__ void gather_rows_kernel(const float* __restrict__ x, const int64_t* _
 
 __global__ void gelu_mul_kernel(const float* gate, const float* up, int64_t n, float* out) {
   grid_dependency_sync();
-  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const float g = gate[i];
-    out[i] = 0.5f * g * (1.f + tanhf(k * (g + 0.044715f * g * g * g))) * up[i];
-  }
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = gelu_mul_value(gate[i], up[i]);
 }
 
 __device__ __forceinline__ void round_to(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
