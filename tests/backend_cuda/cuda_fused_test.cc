@@ -1,6 +1,6 @@
-// The CUDA backend's fused steps (backend.h: matmul_shared, qkv_norm_rope, add_norm_scale_norm) against
-// the ref backend's composition of the plain ops, and against the CUDA backend's own plain ops where the
-// arithmetic is the same (then the results must be identical).
+// The CUDA backend's fused steps (backend.h: matmul_shared, qkv_norm_rope, add_norm_scale_norm,
+// gelu_mul_matmul) against the ref backend's composition of the plain ops, and against the CUDA backend's own
+// plain ops where the arithmetic is the same (then the results must be identical).
 #include <cmath>
 #include <cstring>
 #include <utility>
@@ -207,6 +207,35 @@ TEST_F(CudaTest, AddNormScaleNormMatchesComposedOps) {
           expect_close(fused_out, ref_out, 1e-5, "add_norm_scale_norm out vs ref " + what + mode);
         }
       }
+    }
+  }
+}
+
+// The MLP's down projection of gelu(gate) * up: the CUDA backend's gelu_mul_matmul (with
+// G4_CUDA_FUSE_GELU=1 the GELU product is computed in the integer GEMV's input rounding) gives bit for bit
+// what its own gelu_mul then matmul give (both round the product with gelu_mul_value), at 1-9 tokens (9: the
+// GEMV's groups of 8 and 1) and on both int4 layouts; and the ref's within the dp4a path's bound.
+TEST_F(CudaTest, GeluMulMatmulEqualsComposedOps) {
+  const int64_t rows = 96, cols = 512;
+  for (const auto& [sdt, asym] : {std::pair{DType::kBF16, true}, std::pair{DType::kF16, false}}) {
+    RandomQuant rq(rng_, QuantKind::kInt4, rows, cols, 32, sdt, asym);
+    const auto w32 = weight_f32(rq.view());
+    const auto wf = fast_->pack(rq.view(), WeightRole::kLinear), wr = ref_.pack(rq.view(), WeightRole::kLinear);
+    for (int64_t T : {1, 3, 8, 9}) {
+      const auto g = randn(rng_, size_t(T * cols), 2.f), u = randn(rng_, size_t(T * cols));
+      const std::string what = std::string(asym ? "g4 int4" : "Q4_0 layout") + " T=" + std::to_string(T);
+      Tensor gf = to_device(*fast_, g, {T, cols}), uf = to_device(*fast_, u, {T, cols}), yf = fast_->empty({T, rows});
+      fast_->gelu_mul_matmul(gf, uf, *wf, yf);
+      Tensor gp = to_device(*fast_, g, {T, cols}), up = to_device(*fast_, u, {T, cols}), yp = fast_->empty({T, rows});
+      fast_->gelu_mul(gp, up, gp);
+      fast_->matmul(gp, *wf, yp);
+      const auto got = to_host(*fast_, yf);
+      expect_close(got, to_host(*fast_, yp), 0, "gelu_mul_matmul vs gelu_mul + matmul " + what);
+      Tensor gr = to_device(ref_, g, {T, cols}), ur = to_device(ref_, u, {T, cols}), yr = ref_.empty({T, rows});
+      ref_.gelu_mul_matmul(gr, ur, *wr, yr);
+      const auto gelu = to_host(*fast_, gp);  // the rounded product the GEMV saw (up to its int8 rounding)
+      expect_matmul_close(got, to_host(ref_, yr), matmul_scales(gelu, T, w32, rows, cols),
+                          cuda::gemv_q8_enabled() ? dp4a_path(cols) : f16_gemv_path(cols), "gelu_mul_matmul vs ref " + what);
     }
   }
 }
