@@ -432,5 +432,38 @@ TEST(StepRecording, BatchedDecodeStepsAskedPerSetOfSequences) {
   EXPECT_TRUE(be.asked.empty()) << "no step of one sequence ran";
 }
 
+// The cache keeps the recorded steps of the KvCache::kMaxBatchSteps most recently used sets: a set pushed
+// out starts again from its first (eager) run.
+TEST(StepRecording, LeastRecentlyUsedBatchSetsAreDropped) {
+  CountingRecorder be;
+  auto model = small_model(be);
+  KvCache kv(*model, small_cache(3));
+  const std::vector<std::vector<int>> sets = {{0, 1}, {1, 0}, {0, 2}, {2, 0},    {1, 2},
+                                              {2, 1}, {0, 1, 2}, {0, 2, 1}, {1, 0, 2}};
+  ASSERT_EQ(sets.size(), KvCache::kMaxBatchSteps + 1);
+  int32_t tok = 5;
+  auto step = [&](const std::vector<int>& ids) {
+    std::vector<SeqChunk> batch;
+    for (int id : ids) batch.push_back({id, {tok++ % 50}, LogitsMode::kLast});
+    forward_batch(*model, kv, batch);
+  };
+  auto asks = [&] {
+    int n = 0;
+    for (const auto& [pos, k] : be.asked_batch) n += k;
+    return n;
+  };
+  for (const auto& ids : sets) {  // each set twice: the second run asks; the ninth set pushes {0, 1} out
+    step(ids);
+    step(ids);
+  }
+  EXPECT_EQ(asks(), 9);
+  step(sets[1]);  // still kept: asks again
+  EXPECT_EQ(asks(), 10);
+  step(sets[0]);  // dropped: its first run again, eager
+  EXPECT_EQ(asks(), 10);
+  step(sets[0]);
+  EXPECT_EQ(asks(), 11);
+}
+
 }  // namespace
 }  // namespace g4
