@@ -118,10 +118,14 @@ void Backend::qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_raw,
   rms_norm(q, &wq, eps, q);
   rms_norm(k_raw, &wk, eps, k);
   rms_norm(v_raw, nullptr, eps, v);
+  rope_rows(q, seqs, rope_spec);
+  rope_rows(k, seqs, rope_spec);
+}
+
+void Backend::rope_rows(Tensor& x, const std::vector<SeqRows>& seqs, const RopeSpec& rope_spec) {
   for (const SeqRows& s : seqs) {
-    Tensor qs = q.rows(s.row0, s.n), ks = k.rows(s.row0, s.n);
-    rope(qs, s.p0, rope_spec);
-    rope(ks, s.p0, rope_spec);
+    Tensor xs = x.rows(s.row0, s.n);
+    rope(xs, s.p0, rope_spec);
   }
 }
 

@@ -165,6 +165,9 @@ class Backend {
   virtual void scale(Tensor& x, float s) = 0;
   // RoPE (rotate-half pairing) on x [T, H, D] for positions p0 .. p0+T-1, in place.
   virtual void rope(Tensor& x, int64_t p0, const RopeSpec& rope) = 0;
+  // The same with each sequence's rows (seqs) at its own positions. The default: rope per sequence; a
+  // backend that records steps overrides it so that every sequence reads its own replayed position.
+  virtual void rope_rows(Tensor& x, const std::vector<SeqRows>& seqs, const RopeSpec& rope);
   // out = gelu_tanh(gate) * up, all [T, F].
   virtual void gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) = 0;
   // Causal attention with scale 1.0. q [T, Hq, D]; k, v [T, Hkv, D] are the new keys/values; for each

@@ -652,10 +652,10 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) 
   // every split the capacity sizes, as before the floor.
   static const int split_min = env_int("G4_CUDA_ATTN_SPLIT_MIN", 0);
   static const bool skip_empty = env_int("G4_CUDA_ATTN_SKIP_EMPTY", 0) != 0;  // (attn_rows.cuh empty_split_done)
+  static const bool merge_all = env_int("G4_CUDA_ATTN_MERGE_ALL", 0) != 0;  // every split's row read, as before live_splits
   AttnArgs a = args;
   if (split_min > 0) a.split_min = split_min;
   a.skip_empty = skip_empty;
-  static const bool merge_all = env_int("G4_CUDA_ATTN_MERGE_ALL", 0) != 0;  // every split's row read, as before live_splits
   a.merge_all = merge_all;
   const int group = int(a.Hq / a.Hkv);
   if (a.D > kMaxD) throw Error("cuda attention: head_dim " + std::to_string(a.D) + " exceeds the decode kernel's 512");

@@ -61,8 +61,11 @@ struct SplitKeys {
   int64_t ks, ke;
   int per;
 };
+__device__ __forceinline__ int64_t split_size(const AttnArgs& a, int64_t lo, int64_t hi, int n_split) {
+  return max((hi - lo + n_split - 1) / n_split, int64_t(a.split_min));
+}
 __device__ __forceinline__ SplitKeys split_keys(const AttnArgs& a, int64_t lo, int64_t hi, int n_split, int split) {
-  const int64_t per = max((hi - lo + n_split - 1) / n_split, int64_t(a.split_min));
+  const int64_t per = split_size(a, lo, hi, n_split);
   const int64_t ks = lo + split * per;  // (past hi for the splits past the keys: then ke < ks)
   return SplitKeys{ks, min(hi, ks + per), int(per)};
 }
@@ -70,7 +73,7 @@ __device__ __forceinline__ SplitKeys split_keys(const AttnArgs& a, int64_t lo, i
 // The splits that hold keys for a query seeing [lo, hi): the first `live` of n_split (as split_keys slices).
 // The merge reads only those: the others' (m, l) = (-inf, 0) would add exact zeros.
 __device__ __forceinline__ int live_splits(const AttnArgs& a, int64_t lo, int64_t hi, int n_split) {
-  const int64_t per = max((hi - lo + n_split - 1) / n_split, int64_t(a.split_min));
+  const int64_t per = split_size(a, lo, hi, n_split);
   return int(min(int64_t(n_split), (hi - lo + per - 1) / per));
 }
 

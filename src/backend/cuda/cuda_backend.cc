@@ -8,6 +8,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_pool.h"
+#include "backend/cuda/step_recording.h"
 
 namespace g4 {
 
@@ -90,140 +91,6 @@ CudaBackend::~CudaBackend() {
 }
 
 void CudaBackend::synchronize() { G4_CUDA(cudaStreamSynchronize(stream_)); }
-
-// What a recorded step's graph needs besides the backend: its pinned slot of tokens and first positions
-// (one a sequence), the device copy the graph reads, and its arena of scratch blocks.
-struct StepSlot {
-  int32_t tokens[std::max(kMaxRecordedTokens, kMaxRecordedSeqs)];
-  int64_t pos[kMaxRecordedSeqs];
-};
-static_assert(kMaxRecordedSeqs <= cuda::kMaxSeqs, "a recorded batch fits one sequence table");
-
-// The device blocks handed out while a step is recorded. The graph keeps using their addresses, so they
-// stay the recording's until it goes (then they return to the pool); one released during the recording is
-// handed out again within it, as the pool does for eager ops: the graph runs its ops in the order they were
-// recorded. So a recording holds about one step's live scratch, not the sum over its ops (a batch of 8
-// rows at 16K capacity: ~35 MB of attention partials a full layer).
-struct RecordingArena {
-  explicit RecordingArena(std::shared_ptr<cuda::DevicePool> p) : pool(std::move(p)) {}
-  ~RecordingArena() {
-    for (auto& [bytes, p] : owned) pool->put(p, bytes);
-  }
-  std::shared_ptr<cuda::DevicePool> pool;
-  std::vector<std::pair<size_t, void*>> owned;
-  std::map<size_t, std::vector<void*>> released;  // by rounded size
-};
-
-class CudaStepGraph : public StepRecording {
- public:
-  CudaStepGraph(CudaBackend& be, int n_tokens, const std::vector<int64_t>& pos)
-      : be_(be), n_tokens_(n_tokens), pos_(pos), arena_(std::make_shared<RecordingArena>(be.pool_)) {
-    G4_CUDA(cudaMallocHost(&host_, sizeof(StepSlot)));
-    G4_CUDA(cudaMalloc(&dev_, sizeof(StepSlot)));
-    G4_CUDA(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming));
-  }
-  ~CudaStepGraph() override {
-    if (be_.recording_ == this) {  // abandoned mid-recording (an op threw): end the capture, drop it
-      cudaGraph_t g = nullptr;
-      cudaStreamEndCapture(be_.stream_, &g);
-      if (g) cudaGraphDestroy(g);
-      cudaGetLastError();
-      be_.recording_ = nullptr;
-    }
-    if (done_) cudaEventSynchronize(done_);  // a replay in flight still reads the slot and the blocks
-    if (exec_) cudaGraphExecDestroy(exec_);
-    if (graph_) cudaGraphDestroy(graph_);
-    if (done_) cudaEventDestroy(done_);
-    if (dev_) cudaFree(dev_);
-    if (host_) cudaFreeHost(host_);
-  }
-  CudaBackend& be_;
-  const int n_tokens_;
-  const std::vector<int64_t> pos_;  // the positions it was recorded at: ops keep theirs relative to them
-  std::shared_ptr<RecordingArena> arena_;
-  StepSlot* host_ = nullptr;
-  StepSlot* dev_ = nullptr;
-  cudaEvent_t done_ = nullptr;
-  cudaGraph_t graph_ = nullptr;
-  cudaGraphExec_t exec_ = nullptr;
-};
-
-std::shared_ptr<void> CudaBackend::scratch(size_t bytes) {
-  if (recording_) {
-    const size_t n = cuda::pool_round(bytes ? bytes : 1);
-    std::shared_ptr<RecordingArena> arena = recording_->arena_;
-    std::vector<void*>& free = arena->released[n];
-    void* p = nullptr;
-    if (!free.empty()) {
-      p = free.back();
-      free.pop_back();
-    } else {
-      p = pool_->get(n);
-      arena->owned.emplace_back(n, p);
-    }
-    return std::shared_ptr<void>(p, [arena, n](void* q) { arena->released[n].push_back(q); });
-  }
-  void* p = pool_->get(bytes);
-  auto pool = pool_;
-  return std::shared_ptr<void>(p, [pool, bytes](void* q) { pool->put(q, bytes); });
-}
-
-const int64_t* CudaBackend::rec_pos() const { return recording_ ? recording_->dev_->pos : nullptr; }
-
-int64_t CudaBackend::rec_offset(size_t i, int64_t p) const {
-  if (!recording_) return p;
-  G4_CHECK(i < recording_->pos_.size(), "an op of a recorded step names sequence " + std::to_string(i) + " of " +
-                                            std::to_string(recording_->pos_.size()));
-  return p - recording_->pos_[i];
-}
-
-std::unique_ptr<StepRecording> CudaBackend::begin_step_recording(int n_tokens, const std::vector<int64_t>& pos) {
-  // G4_CUDA_RECORD_TOKENS=N: record steps of at most N tokens (comparisons; 1 = decode steps only).
-  // G4_CUDA_RECORD_BATCH=1: batched decode steps recorded too (off by default until verified on a GPU: the
-  // first run on the H200 found sequences drifting in a recorded batch, from the per-sequence RoPE fallback
-  // of head dims the fused kernel does not take, fixed since (rope_rows) but not yet run there).
-  static const int max_tokens = [] {
-    const char* e = std::getenv("G4_CUDA_RECORD_TOKENS");
-    return e && *e ? std::atoi(e) : kMaxRecordedTokens;
-  }();
-  static const bool batches = [] {
-    const char* e = std::getenv("G4_CUDA_RECORD_BATCH");
-    return e && std::strcmp(e, "1") == 0;
-  }();
-  const int n_seq = int(pos.size());
-  const bool one = n_seq == 1 && n_tokens >= 1 && n_tokens <= std::min(max_tokens, kMaxRecordedTokens);
-  const bool batch = batches && n_seq > 1 && n_seq <= kMaxRecordedSeqs && n_tokens == n_seq;
-  if (!opt_.step_graphs || recording_ || !(one || batch)) return nullptr;
-  auto rec = std::make_unique<CudaStepGraph>(*this, n_tokens, pos);
-  G4_CUDA(cudaStreamSynchronize(stream_));
-  // Relaxed: the ops may still cudaMalloc a first-time scratch size while recording.
-  G4_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
-  recording_ = rec.get();
-  G4_CUDA(cudaMemcpyAsync(rec->dev_, rec->host_, sizeof(StepSlot), cudaMemcpyHostToDevice, stream_));
-  return rec;
-}
-
-void CudaBackend::end_step_recording(StepRecording& r) {
-  auto& rec = static_cast<CudaStepGraph&>(r);
-  G4_CHECK(recording_ == &rec, "end_step_recording without begin");
-  recording_ = nullptr;
-  G4_CUDA(cudaStreamEndCapture(stream_, &rec.graph_));
-  G4_CUDA(cudaGraphInstantiate(&rec.exec_, rec.graph_, 0));
-}
-
-void CudaBackend::replay_step(StepRecording& r, const std::vector<int32_t>& tokens, const std::vector<int64_t>& pos) {
-  auto& rec = static_cast<CudaStepGraph&>(r);
-  G4_CHECK(rec.exec_ && !recording_, "replay_step of an unfinished recording");
-  G4_CHECK(int(tokens.size()) == rec.n_tokens_ && pos.size() == rec.pos_.size(),
-           "replay_step: the recording takes " + std::to_string(rec.n_tokens_) + " tokens and " +
-               std::to_string(rec.pos_.size()) + " positions, not " + std::to_string(tokens.size()) + " and " +
-               std::to_string(pos.size()));
-  G4_CUDA(cudaEventSynchronize(rec.done_));  // the previous replay has read the slot
-  std::copy(tokens.begin(), tokens.end(), rec.host_->tokens);
-  std::copy(pos.begin(), pos.end(), rec.host_->pos);
-  G4_CUDA(cudaGraphLaunch(rec.exec_, stream_));
-  G4_CUDA(cudaEventRecord(rec.done_, stream_));
-}
 
 // --- memory ---
 
@@ -629,14 +496,7 @@ void CudaBackend::qkv_norm_rope(Tensor& q, const Tensor& k_raw, const Tensor& v_
                                          inv_freq(rope.theta, rope.pairs, D), rope.pairs, f32(k) + ko, f32(v) + ko,
                                          stream_);
   });
-  if (fused) return;
-  // Other head dims: the norms, then RoPE with every row at its sequence's position (the base class's per-
-  // sequence rope calls would give a recorded batch one sequence's position).
-  rms_norm(q, &wq, eps, q);
-  rms_norm(k_raw, &wk, eps, k);
-  rms_norm(v_raw, nullptr, eps, v);
-  rope_rows(q, seqs, rope);
-  rope_rows(k, seqs, rope);
+  if (!fused) Backend::qkv_norm_rope(q, k_raw, v_raw, wq, wk, eps, seqs, rope, k, v);
 }
 
 void CudaBackend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s,

@@ -54,6 +54,8 @@ class CudaBackend : public Backend {
   void add_rms_norm(Tensor& x, const Tensor& o, const PackedWeight& w, float eps) override;
   void scale(Tensor& x, float s) override;
   void rope(Tensor& x, int64_t p0, const RopeSpec& rope) override;
+  // Each row at its sequence's position from the sequence table (a recorded step's: its replayed one).
+  void rope_rows(Tensor& x, const std::vector<SeqRows>& seqs, const RopeSpec& rope) override;
   void gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
   // G4_CUDA_FUSE_GELU=1 (for an A/B): where the matmul would take the dp4a GEMV (fast mode, 1-9 tokens), the
   // GEMV's input rounding computes gelu_tanh(gate) * up itself: one launch a layer less.
@@ -104,8 +106,6 @@ class CudaBackend : public Backend {
   // recording began with for that sequence (the kernels add the replayed one), or p itself when not recording.
   int64_t rec_offset(size_t i, int64_t p) const;
   const float* inv_freq(float theta, int pairs, int64_t D);
-  // In-place RoPE on x [T, H, D] (rows as seqs gives them), each row at its sequence's position.
-  void rope_rows(Tensor& x, const std::vector<SeqRows>& seqs, const RopeSpec& rope);
   // Whether a matmul of T tokens on w takes the tensor-core kernel (gemm_mma.cu).
   bool mma_takes(const cuda::WeightDesc& w, int64_t T) const;
 
