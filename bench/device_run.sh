@@ -55,7 +55,7 @@ if [ "$MODE" = gemv-ncu ]; then
   for tpg in 8 4; do
     echo "== gemv_q8_tc_kernel<__half, symmetric, KS 1, $tpg tokens a column group>, 21504 x 5376 (TPG 4: a 3-token launch, the first to take it)"
     NCU_ARGS="--kernel-name-base mangled" SKIP=1 TOP=${TOP:-40} OUT="$LOG/ncu$tpg" sh bench/ncu_hotspots.sh \
-      "gemv_q8_tc_kernelI6__halfLb0ELi1ELi${tpg}EE" $B/cuda_gemv_bench 3 multi 400 21504x5376 2>&1 | tail -50
+      "gemv_q8_tc_kernelI6__halfLb0ELi1ELi${tpg}E" $B/cuda_gemv_bench 3 multi 400 21504x5376 2>&1 | tail -50
   done
   exit 0
 fi

@@ -50,7 +50,7 @@ constexpr int kExactStepMaxT = 9;
 struct GemvTuning {
   int rows_per_warp = 0;  // 0: default; 1, 2 or 4
   int unroll = 0;         // chunks in flight per lane and row (2 or 4, for 2 rows per warp); 0: default
-  int ksplit = 0;         // the integer kernel: warps of a block sharing one row's K range (1, 2, 4, 8; 0: default)
+  int ksplit = 0;         // the integer kernel: warps of a block sharing one row's K range (1 or 4; 0: default)
   // int4: 1 takes the integer kernel of gemv_q8.cu (x rounded to int8 per 32 values, dp4a), -1 the f16
   // kernels here; 0 follows G4_CUDA_INT4_DP4A (default on; precise mode passes -1).
   int dp4a = 0;

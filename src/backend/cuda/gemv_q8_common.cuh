@@ -1,0 +1,78 @@
+// What the integer GEMV kernels share (gemv_q8.cu: one token and the dp4a fallback of several;
+// gemv_q8_tc.cu: 2-8 tokens on the tensor cores): the block size, the rounded activation's layout, the
+// weights of one launch as segments of row groups, and the tensor-core kernel's entry.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/load.cuh"
+
+namespace g4::cuda::q8 {
+
+constexpr int kWarps = 8;
+
+inline int n_chunks_padded(const WeightDesc& w) { return (int4_chunks(w) + 31) / 32 * 32; }
+// Per token: 2 slots of 16 bytes per padded chunk, then (after all tokens) a float2 per padded chunk.
+inline int64_t xq_slots(const WeightDesc& w) { return int64_t(n_chunks_padded(w)) * 2; }
+
+// Up to kMaxSegs weights sharing x (q/k/v, gate/up) in one launch. Rows are taken R at a time; row
+// group g belongs to the first segment whose group_end exceeds it, so the small k/v matrices ride along
+// with q instead of filling the GPU on their own.
+constexpr int kMaxSegs = 3;
+struct Segments {
+  int n = 0;
+  const void* codes[kMaxSegs] = {};
+  const void* scales[kMaxSegs] = {};
+  const void* zeros[kMaxSegs] = {};
+  float* y[kMaxSegs] = {};
+  int64_t rows[kMaxSegs] = {};
+  int64_t group_end[kMaxSegs] = {};  // cumulative row groups through segment i
+};
+
+template <class T>
+__device__ __forceinline__ T pick(int s, const T (&a)[kMaxSegs]) {
+  return s == 0 ? a[0] : s == 1 ? a[1] : a[2];  // no dynamic indexing into the parameter block
+}
+
+// The segment of row group gi (groups of R rows) and the group's first row in it.
+__device__ __forceinline__ int locate_group(const Segments& segs, int64_t gi, int R, int64_t& row0) {
+  int s = 0;
+  while (s + 1 < segs.n && gi >= pick(s, segs.group_end)) ++s;
+  row0 = (gi - (s ? pick(s - 1, segs.group_end) : 0)) * R;
+  return s;
+}
+// The layouts the tuned shapes and the tensor-core kernel are compiled for: g4's int4 (bf16 scales, with or
+// without zero points) and a Q4_0 GGUF's (f16 scales, symmetric).
+template <class S, bool kAsym>
+constexpr bool kTunedLayout = std::is_same_v<S, __nv_bfloat16> || (std::is_same_v<S, __half> && !kAsym);
+
+// Segments of `n` weights (same cols, group size, scale type and zero-point presence) with R rows a group.
+inline Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int R) {
+  Segments sg;
+  sg.n = n;
+  int64_t groups = 0;
+  for (int i = 0; i < n; ++i) {
+    sg.codes[i] = ws[i].codes, sg.scales[i] = ws[i].scales, sg.zeros[i] = ws[i].zeros, sg.y[i] = ys[i];
+    sg.rows[i] = ws[i].rows;
+    groups += (ws[i].rows + R - 1) / R;
+    sg.group_end[i] = groups;
+  }
+  return sg;
+}
+// Whether weights can take the tensor-core kernel (gemv_q8_tc.cu): a scale per 32-value chunk, rows of a
+// multiple of 4 chunks, 8-byte aligned scales and zero points, 32-bit chunk offsets.
+bool tc_layout_ok(const WeightDesc* ws, int n);
+
+// The tensor-core kernel for T (2-8) tokens over the segments of ws (S, kAsym: a tuned layout), with KS
+// (1 or 4) the one-token shape's warps splitting K, so that each token's sums come in its one-token order.
+template <class S, bool kAsym>
+void launch_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T, int KS,
+               cudaStream_t s);
+
+}  // namespace g4::cuda::q8

@@ -1,0 +1,360 @@
+// The integer GEMV of 2-8 tokens on the tensor cores (int8 mma), summed in the one-token kernel's order so
+// that a verify or a batch equals one-token steps bit for bit. Its activation and weight layouts are those
+// of gemv_q8.cu (q8_act.cuh, gemv_q8_common.cuh), which picks it per launch.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gemv_q8_common.cuh"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
+#include "backend/cuda/load.cuh"
+#include "backend/cuda/mma_s8.cuh"
+#include "backend/cuda/smem_async.cuh"
+
+namespace g4::cuda::q8 {
+
+namespace {
+
+// --- 2-8 tokens on the tensor cores, summed in the one-token kernel's order ---
+// The one-token kernel (KS warps splitting K) sums a row's chunks in 32 * KS "slots": slot j takes chunks
+// j, j + 32 KS, j + 64 KS, ... in that order, one fmaf each (acc = fmaf(s, fmaf(dx, dot, -z dy), acc)),
+// then the 32 slots of each warp meet in a butterfly of shuffles and the KS warps' sums are added in
+// order. This kernel computes the integer dot products of 16 rows x 8 tokens x one chunk in one int8 mma
+// (m16n8k32; tokens past T repeat the last one and are not stored) and keeps the same slots: a block takes
+// 32 rows (two mma tiles), pass p of it covers the one-token kernel's warp p (slots 32p .. 32p + 31),
+// warp w slots 32p + 4w .. + 3, each slot's chunks accumulated in order with the same fmaf; the pass's
+// slot sums meet in shared memory, where one thread per (row, token) adds them in the butterfly's tree and
+// then to the sum of the earlier passes. So each token's outputs equal its one-token launch bit for bit,
+// and the dot products cost one instruction per 16 x 8 x 32 instead of 8 dp4a per 32 a token.
+// mma fragments (k = the 32 values of a chunk in the order of q8_act.cuh): lane (g = lane / 4, q = lane % 4)
+// holds code word q of rows g and g + 8 (low nibbles: k = 4q..4q+3, high: 16 + 4q..), the x words A(q),
+// B(q) of B's column g, and the sums of rows g, g + 8 for columns 2q, 2q + 1.
+// Fewer tokens, fewer columns: every (row, chunk, token) sum costs five instructions after the mma (the
+// scaling above), which for 8 columns a chunk is most of the kernel's work. With TPG tokens a column group
+// (8, 4 or 2), the 8 columns hold 8 / TPG chunks of TPG tokens each: column n is token n % TPG of chunk n /
+// TPG, B is zero in the columns of the other chunks, and the 8 / TPG mmas of one group of chunks add into one
+// C. So a lane scales the sums of one chunk and two tokens per group, and a verify of 2 or 4 tokens pays for
+// 2 or 4 columns, not 8.
+constexpr int kTcTokens = 8, kTcSlots = 32;
+
+// d += a (16 x 32 s8, row) * b (32 x 8 s8, col), int32.
+__device__ __forceinline__ void mma_s8(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                       uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// One stage of the shuffle butterfly as lane 0 sees it: v[l] (lane l's value) += v[l + O] (its partner's).
+template <int O>
+__device__ __forceinline__ void butterfly_stage(float (&v)[32]) {
+#pragma unroll
+  for (int l = 0; l < O; ++l) v[l] = v[l] + v[l + O];
+}
+
+// Half `hi` (0: low, 1: high) of a word of two 16-bit scales (bf16 or f16), as f32: one byte permute (and
+// for f16 a conversion).
+template <class S>
+__device__ __forceinline__ float scale_half(uint32_t word, int hi) {
+  static_assert(sizeof(S) == 2, "16-bit scales");
+  if constexpr (std::is_same_v<S, __half>)
+    return __half2float(__ushort_as_half(uint16_t(__byte_perm(word, 0, hi ? 0x4432 : 0x4410))));
+  else return __uint_as_float(__byte_perm(word, 0, hi ? 0x3244 : 0x1044));  // bf16 << 16
+}
+
+// What reaches the mma through shared memory: each warp streams its rounds with cp.async into a ring of
+// ST buffers of its own, ST - 1 rounds ahead of the one it multiplies, across passes and tiles
+// (so neither a round nor a tile's first round waits for DRAM). A round's buffer holds the code words of 4
+// chunks of the tile's 32 rows (2 KB; ldmatrix hands lane (g, q) word q of chunks c0 .. c0 + 3 of row
+// g + 8k in one instruction per k; chunk j of row r sits in 16-byte slot 4r + (j ^ ((r >> 1) & 3)), so that
+// the 8 rows an ldmatrix matrix reads fall in 8 different bank groups), then each row's 4 scales and 4 zero
+// points (16 bytes a row). The kernel takes group size 32 (a scale per chunk) and rows of a multiple of 4
+// chunks (tc_layout_ok), so a round never runs past a row's end.
+// ST: the ring's buffers. Two blocks of 32-row tiles with 4 buffers take 224 KiB of shared memory, which
+// needs the largest carveout (228 of the SM's 256 KiB) and leaves 28 KiB of L1 for the x words every round
+// reads (for 8 tokens and 5,376 columns 53 KiB: they came from L2 again for every tile); with 3 buffers two
+// blocks take 184 KiB, the 196 KiB carveout, and leave 60 KiB (H200, Q4_0: 8 sequences +4%, a verify of 8
+// tokens 14.02 -> 13.46 ms, docs/PERF.md); with 2, 144 KiB, the 164 KiB carveout: 92 KiB of L1, half the
+// loads in flight (Q4_0: 8 sequences +1.2% more, a verify of 4 tokens 9.84 -> 9.66 ms). So 3-8 tokens take 2
+// on symmetric layouts (Q4_0), 3 with zero points (g4's int4, whose 8-token short-output instance spills 32
+// bytes with 2 buffers, 8 with 3: unmeasured), and 2 tokens (x 11 KiB) keep 4. G4_CUDA_Q8_TC_STAGES=2 or 3
+// sets 3-8 tokens' ring on every layout, for comparisons.
+// (64-row tiles, one block an SM reading x once per 64 rows, measured below 3 buffers: dropped.)
+constexpr int kTcMT = 2;  // 16-row mma tiles a warp: a block's tile is 32 rows
+
+template <int ST>
+struct TcLayout {
+  static constexpr int kRows = 16 * kTcMT;
+  static constexpr int kCodeBytes = kRows * 4 * 16;
+  static constexpr int kStageBytes = kCodeBytes + kRows * 16;
+  static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * kTcTokens;
+};
+
+// A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
+// with the tile's codes, scales and zero points and this lane's row offsets (chunks of rows g + 8k, groups of
+// rows lane + 32i). tile >= n_tiles: the sequence is over.
+struct TcCursor {
+  int64_t tile;
+  int p, c0;
+  const uint4* codes;
+  const uint16_t *scales, *zeros;
+  int wo[2 * kTcMT], so[kTcMT / 2];
+};
+
+template <class S, bool kAsym, int KS, int TPG, int ST>
+__global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
+                                                                    const uint4* __restrict__ xq,
+                                                                    const float2* __restrict__ xd, int nch_pad,
+                                                                    int n_tok) {
+  static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
+  static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
+  constexpr int MT = kTcMT;
+  using L = TcLayout<ST>;
+  constexpr int kTcStages = ST;
+  constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
+  constexpr int kSlots = 32 * KS;
+  constexpr int kChunksPerGroup = kTcTokens / TPG, kGroups = 4 / kChunksPerGroup;  // per round of 4 chunks
+  extern __shared__ uint4 tc_smem[];  // [warp][stage][kTcStageBytes], then slot_sum
+  float* slot_sum = reinterpret_cast<float*>(tc_smem + kWarps * kTcStages * kTcStageBytes / 16);  // [slot][row][token]
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
+  const int nch = int(cols / 32);  // = groups a row
+  const int64_t n_tiles = segs.group_end[segs.n - 1];
+  // B's column g: token g % TPG of chunk bc = g / TPG of a group; the outputs' columns 2q, 2q + 1: tokens t0,
+  // t1 of chunk oc = 2q / TPG (past n_tok: the last token again, not stored).
+  const int bc = g / TPG, oc = 2 * q / TPG;
+  const int tb = min(g % TPG, n_tok - 1), t0 = min(2 * q % TPG, n_tok - 1), t1 = min((2 * q + 1) % TPG, n_tok - 1);
+  const uint4* xb = xq + int64_t(tb) * nch_pad * 2 + (q >> 1) * 32;
+  const float2* xd0 = xd + int64_t(t0) * nch_pad;
+  const float2* xd1 = xd + int64_t(t1) * nch_pad;
+
+  // The producer: cp.async of round `issued` into buffer issued % kTcStages (lane (g, q): chunk c0 + q of
+  // rows g + 8k; lane l: the scales and zero points of row l), one commit group a round, empty once the
+  // sequence is over (the waits count groups).
+  const uint32_t ring = smem_addr(tc_smem) + uint32_t(warp * kTcStages * kTcStageBytes);
+  TcCursor pc;
+  pc.tile = blockIdx.x, pc.p = 0, pc.c0 = 4 * warp;
+  auto enter_tile = [&]() {
+    if (pc.tile >= n_tiles) return;
+    int64_t row0;
+    const int sg = locate_group(segs, pc.tile, kTcRows, row0);
+    const int64_t rows = pick(sg, segs.rows);
+    pc.codes = static_cast<const uint4*>(pick(sg, segs.codes));
+    pc.scales = static_cast<const uint16_t*>(pick(sg, segs.scales));
+    pc.zeros = static_cast<const uint16_t*>(pick(sg, segs.zeros));
+#pragma unroll
+    for (int k = 0; k < 2 * MT; ++k) pc.wo[k] = int(min(row0 + g + 8 * k, rows - 1)) * nch;
+#pragma unroll
+    for (int i = 0; i < MT / 2; ++i) pc.so[i] = int(min(row0 + lane + 32 * i, rows - 1)) * nch;
+  };
+  auto settle = [&]() {  // past the end of a pass: the next pass with chunks for this warp, or the next tile
+    while (pc.tile < n_tiles && pc.c0 >= nch) {
+      if (++pc.p == KS) {
+        pc.p = 0;
+        pc.tile += gridDim.x;
+        enter_tile();
+      }
+      pc.c0 = kTcSlots * pc.p + 4 * warp;
+    }
+  };
+  int issued = 0;
+  auto issue = [&]() {
+    if (pc.tile < n_tiles) {
+      const uint32_t buf = ring + uint32_t(issued % kTcStages) * kTcStageBytes;
+      const uint4* src = pc.codes + pc.c0 + q;
+#pragma unroll
+      for (int k = 0; k < 2 * MT; ++k) {
+        const int r = g + 8 * k;
+        cp_async<16>(buf + uint32_t(4 * r + (q ^ ((r >> 1) & 3))) * 16, src + pc.wo[k]);
+      }
+#pragma unroll
+      for (int i = 0; i < MT / 2; ++i) {
+        const uint32_t at = buf + kTcCodeBytes + uint32_t(lane + 32 * i) * 16;
+        cp_async<8>(at, pc.scales + pc.so[i] + pc.c0);
+        if constexpr (kAsym) cp_async<8>(at + 8, pc.zeros + pc.so[i] + pc.c0);
+      }
+      pc.c0 += kSlots;
+      settle();
+    }
+    cp_async_commit();
+    ++issued;
+  };
+  enter_tile();
+  settle();
+  // The first rounds before waiting for the previous kernel: weights are written by no kernel (launch.cuh).
+#pragma unroll
+  for (int i = 0; i < kTcStages - 1; ++i) issue();
+  grid_dependency_sync();
+
+  int consumed = 0;
+  for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
+    int64_t row0;
+    const int sg = locate_group(segs, tile, kTcRows, row0);
+    const int64_t rows = pick(sg, segs.rows);
+    constexpr int kOut = kTcRows * kTcTokens / (kWarps * 32);  // outputs a thread: 1
+    float y[kOut] = {};  // thread e's outputs: e + 256 i = row * 8 + token
+    for (int p = 0; p < KS; ++p) {
+      const int slot0 = kTcSlots * p + 4 * warp;
+      float acc[MT][kGroups][4];  // [rows 16h ..][group][row g / g + 8, token t0 / t1]: slot 4w + group's oc
+#pragma unroll
+      for (int h = 0; h < MT; ++h)
+#pragma unroll
+        for (int i = 0; i < kGroups; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) acc[h][i][j] = 0.f;
+      for (int c0 = slot0; c0 < nch; c0 += kSlots) {  // the same for the whole warp (ldmatrix)
+        __syncwarp();  // every lane is done with the buffer that the next issue overwrites
+        issue();
+        cp_async_wait<kTcStages - 1>();  // round `consumed` has landed (this lane's part)
+        __syncwarp();                    // (and every lane's)
+        const uint32_t buf = ring + uint32_t(consumed % kTcStages) * kTcStageBytes;
+        ++consumed;
+        // w[k]: word q of chunks c0 .. c0 + 3 of row g + 8k (matrix j of ldmatrix = chunk j: rows 8k .. 8k + 7,
+        // lanes 8j .. 8j + 7 giving their addresses); sz[k]: that row's 4 scales (x, y) and zero points (z, w).
+        uint4 w[2 * MT], sz[2 * MT];
+#pragma unroll
+        for (int k = 0; k < 2 * MT; ++k) {
+          const int r = 8 * k + (lane & 7), j = lane >> 3;
+          w[k] = ldmatrix_x4(buf + uint32_t(4 * r + (j ^ ((r >> 1) & 3))) * 16);
+          sz[k] = lds128(buf + kTcCodeBytes + (g + 8 * k) * 16);
+        }
+        constexpr uint32_t kLo = 0x0F0F0F0Fu;
+#pragma unroll
+        for (int gr = 0; gr < kGroups; ++gr) {
+          const int cg = c0 + gr * kChunksPerGroup;  // the group's first chunk
+          // B: this lane's column's x words (chunk cg + bc), given to the group's mma of that chunk and zero
+          // to the others.
+          const int cb = cg + bc;
+          const uint2 x = __ldg(reinterpret_cast<const uint2*>(xb + (cb >> 5) * 64 + (cb & 31)) + (q & 1));
+          const int co = cg + oc, i = gr * kChunksPerGroup + oc;  // the chunk this lane scales, and its index
+          const float2 e0 = __ldg(xd0 + co), e1 = __ldg(xd1 + co);
+          const int wi = i >> 1, hi = i & 1;  // its scales' word (x or y; z or w) and half
+#pragma unroll
+          for (int h = 0; h < MT; ++h) {
+            int d[4] = {0, 0, 0, 0};
+#pragma unroll
+            for (int m = 0; m < kChunksPerGroup; ++m) {
+              const int ci = gr * kChunksPerGroup + m;
+              const uint32_t wa = word(w[2 * h], ci), wb = word(w[2 * h + 1], ci);
+              const bool mine = kChunksPerGroup == 1 || bc == m;
+              mma_s8(d, wa & kLo, wb & kLo, (wa >> 4) & kLo, (wb >> 4) & kLo, mine ? x.x : 0u, mine ? x.y : 0u);
+            }
+            const uint4 &pa = sz[2 * h], &pb = sz[2 * h + 1];
+            const float sa = scale_half<S>(wi ? pa.y : pa.x, hi), sb = scale_half<S>(wi ? pb.y : pb.x, hi);
+            const float za = kAsym ? scale_half<S>(wi ? pa.w : pa.z, hi) : 8.f;
+            const float zb = kAsym ? scale_half<S>(wi ? pb.w : pb.z, hi) : 8.f;
+            acc[h][gr][0] = fmaf(sa, fmaf(e0.x, small_int_to_float(d[0]), -za * e0.y), acc[h][gr][0]);
+            acc[h][gr][1] = fmaf(sa, fmaf(e1.x, small_int_to_float(d[1]), -za * e1.y), acc[h][gr][1]);
+            acc[h][gr][2] = fmaf(sb, fmaf(e0.x, small_int_to_float(d[2]), -zb * e0.y), acc[h][gr][2]);
+            acc[h][gr][3] = fmaf(sb, fmaf(e1.x, small_int_to_float(d[3]), -zb * e1.y), acc[h][gr][3]);
+          }
+        }
+      }
+      // Slot 4w + i of this pass: tokens t0, t1 (columns 2q, 2q + 1 of chunk oc of each group).
+#pragma unroll
+      for (int gr = 0; gr < kGroups; ++gr) {
+        float* o = slot_sum + (4 * warp + gr * kChunksPerGroup + oc) * kTcRows * kTcTokens;
+        const int u0 = 2 * q % TPG, u1 = u0 + 1;
+#pragma unroll
+        for (int h = 0; h < MT; ++h) {
+          o[(16 * h + g) * kTcTokens + u0] = acc[h][gr][0];
+          o[(16 * h + g) * kTcTokens + u1] = acc[h][gr][1];
+          o[(16 * h + g + 8) * kTcTokens + u0] = acc[h][gr][2];
+          o[(16 * h + g + 8) * kTcTokens + u1] = acc[h][gr][3];
+        }
+      }
+      __syncthreads();
+#pragma unroll
+      for (int i = 0; i < kOut; ++i) {
+        const int e = threadIdx.x + kWarps * 32 * i;
+        float v[32];
+#pragma unroll
+        for (int l = 0; l < 32; ++l) v[l] = slot_sum[l * kTcRows * kTcTokens + e];
+        butterfly_stage<16>(v);
+        butterfly_stage<8>(v);
+        butterfly_stage<4>(v);
+        butterfly_stage<2>(v);
+        butterfly_stage<1>(v);
+        if constexpr (KS == 1) y[i] = v[0];
+        else y[i] += v[0];
+      }
+      __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < kOut; ++i) {
+      const unsigned e = threadIdx.x + unsigned(kWarps * 32 * i);
+      const int r = int(e / kTcTokens), t = int(e % kTcTokens);
+      if (row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y[i];
+    }
+  }
+}
+
+template <class S, bool kAsym, int KS, int TPG, int ST>
+void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
+                       cudaStream_t s) {
+  using L = TcLayout<ST>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST>;
+  static const int64_t resident = [&] {
+    G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
+    return resident_blocks(kernel, kWarps * 32, L::kSmem);
+  }();
+  const Segments sg = make_segments(ws, ys, n, L::kRows);
+  const int64_t blocks = std::min(resident, sg.group_end[n - 1]);
+  launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
+}
+
+template <class S, bool kAsym, int KS, int TPG>
+void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
+                  cudaStream_t s) {
+  if constexpr (TPG == 2) {
+    launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
+  } else {
+    static const int stages = env_int("G4_CUDA_Q8_TC_STAGES", kAsym ? 3 : 2);
+    if (stages == 2) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
+    launch_q8_tc_ring<S, kAsym, KS, TPG, 3>(ws, ys, n, xq, xd, T, s);
+  }
+}
+
+// The tensor-core kernel for T tokens: 2, 4 or 8 tokens a column group, the fewest that hold them.
+template <class S, bool kAsym, int KS>
+void launch_q8_tc_tokens(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
+                         cudaStream_t s) {
+  if (T <= 2) return launch_q8_tc<S, kAsym, KS, 2>(ws, ys, n, xq, xd, T, s);
+  if (T <= 4) return launch_q8_tc<S, kAsym, KS, 4>(ws, ys, n, xq, xd, T, s);
+  launch_q8_tc<S, kAsym, KS, 8>(ws, ys, n, xq, xd, T, s);
+}
+
+}  // namespace
+
+// Whether weights can take the tensor-core kernel: a scale per 32-value chunk, rows of a multiple of 4
+// chunks, 8-byte aligned scales and zero points (cp.async of a row's 4), 32-bit chunk offsets.
+bool tc_layout_ok(const WeightDesc* ws, int n) {
+  for (int i = 0; i < n; ++i) {
+    const WeightDesc& w = ws[i];
+    if (w.group_size != 32 || w.cols % 128 != 0 || w.rows * (w.cols / 32) >= (int64_t(1) << 31)) return false;
+    if (reinterpret_cast<uintptr_t>(w.scales) % 8 != 0 || reinterpret_cast<uintptr_t>(w.zeros) % 8 != 0) return false;
+  }
+  return true;
+}
+
+template <class S, bool kAsym>
+void launch_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T, int KS,
+               cudaStream_t s) {
+  if (KS == 1) return launch_q8_tc_tokens<S, kAsym, 1>(ws, ys, n, xq, xd, T, s);
+  G4_CHECK(KS == 4, "gemv_q8_tc: K split " + std::to_string(KS) + " is not compiled (1 or 4)");
+  launch_q8_tc_tokens<S, kAsym, 4>(ws, ys, n, xq, xd, T, s);
+}
+
+// The tuned layouts (kTunedLayout): g4's int4 with and without zero points, and Q4_0's.
+template void launch_tc<__nv_bfloat16, true>(const WeightDesc*, float* const*, int, const uint4*, const float2*, int, int,
+                                             cudaStream_t);
+template void launch_tc<__nv_bfloat16, false>(const WeightDesc*, float* const*, int, const uint4*, const float2*, int,
+                                              int, cudaStream_t);
+template void launch_tc<__half, false>(const WeightDesc*, float* const*, int, const uint4*, const float2*, int, int,
+                                       cudaStream_t);
+
+}  // namespace g4::cuda::q8
