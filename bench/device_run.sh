@@ -140,7 +140,7 @@ elif [ "$MODE" = sampling ]; then
 elif [ "$MODE" = spec ]; then
   # Issue 13 on cuda: tok/s of plain greedy, the assistant drafter (-md) and prompt lookup on the shipped
   # model (three prompts, alternating twice; the draft counts by position), then on the synth a verify of
-  # 2-8 tokens against a one-token step and the oracle drafter (the upper bound) at k = 4 and 8 over 128 tokens.
+  # 2-9 tokens against a one-token step and the oracle drafter (the upper bound) at k = 4 and 8 over 128 tokens.
   for r in 1 2; do
     for p in "In the beginning" "Who was Moses?" "And God said, Let there be light"; do
       for d in plain "-md models/tiny-kjv-assistant" --draft-ngram; do
@@ -162,7 +162,7 @@ for line in open(sys.argv[1]):
     print(f"{r} {prompt:34} {how:32} {j['decode_tok_s']:8.1f} tok/s  drafted {d.get('drafted', 0):4}"
           f"  accepted {d.get('accepted', 0):4}  by position {[round(x, 2) for x in d.get('acceptance_at', [])]}{same}")
 PY2
-  bench -p 0 -n 128 -r 1 -d 512 --verify-cost 2,3,4,5,8 --oracle-draft 4,8 > "$LOG/spec.jsonl"
+  bench -p 0 -n 128 -r 1 -d 512 --verify-cost 2,3,4,5,8,9 --oracle-draft 4,8 > "$LOG/spec.jsonl"
   python3 - "$LOG/spec.jsonl" <<'PY2'
 import json, sys
 for line in open(sys.argv[1]):

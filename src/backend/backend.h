@@ -116,7 +116,9 @@ int64_t kv_bytes_per_position(const KvLayerSpec& s);
 
 // A recorded decode or verify step that the backend can replay with new tokens and new positions
 // (CUDA graphs). Opaque to callers; see Backend::begin_step_recording.
-constexpr int kMaxRecordedTokens = 8;  // the tokens of a recorded step of one sequence
+// The tokens of a recorded step of one sequence: a decode step, or a verify of up to the longest draft that
+// the cuda backend verifies exactly (8 drafted tokens and the pending one: Backend::exact_step_tokens).
+constexpr int kMaxRecordedTokens = 9;
 constexpr int kMaxRecordedSeqs = 32;   // the sequences of a recorded batched decode step (one token each)
 class StepRecording {
  public:

@@ -406,6 +406,23 @@ TEST(StepRecording, AskedAtTheSecondRunOfALength) {
   EXPECT_TRUE(be.asked_batch.empty());
 }
 
+// The longest recordable verify (kMaxRecordedTokens: a draft of 8 and the pending token, cuda's longest exact
+// verify) is asked at its second run like the others; one token more never is.
+TEST(StepRecording, LongestVerifyAskedLongerNever) {
+  CountingRecorder be;
+  auto model = small_model(be);
+  KvCache kv(*model, small_cache(1));
+  for (int run = 0; run < 3; ++run) {
+    for (int n : {kMaxRecordedTokens, kMaxRecordedTokens + 1}) {
+      std::vector<int32_t> tokens(static_cast<size_t>(n));
+      for (int i = 0; i < n; ++i) tokens[size_t(i)] = 2 + i;
+      forward_batch(*model, kv, {{0, tokens, LogitsMode::kAll}});  // 3 x (9 + 10) positions of the 64
+    }
+  }
+  EXPECT_EQ(be.asked[kMaxRecordedTokens], 2) << "asked at the second and third runs (nothing was recorded)";
+  EXPECT_EQ(be.asked.count(kMaxRecordedTokens + 1), 0u);
+}
+
 // A decode step of several sequences is recorded per set of sequences in the step's order, with every
 // sequence's position; a batch with a prompt chunk or a row without logits is never recorded.
 TEST(StepRecording, BatchedDecodeStepsAskedPerSetOfSequences) {

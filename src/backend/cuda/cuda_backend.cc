@@ -247,6 +247,9 @@ void CudaBackend::embed(const PackedWeight& table, const std::vector<int32_t>& t
   cuda::embed_rows(d, static_cast<const int32_t*>(dev.get()), T, scale, f32(out), stream_);
 }
 
+// A verify of the longest exact draft is recorded like a decode step (forward.cc records up to kMaxRecordedTokens).
+static_assert(cuda::kExactStepMaxT <= kMaxRecordedTokens, "the longest exact verify is a recordable step");
+
 int CudaBackend::exact_step_tokens() const {
   return opt_.precise ? 1 : std::min(cuda::kExactStepMaxT, cuda::gemm_mma_min_tokens() - 1);
 }
