@@ -214,7 +214,7 @@ void launch_q8(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, c
   static const int64_t resident = resident_blocks(kernel, kWarps * 32);
   const Segments sg = make_segments(ws, ys, n, R);
   const int64_t groups = sg.group_end[n - 1];
-  const int64_t blocks = std::min(resident, (groups + kWarps / KS - 1) / (kWarps / KS));
+  const int64_t blocks = stride_blocks(resident, (groups + kWarps / KS - 1) / (kWarps / KS));
   const int cpg_shift = __builtin_ctz(unsigned(ws[0].group_size / 32));
   launch(kernel, unsigned(blocks), kWarps * 32, 0, s, sg, ws[0].cols, ws[0].group_size, xq, xd, n_chunks_padded(ws[0]),
          cpg_shift, prefetch, T);
