@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/grid.h"
 #include "backend/cuda/kernels.h"
 
 namespace g4::cuda {
@@ -76,9 +77,7 @@ bool env_ints(const char* name, int (&v)[N]) {
 // Which block takes an item changes no result (an item's sums never depend on it).
 inline int64_t stride_blocks(int64_t resident, int64_t items) {
   static const bool even = env_int("G4_CUDA_EVEN_ROUNDS", 0) != 0;
-  if (items <= resident) return items;
-  const int64_t rounds = (items + resident - 1) / resident;
-  return even ? (items + rounds - 1) / rounds : resident;
+  return stride_blocks_for(resident, items, even);
 }
 
 // 32-value chunks in a row of an int4 weight (the integer kernels' unit: one group or part of one).

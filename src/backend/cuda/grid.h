@@ -1,0 +1,17 @@
+// Grid sizes of the grid-striding kernels (host only, so that tests can check them without a GPU).
+#pragma once
+
+#include <cstdint>
+
+namespace g4::cuda {
+
+// Blocks for `items` equal work items (row groups, tiles) when `resident` blocks fit the GPU at once: a
+// one-wave grid, min(resident, items); with `even`, the fewest blocks that finish in as many rounds, so
+// that every block takes the same number of items (to within one) and no last round runs with a few blocks.
+inline int64_t stride_blocks_for(int64_t resident, int64_t items, bool even) {
+  if (items <= resident) return items;
+  const int64_t rounds = (items + resident - 1) / resident;
+  return even ? (items + rounds - 1) / rounds : resident;
+}
+
+}  // namespace g4::cuda
