@@ -1,4 +1,4 @@
-// Register-level helpers shared by the integer tensor-core kernels (gemm_mma.cu, gemv_q8.cu).
+// Register-level helpers shared by the integer tensor-core kernels (gemm_mma.cu, gemv_q8.cu, gemv_q8_tc.cu).
 #pragma once
 
 #include <cuda_runtime.h>

@@ -1,4 +1,4 @@
-// Shared-memory staging helpers shared by the tensor-core kernels (gemv_q8.cu, attn_prefill.cu): the
+// Shared-memory staging helpers shared by the tensor-core kernels (gemv_q8_tc.cu, attn_decode_tc.cu, attn_prefill.cu): the
 // shared address of a pointer, cp.async copies from global memory with their commit groups, ldmatrix.
 #pragma once
 
