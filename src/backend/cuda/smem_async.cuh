@@ -1,5 +1,6 @@
-// Shared-memory staging helpers shared by the tensor-core kernels (gemv_q8_tc.cu, attn_decode_tc.cu, attn_prefill.cu): the
-// shared address of a pointer, cp.async copies from global memory with their commit groups, ldmatrix.
+// Shared-memory staging helpers shared by the tensor-core kernels (gemv_q8_tc.cu, attn_decode_tc.cu,
+// attn_prefill.cu): the shared address of a pointer, cp.async copies from global memory with their commit
+// groups, ldmatrix.
 #pragma once
 
 #include <cuda_runtime.h>
