@@ -7,7 +7,8 @@
 #   bench/ncu_hotspots.sh REGEX COMMAND [ARGS...]
 #   e.g. bench/ncu_hotspots.sh decode_tc build/cuda/cuda_attn_bench 2 65536 full-derived
 # $NCU_ARGS go to ncu before the others: e.g. "--kernel-name-base mangled" to pick one template instance by
-# its mangled name (the 8-token tensor-core GEMV over f16 scales, any ring depth: 'gemv_q8_tc_kernelI6__halfLb0ELi1ELi8E').
+# its mangled name (the 8-token tensor-core GEMV over f16 scales, any ring depth:
+# 'gemv_q8_tc_kernelI6__halfLb0ELi1ELi8E').
 set -u
 [ $# -ge 2 ] || { echo "usage: bench/ncu_hotspots.sh REGEX COMMAND [ARGS...]" >&2; exit 2; }
 RE=$1; shift

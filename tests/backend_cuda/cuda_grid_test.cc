@@ -1,12 +1,15 @@
 // Grid sizes of the grid-striding kernels (host arithmetic: runs without a GPU).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "backend/cuda/grid.h"
 
 namespace g4 {
 namespace {
 
-// The rounds a grid of `blocks` takes over `items`, and the most items one block takes.
+// The rounds a grid of `blocks` takes over `items` (the most items one block takes).
 int64_t rounds(int64_t blocks, int64_t items) { return (items + blocks - 1) / blocks; }
 
 TEST(CudaGrid, EvenRoundsKeepTheRoundsAndFillEveryOne) {
@@ -20,7 +23,8 @@ TEST(CudaGrid, EvenRoundsKeepTheRoundsAndFillEveryOne) {
     EXPECT_LE(even, wave) << items;
     EXPECT_EQ(rounds(even, items), rounds(wave, items)) << items << ": even rounds take as many rounds";
     // Every round but the last is full by construction; the last is at least as full as with one wave.
-    const int64_t last_even = items - (rounds(even, items) - 1) * even, last_wave = items - (rounds(wave, items) - 1) * wave;
+    const int64_t last_even = items - (rounds(even, items) - 1) * even;
+    const int64_t last_wave = items - (rounds(wave, items) - 1) * wave;
     EXPECT_GE(last_even * wave, last_wave * even) << items;
     // With fewer blocks the last round would need another round.
     if (even > 1) EXPECT_GT(rounds(even - 1, items), rounds(even, items)) << items;
