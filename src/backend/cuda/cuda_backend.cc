@@ -258,6 +258,30 @@ bool CudaBackend::mma_takes(const cuda::WeightDesc& w, int64_t T) const {
   return !opt_.precise && T >= cuda::gemm_mma_min_tokens() && T <= cuda::kMmaMaxT && cuda::gemm_mma_supported(w);
 }
 
+bool CudaBackend::gemv_takes(const cuda::WeightDesc& w, int64_t T) const {
+  return T >= 1 && !mma_takes(w, T) && (T <= cuda::kGemvMaxT || (!opt_.precise && T <= cuda::kGemvGroupMaxT));
+}
+
+cuda::GemvTuning CudaBackend::gemv_tuning() const {
+  cuda::GemvTuning tune;
+  if (opt_.precise) tune.dp4a = -1;  // precise mode keeps the activations in f16 (the dp4a kernel rounds to int8)
+  return tune;
+}
+
+// Up to kGemvMaxT rows in one GEMV (kGemvQ8MaxT for the dp4a kernel); in fast mode a few more (a decode step of
+// several sequences) in groups of that many, which reads the weights once a group: less than the GEMM path's
+// dequantized copy.
+void CudaBackend::matmul_gemv(const cuda::WeightDesc& w, const float* x, int64_t T, float* y, const float* up) {
+  const cuda::GemvTuning tune = gemv_tuning();
+  const int64_t K = w.cols, N = w.rows;
+  const int64_t G = std::min<int64_t>(T, cuda::gemv_takes_q8(w, tune) ? cuda::kGemvQ8MaxT : cuda::kGemvMaxT);
+  auto xp = scratch(cuda::gemv_x_bytes(w, int(G)));
+  for (int64_t r0 = 0; r0 < T; r0 += G) {
+    const int64_t n = std::min(G, T - r0);
+    cuda::gemv(w, x + r0 * K, int(n), xp.get(), y + r0 * N, stream_, tune, up ? up + r0 * K : nullptr);
+  }
+}
+
 void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   const WeightDesc& d = as_cuda(w).desc;
   const int64_t N = d.rows, K = d.cols;
@@ -272,21 +296,7 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
     cuda::gemm_mma_quantized(d, xq.get(), int(T), f32(y), stream_);
     return;
   }
-  if (T <= cuda::kGemvMaxT || (!opt_.precise && T <= cuda::kGemvGroupMaxT)) {
-    // Precise mode keeps the activations in f16 (the dp4a kernel rounds them to int8). Up to kGemvMaxT rows
-    // in one GEMV (kGemvQ8MaxT for the dp4a kernel); in fast mode a few more (a decode step of several
-    // sequences) in groups of that many, which reads the weights once a group: less than the GEMM path's
-    // dequantized copy.
-    cuda::GemvTuning tune;
-    if (opt_.precise) tune.dp4a = -1;
-    const int64_t G = std::min<int64_t>(T, cuda::gemv_takes_q8(d, tune) ? cuda::kGemvQ8MaxT : cuda::kGemvMaxT);
-    auto xp = scratch(cuda::gemv_x_bytes(d, int(G)));
-    for (int64_t r0 = 0; r0 < T; r0 += G) {
-      const int64_t n = std::min(G, T - r0);
-      cuda::gemv(d, f32(x) + r0 * K, int(n), xp.get(), f32(y) + r0 * N, stream_, tune);
-    }
-    return;
-  }
+  if (gemv_takes(d, T)) return matmul_gemv(d, f32(x), T, f32(y));
   // Tensor-core path: weights dequantized block by block (never the whole model), cuBLAS per block.
   const bool precise = opt_.precise;
   const size_t esz = precise ? 4 : 2;
@@ -357,17 +367,11 @@ void CudaBackend::gelu_mul_matmul(Tensor& gate, const Tensor& up, const PackedWe
   }();
   const cuda::WeightDesc& d = as_cuda(w).desc;
   const int64_t N = d.rows, K = d.cols, T = gate.numel() / K;
-  // The conditions under which matmul takes cuda::gemv's integer kernel, in the same groups of tokens.
-  if (!fuse || opt_.precise || T < 1 || T > cuda::kGemvGroupMaxT || mma_takes(d, T) || !cuda::gemv_takes_q8(d))
+  // Where matmul would take cuda::gemv's integer kernel: the same kernel, the same groups of tokens.
+  if (!fuse || !gemv_takes(d, T) || !cuda::gemv_takes_q8(d, gemv_tuning()))
     return Backend::gelu_mul_matmul(gate, up, w, y);
   G4_CHECK(gate.cols() == K && up.numel() == gate.numel() && y.cols() == N && y.numel() == T * N, "gelu_mul_matmul shapes");
-  const int64_t G = std::min<int64_t>(T, cuda::kGemvQ8MaxT);
-  auto xp = scratch(cuda::gemv_x_bytes(d, int(G)));
-  for (int64_t r0 = 0; r0 < T; r0 += G) {
-    const int n = int(std::min(G, T - r0));
-    cuda::gemv_q8_quantize_x(d, f32(gate) + r0 * K, n, xp.get(), stream_, f32(up) + r0 * K);
-    cuda::gemv_q8_quantized(d, xp.get(), n, f32(y) + r0 * N, stream_);
-  }
+  matmul_gemv(d, f32(gate), T, f32(y), f32(up));
 }
 
 void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {

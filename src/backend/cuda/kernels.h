@@ -62,7 +62,9 @@ struct GemvTuning {
   int prefetch = 0;
 };
 // T up to kGemvQ8MaxT when gemv_takes_q8(w, tune) (the integer kernel of gemv_q8.cu), else up to kGemvMaxT.
-void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune = {});
+// With `up` [T, cols] (the integer kernel only): y = W (gelu_tanh(x) * up), the product made in the input rounding.
+void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune = {},
+          const float* up = nullptr);
 bool gemv_takes_q8(const WeightDesc& w, GemvTuning tune = {});
 // gemv's two steps: x into the lane-permuted f16 (int) / f32 (bf16) layout, then the GEMV proper.
 void gemv_permute_x(const WeightDesc& w, const float* x, int T, void* xp, cudaStream_t s);
