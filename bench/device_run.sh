@@ -18,7 +18,11 @@ if [ "${1:-}" = "--pack" ]; then
   # g4 alone and the test binaries apart, so that a call that needs only g4 carries less.
   # xz -9e: its 64 MiB window spans the binaries, which share most of their code (7.2 -> 3.3 MB for the tests);
   # the tracked tree is about 52 MB of the 64 MiB a call may carry.
-  tar -C /tmp/g4-devbin -cf - g4 cuda_decode_bench cuda_gemv_bench cuda_attn_bench | xz -9e -T2 > .devbin/cuda.tar.xz &&
+  # The kernel timeline (trace mode): bench/kernel_trace.cc's library and the CUPTI it links.
+  cp build/cuda/libg4_kernel_trace.so /tmp/g4-devbin/ && strip /tmp/g4-devbin/libg4_kernel_trace.so &&
+    cp -L "$(ldd build/cuda/libg4_kernel_trace.so | awk '/libcupti/ {print $3}')" /tmp/g4-devbin/
+  tar -C /tmp/g4-devbin -cf - g4 cuda_decode_bench cuda_gemv_bench cuda_attn_bench libg4_kernel_trace.so \
+    $(cd /tmp/g4-devbin && ls libcupti.so.*) | xz -9e -T2 > .devbin/cuda.tar.xz &&
     tar -C /tmp/g4-devbin -cf - tests | xz -9e -T2 > .devtests/tests.tar.xz &&
     pwd > .devbin/root && ls -la .devbin .devtests .devlibs
   echo "build dir compiled into the tests: $(pwd)"
@@ -26,8 +30,8 @@ if [ "${1:-}" = "--pack" ]; then
 fi
 MODE=${1:-all}
 case "$MODE" in
-  all|tests|bench|batch|depth|knockout|sampling|spec|ab|gemv-ncu) ;;
-  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab gemv-ncu)" >&2
+  all|tests|bench|batch|depth|knockout|sampling|spec|ab|trace|gemv-ncu) ;;
+  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab trace gemv-ncu)" >&2
      exit 2;;
 esac
 HERE=$(cat .devbin/root 2>/dev/null || true)
@@ -45,7 +49,8 @@ SYNTH=${SYNTH_DIR:-/tmp/g4-m60}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 # MODE: all, tests, bench, batch (only the batched-decode rows), depth (decode at depth, f32 vs bf16),
-# knockout (the replayed step without each kind of kernel, docs/PERF.md),
+# knockout (the replayed step without each kind of kernel, docs/PERF.md), trace (the replayed step's kernel
+# timeline through CUPTI: what each kernel adds to the step, bench/kernel_trace.py),
 # sampling (the token choice on the device against the host's), spec (speculative decoding: the shipped
 # tiny model with its trained assistant and with prompt lookup against plain greedy, then the 31B synth's
 # verify cost and oracle drafter), or ab (environment switches against the default, alternating twice, bench
@@ -181,6 +186,17 @@ elif [ "$MODE" = knockout ]; then
     G4_CUDA_KNOCKOUT="$e" $B/g4 bench -m "$SYNTH" --backend cuda --json -p 0 -n 128 -r 2 -d "${KO_DEPTH:-512}" ${KO_ARGS:-} \
       2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "out: '"$k"'", "parallel"/'
   done > "$LOG/bench.jsonl"
+elif [ "$MODE" = trace ]; then
+  # The kernel timeline of replayed decode steps (bench/kernel_trace.cc through CUPTI, g4 unchanged): the same
+  # bench without and with the trace (what tracing costs), then bench/kernel_trace.py's table; arguments
+  # $TRACE_ARGS (default one sequence at depth 512). The CSV comes back gzipped.
+  TA=${TRACE_ARGS:--p 0 -n 64 -r 1 -d 512}
+  bench $TA | sed 's/"parallel"/"ab": "untraced", "parallel"/' > "$LOG/bench.jsonl"
+  CUDA_INJECTION64_PATH="$PWD/$B/libg4_kernel_trace.so" G4_KERNEL_TRACE=/tmp/g4-kernels.csv LD_LIBRARY_PATH="$PWD/$B:$LD_LIBRARY_PATH" \
+    bench $TA | sed 's/"parallel"/"ab": "traced", "parallel"/' >> "$LOG/bench.jsonl"
+  python3 bench/kernel_trace.py /tmp/g4-kernels.csv --steps 32 --show ${TRACE_SHOW:-48} > "$LOG/trace.md" 2>&1
+  gzip -c /tmp/g4-kernels.csv > "$LOG/kernels.csv.gz"
+  head -40 "$LOG/trace.md"
 elif [ "$MODE" = depth ]; then
   for t in f32 bf16; do bench -p 0 -n 64 -r 2 -d 0,16384 --cache-type-k $t --cache-type-v $t; done > "$LOG/bench.jsonl"
 else {
