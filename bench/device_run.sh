@@ -187,16 +187,22 @@ elif [ "$MODE" = knockout ]; then
       2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "out: '"$k"'", "parallel"/'
   done > "$LOG/bench.jsonl"
 elif [ "$MODE" = trace ]; then
-  # The kernel timeline of replayed decode steps (bench/kernel_trace.cc through CUPTI, g4 unchanged): the same
-  # bench without and with the trace (what tracing costs), then bench/kernel_trace.py's table; arguments
-  # $TRACE_ARGS (default one sequence at depth 512). The CSV comes back gzipped.
-  TA=${TRACE_ARGS:--p 0 -n 64 -r 1 -d 512}
-  bench $TA | sed 's/"parallel"/"ab": "untraced", "parallel"/' > "$LOG/bench.jsonl"
-  CUDA_INJECTION64_PATH="$PWD/$B/libg4_kernel_trace.so" G4_KERNEL_TRACE=/tmp/g4-kernels.csv LD_LIBRARY_PATH="$PWD/$B:$LD_LIBRARY_PATH" \
-    bench $TA | sed 's/"parallel"/"ab": "traced", "parallel"/' >> "$LOG/bench.jsonl"
-  python3 bench/kernel_trace.py /tmp/g4-kernels.csv --steps 32 --show ${TRACE_SHOW:-48} > "$LOG/trace.md" 2>&1
-  gzip -c /tmp/g4-kernels.csv > "$LOG/kernels.csv.gz"
-  head -40 "$LOG/trace.md"
+  # The kernel timeline of replayed steps (bench/kernel_trace.cc through CUPTI, g4 unchanged): per bench
+  # configuration of $TRACE_ARGS (';' between them; default one sequence at depth 512), the bench untraced and
+  # traced (what tracing costs), then bench/kernel_trace.py's table of the configuration's most common step
+  # (trace_N.md). The CSVs come back gzipped.
+  i=0
+  echo "${TRACE_ARGS:--p 0 -n 64 -r 1 -d 512}" | tr ';' '\n' > /tmp/g4-trace-args
+  while read -r TA; do
+    i=$((i + 1))
+    bench $TA < /dev/null | sed 's/"parallel"/"ab": "untraced '$i'", "parallel"/' >> "$LOG/bench.jsonl"
+    CUDA_INJECTION64_PATH="$PWD/$B/libg4_kernel_trace.so" G4_KERNEL_TRACE=/tmp/g4-kernels-$i.csv \
+      LD_LIBRARY_PATH="$PWD/$B:$LD_LIBRARY_PATH" bench $TA < /dev/null | sed 's/"parallel"/"ab": "traced '$i'", "parallel"/' >> "$LOG/bench.jsonl"
+    { echo "## trace $i: g4 bench $TA"; python3 bench/kernel_trace.py /tmp/g4-kernels-$i.csv --steps 32 --show ${TRACE_SHOW:-48}; } \
+      > "$LOG/trace_$i.md" 2>&1
+    gzip -c /tmp/g4-kernels-$i.csv > "$LOG/kernels_$i.csv.gz"
+    head -${TRACE_HEAD:-30} "$LOG/trace_$i.md"
+  done < /tmp/g4-trace-args
 elif [ "$MODE" = depth ]; then
   for t in f32 bf16; do bench -p 0 -n 64 -r 2 -d 0,16384 --cache-type-k $t --cache-type-v $t; done > "$LOG/bench.jsonl"
 else {
