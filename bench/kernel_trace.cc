@@ -79,7 +79,7 @@ void CUPTIAPI buffer_requested(uint8_t** buffer, size_t* size, size_t* max_recor
   *max_records = 0;
 }
 
-void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, size_t valid) {
+void CUPTIAPI buffer_completed(CUcontext ctx, uint32_t stream, uint8_t* buffer, size_t, size_t valid) {
   CUpti_Activity* rec = nullptr;
   std::vector<Row> got;
   while (cuptiActivityGetNextRecord(buffer, valid, &rec) == CUPTI_SUCCESS) {
@@ -89,6 +89,9 @@ void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, siz
                       int64_t(k->blockX) * k->blockY * k->blockZ, short_name(k->name)});
   }
   std::free(buffer);
+  size_t dropped = 0;
+  if (cuptiActivityGetNumDroppedRecords(ctx, stream, &dropped) == CUPTI_SUCCESS && dropped > 0)
+    std::fprintf(stderr, "kernel_trace: CUPTI dropped %zu records: the timeline has holes\n", dropped);
   std::lock_guard<std::mutex> lock(g_mutex);
   g_rows->insert(g_rows->end(), got.begin(), got.end());
 }
