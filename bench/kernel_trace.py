@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a decode step's time goes, kernel by kernel, from the CSV of bench/kernel_trace.cc.
 
-    kernel_trace.py TRACE.csv [--steps N] [--show N]
+    kernel_trace.py TRACE.csv[.gz] [--steps N] [--show N] [--kernels N]
 
 Kernels of one stream run as a chain: each waits for the one before it to complete (PDL lets it start
 earlier, never finish earlier), so the step's time is the sum over its kernels of end(i) - end(i - 1), the
@@ -17,13 +17,14 @@ predecessor's end it started (lead; PDL), then the first --show kernels of one s
 import argparse
 import collections
 import csv
+import gzip
 import statistics
 import sys
 
 
 def load(path):
     rows = []
-    with open(path, newline="") as f:
+    with (gzip.open(path, "rt", newline="") if path.endswith(".gz") else open(path, newline="")) as f:
         for r in csv.DictReader(f):
             rows.append((int(r["start_ns"]), int(r["end_ns"]), int(r["grid"]), int(r["block"]), r["name"]))
     rows.sort(key=lambda r: r[1])  # completion order: the chain's order
@@ -52,12 +53,18 @@ def main():
     ap.add_argument("trace")
     ap.add_argument("--steps", type=int, default=16, help="steps to average (the last ones of the common length)")
     ap.add_argument("--show", type=int, default=40, help="kernels of one step to list in order")
+    ap.add_argument("--kernels", type=int, default=0,
+                    help="keep the steps of this many kernels (default: the most common count; a verify has more)")
     a = ap.parse_args()
     steps = steps_of(load(a.trace))
     if not steps:
         sys.exit("kernel_trace.py: no step (no embed_kernel) in " + a.trace)
-    common = collections.Counter(len(s) for s in steps).most_common(1)[0][0]
+    counts = collections.Counter(len(s) for s in steps)
+    common = a.kernels or counts.most_common(1)[0][0]
+    print("kernels a step: " + ", ".join(f"{k} ({v} steps)" for k, v in sorted(counts.items())))
     kept = [s for s in steps if len(s) == common][-a.steps:]
+    if not kept:
+        sys.exit(f"kernel_trace.py: no step of {common} kernels")
     ms = [sum(k[0] for k in s) / 1e6 for s in kept]
     print(f"{len(steps)} steps, {len(kept)} kept ({common} kernels each): {statistics.mean(ms):.3f} ms a step "
           f"(min {min(ms):.3f}, max {max(ms):.3f}) = {1000 / statistics.mean(ms):.1f} steps/s")

@@ -129,11 +129,6 @@ void Backend::rope_rows(Tensor& x, const std::vector<SeqRows>& seqs, const RopeS
   }
 }
 
-void Backend::gelu_mul_matmul(Tensor& gate, const Tensor& up, const PackedWeight& w, Tensor& y) {
-  gelu_mul(gate, up, gate);
-  matmul(gate, w, y);
-}
-
 void Backend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWeight& w_post, float s,
                                   const PackedWeight& w_next, float eps, Tensor& out) {
   add_rms_norm(x, o, w_post, eps);

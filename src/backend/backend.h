@@ -201,8 +201,6 @@ class Backend {
   // --- fused steps (defaults compose the ops above; a backend overrides them to save passes/launches) ---
   // ys[i] = x * W_i^T for every i: projections of one input (q/k/v, gate/up), so x can be prepared once.
   virtual void matmul_shared(const Tensor& x, const std::vector<const PackedWeight*>& ws, const std::vector<Tensor*>& ys);
-  // y = (gelu_tanh(gate) * up) * W^T: the MLP's down projection; gate's contents are unspecified afterwards.
-  virtual void gelu_mul_matmul(Tensor& gate, const Tensor& up, const PackedWeight& w, Tensor& y);
   // The per-head steps between the projections and attention, q/k/v [T, H, D]: q = rope(norm(q; wq)) in
   // place, k = rope(norm(k_raw; wk)), v = norm(v_raw) without a weight (v_raw may be k_raw: K=V layers);
   // each sequence's rows rotated at its positions.

@@ -93,7 +93,8 @@ Tensor enqueue(const Model& model, KvCache& kv, const std::vector<SeqChunk>& bat
     Tensor g = be.empty({T, F});
     Tensor u = be.empty({T, F});
     be.matmul_shared(a, {w.gate.get(), w.up.get()}, {&g, &u});
-    be.gelu_mul_matmul(g, u, *w.down, o);
+    be.gelu_mul(g, u, g);
+    be.matmul(g, *w.down, o);
     if (li + 1 < s.n_layers()) {
       be.add_norm_scale_norm(x, o, *w.post_ffn_norm, w.layer_scalar, *model.layer(li + 1).input_norm, s.rms_eps, a);
     } else {

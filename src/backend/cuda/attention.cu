@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(AttnArgs a, int n_spli
   key_range(a, rs.pq, &lo, &hi);
   const SplitKeys sk = split_keys(a, lo, hi, n_split, int(split));
   const int64_t ks = sk.ks, ke = sk.ke;
-  if (empty_split_done(a, ks, ke)) return;
+  if (empty_split_done(ks, ke)) return;
 
   for (int i = tid; i < group * D; i += kThreads) qs[i] = a.q[(t * a.Hq + g * group) * D + i];
   for (int j = tid; j < group; j += kThreads) mrow[j] = -FLT_MAX, lrow[j] = 0.f;
@@ -344,7 +344,7 @@ __device__ __forceinline__ void decode_group(const AttnArgs& a, int n_split, flo
   key_range(a, rs.pq, &lo, &hi);
   const SplitKeys sk = split_keys(a, lo, hi, n_split, int(split));
   const int64_t ks = sk.ks, ke = sk.ke, per = sk.per;
-  if (empty_split_done(a, ks, ke)) return;
+  if (empty_split_done(ks, ke)) return;
   // Keys per tile: enough 32-key warps for this split's keys, the other warps splitting the head dim, so
   // that a split of few keys (short contexts) still keeps every warp busy on short dot products. A
   // function of the query's position alone: a verify, a batch and a one-token step compute alike.
@@ -519,7 +519,7 @@ __global__ void __launch_bounds__(kCombineThreads)
   const int64_t th = blockIdx.x;
   int64_t lo, hi;
   key_range(a, row_seq(a, th / a.Hq).pq, &lo, &hi);
-  const int live = a.merge_all ? n_split : live_splits(a, lo, hi, n_split);
+  const int live = live_splits(a, lo, hi, n_split);
   const float2* m = reinterpret_cast<const float2*>(ml + th * n_split * 2);  // (m_s, l_s)
   const int tid = threadIdx.x;
   const int j = tid % kCombineDims, g = tid / kCombineDims;
@@ -651,12 +651,8 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) 
   // G4_CUDA_ATTN_SPLIT_MIN (comparisons): the fewest keys a split takes; 1 spreads a short context over
   // every split the capacity sizes, as before the floor.
   static const int split_min = env_int("G4_CUDA_ATTN_SPLIT_MIN", 0);
-  static const bool skip_empty = env_int("G4_CUDA_ATTN_SKIP_EMPTY", 0) != 0;  // (attn_rows.cuh empty_split_done)
-  static const bool merge_all = env_int("G4_CUDA_ATTN_MERGE_ALL", 0) != 0;  // every split's row read, as before live_splits
   AttnArgs a = args;
   if (split_min > 0) a.split_min = split_min;
-  a.skip_empty = skip_empty;
-  a.merge_all = merge_all;
   const int group = int(a.Hq / a.Hkv);
   if (a.D > kMaxD) throw Error("cuda attention: head_dim " + std::to_string(a.D) + " exceeds the decode kernel's 512");
   if (int64_t(group) * a.D > int64_t(kMaxElems) * kThreads)

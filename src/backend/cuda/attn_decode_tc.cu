@@ -387,7 +387,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     for (int e = 0; e < 4; ++e) {
       const int j = 2 * cq + (e & 1), blk = 2 * (m & 1) + (e >> 1);
       const int d = DW * warp + 32 * (m >> 1) + 8 * (gq >> 1) + 2 * blk + (gq & 1);
-      if (j < G && (ks < ke || !a.skip_empty))  // (an empty split's row is never read: live_splits)
+      if (j < G && ks < ke)  // (an empty split's row is never read: live_splits)
         part[(((t * a.Hq) + g * G + j) * n_split + split) * D + d] = acc[m][e];
     }
   }

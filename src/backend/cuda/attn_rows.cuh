@@ -77,13 +77,12 @@ __device__ __forceinline__ int live_splits(const AttnArgs& a, int64_t lo, int64_
   return int(min(int64_t(n_split), (hi - lo + per - 1) / per));
 }
 
-// With a.skip_empty (G4_CUDA_ATTN_SKIP_EMPTY=1, for an A/B not yet measured): a split past the query's keys
-// writes nothing and is done (true) (the tensor-core kernel, at its register limit, runs through such a split
-// as before and only leaves its partial output unwritten). Without it such a split writes zeros and
-// (m, l) = (-inf, 0): for 8 queries over a full layer of the 31B with a 16K cache, 66 splits of 512-dim rows,
-// 35 MB written a layer that the merge (live_splits) never reads.
-__device__ __forceinline__ bool empty_split_done(const AttnArgs& a, int64_t ks, int64_t ke) {
-  if (!a.skip_empty || ks < ke) return false;
+// A split past the query's keys writes nothing and is done (true) (the tensor-core kernel, at its register
+// limit, runs through such a split and only leaves its partial output unwritten): the merge (live_splits)
+// never reads it. Writing zeros there cost, for 8 queries over a full layer of the 31B with a 16K cache (66
+// splits of 512-dim rows), 35 MB a layer (H200: skipping them, 8 sequences +2.2%, one +1.1%; docs/PERF.md).
+__device__ __forceinline__ bool empty_split_done(int64_t ks, int64_t ke) {
+  if (ks < ke) return false;
   grid_dependency_sync();  // (before any return: the kernel completes after the one it follows)
   return true;
 }

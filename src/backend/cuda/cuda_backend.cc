@@ -271,14 +271,14 @@ cuda::GemvTuning CudaBackend::gemv_tuning() const {
 // Up to kGemvMaxT rows in one GEMV (kGemvQ8MaxT for the dp4a kernel); in fast mode a few more (a decode step of
 // several sequences) in groups of that many, which reads the weights once a group: less than the GEMM path's
 // dequantized copy.
-void CudaBackend::matmul_gemv(const cuda::WeightDesc& w, const float* x, int64_t T, float* y, const float* up) {
+void CudaBackend::matmul_gemv(const cuda::WeightDesc& w, const float* x, int64_t T, float* y) {
   const cuda::GemvTuning tune = gemv_tuning();
   const int64_t K = w.cols, N = w.rows;
   const int64_t G = std::min<int64_t>(T, cuda::gemv_takes_q8(w, tune) ? cuda::kGemvQ8MaxT : cuda::kGemvMaxT);
   auto xp = scratch(cuda::gemv_x_bytes(w, int(G)));
   for (int64_t r0 = 0; r0 < T; r0 += G) {
     const int64_t n = std::min(G, T - r0);
-    cuda::gemv(w, x + r0 * K, int(n), xp.get(), y + r0 * N, stream_, tune, up ? up + r0 * K : nullptr);
+    cuda::gemv(w, x + r0 * K, int(n), xp.get(), y + r0 * N, stream_, tune);
   }
 }
 
@@ -358,20 +358,6 @@ const float* CudaBackend::inv_freq(float theta, int pairs, int64_t D) {
   G4_CUDA(cudaMemcpy(p, f.data(), f.size() * 4, cudaMemcpyHostToDevice));
   rope_tables_[key] = buf;
   return static_cast<const float*>(p);
-}
-
-void CudaBackend::gelu_mul_matmul(Tensor& gate, const Tensor& up, const PackedWeight& w, Tensor& y) {
-  static const bool fuse = [] {
-    const char* e = std::getenv("G4_CUDA_FUSE_GELU");
-    return e && std::strcmp(e, "1") == 0;
-  }();
-  const cuda::WeightDesc& d = as_cuda(w).desc;
-  const int64_t N = d.rows, K = d.cols, T = gate.numel() / K;
-  // Where matmul would take cuda::gemv's integer kernel: the same kernel, the same groups of tokens.
-  if (!fuse || !gemv_takes(d, T) || !cuda::gemv_takes_q8(d, gemv_tuning()))
-    return Backend::gelu_mul_matmul(gate, up, w, y);
-  G4_CHECK(gate.cols() == K && up.numel() == gate.numel() && y.cols() == N && y.numel() == T * N, "gelu_mul_matmul shapes");
-  matmul_gemv(d, f32(gate), T, f32(y), f32(up));
 }
 
 void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {

@@ -57,9 +57,6 @@ class CudaBackend : public Backend {
   // Each row at its sequence's position from the sequence table (a recorded step's: its replayed one).
   void rope_rows(Tensor& x, const std::vector<SeqRows>& seqs, const RopeSpec& rope) override;
   void gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) override;
-  // G4_CUDA_FUSE_GELU=1 (for an A/B): where the matmul would take the dp4a GEMV (fast mode, 1-9 tokens), the
-  // GEMV's input rounding computes gelu_tanh(gate) * up itself: one launch a layer less.
-  void gelu_mul_matmul(Tensor& gate, const Tensor& up, const PackedWeight& w, Tensor& y) override;
   using Backend::attention;
   using Backend::kv_append;
   using Backend::qkv_norm_rope;
@@ -109,10 +106,10 @@ class CudaBackend : public Backend {
   // Whether a matmul of T tokens on w takes the tensor-core kernel (gemm_mma.cu).
   bool mma_takes(const cuda::WeightDesc& w, int64_t T) const;
   // Whether a matmul of T (>= 1) tokens on w takes cuda::gemv, and the tuning it passes (precise mode: the f16
-  // kernels); matmul_gemv runs it in groups of tokens (with `up`: on gelu_tanh(x) * up, integer kernel only).
+  // kernels); matmul_gemv runs it in groups of tokens.
   bool gemv_takes(const cuda::WeightDesc& w, int64_t T) const;
   cuda::GemvTuning gemv_tuning() const;
-  void matmul_gemv(const cuda::WeightDesc& w, const float* x, int64_t T, float* y, const float* up = nullptr);
+  void matmul_gemv(const cuda::WeightDesc& w, const float* x, int64_t T, float* y);
 
   CudaOptions opt_;
   cudaStream_t stream_ = nullptr;

@@ -314,7 +314,7 @@ void launch_mma(const WeightDesc& w, const void* xq, int T, float* y, int prefet
   a.T = T;
   a.y = y;
   const int64_t n_groups = (w.rows + 8 * R - 1) / (8 * R);
-  const int64_t blocks = stride_blocks(resident, (n_groups + kWarps / KS - 1) / (kWarps / KS));
+  const int64_t blocks = stride_blocks_for(resident, (n_groups + kWarps / KS - 1) / (kWarps / KS), /*even=*/false);
   launch(kernel, unsigned(blocks), kWarps * 32, 0, s, a);
 }
 

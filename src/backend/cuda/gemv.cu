@@ -415,13 +415,11 @@ void gemv_permuted(const WeightDesc& w, const void* xp, int T, float* y, cudaStr
   G4_CUDA_LAUNCHED();
 }
 
-void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune,
-          const float* up) {
+void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune) {
   if (gemv_takes_q8(w, tune)) {  // up to kGemvQ8MaxT tokens; the f16 kernels below up to kGemvMaxT
-    gemv_q8_quantize_x(w, x, T, xp, s, up);
+    gemv_q8_quantize_x(w, x, T, xp, s);
     return gemv_q8_quantized(w, xp, T, y, s, tune);
   }
-  G4_CHECK(!up, "gemv: the GELU product in the input rounding takes the integer kernel");
   gemv_permute_x(w, x, T, xp, s);
   gemv_permuted(w, xp, T, y, s, tune);
 }

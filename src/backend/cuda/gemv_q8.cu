@@ -31,8 +31,8 @@ namespace {
 
 using namespace q8;
 
-// One thread per (token, padded chunk); chunks past the end are zero. With `up`: gelu_mul_value(x, up).
-__global__ void quantize_x_kernel(const float* __restrict__ x, const float* __restrict__ up, int64_t K, int nch,
+// One thread per (token, padded chunk); chunks past the end are zero.
+__global__ void quantize_x_kernel(const float* __restrict__ x, int64_t K, int nch,
                                   int nch_pad, int T, uint4* __restrict__ xq, float2* __restrict__ xd) {
   grid_dependency_sync();
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
@@ -45,7 +45,7 @@ __global__ void quantize_x_kernel(const float* __restrict__ x, const float* __re
     return;
   }
   const int64_t at = int64_t(t) * K + int64_t(c) * 32;
-  quantize_chunk32(x + at, slot[0], slot[32], xd[i], up ? up + at : nullptr);
+  quantize_chunk32(x + at, slot[0], slot[32], xd[i]);
 }
 
 // kFloatBias + the chunk's integer dot product (biased_to_float gives it as a float).
@@ -214,7 +214,7 @@ void launch_q8(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, c
   static const int64_t resident = resident_blocks(kernel, kWarps * 32);
   const Segments sg = make_segments(ws, ys, n, R);
   const int64_t groups = sg.group_end[n - 1];
-  const int64_t blocks = stride_blocks(resident, (groups + kWarps / KS - 1) / (kWarps / KS));
+  const int64_t blocks = stride_blocks_for(resident, (groups + kWarps / KS - 1) / (kWarps / KS), /*even=*/true);
   const int cpg_shift = __builtin_ctz(unsigned(ws[0].group_size / 32));
   launch(kernel, unsigned(blocks), kWarps * 32, 0, s, sg, ws[0].cols, ws[0].group_size, xq, xd, n_chunks_padded(ws[0]),
          cpg_shift, prefetch, T);
@@ -330,14 +330,14 @@ size_t gemv_q8_x_bytes(const WeightDesc& w, int T) {
   return size_t(xq_slots(w)) * 16 * size_t(T) + size_t(n_chunks_padded(w)) * sizeof(float2) * size_t(T);
 }
 
-void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s, const float* up) {
+void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s) {
   G4_CHECK(T >= 1 && T <= kGemvQ8MaxT && gemv_q8_supported(w), "gemv_q8: int4 weight, 1..8 tokens");
   if (knocked_out(Knock::kQx)) return;
   const int nch_pad = n_chunks_padded(w);
   uint4* q = static_cast<uint4*>(xq);
   float2* d = reinterpret_cast<float2*>(q + xq_slots(w) * T);
   const int64_t n = int64_t(nch_pad) * T;
-  launch(quantize_x_kernel, unsigned((n + 127) / 128), 128, 0, s, x, up, w.cols, int4_chunks(w), nch_pad, T, q, d);
+  launch(quantize_x_kernel, unsigned((n + 127) / 128), 128, 0, s, x, w.cols, int4_chunks(w), nch_pad, T, q, d);
   G4_CUDA_LAUNCHED();
 }
 

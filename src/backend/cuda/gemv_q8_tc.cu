@@ -303,7 +303,7 @@ void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
   }();
   const Segments sg = make_segments(ws, ys, n, L::kRows);
-  const int64_t blocks = stride_blocks(resident, sg.group_end[n - 1]);
+  const int64_t blocks = stride_blocks_for(resident, sg.group_end[n - 1], /*even=*/false);
   launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
 }
 

@@ -62,9 +62,7 @@ struct GemvTuning {
   int prefetch = 0;
 };
 // T up to kGemvQ8MaxT when gemv_takes_q8(w, tune) (the integer kernel of gemv_q8.cu), else up to kGemvMaxT.
-// With `up` [T, cols] (the integer kernel only): y = W (gelu_tanh(x) * up), the product made in the input rounding.
-void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune = {},
-          const float* up = nullptr);
+void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune = {});
 bool gemv_takes_q8(const WeightDesc& w, GemvTuning tune = {});
 // gemv's two steps: x into the lane-permuted f16 (int) / f32 (bf16) layout, then the GEMV proper.
 void gemv_permute_x(const WeightDesc& w, const float* x, int T, void* xp, cudaStream_t s);
@@ -77,10 +75,8 @@ bool gemv_q8_supported(const WeightDesc& w);  // int4 with a power-of-two multip
 bool gemv_q8_enabled();                       // G4_CUDA_INT4_DP4A != 0
 size_t gemv_q8_x_bytes(const WeightDesc& w, int T);
 // x [T, cols] f32 -> int8 per 32 values with their scales, in the layout the kernel reads (scratch of
-// gemv_q8_x_bytes), then y[T, rows] = W x from it. With `up` [T, cols]: gelu_tanh(x) * up is rounded
-// (the MLP's down projection without the elementwise kernel between).
-void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s,
-                        const float* up = nullptr);
+// gemv_q8_x_bytes), then y[T, rows] = W x from it.
+void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s);
 void gemv_q8_quantized(const WeightDesc& w, const void* xq, int T, float* y, cudaStream_t s, GemvTuning tune = {});
 // Several weights of one layout (cols, group size, scale type, zero points or not; at most 3) against the
 // same quantized x in one launch: ys[i][T, ws[i].rows].
@@ -171,8 +167,6 @@ struct AttnArgs {
   float* out;              // [T, Hq, D]
   bool cache_bf16 = false; // the caches hold bf16 (else f32); new keys/values are always f32
   int split_min = 32;      // decode attention: the fewest keys a split takes (attn_rows.cuh split_keys)
-  bool skip_empty = false; // decode attention: splits past a query's keys do no work (empty_split_done)
-  bool merge_all = false;  // the merge reads every split, not only the live ones (comparisons only)
   // K=V layers that store V only (KvLayerSpec::k_from_v; then the entries' ck are null): every key, cached
   // or new, is derived from its value as the cache holds it, K = RoPE(V * kw) at the key's position, with
   // {cos, sin} from rope_cs [capacity][pairs][2] (the host's rope_cos_sin table). Null kw: keys are stored.

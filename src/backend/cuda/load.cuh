@@ -68,18 +68,6 @@ bool env_ints(const char* name, int (&v)[N]) {
   return true;
 }
 
-// The grid of a grid-striding launch over `items` equal work items (row groups, tiles) when `resident` blocks
-// fit the GPU at once. By default min(resident, items): a one-wave grid whose last round may be nearly empty
-// (gate/up of the 31B at one token: 1,344 block items over 264 blocks, 5.09 rounds, so the sixth round runs
-// 24 blocks, far too few to keep DRAM busy). With G4_CUDA_EVEN_ROUNDS=1 (for comparisons) the fewest blocks
-// that take as many rounds, so that every block takes the same number of items (1,344 over 224: 6 each) and
-// no round runs short; whether the fewer blocks still keep enough bytes in flight is what the A/B measures.
-// Which block takes an item changes no result (an item's sums never depend on it).
-inline int64_t stride_blocks(int64_t resident, int64_t items) {
-  static const bool even = env_int("G4_CUDA_EVEN_ROUNDS", 0) != 0;
-  return stride_blocks_for(resident, items, even);
-}
-
 // 32-value chunks in a row of an int4 weight (the integer kernels' unit: one group or part of one).
 inline int int4_chunks(const WeightDesc& w) { return int(w.cols / 32); }
 

@@ -15,7 +15,6 @@
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
 #include "backend/cuda/pack2.cuh"
-#include "backend/cuda/q8_act.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/cuda/seq_table.cuh"
 
@@ -158,6 +157,14 @@ __global__ void gather_rows_kernel(const float* __restrict__ x, const int64_t* _
   grid_dependency_sync();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n * C; i += int64_t(gridDim.x) * blockDim.x)
     y[i] = x[rows[i / C] * C + i % C];
+}
+
+// gelu_tanh(g) * u, one f32 rounding after another (no contraction).
+__device__ __forceinline__ float gelu_mul_value(float g, float u) {
+  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  const float g3 = __fmul_rn(__fmul_rn(__fmul_rn(0.044715f, g), g), g);
+  const float t = tanhf(__fmul_rn(k, __fadd_rn(g, g3)));
+  return __fmul_rn(__fmul_rn(__fmul_rn(0.5f, g), __fadd_rn(1.f, t)), u);
 }
 
 __global__ void gelu_mul_kernel(const float* gate, const float* up, int64_t n, float* out) {

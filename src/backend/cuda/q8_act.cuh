@@ -17,15 +17,6 @@ __device__ __forceinline__ uint32_t pack_s8x4(int a, int b, int c, int d) {
   return (uint32_t(a) & 0xFFu) | (uint32_t(b) & 0xFFu) << 8 | (uint32_t(c) & 0xFFu) << 16 | uint32_t(d) << 24;
 }
 
-// gelu_tanh(g) * u, one f32 rounding after another (no contraction), so that the elementwise kernel
-// (ops.cu) and the GEMV input rounding that fuses it (gemv_q8.cu) give the same value bit for bit.
-__device__ __forceinline__ float gelu_mul_value(float g, float u) {
-  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
-  const float g3 = __fmul_rn(__fmul_rn(__fmul_rn(0.044715f, g), g), g);
-  const float t = tanhf(__fmul_rn(k, __fadd_rn(g, g3)));
-  return __fmul_rn(__fmul_rn(__fmul_rn(0.5f, g), __fadd_rn(1.f, t)), u);
-}
-
 // 32 f32 values at src (16-byte aligned) into v.
 __device__ __forceinline__ void load_chunk32(const float* __restrict__ src, float (&v)[32]) {
   const float4* s4 = reinterpret_cast<const float4*>(src);
@@ -57,18 +48,10 @@ __device__ __forceinline__ void quantize_values32(const float (&v)[32], uint4& l
   dd = make_float2(d, d * float(sum));
 }
 
-// The 32 f32 values at src (16-byte aligned), as quantize_values32; with `up` (same layout), the values
-// gelu_mul_value(src[j], up[j]) instead.
-__device__ __forceinline__ void quantize_chunk32(const float* __restrict__ src, uint4& lo, uint4& hi, float2& dd,
-                                                 const float* __restrict__ up = nullptr) {
+// The 32 f32 values at src (16-byte aligned), as quantize_values32.
+__device__ __forceinline__ void quantize_chunk32(const float* __restrict__ src, uint4& lo, uint4& hi, float2& dd) {
   float v[32];
   load_chunk32(src, v);
-  if (up) {
-    float u[32];
-    load_chunk32(up, u);
-#pragma unroll
-    for (int j = 0; j < 32; ++j) v[j] = gelu_mul_value(v[j], u[j]);
-  }
   quantize_values32(v, lo, hi, dd);
 }
 
