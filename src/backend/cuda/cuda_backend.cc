@@ -258,30 +258,6 @@ bool CudaBackend::mma_takes(const cuda::WeightDesc& w, int64_t T) const {
   return !opt_.precise && T >= cuda::gemm_mma_min_tokens() && T <= cuda::kMmaMaxT && cuda::gemm_mma_supported(w);
 }
 
-bool CudaBackend::gemv_takes(const cuda::WeightDesc& w, int64_t T) const {
-  return T >= 1 && !mma_takes(w, T) && (T <= cuda::kGemvMaxT || (!opt_.precise && T <= cuda::kGemvGroupMaxT));
-}
-
-cuda::GemvTuning CudaBackend::gemv_tuning() const {
-  cuda::GemvTuning tune;
-  if (opt_.precise) tune.dp4a = -1;  // precise mode keeps the activations in f16 (the dp4a kernel rounds to int8)
-  return tune;
-}
-
-// Up to kGemvMaxT rows in one GEMV (kGemvQ8MaxT for the dp4a kernel); in fast mode a few more (a decode step of
-// several sequences) in groups of that many, which reads the weights once a group: less than the GEMM path's
-// dequantized copy.
-void CudaBackend::matmul_gemv(const cuda::WeightDesc& w, const float* x, int64_t T, float* y) {
-  const cuda::GemvTuning tune = gemv_tuning();
-  const int64_t K = w.cols, N = w.rows;
-  const int64_t G = std::min<int64_t>(T, cuda::gemv_takes_q8(w, tune) ? cuda::kGemvQ8MaxT : cuda::kGemvMaxT);
-  auto xp = scratch(cuda::gemv_x_bytes(w, int(G)));
-  for (int64_t r0 = 0; r0 < T; r0 += G) {
-    const int64_t n = std::min(G, T - r0);
-    cuda::gemv(w, x + r0 * K, int(n), xp.get(), y + r0 * N, stream_, tune);
-  }
-}
-
 void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   const WeightDesc& d = as_cuda(w).desc;
   const int64_t N = d.rows, K = d.cols;
@@ -296,7 +272,21 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
     cuda::gemm_mma_quantized(d, xq.get(), int(T), f32(y), stream_);
     return;
   }
-  if (gemv_takes(d, T)) return matmul_gemv(d, f32(x), T, f32(y));
+  if (T <= cuda::kGemvMaxT || (!opt_.precise && T <= cuda::kGemvGroupMaxT)) {
+    // Precise mode keeps the activations in f16 (the dp4a kernel rounds them to int8). Up to kGemvMaxT rows
+    // in one GEMV (kGemvQ8MaxT for the dp4a kernel); in fast mode a few more (a decode step of several
+    // sequences) in groups of that many, which reads the weights once a group: less than the GEMM path's
+    // dequantized copy.
+    cuda::GemvTuning tune;
+    if (opt_.precise) tune.dp4a = -1;
+    const int64_t G = std::min<int64_t>(T, cuda::gemv_takes_q8(d, tune) ? cuda::kGemvQ8MaxT : cuda::kGemvMaxT);
+    auto xp = scratch(cuda::gemv_x_bytes(d, int(G)));
+    for (int64_t r0 = 0; r0 < T; r0 += G) {
+      const int64_t n = std::min(G, T - r0);
+      cuda::gemv(d, f32(x) + r0 * K, int(n), xp.get(), f32(y) + r0 * N, stream_, tune);
+    }
+    return;
+  }
   // Tensor-core path: weights dequantized block by block (never the whole model), cuBLAS per block.
   const bool precise = opt_.precise;
   const size_t esz = precise ? 4 : 2;

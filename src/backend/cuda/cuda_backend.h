@@ -105,11 +105,6 @@ class CudaBackend : public Backend {
   const float* inv_freq(float theta, int pairs, int64_t D);
   // Whether a matmul of T tokens on w takes the tensor-core kernel (gemm_mma.cu).
   bool mma_takes(const cuda::WeightDesc& w, int64_t T) const;
-  // Whether a matmul of T (>= 1) tokens on w takes cuda::gemv, and the tuning it passes (precise mode: the f16
-  // kernels); matmul_gemv runs it in groups of tokens.
-  bool gemv_takes(const cuda::WeightDesc& w, int64_t T) const;
-  cuda::GemvTuning gemv_tuning() const;
-  void matmul_gemv(const cuda::WeightDesc& w, const float* x, int64_t T, float* y);
 
   CudaOptions opt_;
   cudaStream_t stream_ = nullptr;

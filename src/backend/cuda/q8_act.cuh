@@ -17,19 +17,16 @@ __device__ __forceinline__ uint32_t pack_s8x4(int a, int b, int c, int d) {
   return (uint32_t(a) & 0xFFu) | (uint32_t(b) & 0xFFu) << 8 | (uint32_t(c) & 0xFFu) << 16 | uint32_t(d) << 24;
 }
 
-// 32 f32 values at src (16-byte aligned) into v.
-__device__ __forceinline__ void load_chunk32(const float* __restrict__ src, float (&v)[32]) {
+// 32 f32 values at src (16-byte aligned) -> words 0-3 in lo, 4-7 in hi (order above) and
+// dd = {d, d * sum(q)} with x ~ d q, d = max|x| / 127, q rounded half to even.
+__device__ __forceinline__ void quantize_chunk32(const float* __restrict__ src, uint4& lo, uint4& hi, float2& dd) {
+  float v[32];
   const float4* s4 = reinterpret_cast<const float4*>(src);
 #pragma unroll
   for (int j = 0; j < 8; ++j) {
     const float4 f = s4[j];
     v[4 * j] = f.x, v[4 * j + 1] = f.y, v[4 * j + 2] = f.z, v[4 * j + 3] = f.w;
   }
-}
-
-// 32 f32 values -> words 0-3 in lo, 4-7 in hi (order above) and dd = {d, d * sum(q)} with x ~ d q,
-// d = max|x| / 127, q rounded half to even.
-__device__ __forceinline__ void quantize_values32(const float (&v)[32], uint4& lo, uint4& hi, float2& dd) {
   float amax = 0.f;
 #pragma unroll
   for (int j = 0; j < 32; ++j) amax = fmaxf(amax, fabsf(v[j]));
@@ -46,13 +43,6 @@ __device__ __forceinline__ void quantize_values32(const float (&v)[32], uint4& l
   lo = make_uint4(w[0], w[1], w[2], w[3]);
   hi = make_uint4(w[4], w[5], w[6], w[7]);
   dd = make_float2(d, d * float(sum));
-}
-
-// The 32 f32 values at src (16-byte aligned), as quantize_values32.
-__device__ __forceinline__ void quantize_chunk32(const float* __restrict__ src, uint4& lo, uint4& hi, float2& dd) {
-  float v[32];
-  load_chunk32(src, v);
-  quantize_values32(v, lo, hi, dd);
 }
 
 }  // namespace g4::cuda
