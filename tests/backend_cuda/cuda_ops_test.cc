@@ -302,11 +302,14 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
 // The integer GEMV in its default shapes computes each token of a 2-8-token launch bit for bit as a launch of
 // that token alone, on short launches (at most 8,192 rows: one token splits K over 4 warps) and long ones:
 // so a verify of up to 8 tokens reproduces one-token steps exactly at the 31B's widths (K = 8,192: 256
-// chunks, every warp of a K split busy), not only on small fixtures.
+// chunks, every warp of a K split busy), not only on small fixtures. Both decode layouts (g4's int4: the
+// tensor cores from 7 tokens; Q4_0's: from 2), and the 31B's short shape (5,376 rows: 168 tiles whose K split
+// passes run in blocks of their own, added by the tile's last).
 TEST_F(CudaTest, Int4GemvTokensOfAGroupEqualTheTokenAloneBitwise) {
-  for (int64_t rows : {int64_t(301), int64_t(9000)}) {
+  for (const auto& [rows, q4_0] : {std::pair<int64_t, bool>{301, false}, {5376, false}, {9000, false}, {301, true},
+                                   {5376, true}, {9000, true}}) {
     const int64_t cols = 8192;
-    HandInt4 w(rng_, rows, cols, cuda::SType::kBF16, true, 32);
+    HandInt4 w(rng_, rows, cols, q4_0 ? cuda::SType::kF16 : cuda::SType::kBF16, !q4_0, 32);
     constexpr int kT = 8;
     auto x = randn(rng_, size_t(kT * cols));
     float *xd = nullptr, *yd = nullptr;
@@ -331,7 +334,8 @@ TEST_F(CudaTest, Int4GemvTokensOfAGroupEqualTheTokenAloneBitwise) {
       const std::vector<float> group = run(xd, T);
       int diff = 0;
       for (size_t i = 0; i < group.size(); ++i) diff += std::memcmp(&group[i], &alone[i], 4) != 0;
-      EXPECT_EQ(diff, 0) << rows << " rows, " << T << " tokens: outputs that differ from the token alone";
+      EXPECT_EQ(diff, 0) << rows << " rows" << (q4_0 ? " (Q4_0 layout), " : ", ") << T
+                         << " tokens: outputs that differ from the token alone";
     }
     cudaFree(xd), cudaFree(xq), cudaFree(yd);
   }

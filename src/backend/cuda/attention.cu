@@ -509,7 +509,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) decode_group_derived_ker
 // dims ran ~7 us a layer inside the H200's step; this layout decoded 1.9% faster at depth 512, docs/PERF.md),
 // so right after the wait a thread issues every load it needs: its (m, l) pairs and its first kCombineHeld
 // splits' partial outputs, which do not depend on the weights; the reductions then wait on one memory phase.
-constexpr int kMaxSplit = 1024, kCombineDims = 32, kCombineGroups = 8, kCombineThreads = kCombineDims * kCombineGroups;
+constexpr int kMaxSplit = 1024, kCombineDims = 32, kCombineGroups = kMergeGroups, kCombineThreads = kCombineDims * kCombineGroups;
 constexpr int kCombineHeld = 4;  // partial outputs a thread loads before the weights are known
 __global__ void __launch_bounds__(kCombineThreads)
     combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml) {
@@ -671,7 +671,7 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) 
   if (skip_split) {
     // knocked out (benchmarks only)
   } else if (takes_tensor_cores(a)) {
-    attn_decode_tc(a, ns, part, ml, s);
+    if (attn_decode_tc(a, ns, part, ml, s)) return;  // merged in the split kernel
   } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     // Derived keys (a.kw) the tensor-core kernel does not take (an f32 cache, or G4_CUDA_ATTN_TC=0) with pairs
     // a multiple of 8 take derived_scores, held to two blocks an SM (faster on the H200 than one block
