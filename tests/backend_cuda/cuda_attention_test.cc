@@ -210,11 +210,13 @@ TEST_F(CudaTest, AttentionRowsEqualOneRowLaunches) {
   }
 }
 
-// The tensor-core split kernel merging its own splits (cuda::set_attn_merge_in_split; the last of a query's
-// live splits to finish merges them, one live split writes its output directly) gives the merge kernel's
-// output bit for bit: one live split (a short context), several (sliding window, 17 splits), a full layer of
-// 32 splits with stored and with derived keys, one query row and a verify's four. Each case runs the merge in
-// the block twice, so a count left behind by the first launch would show in the second.
+// The tensor-core split kernel writing the output of rows with few live splits itself
+// (cuda::set_attn_merge_in_split: one live split its own output, more merged by the last of them to finish,
+// the merge kernel skipping those rows) gives the merge kernel's output bit for bit, at every bound: one
+// live split (a short context), several (sliding window, 17 splits), a full layer of 32 splits with stored
+// and with derived keys, one query row and a verify's four (rows of different live counts in one launch).
+// The bound that merges every row in the block runs twice, so a count left behind by the first launch would
+// show in the second.
 TEST_F(CudaTest, AttentionMergeInSplitEqualsMergeKernel) {
   struct C { int64_t T, Hq, Hkv, D, p0; int window; int64_t cap; bool ring, derived; };
   const std::vector<C> cases = {{1, 32, 16, 256, 10, 1024, 1024, true, false},  {4, 32, 16, 256, 20, 1024, 1024, true, false},
@@ -244,13 +246,13 @@ TEST_F(CudaTest, AttentionMergeInSplitEqualsMergeKernel) {
     const Tensor kt = to_device(be, k, {c.T, c.Hkv, c.D}), vt = to_device(be, v, {c.T, c.Hkv, c.D});
     ASSERT_TRUE(cuda::attn_decode_suits(c.T, c.p0, c.window)) << what;
     std::vector<std::vector<float>> outs;
-    for (const bool in_split : {false, true, true}) {
+    for (const int in_split : {0, 1, 2, 32, 32}) {
       cuda::set_attn_merge_in_split(in_split);
       Tensor out = be.empty({c.T, c.Hq, c.D});
       be.attention(qt, kt, vt, kc, c.p0, c.window, out);
       outs.push_back(to_host(be, out));
     }
-    cuda::set_attn_merge_in_split(true);
+    cuda::set_attn_merge_in_split(-1);  // (the default again)
     for (size_t r = 1; r < outs.size(); ++r) {
       int64_t differ = 0;
       for (size_t i = 0; i < outs[0].size(); ++i) differ += outs[r][i] != outs[0][i];

@@ -17,6 +17,7 @@
 // into three bf16 parts each (hi + mid + lo: their 24 bits), so every product is the f32 one up to the
 // tensor core's f32 summation. A fresh row (f32, this step's own keys and values) is rounded to bf16 as
 // the cache will hold it, so a verify or a batch gives each query its one-token result bit for bit.
+#include <algorithm>
 #include <atomic>
 #include <cfloat>
 #include <cstdint>
@@ -210,14 +211,16 @@ __device__ void merge_splits(const AttnArgs& a, int64_t head0, int G, int live, 
 }
 
 // grid (Hkv, T, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split, D], ml [T, Hq,
-// n_split, 2]. arrivals: g_arrivals when the kernel merges the splits itself (attn_decode_tc_merges; then
-// a query with one live split writes its output directly and no merge kernel follows), else null.
+// n_split, 2]. A query row whose live splits are at most merge_max (attn_decode_tc_merge_max) gets its
+// output here: with one live split the split's own (no partial output written), with more the merge by the
+// last of them to finish (arrivals: g_arrivals); the merge kernel skips such rows. kMerge: 0 when
+// merge_max is 0, 1 when it is 1, else 2 (the kernels without the merge code keep fewer registers).
 // kDerived: keys derived from the value rows (a.kw). The first tile's cached rows are copied
 // before the wait for the previous kernel (H200, 60-layer Q4_0: +0.7% a token at depth 0 and at 16,384, one
 // sequence or eight; docs/PERF.md).
-template <int D, bool kDerived>
+template <int D, bool kDerived, int kMerge>
 __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml,
-                                                                 unsigned* arrivals) {
+                                                                 int merge_max, unsigned* arrivals) {
   using L = TcSmem<D, kDerived>;
   constexpr int QS = L::QS, RS = L::RS, PS = L::PS, SS = L::SS;
   constexpr int DW = D / kWarpsTc;  // head dims a warp owns in P.V, 32 a group (two 16-dim m-tiles)
@@ -435,11 +438,11 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   }
   // acc[2 grp + h][e]: column 2cq + (e & 1), row gq + 8 (e >> 1) of m-tile h, i.e. block 2h + (e >> 1).
   const int64_t head0 = t * a.Hq + g * G;  // the row's first head of the group
-  // One live split and the merge in the block (a short context): the split's output itself, with
-  // combine_kernel's operations for one split (weight exp(m - m), the other groups adding zeros): the same bits.
+  // One live split (a short context) merged here: the split's output itself, with combine_kernel's
+  // operations for one split (weight exp(m - m), the other groups adding zeros): the same bits.
   key_range(a, rs.pq, &lo, &hi);  // (again: fewer registers held through the tiles)
   const int live = live_splits(a, lo, hi, n_split);
-  const bool direct = arrivals && live == 1;
+  const bool direct = kMerge >= 1 && live == 1;
   if (direct && split != 0) return;
 #pragma unroll
   for (int m = 0; m < DW / 16; ++m) {
@@ -463,9 +466,9 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     o[0] = ks < ke ? mrow[tid] : -FLT_MAX;
     o[1] = lrow[tid];
   }
-  if (!arrivals || ks >= ke) return;
-  // Merge in the block: the last of the row's live splits to finish (an arrival count per row and KV head,
-  // which that block sets back to zero for the next launch) merges them.
+  if (kMerge < 2 || live > merge_max || ks >= ke) return;
+  // Merged here: the last of the row's live splits to finish (an arrival count per row and KV head, which
+  // that block sets back to zero for the next launch) merges them.
   __shared__ bool last;
   __threadfence();  // this block's partial output and (m, l) are visible before it counts
   __syncthreads();
@@ -479,27 +482,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   if (last) merge_splits<D>(a, head0, G, live, n_split, part, ml, reinterpret_cast<float*>(stages));
 }
 
-template <int D, bool kDerived>
-void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, unsigned* arrivals, cudaStream_t s) {
-  constexpr size_t smem = TcSmem<D, kDerived>::bytes;
-  static_assert(smem >= sizeof(float) * kCols * (kMaxMergeSplits + 1), "merge_splits' weights fit the stages");
-  auto kernel = decode_tc_kernel<D, kDerived>;
-  static const bool sized = [&] {
-    if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    return true;
-  }();
-  (void)sized;
-  launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml,
-         arrivals);
-}
-
-template <int D>
-void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, unsigned* arrivals, cudaStream_t s) {
-  if (a.kw) launch_tc_as<D, true>(a, n_split, part, ml, arrivals, s);
-  else launch_tc_as<D, false>(a, n_split, part, ml, arrivals, s);
-}
-
-int merge_in_split_mode = -1;  // set_attn_merge_in_split; -1: G4_CUDA_ATTN_MERGE_IN_SPLIT, default on
+int merge_in_split = -1;  // set_attn_merge_in_split; -1: G4_CUDA_ATTN_MERGE_IN_SPLIT
 
 // g_arrivals on the current device (looked up once a device, outside any stream capture in practice).
 unsigned* device_arrivals() {
@@ -513,6 +496,35 @@ unsigned* device_arrivals() {
     known[dev].store(p);
   }
   return p;
+}
+
+template <int D, bool kDerived, int kMerge>
+void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, int merge_max, cudaStream_t s) {
+  constexpr size_t smem = TcSmem<D, kDerived>::bytes;
+  static_assert(smem >= sizeof(float) * kCols * (kMaxMergeSplits + 1), "merge_splits' weights fit the stages");
+  auto kernel = decode_tc_kernel<D, kDerived, kMerge>;
+  static const bool sized = [&] {
+    if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    return true;
+  }();
+  (void)sized;
+  unsigned* arrivals = merge_max >= 2 ? device_arrivals() : nullptr;
+  launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml,
+         merge_max, arrivals);
+}
+
+template <int D>
+void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, int merge_max, cudaStream_t s) {
+  const int v = std::min(merge_max, 2);
+  if (a.kw) {
+    if (v == 0) launch_tc_as<D, true, 0>(a, n_split, part, ml, merge_max, s);
+    else if (v == 1) launch_tc_as<D, true, 1>(a, n_split, part, ml, merge_max, s);
+    else launch_tc_as<D, true, 2>(a, n_split, part, ml, merge_max, s);
+  } else {
+    if (v == 0) launch_tc_as<D, false, 0>(a, n_split, part, ml, merge_max, s);
+    else if (v == 1) launch_tc_as<D, false, 1>(a, n_split, part, ml, merge_max, s);
+    else launch_tc_as<D, false, 2>(a, n_split, part, ml, merge_max, s);
+  }
 }
 
 }  // namespace
@@ -540,23 +552,23 @@ bool attn_decode_tc_suits(const AttnArgs& a) {
   return need <= max_smem;
 }
 
-void set_attn_merge_in_split(bool on) { merge_in_split_mode = on ? 1 : 0; }
+void set_attn_merge_in_split(int max_live) { merge_in_split = max_live; }
 
-bool attn_decode_tc_merges(const AttnArgs& a, int n_split) {
+int attn_decode_tc_merge_max(const AttnArgs& a, int n_split) {
   static const int env = env_int("G4_CUDA_ATTN_MERGE_IN_SPLIT", 1);
-  const bool on = merge_in_split_mode >= 0 ? merge_in_split_mode != 0 : env != 0;
-  return on && n_split <= kMaxMergeSplits && a.T * a.Hkv <= kMaxArrivals;
+  int m = std::min(merge_in_split >= 0 ? merge_in_split : env, kMaxMergeSplits);
+  if (m >= 2 && a.T * a.Hkv > kMaxArrivals) m = 1;  // (more rows than arrival counts: one live split only)
+  return std::max(0, std::min(m, n_split));
 }
 
-bool attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
-  unsigned* arrivals = nullptr;
-  if (attn_decode_tc_merges(a, n_split)) arrivals = device_arrivals();
+int attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
+  const int merge_max = attn_decode_tc_merge_max(a, n_split);
   switch (a.D) {
-    case 256: launch_tc<256>(a, n_split, part, ml, arrivals, s); break;
-    default: launch_tc<512>(a, n_split, part, ml, arrivals, s); break;
+    case 256: launch_tc<256>(a, n_split, part, ml, merge_max, s); break;
+    default: launch_tc<512>(a, n_split, part, ml, merge_max, s); break;
   }
   G4_CUDA_LAUNCHED();
-  return arrivals != nullptr;
+  return merge_max;
 }
 
 }  // namespace g4::cuda

@@ -4,11 +4,9 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
-#include <utility>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_q8_common.cuh"
@@ -97,29 +95,22 @@ struct TcLayout {
   static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * kTcTokens;
 };
 
-// A warp's place in its sequence of rounds: work item (of this block's, gridDim.x apart), pass p, first
-// chunk c0; with the item's tile's codes, scales and zero points and this lane's row offsets (chunks of rows
-// g + 8k, groups of rows lane + 32i). item >= n_items: the sequence is over.
+// A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
+// with the tile's codes, scales and zero points and this lane's row offsets (chunks of rows g + 8k, groups of
+// rows lane + 32i). tile >= n_tiles: the sequence is over.
 struct TcCursor {
-  int64_t item;
+  int64_t tile;
   int p, c0;
   const uint4* codes;
   const uint16_t *scales, *zeros;
   int wo[2 * kTcMT], so[kTcMT / 2];
 };
 
-// Work items: a tile's KS passes in one block, or (kSplit, a K split of 4 over few tiles: o and down) each
-// pass in a block of its own, item i being pass i % KS of tile i / KS, so that the 168 tiles of a 5,376-row
-// weight fill the GPU's 264 resident blocks. A split pass stores its 256 sums in split_sums [tile][pass];
-// the last of a tile's passes to finish (split_arrivals, an arrival count per tile that it sets back to zero)
-// adds them in pass order as one block would: the same bits.
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kSplit>
+template <class S, bool kAsym, int KS, int TPG, int ST>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
-                                                                    int n_tok, float* split_sums,
-                                                                    unsigned* split_arrivals) {
-  static_assert(!kSplit || KS > 1, "a K split to take apart");
+                                                                    int n_tok) {
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
   static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
   constexpr int MT = kTcMT;
@@ -133,7 +124,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
   const int nch = int(cols / 32);  // = groups a row
   const int64_t n_tiles = segs.group_end[segs.n - 1];
-  const int64_t n_items = kSplit ? n_tiles * KS : n_tiles;
   // B's column g: token g % TPG of chunk bc = g / TPG of a group; the outputs' columns 2q, 2q + 1: tokens t0,
   // t1 of chunk oc = 2q / TPG (past n_tok: the last token again, not stored).
   const int bc = g / TPG, oc = 2 * q / TPG;
@@ -147,12 +137,11 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   // sequence is over (the waits count groups).
   const uint32_t ring = smem_addr(tc_smem) + uint32_t(warp * kTcStages * kTcStageBytes);
   TcCursor pc;
-  pc.item = blockIdx.x, pc.p = 0, pc.c0 = 4 * warp;
-  if constexpr (kSplit) pc.p = int(pc.item % KS), pc.c0 = kTcSlots * pc.p + 4 * warp;
+  pc.tile = blockIdx.x, pc.p = 0, pc.c0 = 4 * warp;
   auto enter_tile = [&]() {
-    if (pc.item >= n_items) return;
+    if (pc.tile >= n_tiles) return;
     int64_t row0;
-    const int sg = locate_group(segs, kSplit ? pc.item / KS : pc.item, kTcRows, row0);
+    const int sg = locate_group(segs, pc.tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
     pc.codes = static_cast<const uint4*>(pick(sg, segs.codes));
     pc.scales = static_cast<const uint16_t*>(pick(sg, segs.scales));
@@ -162,17 +151,11 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
 #pragma unroll
     for (int i = 0; i < MT / 2; ++i) pc.so[i] = int(min(row0 + lane + 32 * i, rows - 1)) * nch;
   };
-  auto settle = [&]() {  // past the end of a pass: the next pass with chunks for this warp, or the next item
-    while (pc.item < n_items && pc.c0 >= nch) {
-      if constexpr (kSplit) {
-        if (++pc.p == int(pc.item % KS) + 1) {
-          pc.item += gridDim.x;
-          pc.p = int(pc.item % KS);
-          enter_tile();
-        }
-      } else if (++pc.p == KS) {
+  auto settle = [&]() {  // past the end of a pass: the next pass with chunks for this warp, or the next tile
+    while (pc.tile < n_tiles && pc.c0 >= nch) {
+      if (++pc.p == KS) {
         pc.p = 0;
-        pc.item += gridDim.x;
+        pc.tile += gridDim.x;
         enter_tile();
       }
       pc.c0 = kTcSlots * pc.p + 4 * warp;
@@ -180,7 +163,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   };
   int issued = 0;
   auto issue = [&]() {
-    if (pc.item < n_items) {
+    if (pc.tile < n_tiles) {
       const uint32_t buf = ring + uint32_t(issued % kTcStages) * kTcStageBytes;
       const uint4* src = pc.codes + pc.c0 + q;
 #pragma unroll
@@ -208,15 +191,13 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   grid_dependency_sync();
 
   int consumed = 0;
-  for (int64_t item = blockIdx.x; item < n_items; item += gridDim.x) {
-    const int64_t tile = kSplit ? item / KS : item;
+  for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
     int64_t row0;
     const int sg = locate_group(segs, tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
     constexpr int kOut = kTcRows * kTcTokens / (kWarps * 32);  // outputs a thread: 1
     float y[kOut] = {};  // thread e's outputs: e + 256 i = row * 8 + token
-    const int p_lo = kSplit ? int(item % KS) : 0;
-    for (int p = p_lo; p < (kSplit ? p_lo + 1 : KS); ++p) {
+    for (int p = 0; p < KS; ++p) {
       const int slot0 = kTcSlots * p + 4 * warp;
       float acc[MT][kGroups][4];  // [rows 16h ..][group][row g / g + 8, token t0 / t1]: slot 4w + group's oc
 #pragma unroll
@@ -303,27 +284,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
       }
       __syncthreads();
     }
-    if constexpr (kSplit) {
-      constexpr int kSums = kTcRows * kTcTokens;  // a pass's sums: 256
-      __shared__ bool last;
-#pragma unroll
-      for (int i = 0; i < kOut; ++i) split_sums[(tile * KS + p_lo) * kSums + threadIdx.x + kWarps * 32 * i] = y[i];
-      __threadfence();  // the sums are visible before the pass counts
-      __syncthreads();
-      if (threadIdx.x == 0) {
-        last = atomicAdd(split_arrivals + tile, 1u) == unsigned(KS - 1);
-        if (last) split_arrivals[tile] = 0u;
-        __threadfence();
-      }
-      __syncthreads();
-      if (!last) continue;
-#pragma unroll
-      for (int i = 0; i < kOut; ++i) {  // y = 0 + v_p in each pass's sum: added in order, as the passes of one block
-        float sum = 0.f;
-        for (int q = 0; q < KS; ++q) sum += __ldcg(split_sums + (tile * KS + q) * kSums + threadIdx.x + kWarps * 32 * i);
-        y[i] = sum;
-      }
-    }
 #pragma unroll
     for (int i = 0; i < kOut; ++i) {
       const unsigned e = threadIdx.x + unsigned(kWarps * 32 * i);
@@ -333,60 +293,18 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   }
 }
 
-// The split passes' sums and arrival counts (kSplit): tiles of the launches that take a K split of 4
-// (at most 8,192 rows in all, pick_shape: 256 tiles). One array per device: g4 runs a device's kernels on
-// one stream, so launches never overlap; the counts are zero between launches.
-constexpr int64_t kMaxSplitTiles = 256;
-__device__ float g_split_sums[kMaxSplitTiles * 4 * 16 * kTcMT * kTcTokens];
-__device__ unsigned g_split_arrivals[kMaxSplitTiles];
-
-// g_split_sums and g_split_arrivals on the current device (looked up once a device).
-std::pair<float*, unsigned*> split_scratch() {
-  static std::atomic<float*> sums[64] = {};
-  static std::atomic<unsigned*> arrivals[64] = {};
-  int dev = 0;
-  G4_CUDA(cudaGetDevice(&dev));
-  G4_CHECK(dev >= 0 && dev < 64, "gemv_q8_tc: device index " + std::to_string(dev) + " past 63");
-  if (!sums[dev].load()) {
-    void *ps = nullptr, *pa = nullptr;
-    G4_CUDA(cudaGetSymbolAddress(&ps, g_split_sums));
-    G4_CUDA(cudaGetSymbolAddress(&pa, g_split_arrivals));
-    arrivals[dev].store(static_cast<unsigned*>(pa));
-    sums[dev].store(static_cast<float*>(ps));
-  }
-  return {sums[dev].load(), arrivals[dev].load()};
-}
-
-// Whether a launch of KS = 4 takes its passes apart (kSplit): G4_CUDA_Q8_TC_SPLIT=0 never (comparisons).
-bool split_passes(int64_t n_tiles) {
-  static const int on = env_int("G4_CUDA_Q8_TC_SPLIT", 1);
-  return on != 0 && n_tiles <= kMaxSplitTiles;
-}
-
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kSplit>
-void launch_q8_tc_kernel(const Segments& sg, const WeightDesc* ws, const uint4* xq, const float2* xd, int T,
-                         cudaStream_t s) {
+template <class S, bool kAsym, int KS, int TPG, int ST>
+void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
+                       cudaStream_t s) {
   using L = TcLayout<ST>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kSplit>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
   }();
-  const int64_t items = sg.group_end[sg.n - 1] * (kSplit ? KS : 1);
-  const int64_t blocks = stride_blocks_for(resident, items, /*even=*/false);
-  const std::pair<float*, unsigned*> scratch = kSplit ? split_scratch() : std::pair<float*, unsigned*>{};
-  launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T,
-         scratch.first, scratch.second);
-}
-
-template <class S, bool kAsym, int KS, int TPG, int ST>
-void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
-                       cudaStream_t s) {
-  const Segments sg = make_segments(ws, ys, n, TcLayout<ST>::kRows);
-  if constexpr (KS > 1) {
-    if (split_passes(sg.group_end[n - 1])) return launch_q8_tc_kernel<S, kAsym, KS, TPG, ST, true>(sg, ws, xq, xd, T, s);
-  }
-  launch_q8_tc_kernel<S, kAsym, KS, TPG, ST, false>(sg, ws, xq, xd, T, s);
+  const Segments sg = make_segments(ws, ys, n, L::kRows);
+  const int64_t blocks = stride_blocks_for(resident, sg.group_end[n - 1], /*even=*/false);
+  launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
 }
 
 template <class S, bool kAsym, int KS, int TPG>

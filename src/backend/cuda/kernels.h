@@ -186,15 +186,16 @@ size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm);
 void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s);
 // attn_decode's split kernel on the tensor cores (attn_decode_tc.cu: bf16 cache, stored or derived keys
 // (pairs a multiple of 8), head dims 256/512, groups up to 8); the same partial outputs part [T, Hq,
-// n_split, D] and (max, sum) ml; where attn_decode_tc_merges (at most 32 splits; the switch below) the
-// kernel also merges them into a.out (the last of a query's live splits to finish, with the merge kernel's
-// arithmetic: the same bits) and returns true, so that no merge launch follows.
+// n_split, D] and (max, sum) ml. A query row with at most attn_decode_tc_merge_max live splits gets its
+// output from the split kernel itself (one live split: its own; more: merged by the last to finish, with the
+// merge kernel's arithmetic: the same bits); attn_decode_tc returns that bound, and the merge kernel, launched
+// only when it is below n_split, skips such rows.
 bool attn_decode_tc_suits(const AttnArgs& a);
-bool attn_decode_tc_merges(const AttnArgs& a, int n_split);
-bool attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s);
-// For comparisons (tests): whether the tensor-core kernel merges its splits itself (default on;
-// G4_CUDA_ATTN_MERGE_IN_SPLIT=0 turns it off for a process).
-void set_attn_merge_in_split(bool on);
+int attn_decode_tc_merge_max(const AttnArgs& a, int n_split);
+int attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s);
+// The most live splits the tensor-core kernel merges itself (0: none, 1: a row with one live split; at most
+// 32), for comparisons (tests); else G4_CUDA_ATTN_MERGE_IN_SPLIT, default 1.
+void set_attn_merge_in_split(int max_live);
 // One sequence (a.seqs.n == 1): gathers keys/values of positions [lo, lo + n) (cache or new) into kc, vc
 // [n, Hkv, D].
 void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, cudaStream_t s);
