@@ -503,17 +503,21 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) decode_group_derived_ker
 // over the splits that hold keys for the query (live_splits: a short context in a large cache fills a few
 // of the tens of splits its capacity sizes; the others would add exact zeros). Rows of at most `merged` live
 // splits are skipped: the tensor-core split kernel wrote their output (attn_decode_tc).
-// grid (T * Hq, D / kCombineDims), kCombineThreads threads: kCombineDims consecutive dims (coalesced rows
+// grid (T * Hq, D / kDims), kDims * kCombineGroups threads: kDims consecutive dims (coalesced rows
 // of the partial outputs) times kCombineGroups split groups, group g summing splits g, g + kCombineGroups,
 // ... in order; the groups meet in shared memory in a fixed order. Every block recomputes M and the weights
 // from the splits' (m, l) (n_split pairs, L2-resident). The merge is latency-bound (one block a head over all
 // dims ran ~7 us a layer inside the H200's step; this layout decoded 1.9% faster at depth 512, docs/PERF.md),
 // so right after the wait a thread issues every load it needs: its (m, l) pairs and its first kCombineHeld
 // splits' partial outputs, which do not depend on the weights; the reductions then wait on one memory phase.
-constexpr int kMaxSplit = 1024, kCombineDims = 32, kCombineGroups = kMergeGroups, kCombineThreads = kCombineDims * kCombineGroups;
+// kDims (combine_dims): 32, or 64 / 128 (G4_CUDA_COMBINE_DIMS, for comparisons: fewer blocks, the same sums
+// for up to 256 live splits).
+constexpr int kMaxSplit = 1024, kCombineGroups = kMergeGroups;
 constexpr int kCombineHeld = 4;  // partial outputs a thread loads before the weights are known
-__global__ void __launch_bounds__(kCombineThreads)
+template <int kDims>
+__global__ void __launch_bounds__(kDims * kCombineGroups)
     combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml, int merged) {
+  constexpr int kCombineDims = kDims, kCombineThreads = kDims * kCombineGroups;
   grid_dependency_sync();
   __shared__ float wgt[kMaxSplit];
   __shared__ float red[kCombineGroups][kCombineDims];
@@ -700,8 +704,20 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) 
   } else {
     decode_any_shape(a, ns, part, ml, s);
   }
-  const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kCombineDims - 1) / kCombineDims));
-  if (!knocked_out(Knock::kCombine)) launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml, merged);
+  static const int dims = env_int("G4_CUDA_COMBINE_DIMS", 32);
+  auto combine = [&](auto kernel, int kd) {
+    const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kd - 1) / kd));
+    launch(kernel, cgrid, kd * kCombineGroups, 0, s, a, ns, part, ml, merged);
+  };
+  if (knocked_out(Knock::kCombine)) {
+    // knocked out (benchmarks only)
+  } else if (dims == 128) {
+    combine(combine_kernel<128>, 128);
+  } else if (dims == 64) {
+    combine(combine_kernel<64>, 64);
+  } else {
+    combine(combine_kernel<32>, 32);
+  }
   G4_CUDA_LAUNCHED();
 }
 
