@@ -441,9 +441,8 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   // One live split (a short context) merged here: the split's output itself, with combine_kernel's
   // operations for one split (weight exp(m - m), the other groups adding zeros): the same bits.
   key_range(a, rs.pq, &lo, &hi);  // (again: fewer registers held through the tiles)
-  const int live = live_splits(a, lo, hi, n_split);
-  const bool direct = kMerge >= 1 && live == 1;
-  if (direct && split != 0) return;
+  // The row's one live split is split 0 ending at the row's last key (no division: live_splits is 1).
+  const bool direct = kMerge >= 1 && split == 0 && ke == hi;
 #pragma unroll
   for (int m = 0; m < DW / 16; ++m) {
 #pragma unroll
@@ -466,7 +465,9 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     o[0] = ks < ke ? mrow[tid] : -FLT_MAX;
     o[1] = lrow[tid];
   }
-  if (kMerge < 2 || live > merge_max || ks >= ke) return;
+  if (kMerge < 2 || ks >= ke) return;
+  const int live = live_splits(a, lo, hi, n_split);
+  if (live > merge_max) return;
   // Merged here: the last of the row's live splits to finish (an arrival count per row and KV head, which
   // that block sets back to zero for the next launch) merges them.
   __shared__ bool last;
