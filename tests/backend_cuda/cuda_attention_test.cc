@@ -210,19 +210,18 @@ TEST_F(CudaTest, AttentionRowsEqualOneRowLaunches) {
   }
 }
 
-// The tensor-core split kernel writing the output of rows with few live splits itself
-// (cuda::set_attn_merge_in_split: one live split its own output, more merged by the last of them to finish,
-// the merge kernel skipping those rows) gives the merge kernel's output bit for bit, at every bound: one
-// live split (a short context), several (sliding window, 17 splits), a full layer of 32 splits with stored
-// and with derived keys, one query row and a verify's four (rows of different live counts in one launch).
-// The bound that merges every row in the block runs twice, so a count left behind by the first launch would
-// show in the second.
-TEST_F(CudaTest, AttentionMergeInSplitEqualsMergeKernel) {
+// The tensor-core split kernel writing the output of a row whose keys all fall in one split (a short
+// context; cuda::set_attn_decode_tc_direct) gives the merge kernel's output bit for bit: rows of one live
+// split (at most 32 keys: depth 10-23 in a sliding layer's 17 splits, 20 in a full layer's 32), of several
+// (sliding window, full layer, stored and derived keys), and verifies whose four rows straddle the 32nd key
+// (one and two live splits in one launch).
+TEST_F(CudaTest, AttentionOneSplitRowsEqualTheMergeKernel) {
   struct C { int64_t T, Hq, Hkv, D, p0; int window; int64_t cap; bool ring, derived; };
   const std::vector<C> cases = {{1, 32, 16, 256, 10, 1024, 1024, true, false},  {4, 32, 16, 256, 20, 1024, 1024, true, false},
                                 {1, 32, 16, 256, 700, 1024, 1024, true, false}, {4, 32, 16, 256, 1500, 1024, 1024, true, false},
                                 {1, 32, 4, 512, 900, 0, 1024, false, false},    {4, 32, 4, 512, 600, 0, 1024, false, true},
-                                {1, 32, 4, 512, 40, 0, 1024, false, true}};
+                                {1, 32, 4, 512, 20, 0, 1024, false, true},      {4, 32, 16, 256, 30, 1024, 1024, true, false},
+                                {4, 32, 4, 512, 29, 0, 1024, false, true}};
   CudaBackend& be = *fast_;
   for (const C& c : cases) {
     const std::string what = "T=" + std::to_string(c.T) + " Hkv=" + std::to_string(c.Hkv) + " D=" + std::to_string(c.D) +
@@ -246,13 +245,13 @@ TEST_F(CudaTest, AttentionMergeInSplitEqualsMergeKernel) {
     const Tensor kt = to_device(be, k, {c.T, c.Hkv, c.D}), vt = to_device(be, v, {c.T, c.Hkv, c.D});
     ASSERT_TRUE(cuda::attn_decode_suits(c.T, c.p0, c.window)) << what;
     std::vector<std::vector<float>> outs;
-    for (const int in_split : {0, 1, 2, 32, 32}) {
-      cuda::set_attn_merge_in_split(in_split);
+    for (const int direct : {0, 1}) {
+      cuda::set_attn_decode_tc_direct(direct);
       Tensor out = be.empty({c.T, c.Hq, c.D});
       be.attention(qt, kt, vt, kc, c.p0, c.window, out);
       outs.push_back(to_host(be, out));
     }
-    cuda::set_attn_merge_in_split(-1);  // (the default again)
+    cuda::set_attn_decode_tc_direct(-1);  // (the environment's again)
     for (size_t r = 1; r < outs.size(); ++r) {
       int64_t differ = 0;
       for (size_t i = 0; i < outs[0].size(); ++i) differ += outs[r][i] != outs[0][i];

@@ -501,23 +501,19 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) decode_group_derived_ker
 
 // The merge of a query head's splits: out = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s, M = max m_s,
 // over the splits that hold keys for the query (live_splits: a short context in a large cache fills a few
-// of the tens of splits its capacity sizes; the others would add exact zeros). Rows of at most `merged` live
-// splits are skipped: the tensor-core split kernel wrote their output (attn_decode_tc).
-// grid (T * Hq, D / kDims), kDims * kCombineGroups threads: kDims consecutive dims (coalesced rows
+// of the tens of splits its capacity sizes; the others would add exact zeros). With `direct`, rows of one
+// live split are skipped: the tensor-core split kernel wrote their output (attn_decode_tc).
+// grid (T * Hq, D / kCombineDims), kCombineThreads threads: kCombineDims consecutive dims (coalesced rows
 // of the partial outputs) times kCombineGroups split groups, group g summing splits g, g + kCombineGroups,
 // ... in order; the groups meet in shared memory in a fixed order. Every block recomputes M and the weights
 // from the splits' (m, l) (n_split pairs, L2-resident). The merge is latency-bound (one block a head over all
 // dims ran ~7 us a layer inside the H200's step; this layout decoded 1.9% faster at depth 512, docs/PERF.md),
 // so right after the wait a thread issues every load it needs: its (m, l) pairs and its first kCombineHeld
 // splits' partial outputs, which do not depend on the weights; the reductions then wait on one memory phase.
-// kDims (combine_dims): 32, or 64 / 128 (G4_CUDA_COMBINE_DIMS, for comparisons: fewer blocks, the same sums
-// for up to 256 live splits).
-constexpr int kMaxSplit = 1024, kCombineGroups = kMergeGroups;
+constexpr int kMaxSplit = 1024, kCombineDims = 32, kCombineGroups = 8, kCombineThreads = kCombineDims * kCombineGroups;
 constexpr int kCombineHeld = 4;  // partial outputs a thread loads before the weights are known
-template <int kDims>
-__global__ void __launch_bounds__(kDims * kCombineGroups)
-    combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml, int merged) {
-  constexpr int kCombineDims = kDims, kCombineThreads = kDims * kCombineGroups;
+__global__ void __launch_bounds__(kCombineThreads)
+    combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml, bool direct) {
   grid_dependency_sync();
   __shared__ float wgt[kMaxSplit];
   __shared__ float red[kCombineGroups][kCombineDims];
@@ -525,7 +521,7 @@ __global__ void __launch_bounds__(kDims * kCombineGroups)
   int64_t lo, hi;
   key_range(a, row_seq(a, th / a.Hq).pq, &lo, &hi);
   const int live = live_splits(a, lo, hi, n_split);
-  if (live <= merged) return;  // the split kernel wrote this row's output
+  if (direct && live == 1) return;  // the split kernel wrote this row's output
   const float2* m = reinterpret_cast<const float2*>(ml + th * n_split * 2);  // (m_s, l_s)
   const int tid = threadIdx.x;
   const int j = tid % kCombineDims, g = tid / kCombineDims;
@@ -674,12 +670,11 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) 
     const char* e = std::getenv("G4_CUDA_ATTN_GROUP");
     return !(e && std::string(e) == "0");
   }();
-  int merged = 0;  // rows of at most this many live splits: the split kernel wrote their output
+  bool direct = false;  // rows of one live split: the split kernel wrote their output
   if (skip_split) {
     // knocked out (benchmarks only)
   } else if (takes_tensor_cores(a)) {
-    merged = attn_decode_tc(a, ns, part, ml, s);
-    if (merged >= ns) return;  // every row
+    direct = attn_decode_tc(a, ns, part, ml, s);
   } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     // Derived keys (a.kw) the tensor-core kernel does not take (an f32 cache, or G4_CUDA_ATTN_TC=0) with pairs
     // a multiple of 8 take derived_scores, held to two blocks an SM (faster on the H200 than one block
@@ -704,20 +699,8 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) 
   } else {
     decode_any_shape(a, ns, part, ml, s);
   }
-  static const int dims = env_int("G4_CUDA_COMBINE_DIMS", 32);
-  auto combine = [&](auto kernel, int kd) {
-    const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kd - 1) / kd));
-    launch(kernel, cgrid, kd * kCombineGroups, 0, s, a, ns, part, ml, merged);
-  };
-  if (knocked_out(Knock::kCombine)) {
-    // knocked out (benchmarks only)
-  } else if (dims == 128) {
-    combine(combine_kernel<128>, 128);
-  } else if (dims == 64) {
-    combine(combine_kernel<64>, 64);
-  } else {
-    combine(combine_kernel<32>, 32);
-  }
+  const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kCombineDims - 1) / kCombineDims));
+  if (!knocked_out(Knock::kCombine)) launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml, direct);
   G4_CUDA_LAUNCHED();
 }
 

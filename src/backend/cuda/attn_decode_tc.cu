@@ -17,11 +17,8 @@
 // into three bf16 parts each (hi + mid + lo: their 24 bits), so every product is the f32 one up to the
 // tensor core's f32 summation. A fresh row (f32, this step's own keys and values) is rounded to bf16 as
 // the cache will hold it, so a verify or a batch gives each query its one-token result bit for bit.
-#include <algorithm>
-#include <atomic>
 #include <cfloat>
 #include <cstdint>
-#include <string>
 #include <cuda_bf16.h>
 
 #include "backend/cuda/attn_rows.cuh"
@@ -41,12 +38,6 @@ constexpr int kWarpsTc = 8, kThreadsTc = 32 * kWarpsTc;
 constexpr int kTileTc = 32;             // keys a tile: two 16-key m-tiles of scores
 constexpr int kParts = 3;               // bf16 parts of the query and of the probabilities
 constexpr int kCols = 8;                // the mma's N: heads of the group, zero past it
-constexpr int kMaxMergeSplits = 32;     // splits a merge in the split kernel takes (attn_decode_tc_merges)
-constexpr int64_t kMaxArrivals = 8192;  // query rows x KV heads it counts
-
-// Per query row and KV head, the live splits that have finished (merge in the split kernel); zero between
-// launches. One array per device: g4 runs a device's kernels on one stream, so launches never overlap.
-__device__ unsigned g_arrivals[kMaxArrivals];
 
 __device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
                                          uint32_t b1) {
@@ -168,59 +159,14 @@ __device__ __forceinline__ void derived_keys8(const AttnArgs& a, const __nv_bflo
   for (int i = 0; i < kParts; ++i) k[i] = make_uint4(w[0][i], w[1][i], w[2][i], w[3][i]);
 }
 
-// The merge of one query row's live splits (at most kMaxMergeSplits) for the G heads from head0, by the
-// block that finished last, with attention.cu combine_kernel's arithmetic so that the output is the same bit
-// for bit: M the max of the splits' m, w_s = exp(m_s - M), L the warp's butterfly of l_s w_s (combine_kernel's
-// block sum, whose other warps add zeros), split s's partial output weighted in group s % kMergeGroups, each
-// group in split order, the groups added in order; out = sum / L. The partial outputs come from L2 (other
-// blocks wrote them). sm: [kCols][kMaxMergeSplits] weights and kCols sums of free shared memory.
-template <int D>
-__device__ void merge_splits(const AttnArgs& a, int64_t head0, int G, int live, int n_split, const float* part,
-                             const float* ml, float* sm) {
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  float* wgt = sm;
-  float* lsum = sm + kCols * kMaxMergeSplits;
-  if (warp < G) {
-    const float2* mlh = reinterpret_cast<const float2*>(ml) + (head0 + warp) * n_split;
-    const float2 v = lane < live ? __ldcg(mlh + lane) : make_float2(-FLT_MAX, 0.f);
-    const float M = warp_max(v.x);
-    float w = 0.f, lw = 0.f;
-    if (lane < live) w = __expf(v.x - M), lw = v.y * w;
-    wgt[warp * kMaxMergeSplits + lane] = w;
-    const float L = warp_sum(lw);
-    if (lane == 0) lsum[warp] = 0.f + L;
-  }
-  __syncthreads();
-  for (int e = tid; e < G * D; e += kThreadsTc) {
-    const int j = e / D, d = e % D;
-    const float* pr = part + (head0 + j) * n_split * D + d;
-    const float* wj = wgt + j * kMaxMergeSplits;
-    float sum = 0.f;
-#pragma unroll
-    for (int gr = 0; gr < kMergeGroups; ++gr) {
-      float o = 0.f;
-#pragma unroll
-      for (int i = 0; i < kMaxMergeSplits / kMergeGroups; ++i) {
-        const int sp = gr + i * kMergeGroups;
-        if (sp < live) o = fmaf(__ldcg(pr + int64_t(sp) * D), wj[sp], o);
-      }
-      sum += o;
-    }
-    a.out[(head0 + j) * D + d] = sum / lsum[j];
-  }
-}
-
 // grid (Hkv, T, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split, D], ml [T, Hq,
-// n_split, 2]. A query row whose live splits are at most merge_max (attn_decode_tc_merge_max) gets its
-// output here: with one live split the split's own (no partial output written), with more the merge by the
-// last of them to finish (arrivals: g_arrivals); the merge kernel skips such rows. kMerge: 0 when
-// merge_max is 0, 1 when it is 1, else 2 (the kernels without the merge code keep fewer registers).
+// n_split, 2]. kDirect: a query row whose keys all fall in split 0 (one live split) gets its output here,
+// no partial output written, and the merge kernel skips it (attn_decode_tc_direct).
 // kDerived: keys derived from the value rows (a.kw). The first tile's cached rows are copied
 // before the wait for the previous kernel (H200, 60-layer Q4_0: +0.7% a token at depth 0 and at 16,384, one
 // sequence or eight; docs/PERF.md).
-template <int D, bool kDerived, int kMerge>
-__global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml,
-                                                                 int merge_max, unsigned* arrivals) {
+template <int D, bool kDerived, bool kDirect>
+__global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   using L = TcSmem<D, kDerived>;
   constexpr int QS = L::QS, RS = L::RS, PS = L::PS, SS = L::SS;
   constexpr int DW = D / kWarpsTc;  // head dims a warp owns in P.V, 32 a group (two 16-dim m-tiles)
@@ -438,11 +384,11 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   }
   // acc[2 grp + h][e]: column 2cq + (e & 1), row gq + 8 (e >> 1) of m-tile h, i.e. block 2h + (e >> 1).
   const int64_t head0 = t * a.Hq + g * G;  // the row's first head of the group
-  // One live split (a short context) merged here: the split's output itself, with combine_kernel's
-  // operations for one split (weight exp(m - m), the other groups adding zeros): the same bits.
+  // One live split (a short context): split 0 ends at the row's last key (live_splits would be 1; no
+  // division). Its output is the row's, with combine_kernel's operations for one split (weight exp(m - m),
+  // the other groups adding zeros): the same bits.
   key_range(a, rs.pq, &lo, &hi);  // (again: fewer registers held through the tiles)
-  // The row's one live split is split 0 ending at the row's last key (no division: live_splits is 1).
-  const bool direct = kMerge >= 1 && split == 0 && ke == hi;
+  const bool direct = kDirect && split == 0 && ke == hi;
 #pragma unroll
   for (int m = 0; m < DW / 16; ++m) {
 #pragma unroll
@@ -465,66 +411,30 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     o[0] = ks < ke ? mrow[tid] : -FLT_MAX;
     o[1] = lrow[tid];
   }
-  if (kMerge < 2 || ks >= ke) return;
-  const int live = live_splits(a, lo, hi, n_split);
-  if (live > merge_max) return;
-  // Merged here: the last of the row's live splits to finish (an arrival count per row and KV head, which
-  // that block sets back to zero for the next launch) merges them.
-  __shared__ bool last;
-  __threadfence();  // this block's partial output and (m, l) are visible before it counts
-  __syncthreads();
-  if (tid == 0) {
-    unsigned* count = arrivals + t * a.Hkv + g;
-    last = atomicAdd(count, 1u) == unsigned(live - 1);
-    if (last) *count = 0u;
-    __threadfence();
-  }
-  __syncthreads();
-  if (last) merge_splits<D>(a, head0, G, live, n_split, part, ml, reinterpret_cast<float*>(stages));
 }
 
-int merge_in_split = -1;  // set_attn_merge_in_split; -1: G4_CUDA_ATTN_MERGE_IN_SPLIT
+int direct_mode = -1;  // set_attn_decode_tc_direct; -1: G4_CUDA_ATTN_DIRECT (default 1)
 
-// g_arrivals on the current device (looked up once a device, outside any stream capture in practice).
-unsigned* device_arrivals() {
-  static std::atomic<unsigned*> known[64] = {};
-  int dev = 0;
-  G4_CUDA(cudaGetDevice(&dev));
-  G4_CHECK(dev >= 0 && dev < 64, "cuda attention: device index " + std::to_string(dev) + " past 63");
-  unsigned* p = known[dev].load();
-  if (!p) {
-    G4_CUDA(cudaGetSymbolAddress(reinterpret_cast<void**>(&p), g_arrivals));
-    known[dev].store(p);
-  }
-  return p;
-}
-
-template <int D, bool kDerived, int kMerge>
-void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, int merge_max, cudaStream_t s) {
+template <int D, bool kDerived, bool kDirect>
+void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
   constexpr size_t smem = TcSmem<D, kDerived>::bytes;
-  static_assert(smem >= sizeof(float) * kCols * (kMaxMergeSplits + 1), "merge_splits' weights fit the stages");
-  auto kernel = decode_tc_kernel<D, kDerived, kMerge>;
+  auto kernel = decode_tc_kernel<D, kDerived, kDirect>;
   static const bool sized = [&] {
     if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     return true;
   }();
   (void)sized;
-  unsigned* arrivals = merge_max >= 2 ? device_arrivals() : nullptr;
-  launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml,
-         merge_max, arrivals);
+  launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml);
 }
 
 template <int D>
-void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, int merge_max, cudaStream_t s) {
-  const int v = std::min(merge_max, 2);
+void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, bool direct, cudaStream_t s) {
   if (a.kw) {
-    if (v == 0) launch_tc_as<D, true, 0>(a, n_split, part, ml, merge_max, s);
-    else if (v == 1) launch_tc_as<D, true, 1>(a, n_split, part, ml, merge_max, s);
-    else launch_tc_as<D, true, 2>(a, n_split, part, ml, merge_max, s);
+    if (direct) launch_tc_as<D, true, true>(a, n_split, part, ml, s);
+    else launch_tc_as<D, true, false>(a, n_split, part, ml, s);
   } else {
-    if (v == 0) launch_tc_as<D, false, 0>(a, n_split, part, ml, merge_max, s);
-    else if (v == 1) launch_tc_as<D, false, 1>(a, n_split, part, ml, merge_max, s);
-    else launch_tc_as<D, false, 2>(a, n_split, part, ml, merge_max, s);
+    if (direct) launch_tc_as<D, false, true>(a, n_split, part, ml, s);
+    else launch_tc_as<D, false, false>(a, n_split, part, ml, s);
   }
 }
 
@@ -553,23 +463,21 @@ bool attn_decode_tc_suits(const AttnArgs& a) {
   return need <= max_smem;
 }
 
-void set_attn_merge_in_split(int max_live) { merge_in_split = max_live; }
+void set_attn_decode_tc_direct(int on) { direct_mode = on; }
 
-int attn_decode_tc_merge_max(const AttnArgs& a, int n_split) {
-  static const int env = env_int("G4_CUDA_ATTN_MERGE_IN_SPLIT", 1);
-  int m = std::min(merge_in_split >= 0 ? merge_in_split : env, kMaxMergeSplits);
-  if (m >= 2 && a.T * a.Hkv > kMaxArrivals) m = 1;  // (more rows than arrival counts: one live split only)
-  return std::max(0, std::min(m, n_split));
+bool attn_decode_tc_direct() {
+  static const int env = env_int("G4_CUDA_ATTN_DIRECT", 1);
+  return (direct_mode >= 0 ? direct_mode : env) != 0;
 }
 
-int attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
-  const int merge_max = attn_decode_tc_merge_max(a, n_split);
+bool attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
+  const bool direct = attn_decode_tc_direct();
   switch (a.D) {
-    case 256: launch_tc<256>(a, n_split, part, ml, merge_max, s); break;
-    default: launch_tc<512>(a, n_split, part, ml, merge_max, s); break;
+    case 256: launch_tc<256>(a, n_split, part, ml, direct, s); break;
+    default: launch_tc<512>(a, n_split, part, ml, direct, s); break;
   }
   G4_CUDA_LAUNCHED();
-  return merge_max;
+  return direct;
 }
 
 }  // namespace g4::cuda

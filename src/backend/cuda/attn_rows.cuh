@@ -70,11 +70,6 @@ __device__ __forceinline__ SplitKeys split_keys(const AttnArgs& a, int64_t lo, i
   return SplitKeys{ks, min(hi, ks + per), int(per)};
 }
 
-// The merge of a query's splits (attention.cu combine_kernel; attn_decode_tc.cu merges in the split kernel
-// with the same arithmetic): split s's weighted partial output joins group s % kMergeGroups, each group
-// summed in split order from 0, then the groups added in order.
-constexpr int kMergeGroups = 8;
-
 // The splits that hold keys for a query seeing [lo, hi): the first `live` of n_split (as split_keys slices).
 // The merge reads only those: the others' (m, l) = (-inf, 0) would add exact zeros.
 __device__ __forceinline__ int live_splits(const AttnArgs& a, int64_t lo, int64_t hi, int n_split) {
