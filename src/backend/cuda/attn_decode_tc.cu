@@ -383,6 +383,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     }
   }
   // acc[2 grp + h][e]: column 2cq + (e & 1), row gq + 8 (e >> 1) of m-tile h, i.e. block 2h + (e >> 1).
+  if (ks >= ke) return;  // an empty split: the merge reads neither its partial output nor its (m, l) (live_splits)
   const int64_t head0 = t * a.Hq + g * G;  // the row's first head of the group
   // One live split (a short context): split 0 ends at the row's last key (live_splits would be 1; no
   // division). Its output is the row's, with combine_kernel's operations for one split (weight exp(m - m),
@@ -395,7 +396,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     for (int e = 0; e < 4; ++e) {
       const int j = 2 * cq + (e & 1), blk = 2 * (m & 1) + (e >> 1);
       const int d = DW * warp + 32 * (m >> 1) + 8 * (gq >> 1) + 2 * blk + (gq & 1);
-      if (j < G && ks < ke) {  // (an empty split's row is never read: live_splits)
+      if (j < G) {
         if (direct) {
           const float w = __expf(mrow[j] - mrow[j]);
           a.out[(head0 + j) * D + d] = (0.f + fmaf(acc[m][e], w, 0.f)) / (lrow[j] * w);
@@ -408,7 +409,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   if (direct) return;
   if (tid < G) {
     float* o = ml + ((head0 + tid) * n_split + split) * 2;
-    o[0] = ks < ke ? mrow[tid] : -FLT_MAX;
+    o[0] = mrow[tid];
     o[1] = lrow[tid];
   }
 }
