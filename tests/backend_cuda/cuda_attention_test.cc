@@ -210,55 +210,5 @@ TEST_F(CudaTest, AttentionRowsEqualOneRowLaunches) {
   }
 }
 
-// The tensor-core split kernel writing the output of a row whose keys all fall in one split (a short
-// context; cuda::set_attn_decode_tc_direct) gives the merge kernel's output bit for bit: rows of one live
-// split (at most 32 keys: depth 10-23 in a sliding layer's 17 splits, 20 in a full layer's 32), of several
-// (sliding window, full layer, stored and derived keys), and verifies whose four rows straddle the 32nd key
-// (one and two live splits in one launch).
-TEST_F(CudaTest, AttentionOneSplitRowsEqualTheMergeKernel) {
-  struct C { int64_t T, Hq, Hkv, D, p0; int window; int64_t cap; bool ring, derived; };
-  const std::vector<C> cases = {{1, 32, 16, 256, 10, 1024, 1024, true, false},  {4, 32, 16, 256, 20, 1024, 1024, true, false},
-                                {1, 32, 16, 256, 700, 1024, 1024, true, false}, {4, 32, 16, 256, 1500, 1024, 1024, true, false},
-                                {1, 32, 4, 512, 900, 0, 1024, false, false},    {4, 32, 4, 512, 600, 0, 1024, false, true},
-                                {1, 32, 4, 512, 20, 0, 1024, false, true},      {4, 32, 16, 256, 30, 1024, 1024, true, false},
-                                {4, 32, 4, 512, 29, 0, 1024, false, true}};
-  CudaBackend& be = *fast_;
-  for (const C& c : cases) {
-    const std::string what = "T=" + std::to_string(c.T) + " Hkv=" + std::to_string(c.Hkv) + " D=" + std::to_string(c.D) +
-                             " p0=" + std::to_string(c.p0) + (c.derived ? " derived" : "");
-    const auto q = randn(rng_, size_t(c.T * c.Hq * c.D), 0.2f);
-    const auto k = randn(rng_, size_t(c.T * c.Hkv * c.D), 0.2f), v = randn(rng_, size_t(c.T * c.Hkv * c.D));
-    const int64_t n0 = std::min(c.p0, c.cap);
-    const auto pk = randn(rng_, size_t(n0 * c.Hkv * c.D), 0.2f), pv = randn(rng_, size_t(n0 * c.Hkv * c.D));
-    std::vector<float> kw = randn(rng_, size_t(c.D), 0.1f);
-    for (float& w : kw) w += 1.f;
-    const auto norm = be.pack(WeightView{"k_norm", DType::kF32, {c.D}, kw.data(), nullptr}, WeightRole::kNorm);
-    KvLayerSpec spec = bf16_spec(c.cap, c.Hkv, c.D, c.ring);
-    if (c.derived) {
-      spec.k_from_v = true;
-      spec.k_norm = norm.get();
-      spec.rope = RopeSpec{1e6f, 64};
-    }
-    KvLayer kc = be.new_kv_layer(spec);
-    if (n0 > 0) be.kv_append(kc, to_device(be, pk, {n0, c.Hkv, c.D}), to_device(be, pv, {n0, c.Hkv, c.D}), c.p0 - n0);
-    const Tensor qt = to_device(be, q, {c.T, c.Hq, c.D});
-    const Tensor kt = to_device(be, k, {c.T, c.Hkv, c.D}), vt = to_device(be, v, {c.T, c.Hkv, c.D});
-    ASSERT_TRUE(cuda::attn_decode_suits(c.T, c.p0, c.window)) << what;
-    std::vector<std::vector<float>> outs;
-    for (const int direct : {0, 1}) {
-      cuda::set_attn_decode_tc_direct(direct);
-      Tensor out = be.empty({c.T, c.Hq, c.D});
-      be.attention(qt, kt, vt, kc, c.p0, c.window, out);
-      outs.push_back(to_host(be, out));
-    }
-    cuda::set_attn_decode_tc_direct(-1);  // (the environment's again)
-    for (size_t r = 1; r < outs.size(); ++r) {
-      int64_t differ = 0;
-      for (size_t i = 0; i < outs[0].size(); ++i) differ += outs[r][i] != outs[0][i];
-      EXPECT_EQ(differ, 0) << what << ", run " << r;
-    }
-  }
-}
-
 }  // namespace
 }  // namespace g4::test

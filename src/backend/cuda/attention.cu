@@ -501,8 +501,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) decode_group_derived_ker
 
 // The merge of a query head's splits: out = sum_s exp(m_s - M) o_s / sum_s exp(m_s - M) l_s, M = max m_s,
 // over the splits that hold keys for the query (live_splits: a short context in a large cache fills a few
-// of the tens of splits its capacity sizes; the others would add exact zeros). With `direct`, rows of one
-// live split are skipped: the tensor-core split kernel wrote their output (attn_decode_tc).
+// of the tens of splits its capacity sizes; the others would add exact zeros).
 // grid (T * Hq, D / kCombineDims), kCombineThreads threads: kCombineDims consecutive dims (coalesced rows
 // of the partial outputs) times kCombineGroups split groups, group g summing splits g, g + kCombineGroups,
 // ... in order; the groups meet in shared memory in a fixed order. Every block recomputes M and the weights
@@ -513,7 +512,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) decode_group_derived_ker
 constexpr int kMaxSplit = 1024, kCombineDims = 32, kCombineGroups = 8, kCombineThreads = kCombineDims * kCombineGroups;
 constexpr int kCombineHeld = 4;  // partial outputs a thread loads before the weights are known
 __global__ void __launch_bounds__(kCombineThreads)
-    combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml, bool direct) {
+    combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml) {
   grid_dependency_sync();
   __shared__ float wgt[kMaxSplit];
   __shared__ float red[kCombineGroups][kCombineDims];
@@ -521,7 +520,6 @@ __global__ void __launch_bounds__(kCombineThreads)
   int64_t lo, hi;
   key_range(a, row_seq(a, th / a.Hq).pq, &lo, &hi);
   const int live = live_splits(a, lo, hi, n_split);
-  if (direct && live == 1) return;  // the split kernel wrote this row's output
   const float2* m = reinterpret_cast<const float2*>(ml + th * n_split * 2);  // (m_s, l_s)
   const int tid = threadIdx.x;
   const int j = tid % kCombineDims, g = tid / kCombineDims;
@@ -670,11 +668,10 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) 
     const char* e = std::getenv("G4_CUDA_ATTN_GROUP");
     return !(e && std::string(e) == "0");
   }();
-  bool direct = false;  // rows of one live split: the split kernel wrote their output
   if (skip_split) {
     // knocked out (benchmarks only)
   } else if (takes_tensor_cores(a)) {
-    direct = attn_decode_tc(a, ns, part, ml, s);
+    attn_decode_tc(a, ns, part, ml, s);
   } else if (group_kernel_on && pow2_d && (group == 1 || group == 2 || group == 4 || group == 8)) {
     // Derived keys (a.kw) the tensor-core kernel does not take (an f32 cache, or G4_CUDA_ATTN_TC=0) with pairs
     // a multiple of 8 take derived_scores, held to two blocks an SM (faster on the H200 than one block
@@ -700,7 +697,7 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) 
     decode_any_shape(a, ns, part, ml, s);
   }
   const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kCombineDims - 1) / kCombineDims));
-  if (!knocked_out(Knock::kCombine)) launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml, direct);
+  if (!knocked_out(Knock::kCombine)) launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml);
   G4_CUDA_LAUNCHED();
 }
 

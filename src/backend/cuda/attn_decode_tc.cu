@@ -160,12 +160,10 @@ __device__ __forceinline__ void derived_keys8(const AttnArgs& a, const __nv_bflo
 }
 
 // grid (Hkv, T, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split, D], ml [T, Hq,
-// n_split, 2]. kDirect: a query row whose keys all fall in split 0 (one live split) gets its output here,
-// no partial output written, and the merge kernel skips it (attn_decode_tc_direct).
-// kDerived: keys derived from the value rows (a.kw). The first tile's cached rows are copied
+// n_split, 2]. kDerived: keys derived from the value rows (a.kw). The first tile's cached rows are copied
 // before the wait for the previous kernel (H200, 60-layer Q4_0: +0.7% a token at depth 0 and at 16,384, one
 // sequence or eight; docs/PERF.md).
-template <int D, bool kDerived, bool kDirect>
+template <int D, bool kDerived>
 __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   using L = TcSmem<D, kDerived>;
   constexpr int QS = L::QS, RS = L::RS, PS = L::PS, SS = L::SS;
@@ -383,43 +381,27 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     }
   }
   // acc[2 grp + h][e]: column 2cq + (e & 1), row gq + 8 (e >> 1) of m-tile h, i.e. block 2h + (e >> 1).
-  if (ks >= ke) return;  // an empty split: the merge reads neither its partial output nor its (m, l) (live_splits)
-  const int64_t head0 = t * a.Hq + g * G;  // the row's first head of the group
-  // One live split (a short context): split 0 ends at the row's last key (live_splits would be 1; no
-  // division). Its output is the row's, with combine_kernel's operations for one split (weight exp(m - m),
-  // the other groups adding zeros): the same bits.
-  key_range(a, rs.pq, &lo, &hi);  // (again: fewer registers held through the tiles)
-  const bool direct = kDirect && split == 0 && ke == hi;
 #pragma unroll
   for (int m = 0; m < DW / 16; ++m) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int j = 2 * cq + (e & 1), blk = 2 * (m & 1) + (e >> 1);
       const int d = DW * warp + 32 * (m >> 1) + 8 * (gq >> 1) + 2 * blk + (gq & 1);
-      if (j < G) {
-        if (direct) {
-          const float w = __expf(mrow[j] - mrow[j]);
-          a.out[(head0 + j) * D + d] = (0.f + fmaf(acc[m][e], w, 0.f)) / (lrow[j] * w);
-        } else {
-          part[((head0 + j) * n_split + split) * D + d] = acc[m][e];
-        }
-      }
+      if (j < G && ks < ke)  // (an empty split's row is never read: live_splits)
+        part[(((t * a.Hq) + g * G + j) * n_split + split) * D + d] = acc[m][e];
     }
   }
-  if (direct) return;
   if (tid < G) {
-    float* o = ml + ((head0 + tid) * n_split + split) * 2;
-    o[0] = mrow[tid];
+    float* o = ml + (((t * a.Hq) + g * G + tid) * n_split + split) * 2;
+    o[0] = ks < ke ? mrow[tid] : -FLT_MAX;
     o[1] = lrow[tid];
   }
 }
 
-int direct_mode = -1;  // set_attn_decode_tc_direct; -1: G4_CUDA_ATTN_DIRECT (default 1)
-
-template <int D, bool kDerived, bool kDirect>
+template <int D, bool kDerived>
 void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
   constexpr size_t smem = TcSmem<D, kDerived>::bytes;
-  auto kernel = decode_tc_kernel<D, kDerived, kDirect>;
+  auto kernel = decode_tc_kernel<D, kDerived>;
   static const bool sized = [&] {
     if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     return true;
@@ -429,14 +411,9 @@ void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, cudaSt
 }
 
 template <int D>
-void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, bool direct, cudaStream_t s) {
-  if (a.kw) {
-    if (direct) launch_tc_as<D, true, true>(a, n_split, part, ml, s);
-    else launch_tc_as<D, true, false>(a, n_split, part, ml, s);
-  } else {
-    if (direct) launch_tc_as<D, false, true>(a, n_split, part, ml, s);
-    else launch_tc_as<D, false, false>(a, n_split, part, ml, s);
-  }
+void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
+  if (a.kw) launch_tc_as<D, true>(a, n_split, part, ml, s);
+  else launch_tc_as<D, false>(a, n_split, part, ml, s);
 }
 
 }  // namespace
@@ -464,21 +441,12 @@ bool attn_decode_tc_suits(const AttnArgs& a) {
   return need <= max_smem;
 }
 
-void set_attn_decode_tc_direct(int on) { direct_mode = on; }
-
-bool attn_decode_tc_direct() {
-  static const int env = env_int("G4_CUDA_ATTN_DIRECT", 1);
-  return (direct_mode >= 0 ? direct_mode : env) != 0;
-}
-
-bool attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
-  const bool direct = attn_decode_tc_direct();
+void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
   switch (a.D) {
-    case 256: launch_tc<256>(a, n_split, part, ml, direct, s); break;
-    default: launch_tc<512>(a, n_split, part, ml, direct, s); break;
+    case 256: launch_tc<256>(a, n_split, part, ml, s); break;
+    default: launch_tc<512>(a, n_split, part, ml, s); break;
   }
   G4_CUDA_LAUNCHED();
-  return direct;
 }
 
 }  // namespace g4::cuda

@@ -186,15 +186,9 @@ size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm);
 void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s);
 // attn_decode's split kernel on the tensor cores (attn_decode_tc.cu: bf16 cache, stored or derived keys
 // (pairs a multiple of 8), head dims 256/512, groups up to 8); the same partial outputs part [T, Hq,
-// n_split, D] and (max, sum) ml; when it returns true (attn_decode_tc_direct), a query row whose keys all
-// fall in one split got its output from that split (the merge kernel's arithmetic for one split: the same
-// bits) and the merge kernel must skip it.
+// n_split, D] and (max, sum) ml.
 bool attn_decode_tc_suits(const AttnArgs& a);
-bool attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s);
-// Whether the tensor-core split kernel writes the output of rows with one live split (default on;
-// G4_CUDA_ATTN_DIRECT=0, or set_attn_decode_tc_direct(0) in tests, for comparisons; -1: the environment's).
-bool attn_decode_tc_direct();
-void set_attn_decode_tc_direct(int on);
+void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s);
 // One sequence (a.seqs.n == 1): gathers keys/values of positions [lo, lo + n) (cache or new) into kc, vc
 // [n, Hkv, D].
 void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, cudaStream_t s);
