@@ -30,8 +30,8 @@ if [ "${1:-}" = "--pack" ]; then
 fi
 MODE=${1:-all}
 case "$MODE" in
-  all|tests|bench|batch|depth|knockout|sampling|spec|ab|trace|gemv-ncu) ;;
-  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab trace gemv-ncu)" >&2
+  all|tests|bench|batch|depth|knockout|sampling|spec|ab|trace|goals|gemv-ncu) ;;
+  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab trace goals gemv-ncu)" >&2
      exit 2;;
 esac
 HERE=$(cat .devbin/root 2>/dev/null || true)
@@ -51,6 +51,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # MODE: all, tests, bench, batch (only the batched-decode rows), depth (decode at depth, f32 vs bf16),
 # knockout (the replayed step without each kind of kernel, docs/PERF.md), trace (the replayed step's kernel
 # timeline through CUPTI: what each kernel adds to the step, bench/kernel_trace.py),
+# goals (the open issues' speed goals measured twice, with a table of them last),
 # sampling (the token choice on the device against the host's), spec (speculative decoding: the shipped
 # tiny model with its trained assistant and with prompt lookup against plain greedy, then the 31B synth's
 # verify cost and oracle drafter), or ab (environment switches against the default, alternating twice, bench
@@ -130,6 +131,30 @@ if [ "$MODE" = ab ]; then
         2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "'"$sw"'", "parallel"/'
     done
   done > "$LOG/bench.jsonl"
+elif [ "$MODE" = goals ]; then
+  # The open speed goals on this machine, each measured twice (issue 11: 8 sequences >= 5x one at depth 0;
+  # issue 13: a verify of 4 tokens <= 1.15 one-token steps at depth 512; issue 14: decode >= 200 tok/s at
+  # depth 0 and >= 150 at 16,384), then a table of them (the bench rows above it as usual).
+  for r in 1 2; do
+    bench -p 0 -n 64 -r 2 --parallel 1,8 | sed 's/"parallel"/"ab": "goal 11", "parallel"/'
+    bench -p 0 -n 32 -r 1 -d 512 --verify-cost 4 | sed 's/"parallel"/"ab": "goal 13", "parallel"/'
+    bench -p 0 -n 128 -r 1 -d 0,16384 | sed 's/"parallel"/"ab": "goal 14", "parallel"/'
+  done > "$LOG/bench.jsonl"
+  python3 - "$LOG/bench.jsonl" > "$LOG/goals.txt" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+tg = lambda goal, depth, seqs: [j["tg_tok_s"] for j in rows if j.get("ab") == goal and j.get("depth") == depth
+                                and j.get("parallel") == seqs]
+one, eight = tg("goal 11", 0, 1), tg("goal 11", 0, 8)
+ver = [j["ratio_to_step"] for j in rows if j.get("test") == "verify" and j.get("n") == 4]
+d0, d16 = tg("goal 14", 0, 1), tg("goal 14", 16384, 1)
+fmt = lambda v, f: ", ".join(f.format(x) for x in v) or "(none)"
+print("== goals (each round; the issue's bound in brackets)")
+print(f"issue 11: 8 sequences / one at depth 0: {fmt([e / o for o, e in zip(one, eight)], '{:.2f}x')} [>= 5x]"
+      f"  ({fmt(eight, '{:.1f}')} / {fmt(one, '{:.1f}')} tok/s)")
+print(f"issue 13: a verify of 4 tokens at depth 512: {fmt(ver, '{:.3f}')} one-token steps [<= 1.15]")
+print(f"issue 14: decode at depth 0: {fmt(d0, '{:.1f}')} tok/s [>= 200]; at 16,384: {fmt(d16, '{:.1f}')} [>= 150]")
+PY
 elif [ "$MODE" = batch ]; then
   bench -p 0 -n 64 -r 2 --parallel 1,4,8,16 > "$LOG/bench.jsonl"
 elif [ "$MODE" = sampling ]; then
@@ -232,3 +257,4 @@ for line in open(sys.argv[1]):
           f" | tg{j['tg']} {j['tg_tok_s']:8.2f} ± {j['tg_sd']:5.2f} | load {j['load_s']:.1f} s")
 PY
 cat "$LOG/bench.err" | tail -5
+if [ -f "$LOG/goals.txt" ]; then cat "$LOG/goals.txt"; fi
