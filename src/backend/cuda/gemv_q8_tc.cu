@@ -128,9 +128,12 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   // t1 of chunk oc = 2q / TPG (past n_tok: the last token again, not stored).
   const int bc = g / TPG, oc = 2 * q / TPG;
   const int tb = min(g % TPG, n_tok - 1), t0 = min(2 * q % TPG, n_tok - 1), t1 = min((2 * q + 1) % TPG, n_tok - 1);
-  const uint4* xb = xq + int64_t(tb) * nch_pad * 2 + (q >> 1) * 32;
-  const float2* xd0 = xd + int64_t(t0) * nch_pad;
-  const float2* xd1 = xd + int64_t(t1) * nch_pad;
+  // This lane's x words (B) of chunk 0 and column bc's chunk offset, as 8-byte words; its chunks' x scales.
+  // A round's 4 chunks c0 .. c0 + 3 (c0 a multiple of 4) never cross a 32-chunk block of the x layout, so
+  // chunk c0 + i sits i words of 16 bytes past chunk c0: one base a round, the rest immediate offsets.
+  const uint2* xb = reinterpret_cast<const uint2*>(xq + int64_t(tb) * nch_pad * 2 + (q >> 1) * 32 + bc) + (q & 1);
+  const float2* xd0 = xd + int64_t(t0) * nch_pad + oc;
+  const float2* xd1 = xd + int64_t(t1) * nch_pad + oc;
 
   // The producer: cp.async of round `issued` into buffer issued % kTcStages (lane (g, q): chunk c0 + q of
   // rows g + 8k; lane l: the scales and zero points of row l), one commit group a round, empty once the
@@ -223,15 +226,15 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
           sz[k] = lds128(buf + kTcCodeBytes + (g + 8 * k) * 16);
         }
         constexpr uint32_t kLo = 0x0F0F0F0Fu;
+        const uint2* xr = xb + 2 * ((c0 >> 5) * 64 + (c0 & 31));  // chunk c0's words (+ bc, q & 1)
+        const float2 *e0r = xd0 + c0, *e1r = xd1 + c0;            // chunk c0's scales (+ oc)
 #pragma unroll
         for (int gr = 0; gr < kGroups; ++gr) {
-          const int cg = c0 + gr * kChunksPerGroup;  // the group's first chunk
-          // B: this lane's column's x words (chunk cg + bc), given to the group's mma of that chunk and zero
-          // to the others.
-          const int cb = cg + bc;
-          const uint2 x = __ldg(reinterpret_cast<const uint2*>(xb + (cb >> 5) * 64 + (cb & 31)) + (q & 1));
-          const int co = cg + oc, i = gr * kChunksPerGroup + oc;  // the chunk this lane scales, and its index
-          const float2 e0 = __ldg(xd0 + co), e1 = __ldg(xd1 + co);
+          // B: this lane's column's x words (chunk c0 + gr * kChunksPerGroup + bc), given to the group's mma of
+          // that chunk and zero to the others.
+          const uint2 x = __ldg(xr + 2 * gr * kChunksPerGroup);
+          const int i = gr * kChunksPerGroup + oc;  // the chunk this lane scales (c0 + i), its index in the round
+          const float2 e0 = __ldg(e0r + gr * kChunksPerGroup), e1 = __ldg(e1r + gr * kChunksPerGroup);
           const int wi = i >> 1, hi = i & 1;  // its scales' word (x or y; z or w) and half
 #pragma unroll
           for (int h = 0; h < MT; ++h) {
