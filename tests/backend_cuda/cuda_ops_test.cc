@@ -303,8 +303,8 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
 // that token alone, on short launches (at most 8,192 rows: one token splits K over 4 warps) and long ones:
 // so a verify of up to 8 tokens reproduces one-token steps exactly at the 31B's widths (K = 8,192: 256
 // chunks, every warp of a K split busy), not only on small fixtures. Both decode layouts (g4's int4: the
-// tensor cores from 7 tokens; Q4_0's: from 2), and the 31B's short shape (5,376 rows: 168 tiles whose K split
-// passes run in blocks of their own, added by the tile's last).
+// tensor cores from 7 tokens; Q4_0's: from 2), and the 31B's short shape (5,376 rows: 168 tiles of 32 rows,
+// K split in 4 passes).
 TEST_F(CudaTest, Int4GemvTokensOfAGroupEqualTheTokenAloneBitwise) {
   for (const auto& [rows, q4_0] : {std::pair<int64_t, bool>{301, false}, {5376, false}, {9000, false}, {301, true},
                                    {5376, true}, {9000, true}}) {
