@@ -257,4 +257,4 @@ for line in open(sys.argv[1]):
           f" | tg{j['tg']} {j['tg_tok_s']:8.2f} ± {j['tg_sd']:5.2f} | load {j['load_s']:.1f} s")
 PY
 cat "$LOG/bench.err" | tail -5
-if [ -f "$LOG/goals.txt" ]; then cat "$LOG/goals.txt"; fi
+if [ "$MODE" = goals ]; then cat "$LOG/goals.txt"; fi  # (not a stale table another mode left in $LOG)
