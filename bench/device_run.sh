@@ -8,6 +8,11 @@
 # The test binaries have this checkout's absolute paths compiled in; the script links them to here.
 # Logs go to $OUT (the device tool's output folder) or /tmp/g4-device.
 set -u
+if [ "${1:-}" = "--pack-alt" ]; then  # --pack-alt G4: another build's g4 as build/cuda/g4-alt there (AB=G4_BIN=build/cuda/g4-alt)
+  mkdir -p .devbin && cp "${2:?the other g4 binary}" /tmp/g4-alt && strip /tmp/g4-alt &&
+    tar -C /tmp -cf - g4-alt | xz -9e -T2 > .devbin/alt.tar.xz && ls -la .devbin/alt.tar.xz
+  exit 0
+fi
 if [ "${1:-}" = "--pack" ]; then
   rm -rf .devlibs .devbin .devtests /tmp/g4-devbin && mkdir -p .devlibs .devbin .devtests
   ldd build/cuda/g4 | awk '/simdjson|httplib|brotli|libedit|libbsd|libmd|libtinfo/ {print $3}' | xargs -I{} cp -L {} .devlibs/
@@ -38,6 +43,7 @@ HERE=$(cat .devbin/root 2>/dev/null || true)
 if [ -f .devbin/cuda.tar.xz ]; then
   mkdir -p build/cuda && tar -C build/cuda -xJf .devbin/cuda.tar.xz
   [ -f .devtests/tests.tar.xz ] && tar -C build/cuda -xJf .devtests/tests.tar.xz
+  [ -f .devbin/alt.tar.xz ] && tar -C build/cuda -xJf .devbin/alt.tar.xz  # g4-alt: another build, for ab
   [ -n "$HERE" ] && [ ! -e "$HERE" ] && mkdir -p "$(dirname "$HERE")" && ln -s "$PWD" "$HERE"
 fi
 B=build/cuda
@@ -127,7 +133,8 @@ if [ "$MODE" = ab ]; then
   for r in 1 2; do
     bench $ARGS | sed 's/"parallel"/"ab": "default", "parallel"/'
     for sw in $SETTINGS; do
-      under "$sw" $B/g4 bench -m "$SYNTH" --backend cuda --json $ARGS \
+      # G4_BIN=PATH in a setting: that g4 instead of this build's (an A/B of two builds; --pack-alt)
+      under "$sw" sh -c 'exec "${G4_BIN:-$0}" "$@"' $B/g4 bench -m "$SYNTH" --backend cuda --json $ARGS \
         2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "'"$sw"'", "parallel"/'
     done
   done > "$LOG/bench.jsonl"
