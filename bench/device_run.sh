@@ -9,12 +9,16 @@
 # Logs go to $OUT (the device tool's output folder) or /tmp/g4-device.
 set -u
 if [ "${1:-}" = "--pack-alt" ]; then
-  # --pack-alt G4 (after --pack): another build's g4 beside this one, as build/cuda/g4-alt there, for an A/B of
-  # two builds (AB=G4_BIN=build/cuda/g4-alt). The two share one archive (xz finds their common code: +0.3 MB
-  # instead of +3.8) and the benchmark binaries and trace library stay behind, so that the call still carries
-  # under 64 MiB.
-  cp "${2:?the other g4 binary}" /tmp/g4-devbin/g4-alt && strip /tmp/g4-devbin/g4-alt &&
-    tar -C /tmp/g4-devbin -cf - g4 g4-alt | xz -9e -T2 > .devbin/cuda.tar.xz && ls -la .devbin
+  # --pack-alt G4 [G4 ...] (after --pack): other builds' g4 beside this one, as build/cuda/g4-alt, g4-alt2, ...
+  # there, for an A/B of builds (AB="G4_BIN=build/cuda/g4-alt G4_BIN=build/cuda/g4-alt2"). They share one
+  # archive (xz finds their common code: +0.3 MB a build instead of +3.8) and the benchmark binaries and
+  # trace library stay behind, so that the call still carries under 64 MiB.
+  shift; names="g4"; n=""
+  for f in "$@"; do
+    cp "$f" "/tmp/g4-devbin/g4-alt$n" && strip "/tmp/g4-devbin/g4-alt$n" && names="$names g4-alt$n" || exit 1
+    n=$(( ${n:-1} + 1 ))
+  done
+  tar -C /tmp/g4-devbin -cf - $names | xz -9e -T2 > .devbin/cuda.tar.xz && ls -la .devbin && echo "packed: $names"
   exit 0
 fi
 if [ "${1:-}" = "--pack" ]; then

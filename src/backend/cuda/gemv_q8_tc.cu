@@ -58,13 +58,19 @@ __device__ __forceinline__ void butterfly_stage(float (&v)[32]) {
 }
 
 // Half `hi` (0: low, 1: high) of a word of two 16-bit scales (bf16 or f16), as f32: one byte permute (and
-// for f16 a conversion).
-template <class S>
+// for f16 a conversion). kHiKnown: `hi` is known once the loops are unrolled (8 tokens a column group), and
+// an f16 half converts in place, without the permute (a runtime `hi` would convert both halves and select).
+template <class S, bool kHiKnown>
 __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
   static_assert(sizeof(S) == 2, "16-bit scales");
-  if constexpr (std::is_same_v<S, __half>)
+  if constexpr (std::is_same_v<S, __half> && kHiKnown) {
+    const __half2 h = *reinterpret_cast<const __half2*>(&word);
+    return hi ? __high2float(h) : __low2float(h);
+  } else if constexpr (std::is_same_v<S, __half>) {
     return __half2float(__ushort_as_half(uint16_t(__byte_perm(word, 0, hi ? 0x4432 : 0x4410))));
-  else return __uint_as_float(__byte_perm(word, 0, hi ? 0x3244 : 0x1044));  // bf16 << 16
+  } else {
+    return __uint_as_float(__byte_perm(word, 0, hi ? 0x3244 : 0x1044));  // bf16 << 16
+  }
 }
 
 // What reaches the mma through shared memory: each warp streams its rounds with cp.async into a ring of
@@ -119,6 +125,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
   constexpr int kChunksPerGroup = kTcTokens / TPG, kGroups = 4 / kChunksPerGroup;  // per round of 4 chunks
+  constexpr bool kHiKnown = kChunksPerGroup == 1;  // which half of a scale word a lane takes: known unrolled
   extern __shared__ uint4 tc_smem[];  // [warp][stage][kTcStageBytes], then slot_sum
   float* slot_sum = reinterpret_cast<float*>(tc_smem + kWarps * kTcStages * kTcStageBytes / 16);  // [slot][row][token]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
@@ -164,21 +171,23 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
       pc.c0 = kTcSlots * pc.p + 4 * warp;
     }
   };
-  int issued = 0;
+  uint32_t issued = 0;  // rounds issued and consumed (unsigned: the ring index is a mask or a cheap modulo)
   auto issue = [&]() {
     if (pc.tile < n_tiles) {
-      const uint32_t buf = ring + uint32_t(issued % kTcStages) * kTcStageBytes;
-      const uint4* src = pc.codes + pc.c0 + q;
+      const uint32_t buf = ring + (issued % kTcStages) * kTcStageBytes;
+      // Offsets in 32 bits (a weight's chunks number below 2^31, tc_layout_ok): one add and one wide
+      // multiply-add an address instead of 64-bit arithmetic.
+      const uint32_t cq = uint32_t(pc.c0 + q), c0 = uint32_t(pc.c0);
 #pragma unroll
       for (int k = 0; k < 2 * MT; ++k) {
         const int r = g + 8 * k;
-        cp_async<16>(buf + uint32_t(4 * r + (q ^ ((r >> 1) & 3))) * 16, src + pc.wo[k]);
+        cp_async<16>(buf + uint32_t(4 * r + (q ^ ((r >> 1) & 3))) * 16, pc.codes + (uint32_t(pc.wo[k]) + cq));
       }
 #pragma unroll
       for (int i = 0; i < MT / 2; ++i) {
         const uint32_t at = buf + kTcCodeBytes + uint32_t(lane + 32 * i) * 16;
-        cp_async<8>(at, pc.scales + pc.so[i] + pc.c0);
-        if constexpr (kAsym) cp_async<8>(at + 8, pc.zeros + pc.so[i] + pc.c0);
+        cp_async<8>(at, pc.scales + (uint32_t(pc.so[i]) + c0));
+        if constexpr (kAsym) cp_async<8>(at + 8, pc.zeros + (uint32_t(pc.so[i]) + c0));
       }
       pc.c0 += kSlots;
       settle();
@@ -193,7 +202,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   for (int i = 0; i < kTcStages - 1; ++i) issue();
   grid_dependency_sync();
 
-  int consumed = 0;
+  uint32_t consumed = 0;
   for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
     int64_t row0;
     const int sg = locate_group(segs, tile, kTcRows, row0);
@@ -214,7 +223,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         issue();
         cp_async_wait<kTcStages - 1>();  // round `consumed` has landed (this lane's part)
         __syncwarp();                    // (and every lane's)
-        const uint32_t buf = ring + uint32_t(consumed % kTcStages) * kTcStageBytes;
+        const uint32_t buf = ring + (consumed % kTcStages) * kTcStageBytes;
         ++consumed;
         // w[k]: word q of chunks c0 .. c0 + 3 of row g + 8k (matrix j of ldmatrix = chunk j: rows 8k .. 8k + 7,
         // lanes 8j .. 8j + 7 giving their addresses); sz[k]: that row's 4 scales (x, y) and zero points (z, w).
@@ -247,9 +256,10 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
               mma_s8(d, wa & kLo, wb & kLo, (wa >> 4) & kLo, (wb >> 4) & kLo, mine ? x.x : 0u, mine ? x.y : 0u);
             }
             const uint4 &pa = sz[2 * h], &pb = sz[2 * h + 1];
-            const float sa = scale_half<S>(wi ? pa.y : pa.x, hi), sb = scale_half<S>(wi ? pb.y : pb.x, hi);
-            const float za = kAsym ? scale_half<S>(wi ? pa.w : pa.z, hi) : 8.f;
-            const float zb = kAsym ? scale_half<S>(wi ? pb.w : pb.z, hi) : 8.f;
+            const float sa = scale_half<S, kHiKnown>(wi ? pa.y : pa.x, hi);
+            const float sb = scale_half<S, kHiKnown>(wi ? pb.y : pb.x, hi);
+            const float za = kAsym ? scale_half<S, kHiKnown>(wi ? pa.w : pa.z, hi) : 8.f;
+            const float zb = kAsym ? scale_half<S, kHiKnown>(wi ? pb.w : pb.z, hi) : 8.f;
             acc[h][gr][0] = fmaf(sa, fmaf(e0.x, small_int_to_float(d[0]), -za * e0.y), acc[h][gr][0]);
             acc[h][gr][1] = fmaf(sa, fmaf(e1.x, small_int_to_float(d[1]), -za * e1.y), acc[h][gr][1]);
             acc[h][gr][2] = fmaf(sb, fmaf(e0.x, small_int_to_float(d[2]), -zb * e0.y), acc[h][gr][2]);
