@@ -142,7 +142,7 @@ if [ "$MODE" = ab ]; then
     for sw in $SETTINGS; do
       # G4_BIN=PATH in a setting: that g4 instead of this build's (an A/B of two builds; --pack-alt)
       under "$sw" sh -c 'exec "${G4_BIN:-$0}" "$@"' $B/g4 bench -m "$SYNTH" --backend cuda --json $ARGS \
-        2>>"$LOG/bench.err" | sed 's/"parallel"/"ab": "'"$sw"'", "parallel"/'
+        2>>"$LOG/bench.err" | sed 's|"parallel"|"ab": "'"$sw"'", "parallel"|'
     done
   done > "$LOG/bench.jsonl"
 elif [ "$MODE" = goals ]; then

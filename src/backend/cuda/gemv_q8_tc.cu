@@ -34,8 +34,8 @@ namespace {
 // mma fragments (k = the 32 values of a chunk in the order of q8_act.cuh): lane (g = lane / 4, q = lane % 4)
 // holds code word q of rows g and g + 8 (low nibbles: k = 4q..4q+3, high: 16 + 4q..), the x words A(q),
 // B(q) of B's column g, and the sums of rows g, g + 8 for columns 2q, 2q + 1.
-// Fewer tokens, fewer columns: every (row, chunk, token) sum costs five instructions after the mma (the
-// scaling above), which for 8 columns a chunk is most of the kernel's work. With TPG tokens a column group
+// Fewer tokens, fewer columns: every (row, chunk, token) sum costs three instructions after the mma (the
+// integer's conversion and the scaling's two fmaf), which for 8 columns a chunk is most of the kernel's work. With TPG tokens a column group
 // (8, 4 or 2), the 8 columns hold 8 / TPG chunks of TPG tokens each: column n is token n % TPG of chunk n /
 // TPG, B is zero in the columns of the other chunks, and the 8 / TPG mmas of one group of chunks add into one
 // C. So a lane scales the sums of one chunk and two tokens per group, and a verify of 2 or 4 tokens pays for
@@ -260,10 +260,10 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
             const float sb = scale_half<S, kHiKnown>(wi ? pb.y : pb.x, hi);
             const float za = kAsym ? scale_half<S, kHiKnown>(wi ? pa.w : pa.z, hi) : 8.f;
             const float zb = kAsym ? scale_half<S, kHiKnown>(wi ? pb.w : pb.z, hi) : 8.f;
-            acc[h][gr][0] = fmaf(sa, fmaf(e0.x, small_int_to_float(d[0]), -za * e0.y), acc[h][gr][0]);
-            acc[h][gr][1] = fmaf(sa, fmaf(e1.x, small_int_to_float(d[1]), -za * e1.y), acc[h][gr][1]);
-            acc[h][gr][2] = fmaf(sb, fmaf(e0.x, small_int_to_float(d[2]), -zb * e0.y), acc[h][gr][2]);
-            acc[h][gr][3] = fmaf(sb, fmaf(e1.x, small_int_to_float(d[3]), -zb * e1.y), acc[h][gr][3]);
+            acc[h][gr][0] = fmaf(sa, fmaf(e0.x, __int2float_rn(d[0]), -za * e0.y), acc[h][gr][0]);
+            acc[h][gr][1] = fmaf(sa, fmaf(e1.x, __int2float_rn(d[1]), -za * e1.y), acc[h][gr][1]);
+            acc[h][gr][2] = fmaf(sb, fmaf(e0.x, __int2float_rn(d[2]), -zb * e0.y), acc[h][gr][2]);
+            acc[h][gr][3] = fmaf(sb, fmaf(e1.x, __int2float_rn(d[3]), -zb * e1.y), acc[h][gr][3]);
           }
         }
       }

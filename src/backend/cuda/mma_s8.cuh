@@ -30,7 +30,9 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int j) { return j == 0 
 // 32 * 15 * 128) with an integer add and a float subtract, both full-rate, instead of the quarter-rate
 // conversion instruction: 1.5 * 2^23 + i is exact in f32 (its ulp is 1), and so is taking 1.5 * 2^23 away.
 // A dp4a chain can start at kFloatBias instead of 0 and save the add (biased_to_float); the mma kernels keep
-// zero accumulators (starting their C at the bias made the 8-token GEMV 2% slower on the H200).
+// zero accumulators (starting their C at the bias made the 8-token GEMV 2% slower on the H200). On sm_90 the
+// conversion itself (__int2float_rn) compiles to one I2FP.F32.S32, which the 2-8-token GEMV takes instead
+// (gemv_q8_tc.cu: the same exact value, one instruction instead of two).
 constexpr int kFloatBias = 0x4B400000;
 __device__ __forceinline__ float biased_to_float(int biased) { return __int_as_float(biased) - 12582912.f; }
 __device__ __forceinline__ float small_int_to_float(int i) { return biased_to_float(kFloatBias + i); }
