@@ -35,11 +35,11 @@ namespace {
 // holds code word q of rows g and g + 8 (low nibbles: k = 4q..4q+3, high: 16 + 4q..), the x words A(q),
 // B(q) of B's column g, and the sums of rows g, g + 8 for columns 2q, 2q + 1.
 // Fewer tokens, fewer columns: every (row, chunk, token) sum costs three instructions after the mma (the
-// integer's conversion and the scaling's two fmaf), which for 8 columns a chunk is most of the kernel's work. With TPG tokens a column group
-// (8, 4 or 2), the 8 columns hold 8 / TPG chunks of TPG tokens each: column n is token n % TPG of chunk n /
-// TPG, B is zero in the columns of the other chunks, and the 8 / TPG mmas of one group of chunks add into one
-// C. So a lane scales the sums of one chunk and two tokens per group, and a verify of 2 or 4 tokens pays for
-// 2 or 4 columns, not 8.
+// integer's conversion and the scaling's two fmaf), which for 8 columns a chunk is most of the kernel's
+// work. With TPG tokens a column group (8, 4 or 2), the 8 columns hold 8 / TPG chunks of TPG tokens each:
+// column n is token n % TPG of chunk n / TPG, B is zero in the columns of the other chunks, and the 8 / TPG
+// mmas of one group of chunks add into one C. So a lane scales the sums of one chunk and two tokens per
+// group, and a verify of 2 or 4 tokens pays for 2 or 4 columns, not 8.
 constexpr int kTcTokens = 8, kTcSlots = 32;
 
 // d += a (16 x 32 s8, row) * b (32 x 8 s8, col), int32.
