@@ -43,8 +43,8 @@ if [ "${1:-}" = "--pack" ]; then
 fi
 MODE=${1:-all}
 case "$MODE" in
-  all|tests|bench|batch|depth|knockout|sampling|spec|ab|trace|goals|gemv-ncu) ;;
-  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab trace goals gemv-ncu)" >&2
+  all|tests|bench|batch|depth|knockout|sampling|spec|ab|trace|goals|gemv-ncu|gemv-sol) ;;
+  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab trace goals gemv-ncu gemv-sol)" >&2
      exit 2;;
 esac
 HERE=$(cat .devbin/root 2>/dev/null || true)
@@ -70,6 +70,21 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # verify cost and oracle drafter), or ab (environment switches against the default, alternating twice, bench
 # arguments $AB_ARGS: $AB=$AB_VALUE, default 0, or AB="NAME=VALUE ..." for several in one call; below), or gemv-ncu (where the tensor-core GEMV of 8 and of 4 tokens over a Q4_0 layout stalls,
 # 21504 x 5376: bench/ncu_hotspots.sh on cuda_gemv_bench; no tests, no synth)
+if [ "$MODE" = gemv-sol ]; then
+  # How busy the SMs are in one 8-token tensor-core GEMV launch over a Q4_0 layout: a short output (5376 x
+  # 21504, K split 4: 168 tiles for 264 resident blocks) against a long one (21504 x 5376, K split 1), Nsight
+  # Compute's speed-of-light, launch, occupancy and workload-distribution sections (per-SM active cycles: an
+  # idle or half-loaded SM shows there).
+  for spec in "4 5376x21504" "1 21504x5376"; do
+    set -- $spec
+    echo "== gemv_q8_tc_kernel<__half, symmetric, KS $1, 8 tokens a column group>, $2"
+    ${NCU:-/usr/local/cuda/bin/ncu} --kernel-name-base mangled -k "regex:gemv_q8_tc_kernelI6__halfLb0ELi$1ELi8E" \
+      --launch-skip 3 --launch-count 1 --section SpeedOfLight --section LaunchStats --section Occupancy \
+      --section WorkloadDistribution $B/cuda_gemv_bench 3 multi 400 "$2" 2>&1 |
+      grep -E "Duration|Throughput|Waves|Grid Size|Registers|Achieved|Theoretical Occ|Active Cycles|Elapsed Cycles" | head -24
+  done
+  exit 0
+fi
 if [ "$MODE" = gemv-ncu ]; then
   for tpg in 8 4; do
     echo "== gemv_q8_tc_kernel<__half, symmetric, KS 1, $tpg tokens a column group>, 21504 x 5376 (TPG 4: a 3-token launch, the first to take it)"
