@@ -330,14 +330,16 @@ void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint
                        cudaStream_t s) {
   if constexpr (KS == 4) {
     static const bool half = env_int("G4_CUDA_Q8_TC_HALF_TILES", 0) == 1;
-    static const int64_t resident = [] {
-      using L = TcLayout<ST, 2>;
-      auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, 2>;
-      G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
-      return resident_blocks(kernel, kWarps * 32, L::kSmem);
-    }();
-    if (half && make_segments(ws, ys, n, 32).group_end[n - 1] < resident)
-      return launch_q8_tc_tiles<S, kAsym, KS, TPG, ST, 1>(ws, ys, n, xq, xd, T, s);
+    if (half) {
+      static const int64_t resident = [] {  // of 32-row tiles' blocks
+        using L = TcLayout<ST, 2>;
+        auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, 2>;
+        G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
+        return resident_blocks(kernel, kWarps * 32, L::kSmem);
+      }();
+      if (make_segments(ws, ys, n, 32).group_end[n - 1] < resident)
+        return launch_q8_tc_tiles<S, kAsym, KS, TPG, ST, 1>(ws, ys, n, xq, xd, T, s);
+    }
   }
   launch_q8_tc_tiles<S, kAsym, KS, TPG, ST, 2>(ws, ys, n, xq, xd, T, s);
 }
