@@ -211,6 +211,44 @@ TEST_F(CudaTest, AddNormScaleNormMatchesComposedOps) {
   }
 }
 
+// With an int8 buffer, the fused norm also rounds its output for the integer GEMV (G4_CUDA_FUSE_QX): the
+// same bytes as gemv_q8_quantize_x of that output, padding chunks zero (the buffers start as 0xAB bytes),
+// at 1, 3 and 8 rows and at widths whose chunks fill, or do not fill, the last 32-chunk block.
+TEST_F(CudaTest, AddNormScaleNormRoundsItsOutputAsTheGemvWould) {
+  for (int64_t n : {256, 1056, 5376}) {
+    for (int64_t rows : {1, 3, 8}) {
+      const auto x = randn(rng_, size_t(rows * n), 3.f), o = randn(rng_, size_t(rows * n), 2.f);
+      const auto w1 = randn(rng_, size_t(n)), w2 = randn(rng_, size_t(n));
+      const size_t bytes = cuda::gemv_q8_x_bytes_cols(n, int(rows));
+      float *dx = nullptr, *dO = nullptr, *dw1 = nullptr, *dw2 = nullptr, *dout = nullptr;
+      void *fused = nullptr, *plain = nullptr;
+      for (auto [p, v] : {std::pair{&dx, &x}, std::pair{&dO, &o}, std::pair{&dw1, &w1}, std::pair{&dw2, &w2}}) {
+        ASSERT_EQ(cudaMalloc(p, v->size() * 4), cudaSuccess);
+        ASSERT_EQ(cudaMemcpy(*p, v->data(), v->size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+      }
+      ASSERT_EQ(cudaMalloc(&dout, size_t(rows * n) * 4), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&fused, bytes), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&plain, bytes), cudaSuccess);
+      ASSERT_EQ(cudaMemset(fused, 0xAB, bytes), cudaSuccess);
+      ASSERT_EQ(cudaMemset(plain, 0xCD, bytes), cudaSuccess);
+      ASSERT_TRUE(cuda::add_norm_scale_norm(dx, dO, dw1, 0.37f, dw2, 1e-6f, rows, n, dout, nullptr, fused));
+      cuda::WeightDesc w;  // the rounding reads only the width and the int4 format
+      w.fmt = cuda::WFmt::kInt4, w.rows = 1, w.cols = n, w.group_size = 32, w.stype = cuda::SType::kBF16;
+      cuda::gemv_q8_quantize_x(w, dout, int(rows), plain, nullptr);
+      std::vector<uint8_t> a(bytes), b(bytes);
+      ASSERT_EQ(cudaMemcpy(a.data(), fused, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(b.data(), plain, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+      size_t first = bytes;
+      for (size_t i = 0; i < bytes && first == bytes; ++i)
+        if (a[i] != b[i]) first = i;
+      EXPECT_EQ(first, bytes) << "n=" << n << " rows=" << rows << ": first differing byte " << first << " of " << bytes;
+      for (void* p : {static_cast<void*>(dx), static_cast<void*>(dO), static_cast<void*>(dw1),
+                      static_cast<void*>(dw2), static_cast<void*>(dout), fused, plain})
+        cudaFree(p);
+    }
+  }
+}
+
 // The MLP's down projection of gelu(gate) * up, the CUDA backend's gelu_mul then matmul, against the ref's
 // within the dp4a path's bound, at 1-9 tokens (9: the GEMV's groups of 8 and 1) and on both int4 layouts.
 TEST_F(CudaTest, GeluMulThenMatmulMatchesRef) {

@@ -153,6 +153,7 @@ Tensor CudaBackend::empty(std::vector<int64_t> shape) {
 }
 
 void CudaBackend::upload(Tensor& dst, const float* src) {
+  pending_qx_ = {};
   G4_CUDA(cudaMemcpyAsync(dst.data, src, size_t(dst.numel()) * 4, cudaMemcpyHostToDevice, stream_));
   synchronize();
 }
@@ -164,6 +165,7 @@ void CudaBackend::download(const Tensor& src, float* dst) {
 
 void CudaBackend::copy(const Tensor& src, Tensor& dst) {
   check_copy(src, dst);
+  pending_qx_ = {};
   G4_CUDA(cudaMemcpyAsync(dst.data, src.data, size_t(src.numel()) * 4, cudaMemcpyDeviceToDevice, stream_));
 }
 
@@ -264,6 +266,7 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   G4_CHECK(x.cols() == K && y.cols() == N, "matmul shapes");
   const int64_t T = x.numel() / K;
   G4_CHECK(y.numel() == T * N, "matmul output rows");
+  pending_qx_ = {};  // (its cuBLAS paths launch outside launch.cuh's count)
   if (T == 0) return;
   if (mma_takes(d, T)) {
     // 10-32 tokens of int4 weights (fast mode): the tensor-core kernel reads the weights once for all.
@@ -383,12 +386,16 @@ void CudaBackend::matmul_shared(const Tensor& x, const std::vector<const PackedW
     // in another order than its one-token launch (k and v alone are short launches, q/k/v together a long
     // one) and a verify of 9 tokens would not give plain greedy's tokens.
     const int64_t G = std::min<int64_t>(T, cuda::kGemvQ8MaxT);
-    auto xq = scratch(cuda::gemv_q8_x_bytes(d[0], int(G)));
+    // x as the norm before left it, already rounded (pending_qx_): one group of the same T and K.
+    const bool rounded = pending_qx_.xq && pending_qx_.x == f32(x) && pending_qx_.T == T && pending_qx_.K == K &&
+                         pending_qx_.launches == cuda::launches_so_far();
+    auto xq = rounded ? std::move(pending_qx_.xq) : scratch(cuda::gemv_q8_x_bytes(d[0], int(G)));
+    pending_qx_ = {};
     std::vector<float*> yg(yp.size());
     for (int64_t r0 = 0; r0 < T; r0 += G) {
       const int g = int(std::min(G, T - r0));
       for (size_t i = 0; i < yp.size(); ++i) yg[i] = yp[i] + r0 * d[i].rows;
-      cuda::gemv_q8_quantize_x(d[0], f32(x) + r0 * K, g, xq.get(), stream_);
+      if (!rounded) cuda::gemv_q8_quantize_x(d[0], f32(x) + r0 * K, g, xq.get(), stream_);
       cuda::gemv_q8_multi(d.data(), yg.data(), n, xq.get(), g, stream_);
     }
     return;
@@ -488,9 +495,21 @@ void CudaBackend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWe
   G4_CHECK(x.numel() == o.numel() && out.numel() == o.numel() && as_cuda(w_post).vec && w_post.shape[0] == n &&
                as_cuda(w_next).vec && w_next.shape[0] == n,
            "add_norm_scale_norm shapes");
-  if (cuda::add_norm_scale_norm(f32(x), f32(o), as_cuda(w_post).vec, s, as_cuda(w_next).vec, eps, o.numel() / n, n,
-                                f32(out), stream_))
+  // G4_CUDA_FUSE_QX=1: out also rounded to int8 for the q/k/v or gate/up GEMV that reads it (pending_qx_).
+  static const bool fuse_qx = [] {
+    const char* e = std::getenv("G4_CUDA_FUSE_QX");
+    return e && std::strcmp(e, "1") == 0;
+  }();
+  const int64_t T = o.numel() / n;
+  pending_qx_ = {};
+  std::shared_ptr<void> xq;
+  if (fuse_qx && !opt_.precise && cuda::gemv_q8_enabled() && T <= cuda::kGemvQ8MaxT && n % 32 == 0)
+    xq = scratch(cuda::gemv_q8_x_bytes_cols(n, int(T)));
+  if (cuda::add_norm_scale_norm(f32(x), f32(o), as_cuda(w_post).vec, s, as_cuda(w_next).vec, eps, T, n, f32(out),
+                                stream_, xq.get())) {
+    if (xq) pending_qx_ = {f32(out), T, n, cuda::launches_so_far(), std::move(xq)};
     return;
+  }
   Backend::add_norm_scale_norm(x, o, w_post, s, w_next, eps, out);
 }
 

@@ -326,9 +326,14 @@ bool gemv_q8_enabled() {
   return on;
 }
 
-size_t gemv_q8_x_bytes(const WeightDesc& w, int T) {
-  return size_t(xq_slots(w)) * 16 * size_t(T) + size_t(n_chunks_padded(w)) * sizeof(float2) * size_t(T);
+size_t gemv_q8_x_bytes_cols(int64_t cols, int T) {
+  const size_t nch_pad = size_t(cols / 32 + 31) / 32 * 32;  // n_chunks_padded
+  return nch_pad * 2 * 16 * size_t(T) + nch_pad * sizeof(float2) * size_t(T);
 }
+
+size_t gemv_q8_x_bytes(const WeightDesc& w, int T) { return gemv_q8_x_bytes_cols(w.cols, T); }
+
+uint64_t launches_so_far() { return launch_count; }
 
 void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s) {
   G4_CHECK(T >= 1 && T <= kGemvQ8MaxT && gemv_q8_supported(w), "gemv_q8: int4 weight, 1..8 tokens");

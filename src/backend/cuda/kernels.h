@@ -74,6 +74,9 @@ constexpr int kGemvQ8MaxT = 8;
 bool gemv_q8_supported(const WeightDesc& w);  // int4 with a power-of-two multiple of 32 as group size
 bool gemv_q8_enabled();                       // G4_CUDA_INT4_DP4A != 0
 size_t gemv_q8_x_bytes(const WeightDesc& w, int T);
+size_t gemv_q8_x_bytes_cols(int64_t cols, int T);  // the same for any weight of `cols` columns
+// Kernels launched so far by this process (launch.cuh's count; equal at two host points: none in between).
+uint64_t launches_so_far();
 // x [T, cols] f32 -> int8 per 32 values with their scales, in the layout the kernel reads (scratch of
 // gemv_q8_x_bytes), then y[T, rows] = W x from it.
 void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cudaStream_t s);
@@ -135,9 +138,11 @@ void rms_norm(const float* x, const float* w, float eps, int64_t rows, int64_t n
 void add_rms_norm(float* x, const float* o, const float* w, float eps, int64_t rows, int64_t n, cudaStream_t s);
 void scale(float* x, int64_t n, float sc, cudaStream_t s);
 // Fused steps (backend.h add_norm_scale_norm, qkv_norm_rope); false when the shapes or alignment do not
-// suit the kernel (nothing launched: the caller composes the plain ops).
+// suit the kernel (nothing launched: the caller composes the plain ops). xq non-null (n % 32 == 0, at most
+// kGemvQ8MaxT rows): out also rounded to int8 there, as gemv_q8_quantize_x(w of n columns, out, rows, xq)
+// would write it (gemv_q8_x_bytes of it).
 bool add_norm_scale_norm(float* x, const float* o, const float* w1, float sc, const float* w2, float eps, int64_t rows,
-                         int64_t n, float* out, cudaStream_t s);
+                         int64_t n, float* out, cudaStream_t s, void* xq = nullptr);
 bool qkv_norm_rope(float* q, const float* k_raw, const float* v_raw, const float* wq, const float* wk, float eps,
                    int64_t T, int Hq, int Hkv, int D, const SeqTable& seqs, const float* inv_freq, int pairs, float* k,
                    float* v, cudaStream_t s);

@@ -53,6 +53,10 @@ inline bool pdl_enabled() {
   return on;
 }
 
+// Kernels launched so far through launch() (the host's count): a value that holds between two host points
+// means no kernel ran in between (CudaBackend's pending int8 input, cuda_backend.h).
+inline uint64_t launch_count = 0;
+
 // kernel<<<grid, block, smem, stream>>>(args...), with the PDL attribute where enabled; checks the launch.
 template <class... Params, class... Args>
 void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
@@ -67,6 +71,7 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaS
   cfg.attrs = attr;
   cfg.numAttrs = pdl_enabled() ? 1 : 0;
   G4_CUDA(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+  ++launch_count;
 }
 
 }  // namespace g4::cuda

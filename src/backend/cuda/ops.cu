@@ -13,6 +13,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/q8_act.cuh"
 #include "backend/cuda/load.cuh"
 #include "backend/cuda/pack2.cuh"
 #include "backend/cuda/reduce.cuh"
@@ -243,11 +244,15 @@ __global__ void kv_write_kernel(SeqTable st, const float* k, const float* v, int
 // (the conditions of vec_threads), two block reductions. w1 is read into registers before the wait (a weight),
 // x right after it with o, w2 during the first pass (in flight through the second reduction), so that after
 // the wait one memory phase precedes the reductions instead of three (H200: decode +1.8% at depth 0, +1.4% at
-// 65,536, docs/PERF.md).
+// 65,536, docs/PERF.md). kQx: out is also rounded to int8 at xq for the integer GEMV that reads it next
+// (gemv_q8.cu's x layout for gridDim.x tokens of n values, nch_pad chunks a token, the scales after the
+// words, padding chunks zero), as gemv_q8_quantize_x would round it, bit for bit.
+template <bool kQx>
 __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __restrict__ x, const float* __restrict__ o,
                                                                   const float* __restrict__ w1, float s,
                                                                   const float* __restrict__ w2, float eps, int n,
-                                                                  float* __restrict__ out) {
+                                                                  float* __restrict__ out, uint4* __restrict__ xq,
+                                                                  int nch_pad) {
   const int64_t r = blockIdx.x;
   const int n4 = n / 4;
   const float4* w1v = reinterpret_cast<const float4*>(w1);
@@ -295,8 +300,25 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
 #pragma unroll
   for (int i = 0; i < kVecPer; ++i) {
     const int idx = threadIdx.x + i * blockDim.x;
-    if (idx < n4) orow2[idx] = make_float4(v[i].x * inv2 * wa[i].x, v[i].y * inv2 * wa[i].y, v[i].z * inv2 * wa[i].z,
-                                           v[i].w * inv2 * wa[i].w);
+    float4 y = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (idx < n4) {
+      y = make_float4(v[i].x * inv2 * wa[i].x, v[i].y * inv2 * wa[i].y, v[i].z * inv2 * wa[i].z,
+                      v[i].w * inv2 * wa[i].w);
+      orow2[idx] = y;
+    }
+    if (kQx && i * int(blockDim.x) < n4) {  // (the whole warp: blockDim and n4 are multiples of 8)
+      const int c = idx >> 3;  // chunk: 8 float4s, 8 lanes
+      float2* xd = reinterpret_cast<float2*>(xq + int64_t(gridDim.x) * nch_pad * 2);
+      quantize_chunk_lanes(y, idx < n4, xq + r * nch_pad * 2 + (c >> 5) * 64 + (c & 31), xd + r * nch_pad + c);
+    }
+  }
+  if (kQx) {  // the padding chunks past n / 32
+    float2* xd = reinterpret_cast<float2*>(xq + int64_t(gridDim.x) * nch_pad * 2);
+    for (int c = n / 32 + int(threadIdx.x); c < nch_pad; c += int(blockDim.x)) {
+      uint4* slot = xq + r * nch_pad * 2 + (c >> 5) * 64 + (c & 31);
+      slot[0] = slot[32] = make_uint4(0, 0, 0, 0);
+      xd[r * nch_pad + c] = make_float2(0.f, 0.f);
+    }
   }
 }
 
@@ -422,12 +444,17 @@ void add_rms_norm(float* x, const float* o, const float* w, float eps, int64_t r
 }
 
 bool add_norm_scale_norm(float* x, const float* o, const float* w1, float sc, const float* w2, float eps, int64_t rows,
-                         int64_t n, float* out, cudaStream_t s) {
+                         int64_t n, float* out, cudaStream_t s, void* xq) {
   if (knocked_out(Knock::kNorm)) return true;
   const int th = vec_threads(n, x, o, out);
   const int th2 = vec_threads(n, w1, w2, x);
   if (rows == 0 || th == 0 || th2 == 0) return rows == 0;
-  launch(add_norm_scale_norm_kernel, unsigned(rows), th, 0, s, x, o, w1, sc, w2, eps, int(n), out);
+  G4_CHECK(xq == nullptr || (n % 32 == 0 && rows <= kGemvQ8MaxT),
+           "add_norm_scale_norm: an int8 copy needs 32-value chunks and at most 8 rows");
+  const int nch_pad = int((n / 32 + 31) / 32 * 32);
+  // (an instance apart: the rounding's registers made the plain one spill at its 64-register bound)
+  launch(xq ? add_norm_scale_norm_kernel<true> : add_norm_scale_norm_kernel<false>, unsigned(rows), th, 0, s, x, o, w1,
+         sc, w2, eps, int(n), out, static_cast<uint4*>(xq), nch_pad);
   G4_CUDA_LAUNCHED();
   return true;
 }

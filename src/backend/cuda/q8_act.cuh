@@ -45,4 +45,35 @@ __device__ __forceinline__ void quantize_chunk32(const float* __restrict__ src, 
   dd = make_float2(d, d * float(sum));
 }
 
+// The same rounding by 8 lanes of a warp that hold a chunk's 32 values as one float4 each (lane l & 7 holds
+// values 4 (l & 7) .. + 3; every lane of the warp calls it, `live` false where its group holds no chunk):
+// the chunk's words go to slot (slot[0] words 0-3, slot[32] words 4-7, as quantize_chunk32 and the x layout
+// of gemv_q8.cu place them) and its {d, d * sum(q)} to *dd. Bit for bit quantize_chunk32's result: the
+// maximum and the integer sum do not depend on the order, and each value rounds alone.
+__device__ __forceinline__ void quantize_chunk_lanes(float4 v, bool live, uint4* slot, float2* dd) {
+  const int l = threadIdx.x & 7;
+  if (!live) v = make_float4(0.f, 0.f, 0.f, 0.f);
+  float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+  amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 4));
+  const float d = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+  const int q0 = __float2int_rn(v.x * inv), q1 = __float2int_rn(v.y * inv), q2 = __float2int_rn(v.z * inv),
+            q3 = __float2int_rn(v.w * inv);
+  // Lane pair (2j, 2j + 1) holds values 8j .. 8j + 7: the even lane writes A(j) = its q0, q2 and the odd
+  // lane's q0, q2; the odd lane B(j) = the even lane's q1, q3 and its own. Word l of the chunk either way.
+  const bool odd = l & 1;
+  const uint32_t give = odd ? (uint32_t(q0) & 0xFFu) | (uint32_t(q2) & 0xFFu) << 8
+                            : (uint32_t(q1) & 0xFFu) | (uint32_t(q3) & 0xFFu) << 8;
+  const uint32_t got = __shfl_xor_sync(0xffffffffu, give, 1);
+  const uint32_t word = odd ? got | pack_s8x4(0, 0, q1, q3) : pack_s8x4(q0, q2, 0, 0) | got << 16;
+  int sum = q0 + q1 + q2 + q3;
+  sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+  sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+  sum += __shfl_xor_sync(0xffffffffu, sum, 4);
+  if (!live) return;
+  reinterpret_cast<uint32_t*>(slot + (l >> 2) * 32)[l & 3] = word;
+  if (l == 0) *dd = make_float2(d, d * float(sum));
+}
+
 }  // namespace g4::cuda
