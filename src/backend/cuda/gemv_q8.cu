@@ -38,7 +38,7 @@ __global__ void quantize_x_kernel(const float* __restrict__ x, int64_t K, int nc
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= int64_t(nch_pad) * T) return;
   const int t = int(i / nch_pad), c = int(i % nch_pad);
-  uint4* slot = xq + int64_t(t) * nch_pad * 2 + (c >> 5) * 64 + (c & 31);
+  uint4* slot = x_slot(xq, nch_pad, t, c);
   if (c >= nch) {
     slot[0] = slot[32] = make_uint4(0, 0, 0, 0);
     xd[i] = make_float2(0.f, 0.f);
@@ -327,7 +327,7 @@ bool gemv_q8_enabled() {
 }
 
 size_t gemv_q8_x_bytes_cols(int64_t cols, int T) {
-  const size_t nch_pad = size_t(cols / 32 + 31) / 32 * 32;  // n_chunks_padded
+  const size_t nch_pad = size_t(x_chunks_padded(cols));
   return nch_pad * 2 * 16 * size_t(T) + nch_pad * sizeof(float2) * size_t(T);
 }
 

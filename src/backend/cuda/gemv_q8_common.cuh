@@ -12,12 +12,13 @@
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/load.cuh"
+#include "backend/cuda/q8_act.cuh"
 
 namespace g4::cuda::q8 {
 
 constexpr int kWarps = 8;
 
-inline int n_chunks_padded(const WeightDesc& w) { return (int4_chunks(w) + 31) / 32 * 32; }
+inline int n_chunks_padded(const WeightDesc& w) { return x_chunks_padded(w.cols); }
 // Per token: 2 slots of 16 bytes per padded chunk, then (after all tokens) a float2 per padded chunk.
 inline int64_t xq_slots(const WeightDesc& w) { return int64_t(n_chunks_padded(w)) * 2; }
 

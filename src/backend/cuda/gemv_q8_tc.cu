@@ -309,15 +309,24 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   }
 }
 
+// Blocks of one kernel instance resident at once (its shared memory raised to what it takes, once).
+template <class S, bool kAsym, int KS, int TPG, int ST, int MT>
+int64_t tc_resident() {
+  static const int64_t resident = [] {
+    using L = TcLayout<ST, MT>;
+    auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, MT>;
+    G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
+    return resident_blocks(kernel, kWarps * 32, L::kSmem);
+  }();
+  return resident;
+}
+
 template <class S, bool kAsym, int KS, int TPG, int ST, int MT>
 void launch_q8_tc_tiles(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                         cudaStream_t s) {
   using L = TcLayout<ST, MT>;
   auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, MT>;
-  static const int64_t resident = [&] {
-    G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
-    return resident_blocks(kernel, kWarps * 32, L::kSmem);
-  }();
+  const int64_t resident = tc_resident<S, kAsym, KS, TPG, ST, MT>();
   const Segments sg = make_segments(ws, ys, n, L::kRows);
   const int64_t blocks = stride_blocks_for(resident, sg.group_end[n - 1], /*even=*/false);
   launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
@@ -330,16 +339,8 @@ void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint
                        cudaStream_t s) {
   if constexpr (KS == 4) {
     static const bool half = env_int("G4_CUDA_Q8_TC_HALF_TILES", 0) == 1;
-    if (half) {
-      static const int64_t resident = [] {  // of 32-row tiles' blocks
-        using L = TcLayout<ST, 2>;
-        auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, 2>;
-        G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
-        return resident_blocks(kernel, kWarps * 32, L::kSmem);
-      }();
-      if (make_segments(ws, ys, n, 32).group_end[n - 1] < resident)
-        return launch_q8_tc_tiles<S, kAsym, KS, TPG, ST, 1>(ws, ys, n, xq, xd, T, s);
-    }
+    if (half && make_segments(ws, ys, n, 32).group_end[n - 1] < tc_resident<S, kAsym, KS, TPG, ST, 2>())
+      return launch_q8_tc_tiles<S, kAsym, KS, TPG, ST, 1>(ws, ys, n, xq, xd, T, s);
   }
   launch_q8_tc_tiles<S, kAsym, KS, TPG, ST, 2>(ws, ys, n, xq, xd, T, s);
 }

@@ -297,6 +297,7 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
   ss2 = block_sum(ss2);
   const float inv2 = rsqrtf(ss2 / float(n) + eps);
   float4* orow2 = reinterpret_cast<float4*>(out + r * n);
+  float2* xd = kQx ? reinterpret_cast<float2*>(xq + int64_t(gridDim.x) * nch_pad * 2) : nullptr;  // after the words
 #pragma unroll
   for (int i = 0; i < kVecPer; ++i) {
     const int idx = threadIdx.x + i * blockDim.x;
@@ -308,14 +309,12 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
     }
     if (kQx && i * int(blockDim.x) < n4) {  // (the whole warp: blockDim and n4 are multiples of 8)
       const int c = idx >> 3;  // chunk: 8 float4s, 8 lanes
-      float2* xd = reinterpret_cast<float2*>(xq + int64_t(gridDim.x) * nch_pad * 2);
-      quantize_chunk_lanes(y, idx < n4, xq + r * nch_pad * 2 + (c >> 5) * 64 + (c & 31), xd + r * nch_pad + c);
+      quantize_chunk_lanes(y, idx < n4, x_slot(xq, nch_pad, r, c), xd + r * nch_pad + c);
     }
   }
   if (kQx) {  // the padding chunks past n / 32
-    float2* xd = reinterpret_cast<float2*>(xq + int64_t(gridDim.x) * nch_pad * 2);
     for (int c = n / 32 + int(threadIdx.x); c < nch_pad; c += int(blockDim.x)) {
-      uint4* slot = xq + r * nch_pad * 2 + (c >> 5) * 64 + (c & 31);
+      uint4* slot = x_slot(xq, nch_pad, r, c);
       slot[0] = slot[32] = make_uint4(0, 0, 0, 0);
       xd[r * nch_pad + c] = make_float2(0.f, 0.f);
     }
@@ -451,8 +450,9 @@ bool add_norm_scale_norm(float* x, const float* o, const float* w1, float sc, co
   if (rows == 0 || th == 0 || th2 == 0) return rows == 0;
   G4_CHECK(xq == nullptr || (n % 32 == 0 && rows <= kGemvQ8MaxT),
            "add_norm_scale_norm: an int8 copy needs 32-value chunks and at most 8 rows");
-  const int nch_pad = int((n / 32 + 31) / 32 * 32);
-  // (an instance apart: the rounding's registers made the plain one spill at its 64-register bound)
+  const int nch_pad = x_chunks_padded(n);
+  // (an instance apart, so the plain one carries none of the rounding's registers: one kernel with a runtime
+  // switch spilled 8 bytes at its 64-register bound)
   launch(xq ? add_norm_scale_norm_kernel<true> : add_norm_scale_norm_kernel<false>, unsigned(rows), th, 0, s, x, o, w1,
          sc, w2, eps, int(n), out, static_cast<uint4*>(xq), nch_pad);
   G4_CUDA_LAUNCHED();

@@ -13,6 +13,14 @@
 
 namespace g4::cuda {
 
+// The x layout of the integer GEMV (gemv_q8.cu): per token, x_chunks_padded(K) chunks (K / 32 rounded up to
+// whole blocks of 32 chunks, the padding zero), two 16-byte slots each, 32 slots apart (x_slot: words 0-3,
+// then x_slot + 32: words 4-7); after all tokens' words, one {d, d * sum(q)} per padded chunk.
+__host__ __device__ inline int x_chunks_padded(int64_t cols) { return int((cols / 32 + 31) / 32 * 32); }
+__device__ __forceinline__ uint4* x_slot(uint4* xq, int nch_pad, int64_t t, int c) {
+  return xq + t * nch_pad * 2 + (c >> 5) * 64 + (c & 31);
+}
+
 __device__ __forceinline__ uint32_t pack_s8x4(int a, int b, int c, int d) {
   return (uint32_t(a) & 0xFFu) | (uint32_t(b) & 0xFFu) << 8 | (uint32_t(c) & 0xFFu) << 16 | uint32_t(d) << 24;
 }
