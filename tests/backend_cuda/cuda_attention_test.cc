@@ -166,11 +166,14 @@ TEST_F(CudaTest, AttentionDerivedKeys) {
 // Decode attention over a bf16 cache gives each of T query rows (a verify: consecutive positions of one
 // sequence) bit for bit what a launch of that row alone gives after the earlier rows' keys and values were
 // appended: what lets greedy speculation reproduce plain greedy decoding. Sliding layers (GQA 2 and 4, the
-// window full, filling, and crossed within the rows), and a full layer with stored keys.
+// window full, filling (slices of 32 keys at 100; at 560 a slice's length changes between the rows, so packed
+// rows start apart), and crossed within the rows), and a full layer with stored keys.
+// (G4_CUDA_ATTN_PACK=1 runs the rows of a sliding layer packed, attn_decode_tc.cu.)
 TEST_F(CudaTest, AttentionRowsEqualOneRowLaunches) {
   struct C { int64_t Hq, Hkv, D, p0; int window; int64_t cap; bool ring; };
   const std::vector<C> cases = {{32, 16, 256, 1500, 1024, 1024, true}, {32, 16, 256, 700, 1024, 1024, true},
-                                {32, 16, 256, 1021, 1024, 1024, true}, {16, 4, 256, 200, 64, 64, true},
+                                {32, 16, 256, 1021, 1024, 1024, true}, {32, 16, 256, 100, 1024, 1024, true},
+                                {32, 16, 256, 560, 1024, 1024, true},  {16, 4, 256, 200, 64, 64, true},
                                 {32, 4, 512, 3000, 0, 4096, false}};
   for (const C& c : cases) {
     for (int64_t T : {2, 4, 5, 8}) {

@@ -16,19 +16,22 @@
 namespace g4::cuda {
 
 // What a query row needs of its sequence: the sequence's new keys/values (k, v: its first row), its cache,
-// the position of its first new key (p0) and the query's own position (pq).
+// the position of its first new key (p0), the query's own position (pq), its index among the sequence's rows
+// of the launch (i) and their count (n).
 struct RowSeq {
   const float* k;
   const float* v;
   const void* ck;
   const void* cv;
   int64_t p0, pq;
+  int i, n;
 };
 
 __device__ __forceinline__ RowSeq row_seq(const AttnArgs& a, int64_t row) {
   int64_t p0;
   const SeqEntry& e = entry_of(a.seqs, row, &p0);
-  return RowSeq{a.k + e.row0 * a.Hkv * a.D, a.v + e.row0 * a.Hkv * a.D, e.ck, e.cv, p0, p0 + row - e.row0};
+  const int i = int(row - e.row0);
+  return RowSeq{a.k + e.row0 * a.Hkv * a.D, a.v + e.row0 * a.Hkv * a.D, e.ck, e.cv, p0, p0 + i, i, e.n};
 }
 
 template <class CT>
