@@ -164,10 +164,26 @@ __device__ __forceinline__ void derived_keys8(const AttnArgs& a, const __nv_bflo
   for (int i = 0; i < kParts; ++i) k[i] = make_uint4(w[0][i], w[1][i], w[2][i], w[3][i]);
 }
 
+// Packs of up to `per` consecutive rows of one sequence in the table (each sequence's rows cut from its
+// first), and the first row of pack y.
+int64_t packs(const SeqTable& st, int per) {
+  int64_t n = 0;
+  for (int i = 0; i < st.n; ++i) n += (st.e[i].n + per - 1) / per;
+  return n;
+}
+__device__ __forceinline__ int64_t pack_first_row(const SeqTable& st, int64_t y, int per) {
+  for (int i = 0; i + 1 < st.n; ++i) {
+    const int64_t n = (st.e[i].n + per - 1) / per;
+    if (y < n) return st.e[i].row0 + y * per;
+    y -= n;
+  }
+  return st.e[st.n - 1].row0 + y * per;
+}
+
 // Packing (kPack, verify steps: several query rows of one sequence). A sliding layer of the 31B has G = 2
 // heads a KV head, so a one-row block leaves 6 of the mma's 8 columns empty and the 4 rows of a verify
 // each stage the same keys. A packed block takes kCols / G consecutive rows of one sequence (the pack; the
-// other rows' blocks leave at once) and gives them the columns, row u of the pack columns G u .. G u + G - 1.
+// grid's y counts packs) and gives them the columns, row u of the pack columns G u .. G u + G - 1.
 // Every row keeps its own slicing (split_keys of its position) and the same tiles of it: row u's tile i is
 // keys [ks_u + 32 i, ..), which sit in the stage at offset ks_u - ks_0 (0 .. kMaxShift: a stage holds
 // kTileTc + kMaxShift rows, the scores three m-tiles). So each row's sums are those of a one-row block:
@@ -204,17 +220,14 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   __shared__ int64_t rks[kCols], rke[kCols];          // the pack's rows' slices of this split
   static_assert(sizeof(srow) + sizeof(rks) + sizeof(rke) == L::static_bytes, "TcSmem counts the static arrays");
 
-  const int64_t g = blockIdx.x, t = blockIdx.y, split = blockIdx.z;
+  const int64_t g = blockIdx.x, split = blockIdx.z;
   const int G = int(a.Hq / a.Hkv);
-  const RowSeq rs = row_seq(a, t);
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, cq = lane & 3;
-  // The pack: rows t .. t + np - 1 (np = 1 without packing); a row that is not the first of its pack leaves.
+  // The block's rows: t .. t + np - 1 (np = 1 without packing; blockIdx.y a pack, pack_first_row).
   const int per_pack = kPack ? kCols / G : 1;
-  if (kPack && rs.i % per_pack != 0) {
-    grid_dependency_sync();  // (before any return: the kernel completes after the one it follows)
-    return;
-  }
+  const int64_t t = kPack ? pack_first_row(a.seqs, blockIdx.y, per_pack) : blockIdx.y;
+  const RowSeq rs = row_seq(a, t);
   const int np = kPack ? min(per_pack, rs.n - rs.i) : 1;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, cq = lane & 3;
   if (tid < np) {
     int64_t lo, hi;
     key_range(a, rs.pq + tid, &lo, &hi);
@@ -483,7 +496,8 @@ void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, cudaSt
     return true;
   }();
   (void)sized;
-  launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml);
+  const int64_t rows = kPack ? packs(a.seqs, kCols / int(a.Hq / a.Hkv)) : a.T;  // (a block a pack of rows)
+  launch(kernel, dim3(unsigned(a.Hkv), unsigned(rows), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml);
 }
 
 template <int D>
