@@ -228,26 +228,32 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   const RowSeq rs = row_seq(a, t);
   const int np = kPack ? min(per_pack, rs.n - rs.i) : 1;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, cq = lane & 3;
-  if (tid < np) {
+  // Column j: head g G + (j & (G - 1)) of row u0 + (j >> gs) of the pack (G a power of two when packed).
+  const int gs = kPack ? __ffs(G) - 1 : 0;
+  int64_t ks1 = 0, ke1 = 0;  // without packing: the row's slice
+  if (kPack ? tid < np : true) {
     int64_t lo, hi;
-    key_range(a, rs.pq + tid, &lo, &hi);
+    key_range(a, rs.pq + (kPack ? tid : 0), &lo, &hi);
     const SplitKeys sk = split_keys(a, lo, hi, n_split, int(split));
-    rks[tid] = sk.ks, rke[tid] = sk.ke;
+    if (kPack) rks[tid] = sk.ks, rke[tid] = sk.ke;
+    else ks1 = sk.ks, ke1 = sk.ke;
   }
-  __syncthreads();
+  if (kPack) __syncthreads();
 
-  for (int u0 = 0, u1 = 0; u0 < np; u0 = u1) {
+  for (int u0 = 0, u1 = 1; u0 < np; u0 = u1) {
     // The sub-pack [u0, u1): rows whose slices start within kMaxShift keys of row u0's (ks nondecreasing).
-    u1 = u0 + 1;
-    while (u1 < np && rks[u1] - rks[u0] <= kMaxShift) ++u1;
-    const int ncols = (u1 - u0) * G;
-    const int64_t ks = rks[u0];
-    int64_t ke = rke[u0];  // the last key any row of the sub-pack takes, plus one
-    int ntiles = 0;        // tiles of the longest slice
-    for (int u = u0; u < u1; ++u) {
-      ke = max(ke, rke[u]);
-      ntiles = max(ntiles, int((max(rke[u] - rks[u], int64_t(0)) + kTileTc - 1) / kTileTc));
+    int64_t ks = ks1, ke = ke1;  // the sub-pack's first key, and its last key plus one
+    int ntiles = ke1 > ks1 ? int((ke1 - ks1 + kTileTc - 1) / kTileTc) : 0;  // tiles of the longest slice
+    if constexpr (kPack) {
+      u1 = u0 + 1;
+      while (u1 < np && rks[u1] - rks[u0] <= kMaxShift) ++u1;
+      ks = rks[u0], ke = rke[u0], ntiles = 0;
+      for (int u = u0; u < u1; ++u) {
+        ke = max(ke, rke[u]);
+        ntiles = max(ntiles, int((max(rke[u] - rks[u], int64_t(0)) + kTileTc - 1) / kTileTc));
+      }
     }
+    const int ncols = (u1 - u0) * G;
     const int nstage = kPack ? kTileTc + int(rks[u1 - 1] - ks) : kTileTc;  // key rows a stage takes (the rest never read)
 
     // The rows of the tile at k0 (one thread a row) for stage st.
@@ -302,8 +308,8 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     for (int e = tid; e < kCols * D; e += kThreadsTc) {
       const int j = e / D, d = e % D;
       __nv_bfloat16 p[kParts];
-      const int64_t qrow = t + u0 + j / G;  // column j: head g G + j % G of row u0 + j / G
-      float x = j < ncols ? a.q[(qrow * a.Hq + g * G + j % G) * D + d] : 0.f;
+      const int64_t qrow = t + u0 + (j >> gs);
+      float x = j < ncols ? a.q[(qrow * a.Hq + g * G + (kPack ? j & (G - 1) : j)) * D + d] : 0.f;
       if (kDerived && d % (D / 2) >= a.pairs) x = __fmul_rn(x, a.kw[d]);  // dims RoPE leaves alone: q_d kw_d
       split3(x, p);
 #pragma unroll
@@ -392,7 +398,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
         const int j = warp;
         int off = 0, nk = int(min(int64_t(kTileTc), ke - k0));
         if constexpr (kPack) {
-          const int u = u0 + j / G;
+          const int u = u0 + (j >> gs);
           off = j < ncols ? int(rks[u] - ks) : 0;
           nk = j < ncols ? int(max(int64_t(0), min(int64_t(kTileTc), rke[u] - (rks[u] + int64_t(it) * kTileTc)))) : 0;
         }
@@ -457,7 +463,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
           }
         };
         if constexpr (kPack) {
-          const int64_t my_ks = gq < ncols ? rks[u0 + gq / G] : -1;  // (a column past the pack: never mine)
+          const int64_t my_ks = gq < ncols ? rks[u0 + (gq >> gs)] : -1;  // (a column past the pack: never mine)
           for (int u = u0; u < u1; ++u)
             if (u == u0 || rks[u] != rks[u - 1]) pv(int(rks[u] - ks), my_ks == rks[u]);
         } else {
@@ -472,15 +478,15 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
       for (int e = 0; e < 4; ++e) {
         const int j = 2 * cq + (e & 1), blk = 2 * (m & 1) + (e >> 1);
         const int d = DW * warp + 32 * (m >> 1) + 8 * (gq >> 1) + 2 * blk + (gq & 1);
-        const int u = u0 + j / G;
-        if (j < ncols && rks[u] < rke[u])  // (an empty split's row is never read: live_splits)
-          part[((((t + u) * a.Hq) + g * G + j % G) * n_split + split) * D + d] = acc[m][e];
+        const int u = u0 + (j >> gs);
+        if (j < ncols && (kPack ? rks[u] < rke[u] : ks < ke))  // (an empty split's row is never read: live_splits)
+          part[((((t + u) * a.Hq) + g * G + (kPack ? j & (G - 1) : j)) * n_split + split) * D + d] = acc[m][e];
       }
     }
     if (tid < ncols) {
-      const int u = u0 + tid / G;
-      float* o = ml + ((((t + u) * a.Hq) + g * G + tid % G) * n_split + split) * 2;
-      o[0] = rks[u] < rke[u] ? mrow[tid] : -FLT_MAX;
+      const int u = u0 + (tid >> gs);
+      float* o = ml + ((((t + u) * a.Hq) + g * G + (kPack ? tid & (G - 1) : tid)) * n_split + split) * 2;
+      o[0] = (kPack ? rks[u] < rke[u] : ks < ke) ? mrow[tid] : -FLT_MAX;
       o[1] = lrow[tid];
     }
     if (kPack) __syncthreads();  // (the next sub-pack restages the query and resets m, l)
@@ -529,7 +535,8 @@ bool block_fits(size_t bytes) {
 // measured: G4_CUDA_ATTN_PACK=1 (default off).
 bool packs_rows(const AttnArgs& a) {
   static const bool on = env_int("G4_CUDA_ATTN_PACK", 0) != 0;
-  return on && a.T > a.seqs.n && a.D == 256 && !a.kw && a.Hq / a.Hkv <= kCols / 2 &&
+  const int64_t group = a.Hq / a.Hkv;
+  return on && a.T > a.seqs.n && a.D == 256 && !a.kw && group <= kCols / 2 && (group & (group - 1)) == 0 &&
          block_fits(TcSmem<256, false, true>::block_bytes);
 }
 
