@@ -495,10 +495,12 @@ void CudaBackend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWe
   G4_CHECK(x.numel() == o.numel() && out.numel() == o.numel() && as_cuda(w_post).vec && w_post.shape[0] == n &&
                as_cuda(w_next).vec && w_next.shape[0] == n,
            "add_norm_scale_norm shapes");
-  // G4_CUDA_FUSE_QX=1: out also rounded to int8 for the q/k/v or gate/up GEMV that reads it (pending_qx_).
+  // out also rounded to int8 for the q/k/v or gate/up GEMV that reads it (pending_qx_): 120 of a step's 241
+  // rounding launches go (H100, 60-layer Q4_0: one sequence +2.7%, eight +0.8%; docs/PERF.md). For
+  // comparisons: G4_CUDA_FUSE_QX=0, the rounding in its own launch.
   static const bool fuse_qx = [] {
     const char* e = std::getenv("G4_CUDA_FUSE_QX");
-    return e && std::strcmp(e, "1") == 0;
+    return !(e && std::strcmp(e, "0") == 0);
   }();
   const int64_t T = o.numel() / n;
   pending_qx_ = {};

@@ -91,39 +91,36 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // bytes with 2 buffers, 8 with 3: unmeasured), and 2 tokens (x 11 KiB) keep 4. G4_CUDA_Q8_TC_STAGES=2 or 3
 // sets 3-8 tokens' ring on every layout, for comparisons.
 // (64-row tiles, one block an SM reading x once per 64 rows, measured below 3 buffers: dropped.)
-// MT: 16-row mma tiles a warp, so a block's tile is 16 MT rows: 32 (MT 2) by default. A short output (o, down:
-// 5,376 rows = 168 tiles of 32 for 264 resident blocks on 132 SMs) leaves 36 SMs with two tiles and 96 with
-// one; tiles of 16 rows (MT 1: 336 of them) would spread that work more evenly at the price of x words and
-// scales loaded for half the rows each round. G4_CUDA_Q8_TC_HALF_TILES=1 takes them for launches of fewer
-// 32-row tiles than resident blocks, K split 4 only (the short outputs); not yet measured.
-template <int ST, int MT>
+constexpr int kTcMT = 2;  // 16-row mma tiles a warp: a block's tile is 32 rows
+
+template <int ST>
 struct TcLayout {
-  static constexpr int kRows = 16 * MT;
+  static constexpr int kRows = 16 * kTcMT;
   static constexpr int kCodeBytes = kRows * 4 * 16;
   static constexpr int kStageBytes = kCodeBytes + kRows * 16;
   static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * kTcTokens;
 };
 
 // A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
-// with the tile's codes, scales and zero points and this lane's row offsets (chunks of rows g + 8k, k < 2 MT;
-// the scales and zero points of row `lane`, if the tile has it). tile >= n_tiles: the sequence is over.
+// with the tile's codes, scales and zero points and this lane's row offsets (chunks of rows g + 8k, groups of
+// rows lane + 32i). tile >= n_tiles: the sequence is over.
 struct TcCursor {
   int64_t tile;
   int p, c0;
   const uint4* codes;
   const uint16_t *scales, *zeros;
-  int wo[4], so;
+  int wo[2 * kTcMT], so[kTcMT / 2];
 };
 
-template <class S, bool kAsym, int KS, int TPG, int ST, int MT>
+template <class S, bool kAsym, int KS, int TPG, int ST>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
                                                                     int n_tok) {
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
   static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
-  static_assert(MT == 1 || MT == 2, "16 or 32 rows a tile");
-  using L = TcLayout<ST, MT>;
+  constexpr int MT = kTcMT;
+  using L = TcLayout<ST>;
   constexpr int kTcStages = ST;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
@@ -161,7 +158,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     pc.zeros = static_cast<const uint16_t*>(pick(sg, segs.zeros));
 #pragma unroll
     for (int k = 0; k < 2 * MT; ++k) pc.wo[k] = int(min(row0 + g + 8 * k, rows - 1)) * nch;
-    pc.so = int(min(row0 + lane, rows - 1)) * nch;
+#pragma unroll
+    for (int i = 0; i < MT / 2; ++i) pc.so[i] = int(min(row0 + lane + 32 * i, rows - 1)) * nch;
   };
   auto settle = [&]() {  // past the end of a pass: the next pass with chunks for this warp, or the next tile
     while (pc.tile < n_tiles && pc.c0 >= nch) {
@@ -185,10 +183,11 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         const int r = g + 8 * k;
         cp_async<16>(buf + uint32_t(4 * r + (q ^ ((r >> 1) & 3))) * 16, pc.codes + (uint32_t(pc.wo[k]) + cq));
       }
-      if (kTcRows == 32 || lane < kTcRows) {
-        const uint32_t at = buf + kTcCodeBytes + uint32_t(lane) * 16;
-        cp_async<8>(at, pc.scales + (uint32_t(pc.so) + c0));
-        if constexpr (kAsym) cp_async<8>(at + 8, pc.zeros + (uint32_t(pc.so) + c0));
+#pragma unroll
+      for (int i = 0; i < MT / 2; ++i) {
+        const uint32_t at = buf + kTcCodeBytes + uint32_t(lane + 32 * i) * 16;
+        cp_async<8>(at, pc.scales + (uint32_t(pc.so[i]) + c0));
+        if constexpr (kAsym) cp_async<8>(at + 8, pc.zeros + (uint32_t(pc.so[i]) + c0));
       }
       pc.c0 += kSlots;
       settle();
@@ -208,8 +207,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     int64_t row0;
     const int sg = locate_group(segs, tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
-    constexpr int kOutputs = kTcRows * kTcTokens;  // (row, token) outputs of a tile: one a thread (MT 2), or
-    constexpr int kOut = (kOutputs + kWarps * 32 - 1) / (kWarps * 32);  // one for half the threads (MT 1)
+    constexpr int kOut = kTcRows * kTcTokens / (kWarps * 32);  // outputs a thread: 1
     float y[kOut] = {};  // thread e's outputs: e + 256 i = row * 8 + token
     for (int p = 0; p < KS; ++p) {
       const int slot0 = kTcSlots * p + 4 * warp;
@@ -286,10 +284,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
 #pragma unroll
       for (int i = 0; i < kOut; ++i) {
         const int e = threadIdx.x + kWarps * 32 * i;
-        if (kOutputs % (kWarps * 32) != 0 && e >= kOutputs) continue;
         float v[32];
 #pragma unroll
-        for (int l = 0; l < 32; ++l) v[l] = slot_sum[l * kOutputs + e];
+        for (int l = 0; l < 32; ++l) v[l] = slot_sum[l * kTcRows * kTcTokens + e];
         butterfly_stage<16>(v);
         butterfly_stage<8>(v);
         butterfly_stage<4>(v);
@@ -304,45 +301,23 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     for (int i = 0; i < kOut; ++i) {
       const unsigned e = threadIdx.x + unsigned(kWarps * 32 * i);
       const int r = int(e / kTcTokens), t = int(e % kTcTokens);
-      if (e < unsigned(kOutputs) && row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y[i];
+      if (row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y[i];
     }
   }
 }
 
-// Blocks of one kernel instance resident at once (its shared memory raised to what it takes, once).
-template <class S, bool kAsym, int KS, int TPG, int ST, int MT>
-int64_t tc_resident() {
-  static const int64_t resident = [] {
-    using L = TcLayout<ST, MT>;
-    auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, MT>;
-    G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
-    return resident_blocks(kernel, kWarps * 32, L::kSmem);
-  }();
-  return resident;
-}
-
-template <class S, bool kAsym, int KS, int TPG, int ST, int MT>
-void launch_q8_tc_tiles(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
-                        cudaStream_t s) {
-  using L = TcLayout<ST, MT>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, MT>;
-  const int64_t resident = tc_resident<S, kAsym, KS, TPG, ST, MT>();
-  const Segments sg = make_segments(ws, ys, n, L::kRows);
-  const int64_t blocks = stride_blocks_for(resident, sg.group_end[n - 1], /*even=*/false);
-  launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
-}
-
-// 32-row tiles, or with G4_CUDA_Q8_TC_HALF_TILES=1 16-row ones for a short output (K split 4, fewer 32-row
-// tiles than resident blocks: TcLayout).
 template <class S, bool kAsym, int KS, int TPG, int ST>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
-  if constexpr (KS == 4) {
-    static const bool half = env_int("G4_CUDA_Q8_TC_HALF_TILES", 0) == 1;
-    if (half && make_segments(ws, ys, n, 32).group_end[n - 1] < tc_resident<S, kAsym, KS, TPG, ST, 2>())
-      return launch_q8_tc_tiles<S, kAsym, KS, TPG, ST, 1>(ws, ys, n, xq, xd, T, s);
-  }
-  launch_q8_tc_tiles<S, kAsym, KS, TPG, ST, 2>(ws, ys, n, xq, xd, T, s);
+  using L = TcLayout<ST>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST>;
+  static const int64_t resident = [&] {
+    G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
+    return resident_blocks(kernel, kWarps * 32, L::kSmem);
+  }();
+  const Segments sg = make_segments(ws, ys, n, L::kRows);
+  const int64_t blocks = stride_blocks_for(resident, sg.group_end[n - 1], /*even=*/false);
+  launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
 }
 
 template <class S, bool kAsym, int KS, int TPG>
