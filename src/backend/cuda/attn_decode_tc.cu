@@ -195,10 +195,10 @@ __device__ __forceinline__ int64_t pack_first_row(const SeqTable& st, int64_t y,
 // Rows whose slices start more than kMaxShift keys apart (a window still filling, where the slice length
 // changes between positions) go in sub-packs of their own, one after the other in the block.
 //
-// grid (Hkv, T, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split, D], ml [T, Hq,
-// n_split, 2]. kDerived: keys derived from the value rows (a.kw). The first tile's cached rows are copied
-// before the wait for the previous kernel (H200, 60-layer Q4_0: +0.7% a token at depth 0 and at 16,384, one
-// sequence or eight; docs/PERF.md).
+// grid (Hkv, T rows or their packs, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split,
+// D], ml [T, Hq, n_split, 2]. kDerived: keys derived from the value rows (a.kw). The first tile's cached rows
+// are copied before the wait for the previous kernel (H200, 60-layer Q4_0: +0.7% a token at depth 0 and at
+// 16,384, one sequence or eight; docs/PERF.md).
 template <int D, bool kDerived, bool kPack>
 __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   static_assert(!(kPack && kDerived), "packed rows take stored keys");
