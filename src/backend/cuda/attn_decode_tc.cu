@@ -228,8 +228,10 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   const RowSeq rs = row_seq(a, t);
   const int np = kPack ? min(per_pack, rs.n - rs.i) : 1;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, cq = lane & 3;
-  // Column j: head g G + (j & (G - 1)) of row u0 + (j >> gs) of the pack (G a power of two when packed).
+  // Column j: head g G + col_head(j) of the sub-pack's row u0 + col_row(j) (packed: G = 2^gs; else row t).
   const int gs = kPack ? __ffs(G) - 1 : 0;
+  auto col_row = [&](int j) { return kPack ? j >> gs : 0; };
+  auto col_head = [&](int j) { return kPack ? j & (G - 1) : j; };
   int64_t ks1 = 0, ke1 = 0;  // without packing: the row's slice
   if (kPack ? tid < np : true) {
     int64_t lo, hi;
@@ -308,8 +310,8 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     for (int e = tid; e < kCols * D; e += kThreadsTc) {
       const int j = e / D, d = e % D;
       __nv_bfloat16 p[kParts];
-      const int64_t qrow = t + u0 + (j >> gs);
-      float x = j < ncols ? a.q[(qrow * a.Hq + g * G + (kPack ? j & (G - 1) : j)) * D + d] : 0.f;
+      const int64_t qrow = t + u0 + col_row(j);
+      float x = j < ncols ? a.q[(qrow * a.Hq + g * G + col_head(j)) * D + d] : 0.f;
       if (kDerived && d % (D / 2) >= a.pairs) x = __fmul_rn(x, a.kw[d]);  // dims RoPE leaves alone: q_d kw_d
       split3(x, p);
 #pragma unroll
@@ -398,7 +400,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
         const int j = warp;
         int off = 0, nk = int(min(int64_t(kTileTc), ke - k0));
         if constexpr (kPack) {
-          const int u = u0 + (j >> gs);
+          const int u = u0 + col_row(j);
           off = j < ncols ? int(rks[u] - ks) : 0;
           nk = j < ncols ? int(max(int64_t(0), min(int64_t(kTileTc), rke[u] - (rks[u] + int64_t(it) * kTileTc)))) : 0;
         }
@@ -463,7 +465,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
           }
         };
         if constexpr (kPack) {
-          const int64_t my_ks = gq < ncols ? rks[u0 + (gq >> gs)] : -1;  // (a column past the pack: never mine)
+          const int64_t my_ks = gq < ncols ? rks[u0 + col_row(gq)] : -1;  // (a column past the pack: never mine)
           for (int u = u0; u < u1; ++u)
             if (u == u0 || rks[u] != rks[u - 1]) pv(int(rks[u] - ks), my_ks == rks[u]);
         } else {
@@ -478,14 +480,14 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
       for (int e = 0; e < 4; ++e) {
         const int j = 2 * cq + (e & 1), blk = 2 * (m & 1) + (e >> 1);
         const int d = DW * warp + 32 * (m >> 1) + 8 * (gq >> 1) + 2 * blk + (gq & 1);
-        const int u = u0 + (j >> gs);
+        const int u = u0 + col_row(j);
         if (j < ncols && (kPack ? rks[u] < rke[u] : ks < ke))  // (an empty split's row is never read: live_splits)
-          part[((((t + u) * a.Hq) + g * G + (kPack ? j & (G - 1) : j)) * n_split + split) * D + d] = acc[m][e];
+          part[((((t + u) * a.Hq) + g * G + col_head(j)) * n_split + split) * D + d] = acc[m][e];
       }
     }
     if (tid < ncols) {
-      const int u = u0 + (tid >> gs);
-      float* o = ml + ((((t + u) * a.Hq) + g * G + (kPack ? tid & (G - 1) : tid)) * n_split + split) * 2;
+      const int u = u0 + col_row(tid);
+      float* o = ml + ((((t + u) * a.Hq) + g * G + col_head(tid)) * n_split + split) * 2;
       o[0] = (kPack ? rks[u] < rke[u] : ks < ke) ? mrow[tid] : -FLT_MAX;
       o[1] = lrow[tid];
     }
