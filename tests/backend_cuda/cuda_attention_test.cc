@@ -213,5 +213,46 @@ TEST_F(CudaTest, AttentionRowsEqualOneRowLaunches) {
   }
 }
 
+// Several sequences with several rows each in one decode launch (a batch of verifies, as the server's
+// speculation runs them) give each sequence what a launch of that sequence alone gives, bit for bit: a
+// sliding layer (GQA 2; with G4_CUDA_ATTN_PACK=1 its rows go in packs of 4, cut per sequence) with the window
+// full, still filling and at slices of 32 keys.
+TEST_F(CudaTest, AttentionOfSeveralSequencesEqualsEachAlone) {
+  const int64_t Hq = 32, Hkv = 16, D = 256, cap = 1024;
+  const int window = 1024;
+  struct S { int64_t n, p0; };
+  const std::vector<S> seqs = {{3, 1500}, {5, 100}, {1, 700}, {6, 560}};
+  CudaBackend& be = *fast_;
+  const KvLayerSpec spec = bf16_spec(cap, Hkv, D, true);
+  int64_t T = 0;
+  for (const S& s : seqs) T += s.n;
+  const auto q = randn(rng_, size_t(T * Hq * D), 0.2f);
+  const auto k = randn(rng_, size_t(T * Hkv * D), 0.2f), v = randn(rng_, size_t(T * Hkv * D));
+  std::vector<KvLayer> caches;
+  for (const S& s : seqs) {  // each sequence's cached prefix: the last `cap` positions before p0
+    const int64_t n0 = std::min(s.p0, cap);
+    caches.push_back(be.new_kv_layer(spec));
+    be.kv_append(caches.back(), to_device(be, randn(rng_, size_t(n0 * Hkv * D), 0.2f), {n0, Hkv, D}),
+                 to_device(be, randn(rng_, size_t(n0 * Hkv * D)), {n0, Hkv, D}), s.p0 - n0);
+  }
+  const Tensor qt = to_device(be, q, {T, Hq, D}), kt = to_device(be, k, {T, Hkv, D}), vt = to_device(be, v, {T, Hkv, D});
+  std::vector<SeqRows> rows;
+  for (size_t i = 0, r = 0; i < seqs.size(); r += size_t(seqs[i].n), ++i)
+    rows.push_back(SeqRows{int64_t(r), seqs[i].n, seqs[i].p0, &caches[i]});
+  ASSERT_TRUE(cuda::attn_decode_suits(6, 560, window));
+  Tensor out = be.empty({T, Hq, D});
+  be.attention(qt, kt, vt, rows, window, out);
+  const std::vector<float> got = to_host(be, out);
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const SeqRows& r = rows[i];
+    Tensor o1 = be.empty({r.n, Hq, D});
+    be.attention(qt.rows(r.row0, r.n), kt.rows(r.row0, r.n), vt.rows(r.row0, r.n), caches[i], r.p0, window, o1);
+    const std::vector<float> want = to_host(be, o1);
+    int64_t differ = 0;
+    for (size_t e = 0; e < want.size(); ++e) differ += got[size_t(r.row0 * Hq * D) + e] != want[e];
+    EXPECT_EQ(differ, 0) << "sequence " << i << " (" << r.n << " rows at " << r.p0 << ")";
+  }
+}
+
 }  // namespace
 }  // namespace g4::test

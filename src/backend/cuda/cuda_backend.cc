@@ -496,7 +496,7 @@ void CudaBackend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWe
                as_cuda(w_next).vec && w_next.shape[0] == n,
            "add_norm_scale_norm shapes");
   // out also rounded to int8 for the q/k/v or gate/up GEMV that reads it (pending_qx_): 120 of a step's 241
-  // rounding launches go (H100, 60-layer Q4_0: one sequence +2.7%, eight +0.8%; docs/PERF.md). For
+  // rounding launches go (H100, 60-layer Q4_0: one sequence +2.7%, eight +0.9%; docs/PERF.md). For
   // comparisons: G4_CUDA_FUSE_QX=0, the rounding in its own launch.
   static const bool fuse_qx = [] {
     const char* e = std::getenv("G4_CUDA_FUSE_QX");
