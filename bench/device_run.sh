@@ -13,8 +13,14 @@ if [ "${1:-}" = "--pack-alt" ]; then
   # there, for an A/B of builds (AB="G4_BIN=build/cuda/g4-alt G4_BIN=build/cuda/g4-alt2"). They share one
   # archive (xz finds their common code: +0.3 MB a build instead of +3.8) and the benchmark binaries and
   # trace library stay behind, so that the call still carries under 64 MiB.
+  # attn=PATH: an older build's cuda_attn_bench as cuda_attn_bench-alt (mode attn), this build's kept beside it.
   shift; names="g4"; n=""
   for f in "$@"; do
+    case "$f" in
+      attn=*) cp "${f#attn=}" /tmp/g4-devbin/cuda_attn_bench-alt && strip /tmp/g4-devbin/cuda_attn_bench-alt &&
+                names="$names cuda_attn_bench cuda_attn_bench-alt" || exit 1
+              continue;;
+    esac
     cp "$f" "/tmp/g4-devbin/g4-alt$n" && strip "/tmp/g4-devbin/g4-alt$n" && names="$names g4-alt$n" || exit 1
     n=$(( ${n:-1} + 1 ))
   done
@@ -43,8 +49,8 @@ if [ "${1:-}" = "--pack" ]; then
 fi
 MODE=${1:-all}
 case "$MODE" in
-  all|tests|bench|batch|depth|knockout|sampling|spec|ab|trace|goals|gemv-ncu|gemv-sol) ;;
-  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab trace goals gemv-ncu gemv-sol)" >&2
+  all|tests|bench|batch|depth|knockout|sampling|spec|ab|trace|goals|gemv-ncu|gemv-sol|attn) ;;
+  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab trace goals gemv-ncu gemv-sol attn)" >&2
      exit 2;;
 esac
 HERE=$(cat .devbin/root 2>/dev/null || true)
@@ -69,7 +75,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # tiny model with its trained assistant and with prompt lookup against plain greedy, then the 31B synth's
 # verify cost and oracle drafter), or ab (environment switches against the default, alternating twice, bench
 # arguments $AB_ARGS: $AB=$AB_VALUE, default 0, or AB="NAME=VALUE ..." for several in one call; below), or gemv-ncu (where the tensor-core GEMV of 8 and of 4 tokens over a Q4_0 layout stalls,
-# 21504 x 5376: bench/ncu_hotspots.sh on cuda_gemv_bench; no tests, no synth)
+# 21504 x 5376: bench/ncu_hotspots.sh on cuda_gemv_bench; no tests, no synth), or attn (decode attention
+# alone under settings, against an older build's; below)
 if [ "$MODE" = gemv-sol ]; then
   # How busy the SMs are in one 8-token tensor-core GEMV launch over a Q4_0 layout: a short output (5376 x
   # 21504, K split 4: 168 tiles for 264 resident blocks) against a long one (21504 x 5376, K split 1), Nsight
@@ -96,6 +103,22 @@ fi
 summary() { grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$1" | sed "s|^|$(basename "$1" .log): |"; }
 # under SETTING CMD...: CMD under a setting of TEST_SETTINGS / AB (NAME=VALUE, commas joining several).
 under() { _set=$1; shift; env $(echo "$_set" | tr , " ") "$@"; }
+if [ "$MODE" = attn ]; then
+  # Decode attention alone (bench/cuda_attn_bench.cu: a layer's split kernel and merge, one query row and a
+  # verify's four) under each of ATTN_SETTINGS ("default", or NAME=VALUE with commas joining several;
+  # G4_CUDA_KNOCKOUT=combine leaves the merge out), then an older build's benchmark if carried
+  # (cuda_attn_bench-alt, --pack-alt attn=PATH); two rounds alternating; no tests, no synth.
+  for r in 1 2; do
+    for sw in ${ATTN_SETTINGS:-default G4_CUDA_ATTN_PACK=1 G4_CUDA_KNOCKOUT=combine G4_CUDA_ATTN_PACK=1,G4_CUDA_KNOCKOUT=combine}; do
+      e=$sw; [ "$sw" = default ] && e=""
+      under "$e" $B/cuda_attn_bench 20 "${ATTN_DEPTHS:-512,4096}" "${ATTN_SHAPE:-sliding}" | grep -E "^(sliding|full)" |
+        sed "s|^|$sw |"
+    done
+    [ -x $B/cuda_attn_bench-alt ] && $B/cuda_attn_bench-alt 20 "${ATTN_DEPTHS:-512,4096}" "${ATTN_SHAPE:-sliding}" |
+      grep -E "^(sliding|full)" | sed "s|^|older build |"
+  done
+  exit 0
+fi
 if [ "$MODE" != bench ] && [ -z "${SKIP_TESTS:-}" ]; then  # SKIP_TESTS=1: a second mode in the same call
   $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_tests.log" 2>&1
   $B/tests/model/test_model --gtest_filter='*Sequences*/2' > "$LOG/cuda_sequences.log" 2>&1
