@@ -1,6 +1,9 @@
 // Attention on the CUDA backend against the ref backend: decode (split-K kernels, T <= 4, or up to 16
 // queries over few keys: attn_decode_suits) and prefill (attn_prefill.cu fast, cuBLAS precise) over flat and ring caches, head_dim 32/256/512, GQA groups 1..8, windows smaller and
 // larger than the context. Bounds: precise 1e-5 relative; fast prefill (f16 GEMMs, f32 sums) 5e-3; decode is f32.
+#include <cstring>
+
+#include "backend/cuda/kernels.h"
 #include "cuda_test_util.h"
 
 namespace g4::test {
@@ -251,6 +254,60 @@ TEST_F(CudaTest, AttentionOfSeveralSequencesEqualsEachAlone) {
     int64_t differ = 0;
     for (size_t e = 0; e < want.size(); ++e) differ += got[size_t(r.row0 * Hq * D) + e] != want[e];
     EXPECT_EQ(differ, 0) << "sequence " << i << " (" << r.n << " rows at " << r.p0 << ")";
+  }
+}
+
+// attn_decode with an int8 buffer (G4_CUDA_FUSE_QX_O=1: the o projection's input rounded by the merge that
+// writes it) gives the same output bit for bit, and the int8 words and scales gemv_q8_quantize_x makes of it;
+// a sliding and a full layer of the 31B's shapes, one row and a verify's four, the window full.
+TEST_F(CudaTest, AttentionRoundsItsOutputAsTheGemvWould) {
+  struct C { int64_t Hkv, D, p0; int window; int64_t cap; bool ring; };
+  int n_sm = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&n_sm, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  const int64_t Hq = 32;
+  for (const C& c : {C{16, 256, 1500, 1024, 1024, true}, C{4, 512, 3000, 0, 4096, false}}) {
+    for (int64_t T : {1, 4}) {
+      const std::string what = "D=" + std::to_string(c.D) + " T=" + std::to_string(T);
+      CudaBackend& be = *fast_;
+      const int64_t n0 = std::min(c.p0, c.cap), K = Hq * c.D;
+      KvLayer kv = be.new_kv_layer(bf16_spec(c.cap, c.Hkv, c.D, c.ring));
+      be.kv_append(kv, to_device(be, randn(rng_, size_t(n0 * c.Hkv * c.D), 0.2f), {n0, c.Hkv, c.D}),
+                   to_device(be, randn(rng_, size_t(n0 * c.Hkv * c.D)), {n0, c.Hkv, c.D}), c.p0 - n0);
+      const Tensor q = to_device(be, randn(rng_, size_t(T * K), 0.2f), {T, Hq, c.D});
+      const Tensor k = to_device(be, randn(rng_, size_t(T * c.Hkv * c.D), 0.2f), {T, c.Hkv, c.D});
+      const Tensor v = to_device(be, randn(rng_, size_t(T * c.Hkv * c.D)), {T, c.Hkv, c.D});
+      Tensor plain_out = be.empty({T, Hq, c.D}), fused_out = be.empty({T, Hq, c.D});
+      cuda::AttnArgs a{};
+      a.q = static_cast<const float*>(q.data), a.k = static_cast<const float*>(k.data), a.v = static_cast<const float*>(v.data);
+      a.T = T, a.Hq = Hq, a.Hkv = c.Hkv, a.D = c.D, a.capacity = c.cap, a.ring = c.ring, a.window = c.window;
+      a.cache_bf16 = true;
+      a.seqs.n = 1;
+      a.seqs.e[0].ck = kv.k.data, a.seqs.e[0].cv = kv.v.data, a.seqs.e[0].p0 = c.p0, a.seqs.e[0].n = int32_t(T);
+      const size_t bytes = cuda::gemv_q8_x_bytes_cols(K, int(T));
+      void *scratch = nullptr, *fused = nullptr, *plain = nullptr;
+      ASSERT_EQ(cudaMalloc(&scratch, cuda::attn_decode_scratch_bytes(a, n_sm)), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&fused, bytes), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&plain, bytes), cudaSuccess);
+      ASSERT_EQ(cudaMemset(fused, 0xAB, bytes), cudaSuccess);
+      ASSERT_EQ(cudaMemset(plain, 0xCD, bytes), cudaSuccess);
+      a.out = static_cast<float*>(plain_out.data);
+      cuda::attn_decode(a, scratch, n_sm, nullptr);
+      a.out = static_cast<float*>(fused_out.data);
+      cuda::attn_decode(a, scratch, n_sm, nullptr, fused);
+      cuda::WeightDesc w;  // the rounding reads only the width and the int4 format
+      w.fmt = cuda::WFmt::kInt4, w.rows = 1, w.cols = K, w.group_size = 32, w.stype = cuda::SType::kBF16;
+      cuda::gemv_q8_quantize_x(w, static_cast<const float*>(plain_out.data), int(T), plain, nullptr);
+      const std::vector<float> po = to_host(be, plain_out), fo = to_host(be, fused_out);
+      EXPECT_EQ(std::memcmp(po.data(), fo.data(), po.size() * 4), 0) << what << ": outputs";
+      std::vector<uint8_t> x(bytes), y(bytes);
+      ASSERT_EQ(cudaMemcpy(x.data(), fused, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(y.data(), plain, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+      size_t first = bytes;
+      for (size_t i = 0; i < bytes && first == bytes; ++i)
+        if (x[i] != y[i]) first = i;
+      EXPECT_EQ(first, bytes) << what << ": first differing byte " << first << " of " << bytes;
+      for (void* p : {scratch, fused, plain}) cudaFree(p);
+    }
   }
 }
 

@@ -249,8 +249,50 @@ TEST_F(CudaTest, AddNormScaleNormRoundsItsOutputAsTheGemvWould) {
   }
 }
 
+// gelu_mul_q8 (the down projection's input rounded where it is made, G4_CUDA_FUSE_QX_DOWN=1): its values
+// are gelu_mul's bit for bit, and its int8 words and scales gemv_q8_quantize_x's of them, padding chunks zero
+// (the buffers start as 0xAB / 0xCD bytes); 1, 3 and 8 rows, widths that fill the last 32-chunk block or not
+// (21,504: the 31B's), and in place (out = gate, as the forward calls it).
+TEST_F(CudaTest, GeluMulRoundsItsOutputAsTheGemvWould) {
+  for (int64_t n : {256, 1056, 21504}) {
+    for (int64_t rows : {1, 3, 8}) {
+      const auto g = randn(rng_, size_t(rows * n), 2.f), u = randn(rng_, size_t(rows * n));
+      const size_t bytes = cuda::gemv_q8_x_bytes_cols(n, int(rows)), vals = size_t(rows * n) * 4;
+      float *dg = nullptr, *du = nullptr, *dplain = nullptr;
+      void *fused = nullptr, *plain = nullptr;
+      ASSERT_EQ(cudaMalloc(&dg, vals), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&du, vals), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&dplain, vals), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(dg, g.data(), vals, cudaMemcpyHostToDevice), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(du, u.data(), vals, cudaMemcpyHostToDevice), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&fused, bytes), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&plain, bytes), cudaSuccess);
+      ASSERT_EQ(cudaMemset(fused, 0xAB, bytes), cudaSuccess);
+      ASSERT_EQ(cudaMemset(plain, 0xCD, bytes), cudaSuccess);
+      cuda::gelu_mul(dg, du, rows * n, dplain, nullptr);
+      ASSERT_TRUE(cuda::gelu_mul_q8(dg, du, rows, n, dg, fused, nullptr));  // in place
+      cuda::WeightDesc w;  // the rounding reads only the width and the int4 format
+      w.fmt = cuda::WFmt::kInt4, w.rows = 1, w.cols = n, w.group_size = 32, w.stype = cuda::SType::kBF16;
+      cuda::gemv_q8_quantize_x(w, dplain, int(rows), plain, nullptr);
+      std::vector<float> got(size_t(rows * n)), want(size_t(rows * n));
+      ASSERT_EQ(cudaMemcpy(got.data(), dg, vals, cudaMemcpyDeviceToHost), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(want.data(), dplain, vals, cudaMemcpyDeviceToHost), cudaSuccess);
+      EXPECT_EQ(std::memcmp(got.data(), want.data(), vals), 0) << "n=" << n << " rows=" << rows << ": values";
+      std::vector<uint8_t> a(bytes), b(bytes);
+      ASSERT_EQ(cudaMemcpy(a.data(), fused, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(b.data(), plain, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+      size_t first = bytes;
+      for (size_t i = 0; i < bytes && first == bytes; ++i)
+        if (a[i] != b[i]) first = i;
+      EXPECT_EQ(first, bytes) << "n=" << n << " rows=" << rows << ": first differing byte " << first << " of " << bytes;
+      for (void* p : {static_cast<void*>(dg), static_cast<void*>(du), static_cast<void*>(dplain), fused, plain}) cudaFree(p);
+    }
+  }
+}
+
 // The MLP's down projection of gelu(gate) * up, the CUDA backend's gelu_mul then matmul, against the ref's
-// within the dp4a path's bound, at 1-9 tokens (9: the GEMV's groups of 8 and 1) and on both int4 layouts.
+// within the dp4a path's bound, at 1-9 tokens (9: the GEMV's groups of 8 and 1) and on both int4 layouts
+// (under G4_CUDA_FUSE_QX_DOWN=1 the matmul takes gelu_mul's rounding up to 8 tokens).
 TEST_F(CudaTest, GeluMulThenMatmulMatchesRef) {
   const int64_t rows = 96, cols = 512;
   for (const auto& [sdt, asym] : {std::pair{DType::kBF16, true}, std::pair{DType::kF16, false}}) {

@@ -20,6 +20,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
+#include "backend/cuda/q8_act.cuh"
 #include "backend/cuda/load.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/cuda/seq_table.cuh"
@@ -512,7 +513,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) decode_group_derived_ker
 constexpr int kMaxSplit = 1024, kCombineDims = 32, kCombineGroups = 8, kCombineThreads = kCombineDims * kCombineGroups;
 constexpr int kCombineHeld = 4;  // partial outputs a thread loads before the weights are known
 __global__ void __launch_bounds__(kCombineThreads)
-    combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml) {
+    combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml,
+                   uint4* __restrict__ xq, int nch_pad) {
   grid_dependency_sync();
   __shared__ float wgt[kMaxSplit];
   __shared__ float red[kCombineGroups][kCombineDims];
@@ -565,11 +567,17 @@ __global__ void __launch_bounds__(kCombineThreads)
   }
   red[g][j] = o;
   __syncthreads();
-  if (g == 0 && d < a.D) {
+  if (g == 0) {  // (warp 0: kCombineDims == 32)
     float sum = 0.f;
 #pragma unroll
     for (int k = 0; k < kCombineGroups; ++k) sum += red[k][j];
-    a.out[th * a.D + d] = sum / L;
+    const float y = sum / L;
+    if (d < a.D) a.out[th * a.D + d] = y;
+    if (xq) {  // the row's chunk th % Hq * D / 32 + blockIdx.y rounded for the o projection (D % 32 == 0)
+      const int64_t t = th / a.Hq;
+      const int c = int((th % a.Hq) * (a.D / 32) + blockIdx.y);
+      quantize_chunk_warp(y, x_slot(xq, nch_pad, t, c), reinterpret_cast<float2*>(xq + a.T * nch_pad * 2) + t * nch_pad + c);
+    }
   }
 }
 
@@ -646,7 +654,7 @@ size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm) {
   return size_t(a.T * a.Hq) * ns * size_t(a.D + 2) * sizeof(float);
 }
 
-void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) {
+void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, void* xq) {
   if (knocked_out(Knock::kAttn)) return;
   // G4_CUDA_ATTN_SPLIT_MIN (comparisons): the fewest keys a split takes; 1 spreads a short context over
   // every split the capacity sizes, as before the floor.
@@ -658,6 +666,8 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) 
   if (int64_t(group) * a.D > int64_t(kMaxElems) * kThreads)
     throw Error("cuda attention: GQA group " + std::to_string(group) + " x head_dim " + std::to_string(a.D) +
                 " exceeds the decode kernel's 4096 elements");
+  G4_CHECK(!xq || (a.D % 32 == 0 && x_chunks_padded(a.Hq * a.D) == a.Hq * a.D / 32 && a.T <= kGemvQ8MaxT),
+           "cuda attention: an int8 copy of the output needs whole 32-chunk blocks a row and at most 8 rows");
   const int ns = pick_split(a, n_sm);
   float* part = static_cast<float*>(scratch);
   float* ml = part + size_t(a.T * a.Hq) * size_t(ns) * size_t(a.D);
@@ -697,7 +707,9 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s) 
     decode_any_shape(a, ns, part, ml, s);
   }
   const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kCombineDims - 1) / kCombineDims));
-  if (!knocked_out(Knock::kCombine)) launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml);
+  if (!knocked_out(Knock::kCombine))
+    launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml, static_cast<uint4*>(xq),
+           x_chunks_padded(a.Hq * a.D));
   G4_CUDA_LAUNCHED();
 }
 

@@ -266,7 +266,12 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   G4_CHECK(x.cols() == K && y.cols() == N, "matmul shapes");
   const int64_t T = x.numel() / K;
   G4_CHECK(y.numel() == T * N, "matmul output rows");
+  // x as the op before left it, already rounded (gelu_mul's or attention's pending_qx_), if no kernel ran
+  // in between.
+  PendingQx pending = std::move(pending_qx_);
   pending_qx_ = {};  // (its cuBLAS paths launch outside launch.cuh's count)
+  const bool rounded = pending.xq && pending.x == f32(x) && pending.T == T && pending.K == K &&
+                       pending.launches == cuda::launches_so_far();
   if (T == 0) return;
   if (mma_takes(d, T)) {
     // 10-32 tokens of int4 weights (fast mode): the tensor-core kernel reads the weights once for all.
@@ -283,6 +288,10 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
     cuda::GemvTuning tune;
     if (opt_.precise) tune.dp4a = -1;
     const int64_t G = std::min<int64_t>(T, cuda::gemv_takes_q8(d, tune) ? cuda::kGemvQ8MaxT : cuda::kGemvMaxT);
+    if (rounded && cuda::gemv_takes_q8(d, tune) && T <= cuda::kGemvQ8MaxT) {
+      cuda::gemv_q8_quantized(d, pending.xq.get(), int(T), f32(y), stream_, tune);  // what gemv does after its rounding
+      return;
+    }
     auto xp = scratch(cuda::gemv_x_bytes(d, int(G)));
     for (int64_t r0 = 0; r0 < T; r0 += G) {
       const int64_t n = std::min(G, T - r0);
@@ -355,6 +364,22 @@ const float* CudaBackend::inv_freq(float theta, int pairs, int64_t D) {
 
 void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   G4_CHECK(gate.numel() == up.numel() && out.numel() == up.numel(), "gelu_mul shapes");
+  // G4_CUDA_FUSE_QX_DOWN=1 (default off, being measured): out also rounded to int8 for the down projection
+  // that reads it next (pending_qx_, as add_norm_scale_norm does for q/k/v and gate/up): 60 more of a step's
+  // rounding launches go.
+  static const bool fuse_qx = [] {
+    const char* e = std::getenv("G4_CUDA_FUSE_QX_DOWN");
+    return e && std::strcmp(e, "1") == 0;
+  }();
+  pending_qx_ = {};
+  const int64_t n = out.cols(), T = out.numel() / n;
+  if (fuse_qx && !opt_.precise && cuda::gemv_q8_enabled() && T <= cuda::kGemvQ8MaxT && n % 32 == 0) {
+    auto xq = scratch(cuda::gemv_q8_x_bytes_cols(n, int(T)));
+    if (cuda::gelu_mul_q8(f32(gate), f32(up), T, n, f32(out), xq.get(), stream_)) {
+      pending_qx_ = {f32(out), T, n, cuda::launches_so_far(), std::move(xq)};
+      return;
+    }
+  }
   cuda::gelu_mul(f32(gate), f32(up), gate.numel(), f32(out), stream_);
 }
 
@@ -580,6 +605,18 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   // at other depths than the recording's.
   const auto decode = [&](const SeqRows& s) { return recording_ || cuda::attn_decode_suits(s.n, s.p0, window); };
   const auto same = [&](const SeqRows& a, const SeqRows& b) { return same_cache_shape(a, b) && decode(a) && decode(b); };
+  // G4_CUDA_FUSE_QX_O=1 (default off, being measured): a decode launch covering every row also rounds out to
+  // int8 for the o projection that reads it next (pending_qx_, as add_norm_scale_norm does for q/k/v).
+  static const bool fuse_qx = [] {
+    const char* e = std::getenv("G4_CUDA_FUSE_QX_O");
+    return e && std::strcmp(e, "1") == 0;
+  }();
+  pending_qx_ = {};
+  const int64_t K = Hq * D;
+  std::shared_ptr<void> xq;
+  if (fuse_qx && !opt_.precise && cuda::gemv_q8_enabled() && T <= cuda::kGemvQ8MaxT && D % 32 == 0 && K % 1024 == 0)
+    xq = scratch(cuda::gemv_q8_x_bytes_cols(K, int(T)));
+  bool rounded = false;
   for_each_run(seqs, same, [&](size_t i0, size_t i1, int64_t r0, int64_t n) {
     const KvLayer& c = *seqs[i0].cache;
     const int64_t qo = r0 * Hq * D, ko = r0 * Hkv * D;
@@ -589,13 +626,16 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
       const auto& dv = *static_cast<const CudaDerive*>(c.derive.get());
       a.kw = dv.k_norm, a.rope_cs = static_cast<const float*>(dv.rope_cs.get()), a.pairs = dv.pairs;
     }
+    const bool all_rows = r0 == 0 && n == T;
     if (decode(seqs[i0])) {
       auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));
-      cuda::attn_decode(a, s.get(), n_sm_, stream_);
+      cuda::attn_decode(a, s.get(), n_sm_, stream_, all_rows ? xq.get() : nullptr);
+      rounded = all_rows && xq;
     } else {
       attention_prefill(a);
     }
   });
+  if (rounded) pending_qx_ = {f32(out), T, K, cuda::launches_so_far(), std::move(xq)};
 }
 
 // Prefill attention (more queries than the decode kernels take). Fast mode, head dims 32-512 (powers of

@@ -118,9 +118,10 @@ class CudaBackend : public Backend {
   // Derived keys' {cos, sin} tables by (theta, pairs, head_dim, capacity).
   std::map<std::tuple<float, int, int64_t, int64_t>, std::shared_ptr<void>> rope_cs_tables_;
   CudaStepGraph* recording_ = nullptr;  // the step being recorded, if any
-  // A norm's output already rounded to int8 for the GEMV that reads it next (add_norm_scale_norm writes it;
-  // matmul_shared takes it instead of launching the rounding, when x is that output, no kernel ran in between
-  // (cuda::launches_so_far) and no copy wrote device memory). Dropped by the next matmul_shared either way.
+  // An op's output already rounded to int8 for the GEMV that reads it next (add_norm_scale_norm writes it
+  // for matmul_shared, gelu_mul and attention for matmul; the GEMV takes it instead of launching the rounding when x is
+  // that output, no kernel ran in between (cuda::launches_so_far) and no copy wrote device memory). Dropped
+  // by the next matmul or matmul_shared either way.
   struct PendingQx {
     const float* x = nullptr;
     int64_t T = 0, K = 0;

@@ -150,6 +150,10 @@ void softcap(float* x, int64_t n, float cap, cudaStream_t s);
 // y [n, C] = rows `rows` (a device array of n ids, each in range) of x [*, C].
 void gather_rows(const float* x, const int64_t* rows, int64_t n, int64_t C, float* y, cudaStream_t s);
 void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStream_t s);
+// The same for rows x n values (n % 32 == 0, at most kGemvQ8MaxT rows, 16-byte aligned pointers), the output
+// also rounded to int8 at xq (scratch of gemv_q8_x_bytes_cols(n, rows)) as gemv_q8_quantize_x would round it;
+// false (nothing launched) when those conditions do not hold.
+bool gelu_mul_q8(const float* gate, const float* up, int64_t rows, int64_t n, float* out, void* xq, cudaStream_t s);
 // In-place RoPE on x [T, H, D], each row at its sequence's position (SeqTable), inv_freq[pairs] precomputed
 // on the host.
 void rope(float* x, int64_t T, int64_t H, int64_t D, const SeqTable& seqs, const float* inv_freq, int pairs,
@@ -188,7 +192,10 @@ bool attn_decode_suits(int64_t n, int64_t p0, int window);
 // keys a split: a short context fills the first few), so a recorded step is valid at every position and a
 // sequence's result is the same alone or in a batch.
 size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm);
-void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s);
+// xq non-null: the output also rounded to int8 there for the o projection's GEMV (gemv_q8's x layout of T
+// rows of Hq D values, scratch of gemv_q8_x_bytes_cols; Hq D a multiple of 1,024, T at most kGemvQ8MaxT), as
+// gemv_q8_quantize_x would round it.
+void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s, void* xq = nullptr);
 // attn_decode's split kernel on the tensor cores (attn_decode_tc.cu: bf16 cache, stored or derived keys
 // (pairs a multiple of 8), head dims 256/512, groups up to 8); the same partial outputs part [T, Hq,
 // n_split, D] and (max, sum) ml.

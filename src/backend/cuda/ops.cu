@@ -174,6 +174,36 @@ __global__ void gelu_mul_kernel(const float* gate, const float* up, int64_t n, f
     out[i] = gelu_mul_value(gate[i], up[i]);
 }
 
+// The same values for `rows` rows of n (n % 32 == 0), four a thread, also rounded to int8 at xq for the
+// integer GEMV that reads them next (the down projection): gemv_q8.cu's x layout, nch_pad chunks a row, 8
+// lanes a chunk (quantize_chunk_lanes: the bytes gemv_q8_quantize_x writes), the padding chunks zero.
+// (gate, up and out 16-byte aligned; out may be gate.)
+__global__ void gelu_mul_q8_kernel(const float* gate, const float* up, int64_t rows, int n, float* out,
+                                   uint4* __restrict__ xq, int nch_pad) {
+  grid_dependency_sync();
+  const int64_t n4 = rows * n / 4, i4 = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  const bool live = i4 < n4;  // (the same for a chunk's 8 lanes: n4 is a multiple of 8)
+  float4 y = make_float4(0.f, 0.f, 0.f, 0.f);
+  if (live) {
+    const float4 g = reinterpret_cast<const float4*>(gate)[i4], u = reinterpret_cast<const float4*>(up)[i4];
+    y = make_float4(gelu_mul_value(g.x, u.x), gelu_mul_value(g.y, u.y), gelu_mul_value(g.z, u.z),
+                    gelu_mul_value(g.w, u.w));
+    reinterpret_cast<float4*>(out)[i4] = y;
+  }
+  float2* xd = reinterpret_cast<float2*>(xq + rows * nch_pad * 2);  // after the words
+  const int64_t r = live ? i4 * 4 / n : 0;
+  const int c = live ? int(i4 * 4 % n) / 32 : 0;
+  quantize_chunk_lanes(y, live, x_slot(xq, nch_pad, r, c), xd + r * nch_pad + c);
+  const int pad = nch_pad - n / 32;  // the padding chunks past n / 32, a thread each
+  if (i4 < rows * pad) {
+    const int64_t pr = i4 / pad;
+    const int pc = n / 32 + int(i4 % pad);
+    uint4* slot = x_slot(xq, nch_pad, pr, pc);
+    slot[0] = slot[32] = make_uint4(0, 0, 0, 0);
+    xd[pr * nch_pad + pc] = make_float2(0.f, 0.f);
+  }
+}
+
 __device__ __forceinline__ void round_to(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void round_to(__half* p, float v) { *p = __float2half_rn(v); }
 
@@ -495,6 +525,20 @@ void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStr
   if (knocked_out(Knock::kGelu)) return;
   launch(gelu_mul_kernel, grid_for(n, 256), 256, 0, s, gate, up, n, out);
   G4_CUDA_LAUNCHED();
+}
+
+bool gelu_mul_q8(const float* gate, const float* up, int64_t rows, int64_t n, float* out, void* xq, cudaStream_t s) {
+  auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
+  if (n % 32 != 0 || rows < 1 || rows > kGemvQ8MaxT || !aligned(gate) || !aligned(up) || !aligned(out) || !aligned(xq))
+    return false;
+  if (knocked_out(Knock::kGelu)) return true;
+  const int nch_pad = x_chunks_padded(n);
+  const int64_t threads = std::max(rows * n / 4, rows * (nch_pad - n / 32));
+  // (64-thread blocks: as many blocks as the one-value kernel's 256-thread ones)
+  launch(gelu_mul_q8_kernel, unsigned((threads + 63) / 64), 64, 0, s, gate, up, rows, int(n), out,
+         static_cast<uint4*>(xq), nch_pad);
+  G4_CUDA_LAUNCHED();
+  return true;
 }
 
 void rope(float* x, int64_t T, int64_t H, int64_t D, const SeqTable& seqs, const float* inv_freq, int pairs,

@@ -84,4 +84,24 @@ __device__ __forceinline__ void quantize_chunk_lanes(float4 v, bool live, uint4*
   if (l == 0) *dd = make_float2(d, d * float(sum));
 }
 
+// The same rounding by a whole warp holding a chunk's 32 values one a lane (lane l: value l; every lane
+// calls it): lanes 0-7 write word l (values 8 (l >> 1) + (l & 1) + {0, 2, 4, 6}, gathered by shuffles) to
+// the slot, lane 0 the {d, d * sum(q)}. Bit for bit quantize_chunk32's result, as above.
+__device__ __forceinline__ void quantize_chunk_warp(float v, uint4* slot, float2* dd) {
+  const int l = threadIdx.x & 31;
+  float amax = fabsf(v);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float d = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+  const int q = __float2int_rn(v * inv);
+  int sum = q;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  const int base = 8 * ((l & 7) >> 1) + (l & 1);
+  const int b0 = __shfl_sync(0xffffffffu, q, base), b1 = __shfl_sync(0xffffffffu, q, base + 2),
+            b2 = __shfl_sync(0xffffffffu, q, base + 4), b3 = __shfl_sync(0xffffffffu, q, base + 6);
+  if (l < 8) reinterpret_cast<uint32_t*>(slot + (l >> 2) * 32)[l & 3] = pack_s8x4(b0, b1, b2, b3);
+  if (l == 0) *dd = make_float2(d, d * float(sum));
+}
+
 }  // namespace g4::cuda
