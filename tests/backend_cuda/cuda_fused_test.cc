@@ -221,29 +221,19 @@ TEST_F(CudaTest, AddNormScaleNormRoundsItsOutputAsTheGemvWould) {
       const auto w1 = randn(rng_, size_t(n)), w2 = randn(rng_, size_t(n));
       const size_t bytes = cuda::gemv_q8_x_bytes_cols(n, int(rows));
       float *dx = nullptr, *dO = nullptr, *dw1 = nullptr, *dw2 = nullptr, *dout = nullptr;
-      void *fused = nullptr, *plain = nullptr;
+      void* fused = nullptr;
       for (auto [p, v] : {std::pair{&dx, &x}, std::pair{&dO, &o}, std::pair{&dw1, &w1}, std::pair{&dw2, &w2}}) {
         ASSERT_EQ(cudaMalloc(p, v->size() * 4), cudaSuccess);
         ASSERT_EQ(cudaMemcpy(*p, v->data(), v->size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
       }
       ASSERT_EQ(cudaMalloc(&dout, size_t(rows * n) * 4), cudaSuccess);
       ASSERT_EQ(cudaMalloc(&fused, bytes), cudaSuccess);
-      ASSERT_EQ(cudaMalloc(&plain, bytes), cudaSuccess);
       ASSERT_EQ(cudaMemset(fused, 0xAB, bytes), cudaSuccess);
-      ASSERT_EQ(cudaMemset(plain, 0xCD, bytes), cudaSuccess);
       ASSERT_TRUE(cuda::add_norm_scale_norm(dx, dO, dw1, 0.37f, dw2, 1e-6f, rows, n, dout, nullptr, fused));
-      cuda::WeightDesc w;  // the rounding reads only the width and the int4 format
-      w.fmt = cuda::WFmt::kInt4, w.rows = 1, w.cols = n, w.group_size = 32, w.stype = cuda::SType::kBF16;
-      cuda::gemv_q8_quantize_x(w, dout, int(rows), plain, nullptr);
-      std::vector<uint8_t> a(bytes), b(bytes);
-      ASSERT_EQ(cudaMemcpy(a.data(), fused, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
-      ASSERT_EQ(cudaMemcpy(b.data(), plain, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
-      size_t first = bytes;
-      for (size_t i = 0; i < bytes && first == bytes; ++i)
-        if (a[i] != b[i]) first = i;
+      const size_t first = first_byte_unlike_gemv_rounding(dout, rows, n, fused);
       EXPECT_EQ(first, bytes) << "n=" << n << " rows=" << rows << ": first differing byte " << first << " of " << bytes;
       for (void* p : {static_cast<void*>(dx), static_cast<void*>(dO), static_cast<void*>(dw1),
-                      static_cast<void*>(dw2), static_cast<void*>(dout), fused, plain})
+                      static_cast<void*>(dw2), static_cast<void*>(dout), fused})
         cudaFree(p);
     }
   }
@@ -251,7 +241,7 @@ TEST_F(CudaTest, AddNormScaleNormRoundsItsOutputAsTheGemvWould) {
 
 // gelu_mul_q8 (the down projection's input rounded where it is made, G4_CUDA_FUSE_QX_DOWN=1): its values
 // are gelu_mul's bit for bit, and its int8 words and scales gemv_q8_quantize_x's of them, padding chunks zero
-// (the buffers start as 0xAB / 0xCD bytes); 1, 3 and 8 rows, widths that fill the last 32-chunk block or not
+// (the buffer starts as 0xAB bytes); 1, 3 and 8 rows, widths that fill the last 32-chunk block or not
 // (21,504: the 31B's), and in place (out = gate, as the forward calls it).
 TEST_F(CudaTest, GeluMulRoundsItsOutputAsTheGemvWould) {
   for (int64_t n : {256, 1056, 21504}) {
@@ -259,33 +249,23 @@ TEST_F(CudaTest, GeluMulRoundsItsOutputAsTheGemvWould) {
       const auto g = randn(rng_, size_t(rows * n), 2.f), u = randn(rng_, size_t(rows * n));
       const size_t bytes = cuda::gemv_q8_x_bytes_cols(n, int(rows)), vals = size_t(rows * n) * 4;
       float *dg = nullptr, *du = nullptr, *dplain = nullptr;
-      void *fused = nullptr, *plain = nullptr;
+      void* fused = nullptr;
       ASSERT_EQ(cudaMalloc(&dg, vals), cudaSuccess);
       ASSERT_EQ(cudaMalloc(&du, vals), cudaSuccess);
       ASSERT_EQ(cudaMalloc(&dplain, vals), cudaSuccess);
       ASSERT_EQ(cudaMemcpy(dg, g.data(), vals, cudaMemcpyHostToDevice), cudaSuccess);
       ASSERT_EQ(cudaMemcpy(du, u.data(), vals, cudaMemcpyHostToDevice), cudaSuccess);
       ASSERT_EQ(cudaMalloc(&fused, bytes), cudaSuccess);
-      ASSERT_EQ(cudaMalloc(&plain, bytes), cudaSuccess);
       ASSERT_EQ(cudaMemset(fused, 0xAB, bytes), cudaSuccess);
-      ASSERT_EQ(cudaMemset(plain, 0xCD, bytes), cudaSuccess);
       cuda::gelu_mul(dg, du, rows * n, dplain, nullptr);
       ASSERT_TRUE(cuda::gelu_mul_q8(dg, du, rows, n, dg, fused, nullptr));  // in place
-      cuda::WeightDesc w;  // the rounding reads only the width and the int4 format
-      w.fmt = cuda::WFmt::kInt4, w.rows = 1, w.cols = n, w.group_size = 32, w.stype = cuda::SType::kBF16;
-      cuda::gemv_q8_quantize_x(w, dplain, int(rows), plain, nullptr);
       std::vector<float> got(size_t(rows * n)), want(size_t(rows * n));
       ASSERT_EQ(cudaMemcpy(got.data(), dg, vals, cudaMemcpyDeviceToHost), cudaSuccess);
       ASSERT_EQ(cudaMemcpy(want.data(), dplain, vals, cudaMemcpyDeviceToHost), cudaSuccess);
       EXPECT_EQ(std::memcmp(got.data(), want.data(), vals), 0) << "n=" << n << " rows=" << rows << ": values";
-      std::vector<uint8_t> a(bytes), b(bytes);
-      ASSERT_EQ(cudaMemcpy(a.data(), fused, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
-      ASSERT_EQ(cudaMemcpy(b.data(), plain, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
-      size_t first = bytes;
-      for (size_t i = 0; i < bytes && first == bytes; ++i)
-        if (a[i] != b[i]) first = i;
+      const size_t first = first_byte_unlike_gemv_rounding(dplain, rows, n, fused);
       EXPECT_EQ(first, bytes) << "n=" << n << " rows=" << rows << ": first differing byte " << first << " of " << bytes;
-      for (void* p : {static_cast<void*>(dg), static_cast<void*>(du), static_cast<void*>(dplain), fused, plain}) cudaFree(p);
+      for (void* p : {static_cast<void*>(dg), static_cast<void*>(du), static_cast<void*>(dplain), fused}) cudaFree(p);
     }
   }
 }

@@ -72,6 +72,24 @@ RandomQuant::RandomQuant(std::mt19937& rng, QuantKind kind, int64_t rows, int64_
   q.zeros = asym ? zeros.data() : nullptr;
 }
 
+size_t first_byte_unlike_gemv_rounding(const float* x, int64_t rows, int64_t cols, const void* fused) {
+  const size_t bytes = cuda::gemv_q8_x_bytes_cols(cols, int(rows));
+  void* plain = nullptr;
+  if (cudaMalloc(&plain, bytes) != cudaSuccess || cudaMemset(plain, 0xCD, bytes) != cudaSuccess)
+    throw Error("first_byte_unlike_gemv_rounding: device buffer");
+  cuda::WeightDesc w;  // the rounding reads only the width and the int4 format
+  w.fmt = cuda::WFmt::kInt4, w.rows = 1, w.cols = cols, w.group_size = 32, w.stype = cuda::SType::kBF16;
+  cuda::gemv_q8_quantize_x(w, x, int(rows), plain, nullptr);
+  std::vector<uint8_t> a(bytes), b(bytes);
+  const bool copied = cudaMemcpy(a.data(), fused, bytes, cudaMemcpyDeviceToHost) == cudaSuccess &&
+                      cudaMemcpy(b.data(), plain, bytes, cudaMemcpyDeviceToHost) == cudaSuccess;
+  cudaFree(plain);
+  if (!copied) throw Error("first_byte_unlike_gemv_rounding: copy back");
+  size_t first = 0;
+  while (first < bytes && a[first] == b[first]) ++first;
+  return first;
+}
+
 double expect_close(const std::vector<float>& got, const std::vector<float>& want, double bound, const std::string& what) {
   EXPECT_EQ(got.size(), want.size()) << what;
   double num = 0, den = 0, worst = -1;
