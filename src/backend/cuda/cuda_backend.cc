@@ -579,11 +579,15 @@ void CudaBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, c
     G4_CHECK(s.cache->v.dim(1) * s.cache->v.dim(2) == row, "kv_append shapes");
     if (!s.cache->ring) G4_CHECK(s.p0 + s.n <= s.cache->capacity, "flat cache overflow");
   }
+  const uint64_t before = cuda::launches_so_far();
   for_each_run(seqs, same_cache_shape, [&](size_t i0, size_t i1, int64_t r0, int64_t n) {
     const KvLayer& c = *seqs[i0].cache;
     cuda::kv_write(seq_table(seqs, i0, i1), f32(k) + r0 * row, f32(v) + r0 * row, n, row, c.capacity, c.ring,
                    c.k_type == DType::kBF16, stream_);
   });
+  // It writes only the caches, so the attention output's rounded copy (pending_qx_), made just before, still
+  // stands for it: the forward appends the step's keys between the attention and the o projection.
+  if (pending_qx_.xq && pending_qx_.launches == before) pending_qx_.launches = cuda::launches_so_far();
 }
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
