@@ -17,6 +17,14 @@ using cuda::WFmt;
 
 namespace {
 
+// An on/off switch from the environment (comparisons): a default-on switch is off only at "0", a default-off
+// one on only at "1".
+bool env_switch(const char* name, bool on_by_default) {
+  const char* e = std::getenv(name);
+  if (!e) return on_by_default;
+  return on_by_default ? std::strcmp(e, "0") != 0 : std::strcmp(e, "1") == 0;
+}
+
 // Device memory owned by a packed weight.
 struct DevBuf {
   void* p = nullptr;
@@ -266,12 +274,9 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
   G4_CHECK(x.cols() == K && y.cols() == N, "matmul shapes");
   const int64_t T = x.numel() / K;
   G4_CHECK(y.numel() == T * N, "matmul output rows");
-  // x as the op before left it, already rounded (gelu_mul's or attention's pending_qx_), if no kernel ran
-  // in between.
-  PendingQx pending = std::move(pending_qx_);
-  pending_qx_ = {};  // (its cuBLAS paths launch outside launch.cuh's count)
-  const bool rounded = pending.xq && pending.x == f32(x) && pending.T == T && pending.K == K &&
-                       pending.launches == cuda::launches_so_far();
+  // x as the op before left it, already rounded (gelu_mul's or attention's), if it is; dropped either way
+  // (its cuBLAS paths launch outside launch.cuh's count).
+  const std::shared_ptr<void> rounded = take_qx(x, T, K);
   if (T == 0) return;
   if (mma_takes(d, T)) {
     // 10-32 tokens of int4 weights (fast mode): the tensor-core kernel reads the weights once for all.
@@ -289,7 +294,7 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
     if (opt_.precise) tune.dp4a = -1;
     const int64_t G = std::min<int64_t>(T, cuda::gemv_takes_q8(d, tune) ? cuda::kGemvQ8MaxT : cuda::kGemvMaxT);
     if (rounded && cuda::gemv_takes_q8(d, tune) && T <= cuda::kGemvQ8MaxT) {
-      cuda::gemv_q8_quantized(d, pending.xq.get(), int(T), f32(y), stream_, tune);  // what gemv does after its rounding
+      cuda::gemv_q8_quantized(d, rounded.get(), int(T), f32(y), stream_, tune);  // what gemv does after its rounding
       return;
     }
     auto xp = scratch(cuda::gemv_x_bytes(d, int(G)));
@@ -362,23 +367,34 @@ const float* CudaBackend::inv_freq(float theta, int pairs, int64_t D) {
   return static_cast<const float*>(p);
 }
 
+std::shared_ptr<void> CudaBackend::qx_buffer(bool on, int64_t T, int64_t K) {
+  if (!on || opt_.precise || !cuda::gemv_q8_enabled() || T < 1 || T > cuda::kGemvQ8MaxT || K % 32 != 0) return nullptr;
+  return scratch(cuda::gemv_q8_x_bytes_cols(K, int(T)));
+}
+
+void CudaBackend::keep_qx(const Tensor& out, int64_t T, int64_t K, std::shared_ptr<void> xq) {
+  pending_qx_ = {f32(out), T, K, cuda::launches_so_far(), std::move(xq)};
+}
+
+std::shared_ptr<void> CudaBackend::take_qx(const Tensor& x, int64_t T, int64_t K) {
+  PendingQx p = std::move(pending_qx_);
+  pending_qx_ = {};
+  const bool stands = p.xq && p.x == f32(x) && p.T == T && p.K == K && p.launches == cuda::launches_so_far();
+  return stands ? std::move(p.xq) : nullptr;
+}
+
 void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   G4_CHECK(gate.numel() == up.numel() && out.numel() == up.numel(), "gelu_mul shapes");
   // G4_CUDA_FUSE_QX_DOWN=1 (default off, being measured): out also rounded to int8 for the down projection
   // that reads it next (pending_qx_, as add_norm_scale_norm does for q/k/v and gate/up): 60 more of a step's
   // rounding launches go.
-  static const bool fuse_qx = [] {
-    const char* e = std::getenv("G4_CUDA_FUSE_QX_DOWN");
-    return e && std::strcmp(e, "1") == 0;
-  }();
+  static const bool fuse_qx = env_switch("G4_CUDA_FUSE_QX_DOWN", false);
   pending_qx_ = {};
   const int64_t n = out.cols(), T = out.numel() / n;
-  if (fuse_qx && !opt_.precise && cuda::gemv_q8_enabled() && T <= cuda::kGemvQ8MaxT && n % 32 == 0) {
-    auto xq = scratch(cuda::gemv_q8_x_bytes_cols(n, int(T)));
-    if (cuda::gelu_mul_q8(f32(gate), f32(up), T, n, f32(out), xq.get(), stream_)) {
-      pending_qx_ = {f32(out), T, n, cuda::launches_so_far(), std::move(xq)};
-      return;
-    }
+  auto xq = qx_buffer(fuse_qx, T, n);
+  if (xq && cuda::gelu_mul_q8(f32(gate), f32(up), T, n, f32(out), xq.get(), stream_)) {
+    keep_qx(out, T, n, std::move(xq));
+    return;
   }
   cuda::gelu_mul(f32(gate), f32(up), gate.numel(), f32(out), stream_);
 }
@@ -411,11 +427,10 @@ void CudaBackend::matmul_shared(const Tensor& x, const std::vector<const PackedW
     // in another order than its one-token launch (k and v alone are short launches, q/k/v together a long
     // one) and a verify of 9 tokens would not give plain greedy's tokens.
     const int64_t G = std::min<int64_t>(T, cuda::kGemvQ8MaxT);
-    // x as the norm before left it, already rounded (pending_qx_): one group of the same T and K.
-    const bool rounded = pending_qx_.xq && pending_qx_.x == f32(x) && pending_qx_.T == T && pending_qx_.K == K &&
-                         pending_qx_.launches == cuda::launches_so_far();
-    auto xq = rounded ? std::move(pending_qx_.xq) : scratch(cuda::gemv_q8_x_bytes(d[0], int(G)));
-    pending_qx_ = {};
+    // x as the norm before left it, already rounded (take_qx): one group of the same T and K.
+    std::shared_ptr<void> xq = take_qx(x, T, K);
+    const bool rounded = xq != nullptr;
+    if (!rounded) xq = scratch(cuda::gemv_q8_x_bytes(d[0], int(G)));
     std::vector<float*> yg(yp.size());
     for (int64_t r0 = 0; r0 < T; r0 += G) {
       const int g = int(std::min(G, T - r0));
@@ -523,18 +538,13 @@ void CudaBackend::add_norm_scale_norm(Tensor& x, const Tensor& o, const PackedWe
   // out also rounded to int8 for the q/k/v or gate/up GEMV that reads it (pending_qx_): 120 of a step's 241
   // rounding launches go (H100, 60-layer Q4_0: one sequence +2.7%, eight +0.9%; docs/PERF.md). For
   // comparisons: G4_CUDA_FUSE_QX=0, the rounding in its own launch.
-  static const bool fuse_qx = [] {
-    const char* e = std::getenv("G4_CUDA_FUSE_QX");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
+  static const bool fuse_qx = env_switch("G4_CUDA_FUSE_QX", true);
   const int64_t T = o.numel() / n;
   pending_qx_ = {};
-  std::shared_ptr<void> xq;
-  if (fuse_qx && !opt_.precise && cuda::gemv_q8_enabled() && T <= cuda::kGemvQ8MaxT && n % 32 == 0)
-    xq = scratch(cuda::gemv_q8_x_bytes_cols(n, int(T)));
+  std::shared_ptr<void> xq = qx_buffer(fuse_qx, T, n);
   if (cuda::add_norm_scale_norm(f32(x), f32(o), as_cuda(w_post).vec, s, as_cuda(w_next).vec, eps, T, n, f32(out),
                                 stream_, xq.get())) {
-    if (xq) pending_qx_ = {f32(out), T, n, cuda::launches_so_far(), std::move(xq)};
+    if (xq) keep_qx(out, T, n, std::move(xq));
     return;
   }
   Backend::add_norm_scale_norm(x, o, w_post, s, w_next, eps, out);
@@ -611,15 +621,10 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   const auto same = [&](const SeqRows& a, const SeqRows& b) { return same_cache_shape(a, b) && decode(a) && decode(b); };
   // G4_CUDA_FUSE_QX_O=1 (default off, being measured): a decode launch covering every row also rounds out to
   // int8 for the o projection that reads it next (pending_qx_, as add_norm_scale_norm does for q/k/v).
-  static const bool fuse_qx = [] {
-    const char* e = std::getenv("G4_CUDA_FUSE_QX_O");
-    return e && std::strcmp(e, "1") == 0;
-  }();
+  static const bool fuse_qx = env_switch("G4_CUDA_FUSE_QX_O", false);
   pending_qx_ = {};
   const int64_t K = Hq * D;
-  std::shared_ptr<void> xq;
-  if (fuse_qx && !opt_.precise && cuda::gemv_q8_enabled() && T <= cuda::kGemvQ8MaxT && D % 32 == 0 && K % 1024 == 0)
-    xq = scratch(cuda::gemv_q8_x_bytes_cols(K, int(T)));
+  std::shared_ptr<void> xq = D % 32 == 0 && K % 1024 == 0 ? qx_buffer(fuse_qx, T, K) : nullptr;
   bool rounded = false;
   for_each_run(seqs, same, [&](size_t i0, size_t i1, int64_t r0, int64_t n) {
     const KvLayer& c = *seqs[i0].cache;
@@ -639,7 +644,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
       attention_prefill(a);
     }
   });
-  if (rounded) pending_qx_ = {f32(out), T, K, cuda::launches_so_far(), std::move(xq)};
+  if (rounded) keep_qx(out, T, K, std::move(xq));
 }
 
 // Prefill attention (more queries than the decode kernels take). Fast mode, head dims 32-512 (powers of
@@ -656,10 +661,7 @@ void CudaBackend::attention_prefill(const cuda::AttnArgs& a) {
   const float one = 1.f, zero = 0.f;
   G4_CHECK(a.seqs.n == 1 && !a.seqs.dpos, "the GEMM attention path takes one sequence");
   const int64_t p0 = a.seqs.e[0].p0;
-  static const bool flash_on = [] {  // G4_CUDA_FLASH_PREFILL=0: the GEMM path below (comparisons)
-    const char* e = std::getenv("G4_CUDA_FLASH_PREFILL");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
+  static const bool flash_on = env_switch("G4_CUDA_FLASH_PREFILL", true);  // 0: the GEMM path below
   if (f16 && flash_on && cuda::attn_prefill_f16_supports(D, group)) {
     // Every key any query sees, gathered once as f16; then one pass over them per block of queries.
     const int64_t lo = a.window > 0 ? std::max<int64_t>(0, p0 - a.window + 1) : 0, n = p0 + a.T - lo;

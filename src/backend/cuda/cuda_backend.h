@@ -105,6 +105,13 @@ class CudaBackend : public Backend {
   const float* inv_freq(float theta, int pairs, int64_t D);
   // Whether a matmul of T tokens on w takes the tensor-core kernel (gemm_mma.cu).
   bool mma_takes(const cuda::WeightDesc& w, int64_t T) const;
+  // The rounded int8 copy of an op's output for the GEMV that reads it next (pending_qx_ below): qx_buffer
+  // gives a buffer for T rows of K values when `on` and the integer GEMV would take them (fast mode, at most
+  // kGemvQ8MaxT rows, 32-value chunks), else null; keep_qx makes it out's pending copy; take_qx returns it if
+  // it stands for x [T, K] (no kernel since), else null, and drops it either way.
+  std::shared_ptr<void> qx_buffer(bool on, int64_t T, int64_t K);
+  void keep_qx(const Tensor& out, int64_t T, int64_t K, std::shared_ptr<void> xq);
+  std::shared_ptr<void> take_qx(const Tensor& x, int64_t T, int64_t K);
 
   CudaOptions opt_;
   cudaStream_t stream_ = nullptr;
