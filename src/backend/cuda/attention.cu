@@ -576,7 +576,7 @@ __global__ void __launch_bounds__(kCombineThreads)
     if (xq) {  // the row's chunk th % Hq * D / 32 + blockIdx.y rounded for the o projection (D % 32 == 0)
       const int64_t t = th / a.Hq;
       const int c = int((th % a.Hq) * (a.D / 32) + blockIdx.y);
-      quantize_chunk_warp(y, x_slot(xq, nch_pad, t, c), reinterpret_cast<float2*>(xq + a.T * nch_pad * 2) + t * nch_pad + c);
+      quantize_chunk_warp(y, x_slot(xq, nch_pad, t, c), x_scales(xq, nch_pad, a.T) + t * nch_pad + c);
     }
   }
 }

@@ -38,12 +38,8 @@ __global__ void quantize_x_kernel(const float* __restrict__ x, int64_t K, int nc
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= int64_t(nch_pad) * T) return;
   const int t = int(i / nch_pad), c = int(i % nch_pad);
+  if (c >= nch) return zero_chunk(xq, xd, nch_pad, t, c);
   uint4* slot = x_slot(xq, nch_pad, t, c);
-  if (c >= nch) {
-    slot[0] = slot[32] = make_uint4(0, 0, 0, 0);
-    xd[i] = make_float2(0.f, 0.f);
-    return;
-  }
   const int64_t at = int64_t(t) * K + int64_t(c) * 32;
   quantize_chunk32(x + at, slot[0], slot[32], xd[i]);
 }
@@ -340,7 +336,7 @@ void gemv_q8_quantize_x(const WeightDesc& w, const float* x, int T, void* xq, cu
   if (knocked_out(Knock::kQx)) return;
   const int nch_pad = n_chunks_padded(w);
   uint4* q = static_cast<uint4*>(xq);
-  float2* d = reinterpret_cast<float2*>(q + xq_slots(w) * T);
+  float2* d = x_scales(q, nch_pad, T);
   const int64_t n = int64_t(nch_pad) * T;
   launch(quantize_x_kernel, unsigned((n + 127) / 128), 128, 0, s, x, w.cols, int4_chunks(w), nch_pad, T, q, d);
   G4_CUDA_LAUNCHED();

@@ -190,18 +190,12 @@ __global__ void gelu_mul_q8_kernel(const float* gate, const float* up, int64_t r
                     gelu_mul_value(g.w, u.w));
     reinterpret_cast<float4*>(out)[i4] = y;
   }
-  float2* xd = reinterpret_cast<float2*>(xq + rows * nch_pad * 2);  // after the words
+  float2* xd = x_scales(xq, nch_pad, rows);
   const int64_t r = live ? i4 * 4 / n : 0;
   const int c = live ? int(i4 * 4 % n) / 32 : 0;
   quantize_chunk_lanes(y, live, x_slot(xq, nch_pad, r, c), xd + r * nch_pad + c);
   const int pad = nch_pad - n / 32;  // the padding chunks past n / 32, a thread each
-  if (i4 < rows * pad) {
-    const int64_t pr = i4 / pad;
-    const int pc = n / 32 + int(i4 % pad);
-    uint4* slot = x_slot(xq, nch_pad, pr, pc);
-    slot[0] = slot[32] = make_uint4(0, 0, 0, 0);
-    xd[pr * nch_pad + pc] = make_float2(0.f, 0.f);
-  }
+  if (i4 < rows * pad) zero_chunk(xq, xd, nch_pad, i4 / pad, n / 32 + int(i4 % pad));
 }
 
 __device__ __forceinline__ void round_to(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
@@ -327,7 +321,7 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
   ss2 = block_sum(ss2);
   const float inv2 = rsqrtf(ss2 / float(n) + eps);
   float4* orow2 = reinterpret_cast<float4*>(out + r * n);
-  float2* xd = kQx ? reinterpret_cast<float2*>(xq + int64_t(gridDim.x) * nch_pad * 2) : nullptr;  // after the words
+  float2* xd = kQx ? x_scales(xq, nch_pad, gridDim.x) : nullptr;
 #pragma unroll
   for (int i = 0; i < kVecPer; ++i) {
     const int idx = threadIdx.x + i * blockDim.x;
@@ -343,11 +337,7 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
     }
   }
   if (kQx) {  // the padding chunks past n / 32
-    for (int c = n / 32 + int(threadIdx.x); c < nch_pad; c += int(blockDim.x)) {
-      uint4* slot = x_slot(xq, nch_pad, r, c);
-      slot[0] = slot[32] = make_uint4(0, 0, 0, 0);
-      xd[r * nch_pad + c] = make_float2(0.f, 0.f);
-    }
+    for (int c = n / 32 + int(threadIdx.x); c < nch_pad; c += int(blockDim.x)) zero_chunk(xq, xd, nch_pad, r, c);
   }
 }
 

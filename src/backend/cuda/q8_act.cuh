@@ -20,6 +20,17 @@ __host__ __device__ inline int x_chunks_padded(int64_t cols) { return int((cols 
 __device__ __forceinline__ uint4* x_slot(uint4* xq, int nch_pad, int64_t t, int c) {
   return xq + t * nch_pad * 2 + (c >> 5) * 64 + (c & 31);
 }
+// The {d, d * sum(q)} pairs after the words of `rows` tokens, one per padded chunk (token t's chunk c at
+// t * nch_pad + c).
+__host__ __device__ inline float2* x_scales(uint4* xq, int nch_pad, int64_t rows) {
+  return reinterpret_cast<float2*>(xq + rows * nch_pad * 2);
+}
+// A padding chunk of token t (c past K / 32): zero words and scales.
+__device__ __forceinline__ void zero_chunk(uint4* xq, float2* xd, int nch_pad, int64_t t, int c) {
+  uint4* slot = x_slot(xq, nch_pad, t, c);
+  slot[0] = slot[32] = make_uint4(0, 0, 0, 0);
+  xd[t * nch_pad + c] = make_float2(0.f, 0.f);
+}
 
 __device__ __forceinline__ uint32_t pack_s8x4(int a, int b, int c, int d) {
   return (uint32_t(a) & 0xFFu) | (uint32_t(b) & 0xFFu) << 8 | (uint32_t(c) & 0xFFu) << 16 | uint32_t(d) << 24;
