@@ -230,8 +230,7 @@ TEST_F(CudaTest, AddNormScaleNormRoundsItsOutputAsTheGemvWould) {
       ASSERT_EQ(cudaMalloc(&fused, bytes), cudaSuccess);
       ASSERT_EQ(cudaMemset(fused, 0xAB, bytes), cudaSuccess);
       ASSERT_TRUE(cuda::add_norm_scale_norm(dx, dO, dw1, 0.37f, dw2, 1e-6f, rows, n, dout, nullptr, fused));
-      const size_t first = first_byte_unlike_gemv_rounding(dout, rows, n, fused);
-      EXPECT_EQ(first, bytes) << "n=" << n << " rows=" << rows << ": first differing byte " << first << " of " << bytes;
+      EXPECT_EQ(unlike_gemv_rounding(dout, rows, n, fused), "") << "n=" << n << " rows=" << rows;
       for (void* p : {static_cast<void*>(dx), static_cast<void*>(dO), static_cast<void*>(dw1),
                       static_cast<void*>(dw2), static_cast<void*>(dout), fused})
         cudaFree(p);
@@ -263,8 +262,7 @@ TEST_F(CudaTest, GeluMulRoundsItsOutputAsTheGemvWould) {
       ASSERT_EQ(cudaMemcpy(got.data(), dg, vals, cudaMemcpyDeviceToHost), cudaSuccess);
       ASSERT_EQ(cudaMemcpy(want.data(), dplain, vals, cudaMemcpyDeviceToHost), cudaSuccess);
       EXPECT_EQ(std::memcmp(got.data(), want.data(), vals), 0) << "n=" << n << " rows=" << rows << ": values";
-      const size_t first = first_byte_unlike_gemv_rounding(dplain, rows, n, fused);
-      EXPECT_EQ(first, bytes) << "n=" << n << " rows=" << rows << ": first differing byte " << first << " of " << bytes;
+      EXPECT_EQ(unlike_gemv_rounding(dplain, rows, n, fused), "") << "n=" << n << " rows=" << rows;
       for (void* p : {static_cast<void*>(dg), static_cast<void*>(du), static_cast<void*>(dplain), fused}) cudaFree(p);
     }
   }

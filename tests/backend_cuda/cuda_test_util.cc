@@ -72,11 +72,11 @@ RandomQuant::RandomQuant(std::mt19937& rng, QuantKind kind, int64_t rows, int64_
   q.zeros = asym ? zeros.data() : nullptr;
 }
 
-size_t first_byte_unlike_gemv_rounding(const float* x, int64_t rows, int64_t cols, const void* fused) {
+std::string unlike_gemv_rounding(const float* x, int64_t rows, int64_t cols, const void* fused) {
   const size_t bytes = cuda::gemv_q8_x_bytes_cols(cols, int(rows));
   void* plain = nullptr;
   if (cudaMalloc(&plain, bytes) != cudaSuccess || cudaMemset(plain, 0xCD, bytes) != cudaSuccess)
-    throw Error("first_byte_unlike_gemv_rounding: device buffer");
+    throw Error("unlike_gemv_rounding: device buffer");
   cuda::WeightDesc w;  // the rounding reads only the width and the int4 format
   w.fmt = cuda::WFmt::kInt4, w.rows = 1, w.cols = cols, w.group_size = 32, w.stype = cuda::SType::kBF16;
   cuda::gemv_q8_quantize_x(w, x, int(rows), plain, nullptr);
@@ -84,10 +84,25 @@ size_t first_byte_unlike_gemv_rounding(const float* x, int64_t rows, int64_t col
   const bool copied = cudaMemcpy(a.data(), fused, bytes, cudaMemcpyDeviceToHost) == cudaSuccess &&
                       cudaMemcpy(b.data(), plain, bytes, cudaMemcpyDeviceToHost) == cudaSuccess;
   cudaFree(plain);
-  if (!copied) throw Error("first_byte_unlike_gemv_rounding: copy back");
-  size_t first = 0;
-  while (first < bytes && a[first] == b[first]) ++first;
-  return first;
+  if (!copied) throw Error("unlike_gemv_rounding: copy back");
+  size_t first = bytes, n = 0;
+  for (size_t i = 0; i < bytes; ++i)
+    if (a[i] != b[i]) first = std::min(first, i), ++n;
+  if (n == 0) return "";
+  // Where the first difference sits in the x layout (q8_act.cuh): token t's words, 32 bytes a chunk in two
+  // 16-byte slots 512 bytes apart within blocks of 32 chunks; then the {d, d * sum(q)} pairs, 8 bytes each.
+  const size_t nch_pad = size_t((cols / 32 + 31) / 32 * 32), words = nch_pad * 32 * size_t(rows);
+  std::string where;
+  if (first < words) {
+    const size_t t = first / (nch_pad * 32), in = first % (nch_pad * 32), blk = in / 1024, r = in % 1024;
+    where = "token " + std::to_string(t) + " chunk " + std::to_string(blk * 32 + r % 512 / 16) + " word " +
+            std::to_string((r / 512) * 4 + r % 16 / 4);
+  } else {
+    const size_t e = (first - words) / 8;
+    where = "the scale pair of token " + std::to_string(e / nch_pad) + " chunk " + std::to_string(e % nch_pad);
+  }
+  return std::to_string(n) + " of " + std::to_string(bytes) + " bytes differ, the first (" + std::to_string(first) +
+         ", " + where + ") " + std::to_string(a[first]) + " against the GEMV's " + std::to_string(b[first]);
 }
 
 double expect_close(const std::vector<float>& got, const std::vector<float>& want, double bound, const std::string& what) {

@@ -49,8 +49,9 @@ double expect_close(const std::vector<float>& got, const std::vector<float>& wan
 
 // x [rows, cols] f32 on the device rounded by gemv_q8_quantize_x (the integer GEMV's own rounding) into a
 // buffer of its own, compared byte for byte with `fused` (gemv_q8_x_bytes_cols(cols, rows) bytes on the
-// device, what a fused kernel wrote): the first differing byte's index, or the size when all agree.
-size_t first_byte_unlike_gemv_rounding(const float* x, int64_t rows, int64_t cols, const void* fused);
+// device, what a fused kernel wrote): empty when all agree, else how many bytes differ and where the first
+// sits (token, chunk and word, or a scale pair) with both values.
+std::string unlike_gemv_rounding(const float* x, int64_t rows, int64_t cols, const void* fused);
 
 // Per-element bounds for y = x W^T (x [T, K], W [N, K] as f32, dequantized). For y[t, n] = sum_k x_k w_k:
 //  S[t, n] = sqrt(sum_k (x_k w_k)^2): the rounding error of the sum when each product carries an independent
