@@ -288,10 +288,14 @@ TEST_F(CudaTest, AttentionRoundsItsOutputAsTheGemvWould) {
       ASSERT_EQ(cudaMalloc(&scratch, cuda::attn_decode_scratch_bytes(a, n_sm)), cudaSuccess);
       ASSERT_EQ(cudaMalloc(&fused, bytes), cudaSuccess);
       ASSERT_EQ(cudaMemset(fused, 0xAB, bytes), cudaSuccess);
+      // The direct launches go to the legacy stream, the backend's work (kv_append, uploads, to_host) to its
+      // own non-blocking stream: the device is synchronized on both sides of them.
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       a.out = static_cast<float*>(plain_out.data);
       cuda::attn_decode(a, scratch, n_sm, nullptr);
       a.out = static_cast<float*>(fused_out.data);
       cuda::attn_decode(a, scratch, n_sm, nullptr, fused);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       const std::vector<float> po = to_host(be, plain_out), fo = to_host(be, fused_out);
       EXPECT_EQ(std::memcmp(po.data(), fo.data(), po.size() * 4), 0) << what << ": outputs";
       EXPECT_EQ(unlike_gemv_rounding(static_cast<const float*>(plain_out.data), T, K, fused), "") << what;
