@@ -385,10 +385,11 @@ std::shared_ptr<void> CudaBackend::take_qx(const Tensor& x, int64_t T, int64_t K
 
 void CudaBackend::gelu_mul(const Tensor& gate, const Tensor& up, Tensor& out) {
   G4_CHECK(gate.numel() == up.numel() && out.numel() == up.numel(), "gelu_mul shapes");
-  // G4_CUDA_FUSE_QX_DOWN=1 (default off, being measured): out also rounded to int8 for the down projection
-  // that reads it next (pending_qx_, as add_norm_scale_norm does for q/k/v and gate/up): 60 more of a step's
-  // rounding launches go.
-  static const bool fuse_qx = env_switch("G4_CUDA_FUSE_QX_DOWN", false);
+  // out also rounded to int8 for the down projection that reads it next (pending_qx_, as add_norm_scale_norm
+  // does for q/k/v and gate/up): 60 more of a step's rounding launches go (H100, 60-layer Q4_0, with the
+  // attention merge's below: one sequence +1.7%, eight +0.6%; docs/PERF.md). For comparisons:
+  // G4_CUDA_FUSE_QX_DOWN=0, the rounding in its own launch.
+  static const bool fuse_qx = env_switch("G4_CUDA_FUSE_QX_DOWN", true);
   pending_qx_ = {};
   const int64_t n = out.cols(), T = out.numel() / n;
   auto xq = qx_buffer(fuse_qx, T, n);
@@ -619,9 +620,10 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   // at other depths than the recording's.
   const auto decode = [&](const SeqRows& s) { return recording_ || cuda::attn_decode_suits(s.n, s.p0, window); };
   const auto same = [&](const SeqRows& a, const SeqRows& b) { return same_cache_shape(a, b) && decode(a) && decode(b); };
-  // G4_CUDA_FUSE_QX_O=1 (default off, being measured): a decode launch covering every row also rounds out to
-  // int8 for the o projection that reads it next (pending_qx_, as add_norm_scale_norm does for q/k/v).
-  static const bool fuse_qx = env_switch("G4_CUDA_FUSE_QX_O", false);
+  // A decode launch covering every row also rounds out to int8 for the o projection that reads it next
+  // (pending_qx_, as add_norm_scale_norm does for q/k/v; measured with gelu_mul's above). For comparisons:
+  // G4_CUDA_FUSE_QX_O=0, the rounding in its own launch.
+  static const bool fuse_qx = env_switch("G4_CUDA_FUSE_QX_O", true);
   pending_qx_ = {};
   const int64_t K = Hq * D;
   std::shared_ptr<void> xq = D % 32 == 0 && K % 1024 == 0 ? qx_buffer(fuse_qx, T, K) : nullptr;
