@@ -327,15 +327,7 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
     launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
   } else {
     static const int stages = env_int("G4_CUDA_Q8_TC_STAGES", kAsym ? 3 : 2);
-    // The short outputs (K split 4: o, down) have 168 tiles of 32 rows for the 31B, one block each, so at most
-    // two blocks share an SM and each block's rounds in flight (ST - 1 a warp) bound its bytes in flight.
-    // G4_CUDA_Q8_TC_STAGES_SHORT=3 or 4 gives them a deeper ring (2 blocks x 112 KiB fit at 4), for comparisons.
-    static const int short_stages = env_int("G4_CUDA_Q8_TC_STAGES_SHORT", stages);
-    const int st = KS == 4 ? short_stages : stages;
-    if constexpr (KS == 4) {
-      if (st == 4) return launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
-    }
-    if (st == 2) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
+    if (stages == 2) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
     launch_q8_tc_ring<S, kAsym, KS, TPG, 3>(ws, ys, n, xq, xd, T, s);
   }
 }
