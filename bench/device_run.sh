@@ -81,14 +81,16 @@ if [ "$MODE" = gemv-sol ]; then
   # How busy the SMs are in one 8-token tensor-core GEMV launch over a Q4_0 layout: a short output (5376 x
   # 21504, K split 4: 168 tiles for 264 resident blocks) against a long one (21504 x 5376, K split 1), Nsight
   # Compute's speed-of-light, launch, occupancy and workload-distribution sections (per-SM active cycles: an
-  # idle or half-loaded SM shows there).
+  # idle or half-loaded SM shows there), and where its warps wait (scheduler, warp state, memory sections).
   for spec in "4 5376x21504" "1 21504x5376"; do
     set -- $spec
     echo "== gemv_q8_tc_kernel<__half, symmetric, KS $1, 8 tokens a column group>, $2"
     ${NCU:-/usr/local/cuda/bin/ncu} --kernel-name-base mangled -k "regex:gemv_q8_tc_kernelI6__halfLb0ELi$1ELi8E" \
       --launch-skip 3 --launch-count 1 --section SpeedOfLight --section LaunchStats --section Occupancy \
-      --section WorkloadDistribution $B/cuda_gemv_bench 3 multi 400 "$2" 2>&1 |
-      grep -E "Duration|Throughput|Waves|Grid Size|Registers|Achieved|Theoretical Occ|Active Cycles|Elapsed Cycles" | head -24
+      --section WorkloadDistribution --section SchedulerStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+      $B/cuda_gemv_bench 3 multi 400 "$2" 2>&1 |
+      grep -E "Duration|Throughput|Waves|Grid Size|Registers|Achieved|Theoretical Occ|Active Cycles|Elapsed Cycles|Eligible|Issued Warp|No Eligible|Warp Cycles|Hit Rate|Mem Busy|Max Bandwidth|Stall" |
+      head -${SOL_LINES:-40}
   done
   exit 0
 fi
