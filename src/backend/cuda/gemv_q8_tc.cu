@@ -93,11 +93,23 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // (64-row tiles, one block an SM reading x once per 64 rows, measured below 3 buffers: dropped.)
 constexpr int kTcMT = 2;  // 16-row mma tiles a warp: a block's tile is 32 rows
 
-template <int ST>
+// The activations through the ring too (XT tokens, kXRing in the kernel; G4_CUDA_Q8_TC_XRING=1, default off,
+// for comparisons): a round's buffer also takes the int8 words of its 4 chunks for XT tokens (chunk j, token t:
+// 32 bytes at (j XT + t) 32, words 0-7 in order) and their {d, d sum(q)} pairs (token t's 4 at XT 128 +
+// 48 t: a stride of 6 pairs keeps the 4 tokens a load reads in different banks). Without it the round reads
+// them with global loads that wait on L1 (or L2 where the ring leaves L1 too small for x: 3-4 buffers, or
+// 21,504-wide x), inside the round's critical path; through the ring they arrive with the weights, ST - 1
+// rounds early. Measured idea: the deeper rings and the 16-row tiles that lost (docs/PERF.md) all made
+// those loads miss L1 more.
+template <int XT>
+constexpr int x_stage_bytes() { return XT * (4 * 32 + 48); }
+
+template <int ST, int XT = 0>
 struct TcLayout {
   static constexpr int kRows = 16 * kTcMT;
   static constexpr int kCodeBytes = kRows * 4 * 16;
-  static constexpr int kStageBytes = kCodeBytes + kRows * 16;
+  static constexpr int kXOffset = kCodeBytes + kRows * 16;  // the activations' part of a buffer (XT > 0)
+  static constexpr int kStageBytes = kXOffset + x_stage_bytes<XT>();
   static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * kTcTokens;
 };
 
@@ -112,7 +124,7 @@ struct TcCursor {
   int wo[2 * kTcMT], so[kTcMT / 2];
 };
 
-template <class S, bool kAsym, int KS, int TPG, int ST>
+template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
@@ -120,7 +132,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
   static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
   constexpr int MT = kTcMT;
-  using L = TcLayout<ST>;
+  using L = TcLayout<ST, kXRing ? TPG : 0>;
   constexpr int kTcStages = ST;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
@@ -189,6 +201,21 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         cp_async<8>(at, pc.scales + (uint32_t(pc.so[i]) + c0));
         if constexpr (kAsym) cp_async<8>(at + 8, pc.zeros + (uint32_t(pc.so[i]) + c0));
       }
+      if constexpr (kXRing) {
+        // Chunks c0 .. c0 + 3 of tokens 0 .. TPG - 1 (past n_tok: the last token again, as B's columns take it):
+        // copy e = 16-byte half h (words 0-3, 4-7) of chunk j of token t; then the pairs, two copies a token.
+        const uint32_t xbuf = buf + L::kXOffset;
+        const uint4* xc = xq + (c0 >> 5) * 64 + (c0 & 31);
+#pragma unroll
+        for (int e = lane; e < 8 * TPG; e += 32) {
+          const int t = e >> 3, h = (e >> 2) & 1, j = e & 3;
+          cp_async_ca16(xbuf + uint32_t(((j * TPG + t) * 2 + h) * 16), xc + int64_t(min(t, n_tok - 1)) * nch_pad * 2 + h * 32 + j);
+        }
+        if (lane < 2 * TPG) {
+          const int t = lane >> 1, h = lane & 1;
+          cp_async_ca16(xbuf + uint32_t(TPG * 128 + t * 48 + h * 16), xd + int64_t(min(t, n_tok - 1)) * nch_pad + c0 + 2 * h);
+        }
+      }
       pc.c0 += kSlots;
       settle();
     }
@@ -241,9 +268,20 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         for (int gr = 0; gr < kGroups; ++gr) {
           // B: this lane's column's x words (chunk c0 + gr * kChunksPerGroup + bc), given to the group's mma of
           // that chunk and zero to the others.
-          const uint2 x = __ldg(xr + 2 * gr * kChunksPerGroup);
           const int i = gr * kChunksPerGroup + oc;  // the chunk this lane scales (c0 + i), its index in the round
-          const float2 e0 = __ldg(e0r + gr * kChunksPerGroup), e1 = __ldg(e1r + gr * kChunksPerGroup);
+          uint2 x;
+          float2 e0, e1;
+          if constexpr (kXRing) {
+            const uint32_t xbuf = buf + L::kXOffset;
+            x = lds64(xbuf + uint32_t(((gr * kChunksPerGroup + bc) * TPG + tb) * 32 + 8 * q));
+            const uint2 d0 = lds64(xbuf + uint32_t(TPG * 128 + t0 * 48 + i * 8));
+            const uint2 d1 = lds64(xbuf + uint32_t(TPG * 128 + t1 * 48 + i * 8));
+            e0 = make_float2(__uint_as_float(d0.x), __uint_as_float(d0.y));
+            e1 = make_float2(__uint_as_float(d1.x), __uint_as_float(d1.y));
+          } else {
+            x = __ldg(xr + 2 * gr * kChunksPerGroup);
+            e0 = __ldg(e0r + gr * kChunksPerGroup), e1 = __ldg(e1r + gr * kChunksPerGroup);
+          }
           const int wi = i >> 1, hi = i & 1;  // its scales' word (x or y; z or w) and half
 #pragma unroll
           for (int h = 0; h < MT; ++h) {
@@ -306,11 +344,11 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   }
 }
 
-template <class S, bool kAsym, int KS, int TPG, int ST>
+template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
-  using L = TcLayout<ST>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST>;
+  using L = TcLayout<ST, kXRing ? TPG : 0>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kXRing>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
@@ -327,6 +365,9 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
     launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
   } else {
     static const int stages = env_int("G4_CUDA_Q8_TC_STAGES", kAsym ? 3 : 2);
+    // The activations through the ring (TcLayout): with 2 buffers only, where two blocks still fit an SM.
+    static const bool x_ring = env_int("G4_CUDA_Q8_TC_XRING", 0) != 0;
+    if (stages == 2 && x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true>(ws, ys, n, xq, xd, T, s);
     if (stages == 2) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
     launch_q8_tc_ring<S, kAsym, KS, TPG, 3>(ws, ys, n, xq, xd, T, s);
   }

@@ -18,6 +18,10 @@ __device__ __forceinline__ void cp_async(uint32_t dst, const void* src) {
   if constexpr (N == 16) asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src));
   else asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(dst), "l"(src));
 }
+// 16 bytes through L1 too (data other rounds read again, such as a GEMV's activations).
+__device__ __forceinline__ void cp_async_ca16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src));
+}
 // 16 bytes as cp_async<16>, or 16 zero bytes when !valid (src is then not read, but must be a valid address).
 __device__ __forceinline__ void cp_async16_or_zero(uint32_t dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
@@ -43,6 +47,12 @@ __device__ __forceinline__ uint4 ldmatrix_x4(uint32_t addr) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
                  : "r"(addr));
+  return r;
+}
+
+__device__ __forceinline__ uint2 lds64(uint32_t addr) {
+  uint2 r;
+  asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];" : "=r"(r.x), "=r"(r.y) : "r"(addr));
   return r;
 }
 
