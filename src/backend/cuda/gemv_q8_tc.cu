@@ -365,9 +365,13 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
     launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
   } else {
     static const int stages = env_int("G4_CUDA_Q8_TC_STAGES", kAsym ? 3 : 2);
-    // The activations through the ring (TcLayout): with 2 buffers only, where two blocks still fit an SM.
+    // The activations through the ring (TcLayout): where two blocks still fit an SM, 2 buffers, or 3 for
+    // 3-4 tokens (2 x 109 KiB; with it a deeper ring no longer costs the activations their L1).
     static const bool x_ring = env_int("G4_CUDA_Q8_TC_XRING", 0) != 0;
     if (stages == 2 && x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true>(ws, ys, n, xq, xd, T, s);
+    if constexpr (TPG == 4) {
+      if (stages == 3 && x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 3, true>(ws, ys, n, xq, xd, T, s);
+    }
     if (stages == 2) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
     launch_q8_tc_ring<S, kAsym, KS, TPG, 3>(ws, ys, n, xq, xd, T, s);
   }
