@@ -99,8 +99,8 @@ constexpr int kTcMT = 2;  // 16-row mma tiles a warp: a block's tile is 32 rows
 // 48 t: a stride of 6 pairs keeps the 4 tokens a load reads in different banks). Without it the round reads
 // them with global loads that wait on L1 (or L2 where the ring leaves L1 too small for x: 3-4 buffers, or
 // 21,504-wide x), inside the round's critical path; through the ring they arrive with the weights, ST - 1
-// rounds early. Measured idea: the deeper rings and the 16-row tiles that lost (docs/PERF.md) all made
-// those loads miss L1 more.
+// rounds early. Why: the deeper rings and the 16-row tiles that lost (docs/PERF.md) all made those loads
+// miss L1 more.
 template <int XT>
 constexpr int x_stage_bytes() { return XT * (4 * 32 + 48); }
 
