@@ -257,9 +257,10 @@ TEST_F(CudaTest, AttentionOfSeveralSequencesEqualsEachAlone) {
   }
 }
 
-// attn_decode with an int8 buffer (G4_CUDA_FUSE_QX_O=1: the o projection's input rounded by the merge that
-// writes it) gives the same output bit for bit, and the int8 words and scales gemv_q8_quantize_x makes of it;
-// a sliding and a full layer of the 31B's shapes, one row and a verify's four, the window full.
+// attn_decode with an int8 buffer (the o projection's input rounded by the merge that writes it; the
+// default, G4_CUDA_FUSE_QX_O=0 turns it off) gives the same output bit for bit, and the int8 words and
+// scales gemv_q8_quantize_x makes of it; a sliding and a full layer of the 31B's shapes, one row and a
+// verify's four, the window full.
 TEST_F(CudaTest, AttentionRoundsItsOutputAsTheGemvWould) {
   struct C { int64_t Hkv, D, p0; int window; int64_t cap; bool ring; };
   int n_sm = 0;

@@ -238,10 +238,10 @@ TEST_F(CudaTest, AddNormScaleNormRoundsItsOutputAsTheGemvWould) {
   }
 }
 
-// gelu_mul_q8 (the down projection's input rounded where it is made, G4_CUDA_FUSE_QX_DOWN=1): its values
-// are gelu_mul's bit for bit, and its int8 words and scales gemv_q8_quantize_x's of them, padding chunks zero
-// (the buffer starts as 0xAB bytes); 1, 3 and 8 rows, widths that fill the last 32-chunk block or not
-// (21,504: the 31B's), and in place (out = gate, as the forward calls it).
+// gelu_mul_q8 (the down projection's input rounded where it is made; G4_CUDA_FUSE_QX_DOWN=0 turns it off):
+// its values are gelu_mul's bit for bit, and its int8 words and scales gemv_q8_quantize_x's of them, padding
+// chunks zero (the buffer starts as 0xAB bytes); 1, 3 and 8 rows, widths that fill the last 32-chunk block or
+// not (21,504: the 31B's), and in place (out = gate, as the forward calls it).
 TEST_F(CudaTest, GeluMulRoundsItsOutputAsTheGemvWould) {
   for (int64_t n : {256, 1056, 21504}) {
     for (int64_t rows : {1, 3, 8}) {
@@ -270,7 +270,7 @@ TEST_F(CudaTest, GeluMulRoundsItsOutputAsTheGemvWould) {
 
 // The MLP's down projection of gelu(gate) * up, the CUDA backend's gelu_mul then matmul, against the ref's
 // within the dp4a path's bound, at 1-9 tokens (9: the GEMV's groups of 8 and 1) and on both int4 layouts
-// (under G4_CUDA_FUSE_QX_DOWN=1 the matmul takes gelu_mul's rounding up to 8 tokens).
+// (the matmul takes gelu_mul's rounding up to 8 tokens; with G4_CUDA_FUSE_QX_DOWN=0 its own).
 TEST_F(CudaTest, GeluMulThenMatmulMatchesRef) {
   const int64_t rows = 96, cols = 512;
   for (const auto& [sdt, asym] : {std::pair{DType::kBF16, true}, std::pair{DType::kF16, false}}) {

@@ -20,8 +20,8 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
-#include "backend/cuda/q8_act.cuh"
 #include "backend/cuda/load.cuh"
+#include "backend/cuda/q8_act.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/cuda/seq_table.cuh"
 

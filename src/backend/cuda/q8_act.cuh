@@ -32,6 +32,14 @@ __device__ __forceinline__ void zero_chunk(uint4* xq, float2* xd, int nch_pad, i
   xd[t * nch_pad + c] = make_float2(0.f, 0.f);
 }
 
+// A chunk's scale d = max|x| / 127 and the factor each value is rounded with (q = x * inv, half to even;
+// 0 for an all-zero chunk): the one rule of every rounding below, which the GEMV's and the fused kernels'
+// copies must share byte for byte.
+struct ChunkScale {
+  float d, inv;
+};
+__device__ __forceinline__ ChunkScale chunk_scale(float amax) { return {amax / 127.f, amax > 0.f ? 127.f / amax : 0.f}; }
+
 __device__ __forceinline__ uint32_t pack_s8x4(int a, int b, int c, int d) {
   return (uint32_t(a) & 0xFFu) | (uint32_t(b) & 0xFFu) << 8 | (uint32_t(c) & 0xFFu) << 16 | uint32_t(d) << 24;
 }
@@ -49,7 +57,7 @@ __device__ __forceinline__ void quantize_chunk32(const float* __restrict__ src, 
   float amax = 0.f;
 #pragma unroll
   for (int j = 0; j < 32; ++j) amax = fmaxf(amax, fabsf(v[j]));
-  const float d = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+  const auto [d, inv] = chunk_scale(amax);
   int q[32], sum = 0;
 #pragma unroll
   for (int j = 0; j < 32; ++j) q[j] = __float2int_rn(v[j] * inv), sum += q[j];
@@ -76,7 +84,7 @@ __device__ __forceinline__ void quantize_chunk_lanes(float4 v, bool live, uint4*
   amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
   amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
   amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 4));
-  const float d = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+  const auto [d, inv] = chunk_scale(amax);
   const int q0 = __float2int_rn(v.x * inv), q1 = __float2int_rn(v.y * inv), q2 = __float2int_rn(v.z * inv),
             q3 = __float2int_rn(v.w * inv);
   // Lane pair (2j, 2j + 1) holds values 8j .. 8j + 7: the even lane writes A(j) = its q0, q2 and the odd
@@ -103,7 +111,7 @@ __device__ __forceinline__ void quantize_chunk_warp(float v, uint4* slot, float2
   float amax = fabsf(v);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  const float d = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+  const auto [d, inv] = chunk_scale(amax);
   const int q = __float2int_rn(v * inv);
   int sum = q;
 #pragma unroll
