@@ -81,26 +81,22 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // the 8 rows an ldmatrix matrix reads fall in 8 different bank groups), then each row's 4 scales and 4 zero
 // points (16 bytes a row). The kernel takes group size 32 (a scale per chunk) and rows of a multiple of 4
 // chunks (tc_layout_ok), so a round never runs past a row's end.
-// ST: the ring's buffers. Two blocks of 32-row tiles with 4 buffers take 224 KiB of shared memory, which
-// needs the largest carveout (228 of the SM's 256 KiB) and leaves 28 KiB of L1 for the x words every round
-// reads (for 8 tokens and 5,376 columns 53 KiB: they came from L2 again for every tile); with 3 buffers two
-// blocks take 184 KiB, the 196 KiB carveout, and leave 60 KiB (H200, Q4_0: 8 sequences +4%, a verify of 8
-// tokens 14.02 -> 13.46 ms, docs/PERF.md); with 2, 144 KiB, the 164 KiB carveout: 92 KiB of L1, half the
-// loads in flight (Q4_0: 8 sequences +1.2% more, a verify of 4 tokens 9.84 -> 9.66 ms). So 3-8 tokens take 2
-// on symmetric layouts (Q4_0), 3 with zero points (g4's int4, whose 8-token short-output instance spills 32
-// bytes with 2 buffers, 8 with 3: unmeasured), and 2 tokens (x 11 KiB) keep 4. G4_CUDA_Q8_TC_STAGES=2 or 3
-// sets 3-8 tokens' ring on every layout, for comparisons.
+// ST: the ring's buffers. While the round read its activations (x words and scales) with global loads, the
+// ring's shared memory decided how much L1 kept them: two blocks of 32-row tiles with 4 buffers take 224 KiB
+// (the largest carveout, 28 KiB of L1: x came from L2 again for every tile), 3 buffers 184 KiB (60 KiB of L1;
+// H200, Q4_0: 8 sequences +4%, a verify of 8 tokens 14.02 -> 13.46 ms), 2 buffers 144 KiB (92 KiB; 8
+// sequences +1.2% more, a verify of 4 9.84 -> 9.66 ms). So 3-8 tokens took 2 on Q4_0, 3 with zero points.
 // (64-row tiles, one block an SM reading x once per 64 rows, measured below 3 buffers: dropped.)
+// Now the activations come through the ring too (XT tokens, kXRing in the kernel), with 2 buffers on every
+// layout (H100, Q4_0: 8 sequences 672 -> 789 tok/s, a verify of 4 at depth 512 1.27 -> 1.18 one-token steps;
+// 3 buffers measured below 2; docs/PERF.md); G4_CUDA_Q8_TC_XRING=0 reads them from global memory again, with
+// G4_CUDA_Q8_TC_STAGES (2 or 3) buffers, for comparisons. 2 tokens (x 11 KiB) keep 4 buffers.
+// A round's buffer takes the int8 words of its 4 chunks for XT tokens (chunk j, token t: 32 bytes at
+// (j XT + t) 32, words 0-7 in order) and their {d, d sum(q)} pairs (token t's 4 at XT 128 + 48 t: a stride of
+// 6 pairs keeps the 4 tokens a load reads in different banks): they arrive with the weights, ST - 1 rounds
+// early, instead of global loads waiting on L1 (or L2) inside the round's critical path.
 constexpr int kTcMT = 2;  // 16-row mma tiles a warp: a block's tile is 32 rows
 
-// The activations through the ring too (XT tokens, kXRing in the kernel; G4_CUDA_Q8_TC_XRING=1, default off,
-// for comparisons): a round's buffer also takes the int8 words of its 4 chunks for XT tokens (chunk j, token t:
-// 32 bytes at (j XT + t) 32, words 0-7 in order) and their {d, d sum(q)} pairs (token t's 4 at XT 128 +
-// 48 t: a stride of 6 pairs keeps the 4 tokens a load reads in different banks). Without it the round reads
-// them with global loads that wait on L1 (or L2 where the ring leaves L1 too small for x: 3-4 buffers, or
-// 21,504-wide x), inside the round's critical path; through the ring they arrive with the weights, ST - 1
-// rounds early. Why: the deeper rings and the 16-row tiles that lost (docs/PERF.md) all made those loads
-// miss L1 more.
 template <int XT>
 constexpr int x_stage_bytes() { return XT * (4 * 32 + 48); }
 
@@ -183,8 +179,26 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
       pc.c0 = kTcSlots * pc.p + 4 * warp;
     }
   };
+  // The activations of the round at chunk c0 into buffer buf (XRING): chunks c0 .. c0 + 3 of tokens 0 .. TPG - 1
+  // (past n_tok: the last token again, as B's columns take it): copy e = 16-byte half h (words 0-3, 4-7) of
+  // chunk j of token t; then the pairs, two copies a token.
+  auto copy_x = [&](uint32_t buf, uint32_t c0) {
+    const uint32_t xbuf = buf + L::kXOffset;
+    const uint4* xc = xq + (c0 >> 5) * 64 + (c0 & 31);
+#pragma unroll
+    for (int e = lane; e < 8 * TPG; e += 32) {
+      const int t = e >> 3, h = (e >> 2) & 1, j = e & 3;
+      cp_async_ca16(xbuf + uint32_t(((j * TPG + t) * 2 + h) * 16), xc + int64_t(min(t, n_tok - 1)) * nch_pad * 2 + h * 32 + j);
+    }
+    if (lane < 2 * TPG) {
+      const int t = lane >> 1, h = lane & 1;
+      cp_async_ca16(xbuf + uint32_t(TPG * 128 + t * 48 + h * 16), xd + int64_t(min(t, n_tok - 1)) * nch_pad + c0 + 2 * h);
+    }
+  };
   uint32_t issued = 0;  // rounds issued and consumed (unsigned: the ring index is a mask or a cheap modulo)
-  auto issue = [&]() {
+  // with_x: the round's activations too (XRING); the rounds issued before grid_dependency_sync() leave them out
+  // (the previous kernel writes them) and take them in groups of their own after it.
+  auto issue = [&](bool with_x) {
     if (pc.tile < n_tiles) {
       const uint32_t buf = ring + (issued % kTcStages) * kTcStageBytes;
       // Offsets in 32 bits (a weight's chunks number below 2^31, tc_layout_ok): one add and one wide
@@ -202,19 +216,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         if constexpr (kAsym) cp_async<8>(at + 8, pc.zeros + (uint32_t(pc.so[i]) + c0));
       }
       if constexpr (kXRing) {
-        // Chunks c0 .. c0 + 3 of tokens 0 .. TPG - 1 (past n_tok: the last token again, as B's columns take it):
-        // copy e = 16-byte half h (words 0-3, 4-7) of chunk j of token t; then the pairs, two copies a token.
-        const uint32_t xbuf = buf + L::kXOffset;
-        const uint4* xc = xq + (c0 >> 5) * 64 + (c0 & 31);
-#pragma unroll
-        for (int e = lane; e < 8 * TPG; e += 32) {
-          const int t = e >> 3, h = (e >> 2) & 1, j = e & 3;
-          cp_async_ca16(xbuf + uint32_t(((j * TPG + t) * 2 + h) * 16), xc + int64_t(min(t, n_tok - 1)) * nch_pad * 2 + h * 32 + j);
-        }
-        if (lane < 2 * TPG) {
-          const int t = lane >> 1, h = lane & 1;
-          cp_async_ca16(xbuf + uint32_t(TPG * 128 + t * 48 + h * 16), xd + int64_t(min(t, n_tok - 1)) * nch_pad + c0 + 2 * h);
-        }
+        if (with_x) copy_x(buf, c0);
       }
       pc.c0 += kSlots;
       settle();
@@ -224,10 +226,24 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   };
   enter_tile();
   settle();
-  // The first rounds before waiting for the previous kernel: weights are written by no kernel (launch.cuh).
+  // The first rounds' weights before waiting for the previous kernel: weights are written by no kernel
+  // (launch.cuh). Their activations after it, one commit group a round: ST - 1 more groups in front of the
+  // loop's, so its wait (all but the newest ST - 1 groups) still covers round k's two groups (k and ST - 1 + k
+  // for k < ST - 1).
+  int early_c0[kTcStages - 1];
 #pragma unroll
-  for (int i = 0; i < kTcStages - 1; ++i) issue();
+  for (int i = 0; i < kTcStages - 1; ++i) {
+    early_c0[i] = pc.tile < n_tiles ? pc.c0 : -1;
+    issue(!kXRing);
+  }
   grid_dependency_sync();
+  if constexpr (kXRing) {
+#pragma unroll
+    for (int i = 0; i < kTcStages - 1; ++i) {
+      if (early_c0[i] >= 0) copy_x(ring + uint32_t(i) * kTcStageBytes, uint32_t(early_c0[i]));
+      cp_async_commit();
+    }
+  }
 
   uint32_t consumed = 0;
   for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
@@ -247,7 +263,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
           for (int j = 0; j < 4; ++j) acc[h][i][j] = 0.f;
       for (int c0 = slot0; c0 < nch; c0 += kSlots) {  // the same for the whole warp (ldmatrix)
         __syncwarp();  // every lane is done with the buffer that the next issue overwrites
-        issue();
+        issue(true);
         cp_async_wait<kTcStages - 1>();  // round `consumed` has landed (this lane's part)
         __syncwarp();                    // (and every lane's)
         const uint32_t buf = ring + (consumed % kTcStages) * kTcStageBytes;
@@ -361,17 +377,15 @@ void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint
 template <class S, bool kAsym, int KS, int TPG>
 void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                   cudaStream_t s) {
+  // The activations through the ring (TcLayout); G4_CUDA_Q8_TC_XRING=0 reads them from global memory, with
+  // G4_CUDA_Q8_TC_STAGES's ring for 3-8 tokens, for comparisons. 2 tokens keep 4 buffers either way.
+  static const bool x_ring = env_int("G4_CUDA_Q8_TC_XRING", 1) != 0;
   if constexpr (TPG == 2) {
+    if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 4, true>(ws, ys, n, xq, xd, T, s);
     launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
   } else {
+    if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true>(ws, ys, n, xq, xd, T, s);
     static const int stages = env_int("G4_CUDA_Q8_TC_STAGES", kAsym ? 3 : 2);
-    // The activations through the ring (TcLayout): where two blocks still fit an SM, 2 buffers, or 3 for
-    // 3-4 tokens (2 x 109 KiB; with it a deeper ring no longer costs the activations their L1).
-    static const bool x_ring = env_int("G4_CUDA_Q8_TC_XRING", 0) != 0;
-    if (stages == 2 && x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true>(ws, ys, n, xq, xd, T, s);
-    if constexpr (TPG == 4) {
-      if (stages == 3 && x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 3, true>(ws, ys, n, xq, xd, T, s);
-    }
     if (stages == 2) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
     launch_q8_tc_ring<S, kAsym, KS, TPG, 3>(ws, ys, n, xq, xd, T, s);
   }
