@@ -2,28 +2,20 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/device_pool.h"
+#include "backend/cuda/env.h"
 #include "backend/cuda/step_recording.h"
 
 namespace g4 {
 
+using cuda::env_switch;
 using cuda::WeightDesc;
 using cuda::WFmt;
 
 namespace {
-
-// An on/off switch from the environment (comparisons): a default-on switch is off only at "0", a default-off
-// one on only at "1".
-bool env_switch(const char* name, bool on_by_default) {
-  const char* e = std::getenv(name);
-  if (!e) return on_by_default;
-  return on_by_default ? std::strcmp(e, "0") != 0 : std::strcmp(e, "1") == 0;
-}
 
 // Device memory owned by a packed weight.
 struct DevBuf {

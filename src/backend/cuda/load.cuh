@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/env.h"
 #include "backend/cuda/grid.h"
 #include "backend/cuda/kernels.h"
 
@@ -42,30 +43,6 @@ void with_scale_layout(const WeightDesc& w, F&& f) {
     case SType::kF16: asym ? f(ScaleLayout<__half, true>{}) : f(ScaleLayout<__half, false>{}); break;
     case SType::kBF16: asym ? f(ScaleLayout<__nv_bfloat16, true>{}) : f(ScaleLayout<__nv_bfloat16, false>{}); break;
   }
-}
-
-// An integer from the environment (the kernels' tuning switches, for comparisons); `fallback` when unset or empty.
-inline int env_int(const char* name, int fallback) {
-  const char* e = std::getenv(name);
-  return e && *e ? std::atoi(e) : fallback;
-}
-
-// N comma-separated integers from the environment ("2,1,4,1": a kernel shape, for comparisons) into v, read as
-// sscanf("%d,%d,...") would (what follows the last one is ignored); false, v untouched, when unset or short.
-template <int N>
-bool env_ints(const char* name, int (&v)[N]) {
-  const char* e = std::getenv(name);
-  if (!e) return false;
-  int got[N];
-  for (int i = 0; i < N; ++i) {
-    char* end = nullptr;
-    const long x = std::strtol(e, &end, 10);
-    if (end == e || (i + 1 < N && *end != ',')) return false;
-    got[i] = int(x);
-    e = end + 1;
-  }
-  for (int i = 0; i < N; ++i) v[i] = got[i];
-  return true;
 }
 
 // 32-value chunks in a row of an int4 weight (the integer kernels' unit: one group or part of one).
