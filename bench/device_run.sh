@@ -111,7 +111,7 @@ if [ "$MODE" = attn ]; then
   # G4_CUDA_KNOCKOUT=combine leaves the merge out), then an older build's benchmark if carried
   # (cuda_attn_bench-alt, --pack-alt attn=PATH); two rounds alternating; no tests, no synth.
   for r in 1 2; do
-    for sw in ${ATTN_SETTINGS:-default G4_CUDA_KNOCKOUT=combine}; do
+    for sw in ${ATTN_SETTINGS:-default G4_CUDA_ATTN_PACK=1 G4_CUDA_KNOCKOUT=combine G4_CUDA_ATTN_PACK=1,G4_CUDA_KNOCKOUT=combine}; do
       e=$sw; [ "$sw" = default ] && e=""
       under "$e" $B/cuda_attn_bench 20 "${ATTN_DEPTHS:-512,4096}" "${ATTN_SHAPE:-sliding}" | grep -E "^(sliding|full)" |
         sed "s|^|$sw |"

@@ -169,8 +169,9 @@ TEST_F(CudaTest, AttentionDerivedKeys) {
 // Decode attention over a bf16 cache gives each of T query rows (a verify: consecutive positions of one
 // sequence) bit for bit what a launch of that row alone gives after the earlier rows' keys and values were
 // appended: what lets greedy speculation reproduce plain greedy decoding. Sliding layers (GQA 2 and 4, the
-// window full, filling (slices of 32 keys at 100; at 560 a slice's length changes between the rows), and
-// crossed within the rows), and a full layer with stored keys.
+// window full, filling (slices of 32 keys at 100; at 560 a slice's length changes between the rows, so packed
+// rows start apart), and crossed within the rows), and a full layer with stored keys.
+// (G4_CUDA_ATTN_PACK=1 runs the rows of a sliding layer packed, attn_decode_tc.cu.)
 TEST_F(CudaTest, AttentionRowsEqualOneRowLaunches) {
   struct C { int64_t Hq, Hkv, D, p0; int window; int64_t cap; bool ring; };
   const std::vector<C> cases = {{32, 16, 256, 1500, 1024, 1024, true}, {32, 16, 256, 700, 1024, 1024, true},
@@ -217,7 +218,8 @@ TEST_F(CudaTest, AttentionRowsEqualOneRowLaunches) {
 
 // Several sequences with several rows each in one decode launch (a batch of verifies, as the server's
 // speculation runs them) give each sequence what a launch of that sequence alone gives, bit for bit: a
-// sliding layer (GQA 2) with the window full, still filling and at slices of 32 keys.
+// sliding layer (GQA 2; with G4_CUDA_ATTN_PACK=1 its rows go in packs of 4, cut per sequence) with the window
+// full, still filling and at slices of 32 keys.
 TEST_F(CudaTest, AttentionOfSeveralSequencesEqualsEachAlone) {
   const int64_t Hq = 32, Hkv = 16, D = 256, cap = 1024;
   const int window = 1024;

@@ -95,10 +95,14 @@ __device__ __forceinline__ void split3_pair(float x, float y, uint32_t (&p)[kPar
 constexpr int kStages = 2;
 constexpr int kDimParts = kWarpsTc / 2;  // scores: a warp per 16 keys and a quarter of the head dims
 static_assert(kWarpsTc == kCols, "the softmax takes a column a warp");
-template <int D, bool kDerived>
+// Packed rows (kPack, below): a stage holds kMaxShift key rows more than a tile, for the rows whose slice
+// starts up to kMaxShift keys after the pack's first row's.
+constexpr int kMaxShift = 4;
+template <int D, bool kDerived, bool kPack = false>
 struct TcSmem {
-  static constexpr int R = kTileTc;  // key rows of a stage
-  static constexpr int QS = D + 32, RS = D + 32, SS = R + 4, PS = kTileTc + 8;
+  static constexpr int R = kTileTc + (kPack ? kMaxShift : 0);  // key rows of a stage
+  static constexpr int MT = (R + 15) / 16;                     // 16-key m-tiles of the scores
+  static constexpr int QS = D + 32, RS = D + 32, SS = 16 * MT + 4, PS = kTileTc + 8;
   static constexpr int kBufRows = (kDerived ? 1 : 2) * R;  // rows of one stage: keys, then values
   static constexpr size_t q_bytes = size_t(kParts * kCols * QS) * 2;
   static constexpr size_t stage_bytes = size_t(kBufRows * RS) * 2;
@@ -106,8 +110,8 @@ struct TcSmem {
   // running max, sum and rescale factor per column
   static constexpr size_t bytes = q_bytes + kStages * stage_bytes + size_t(kDimParts * kCols * SS) * 4 +
                                   size_t(kParts * kCols * PS) * 2 + size_t(3 * kCols) * 4;
-  // static shared memory: the stages' row pointers (srow in the kernel)
-  static constexpr size_t static_bytes = size_t(kStages) * kBufRows * sizeof(void*);
+  // static shared memory: the stages' row pointers (srow in the kernel) and the pack's slices (rks, rke)
+  static constexpr size_t static_bytes = size_t(kStages) * kBufRows * sizeof(void*) + 2 * kCols * sizeof(int64_t);
   static constexpr size_t block_bytes = bytes + static_bytes;  // all of a block's shared memory
 };
 
@@ -160,13 +164,45 @@ __device__ __forceinline__ void derived_keys8(const AttnArgs& a, const __nv_bflo
   for (int i = 0; i < kParts; ++i) k[i] = make_uint4(w[0][i], w[1][i], w[2][i], w[3][i]);
 }
 
-// grid (Hkv, T rows, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split, D], ml [T, Hq,
-// n_split, 2]. kDerived: keys derived from the value rows (a.kw). The first tile's cached rows
+// Packs of up to `per` consecutive rows of one sequence in the table (each sequence's rows cut from its
+// first), and the first row of pack y.
+int64_t packs(const SeqTable& st, int per) {
+  int64_t n = 0;
+  for (int i = 0; i < st.n; ++i) n += (st.e[i].n + per - 1) / per;
+  return n;
+}
+__device__ __forceinline__ int64_t pack_first_row(const SeqTable& st, int64_t y, int per) {
+  for (int i = 0; i + 1 < st.n; ++i) {
+    const int64_t n = (st.e[i].n + per - 1) / per;
+    if (y < n) return st.e[i].row0 + y * per;
+    y -= n;
+  }
+  return st.e[st.n - 1].row0 + y * per;
+}
+
+// Packing (kPack, verify steps: several query rows of one sequence). A sliding layer of the 31B has G = 2
+// heads a KV head, so a one-row block leaves 6 of the mma's 8 columns empty and the 4 rows of a verify
+// each stage the same keys. A packed block takes kCols / G consecutive rows of one sequence (the pack; the
+// grid's y counts packs) and gives them the columns, row u of the pack columns G u .. G u + G - 1.
+// Every row keeps its own slicing (split_keys of its position) and the same tiles of it: row u's tile i is
+// keys [ks_u + 32 i, ..), which sit in the stage at offset ks_u - ks_0 (0 .. kMaxShift: a stage holds
+// kTileTc + kMaxShift rows, the scores three m-tiles). So each row's sums are those of a one-row block:
+//   scores: a key's score is the same mma element whichever m-row holds it;
+//   softmax: column j reads its own keys from its offset, lane l = key l of its tile as alone;
+//   P.V: one mma set per distinct offset, V rows read from that offset, the B columns of rows at other
+//   offsets zero (a product of zero columns adds exact zeros to the accumulator, rescales by exactly 1);
+//   a row whose tile i is empty (its slice ended) sees a fully masked tile: m, l and its sums unchanged.
+// Rows whose slices start more than kMaxShift keys apart (a window still filling, where the slice length
+// changes between positions) go in sub-packs of their own, one after the other in the block.
+//
+// grid (Hkv, T rows or their packs, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split,
+// D], ml [T, Hq, n_split, 2]. kDerived: keys derived from the value rows (a.kw). The first tile's cached rows
 // are copied before the wait for the previous kernel (H200, 60-layer Q4_0: +0.7% a token at depth 0 and at
 // 16,384, one sequence or eight; docs/PERF.md).
-template <int D, bool kDerived>
+template <int D, bool kDerived, bool kPack>
 __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml) {
-  using L = TcSmem<D, kDerived>;
+  static_assert(!(kPack && kDerived), "packed rows take stored keys");
+  using L = TcSmem<D, kDerived, kPack>;
   constexpr int QS = L::QS, RS = L::RS, PS = L::PS, SS = L::SS, R = L::R;
   constexpr int DW = D / kWarpsTc;  // head dims a warp owns in P.V, 32 a group (two 16-dim m-tiles)
   static_assert(DW % 32 == 0, "head dims of 256 or 512");
@@ -181,251 +217,301 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   float* lrow = mrow + kCols;
   float* frow = lrow + kCols;
   __shared__ const void* srow[kStages][L::kBufRows];  // the rows a stage copies (null: past the keys)
-  static_assert(sizeof(srow) == L::static_bytes, "TcSmem counts the static arrays");
+  __shared__ int64_t rks[kCols], rke[kCols];          // the pack's rows' slices of this split
+  static_assert(sizeof(srow) + sizeof(rks) + sizeof(rke) == L::static_bytes, "TcSmem counts the static arrays");
 
   const int64_t g = blockIdx.x, split = blockIdx.z;
   const int G = int(a.Hq / a.Hkv);
-  const int64_t t = blockIdx.y;  // the block's row
+  // The block's rows: t .. t + np - 1 (np = 1 without packing; blockIdx.y a pack, pack_first_row).
+  const int per_pack = kPack ? kCols / G : 1;
+  const int64_t t = kPack ? pack_first_row(a.seqs, blockIdx.y, per_pack) : blockIdx.y;
   const RowSeq rs = row_seq(a, t);
+  const int np = kPack ? min(per_pack, rs.n - rs.i) : 1;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, cq = lane & 3;
-  // Column j: head g G + j of row t (j < G).
-  int64_t ks, ke;  // the row's slice of this split: its first key, and its last key plus one
-  {
+  // Column j: head g G + col_head(j) of the sub-pack's row u0 + col_row(j) (packed: G = 2^gs; else row t).
+  const int gs = kPack ? __ffs(G) - 1 : 0;
+  auto col_row = [&](int j) { return kPack ? j >> gs : 0; };
+  auto col_head = [&](int j) { return kPack ? j & (G - 1) : j; };
+  int64_t ks1 = 0, ke1 = 0;  // without packing: the row's slice
+  if (kPack ? tid < np : true) {
     int64_t lo, hi;
-    key_range(a, rs.pq, &lo, &hi);
+    key_range(a, rs.pq + (kPack ? tid : 0), &lo, &hi);
     const SplitKeys sk = split_keys(a, lo, hi, n_split, int(split));
-    ks = sk.ks, ke = sk.ke;
+    if (kPack) rks[tid] = sk.ks, rke[tid] = sk.ke;
+    else ks1 = sk.ks, ke1 = sk.ke;
   }
-  const int ntiles = ke > ks ? int((ke - ks + kTileTc - 1) / kTileTc) : 0;
+  if (kPack) __syncthreads();
 
-  // The rows of the tile at k0 (one thread a row) for stage st.
-  auto find_rows = [&](int64_t k0, int st) {
-    if (tid < L::kBufRows) {
-      const int j = tid % R;
-      const int64_t pk = k0 + j;
-      const bool val = kDerived || tid >= R;
-      srow[st][tid] = pk >= ke ? nullptr
-                      : val                   ? key_row<__nv_bfloat16>(a, rs, rs.v, rs.cv, pk, g)
-                                              : key_row<__nv_bfloat16>(a, rs, rs.k, rs.ck, pk, g);
-    }
-  };
-  // Stage st's copies of the tile at k0 (after find_rows and a barrier), one commit group. rows: kAll, or
-  // the first tile in two steps: kCached (the rows earlier steps cached, before the wait) then kRest (this
-  // step's own rows and the zeros past the split's keys, after it) and the commit.
-  enum Rows { kAll, kCached, kRest };
-  auto stage_tile = [&](int64_t k0, int st, Rows rows) {
-    __nv_bfloat16* buf = stages + st * L::kBufRows * RS;
-    for (int e = tid; e < L::kBufRows * CPR; e += kThreadsTc) {
-      const int r = e / CPR, c = e % CPR;
-      const void* src = srow[st][r];
-      __nv_bfloat16* dst = buf + r * RS + 8 * c;
-      const bool cached = src && k0 + r % R < rs.p0;
-      if ((rows == kCached && !cached) || (rows == kRest && cached)) continue;
-      if (cached) cp_async<16>(smem_addr(dst), static_cast<const __nv_bfloat16*>(src) + 8 * c);
-      else *reinterpret_cast<uint4*>(dst) = fresh8(src, 8 * c);
-    }
-    if (rows == kCached) return;
-    cp_async_commit();
-    if constexpr (kDerived) {
-      // The tile's {cos, sin} rows (8 bytes a rotated pair: 512 bytes a key for the 31B, a 32 MB table at
-      // 65,536 keys) asked of L2 a tile ahead: derived_keys8 reads them synchronously inside the scores
-      // (H200, 65,536 keys: 189 -> 180 us a layer).
-      const int lines = (a.pairs * 8 + 127) / 128;
-      for (int e = tid; e < kTileTc * lines; e += kThreadsTc) {
-        const int64_t pk = k0 + e / lines;
-        if (pk < ke) prefetch_l2(reinterpret_cast<const char*>(a.rope_cs) + pk * a.pairs * 8 + (e % lines) * 128);
+  for (int u0 = 0, u1 = 1; u0 < np; u0 = u1) {
+    // The sub-pack [u0, u1): rows whose slices start within kMaxShift keys of row u0's (ks nondecreasing).
+    int64_t ks = ks1, ke = ke1;  // the sub-pack's first key, and its last key plus one
+    int ntiles = ke1 > ks1 ? int((ke1 - ks1 + kTileTc - 1) / kTileTc) : 0;  // tiles of the longest slice
+    if constexpr (kPack) {
+      u1 = u0 + 1;
+      while (u1 < np && rks[u1] - rks[u0] <= kMaxShift) ++u1;
+      ks = rks[u0], ke = rke[u0], ntiles = 0;
+      for (int u = u0; u < u1; ++u) {
+        ke = max(ke, rke[u]);
+        ntiles = max(ntiles, int((max(rke[u] - rks[u], int64_t(0)) + kTileTc - 1) / kTileTc));
       }
     }
-  };
+    const int ncols = (u1 - u0) * G;
+    const int nstage = kPack ? kTileTc + int(rks[u1 - 1] - ks) : kTileTc;  // key rows a stage takes (the rest never read)
 
-  // The first tile's copies go out before the query is staged: its cached rows before the wait for the
-  // previous kernel (launch.cuh: rows of positions before the step's, which this step's kernels do not
-  // write), its fresh rows after it.
-  if (ntiles > 0) find_rows(ks, 0);
-  __syncthreads();
-  if (ntiles > 0) stage_tile(ks, 0, kCached);
-  grid_dependency_sync();
-  if (ntiles > 0) stage_tile(ks, 0, kRest);
-  for (int e = tid; e < kCols * D; e += kThreadsTc) {
-    const int j = e / D, d = e % D;
-    __nv_bfloat16 p[kParts];
-    float x = j < G ? a.q[(t * a.Hq + g * G + j) * D + d] : 0.f;
-    if (kDerived && d % (D / 2) >= a.pairs) x = __fmul_rn(x, a.kw[d]);  // dims RoPE leaves alone: q_d kw_d
-    split3(x, p);
-#pragma unroll
-    for (int i = 0; i < kParts; ++i) qsm[(i * kCols + j) * QS + d] = p[i];
-  }
-  if (tid < kCols) mrow[tid] = -FLT_MAX, lrow[tid] = 0.f;
-  float acc[DW / 16][4];
-#pragma unroll
-  for (int m = 0; m < DW / 16; ++m) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.f;
-  __syncthreads();
+    // The rows of the tile at k0 (one thread a row) for stage st.
+    auto find_rows = [&](int64_t k0, int st) {
+      if (tid < L::kBufRows) {
+        const int j = tid % R;
+        const int64_t pk = k0 + j;
+        const bool val = kDerived || tid >= R;
+        srow[st][tid] = pk >= ke || j >= nstage ? nullptr
+                        : val                   ? key_row<__nv_bfloat16>(a, rs, rs.v, rs.cv, pk, g)
+                                                : key_row<__nv_bfloat16>(a, rs, rs.k, rs.ck, pk, g);
+      }
+    };
+    // Stage st's copies of the tile at k0 (after find_rows and a barrier), one commit group. rows: kAll, or
+    // the first tile in two steps: kCached (the rows earlier steps cached, before the wait) then kRest (this
+    // step's own rows and the zeros past the split's keys, after it) and the commit.
+    enum Rows { kAll, kCached, kRest };
+    auto stage_tile = [&](int64_t k0, int st, Rows rows) {
+      __nv_bfloat16* buf = stages + st * L::kBufRows * RS;
+      for (int e = tid; e < L::kBufRows * CPR; e += kThreadsTc) {
+        const int r = e / CPR, c = e % CPR;
+        if (kPack && r % R >= nstage) continue;
+        const void* src = srow[st][r];
+        __nv_bfloat16* dst = buf + r * RS + 8 * c;
+        const bool cached = src && k0 + r % R < rs.p0;
+        if ((rows == kCached && !cached) || (rows == kRest && cached)) continue;
+        if (cached) cp_async<16>(smem_addr(dst), static_cast<const __nv_bfloat16*>(src) + 8 * c);
+        else *reinterpret_cast<uint4*>(dst) = fresh8(src, 8 * c);
+      }
+      if (rows == kCached) return;
+      cp_async_commit();
+      if constexpr (kDerived) {
+        // The tile's {cos, sin} rows (8 bytes a rotated pair: 512 bytes a key for the 31B, a 32 MB table at
+        // 65,536 keys) asked of L2 a tile ahead: derived_keys8 reads them synchronously inside the scores
+        // (H200, 65,536 keys: 189 -> 180 us a layer).
+        const int lines = (a.pairs * 8 + 127) / 128;
+        for (int e = tid; e < kTileTc * lines; e += kThreadsTc) {
+          const int64_t pk = k0 + e / lines;
+          if (pk < ke) prefetch_l2(reinterpret_cast<const char*>(a.rope_cs) + pk * a.pairs * 8 + (e % lines) * 128);
+        }
+      }
+    };
 
-  int st = 0;
-  for (int it = 0; it < ntiles; ++it, st ^= 1) {
-    const int64_t k0 = ks + int64_t(it) * kTileTc;
-    const bool more = it + 1 < ntiles;
-    if (more) find_rows(k0 + kTileTc, st ^ 1);
-    cp_async_wait<0>();  // this tile's copies (this thread's; the only ones in flight) have landed
-    __syncthreads();     // and every thread's; the next stage's rows are known, every warp is done with its buffer
-    if (more) stage_tile(k0 + kTileTc, st ^ 1, kAll);
-    const __nv_bfloat16* kbuf = stages + st * L::kBufRows * RS;
-    const __nv_bfloat16* vbuf = kDerived ? kbuf : kbuf + R * RS;
-    // Scores of m-tile mt (keys 16 mt .. 16 mt + 15 of the stage): warp w takes keys 16 mt + gq (mma rows
-    // gq) and + 8 (rows gq + 8) over the chunks of 32 dims b = 4 i + (dq + i) % 4 (dq = w >> 1), which gives
-    // each dim quarter its share of the rotated chunks (the first of each half of the head: b = 0, 1 and 8,
-    // 9 for the 31B). Lane cq's 8 values at d feed the k slots {2cq, 2cq + 1, 2cq + 8, 2cq + 9} of two mmas
-    // (d .. d + 3, then d + 4 .. d + 7), and the query's B fragment takes the same dims.
-    auto scores = [&](int mt) {
-      const int r0 = 16 * mt + gq, r1 = r0 + 8, dq = warp >> 1;
-      const __nv_bfloat16* ka = kbuf + r0 * RS;
-      const __nv_bfloat16* kb = kbuf + r1 * RS;
-      const int nk = int(min(int64_t(kTileTc), ke - k0));  // (derived keys: rows past it are zeros)
-      float cc[kParts][4] = {};  // one accumulator a query part: three independent mma chains
+    // The first tile's copies go out before the query is staged: its cached rows before the wait for the
+    // previous kernel (launch.cuh: rows of positions before the step's, which this step's kernels do not
+    // write), its fresh rows after it. (A later sub-pack waits on nothing.)
+    if (ntiles > 0) find_rows(ks, 0);
+    __syncthreads();
+    if (ntiles > 0) stage_tile(ks, 0, kCached);
+    if (u0 == 0) grid_dependency_sync();
+    if (ntiles > 0) stage_tile(ks, 0, kRest);
+    for (int e = tid; e < kCols * D; e += kThreadsTc) {
+      const int j = e / D, d = e % D;
+      __nv_bfloat16 p[kParts];
+      const int64_t qrow = t + u0 + col_row(j);
+      float x = j < ncols ? a.q[(qrow * a.Hq + g * G + col_head(j)) * D + d] : 0.f;
+      if (kDerived && d % (D / 2) >= a.pairs) x = __fmul_rn(x, a.kw[d]);  // dims RoPE leaves alone: q_d kw_d
+      split3(x, p);
 #pragma unroll
-      for (int i2 = 0; i2 < NB / kDimParts; ++i2) {
-        const int base = 32 * (kDimParts * i2 + (dq + i2) % kDimParts);
-        const int d = base + 8 * cq;
-        if (kDerived && base % (D / 2) < a.pairs) {
-          // A chunk holding rotated dims (a lane's 8 dims are all rotated or none, pairs % 8 == 0): every
-          // lane feeds three key parts, V itself (and zeros) where its dims are not rotated.
-          uint4 ka3[kParts], kb3[kParts];
-          if (d % (D / 2) < a.pairs) {
-            derived_keys8<D>(a, ka, r0 < nk, k0 + r0, d, ka3);
-            derived_keys8<D>(a, kb, r1 < nk, k0 + r1, d, kb3);
-          } else {
-            ka3[0] = *reinterpret_cast<const uint4*>(ka + d), kb3[0] = *reinterpret_cast<const uint4*>(kb + d);
-            ka3[1] = ka3[2] = kb3[1] = kb3[2] = make_uint4(0u, 0u, 0u, 0u);
+      for (int i = 0; i < kParts; ++i) qsm[(i * kCols + j) * QS + d] = p[i];
+    }
+    if (tid < kCols) mrow[tid] = -FLT_MAX, lrow[tid] = 0.f;
+    float acc[DW / 16][4];
+#pragma unroll
+    for (int m = 0; m < DW / 16; ++m) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.f;
+    __syncthreads();
+
+    int st = 0;
+    for (int it = 0; it < ntiles; ++it, st ^= 1) {
+      const int64_t k0 = ks + int64_t(it) * kTileTc;
+      const bool more = it + 1 < ntiles;
+      if (more) find_rows(k0 + kTileTc, st ^ 1);
+      cp_async_wait<0>();  // this tile's copies (this thread's; the only ones in flight) have landed
+      __syncthreads();     // and every thread's; the next stage's rows are known, every warp is done with its buffer
+      if (more) stage_tile(k0 + kTileTc, st ^ 1, kAll);
+      const __nv_bfloat16* kbuf = stages + st * L::kBufRows * RS;
+      const __nv_bfloat16* vbuf = kDerived ? kbuf : kbuf + R * RS;
+      // Scores of m-tile mt (keys 16 mt .. 16 mt + 15 of the stage): warp w takes keys 16 mt + gq (mma rows
+      // gq) and + 8 (rows gq + 8) over the chunks of 32 dims b = 4 i + (dq + i) % 4 (dq = w >> 1), which gives
+      // each dim quarter its share of the rotated chunks (the first of each half of the head: b = 0, 1 and 8,
+      // 9 for the 31B). Lane cq's 8 values at d feed the k slots {2cq, 2cq + 1, 2cq + 8, 2cq + 9} of two mmas
+      // (d .. d + 3, then d + 4 .. d + 7), and the query's B fragment takes the same dims.
+      auto scores = [&](int mt) {
+        const int r0 = 16 * mt + gq, r1 = r0 + 8, dq = warp >> 1;
+        const __nv_bfloat16* ka = kbuf + r0 * RS;  // (a third m-tile's rows past the stage read the values:
+        const __nv_bfloat16* kb = kbuf + r1 * RS;  //  scores no column reads)
+        const int nk = int(min(int64_t(kTileTc), ke - k0));  // (derived keys: rows past it are zeros)
+        float cc[kParts][4] = {};  // one accumulator a query part: three independent mma chains
+#pragma unroll
+        for (int i2 = 0; i2 < NB / kDimParts; ++i2) {
+          const int base = 32 * (kDimParts * i2 + (dq + i2) % kDimParts);
+          const int d = base + 8 * cq;
+          if (kDerived && base % (D / 2) < a.pairs) {
+            // A chunk holding rotated dims (a lane's 8 dims are all rotated or none, pairs % 8 == 0): every
+            // lane feeds three key parts, V itself (and zeros) where its dims are not rotated.
+            uint4 ka3[kParts], kb3[kParts];
+            if (d % (D / 2) < a.pairs) {
+              derived_keys8<D>(a, ka, r0 < nk, k0 + r0, d, ka3);
+              derived_keys8<D>(a, kb, r1 < nk, k0 + r1, d, kb3);
+            } else {
+              ka3[0] = *reinterpret_cast<const uint4*>(ka + d), kb3[0] = *reinterpret_cast<const uint4*>(kb + d);
+              ka3[1] = ka3[2] = kb3[1] = kb3[2] = make_uint4(0u, 0u, 0u, 0u);
+            }
+#pragma unroll
+            for (int i = 0; i < kParts; ++i) {
+              const uint4 qv = *reinterpret_cast<const uint4*>(qsm + (i * kCols + gq) * QS + d);
+#pragma unroll
+              for (int h = 0; h < kParts; ++h) {
+                mma_bf16(cc[i], ka3[h].x, kb3[h].x, ka3[h].y, kb3[h].y, qv.x, qv.y);
+                mma_bf16(cc[i], ka3[h].z, kb3[h].z, ka3[h].w, kb3[h].w, qv.z, qv.w);
+              }
+            }
+            continue;
           }
+          const uint4 wa = *reinterpret_cast<const uint4*>(ka + d), wb = *reinterpret_cast<const uint4*>(kb + d);
 #pragma unroll
           for (int i = 0; i < kParts; ++i) {
             const uint4 qv = *reinterpret_cast<const uint4*>(qsm + (i * kCols + gq) * QS + d);
+            mma_bf16(cc[i], wa.x, wb.x, wa.y, wb.y, qv.x, qv.y);
+            mma_bf16(cc[i], wa.z, wb.z, wa.w, wb.w, qv.z, qv.w);
+          }
+        }
+        float c[4];
 #pragma unroll
-            for (int h = 0; h < kParts; ++h) {
-              mma_bf16(cc[i], ka3[h].x, kb3[h].x, ka3[h].y, kb3[h].y, qv.x, qv.y);
-              mma_bf16(cc[i], ka3[h].z, kb3[h].z, ka3[h].w, kb3[h].w, qv.z, qv.w);
+        for (int e = 0; e < 4; ++e) c[e] = (cc[0][e] + cc[1][e]) + cc[2][e];
+        // c: keys r0 (c[0], c[1]) and r1 (c[2], c[3]), columns 2cq and 2cq + 1, this dim quarter's sums.
+        float* o = sc + dq * kCols * SS;
+        o[(2 * cq) * SS + r0] = c[0];
+        o[(2 * cq + 1) * SS + r0] = c[1];
+        o[(2 * cq) * SS + r1] = c[2];
+        o[(2 * cq + 1) * SS + r1] = c[3];
+      };
+      if constexpr (kPack) {
+        for (int mt = warp & 1; 16 * mt < nstage; mt += 2) scores(mt);
+      } else {
+        scores(warp & 1);
+      }
+      __syncthreads();
+      // Online softmax: warp w takes column w, lane l key l of the column's row's tile (at its offset in the
+      // stage), the dim quarters' sums added in order.
+      {
+        const int j = warp;
+        int off = 0, nk = int(min(int64_t(kTileTc), ke - k0));
+        if constexpr (kPack) {
+          const int u = u0 + col_row(j);
+          off = j < ncols ? int(rks[u] - ks) : 0;
+          nk = j < ncols ? int(max(int64_t(0), min(int64_t(kTileTc), rke[u] - (rks[u] + int64_t(it) * kTileTc)))) : 0;
+        }
+        float sv = -FLT_MAX;
+        if (lane < nk) {
+          sv = sc[j * SS + off + lane];
+#pragma unroll
+          for (int i = 1; i < kDimParts; ++i) sv += sc[(i * kCols + j) * SS + off + lane];
+        }
+        const float mx = warp_max(sv);
+        const float m_old = mrow[j], m_new = fmaxf(m_old, mx);
+        const float p = lane < nk && j < ncols ? __expf(sv - m_new) : 0.f;
+        __nv_bfloat16 pp[kParts];
+        split3(p, pp);
+#pragma unroll
+        for (int i = 0; i < kParts; ++i) psm[(i * kCols + j) * PS + lane] = pp[i];
+        const float sum = warp_sum(p);
+        __syncwarp();
+        if (lane == 0) {
+          const float f = __expf(m_old - m_new);
+          frow[j] = f;
+          lrow[j] = lrow[j] * f + sum;
+          mrow[j] = m_new;
+        }
+      }
+      __syncthreads();
+      {
+        // Outputs: the accumulators' columns 2cq, 2cq + 1 rescaled, then dims [DW warp, DW (warp + 1)) x the
+        // tile's keys. Lane (gq, cq) reads 8 values at d = base + 8cq of keys gq and gq + 8 of a 16-key step;
+        // word w of them is the (row gq, cols 2cq, 2cq + 1) entry of an 8 x 8 block (keys x dims): block w
+        // holds dims base + 8 (r / 2) + 2w + r % 2 for r = 0..7. Transposed, blocks 0 / 1 (keys 0-7, then
+        // 8-15) form one 16-dim m-tile of V^T, blocks 2 / 3 the next.
+        const float f0 = frow[2 * cq], f1 = frow[2 * cq + 1];
+#pragma unroll
+        for (int m = 0; m < DW / 16; ++m) acc[m][0] *= f0, acc[m][1] *= f1, acc[m][2] *= f0, acc[m][3] *= f1;
+        // The keys at stage offset off against the probabilities of the columns whose rows' tiles start there
+        // (mine: B column gq; packed rows at other offsets get zeros).
+        auto pv = [&](int off, bool mine) {
+#pragma unroll
+          for (int kt = 0; kt < kTileTc / 16; ++kt) {
+            uint32_t b[kParts][2];
+#pragma unroll
+            for (int i = 0; i < kParts; ++i) {
+              const __nv_bfloat16* prow = psm + (i * kCols + gq) * PS + kt * 16 + 2 * cq;
+              b[i][0] = mine ? *reinterpret_cast<const uint32_t*>(prow) : 0u;
+              b[i][1] = mine ? *reinterpret_cast<const uint32_t*>(prow + 8) : 0u;
+            }
+            const __nv_bfloat16* va = vbuf + (off + kt * 16 + gq) * RS;
+            const __nv_bfloat16* vb = va + 8 * RS;
+#pragma unroll
+            for (int grp = 0; grp < DW / 32; ++grp) {
+              const int d = DW * warp + 32 * grp + 8 * cq;
+              const uint4 wa = *reinterpret_cast<const uint4*>(va + d), wb = *reinterpret_cast<const uint4*>(vb + d);
+              const uint32_t a0 = transpose8x8(wa.x), a1 = transpose8x8(wa.y), a2 = transpose8x8(wa.z), a3 = transpose8x8(wa.w);
+              const uint32_t b0 = transpose8x8(wb.x), b1 = transpose8x8(wb.y), b2 = transpose8x8(wb.z), b3 = transpose8x8(wb.w);
+#pragma unroll
+              for (int i = 0; i < kParts; ++i) {
+                mma_bf16(acc[2 * grp], a0, a1, b0, b1, b[i][0], b[i][1]);
+                mma_bf16(acc[2 * grp + 1], a2, a3, b2, b3, b[i][0], b[i][1]);
+              }
             }
           }
-          continue;
-        }
-        const uint4 wa = *reinterpret_cast<const uint4*>(ka + d), wb = *reinterpret_cast<const uint4*>(kb + d);
-#pragma unroll
-        for (int i = 0; i < kParts; ++i) {
-          const uint4 qv = *reinterpret_cast<const uint4*>(qsm + (i * kCols + gq) * QS + d);
-          mma_bf16(cc[i], wa.x, wb.x, wa.y, wb.y, qv.x, qv.y);
-          mma_bf16(cc[i], wa.z, wb.z, wa.w, wb.w, qv.z, qv.w);
-        }
-      }
-      float c[4];
-#pragma unroll
-      for (int e = 0; e < 4; ++e) c[e] = (cc[0][e] + cc[1][e]) + cc[2][e];
-      // c: keys r0 (c[0], c[1]) and r1 (c[2], c[3]), columns 2cq and 2cq + 1, this dim quarter's sums.
-      float* o = sc + dq * kCols * SS;
-      o[(2 * cq) * SS + r0] = c[0];
-      o[(2 * cq + 1) * SS + r0] = c[1];
-      o[(2 * cq) * SS + r1] = c[2];
-      o[(2 * cq + 1) * SS + r1] = c[3];
-    };
-    scores(warp & 1);
-    __syncthreads();
-    // Online softmax: warp w takes column w, lane l key l of the column's row's tile (at its offset in the
-    // stage), the dim quarters' sums added in order.
-    {
-      const int j = warp;
-      const int nk = int(min(int64_t(kTileTc), ke - k0));
-      float sv = -FLT_MAX;
-      if (lane < nk) {
-        sv = sc[j * SS + lane];
-#pragma unroll
-        for (int i = 1; i < kDimParts; ++i) sv += sc[(i * kCols + j) * SS + lane];
-      }
-      const float mx = warp_max(sv);
-      const float m_old = mrow[j], m_new = fmaxf(m_old, mx);
-      const float p = lane < nk && j < G ? __expf(sv - m_new) : 0.f;
-      __nv_bfloat16 pp[kParts];
-      split3(p, pp);
-#pragma unroll
-      for (int i = 0; i < kParts; ++i) psm[(i * kCols + j) * PS + lane] = pp[i];
-      const float sum = warp_sum(p);
-      __syncwarp();
-      if (lane == 0) {
-        const float f = __expf(m_old - m_new);
-        frow[j] = f;
-        lrow[j] = lrow[j] * f + sum;
-        mrow[j] = m_new;
-      }
-    }
-    __syncthreads();
-    {
-      // Outputs: the accumulators' columns 2cq, 2cq + 1 rescaled, then dims [DW warp, DW (warp + 1)) x the
-      // tile's keys. Lane (gq, cq) reads 8 values at d = base + 8cq of keys gq and gq + 8 of a 16-key step;
-      // word w of them is the (row gq, cols 2cq, 2cq + 1) entry of an 8 x 8 block (keys x dims): block w
-      // holds dims base + 8 (r / 2) + 2w + r % 2 for r = 0..7. Transposed, blocks 0 / 1 (keys 0-7, then
-      // 8-15) form one 16-dim m-tile of V^T, blocks 2 / 3 the next.
-      const float f0 = frow[2 * cq], f1 = frow[2 * cq + 1];
-#pragma unroll
-      for (int m = 0; m < DW / 16; ++m) acc[m][0] *= f0, acc[m][1] *= f1, acc[m][2] *= f0, acc[m][3] *= f1;
-      // The tile's keys against the probabilities (B column gq).
-#pragma unroll
-      for (int kt = 0; kt < kTileTc / 16; ++kt) {
-        uint32_t b[kParts][2];
-#pragma unroll
-        for (int i = 0; i < kParts; ++i) {
-          const __nv_bfloat16* prow = psm + (i * kCols + gq) * PS + kt * 16 + 2 * cq;
-          b[i][0] = *reinterpret_cast<const uint32_t*>(prow);
-          b[i][1] = *reinterpret_cast<const uint32_t*>(prow + 8);
-        }
-        const __nv_bfloat16* va = vbuf + (kt * 16 + gq) * RS;
-        const __nv_bfloat16* vb = va + 8 * RS;
-#pragma unroll
-        for (int grp = 0; grp < DW / 32; ++grp) {
-          const int d = DW * warp + 32 * grp + 8 * cq;
-          const uint4 wa = *reinterpret_cast<const uint4*>(va + d), wb = *reinterpret_cast<const uint4*>(vb + d);
-          const uint32_t a0 = transpose8x8(wa.x), a1 = transpose8x8(wa.y), a2 = transpose8x8(wa.z), a3 = transpose8x8(wa.w);
-          const uint32_t b0 = transpose8x8(wb.x), b1 = transpose8x8(wb.y), b2 = transpose8x8(wb.z), b3 = transpose8x8(wb.w);
-#pragma unroll
-          for (int i = 0; i < kParts; ++i) {
-            mma_bf16(acc[2 * grp], a0, a1, b0, b1, b[i][0], b[i][1]);
-            mma_bf16(acc[2 * grp + 1], a2, a3, b2, b3, b[i][0], b[i][1]);
-          }
+        };
+        if constexpr (kPack) {
+          const int64_t my_ks = gq < ncols ? rks[u0 + col_row(gq)] : -1;  // (a column past the pack: never mine)
+          for (int u = u0; u < u1; ++u)
+            if (u == u0 || rks[u] != rks[u - 1]) pv(int(rks[u] - ks), my_ks == rks[u]);
+        } else {
+          pv(0, true);
         }
       }
     }
-  }
-  // acc[2 grp + h][e]: column 2cq + (e & 1), row gq + 8 (e >> 1) of m-tile h, i.e. block 2h + (e >> 1).
+    // acc[2 grp + h][e]: column 2cq + (e & 1), row gq + 8 (e >> 1) of m-tile h, i.e. block 2h + (e >> 1).
 #pragma unroll
-  for (int m = 0; m < DW / 16; ++m) {
+    for (int m = 0; m < DW / 16; ++m) {
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int j = 2 * cq + (e & 1), blk = 2 * (m & 1) + (e >> 1);
-      const int d = DW * warp + 32 * (m >> 1) + 8 * (gq >> 1) + 2 * blk + (gq & 1);
-      if (j < G && ks < ke)  // (an empty split's row is never read: live_splits)
-        part[(((t * a.Hq) + g * G + j) * n_split + split) * D + d] = acc[m][e];
+      for (int e = 0; e < 4; ++e) {
+        const int j = 2 * cq + (e & 1), blk = 2 * (m & 1) + (e >> 1);
+        const int d = DW * warp + 32 * (m >> 1) + 8 * (gq >> 1) + 2 * blk + (gq & 1);
+        const int u = u0 + col_row(j);
+        if (j < ncols && (kPack ? rks[u] < rke[u] : ks < ke))  // (an empty split's row is never read: live_splits)
+          part[((((t + u) * a.Hq) + g * G + col_head(j)) * n_split + split) * D + d] = acc[m][e];
+      }
     }
-  }
-  if (tid < G) {
-    float* o = ml + (((t * a.Hq) + g * G + tid) * n_split + split) * 2;
-    o[0] = ks < ke ? mrow[tid] : -FLT_MAX;
-    o[1] = lrow[tid];
+    if (tid < ncols) {
+      const int u = u0 + col_row(tid);
+      float* o = ml + ((((t + u) * a.Hq) + g * G + col_head(tid)) * n_split + split) * 2;
+      o[0] = (kPack ? rks[u] < rke[u] : ks < ke) ? mrow[tid] : -FLT_MAX;
+      o[1] = lrow[tid];
+    }
+    if (kPack) __syncthreads();  // (the next sub-pack restages the query and resets m, l)
   }
 }
 
-template <int D, bool kDerived>
+template <int D, bool kDerived, bool kPack>
 void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
-  constexpr size_t smem = TcSmem<D, kDerived>::bytes;
-  auto kernel = decode_tc_kernel<D, kDerived>;
+  constexpr size_t smem = TcSmem<D, kDerived, kPack>::bytes;
+  auto kernel = decode_tc_kernel<D, kDerived, kPack>;
   static const bool sized = [&] {
     if (smem > 48 * 1024) G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     return true;
   }();
   (void)sized;
-  launch(kernel, dim3(unsigned(a.Hkv), unsigned(a.T), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml);
+  const int64_t rows = kPack ? packs(a.seqs, kCols / int(a.Hq / a.Hkv)) : a.T;  // (a block a pack of rows)
+  launch(kernel, dim3(unsigned(a.Hkv), unsigned(rows), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml);
 }
 
 template <int D>
 void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
-  if (a.kw) launch_tc_as<D, true>(a, n_split, part, ml, s);
-  else launch_tc_as<D, false>(a, n_split, part, ml, s);
+  if (a.kw) launch_tc_as<D, true, false>(a, n_split, part, ml, s);
+  else launch_tc_as<D, false, false>(a, n_split, part, ml, s);
 }
 
 }  // namespace
@@ -446,6 +532,16 @@ bool block_fits(size_t bytes) {
   return bytes <= max_smem;
 }
 
+// Whether a launch packs a sequence's rows into a block (decode_tc_kernel's kPack): a sequence has several
+// rows (a verify), stored keys of 256 dims, at most half the mma's columns a row. For comparisons while it is
+// measured: G4_CUDA_ATTN_PACK=1 (default off).
+bool packs_rows(const AttnArgs& a) {
+  static const bool on = env_int("G4_CUDA_ATTN_PACK", 0) != 0;
+  const int64_t group = a.Hq / a.Hkv;
+  return on && a.T > a.seqs.n && a.D == 256 && !a.kw && group <= kCols / 2 && (group & (group - 1)) == 0 &&
+         block_fits(TcSmem<256, false, true>::block_bytes);
+}
+
 }  // namespace
 
 bool attn_decode_tc_suits(const AttnArgs& a) {
@@ -463,7 +559,8 @@ bool attn_decode_tc_suits(const AttnArgs& a) {
 }
 
 void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
-  if (a.D == 256) launch_tc<256>(a, n_split, part, ml, s);
+  if (packs_rows(a)) launch_tc_as<256, false, true>(a, n_split, part, ml, s);
+  else if (a.D == 256) launch_tc<256>(a, n_split, part, ml, s);
   else launch_tc<512>(a, n_split, part, ml, s);
   G4_CUDA_LAUNCHED();
 }
