@@ -111,7 +111,7 @@ if [ "$MODE" = attn ]; then
   # G4_CUDA_KNOCKOUT=combine leaves the merge out), then an older build's benchmark if carried
   # (cuda_attn_bench-alt, --pack-alt attn=PATH); two rounds alternating; no tests, no synth.
   for r in 1 2; do
-    for sw in ${ATTN_SETTINGS:-default G4_CUDA_ATTN_PACK=1 G4_CUDA_KNOCKOUT=combine G4_CUDA_ATTN_PACK=1,G4_CUDA_KNOCKOUT=combine}; do
+    for sw in ${ATTN_SETTINGS:-default G4_CUDA_ATTN_PACK=0 G4_CUDA_KNOCKOUT=combine G4_CUDA_ATTN_PACK=0,G4_CUDA_KNOCKOUT=combine}; do
       e=$sw; [ "$sw" = default ] && e=""
       under "$e" $B/cuda_attn_bench 20 "${ATTN_DEPTHS:-512,4096}" "${ATTN_SHAPE:-sliding}" | grep -E "^(sliding|full)" |
         sed "s|^|$sw |"
@@ -187,11 +187,12 @@ if [ "$MODE" = ab ]; then
   done > "$LOG/bench.jsonl"
 elif [ "$MODE" = goals ]; then
   # The open speed goals on this machine, each measured twice (issue 11: 8 sequences >= 5x one at depth 0;
-  # issue 13: a verify of 4 tokens <= 1.15 one-token steps at depth 512; issue 14: decode >= 200 tok/s at
-  # depth 0 and >= 150 at 16,384), then a table of them (the bench rows above it as usual).
+  # issue 13: a verify of 4 tokens <= 1.15 one-token steps at depth 512, in a cache of 4,096 slots as `g4 run`
+  # gives; issue 14: decode >= 200 tok/s at depth 0 and >= 150 at 16,384), then a table of them (the bench
+  # rows above it as usual).
   for r in 1 2; do
     bench -p 0 -n 64 -r 2 --parallel 1,8 | sed 's/"parallel"/"ab": "goal 11", "parallel"/'
-    bench -p 0 -n 32 -r 1 -d 512 --verify-cost 4 | sed 's/"parallel"/"ab": "goal 13", "parallel"/'
+    bench -p 0 -n 32 -r 1 -d 512 -c 4096 --verify-cost 4 | sed 's/"parallel"/"ab": "goal 13", "parallel"/'
     bench -p 0 -n 128 -r 1 -d 0,16384 | sed 's/"parallel"/"ab": "goal 14", "parallel"/'
   done > "$LOG/bench.jsonl"
   python3 - "$LOG/bench.jsonl" > "$LOG/goals.txt" <<'PY'

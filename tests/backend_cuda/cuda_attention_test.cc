@@ -169,14 +169,15 @@ TEST_F(CudaTest, AttentionDerivedKeys) {
 // Decode attention over a bf16 cache gives each of T query rows (a verify: consecutive positions of one
 // sequence) bit for bit what a launch of that row alone gives after the earlier rows' keys and values were
 // appended: what lets greedy speculation reproduce plain greedy decoding. Sliding layers (GQA 2 and 4, the
-// window full, filling (slices of 32 keys at 100; at 560 a slice's length changes between the rows, so packed
-// rows start apart), and crossed within the rows), and a full layer with stored keys.
-// (G4_CUDA_ATTN_PACK=1 runs the rows of a sliding layer packed, attn_decode_tc.cu.)
+// window full, filling (slices of 32 keys at 100; at 510 the slices grow from 32 to 64 keys between the rows
+// (16 splits on a GPU of 132 SMs, split_keys), so packed rows start apart), and crossed within the rows), and
+// a full layer with stored keys.
+// (The rows of a sliding layer run packed, attn_decode_tc.cu; G4_CUDA_ATTN_PACK=0 one row a block.)
 TEST_F(CudaTest, AttentionRowsEqualOneRowLaunches) {
   struct C { int64_t Hq, Hkv, D, p0; int window; int64_t cap; bool ring; };
   const std::vector<C> cases = {{32, 16, 256, 1500, 1024, 1024, true}, {32, 16, 256, 700, 1024, 1024, true},
                                 {32, 16, 256, 1021, 1024, 1024, true}, {32, 16, 256, 100, 1024, 1024, true},
-                                {32, 16, 256, 560, 1024, 1024, true},  {16, 4, 256, 200, 64, 64, true},
+                                {32, 16, 256, 510, 1024, 1024, true},  {16, 4, 256, 200, 64, 64, true},
                                 {32, 4, 512, 3000, 0, 4096, false}};
   for (const C& c : cases) {
     for (int64_t T : {2, 4, 5, 8}) {
@@ -218,13 +219,14 @@ TEST_F(CudaTest, AttentionRowsEqualOneRowLaunches) {
 
 // Several sequences with several rows each in one decode launch (a batch of verifies, as the server's
 // speculation runs them) give each sequence what a launch of that sequence alone gives, bit for bit: a
-// sliding layer (GQA 2; with G4_CUDA_ATTN_PACK=1 its rows go in packs of 4, cut per sequence) with the window
-// full, still filling and at slices of 32 keys.
+// sliding layer (GQA 2; its rows go in packs of 4, cut per sequence; one row a block under
+// G4_CUDA_ATTN_PACK=0) with the window full, still filling (slices growing from 32 to 64 keys within the rows
+// at 509) and at slices of 32 keys.
 TEST_F(CudaTest, AttentionOfSeveralSequencesEqualsEachAlone) {
   const int64_t Hq = 32, Hkv = 16, D = 256, cap = 1024;
   const int window = 1024;
   struct S { int64_t n, p0; };
-  const std::vector<S> seqs = {{3, 1500}, {5, 100}, {1, 700}, {6, 560}};
+  const std::vector<S> seqs = {{3, 1500}, {5, 100}, {1, 700}, {6, 509}};
   CudaBackend& be = *fast_;
   const KvLayerSpec spec = bf16_spec(cap, Hkv, D, true);
   int64_t T = 0;
@@ -242,7 +244,7 @@ TEST_F(CudaTest, AttentionOfSeveralSequencesEqualsEachAlone) {
   std::vector<SeqRows> rows;
   for (size_t i = 0, r = 0; i < seqs.size(); r += size_t(seqs[i].n), ++i)
     rows.push_back(SeqRows{int64_t(r), seqs[i].n, seqs[i].p0, &caches[i]});
-  ASSERT_TRUE(cuda::attn_decode_suits(6, 560, window));
+  ASSERT_TRUE(cuda::attn_decode_suits(6, 509, window));
   Tensor out = be.empty({T, Hq, D});
   be.attention(qt, kt, vt, rows, window, out);
   const std::vector<float> got = to_host(be, out);

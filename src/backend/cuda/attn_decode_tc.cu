@@ -192,8 +192,9 @@ __device__ __forceinline__ int64_t pack_first_row(const SeqTable& st, int64_t y,
 //   P.V: one mma set per distinct offset, V rows read from that offset, the B columns of rows at other
 //   offsets zero (a product of zero columns adds exact zeros to the accumulator, rescales by exactly 1);
 //   a row whose tile i is empty (its slice ended) sees a fully masked tile: m, l and its sums unchanged.
-// Rows whose slices start more than kMaxShift keys apart (a window still filling, where the slice length
-// changes between positions) go in sub-packs of their own, one after the other in the block.
+// Rows whose slices start more than kMaxShift keys apart (a window still filling where the slice length
+// changes between positions: rarely, since slices are whole tiles, split_keys) go in sub-packs of their own,
+// one after the other in the block.
 //
 // grid (Hkv, T rows or their packs, n_split); scratch as attention.cu's split kernels: part [T, Hq, n_split,
 // D], ml [T, Hq, n_split, 2]. kDerived: keys derived from the value rows (a.kw). The first tile's cached rows
@@ -533,10 +534,11 @@ bool block_fits(size_t bytes) {
 }
 
 // Whether a launch packs a sequence's rows into a block (decode_tc_kernel's kPack): a sequence has several
-// rows (a verify), stored keys of 256 dims, at most half the mma's columns a row. For comparisons while it is
-// measured: G4_CUDA_ATTN_PACK=1 (default off).
+// rows (a verify), stored keys of 256 dims, at most half the mma's columns a row. H100, a verify of 4 at
+// depth 512 of a 4,096-slot cache: 1.23 -> 1.12 one-token steps, at depth 3,072 1.25 -> 1.17 (docs/PERF.md).
+// G4_CUDA_ATTN_PACK=0 turns it off, for comparisons.
 bool packs_rows(const AttnArgs& a) {
-  static const bool on = env_int("G4_CUDA_ATTN_PACK", 0) != 0;
+  static const bool on = env_switch("G4_CUDA_ATTN_PACK", true);
   const int64_t group = a.Hq / a.Hkv;
   return on && a.T > a.seqs.n && a.D == 256 && !a.kw && group <= kCols / 2 && (group & (group - 1)) == 0 &&
          block_fits(TcSmem<256, false, true>::block_bytes);

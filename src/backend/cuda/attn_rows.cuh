@@ -54,18 +54,20 @@ __device__ __forceinline__ void key_range(const AttnArgs& a, int64_t pq, int64_t
 }
 
 // Split `split` of n_split over a query's visible keys [lo, hi): keys [ks, ks + per) within them, equal
-// slices of at least a.split_min keys (32 by default: one tile of the tensor-core kernel, one warp's keys in
-// the group kernel), so that a short context fills a few splits instead of spreading one or two keys over
-// each of the tens of splits that a large cache capacity sizes (pick_split); the splits past the keys get
-// none and leave (m, l) = (-inf, 0), which the merge weighs 0. A function of the query's position alone: a
-// verify, a batch and a one-token step slice alike. (Written so that the tensor-core kernels keep the
-// registers they had without the floor: other forms spilled.)
+// slices of a whole number of a.split_min keys (32 by default: one tile of the tensor-core kernel, one warp's
+// keys in the group kernel), so that a short context fills a few splits instead of spreading one or two keys
+// over each of the tens of splits that a large cache capacity sizes (pick_split), and no split ends in a
+// nearly empty tile (a 4,096-slot cache's 16 sliding splits at depth 512: 9 of 64 keys, not 16 of 33); the
+// splits past the keys get none and leave (m, l) = (-inf, 0), which the merge weighs 0. A function of the
+// query's position alone: a verify, a batch and a one-token step slice alike. (Written so that the
+// tensor-core kernels keep the registers they had without the floor: other forms spilled.)
 struct SplitKeys {
   int64_t ks, ke;
   int per;
 };
 __device__ __forceinline__ int64_t split_size(const AttnArgs& a, int64_t lo, int64_t hi, int n_split) {
-  return max((hi - lo + n_split - 1) / n_split, int64_t(a.split_min));
+  const int m = a.split_min, per = max(int((hi - lo + n_split - 1) / n_split), m);  // (a window or cache: < 2^31)
+  return int64_t((per + m - 1) / m * m);
 }
 __device__ __forceinline__ SplitKeys split_keys(const AttnArgs& a, int64_t lo, int64_t hi, int n_split, int split) {
   const int64_t per = split_size(a, lo, hi, n_split);
