@@ -674,10 +674,8 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, 
   const dim3 grid(unsigned(a.Hkv), unsigned(a.T), unsigned(ns));
   const bool pow2_d = a.D >= 16 && a.D <= kMaxD && (a.D & (a.D - 1)) == 0;
   const bool skip_split = knocked_out(a.window > 0 ? Knock::kAttnSliding : Knock::kAttnFull);
-  static const bool group_kernel_on = [] {  // G4_CUDA_ATTN_GROUP=0: decode_kernel for every shape (comparisons)
-    const char* e = std::getenv("G4_CUDA_ATTN_GROUP");
-    return !(e && std::string(e) == "0");
-  }();
+  // G4_CUDA_ATTN_GROUP=0: decode_kernel for every shape (comparisons)
+  static const bool group_kernel_on = env_switch("G4_CUDA_ATTN_GROUP", true);
   if (skip_split) {
     // knocked out (benchmarks only)
   } else if (takes_tensor_cores(a)) {
@@ -688,7 +686,7 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, 
     // without spills: 333 against 396 us a full layer at 65,536 keys). For comparisons:
     // G4_CUDA_DERIVED_BATCHED=0, the stored-key kernel's element-by-element derivation;
     // G4_CUDA_DERIVED_BLOCKS=1, the compiler's register count.
-    static const bool derived_batched = env_int("G4_CUDA_DERIVED_BATCHED", 1) != 0;
+    static const bool derived_batched = env_switch("G4_CUDA_DERIVED_BATCHED", true);
     static const int derived_blocks = std::min(2, std::max(1, env_int("G4_CUDA_DERIVED_BLOCKS", 2)));
     const int variant = a.kw && derived_batched && a.pairs % 8 == 0 ? derived_blocks : 0;
     size_t smem = size_t(group * a.D + kWarps * group * 32 + kMaxTile * group + 3 * group) * sizeof(float);

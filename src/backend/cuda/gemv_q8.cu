@@ -315,10 +315,7 @@ bool gemv_q8_supported(const WeightDesc& w) {
 
 bool gemv_q8_enabled() {
   // On unless G4_CUDA_INT4_DP4A=0 (then the f16 kernel of gemv.cu, for comparisons).
-  static const bool on = [] {
-    const char* e = std::getenv("G4_CUDA_INT4_DP4A");
-    return !(e && std::string(e) == "0");
-  }();
+  static const bool on = env_switch("G4_CUDA_INT4_DP4A", true);
   return on;
 }
 

@@ -379,7 +379,7 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
                   cudaStream_t s) {
   // The activations through the ring (TcLayout); G4_CUDA_Q8_TC_XRING=0 reads them from global memory, with
   // G4_CUDA_Q8_TC_STAGES's ring for 3-8 tokens, for comparisons. 2 tokens keep 4 buffers either way.
-  static const bool x_ring = env_int("G4_CUDA_Q8_TC_XRING", 1) != 0;
+  static const bool x_ring = env_switch("G4_CUDA_Q8_TC_XRING", true);
   if constexpr (TPG == 2) {
     if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 4, true>(ws, ys, n, xq, xd, T, s);
     launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);

@@ -22,11 +22,10 @@
 
 #include <cuda_runtime.h>
 
-#include <cstdlib>
-#include <cstring>
 #include <utility>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/env.h"
 
 namespace g4::cuda {
 
@@ -43,8 +42,7 @@ __device__ __forceinline__ void grid_dependency_sync() {
 // not "0" (for comparisons).
 inline bool pdl_enabled() {
   static const bool on = [] {
-    const char* e = std::getenv("G4_CUDA_PDL");
-    if (e && std::strcmp(e, "0") == 0) return false;
+    if (!env_switch("G4_CUDA_PDL", true)) return false;
     int dev = 0, major = 0;
     if (cudaGetDevice(&dev) != cudaSuccess) return false;
     if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) return false;

@@ -3,11 +3,10 @@
 #include "backend/cuda/step_recording.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
+#include "backend/cuda/env.h"
 #include "base/error.h"
 
 namespace g4 {
@@ -45,14 +44,8 @@ std::unique_ptr<StepRecording> CudaBackend::begin_step_recording(int n_tokens, c
   // G4_CUDA_RECORD_TOKENS=N: record steps of at most N tokens (comparisons; 1 = decode steps only).
   // G4_CUDA_RECORD_BATCH=0: batched decode steps run op by op (comparisons; recorded, 8 sequences decode
   // 2.7% faster on the H200, docs/PERF.md).
-  static const int max_tokens = [] {
-    const char* e = std::getenv("G4_CUDA_RECORD_TOKENS");
-    return e && *e ? std::atoi(e) : kMaxRecordedTokens;
-  }();
-  static const bool batches = [] {
-    const char* e = std::getenv("G4_CUDA_RECORD_BATCH");
-    return !(e && std::strcmp(e, "0") == 0);
-  }();
+  static const int max_tokens = cuda::env_int("G4_CUDA_RECORD_TOKENS", kMaxRecordedTokens);
+  static const bool batches = cuda::env_switch("G4_CUDA_RECORD_BATCH", true);
   const int n_seq = int(pos.size());
   const bool one = n_seq == 1 && n_tokens >= 1 && n_tokens <= std::min(max_tokens, kMaxRecordedTokens);
   const bool batch = batches && n_seq > 1 && n_seq <= kMaxRecordedSeqs && n_tokens == n_seq;
