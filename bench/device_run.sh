@@ -61,6 +61,12 @@ if [ -f .devbin/cuda.tar.xz ]; then
 fi
 B=build/cuda
 LOG=${OUT:-/tmp/g4-device}
+# BUNDLE=DIR: the logs go to a scratch folder and come back as one DIR/MODE.tgz when the script ends (the
+# device tool returns at most 8 files from its $OUT; several modes in one call: BUNDLE=$OUT each).
+if [ -n "${BUNDLE:-}" ]; then
+  LOG=/tmp/g4-bundle-$MODE && rm -rf "$LOG" && mkdir -p "$BUNDLE" &&
+    trap 'tar -C /tmp -czf "$BUNDLE/$MODE.tgz" "g4-bundle-$MODE"' EXIT
+fi
 mkdir -p "$LOG"
 export LD_LIBRARY_PATH="$PWD/.devlibs:${LD_LIBRARY_PATH:-}"
 export G4_REQUIRE_GPU=1
