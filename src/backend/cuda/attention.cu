@@ -656,8 +656,8 @@ size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm) {
 
 void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, void* xq) {
   if (knocked_out(Knock::kAttn)) return;
-  // G4_CUDA_ATTN_SPLIT_MIN (comparisons): the fewest keys a split takes; 1 spreads a short context over
-  // every split the capacity sizes, as before the floor.
+  // G4_CUDA_ATTN_SPLIT_MIN (comparisons): a split takes a whole number of these keys; 1 spreads a short
+  // context over every split the capacity sizes, as before the floor.
   static const int split_min = env_int("G4_CUDA_ATTN_SPLIT_MIN", 0);
   AttnArgs a = args;
   if (split_min > 0) a.split_min = split_min;

@@ -175,7 +175,7 @@ struct AttnArgs {
   int window;              // 0 = unlimited
   float* out;              // [T, Hq, D]
   bool cache_bf16 = false; // the caches hold bf16 (else f32); new keys/values are always f32
-  int split_min = 32;      // decode attention: the fewest keys a split takes (attn_rows.cuh split_keys)
+  int split_min = 32;      // decode attention: a split takes whole multiples of it in keys (split_keys)
   // K=V layers that store V only (KvLayerSpec::k_from_v; then the entries' ck are null): every key, cached
   // or new, is derived from its value as the cache holds it, K = RoPE(V * kw) at the key's position, with
   // {cos, sin} from rope_cs [capacity][pairs][2] (the host's rope_cos_sin table). Null kw: keys are stored.
@@ -188,8 +188,8 @@ struct AttnArgs {
 bool attn_decode_suits(int64_t n, int64_t p0, int window);
 // Split-K flash-decoding for few queries per sequence, every sequence of the table in one launch; scratch
 // of attn_decode_scratch_bytes. The split count depends on the cache capacity, not on p0 nor on the other
-// sequences, and a query's slicing of its keys over the splits on its position alone (at least split_min
-// keys a split: a short context fills the first few), so a recorded step is valid at every position and a
+// sequences, and a query's slicing of its keys over the splits on its position alone (whole multiples of
+// split_min keys a split: a short context fills the first few), so a recorded step is valid at every position and a
 // sequence's result is the same alone or in a batch.
 size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm);
 // xq non-null: the output also rounded to int8 there for the o projection's GEMV (gemv_q8's x layout of T
