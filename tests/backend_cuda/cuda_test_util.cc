@@ -90,8 +90,9 @@ std::string unlike_gemv_rounding(const float* x, int64_t rows, int64_t cols, con
     if (a[i] != b[i]) first = std::min(first, i), ++n;
   if (n == 0) return "";
   // Where the first difference sits in the x layout (q8_act.cuh): token t's words, 32 bytes a chunk in two
-  // 16-byte slots 512 bytes apart within blocks of 32 chunks; then the {d, d * sum(q)} pairs, 8 bytes each.
-  const size_t nch_pad = size_t((cols / 32 + 31) / 32 * 32), words = nch_pad * 32 * size_t(rows);
+  // 16-byte slots 512 bytes apart within blocks of 32 chunks; then the {d, d * sum(q)} pairs, 8 bytes each
+  // (so 40 bytes a padded chunk: the padded count from the buffer's size).
+  const size_t nch_pad = bytes / (40 * size_t(rows)), words = nch_pad * 32 * size_t(rows);
   std::string where;
   if (first < words) {
     const size_t t = first / (nch_pad * 32), in = first % (nch_pad * 32), blk = in / 1024, r = in % 1024;
