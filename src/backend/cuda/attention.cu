@@ -512,6 +512,23 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) decode_group_derived_ker
 // splits' partial outputs, which do not depend on the weights; the reductions then wait on one memory phase.
 constexpr int kMaxSplit = 1024, kCombineDims = 32, kCombineGroups = 8, kCombineThreads = kCombineDims * kCombineGroups;
 constexpr int kCombineHeld = 4;  // partial outputs a thread loads before the weights are known
+
+// Warp 0 of a merge block: the split groups' sums added in order, divided by L, stored, and rounded to int8
+// for the o projection when xq is set (the row's chunk th % Hq * D / 32 + blockIdx.y; D % 32 == 0).
+__device__ __forceinline__ void combine_out(const AttnArgs& a, int64_t th, int64_t d, int j,
+                                            const float (&red)[kCombineGroups][kCombineDims], float L,
+                                            uint4* __restrict__ xq, int nch_pad) {
+  float sum = 0.f;
+#pragma unroll
+  for (int k = 0; k < kCombineGroups; ++k) sum += red[k][j];
+  const float y = sum / L;
+  if (d < a.D) a.out[th * a.D + d] = y;
+  if (xq) {
+    const int64_t t = th / a.Hq;
+    const int c = int((th % a.Hq) * (a.D / 32) + blockIdx.y);
+    quantize_chunk_warp(y, x_slot(xq, nch_pad, t, c), x_scales(xq, nch_pad, a.T) + t * nch_pad + c);
+  }
+}
 __global__ void __launch_bounds__(kCombineThreads)
     combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml,
                    uint4* __restrict__ xq, int nch_pad) {
@@ -533,6 +550,30 @@ __global__ void __launch_bounds__(kCombineThreads)
   for (int k = 0; k < kCombineHeld; ++k) {
     const int sp = g + k * kCombineGroups;
     held[k] = d < a.D && sp < live ? pr[int64_t(sp) * a.D] : 0.f;
+  }
+  if (live <= 32) {
+    // Every split in one warp's lanes (kCombineHeld * kCombineGroups == 32: all of them held): each warp
+    // finds M, L and the weights itself with shuffles instead of two block reductions, and the block meets
+    // once, in red. The same values in the same order as the general path below: M is a max; L is warp 0's
+    // butterfly of the same lane values there (the other warps add exact zeros); a weight is the same expf
+    // of the same pair, taken from its lane.
+    static_assert(kCombineHeld * kCombineGroups == 32, "the held partials cover 32 splits");
+    const int lane = tid & 31;
+    const float2 pl = lane < live ? m[lane] : make_float2(-FLT_MAX, 0.f);
+    const float Mw = warp_max(pl.x);
+    const float w = lane < live ? __expf(pl.x - Mw) : 0.f;
+    const float Lw = warp_sum(lane < live ? pl.y * w : 0.f);
+    float o = 0.f;
+#pragma unroll
+    for (int k = 0; k < kCombineHeld; ++k) {
+      const int sp = g + k * kCombineGroups;
+      const float wk = __shfl_sync(0xffffffffu, w, sp);
+      if (sp < live) o = fmaf(held[k], wk, o);
+    }
+    red[g][j] = o;
+    __syncthreads();
+    if (g == 0) combine_out(a, th, d, j, red, Lw, xq, nch_pad);
+    return;
   }
   float2 mine[kPairs];
   float M = -FLT_MAX;
@@ -567,18 +608,7 @@ __global__ void __launch_bounds__(kCombineThreads)
   }
   red[g][j] = o;
   __syncthreads();
-  if (g == 0) {  // (warp 0: kCombineDims == 32)
-    float sum = 0.f;
-#pragma unroll
-    for (int k = 0; k < kCombineGroups; ++k) sum += red[k][j];
-    const float y = sum / L;
-    if (d < a.D) a.out[th * a.D + d] = y;
-    if (xq) {  // the row's chunk th % Hq * D / 32 + blockIdx.y rounded for the o projection (D % 32 == 0)
-      const int64_t t = th / a.Hq;
-      const int c = int((th % a.Hq) * (a.D / 32) + blockIdx.y);
-      quantize_chunk_warp(y, x_slot(xq, nch_pad, t, c), x_scales(xq, nch_pad, a.T) + t * nch_pad + c);
-    }
-  }
+  if (g == 0) combine_out(a, th, d, j, red, L, xq, nch_pad);
 }
 
 // Keys one query can see, bounded from the layer's shape (window, capacity): what sizes the split, so
