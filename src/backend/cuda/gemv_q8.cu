@@ -256,13 +256,14 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
 }
 
 // Launches of at least G4_CUDA_Q8_TC tokens (2: every multi-token launch, 9: none) take the tensor-core
-// kernel (gemv_q8_tc.cu), fewer the dp4a kernel in the shapes below. Unset, the measured choice on the
-// H200 (docs/PERF.md): from 2 tokens without zero points (a Q4_0 GGUF's layout: 1.1-1.6x faster at 2-8
-// tokens), from 7 with them (g4's int4: the dp4a kernel is as fast or faster at 3-5 tokens, the
-// tensor-core one 7% faster at 8).
-bool tensor_cores_for_tokens(int T, bool asym) {
+// kernel (gemv_q8_tc.cu), fewer the dp4a kernel in the shapes below. Unset, from 2 tokens on every layout:
+// a Q4_0 GGUF's (1.1-1.6x faster at 2-8 tokens, H200) and, since the activations go through the kernel's
+// ring, g4's int4 with zero points too (H100, a verify at depth 512 of 2 / 3 / 4 / 5 tokens: 1.27 / 1.38 /
+// 1.37 / 2.00 one-token steps on the dp4a kernel, 1.16 / 1.13 / 1.19 / 1.31 on the tensor cores;
+// docs/PERF.md).
+bool tensor_cores_for_tokens(int T) {
   static const int from = env_int("G4_CUDA_Q8_TC", 0);
-  return T >= (from > 0 ? from : asym ? 7 : 2);
+  return T >= (from > 0 ? from : 2);
 }
 
 // The shape for a launch: the tuning's when it names one (the benchmark), else G4_CUDA_Q8 for every one-token
@@ -281,7 +282,7 @@ Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
   const Q8Shape one = rows <= 8192 ? shorts : all;
   if (T == 1) return one;
   // R = 0: the tensor-core kernel with the one-token shape's K split (launch_q8_t: on the layouts it is compiled for).
-  const bool tc = tensor_cores_for_tokens(T, ws[0].zeros != nullptr) && (one.KS == 1 || one.KS == 4) && tc_layout_ok(ws, n);
+  const bool tc = tensor_cores_for_tokens(T) && (one.KS == 1 || one.KS == 4) && tc_layout_ok(ws, n);
   if (tc) return Q8Shape{0, 0, one.KS, false};
   // The dp4a kernel with the one-token shape's K split, so each token's sums come in its one-token order.
   return one.KS == 4 && one.pipe ? Q8Shape{2, 1, 4, true} : Q8Shape{};
