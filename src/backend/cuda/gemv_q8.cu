@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_q8_common.cuh"
@@ -63,13 +64,15 @@ __device__ __forceinline__ int dot_chunk(const uint4& w, const uint4& a, const u
 // so the result does not depend on timing). kPipe issues the next U chunks' loads before the current ones'
 // arithmetic (twice the registers for weights, twice the bytes in flight per warp). A grid of at most one
 // resident wave strides over blocks of kWarps / KS row groups. Rows past a segment's end are clamped to its
-// last row (loaded, never stored). Before waiting for the previous kernel, each warp asks L2 for the weights
-// of its first `prefetch` row groups (weights do not depend on earlier kernels; launch.cuh).
+// last row (loaded, never stored). Before waiting for the previous kernel (weights do not depend on earlier
+// kernels; launch.cuh) each warp asks L2 for the weights of its first `prefetch` row groups and, with
+// `early`, loads its first round's weights into registers, so that after the wait its first products need
+// only the activations.
 template <class S, bool kAsym, int NT, int R, int U, int KS, bool kPipe>
 __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int64_t cols, int64_t group_size,
                                                               const uint4* __restrict__ xq,
                                                               const float2* __restrict__ xd, int nch_pad,
-                                                              int cpg_shift, int prefetch, int n_tok) {
+                                                              int cpg_shift, int prefetch, int n_tok, bool early) {
   static_assert(kWarps % KS == 0, "KS divides the block's warps");
   constexpr int kGroupsPerBlock = kWarps / KS;
   __shared__ float red[KS > 1 ? kWarps : 1][R][NT];
@@ -95,51 +98,65 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int
         for (int c = first_c; c < nch; c += 32 * KS) prefetch_l2(row + int64_t(c) * 16);
     }
   }
-  grid_dependency_sync();
 
-  for (int64_t bg = blockIdx.x; bg < n_block_groups; bg += gridDim.x) {
-    const int64_t gi = bg * kGroupsPerBlock + warp / KS;
-    const bool active = gi < n_groups;
+  // A warp's row group in block group bg: its segment, rows and where their weights are.
+  struct Group {
+    bool active = false;
     int s = 0;
     int64_t row0 = 0, rows = 1;
+    const uint4* wr[R];
+    int64_t grow[R];
+    const void* scales = nullptr;
+    const void* zeros = nullptr;
+  };
+  auto group_at = [&](int64_t bg) {
+    Group gr;
+    const int64_t gi = bg * kGroupsPerBlock + warp / KS;
+    gr.active = gi < n_groups;
+    if (gr.active) {
+      gr.s = locate_group(segs, gi, R, gr.row0);
+      gr.rows = pick(gr.s, segs.rows);
+      const uint4* codes = static_cast<const uint4*>(pick(gr.s, segs.codes));
+      gr.scales = pick(gr.s, segs.scales);
+      gr.zeros = pick(gr.s, segs.zeros);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const int64_t row = min(gr.row0 + r, gr.rows - 1);
+        gr.wr[r] = codes + row * nch;
+        gr.grow[r] = row * G;
+      }
+    }
+    return gr;
+  };
+  struct Buf {
+    uint4 w[U][R];
+    float sc[U][R], zp[U][R];
+  };
+  auto load = [&](const Group& gr, Buf& b, int c0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int c = c0 + 32 * KS * u;
+      if (c < nch) {
+        const int gc = c >> cpg_shift;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          b.w[u][r] = ld_stream(gr.wr[r] + c);
+          b.sc[u][r] = ld_scale<S>(gr.scales, gr.grow[r] + gc);
+          b.zp[u][r] = kAsym ? ld_scale<S>(gr.zeros, gr.grow[r] + gc) : 8.f;
+        }
+      }
+    }
+  };
+
+  // One block group: its rows' sums, stored (KS > 1: the warps' parts meet in `red` first). kPre: the
+  // group's round at first_c is in `pre` already.
+  auto run = [&](auto kPre, const Group& gr, const Buf& pre) {
     float acc[R][NT];
 #pragma unroll
     for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int t = 0; t < NT; ++t) acc[r][t] = 0.f;
-    if (active) {
-      s = locate_group(segs, gi, R, row0);
-      rows = pick(s, segs.rows);
-      const uint4* codes = static_cast<const uint4*>(pick(s, segs.codes));
-      const void* scales = pick(s, segs.scales);
-      const void* zeros = pick(s, segs.zeros);
-      const uint4* wr[R];
-      int64_t grow[R];
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const int64_t row = min(row0 + r, rows - 1);
-        wr[r] = codes + row * nch;
-        grow[r] = row * G;
-      }
-      struct Buf {
-        uint4 w[U][R];
-        float sc[U][R], zp[U][R];
-      };
-      auto load = [&](Buf& b, int c0) {
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-          const int c = c0 + 32 * KS * u;
-          if (c < nch) {
-            const int gc = c >> cpg_shift;
-#pragma unroll
-            for (int r = 0; r < R; ++r) {
-              b.w[u][r] = ld_stream(wr[r] + c);
-              b.sc[u][r] = ld_scale<S>(scales, grow[r] + gc);
-              b.zp[u][r] = kAsym ? ld_scale<S>(zeros, grow[r] + gc) : 8.f;
-            }
-          }
-        }
-      };
+    if (gr.active) {
       auto compute = [&](const Buf& b, int c0) {
 #pragma unroll
         for (int u = 0; u < U; ++u) {
@@ -162,36 +179,43 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int
       };
       if constexpr (kPipe) {
         Buf cur, nxt;
-        load(cur, first_c);
+        if constexpr (decltype(kPre)::value) cur = pre;
+        else load(gr, cur, first_c);
         for (int c0 = first_c; c0 < nch; c0 += step) {
           const bool more = c0 + step < nch;
-          if (more) load(nxt, c0 + step);
+          if (more) load(gr, nxt, c0 + step);
           compute(cur, c0);
           if (more) cur = nxt;
         }
       } else {
-        for (int c0 = first_c; c0 < nch; c0 += step) {
+        int c0 = first_c;
+        if constexpr (decltype(kPre)::value) {
+          if (c0 < nch) compute(pre, c0);
+          c0 += step;
+        }
+        for (; c0 < nch; c0 += step) {
           Buf cur;
-          load(cur, c0);
+          load(gr, cur, c0);
           compute(cur, c0);
         }
       }
     }
-    float* y = pick(s, segs.y);
+    float* y = pick(gr.s, segs.y);
+    const int64_t row0 = gr.row0, rows = gr.rows;
 #pragma unroll
     for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int t = 0; t < NT; ++t) {
         const float v = warp_sum(acc[r][t]);
         if constexpr (KS == 1) {
-          if (active && lane == 0 && row0 + r < rows && t < n_tok) y[t * rows + row0 + r] = v;
+          if (gr.active && lane == 0 && row0 + r < rows && t < n_tok) y[t * rows + row0 + r] = v;
         } else {
           if (lane == 0) red[warp][r][t] = v;
         }
       }
     if constexpr (KS > 1) {
       __syncthreads();
-      if (active && ks == 0 && lane < R * NT) {
+      if (gr.active && ks == 0 && lane < R * NT) {
         const int r = lane / NT, t = lane % NT;
         float v = 0.f;
 #pragma unroll
@@ -200,7 +224,20 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int
       }
       __syncthreads();
     }
+  };
+
+  // The first block group (the grid never exceeds the block groups), its first round's weights before the
+  // wait when `early`; then the others.
+  Buf first;
+  {
+    const Group g0 = group_at(blockIdx.x);
+    if (early && g0.active) load(g0, first, first_c);
+    grid_dependency_sync();
+    if (early) run(std::true_type{}, g0, first);
+    else run(std::false_type{}, g0, first);
   }
+  for (int64_t bg = int64_t(blockIdx.x) + gridDim.x; bg < n_block_groups; bg += gridDim.x)
+    run(std::false_type{}, group_at(bg), first);
 }
 
 template <class S, bool kAsym, int NT, int R, int U, int KS, bool kPipe>
@@ -212,8 +249,10 @@ void launch_q8(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, c
   const int64_t groups = sg.group_end[n - 1];
   const int64_t blocks = stride_blocks_for(resident, (groups + kWarps / KS - 1) / (kWarps / KS), /*even=*/true);
   const int cpg_shift = __builtin_ctz(unsigned(ws[0].group_size / 32));
+  // G4_CUDA_Q8_EARLY=0: no weights into registers before the wait (comparisons).
+  static const bool early = env_switch("G4_CUDA_Q8_EARLY", true);
   launch(kernel, unsigned(blocks), kWarps * 32, 0, s, sg, ws[0].cols, ws[0].group_size, xq, xd, n_chunks_padded(ws[0]),
-         cpg_shift, prefetch, T);
+         cpg_shift, prefetch, T, early);
 }
 
 // The kernel shape of one launch: rows per warp, chunks per load round, warps splitting K, pipelined loads.
