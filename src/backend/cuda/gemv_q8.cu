@@ -334,7 +334,10 @@ void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq,
   if constexpr (kTunedLayout<S, kAsym>) {
     if (v.R == 0) return launch_tc<S, kAsym>(ws, ys, n, xq, xd, T, v.KS, s);
   }
-  static const int env_prefetch = env_int("G4_CUDA_Q8_PREFETCH", 1);
+  // Row groups a warp asks L2 for before the wait: none by default since the first round's weights go into
+  // registers there (H100, one token: +1.9% without the request; docs/PERF.md); G4_CUDA_Q8_PREFETCH=N for
+  // comparisons.
+  static const int env_prefetch = env_int("G4_CUDA_Q8_PREFETCH", 0);
   const int pf = tu.prefetch > 0 ? tu.prefetch : env_prefetch;
   switch (T) {
     case 1: launch_q8_shape<S, kAsym, 1>(ws, ys, n, xq, xd, v, pf, T, s); break;

@@ -57,7 +57,7 @@ struct GemvTuning {
   // The integer kernel's shape for one token (gemv_q8.cu): rows_per_warp, unroll, ksplit as above, and
   // pipeline 1 to issue the next chunks' loads before the current ones' arithmetic. prefetch: row groups
   // per warp whose weights are asked into L2 before waiting for the previous kernel (0: G4_CUDA_Q8_PREFETCH,
-  // default 1).
+  // default 0).
   int pipeline = 0;
   int prefetch = 0;
 };
