@@ -119,21 +119,11 @@ double time_layer(const Shape& sh, int64_t depth, int64_t T, int reps, int n_sm,
   G4_CUDA(cudaStreamEndCapture(s, &g));
   cudaGraphExec_t ge;
   G4_CUDA(cudaGraphInstantiate(&ge, g, 0));
-  G4_CUDA(cudaGraphLaunch(ge, s));  // warm-up
-  cudaEvent_t e0, e1;
-  G4_CUDA(cudaEventCreate(&e0));
-  G4_CUDA(cudaEventCreate(&e1));
-  G4_CUDA(cudaEventRecord(e0, s));
-  for (int r = 0; r < reps; ++r) G4_CUDA(cudaGraphLaunch(ge, s));
-  G4_CUDA(cudaEventRecord(e1, s));
-  G4_CUDA(cudaEventSynchronize(e1));
-  float ms = 0;
-  G4_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+  const float ms = graph_ms(ge, s, reps);
   const int64_t visible = ring ? std::min<int64_t>(sh.window, depth + T) : depth + T;
   *kv_bytes = double(visible) * double(row) * 2 * tensors;  // K and V (or V), bf16 (the new rows are noise)
 
   cudaGraphExecDestroy(ge), cudaGraphDestroy(g), cudaStreamDestroy(s);
-  cudaEventDestroy(e0), cudaEventDestroy(e1);
   for (auto& c : cp) cudaFree(c.ck), cudaFree(c.cv), cudaFree(c.k), cudaFree(c.v);
   cudaFree(q), cudaFree(out), cudaFree(scratch), cudaFree(kw), cudaFree(rope_cs);
   return double(ms) * 1e3 / (double(reps) * launches);

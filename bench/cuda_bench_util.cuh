@@ -36,3 +36,20 @@ inline double copy_bandwidth() {
   G4_CUDA(cudaFree(b));
   return 2.0 * double(n) * 10 / (double(ms) * 1e-3);
 }
+
+// Milliseconds that `replays` launches of a graph take on stream s, after one warm-up launch.
+inline float graph_ms(cudaGraphExec_t g, cudaStream_t s, int replays) {
+  cudaEvent_t e0, e1;
+  G4_CUDA(cudaEventCreate(&e0));
+  G4_CUDA(cudaEventCreate(&e1));
+  G4_CUDA(cudaGraphLaunch(g, s));
+  G4_CUDA(cudaEventRecord(e0, s));
+  for (int r = 0; r < replays; ++r) G4_CUDA(cudaGraphLaunch(g, s));
+  G4_CUDA(cudaEventRecord(e1, s));
+  G4_CUDA(cudaEventSynchronize(e1));
+  float ms = 0;
+  G4_CUDA(cudaEventElapsedTime(&ms, e0, e1));
+  G4_CUDA(cudaEventDestroy(e0));
+  G4_CUDA(cudaEventDestroy(e1));
+  return ms;
+}

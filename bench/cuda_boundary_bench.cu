@@ -95,21 +95,6 @@ __global__ void __launch_bounds__(512) consumer(const float* out, int n, float* 
   consume(out, n, result);
 }
 
-float time_graph(cudaGraphExec_t g, cudaStream_t s, int replays) {
-  cudaEvent_t e0, e1;
-  G4_CUDA(cudaEventCreate(&e0));
-  G4_CUDA(cudaEventCreate(&e1));
-  G4_CUDA(cudaGraphLaunch(g, s));
-  G4_CUDA(cudaStreamSynchronize(s));
-  G4_CUDA(cudaEventRecord(e0, s));
-  for (int r = 0; r < replays; ++r) G4_CUDA(cudaGraphLaunch(g, s));
-  G4_CUDA(cudaEventRecord(e1, s));
-  G4_CUDA(cudaEventSynchronize(e1));
-  float ms = 0;
-  G4_CUDA(cudaEventElapsedTime(&ms, e0, e1));
-  return ms;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -164,7 +149,7 @@ int main(int argc, char** argv) {
         G4_CUDA(cudaStreamEndCapture(s, &graph));
         cudaGraphExec_t exec;
         G4_CUDA(cudaGraphInstantiate(&exec, graph, 0));
-        const float ms = time_graph(exec, s, replays);
+        const float ms = graph_ms(exec, s, replays);
         us[mode] = ms * 1e3f / float(replays * kChain);
         std::printf("%3d MB a producer, round %d: %-5s %7.2f us a producer (%5.1f%% of copy bandwidth)%s\n", mb,
                     round + 1, names[mode], us[mode], 100.0 * double(mb << 20) / (us[mode] * 1e-6) / bw,
