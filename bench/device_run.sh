@@ -30,7 +30,7 @@ fi
 if [ "${1:-}" = "--pack" ]; then
   rm -rf .devlibs .devbin .devtests /tmp/g4-devbin && mkdir -p .devlibs .devbin .devtests
   ldd build/cuda/g4 | awk '/simdjson|httplib|brotli|libedit|libbsd|libmd|libtinfo/ {print $3}' | xargs -I{} cp -L {} .devlibs/
-  for f in g4 cuda_decode_bench cuda_gemv_bench cuda_attn_bench tests/backend_cuda/test_backend_cuda tests/model/test_model tests/e2e/test_cli \
+  for f in g4 cuda_decode_bench cuda_gemv_bench cuda_attn_bench cuda_boundary_bench tests/backend_cuda/test_backend_cuda tests/model/test_model tests/e2e/test_cli \
            tests/engine/test_assistant; do
     mkdir -p "/tmp/g4-devbin/$(dirname "$f")" && cp "build/cuda/$f" "/tmp/g4-devbin/$f" && strip "/tmp/g4-devbin/$f"
   done
@@ -40,7 +40,7 @@ if [ "${1:-}" = "--pack" ]; then
   # The kernel timeline (trace mode): bench/kernel_trace.cc's library and the CUPTI it links.
   cp build/cuda/libg4_kernel_trace.so /tmp/g4-devbin/ && strip /tmp/g4-devbin/libg4_kernel_trace.so &&
     cp -L "$(ldd build/cuda/libg4_kernel_trace.so | awk '/libcupti/ {print $3}')" /tmp/g4-devbin/
-  tar -C /tmp/g4-devbin -cf - g4 cuda_decode_bench cuda_gemv_bench cuda_attn_bench libg4_kernel_trace.so \
+  tar -C /tmp/g4-devbin -cf - g4 cuda_decode_bench cuda_gemv_bench cuda_attn_bench cuda_boundary_bench libg4_kernel_trace.so \
     $(cd /tmp/g4-devbin && ls libcupti.so.*) | xz -9e -T2 > .devbin/cuda.tar.xz &&
     tar -C /tmp/g4-devbin -cf - tests | xz -9e -T2 > .devtests/tests.tar.xz &&
     pwd > .devbin/root && ls -la .devbin .devtests .devlibs

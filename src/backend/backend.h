@@ -183,6 +183,13 @@ class Backend {
   // Writes each sequence's rows of k, v [T, Hkv, D] into its cache at its positions (only the last
   // `capacity` for a ring).
   virtual void kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) = 0;
+  // attention, then kv_append of the same rows: a step's layer attends to its new keys, then stores them. A
+  // backend may do both in fewer passes.
+  virtual void attend_and_append(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
+                                 int window, Tensor& out) {
+    attention(q, k, v, seqs, window, out);
+    kv_append(seqs, k, v);
+  }
   // One sequence: all rows at positions p0 .. p0+T-1 of `cache`.
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const KvLayer& cache, int64_t p0, int window,
                  Tensor& out) {

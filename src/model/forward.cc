@@ -75,8 +75,7 @@ Tensor enqueue(const Model& model, KvCache& kv, const std::vector<SeqChunk>& bat
     // and k, attention, cache write.
     for (size_t c = 0; c < batch.size(); ++c) seqs[c].cache = &kv.seq(batch[c].seq).layers[size_t(li)];
     be.qkv_norm_rope(q, k_raw, v_raw, *w.q_norm, *w.k_norm, s.rms_eps, seqs, RopeSpec{L.rope_theta, L.rope_pairs}, k, v);
-    be.attention(q, k, v, seqs, L.window, att);
-    be.kv_append(seqs, k, v);
+    be.attend_and_append(q, k, v, seqs, L.window, att);
     for (size_t c = 0; c < batch.size(); ++c)
       if (batch[c].taps)
         for (int t = 0; t < 2; ++t)

@@ -529,10 +529,22 @@ __device__ __forceinline__ void combine_out(const AttnArgs& a, int64_t th, int64
     quantize_chunk_warp(y, x_slot(xq, nch_pad, t, c), x_scales(xq, nch_pad, a.T) + t * nch_pad + c);
   }
 }
+// Blocks past the T Hq rows of the grid (append) store the step's new rows in the caches, kCombineThreads
+// elements a block (kv_write_at): after the split kernel, as the forward's order has it, in no launch of
+// their own.
 __global__ void __launch_bounds__(kCombineThreads)
     combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml,
                    uint4* __restrict__ xq, int nch_pad) {
   grid_dependency_sync();
+  if (int64_t(blockIdx.x) >= a.T * a.Hq) {
+    const int64_t row = a.Hkv * a.D;
+    const int64_t i = ((int64_t(blockIdx.x) - a.T * a.Hq) * gridDim.y + blockIdx.y) * kCombineThreads + threadIdx.x;
+    if (i < a.T * row) {
+      if (a.cache_bf16) kv_write_at<__nv_bfloat16>(a.seqs, a.k, a.v, row, a.capacity, a.ring, i);
+      else kv_write_at<float>(a.seqs, a.k, a.v, row, a.capacity, a.ring, i);
+    }
+    return;
+  }
   __shared__ float wgt[kMaxSplit];
   __shared__ float red[kCombineGroups][kCombineDims];
   const int64_t th = blockIdx.x;
@@ -684,8 +696,14 @@ size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm) {
   return size_t(a.T * a.Hq) * ns * size_t(a.D + 2) * sizeof(float);
 }
 
-void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, void* xq) {
-  if (knocked_out(Knock::kAttn)) return;
+void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, void* xq, bool append) {
+  append = append && !knocked_out(Knock::kKv);
+  // The new rows into the caches in a launch of their own (the merge left out: benchmarks only).
+  const auto write_alone = [&] {
+    if (append)
+      kv_write(args.seqs, args.k, args.v, args.T, args.Hkv * args.D, args.capacity, args.ring, args.cache_bf16, s);
+  };
+  if (knocked_out(Knock::kAttn)) return write_alone();
   // G4_CUDA_ATTN_SPLIT_MIN (comparisons): a split takes a whole number of these keys; 1 spreads a short
   // context over every split the capacity sizes, as before the floor.
   static const int split_min = env_int("G4_CUDA_ATTN_SPLIT_MIN", 0);
@@ -734,10 +752,16 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, 
   } else {
     decode_any_shape(a, ns, part, ml, s);
   }
-  const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kCombineDims - 1) / kCombineDims));
+  // The merge's grid: T Hq rows by D / kCombineDims, and with append enough rows more for T Hkv D elements
+  // of kCombineThreads a block.
+  const int64_t cy = (a.D + kCombineDims - 1) / kCombineDims;
+  const int64_t kv_blocks = append ? (a.T * a.Hkv * a.D + kCombineThreads - 1) / kCombineThreads : 0;
+  const dim3 cgrid(unsigned(a.T * a.Hq + (kv_blocks + cy - 1) / cy), unsigned(cy));
   if (!knocked_out(Knock::kCombine))
     launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml, static_cast<uint4*>(xq),
            x_chunks_padded(a.Hq * a.D));
+  else
+    write_alone();
   G4_CUDA_LAUNCHED();
 }
 

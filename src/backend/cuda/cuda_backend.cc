@@ -574,7 +574,7 @@ Tensor CudaBackend::gather_rows(const Tensor& x, const std::vector<int64_t>& row
   return y;
 }
 
-void CudaBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) {
+void CudaBackend::check_kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) const {
   const int64_t T = k.dim(0), row = k.dim(1) * k.dim(2);
   G4_CHECK(v.numel() == k.numel(), "kv_append shapes");
   check_seq_rows(seqs, T, true);
@@ -582,6 +582,11 @@ void CudaBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, c
     G4_CHECK(s.cache->v.dim(1) * s.cache->v.dim(2) == row, "kv_append shapes");
     if (!s.cache->ring) G4_CHECK(s.p0 + s.n <= s.cache->capacity, "flat cache overflow");
   }
+}
+
+void CudaBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) {
+  check_kv_append(seqs, k, v);
+  const int64_t row = k.dim(1) * k.dim(2);
   const uint64_t before = cuda::launches_so_far();
   for_each_run(seqs, same_cache_shape, [&](size_t i0, size_t i1, int64_t r0, int64_t n) {
     const KvLayer& c = *seqs[i0].cache;
@@ -595,6 +600,21 @@ void CudaBackend::kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, c
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                             int window, Tensor& out) {
+  attend(q, k, v, seqs, window, out, false);
+}
+
+// Unset or 0: attention then kv_append, two launches' worth; 1: the decode attention's merge launch stores
+// the rows too (one kv_write launch a layer fewer; not yet measured, so off by default).
+void CudaBackend::attend_and_append(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
+                                    int window, Tensor& out) {
+  static const bool fuse = env_switch("G4_CUDA_FUSE_KV", false);
+  if (!fuse) return Backend::attend_and_append(q, k, v, seqs, window, out);
+  check_kv_append(seqs, k, v);
+  attend(q, k, v, seqs, window, out, true);
+}
+
+void CudaBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
+                         int window, Tensor& out, bool append) {
   const int64_t T = q.dim(0), Hq = q.dim(1), D = q.dim(2), Hkv = k.dim(1);
   G4_CHECK(k.dim(0) == T && v.dim(0) == T && k.dim(2) == D && v.dim(2) == D && v.dim(1) == Hkv, "attention shapes");
   G4_CHECK(Hq % Hkv == 0 && out.numel() == q.numel(), "attention GQA");
@@ -632,10 +652,11 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
     const bool all_rows = r0 == 0 && n == T;
     if (decode(seqs[i0])) {
       auto s = scratch(cuda::attn_decode_scratch_bytes(a, n_sm_));
-      cuda::attn_decode(a, s.get(), n_sm_, stream_, all_rows ? xq.get() : nullptr);
+      cuda::attn_decode(a, s.get(), n_sm_, stream_, all_rows ? xq.get() : nullptr, append);
       rounded = all_rows && xq;
     } else {
       attention_prefill(a);
+      if (append) cuda::kv_write(a.seqs, a.k, a.v, n, Hkv * D, c.capacity, c.ring, a.cache_bf16, stream_);
     }
   });
   if (rounded) keep_qx(out, T, K, std::move(xq));

@@ -64,6 +64,9 @@ class CudaBackend : public Backend {
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs, int window,
                  Tensor& out) override;
   void kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) override;
+  // With G4_CUDA_FUSE_KV=1 the decode attention's merge launch also stores the rows (no kv_write launch).
+  void attend_and_append(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
+                         int window, Tensor& out) override;
   void softcap(Tensor& x, float cap) override;
   Tensor gather_rows(const Tensor& x, const std::vector<int64_t>& rows) override;
   void matmul_shared(const Tensor& x, const std::vector<const PackedWeight*>& ws, const std::vector<Tensor*>& ys) override;
@@ -93,6 +96,11 @@ class CudaBackend : public Backend {
 
  private:
   friend class CudaStepGraph;
+  // attention, and with append the rows stored too (attend_and_append; its checks made by the caller).
+  void attend(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs, int window,
+              Tensor& out, bool append);
+  // kv_append's checks of its arguments.
+  void check_kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) const;
   void attention_prefill(const cuda::AttnArgs& a);
   // The kernels' table for seqs[i0, i1), rows counted from seqs[i0].row0; a recorded step's position
   // comes from its slot.

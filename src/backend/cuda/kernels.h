@@ -194,8 +194,9 @@ bool attn_decode_suits(int64_t n, int64_t p0, int window);
 size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm);
 // xq non-null: the output also rounded to int8 there for the o projection's GEMV (gemv_q8's x layout of T
 // rows of Hq D values, scratch of gemv_q8_x_bytes_cols; Hq D a multiple of 1,024, T at most kGemvQ8MaxT), as
-// gemv_q8_quantize_x would round it.
-void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s, void* xq = nullptr);
+// gemv_q8_quantize_x would round it. append: the new rows a.k, a.v also stored in the caches afterwards, as
+// kv_write stores them (by the merge launch's extra blocks: no launch of their own).
+void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s, void* xq = nullptr, bool append = false);
 // attn_decode's split kernel on the tensor cores (attn_decode_tc.cu: bf16 cache, stored or derived keys
 // (pairs a multiple of 8), head dims 256/512, groups up to 8); the same partial outputs part [T, Hq,
 // n_split, D] and (max, sum) ml.

@@ -245,23 +245,14 @@ __global__ void rope_kernel(float* x, int64_t T, int64_t H, int64_t D, SeqTable 
   }
 }
 
-// Thread per element of rows [0, T): row t goes to its sequence's slot, unless a ring would overwrite it
-// with a later row of the same chunk.
+// Thread per element of rows [0, T) (kv_write_at: row t to its sequence's slot).
 template <class CT>
 __global__ void kv_write_kernel(SeqTable st, const float* k, const float* v, int64_t T, int64_t row, int64_t capacity,
                                 bool ring) {
   grid_dependency_sync();
   const int64_t n = T * row;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t t = i / row, e = i % row;
-    int64_t p0;
-    const SeqEntry& se = entry_of(st, t, &p0);
-    const int64_t tl = t - se.row0;
-    if (ring && tl < int64_t(se.n) - capacity) continue;
-    const int64_t pos = p0 + tl, slot = ring ? pos % capacity : pos;
-    if (se.ck) static_cast<CT*>(se.ck)[slot * row + e] = CT(k[t * row + e]);
-    static_cast<CT*>(se.cv)[slot * row + e] = CT(v[t * row + e]);
-  }
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    kv_write_at<CT>(st, k, v, row, capacity, ring, i);
 }
 
 // x = (x + norm(o; w1)) * s, then out = norm(x; w2): one block per row, the row in registers as float4s

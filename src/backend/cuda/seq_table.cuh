@@ -16,4 +16,20 @@ __device__ __forceinline__ const SeqEntry& entry_of(const SeqTable& st, int64_t 
   return st.e[i];
 }
 
+// Element i of a launch's rows [T, row] of k and v (f32) stored in the owning sequence's cache (CT) at its
+// position's slot, unless a ring would overwrite it with a later row of the same chunk; keys only where the
+// cache stores them (derived keys: ck is null).
+template <class CT>
+__device__ __forceinline__ void kv_write_at(const SeqTable& st, const float* k, const float* v, int64_t row,
+                                            int64_t capacity, bool ring, int64_t i) {
+  const int64_t t = i / row, e = i % row;
+  int64_t p0;
+  const SeqEntry& se = entry_of(st, t, &p0);
+  const int64_t tl = t - se.row0;
+  if (ring && tl < int64_t(se.n) - capacity) return;
+  const int64_t pos = p0 + tl, slot = ring ? pos % capacity : pos;
+  if (se.ck) static_cast<CT*>(se.ck)[slot * row + e] = CT(k[t * row + e]);
+  static_cast<CT*>(se.cv)[slot * row + e] = CT(v[t * row + e]);
+}
+
 }  // namespace g4::cuda
