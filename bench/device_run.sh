@@ -49,8 +49,8 @@ if [ "${1:-}" = "--pack" ]; then
 fi
 MODE=${1:-all}
 case "$MODE" in
-  all|tests|bench|batch|depth|knockout|sampling|spec|ab|trace|goals|gemv-ncu|gemv-sol|attn) ;;
-  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab trace goals gemv-ncu gemv-sol attn)" >&2
+  all|tests|bench|batch|depth|knockout|sampling|spec|ab|trace|goals|gemv-ncu|gemv-sol|attn|boundary) ;;
+  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab trace goals gemv-ncu gemv-sol attn boundary)" >&2
      exit 2;;
 esac
 HERE=$(cat .devbin/root 2>/dev/null || true)
@@ -82,7 +82,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # verify cost and oracle drafter), or ab (environment switches against the default, alternating twice, bench
 # arguments $AB_ARGS: $AB=$AB_VALUE, default 0, or AB="NAME=VALUE ..." for several in one call; below), or gemv-ncu (where the tensor-core GEMV of 8 and of 4 tokens over a Q4_0 layout stalls,
 # 21504 x 5376: bench/ncu_hotspots.sh on cuda_gemv_bench; no tests, no synth), or attn (decode attention
-# alone under settings, against an older build's; below)
+# alone under settings, against an older build's; below), or boundary (bench/cuda_boundary_bench: kernel
+# boundaries against a persistent kernel's grid barriers; no tests, no synth)
+if [ "$MODE" = boundary ]; then
+  # What a kernel boundary costs and what a persistent kernel would save (bench/cuda_boundary_bench.cu):
+  # BOUNDARY_ARGS = MB a producer reads, replays, KB staged (default "8,24,64 10 64"); no tests, no synth.
+  $B/cuda_boundary_bench ${BOUNDARY_ARGS:-8,24,64 10 64}
+  exit $?
+fi
 if [ "$MODE" = gemv-sol ]; then
   # How busy the SMs are in one 8-token tensor-core GEMV launch over a Q4_0 layout: a short output (5376 x
   # 21504, K split 4: 168 tiles for 264 resident blocks) against a long one (21504 x 5376, K split 1), Nsight
