@@ -3,6 +3,7 @@
 // larger than the context. Bounds: precise 1e-5 relative; fast prefill (f16 GEMMs, f32 sums) 5e-3; decode is f32.
 #include <cstring>
 
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "cuda_test_util.h"
 
@@ -303,6 +304,65 @@ TEST_F(CudaTest, AttentionRoundsItsOutputAsTheGemvWould) {
       EXPECT_EQ(std::memcmp(po.data(), fo.data(), po.size() * 4), 0) << what << ": outputs";
       EXPECT_EQ(unlike_gemv_rounding(static_cast<const float*>(plain_out.data), T, K, fused), "") << what;
       for (void* p : {scratch, fused}) cudaFree(p);
+    }
+  }
+}
+
+// attend_and_append (the forward's call) equals attention then kv_append, bit for bit, in the output and in
+// every cache: several sequences of one step over ring and flat caches in bf16 and f32, decode-sized rows and
+// a prefill chunk, a window full and filling, a ring wrapping within the rows. Under G4_CUDA_FUSE_KV=1 the
+// rows are stored by the attention merge's launch (device_run.sh TEST_SETTINGS), else by kv_append's.
+TEST_F(CudaTest, AttendAndAppendEqualsAttentionThenAppend) {
+  struct C { int64_t Hq, Hkv, D, cap; int window; bool ring, bf16; std::vector<std::pair<int64_t, int64_t>> seqs; };
+  const std::vector<C> cases = {
+      {32, 16, 256, 1280, 1024, true, true, {{1, 1500}, {4, 509}, {1, 0}, {3, 1278}}},
+      {32, 4, 512, 4096, 0, false, true, {{1, 3000}, {4, 700}}},
+      {8, 2, 64, 80, 64, true, false, {{2, 100}, {1, 79}}},
+      {8, 2, 64, 600, 0, false, true, {{37, 20}}}};  // (a prefill chunk: the GEMM/flash path)
+  CudaBackend& be = *fast_;
+  for (const C& c : cases) {
+    int64_t T = 0;
+    for (const auto& s : c.seqs) T += s.first;
+    const std::string what = "Hkv=" + std::to_string(c.Hkv) + " D=" + std::to_string(c.D) + " T=" + std::to_string(T) +
+                             (c.ring ? " ring" : " flat") + (c.bf16 ? " bf16" : " f32");
+    KvLayerSpec spec = bf16_spec(c.cap, c.Hkv, c.D, c.ring);
+    if (!c.bf16) spec.k_type = spec.v_type = DType::kF32;
+    const Tensor qt = to_device(be, randn(rng_, size_t(T * c.Hq * c.D), 0.2f), {T, c.Hq, c.D});
+    const Tensor kt = to_device(be, randn(rng_, size_t(T * c.Hkv * c.D), 0.2f), {T, c.Hkv, c.D});
+    const Tensor vt = to_device(be, randn(rng_, size_t(T * c.Hkv * c.D)), {T, c.Hkv, c.D});
+    // Two copies of every sequence's cache, the same contents (every slot written).
+    std::vector<KvLayer> a, b;
+    for (size_t i = 0; i < c.seqs.size(); ++i) {
+      a.push_back(be.new_kv_layer(spec));
+      b.push_back(be.new_kv_layer(spec));
+      const Tensor ck = to_device(be, randn(rng_, size_t(c.cap * c.Hkv * c.D), 0.2f), {c.cap, c.Hkv, c.D});
+      const Tensor cv = to_device(be, randn(rng_, size_t(c.cap * c.Hkv * c.D)), {c.cap, c.Hkv, c.D});
+      be.kv_append(a.back(), ck, cv, 0);
+      be.kv_append(b.back(), ck, cv, 0);
+    }
+    auto rows_of = [&](std::vector<KvLayer>& caches) {
+      std::vector<SeqRows> rows;
+      int64_t r = 0;
+      for (size_t i = 0; i < c.seqs.size(); r += c.seqs[i].first, ++i)
+        rows.push_back(SeqRows{r, c.seqs[i].first, c.seqs[i].second, &caches[i]});
+      return rows;
+    };
+    Tensor out_a = be.empty({T, c.Hq, c.D}), out_b = be.empty({T, c.Hq, c.D});
+    const std::vector<SeqRows> ra = rows_of(a), rb = rows_of(b);
+    be.attention(qt, kt, vt, ra, c.window, out_a);
+    be.kv_append(ra, kt, vt);
+    be.attend_and_append(qt, kt, vt, rb, c.window, out_b);
+    expect_close(to_host(be, out_b), to_host(be, out_a), 0, what + " output");
+    // The caches' raw bytes (bf16 or f32).
+    auto bytes = [&](const Tensor& t) {
+      std::vector<uint8_t> h(size_t(t.numel()) * (t.dtype == DType::kBF16 ? 2 : 4));
+      be.synchronize();
+      G4_CUDA(cudaMemcpy(h.data(), t.data, h.size(), cudaMemcpyDeviceToHost));
+      return h;
+    };
+    for (size_t i = 0; i < c.seqs.size(); ++i) {
+      EXPECT_TRUE(bytes(b[i].k) == bytes(a[i].k)) << what << ": keys of sequence " << i;
+      EXPECT_TRUE(bytes(b[i].v) == bytes(a[i].v)) << what << ": values of sequence " << i;
     }
   }
 }
