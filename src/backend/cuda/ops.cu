@@ -476,7 +476,9 @@ bool qkv_norm_rope(float* q, const float* k_raw, const float* v_raw, const float
   if (knocked_out(Knock::kQkvRope)) return true;
   if (D % 64 != 0 || D / 2 > 1024 || T > 65535) return false;
   if (T == 0) return true;
-  if (T >= kQkvWarpMinRows && D / 64 <= kQkvPerLane)
+  // G4_CUDA_QKV_WARP_ROWS: the rows from which the warp layout runs instead (comparisons; the same sums).
+  static const int64_t warp_rows = env_int("G4_CUDA_QKV_WARP_ROWS", int(kQkvWarpMinRows));
+  if (T >= warp_rows && D / 64 <= kQkvPerLane)
     launch(qkv_norm_rope_warp_kernel, dim3(unsigned((Hq + 2 * Hkv + kQkvRows - 1) / kQkvRows), unsigned(T)),
            unsigned(kQkvRows * 32), 0, s, q, k_raw, v_raw, wq, wk, eps, Hq, Hkv, D, seqs, inv_freq, pairs, k, v);
   else
