@@ -355,7 +355,7 @@ TEST_F(CudaTest, AttendAndAppendEqualsAttentionThenAppend) {
     expect_close(to_host(be, out_b), to_host(be, out_a), 0, what + " output");
     // The caches' raw bytes (bf16 or f32).
     auto bytes = [&](const Tensor& t) {
-      std::vector<uint8_t> h(size_t(t.numel()) * (t.dtype == DType::kBF16 ? 2 : 4));
+      std::vector<uint8_t> h(size_t(t.numel()) * dtype_size(t.dtype));
       be.synchronize();
       G4_CUDA(cudaMemcpy(h.data(), t.data, h.size(), cudaMemcpyDeviceToHost));
       return h;

@@ -696,12 +696,15 @@ size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm) {
   return size_t(a.T * a.Hq) * ns * size_t(a.D + 2) * sizeof(float);
 }
 
+void attn_store_rows(const AttnArgs& a, cudaStream_t s) {
+  kv_write(a.seqs, a.k, a.v, a.T, a.Hkv * a.D, a.capacity, a.ring, a.cache_bf16, s);
+}
+
 void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, void* xq, bool append) {
   append = append && !knocked_out(Knock::kKv);
   // The new rows into the caches in a launch of their own (the merge left out: benchmarks only).
   const auto write_alone = [&] {
-    if (append)
-      kv_write(args.seqs, args.k, args.v, args.T, args.Hkv * args.D, args.capacity, args.ring, args.cache_bf16, s);
+    if (append) attn_store_rows(args, s);
   };
   if (knocked_out(Knock::kAttn)) return write_alone();
   // G4_CUDA_ATTN_SPLIT_MIN (comparisons): a split takes a whole number of these keys; 1 spreads a short

@@ -656,7 +656,7 @@ void CudaBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v, cons
       rounded = all_rows && xq;
     } else {
       attention_prefill(a);
-      if (append) cuda::kv_write(a.seqs, a.k, a.v, n, Hkv * D, c.capacity, c.ring, a.cache_bf16, stream_);
+      if (append) cuda::attn_store_rows(a, stream_);
     }
   });
   if (rounded) keep_qx(out, T, K, std::move(xq));

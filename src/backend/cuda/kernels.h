@@ -197,6 +197,8 @@ size_t attn_decode_scratch_bytes(const AttnArgs& a, int n_sm);
 // gemv_q8_quantize_x would round it. append: the new rows a.k, a.v also stored in the caches afterwards, as
 // kv_write stores them (by the merge launch's extra blocks: no launch of their own).
 void attn_decode(const AttnArgs& a, void* scratch, int n_sm, cudaStream_t s, void* xq = nullptr, bool append = false);
+// An attention launch's new rows a.k, a.v stored in its sequences' caches (kv_write over a's table and cache).
+void attn_store_rows(const AttnArgs& a, cudaStream_t s);
 // attn_decode's split kernel on the tensor cores (attn_decode_tc.cu: bf16 cache, stored or derived keys
 // (pairs a multiple of 8), head dims 256/512, groups up to 8); the same partial outputs part [T, Hq,
 // n_split, D] and (max, sum) ml.
