@@ -310,8 +310,8 @@ TEST_F(CudaTest, AttentionRoundsItsOutputAsTheGemvWould) {
 
 // attend_and_append (the forward's call) equals attention then kv_append, bit for bit, in the output and in
 // every cache: several sequences of one step over ring and flat caches in bf16 and f32, decode-sized rows and
-// a prefill chunk, a window full and filling, a ring wrapping within the rows. Under G4_CUDA_FUSE_KV=1 the
-// rows are stored by the attention merge's launch (device_run.sh TEST_SETTINGS), else by kv_append's.
+// a prefill chunk, a window full and filling, a ring wrapping within the rows. By default the decode rows are
+// stored by the attention merge's launch; under G4_CUDA_FUSE_KV=0 (device_run.sh TEST_SETTINGS) by kv_append's.
 TEST_F(CudaTest, AttendAndAppendEqualsAttentionThenAppend) {
   struct C { int64_t Hq, Hkv, D, cap; int window; bool ring, bf16; std::vector<std::pair<int64_t, int64_t>> seqs; };
   const std::vector<C> cases = {

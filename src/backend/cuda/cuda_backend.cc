@@ -603,11 +603,12 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   attend(q, k, v, seqs, window, out, false);
 }
 
-// Unset or 0: attention then kv_append, two launches' worth; 1: the decode attention's merge launch stores
-// the rows too (one kv_write launch a layer fewer; not yet measured, so off by default).
+// The decode attention's merge launch stores the step's rows too: one kv_write launch a layer fewer (H100,
+// Q4_0, depth 512: one sequence +0.9 to +1.9%, a verify of 4 level; docs/PERF.md). G4_CUDA_FUSE_KV=0 (for
+// comparisons): attention then kv_append, as the Backend default does.
 void CudaBackend::attend_and_append(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                                     int window, Tensor& out) {
-  static const bool fuse = env_switch("G4_CUDA_FUSE_KV", false);
+  static const bool fuse = env_switch("G4_CUDA_FUSE_KV", true);
   if (!fuse) return Backend::attend_and_append(q, k, v, seqs, window, out);
   check_kv_append(seqs, k, v);
   attend(q, k, v, seqs, window, out, true);
