@@ -6,9 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_q8_common.cuh"
@@ -111,32 +109,22 @@ struct TcLayout {
   static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * kTcTokens;
 };
 
-// A warp's place in its sequence of rounds: item (of this block's, gridDim.x apart: a tile, or a tile's pass
-// when split), its tile and pass p, first chunk c0;
+// A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
 // with the tile's codes, scales and zero points and this lane's row offsets (chunks of rows g + 8k, groups of
 // rows lane + 32i). tile >= n_tiles: the sequence is over.
 struct TcCursor {
-  int64_t item, tile;
+  int64_t tile;
   int p, c0;
   const uint4* codes;
   const uint16_t *scales, *zeros;
   int wo[2 * kTcMT], so[kTcMT / 2];
 };
 
-// Split passes (split != nullptr, KS > 1): a block's items are (tile, pass) pairs instead of whole tiles, so
-// that a short output (5,376 rows: 168 tiles for 264 resident blocks) fills the GPU. Each pass's sums go to
-// split->pass_sum, and the block that finishes a tile's last pass (its counter) adds them in pass order, as a
-// whole-tile block does: the same sums bit for bit.
-struct TcSplit {
-  float* pass_sum = nullptr;        // [tile][pass][row * 8 + token]
-  unsigned* tile_count = nullptr;   // passes done a tile; zero between launches (the last block resets it)
-};
-
 template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
-                                                                    int n_tok, TcSplit split) {
+                                                                    int n_tok) {
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
   static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
   constexpr int MT = kTcMT;
@@ -151,9 +139,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
   const int nch = int(cols / 32);  // = groups a row
   const int64_t n_tiles = segs.group_end[segs.n - 1];
-  const bool split_on = KS > 1 && split.pass_sum != nullptr;
-  // Items: tiles, or (split) tile * KS + pass.
-  const int64_t n_items = split_on ? n_tiles * KS : n_tiles;
   // B's column g: token g % TPG of chunk bc = g / TPG of a group; the outputs' columns 2q, 2q + 1: tokens t0,
   // t1 of chunk oc = 2q / TPG (past n_tok: the last token again, not stored).
   const int bc = g / TPG, oc = 2 * q / TPG;
@@ -170,9 +155,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   // sequence is over (the waits count groups).
   const uint32_t ring = smem_addr(tc_smem) + uint32_t(warp * kTcStages * kTcStageBytes);
   TcCursor pc;
-  pc.item = blockIdx.x;
-  pc.tile = split_on ? pc.item / KS : pc.item, pc.p = split_on ? int(pc.item % KS) : 0;
-  pc.c0 = kTcSlots * pc.p + 4 * warp;
+  pc.tile = blockIdx.x, pc.p = 0, pc.c0 = 4 * warp;
   auto enter_tile = [&]() {
     if (pc.tile >= n_tiles) return;
     int64_t row0;
@@ -188,13 +171,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   };
   auto settle = [&]() {  // past the end of a pass: the next pass with chunks for this warp, or the next tile
     while (pc.tile < n_tiles && pc.c0 >= nch) {
-      if (split_on) {
-        pc.item += gridDim.x;
-        pc.tile = pc.item / KS, pc.p = int(pc.item % KS);
-        enter_tile();
-      } else if (++pc.p == KS) {
+      if (++pc.p == KS) {
         pc.p = 0;
-        pc.tile = pc.item += gridDim.x;
+        pc.tile += gridDim.x;
         enter_tile();
       }
       pc.c0 = kTcSlots * pc.p + 4 * warp;
@@ -267,158 +246,118 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   }
 
   uint32_t consumed = 0;
-  // Thread e's output: row e / 8, token e % 8 of the tile (one a thread).
-  static_assert(kTcRows * kTcTokens == kWarps * 32, "one output a thread");
-  // Pass p of the block's current item: the sum of its 32 slots (the one-token kernel's warp p) for this
-  // thread's (row, token), from the rounds the ring holds in order.
-  auto pass_sum = [&](int p) -> float {
-    const int slot0 = kTcSlots * p + 4 * warp;
-    float acc[MT][kGroups][4];  // [rows 16h ..][group][row g / g + 8, token t0 / t1]: slot 4w + group's oc
-#pragma unroll
-    for (int h = 0; h < MT; ++h)
-#pragma unroll
-      for (int i = 0; i < kGroups; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[h][i][j] = 0.f;
-    for (int c0 = slot0; c0 < nch; c0 += kSlots) {  // the same for the whole warp (ldmatrix)
-      __syncwarp();  // every lane is done with the buffer that the next issue overwrites
-      issue(true);
-      cp_async_wait<kTcStages - 1>();  // round `consumed` has landed (this lane's part)
-      __syncwarp();                    // (and every lane's)
-      const uint32_t buf = ring + (consumed % kTcStages) * kTcStageBytes;
-      ++consumed;
-      // w[k]: word q of chunks c0 .. c0 + 3 of row g + 8k (matrix j of ldmatrix = chunk j: rows 8k .. 8k + 7,
-      // lanes 8j .. 8j + 7 giving their addresses); sz[k]: that row's 4 scales (x, y) and zero points (z, w).
-      uint4 w[2 * MT], sz[2 * MT];
-#pragma unroll
-      for (int k = 0; k < 2 * MT; ++k) {
-        const int r = 8 * k + (lane & 7), j = lane >> 3;
-        w[k] = ldmatrix_x4(buf + uint32_t(4 * r + (j ^ ((r >> 1) & 3))) * 16);
-        sz[k] = lds128(buf + kTcCodeBytes + (g + 8 * k) * 16);
-      }
-      constexpr uint32_t kLo = 0x0F0F0F0Fu;
-      const uint2* xr = xb + 2 * ((c0 >> 5) * 64 + (c0 & 31));  // chunk c0's words (+ bc, q & 1)
-      const float2 *e0r = xd0 + c0, *e1r = xd1 + c0;            // chunk c0's scales (+ oc)
-#pragma unroll
-      for (int gr = 0; gr < kGroups; ++gr) {
-        // B: this lane's column's x words (chunk c0 + gr * kChunksPerGroup + bc), given to the group's mma of
-        // that chunk and zero to the others.
-        const int i = gr * kChunksPerGroup + oc;  // the chunk this lane scales (c0 + i), its index in the round
-        uint2 x;
-        float2 e0, e1;
-        if constexpr (kXRing) {
-          const uint32_t xbuf = buf + L::kXOffset;
-          x = lds64(xbuf + uint32_t(((gr * kChunksPerGroup + bc) * TPG + tb) * 32 + 8 * q));
-          const uint2 d0 = lds64(xbuf + uint32_t(TPG * 128 + t0 * 48 + i * 8));
-          const uint2 d1 = lds64(xbuf + uint32_t(TPG * 128 + t1 * 48 + i * 8));
-          e0 = make_float2(__uint_as_float(d0.x), __uint_as_float(d0.y));
-          e1 = make_float2(__uint_as_float(d1.x), __uint_as_float(d1.y));
-        } else {
-          x = __ldg(xr + 2 * gr * kChunksPerGroup);
-          e0 = __ldg(e0r + gr * kChunksPerGroup), e1 = __ldg(e1r + gr * kChunksPerGroup);
-        }
-        const int wi = i >> 1, hi = i & 1;  // its scales' word (x or y; z or w) and half
-#pragma unroll
-        for (int h = 0; h < MT; ++h) {
-          int d[4] = {0, 0, 0, 0};
-#pragma unroll
-          for (int m = 0; m < kChunksPerGroup; ++m) {
-            const int ci = gr * kChunksPerGroup + m;
-            const uint32_t wa = word(w[2 * h], ci), wb = word(w[2 * h + 1], ci);
-            const bool mine = kChunksPerGroup == 1 || bc == m;
-            mma_s8(d, wa & kLo, wb & kLo, (wa >> 4) & kLo, (wb >> 4) & kLo, mine ? x.x : 0u, mine ? x.y : 0u);
-          }
-          const uint4 &pa = sz[2 * h], &pb = sz[2 * h + 1];
-          const float sa = scale_half<S, kHiKnown>(wi ? pa.y : pa.x, hi);
-          const float sb = scale_half<S, kHiKnown>(wi ? pb.y : pb.x, hi);
-          const float za = kAsym ? scale_half<S, kHiKnown>(wi ? pa.w : pa.z, hi) : 8.f;
-          const float zb = kAsym ? scale_half<S, kHiKnown>(wi ? pb.w : pb.z, hi) : 8.f;
-          acc[h][gr][0] = fmaf(sa, fmaf(e0.x, __int2float_rn(d[0]), -za * e0.y), acc[h][gr][0]);
-          acc[h][gr][1] = fmaf(sa, fmaf(e1.x, __int2float_rn(d[1]), -za * e1.y), acc[h][gr][1]);
-          acc[h][gr][2] = fmaf(sb, fmaf(e0.x, __int2float_rn(d[2]), -zb * e0.y), acc[h][gr][2]);
-          acc[h][gr][3] = fmaf(sb, fmaf(e1.x, __int2float_rn(d[3]), -zb * e1.y), acc[h][gr][3]);
-        }
-      }
-    }
-    // Slot 4w + i of this pass: tokens t0, t1 (columns 2q, 2q + 1 of chunk oc of each group).
-#pragma unroll
-    for (int gr = 0; gr < kGroups; ++gr) {
-      float* o = slot_sum + (4 * warp + gr * kChunksPerGroup + oc) * kTcRows * kTcTokens;
-      const int u0 = 2 * q % TPG, u1 = u0 + 1;
-#pragma unroll
-      for (int h = 0; h < MT; ++h) {
-        o[(16 * h + g) * kTcTokens + u0] = acc[h][gr][0];
-        o[(16 * h + g) * kTcTokens + u1] = acc[h][gr][1];
-        o[(16 * h + g + 8) * kTcTokens + u0] = acc[h][gr][2];
-        o[(16 * h + g + 8) * kTcTokens + u1] = acc[h][gr][3];
-      }
-    }
-    __syncthreads();
-    float v[32];
-#pragma unroll
-    for (int l = 0; l < 32; ++l) v[l] = slot_sum[l * kTcRows * kTcTokens + threadIdx.x];
-    butterfly_stage<16>(v);
-    butterfly_stage<8>(v);
-    butterfly_stage<4>(v);
-    butterfly_stage<2>(v);
-    butterfly_stage<1>(v);
-    __syncthreads();  // slot_sum is free for the next pass
-    return v[0];
-  };
-  // The tile's outputs: row0 + e / 8 of its segment, token e % 8.
-  auto store = [&](int64_t tile, float y) {
+  for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
     int64_t row0;
     const int sg = locate_group(segs, tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
-    const int r = int(threadIdx.x / kTcTokens), t = int(threadIdx.x % kTcTokens);
-    if (row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y;
-  };
-  if (split_on) {
-    __shared__ bool tile_done;
-    for (int64_t item = blockIdx.x; item < n_items; item += gridDim.x) {
-      const int64_t tile = item / KS;
-      float* sums = split.pass_sum + tile * KS * (kWarps * 32);
-      sums[(item % KS) * (kWarps * 32) + threadIdx.x] = pass_sum(int(item % KS));
-      __threadfence();  // this block's pass sums before its count
-      __syncthreads();
-      if (threadIdx.x == 0) tile_done = atomicAdd(split.tile_count + tile, 1u) == unsigned(KS - 1);
-      __syncthreads();
-      if (tile_done) {  // the tile's last pass: its sums in pass order, as a whole-tile block adds them
-        __threadfence();
-        float y = 0.f;
+    constexpr int kOut = kTcRows * kTcTokens / (kWarps * 32);  // outputs a thread: 1
+    float y[kOut] = {};  // thread e's outputs: e + 256 i = row * 8 + token
+    for (int p = 0; p < KS; ++p) {
+      const int slot0 = kTcSlots * p + 4 * warp;
+      float acc[MT][kGroups][4];  // [rows 16h ..][group][row g / g + 8, token t0 / t1]: slot 4w + group's oc
 #pragma unroll
-        for (int p = 0; p < KS; ++p) y += __ldcg(sums + p * (kWarps * 32) + threadIdx.x);
-        store(tile, y);
-        if (threadIdx.x == 0) split.tile_count[tile] = 0;
+      for (int h = 0; h < MT; ++h)
+#pragma unroll
+        for (int i = 0; i < kGroups; ++i)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) acc[h][i][j] = 0.f;
+      for (int c0 = slot0; c0 < nch; c0 += kSlots) {  // the same for the whole warp (ldmatrix)
+        __syncwarp();  // every lane is done with the buffer that the next issue overwrites
+        issue(true);
+        cp_async_wait<kTcStages - 1>();  // round `consumed` has landed (this lane's part)
+        __syncwarp();                    // (and every lane's)
+        const uint32_t buf = ring + (consumed % kTcStages) * kTcStageBytes;
+        ++consumed;
+        // w[k]: word q of chunks c0 .. c0 + 3 of row g + 8k (matrix j of ldmatrix = chunk j: rows 8k .. 8k + 7,
+        // lanes 8j .. 8j + 7 giving their addresses); sz[k]: that row's 4 scales (x, y) and zero points (z, w).
+        uint4 w[2 * MT], sz[2 * MT];
+#pragma unroll
+        for (int k = 0; k < 2 * MT; ++k) {
+          const int r = 8 * k + (lane & 7), j = lane >> 3;
+          w[k] = ldmatrix_x4(buf + uint32_t(4 * r + (j ^ ((r >> 1) & 3))) * 16);
+          sz[k] = lds128(buf + kTcCodeBytes + (g + 8 * k) * 16);
+        }
+        constexpr uint32_t kLo = 0x0F0F0F0Fu;
+        const uint2* xr = xb + 2 * ((c0 >> 5) * 64 + (c0 & 31));  // chunk c0's words (+ bc, q & 1)
+        const float2 *e0r = xd0 + c0, *e1r = xd1 + c0;            // chunk c0's scales (+ oc)
+#pragma unroll
+        for (int gr = 0; gr < kGroups; ++gr) {
+          // B: this lane's column's x words (chunk c0 + gr * kChunksPerGroup + bc), given to the group's mma of
+          // that chunk and zero to the others.
+          const int i = gr * kChunksPerGroup + oc;  // the chunk this lane scales (c0 + i), its index in the round
+          uint2 x;
+          float2 e0, e1;
+          if constexpr (kXRing) {
+            const uint32_t xbuf = buf + L::kXOffset;
+            x = lds64(xbuf + uint32_t(((gr * kChunksPerGroup + bc) * TPG + tb) * 32 + 8 * q));
+            const uint2 d0 = lds64(xbuf + uint32_t(TPG * 128 + t0 * 48 + i * 8));
+            const uint2 d1 = lds64(xbuf + uint32_t(TPG * 128 + t1 * 48 + i * 8));
+            e0 = make_float2(__uint_as_float(d0.x), __uint_as_float(d0.y));
+            e1 = make_float2(__uint_as_float(d1.x), __uint_as_float(d1.y));
+          } else {
+            x = __ldg(xr + 2 * gr * kChunksPerGroup);
+            e0 = __ldg(e0r + gr * kChunksPerGroup), e1 = __ldg(e1r + gr * kChunksPerGroup);
+          }
+          const int wi = i >> 1, hi = i & 1;  // its scales' word (x or y; z or w) and half
+#pragma unroll
+          for (int h = 0; h < MT; ++h) {
+            int d[4] = {0, 0, 0, 0};
+#pragma unroll
+            for (int m = 0; m < kChunksPerGroup; ++m) {
+              const int ci = gr * kChunksPerGroup + m;
+              const uint32_t wa = word(w[2 * h], ci), wb = word(w[2 * h + 1], ci);
+              const bool mine = kChunksPerGroup == 1 || bc == m;
+              mma_s8(d, wa & kLo, wb & kLo, (wa >> 4) & kLo, (wb >> 4) & kLo, mine ? x.x : 0u, mine ? x.y : 0u);
+            }
+            const uint4 &pa = sz[2 * h], &pb = sz[2 * h + 1];
+            const float sa = scale_half<S, kHiKnown>(wi ? pa.y : pa.x, hi);
+            const float sb = scale_half<S, kHiKnown>(wi ? pb.y : pb.x, hi);
+            const float za = kAsym ? scale_half<S, kHiKnown>(wi ? pa.w : pa.z, hi) : 8.f;
+            const float zb = kAsym ? scale_half<S, kHiKnown>(wi ? pb.w : pb.z, hi) : 8.f;
+            acc[h][gr][0] = fmaf(sa, fmaf(e0.x, __int2float_rn(d[0]), -za * e0.y), acc[h][gr][0]);
+            acc[h][gr][1] = fmaf(sa, fmaf(e1.x, __int2float_rn(d[1]), -za * e1.y), acc[h][gr][1]);
+            acc[h][gr][2] = fmaf(sb, fmaf(e0.x, __int2float_rn(d[2]), -zb * e0.y), acc[h][gr][2]);
+            acc[h][gr][3] = fmaf(sb, fmaf(e1.x, __int2float_rn(d[3]), -zb * e1.y), acc[h][gr][3]);
+          }
+        }
       }
+      // Slot 4w + i of this pass: tokens t0, t1 (columns 2q, 2q + 1 of chunk oc of each group).
+#pragma unroll
+      for (int gr = 0; gr < kGroups; ++gr) {
+        float* o = slot_sum + (4 * warp + gr * kChunksPerGroup + oc) * kTcRows * kTcTokens;
+        const int u0 = 2 * q % TPG, u1 = u0 + 1;
+#pragma unroll
+        for (int h = 0; h < MT; ++h) {
+          o[(16 * h + g) * kTcTokens + u0] = acc[h][gr][0];
+          o[(16 * h + g) * kTcTokens + u1] = acc[h][gr][1];
+          o[(16 * h + g + 8) * kTcTokens + u0] = acc[h][gr][2];
+          o[(16 * h + g + 8) * kTcTokens + u1] = acc[h][gr][3];
+        }
+      }
+      __syncthreads();
+#pragma unroll
+      for (int i = 0; i < kOut; ++i) {
+        const int e = threadIdx.x + kWarps * 32 * i;
+        float v[32];
+#pragma unroll
+        for (int l = 0; l < 32; ++l) v[l] = slot_sum[l * kTcRows * kTcTokens + e];
+        butterfly_stage<16>(v);
+        butterfly_stage<8>(v);
+        butterfly_stage<4>(v);
+        butterfly_stage<2>(v);
+        butterfly_stage<1>(v);
+        if constexpr (KS == 1) y[i] = v[0];
+        else y[i] += v[0];
+      }
+      __syncthreads();
     }
-  } else {
-    for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
-      float y = 0.f;
-      for (int p = 0; p < KS; ++p) {
-        if constexpr (KS == 1) y = pass_sum(p);
-        else y += pass_sum(p);
-      }
-      store(tile, y);
+#pragma unroll
+    for (int i = 0; i < kOut; ++i) {
+      const unsigned e = threadIdx.x + unsigned(kWarps * 32 * i);
+      const int r = int(e / kTcTokens), t = int(e % kTcTokens);
+      if (row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y[i];
     }
   }
-}
-
-// The pass sums and tile counters of split launches, one set a stream (a stream's launches never overlap in
-// what they touch after their grid_dependency_sync; two streams' could), allocated at first use for
-// kMaxSplitTiles tiles of up to 4 passes, the counters zeroed once (each launch leaves them zero).
-constexpr int64_t kMaxSplitTiles = 1024;
-TcSplit split_scratch(cudaStream_t s) {
-  static std::mutex m;
-  static std::unordered_map<cudaStream_t, TcSplit> by_stream;
-  std::lock_guard<std::mutex> lock(m);
-  TcSplit& t = by_stream[s];
-  if (!t.pass_sum) {
-    G4_CUDA(cudaMalloc(&t.pass_sum, size_t(kMaxSplitTiles) * 4 * kWarps * 32 * sizeof(float)));
-    G4_CUDA(cudaMalloc(&t.tile_count, size_t(kMaxSplitTiles) * sizeof(unsigned)));
-    G4_CUDA(cudaMemset(t.tile_count, 0, size_t(kMaxSplitTiles) * sizeof(unsigned)));
-  }
-  return t;
 }
 
 template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false>
@@ -431,15 +370,8 @@ void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
   }();
   const Segments sg = make_segments(ws, ys, n, L::kRows);
-  const int64_t tiles = sg.group_end[n - 1];
-  // Split passes where whole tiles leave resident blocks idle (o and down of the 31B: 168 tiles), the (tile,
-  // pass) items in even rounds (224 blocks of 3 items there). G4_CUDA_Q8_TC_SPLIT (comparisons): 0 whole
-  // tiles always, 2 split in one wave of resident blocks.
-  static const int split_mode = env_int("G4_CUDA_Q8_TC_SPLIT", 1);
-  const bool split = KS > 1 && split_mode > 0 && tiles < resident && tiles <= kMaxSplitTiles;
-  const TcSplit sp = split ? split_scratch(s) : TcSplit{};
-  const int64_t blocks = stride_blocks_for(resident, split ? tiles * KS : tiles, /*even=*/split && split_mode == 1);
-  launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T, sp);
+  const int64_t blocks = stride_blocks_for(resident, sg.group_end[n - 1], /*even=*/false);
+  launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
 }
 
 template <class S, bool kAsym, int KS, int TPG>
