@@ -108,10 +108,13 @@ if [ "$MODE" = gemv-sol ]; then
   exit 0
 fi
 if [ "$MODE" = gemv-ncu ]; then
-  for tpg in 8 4; do
-    echo "== gemv_q8_tc_kernel<__half, symmetric, KS 1, $tpg tokens a column group>, 21504 x 5376 (TPG 4: a 3-token launch, the first to take it)"
-    NCU_ARGS="--kernel-name-base mangled" SKIP=1 TOP=${TOP:-40} OUT="$LOG/ncu$tpg" sh bench/ncu_hotspots.sh \
-      "gemv_q8_tc_kernelI6__halfLb0ELi1ELi${tpg}E" $B/cuda_gemv_bench 3 multi 400 21504x5376 2>&1 | tail -50
+  # NCU_KERNELS: mangled-name regexes, default the 8- and 4-token tensor-core kernels (f16 scales, symmetric, K
+  # split 1: TPG 4 is the first a 3-token launch takes); e.g. "gemv_q8_kernelI6__halfLb0ELi1E" for the one-token
+  # kernel on the same shape. NCU_SHAPE: the weight, default 21504x5376.
+  for re in ${NCU_KERNELS:-gemv_q8_tc_kernelI6__halfLb0ELi1ELi8E gemv_q8_tc_kernelI6__halfLb0ELi1ELi4E}; do
+    echo "== $re, ${NCU_SHAPE:-21504x5376}"
+    NCU_ARGS="--kernel-name-base mangled" SKIP=1 TOP=${TOP:-40} OUT="$LOG/ncu-$re" sh bench/ncu_hotspots.sh \
+      "$re" $B/cuda_gemv_bench 3 multi 400 ${NCU_SHAPE:-21504x5376} 2>&1 | tail -${NCU_TAIL:-75}
   done
   exit 0
 fi

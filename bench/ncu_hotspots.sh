@@ -24,6 +24,12 @@ import csv, sys
 rows = list(csv.reader(l for l in open(sys.argv[1]) if l.strip() and not l.startswith("==")))
 if not rows:
     sys.exit("no source rows in the report")
+# Newer ncu versions print a "Kernel Name" row before the header: the header is the first row naming both
+# the source and the address columns.
+def has(r, *words):
+    return any(all(w.lower() in h.lower() for w in words) for h in r)
+start = next((i for i, r in enumerate(rows) if has(r, "Source") and has(r, "Address")), 0)
+rows = rows[start:]
 head = rows[0]
 def col(*words):
     for i, h in enumerate(head):
@@ -48,3 +54,7 @@ for i, r in sorted(top):
     a = r[addr] if addr is not None else str(i)
     print(f"{a:>8} {100 * num(r[stall]) / total:5.1f}%  {r[src].strip()[:110]}")
 PY
+# Where the warps wait, from the same report: the warp-state and issue lines of its details page.
+"$NCU" --import "$LOG/hot.ncu-rep" --page details 2>/dev/null |
+  grep -E "Duration|Memory Throughput|Warp Cycles Per|Stall|Issued Warp|No Eligible|Active Warps|Registers" | head -${DETAIL_LINES:-24}
+
