@@ -100,21 +100,13 @@ constexpr int kTcMT = 2;  // 16-row mma tiles a warp: a block's tile is 32 rows
 template <int XT>
 constexpr int x_stage_bytes() { return XT * (4 * 32 + 48); }
 
-// The slot sums of a pass (where the warps' slots meet): [slot][row][column], kSumCols columns (the 8 tokens of
-// the mma's columns, or with kDefer only the TPG a group holds) in kSumBufs buffers (kDefer: two, used in turn).
-template <int TPG, bool kDefer>
-struct TcSums {
-  static constexpr int kCols = kDefer ? TPG : kTcTokens, kBufs = kDefer ? 2 : 1;
-  static constexpr int kFloats = kTcSlots * 16 * kTcMT * kCols;  // a buffer
-};
-
-template <int ST, int XT = 0, int SUMS = kTcSlots * 16 * kTcMT * kTcTokens>
+template <int ST, int XT = 0>
 struct TcLayout {
   static constexpr int kRows = 16 * kTcMT;
   static constexpr int kCodeBytes = kRows * 4 * 16;
   static constexpr int kXOffset = kCodeBytes + kRows * 16;  // the activations' part of a buffer (XT > 0)
   static constexpr int kStageBytes = kXOffset + x_stage_bytes<XT>();
-  static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * SUMS;  // SUMS: slot-sum floats
+  static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * kTcTokens;
 };
 
 // A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
@@ -128,7 +120,7 @@ struct TcCursor {
   int wo[2 * kTcMT], so[kTcMT / 2];
 };
 
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, bool kDefer = false>
+template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
@@ -136,15 +128,14 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
   static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
   constexpr int MT = kTcMT;
-  using Sums = TcSums<TPG, kDefer>;
-  using L = TcLayout<ST, kXRing ? TPG : 0, Sums::kBufs * Sums::kFloats>;
+  using L = TcLayout<ST, kXRing ? TPG : 0>;
   constexpr int kTcStages = ST;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
   constexpr int kChunksPerGroup = kTcTokens / TPG, kGroups = 4 / kChunksPerGroup;  // per round of 4 chunks
   constexpr bool kHiKnown = kChunksPerGroup == 1;  // which half of a scale word a lane takes: known unrolled
   extern __shared__ uint4 tc_smem[];  // [warp][stage][kTcStageBytes], then slot_sum
-  float* slot_sum = reinterpret_cast<float*>(tc_smem + kWarps * kTcStages * kTcStageBytes / 16);  // TcSums
+  float* slot_sum = reinterpret_cast<float*>(tc_smem + kWarps * kTcStages * kTcStageBytes / 16);  // [slot][row][token]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
   const int nch = int(cols / 32);  // = groups a row
   const int64_t n_tiles = segs.group_end[segs.n - 1];
@@ -255,62 +246,12 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   }
 
   uint32_t consumed = 0;
-  // Where a pass's 32 slots meet: each warp writes its slot sums to a TcSums buffer, then the threads of the
-  // first kOutThreads (one (row, token) each) add them in the butterfly's tree. Without kDefer the block
-  // meets at __syncthreads before and after. With kDefer (2-4 tokens) the buffers alternate and the threads
-  // arrive at the buffer's mbarrier and go on with the next item; they wait for it and add its slots after
-  // their next item's first round (`meet_pending`), so that a warp with fewer rounds in a pass (168 chunks a row:
-  // warps 0-1 take 6 rounds, the others 5) and the sums themselves no longer hold the block with its loads
-  // drained. A buffer is written again two items later, after every thread has waited for the item between
-  // (whose arrivals follow each thread's reads of it).
-  constexpr int kOutThreads = kTcRows * Sums::kCols;
-  static_assert(kOutThreads <= kWarps * 32, "one output a thread");
-  __shared__ uint64_t sums_ready[2];
-  if constexpr (kDefer) {
-    if (threadIdx.x < 2) mbar_init(&sums_ready[threadIdx.x], kWarps * 32);
-    __syncthreads();
-  }
-  float y = 0.f;  // thread e < kOutThreads: the tile's sum so far for row e / kCols, token e % kCols
-  // Item (tile, p)'s slot sums from buffer `buf`: the pass's sum in y, the tile's outputs stored after its last.
-  auto finish = [&](const float* buf, int64_t tile, int p) {
-    if (threadIdx.x >= kOutThreads) return;
-    float v[32];
-#pragma unroll
-    for (int l = 0; l < 32; ++l) v[l] = buf[l * kTcRows * Sums::kCols + threadIdx.x];
-    butterfly_stage<16>(v);
-    butterfly_stage<8>(v);
-    butterfly_stage<4>(v);
-    butterfly_stage<2>(v);
-    butterfly_stage<1>(v);
-    if constexpr (KS == 1) {
-      y = v[0];
-    } else {
-      if (p == 0) y = 0.f;
-      y += v[0];
-    }
-    if (p == KS - 1) {
-      int64_t row0;
-      const int sg = locate_group(segs, tile, kTcRows, row0);
-      const int64_t rows = pick(sg, segs.rows);
-      const int r = int(threadIdx.x / Sums::kCols), t = int(threadIdx.x % Sums::kCols);
-      if (row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y;
-    }
-  };
-  // kDefer: the item whose sums wait in buffer pend_buf (pend_tile < 0: none); phase: each mbarrier's parity.
-  int64_t pend_tile = -1;
-  int pend_p = 0;
-  uint32_t pend_buf = 0, phase = 0, buf_i = 0;
-  auto meet_pending = [&]() {
-    if constexpr (kDefer) {
-      if (pend_tile >= 0) {
-        mbar_wait(&sums_ready[pend_buf], (phase >> pend_buf) & 1u);
-        phase ^= 1u << pend_buf;
-        finish(slot_sum + pend_buf * Sums::kFloats, pend_tile, pend_p);
-        pend_tile = -1;
-      }
-    }
-  };
   for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
+    int64_t row0;
+    const int sg = locate_group(segs, tile, kTcRows, row0);
+    const int64_t rows = pick(sg, segs.rows);
+    constexpr int kOut = kTcRows * kTcTokens / (kWarps * 32);  // outputs a thread: 1
+    float y[kOut] = {};  // thread e's outputs: e + 256 i = row * 8 + token
     for (int p = 0; p < KS; ++p) {
       const int slot0 = kTcSlots * p + 4 * warp;
       float acc[MT][kGroups][4];  // [rows 16h ..][group][row g / g + 8, token t0 / t1]: slot 4w + group's oc
@@ -379,44 +320,51 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
             acc[h][gr][3] = fmaf(sb, fmaf(e1.x, __int2float_rn(d[3]), -zb * e1.y), acc[h][gr][3]);
           }
         }
-        meet_pending();  // after the item's first round: the previous item's slots have met by now
       }
-      meet_pending();  // (an item without rounds for this warp)
-      // Slot 4w + i of this pass: tokens t0, t1 (columns 2q, 2q + 1 of chunk oc of each group), at columns
-      // u0, u0 + 1 of the buffer.
-      float* sums = slot_sum + buf_i * Sums::kFloats;
+      // Slot 4w + i of this pass: tokens t0, t1 (columns 2q, 2q + 1 of chunk oc of each group).
 #pragma unroll
       for (int gr = 0; gr < kGroups; ++gr) {
-        float* o = sums + (4 * warp + gr * kChunksPerGroup + oc) * kTcRows * Sums::kCols;
+        float* o = slot_sum + (4 * warp + gr * kChunksPerGroup + oc) * kTcRows * kTcTokens;
         const int u0 = 2 * q % TPG, u1 = u0 + 1;
 #pragma unroll
         for (int h = 0; h < MT; ++h) {
-          o[(16 * h + g) * Sums::kCols + u0] = acc[h][gr][0];
-          o[(16 * h + g) * Sums::kCols + u1] = acc[h][gr][1];
-          o[(16 * h + g + 8) * Sums::kCols + u0] = acc[h][gr][2];
-          o[(16 * h + g + 8) * Sums::kCols + u1] = acc[h][gr][3];
+          o[(16 * h + g) * kTcTokens + u0] = acc[h][gr][0];
+          o[(16 * h + g) * kTcTokens + u1] = acc[h][gr][1];
+          o[(16 * h + g + 8) * kTcTokens + u0] = acc[h][gr][2];
+          o[(16 * h + g + 8) * kTcTokens + u1] = acc[h][gr][3];
         }
       }
-      if constexpr (kDefer) {
-        mbar_arrive(&sums_ready[buf_i]);
-        pend_tile = tile, pend_p = p, pend_buf = buf_i;
-        buf_i ^= 1u;
-      } else {
-        __syncthreads();
-        finish(sums, tile, p);
-        __syncthreads();
+      __syncthreads();
+#pragma unroll
+      for (int i = 0; i < kOut; ++i) {
+        const int e = threadIdx.x + kWarps * 32 * i;
+        float v[32];
+#pragma unroll
+        for (int l = 0; l < 32; ++l) v[l] = slot_sum[l * kTcRows * kTcTokens + e];
+        butterfly_stage<16>(v);
+        butterfly_stage<8>(v);
+        butterfly_stage<4>(v);
+        butterfly_stage<2>(v);
+        butterfly_stage<1>(v);
+        if constexpr (KS == 1) y[i] = v[0];
+        else y[i] += v[0];
       }
+      __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < kOut; ++i) {
+      const unsigned e = threadIdx.x + unsigned(kWarps * 32 * i);
+      const int r = int(e / kTcTokens), t = int(e % kTcTokens);
+      if (row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y[i];
     }
   }
-  meet_pending();
 }
 
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, bool kDefer = false>
+template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
-  using Sums = TcSums<TPG, kDefer>;
-  using L = TcLayout<ST, kXRing ? TPG : 0, Sums::kBufs * Sums::kFloats>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kXRing, kDefer>;
+  using L = TcLayout<ST, kXRing ? TPG : 0>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kXRing>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
@@ -432,17 +380,10 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
   // The activations through the ring (TcLayout); G4_CUDA_Q8_TC_XRING=0 reads them from global memory, with
   // G4_CUDA_Q8_TC_STAGES's ring for 3-8 tokens, for comparisons. 2 tokens keep 4 buffers either way.
   static const bool x_ring = env_switch("G4_CUDA_Q8_TC_XRING", true);
-  // 2-4 tokens: a pass's slots meet behind a split barrier (kDefer); G4_CUDA_Q8_TC_DEFER=0 (comparisons): at
-  // block barriers, as 8 tokens do (two buffers of 8 columns would not leave room for two blocks an SM).
-  static const bool defer = env_switch("G4_CUDA_Q8_TC_DEFER", true);
   if constexpr (TPG == 2) {
-    if (x_ring && defer) return launch_q8_tc_ring<S, kAsym, KS, TPG, 4, true, true>(ws, ys, n, xq, xd, T, s);
     if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 4, true>(ws, ys, n, xq, xd, T, s);
     launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
   } else {
-    if constexpr (TPG == 4) {
-      if (x_ring && defer) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true, true>(ws, ys, n, xq, xd, T, s);
-    }
     if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true>(ws, ys, n, xq, xd, T, s);
     static const int stages = env_int("G4_CUDA_Q8_TC_STAGES", kAsym ? 3 : 2);
     if (stages == 2) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
