@@ -391,11 +391,16 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
   }
 }
 
-// The tensor-core kernel for T tokens: 2, 4 or 8 tokens a column group, the fewest that hold them.
+// The tensor-core kernel for T tokens: 2, 4 or 8 tokens a column group, the fewest that hold them, except
+// that 2 tokens of a K split (o, down) take the 4-token kernel: on the H100 the 2-token kernel ran 5376 x 21504
+// slower at 2 tokens than the 4-token kernel at 3 (31.5 against 29.5 us on Q4_0, 36.0 against 34.6 on g4's
+// int4; docs/PERF.md).
 template <class S, bool kAsym, int KS>
 void launch_q8_tc_tokens(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                          cudaStream_t s) {
-  if (T <= 2) return launch_q8_tc<S, kAsym, KS, 2>(ws, ys, n, xq, xd, T, s);
+  if constexpr (KS == 1) {
+    if (T <= 2) return launch_q8_tc<S, kAsym, KS, 2>(ws, ys, n, xq, xd, T, s);
+  }
   if (T <= 4) return launch_q8_tc<S, kAsym, KS, 4>(ws, ys, n, xq, xd, T, s);
   launch_q8_tc<S, kAsym, KS, 8>(ws, ys, n, xq, xd, T, s);
 }
