@@ -310,13 +310,15 @@ TEST_F(CudaTest, AttentionRoundsItsOutputAsTheGemvWould) {
 
 // attend_and_append (the forward's call) equals attention then kv_append, bit for bit, in the output and in
 // every cache: several sequences of one step over ring and flat caches in bf16 and f32, decode-sized rows and
-// a prefill chunk, a window full and filling, a ring wrapping within the rows. By default a step of one row a
-// sequence stores its rows from the attention merge's launch (the first case); under G4_CUDA_FUSE_KV=0
-// (device_run.sh TEST_SETTINGS), and for sequences of several rows, kv_append does.
+// a prefill chunk, a window full and filling, a ring wrapping within the rows. By default a decode step of one
+// sequence stores its row from the attention merge's launch (the first two cases); under G4_CUDA_FUSE_KV=0
+// (device_run.sh TEST_SETTINGS), and for every other step, kv_append does.
 TEST_F(CudaTest, AttendAndAppendEqualsAttentionThenAppend) {
   struct C { int64_t Hq, Hkv, D, cap; int window; bool ring, bf16; std::vector<std::pair<int64_t, int64_t>> seqs; };
   const std::vector<C> cases = {
-      {32, 16, 256, 1280, 1024, true, true, {{1, 1500}, {1, 509}, {1, 0}, {1, 1278}}},  // one row each: fused
+      {32, 16, 256, 1280, 1024, true, true, {{1, 1500}}},  // a decode step of one sequence: fused
+      {32, 4, 512, 4096, 0, false, true, {{1, 3000}}},      // (fused, a flat cache)
+      {32, 16, 256, 1280, 1024, true, true, {{1, 1500}, {1, 509}, {1, 0}, {1, 1278}}},
       {32, 16, 256, 1280, 1024, true, true, {{1, 1500}, {4, 509}, {1, 0}, {3, 1278}}},
       {32, 4, 512, 4096, 0, false, true, {{1, 3000}, {4, 700}}},
       {8, 2, 64, 80, 64, true, false, {{2, 100}, {1, 79}}},

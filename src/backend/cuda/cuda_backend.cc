@@ -603,15 +603,14 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   attend(q, k, v, seqs, window, out, false);
 }
 
-// Steps of one row a sequence (decode): the attention's merge launch stores the step's rows too, one kv_write
-// launch a layer fewer (H100, depth 512: one sequence +0.9 to +1.9% on Q4_0). Sequences of several rows (a
-// verify, a prefill chunk) keep attention then kv_append: a verify of 4 measured 8% slower fused on g4's int4
-// (level on Q4_0; docs/PERF.md). G4_CUDA_FUSE_KV=0 (comparisons): never fused.
+// A decode step of one sequence: the attention's merge launch stores the step's row too, one kv_write launch a
+// layer fewer (H100, depth 512: +0.9 to +1.9% a token on Q4_0, +0.6% on g4's int4). Everything else keeps
+// attention then kv_append: fused, a verify of 4 ran 8% slower on g4's int4 (level on Q4_0) and 8 sequences
+// 1% slower (docs/PERF.md). G4_CUDA_FUSE_KV=0 (comparisons): never fused.
 void CudaBackend::attend_and_append(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                                     int window, Tensor& out) {
   static const bool fuse = env_switch("G4_CUDA_FUSE_KV", true);
-  const bool one_row_each = std::all_of(seqs.begin(), seqs.end(), [](const SeqRows& s) { return s.n == 1; });
-  if (!fuse || !one_row_each) return Backend::attend_and_append(q, k, v, seqs, window, out);
+  if (!fuse || seqs.size() != 1 || seqs[0].n != 1) return Backend::attend_and_append(q, k, v, seqs, window, out);
   check_kv_append(seqs, k, v);
   attend(q, k, v, seqs, window, out, true);
 }
