@@ -64,7 +64,7 @@ class CudaBackend : public Backend {
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs, int window,
                  Tensor& out) override;
   void kv_append(const std::vector<SeqRows>& seqs, const Tensor& k, const Tensor& v) override;
-  // The decode attention's merge launch also stores the rows (no kv_write launch; G4_CUDA_FUSE_KV=0: apart).
+  // A one-sequence decode step's row is stored by the attention's merge launch (no kv_write launch).
   void attend_and_append(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                          int window, Tensor& out) override;
   void softcap(Tensor& x, float cap) override;
