@@ -49,8 +49,8 @@ if [ "${1:-}" = "--pack" ]; then
 fi
 MODE=${1:-all}
 case "$MODE" in
-  all|tests|bench|batch|depth|knockout|sampling|spec|ab|trace|goals|gemv-ncu|gemv-sol|attn|boundary) ;;
-  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab trace goals gemv-ncu gemv-sol attn boundary)" >&2
+  all|tests|bench|batch|depth|knockout|sampling|spec|ab|trace|goals|gemv-ncu|gemv-sol|attn|boundary|multi) ;;
+  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab trace goals gemv-ncu gemv-sol attn boundary multi)" >&2
      exit 2;;
 esac
 HERE=$(cat .devbin/root 2>/dev/null || true)
@@ -83,7 +83,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # arguments $AB_ARGS: $AB=$AB_VALUE, default 0, or AB="NAME=VALUE ..." for several in one call; below), or gemv-ncu (where the tensor-core GEMV of 8 and of 4 tokens over a Q4_0 layout stalls,
 # 21504 x 5376: bench/ncu_hotspots.sh on cuda_gemv_bench; no tests, no synth), or attn (decode attention
 # alone under settings, against an older build's; below), or boundary (bench/cuda_boundary_bench: kernel
-# boundaries against a persistent kernel's grid barriers; no tests, no synth)
+# boundaries against a persistent kernel's grid barriers; no tests, no synth), or multi (the 1-8-token GEMV
+# alone under settings; below)
 if [ "$MODE" = boundary ]; then
   # What a kernel boundary costs and what a persistent kernel would save (bench/cuda_boundary_bench.cu):
   # BOUNDARY_ARGS = MB a producer reads, replays, KB staged (default "8,24,64 10 64"); no tests, no synth.
@@ -121,6 +122,22 @@ fi
 summary() { grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$1" | sed "s|^|$(basename "$1" .log): |"; }
 # under SETTING CMD...: CMD under a setting of TEST_SETTINGS / AB (NAME=VALUE, commas joining several).
 under() { _set=$1; shift; env $(echo "$_set" | tr , " ") "$@"; }
+if [ "$MODE" = multi ]; then
+  # The integer GEMV of 1-8 tokens alone (cuda_gemv_bench multi: the default kernel of each T, us a launch)
+  # under each of MULTI_SETTINGS ("default", or NAME=VALUE with commas joining several), for the shapes of
+  # MULTI_SHAPES (default o, down, gate/up), two rounds alternating; a line per (format, shape, T, setting)
+  # with both rounds' us. No tests, no synth.
+  for r in 1 2; do
+    for sw in ${MULTI_SETTINGS:-default}; do
+      e=$sw; [ "$sw" = default ] && e=""
+      for sh in ${MULTI_SHAPES:-5376x8192 5376x21504 21504x5376}; do
+        under "$e" $B/cuda_gemv_bench 9 multi 400 "$sh" 2>&1 | awk -v s="$sw" '/^(int4|q4_0)/ {print $1, $2, $3, s, $4}'
+      done
+    done
+  done | awk '{k = $1 " " $2 " " $3 " " $4; if (!(k in u)) o[n++] = k; u[k] = u[k] " " $5}
+              END {for (i = 0; i < n; i++) print o[i] ":" u[o[i]]}' | sort -k1,1 -k2,2 -k3,3n
+  exit 0
+fi
 if [ "$MODE" = attn ]; then
   # Decode attention alone (bench/cuda_attn_bench.cu: a layer's split kernel and merge, one query row and a
   # verify's four) under each of ATTN_SETTINGS ("default", or NAME=VALUE with commas joining several;
