@@ -100,13 +100,14 @@ constexpr int kTcMT = 2;  // 16-row mma tiles a warp: a block's tile is 32 rows
 template <int XT>
 constexpr int x_stage_bytes() { return XT * (4 * 32 + 48); }
 
-template <int ST, int XT = 0>
+// SC: the columns of the pass's slot sums (below): the mma's 8, or (G4_CUDA_Q8_TC_NARROW) only the TPG tokens.
+template <int ST, int XT = 0, int SC = kTcTokens>
 struct TcLayout {
   static constexpr int kRows = 16 * kTcMT;
   static constexpr int kCodeBytes = kRows * 4 * 16;
   static constexpr int kXOffset = kCodeBytes + kRows * 16;  // the activations' part of a buffer (XT > 0)
   static constexpr int kStageBytes = kXOffset + x_stage_bytes<XT>();
-  static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * kTcTokens;
+  static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * SC;
 };
 
 // A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
@@ -120,7 +121,7 @@ struct TcCursor {
   int wo[2 * kTcMT], so[kTcMT / 2];
 };
 
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false>
+template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int SC = kTcTokens>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
@@ -128,7 +129,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
   static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
   constexpr int MT = kTcMT;
-  using L = TcLayout<ST, kXRing ? TPG : 0>;
+  static_assert(SC == kTcTokens || SC == TPG, "slot-sum columns: the mma's 8 or the group's TPG");
+  using L = TcLayout<ST, kXRing ? TPG : 0, SC>;
   constexpr int kTcStages = ST;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
@@ -250,8 +252,10 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     int64_t row0;
     const int sg = locate_group(segs, tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
-    constexpr int kOut = kTcRows * kTcTokens / (kWarps * 32);  // outputs a thread: 1
-    float y[kOut] = {};  // thread e's outputs: e + 256 i = row * 8 + token
+    // Thread e's outputs: e + 256 i = row * SC + token, for e + 256 i below kOutputs (all threads when SC is 8).
+    constexpr int kOutputs = kTcRows * SC, kOut = (kOutputs + kWarps * 32 - 1) / (kWarps * 32);
+    const bool outputs = kOutputs >= kWarps * 32 || int(threadIdx.x) < kOutputs;
+    float y[kOut] = {};
     for (int p = 0; p < KS; ++p) {
       const int slot0 = kTcSlots * p + 4 * warp;
       float acc[MT][kGroups][4];  // [rows 16h ..][group][row g / g + 8, token t0 / t1]: slot 4w + group's oc
@@ -324,23 +328,24 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
       // Slot 4w + i of this pass: tokens t0, t1 (columns 2q, 2q + 1 of chunk oc of each group).
 #pragma unroll
       for (int gr = 0; gr < kGroups; ++gr) {
-        float* o = slot_sum + (4 * warp + gr * kChunksPerGroup + oc) * kTcRows * kTcTokens;
+        float* o = slot_sum + (4 * warp + gr * kChunksPerGroup + oc) * kTcRows * SC;
         const int u0 = 2 * q % TPG, u1 = u0 + 1;
 #pragma unroll
         for (int h = 0; h < MT; ++h) {
-          o[(16 * h + g) * kTcTokens + u0] = acc[h][gr][0];
-          o[(16 * h + g) * kTcTokens + u1] = acc[h][gr][1];
-          o[(16 * h + g + 8) * kTcTokens + u0] = acc[h][gr][2];
-          o[(16 * h + g + 8) * kTcTokens + u1] = acc[h][gr][3];
+          o[(16 * h + g) * SC + u0] = acc[h][gr][0];
+          o[(16 * h + g) * SC + u1] = acc[h][gr][1];
+          o[(16 * h + g + 8) * SC + u0] = acc[h][gr][2];
+          o[(16 * h + g + 8) * SC + u1] = acc[h][gr][3];
         }
       }
       __syncthreads();
 #pragma unroll
       for (int i = 0; i < kOut; ++i) {
+        if (!outputs) break;
         const int e = threadIdx.x + kWarps * 32 * i;
         float v[32];
 #pragma unroll
-        for (int l = 0; l < 32; ++l) v[l] = slot_sum[l * kTcRows * kTcTokens + e];
+        for (int l = 0; l < 32; ++l) v[l] = slot_sum[l * kTcRows * SC + e];
         butterfly_stage<16>(v);
         butterfly_stage<8>(v);
         butterfly_stage<4>(v);
@@ -354,17 +359,17 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
 #pragma unroll
     for (int i = 0; i < kOut; ++i) {
       const unsigned e = threadIdx.x + unsigned(kWarps * 32 * i);
-      const int r = int(e / kTcTokens), t = int(e % kTcTokens);
-      if (row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y[i];
+      const int r = int(e / SC), t = int(e % SC);
+      if (outputs && row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y[i];
     }
   }
 }
 
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false>
+template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int SC = kTcTokens>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
-  using L = TcLayout<ST, kXRing ? TPG : 0>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kXRing>;
+  using L = TcLayout<ST, kXRing ? TPG : 0, SC>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kXRing, SC>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
@@ -380,10 +385,21 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
   // The activations through the ring (TcLayout); G4_CUDA_Q8_TC_XRING=0 reads them from global memory, with
   // G4_CUDA_Q8_TC_STAGES's ring for 3-8 tokens, for comparisons. 2 tokens keep 4 buffers either way.
   static const bool x_ring = env_switch("G4_CUDA_Q8_TC_XRING", true);
+  // G4_CUDA_Q8_TC_NARROW=1 (comparisons, not yet run on a GPU): 2 and 4 tokens keep their slot sums in TPG
+  // columns instead of 8, so that the 2-token kernel's 4 buffers leave room for two blocks an SM (with 8
+  // columns, 123 KiB a block: one) and the 4-token kernel can take 3 buffers (G4_CUDA_Q8_TC_RING4=3) with
+  // 93 KiB a block.
+  static const bool narrow = env_switch("G4_CUDA_Q8_TC_NARROW", false);
+  static const int ring4 = env_int("G4_CUDA_Q8_TC_RING4", 2);
   if constexpr (TPG == 2) {
+    if (x_ring && narrow) return launch_q8_tc_ring<S, kAsym, KS, TPG, 4, true, TPG>(ws, ys, n, xq, xd, T, s);
     if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 4, true>(ws, ys, n, xq, xd, T, s);
     launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
   } else {
+    if constexpr (TPG == 4) {
+      if (x_ring && narrow && ring4 == 3) return launch_q8_tc_ring<S, kAsym, KS, TPG, 3, true, TPG>(ws, ys, n, xq, xd, T, s);
+      if (x_ring && narrow) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true, TPG>(ws, ys, n, xq, xd, T, s);
+    }
     if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true>(ws, ys, n, xq, xd, T, s);
     static const int stages = env_int("G4_CUDA_Q8_TC_STAGES", kAsym ? 3 : 2);
     if (stages == 2) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
