@@ -387,8 +387,8 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
   static const bool x_ring = env_switch("G4_CUDA_Q8_TC_XRING", true);
   // G4_CUDA_Q8_TC_NARROW=1 (comparisons, not yet run on a GPU): 2 and 4 tokens keep their slot sums in TPG
   // columns instead of 8, so that the 2-token kernel's 4 buffers leave room for two blocks an SM (with 8
-  // columns, 123 KiB a block: one) and the 4-token kernel can take 3 buffers (G4_CUDA_Q8_TC_RING4=3) with
-  // 93 KiB a block.
+  // columns, 123 KiB a block: one) and the 4-token kernel can take 3 buffers (G4_CUDA_Q8_TC_RING4=3) in 93 KiB
+  // a block (with 8 columns, 108).
   static const bool narrow = env_switch("G4_CUDA_Q8_TC_NARROW", false);
   static const int ring4 = env_int("G4_CUDA_Q8_TC_RING4", 2);
   if constexpr (TPG == 2) {
