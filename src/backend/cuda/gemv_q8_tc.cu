@@ -51,10 +51,19 @@ __device__ __forceinline__ void mma_s8(int (&d)[4], uint32_t a0, uint32_t a1, ui
 }
 
 // One stage of the shuffle butterfly as lane 0 sees it: v[l] (lane l's value) += v[l + O] (its partner's).
-template <int O>
-__device__ __forceinline__ void butterfly_stage(float (&v)[32]) {
+template <int O, int N>
+__device__ __forceinline__ void butterfly_stage(float (&v)[N]) {
 #pragma unroll
   for (int l = 0; l < O; ++l) v[l] = v[l] + v[l + O];
+}
+
+// The stages of offsets O, O / 2, ..., 1: with O = N / 2, v[0] = the sum of v[0 .. N - 1] in the butterfly's tree.
+template <int O, int N>
+__device__ __forceinline__ void butterfly_stages(float (&v)[N]) {
+  if constexpr (O >= 1) {
+    butterfly_stage<O>(v);
+    butterfly_stages<O / 2>(v);
+  }
 }
 
 // Half `hi` (0: low, 1: high) of a word of two 16-bit scales (bf16 or f16), as f32: one byte permute (and
@@ -100,8 +109,11 @@ constexpr int kTcMT = 2;  // 16-row mma tiles a warp: a block's tile is 32 rows
 template <int XT>
 constexpr int x_stage_bytes() { return XT * (4 * 32 + 48); }
 
-// SC: the columns of the pass's slot sums (below): the mma's 8, or (G4_CUDA_Q8_TC_NARROW) only the TPG tokens.
-template <int ST, int XT = 0, int SC = kTcTokens>
+// SC: the columns of the pass's slot sums (below), the TPG tokens of a column group. With the mma's 8 for
+// every TPG, the 2-token kernel took 123 KiB a block (one an SM) and the 4-token kernel 108; with TPG, 99 and 68
+// (H100, Q4_0: o at 4 tokens 14.2 -> 13.2 us, down 29.9 -> 29.0, gate/up 27.4 -> 26.9; a verify of 4 at depth
+// 512 1.164 -> 1.153 one-token steps; 3 buffers for 4 tokens measured slower, 30.2 us down).
+template <int ST, int XT, int SC>
 struct TcLayout {
   static constexpr int kRows = 16 * kTcMT;
   static constexpr int kCodeBytes = kRows * 4 * 16;
@@ -121,7 +133,7 @@ struct TcCursor {
   int wo[2 * kTcMT], so[kTcMT / 2];
 };
 
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int SC = kTcTokens>
+template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, bool kSplitSum = false>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
@@ -129,7 +141,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
   static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
   constexpr int MT = kTcMT;
-  static_assert(SC == kTcTokens || SC == TPG, "slot-sum columns: the mma's 8 or the group's TPG");
+  constexpr int SC = TPG;  // the slot sums' columns: one a token of a column group
   using L = TcLayout<ST, kXRing ? TPG : 0, SC>;
   constexpr int kTcStages = ST;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
@@ -252,9 +264,15 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     int64_t row0;
     const int sg = locate_group(segs, tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
-    // Thread e's outputs: e + 256 i = row * SC + token, for e + 256 i below kOutputs (all threads when SC is 8).
-    constexpr int kOutputs = kTcRows * SC, kOut = (kOutputs + kWarps * 32 - 1) / (kWarps * 32);
-    const bool outputs = kOutputs >= kWarps * 32 || int(threadIdx.x) < kOutputs;
+    // The block's outputs (row * SC + token) meet R threads each (kSplitSum: as many as fill the block, 4 for 2
+    // tokens, 2 for 4; else 1): thread part c = threadIdx.x % R of output e + (256 / R) i (e = threadIdx.x / R)
+    // sums slots c, c + R, c + 2R, ... and the R parts meet in shuffles. Fewer threads than outputs x R: the
+    // rest sit out.
+    constexpr int kOutputs = kTcRows * SC, kThreads = kWarps * 32;
+    constexpr int R = kSplitSum && kOutputs < kThreads ? kThreads / kOutputs : 1;
+    constexpr int kOut = (kOutputs * R + kThreads - 1) / kThreads;
+    const int part = int(threadIdx.x % R), e0 = int(threadIdx.x / R);
+    const bool outputs = kOutputs * R >= kThreads || int(threadIdx.x) < kOutputs;
     float y[kOut] = {};
     for (int p = 0; p < KS; ++p) {
       const int slot0 = kTcSlots * p + 4 * warp;
@@ -342,15 +360,15 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
 #pragma unroll
       for (int i = 0; i < kOut; ++i) {
         if (!outputs) break;
-        const int e = threadIdx.x + kWarps * 32 * i;
-        float v[32];
+        const int e = e0 + kThreads / R * i;
+        // The butterfly's stages of offset O >= R add slots of one part; those below R, across parts (float
+        // addition commutes, so every part ends with the same sum).
+        float v[32 / R];
 #pragma unroll
-        for (int l = 0; l < 32; ++l) v[l] = slot_sum[l * kTcRows * SC + e];
-        butterfly_stage<16>(v);
-        butterfly_stage<8>(v);
-        butterfly_stage<4>(v);
-        butterfly_stage<2>(v);
-        butterfly_stage<1>(v);
+        for (int m = 0; m < 32 / R; ++m) v[m] = slot_sum[(part + R * m) * kTcRows * SC + e];
+        butterfly_stages<16 / R>(v);
+#pragma unroll
+        for (int o = R / 2; o >= 1; o /= 2) v[0] += __shfl_xor_sync(0xffffffffu, v[0], o);
         if constexpr (KS == 1) y[i] = v[0];
         else y[i] += v[0];
       }
@@ -358,18 +376,18 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     }
 #pragma unroll
     for (int i = 0; i < kOut; ++i) {
-      const unsigned e = threadIdx.x + unsigned(kWarps * 32 * i);
+      const unsigned e = unsigned(e0 + kThreads / R * i);
       const int r = int(e / SC), t = int(e % SC);
-      if (outputs && row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y[i];
+      if (outputs && part == 0 && row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y[i];
     }
   }
 }
 
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int SC = kTcTokens>
+template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, bool kSplitSum = false>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
-  using L = TcLayout<ST, kXRing ? TPG : 0, SC>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kXRing, SC>;
+  using L = TcLayout<ST, kXRing ? TPG : 0, TPG>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kXRing, kSplitSum>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
@@ -385,20 +403,15 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
   // The activations through the ring (TcLayout); G4_CUDA_Q8_TC_XRING=0 reads them from global memory, with
   // G4_CUDA_Q8_TC_STAGES's ring for 3-8 tokens, for comparisons. 2 tokens keep 4 buffers either way.
   static const bool x_ring = env_switch("G4_CUDA_Q8_TC_XRING", true);
-  // G4_CUDA_Q8_TC_NARROW=1 (comparisons, not yet run on a GPU): 2 and 4 tokens keep their slot sums in TPG
-  // columns instead of 8, so that the 2-token kernel's 4 buffers leave room for two blocks an SM (with 8
-  // columns, 123 KiB a block: one) and the 4-token kernel can take 3 buffers (G4_CUDA_Q8_TC_RING4=3) in 93 KiB
-  // a block (with 8 columns, 108).
-  static const bool narrow = env_switch("G4_CUDA_Q8_TC_NARROW", false);
-  static const int ring4 = env_int("G4_CUDA_Q8_TC_RING4", 2);
+  // G4_CUDA_Q8_TC_SPLITSUM=1 (not yet measured): 2 and 4 tokens sum each output's slots in 4 or 2 threads.
+  static const bool split_sum = env_switch("G4_CUDA_Q8_TC_SPLITSUM", false);
   if constexpr (TPG == 2) {
-    if (x_ring && narrow) return launch_q8_tc_ring<S, kAsym, KS, TPG, 4, true, TPG>(ws, ys, n, xq, xd, T, s);
+    if (x_ring && split_sum) return launch_q8_tc_ring<S, kAsym, KS, TPG, 4, true, true>(ws, ys, n, xq, xd, T, s);
     if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 4, true>(ws, ys, n, xq, xd, T, s);
     launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
   } else {
     if constexpr (TPG == 4) {
-      if (x_ring && narrow && ring4 == 3) return launch_q8_tc_ring<S, kAsym, KS, TPG, 3, true, TPG>(ws, ys, n, xq, xd, T, s);
-      if (x_ring && narrow) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true, TPG>(ws, ys, n, xq, xd, T, s);
+      if (x_ring && split_sum) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true, true>(ws, ys, n, xq, xd, T, s);
     }
     if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true>(ws, ys, n, xq, xd, T, s);
     static const int stages = env_int("G4_CUDA_Q8_TC_STAGES", kAsym ? 3 : 2);
