@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_q8_common.cuh"
@@ -113,13 +114,14 @@ constexpr int x_stage_bytes() { return XT * (4 * 32 + 48); }
 // every TPG, the 2-token kernel took 123 KiB a block (one an SM) and the 4-token kernel 108; with TPG, 99 and 68
 // (H100, Q4_0: o at 4 tokens 14.2 -> 13.2 us, down 29.9 -> 29.0, gate/up 27.4 -> 26.9; a verify of 4 at depth
 // 512 1.164 -> 1.153 one-token steps; 3 buffers for 4 tokens measured slower, 30.2 us down).
-template <int ST, int XT, int SC>
+// NB: the buffers of slot sums (2: passes alternate, kSum & 2 in the kernel).
+template <int ST, int XT, int SC, int NB = 1>
 struct TcLayout {
   static constexpr int kRows = 16 * kTcMT;
   static constexpr int kCodeBytes = kRows * 4 * 16;
   static constexpr int kXOffset = kCodeBytes + kRows * 16;  // the activations' part of a buffer (XT > 0)
   static constexpr int kStageBytes = kXOffset + x_stage_bytes<XT>();
-  static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * SC;
+  static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * SC * NB;
 };
 
 // A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
@@ -133,7 +135,9 @@ struct TcCursor {
   int wo[2 * kTcMT], so[kTcMT / 2];
 };
 
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, bool kSplitSum = false>
+// kSum (G4_CUDA_Q8_TC_SUM, comparisons, not yet run): kSum & 1, an output's slots summed by R threads (below);
+// kSum & 2, two buffers of slot sums that passes alternate, so that no barrier waits for a pass's sums to be read.
+template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int kSum = 0>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
@@ -142,14 +146,17 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
   constexpr int MT = kTcMT;
   constexpr int SC = TPG;  // the slot sums' columns: one a token of a column group
-  using L = TcLayout<ST, kXRing ? TPG : 0, SC>;
+  constexpr bool kSplitSum = kSum & 1;
+  constexpr int kSumBufs = kSum & 2 ? 2 : 1;
+  using L = TcLayout<ST, kXRing ? TPG : 0, SC, kSumBufs>;
   constexpr int kTcStages = ST;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
   constexpr int kChunksPerGroup = kTcTokens / TPG, kGroups = 4 / kChunksPerGroup;  // per round of 4 chunks
   constexpr bool kHiKnown = kChunksPerGroup == 1;  // which half of a scale word a lane takes: known unrolled
   extern __shared__ uint4 tc_smem[];  // [warp][stage][kTcStageBytes], then slot_sum
-  float* slot_sum = reinterpret_cast<float*>(tc_smem + kWarps * kTcStages * kTcStageBytes / 16);  // [slot][row][token]
+  float* const slot_sums = reinterpret_cast<float*>(tc_smem + kWarps * kTcStages * kTcStageBytes / 16);  // [buf][slot][row][token]
+  uint32_t passes = 0;  // passes done: which buffer of slot sums the next one takes
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
   const int nch = int(cols / 32);  // = groups a row
   const int64_t n_tiles = segs.group_end[segs.n - 1];
@@ -276,6 +283,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     float y[kOut] = {};
     for (int p = 0; p < KS; ++p) {
       const int slot0 = kTcSlots * p + 4 * warp;
+      float* const slot_sum = slot_sums + (passes++ % kSumBufs) * (kTcSlots * kTcRows * SC);
       float acc[MT][kGroups][4];  // [rows 16h ..][group][row g / g + 8, token t0 / t1]: slot 4w + group's oc
 #pragma unroll
       for (int h = 0; h < MT; ++h)
@@ -372,7 +380,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         if constexpr (KS == 1) y[i] = v[0];
         else y[i] += v[0];
       }
-      __syncthreads();
+      if constexpr (kSumBufs == 1) __syncthreads();  // (two buffers: the next pass's barrier is after this one's reads)
     }
 #pragma unroll
     for (int i = 0; i < kOut; ++i) {
@@ -383,11 +391,11 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   }
 }
 
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, bool kSplitSum = false>
+template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int kSum = 0>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
-  using L = TcLayout<ST, kXRing ? TPG : 0, TPG>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kXRing, kSplitSum>;
+  using L = TcLayout<ST, kXRing ? TPG : 0, TPG, kSum & 2 ? 2 : 1>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kXRing, kSum>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
@@ -403,15 +411,24 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
   // The activations through the ring (TcLayout); G4_CUDA_Q8_TC_XRING=0 reads them from global memory, with
   // G4_CUDA_Q8_TC_STAGES's ring for 3-8 tokens, for comparisons. 2 tokens keep 4 buffers either way.
   static const bool x_ring = env_switch("G4_CUDA_Q8_TC_XRING", true);
-  // G4_CUDA_Q8_TC_SPLITSUM=1 (not yet measured): 2 and 4 tokens sum each output's slots in 4 or 2 threads.
-  static const bool split_sum = env_switch("G4_CUDA_Q8_TC_SPLITSUM", false);
+  // G4_CUDA_Q8_TC_SUM (1-3, comparisons, not yet measured): the 2- and 4-token kernels' kSum.
+  static const int sum = env_int("G4_CUDA_Q8_TC_SUM", 0);
+  G4_CHECK(sum >= 0 && sum <= 3, "G4_CUDA_Q8_TC_SUM: 0-3");
+  const auto with_sum = [&](auto st) {
+    constexpr int ST = decltype(st)::value;
+    switch (sum) {
+      case 1: return launch_q8_tc_ring<S, kAsym, KS, TPG, ST, true, 1>(ws, ys, n, xq, xd, T, s);
+      case 2: return launch_q8_tc_ring<S, kAsym, KS, TPG, ST, true, 2>(ws, ys, n, xq, xd, T, s);
+      case 3: return launch_q8_tc_ring<S, kAsym, KS, TPG, ST, true, 3>(ws, ys, n, xq, xd, T, s);
+    }
+  };
   if constexpr (TPG == 2) {
-    if (x_ring && split_sum) return launch_q8_tc_ring<S, kAsym, KS, TPG, 4, true, true>(ws, ys, n, xq, xd, T, s);
+    if (x_ring && sum > 0) return with_sum(std::integral_constant<int, 4>());
     if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 4, true>(ws, ys, n, xq, xd, T, s);
     launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
   } else {
     if constexpr (TPG == 4) {
-      if (x_ring && split_sum) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true, true>(ws, ys, n, xq, xd, T, s);
+      if (x_ring && sum > 0) return with_sum(std::integral_constant<int, 2>());
     }
     if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true>(ws, ys, n, xq, xd, T, s);
     static const int stages = env_int("G4_CUDA_Q8_TC_STAGES", kAsym ? 3 : 2);
