@@ -308,8 +308,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
           sz[k] = lds128(buf + kTcCodeBytes + (g + 8 * k) * 16);
         }
         constexpr uint32_t kLo = 0x0F0F0F0Fu;
-        const uint2* xr = xb + 2 * ((c0 >> 5) * 64 + (c0 & 31));  // chunk c0's words (+ bc, q & 1)
-        const float2 *e0r = xd0 + c0, *e1r = xd1 + c0;            // chunk c0's scales (+ oc)
 #pragma unroll
         for (int gr = 0; gr < kGroups; ++gr) {
           // B: this lane's column's x words (chunk c0 + gr * kChunksPerGroup + bc), given to the group's mma of
@@ -325,8 +323,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
             e0 = make_float2(__uint_as_float(d0.x), __uint_as_float(d0.y));
             e1 = make_float2(__uint_as_float(d1.x), __uint_as_float(d1.y));
           } else {
+            const uint2* xr = xb + 2 * ((c0 >> 5) * 64 + (c0 & 31));  // chunk c0's words (+ bc, q & 1)
             x = __ldg(xr + 2 * gr * kChunksPerGroup);
-            e0 = __ldg(e0r + gr * kChunksPerGroup), e1 = __ldg(e1r + gr * kChunksPerGroup);
+            e0 = __ldg(xd0 + c0 + gr * kChunksPerGroup), e1 = __ldg(xd1 + c0 + gr * kChunksPerGroup);  // (+ oc)
           }
           const int wi = i >> 1, hi = i & 1;  // its scales' word (x or y; z or w) and half
 #pragma unroll
