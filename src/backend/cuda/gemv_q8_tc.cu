@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   constexpr int kSlots = 32 * KS;
   constexpr int kChunksPerGroup = kTcTokens / TPG, kGroups = 4 / kChunksPerGroup;  // per round of 4 chunks
   constexpr bool kHiKnown = kChunksPerGroup == 1;  // which half of a scale word a lane takes: known unrolled
-  extern __shared__ uint4 tc_smem[];  // [warp][stage][kTcStageBytes], then slot_sum
+  extern __shared__ uint4 tc_smem[];  // [warp][stage][kTcStageBytes], then slot_sums
   float* const slot_sums = reinterpret_cast<float*>(tc_smem + kWarps * kTcStages * kTcStageBytes / 16);  // [buf][slot][row][token]
   uint32_t passes = 0;  // passes done: which buffer of slot sums the next one takes
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
@@ -273,8 +273,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     const int64_t rows = pick(sg, segs.rows);
     // The block's outputs (row * SC + token) meet R threads each (kSplitSum: as many as fill the block, 4 for 2
     // tokens, 2 for 4; else 1): thread part c = threadIdx.x % R of output e + (256 / R) i (e = threadIdx.x / R)
-    // sums slots c, c + R, c + 2R, ... and the R parts meet in shuffles. Fewer threads than outputs x R: the
-    // rest sit out.
+    // sums slots c, c + R, c + 2R, ... and the R parts meet in shuffles. Outputs x R fewer than the block's
+    // threads (R = 1 below 8 tokens): the rest sit the sums out.
     constexpr int kOutputs = kTcRows * SC, kThreads = kWarps * 32;
     constexpr int R = kSplitSum && kOutputs < kThreads ? kThreads / kOutputs : 1;
     constexpr int kOut = (kOutputs * R + kThreads - 1) / kThreads;
