@@ -439,12 +439,13 @@ void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq
 // The tensor-core kernel for T tokens: 2, 4 or 8 tokens a column group, the fewest that hold them, except
 // that 2 tokens of a K split (o, down) take the 4-token kernel: on the H100 the 2-token kernel ran 5376 x 21504
 // slower at 2 tokens than the 4-token kernel at 3 (31.5 against 29.5 us on Q4_0, 36.0 against 34.6 on g4's
-// int4; docs/PERF.md).
+// int4; docs/PERF.md). G4_CUDA_Q8_TC_TPG2=0 (comparisons, not yet run) sends every 2-token launch there.
 template <class S, bool kAsym, int KS>
 void launch_q8_tc_tokens(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                          cudaStream_t s) {
   if constexpr (KS == 1) {
-    if (T <= 2) return launch_q8_tc<S, kAsym, KS, 2>(ws, ys, n, xq, xd, T, s);
+    static const bool tpg2 = env_switch("G4_CUDA_Q8_TC_TPG2", true);
+    if (T <= 2 && tpg2) return launch_q8_tc<S, kAsym, KS, 2>(ws, ys, n, xq, xd, T, s);
   }
   if (T <= 4) return launch_q8_tc<S, kAsym, KS, 4>(ws, ys, n, xq, xd, T, s);
   launch_q8_tc<S, kAsym, KS, 8>(ws, ys, n, xq, xd, T, s);
