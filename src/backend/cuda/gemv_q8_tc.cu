@@ -114,7 +114,7 @@ constexpr int x_stage_bytes() { return XT * (4 * 32 + 48); }
 // every TPG, the 2-token kernel took 123 KiB a block (one an SM) and the 4-token kernel 108; with TPG, 99 and 68
 // (H100, Q4_0: o at 4 tokens 14.2 -> 13.2 us, down 29.9 -> 29.0, gate/up 27.4 -> 26.9; a verify of 4 at depth
 // 512 1.164 -> 1.153 one-token steps; 3 buffers for 4 tokens measured slower, 30.2 us down).
-// NB: the buffers of slot sums (2: passes alternate, kSum & 2 in the kernel).
+// NB: the buffers of slot sums (sum_buffers below).
 template <int ST, int XT, int SC, int NB = 1>
 struct TcLayout {
   static constexpr int kRows = 16 * kTcMT;
@@ -137,6 +137,8 @@ struct TcCursor {
 
 // kSum (G4_CUDA_Q8_TC_SUM, comparisons, not yet run): kSum & 1, an output's slots summed by R threads (below);
 // kSum & 2, two buffers of slot sums that passes alternate, so that no barrier waits for a pass's sums to be read.
+constexpr int sum_buffers(int kSum) { return kSum & 2 ? 2 : 1; }
+
 template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int kSum = 0>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
@@ -147,7 +149,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   constexpr int MT = kTcMT;
   constexpr int SC = TPG;  // the slot sums' columns: one a token of a column group
   constexpr bool kSplitSum = kSum & 1;
-  constexpr int kSumBufs = kSum & 2 ? 2 : 1;
+  constexpr int kSumBufs = sum_buffers(kSum);
   using L = TcLayout<ST, kXRing ? TPG : 0, SC, kSumBufs>;
   constexpr int kTcStages = ST;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
@@ -393,7 +395,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
 template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int kSum = 0>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
-  using L = TcLayout<ST, kXRing ? TPG : 0, TPG, kSum & 2 ? 2 : 1>;
+  using L = TcLayout<ST, kXRing ? TPG : 0, TPG, sum_buffers(kSum)>;
   auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kXRing, kSum>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
