@@ -37,10 +37,10 @@ namespace {
 // B(q) of B's column g, and the sums of rows g, g + 8 for columns 2q, 2q + 1.
 // Fewer tokens, fewer columns: every (row, chunk, token) sum costs three instructions after the mma (the
 // integer's conversion and the scaling's two fmaf), which for 8 columns a chunk is most of the kernel's
-// work. With TPG tokens a column group (8, 4 or 2), the 8 columns hold 8 / TPG chunks of TPG tokens each:
+// work. With TPG tokens a column group (8 or 4), the 8 columns hold 8 / TPG chunks of TPG tokens each:
 // column n is token n % TPG of chunk n / TPG, B is zero in the columns of the other chunks, and the 8 / TPG
 // mmas of one group of chunks add into one C. So a lane scales the sums of one chunk and two tokens per
-// group, and a verify of 2 or 4 tokens pays for 2 or 4 columns, not 8.
+// group, and a verify of 2-4 tokens pays for 4 columns, not 8.
 constexpr int kTcTokens = 8, kTcSlots = 32;
 
 // d += a (16 x 32 s8, row) * b (32 x 8 s8, col), int32.
@@ -100,7 +100,7 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // Now the activations come through the ring too (XT tokens, kXRing in the kernel), with 2 buffers on every
 // layout (H100, Q4_0: 8 sequences 672 -> 789 tok/s, a verify of 4 at depth 512 1.27 -> 1.18 one-token steps;
 // 3 buffers measured below 2; docs/PERF.md); G4_CUDA_Q8_TC_XRING=0 reads them from global memory again, with
-// G4_CUDA_Q8_TC_STAGES (2 or 3) buffers, for comparisons. 2 tokens (x 11 KiB) keep 4 buffers.
+// G4_CUDA_Q8_TC_STAGES (2 or 3) buffers, for comparisons.
 // A round's buffer takes the int8 words of its 4 chunks for XT tokens (chunk j, token t: 32 bytes at
 // (j XT + t) 32, words 0-7 in order) and their {d, d sum(q)} pairs (token t's 4 at XT 128 + 48 t: a stride of
 // 6 pairs keeps the 4 tokens a load reads in different banks): they arrive with the weights, ST - 1 rounds
@@ -114,7 +114,7 @@ constexpr int x_stage_bytes() { return XT * (4 * 32 + 48); }
 // every TPG, the 2-token kernel took 123 KiB a block (one an SM) and the 4-token kernel 108; with TPG, 99 and 68
 // (H100, Q4_0: o at 4 tokens 14.2 -> 13.2 us, down 29.9 -> 29.0, gate/up 27.4 -> 26.9; a verify of 4 at depth
 // 512 1.164 -> 1.153 one-token steps; 3 buffers for 4 tokens measured slower, 30.2 us down).
-// NB: the buffers of slot sums (sum_buffers below).
+// NB: the buffers of slot sums, 2 for 4 tokens (the kernel's NB below).
 template <int ST, int XT, int SC, int NB = 1>
 struct TcLayout {
   static constexpr int kRows = 16 * kTcMT;
@@ -135,22 +135,21 @@ struct TcCursor {
   int wo[2 * kTcMT], so[kTcMT / 2];
 };
 
-// kSum (G4_CUDA_Q8_TC_SUM, comparisons, not yet run): kSum & 1, an output's slots summed by R threads (below);
-// kSum & 2, two buffers of slot sums that passes alternate, so that no barrier waits for a pass's sums to be read.
-constexpr int sum_buffers(int kSum) { return kSum & 2 ? 2 : 1; }
-
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int kSum = 0>
+// NB: buffers of slot sums. With two, passes alternate between them and no barrier waits for a pass's sums
+// to be read before the next pass writes (4 tokens, H100, Q4_0: o 13.5 -> 12.7 us, down 29.0 -> 28.2; a
+// verify of 4 at depth 512 1.158 -> 1.152 one-token steps). 8 tokens keep one: a second (32 KiB) would leave
+// one block an SM. (Summing each output's 32 slots in 2-4 threads with shuffles measured slower: dropped.)
+template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int NB = 1>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
                                                                     int n_tok) {
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
-  static_assert(TPG == 2 || TPG == 4 || TPG == 8, "tokens a column group");
+  static_assert(TPG == 4 || TPG == 8, "tokens a column group");
+  static_assert(NB == 1 || NB == 2, "slot-sum buffers");
   constexpr int MT = kTcMT;
   constexpr int SC = TPG;  // the slot sums' columns: one a token of a column group
-  constexpr bool kSplitSum = kSum & 1;
-  constexpr int kSumBufs = sum_buffers(kSum);
-  using L = TcLayout<ST, kXRing ? TPG : 0, SC, kSumBufs>;
+  using L = TcLayout<ST, kXRing ? TPG : 0, SC, NB>;
   constexpr int kTcStages = ST;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
@@ -273,19 +272,15 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     int64_t row0;
     const int sg = locate_group(segs, tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
-    // The block's outputs (row * SC + token) meet R threads each (kSplitSum: as many as fill the block, 4 for 2
-    // tokens, 2 for 4; else 1): thread part c = threadIdx.x % R of output e + (256 / R) i (e = threadIdx.x / R)
-    // sums slots c, c + R, c + 2R, ... and the R parts meet in shuffles. Outputs x R fewer than the block's
-    // threads (R = 1 below 8 tokens): the rest sit the sums out.
+    // The block's outputs (row * SC + token), one a thread: output threadIdx.x + 256 i. Below 8 tokens they
+    // number fewer than the threads, and the rest sit the sums out.
     constexpr int kOutputs = kTcRows * SC, kThreads = kWarps * 32;
-    constexpr int R = kSplitSum && kOutputs < kThreads ? kThreads / kOutputs : 1;
-    constexpr int kOut = (kOutputs * R + kThreads - 1) / kThreads;
-    const int part = int(threadIdx.x % R), e0 = int(threadIdx.x / R);
-    const bool outputs = kOutputs * R >= kThreads || int(threadIdx.x) < kOutputs;
+    constexpr int kOut = (kOutputs + kThreads - 1) / kThreads;
+    const bool outputs = kOutputs >= kThreads || int(threadIdx.x) < kOutputs;
     float y[kOut] = {};
     for (int p = 0; p < KS; ++p) {
       const int slot0 = kTcSlots * p + 4 * warp;
-      float* const slot_sum = slot_sums + (passes++ % kSumBufs) * (kTcSlots * kTcRows * SC);
+      float* const slot_sum = slot_sums + (passes++ % NB) * (kTcSlots * kTcRows * SC);
       float acc[MT][kGroups][4];  // [rows 16h ..][group][row g / g + 8, token t0 / t1]: slot 4w + group's oc
 #pragma unroll
       for (int h = 0; h < MT; ++h)
@@ -369,34 +364,30 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
 #pragma unroll
       for (int i = 0; i < kOut; ++i) {
         if (!outputs) break;
-        const int e = e0 + kThreads / R * i;
-        // The butterfly's stages of offset O >= R add slots of one part; those below R, across parts (float
-        // addition commutes, so every part ends with the same sum).
-        float v[32 / R];
+        const int e = int(threadIdx.x) + kThreads * i;
+        float v[32];
 #pragma unroll
-        for (int m = 0; m < 32 / R; ++m) v[m] = slot_sum[(part + R * m) * kTcRows * SC + e];
-        butterfly_stages<16 / R>(v);
-#pragma unroll
-        for (int o = R / 2; o >= 1; o /= 2) v[0] += __shfl_xor_sync(0xffffffffu, v[0], o);
+        for (int m = 0; m < 32; ++m) v[m] = slot_sum[m * kTcRows * SC + e];
+        butterfly_stages<16>(v);
         if constexpr (KS == 1) y[i] = v[0];
         else y[i] += v[0];
       }
-      if constexpr (kSumBufs == 1) __syncthreads();  // (two buffers: the next pass's barrier is after this one's reads)
+      if constexpr (NB == 1) __syncthreads();  // (two buffers: the next pass's barrier is after this one's reads)
     }
 #pragma unroll
     for (int i = 0; i < kOut; ++i) {
-      const unsigned e = unsigned(e0 + kThreads / R * i);
+      const unsigned e = threadIdx.x + unsigned(kThreads * i);
       const int r = int(e / SC), t = int(e % SC);
-      if (outputs && part == 0 && row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y[i];
+      if (outputs && row0 + r < rows && t < n_tok) pick(sg, segs.y)[t * rows + row0 + r] = y[i];
     }
   }
 }
 
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int kSum = 0>
+template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int NB = 1>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
-  using L = TcLayout<ST, kXRing ? TPG : 0, TPG, sum_buffers(kSum)>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kXRing, kSum>;
+  using L = TcLayout<ST, kXRing ? TPG : 0, TPG, NB>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kXRing, NB>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
@@ -406,51 +397,25 @@ void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint
   launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
 }
 
-template <class S, bool kAsym, int KS, int TPG>
-void launch_q8_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
-                  cudaStream_t s) {
-  // The activations through the ring (TcLayout); G4_CUDA_Q8_TC_XRING=0 reads them from global memory, with
-  // G4_CUDA_Q8_TC_STAGES's ring for 3-8 tokens, for comparisons. 2 tokens keep 4 buffers either way.
-  static const bool x_ring = env_switch("G4_CUDA_Q8_TC_XRING", true);
-  // G4_CUDA_Q8_TC_SUM (1-3, comparisons, not yet measured): the 2- and 4-token kernels' kSum.
-  static const int sum = env_int("G4_CUDA_Q8_TC_SUM", 0);
-  G4_CHECK(sum >= 0 && sum <= 3, "G4_CUDA_Q8_TC_SUM: 0-3");
-  const auto with_sum = [&](auto st) {
-    constexpr int ST = decltype(st)::value;
-    switch (sum) {
-      case 1: return launch_q8_tc_ring<S, kAsym, KS, TPG, ST, true, 1>(ws, ys, n, xq, xd, T, s);
-      case 2: return launch_q8_tc_ring<S, kAsym, KS, TPG, ST, true, 2>(ws, ys, n, xq, xd, T, s);
-      case 3: return launch_q8_tc_ring<S, kAsym, KS, TPG, ST, true, 3>(ws, ys, n, xq, xd, T, s);
-    }
-  };
-  if constexpr (TPG == 2) {
-    if (x_ring && sum > 0) return with_sum(std::integral_constant<int, 4>());
-    if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 4, true>(ws, ys, n, xq, xd, T, s);
-    launch_q8_tc_ring<S, kAsym, KS, TPG, 4>(ws, ys, n, xq, xd, T, s);
-  } else {
-    if constexpr (TPG == 4) {
-      if (x_ring && sum > 0) return with_sum(std::integral_constant<int, 2>());
-    }
-    if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2, true>(ws, ys, n, xq, xd, T, s);
-    static const int stages = env_int("G4_CUDA_Q8_TC_STAGES", kAsym ? 3 : 2);
-    if (stages == 2) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
-    launch_q8_tc_ring<S, kAsym, KS, TPG, 3>(ws, ys, n, xq, xd, T, s);
-  }
-}
-
-// The tensor-core kernel for T tokens: 2, 4 or 8 tokens a column group, the fewest that hold them, except
-// that 2 tokens of a K split (o, down) take the 4-token kernel: on the H100 the 2-token kernel ran 5376 x 21504
-// slower at 2 tokens than the 4-token kernel at 3 (31.5 against 29.5 us on Q4_0, 36.0 against 34.6 on g4's
-// int4; docs/PERF.md). G4_CUDA_Q8_TC_TPG2=0 (comparisons, not yet run) sends every 2-token launch there.
+// The tensor-core kernel for T tokens: 4 tokens a column group up to 4, else 8. (A 2-token kernel, 2 columns a
+// chunk, ran slower at 2 tokens than the 4-token kernel (H100: Q4_0 2 sequences 214.9 -> 218.6 tok/s, a verify
+// of 2 at depth 512 1.113 -> 1.100 one-token steps; g4's int4 2 sequences 180 -> 196): dropped.)
 template <class S, bool kAsym, int KS>
 void launch_q8_tc_tokens(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                          cudaStream_t s) {
-  if constexpr (KS == 1) {
-    static const bool tpg2 = env_switch("G4_CUDA_Q8_TC_TPG2", true);
-    if (T <= 2 && tpg2) return launch_q8_tc<S, kAsym, KS, 2>(ws, ys, n, xq, xd, T, s);
-  }
-  if (T <= 4) return launch_q8_tc<S, kAsym, KS, 4>(ws, ys, n, xq, xd, T, s);
-  launch_q8_tc<S, kAsym, KS, 8>(ws, ys, n, xq, xd, T, s);
+  // The activations through the ring (TcLayout); G4_CUDA_Q8_TC_XRING=0 reads them from global memory, with
+  // G4_CUDA_Q8_TC_STAGES's ring, for comparisons.
+  static const bool x_ring = env_switch("G4_CUDA_Q8_TC_XRING", true);
+  if (x_ring && T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2, true, 2>(ws, ys, n, xq, xd, T, s);
+  if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, 8, 2, true>(ws, ys, n, xq, xd, T, s);
+  static const int stages = env_int("G4_CUDA_Q8_TC_STAGES", kAsym ? 3 : 2);
+  const auto with_tpg = [&](auto tpg) {
+    constexpr int TPG = decltype(tpg)::value;
+    if (stages == 2) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
+    launch_q8_tc_ring<S, kAsym, KS, TPG, 3>(ws, ys, n, xq, xd, T, s);
+  };
+  if (T <= 4) return with_tpg(std::integral_constant<int, 4>());
+  with_tpg(std::integral_constant<int, 8>());
 }
 
 }  // namespace
