@@ -347,3 +347,23 @@ for line in open(sys.argv[1]):
 PY
 cat "$LOG/bench.err" | tail -5
 if [ "$MODE" = goals ]; then cat "$LOG/goals.txt"; fi  # (not a stale table another mode left in $LOG)
+if [ "$MODE" = ab ]; then
+  # The A/B in one line a setting: tok/s by sequences (p1, p2, ...), a verify's one-token steps by tokens (v2,
+  # v4, ...), the oracle drafter's speedup; each round's value, in round order.
+  echo "== A/B by setting (rounds in order; pN: tok/s of N sequences, vN: a verify of N in one-token steps)"
+  python3 - "$LOG/bench.jsonl" <<'PY'
+import json, sys
+rows, order, ab = {}, [], None
+for line in open(sys.argv[1]):
+    j = json.loads(line)
+    ab = j.get("ab", ab)
+    if ab not in order: order.append(ab)
+    if j.get("test") == "verify": key, val = f"v{j['n']}", f"{j['ratio_to_step']:.3f}"
+    elif j.get("test") == "oracle": key, val = f"oracle{j['k']}", f"{j['speedup']:.2f}x"
+    elif "test" in j: continue
+    else: key, val = f"d{j['depth']} p{j['parallel']}", f"{j['tg_tok_s']:.1f}"
+    rows.setdefault(ab, {}).setdefault(key, []).append(val)
+for ab in order:
+    print(f"{ab:32} " + "  ".join(f"{k} {'/'.join(v)}" for k, v in rows.get(ab, {}).items()))
+PY
+fi

@@ -1,0 +1,40 @@
+#!/bin/sh
+# A session's GPU work in one call (machines are scarce: a refused start costs minutes of the session's
+# device time, so everything goes into the call that gets one). Run from the repository root with the carry
+# of bench/device_run.sh (.devbin .devtests .devlibs). In order, each step bounded so that the call ends
+# inside BUDGET_S seconds (default 585, under the device tool's 600):
+#   1. on an H200, the open issues' goals (device_run.sh goals), since every goal is stated on that card;
+#   2. the CUDA tests by default and under each of TEST_SETTINGS (device_run.sh tests);
+#   3. when MULTI_SETTINGS is set, the 1-8-token GEMV alone under each (device_run.sh multi; MULTI_GREP picks
+#      the lines, default those of 2, 4 and 8 tokens);
+#   4. when AB is set, the A/B of its settings with AB_ARGS (device_run.sh ab), its one-line-a-setting table.
+# Every step's logs come back as one archive each in $OUT (a call returns at most 8 files).
+# SYNTH_FORMAT / SYNTH_DIR as for device_run.sh (default here: the Q4_0 layout, the goals' llama.cpp file).
+set -u
+S0=$(date +%s)
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+export SYNTH_FORMAT=${SYNTH_FORMAT:-q4_0} SYNTH_DIR=${SYNTH_DIR:-/tmp/g4-q40}
+export BUNDLE=${OUT:-/tmp/g4-device}
+left() { echo $(( ${BUDGET_S:-585} - ($(date +%s) - S0) )); }
+step() { echo "== [$(( $(date +%s) - S0 )) s] $*"; }
+run_mode() {  # MODE [filter command...]: device_run.sh MODE within the time left, its output through the filter
+  m=$1; shift
+  t=$(left)
+  [ "$t" -gt 20 ] || { echo "(skipped: $t s left)"; return 0; }
+  timeout "$t" sh bench/device_run.sh "$m" | "$@"
+}
+if nvidia-smi -L | grep -q H200; then
+  step "goals (H200)"
+  SKIP_TESTS=1 run_mode goals tail -4
+fi
+step "tests${TEST_SETTINGS:+ (settings: $TEST_SETTINGS)}"
+run_mode tests sed -n '/^== tests/,$p'
+if [ -n "${MULTI_SETTINGS:-}" ]; then
+  step "multi ($MULTI_SETTINGS)"
+  SKIP_TESTS=1 run_mode multi grep -E "${MULTI_GREP:- (2|4|8) }"
+fi
+if [ -n "${AB:-}" ]; then
+  step "ab ($AB; ${AB_ARGS:-device_run.sh's default arguments})"
+  SKIP_TESTS=1 run_mode ab sed -n '/^== A\/B by setting/,$p'
+fi
+step done
