@@ -91,21 +91,21 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // the 8 rows an ldmatrix matrix reads fall in 8 different bank groups), then each row's 4 scales and 4 zero
 // points (16 bytes a row). The kernel takes group size 32 (a scale per chunk) and rows of a multiple of 4
 // chunks (tc_layout_ok), so a round never runs past a row's end.
-// ST: the ring's buffers. While the round read its activations (x words and scales) with global loads, the
+// ST (kTcStages): the ring's buffers. While the round read its activations (x words and scales) with global loads, the
 // ring's shared memory decided how much L1 kept them: two blocks of 32-row tiles with 4 buffers take 224 KiB
 // (the largest carveout, 28 KiB of L1: x came from L2 again for every tile), 3 buffers 184 KiB (60 KiB of L1;
 // H200, Q4_0: 8 sequences +4%, a verify of 8 tokens 14.02 -> 13.46 ms), 2 buffers 144 KiB (92 KiB; 8
 // sequences +1.2% more, a verify of 4 9.84 -> 9.66 ms). So 3-8 tokens took 2 on Q4_0, 3 with zero points.
 // (64-row tiles, one block an SM reading x once per 64 rows, measured below 3 buffers: dropped.)
-// Now the activations come through the ring too (XT tokens, kXRing in the kernel), with 2 buffers on every
-// layout (H100, Q4_0: 8 sequences 672 -> 789 tok/s, a verify of 4 at depth 512 1.27 -> 1.18 one-token steps;
-// 3 buffers measured below 2; docs/PERF.md); G4_CUDA_Q8_TC_XRING=0 reads them from global memory again, with
-// G4_CUDA_Q8_TC_STAGES (2 or 3) buffers, for comparisons.
+// Now the activations come through the ring too, with 2 buffers on every layout (H100, Q4_0: 8 sequences
+// 672 -> 789 tok/s, a verify of 4 at depth 512 1.27 -> 1.18 one-token steps; 3 buffers measured below 2;
+// docs/PERF.md, thirtieth session; the global loads are gone since).
 // A round's buffer takes the int8 words of its 4 chunks for XT tokens (chunk j, token t: 32 bytes at
 // (j XT + t) 32, words 0-7 in order) and their {d, d sum(q)} pairs (token t's 4 at XT 128 + 48 t: a stride of
 // 6 pairs keeps the 4 tokens a load reads in different banks): they arrive with the weights, ST - 1 rounds
 // early, instead of global loads waiting on L1 (or L2) inside the round's critical path.
-constexpr int kTcMT = 2;  // 16-row mma tiles a warp: a block's tile is 32 rows
+constexpr int kTcMT = 2;      // 16-row mma tiles a warp: a block's tile is 32 rows
+constexpr int kTcStages = 2;  // ST, the ring's buffers
 
 template <int XT>
 constexpr int x_stage_bytes() { return XT * (4 * 32 + 48); }
@@ -115,13 +115,13 @@ constexpr int x_stage_bytes() { return XT * (4 * 32 + 48); }
 // (H100, Q4_0: o at 4 tokens 14.2 -> 13.2 us, down 29.9 -> 29.0, gate/up 27.4 -> 26.9; a verify of 4 at depth
 // 512 1.164 -> 1.153 one-token steps; 3 buffers for 4 tokens measured slower, 30.2 us down).
 // NB: the buffers of slot sums, 2 for 4 tokens (the kernel's NB below).
-template <int ST, int XT, int SC, int NB = 1>
+template <int XT, int SC, int NB = 1>
 struct TcLayout {
   static constexpr int kRows = 16 * kTcMT;
   static constexpr int kCodeBytes = kRows * 4 * 16;
-  static constexpr int kXOffset = kCodeBytes + kRows * 16;  // the activations' part of a buffer (XT > 0)
+  static constexpr int kXOffset = kCodeBytes + kRows * 16;  // the activations' part of a buffer
   static constexpr int kStageBytes = kXOffset + x_stage_bytes<XT>();
-  static constexpr size_t kSmem = size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * SC * NB;
+  static constexpr size_t kSmem = size_t(kWarps) * kTcStages * kStageBytes + sizeof(float) * kTcSlots * kRows * SC * NB;
 };
 
 // A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
@@ -143,7 +143,7 @@ struct TcCursor {
 // from overtaking the previous pass's reads moves from after those reads to just before the writes, where
 // the barrier after the writes waits for every warp anyway: a thread that has read its sums, or has none to
 // read, goes on to its next rounds at once, as with two buffers, without the second buffer's shared memory.
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int NB = 1, bool kLate = false>
+template <class S, bool kAsym, int KS, int TPG, int NB = 1, bool kLate = false>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
@@ -154,8 +154,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   static_assert(!kLate || NB == 1, "the late barrier is for one buffer");
   constexpr int MT = kTcMT;
   constexpr int SC = TPG;  // the slot sums' columns: one a token of a column group
-  using L = TcLayout<ST, kXRing ? TPG : 0, SC, NB>;
-  constexpr int kTcStages = ST;
+  using L = TcLayout<TPG, SC, NB>;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
   constexpr int kChunksPerGroup = kTcTokens / TPG, kGroups = 4 / kChunksPerGroup;  // per round of 4 chunks
@@ -170,12 +169,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   // t1 of chunk oc = 2q / TPG (past n_tok: the last token again, not stored).
   const int bc = g / TPG, oc = 2 * q / TPG;
   const int tb = min(g % TPG, n_tok - 1), t0 = min(2 * q % TPG, n_tok - 1), t1 = min((2 * q + 1) % TPG, n_tok - 1);
-  // This lane's x words (B) of chunk 0 and column bc's chunk offset, as 8-byte words; its chunks' x scales.
-  // A round's 4 chunks c0 .. c0 + 3 (c0 a multiple of 4) never cross a 32-chunk block of the x layout, so
-  // chunk c0 + i sits i words of 16 bytes past chunk c0: one base a round, the rest immediate offsets.
-  const uint2* xb = reinterpret_cast<const uint2*>(xq + int64_t(tb) * nch_pad * 2 + (q >> 1) * 32 + bc) + (q & 1);
-  const float2* xd0 = xd + int64_t(t0) * nch_pad + oc;
-  const float2* xd1 = xd + int64_t(t1) * nch_pad + oc;
 
   // The producer: cp.async of round `issued` into buffer issued % kTcStages (lane (g, q): chunk c0 + q of
   // rows g + 8k; lane l: the scales and zero points of row l), one commit group a round, empty once the
@@ -206,7 +199,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
       pc.c0 = kTcSlots * pc.p + 4 * warp;
     }
   };
-  // The activations of the round at chunk c0 into buffer buf (XRING): chunks c0 .. c0 + 3 of tokens 0 .. TPG - 1
+  // The activations of the round at chunk c0 into buffer buf: chunks c0 .. c0 + 3 of tokens 0 .. TPG - 1
   // (past n_tok: the last token again, as B's columns take it): copy e = 16-byte half h (words 0-3, 4-7) of
   // chunk j of token t; then the pairs, two copies a token.
   auto copy_x = [&](uint32_t buf, uint32_t c0) {
@@ -223,7 +216,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     }
   };
   uint32_t issued = 0;  // rounds issued and consumed (unsigned: the ring index is a mask or a cheap modulo)
-  // with_x: the round's activations too (XRING); the rounds issued before grid_dependency_sync() leave them out
+  // with_x: the round's activations too; the rounds issued before grid_dependency_sync() leave them out
   // (the previous kernel writes them) and take them in groups of their own after it.
   auto issue = [&](bool with_x) {
     if (pc.tile < n_tiles) {
@@ -242,9 +235,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         cp_async<8>(at, pc.scales + (uint32_t(pc.so[i]) + c0));
         if constexpr (kAsym) cp_async<8>(at + 8, pc.zeros + (uint32_t(pc.so[i]) + c0));
       }
-      if constexpr (kXRing) {
-        if (with_x) copy_x(buf, c0);
-      }
+      if (with_x) copy_x(buf, c0);
       pc.c0 += kSlots;
       settle();
     }
@@ -261,15 +252,13 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
 #pragma unroll
   for (int i = 0; i < kTcStages - 1; ++i) {
     early_c0[i] = pc.tile < n_tiles ? pc.c0 : -1;
-    issue(!kXRing);
+    issue(false);
   }
   grid_dependency_sync();
-  if constexpr (kXRing) {
 #pragma unroll
-    for (int i = 0; i < kTcStages - 1; ++i) {
-      if (early_c0[i] >= 0) copy_x(ring + uint32_t(i) * kTcStageBytes, uint32_t(early_c0[i]));
-      cp_async_commit();
-    }
+  for (int i = 0; i < kTcStages - 1; ++i) {
+    if (early_c0[i] >= 0) copy_x(ring + uint32_t(i) * kTcStageBytes, uint32_t(early_c0[i]));
+    cp_async_commit();
   }
 
   uint32_t consumed = 0;
@@ -315,20 +304,12 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
           // B: this lane's column's x words (chunk c0 + gr * kChunksPerGroup + bc), given to the group's mma of
           // that chunk and zero to the others.
           const int i = gr * kChunksPerGroup + oc;  // the chunk this lane scales (c0 + i), its index in the round
-          uint2 x;
-          float2 e0, e1;
-          if constexpr (kXRing) {
-            const uint32_t xbuf = buf + L::kXOffset;
-            x = lds64(xbuf + uint32_t(((gr * kChunksPerGroup + bc) * TPG + tb) * 32 + 8 * q));
-            const uint2 d0 = lds64(xbuf + uint32_t(TPG * 128 + t0 * 48 + i * 8));
-            const uint2 d1 = lds64(xbuf + uint32_t(TPG * 128 + t1 * 48 + i * 8));
-            e0 = make_float2(__uint_as_float(d0.x), __uint_as_float(d0.y));
-            e1 = make_float2(__uint_as_float(d1.x), __uint_as_float(d1.y));
-          } else {
-            const uint2* xr = xb + 2 * ((c0 >> 5) * 64 + (c0 & 31));  // chunk c0's words (+ bc, q & 1)
-            x = __ldg(xr + 2 * gr * kChunksPerGroup);
-            e0 = __ldg(xd0 + c0 + gr * kChunksPerGroup), e1 = __ldg(xd1 + c0 + gr * kChunksPerGroup);  // (+ oc)
-          }
+          const uint32_t xbuf = buf + L::kXOffset;
+          const uint2 x = lds64(xbuf + uint32_t(((gr * kChunksPerGroup + bc) * TPG + tb) * 32 + 8 * q));
+          const uint2 d0 = lds64(xbuf + uint32_t(TPG * 128 + t0 * 48 + i * 8));
+          const uint2 d1 = lds64(xbuf + uint32_t(TPG * 128 + t1 * 48 + i * 8));
+          const float2 e0 = make_float2(__uint_as_float(d0.x), __uint_as_float(d0.y));
+          const float2 e1 = make_float2(__uint_as_float(d1.x), __uint_as_float(d1.y));
           const int wi = i >> 1, hi = i & 1;  // its scales' word (x or y; z or w) and half
 #pragma unroll
           for (int h = 0; h < MT; ++h) {
@@ -390,11 +371,11 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   }
 }
 
-template <class S, bool kAsym, int KS, int TPG, int ST, bool kXRing = false, int NB = 1, bool kLate = false>
+template <class S, bool kAsym, int KS, int TPG, int NB = 1, bool kLate = false>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
-  using L = TcLayout<ST, kXRing ? TPG : 0, TPG, NB>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, ST, kXRing, NB, kLate>;
+  using L = TcLayout<TPG, TPG, NB>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, NB, kLate>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
@@ -410,22 +391,11 @@ void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint
 template <class S, bool kAsym, int KS>
 void launch_q8_tc_tokens(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                          cudaStream_t s) {
-  // The activations through the ring (TcLayout); G4_CUDA_Q8_TC_XRING=0 reads them from global memory, with
-  // G4_CUDA_Q8_TC_STAGES's ring, for comparisons.
-  static const bool x_ring = env_switch("G4_CUDA_Q8_TC_XRING", true);
   static const bool late = env_switch("G4_CUDA_Q8_TC_LATE", false);  // (kLate above: comparisons, not yet run)
-  if (x_ring && late && T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2, true, 1, true>(ws, ys, n, xq, xd, T, s);
-  if (x_ring && late) return launch_q8_tc_ring<S, kAsym, KS, 8, 2, true, 1, true>(ws, ys, n, xq, xd, T, s);
-  if (x_ring && T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2, true, 2>(ws, ys, n, xq, xd, T, s);
-  if (x_ring) return launch_q8_tc_ring<S, kAsym, KS, 8, 2, true>(ws, ys, n, xq, xd, T, s);
-  static const int stages = env_int("G4_CUDA_Q8_TC_STAGES", kAsym ? 3 : 2);
-  const auto with_tpg = [&](auto tpg) {
-    constexpr int TPG = decltype(tpg)::value;
-    if (stages == 2) return launch_q8_tc_ring<S, kAsym, KS, TPG, 2>(ws, ys, n, xq, xd, T, s);
-    launch_q8_tc_ring<S, kAsym, KS, TPG, 3>(ws, ys, n, xq, xd, T, s);
-  };
-  if (T <= 4) return with_tpg(std::integral_constant<int, 4>());
-  with_tpg(std::integral_constant<int, 8>());
+  if (late && T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 1, true>(ws, ys, n, xq, xd, T, s);
+  if (late) return launch_q8_tc_ring<S, kAsym, KS, 8, 1, true>(ws, ys, n, xq, xd, T, s);
+  if (T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2>(ws, ys, n, xq, xd, T, s);  // two slot-sum buffers
+  launch_q8_tc_ring<S, kAsym, KS, 8>(ws, ys, n, xq, xd, T, s);
 }
 
 }  // namespace
