@@ -28,7 +28,7 @@ if nvidia-smi -L | grep -q H200; then
   SKIP_TESTS=1 run_mode goals tail -4
 fi
 step "tests${TEST_SETTINGS:+ (settings: $TEST_SETTINGS)}"
-run_mode tests sed -n '/^== tests/,$p'
+run_mode tests cat
 if [ -n "${MULTI_SETTINGS:-}" ]; then
   step "multi ($MULTI_SETTINGS)"
   SKIP_TESTS=1 run_mode multi grep -E "${MULTI_GREP:- (2|4|8) }"
