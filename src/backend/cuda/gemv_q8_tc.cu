@@ -91,37 +91,30 @@ __device__ __forceinline__ float scale_half(uint32_t word, int hi) {
 // the 8 rows an ldmatrix matrix reads fall in 8 different bank groups), then each row's 4 scales and 4 zero
 // points (16 bytes a row). The kernel takes group size 32 (a scale per chunk) and rows of a multiple of 4
 // chunks (tc_layout_ok), so a round never runs past a row's end.
-// ST (kTcStages): the ring's buffers. While the round read its activations (x words and scales) with global loads, the
-// ring's shared memory decided how much L1 kept them: two blocks of 32-row tiles with 4 buffers take 224 KiB
-// (the largest carveout, 28 KiB of L1: x came from L2 again for every tile), 3 buffers 184 KiB (60 KiB of L1;
-// H200, Q4_0: 8 sequences +4%, a verify of 8 tokens 14.02 -> 13.46 ms), 2 buffers 144 KiB (92 KiB; 8
-// sequences +1.2% more, a verify of 4 9.84 -> 9.66 ms). So 3-8 tokens took 2 on Q4_0, 3 with zero points.
-// (64-row tiles, one block an SM reading x once per 64 rows, measured below 3 buffers: dropped.)
-// Now the activations come through the ring too, with 2 buffers on every layout (H100, Q4_0: 8 sequences
-// 672 -> 789 tok/s, a verify of 4 at depth 512 1.27 -> 1.18 one-token steps; 3 buffers measured below 2;
-// docs/PERF.md, thirtieth session; the global loads are gone since).
-// A round's buffer takes the int8 words of its 4 chunks for XT tokens (chunk j, token t: 32 bytes at
-// (j XT + t) 32, words 0-7 in order) and their {d, d sum(q)} pairs (token t's 4 at XT 128 + 48 t: a stride of
-// 6 pairs keeps the 4 tokens a load reads in different banks): they arrive with the weights, ST - 1 rounds
-// early, instead of global loads waiting on L1 (or L2) inside the round's critical path.
+// ST (kTcStages): the ring's buffers, 2. While the rounds still read their activations with global loads,
+// the ring's shared memory decided how much L1 kept them (H200, Q4_0: 4 buffers left 28 KiB of L1, 3 buffers
+// 60 KiB, 8 sequences +4%; 2 buffers 92 KiB, +1.2% more). Then the activations went through the ring too
+// (H100, Q4_0: 8 sequences 672 -> 789 tok/s, a verify of 4 at depth 512 1.27 -> 1.18 one-token steps; 3
+// buffers again below 2; docs/PERF.md, thirtieth session). (64-row tiles, one block an SM: slower, dropped.)
+// A round's buffer takes the int8 words of its 4 chunks for the TPG tokens (chunk j, token t: 32 bytes at
+// (j TPG + t) 32, words 0-7 in order) and their {d, d sum(q)} pairs (token t's 4 at TPG 128 + 48 t: a stride
+// of 6 pairs keeps the 4 tokens a load reads in different banks): they arrive with the weights, ST - 1
+// rounds early, instead of global loads waiting on L1 (or L2) inside the round's critical path.
 constexpr int kTcMT = 2;      // 16-row mma tiles a warp: a block's tile is 32 rows
 constexpr int kTcStages = 2;  // ST, the ring's buffers
 
-template <int XT>
-constexpr int x_stage_bytes() { return XT * (4 * 32 + 48); }
-
-// SC: the columns of the pass's slot sums (below), the TPG tokens of a column group. With the mma's 8 for
-// every TPG, the 2-token kernel took 123 KiB a block (one an SM) and the 4-token kernel 108; with TPG, 99 and 68
-// (H100, Q4_0: o at 4 tokens 14.2 -> 13.2 us, down 29.9 -> 29.0, gate/up 27.4 -> 26.9; a verify of 4 at depth
-// 512 1.164 -> 1.153 one-token steps; 3 buffers for 4 tokens measured slower, 30.2 us down).
-// NB: the buffers of slot sums, 2 for 4 tokens (the kernel's NB below).
-template <int XT, int SC, int NB = 1>
+// A block's shared memory: each warp's ring (ST buffers of 32 rows' codes, scales and zero points and the
+// TPG tokens' activations), then NB buffers of slot sums in TPG columns, one a token of a column group
+// (with 8 columns for every TPG, the 4-token kernel took 108 KiB a block; with TPG, 68: H100, Q4_0, o at 4
+// tokens 14.2 -> 13.2 us, down 29.9 -> 29.0, a verify of 4 at depth 512 1.164 -> 1.153 one-token steps).
+template <int TPG, int NB>
 struct TcLayout {
   static constexpr int kRows = 16 * kTcMT;
   static constexpr int kCodeBytes = kRows * 4 * 16;
   static constexpr int kXOffset = kCodeBytes + kRows * 16;  // the activations' part of a buffer
-  static constexpr int kStageBytes = kXOffset + x_stage_bytes<XT>();
-  static constexpr size_t kSmem = size_t(kWarps) * kTcStages * kStageBytes + sizeof(float) * kTcSlots * kRows * SC * NB;
+  static constexpr int kStageBytes = kXOffset + TPG * (4 * 32 + 48);
+  static constexpr size_t kSmem =
+      size_t(kWarps) * kTcStages * kStageBytes + sizeof(float) * kTcSlots * kRows * TPG * NB;
 };
 
 // A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
@@ -154,7 +147,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   static_assert(!kLate || NB == 1, "the late barrier is for one buffer");
   constexpr int MT = kTcMT;
   constexpr int SC = TPG;  // the slot sums' columns: one a token of a column group
-  using L = TcLayout<TPG, SC, NB>;
+  using L = TcLayout<TPG, NB>;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
   constexpr int kChunksPerGroup = kTcTokens / TPG, kGroups = 4 / kChunksPerGroup;  // per round of 4 chunks
@@ -374,7 +367,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
 template <class S, bool kAsym, int KS, int TPG, int NB = 1, bool kLate = false>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
-  using L = TcLayout<TPG, TPG, NB>;
+  using L = TcLayout<TPG, NB>;
   auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, NB, kLate>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
