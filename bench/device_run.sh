@@ -328,42 +328,30 @@ else {
 fi
 
 echo "== bench (tok/s: pp = prefill of pp tokens, tg = decode; depth = tokens already cached; seqs = sequences per step)"
-python3 - "$LOG/bench.jsonl" <<'PY'
+python3 - "$LOG/bench.jsonl" "$MODE" <<'PY'
 import json, sys
 ab = ""  # verify / oracle lines (--verify-cost, --oracle-draft in AB_ARGS or KO_ARGS) belong to the row before
+by_setting = {}  # ab: {"d512 p2" / "v4" / "oracle4": [each round's value]}, for the A/B's table below
 for line in open(sys.argv[1]):
     j = json.loads(line)
     if j.get("test") == "verify":
         print(f"{ab:14} verify of {j['n']} tokens at depth {j['depth']}: {j['ms']:.3f} ms = {j['ratio_to_step']:.3f} one-token steps")
+        by_setting.setdefault(ab, {}).setdefault(f"v{j['n']}", []).append(f"{j['ratio_to_step']:.3f}")
         continue
     if j.get("test") == "oracle":
         print(f"{ab:14} oracle drafter k = {j['k']}: {j['plain_tok_s']:.1f} -> {j['oracle_tok_s']:.1f} tok/s = {j['speedup']:.2f}x, same tokens {j['same_tokens']}")
+        by_setting.setdefault(ab, {}).setdefault(f"oracle{j['k']}", []).append(f"{j['speedup']:.2f}x")
         continue
     if "test" in j: continue
     ab = j.get('ab', '')
     pick = f"{j.get('sampling', '')} t{j.get('temp', 0):g} k{j.get('top_k', 0)}"
     print(f"{ab:14} {pick:16} KV {j['cache_type_k']:5} depth {j['depth']:6} ctx {j.get('ctx', 0):6} seqs {j['parallel']:3} | pp{j['pp']} {j['pp_tok_s']:9.1f} ± {j['pp_sd']:6.1f}"
           f" | tg{j['tg']} {j['tg_tok_s']:8.2f} ± {j['tg_sd']:5.2f} | load {j['load_s']:.1f} s")
+    by_setting.setdefault(ab, {}).setdefault(f"d{j['depth']} p{j['parallel']}", []).append(f"{j['tg_tok_s']:.1f}")
+if sys.argv[2] == "ab":  # the A/B in one line a setting, each round's value in round order
+    print("== A/B by setting (rounds in order; dD pN: tok/s of N sequences at depth D, vN: a verify of N in one-token steps)")
+    for name, cols in by_setting.items():
+        print(f"{name:32} " + "  ".join(f"{k} {'/'.join(v)}" for k, v in cols.items()))
 PY
 cat "$LOG/bench.err" | tail -5
 if [ "$MODE" = goals ]; then cat "$LOG/goals.txt"; fi  # (not a stale table another mode left in $LOG)
-if [ "$MODE" = ab ]; then
-  # The A/B in one line a setting: tok/s by sequences (p1, p2, ...), a verify's one-token steps by tokens (v2,
-  # v4, ...), the oracle drafter's speedup; each round's value, in round order.
-  echo "== A/B by setting (rounds in order; pN: tok/s of N sequences, vN: a verify of N in one-token steps)"
-  python3 - "$LOG/bench.jsonl" <<'PY'
-import json, sys
-rows, order, ab = {}, [], None
-for line in open(sys.argv[1]):
-    j = json.loads(line)
-    ab = j.get("ab", ab)
-    if ab not in order: order.append(ab)
-    if j.get("test") == "verify": key, val = f"v{j['n']}", f"{j['ratio_to_step']:.3f}"
-    elif j.get("test") == "oracle": key, val = f"oracle{j['k']}", f"{j['speedup']:.2f}x"
-    elif "test" in j: continue
-    else: key, val = f"d{j['depth']} p{j['parallel']}", f"{j['tg_tok_s']:.1f}"
-    rows.setdefault(ab, {}).setdefault(key, []).append(val)
-for ab in order:
-    print(f"{ab:32} " + "  ".join(f"{k} {'/'.join(v)}" for k, v in rows.get(ab, {}).items()))
-PY
-fi
