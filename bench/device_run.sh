@@ -206,7 +206,7 @@ esac
 bench() { $B/g4 bench -m "$SYNTH" --backend cuda --json "$@" 2>>"$LOG/bench.err"; }
 if [ "$MODE" = ab ]; then
   # AB: one switch NAME (set to $AB_VALUE, default 0), or a space-separated list of NAME=VALUE settings,
-  # commas joining settings that go together (AB="G4_CUDA_ATTN_SPLIT_MIN=1 G4_CUDA_Q8_TC_LATE=1,G4_CUDA_Q8_TC=2"):
+  # commas joining settings that go together (AB="G4_CUDA_ATTN_SPLIT_MIN=1 G4_CUDA_ATTN_PACK=0,G4_CUDA_Q8_TC=2"):
   # each round runs the default, then each setting.
   ARGS=${AB_ARGS:--p 512 -n 128 -r 2}  # the bench arguments of every side
   case "${AB:?set AB to the switch to compare}" in *=*) SETTINGS=$AB;; *) SETTINGS="$AB=${AB_VALUE:-0}";; esac

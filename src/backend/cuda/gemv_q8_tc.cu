@@ -132,11 +132,9 @@ struct TcCursor {
 // to be read before the next pass writes (4 tokens, H100, Q4_0: o 13.5 -> 12.7 us, down 29.0 -> 28.2; a
 // verify of 4 at depth 512 1.158 -> 1.152 one-token steps). 8 tokens keep one: a second (32 KiB) would leave
 // one block an SM. (Summing each output's 32 slots in 2-4 threads with shuffles measured slower: dropped.)
-// kLate (one buffer; G4_CUDA_Q8_TC_LATE=1, comparisons, not yet run): the barrier that keeps a pass's writes
-// from overtaking the previous pass's reads moves from after those reads to just before the writes, where
-// the barrier after the writes waits for every warp anyway: a thread that has read its sums, or has none to
-// read, goes on to its next rounds at once, as with two buffers, without the second buffer's shared memory.
-template <class S, bool kAsym, int KS, int TPG, int NB = 1, bool kLate = false>
+// (One buffer with its barrier moved from after a pass's reads to just before the next pass's writes measured
+// level or worse: H100, Q4_0, o at 4 / 8 tokens 12.6-12.7 / 16.2-16.4 -> 12.9-13.2 / 16.4-16.6 us.)
+template <class S, bool kAsym, int KS, int TPG, int NB = 1>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
@@ -144,7 +142,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
   static_assert(TPG == 4 || TPG == 8, "tokens a column group");
   static_assert(NB == 1 || NB == 2, "slot-sum buffers");
-  static_assert(!kLate || NB == 1, "the late barrier is for one buffer");
   constexpr int MT = kTcMT;
   constexpr int SC = TPG;  // the slot sums' columns: one a token of a column group
   using L = TcLayout<TPG, NB>;
@@ -326,7 +323,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
           }
         }
       }
-      if constexpr (kLate) __syncthreads();  // every thread is done reading the previous pass's sums
       // Slot 4w + i of this pass: tokens t0, t1 (columns 2q, 2q + 1 of chunk oc of each group).
 #pragma unroll
       for (int gr = 0; gr < kGroups; ++gr) {
@@ -352,8 +348,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         if constexpr (KS == 1) y[i] = v[0];
         else y[i] += v[0];
       }
-      // (two buffers: the next pass's barrier is after this one's reads; kLate: before the next pass's writes)
-      if constexpr (NB == 1 && !kLate) __syncthreads();
+      if constexpr (NB == 1) __syncthreads();  // (two buffers: the next pass's barrier is after this one's reads)
     }
 #pragma unroll
     for (int i = 0; i < kOut; ++i) {
@@ -364,11 +359,11 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   }
 }
 
-template <class S, bool kAsym, int KS, int TPG, int NB = 1, bool kLate = false>
+template <class S, bool kAsym, int KS, int TPG, int NB = 1>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
   using L = TcLayout<TPG, NB>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, NB, kLate>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, NB>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
@@ -384,9 +379,6 @@ void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint
 template <class S, bool kAsym, int KS>
 void launch_q8_tc_tokens(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                          cudaStream_t s) {
-  static const bool late = env_switch("G4_CUDA_Q8_TC_LATE", false);  // (kLate above: comparisons, not yet run)
-  if (late && T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 1, true>(ws, ys, n, xq, xd, T, s);
-  if (late) return launch_q8_tc_ring<S, kAsym, KS, 8, 1, true>(ws, ys, n, xq, xd, T, s);
   if (T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2>(ws, ys, n, xq, xd, T, s);  // two slot-sum buffers
   launch_q8_tc_ring<S, kAsym, KS, 8>(ws, ys, n, xq, xd, T, s);
 }
