@@ -529,22 +529,23 @@ __device__ __forceinline__ void combine_out(const AttnArgs& a, int64_t th, int64
     quantize_chunk_warp(y, x_slot(xq, nch_pad, t, c), x_scales(xq, nch_pad, a.T) + t * nch_pad + c);
   }
 }
-// Blocks past the T Hq rows of the grid (append) store the step's new rows in the caches, kCombineThreads
-// elements a block (kv_write_at): after the split kernel, as the forward's order has it, in no launch of
-// their own.
+// With store, the merge also writes the step's new rows into the caches (kv_write_at; after the split kernel,
+// as the forward's order has it), each block a share of a few elements (16 a block for the 31B's layers),
+// so the store takes no launch and no blocks of its own.
+__device__ __forceinline__ void store_share(const AttnArgs& a) {
+  const int64_t n = a.T * a.Hkv * a.D, blocks = int64_t(gridDim.x) * gridDim.y;
+  const int64_t b = int64_t(blockIdx.x) * gridDim.y + blockIdx.y, per = (n + blocks - 1) / blocks;
+  const int64_t end = min(n, (b + 1) * per);
+  for (int64_t i = b * per + threadIdx.x; i < end; i += kCombineThreads) {
+    if (a.cache_bf16) kv_write_at<__nv_bfloat16>(a.seqs, a.k, a.v, a.Hkv * a.D, a.capacity, a.ring, i);
+    else kv_write_at<float>(a.seqs, a.k, a.v, a.Hkv * a.D, a.capacity, a.ring, i);
+  }
+}
 __global__ void __launch_bounds__(kCombineThreads)
     combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml,
-                   uint4* __restrict__ xq, int nch_pad) {
+                   uint4* __restrict__ xq, int nch_pad, bool store) {
   grid_dependency_sync();
-  if (int64_t(blockIdx.x) >= a.T * a.Hq) {
-    const int64_t row = a.Hkv * a.D;
-    const int64_t i = ((int64_t(blockIdx.x) - a.T * a.Hq) * gridDim.y + blockIdx.y) * kCombineThreads + threadIdx.x;
-    if (i < a.T * row) {
-      if (a.cache_bf16) kv_write_at<__nv_bfloat16>(a.seqs, a.k, a.v, row, a.capacity, a.ring, i);
-      else kv_write_at<float>(a.seqs, a.k, a.v, row, a.capacity, a.ring, i);
-    }
-    return;
-  }
+  if (store) store_share(a);
   __shared__ float wgt[kMaxSplit];
   __shared__ float red[kCombineGroups][kCombineDims];
   const int64_t th = blockIdx.x;
@@ -755,14 +756,11 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, 
   } else {
     decode_any_shape(a, ns, part, ml, s);
   }
-  // The merge's grid: T Hq rows by D / kCombineDims, and with append enough rows more for T Hkv D elements
-  // of kCombineThreads a block.
-  const int64_t cy = (a.D + kCombineDims - 1) / kCombineDims;
-  const int64_t kv_blocks = append ? (a.T * a.Hkv * a.D + kCombineThreads - 1) / kCombineThreads : 0;
-  const dim3 cgrid(unsigned(a.T * a.Hq + (kv_blocks + cy - 1) / cy), unsigned(cy));
+  // The merge's grid: T Hq rows by D / kCombineDims.
+  const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kCombineDims - 1) / kCombineDims));
   if (!knocked_out(Knock::kCombine))
     launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml, static_cast<uint4*>(xq),
-           x_chunks_padded(a.Hq * a.D));
+           x_chunks_padded(a.Hq * a.D), append);
   else
     write_alone();
   G4_CUDA_LAUNCHED();
