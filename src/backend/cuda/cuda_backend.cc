@@ -603,16 +603,15 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   attend(q, k, v, seqs, window, out, false);
 }
 
-// The attention's merge launch stores the step's new rows too (each merge block a share), one kv_write launch
-// a layer fewer: one sequence's decode step (H100, depth 512: +0.9 to +1.9% a token on Q4_0, +0.6% on g4's
-// int4), verifies and batched steps. (When the store took blocks of its own past the merge's, a verify of 4
-// ran 8% slower on g4's int4 and 8 sequences 1% slower, so only one-token steps fused: docs/PERF.md.)
-// G4_CUDA_FUSE_KV (comparisons): 0 never fused, 2 one-token steps of one sequence only.
+// One sequence's decode launch (a step or a verify): the attention's merge launch stores the new rows too
+// (each merge block a share), one kv_write launch a layer fewer. H100, depth 512, Q4_0: a step +0.9 to +1.9%
+// a token (+0.6% on g4's int4), a verify of 4 1.153-1.155 -> 1.145-1.152 one-token steps. Several sequences
+// keep attention then kv_append: fused, 8 sequences ran 0.6% slower (docs/PERF.md). G4_CUDA_FUSE_KV=0
+// (comparisons): never fused.
 void CudaBackend::attend_and_append(const Tensor& q, const Tensor& k, const Tensor& v, const std::vector<SeqRows>& seqs,
                                     int window, Tensor& out) {
-  static const int fuse = cuda::env_int("G4_CUDA_FUSE_KV", 1);
-  if (fuse == 0 || (fuse == 2 && (seqs.size() != 1 || seqs[0].n != 1)))
-    return Backend::attend_and_append(q, k, v, seqs, window, out);
+  static const bool fuse = env_switch("G4_CUDA_FUSE_KV", true);
+  if (!fuse || seqs.size() != 1) return Backend::attend_and_append(q, k, v, seqs, window, out);
   check_kv_append(seqs, k, v);
   attend(q, k, v, seqs, window, out, true);
 }
