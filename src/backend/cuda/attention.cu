@@ -529,9 +529,9 @@ __device__ __forceinline__ void combine_out(const AttnArgs& a, int64_t th, int64
     quantize_chunk_warp(y, x_slot(xq, nch_pad, t, c), x_scales(xq, nch_pad, a.T) + t * nch_pad + c);
   }
 }
-// With store, the merge also writes the step's new rows into the caches (kv_write_at; after the split kernel,
-// as the forward's order has it), each block a share of a few elements (16 a block for the 31B's layers),
-// so the store takes no launch and no blocks of its own.
+// With store, the merge also writes the launch's new rows into the caches (kv_write_at; after the split
+// kernel, as the forward's order has it), each block a share of a few elements (for the 31B, 16 a block on
+// sliding layers and 4 on full ones), so the store takes no launch and no blocks of its own.
 __device__ __forceinline__ void store_share(const AttnArgs& a) {
   const int64_t n = a.T * a.Hkv * a.D, blocks = int64_t(gridDim.x) * gridDim.y;
   const int64_t b = int64_t(blockIdx.x) * gridDim.y + blockIdx.y, per = (n + blocks - 1) / blocks;
