@@ -49,8 +49,8 @@ if [ "${1:-}" = "--pack" ]; then
 fi
 MODE=${1:-all}
 case "$MODE" in
-  all|tests|bench|batch|depth|knockout|sampling|spec|ab|trace|goals|gemv-ncu|gemv-sol|attn|boundary|multi) ;;
-  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab trace goals gemv-ncu gemv-sol attn boundary multi)" >&2
+  all|tests|bench|batch|depth|knockout|sampling|spec|ab|trace|goals|gemv-ncu|gemv-sol|attn|attn-ncu|boundary|multi) ;;
+  *) echo "device_run.sh: unknown mode '$MODE' (--pack, or one of: all tests bench batch depth knockout sampling spec ab trace goals gemv-ncu gemv-sol attn attn-ncu boundary multi)" >&2
      exit 2;;
 esac
 HERE=$(cat .devbin/root 2>/dev/null || true)
@@ -82,7 +82,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # verify cost and oracle drafter), or ab (environment switches against the default, alternating twice, bench
 # arguments $AB_ARGS: $AB=$AB_VALUE, default 0, or AB="NAME=VALUE ..." for several in one call; below), or gemv-ncu (where the tensor-core GEMV of 8 and of 4 tokens over a Q4_0 layout stalls,
 # 21504 x 5376: bench/ncu_hotspots.sh on cuda_gemv_bench; no tests, no synth), or attn (decode attention
-# alone under settings, against an older build's; below), or boundary (bench/cuda_boundary_bench: kernel
+# alone under settings, against an older build's; below), or attn-ncu (where the sliding layer's split
+# kernel waits, a verify's packed rows against one row; below), or boundary (bench/cuda_boundary_bench: kernel
 # boundaries against a persistent kernel's grid barriers; no tests, no synth), or multi (the 1-8-token GEMV
 # alone under settings; below)
 if [ "$MODE" = boundary ]; then
@@ -106,6 +107,24 @@ if [ "$MODE" = gemv-sol ]; then
       grep -E "Duration|Throughput|Waves|Grid Size|Registers|Achieved|Theoretical Occ|Active Cycles|Elapsed Cycles|Eligible|Issued Warp|No Eligible|Warp Cycles|Hit Rate|Mem Busy|Max Bandwidth|Stall" |
       head -${SOL_LINES:-40}
   done
+  exit 0
+fi
+if [ "$MODE" = attn-ncu ]; then
+  # A sliding layer's split kernel in bench/cuda_attn_bench (the model's 1,280-slot ring, depth ATTN_DEPTHS,
+  # default 512): one query row (decode_tc_kernel<256, stored keys, unpacked>) against a verify's four packed
+  # into one block (<256, stored, packed>), which the model's trace shows 60% slower with the same mmas.
+  # Nsight Compute's speed-of-light, launch, occupancy and warp-state sections for each, then the packed
+  # kernel's hottest instructions (bench/ncu_hotspots.sh). No tests, no synth.
+  for re in decode_tc_kernelILi256ELb0ELb0E decode_tc_kernelILi256ELb0ELb1E; do
+    echo "== $re, depth ${ATTN_DEPTHS:-512}"
+    ${NCU:-/usr/local/cuda/bin/ncu} --kernel-name-base mangled -k "regex:$re" --launch-skip 3 --launch-count 1 \
+      --section SpeedOfLight --section LaunchStats --section Occupancy --section SchedulerStats \
+      --section WarpStateStats --section MemoryWorkloadAnalysis $B/cuda_attn_bench 3 "${ATTN_DEPTHS:-512}" sliding 2>&1 |
+      grep -E "Duration|Throughput|Waves|Grid Size|Registers|Achieved|Theoretical Occ|Eligible|Issued Warp|No Eligible|Warp Cycles|Hit Rate|Mem Busy|Stall" |
+      head -${SOL_LINES:-40}
+  done
+  NCU_ARGS="--kernel-name-base mangled" SKIP=3 TOP=${TOP:-40} OUT="$LOG/ncu-attn" sh bench/ncu_hotspots.sh \
+    decode_tc_kernelILi256ELb0ELb1E $B/cuda_attn_bench 3 "${ATTN_DEPTHS:-512}" sliding 2>&1 | tail -${NCU_TAIL:-60}
   exit 0
 fi
 if [ "$MODE" = gemv-ncu ]; then
