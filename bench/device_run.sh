@@ -92,6 +92,18 @@ if [ "$MODE" = boundary ]; then
   $B/cuda_boundary_bench ${BOUNDARY_ARGS:-8,24,64 10 64}
   exit $?
 fi
+# ncu_sections REGEX CMD...: one launch (after 3) of the kernel whose mangled name matches REGEX under
+# Nsight Compute's speed-of-light, launch, occupancy, workload-distribution (per-SM active cycles), scheduler,
+# warp-state and memory sections, the lines that say how busy the SMs are and where the warps wait.
+ncu_sections() {
+  _re=$1; shift
+  ${NCU:-/usr/local/cuda/bin/ncu} --kernel-name-base mangled -k "regex:$_re" \
+    --launch-skip 3 --launch-count 1 --section SpeedOfLight --section LaunchStats --section Occupancy \
+    --section WorkloadDistribution --section SchedulerStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+    "$@" 2>&1 |
+    grep -E "Duration|Throughput|Waves|Grid Size|Registers|Achieved|Theoretical Occ|Active Cycles|Elapsed Cycles|Eligible|Issued Warp|No Eligible|Warp Cycles|Hit Rate|Mem Busy|Max Bandwidth|Stall" |
+    head -${SOL_LINES:-40}
+}
 if [ "$MODE" = gemv-sol ]; then
   # How busy the SMs are in one 8-token tensor-core GEMV launch over a Q4_0 layout: a short output (5376 x
   # 21504, K split 4: 168 tiles for 264 resident blocks) against a long one (21504 x 5376, K split 1), Nsight
@@ -100,12 +112,7 @@ if [ "$MODE" = gemv-sol ]; then
   for spec in "4 5376x21504" "1 21504x5376"; do
     set -- $spec
     echo "== gemv_q8_tc_kernel<__half, symmetric, KS $1, 8 tokens a column group>, $2"
-    ${NCU:-/usr/local/cuda/bin/ncu} --kernel-name-base mangled -k "regex:gemv_q8_tc_kernelI6__halfLb0ELi$1ELi8E" \
-      --launch-skip 3 --launch-count 1 --section SpeedOfLight --section LaunchStats --section Occupancy \
-      --section WorkloadDistribution --section SchedulerStats --section WarpStateStats --section MemoryWorkloadAnalysis \
-      $B/cuda_gemv_bench 3 multi 400 "$2" 2>&1 |
-      grep -E "Duration|Throughput|Waves|Grid Size|Registers|Achieved|Theoretical Occ|Active Cycles|Elapsed Cycles|Eligible|Issued Warp|No Eligible|Warp Cycles|Hit Rate|Mem Busy|Max Bandwidth|Stall" |
-      head -${SOL_LINES:-40}
+    ncu_sections "gemv_q8_tc_kernelI6__halfLb0ELi$1ELi8E" $B/cuda_gemv_bench 3 multi 400 "$2"
   done
   exit 0
 fi
@@ -113,15 +120,11 @@ if [ "$MODE" = attn-ncu ]; then
   # A sliding layer's split kernel in bench/cuda_attn_bench (the model's 1,280-slot ring, depth ATTN_DEPTHS,
   # default 512): one query row (decode_tc_kernel<256, stored keys, unpacked>) against a verify's four packed
   # into one block (<256, stored, packed>), which the model's trace shows 60% slower with the same mmas.
-  # Nsight Compute's speed-of-light, launch, occupancy and warp-state sections for each, then the packed
-  # kernel's hottest instructions (bench/ncu_hotspots.sh). No tests, no synth.
+  # ncu_sections for each, then the packed kernel's hottest instructions (bench/ncu_hotspots.sh). No tests,
+  # no synth.
   for re in decode_tc_kernelILi256ELb0ELb0E decode_tc_kernelILi256ELb0ELb1E; do
     echo "== $re, depth ${ATTN_DEPTHS:-512}"
-    ${NCU:-/usr/local/cuda/bin/ncu} --kernel-name-base mangled -k "regex:$re" --launch-skip 3 --launch-count 1 \
-      --section SpeedOfLight --section LaunchStats --section Occupancy --section SchedulerStats \
-      --section WarpStateStats --section MemoryWorkloadAnalysis $B/cuda_attn_bench 3 "${ATTN_DEPTHS:-512}" sliding 2>&1 |
-      grep -E "Duration|Throughput|Waves|Grid Size|Registers|Achieved|Theoretical Occ|Eligible|Issued Warp|No Eligible|Warp Cycles|Hit Rate|Mem Busy|Stall" |
-      head -${SOL_LINES:-40}
+    ncu_sections "$re" $B/cuda_attn_bench 3 "${ATTN_DEPTHS:-512}" sliding
   done
   NCU_ARGS="--kernel-name-base mangled" SKIP=3 TOP=${TOP:-40} OUT="$LOG/ncu-attn" sh bench/ncu_hotspots.sh \
     decode_tc_kernelILi256ELb0ELb1E $B/cuda_attn_bench 3 "${ATTN_DEPTHS:-512}" sliding 2>&1 | tail -${NCU_TAIL:-60}

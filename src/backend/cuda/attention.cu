@@ -533,12 +533,12 @@ __device__ __forceinline__ void combine_out(const AttnArgs& a, int64_t th, int64
 // kernel, as the forward's order has it), each block a share of a few elements (for the 31B, 16 a block on
 // sliding layers and 4 on full ones), so the store takes no launch and no blocks of its own.
 __device__ __forceinline__ void store_share(const AttnArgs& a) {
-  const int64_t n = a.T * a.Hkv * a.D, blocks = int64_t(gridDim.x) * gridDim.y;
+  const int64_t row = a.Hkv * a.D, n = a.T * row, blocks = int64_t(gridDim.x) * gridDim.y;
   const int64_t b = int64_t(blockIdx.x) * gridDim.y + blockIdx.y, per = (n + blocks - 1) / blocks;
   const int64_t end = min(n, (b + 1) * per);
   for (int64_t i = b * per + threadIdx.x; i < end; i += kCombineThreads) {
-    if (a.cache_bf16) kv_write_at<__nv_bfloat16>(a.seqs, a.k, a.v, a.Hkv * a.D, a.capacity, a.ring, i);
-    else kv_write_at<float>(a.seqs, a.k, a.v, a.Hkv * a.D, a.capacity, a.ring, i);
+    if (a.cache_bf16) kv_write_at<__nv_bfloat16>(a.seqs, a.k, a.v, row, a.capacity, a.ring, i);
+    else kv_write_at<float>(a.seqs, a.k, a.v, row, a.capacity, a.ring, i);
   }
 }
 __global__ void __launch_bounds__(kCombineThreads)

@@ -247,10 +247,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   bool live = ks1 < ke1;
   if constexpr (kPack)
     for (int u = 0; u < np; ++u) live = live || rks[u] < rke[u];
-  if (!live) {
-    grid_dependency_sync();  // (before the return: the kernel completes after the one it follows)
-    return;
-  }
+  if (empty_split_done(!live)) return;
 
   for (int u0 = 0, u1 = 1; u0 < np; u0 = u1) {
     // The sub-pack [u0, u1): rows whose slices start within kMaxShift keys of row u0's (ks nondecreasing).

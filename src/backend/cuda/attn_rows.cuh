@@ -85,11 +85,12 @@ __device__ __forceinline__ int live_splits(const AttnArgs& a, int64_t lo, int64_
 // A split past the query's keys writes nothing and is done (true): the merge (live_splits) never reads it.
 // Writing zeros there cost, for 8 queries over a full layer of the 31B with a 16K cache (66 splits of
 // 512-dim rows), 35 MB a layer (H200: skipping them, 8 sequences +2.2%, one +1.1%; docs/PERF.md).
-__device__ __forceinline__ bool empty_split_done(int64_t ks, int64_t ke) {
-  if (ks < ke) return false;
+__device__ __forceinline__ bool empty_split_done(bool empty) {
+  if (!empty) return false;
   grid_dependency_sync();  // (before any return: the kernel completes after the one it follows)
   return true;
 }
+__device__ __forceinline__ bool empty_split_done(int64_t ks, int64_t ke) { return empty_split_done(!(ks < ke)); }
 
 __device__ __forceinline__ float to_f32(float x) { return x; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
