@@ -120,14 +120,18 @@ if [ "$MODE" = attn-ncu ]; then
   # A sliding layer's split kernel in bench/cuda_attn_bench (the model's 1,280-slot ring, depth ATTN_DEPTHS,
   # default 512): one query row (decode_tc_kernel<256, stored keys, unpacked>) against a verify's four packed
   # into one block (<256, stored, packed>), which the model's trace shows 60% slower with the same mmas.
-  # ncu_sections for each, then the packed kernel's hottest instructions (bench/ncu_hotspots.sh). No tests,
+  # ncu_sections for each, then the hottest instructions (bench/ncu_hotspots.sh; its report and SASS table in
+  # ncu-attn-N/) of each kernel ATTN_HOT names (default the packed one: 1; 0 the one-row kernel). No tests,
   # no synth.
   for re in decode_tc_kernelILi256ELb0ELb0E decode_tc_kernelILi256ELb0ELb1E; do
     echo "== $re, depth ${ATTN_DEPTHS:-512}"
     ncu_sections "$re" $B/cuda_attn_bench 3 "${ATTN_DEPTHS:-512}" sliding
   done
-  NCU_ARGS="--kernel-name-base mangled" SKIP=3 TOP=${TOP:-40} OUT="$LOG/ncu-attn" sh bench/ncu_hotspots.sh \
-    decode_tc_kernelILi256ELb0ELb1E $B/cuda_attn_bench 3 "${ATTN_DEPTHS:-512}" sliding 2>&1 | tail -${NCU_TAIL:-60}
+  for p in ${ATTN_HOT:-1}; do
+    echo "== hottest instructions, decode_tc_kernelILi256ELb0ELb${p}E"
+    NCU_ARGS="--kernel-name-base mangled" SKIP=3 TOP=${TOP:-40} OUT="$LOG/ncu-attn-$p" sh bench/ncu_hotspots.sh \
+      "decode_tc_kernelILi256ELb0ELb${p}E" $B/cuda_attn_bench 3 "${ATTN_DEPTHS:-512}" sliding 2>&1 | tail -${NCU_TAIL:-60}
+  done
   exit 0
 fi
 if [ "$MODE" = gemv-ncu ]; then

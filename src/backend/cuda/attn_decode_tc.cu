@@ -268,7 +268,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     // The rows of the tile at k0 (one thread a row) for stage st.
     auto find_rows = [&](int64_t k0, int st) {
       if (tid < L::kBufRows) {
-        const int j = tid % R;
+        const int j = tid < R ? tid : tid - R;  // the row's key in the tile (stored keys: key rows, then values)
         const int64_t pk = k0 + j;
         const bool val = kDerived || tid >= R;
         srow[st][tid] = pk >= ke || j >= nstage ? nullptr
@@ -276,23 +276,45 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
                                                 : key_row<__nv_bfloat16>(a, rs, rs.k, rs.ck, pk, g);
       }
     };
-    // Stage st's copies of the tile at k0 (after find_rows and a barrier), one commit group. rows: kAll, or
-    // the first tile in two steps: kCached (the rows earlier steps cached, before the wait) then kRest (this
-    // step's own rows and the zeros past the split's keys, after it) and the commit.
+    // Stage st's copies of the tile at k0 (after find_rows and a barrier), one commit group. Warp w copies
+    // the stage's rows w, w + kWarpsTc, ... (pass i: row w + kWarpsTc i), a lane 16 bytes of each 512-byte run, so
+    // a row's kind (cached: cp.async; this step's own or past the split's keys: rounded or zeros) is the
+    // warp's and the passes unroll. rows: kAll, or the first tile in two steps: kCached (the rows earlier
+    // steps cached, before the wait) returns the passes it left, which kRest (this step's own rows and the
+    // zeros, after it) takes before the commit.
     enum Rows { kAll, kCached, kRest };
-    auto stage_tile = [&](int64_t k0, int st, Rows rows) {
+    constexpr int kRowPasses = (L::kBufRows + kWarpsTc - 1) / kWarpsTc;
+    static_assert(kRowPasses <= 32 && CPR % 32 == 0, "a bit a pass; whole 512-byte runs a row");
+    auto stage_tile = [&](int64_t k0, int st, Rows rows, uint32_t left = 0u) -> uint32_t {
       __nv_bfloat16* buf = stages + st * L::kBufRows * RS;
-      for (int e = tid; e < L::kBufRows * CPR; e += kThreadsTc) {
-        const int r = e / CPR, c = e % CPR;
-        if (kPack && r % R >= nstage) continue;
-        const void* src = srow[st][r];
-        __nv_bfloat16* dst = buf + r * RS + 8 * c;
-        const bool cached = src && k0 + r % R < rs.p0;
-        if ((rows == kCached && !cached) || (rows == kRest && cached)) continue;
-        if (cached) cp_async<16>(smem_addr(dst), static_cast<const __nv_bfloat16*>(src) + 8 * c);
-        else *reinterpret_cast<uint4*>(dst) = fresh8(src, 8 * c);
+      auto copy_row = [&](int r, const void* src, bool cached) {
+#pragma unroll
+        for (int cc = 0; cc < CPR / 32; ++cc) {
+          const int c = lane + 32 * cc;
+          __nv_bfloat16* dst = buf + r * RS + 8 * c;
+          if (cached) cp_async<16>(smem_addr(dst), static_cast<const __nv_bfloat16*>(src) + 8 * c);
+          else *reinterpret_cast<uint4*>(dst) = fresh8(src, 8 * c);
+        }
+      };
+      if (rows == kRest) {
+        for (; left; left &= left - 1) {
+          const int r = warp + kWarpsTc * (__ffs(int(left)) - 1);
+          copy_row(r, srow[st][r], false);
+        }
+      } else {
+#pragma unroll
+        for (int i = 0; i < kRowPasses; ++i) {
+          const int r = warp + kWarpsTc * i;
+          if (r >= L::kBufRows) break;
+          const int j = r < R ? r : r - R;
+          if (kPack && j >= nstage) continue;
+          const void* src = srow[st][r];
+          const bool cached = src && k0 + j < rs.p0;
+          if (rows == kCached && !cached) left |= 1u << i;
+          else copy_row(r, src, cached);
+        }
       }
-      if (rows == kCached) return;
+      if (rows == kCached) return left;
       cp_async_commit();
       if constexpr (kDerived) {
         // The tile's {cos, sin} rows (8 bytes a rotated pair: 512 bytes a key for the 31B, a 32 MB table at
@@ -304,6 +326,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
           if (pk < ke) prefetch_l2(reinterpret_cast<const char*>(a.rope_cs) + pk * a.pairs * 8 + (e % lines) * 128);
         }
       }
+      return 0u;
     };
 
     // The first tile's copies go out before the query is staged: its cached rows before the wait for the
@@ -311,18 +334,40 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     // write), its fresh rows after it. (A later sub-pack waits on nothing.)
     if (ntiles > 0) find_rows(ks, 0);
     __syncthreads();
-    if (ntiles > 0) stage_tile(ks, 0, kCached);
+    const uint32_t left = ntiles > 0 ? stage_tile(ks, 0, kCached) : 0u;
     if (u0 == 0) grid_dependency_sync();
-    if (ntiles > 0) stage_tile(ks, 0, kRest);
-    for (int e = tid; e < kCols * D; e += kThreadsTc) {
-      const int j = e / D, d = e % D;
-      __nv_bfloat16 p[kParts];
-      const int64_t qrow = t + u0 + col_row(j);
-      float x = j < ncols ? a.q[(qrow * a.Hq + g * G + col_head(j)) * D + d] : 0.f;
-      if (kDerived && d % (D / 2) >= a.pairs) x = __fmul_rn(x, a.kw[d]);  // dims RoPE leaves alone: q_d kw_d
-      split3(x, p);
+    if (ntiles > 0) stage_tile(ks, 0, kRest, left);
+    // The query: a thread 8 dims of a column a pass (two 16-byte loads, three 16-byte stores of its parts),
+    // the loads of every pass issued before the first conversion.
+    {
+      constexpr int kPasses = kCols * D / 8 / kThreadsTc;
+      static_assert(kPasses * kThreadsTc * 8 == kCols * D, "whole passes of 8-dim chunks");
+      float4 x[kPasses][2];
 #pragma unroll
-      for (int i = 0; i < kParts; ++i) qsm[(i * kCols + j) * QS + d] = p[i];
+      for (int i = 0; i < kPasses; ++i) {
+        const int e = tid + i * kThreadsTc, j = e / (D / 8), d = 8 * (e % (D / 8));
+        x[i][0] = x[i][1] = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (j < ncols) {
+          const float4* src =
+              reinterpret_cast<const float4*>(a.q + ((t + u0 + col_row(j)) * a.Hq + g * G + col_head(j)) * D + d);
+          x[i][0] = src[0], x[i][1] = src[1];
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < kPasses; ++i) {
+        const int e = tid + i * kThreadsTc, j = e / (D / 8), d = 8 * (e % (D / 8));
+        float v[8] = {x[i][0].x, x[i][0].y, x[i][0].z, x[i][0].w, x[i][1].x, x[i][1].y, x[i][1].z, x[i][1].w};
+        if (kDerived && d % (D / 2) >= a.pairs) {  // dims RoPE leaves alone: q_d kw_d (pairs % 8 == 0)
+#pragma unroll
+          for (int k = 0; k < 8; ++k) v[k] = __fmul_rn(v[k], a.kw[d + k]);
+        }
+        uint32_t w[4][kParts];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) split3_pair(v[2 * k], v[2 * k + 1], w[k]);
+#pragma unroll
+        for (int p = 0; p < kParts; ++p)
+          *reinterpret_cast<uint4*>(qsm + (p * kCols + j) * QS + d) = make_uint4(w[0][p], w[1][p], w[2][p], w[3][p]);
+      }
     }
     if (tid < kCols) mrow[tid] = -FLT_MAX, lrow[tid] = 0.f;
     float acc[DW / 16][4];
@@ -556,8 +601,9 @@ bool attn_decode_tc_suits(const AttnArgs& a) {
   const int64_t group = a.Hkv > 0 ? a.Hq / a.Hkv : 0;
   const auto aligned16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   const bool derive_ok = a.pairs % 8 == 0 && a.rope_cs && aligned16(a.rope_cs) && aligned16(a.kw);
-  if (!(a.cache_bf16 && (!a.kw || derive_ok) && (a.D == 256 || a.D == 512) && group >= 1 && group <= kCols &&
-        a.Hq == group * a.Hkv))
+  // (the query is read 32 bytes at a time)
+  if (!(a.cache_bf16 && (!a.kw || derive_ok) && aligned16(a.q) && (a.D == 256 || a.D == 512) && group >= 1 &&
+        group <= kCols && a.Hq == group * a.Hkv))
     return false;
   // The block's shared memory must fit the device: stored keys at D = 512 take 170 KB (an A100 runs such
   // layers on the group kernel).
