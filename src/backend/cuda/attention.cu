@@ -531,7 +531,8 @@ __device__ __forceinline__ void combine_out(const AttnArgs& a, int64_t th, int64
 }
 // With store, the merge also writes the launch's new rows into the caches (kv_write_at; after the split
 // kernel, as the forward's order has it), each block a share of a few elements (for the 31B, 16 a block on
-// sliding layers and 4 on full ones), so the store takes no launch and no blocks of its own.
+// sliding layers and 4 on full ones), so the store takes no launch and no blocks of its own; a block stores
+// its share once its own loads are out, so that the share's latency hides behind theirs.
 __device__ __forceinline__ void store_share(const AttnArgs& a) {
   const int64_t row = a.Hkv * a.D, n = a.T * row, blocks = int64_t(gridDim.x) * gridDim.y;
   const int64_t b = int64_t(blockIdx.x) * gridDim.y + blockIdx.y, per = (n + blocks - 1) / blocks;
@@ -545,7 +546,6 @@ __global__ void __launch_bounds__(kCombineThreads)
     combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml,
                    uint4* __restrict__ xq, int nch_pad, bool store) {
   grid_dependency_sync();
-  if (store) store_share(a);
   __shared__ float wgt[kMaxSplit];
   __shared__ float red[kCombineGroups][kCombineDims];
   const int64_t th = blockIdx.x;
@@ -573,6 +573,7 @@ __global__ void __launch_bounds__(kCombineThreads)
     static_assert(kCombineHeld * kCombineGroups == 32, "the held partials cover 32 splits");
     const int lane = tid & 31;
     const float2 pl = lane < live ? m[lane] : make_float2(-FLT_MAX, 0.f);
+    if (store) store_share(a);  // (while the loads above are in flight)
     const float Mw = warp_max(pl.x);
     const float w = lane < live ? __expf(pl.x - Mw) : 0.f;
     const float Lw = warp_sum(lane < live ? pl.y * w : 0.f);
@@ -594,8 +595,10 @@ __global__ void __launch_bounds__(kCombineThreads)
   for (int i = 0; i < kPairs; ++i) {
     const int sp = tid + i * kCombineThreads;
     mine[i] = sp < live ? m[sp] : make_float2(-FLT_MAX, 0.f);
-    M = fmaxf(M, mine[i].x);
   }
+  if (store) store_share(a);
+#pragma unroll
+  for (int i = 0; i < kPairs; ++i) M = fmaxf(M, mine[i].x);
   M = block_max<nw>(M);
   float L = 0.f;
 #pragma unroll
