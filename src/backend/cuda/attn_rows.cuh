@@ -66,7 +66,9 @@ struct SplitKeys {
   int per;
 };
 __device__ __forceinline__ int64_t split_size(const AttnArgs& a, int64_t lo, int64_t hi, int n_split) {
-  const int m = a.split_min, per = max(int((hi - lo + n_split - 1) / n_split), m);  // (a window or cache: < 2^31)
+  // (32-bit unsigned: a query sees a window or a cache of keys, < 2^31; a 64-bit division is a longer routine,
+  // and the signed form made ptxas spill in the tensor-core kernel of 512-dim derived keys)
+  const int m = a.split_min, per = max(int((unsigned(hi - lo) + unsigned(n_split) - 1u) / unsigned(n_split)), m);
   return int64_t((per + m - 1) / m * m);
 }
 __device__ __forceinline__ SplitKeys split_keys(const AttnArgs& a, int64_t lo, int64_t hi, int n_split, int split) {
@@ -79,7 +81,7 @@ __device__ __forceinline__ SplitKeys split_keys(const AttnArgs& a, int64_t lo, i
 // The merge reads only those: the others' (m, l) = (-inf, 0) would add exact zeros.
 __device__ __forceinline__ int live_splits(const AttnArgs& a, int64_t lo, int64_t hi, int n_split) {
   const int64_t per = split_size(a, lo, hi, n_split);
-  return int(min(int64_t(n_split), (hi - lo + per - 1) / per));
+  return min(n_split, (int(hi - lo) + int(per) - 1) / int(per));
 }
 
 // A split past the query's keys writes nothing and is done (true): the merge (live_splits) never reads it.
