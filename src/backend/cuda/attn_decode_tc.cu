@@ -264,20 +264,6 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     }
     const int ncols = (u1 - u0) * G;
     const int nstage = kPack ? kTileTc + int(rks[u1 - 1] - ks) : kTileTc;  // key rows a stage takes (the rest never read)
-    // Packed: what the tile loop asks of the sub-pack's slices, read once: column `warp`'s offset in the
-    // stage and slice length (the softmax), the offsets that start some row's tiles (bit o: offset o) and the
-    // offset of B column gq's row (P.V). (Without packing: 0, the slice's length, offset 0 only, 0.)
-    const auto len_of = [&](int j) {  // column j's keys in this split
-      return j >= ncols ? 0 : kPack ? int(max(int64_t(0), rke[u0 + col_row(j)] - rks[u0 + col_row(j)])) : int(ke - ks);
-    };
-    int soft_off = 0, soft_len = len_of(warp), pv_offs = 1, my_off = 0;
-    if constexpr (kPack) {
-      const auto off_of = [&](int j) { return int(rks[u0 + col_row(j)] - ks); };
-      soft_off = warp < ncols ? off_of(warp) : 0;
-      pv_offs = 0;
-      for (int u = u0; u < u1; ++u) pv_offs |= 1 << int(rks[u] - ks);
-      my_off = gq < ncols ? off_of(gq) : -1;  // (a column past the pack: never mine)
-    }
 
     // The rows of the tile at k0 (one thread a row) for stage st.
     auto find_rows = [&](int64_t k0, int st) {
@@ -319,7 +305,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
 #pragma unroll
         for (int i = 0; i < kRowPasses; ++i) {
           const int r = warp + kWarpsTc * i;
-          if (L::kBufRows % kWarpsTc != 0 && r >= L::kBufRows) break;
+          if (r >= L::kBufRows) break;
           const int j = r < R ? r : r - R;
           if (kPack && j >= nstage) continue;
           const void* src = srow[st][r];
@@ -351,28 +337,29 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     const uint32_t left = ntiles > 0 ? stage_tile(ks, 0, kCached) : 0u;
     if (u0 == 0) grid_dependency_sync();
     if (ntiles > 0) stage_tile(ks, 0, kRest, left);
-    // The query: a thread 8 dims of a column a pass (two 16-byte loads, three 16-byte stores of its parts).
-    // Derived keys: the dims RoPE leaves alone take q_d kw_d (pairs % 8 == 0: a chunk is rotated or not),
-    // kw loaded beside the query.
+    // The query: a thread 8 dims of a column a pass (two 16-byte loads, three 16-byte stores of its parts),
+    // the loads of every pass issued before the first conversion.
     {
       constexpr int kPasses = kCols * D / 8 / kThreadsTc;
       static_assert(kPasses * kThreadsTc * 8 == kCols * D, "whole passes of 8-dim chunks");
+      float4 x[kPasses][2];
 #pragma unroll
       for (int i = 0; i < kPasses; ++i) {
         const int e = tid + i * kThreadsTc, j = e / (D / 8), d = 8 * (e % (D / 8));
-        float4 x[2] = {make_float4(0.f, 0.f, 0.f, 0.f), make_float4(0.f, 0.f, 0.f, 0.f)};
+        x[i][0] = x[i][1] = make_float4(0.f, 0.f, 0.f, 0.f);
         if (j < ncols) {
           const float4* src =
               reinterpret_cast<const float4*>(a.q + ((t + u0 + col_row(j)) * a.Hq + g * G + col_head(j)) * D + d);
-          x[0] = src[0], x[1] = src[1];
+          x[i][0] = src[0], x[i][1] = src[1];
         }
-        float v[8] = {x[0].x, x[0].y, x[0].z, x[0].w, x[1].x, x[1].y, x[1].z, x[1].w};
-        if (kDerived && d % (D / 2) >= a.pairs) {
-          const float4* kw4 = reinterpret_cast<const float4*>(a.kw + d);
-          const float4 w0 = __ldg(kw4), w1 = __ldg(kw4 + 1);
-          const float kw8[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+      }
 #pragma unroll
-          for (int k = 0; k < 8; ++k) v[k] = __fmul_rn(v[k], kw8[k]);
+      for (int i = 0; i < kPasses; ++i) {
+        const int e = tid + i * kThreadsTc, j = e / (D / 8), d = 8 * (e % (D / 8));
+        float v[8] = {x[i][0].x, x[i][0].y, x[i][0].z, x[i][0].w, x[i][1].x, x[i][1].y, x[i][1].z, x[i][1].w};
+        if (kDerived && d % (D / 2) >= a.pairs) {  // dims RoPE leaves alone: q_d kw_d (pairs % 8 == 0)
+#pragma unroll
+          for (int k = 0; k < 8; ++k) v[k] = __fmul_rn(v[k], a.kw[d + k]);
         }
         uint32_t w[4][kParts];
 #pragma unroll
@@ -462,8 +449,13 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
       // Online softmax: warp w takes column w, lane l key l of the column's row's tile (at its offset in the
       // stage), the dim quarters' sums added in order.
       {
-        const int j = warp, off = soft_off;
-        const int nk = kPack ? max(0, min(kTileTc, soft_len - kTileTc * it)) : int(min(int64_t(kTileTc), ke - k0));
+        const int j = warp;
+        int off = 0, nk = int(min(int64_t(kTileTc), ke - k0));
+        if constexpr (kPack) {
+          const int u = u0 + col_row(j);
+          off = j < ncols ? int(rks[u] - ks) : 0;
+          nk = j < ncols ? int(max(int64_t(0), min(int64_t(kTileTc), rke[u] - (rks[u] + int64_t(it) * kTileTc)))) : 0;
+        }
         float sv = -FLT_MAX;
         if (lane < nk) {
           sv = sc[j * SS + off + lane];
@@ -525,29 +517,24 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
           }
         };
         if constexpr (kPack) {
-          for (int o = pv_offs; o; o &= o - 1) pv(__ffs(o) - 1, __ffs(o) - 1 == my_off);  // (offsets ascending)
+          const int64_t my_ks = gq < ncols ? rks[u0 + col_row(gq)] : -1;  // (a column past the pack: never mine)
+          for (int u = u0; u < u1; ++u)
+            if (u == u0 || rks[u] != rks[u - 1]) pv(int(rks[u] - ks), my_ks == rks[u]);
         } else {
           pv(0, true);
         }
       }
     }
-    // acc[2 grp + h][e]: column 2cq + (e & 1), row gq + 8 (e >> 1) of m-tile h, i.e. block 2h + (e >> 1). A
-    // column without keys stores nothing (an empty split's row is never read: live_splits).
-    float* prow[2];
-    bool col_live[2];
-#pragma unroll
-    for (int c = 0; c < 2; ++c) {
-      const int j = 2 * cq + c;
-      prow[c] = part + ((((t + u0 + col_row(j)) * a.Hq) + g * G + col_head(j)) * n_split + split) * D;
-      col_live[c] = len_of(j) > 0;
-    }
+    // acc[2 grp + h][e]: column 2cq + (e & 1), row gq + 8 (e >> 1) of m-tile h, i.e. block 2h + (e >> 1).
 #pragma unroll
     for (int m = 0; m < DW / 16; ++m) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int blk = 2 * (m & 1) + (e >> 1);
+        const int j = 2 * cq + (e & 1), blk = 2 * (m & 1) + (e >> 1);
         const int d = DW * warp + 32 * (m >> 1) + 8 * (gq >> 1) + 2 * blk + (gq & 1);
-        if (col_live[e & 1]) prow[e & 1][d] = acc[m][e];
+        const int u = u0 + col_row(j);
+        if (j < ncols && (kPack ? rks[u] < rke[u] : ks < ke))  // (an empty split's row is never read: live_splits)
+          part[((((t + u) * a.Hq) + g * G + col_head(j)) * n_split + split) * D + d] = acc[m][e];
       }
     }
     if (tid < ncols) {
