@@ -8,7 +8,9 @@
 #   2. the CUDA tests by default and under each of TEST_SETTINGS (device_run.sh tests);
 #   3. when MULTI_SETTINGS is set, the 1-8-token GEMV alone under each (device_run.sh multi; MULTI_GREP picks
 #      the lines, default those of 2, 4 and 8 tokens);
-#   4. when AB is set, the A/B of its settings with AB_ARGS (device_run.sh ab), its one-line-a-setting table.
+#   4. when AB is set, the A/B of its settings with AB_ARGS (device_run.sh ab), its one-line-a-setting table;
+#   5. when ATTN_SHAPES is set (e.g. "sliding full-derived"), decode attention alone for each shape
+#      (device_run.sh attn: ATTN_SETTINGS, default only here, then an older build's benchmark if carried).
 # Every step's logs come back as one archive each in $OUT (a call returns at most 8 files).
 # SYNTH_FORMAT / SYNTH_DIR as for device_run.sh (default here: the Q4_0 layout, the goals' llama.cpp file).
 set -u
@@ -37,5 +39,11 @@ fi
 if [ -n "${AB:-}" ]; then
   step "ab ($AB; ${AB_ARGS:-device_run.sh's default arguments})"
   SKIP_TESTS=1 run_mode ab sed -n '/^== A\/B by setting/,$p'
+fi
+if [ -n "${ATTN_SHAPES:-}" ]; then
+  for shape in $ATTN_SHAPES; do
+    step "attn ($shape, depths ${ATTN_DEPTHS:-512,4096})"
+    ATTN_SHAPE=$shape ATTN_SETTINGS=${ATTN_SETTINGS:-default} run_mode attn grep -v "^NVIDIA"
+  done
 fi
 step done
