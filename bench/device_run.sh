@@ -131,6 +131,7 @@ if [ "$MODE" = attn-ncu ]; then
     echo "== hottest instructions, decode_tc_kernelILi256ELb0ELb${p}E"
     NCU_ARGS="--kernel-name-base mangled" SKIP=3 TOP=${TOP:-40} OUT="$LOG/ncu-attn-$p" sh bench/ncu_hotspots.sh \
       "decode_tc_kernelILi256ELb0ELb${p}E" $B/cuda_attn_bench 3 "${ATTN_DEPTHS:-512}" sliding 2>&1 | tail -${NCU_TAIL:-60}
+    python3 bench/ncu_regions.py "$LOG/ncu-attn-$p/hot_sass.csv" 2>&1 | head -40  # (by phase: bench/ncu_regions.py)
   done
   exit 0
 fi

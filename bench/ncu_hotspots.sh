@@ -3,7 +3,8 @@
 # in SASS): one launch of the first kernel whose name matches REGEX (after $SKIP launches of it, default 3)
 # is profiled with the SourceCounters and WarpStateStats sections, then the $TOP (default 40) instructions
 # with the most warp-stall samples are printed with their share of all samples, in address order, so that
-# a loop's hot region reads as one block. The report stays in $OUT (or /tmp/g4-device) as hot.ncu-rep.
+# a loop's hot region reads as one block. The report stays in $OUT (or /tmp/g4-device) as hot.ncu-rep, its
+# SASS table as hot_sass.csv (bench/ncu_regions.py sums that table phase by phase, between barriers).
 #   bench/ncu_hotspots.sh REGEX COMMAND [ARGS...]
 #   e.g. bench/ncu_hotspots.sh decode_tc build/cuda/cuda_attn_bench 2 65536 full-derived
 # $NCU_ARGS go to ncu before the others: e.g. "--kernel-name-base mangled" to pick one template instance by
