@@ -20,41 +20,7 @@ mkdir -p "$LOG"
   -f -o "$LOG/hot" "$@" > "$LOG/hot.log" 2>&1 || { echo "ncu failed:"; tail -5 "$LOG/hot.log"; exit 1; }
 "$NCU" --import "$LOG/hot.ncu-rep" --page source --print-source sass --csv > "$LOG/hot_sass.csv" 2> "$LOG/hot_sass.err" ||
   { echo "ncu --page source failed:"; tail -5 "$LOG/hot_sass.err"; exit 1; }
-python3 - "$LOG/hot_sass.csv" "${TOP:-40}" <<'PY'
-import csv, sys
-rows = list(csv.reader(l for l in open(sys.argv[1]) if l.strip() and not l.startswith("==")))
-if not rows:
-    sys.exit("no source rows in the report")
-# Newer ncu versions print a "Kernel Name" row before the header: the header is the first row naming both
-# the source and the address columns.
-def has(r, *words):
-    return any(all(w.lower() in h.lower() for w in words) for h in r)
-start = next((i for i, r in enumerate(rows) if has(r, "Source") and has(r, "Address")), 0)
-rows = rows[start:]
-head = rows[0]
-def col(*words):
-    for i, h in enumerate(head):
-        if all(w.lower() in h.lower() for w in words):
-            return i
-    return None
-src = col("Source")
-stall = col("Sampling", "All") if col("Sampling", "All") is not None else col("Sampling")
-addr = col("Address")
-if src is None or stall is None:
-    sys.exit("columns not found; header: " + ", ".join(head))
-def num(s):
-    try:
-        return float(s.replace(",", ""))
-    except ValueError:
-        return 0.0
-body = [(i, r) for i, r in enumerate(rows[1:]) if len(r) > max(src, stall)]
-total = sum(num(r[stall]) for _, r in body) or 1.0
-top = sorted(body, key=lambda x: -num(x[1][stall]))[: int(sys.argv[2])]
-print(f"{len(body)} instructions, {total:.0f} stall samples; the top {len(top)}:")
-for i, r in sorted(top):
-    a = r[addr] if addr is not None else str(i)
-    print(f"{a:>8} {100 * num(r[stall]) / total:5.1f}%  {r[src].strip()[:110]}")
-PY
+python3 "$(dirname "$0")/ncu_regions.py" --top "${TOP:-40}" "$LOG/hot_sass.csv"
 # Where the warps wait, from the same report: the warp-state and issue lines of its details page.
 "$NCU" --import "$LOG/hot.ncu-rep" --page details 2>/dev/null |
   grep -E "Duration|Memory Throughput|Warp Cycles Per|Stall|Issued Warp|No Eligible|Active Warps|Registers" | head -${DETAIL_LINES:-24}

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Where a kernel's instructions go, region by region, from bench/ncu_hotspots.sh's SASS table.
+"""Reads the SASS table of bench/ncu_hotspots.sh (Nsight Compute's source page, one row an instruction).
 
-A region is the run of instructions between two block barriers (BAR.SYNC), warp syncs or exits, in address
-order: for a kernel staged in phases (copy, barrier, multiply, barrier, ...) each phase reads as one line with
-its executed instructions (summed over warps), its warp-stall samples and its most executed opcodes. Two
-profiles of related kernels (a one-row and a packed variant, an old and a new build) side by side show which
-phase grew. The executed count of a region's busiest instruction says how often the region ran (a loop
-body runs once a tile, a prologue once a warp).
+    bench/ncu_regions.py --top N hot_sass.csv   the N instructions with the most warp-stall samples, with
+                                                their share of all samples, in address order (a loop's hot
+                                                region reads as one block)
+    bench/ncu_regions.py hot_sass.csv [...]     where the instructions go, region by region
 
-    bench/ncu_regions.py hot_sass.csv [hot_sass.csv ...]
+A region is the run of instructions up to a block barrier (BAR), warp sync or exit, in address order: for a
+kernel staged in phases (copy, barrier, multiply, barrier, ...) each phase reads as one line with its executed
+instructions (summed over warps), its warp-stall samples and its most executed opcodes. Two profiles of
+related kernels (a one-row and a packed variant, an old and a new build) side by side show which phase grew.
+The executed count of a region's busiest instruction says how often the region ran (a loop body once a tile,
+a prologue once a warp).
 """
 import csv
 import sys
@@ -21,41 +24,81 @@ def num(s):
         return 0.0
 
 
+def load(path):
+    """The table's rows as dicts of the columns used here: source, address, stall samples, executed count."""
+    rows = list(csv.reader(l for l in open(path) if l.strip() and not l.startswith("==")))
+    if not rows:
+        sys.exit(f"{path}: no source rows in the report")
+
+    # Newer ncu versions print a "Kernel Name" row before the header: the header is the first row naming both
+    # the source and the address columns.
+    def has(r, *words):
+        return any(all(w.lower() in h.lower() for w in words) for h in r)
+
+    start = next((i for i, r in enumerate(rows) if has(r, "Source") and has(r, "Address")), 0)
+    head = rows[start]
+
+    def col(*words):
+        return next((i for i, h in enumerate(head) if all(w.lower() in h.lower() for w in words)), None)
+
+    src, addr = col("Source"), col("Address")
+    stall = col("Sampling", "All") if col("Sampling", "All") is not None else col("Sampling")
+    execd = col("Instructions Executed")
+    if src is None or stall is None:
+        sys.exit(f"{path}: columns not found; header: " + ", ".join(head))
+    out = []
+    for i, r in enumerate(rows[start + 1:]):
+        if len(r) <= max(src, stall):
+            continue
+        out.append({"at": r[addr] if addr is not None else str(i), "source": r[src].strip(),
+                    "samples": num(r[stall]), "executed": num(r[execd]) if execd is not None else 0.0})
+    return out
+
+
+def top(path, n):
+    body = load(path)
+    total = sum(r["samples"] for r in body) or 1.0
+    hot = sorted(range(len(body)), key=lambda i: -body[i]["samples"])[:n]
+    print(f"{len(body)} instructions, {total:.0f} stall samples; the top {len(hot)}:")
+    for i in sorted(hot):
+        r = body[i]
+        print(f"{r['at']:>8} {100 * r['samples'] / total:5.1f}%  {r['source'][:110]}")
+
+
+def opcode(source):
+    words = source.split()
+    if words and words[0].startswith("@"):  # a predicate guard
+        words = words[1:]
+    return words[0].split(".")[0] if words else ""
+
+
 def regions(path):
-    rows = [r for r in csv.reader(open(path)) if r]
-    # Newer ncu versions print a "Kernel Name" row before the header.
-    start = next(i for i, r in enumerate(rows) if "Source" in r and "Address" in r)
-    head, body = rows[start], rows[start + 1:]
-    src, execd = head.index("Source"), head.index("Instructions Executed")
-    stall = head.index("Warp Stall Sampling (All Samples)")
     out, cur = [], None
+    body = load(path)
     for k, r in enumerate(body):
         if cur is None:
             cur = {"first": k, "inst": 0.0, "samples": 0.0, "most": 0.0, "ops": {}}
-        text = r[src].split()
-        op = (text[1] if text and text[0].startswith("@") and len(text) > 1 else (text[0] if text else "")).split(".")[0]
-        e = num(r[execd])
-        cur["inst"] += e
-        cur["samples"] += num(r[stall])
-        cur["most"] = max(cur["most"], e)
-        cur["ops"][op] = cur["ops"].get(op, 0.0) + e
-        if op in ("BAR", "WARPSYNC", "EXIT"):
+        op = opcode(r["source"])
+        cur["inst"] += r["executed"]
+        cur["samples"] += r["samples"]
+        cur["most"] = max(cur["most"], r["executed"])
+        cur["ops"][op] = cur["ops"].get(op, 0.0) + r["executed"]
+        if op in ("BAR", "WARPSYNC", "EXIT") or k == len(body) - 1:
             cur["last"] = k
             out.append(cur)
             cur = None
-    if cur is not None:
-        cur["last"] = len(body) - 1
-        out.append(cur)
     return out
 
 
 def main():
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    if len(args) == 3 and args[0] == "--top":
+        return top(args[2], int(args[1]))
+    if not args or args[0].startswith("-"):
         sys.exit(__doc__)
-    for path in sys.argv[1:]:
+    for path in args:
         rs = regions(path)
-        total = sum(r["inst"] for r in rs)
-        print(f"== {path}: {total:,.0f} instructions executed")
+        print(f"== {path}: {sum(r['inst'] for r in rs):,.0f} instructions executed")
         for r in rs:
             if r["inst"] == 0:
                 continue
