@@ -265,10 +265,12 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     const int ncols = (u1 - u0) * G;
     const int nstage = kPack ? kTileTc + int(rks[u1 - 1] - ks) : kTileTc;  // key rows a stage takes (the rest never read)
 
+    // Stage row r's key in the tile (stored keys: R key rows, then R value rows).
+    auto key_of = [&](int r) { return r < R ? r : r - R; };
     // The rows of the tile at k0 (one thread a row) for stage st.
     auto find_rows = [&](int64_t k0, int st) {
       if (tid < L::kBufRows) {
-        const int j = tid < R ? tid : tid - R;  // the row's key in the tile (stored keys: key rows, then values)
+        const int j = key_of(tid);
         const int64_t pk = k0 + j;
         const bool val = kDerived || tid >= R;
         srow[st][tid] = pk >= ke || j >= nstage ? nullptr
@@ -306,7 +308,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
         for (int i = 0; i < kRowPasses; ++i) {
           const int r = warp + kWarpsTc * i;
           if (r >= L::kBufRows) break;
-          const int j = r < R ? r : r - R;
+          const int j = key_of(r);
           if (kPack && j >= nstage) continue;
           const void* src = srow[st][r];
           const bool cached = src && k0 + j < rs.p0;
