@@ -82,8 +82,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # verify cost and oracle drafter), or ab (environment switches against the default, alternating twice, bench
 # arguments $AB_ARGS: $AB=$AB_VALUE, default 0, or AB="NAME=VALUE ..." for several in one call; below), or gemv-ncu (where the tensor-core GEMV of 8 and of 4 tokens over a Q4_0 layout stalls,
 # 21504 x 5376: bench/ncu_hotspots.sh on cuda_gemv_bench; no tests, no synth), or attn (decode attention
-# alone under settings, against an older build's; below), or attn-ncu (where the sliding layer's split
-# kernel waits, a verify's packed rows against one row; below), or boundary (bench/cuda_boundary_bench: kernel
+# alone under settings, against an older build's; below), or attn-ncu (where a layer's split
+# kernel waits: one row, a verify's packed rows, the full layer's derived keys; below), or boundary (bench/cuda_boundary_bench: kernel
 # boundaries against a persistent kernel's grid barriers; no tests, no synth), or multi (the 1-8-token GEMV
 # alone under settings; below)
 if [ "$MODE" = boundary ]; then
@@ -117,20 +117,24 @@ if [ "$MODE" = gemv-sol ]; then
   exit 0
 fi
 if [ "$MODE" = attn-ncu ]; then
-  # A sliding layer's split kernel in bench/cuda_attn_bench (the model's 1,280-slot ring, depth ATTN_DEPTHS,
-  # default 512): one query row (decode_tc_kernel<256, stored keys, unpacked>) against a verify's four packed
-  # into one block (<256, stored, packed>), which the model's trace shows 60% slower with the same mmas.
-  # ncu_sections for each, then the hottest instructions (bench/ncu_hotspots.sh; its report and SASS table in
-  # ncu-attn-N/) of each kernel ATTN_HOT names (default the packed one: 1; 0 the one-row kernel). No tests,
-  # no synth.
-  for re in decode_tc_kernelILi256ELb0ELb0E decode_tc_kernelILi256ELb0ELb1E; do
-    echo "== $re, depth ${ATTN_DEPTHS:-512}"
-    ncu_sections "$re" $B/cuda_attn_bench 3 "${ATTN_DEPTHS:-512}" sliding
-  done
+  # A layer's split kernel in bench/cuda_attn_bench at depth ATTN_DEPTHS (default 512), for each kernel ATTN_HOT
+  # names: 0 the sliding layer's one query row (decode_tc_kernel<256, stored keys, unpacked>; the model's
+  # 1,280-slot ring), 1 a verify's four rows packed into one block (<256, stored, packed>; the default), f the
+  # full layer's one row with derived keys (<512, derived, unpacked>). For each: ncu_sections, then the hottest
+  # instructions (bench/ncu_hotspots.sh; its report and SASS table in ncu-attn-N/) and the instructions phase
+  # by phase (bench/ncu_regions.py). No tests, no synth.
   for p in ${ATTN_HOT:-1}; do
-    echo "== hottest instructions, decode_tc_kernelILi256ELb0ELb${p}E"
+    case $p in
+      0) re=decode_tc_kernelILi256ELb0ELb0E shape=sliding ;;
+      1) re=decode_tc_kernelILi256ELb0ELb1E shape=sliding ;;
+      f) re=decode_tc_kernelILi512ELb1ELb0E shape=full-derived ;;
+      *) echo "attn-ncu: ATTN_HOT takes 0, 1 or f, not '$p'" >&2; exit 2 ;;
+    esac
+    echo "== $re, $shape, depth ${ATTN_DEPTHS:-512}"
+    ncu_sections "$re" $B/cuda_attn_bench 3 "${ATTN_DEPTHS:-512}" $shape
+    echo "== hottest instructions, $re"
     NCU_ARGS="--kernel-name-base mangled" SKIP=3 TOP=${TOP:-40} OUT="$LOG/ncu-attn-$p" sh bench/ncu_hotspots.sh \
-      "decode_tc_kernelILi256ELb0ELb${p}E" $B/cuda_attn_bench 3 "${ATTN_DEPTHS:-512}" sliding 2>&1 | tail -${NCU_TAIL:-60}
+      "$re" $B/cuda_attn_bench 3 "${ATTN_DEPTHS:-512}" $shape 2>&1 | tail -${NCU_TAIL:-60}
     python3 bench/ncu_regions.py "$LOG/ncu-attn-$p/hot_sass.csv" 2>&1 | head -40  # (by phase: bench/ncu_regions.py)
   done
   exit 0

@@ -10,7 +10,8 @@
 #      the lines, default those of 2, 4 and 8 tokens);
 #   4. when AB is set, the A/B of its settings with AB_ARGS (device_run.sh ab), its one-line-a-setting table;
 #   5. when ATTN_SHAPES is set (e.g. "sliding full-derived"), decode attention alone for each shape
-#      (device_run.sh attn: ATTN_SETTINGS, default only here, then an older build's benchmark if carried).
+#      (device_run.sh attn: ATTN_SETTINGS, default only here, then an older build's benchmark if carried);
+#   6. when ATTN_HOT is set (e.g. "1 f"), those split kernels under Nsight Compute (device_run.sh attn-ncu).
 # Every step's logs come back as one archive each in $OUT (a call returns at most 8 files).
 # SYNTH_FORMAT / SYNTH_DIR as for device_run.sh (default here: the Q4_0 layout, the goals' llama.cpp file).
 set -u
@@ -45,5 +46,9 @@ if [ -n "${ATTN_SHAPES:-}" ]; then
     step "attn ($shape, depths ${ATTN_DEPTHS:-512,4096})"
     ATTN_SHAPE=$shape ATTN_SETTINGS=${ATTN_SETTINGS:-default} run_mode attn grep -v "^NVIDIA"
   done
+fi
+if [ -n "${ATTN_HOT:-}" ]; then
+  step "attn-ncu ($ATTN_HOT, depth ${ATTN_DEPTHS:-512})"
+  run_mode attn-ncu grep -v "^NVIDIA"
 fi
 step done
