@@ -307,7 +307,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
 #pragma unroll
         for (int i = 0; i < kRowPasses; ++i) {
           const int r = warp + kWarpsTc * i;
-          if (r >= L::kBufRows) break;
+          if (L::kBufRows % kWarpsTc != 0 && r >= L::kBufRows) break;
           const int j = key_of(r);
           if (kPack && j >= nstage) continue;
           const void* src = srow[st][r];
@@ -344,7 +344,8 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     {
       constexpr int kPasses = kCols * D / 8 / kThreadsTc;
       static_assert(kPasses * kThreadsTc * 8 == kCols * D, "whole passes of 8-dim chunks");
-      float4 x[kPasses][2];
+      // Derived keys: dims RoPE leaves alone take q_d kw_d (pairs % 8 == 0), kw loaded beside the query.
+      float4 x[kPasses][2], w8[kPasses][2];
 #pragma unroll
       for (int i = 0; i < kPasses; ++i) {
         const int e = tid + i * kThreadsTc, j = e / (D / 8), d = 8 * (e % (D / 8));
@@ -354,14 +355,20 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
               reinterpret_cast<const float4*>(a.q + ((t + u0 + col_row(j)) * a.Hq + g * G + col_head(j)) * D + d);
           x[i][0] = src[0], x[i][1] = src[1];
         }
+        if (kDerived && d % (D / 2) >= a.pairs) {
+          const float4* kw = reinterpret_cast<const float4*>(a.kw + d);
+          w8[i][0] = __ldg(kw), w8[i][1] = __ldg(kw + 1);
+        }
       }
 #pragma unroll
       for (int i = 0; i < kPasses; ++i) {
         const int e = tid + i * kThreadsTc, j = e / (D / 8), d = 8 * (e % (D / 8));
         float v[8] = {x[i][0].x, x[i][0].y, x[i][0].z, x[i][0].w, x[i][1].x, x[i][1].y, x[i][1].z, x[i][1].w};
-        if (kDerived && d % (D / 2) >= a.pairs) {  // dims RoPE leaves alone: q_d kw_d (pairs % 8 == 0)
+        if (kDerived && d % (D / 2) >= a.pairs) {
+          const float kw[8] = {w8[i][0].x, w8[i][0].y, w8[i][0].z, w8[i][0].w,
+                               w8[i][1].x, w8[i][1].y, w8[i][1].z, w8[i][1].w};
 #pragma unroll
-          for (int k = 0; k < 8; ++k) v[k] = __fmul_rn(v[k], a.kw[d + k]);
+          for (int k = 0; k < 8; ++k) v[k] = __fmul_rn(v[k], kw[k]);
         }
         uint32_t w[4][kParts];
 #pragma unroll
@@ -375,6 +382,18 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     float acc[DW / 16][4];
 #pragma unroll
     for (int m = 0; m < DW / 16; ++m) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.f;
+    // Packed rows, read once a sub-pack: the softmax column's (warp's) row's offset in the stage and slice
+    // length; the stage offsets P.V takes (a bit each) and the one of B column gq's row (-1: past the pack).
+    int sm_off = 0, sm_len = 0, pv_mine = -1;
+    uint32_t pv_offs = 1u;
+    if constexpr (kPack) {
+      if (warp < ncols) {
+        const int u = u0 + col_row(warp);
+        sm_off = int(rks[u] - ks), sm_len = int(max(rke[u] - rks[u], int64_t(0)));
+      }
+      if (gq < ncols) pv_mine = int(rks[u0 + col_row(gq)] - ks);
+      for (int u = u0 + 1; u < u1; ++u) pv_offs |= 1u << int(rks[u] - ks);
+    }
     __syncthreads();
 
     int st = 0;
@@ -451,13 +470,8 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
       // Online softmax: warp w takes column w, lane l key l of the column's row's tile (at its offset in the
       // stage), the dim quarters' sums added in order.
       {
-        const int j = warp;
-        int off = 0, nk = int(min(int64_t(kTileTc), ke - k0));
-        if constexpr (kPack) {
-          const int u = u0 + col_row(j);
-          off = j < ncols ? int(rks[u] - ks) : 0;
-          nk = j < ncols ? int(max(int64_t(0), min(int64_t(kTileTc), rke[u] - (rks[u] + int64_t(it) * kTileTc)))) : 0;
-        }
+        const int j = warp, off = sm_off;
+        const int nk = kPack ? max(0, min(kTileTc, sm_len - kTileTc * it)) : int(min(int64_t(kTileTc), ke - k0));
         float sv = -FLT_MAX;
         if (lane < nk) {
           sv = sc[j * SS + off + lane];
@@ -519,24 +533,32 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
           }
         };
         if constexpr (kPack) {
-          const int64_t my_ks = gq < ncols ? rks[u0 + col_row(gq)] : -1;  // (a column past the pack: never mine)
-          for (int u = u0; u < u1; ++u)
-            if (u == u0 || rks[u] != rks[u - 1]) pv(int(rks[u] - ks), my_ks == rks[u]);
+          for (uint32_t o = pv_offs; o; o &= o - 1) {
+            const int off = __ffs(int(o)) - 1;
+            pv(off, off == pv_mine);
+          }
         } else {
           pv(0, true);
         }
       }
     }
     // acc[2 grp + h][e]: column 2cq + (e & 1), row gq + 8 (e >> 1) of m-tile h, i.e. block 2h + (e >> 1).
+    // A thread's two columns' output rows, null where the column is past the pack or its row's split is
+    // empty (never read: live_splits).
+    float* out[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int j = 2 * cq + h, u = u0 + col_row(j);
+      const bool live_j = j < ncols && (kPack ? rks[u] < rke[u] : ks < ke);
+      out[h] = live_j ? part + ((((t + u) * a.Hq) + g * G + col_head(j)) * n_split + split) * D : nullptr;
+    }
 #pragma unroll
     for (int m = 0; m < DW / 16; ++m) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int j = 2 * cq + (e & 1), blk = 2 * (m & 1) + (e >> 1);
+        const int blk = 2 * (m & 1) + (e >> 1);
         const int d = DW * warp + 32 * (m >> 1) + 8 * (gq >> 1) + 2 * blk + (gq & 1);
-        const int u = u0 + col_row(j);
-        if (j < ncols && (kPack ? rks[u] < rke[u] : ks < ke))  // (an empty split's row is never read: live_splits)
-          part[((((t + u) * a.Hq) + g * G + col_head(j)) * n_split + split) * D + d] = acc[m][e];
+        if (out[e & 1]) out[e & 1][d] = acc[m][e];
       }
     }
     if (tid < ncols) {
