@@ -12,7 +12,8 @@
 #   5. when ATTN_SHAPES is set (e.g. "sliding full-derived"), decode attention alone for each shape
 #      (device_run.sh attn: ATTN_SETTINGS, default only here, then an older build's benchmark if carried);
 #   6. when ATTN_HOT is set (e.g. "1 f"), those split kernels under Nsight Compute (device_run.sh attn-ncu).
-# Every step's logs come back as one archive each in $OUT (a call returns at most 8 files).
+# Every step's logs come back as one archive each in $OUT (a call returns at most 8 files), and what the call
+# prints also as $OUT/session.txt (the device tool keeps only the end of a call's output).
 # SYNTH_FORMAT / SYNTH_DIR as for device_run.sh (default here: the Q4_0 layout, the goals' llama.cpp file).
 set -u
 S0=$(date +%s)
@@ -20,12 +21,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 export SYNTH_FORMAT=${SYNTH_FORMAT:-q4_0} SYNTH_DIR=${SYNTH_DIR:-/tmp/g4-q40}
 export BUNDLE=${OUT:-/tmp/g4-device}
 left() { echo $(( ${BUDGET_S:-585} - ($(date +%s) - S0) )); }
-step() { echo "== [$(( $(date +%s) - S0 )) s] $*"; }
+SAY=$BUNDLE/session.txt
+mkdir -p "$BUNDLE"
+step() { echo "== [$(( $(date +%s) - S0 )) s] $*" | tee -a "$SAY"; }
 run_mode() {  # MODE [filter command...]: device_run.sh MODE within the time left, its output through the filter
   m=$1; shift
   t=$(left)
   [ "$t" -gt 20 ] || { echo "(skipped: $t s left)"; return 0; }
-  timeout "$t" sh bench/device_run.sh "$m" | "$@"
+  timeout "$t" sh bench/device_run.sh "$m" | "$@" | tee -a "$SAY"
 }
 if nvidia-smi -L | grep -q H200 || [ -n "${GOALS:-}" ]; then
   step "goals"
