@@ -11,7 +11,8 @@
 #   4. when AB is set, the A/B of its settings with AB_ARGS (device_run.sh ab), its one-line-a-setting table;
 #   5. when ATTN_SHAPES is set (e.g. "sliding full-derived"), decode attention alone for each shape
 #      (device_run.sh attn: ATTN_SETTINGS, default only here, then an older build's benchmark if carried);
-#   6. when ATTN_HOT is set (e.g. "1 f"), those split kernels under Nsight Compute (device_run.sh attn-ncu).
+#   6. when ATTN_HOT is set (e.g. "1 f"), those split kernels under Nsight Compute (device_run.sh attn-ncu);
+#   7. each of MODES (other device_run.sh modes, e.g. "gemv-ncu trace"), with its settings from the environment.
 # Every step's logs come back as one archive each in $OUT (a call returns at most 8 files), and what the call
 # prints also as $OUT/session.txt (the device tool keeps only the end of a call's output).
 # SYNTH_FORMAT / SYNTH_DIR as for device_run.sh (default here: the Q4_0 layout, the goals' llama.cpp file).
@@ -54,4 +55,8 @@ if [ -n "${ATTN_HOT:-}" ]; then
   step "attn-ncu ($ATTN_HOT, depth ${ATTN_DEPTHS:-512})"
   run_mode attn-ncu grep -v "^NVIDIA"
 fi
+for m in ${MODES:-}; do
+  step "$m"
+  SKIP_TESTS=1 run_mode "$m" grep -v "^NVIDIA"
+done
 step done
