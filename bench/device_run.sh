@@ -14,9 +14,12 @@ if [ "${1:-}" = "--pack-alt" ]; then
   # archive (xz finds their common code: +0.3 MB a build instead of +3.8) and the benchmark binaries and
   # trace library stay behind, so that the call still carries under 64 MiB.
   # attn=PATH: an older build's cuda_attn_bench as cuda_attn_bench-alt (mode attn), this build's kept beside it.
+  # keep=NAME: this build's benchmark NAME (e.g. cuda_gemv_bench, for modes multi and gemv-ncu) kept too.
   shift; names="g4"; n=""
   for f in "$@"; do
     case "$f" in
+      keep=*) [ -f "/tmp/g4-devbin/${f#keep=}" ] && names="$names ${f#keep=}" || exit 1
+              continue;;
       attn=*) cp "${f#attn=}" /tmp/g4-devbin/cuda_attn_bench-alt && strip /tmp/g4-devbin/cuda_attn_bench-alt &&
                 names="$names cuda_attn_bench cuda_attn_bench-alt" || exit 1
               continue;;
