@@ -106,14 +106,14 @@ constexpr int kTcStages = 2;  // ST, the ring's buffers
 // TPG tokens' activations), then NB buffers of slot sums in TPG columns, one a token of a column group
 // (with 8 columns for every TPG, the 4-token kernel took 108 KiB a block; with TPG, 68: H100, Q4_0, o at 4
 // tokens 14.2 -> 13.2 us, down 29.9 -> 29.0, a verify of 4 at depth 512 1.164 -> 1.153 one-token steps).
-template <int TPG, int NB, int ST = kTcStages>
+template <int TPG, int NB>
 struct TcLayout {
   static constexpr int kRows = 16 * kTcMT;
   static constexpr int kCodeBytes = kRows * 4 * 16;
   static constexpr int kXOffset = kCodeBytes + kRows * 16;  // the activations' part of a buffer
   static constexpr int kStageBytes = kXOffset + TPG * (4 * 32 + 48);
   static constexpr size_t kSmem =
-      size_t(kWarps) * ST * kStageBytes + sizeof(float) * kTcSlots * kRows * TPG * NB;
+      size_t(kWarps) * kTcStages * kStageBytes + sizeof(float) * kTcSlots * kRows * TPG * NB;
 };
 
 // A warp's place in its sequence of rounds: tile (of this block's, gridDim.x apart), pass p, first chunk c0;
@@ -133,7 +133,19 @@ struct TcCursor {
 // one block an SM. (Summing each output's 32 slots in 2-4 threads with shuffles measured slower: dropped.)
 // (One buffer with its barrier moved from after a pass's reads to just before the next pass's writes measured
 // level or worse: H100, Q4_0, o at 4 / 8 tokens 12.6-12.7 / 16.2-16.4 -> 12.9-13.2 / 16.4-16.6 us.)
-template <class S, bool kAsym, int KS, int TPG, int NB = 1, int ST = kTcStages>
+// Passes across blocks (kSplit, K split KS > 1; G4_CUDA_Q8_TC_SPLIT=1, being measured): a short output (o,
+// down: 5,376 rows, 168 tiles) keeps only 168 blocks of the 264 an H100 holds, each running its tile's KS
+// passes one after another. With kSplit a block takes one pass of a tile (item = tile KS + pass, the KS
+// items of a tile on neighbouring blocks), stores its sums here, and the block that finishes a tile's last
+// pass adds the KS sums in pass order, as one block would: bit for bit the same outputs. The counters only
+// grow (each launch adds KS to each of its tiles'), so the last block is the one that brings a counter to a
+// multiple of KS and nothing resets them. One buffer for the device: a launch at a time uses it (a single
+// stream; a backend's buffer of its own is needed before this is the default).
+constexpr int kSplitItems = 1024;  // tiles x KS: 8,192 rows at K split 4
+__device__ float split_sums[kSplitItems * 16 * kTcMT * kTcTokens];
+__device__ unsigned split_count[kSplitItems];
+
+template <class S, bool kAsym, int KS, int TPG, int NB = 1, bool kSplit = false>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
@@ -143,13 +155,13 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   static_assert(NB == 1 || NB == 2, "slot-sum buffers");
   constexpr int MT = kTcMT;
   constexpr int SC = TPG;  // the slot sums' columns: one a token of a column group
-  using L = TcLayout<TPG, NB, ST>;
+  using L = TcLayout<TPG, NB>;
   constexpr int kTcRows = L::kRows, kTcCodeBytes = L::kCodeBytes, kTcStageBytes = L::kStageBytes;
   constexpr int kSlots = 32 * KS;
   constexpr int kChunksPerGroup = kTcTokens / TPG, kGroups = 4 / kChunksPerGroup;  // per round of 4 chunks
   constexpr bool kHiKnown = kChunksPerGroup == 1;  // which half of a scale word a lane takes: known unrolled
   extern __shared__ uint4 tc_smem[];  // [warp][stage][kTcStageBytes], then slot_sums
-  float* const slot_sums = reinterpret_cast<float*>(tc_smem + kWarps * ST * kTcStageBytes / 16);  // [buf][slot][row][token]
+  float* const slot_sums = reinterpret_cast<float*>(tc_smem + kWarps * kTcStages * kTcStageBytes / 16);  // [buf][slot][row][token]
   uint32_t passes = 0;  // passes done: which buffer of slot sums the next one takes
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
   const int nch = int(cols / 32);  // = groups a row
@@ -159,12 +171,14 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   const int bc = g / TPG, oc = 2 * q / TPG;
   const int tb = min(g % TPG, n_tok - 1), t0 = min(2 * q % TPG, n_tok - 1), t1 = min((2 * q + 1) % TPG, n_tok - 1);
 
-  // The producer: cp.async of round `issued` into buffer issued % ST (lane (g, q): chunk c0 + q of
+  // The producer: cp.async of round `issued` into buffer issued % kTcStages (lane (g, q): chunk c0 + q of
   // rows g + 8k; lane l: the scales and zero points of row l), one commit group a round, empty once the
   // sequence is over (the waits count groups).
-  const uint32_t ring = smem_addr(tc_smem) + uint32_t(warp * ST * kTcStageBytes);
-  TcCursor pc;
-  pc.tile = blockIdx.x, pc.p = 0, pc.c0 = 4 * warp;
+  const uint32_t ring = smem_addr(tc_smem) + uint32_t(warp * kTcStages * kTcStageBytes);
+  static_assert(!kSplit || KS > 1, "passes across blocks need a K split");
+  TcCursor pc;  // (kSplit: item blockIdx.x, its tile and pass)
+  pc.tile = kSplit ? blockIdx.x / KS : blockIdx.x, pc.p = kSplit ? blockIdx.x % KS : 0;
+  pc.c0 = kTcSlots * pc.p + 4 * warp;
   auto enter_tile = [&]() {
     if (pc.tile >= n_tiles) return;
     int64_t row0;
@@ -180,7 +194,11 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   };
   auto settle = [&]() {  // past the end of a pass: the next pass with chunks for this warp, or the next tile
     while (pc.tile < n_tiles && pc.c0 >= nch) {
-      if (++pc.p == KS) {
+      if constexpr (kSplit) {  // the block's next item
+        const int64_t item = pc.tile * KS + pc.p + gridDim.x;
+        pc.tile = item / KS, pc.p = int(item % KS);
+        enter_tile();
+      } else if (++pc.p == KS) {
         pc.p = 0;
         pc.tile += gridDim.x;
         enter_tile();
@@ -209,7 +227,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   // (the previous kernel writes them) and take them in groups of their own after it.
   auto issue = [&](bool with_x) {
     if (pc.tile < n_tiles) {
-      const uint32_t buf = ring + (issued % ST) * kTcStageBytes;
+      const uint32_t buf = ring + (issued % kTcStages) * kTcStageBytes;
       // Offsets in 32 bits (a weight's chunks number below 2^31, tc_layout_ok): one add and one wide
       // multiply-add an address instead of 64-bit arithmetic.
       const uint32_t cq = uint32_t(pc.c0 + q), c0 = uint32_t(pc.c0);
@@ -237,21 +255,24 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   // (launch.cuh). Their activations after it, one commit group a round: ST - 1 more groups in front of the
   // loop's, so its wait (all but the newest ST - 1 groups) still covers round k's two groups (k and ST - 1 + k
   // for k < ST - 1).
-  int early_c0[ST - 1];
+  int early_c0[kTcStages - 1];
 #pragma unroll
-  for (int i = 0; i < ST - 1; ++i) {
+  for (int i = 0; i < kTcStages - 1; ++i) {
     early_c0[i] = pc.tile < n_tiles ? pc.c0 : -1;
     issue(false);
   }
   grid_dependency_sync();
 #pragma unroll
-  for (int i = 0; i < ST - 1; ++i) {
+  for (int i = 0; i < kTcStages - 1; ++i) {
     if (early_c0[i] >= 0) copy_x(ring + uint32_t(i) * kTcStageBytes, uint32_t(early_c0[i]));
     cp_async_commit();
   }
 
   uint32_t consumed = 0;
-  for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
+  __shared__ bool last_pass;  // (kSplit: this block finished the tile's last pass)
+  const int64_t n_items = kSplit ? n_tiles * KS : n_tiles;
+  for (int64_t item = blockIdx.x; item < n_items; item += gridDim.x) {
+    const int64_t tile = kSplit ? item / KS : item;
     int64_t row0;
     const int sg = locate_group(segs, tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
@@ -261,7 +282,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     constexpr int kOut = (kOutputs + kThreads - 1) / kThreads;
     const bool outputs = kOutputs >= kThreads || int(threadIdx.x) < kOutputs;
     float y[kOut] = {};
-    for (int p = 0; p < KS; ++p) {
+    const int p_first = kSplit ? int(item % KS) : 0, p_end = kSplit ? p_first + 1 : KS;
+    for (int p = p_first; p < p_end; ++p) {
       const int slot0 = kTcSlots * p + 4 * warp;
       float* const slot_sum = slot_sums + (passes++ % NB) * (kTcSlots * kTcRows * SC);
       float acc[MT][kGroups][4];  // [rows 16h ..][group][row g / g + 8, token t0 / t1]: slot 4w + group's oc
@@ -274,9 +296,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
       for (int c0 = slot0; c0 < nch; c0 += kSlots) {  // the same for the whole warp (ldmatrix)
         __syncwarp();  // every lane is done with the buffer that the next issue overwrites
         issue(true);
-        cp_async_wait<ST - 1>();  // round `consumed` has landed (this lane's part)
+        cp_async_wait<kTcStages - 1>();  // round `consumed` has landed (this lane's part)
         __syncwarp();                    // (and every lane's)
-        const uint32_t buf = ring + (consumed % ST) * kTcStageBytes;
+        const uint32_t buf = ring + (consumed % kTcStages) * kTcStageBytes;
         ++consumed;
         // w[k]: word q of chunks c0 .. c0 + 3 of row g + 8k (matrix j of ldmatrix = chunk j: rows 8k .. 8k + 7,
         // lanes 8j .. 8j + 7 giving their addresses); sz[k]: that row's 4 scales (x, y) and zero points (z, w).
@@ -344,10 +366,31 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
 #pragma unroll
         for (int m = 0; m < 32; ++m) v[m] = slot_sum[m * kTcRows * SC + e];
         butterfly_stages<16>(v);
-        if constexpr (KS == 1) y[i] = v[0];
+        if constexpr (KS == 1 || kSplit) y[i] = v[0];
         else y[i] += v[0];
       }
       if constexpr (NB == 1) __syncthreads();  // (two buffers: the next pass's barrier is after this one's reads)
+    }
+    if constexpr (kSplit) {
+      // This pass's sums out; the block that brings the tile's counter to a multiple of KS adds the KS passes'
+      // in order (from L2: __ldcg), as the loop above adds them in one block.
+      float* const sums = split_sums + item * (kTcRows * SC);
+#pragma unroll
+      for (int i = 0; i < kOut; ++i)
+        if (outputs) sums[threadIdx.x + kThreads * i] = y[i];
+      __threadfence();
+      __syncthreads();
+      if (threadIdx.x == 0) last_pass = atomicAdd(&split_count[tile], 1u) % KS == KS - 1;
+      __syncthreads();
+      if (!last_pass) continue;
+      __threadfence();
+#pragma unroll
+      for (int i = 0; i < kOut; ++i) {
+        y[i] = 0.f;
+#pragma unroll
+        for (int p = 0; p < KS; ++p)
+          if (outputs) y[i] += __ldcg(split_sums + (tile * KS + p) * (kTcRows * SC) + threadIdx.x + kThreads * i);
+      }
     }
 #pragma unroll
     for (int i = 0; i < kOut; ++i) {
@@ -358,17 +401,17 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   }
 }
 
-template <class S, bool kAsym, int KS, int TPG, int NB = 1, int ST = kTcStages>
+template <class S, bool kAsym, int KS, int TPG, int NB = 1, bool kSplit = false>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
-  using L = TcLayout<TPG, NB, ST>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, NB, ST>;
+  using L = TcLayout<TPG, NB>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, NB, kSplit>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
   }();
   const Segments sg = make_segments(ws, ys, n, L::kRows);
-  const int64_t blocks = stride_blocks_for(resident, sg.group_end[n - 1], /*even=*/false);
+  const int64_t blocks = stride_blocks_for(resident, sg.group_end[n - 1] * (kSplit ? KS : 1), /*even=*/false);
   launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
 }
 
@@ -378,11 +421,14 @@ void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint
 template <class S, bool kAsym, int KS>
 void launch_q8_tc_tokens(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                          cudaStream_t s) {
-  // G4_CUDA_Q8_TC_RING3=1: a ring of 3 buffers for the short outputs (K split 4: o and down, 168 blocks of 32
-  // rows for the 264 an H100 holds) at 2-4 tokens, a round more in flight a warp (being measured).
-  if constexpr (KS == 4) {
-    static const bool ring3 = env_switch("G4_CUDA_Q8_TC_RING3", false);
-    if (T <= 4 && ring3) return launch_q8_tc_ring<S, kAsym, KS, 4, 2, 3>(ws, ys, n, xq, xd, T, s);
+  if constexpr (KS > 1) {
+    static const bool split = env_switch("G4_CUDA_Q8_TC_SPLIT", false);
+    int64_t tiles = 0;  // (as make_segments counts them: each weight's rows in whole tiles)
+    for (int i = 0; i < n; ++i) tiles += (ws[i].rows + 16 * kTcMT - 1) / (16 * kTcMT);
+    if (split && tiles * KS <= kSplitItems) {
+      if (T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2, true>(ws, ys, n, xq, xd, T, s);
+      return launch_q8_tc_ring<S, kAsym, KS, 8, 1, true>(ws, ys, n, xq, xd, T, s);
+    }
   }
   if (T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2>(ws, ys, n, xq, xd, T, s);  // two slot-sum buffers
   launch_q8_tc_ring<S, kAsym, KS, 8>(ws, ys, n, xq, xd, T, s);
