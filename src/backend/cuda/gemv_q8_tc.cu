@@ -133,14 +133,16 @@ struct TcCursor {
 // one block an SM. (Summing each output's 32 slots in 2-4 threads with shuffles measured slower: dropped.)
 // (One buffer with its barrier moved from after a pass's reads to just before the next pass's writes measured
 // level or worse: H100, Q4_0, o at 4 / 8 tokens 12.6-12.7 / 16.2-16.4 -> 12.9-13.2 / 16.4-16.6 us.)
-// Passes across blocks (kSplit, K split KS > 1; G4_CUDA_Q8_TC_SPLIT=1, being measured): a short output (o,
-// down: 5,376 rows, 168 tiles) keeps only 168 blocks of the 264 an H100 holds, each running its tile's KS
-// passes one after another. With kSplit a block takes one pass of a tile (item = tile KS + pass, the KS
-// items of a tile on neighbouring blocks), stores its sums here, and the block that finishes a tile's last
-// pass adds the KS sums in pass order, as one block would: bit for bit the same outputs. The counters only
-// grow (each launch adds KS to each of its tiles'), so the last block is the one that brings a counter to a
-// multiple of KS and nothing resets them. One buffer for the device: a launch at a time uses it (a single
-// stream; a backend's buffer of its own is needed before this is the default).
+// Passes across blocks (kSplit, K split KS > 1; G4_CUDA_Q8_TC_SPLIT=1, off by default: built but not yet run
+// on a GPU, so neither its bit-exactness tests nor its speed have been seen; the default kernels' PTX is the
+// same with it). A short output (o, down: 5,376 rows, 168 tiles) keeps only 168 blocks of the 264 an H100
+// holds, each running its tile's KS passes one after another (H200, Q4_0: down at 4 tokens 25.8 us against
+// 21.0 for one token). With kSplit a block takes one pass of a tile (item = tile KS + pass, the KS items of a
+// tile on neighbouring blocks), stores its sums here, and the block that finishes a tile's last pass adds the
+// KS sums in pass order, as one block would: bit for bit the same outputs. The counters only grow (each
+// launch adds KS to each of its tiles'), so the last block is the one that brings a counter to a multiple of
+// KS and nothing resets them. One buffer for the device: a launch at a time may use it (one stream; a
+// backend's own buffer is needed before this can be the default).
 constexpr int kSplitItems = 1024;  // tiles x KS: 8,192 rows at K split 4
 __device__ float split_sums[kSplitItems * 16 * kTcMT * kTcTokens];
 __device__ unsigned split_count[kSplitItems];
@@ -424,7 +426,7 @@ void launch_q8_tc_tokens(const WeightDesc* ws, float* const* ys, int n, const ui
   if constexpr (KS > 1) {
     static const bool split = env_switch("G4_CUDA_Q8_TC_SPLIT", false);
     int64_t tiles = 0;  // (as make_segments counts them: each weight's rows in whole tiles)
-    for (int i = 0; i < n; ++i) tiles += (ws[i].rows + 16 * kTcMT - 1) / (16 * kTcMT);
+    for (int i = 0; split && i < n; ++i) tiles += (ws[i].rows + 16 * kTcMT - 1) / (16 * kTcMT);
     if (split && tiles * KS <= kSplitItems) {
       if (T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2, true>(ws, ys, n, xq, xd, T, s);
       return launch_q8_tc_ring<S, kAsym, KS, 8, 1, true>(ws, ys, n, xq, xd, T, s);
