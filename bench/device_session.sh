@@ -28,7 +28,7 @@ step() { echo "== [$(( $(date +%s) - S0 )) s] $*" | tee -a "$SAY"; }
 run_mode() {  # MODE [filter command...]: device_run.sh MODE within the time left, its output through the filter
   m=$1; shift
   t=$(left)
-  [ "$t" -gt 20 ] || { echo "(skipped: $t s left)"; return 0; }
+  [ "$t" -gt 20 ] || { echo "(skipped: $t s left)" | tee -a "$SAY"; return 0; }
   timeout "$t" sh bench/device_run.sh "$m" | "$@" | tee -a "$SAY"
 }
 if nvidia-smi -L | grep -q H200 || [ -n "${GOALS:-}" ]; then

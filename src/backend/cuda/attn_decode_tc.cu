@@ -244,9 +244,10 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   if (kPack) __syncthreads();
   // A split past the keys of every row of the block writes nothing and is done (the merge reads only live
   // splits): at shallow depths in a large cache most blocks of a verify or a batch are such splits.
-  bool live = ks1 < ke1;
-  if constexpr (kPack)
-    for (int u = 0; u < np; ++u) live = live || rks[u] < rke[u];
+  // Whether row u of the block (u < np) has keys in this split: its (m, l) and outputs are written only then.
+  auto row_live = [&](int u) { return kPack ? rks[u] < rke[u] : ks1 < ke1; };
+  bool live = false;
+  for (int u = 0; u < np; ++u) live = live || row_live(u);
   if (empty_split_done(!live)) return;
 
   for (int u0 = 0, u1 = 1; u0 < np; u0 = u1) {
@@ -549,8 +550,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int j = 2 * cq + h, u = u0 + col_row(j);
-      const bool live_j = j < ncols && (kPack ? rks[u] < rke[u] : ks < ke);
-      out[h] = live_j ? part + ((((t + u) * a.Hq) + g * G + col_head(j)) * n_split + split) * D : nullptr;
+      out[h] = j < ncols && row_live(u) ? part + ((((t + u) * a.Hq) + g * G + col_head(j)) * n_split + split) * D : nullptr;
     }
 #pragma unroll
     for (int m = 0; m < DW / 16; ++m) {
@@ -564,7 +564,7 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     if (tid < ncols) {
       const int u = u0 + col_row(tid);
       float* o = ml + ((((t + u) * a.Hq) + g * G + col_head(tid)) * n_split + split) * 2;
-      o[0] = (kPack ? rks[u] < rke[u] : ks < ke) ? mrow[tid] : -FLT_MAX;
+      o[0] = row_live(u) ? mrow[tid] : -FLT_MAX;
       o[1] = lrow[tid];
     }
     if (kPack) __syncthreads();  // (the next sub-pack restages the query and resets m, l)

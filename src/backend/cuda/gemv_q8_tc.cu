@@ -413,6 +413,10 @@ void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
   }();
   const Segments sg = make_segments(ws, ys, n, L::kRows);
+  if constexpr (kSplit) {  // (more passes than split_sums holds: a block a tile, as without the switch)
+    if (sg.group_end[n - 1] * KS > kSplitItems)
+      return launch_q8_tc_ring<S, kAsym, KS, TPG, NB>(ws, ys, n, xq, xd, T, s);
+  }
   const int64_t blocks = stride_blocks_for(resident, sg.group_end[n - 1] * (kSplit ? KS : 1), /*even=*/false);
   launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
 }
@@ -425,9 +429,7 @@ void launch_q8_tc_tokens(const WeightDesc* ws, float* const* ys, int n, const ui
                          cudaStream_t s) {
   if constexpr (KS > 1) {
     static const bool split = env_switch("G4_CUDA_Q8_TC_SPLIT", false);
-    int64_t tiles = 0;  // (as make_segments counts them: each weight's rows in whole tiles)
-    for (int i = 0; split && i < n; ++i) tiles += (ws[i].rows + 16 * kTcMT - 1) / (16 * kTcMT);
-    if (split && tiles * KS <= kSplitItems) {
+    if (split) {
       if (T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2, true>(ws, ys, n, xq, xd, T, s);
       return launch_q8_tc_ring<S, kAsym, KS, 8, 1, true>(ws, ys, n, xq, xd, T, s);
     }
