@@ -3,8 +3,8 @@
 # device time, so everything goes into the call that gets one). Run from the repository root with the carry
 # of bench/device_run.sh (.devbin .devtests .devlibs). In order, each step bounded so that the call ends
 # inside BUDGET_S seconds (default 585, under the device tool's 600):
-#   1. on an H200 (or any card with GOALS=1), the open issues' goals (device_run.sh goals), since every goal
-#      is stated on that card;
+#   1. on an H200 (or any card with GOALS=1; SKIP_GOALS=1: not even there), the open issues' goals
+#      (device_run.sh goals), since every goal is stated on that card;
 #   2. the CUDA tests by default and under each of TEST_SETTINGS (device_run.sh tests);
 #   3. when MULTI_SETTINGS is set, the 1-8-token GEMV alone under each (device_run.sh multi; MULTI_GREP picks
 #      the lines, default those of 2, 4 and 8 tokens);
@@ -31,7 +31,7 @@ run_mode() {  # MODE [filter command...]: device_run.sh MODE within the time lef
   [ "$t" -gt 20 ] || { echo "(skipped: $t s left)" | tee -a "$SAY"; return 0; }
   timeout "$t" sh bench/device_run.sh "$m" | "$@" | tee -a "$SAY"
 }
-if nvidia-smi -L | grep -q H200 || [ -n "${GOALS:-}" ]; then
+if { nvidia-smi -L | grep -q H200 && [ -z "${SKIP_GOALS:-}" ]; } || [ -n "${GOALS:-}" ]; then
   step "goals"
   SKIP_TESTS=1 run_mode goals tail -4
 fi
