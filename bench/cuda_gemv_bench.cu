@@ -249,10 +249,6 @@ void multi_sweep(int reps, size_t rot_mb, double bw, const std::string& only_sha
     else std::printf("    default");
   }
   std::printf("   (us a launch and %% of copy bandwidth; = equals one-token launches bit for bit)\n");
-  // The default shape takes a K split's passes across blocks as the backend does (GemvTuning::split).
-  void* split = nullptr;
-  G4_CUDA(cudaMalloc(&split, gemv_q8_split_bytes()));
-  G4_CUDA(cudaMemset(split, 0, gemv_q8_split_bytes()));
   for (const Format& f : formats)
     for (const auto& shape : shapes) {
       const int64_t rows = shape.first, cols = shape.second;
@@ -282,7 +278,7 @@ void multi_sweep(int reps, size_t rot_mb, double bw, const std::string& only_sha
         gemv_q8_quantize_x(ws[0], x, T, xq, s);
         std::printf("%-10s %6lldx%-7lld %2d", f.name, (long long)rows, (long long)cols, T);
         for (const auto& c : cand) {
-          const GemvTuning tu{c[0], c[1], c[2], 1, c[3], 0, split};
+          const GemvTuning tu{c[0], c[1], c[2], 1, c[3], 0};
           auto run = [&](int i) { gemv_q8_quantized(ws[size_t(i)], xq, T, y, s, tu); };
           std::vector<float> got(size_t(T * rows));
           G4_CUDA(cudaMemsetAsync(y, 0xFF, size_t(T * rows) * 4, s));
@@ -308,7 +304,6 @@ void multi_sweep(int reps, size_t rot_mb, double bw, const std::string& only_sha
       G4_CUDA(cudaFree(xq1));
       for (void* p : bufs) G4_CUDA(cudaFree(p));
     }
-  G4_CUDA(cudaFree(split));
 }
 
 }  // namespace

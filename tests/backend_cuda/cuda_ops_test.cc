@@ -313,18 +313,14 @@ TEST_F(CudaTest, Int4GemvTokensOfAGroupEqualTheTokenAloneBitwise) {
     constexpr int kT = 8;
     auto x = randn(rng_, size_t(kT * cols));
     float *xd = nullptr, *yd = nullptr;
-    void *xq = nullptr, *split = nullptr;
+    void* xq = nullptr;
     ASSERT_EQ(cudaMalloc(&xd, x.size() * 4), cudaSuccess);
     ASSERT_EQ(cudaMalloc(&xq, cuda::gemv_q8_x_bytes(w.wd, kT)), cudaSuccess);
     ASSERT_EQ(cudaMalloc(&yd, size_t(kT * rows) * 4), cudaSuccess);
-    ASSERT_EQ(cudaMalloc(&split, cuda::gemv_q8_split_bytes()), cudaSuccess);
-    ASSERT_EQ(cudaMemset(split, 0, cuda::gemv_q8_split_bytes()), cudaSuccess);
     ASSERT_EQ(cudaMemcpy(xd, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
-    cuda::GemvTuning tu;
-    tu.split = split;  // as the backend passes it: a K split's passes across blocks where they are on
     auto run = [&](const float* xs, int T) {
       cuda::gemv_q8_quantize_x(w.wd, xs, T, xq, nullptr);
-      cuda::gemv_q8_quantized(w.wd, xq, T, yd, nullptr, tu);
+      cuda::gemv_q8_quantized(w.wd, xq, T, yd, nullptr);
       std::vector<float> got(size_t(T * rows));
       EXPECT_EQ(cudaMemcpy(got.data(), yd, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
       return got;
@@ -341,7 +337,7 @@ TEST_F(CudaTest, Int4GemvTokensOfAGroupEqualTheTokenAloneBitwise) {
       EXPECT_EQ(diff, 0) << rows << " rows" << (q4_0 ? " (Q4_0 layout), " : ", ") << T
                          << " tokens: outputs that differ from the token alone";
     }
-    cudaFree(xd), cudaFree(xq), cudaFree(yd), cudaFree(split);
+    cudaFree(xd), cudaFree(xq), cudaFree(yd);
   }
 }
 

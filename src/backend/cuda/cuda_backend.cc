@@ -78,8 +78,6 @@ CudaBackend::CudaBackend(CudaOptions opt) : opt_(opt), pool_(std::make_shared<cu
   G4_CUBLAS(cublasSetStream(cublas_, stream_));
   G4_CUBLAS(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
   G4_CUDA(cudaEventCreateWithFlags(&tokens_copied_, cudaEventDisableTiming));
-  q8_split_ = scratch(cuda::gemv_q8_split_bytes());
-  G4_CUDA(cudaMemsetAsync(q8_split_.get(), 0, cuda::gemv_q8_split_bytes(), stream_));
 }
 
 CudaBackend::~CudaBackend() {
@@ -286,7 +284,6 @@ void CudaBackend::matmul(const Tensor& x, const PackedWeight& w, Tensor& y) {
     // dequantized copy.
     cuda::GemvTuning tune;
     if (opt_.precise) tune.dp4a = -1;
-    tune.split = q8_split_.get();
     const int64_t G = std::min<int64_t>(T, cuda::gemv_takes_q8(d, tune) ? cuda::kGemvQ8MaxT : cuda::kGemvMaxT);
     if (rounded && cuda::gemv_takes_q8(d, tune) && T <= cuda::kGemvQ8MaxT) {
       cuda::gemv_q8_quantized(d, rounded.get(), int(T), f32(y), stream_, tune);  // what gemv does after its rounding
@@ -432,9 +429,7 @@ void CudaBackend::matmul_shared(const Tensor& x, const std::vector<const PackedW
       const int g = int(std::min(G, T - r0));
       for (size_t i = 0; i < yp.size(); ++i) yg[i] = yp[i] + r0 * d[i].rows;
       if (!rounded) cuda::gemv_q8_quantize_x(d[0], f32(x) + r0 * K, g, xq.get(), stream_);
-      cuda::GemvTuning tune;
-      tune.split = q8_split_.get();
-      cuda::gemv_q8_multi(d.data(), yg.data(), n, xq.get(), g, stream_, tune);
+      cuda::gemv_q8_multi(d.data(), yg.data(), n, xq.get(), g, stream_);
     }
     return;
   }

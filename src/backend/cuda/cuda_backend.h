@@ -125,8 +125,6 @@ class CudaBackend : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   std::shared_ptr<cuda::DevicePool> pool_;
-  // The 2-8-token GEMV's passes across blocks (cuda::GemvTuning::split): this stream's sums and counters.
-  std::shared_ptr<void> q8_split_;
   int n_sm_ = 0;
   int32_t* pinned_tokens_ = nullptr;
   size_t pinned_cap_ = 0;

@@ -332,7 +332,7 @@ void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq,
                  cudaStream_t s) {
   const Q8Shape v = pick_shape(ws, n, T, tu);
   if constexpr (kTunedLayout<S, kAsym>) {
-    if (v.R == 0) return launch_tc<S, kAsym>(ws, ys, n, xq, xd, T, v.KS, tu.split, s);
+    if (v.R == 0) return launch_tc<S, kAsym>(ws, ys, n, xq, xd, T, v.KS, s);
   }
   // Row groups a warp asks L2 for before the wait: none by default since the first round's weights go into
   // registers there (H100, one token: +1.9% without the request; docs/PERF.md); G4_CUDA_Q8_PREFETCH=N for

@@ -71,10 +71,9 @@ inline Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int
 bool tc_layout_ok(const WeightDesc* ws, int n);
 
 // The tensor-core kernel for T (2-8) tokens over the segments of ws (S, kAsym: a tuned layout), with KS
-// (1 or 4) the one-token shape's warps splitting K, so that each token's sums come in its one-token order;
-// split: GemvTuning::split.
+// (1 or 4) the one-token shape's warps splitting K, so that each token's sums come in its one-token order.
 template <class S, bool kAsym>
 void launch_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T, int KS,
-               void* split, cudaStream_t s);
+               cudaStream_t s);
 
 }  // namespace g4::cuda::q8

@@ -141,16 +141,17 @@ struct TcCursor {
 // tile on neighbouring blocks), stores its sums here, and the block that finishes a tile's last pass adds the
 // KS sums in pass order, as one block would: bit for bit the same outputs. The counters only grow (each
 // launch adds KS to each of its tiles'), so the last block is the one that brings a counter to a multiple of
-// KS and nothing resets them. The sums and counters live in the caller's buffer (GemvTuning::split: the
-// backend's own, one stream at a time), sums first.
-constexpr int kSplitItems = 1024;                            // tiles x KS: 8,192 rows at K split 4
-constexpr int kSplitItemFloats = 16 * kTcMT * kTcTokens;     // a pass's sums: 32 rows x up to 8 tokens
+// KS and nothing resets them. One buffer for the device: a launch at a time may use it (one stream; a
+// backend's own buffer is needed before this can be the default).
+constexpr int kSplitItems = 1024;  // tiles x KS: 8,192 rows at K split 4
+__device__ float split_sums[kSplitItems * 16 * kTcMT * kTcTokens];
+__device__ unsigned split_count[kSplitItems];
 
 template <class S, bool kAsym, int KS, int TPG, int NB = 1, bool kSplit = false>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
-                                                                    int n_tok, float* __restrict__ split_sums) {
+                                                                    int n_tok) {
   static_assert(kTcSlots == 4 * kWarps, "a pass is 4 slots a warp");
   static_assert(TPG == 4 || TPG == 8, "tokens a column group");
   static_assert(NB == 1 || NB == 2, "slot-sum buffers");
@@ -271,7 +272,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
 
   uint32_t consumed = 0;
   __shared__ bool last_pass;  // (kSplit: this block finished the tile's last pass)
-  unsigned* const split_count = reinterpret_cast<unsigned*>(split_sums + kSplitItems * kSplitItemFloats);
   const int64_t n_items = kSplit ? n_tiles * KS : n_tiles;
   for (int64_t item = blockIdx.x; item < n_items; item += gridDim.x) {
     const int64_t tile = kSplit ? item / KS : item;
@@ -376,7 +376,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     if constexpr (kSplit) {
       // This pass's sums out; the block that brings the tile's counter to a multiple of KS adds the KS passes'
       // in order (from L2: __ldcg), as the loop above adds them in one block.
-      static_assert(kTcRows * SC <= kSplitItemFloats, "a pass's sums fit their place");
       float* const sums = split_sums + item * (kTcRows * SC);
 #pragma unroll
       for (int i = 0; i < kOut; ++i)
@@ -406,7 +405,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
 
 template <class S, bool kAsym, int KS, int TPG, int NB = 1, bool kSplit = false>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
-                       float* split, cudaStream_t s) {
+                       cudaStream_t s) {
   using L = TcLayout<TPG, NB>;
   auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, NB, kSplit>;
   static const int64_t resident = [&] {
@@ -416,10 +415,10 @@ void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint
   const Segments sg = make_segments(ws, ys, n, L::kRows);
   if constexpr (kSplit) {  // (more passes than split_sums holds: a block a tile, as without the switch)
     if (sg.group_end[n - 1] * KS > kSplitItems)
-      return launch_q8_tc_ring<S, kAsym, KS, TPG, NB>(ws, ys, n, xq, xd, T, nullptr, s);
+      return launch_q8_tc_ring<S, kAsym, KS, TPG, NB>(ws, ys, n, xq, xd, T, s);
   }
   const int64_t blocks = stride_blocks_for(resident, sg.group_end[n - 1] * (kSplit ? KS : 1), /*even=*/false);
-  launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T, split);
+  launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
 }
 
 // The tensor-core kernel for T tokens: 4 tokens a column group up to 4, else 8. (A 2-token kernel, 2 columns a
@@ -427,17 +426,16 @@ void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint
 // of 2 at depth 512 1.113 -> 1.100 one-token steps; g4's int4 2 sequences 180 -> 196): dropped.)
 template <class S, bool kAsym, int KS>
 void launch_q8_tc_tokens(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
-                         void* split_buf, cudaStream_t s) {
+                         cudaStream_t s) {
   if constexpr (KS > 1) {
-    static const bool on = env_switch("G4_CUDA_Q8_TC_SPLIT", false);
-    float* const split = static_cast<float*>(split_buf);
-    if (on && split) {
-      if (T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2, true>(ws, ys, n, xq, xd, T, split, s);
-      return launch_q8_tc_ring<S, kAsym, KS, 8, 1, true>(ws, ys, n, xq, xd, T, split, s);
+    static const bool split = env_switch("G4_CUDA_Q8_TC_SPLIT", false);
+    if (split) {
+      if (T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2, true>(ws, ys, n, xq, xd, T, s);
+      return launch_q8_tc_ring<S, kAsym, KS, 8, 1, true>(ws, ys, n, xq, xd, T, s);
     }
   }
-  if (T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2>(ws, ys, n, xq, xd, T, nullptr, s);  // two slot-sum buffers
-  launch_q8_tc_ring<S, kAsym, KS, 8>(ws, ys, n, xq, xd, T, nullptr, s);
+  if (T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2>(ws, ys, n, xq, xd, T, s);  // two slot-sum buffers
+  launch_q8_tc_ring<S, kAsym, KS, 8>(ws, ys, n, xq, xd, T, s);
 }
 
 }  // namespace
@@ -455,26 +453,18 @@ bool tc_layout_ok(const WeightDesc* ws, int n) {
 
 template <class S, bool kAsym>
 void launch_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T, int KS,
-               void* split, cudaStream_t s) {
-  if (KS == 1) return launch_q8_tc_tokens<S, kAsym, 1>(ws, ys, n, xq, xd, T, nullptr, s);
+               cudaStream_t s) {
+  if (KS == 1) return launch_q8_tc_tokens<S, kAsym, 1>(ws, ys, n, xq, xd, T, s);
   G4_CHECK(KS == 4, "gemv_q8_tc: K split " + std::to_string(KS) + " is not compiled (1 or 4)");
-  launch_q8_tc_tokens<S, kAsym, 4>(ws, ys, n, xq, xd, T, split, s);
+  launch_q8_tc_tokens<S, kAsym, 4>(ws, ys, n, xq, xd, T, s);
 }
 
 // The tuned layouts (kTunedLayout): g4's int4 with and without zero points, and Q4_0's.
 template void launch_tc<__nv_bfloat16, true>(const WeightDesc*, float* const*, int, const uint4*, const float2*, int, int,
-                                             void*, cudaStream_t);
+                                             cudaStream_t);
 template void launch_tc<__nv_bfloat16, false>(const WeightDesc*, float* const*, int, const uint4*, const float2*, int,
-                                              int, void*, cudaStream_t);
+                                              int, cudaStream_t);
 template void launch_tc<__half, false>(const WeightDesc*, float* const*, int, const uint4*, const float2*, int, int,
-                                       void*, cudaStream_t);
+                                       cudaStream_t);
 
 }  // namespace g4::cuda::q8
-
-namespace g4::cuda {
-
-size_t gemv_q8_split_bytes() {
-  return size_t(q8::kSplitItems) * (q8::kSplitItemFloats * sizeof(float) + sizeof(unsigned));
-}
-
-}  // namespace g4::cuda

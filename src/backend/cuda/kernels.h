@@ -60,13 +60,7 @@ struct GemvTuning {
   // default 0).
   int pipeline = 0;
   int prefetch = 0;
-  // 2-8 tokens on a K-split weight (o, down): a tile's passes spread over blocks, their partial sums and
-  // per-tile counters in this buffer of gemv_q8_split_bytes() (zeroed once before its first use; one stream
-  // uses it, since the counters carry over from launch to launch). null: a tile's passes in one block.
-  void* split = nullptr;
 };
-// Bytes of GemvTuning::split.
-size_t gemv_q8_split_bytes();
 // T up to kGemvQ8MaxT when gemv_takes_q8(w, tune) (the integer kernel of gemv_q8.cu), else up to kGemvMaxT.
 void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune = {});
 bool gemv_takes_q8(const WeightDesc& w, GemvTuning tune = {});
