@@ -133,21 +133,11 @@ struct TcCursor {
 // one block an SM. (Summing each output's 32 slots in 2-4 threads with shuffles measured slower: dropped.)
 // (One buffer with its barrier moved from after a pass's reads to just before the next pass's writes measured
 // level or worse: H100, Q4_0, o at 4 / 8 tokens 12.6-12.7 / 16.2-16.4 -> 12.9-13.2 / 16.4-16.6 us.)
-// Passes across blocks (kSplit, K split KS > 1; G4_CUDA_Q8_TC_SPLIT=1, off by default: built but not yet run
-// on a GPU, so neither its bit-exactness tests nor its speed have been seen; the default kernels' PTX is the
-// same with it). A short output (o, down: 5,376 rows, 168 tiles) keeps only 168 blocks of the 264 an H100
-// holds, each running its tile's KS passes one after another (H200, Q4_0: down at 4 tokens 25.8 us against
-// 21.0 for one token). With kSplit a block takes one pass of a tile (item = tile KS + pass, the KS items of a
-// tile on neighbouring blocks), stores its sums here, and the block that finishes a tile's last pass adds the
-// KS sums in pass order, as one block would: bit for bit the same outputs. The counters only grow (each
-// launch adds KS to each of its tiles'), so the last block is the one that brings a counter to a multiple of
-// KS and nothing resets them. One buffer for the device: a launch at a time may use it (one stream; a
-// backend's own buffer is needed before this can be the default).
-constexpr int kSplitItems = 1024;  // tiles x KS: 8,192 rows at K split 4
-__device__ float split_sums[kSplitItems * 16 * kTcMT * kTcTokens];
-__device__ unsigned split_count[kSplitItems];
-
-template <class S, bool kAsym, int KS, int TPG, int NB = 1, bool kSplit = false>
+// (A short output's K-split passes spread over blocks, a block a pass of a tile and the last one adding the
+// passes' sums in order, was bit-exact but slower: a pass of o is 2 rounds a warp, too few to fill the ring.
+// H100, Q4_0 at 4 tokens: o 12.7 -> 18.5 us, down 28.4 -> 38.3; a verify of 4 at depth 512 1.142 -> 1.270
+// one-token steps. So was a ring of 3 buffers for them: H200, down 25.8 -> 27.7 us. Both dropped.)
+template <class S, bool kAsym, int KS, int TPG, int NB = 1>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
                                                                     const float2* __restrict__ xd, int nch_pad,
@@ -177,10 +167,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   // rows g + 8k; lane l: the scales and zero points of row l), one commit group a round, empty once the
   // sequence is over (the waits count groups).
   const uint32_t ring = smem_addr(tc_smem) + uint32_t(warp * kTcStages * kTcStageBytes);
-  static_assert(!kSplit || KS > 1, "passes across blocks need a K split");
-  TcCursor pc;  // (kSplit: item blockIdx.x, its tile and pass)
-  pc.tile = kSplit ? blockIdx.x / KS : blockIdx.x, pc.p = kSplit ? blockIdx.x % KS : 0;
-  pc.c0 = kTcSlots * pc.p + 4 * warp;
+  TcCursor pc;
+  pc.tile = blockIdx.x, pc.p = 0, pc.c0 = 4 * warp;
   auto enter_tile = [&]() {
     if (pc.tile >= n_tiles) return;
     int64_t row0;
@@ -196,11 +184,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   };
   auto settle = [&]() {  // past the end of a pass: the next pass with chunks for this warp, or the next tile
     while (pc.tile < n_tiles && pc.c0 >= nch) {
-      if constexpr (kSplit) {  // the block's next item
-        const int64_t item = pc.tile * KS + pc.p + gridDim.x;
-        pc.tile = item / KS, pc.p = int(item % KS);
-        enter_tile();
-      } else if (++pc.p == KS) {
+      if (++pc.p == KS) {
         pc.p = 0;
         pc.tile += gridDim.x;
         enter_tile();
@@ -271,10 +255,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   }
 
   uint32_t consumed = 0;
-  __shared__ bool last_pass;  // (kSplit: this block finished the tile's last pass)
-  const int64_t n_items = kSplit ? n_tiles * KS : n_tiles;
-  for (int64_t item = blockIdx.x; item < n_items; item += gridDim.x) {
-    const int64_t tile = kSplit ? item / KS : item;
+  for (int64_t tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
     int64_t row0;
     const int sg = locate_group(segs, tile, kTcRows, row0);
     const int64_t rows = pick(sg, segs.rows);
@@ -284,8 +265,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
     constexpr int kOut = (kOutputs + kThreads - 1) / kThreads;
     const bool outputs = kOutputs >= kThreads || int(threadIdx.x) < kOutputs;
     float y[kOut] = {};
-    const int p_first = kSplit ? int(item % KS) : 0, p_end = kSplit ? p_first + 1 : KS;
-    for (int p = p_first; p < p_end; ++p) {
+    for (int p = 0; p < KS; ++p) {
       const int slot0 = kTcSlots * p + 4 * warp;
       float* const slot_sum = slot_sums + (passes++ % NB) * (kTcSlots * kTcRows * SC);
       float acc[MT][kGroups][4];  // [rows 16h ..][group][row g / g + 8, token t0 / t1]: slot 4w + group's oc
@@ -368,31 +348,10 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
 #pragma unroll
         for (int m = 0; m < 32; ++m) v[m] = slot_sum[m * kTcRows * SC + e];
         butterfly_stages<16>(v);
-        if constexpr (KS == 1 || kSplit) y[i] = v[0];
+        if constexpr (KS == 1) y[i] = v[0];
         else y[i] += v[0];
       }
       if constexpr (NB == 1) __syncthreads();  // (two buffers: the next pass's barrier is after this one's reads)
-    }
-    if constexpr (kSplit) {
-      // This pass's sums out; the block that brings the tile's counter to a multiple of KS adds the KS passes'
-      // in order (from L2: __ldcg), as the loop above adds them in one block.
-      float* const sums = split_sums + item * (kTcRows * SC);
-#pragma unroll
-      for (int i = 0; i < kOut; ++i)
-        if (outputs) sums[threadIdx.x + kThreads * i] = y[i];
-      __threadfence();
-      __syncthreads();
-      if (threadIdx.x == 0) last_pass = atomicAdd(&split_count[tile], 1u) % KS == KS - 1;
-      __syncthreads();
-      if (!last_pass) continue;
-      __threadfence();
-#pragma unroll
-      for (int i = 0; i < kOut; ++i) {
-        y[i] = 0.f;
-#pragma unroll
-        for (int p = 0; p < KS; ++p)
-          if (outputs) y[i] += __ldcg(split_sums + (tile * KS + p) * (kTcRows * SC) + threadIdx.x + kThreads * i);
-      }
     }
 #pragma unroll
     for (int i = 0; i < kOut; ++i) {
@@ -403,21 +362,17 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
   }
 }
 
-template <class S, bool kAsym, int KS, int TPG, int NB = 1, bool kSplit = false>
+template <class S, bool kAsym, int KS, int TPG, int NB = 1>
 void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                        cudaStream_t s) {
   using L = TcLayout<TPG, NB>;
-  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, NB, kSplit>;
+  auto kernel = gemv_q8_tc_kernel<S, kAsym, KS, TPG, NB>;
   static const int64_t resident = [&] {
     G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::kSmem)));
     return resident_blocks(kernel, kWarps * 32, L::kSmem);
   }();
   const Segments sg = make_segments(ws, ys, n, L::kRows);
-  if constexpr (kSplit) {  // (more passes than split_sums holds: a block a tile, as without the switch)
-    if (sg.group_end[n - 1] * KS > kSplitItems)
-      return launch_q8_tc_ring<S, kAsym, KS, TPG, NB>(ws, ys, n, xq, xd, T, s);
-  }
-  const int64_t blocks = stride_blocks_for(resident, sg.group_end[n - 1] * (kSplit ? KS : 1), /*even=*/false);
+  const int64_t blocks = stride_blocks_for(resident, sg.group_end[n - 1], /*even=*/false);
   launch(kernel, unsigned(blocks), kWarps * 32, L::kSmem, s, sg, ws[0].cols, xq, xd, n_chunks_padded(ws[0]), T);
 }
 
@@ -427,13 +382,6 @@ void launch_q8_tc_ring(const WeightDesc* ws, float* const* ys, int n, const uint
 template <class S, bool kAsym, int KS>
 void launch_q8_tc_tokens(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T,
                          cudaStream_t s) {
-  if constexpr (KS > 1) {
-    static const bool split = env_switch("G4_CUDA_Q8_TC_SPLIT", false);
-    if (split) {
-      if (T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2, true>(ws, ys, n, xq, xd, T, s);
-      return launch_q8_tc_ring<S, kAsym, KS, 8, 1, true>(ws, ys, n, xq, xd, T, s);
-    }
-  }
   if (T <= 4) return launch_q8_tc_ring<S, kAsym, KS, 4, 2>(ws, ys, n, xq, xd, T, s);  // two slot-sum buffers
   launch_q8_tc_ring<S, kAsym, KS, 8>(ws, ys, n, xq, xd, T, s);
 }
