@@ -134,10 +134,10 @@ struct TcCursor {
 // (One buffer with its barrier moved from after a pass's reads to just before the next pass's writes measured
 // level or worse: H100, Q4_0, o at 4 / 8 tokens 12.6-12.7 / 16.2-16.4 -> 12.9-13.2 / 16.4-16.6 us.)
 // (A short output's K-split passes spread over blocks, a block a pass of a tile and the last one adding the
-// passes' sums in order, was bit-exact but slower: a pass of o is 2 rounds a warp, too few to fill the ring.
-// H100, Q4_0 at 4 tokens: o 12.7 -> 18.5 us, down 28.4 -> 38.3; a verify of 4 at depth 512 1.142 -> 1.270
-// one-token steps; the twelfth and twenty-sixth sessions' tries of it lost too. So did a ring of 3 buffers
-// for them: H200, down 25.8 -> 27.7 us. Both dropped; docs/PERF.md.)
+// passes' sums in order, was bit-exact but slower, likely because a pass of o is 2 rounds a warp, too few to
+// fill the ring. H100, Q4_0 at 4 tokens: o 12.7 -> 18.5 us, down 28.4 -> 38.3; a verify of 4 at depth 512
+// 1.142 -> 1.270 one-token steps; the twelfth and twenty-sixth sessions' tries of it lost too. So did a ring
+// of 3 buffers for them: H200, down 25.8 -> 27.7 us. Both dropped; docs/PERF.md.)
 template <class S, bool kAsym, int KS, int TPG, int NB = 1>
 __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments segs, int64_t cols,
                                                                     const uint4* __restrict__ xq,
