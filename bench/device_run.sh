@@ -337,7 +337,9 @@ elif [ "$MODE" = trace ]; then
   # The kernel timeline of replayed steps (bench/kernel_trace.cc through CUPTI, g4 unchanged): per bench
   # configuration of $TRACE_ARGS (';' between them; default one sequence at depth 512), the bench untraced and
   # traced (what tracing costs), then bench/kernel_trace.py's table of the configuration's most common step
-  # (trace_N.md; TRACE_KERNELS=N: the steps of N kernels instead, e.g. a verify's). The CSVs come back gzipped.
+  # (trace_N.md; TRACE_KERNELS=N: the steps of N kernels instead, e.g. a verify's), and where the steps of the
+  # next most common kernel count (with --verify-cost, the verify's) differ from those by kernel (--compare).
+  # The CSVs come back gzipped.
   i=0
   echo "${TRACE_ARGS:--p 0 -n 64 -r 1 -d 512}" | tr ';' '\n' > /tmp/g4-trace-args
   while read -r TA; do
@@ -346,10 +348,12 @@ elif [ "$MODE" = trace ]; then
     CUDA_INJECTION64_PATH="$PWD/$B/libg4_kernel_trace.so" G4_KERNEL_TRACE=/tmp/g4-kernels-$i.csv \
       LD_LIBRARY_PATH="$PWD/$B:$LD_LIBRARY_PATH" bench $TA < /dev/null | sed 's/"parallel"/"ab": "traced '$i'", "parallel"/' >> "$LOG/bench.jsonl"
     { echo "## trace $i: g4 bench $TA"; python3 bench/kernel_trace.py /tmp/g4-kernels-$i.csv --steps 32 --show ${TRACE_SHOW:-48} \
-      ${TRACE_KERNELS:+--kernels $TRACE_KERNELS}; } \
+      ${TRACE_KERNELS:+--kernels $TRACE_KERNELS} --compare; } \
       > "$LOG/trace_$i.md" 2>&1
     gzip -c /tmp/g4-kernels-$i.csv > "$LOG/kernels_$i.csv.gz"
     head -${TRACE_HEAD:-30} "$LOG/trace_$i.md"
+    # (--compare: with --verify-cost, the verify's steps against the one-token ones, by kernel: its first rows)
+    sed -n '/^Steps of/,$p' "$LOG/trace_$i.md" | head -${TRACE_COMPARE_ROWS:-28}
   done < /tmp/g4-trace-args
 elif [ "$MODE" = depth ]; then
   for t in f32 bf16; do bench -p 0 -n 64 -r 2 -d 0,16384 --cache-type-k $t --cache-type-v $t; done > "$LOG/bench.jsonl"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a decode step's time goes, kernel by kernel, from the CSV of bench/kernel_trace.cc.
 
-    kernel_trace.py TRACE.csv[.gz] [--steps N] [--show N] [--kernels N]
+    kernel_trace.py TRACE.csv[.gz] [--steps N] [--show N] [--kernels N] [--compare]
 
 Kernels of one stream run as a chain: each waits for the one before it to complete (PDL lets it start
 earlier, never finish earlier), so the step's time is the sum over its kernels of end(i) - end(i - 1), the
@@ -12,7 +12,10 @@ includes the time between steps (the host's token choice and the next launch).
 
 Prints: the steps kept (the last N with the most common kernel count), then one row per kernel (name and
 grid) with launches a step, ms it adds a step, us it adds a launch, its span, and how long before its
-predecessor's end it started (lead; PDL), then the first --show kernels of one step in order.
+predecessor's end it started (lead; PDL), then the first --show kernels of one step in order. --compare: then
+the steps of the next most common kernel count (with `g4 bench --verify-cost K`, the verify's) against the
+kept ones, by kernel (name and template arguments, grids aside: a verify's 2-8-token GEMV is another kernel
+than a step's), ms a step each and the difference: where a verify's time over a step's goes.
 """
 import argparse
 import collections
@@ -26,7 +29,9 @@ def load(path):
     rows = []
     with (gzip.open(path, "rt", newline="") if path.endswith(".gz") else open(path, newline="")) as f:
         for r in csv.DictReader(f):
-            rows.append((int(r["start_ns"]), int(r["end_ns"]), int(r["grid"]), int(r["block"]), r["name"]))
+            # (the name is the last field and unquoted: its template arguments' commas split it into more)
+            name = ",".join([r["name"]] + r.get(None, []))
+            rows.append((int(r["start_ns"]), int(r["end_ns"]), int(r["grid"]), int(r["block"]), name))
     rows.sort(key=lambda r: r[1])  # completion order: the chain's order
     return rows
 
@@ -55,6 +60,8 @@ def main():
     ap.add_argument("--show", type=int, default=40, help="kernels of one step to list in order")
     ap.add_argument("--kernels", type=int, default=0,
                     help="keep the steps of this many kernels (default: the most common count; a verify has more)")
+    ap.add_argument("--compare", action="store_true",
+                    help="the steps of the next most common kernel count against the kept ones, by kernel")
     a = ap.parse_args()
     steps = steps_of(load(a.trace))
     if not steps:
@@ -87,6 +94,41 @@ def main():
     print("|---|---|---|---|---|---|")
     for i, (adds, span, lead, grid, name, block) in enumerate(kept[-1][: a.show]):
         print(f"| {i} | {name[:90]} | {grid} | {adds / 1e3:.2f} | {span / 1e3:.2f} | {lead / 1e3:.2f} |")
+    if a.compare:
+        compare(steps, counts, common, kept, a.steps)
+
+
+def per_kernel(steps):
+    """{kernel name: (launches a step, ms it adds a step)} over the steps."""
+    by = collections.defaultdict(lambda: [0, 0])
+    for s in steps:
+        for adds, _span, _lead, _grid, name, _block in s:
+            e = by[name]
+            e[0] += 1
+            e[1] += adds
+    return {k: (v[0] / len(steps), v[1] / len(steps) / 1e6) for k, v in by.items()}
+
+
+def compare(steps, counts, common, kept, n):
+    others = [(v, k) for k, v in counts.items() if k != common]
+    if not others:
+        print("\n--compare: the trace holds steps of one kernel count only")
+        return
+    other = max(others)[1]
+    theirs = [s for s in steps if len(s) == other][-n:]
+    a, b = per_kernel(kept), per_kernel(theirs)
+    ta, tb = sum(v[1] for v in a.values()), sum(v[1] for v in b.values())
+    print(f"\nSteps of {other} kernels ({len(theirs)}, {tb:.3f} ms each) against those of {common} ({len(kept)}, "
+          f"{ta:.3f} ms): ms a step by kernel, largest differences first")
+    print(f"| kernel | launches ({common} / {other}) | ms a step ({common}) | ms a step ({other}) | difference |")
+    print("|---|---|---|---|---|")
+    rows = [(b.get(k, (0, 0))[1] - a.get(k, (0, 0))[1], k) for k in set(a) | set(b)]
+    for d, k in sorted(rows, key=lambda r: -abs(r[0])):
+        la, ma = a.get(k, (0, 0.0))
+        lb, mb = b.get(k, (0, 0.0))
+        print(f"| {k[:90]} | {la:.0f} / {lb:.0f} | {ma:.3f} | {mb:.3f} | {d:+.3f} |")
+    print(f"| all | {sum(v[0] for v in a.values()):.0f} / {sum(v[0] for v in b.values()):.0f} | {ta:.3f} | {tb:.3f} | "
+          f"{tb - ta:+.3f} |")
 
 
 if __name__ == "__main__":
