@@ -122,11 +122,9 @@ def compare(steps, counts, common, kept, n):
           f"{ta:.3f} ms): ms a step by kernel, largest differences first")
     print(f"| kernel | launches ({common} / {other}) | ms a step ({common}) | ms a step ({other}) | difference |")
     print("|---|---|---|---|---|")
-    rows = [(b.get(k, (0, 0))[1] - a.get(k, (0, 0))[1], k) for k in set(a) | set(b)]
-    for d, k in sorted(rows, key=lambda r: -abs(r[0])):
-        la, ma = a.get(k, (0, 0.0))
-        lb, mb = b.get(k, (0, 0.0))
-        print(f"| {k[:90]} | {la:.0f} / {lb:.0f} | {ma:.3f} | {mb:.3f} | {d:+.3f} |")
+    rows = [(k, a.get(k, (0, 0.0)), b.get(k, (0, 0.0))) for k in set(a) | set(b)]
+    for k, (la, ma), (lb, mb) in sorted(rows, key=lambda r: -abs(r[2][1] - r[1][1])):
+        print(f"| {k[:90]} | {la:.0f} / {lb:.0f} | {ma:.3f} | {mb:.3f} | {mb - ma:+.3f} |")
     print(f"| all | {sum(v[0] for v in a.values()):.0f} / {sum(v[0] for v in b.values()):.0f} | {ta:.3f} | {tb:.3f} | "
           f"{tb - ta:+.3f} |")
 

@@ -280,7 +280,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2) gemv_q8_tc_kernel(Segments seg
         __syncwarp();  // every lane is done with the buffer that the next issue overwrites
         issue(true);
         cp_async_wait<kTcStages - 1>();  // round `consumed` has landed (this lane's part)
-        __syncwarp();                    // (and every lane's)
+        __syncwarp();                          // (and every lane's)
         const uint32_t buf = ring + (consumed % kTcStages) * kTcStageBytes;
         ++consumed;
         // w[k]: word q of chunks c0 .. c0 + 3 of row g + 8k (matrix j of ldmatrix = chunk j: rows 8k .. 8k + 7,
