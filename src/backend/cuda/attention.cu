@@ -532,17 +532,24 @@ __device__ __forceinline__ void combine_out(const AttnArgs& a, int64_t th, int64
 // With store, the merge also writes the launch's new rows into the caches (kv_write_at; after the split
 // kernel, as the forward's order has it), each block a share of a few elements (for the 31B, 16 a block on
 // sliding layers and 4 on full ones), so the store takes no launch and no blocks of its own; a block stores
-// its share once its own loads are out, so that the share's latency hides behind theirs.
-__device__ __forceinline__ void store_share(const AttnArgs& a) {
+// its share once its own loads are out, so that the share's latency hides behind theirs; or (kLate in the
+// kernel) warps 1.. store it after the block's barrier while warp 0 writes the outputs: the share's 64-bit
+// index arithmetic then holds no registers beside the held partials (58 registers a thread with it beside
+// them, 4 blocks an SM: a verify of 4 rows runs its 1,024 sliding-layer merge blocks in two waves, its
+// 2,048 full-layer ones in four). The share's elements go to threads `first`, `first` + `count`, ...
+__device__ __forceinline__ void store_share(const AttnArgs& a, unsigned first = threadIdx.x,
+                                            unsigned count = kCombineThreads) {
   const int64_t row = a.Hkv * a.D, n = a.T * row, blocks = int64_t(gridDim.x) * gridDim.y;
   const int64_t b = int64_t(blockIdx.x) * gridDim.y + blockIdx.y, per = (n + blocks - 1) / blocks;
   const int64_t end = min(n, (b + 1) * per);
-  for (int64_t i = b * per + threadIdx.x; i < end; i += kCombineThreads) {
+  for (int64_t i = b * per + first; i < end; i += count) {
     if (a.cache_bf16) kv_write_at<__nv_bfloat16>(a.seqs, a.k, a.v, row, a.capacity, a.ring, i);
     else kv_write_at<float>(a.seqs, a.k, a.v, row, a.capacity, a.ring, i);
   }
 }
-__global__ void __launch_bounds__(kCombineThreads)
+// kLate: the store after the barrier (store_share), held to 32 registers for 8 blocks an SM (G4_CUDA_MERGE_LATE).
+template <bool kLate>
+__global__ void __launch_bounds__(kCombineThreads, kLate ? 8 : 0)
     combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml,
                    uint4* __restrict__ xq, int nch_pad, bool store) {
   grid_dependency_sync();
@@ -573,7 +580,7 @@ __global__ void __launch_bounds__(kCombineThreads)
     static_assert(kCombineHeld * kCombineGroups == 32, "the held partials cover 32 splits");
     const int lane = tid & 31;
     const float2 pl = lane < live ? m[lane] : make_float2(-FLT_MAX, 0.f);
-    if (store) store_share(a);  // (while the loads above are in flight)
+    if (store && !kLate) store_share(a);  // (while the loads above are in flight)
     const float Mw = warp_max(pl.x);
     const float w = lane < live ? __expf(pl.x - Mw) : 0.f;
     const float Lw = warp_sum(lane < live ? pl.y * w : 0.f);
@@ -587,6 +594,7 @@ __global__ void __launch_bounds__(kCombineThreads)
     red[g][j] = o;
     __syncthreads();
     if (g == 0) combine_out(a, th, d, j, red, Lw, xq, nch_pad);
+    else if (kLate && store) store_share(a, unsigned(tid) - 32u, kCombineThreads - 32u);
     return;
   }
   float2 mine[kPairs];
@@ -596,7 +604,7 @@ __global__ void __launch_bounds__(kCombineThreads)
     const int sp = tid + i * kCombineThreads;
     mine[i] = sp < live ? m[sp] : make_float2(-FLT_MAX, 0.f);
   }
-  if (store) store_share(a);
+  if (store && !kLate) store_share(a);
 #pragma unroll
   for (int i = 0; i < kPairs; ++i) M = fmaxf(M, mine[i].x);
   M = block_max<nw>(M);
@@ -625,6 +633,7 @@ __global__ void __launch_bounds__(kCombineThreads)
   red[g][j] = o;
   __syncthreads();
   if (g == 0) combine_out(a, th, d, j, red, L, xq, nch_pad);
+  else if (kLate && store) store_share(a, unsigned(tid) - 32u, kCombineThreads - 32u);
 }
 
 // Keys one query can see, bounded from the layer's shape (window, capacity): what sizes the split, so
@@ -761,9 +770,11 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, 
   }
   // The merge's grid: T Hq rows by D / kCombineDims.
   const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kCombineDims - 1) / kCombineDims));
+  // G4_CUDA_MERGE_LATE=1: the merge's late-store kernel (comparisons; the same values and cache bytes).
+  static const bool late = env_switch("G4_CUDA_MERGE_LATE", false);
   if (!knocked_out(Knock::kCombine))
-    launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml, static_cast<uint4*>(xq),
-           x_chunks_padded(a.Hq * a.D), append);
+    launch(late ? combine_kernel<true> : combine_kernel<false>, cgrid, kCombineThreads, 0, s, a, ns, part, ml,
+           static_cast<uint4*>(xq), x_chunks_padded(a.Hq * a.D), append);
   else
     write_alone();
   G4_CUDA_LAUNCHED();
