@@ -300,12 +300,8 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
 // ring, g4's int4 with zero points too (H100, a verify at depth 512 of 2 / 3 / 4 / 5 tokens: 1.27 / 1.38 /
 // 1.37 / 2.00 one-token steps on the dp4a kernel, 1.16 / 1.13 / 1.19 / 1.31 on the tensor cores;
 // docs/PERF.md).
-// G4_CUDA_Q8_TC_SHORT=N (comparisons): the same threshold for the short outputs alone (launches of at most
-// 8,192 rows in all: o, down), which below it take the dp4a kernel in their one-token K split.
-bool tensor_cores_for_tokens(int T, bool short_out) {
+bool tensor_cores_for_tokens(int T) {
   static const int from = env_int("G4_CUDA_Q8_TC", 0);
-  static const int short_from = env_int("G4_CUDA_Q8_TC_SHORT", 0);
-  if (short_out && short_from > 0) return T >= short_from;
   return T >= (from > 0 ? from : 2);
 }
 
@@ -322,11 +318,10 @@ Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
   static const Q8Shape shorts = env_shape("G4_CUDA_Q8_SHORT", Q8Shape{4, 1, 4, true});
   int64_t rows = 0;
   for (int i = 0; i < n; ++i) rows += ws[i].rows;
-  const bool short_out = rows <= 8192;
-  const Q8Shape one = short_out ? shorts : all;
+  const Q8Shape one = rows <= 8192 ? shorts : all;
   if (T == 1) return one;
   // R = 0: the tensor-core kernel with the one-token shape's K split (launch_q8_t: on the layouts it is compiled for).
-  const bool tc = tensor_cores_for_tokens(T, short_out) && (one.KS == 1 || one.KS == 4) && tc_layout_ok(ws, n);
+  const bool tc = tensor_cores_for_tokens(T) && (one.KS == 1 || one.KS == 4) && tc_layout_ok(ws, n);
   if (tc) return Q8Shape{0, 0, one.KS, false};
   // The dp4a kernel with the one-token shape's K split, so each token's sums come in its one-token order.
   return one.KS == 4 && one.pipe ? Q8Shape{2, 1, 4, true} : Q8Shape{};
