@@ -299,7 +299,8 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
 // a Q4_0 GGUF's (1.1-1.6x faster at 2-8 tokens, H200) and, since the activations go through the kernel's
 // ring, g4's int4 with zero points too (H100, a verify at depth 512 of 2 / 3 / 4 / 5 tokens: 1.27 / 1.38 /
 // 1.37 / 2.00 one-token steps on the dp4a kernel, 1.16 / 1.13 / 1.19 / 1.31 on the tensor cores;
-// docs/PERF.md).
+// docs/PERF.md). The short outputs (o, down) alone back on the dp4a kernel at 2-4 tokens lost too (H100, Q4_0,
+// depth 512: a verify of 4 1.14 -> 1.31 one-token steps, 4 sequences 413 -> 368 tok/s; thirty-ninth session).
 bool tensor_cores_for_tokens(int T) {
   static const int from = env_int("G4_CUDA_Q8_TC", 0);
   return T >= (from > 0 ? from : 2);
