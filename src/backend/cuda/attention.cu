@@ -770,8 +770,10 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, 
   }
   // The merge's grid: T Hq rows by D / kCombineDims.
   const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kCombineDims - 1) / kCombineDims));
-  // G4_CUDA_MERGE_LATE=1: the merge's late-store kernel (comparisons; the same values and cache bytes).
-  static const bool late = env_switch("G4_CUDA_MERGE_LATE", false);
+  // G4_CUDA_MERGE_LATE=1: the merge's late-store kernel for every launch, 2: for launches of several rows
+  // (verifies, batches); comparisons, the same values and cache bytes.
+  static const int late_env = env_int("G4_CUDA_MERGE_LATE", 0);
+  const bool late = late_env == 1 || (late_env == 2 && a.T > 1);
   if (!knocked_out(Knock::kCombine))
     launch(late ? combine_kernel<true> : combine_kernel<false>, cgrid, kCombineThreads, 0, s, a, ns, part, ml,
            static_cast<uint4*>(xq), x_chunks_padded(a.Hq * a.D), append);
