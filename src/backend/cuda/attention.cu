@@ -565,6 +565,14 @@ __global__ void __launch_bounds__(kCombineThreads, kLate ? 8 : 0)
   const int64_t d = int64_t(blockIdx.y) * kCombineDims + j;
   const float* pr = part + th * n_split * a.D + d;
   constexpr int nw = kCombineThreads / 32, kPairs = kMaxSplit / kCombineThreads;
+  // Both paths' end: the group's sum into red, the barrier, warp 0 adds the groups and writes the outputs;
+  // with kLate the other warps store the share meanwhile.
+  auto finish = [&](float o, float L) {
+    red[g][j] = o;
+    __syncthreads();
+    if (g == 0) combine_out(a, th, d, j, red, L, xq, nch_pad);
+    else if (kLate && store) store_share(a, unsigned(tid) - 32u, kCombineThreads - 32u);
+  };
   float held[kCombineHeld];
 #pragma unroll
   for (int k = 0; k < kCombineHeld; ++k) {
@@ -591,11 +599,7 @@ __global__ void __launch_bounds__(kCombineThreads, kLate ? 8 : 0)
       const float wk = __shfl_sync(0xffffffffu, w, sp);
       if (sp < live) o = fmaf(held[k], wk, o);
     }
-    red[g][j] = o;
-    __syncthreads();
-    if (g == 0) combine_out(a, th, d, j, red, Lw, xq, nch_pad);
-    else if (kLate && store) store_share(a, unsigned(tid) - 32u, kCombineThreads - 32u);
-    return;
+    return finish(o, Lw);
   }
   float2 mine[kPairs];
   float M = -FLT_MAX;
@@ -630,10 +634,7 @@ __global__ void __launch_bounds__(kCombineThreads, kLate ? 8 : 0)
     for (int sp = g + kCombineHeld * kCombineGroups; sp < live; sp += kCombineGroups)
       o = fmaf(pr[int64_t(sp) * a.D], wgt[sp], o);
   }
-  red[g][j] = o;
-  __syncthreads();
-  if (g == 0) combine_out(a, th, d, j, red, L, xq, nch_pad);
-  else if (kLate && store) store_share(a, unsigned(tid) - 32u, kCombineThreads - 32u);
+  finish(o, L);
 }
 
 // Keys one query can see, bounded from the layer's shape (window, capacity): what sizes the split, so
