@@ -533,23 +533,24 @@ __device__ __forceinline__ void combine_out(const AttnArgs& a, int64_t th, int64
 // kernel, as the forward's order has it), each block a share of a few elements (for the 31B, 16 a block on
 // sliding layers and 4 on full ones), so the store takes no launch and no blocks of its own; a block stores
 // its share once its own loads are out, so that the share's latency hides behind theirs; or (kLate in the
-// kernel) warps 1.. store it after the block's barrier while warp 0 writes the outputs: the share's 64-bit
-// index arithmetic then holds no registers beside the held partials (58 registers a thread with it beside
-// them, 4 blocks an SM: a verify of 4 rows runs its 1,024 sliding-layer merge blocks in two waves, its
-// 2,048 full-layer ones in four). The share's elements go to threads `first`, `first` + `count`, ...
+// kernel, G4_CUDA_MERGE_LATE) warps 1.. store it after the block's barrier while warp 0 writes the outputs.
+// Both are held to 32 registers a thread for 8 blocks an SM (no spills, with the share's index arithmetic in
+// 32 bits): a verify of 4 rows then runs its 1,024 sliding-layer merge blocks in one wave on 132 SMs, its
+// 2,048 full-layer ones in two (with 64-bit index arithmetic the merge took 58 registers, 4 blocks an SM:
+// two waves and four). The share's elements go to threads `first`, `first` + `count`, ...
 __device__ __forceinline__ void store_share(const AttnArgs& a, unsigned first = threadIdx.x,
                                             unsigned count = kCombineThreads) {
-  const int64_t row = a.Hkv * a.D, n = a.T * row, blocks = int64_t(gridDim.x) * gridDim.y;
-  const int64_t b = int64_t(blockIdx.x) * gridDim.y + blockIdx.y, per = (n + blocks - 1) / blocks;
-  const int64_t end = min(n, (b + 1) * per);
-  for (int64_t i = b * per + first; i < end; i += count) {
-    if (a.cache_bf16) kv_write_at<__nv_bfloat16>(a.seqs, a.k, a.v, row, a.capacity, a.ring, i);
-    else kv_write_at<float>(a.seqs, a.k, a.v, row, a.capacity, a.ring, i);
+  const unsigned row = unsigned(a.Hkv * a.D), n = unsigned(a.T) * row, blocks = gridDim.x * gridDim.y;
+  const unsigned b = blockIdx.x * gridDim.y + blockIdx.y, per = (n + blocks - 1) / blocks;
+  const unsigned end = min(n, (b + 1) * per), cap = unsigned(a.capacity);
+  for (unsigned i = b * per + first; i < end; i += count) {
+    if (a.cache_bf16) kv_write_at<__nv_bfloat16>(a.seqs, a.k, a.v, row, cap, a.ring, i);
+    else kv_write_at<float>(a.seqs, a.k, a.v, row, cap, a.ring, i);
   }
 }
-// kLate: the store after the barrier (store_share), held to 32 registers for 8 blocks an SM (G4_CUDA_MERGE_LATE).
+// kLate: the store after the barrier (store_share, above).
 template <bool kLate>
-__global__ void __launch_bounds__(kCombineThreads, kLate ? 8 : 0)
+__global__ void __launch_bounds__(kCombineThreads, 8)
     combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml,
                    uint4* __restrict__ xq, int nch_pad, bool store) {
   grid_dependency_sync();
@@ -733,6 +734,8 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, 
                 " exceeds the decode kernel's 4096 elements");
   G4_CHECK(!xq || (a.D % 32 == 0 && x_chunks_padded(a.Hq * a.D) == a.Hq * a.D / 32 && a.T <= kGemvQ8MaxT),
            "cuda attention: an int8 copy of the output needs whole 32-chunk blocks a row and at most 8 rows");
+  G4_CHECK(a.T * a.Hkv * a.D < (int64_t(1) << 31) && a.capacity < (int64_t(1) << 31),
+           "cuda attention: a launch's new rows and the cache's capacity are indexed in 32 bits");
   const int ns = pick_split(a, n_sm);
   float* part = static_cast<float*>(scratch);
   float* ml = part + size_t(a.T * a.Hq) * size_t(ns) * size_t(a.D);

@@ -250,9 +250,9 @@ template <class CT>
 __global__ void kv_write_kernel(SeqTable st, const float* k, const float* v, int64_t T, int64_t row, int64_t capacity,
                                 bool ring) {
   grid_dependency_sync();
-  const int64_t n = T * row;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    kv_write_at<CT>(st, k, v, row, capacity, ring, i);
+  const unsigned n = unsigned(T * row);
+  for (unsigned i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    kv_write_at<CT>(st, k, v, unsigned(row), unsigned(capacity), ring, i);
 }
 
 // x = (x + norm(o; w1)) * s, then out = norm(x; w2): one block per row, the row in registers as float4s
@@ -535,6 +535,8 @@ void kv_write(const SeqTable& seqs, const float* k, const float* v, int64_t T, i
               bool bf16, cudaStream_t s) {
   if (knocked_out(Knock::kKv)) return;
   if (T == 0) return;
+  G4_CHECK(T * row < (int64_t(1) << 31) && capacity < (int64_t(1) << 31),
+           "cuda kv_write: a launch's rows and the cache's capacity are indexed in 32 bits");
   const dim3 grid = grid_for(T * row, 256);
   if (bf16) launch(kv_write_kernel<__nv_bfloat16>, grid, 256, 0, s, seqs, k, v, T, row, capacity, ring);
   else launch(kv_write_kernel<float>, grid, 256, 0, s, seqs, k, v, T, row, capacity, ring);

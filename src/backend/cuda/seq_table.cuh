@@ -18,18 +18,21 @@ __device__ __forceinline__ const SeqEntry& entry_of(const SeqTable& st, int64_t 
 
 // Element i of a launch's rows [T, row] of k and v (f32) stored in the owning sequence's cache (CT) at its
 // position's slot, unless a ring would overwrite it with a later row of the same chunk; keys only where the
-// cache stores them (derived keys: ck is null).
+// cache stores them (derived keys: ck is null). Index arithmetic in 32 bits (a launch's T * row elements and
+// a position stay below 2^31: kv_write and attention check the first, the model's context bounds the second),
+// the cache offset in 64: one 32-bit division for t and one modulo for a ring's slot instead of 64-bit ones.
 template <class CT>
-__device__ __forceinline__ void kv_write_at(const SeqTable& st, const float* k, const float* v, int64_t row,
-                                            int64_t capacity, bool ring, int64_t i) {
-  const int64_t t = i / row, e = i % row;
+__device__ __forceinline__ void kv_write_at(const SeqTable& st, const float* k, const float* v, unsigned row,
+                                            unsigned capacity, bool ring, unsigned i) {
+  const unsigned t = i / row, e = i - t * row;
   int64_t p0;
   const SeqEntry& se = entry_of(st, t, &p0);
-  const int64_t tl = t - se.row0;
-  if (ring && tl < int64_t(se.n) - capacity) return;
-  const int64_t pos = p0 + tl, slot = ring ? pos % capacity : pos;
-  if (se.ck) static_cast<CT*>(se.ck)[slot * row + e] = CT(k[t * row + e]);
-  static_cast<CT*>(se.cv)[slot * row + e] = CT(v[t * row + e]);
+  const int tl = int(t) - se.row0;
+  if (ring && tl < se.n - int(capacity)) return;
+  const unsigned pos = unsigned(p0) + unsigned(tl), slot = ring ? pos % capacity : pos;
+  const int64_t at = int64_t(slot) * row + e, from = int64_t(i);
+  if (se.ck) static_cast<CT*>(se.ck)[at] = CT(k[from]);
+  static_cast<CT*>(se.cv)[at] = CT(v[from]);
 }
 
 }  // namespace g4::cuda
