@@ -21,6 +21,31 @@ TEST_F(CudaTest, SampleRowsEqualsHostSamplerAtGemmaVocabulary) {
   check_sample_rows(*fast_, 262144, 1, 3, 6, 262144);  // the host sorts 262,144 ids per whole-vocabulary draw
 }
 
+// Rows that are all plain greedy take one launch pair for every row (sample_rows' argmax_rows): each row's
+// token is its own argmax, lowest id on ties, across rows of ties, -infinity and normal logits.
+TEST_F(CudaTest, SampleRowsAllGreedyRowsTakeEachRowsArgmax) {
+  std::mt19937 rng(5);
+  for (int64_t V : {1, 7, 5000, 262144})
+    for (int64_t R : {1, 3, 9}) {
+      std::vector<float> all;
+      for (int64_t r = 0; r < R; ++r) {
+        const std::vector<float> row = random_row(rng, V, RowKind(r % 3), r % 2 ? 4.f : 1.f);
+        all.insert(all.end(), row.begin(), row.end());
+      }
+      Tensor t = fast_->empty({R, V});
+      fast_->upload(t, all.data());
+      std::vector<RowSampling> picks(static_cast<size_t>(R));
+      picks.back().params.top_k = 1, picks.back().params.temperature = 0.8f;  // greedy by top-k 1
+      const std::vector<int32_t> got = fast_->sample_rows(t, picks);
+      ASSERT_EQ(int64_t(got.size()), R);
+      for (int64_t r = 0; r < R; ++r) {
+        const float* row = all.data() + r * V;
+        EXPECT_EQ(got[size_t(r)], int32_t(std::max_element(row, row + V) - row))
+            << "V " << V << " row " << r << " of " << R;
+      }
+    }
+}
+
 TEST_F(CudaTest, SampleRowsRejectsARowCountMismatch) {
   Tensor t = fast_->empty({2, 5});
   std::vector<float> z(10, 0.f);

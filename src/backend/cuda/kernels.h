@@ -239,5 +239,9 @@ size_t choose_token_scratch_bytes(int64_t V);
 // Writes the token choose_token (backend/sampling.h) picks from logits [V] to *out (device); scratch of
 // choose_token_scratch_bytes(V). The logits are not modified.
 void choose_token(const float* logits, int64_t V, const ChoiceArgs& a, void* scratch, int32_t* out, cudaStream_t s);
+// Greedy choice of every row of logits [R, V] in one launch pair (what choose_token picks for each row at
+// temperature 0 without penalties or bans) into out[R] (device); scratch of argmax_rows_scratch_bytes(R, V).
+size_t argmax_rows_scratch_bytes(int64_t R, int64_t V);
+void argmax_rows(const float* logits, int64_t R, int64_t V, void* scratch, int32_t* out, cudaStream_t s);
 
 }  // namespace g4::cuda

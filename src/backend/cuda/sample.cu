@@ -134,9 +134,13 @@ __device__ __forceinline__ void block_range(int64_t n, int64_t& lo, int64_t& hi)
   hi = min(n, lo + per);
 }
 
+// Row blockIdx.y of x [rows, n]: each block's best into best_v/best_i [rows, gridDim.x].
 __global__ void __launch_bounds__(kThreads) argmax_part_kernel(const float* __restrict__ x, int64_t n, float* best_v,
                                                               int32_t* best_i) {
   grid_dependency_sync();
+  x += int64_t(blockIdx.y) * n;
+  best_v += int64_t(blockIdx.y) * gridDim.x;
+  best_i += int64_t(blockIdx.y) * gridDim.x;
   int64_t lo, hi;
   block_range(n, lo, hi);
   float v = -INFINITY;
@@ -149,9 +153,13 @@ __global__ void __launch_bounds__(kThreads) argmax_part_kernel(const float* __re
   if (threadIdx.x == 0) best_v[blockIdx.x] = v, best_i[blockIdx.x] = id;
 }
 
+// Row blockIdx.x: its nb bests combined into out[blockIdx.x].
 __global__ void __launch_bounds__(kThreads) argmax_final_kernel(const float* best_v, const int32_t* best_i, int nb,
                                                                int32_t* out) {
   grid_dependency_sync();
+  best_v += int64_t(blockIdx.x) * nb;
+  best_i += int64_t(blockIdx.x) * nb;
+  out += blockIdx.x;
   float v = -INFINITY;
   int32_t id = INT_MAX;
   for (int b = threadIdx.x; b < nb; b += blockDim.x)
@@ -296,6 +304,17 @@ __global__ void __launch_bounds__(kWalkThreads) walk_kernel(const float* __restr
 }  // namespace
 
 size_t choose_token_scratch_bytes(int64_t V) { return layout(V).total; }
+
+size_t argmax_rows_scratch_bytes(int64_t R, int64_t V) { return size_t(R) * size_t(blocks_for(V)) * 8; }
+
+void argmax_rows(const float* logits, int64_t R, int64_t V, void* scratch, int32_t* out, cudaStream_t s) {
+  const int nb = blocks_for(V);
+  float* best_v = static_cast<float*>(scratch);
+  int32_t* best_i = reinterpret_cast<int32_t*>(best_v + R * nb);
+  launch(argmax_part_kernel, dim3(unsigned(nb), unsigned(R)), dim3(kThreads), 0, s, logits, V, best_v, best_i);
+  launch(argmax_final_kernel, dim3(unsigned(R)), dim3(kThreads), 0, s, (const float*)best_v, (const int32_t*)best_i, nb,
+         out);
+}
 
 void choose_token(const float* logits, int64_t V, const ChoiceArgs& a, void* scratch, int32_t* out, cudaStream_t s) {
   const Layout L = layout(V);

@@ -18,12 +18,21 @@ std::vector<int32_t> CudaBackend::sample_rows(const Tensor& logits, const std::v
   const int64_t R = logits.dim(0), V = logits.dim(1);
   std::vector<int32_t> ids(static_cast<size_t>(R));
   if (R == 0) return ids;
-  auto work = scratch(cuda::choose_token_scratch_bytes(V));
   auto out = scratch(size_t(R) * 4);
+  int32_t* out_d = static_cast<int32_t*>(out.get());
+  // Every row greedy without penalties or bans (greedy decoding, a greedy verify): one launch pair for all
+  // rows instead of one a row.
+  const auto plain_greedy = [](const SamplingParams& p) {
+    return (p.temperature <= 0 || p.top_k == 1) && no_penalties(p);
+  };
+  bool all_plain = R <= 65535;
+  for (const RowSampling& row : rows) all_plain = all_plain && plain_greedy(row.params) && row.banned.empty();
+  auto work = scratch(all_plain ? cuda::argmax_rows_scratch_bytes(R, V) : cuda::choose_token_scratch_bytes(V));
+  if (all_plain) cuda::argmax_rows(static_cast<const float*>(logits.data), R, V, work.get(), out_d, stream_);
   // Each row's upload (penalties' ids and counts, banned ids), kept until the copies have run.
   std::vector<std::vector<int32_t>> uploads(static_cast<size_t>(R));
   std::vector<std::shared_ptr<void>> uploads_dev;
-  for (int64_t r = 0; r < R; ++r) {
+  for (int64_t r = 0; r < R && !all_plain; ++r) {
     const RowSampling& row = rows[size_t(r)];
     const SamplingParams& p = row.params;
     cuda::ChoiceArgs a;
@@ -56,10 +65,9 @@ std::vector<int32_t> CudaBackend::sample_rows(const Tensor& logits, const std::v
       if (a.n_pen > 0) a.pen_ids = d, a.pen_counts = d + a.n_pen;
       if (a.n_ban > 0) a.ban_ids = d + 2 * a.n_pen;
     }
-    cuda::choose_token(static_cast<const float*>(logits.data) + r * V, V, a, work.get(),
-                       static_cast<int32_t*>(out.get()) + r, stream_);
+    cuda::choose_token(static_cast<const float*>(logits.data) + r * V, V, a, work.get(), out_d + r, stream_);
   }
-  G4_CUDA(cudaMemcpyAsync(ids.data(), out.get(), size_t(R) * 4, cudaMemcpyDeviceToHost, stream_));
+  G4_CUDA(cudaMemcpyAsync(ids.data(), out_d, size_t(R) * 4, cudaMemcpyDeviceToHost, stream_));
   synchronize();
   return ids;
 }
