@@ -181,7 +181,8 @@ __global__ void gelu_mul_kernel(const float* gate, const float* up, int64_t n, f
 __global__ void gelu_mul_q8_kernel(const float* gate, const float* up, int64_t rows, int n, float* out,
                                    uint4* __restrict__ xq, int nch_pad) {
   grid_dependency_sync();
-  const int64_t n4 = rows * n / 4, i4 = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  // (index arithmetic in 32 bits: rows <= kGemvQ8MaxT, so rows * n stays far below 2^31)
+  const int n4 = int(rows) * n / 4, i4 = int(blockIdx.x * blockDim.x + threadIdx.x);
   const bool live = i4 < n4;  // (the same for a chunk's 8 lanes: n4 is a multiple of 8)
   float4 y = make_float4(0.f, 0.f, 0.f, 0.f);
   if (live) {
@@ -191,11 +192,11 @@ __global__ void gelu_mul_q8_kernel(const float* gate, const float* up, int64_t r
     reinterpret_cast<float4*>(out)[i4] = y;
   }
   float2* xd = x_scales(xq, nch_pad, rows);
-  const int64_t r = live ? i4 * 4 / n : 0;
-  const int c = live ? int(i4 * 4 % n) / 32 : 0;
-  quantize_chunk_lanes(y, live, x_slot(xq, nch_pad, r, c), xd + r * nch_pad + c);
+  const int r = live ? i4 * 4 / n : 0;
+  const int c = live ? i4 * 4 % n / 32 : 0;
+  quantize_chunk_lanes(y, live, x_slot(xq, nch_pad, r, c), xd + int64_t(r) * nch_pad + c);
   const int pad = nch_pad - n / 32;  // the padding chunks past n / 32, a thread each
-  if (i4 < rows * pad) zero_chunk(xq, xd, nch_pad, i4 / pad, n / 32 + int(i4 % pad));
+  if (i4 < int(rows) * pad) zero_chunk(xq, xd, nch_pad, i4 / pad, n / 32 + i4 % pad);
 }
 
 __device__ __forceinline__ void round_to(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
@@ -512,7 +513,8 @@ void gelu_mul(const float* gate, const float* up, int64_t n, float* out, cudaStr
 
 bool gelu_mul_q8(const float* gate, const float* up, int64_t rows, int64_t n, float* out, void* xq, cudaStream_t s) {
   auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
-  if (n % 32 != 0 || rows < 1 || rows > kGemvQ8MaxT || !aligned(gate) || !aligned(up) || !aligned(out) || !aligned(xq))
+  if (n % 32 != 0 || n > (int64_t(1) << 27) || rows < 1 || rows > kGemvQ8MaxT || !aligned(gate) || !aligned(up) ||
+      !aligned(out) || !aligned(xq))
     return false;
   if (knocked_out(Knock::kGelu)) return true;
   const int nch_pad = x_chunks_padded(n);
