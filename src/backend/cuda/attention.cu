@@ -531,15 +531,14 @@ __device__ __forceinline__ void combine_out(const AttnArgs& a, int64_t th, int64
 }
 // With store, the merge also writes the launch's new rows into the caches (kv_write_at; after the split
 // kernel, as the forward's order has it), each block a share of a few elements (for the 31B, 16 a block on
-// sliding layers and 4 on full ones), so the store takes no launch and no blocks of its own; a block stores
-// its share once its own loads are out, so that the share's latency hides behind theirs; or (kLate in the
-// kernel, G4_CUDA_MERGE_LATE) warps 1.. store it after the block's barrier while warp 0 writes the outputs.
-// Both are held to 32 registers a thread for 8 blocks an SM (no spills, with the share's index arithmetic in
-// 32 bits): a verify of 4 rows then runs its 1,024 sliding-layer merge blocks in one wave on 132 SMs, its
-// 2,048 full-layer ones in two (with 64-bit index arithmetic the merge took 58 registers, 4 blocks an SM:
-// two waves and four). The share's elements go to threads `first`, `first` + `count`, ...
-__device__ __forceinline__ void store_share(const AttnArgs& a, unsigned first = threadIdx.x,
-                                            unsigned count = kCombineThreads) {
+// sliding layers and 4 on full ones), so the store takes no launch and no blocks of its own: warps 1.. store
+// it after the block's barrier while warp 0 adds and writes the outputs. The kernel is held to 32 registers a
+// thread for 8 blocks an SM (no spills; the share's index arithmetic in 32 bits), so that a verify of 4 rows
+// runs its 1,024 sliding-layer merge blocks in one wave on 132 SMs and its 2,048 full-layer ones in two. (The
+// store beside the held partial outputs, to hide its latency behind theirs, with 64-bit index arithmetic took
+// 58 registers, 4 blocks an SM: two waves and four; a verify of 4 at depth 512 1.14 -> 1.12 one-token steps
+// on the H100 with this form, docs/PERF.md.) The share's elements go to threads `first`, `first` + `count`, ...
+__device__ __forceinline__ void store_share(const AttnArgs& a, unsigned first, unsigned count) {
   const unsigned row = unsigned(a.Hkv * a.D), n = unsigned(a.T) * row, blocks = gridDim.x * gridDim.y;
   const unsigned b = blockIdx.x * gridDim.y + blockIdx.y, per = (n + blocks - 1) / blocks;
   const unsigned end = min(n, (b + 1) * per), cap = unsigned(a.capacity);
@@ -548,8 +547,6 @@ __device__ __forceinline__ void store_share(const AttnArgs& a, unsigned first = 
     else kv_write_at<float>(a.seqs, a.k, a.v, row, cap, a.ring, i);
   }
 }
-// kLate: the store after the barrier (store_share, above).
-template <bool kLate>
 __global__ void __launch_bounds__(kCombineThreads, 8)
     combine_kernel(AttnArgs a, int n_split, const float* __restrict__ part, const float* __restrict__ ml,
                    uint4* __restrict__ xq, int nch_pad, bool store) {
@@ -566,13 +563,13 @@ __global__ void __launch_bounds__(kCombineThreads, 8)
   const int64_t d = int64_t(blockIdx.y) * kCombineDims + j;
   const float* pr = part + th * n_split * a.D + d;
   constexpr int nw = kCombineThreads / 32, kPairs = kMaxSplit / kCombineThreads;
-  // Both paths' end: the group's sum into red, the barrier, warp 0 adds the groups and writes the outputs;
-  // with kLate the other warps store the share meanwhile.
+  // Both paths' end: the group's sum into red, the barrier, warp 0 adds the groups and writes the outputs,
+  // the other warps store the share meanwhile.
   auto finish = [&](float o, float L) {
     red[g][j] = o;
     __syncthreads();
     if (g == 0) combine_out(a, th, d, j, red, L, xq, nch_pad);
-    else if (kLate && store) store_share(a, unsigned(tid) - 32u, kCombineThreads - 32u);
+    else if (store) store_share(a, unsigned(tid) - 32u, kCombineThreads - 32u);
   };
   float held[kCombineHeld];
 #pragma unroll
@@ -589,7 +586,6 @@ __global__ void __launch_bounds__(kCombineThreads, 8)
     static_assert(kCombineHeld * kCombineGroups == 32, "the held partials cover 32 splits");
     const int lane = tid & 31;
     const float2 pl = lane < live ? m[lane] : make_float2(-FLT_MAX, 0.f);
-    if (store && !kLate) store_share(a);  // (while the loads above are in flight)
     const float Mw = warp_max(pl.x);
     const float w = lane < live ? __expf(pl.x - Mw) : 0.f;
     const float Lw = warp_sum(lane < live ? pl.y * w : 0.f);
@@ -609,7 +605,6 @@ __global__ void __launch_bounds__(kCombineThreads, 8)
     const int sp = tid + i * kCombineThreads;
     mine[i] = sp < live ? m[sp] : make_float2(-FLT_MAX, 0.f);
   }
-  if (store && !kLate) store_share(a);
 #pragma unroll
   for (int i = 0; i < kPairs; ++i) M = fmaxf(M, mine[i].x);
   M = block_max<nw>(M);
@@ -774,13 +769,9 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, 
   }
   // The merge's grid: T Hq rows by D / kCombineDims.
   const dim3 cgrid(unsigned(a.T * a.Hq), unsigned((a.D + kCombineDims - 1) / kCombineDims));
-  // G4_CUDA_MERGE_LATE=1: the merge's late-store kernel for every launch, 2: for launches of several rows
-  // (verifies, batches); comparisons, the same values and cache bytes.
-  static const int late_env = env_int("G4_CUDA_MERGE_LATE", 0);
-  const bool late = late_env == 1 || (late_env == 2 && a.T > 1);
   if (!knocked_out(Knock::kCombine))
-    launch(late ? combine_kernel<true> : combine_kernel<false>, cgrid, kCombineThreads, 0, s, a, ns, part, ml,
-           static_cast<uint4*>(xq), x_chunks_padded(a.Hq * a.D), append);
+    launch(combine_kernel, cgrid, kCombineThreads, 0, s, a, ns, part, ml, static_cast<uint4*>(xq),
+           x_chunks_padded(a.Hq * a.D), append);
   else
     write_alone();
   G4_CUDA_LAUNCHED();
