@@ -10,10 +10,12 @@ bandwidth waits on latency or launch; one that adds less than its own run time (
 predecessor. A step starts at the embedding kernel; the first row of a step ("adds" of the embedding)
 includes the time between steps (the host's token choice and the next launch).
 
-Prints: the steps kept (the last N with the most common kernel count), then one row per kernel (name and
+A step's kind is its kernel count and its embedding kernel's grid (the grid grows with the step's rows, so
+a verify is told apart from a one-token step even where both launch as many kernels).
+Prints: the steps kept (the last N of the most common kind), then one row per kernel (name and
 grid) with launches a step, ms it adds a step, us it adds a launch, its span, and how long before its
 predecessor's end it started (lead; PDL), then the first --show kernels of one step in order. --compare: then
-the steps of the next most common kernel count (with `g4 bench --verify-cost K`, the verify's) against the
+the steps of the next most common kind (with `g4 bench --verify-cost K`, the verify's) against the
 kept ones, by kernel (name and template arguments, grids aside: a verify's 2-8-token GEMV is another kernel
 than a step's), ms a step each and the difference: where a verify's time over a step's goes.
 """
@@ -53,27 +55,38 @@ def steps_of(rows):
     return steps[1:]  # the first step (no end before it) and the last, possibly incomplete, are left out
 
 
+def kind(step):
+    """A step's kind: its kernel count and its embedding kernel's grid (which grows with the rows, so that a
+    verify whose kernels number as many as a one-token step's is still told apart from it)."""
+    return (len(step), step[0][3])
+
+
+def kind_name(k):
+    return f"{k[0]} kernels, embed grid {k[1]}"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("trace")
-    ap.add_argument("--steps", type=int, default=16, help="steps to average (the last ones of the common length)")
+    ap.add_argument("--steps", type=int, default=16, help="steps to average (the last ones of the common kind)")
     ap.add_argument("--show", type=int, default=40, help="kernels of one step to list in order")
     ap.add_argument("--kernels", type=int, default=0,
-                    help="keep the steps of this many kernels (default: the most common count; a verify has more)")
+                    help="keep the steps of this many kernels (the most common kind of that count; default: of any)")
     ap.add_argument("--compare", action="store_true",
-                    help="the steps of the next most common kernel count against the kept ones, by kernel")
+                    help="the steps of the next most common kind against the kept ones, by kernel")
     a = ap.parse_args()
     steps = steps_of(load(a.trace))
     if not steps:
         sys.exit("kernel_trace.py: no step (no embed_kernel) in " + a.trace)
-    counts = collections.Counter(len(s) for s in steps)
-    common = a.kernels or counts.most_common(1)[0][0]
-    print("kernels a step: " + ", ".join(f"{k} ({v} steps)" for k, v in sorted(counts.items())))
-    kept = [s for s in steps if len(s) == common][-a.steps:]
-    if not kept:
-        sys.exit(f"kernel_trace.py: no step of {common} kernels")
+    counts = collections.Counter(kind(s) for s in steps)
+    kinds = [k for k, _ in counts.most_common() if not a.kernels or k[0] == a.kernels]
+    if not kinds:
+        sys.exit(f"kernel_trace.py: no step of {a.kernels} kernels")
+    common = kinds[0]
+    print("kernels a step: " + ", ".join(f"{kind_name(k)} ({v} steps)" for k, v in sorted(counts.items())))
+    kept = [s for s in steps if kind(s) == common][-a.steps:]
     ms = [sum(k[0] for k in s) / 1e6 for s in kept]
-    print(f"{len(steps)} steps, {len(kept)} kept ({common} kernels each): {statistics.mean(ms):.3f} ms a step "
+    print(f"{len(steps)} steps, {len(kept)} kept ({kind_name(common)}): {statistics.mean(ms):.3f} ms a step "
           f"(min {min(ms):.3f}, max {max(ms):.3f}) = {1000 / statistics.mean(ms):.1f} steps/s")
     by = collections.OrderedDict()
     for s in kept:
@@ -112,15 +125,16 @@ def per_kernel(steps):
 def compare(steps, counts, common, kept, n):
     others = [(v, k) for k, v in counts.items() if k != common]
     if not others:
-        print("\n--compare: the trace holds steps of one kernel count only")
+        print("\n--compare: the trace holds steps of one kind only")
         return
     other = max(others)[1]
-    theirs = [s for s in steps if len(s) == other][-n:]
+    theirs = [s for s in steps if kind(s) == other][-n:]
     a, b = per_kernel(kept), per_kernel(theirs)
     ta, tb = sum(v[1] for v in a.values()), sum(v[1] for v in b.values())
-    print(f"\nSteps of {other} kernels ({len(theirs)}, {tb:.3f} ms each) against those of {common} ({len(kept)}, "
-          f"{ta:.3f} ms): ms a step by kernel, largest differences first")
-    print(f"| kernel | launches ({common} / {other}) | ms a step ({common}) | ms a step ({other}) | difference |")
+    print(f"\nSteps of {kind_name(other)} ({len(theirs)}, {tb:.3f} ms each) against those of {kind_name(common)} "
+          f"({len(kept)}, {ta:.3f} ms): ms a step by kernel, largest differences first")
+    print(f"| kernel | launches (A / B) | ms a step (A: {kind_name(common)}) | ms a step (B: {kind_name(other)}) | "
+          "difference |")
     print("|---|---|---|---|---|")
     rows = [(k, a.get(k, (0, 0.0)), b.get(k, (0, 0.0))) for k in set(a) | set(b)]
     for k, (la, ma), (lb, mb) in sorted(rows, key=lambda r: -abs(r[2][1] - r[1][1])):
