@@ -480,6 +480,8 @@ cuda::SeqTable CudaBackend::seq_table(const std::vector<SeqRows>& seqs, size_t i
   t.dpos = recording_ ? rec_pos() + i0 : nullptr;  // entry j's replayed position: dpos[j]
   for (size_t i = i0; i < i1; ++i) {
     cuda::SeqEntry& e = t.e[i - i0];
+    // (the kernels that store cache rows index positions in 32 bits: seq_table.cuh kv_write_at)
+    G4_CHECK(seqs[i].p0 >= 0 && seqs[i].p0 + seqs[i].n < (int64_t(1) << 31), "cuda: positions past 2^31");
     e.p0 = rec_offset(i, seqs[i].p0);  // recording: relative to the replayed position (seq_table.cuh)
     e.row0 = int32_t(seqs[i].row0 - seqs[i0].row0);
     e.n = int32_t(seqs[i].n);
