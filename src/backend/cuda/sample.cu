@@ -301,6 +301,15 @@ __global__ void __launch_bounds__(kWalkThreads) walk_kernel(const float* __restr
   if (threadIdx.x == 0) *out = sids[f >= 0 ? f : keep - 1];
 }
 
+// The argmax of each of R rows of x [R, V] into out[R]: per-block bests (best_v, best_i [R, blocks_for(V)]),
+// then a block a row.
+void launch_argmax(const float* x, int64_t R, int64_t V, float* best_v, int32_t* best_i, int32_t* out, cudaStream_t s) {
+  const int nb = blocks_for(V);
+  launch(argmax_part_kernel, dim3(unsigned(nb), unsigned(R)), dim3(kThreads), 0, s, x, V, best_v, best_i);
+  launch(argmax_final_kernel, dim3(unsigned(R)), dim3(kThreads), 0, s, (const float*)best_v, (const int32_t*)best_i, nb,
+         out);
+}
+
 }  // namespace
 
 size_t choose_token_scratch_bytes(int64_t V) { return layout(V).total; }
@@ -308,12 +317,8 @@ size_t choose_token_scratch_bytes(int64_t V) { return layout(V).total; }
 size_t argmax_rows_scratch_bytes(int64_t R, int64_t V) { return size_t(R) * size_t(blocks_for(V)) * 8; }
 
 void argmax_rows(const float* logits, int64_t R, int64_t V, void* scratch, int32_t* out, cudaStream_t s) {
-  const int nb = blocks_for(V);
   float* best_v = static_cast<float*>(scratch);
-  int32_t* best_i = reinterpret_cast<int32_t*>(best_v + R * nb);
-  launch(argmax_part_kernel, dim3(unsigned(nb), unsigned(R)), dim3(kThreads), 0, s, logits, V, best_v, best_i);
-  launch(argmax_final_kernel, dim3(unsigned(R)), dim3(kThreads), 0, s, (const float*)best_v, (const int32_t*)best_i, nb,
-         out);
+  launch_argmax(logits, R, V, best_v, reinterpret_cast<int32_t*>(best_v + R * blocks_for(V)), out, s);
 }
 
 void choose_token(const float* logits, int64_t V, const ChoiceArgs& a, void* scratch, int32_t* out, cudaStream_t s) {
@@ -342,12 +347,7 @@ void choose_token(const float* logits, int64_t V, const ChoiceArgs& a, void* scr
     if (banning) launch(ban_kernel, dim3(1), dim3(kThreads), 0, s, keys, a.ban_ids, a.n_ban);
     row = keys;
   }
-  if (greedy) {
-    const int nb = blocks_for(V);
-    launch(argmax_part_kernel, dim3(nb), dim3(kThreads), 0, s, row, V, best_v, best_i);
-    launch(argmax_final_kernel, dim3(1), dim3(kThreads), 0, s, (const float*)best_v, (const int32_t*)best_i, nb, out);
-    return;
-  }
+  if (greedy) return launch_argmax(row, 1, V, best_v, best_i, out, s);
   size_t cub_bytes = L.cub_bytes;
   G4_CUDA(cub::DeviceRadixSort::SortPairsDescending(base + L.cub, cub_bytes, (const float*)keys, skeys,
                                                     (const int32_t*)ids, sids, int(V), 0, 32, s));
