@@ -8,7 +8,7 @@
 // in each compiled shape; microseconds a launch and % of the copy bandwidth, x rounding excluded.
 // "multi": the integer GEMV of 1-8 tokens in each compiled shape, against one-token launches (multi_sweep).
 //   usage: cuda_gemv_bench [reps] [format name, all, tokens or multi] [MB of weight copies per timed graph, default 400]
-//          [multi only: one shape, ROWSxCOLS, e.g. 21504x5376 (to profile one launch)]
+//          [multi only: one shape, ROWSxCOLS, e.g. 21504x5376 (to profile one launch; any other COLS % 128 == 0)]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -239,7 +239,13 @@ void multi_sweep(int reps, size_t rot_mb, double bw, const std::string& only_sha
   std::vector<std::pair<int64_t, int64_t>> shapes;
   for (const auto& sh : kTokenShapes)
     if (only_shape.empty() || only_shape == std::to_string(sh.first) + "x" + std::to_string(sh.second)) shapes.push_back(sh);
-  if (shapes.empty()) throw std::runtime_error("multi: no shape " + only_shape);
+  if (shapes.empty() && !only_shape.empty()) {  // any other shape named ROWSxCOLS (COLS a multiple of 128)
+    long long r = 0, c = 0;
+    char end = 0;
+    if (std::sscanf(only_shape.c_str(), "%lldx%lld%c", &r, &c, &end) == 2 && r > 0 && c > 0 && c % 128 == 0)
+      shapes.push_back({r, c});
+  }
+  if (shapes.empty()) throw std::runtime_error("multi: no shape " + only_shape + " (ROWSxCOLS, COLS a multiple of 128)");
   const std::vector<Format>& formats = kTokenFormats;
   // {R, U, KS, pipelined}; the first is the default for the weight.
   const std::vector<std::array<int, 4>> cand = {{0, 0, 0, 0}, {2, 2, 1, 0}, {2, 1, 4, 1}};
