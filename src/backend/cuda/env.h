@@ -14,6 +14,7 @@ inline int env_int(const char* name, int fallback) {
 
 // N comma-separated integers from the environment ("2,1,4,1": a kernel shape, for comparisons) into v, read as
 // sscanf("%d,%d,...") would (what follows the last one is ignored); false, v untouched, when unset or short.
+// Colons separate them too ("2:1:4:1"), for scripts whose lists of settings are comma-joined.
 template <int N>
 bool env_ints(const char* name, int (&v)[N]) {
   const char* e = std::getenv(name);
@@ -22,7 +23,7 @@ bool env_ints(const char* name, int (&v)[N]) {
   for (int i = 0; i < N; ++i) {
     char* end = nullptr;
     const long x = std::strtol(e, &end, 10);
-    if (end == e || (i + 1 < N && *end != ',')) return false;
+    if (end == e || (i + 1 < N && *end != ',' && *end != ':')) return false;
     got[i] = int(x);
     e = end + 1;
   }

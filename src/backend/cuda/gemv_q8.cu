@@ -294,6 +294,24 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
   launch_q8<S, kAsym, NT, 2, 2, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
 }
 
+// Cards whose memory streams below 4 TB/s (peak, from the memory clock and bus width; an H100 80GB HBM3:
+// 3.35). On them a Q4_0 GGUF's weights (f16 scales, no zero points) take other shapes than the H200's
+// choices below (H100, Q4_0, depth 512, forty-first session, docs/PERF.md): one token 2 rows a warp instead of
+// 4 for the long outputs (+2.2% a token; g4's int4 -1%: it keeps 4), and 2 tokens the dp4a kernel for them
+// (2 sequences +3.1%). Unknown peaks (attributes not reported) count as fast.
+bool narrow_memory() {
+  static const bool narrow = [] {
+    int dev = 0, khz = 0, bits = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, dev) != cudaSuccess)
+      return false;
+    const double bytes_s = 2.0 * double(khz) * 1e3 * double(bits) / 8;
+    return bytes_s > 0 && bytes_s < 4e12;
+  }();
+  return narrow;
+}
+bool q4_0_layout(const WeightDesc& w) { return w.stype == SType::kF16 && w.zeros == nullptr; }
+
 // Launches of at least G4_CUDA_Q8_TC tokens (2: every multi-token launch, 9: none) take the tensor-core
 // kernel (gemv_q8_tc.cu), fewer the dp4a kernel in the shapes below. Unset, from 2 tokens on every layout:
 // a Q4_0 GGUF's (1.1-1.6x faster at 2-8 tokens, H200) and, since the activations go through the kernel's
@@ -308,21 +326,28 @@ bool tensor_cores_for_tokens(int T) {
 
 // The shape for a launch: the tuning's when it names one (the benchmark), else G4_CUDA_Q8 for every one-token
 // launch or G4_CUDA_Q8_SHORT for those of at most 8,192 rows in all ("R,U,KS,P"), else the measured choice
-// (docs/PERF.md, H200): 4 rows a warp and 2 chunks a round for many rows (q/k/v, gate/up, the lm_head); for
-// few rows (o, down: 5,376) 4 warps splitting K, so that the grid still fills the GPU with bytes in flight.
-// 2-8 tokens: the tensor-core kernel (gemv_q8_tc.cu) where tensor_cores_for_tokens says so, else 2 x 2 x 1,
-// or 2 x 1 x 4 pipelined where one token takes 4 warps splitting K.
+// (docs/PERF.md, H200): 4 rows a warp and 2 chunks a round for many rows (q/k/v, gate/up, the lm_head; 2 rows
+// for a Q4_0 layout on a narrow_memory card); for few rows (o, down: 5,376) 4 warps splitting K, so that the
+// grid still fills the GPU with bytes in flight.
+// 2-8 tokens: the tensor-core kernel (gemv_q8_tc.cu) where tensor_cores_for_tokens says so (the long outputs of
+// a Q4_0 layout on a narrow_memory card from 3 tokens; G4_CUDA_Q8_TC_LONG=N: from N on every layout), else
+// 2 x 2 x 1, or 2 x 1 x 4 pipelined where one token takes 4 warps splitting K.
 Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
   if (tu.rows_per_warp > 0) return Q8Shape{tu.rows_per_warp, tu.unroll > 0 ? tu.unroll : 2, tu.ksplit > 0 ? tu.ksplit : 1,
                                            tu.pipeline > 0};
+  const bool narrow_q4_0 = narrow_memory() && q4_0_layout(ws[0]);
   static const Q8Shape all = env_shape("G4_CUDA_Q8", Q8Shape{4, 2, 1, false});
+  static const Q8Shape all_narrow_q4_0 = env_shape("G4_CUDA_Q8", Q8Shape{2, 2, 1, false});
   static const Q8Shape shorts = env_shape("G4_CUDA_Q8_SHORT", Q8Shape{4, 1, 4, true});
   int64_t rows = 0;
   for (int i = 0; i < n; ++i) rows += ws[i].rows;
-  const Q8Shape one = rows <= 8192 ? shorts : all;
+  const Q8Shape one = rows <= 8192 ? shorts : narrow_q4_0 ? all_narrow_q4_0 : all;
   if (T == 1) return one;
   // R = 0: the tensor-core kernel with the one-token shape's K split (launch_q8_t: on the layouts it is compiled for).
-  const bool tc = tensor_cores_for_tokens(T) && (one.KS == 1 || one.KS == 4) && tc_layout_ok(ws, n);
+  static const int tc_long_env = env_int("G4_CUDA_Q8_TC_LONG", 0);
+  const int tc_long = tc_long_env > 0 ? tc_long_env : narrow_q4_0 ? 3 : 2;
+  const bool tc = tensor_cores_for_tokens(T) && (one.KS != 1 || T >= tc_long) && (one.KS == 1 || one.KS == 4) &&
+                  tc_layout_ok(ws, n);
   if (tc) return Q8Shape{0, 0, one.KS, false};
   // The dp4a kernel with the one-token shape's K split, so each token's sums come in its one-token order.
   return one.KS == 4 && one.pipe ? Q8Shape{2, 1, 4, true} : Q8Shape{};
