@@ -295,10 +295,12 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
 }
 
 // Cards whose memory streams below 4 TB/s (peak, from the memory clock and bus width; an H100 80GB HBM3:
-// 3.35). On them a Q4_0 GGUF's weights (f16 scales, no zero points) take other shapes than the H200's
-// choices below (H100, Q4_0, depth 512, forty-first session, docs/PERF.md): one token 2 rows a warp instead of
-// 4 for the long outputs (+2.2% a token; g4's int4 -1%: it keeps 4), and 2 tokens the dp4a kernel for them
-// (2 sequences +3.1%). Unknown peaks (attributes not reported) count as fast.
+// 3.35). On them the weights take other shapes than the H200's choices below (H100, depth 512, forty-first
+// session, docs/PERF.md): the short outputs (o, down) one token 2 rows a warp with no K split instead of 4
+// warps splitting K (Q4_0: o alone 10.6 -> 9.6 us, +2.4-2.8% a token; g4's int4 +2.5%), and on a Q4_0 GGUF's
+// layout (f16 scales, no zero points) the long outputs 2 rows a warp instead of 4 (+2.2% a token; g4's int4
+// -1%: it keeps 4) and 2 tokens the dp4a kernel for them (2 sequences +3.1%). Unknown peaks (attributes not
+// reported) count as fast.
 bool narrow_memory() {
   static const bool narrow = [] {
     int dev = 0, khz = 0, bits = 0;
@@ -326,22 +328,24 @@ bool tensor_cores_for_tokens(int T) {
 
 // The shape for a launch: the tuning's when it names one (the benchmark), else G4_CUDA_Q8 for every one-token
 // launch or G4_CUDA_Q8_SHORT for those of at most 8,192 rows in all ("R,U,KS,P"), else the measured choice
-// (docs/PERF.md, H200): 4 rows a warp and 2 chunks a round for many rows (q/k/v, gate/up, the lm_head; 2 rows
-// for a Q4_0 layout on a narrow_memory card); for few rows (o, down: 5,376) 4 warps splitting K, so that the
-// grid still fills the GPU with bytes in flight.
-// 2-8 tokens: the tensor-core kernel (gemv_q8_tc.cu) where tensor_cores_for_tokens says so (the long outputs of
-// a Q4_0 layout on a narrow_memory card from 3 tokens; G4_CUDA_Q8_TC_LONG=N: from N on every layout), else
-// 2 x 2 x 1, or 2 x 1 x 4 pipelined where one token takes 4 warps splitting K.
+// (docs/PERF.md, H200): 4 rows a warp and 2 chunks a round for many rows (q/k/v, gate/up, the lm_head); for
+// few rows (o, down: 5,376) 4 warps splitting K, so that the grid still fills the GPU with bytes in flight. On
+// a narrow_memory card: 2 rows a warp, 2 chunks a round, no K split for the few rows, and for the many rows
+// too on a Q4_0 layout.
+// 2-8 tokens: the tensor-core kernel (gemv_q8_tc.cu) where tensor_cores_for_tokens says so (the outputs with no
+// K split of a Q4_0 layout on a narrow_memory card from 3 tokens: all of them there; G4_CUDA_Q8_TC_LONG=N: from
+// N on every layout), else 2 x 2 x 1, or 2 x 1 x 4 pipelined where one token takes 4 warps splitting K.
 Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
   if (tu.rows_per_warp > 0) return Q8Shape{tu.rows_per_warp, tu.unroll > 0 ? tu.unroll : 2, tu.ksplit > 0 ? tu.ksplit : 1,
                                            tu.pipeline > 0};
-  const bool narrow_q4_0 = narrow_memory() && q4_0_layout(ws[0]);
+  const bool narrow = narrow_memory(), narrow_q4_0 = narrow && q4_0_layout(ws[0]);
   static const Q8Shape all = env_shape("G4_CUDA_Q8", Q8Shape{4, 2, 1, false});
   static const Q8Shape all_narrow_q4_0 = env_shape("G4_CUDA_Q8", Q8Shape{2, 2, 1, false});
   static const Q8Shape shorts = env_shape("G4_CUDA_Q8_SHORT", Q8Shape{4, 1, 4, true});
+  static const Q8Shape shorts_narrow = env_shape("G4_CUDA_Q8_SHORT", Q8Shape{2, 2, 1, false});
   int64_t rows = 0;
   for (int i = 0; i < n; ++i) rows += ws[i].rows;
-  const Q8Shape one = rows <= 8192 ? shorts : narrow_q4_0 ? all_narrow_q4_0 : all;
+  const Q8Shape one = rows <= 8192 ? (narrow ? shorts_narrow : shorts) : narrow_q4_0 ? all_narrow_q4_0 : all;
   if (T == 1) return one;
   // R = 0: the tensor-core kernel with the one-token shape's K split (launch_q8_t: on the layouts it is compiled for).
   static const int tc_long_env = env_int("G4_CUDA_Q8_TC_LONG", 0);
