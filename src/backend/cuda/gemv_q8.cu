@@ -17,6 +17,7 @@
 #include <string>
 #include <type_traits>
 
+#include "backend/cuda/card.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_q8_common.cuh"
 #include "backend/cuda/kernels.h"
@@ -294,8 +295,8 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
   launch_q8<S, kAsym, NT, 2, 2, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
 }
 
-// Cards whose memory streams below 4 TB/s (peak, from the memory clock and bus width; an H100 80GB HBM3:
-// 3.35). On them the weights take other shapes than the H200's choices below (H100, depth 512, forty-first
+// Cards whose memory streams below 4 TB/s (card.h: the peak from the memory clock and bus width; an H100
+// 80GB HBM3: 3.35). On them the weights take other shapes than the H200's choices below (H100, depth 512, forty-first
 // session, docs/PERF.md): the short outputs (o, down) one token 2 rows a warp with no K split instead of 4
 // warps splitting K (Q4_0: o alone 10.6 -> 9.6 us, +2.4-2.8% a token; g4's int4 +2.5%), and on a Q4_0 GGUF's
 // layout (f16 scales, no zero points) the long outputs 2 rows a warp instead of 4 (+2.2% a token; g4's int4
@@ -307,8 +308,7 @@ bool narrow_memory() {
     if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, dev) != cudaSuccess ||
         cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, dev) != cudaSuccess)
       return false;
-    const double bytes_s = 2.0 * double(khz) * 1e3 * double(bits) / 8;
-    return bytes_s > 0 && bytes_s < 4e12;
+    return narrow_memory_peak(khz, bits);
   }();
   return narrow;
 }
