@@ -160,7 +160,14 @@ if [ "$MODE" = multi ]; then
   # The integer GEMV of 1-8 tokens alone (cuda_gemv_bench multi: the default kernel of each T, us a launch)
   # under each of MULTI_SETTINGS ("default", or NAME=VALUE with commas joining several), for the shapes of
   # MULTI_SHAPES (default o, down, gate/up), two rounds alternating; a line per (format, shape, T, setting)
-  # with both rounds' us. No tests, no synth.
+  # with both rounds' us. No tests, no synth. MULTI_ALL=1: instead, each shape's whole table once (every compiled
+  # shape of the kernel, us and % of copy bandwidth: the one-token shapes' sweep on a new card).
+  if [ -n "${MULTI_ALL:-}" ]; then
+    for sh in ${MULTI_SHAPES:-5376x8192 5376x21504 21504x5376}; do
+      $B/cuda_gemv_bench 9 multi 400 "$sh" 2>&1 | grep -E "^(format|int4|q4_0)"
+    done | tee "$LOG/multi.txt"
+    exit 0
+  fi
   for r in 1 2; do
     for sw in ${MULTI_SETTINGS:-default}; do
       e=$sw; [ "$sw" = default ] && e=""

@@ -7,7 +7,8 @@
 #      (device_run.sh goals), since every goal is stated on that card;
 #   2. the CUDA tests by default and under each of TEST_SETTINGS (device_run.sh tests);
 #   3. when MULTI_SETTINGS is set, the 1-8-token GEMV alone under each (device_run.sh multi; MULTI_GREP picks
-#      the lines, default those of 2, 4 and 8 tokens);
+#      the lines, default those of 2, 4 and 8 tokens; with MULTI_ALL=1 each shape's whole table of compiled
+#      kernel shapes instead, the sweep to run on a card whose shapes were never measured);
 #   4. when AB is set, the A/B of its settings with AB_ARGS (device_run.sh ab), its one-line-a-setting table;
 #   5. when ATTN_SHAPES is set (e.g. "sliding full-derived"), decode attention alone for each shape
 #      (device_run.sh attn: ATTN_SETTINGS, default only here, then an older build's benchmark if carried);
@@ -39,7 +40,8 @@ step "tests${TEST_SETTINGS:+ (settings: $TEST_SETTINGS)}"
 run_mode tests cat
 if [ -n "${MULTI_SETTINGS:-}" ]; then
   step "multi ($MULTI_SETTINGS)"
-  SKIP_TESTS=1 run_mode multi grep -E "${MULTI_GREP:- (2|4|8) }"
+  pick=" (2|4|8) "; [ -n "${MULTI_ALL:-}" ] && pick="."  # (MULTI_ALL=1: every compiled shape's table, whole)
+  SKIP_TESTS=1 run_mode multi grep -E "${MULTI_GREP:-$pick}"
 fi
 if [ -n "${AB:-}" ]; then
   step "ab ($AB; ${AB_ARGS:-device_run.sh's default arguments})"
