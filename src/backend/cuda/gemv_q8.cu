@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <type_traits>
 
@@ -263,10 +264,10 @@ struct Q8Shape {
   bool operator==(const Q8Shape& o) const { return R == o.R && U == o.U && KS == o.KS && pipe == o.pipe; }
 };
 
-// "R,U,KS,P" (e.g. "2,2,4,1") from an environment variable; `fallback` when unset or malformed.
-Q8Shape env_shape(const char* name, Q8Shape fallback) {
+// "R,U,KS,P" (e.g. "2,2,4,1") from an environment variable; none when unset or malformed.
+std::optional<Q8Shape> env_shape(const char* name) {
   int v[4];
-  if (!env_ints(name, v)) return fallback;
+  if (!env_ints(name, v)) return std::nullopt;
   return Q8Shape{v[0], v[1], v[2], v[3] != 0};
 }
 
@@ -339,13 +340,11 @@ Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
   if (tu.rows_per_warp > 0) return Q8Shape{tu.rows_per_warp, tu.unroll > 0 ? tu.unroll : 2, tu.ksplit > 0 ? tu.ksplit : 1,
                                            tu.pipeline > 0};
   const bool narrow = narrow_memory(), narrow_q4_0 = narrow && q4_0_layout(ws[0]);
-  static const Q8Shape all = env_shape("G4_CUDA_Q8", Q8Shape{4, 2, 1, false});
-  static const Q8Shape all_narrow_q4_0 = env_shape("G4_CUDA_Q8", Q8Shape{2, 2, 1, false});
-  static const Q8Shape shorts = env_shape("G4_CUDA_Q8_SHORT", Q8Shape{4, 1, 4, true});
-  static const Q8Shape shorts_narrow = env_shape("G4_CUDA_Q8_SHORT", Q8Shape{2, 2, 1, false});
+  static const std::optional<Q8Shape> all = env_shape("G4_CUDA_Q8"), shorts = env_shape("G4_CUDA_Q8_SHORT");
   int64_t rows = 0;
   for (int i = 0; i < n; ++i) rows += ws[i].rows;
-  const Q8Shape one = rows <= 8192 ? (narrow ? shorts_narrow : shorts) : narrow_q4_0 ? all_narrow_q4_0 : all;
+  const Q8Shape one = rows <= 8192 ? shorts.value_or(narrow ? Q8Shape{2, 2, 1, false} : Q8Shape{4, 1, 4, true})
+                                   : all.value_or(narrow_q4_0 ? Q8Shape{2, 2, 1, false} : Q8Shape{4, 2, 1, false});
   if (T == 1) return one;
   // R = 0: the tensor-core kernel with the one-token shape's K split (launch_q8_t: on the layouts it is compiled for).
   static const int tc_long_env = env_int("G4_CUDA_Q8_TC_LONG", 0);

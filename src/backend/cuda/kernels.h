@@ -4,6 +4,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 namespace g4::cuda {
@@ -235,6 +236,10 @@ struct ChoiceArgs {
   int n_ban = 0;
   double u = 0;  // the caller's uniform number in [0, 1)
 };
+// Whether a row's choice is its argmax (choose_token's greedy path): temperature <= 0, or top-k keeps one id.
+inline bool greedy_choice(float temperature, int64_t top_k, int64_t V) {
+  return temperature <= 0 || (top_k > 0 ? std::min(top_k, V) : V) == 1;
+}
 size_t choose_token_scratch_bytes(int64_t V);
 // Writes the token choose_token (backend/sampling.h) picks from logits [V] to *out (device); scratch of
 // choose_token_scratch_bytes(V). The logits are not modified.

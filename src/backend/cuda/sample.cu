@@ -335,7 +335,7 @@ void choose_token(const float* logits, int64_t V, const ChoiceArgs& a, void* scr
   int* fail_part = reinterpret_cast<int*>(base + L.fail);
 
   const int64_t k = a.top_k > 0 ? std::min<int64_t>(a.top_k, V) : V;
-  const bool greedy = a.temperature <= 0 || k == 1;
+  const bool greedy = greedy_choice(a.temperature, a.top_k, V);
   const bool penalised = a.n_pen > 0, banning = a.n_ban > 0;
   const float* row = logits;
   if (penalised || banning || !greedy) {
