@@ -167,24 +167,6 @@ TEST_F(CudaTest, AttentionDerivedKeys) {
   }
 }
 
-// On a GPU with thread block clusters (compute capability 9.0+), a sliding layer of the 31B's shape (16 KV
-// heads, 16 splits of its 1,024-key window) merges its splits in clusters, for a step and for a verify's four
-// rows; else the merge kernel runs and the tests below cover only it.
-TEST_F(CudaTest, SlidingLayerMergesInClusters) {
-  int major = 0;
-  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
-  if (major < 9) GTEST_SKIP() << "no thread block clusters below compute capability 9.0";
-  cuda::AttnArgs a{};
-  a.Hq = 32, a.Hkv = 16, a.D = 256, a.capacity = 1024, a.ring = true, a.window = 1024, a.cache_bf16 = true;
-  a.seqs.n = 1;
-  for (int64_t T : {1, 4}) {
-    a.T = T, a.seqs.e[0].n = int32_t(T);
-    std::string fits;
-    for (int z : {2, 4, 8, 16}) fits += " " + std::to_string(z) + ": " + std::to_string(cuda::attn_decode_tc_cluster_fit(T > 1, z));
-    EXPECT_TRUE(cuda::attn_decode_tc_merges(a, 16)) << "T=" << T << "; clusters that fit, by size:" << fits;
-  }
-}
-
 // Decode attention over a bf16 cache gives each of T query rows (a verify: consecutive positions of one
 // sequence) bit for bit what a launch of that row alone gives after the earlier rows' keys and values were
 // appended: what lets greedy speculation reproduce plain greedy decoding. Sliding layers (GQA 2 and 4, the

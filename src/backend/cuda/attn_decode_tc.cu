@@ -779,21 +779,15 @@ bool attn_decode_tc_suits(const AttnArgs& a) {
 
 // The merged form for a step or a verify of one sequence on a sliding layer of the 31B's shape (head dim
 // 256, stored keys): every row in one block, at most kMaxClusterSplits splits, and the launch's clusters all
-// resident at once. G4_CUDA_ATTN_CLUSTER=0: never (the split kernel and the merge kernel, for comparisons); 2:
-// whenever any such cluster fits, in waves if need be.
+// resident at once. G4_CUDA_ATTN_CLUSTER=0: never (the split kernel and the merge kernel, for comparisons).
 bool attn_decode_tc_merges(const AttnArgs& a, int n_split) {
-  static const int mode = env_int("G4_CUDA_ATTN_CLUSTER", 1);
-  if (mode == 0 || a.D != 256 || a.kw || a.seqs.n != 1 || n_split < 1 || n_split > kMaxClusterSplits || !attn_decode_tc_suits(a))
+  static const bool on = env_switch("G4_CUDA_ATTN_CLUSTER", true);
+  if (!on || a.D != 256 || a.kw || a.seqs.n != 1 || n_split < 1 || n_split > kMaxClusterSplits || !attn_decode_tc_suits(a))
     return false;
   const bool pack = packs_rows(a);
   if (pack ? a.T > kCols / (a.Hq / a.Hkv) : a.T != 1) return false;
-  const int fit = attn_decode_tc_cluster_fit(pack, n_split);
-  return mode == 2 ? fit > 0 : fit >= a.Hkv;
-}
-
-int attn_decode_tc_cluster_fit(bool packed, int n_split) {
-  if (n_split < 1 || n_split > kMaxClusterSplits) return 0;
-  return packed ? Merged<true>::active_clusters(n_split) : Merged<false>::active_clusters(n_split);
+  const int fit = pack ? Merged<true>::active_clusters(n_split) : Merged<false>::active_clusters(n_split);
+  return fit >= a.Hkv;
 }
 
 void attn_decode_tc_merged(const AttnArgs& a, int n_split, void* xq, int nch_pad, bool store, cudaStream_t s) {

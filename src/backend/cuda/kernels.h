@@ -210,8 +210,6 @@ void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cuda
 // 16. The outputs, their int8 copy at xq (nch_pad chunks a row) and, with store, the new cache rows, bit for
 // bit those of attn_decode_tc followed by the merge kernel (attn_merge.cuh).
 bool attn_decode_tc_merges(const AttnArgs& a, int n_split);
-// Clusters of n_split blocks of that kernel (packed: a verify's rows in a block) that run at once (0: none).
-int attn_decode_tc_cluster_fit(bool packed, int n_split);
 void attn_decode_tc_merged(const AttnArgs& a, int n_split, void* xq, int nch_pad, bool store, cudaStream_t s);
 // One sequence (a.seqs.n == 1): gathers keys/values of positions [lo, lo + n) (cache or new) into kc, vc
 // [n, Hkv, D].
