@@ -16,7 +16,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include "backend/cuda/attn_merge.cuh"
 #include "backend/cuda/attn_rows.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
@@ -585,11 +584,20 @@ __global__ void __launch_bounds__(kCombineThreads, 8)
     // once, in red. The same values in the same order as the general path below: M is a max; L is warp 0's
     // butterfly of the same lane values there (the other warps add exact zeros); a weight is the same expf
     // of the same pair, taken from its lane.
-    // (attn_merge.cuh: the tensor-core split kernel's cluster merge computes the same.)
-    static_assert(kCombineHeld == kMergeHeld && kCombineGroups == kMergeGroups, "attn_merge.cuh's groups");
+    static_assert(kCombineHeld * kCombineGroups == 32, "the held partials cover 32 splits");
     const int lane = tid & 31;
-    const MergeWeights mw = merge_weights(lane < live ? m[lane] : make_float2(-FLT_MAX, 0.f), live);
-    return finish(merge_group(g, live, mw.w, [&](int k) { return held[k]; }), mw.L);
+    const float2 pl = lane < live ? m[lane] : make_float2(-FLT_MAX, 0.f);
+    const float Mw = warp_max(pl.x);
+    const float w = lane < live ? __expf(pl.x - Mw) : 0.f;
+    const float Lw = warp_sum(lane < live ? pl.y * w : 0.f);
+    float o = 0.f;
+#pragma unroll
+    for (int k = 0; k < kCombineHeld; ++k) {
+      const int sp = g + k * kCombineGroups;
+      const float wk = __shfl_sync(0xffffffffu, w, sp);
+      if (sp < live) o = fmaf(held[k], wk, o);
+    }
+    return finish(o, Lw);
   }
   float2 mine[kPairs];
   float M = -FLT_MAX;
@@ -732,10 +740,6 @@ void attn_decode(const AttnArgs& args, void* scratch, int n_sm, cudaStream_t s, 
   const bool skip_split = knocked_out(a.window > 0 ? Knock::kAttnSliding : Knock::kAttnFull);
   // G4_CUDA_ATTN_GROUP=0: decode_kernel for every shape (comparisons)
   static const bool group_kernel_on = env_switch("G4_CUDA_ATTN_GROUP", true);
-  if (!skip_split && takes_tensor_cores(a) && !knocked_out(Knock::kCombine) && attn_decode_tc_merges(a, ns)) {
-    // the split kernel merges its splits itself (clusters): no merge launch
-    return attn_decode_tc_merged(a, ns, xq, x_chunks_padded(a.Hq * a.D), append, s);
-  }
   if (skip_split) {
     // knocked out (benchmarks only)
   } else if (takes_tensor_cores(a)) {

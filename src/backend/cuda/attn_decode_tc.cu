@@ -17,20 +17,16 @@
 // into three bf16 parts each (hi + mid + lo: their 24 bits), so every product is the f32 one up to the
 // tensor core's f32 summation. A fresh row (f32, this step's own keys and values) is rounded to bf16 as
 // the cache will hold it, so a verify or a batch gives each query its one-token result bit for bit.
-#include <array>
 #include <cfloat>
 #include <cstdint>
-#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 
-#include "backend/cuda/attn_merge.cuh"
 #include "backend/cuda/attn_rows.cuh"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
 #include "backend/cuda/pack2.cuh"
-#include "backend/cuda/q8_act.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/cuda/smem_async.cuh"
 
@@ -119,22 +115,6 @@ struct TcSmem {
   static constexpr size_t block_bytes = bytes + static_bytes;  // all of a block's shared memory
 };
 
-// The cluster merge (kMerge, below): a block's partial outputs [kCols][D] and their (m, l) pairs [kCols], in
-// shared memory past TcSmem's, where the cluster's blocks read them.
-template <int D>
-struct MergeSmem {
-  static constexpr size_t bytes = size_t(kCols) * D * sizeof(float) + kCols * sizeof(float2);
-};
-constexpr int kMaxClusterSplits = 16;  // a cluster's blocks (non-portable size; an H100's GPC holds 16-18 SMs)
-
-// Where the cluster merge writes: the o projection's int8 input (null: none), its chunks a row, and whether
-// the launch's new rows go into the caches (attn_decode's append).
-struct MergeOut {
-  uint4* xq;
-  int nch_pad;
-  bool store;
-};
-
 // Keys d .. d + 7 of the key at position pk derived from its value row in shared memory (d mod D/2 <
 // a.pairs: rotated dims), in f32 with the products and sums rounded one by one as derived_key_at
 // (attention.cu) and the host do, returned as three bf16 parts packed in pairs (k[part]: words 0-3 hold dims
@@ -184,61 +164,6 @@ __device__ __forceinline__ void derived_keys8(const AttnArgs& a, const __nv_bflo
   for (int i = 0; i < kParts; ++i) k[i] = make_uint4(w[0][i], w[1][i], w[2][i], w[3][i]);
 }
 
-// The cluster merge of decode_tc_kernel<kMerge> (above it, the kernel's comment): the block of rows t .. t +
-// np - 1 (positions pq ..), KV head g with its G heads; this block's slot s of the cluster's blocks holds
-// row s / G's head s % G (mo, mml). Warp w of block `split` takes the (slot, 32-dim chunk) items w + 8 split,
-// then every 8 n_split.
-template <int D>
-__device__ __forceinline__ void cluster_merge(const AttnArgs& a, int n_split, int64_t t, int64_t pq, int np, int G,
-                                              int64_t g, float* mo, float2* mml, const MergeOut& mout) {
-#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ < 900
-  __trap();  // (clusters need compute capability 9.0: attn_decode_tc_merges never launches it below)
-#else
-  namespace cg = cooperative_groups;
-  cg::cluster_group cluster = cg::this_cluster();
-  cluster.sync();  // every split's partials are in its shared memory, and every split is done with the cache
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, split = int(blockIdx.z);
-  constexpr int kChunks = D / 32;
-  for (int item = split * kWarpsTc + warp; item < np * G * kChunks; item += n_split * kWarpsTc) {
-    const int slot = item / kChunks, c = item % kChunks, u = slot / G;
-    int64_t lo, hi;
-    key_range(a, pq + u, &lo, &hi);
-    const int live = live_splits(a, lo, hi, n_split);
-    // Every load first: lane s's split's (m, l), and this lane's dim of each live split's partial output.
-    float2 pl = make_float2(-FLT_MAX, 0.f);
-    if (lane < live) pl = *cluster.map_shared_rank(mml + slot, lane);
-    float p[kMaxClusterSplits];
-#pragma unroll
-    for (int sp = 0; sp < kMaxClusterSplits; ++sp)
-      p[sp] = sp < live ? cluster.map_shared_rank(mo, sp)[slot * D + 32 * c + lane] : 0.f;
-    const MergeWeights mw = merge_weights(pl, live);
-    float sum = 0.f;
-#pragma unroll
-    for (int gr = 0; gr < kMergeGroups; ++gr) {
-      sum += merge_group(gr, live, mw.w, [&](int k) {
-        const int sp = gr + k * kMergeGroups;
-        return sp < kMaxClusterSplits ? p[sp] : 0.f;
-      });
-    }
-    const float y = sum / mw.L;
-    const int64_t row = t + u, th = row * a.Hq + g * G + slot % G;
-    a.out[th * D + 32 * c + lane] = y;
-    if (mout.xq) {
-      const int ch = int((th % a.Hq) * kChunks + c);
-      quantize_chunk_warp(y, x_slot(mout.xq, mout.nch_pad, row, ch), x_scales(mout.xq, mout.nch_pad, a.T) + row * mout.nch_pad + ch);
-    }
-  }
-  if (mout.store) {  // the block's rows' keys and values of KV head g into the cache
-    const unsigned rowlen = unsigned(a.Hkv * D), cap = unsigned(a.capacity);
-    for (int e = split * kThreadsTc + tid; e < np * D; e += n_split * kThreadsTc) {
-      const int u = e / D;
-      kv_write_at<__nv_bfloat16>(a.seqs, a.k, a.v, rowlen, cap, a.ring, unsigned((t + u) * rowlen + g * D + e % D));
-    }
-  }
-  cluster.sync();  // no block leaves while another may still read its shared memory
-#endif
-}
-
 // Packs of up to `per` consecutive rows of one sequence in the table (each sequence's rows cut from its
 // first), and the first row of pack y.
 int64_t packs(const SeqTable& st, int per) {
@@ -275,18 +200,8 @@ __device__ __forceinline__ int64_t pack_first_row(const SeqTable& st, int64_t y,
 // D], ml [T, Hq, n_split, 2]. kDerived: keys derived from the value rows (a.kw). The first tile's cached rows
 // are copied before the wait for the previous kernel (H200, 60-layer Q4_0: +0.7% a token at depth 0 and at
 // 16,384, one sequence or eight; docs/PERF.md).
-// kMerge: the launch's n_split blocks of a (KV head, block of rows) form a thread block cluster, every row of
-// the block's sequence is in the block (attn_decode_tc_merges), and the cluster merges its splits itself
-// instead of attention.cu's merge kernel: each block leaves its partial outputs and (m, l) in its shared
-// memory, the cluster meets, and each warp of the cluster merges 32-dim chunks of the block's heads from the
-// cluster's shared memories (attn_merge.cuh: the merge kernel's arithmetic, bit for bit), writes a.out and
-// the int8 copy for the o projection; then the cluster stores the block's new cache rows of its KV head
-// (every split of them has read the cache by then; no other block reads those rows of this sequence: they
-// all are this block's) and meets again before any block leaves (its shared memory is read until then).
-// Blocks of empty splits stay for the merge (they take a share of its work).
-template <int D, bool kDerived, bool kPack, bool kMerge = false>
-__global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml,
-                                                                   MergeOut mout) {
+template <int D, bool kDerived, bool kPack>
+__global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, int n_split, float* part, float* ml) {
   static_assert(!(kPack && kDerived), "packed rows take stored keys");
   using L = TcSmem<D, kDerived, kPack>;
   constexpr int QS = L::QS, RS = L::RS, PS = L::PS, SS = L::SS, R = L::R;
@@ -302,9 +217,6 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   float* mrow = reinterpret_cast<float*>(psm + kParts * kCols * PS);
   float* lrow = mrow + kCols;
   float* frow = lrow + kCols;
-  // kMerge: this block's partial outputs [slot][D] and (m, l) [slot], slot = row of the block * G + head
-  float* mo = reinterpret_cast<float*>(reinterpret_cast<char*>(tc_sm) + L::bytes);
-  float2* mml = reinterpret_cast<float2*>(mo + kCols * D);
   __shared__ const void* srow[kStages][L::kBufRows];  // the rows a stage copies (null: past the keys)
   __shared__ int64_t rks[kCols], rke[kCols];          // the pack's rows' slices of this split
   static_assert(sizeof(srow) + sizeof(rks) + sizeof(rke) == L::static_bytes, "TcSmem counts the static arrays");
@@ -336,13 +248,9 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
   auto row_live = [&](int u) { return kPack ? rks[u] < rke[u] : ks1 < ke1; };
   bool live = false;
   for (int u = 0; u < np; ++u) live = live || row_live(u);
-  if constexpr (kMerge) {
-    if (!live) grid_dependency_sync();  // (an empty split stays for the cluster's merge)
-  } else {
-    if (empty_split_done(!live)) return;
-  }
+  if (empty_split_done(!live)) return;
 
-  for (int u0 = 0, u1 = 1; live && u0 < np; u0 = u1) {
+  for (int u0 = 0, u1 = 1; u0 < np; u0 = u1) {
     // The sub-pack [u0, u1): rows whose slices start within kMaxShift keys of row u0's (ks nondecreasing).
     int64_t ks = ks1, ke = ke1;  // the sub-pack's first key, and its last key plus one
     int ntiles = ke1 > ks1 ? int((ke1 - ks1 + kTileTc - 1) / kTileTc) : 0;  // tiles of the longest slice
@@ -638,13 +546,11 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     // acc[2 grp + h][e]: column 2cq + (e & 1), row gq + 8 (e >> 1) of m-tile h, i.e. block 2h + (e >> 1).
     // A thread's two columns' output rows, null where the column is past the pack or its row's split is
     // empty (never read: live_splits).
-    // (kMerge: the block's slot u G + head in shared memory instead.)
     float* out[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int j = 2 * cq + h, u = u0 + col_row(j);
-      float* at = kMerge ? mo + (u * G + col_head(j)) * D : part + ((((t + u) * a.Hq) + g * G + col_head(j)) * n_split + split) * D;
-      out[h] = j < ncols && row_live(u) ? at : nullptr;
+      out[h] = j < ncols && row_live(u) ? part + ((((t + u) * a.Hq) + g * G + col_head(j)) * n_split + split) * D : nullptr;
     }
 #pragma unroll
     for (int m = 0; m < DW / 16; ++m) {
@@ -657,18 +563,12 @@ __global__ void __launch_bounds__(kThreadsTc, 2) decode_tc_kernel(AttnArgs a, in
     }
     if (tid < ncols) {
       const int u = u0 + col_row(tid);
-      const float m = row_live(u) ? mrow[tid] : -FLT_MAX;
-      if constexpr (kMerge) {
-        mml[u * G + col_head(tid)] = make_float2(m, lrow[tid]);
-      } else {
-        float* o = ml + ((((t + u) * a.Hq) + g * G + col_head(tid)) * n_split + split) * 2;
-        o[0] = m;
-        o[1] = lrow[tid];
-      }
+      float* o = ml + ((((t + u) * a.Hq) + g * G + col_head(tid)) * n_split + split) * 2;
+      o[0] = row_live(u) ? mrow[tid] : -FLT_MAX;
+      o[1] = lrow[tid];
     }
     if (kPack) __syncthreads();  // (the next sub-pack restages the query and resets m, l)
   }
-  if constexpr (kMerge) cluster_merge<D>(a, n_split, t, rs.pq, np, G, g, mo, mml, mout);
 }
 
 template <int D, bool kDerived, bool kPack>
@@ -681,49 +581,8 @@ void launch_tc_as(const AttnArgs& a, int n_split, float* part, float* ml, cudaSt
   }();
   (void)sized;
   const int64_t rows = kPack ? packs(a.seqs, kCols / int(a.Hq / a.Hkv)) : a.T;  // (a block a pack of rows)
-  launch(kernel, dim3(unsigned(a.Hkv), unsigned(rows), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml,
-         MergeOut{});
+  launch(kernel, dim3(unsigned(a.Hkv), unsigned(rows), unsigned(n_split)), kThreadsTc, smem, s, a, n_split, part, ml);
 }
-
-// The kernel with its cluster merge (kMerge) for D = 256 and stored keys: its dynamic shared memory, and the
-// clusters of n_split blocks that can run at once on this device (0: such a cluster does not fit), asked once
-// a split count.
-template <bool kPack>
-struct Merged {
-  static constexpr size_t smem = TcSmem<256, false, kPack>::bytes + MergeSmem<256>::bytes;
-  static constexpr auto kernel = decode_tc_kernel<256, false, kPack, true>;
-  static int active_clusters(int n_split) {
-    static const std::array<int, kMaxClusterSplits + 1> fits = [] {
-      std::array<int, kMaxClusterSplits + 1> n{};
-      if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess ||
-          cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) != cudaSuccess) {
-        (void)cudaGetLastError();  // (no clusters below compute capability 9.0, or the block does not fit)
-        return n;
-      }
-      for (int z = 1; z <= kMaxClusterSplits; ++z) {
-        cudaLaunchAttribute attr[1];
-        attr[0].id = cudaLaunchAttributeClusterDimension;
-        attr[0].val.clusterDim.x = 1, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = unsigned(z);
-        cudaLaunchConfig_t cfg = {};
-        cfg.gridDim = dim3(1, 1, unsigned(z));
-        cfg.blockDim = dim3(kThreadsTc);
-        cfg.dynamicSmemBytes = smem;
-        cfg.attrs = attr;
-        cfg.numAttrs = 1;
-        if (cudaOccupancyMaxActiveClusters(&n[z], kernel, &cfg) != cudaSuccess) {
-          (void)cudaGetLastError();
-          n[z] = 0;
-        }
-      }
-      return n;
-    }();
-    return fits[n_split];
-  }
-  static void launch_merged(const AttnArgs& a, int n_split, const MergeOut& mout, cudaStream_t s) {
-    launch_clustered(kernel, dim3(unsigned(a.Hkv), 1, unsigned(n_split)), kThreadsTc, smem, s, dim3(1, 1, unsigned(n_split)),
-                     a, n_split, static_cast<float*>(nullptr), static_cast<float*>(nullptr), mout);
-  }
-};
 
 template <int D>
 void launch_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {
@@ -775,26 +634,6 @@ bool attn_decode_tc_suits(const AttnArgs& a) {
   const bool derived = a.kw != nullptr;
   return block_fits(a.D == 256 ? (derived ? TcSmem<256, true>::block_bytes : TcSmem<256, false>::block_bytes)
                                : (derived ? TcSmem<512, true>::block_bytes : TcSmem<512, false>::block_bytes));
-}
-
-// The merged form for a step or a verify of one sequence on a sliding layer of the 31B's shape (head dim
-// 256, stored keys): every row in one block, at most kMaxClusterSplits splits, and the launch's clusters all
-// resident at once. G4_CUDA_ATTN_CLUSTER=0: never (the split kernel and the merge kernel, for comparisons).
-bool attn_decode_tc_merges(const AttnArgs& a, int n_split) {
-  static const bool on = env_switch("G4_CUDA_ATTN_CLUSTER", true);
-  if (!on || a.D != 256 || a.kw || a.seqs.n != 1 || n_split < 1 || n_split > kMaxClusterSplits || !attn_decode_tc_suits(a))
-    return false;
-  const bool pack = packs_rows(a);
-  if (pack ? a.T > kCols / (a.Hq / a.Hkv) : a.T != 1) return false;
-  const int fit = pack ? Merged<true>::active_clusters(n_split) : Merged<false>::active_clusters(n_split);
-  return fit >= a.Hkv;
-}
-
-void attn_decode_tc_merged(const AttnArgs& a, int n_split, void* xq, int nch_pad, bool store, cudaStream_t s) {
-  const MergeOut mout{static_cast<uint4*>(xq), nch_pad, store};
-  if (packs_rows(a)) Merged<true>::launch_merged(a, n_split, mout, s);
-  else Merged<false>::launch_merged(a, n_split, mout, s);
-  G4_CUDA_LAUNCHED();
 }
 
 void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s) {

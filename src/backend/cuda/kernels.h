@@ -205,12 +205,6 @@ void attn_store_rows(const AttnArgs& a, cudaStream_t s);
 // n_split, D] and (max, sum) ml.
 bool attn_decode_tc_suits(const AttnArgs& a);
 void attn_decode_tc(const AttnArgs& a, int n_split, float* part, float* ml, cudaStream_t s);
-// The same split kernel merging its own splits (thread block clusters, compute capability 9.0): for a step or
-// a verify of one sequence whose rows a block takes, on a layer of head dim 256 with stored keys, n_split <=
-// 16. The outputs, their int8 copy at xq (nch_pad chunks a row) and, with store, the new cache rows, bit for
-// bit those of attn_decode_tc followed by the merge kernel (attn_merge.cuh).
-bool attn_decode_tc_merges(const AttnArgs& a, int n_split);
-void attn_decode_tc_merged(const AttnArgs& a, int n_split, void* xq, int nch_pad, bool store, cudaStream_t s);
 // One sequence (a.seqs.n == 1): gathers keys/values of positions [lo, lo + n) (cache or new) into kc, vc
 // [n, Hkv, D].
 void gather_kv(const AttnArgs& a, int64_t lo, int64_t n, float* kc, float* vc, cudaStream_t s);
