@@ -349,8 +349,8 @@ Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
   // R = 0: the tensor-core kernel with the one-token shape's K split (launch_q8_t: on the layouts it is compiled for).
   static const int tc_long_env = env_int("G4_CUDA_Q8_TC_LONG", 0);
   const int tc_long = tc_long_env > 0 ? tc_long_env : narrow_q4_0 ? 3 : 2;
-  const bool tc = tensor_cores_for_tokens(T) && (one.KS != 1 || T >= tc_long) && (one.KS == 1 || one.KS == 4) &&
-                  tc_layout_ok(ws, n);
+  // (compiled K splits: 4 always, 1 from tc_long tokens)
+  const bool tc = tensor_cores_for_tokens(T) && (one.KS == 4 || (one.KS == 1 && T >= tc_long)) && tc_layout_ok(ws, n);
   if (tc) return Q8Shape{0, 0, one.KS, false};
   // The dp4a kernel with the one-token shape's K split, so each token's sums come in its one-token order.
   return one.KS == 4 && one.pipe ? Q8Shape{2, 1, 4, true} : Q8Shape{};
