@@ -10,13 +10,9 @@
 
 namespace g4 {
 
-namespace {
-
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
-
-}  // namespace
 
 std::vector<VerifyCost> measure_verify_cost(const Model& model, KvCache& kv, const std::vector<int32_t>& fill,
                                             const std::vector<int>& ns, int64_t steps, int64_t chunk) {

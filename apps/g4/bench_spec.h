@@ -10,6 +10,9 @@
 
 namespace g4 {
 
+// Seconds on the steady clock (differences time a benchmark's phases).
+double now_s();
+
 // A verify of n tokens as greedy speculative decoding runs it: one forward whose every row's token the
 // backend chooses (Session::forward_pick_all: on a GPU only the ids come back), then the rollback of those
 // n tokens (in place, within the sliding layers' slack), on sequence 0 of kv after `fill` (untimed). ms per

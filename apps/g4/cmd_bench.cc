@@ -49,10 +49,6 @@ struct BenchOpts {
   SamplingParams choice;             // its parameters (default greedy)
 };
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 struct Stat { double mean = 0, sd = 0; };
 Stat stats(const std::vector<double>& v) {
   Stat s;

@@ -10,10 +10,10 @@
 #include <chrono>
 #include <string>
 
+#include "util/paths.h"
+
 namespace g4 {
 namespace {
-
-const std::string kModel = std::string(G4_TEST_DATA) + "/../../models/tiny-kjv";
 
 struct Pty {
   int fd = -1;
@@ -58,7 +58,7 @@ TEST(ChatTerminal, UpArrowRecallsHistoryAndCtrlCLeaves) {
   t.pid = forkpty(&t.fd, nullptr, nullptr, nullptr);
   ASSERT_GE(t.pid, 0);
   if (t.pid == 0) {
-    execl(G4_BINARY, G4_BINARY, "chat", "-m", kModel.c_str(), "--temp", "0", "-n", "6", "-q", static_cast<char*>(nullptr));
+    execl(G4_BINARY, G4_BINARY, "chat", "-m", testing_util::kTinyKjvModel.c_str(), "--temp", "0", "-n", "6", "-q", static_cast<char*>(nullptr));
     _exit(127);
   }
   ASSERT_TRUE(t.wait_for("> ", 0)) << t.seen;

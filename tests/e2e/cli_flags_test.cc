@@ -6,12 +6,12 @@
 #include <string>
 
 #include "util/g4_cli.h"
+#include "util/paths.h"
 
 namespace g4 {
 namespace {
 
 using testing_util::run_g4_cli;
-const std::string kModel = std::string(G4_TEST_DATA) + "/../../models/tiny-kjv";
 
 void expect_flag_error(const std::string& args, const std::string& needle) {
   const testing_util::G4Output o = run_g4_cli(args);
@@ -23,7 +23,7 @@ void expect_flag_error(const std::string& args, const std::string& needle) {
 }
 
 TEST(CliFlags, EveryFlagErrorIsOneLineAndExitOne) {
-  const std::string run = "run -m " + kModel + " -p hi ";
+  const std::string run = "run -m " + testing_util::kTinyKjvModel + " -p hi ";
   expect_flag_error(run + "--temp abc", "'abc' is not a number");
   expect_flag_error(run + "--temp nan", "out of range");
   expect_flag_error(run + "-c 5", "'5' is out of range (16 to 1048576)");
@@ -33,10 +33,10 @@ TEST(CliFlags, EveryFlagErrorIsOneLineAndExitOne) {
   expect_flag_error(run + "--temp", "--temp: needs a value");
   expect_flag_error(run + "--quantize int3", "int3");
   expect_flag_error("run -p hi", "--model");
-  expect_flag_error("run -m " + kModel, "give -p TEXT or -f FILE");
-  expect_flag_error("chat -m " + kModel + " --top-p 2", "out of range");
-  expect_flag_error("serve -m " + kModel + " --port 99999", "out of range");
-  expect_flag_error("bench -m " + kModel + " -r zero", "not a whole number");
+  expect_flag_error("run -m " + testing_util::kTinyKjvModel, "give -p TEXT or -f FILE");
+  expect_flag_error("chat -m " + testing_util::kTinyKjvModel + " --top-p 2", "out of range");
+  expect_flag_error("serve -m " + testing_util::kTinyKjvModel + " --port 99999", "out of range");
+  expect_flag_error("bench -m " + testing_util::kTinyKjvModel + " -r zero", "not a whole number");
   expect_flag_error("logits --tokens 2", "--model");
   expect_flag_error("generate --model x --tokens 2 --out y --max-new-tokens 0", "out of range");
   expect_flag_error("frobnicate", "frobnicate");

@@ -21,6 +21,7 @@
 #include "engine/model_bundle.h"
 #include "io/safetensors.h"
 #include "util/fixture.h"
+#include "util/paths.h"
 
 namespace g4 {
 namespace {
@@ -28,7 +29,6 @@ namespace {
 using testing_util::read_tensor;
 
 const std::string kData = std::string(G4_TEST_DATA) + "/assistant-hf";
-const std::string kTinyKjv = std::string(G4_TEST_DATA) + "/../../models/tiny-kjv";
 constexpr float kBound = 1e-4f;  // of the largest |value|
 
 // max |got - want| / max |want|
@@ -41,7 +41,7 @@ double rel_diff(const float* got, const float* want, size_t n) {
   return d / m;
 }
 
-std::vector<float> host(Backend& be, const Tensor& t) {
+std::vector<float> to_host(Backend& be, const Tensor& t) {
   std::vector<float> v(size_t(t.numel()));
   be.download(t, v.data());
   return v;
@@ -59,7 +59,7 @@ void check(const std::string& backend, const std::string& variant) {
   const std::vector<int32_t> tokens = read_tensor<int32_t>(f, "tokens");
   ASSERT_EQ(read_tensor<int32_t>(f, "hidden_is_final_normed").at(0), 1) << "transformers feeds a hidden state other than the final-normed one";
 
-  ModelBundle b = ModelBundle::load(kTinyKjv, backend, LoadOptions{}, 1);
+  ModelBundle b = ModelBundle::load(testing_util::kTinyKjvModel, backend, LoadOptions{}, 1);
   const Model& m = *b.model;
   auto drafter = AssistantDrafter::load(kData + "/" + variant, m, LoadOptions{});
   const size_t V = size_t(m.spec().vocab_size), B = size_t(m.spec().hidden_size), S = tokens.size();
@@ -74,7 +74,7 @@ void check(const std::string& backend, const std::string& variant) {
   const std::string what = backend + " " + variant;
   EXPECT_EQ(argmax(tl), pending) << what;
   EXPECT_EQ(s.pos(), position) << what << ": the draft position is the pending token's";
-  const std::vector<float> th = host(m.backend(), taps.hidden.rows(row, 1));
+  const std::vector<float> th = to_host(m.backend(), taps.hidden.rows(row, 1));
   const double dh = rel_diff(th.data(), target_hidden.data(), B);
   EXPECT_LE(dh, kBound) << what << " target hidden";
 
@@ -84,7 +84,7 @@ void check(const std::string& backend, const std::string& variant) {
   std::vector<float> first;
   for (size_t j = 0; j < S; ++j) {
     const AssistantModel::Step st = drafter->model().step(tok, ht, s.cache().seq(0), s.pos(), taps, row);
-    const std::vector<float> sh = host(m.backend(), st.hidden), sl = drafter->model().host_logits(st);
+    const std::vector<float> sh = to_host(m.backend(), st.hidden), sl = drafter->model().host_logits(st);
     const double dl = rel_diff(sl.data(), logits.data() + j * V, V);
     const double dd = rel_diff(sh.data(), hidden.data() + j * B, B);
     EXPECT_LE(dl, kBound) << what << " step " << j << " logits";

@@ -15,11 +15,10 @@
 #include "engine/kv_options.h"
 #include "engine/model_bundle.h"
 #include "model/model.h"
+#include "util/paths.h"
 
 namespace g4 {
 namespace {
-
-const std::string kTinyKjv = std::string(G4_TEST_DATA) + "/../../models/tiny-kjv";
 
 TEST(NgramDrafter, LongestMostRecentMatchAndRepeats) {
   NgramDrafter d;
@@ -39,7 +38,7 @@ TEST(NgramDrafter, LongestMostRecentMatchAndRepeats) {
 
 struct Kjv {
   ModelBundle b;
-  explicit Kjv(const std::string& backend) : b(ModelBundle::load(kTinyKjv, backend, LoadOptions{}, 2)) {}
+  explicit Kjv(const std::string& backend) : b(ModelBundle::load(testing_util::kTinyKjvModel, backend, LoadOptions{}, 2)) {}
 };
 
 // Plain greedy and n-gram speculative greedy from the same prompt and cache options.

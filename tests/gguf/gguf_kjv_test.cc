@@ -16,11 +16,10 @@
 #include "model/model.h"
 #include "model/session.h"
 #include "util/compare.h"
+#include "util/paths.h"
 
 namespace g4 {
 namespace {
-
-const std::string kDir = std::string(G4_TEST_DATA) + "/gguf-llamacpp";
 
 struct Stats {
   double mean_abs = 0, max_abs = 0, max_kl = 0;
@@ -94,15 +93,15 @@ constexpr Bounds kQ4KMBounds{0.07, 0.6, 0.006};
 // where llama.cpp's two best logits are 0.013 apart and g4 ranks them the other way).
 constexpr double kConfidentMargin = 0.05;
 
-struct Case {
+struct KjvCase {
   const char* file;
   Bounds bounds;
   const char* backend;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.file << " on " << c.backend; }
+void PrintTo(const KjvCase& c, std::ostream* os) { *os << c.file << " on " << c.backend; }
 
-class GgufKjv : public ::testing::TestWithParam<Case> {};
+class GgufKjv : public ::testing::TestWithParam<KjvCase> {};
 
 struct HfReference {
   std::vector<int32_t> tokens;  // prompt then greedy tokens
@@ -133,8 +132,8 @@ HfReference read_hf(int64_t V) {
 }
 
 TEST_P(GgufKjv, LogitsMatchLlamaCppAndTransformers) {
-  const Case c = GetParam();
-  const std::string base = kDir + "/" + c.file;
+  const KjvCase c = GetParam();
+  const std::string base = testing_util::kLlamacppGgufDir + "/" + c.file;
   GgufFile ref(base + ".llama-logits.gguf");
   const GgufTensor* lt = ref.find_tensor("logits");
   const GgufTensor* pt = ref.find_tensor("prompt");
@@ -184,10 +183,10 @@ TEST_P(GgufKjv, LogitsMatchLlamaCppAndTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Files, GgufKjv,
-                         ::testing::Values(Case{"kjv-q8_0", kQ8_0Bounds, "ref"}, Case{"kjv-q8_0", kQ8_0Bounds, "cpu"},
-                                           Case{"kjv-q4_k_m", kQ4KMBounds, "ref"},
-                                           Case{"kjv-q4_k_m", kQ4KMBounds, "cpu"}),
-                         [](const ::testing::TestParamInfo<Case>& i) {
+                         ::testing::Values(KjvCase{"kjv-q8_0", kQ8_0Bounds, "ref"}, KjvCase{"kjv-q8_0", kQ8_0Bounds, "cpu"},
+                                           KjvCase{"kjv-q4_k_m", kQ4KMBounds, "ref"},
+                                           KjvCase{"kjv-q4_k_m", kQ4KMBounds, "cpu"}),
+                         [](const ::testing::TestParamInfo<KjvCase>& i) {
                            std::string n = std::string(i.param.file) + "_" + i.param.backend;
                            std::replace(n.begin(), n.end(), '-', '_');
                            return n;

@@ -23,7 +23,7 @@ namespace g4 {
 namespace {
 
 // Largest |a - b| over all elements; NaN anywhere counts as infinitely far.
-double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+double largest_diff(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.size() != b.size()) return INFINITY;
   double m = 0;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -111,7 +111,7 @@ TEST_P(SequencesTest, BatchOfEightMatchesEachSequenceAlone) {
         if (chunks[size_t(i)][s].empty()) continue;
         const std::vector<float> l = alone.forward(chunks[size_t(i)][s], LogitsMode::kAll);
         ASSERT_LT(k, batched[size_t(i)].size());
-        EXPECT_LE(max_diff(batched[size_t(i)][k], l), 1e-5) << "sequence " << i << " step " << s << " derive " << derive;
+        EXPECT_LE(largest_diff(batched[size_t(i)][k], l), 1e-5) << "sequence " << i << " step " << s << " derive " << derive;
         ++k;
       }
       EXPECT_EQ(kv.pos(i), alone.pos());
@@ -152,7 +152,7 @@ TEST_P(SequencesTest, BatchedDecodeStepsMatchEachSequenceAlone) {
       if (sits_out(i, s)) continue;
       const std::vector<float> l = alone.forward({next[size_t(i)][size_t(s)]}, LogitsMode::kLast);
       ASSERT_LT(k, batched[size_t(i)].size());
-      EXPECT_LE(max_diff(batched[size_t(i)][k], l), 1e-5) << "sequence " << i << " step " << s;
+      EXPECT_LE(largest_diff(batched[size_t(i)][k], l), 1e-5) << "sequence " << i << " step " << s;
       ++k;
     }
     EXPECT_EQ(kv.seq(i).tokens, alone.tokens());
@@ -179,7 +179,7 @@ TEST_P(SequencesTest, RollbackEqualsNeverHavingRunTheDroppedTokens) {
     const int64_t recomputed = s.truncate(30);
     EXPECT_EQ(recomputed, drop <= slack + 1 ? 0 : 30) << "drop " << drop;
     EXPECT_EQ(s.tokens(), prompt);
-    EXPECT_LE(max_diff(s.forward(cont, LogitsMode::kAll), want), 1e-5) << "drop " << drop;
+    EXPECT_LE(largest_diff(s.forward(cont, LogitsMode::kAll), want), 1e-5) << "drop " << drop;
   }
   // Rolling back into the prompt itself: keep 21 of 30 and continue from there.
   Session s(*model_, opts(1, slack));
@@ -188,7 +188,7 @@ TEST_P(SequencesTest, RollbackEqualsNeverHavingRunTheDroppedTokens) {
   Session f(*model_, opts(1, slack));
   const std::vector<int32_t> head(prompt.begin(), prompt.begin() + 21);
   f.forward(head, LogitsMode::kNone);
-  EXPECT_LE(max_diff(s.forward(cont, LogitsMode::kAll), f.forward(cont, LogitsMode::kAll)), 1e-5);
+  EXPECT_LE(largest_diff(s.forward(cont, LogitsMode::kAll), f.forward(cont, LogitsMode::kAll)), 1e-5);
 }
 
 // A new prompt that shares a prefix with what the conversation holds reuses that prefix and gives the
@@ -233,7 +233,7 @@ TEST_P(SequencesTest, CompactCachesStayCloseToF32) {
     }
     Session s(*model_, o);
     const std::vector<float> got = s.forward(prompt, LogitsMode::kAll, 7);
-    const double d = max_diff(got, want);
+    const double d = largest_diff(got, want);
     EXPECT_GT(d, 0.0) << kv_type_name(t) << ": the compact cache was not used";
     EXPECT_LE(d, (t == DType::kBF16 ? 0.02 : 0.08) * scale) << kv_type_name(t);
   }
@@ -253,7 +253,7 @@ TEST_P(SequencesTest, DerivedKeysMatchStoredKeys) {
     Session derived(*model_, o);
     const std::vector<float> want = stored.forward(prompt, LogitsMode::kAll, 9);
     const std::vector<float> got = derived.forward(prompt, LogitsMode::kAll, 9);
-    EXPECT_LE(max_diff(got, want), t == DType::kF32 ? 1e-5 : 0.05) << kv_type_name(t);
+    EXPECT_LE(largest_diff(got, want), t == DType::kF32 ? 1e-5 : 0.05) << kv_type_name(t);
     const auto specs = kv_layer_specs(model_->spec(), o);
     EXPECT_TRUE(specs[5].k_from_v);
     EXPECT_FALSE(specs[0].k_from_v);  // sliding layers store both
@@ -278,7 +278,7 @@ TEST_P(SequencesTest, ChunkingDoesNotChangeCompactCaches) {
     const std::vector<float> want = whole.forward(prompt, LogitsMode::kAll);
     for (int64_t chunk : {int64_t(1), int64_t(7)}) {
       Session s(*model_, opts(1, 4));
-      f32_diff = std::max(f32_diff, max_diff(s.forward(prompt, LogitsMode::kAll, chunk), want));
+      f32_diff = std::max(f32_diff, largest_diff(s.forward(prompt, LogitsMode::kAll, chunk), want));
     }
   }
   const double bound = f32_diff == 0 ? 1e-4 : 5e-3;
@@ -293,7 +293,7 @@ TEST_P(SequencesTest, ChunkingDoesNotChangeCompactCaches) {
       const std::vector<float> want = whole.forward(prompt, LogitsMode::kAll);
       for (int64_t chunk : {int64_t(1), int64_t(7)}) {
         Session s(*model_, o);
-        EXPECT_LE(max_diff(s.forward(prompt, LogitsMode::kAll, chunk), want), bound)
+        EXPECT_LE(largest_diff(s.forward(prompt, LogitsMode::kAll, chunk), want), bound)
             << kv_type_name(t) << (derive ? " derived keys" : "") << " chunk " << chunk;
       }
     }

@@ -95,7 +95,7 @@ double scalar(DType t, const BulkBytes& b, int64_t i) {
   return f;
 }
 
-double sq_error(const OwnedQuantWeight& q, const std::vector<float>& w) {
+double squared_error(const OwnedQuantWeight& q, const std::vector<float>& w) {
   std::vector<float> deq(size_t(q.q.cols));
   double e = 0;
   for (int64_t r = 0; r < q.q.rows; ++r) {
@@ -123,7 +123,7 @@ TEST(F16Offsets, QuantizerPairsAreExact) {
           inexact_e += !offset_f16_exact(QuantKind::kInt4, float(scalar(t, qe.scales, i)), float(scalar(t, qe.zeros, i)));
           inexact_f += !offset_f16_exact(QuantKind::kInt4, float(scalar(t, qf.scales, i)), float(scalar(t, qf.zeros, i)));
         }
-        const double ee = sq_error(qe, w), ef = sq_error(qf, w);
+        const double ee = squared_error(qe, w), ef = squared_error(qf, w);
         std::printf("%s %s: inexact groups %ld (free: %ld of %ld); sq error %.4e (free %.4e, %+.1f%%)\n",
                     exact.describe().c_str(), dtype_name(t).c_str(), long(inexact_e), long(inexact_f),
                     long(rows * (cols / gs)), ee, ef, 100 * (ee / ef - 1));

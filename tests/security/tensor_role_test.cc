@@ -14,26 +14,25 @@
 #include "model/model.h"
 #include "util/load_error.h"
 #include "util/temp_dir.h"
+#include "util/paths.h"
 
 namespace g4 {
 namespace {
 
 namespace fs = std::filesystem;
-using json = nlohmann::ordered_json;
+using ordered_json = nlohmann::ordered_json;
 using testing_util::TempDir;
 
-const std::string kTiny = std::string(G4_TEST_DATA) + "/../../models/tiny-kjv";
-
 // Copies the shipped model into `d` with `edit` applied to the safetensors header entry of `tensor`.
-void copy_with_header_edit(const TempDir& d, const std::string& tensor, const std::function<void(json&)>& edit) {
-  fs::copy_file(kTiny + "/config.json", d.file("config.json"));
-  std::ifstream f(kTiny + "/model.safetensors", std::ios::binary);
+void copy_with_header_edit(const TempDir& d, const std::string& tensor, const std::function<void(ordered_json&)>& edit) {
+  fs::copy_file(testing_util::kTinyKjvModel + "/config.json", d.file("config.json"));
+  std::ifstream f(testing_util::kTinyKjvModel + "/model.safetensors", std::ios::binary);
   std::stringstream ss;
   ss << f.rdbuf();
   const std::string bytes = ss.str();
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
-  json h = json::parse(bytes.substr(8, n));
+  ordered_json h = ordered_json::parse(bytes.substr(8, n));
   ASSERT_TRUE(h.contains(tensor));
   edit(h[tensor]);
   d.write("model.safetensors", testing_util::safetensors_bytes(h.dump(), bytes.substr(8 + n)));
@@ -44,7 +43,7 @@ using testing_util::load_error;
 TEST(TensorRole, TransposedMatrixIsRefused) {
   TempDir d;
   const std::string t = "model.language_model.layers.2.mlp.up_proj.weight";  // [512, 192]
-  copy_with_header_edit(d, t, [](json& e) { e["shape"] = {192, 512}; });
+  copy_with_header_edit(d, t, [](ordered_json& e) { e["shape"] = {192, 512}; });
   const std::string err = load_error(d.path());
   EXPECT_NE(err.find("model.safetensors"), std::string::npos) << err;
   EXPECT_NE(err.find("layers.2.mlp.up_proj.weight' has shape [192, 512] but the config implies [512, 192]"),
@@ -55,7 +54,7 @@ TEST(TensorRole, TransposedMatrixIsRefused) {
 TEST(TensorRole, IntegerNormIsRefused) {
   TempDir d;
   const std::string t = "model.language_model.layers.1.post_attention_layernorm.weight";
-  copy_with_header_edit(d, t, [](json& e) { e["dtype"] = "I16"; });
+  copy_with_header_edit(d, t, [](ordered_json& e) { e["dtype"] = "I16"; });
   const std::string err = load_error(d.path());
   EXPECT_NE(err.find("layers.1.post_attention_layernorm.weight' has dtype I16; expected BF16, F16 or F32"),
             std::string::npos)
@@ -65,7 +64,7 @@ TEST(TensorRole, IntegerNormIsRefused) {
 TEST(TensorRole, IntegerMatrixIsRefused) {
   TempDir d;
   const std::string t = "model.language_model.layers.0.self_attn.o_proj.weight";
-  copy_with_header_edit(d, t, [](json& e) { e["dtype"] = "I16"; });
+  copy_with_header_edit(d, t, [](ordered_json& e) { e["dtype"] = "I16"; });
   const std::string err = load_error(d.path());
   EXPECT_NE(err.find("layers.0.self_attn.o_proj.weight' has dtype I16"), std::string::npos) << err;
 }
@@ -73,7 +72,7 @@ TEST(TensorRole, IntegerMatrixIsRefused) {
 TEST(TensorRole, WrongVectorLengthIsRefused) {
   TempDir d;
   const std::string t = "model.language_model.layers.4.self_attn.q_norm.weight";  // [64]
-  copy_with_header_edit(d, t, [](json& e) {
+  copy_with_header_edit(d, t, [](ordered_json& e) {
     e["shape"] = {32};
     e["data_offsets"][1] = e["data_offsets"][0].get<uint64_t>() + 64;
   });
