@@ -16,7 +16,8 @@ namespace g4 {
 namespace {
 
 using testing_util::run_g4;
-const std::string kChat = "chat -m " + testing_util::kTinyKjvModel + " --temp 0 -n 12 -q";
+using testing_util::kTinyKjvModel;
+const std::string kChat = "chat -m " + kTinyKjvModel + " --temp 0 -n 12 -q";
 
 // The replies of a chat transcript: the text after each "> " prompt that precedes a reply line.
 std::vector<std::string> replies(const std::string& out) {
@@ -53,7 +54,7 @@ TEST(ChatCommands, HelpListsCommandsAndMultiLineInput) {
 
 TEST(ChatCommands, ClearStartsANewConversation) {
   const auto one = run_g4(kChat, "In the beginning\n");
-  const auto r = run_g4("chat -m " + testing_util::kTinyKjvModel + " --temp 0 -n 12", "In the beginning\n/clear\nIn the beginning\n");
+  const auto r = run_g4("chat -m " + kTinyKjvModel + " --temp 0 -n 12", "In the beginning\n/clear\nIn the beginning\n");
   ASSERT_EQ(r.status, 0) << r.err;
   const auto rep = replies(r.out);
   ASSERT_EQ(rep.size(), 2u) << r.out;
@@ -64,13 +65,13 @@ TEST(ChatCommands, ClearStartsANewConversation) {
 
 TEST(ChatCommands, MultiLineInputIsOneMessage) {
   // Both forms send "In the\nbeginning" as one user turn: the same reply and prompt size as each other.
-  const auto a = run_g4("chat -m " + testing_util::kTinyKjvModel + " --temp 0 -n 12", "In the\\\nbeginning\n");
-  const auto b = run_g4("chat -m " + testing_util::kTinyKjvModel + " --temp 0 -n 12", "\"\"\"\nIn the\nbeginning\n\"\"\"\n");
+  const auto a = run_g4("chat -m " + kTinyKjvModel + " --temp 0 -n 12", "In the\\\nbeginning\n");
+  const auto b = run_g4("chat -m " + kTinyKjvModel + " --temp 0 -n 12", "\"\"\"\nIn the\nbeginning\n\"\"\"\n");
   ASSERT_EQ(a.status, 0) << a.err;
   ASSERT_EQ(b.status, 0) << b.err;
   EXPECT_EQ(prompt_sizes(a.err).size(), 1u) << a.err;
   EXPECT_EQ(prompt_sizes(a.err), prompt_sizes(b.err));
-  const auto single = run_g4("run -m " + testing_util::kTinyKjvModel + " --temp 0 -n 12 -q -p \"$(printf 'In the\\nbeginning')\"");
+  const auto single = run_g4("run -m " + kTinyKjvModel + " --temp 0 -n 12 -q -p \"$(printf 'In the\\nbeginning')\"");
   ASSERT_EQ(single.status, 0) << single.err;
   EXPECT_NE(a.out.find(single.out.substr(0, single.out.size() - 1)), std::string::npos) << a.out << "\n" << single.out;
   EXPECT_NE(b.out.find(single.out.substr(0, single.out.size() - 1)), std::string::npos) << b.out;
@@ -95,7 +96,7 @@ TEST(ChatCommands, SaveThenLoadContinuesTheConversation) {
   const std::string text = render_gemma4_chat(msgs).substr(5);  // --raw puts <bos> first itself
   testing_util::TempDir t;
   t.write("prompt.txt", text);
-  const auto want = run_g4("run -m " + testing_util::kTinyKjvModel + " --temp 0 -n 12 -q --raw -f " + t.file("prompt.txt"));
+  const auto want = run_g4("run -m " + kTinyKjvModel + " --temp 0 -n 12 -q --raw -f " + t.file("prompt.txt"));
   ASSERT_EQ(want.status, 0) << want.err;
   ASSERT_EQ(replies(l.out).size(), 1u) << l.out;
   EXPECT_EQ(replies(l.out)[0] + "\n", want.out);
@@ -120,7 +121,7 @@ TEST(ChatCommands, SaveThenLoadContinuesTheConversation) {
 
 TEST(ChatCommands, FullContextIsReportedAndClearMakesRoom) {
   // 40 tokens: the first turn (16) and its reply fill it; the second turn cannot fit.
-  const auto r = run_g4("chat -m " + testing_util::kTinyKjvModel + " --temp 0 -n 30 -c 40 -q", "In the beginning\nAnd then?\n/clear\nIn the beginning\n");
+  const auto r = run_g4("chat -m " + kTinyKjvModel + " --temp 0 -n 30 -c 40 -q", "In the beginning\nAnd then?\n/clear\nIn the beginning\n");
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.err.find("/clear starts a new"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("the conversation is full"), std::string::npos) << r.err;
@@ -128,7 +129,7 @@ TEST(ChatCommands, FullContextIsReportedAndClearMakesRoom) {
   ASSERT_EQ(rep.size(), 2u) << r.out;  // after /clear the session answers again
   EXPECT_EQ(rep[0], rep[1]);
   // Status lines come after what stdout already held: stdout is flushed before each.
-  const auto both = testing_util::run_command(std::string(G4_BINARY) + " chat -m " + testing_util::kTinyKjvModel +
+  const auto both = testing_util::run_command(std::string(G4_BINARY) + " chat -m " + kTinyKjvModel +
                                               " --temp 0 -n 30 -c 40 -q 2>&1 <<'EOF'\nIn the beginning\nAnd then?\nEOF");
   const size_t reply_at = both.out.find(rep[0]), full_at = both.out.find("the context is full");
   ASSERT_NE(full_at, std::string::npos) << both.out;

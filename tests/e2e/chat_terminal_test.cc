@@ -15,6 +15,8 @@
 namespace g4 {
 namespace {
 
+using testing_util::kTinyKjvModel;
+
 struct Pty {
   int fd = -1;
   pid_t pid = -1;
@@ -58,7 +60,7 @@ TEST(ChatTerminal, UpArrowRecallsHistoryAndCtrlCLeaves) {
   t.pid = forkpty(&t.fd, nullptr, nullptr, nullptr);
   ASSERT_GE(t.pid, 0);
   if (t.pid == 0) {
-    execl(G4_BINARY, G4_BINARY, "chat", "-m", testing_util::kTinyKjvModel.c_str(), "--temp", "0", "-n", "6", "-q", static_cast<char*>(nullptr));
+    execl(G4_BINARY, G4_BINARY, "chat", "-m", kTinyKjvModel.c_str(), "--temp", "0", "-n", "6", "-q", static_cast<char*>(nullptr));
     _exit(127);
   }
   ASSERT_TRUE(t.wait_for("> ", 0)) << t.seen;

@@ -2,28 +2,21 @@
 // --help and g4 help exit 0, g4 --version names the version, commit, backends and CPU kernels.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <string>
 
+#include "util/flag_error.h"
 #include "util/g4_cli.h"
 #include "util/paths.h"
 
 namespace g4 {
 namespace {
 
+using testing_util::expect_flag_error;
 using testing_util::run_g4_cli;
-
-void expect_flag_error(const std::string& args, const std::string& needle) {
-  const testing_util::G4Output o = run_g4_cli(args);
-  EXPECT_EQ(o.status, 1) << args << "\n" << o.err;
-  EXPECT_EQ(o.err.rfind("g4: error: ", 0), 0u) << args << "\n" << o.err;
-  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << args << ": expected one line:\n" << o.err;
-  EXPECT_NE(o.err.find(needle), std::string::npos) << args << ": expected '" << needle << "' in:\n" << o.err;
-  EXPECT_EQ(o.out, "") << args;
-}
+using testing_util::kTinyKjvModel;
 
 TEST(CliFlags, EveryFlagErrorIsOneLineAndExitOne) {
-  const std::string run = "run -m " + testing_util::kTinyKjvModel + " -p hi ";
+  const std::string run = "run -m " + kTinyKjvModel + " -p hi ";
   expect_flag_error(run + "--temp abc", "'abc' is not a number");
   expect_flag_error(run + "--temp nan", "out of range");
   expect_flag_error(run + "-c 5", "'5' is out of range (16 to 1048576)");
@@ -33,10 +26,10 @@ TEST(CliFlags, EveryFlagErrorIsOneLineAndExitOne) {
   expect_flag_error(run + "--temp", "--temp: needs a value");
   expect_flag_error(run + "--quantize int3", "int3");
   expect_flag_error("run -p hi", "--model");
-  expect_flag_error("run -m " + testing_util::kTinyKjvModel, "give -p TEXT or -f FILE");
-  expect_flag_error("chat -m " + testing_util::kTinyKjvModel + " --top-p 2", "out of range");
-  expect_flag_error("serve -m " + testing_util::kTinyKjvModel + " --port 99999", "out of range");
-  expect_flag_error("bench -m " + testing_util::kTinyKjvModel + " -r zero", "not a whole number");
+  expect_flag_error("run -m " + kTinyKjvModel, "give -p TEXT or -f FILE");
+  expect_flag_error("chat -m " + kTinyKjvModel + " --top-p 2", "out of range");
+  expect_flag_error("serve -m " + kTinyKjvModel + " --port 99999", "out of range");
+  expect_flag_error("bench -m " + kTinyKjvModel + " -r zero", "not a whole number");
   expect_flag_error("logits --tokens 2", "--model");
   expect_flag_error("generate --model x --tokens 2 --out y --max-new-tokens 0", "out of range");
   expect_flag_error("frobnicate", "frobnicate");

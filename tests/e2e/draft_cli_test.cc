@@ -8,38 +8,33 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "util/flag_error.h"
 #include "util/g4_cli.h"
-#include "util/temp_dir.h"
 #include "util/paths.h"
+#include "util/temp_dir.h"
 
 namespace g4 {
 namespace {
 
+using testing_util::expect_flag_error;
 using testing_util::run_g4_cli;
-
-void expect_draft_flag_error(const std::string& args, const std::string& needle) {
-  const testing_util::G4Output o = run_g4_cli(args);
-  EXPECT_EQ(o.status, 1) << args << "\n" << o.err;
-  EXPECT_EQ(o.err.rfind("g4: error: ", 0), 0u) << args << "\n" << o.err;
-  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << args << "\n" << o.err;
-  EXPECT_NE(o.err.find(needle), std::string::npos) << args << "\n" << o.err;
-}
+using testing_util::kTinyKjvModel;
 
 TEST(DraftCli, BadDraftFlagsAreOneClearError) {
   // serve: on an address it cannot bind, so a flag error that went unnoticed fails instead of serving.
   for (const std::string cmd : {"run -p hi", "chat", "bench", "serve --host 256.0.0.1"}) {
-    const std::string base = cmd.substr(0, cmd.find(' ')) + " -m " + testing_util::kTinyKjvModel + cmd.substr(std::min(cmd.size(), cmd.find(' '))) + " ";
-    expect_draft_flag_error(base + "-md somewhere", "assistant drafter somewhere: not a directory");
-    expect_draft_flag_error(base + "--model-draft somewhere", "assistant drafter somewhere: not a directory");
-    expect_draft_flag_error(base + "-md somewhere --draft-ngram", "--model-draft and --draft-ngram: choose one drafter");
-    expect_draft_flag_error(base + "--draft-max 3", "need a drafter");
-    expect_draft_flag_error(base + "--draft-ngram --draft-max 2 --draft-min 3", "--draft-min 3 is larger than --draft-max 2");
-    expect_draft_flag_error(base + "--draft-ngram --draft-max x", "not a whole number");
+    const std::string base = cmd.substr(0, cmd.find(' ')) + " -m " + kTinyKjvModel + cmd.substr(std::min(cmd.size(), cmd.find(' '))) + " ";
+    expect_flag_error(base + "-md somewhere", "assistant drafter somewhere: not a directory");
+    expect_flag_error(base + "--model-draft somewhere", "assistant drafter somewhere: not a directory");
+    expect_flag_error(base + "-md somewhere --draft-ngram", "--model-draft and --draft-ngram: choose one drafter");
+    expect_flag_error(base + "--draft-max 3", "need a drafter");
+    expect_flag_error(base + "--draft-ngram --draft-max 2 --draft-min 3", "--draft-min 3 is larger than --draft-max 2");
+    expect_flag_error(base + "--draft-ngram --draft-max x", "not a whole number");
   }
 }
 
 TEST(DraftCli, RunJsonReportsDraftsAndMatchesPlain) {
-  const std::string run = "run -m " + testing_util::kTinyKjvModel + " --backend cpu -t 1 --raw --temp 0 -n 400 --json -p "
+  const std::string run = "run -m " + kTinyKjvModel + " --backend cpu -t 1 --raw --temp 0 -n 400 --json -p "
                           "'And God said, Let there be light: and there was light. And God said, Let there be light: "
                           "and there was light. And God said'";
   const testing_util::G4Output plain = run_g4_cli(run), spec = run_g4_cli(run + " --draft-ngram --draft-max 3");
@@ -62,9 +57,9 @@ TEST(DraftCli, RunJsonReportsDraftsAndMatchesPlain) {
 
 TEST(DraftCli, RunWithASynthesizedAssistantMatchesPlain) {
   testing_util::TempDir d;
-  const testing_util::G4Output sy = run_g4_cli("synth --assistant-for " + testing_util::kTinyKjvModel + " -o " + d.file("asst"));
+  const testing_util::G4Output sy = run_g4_cli("synth --assistant-for " + kTinyKjvModel + " -o " + d.file("asst"));
   ASSERT_EQ(sy.status, 0) << sy.err;
-  const std::string run = "run -m " + testing_util::kTinyKjvModel + " --backend cpu -t 1 --raw --temp 0 -n 60 --json -p 'In the beginning'";
+  const std::string run = "run -m " + kTinyKjvModel + " --backend cpu -t 1 --raw --temp 0 -n 60 --json -p 'In the beginning'";
   const testing_util::G4Output plain = run_g4_cli(run), spec = run_g4_cli(run + " -md " + d.file("asst") + " --draft-max 3");
   ASSERT_EQ(plain.status, 0) << plain.err;
   ASSERT_EQ(spec.status, 0) << spec.err;
@@ -79,7 +74,7 @@ TEST(DraftCli, RunWithASynthesizedAssistantMatchesPlain) {
 // greedy's, and every verify checks k tokens.
 TEST(DraftCli, BenchVerifyCostAndOracle) {
   const testing_util::G4Output o =
-      run_g4_cli("bench -m " + testing_util::kTinyKjvModel + " --backend cpu -t 1 -p 8 -n 17 -r 1 --json --verify-cost 1,3 --oracle-draft 4");
+      run_g4_cli("bench -m " + kTinyKjvModel + " --backend cpu -t 1 -p 8 -n 17 -r 1 --json --verify-cost 1,3 --oracle-draft 4");
   ASSERT_EQ(o.status, 0) << o.err;
   int verify_rows = 0, oracle_rows = 0;
   size_t at = 0;
@@ -103,9 +98,9 @@ TEST(DraftCli, BenchVerifyCostAndOracle) {
   }
   EXPECT_EQ(verify_rows, 2) << o.out;
   EXPECT_EQ(oracle_rows, 1) << o.out;
-  expect_draft_flag_error("bench -m " + testing_util::kTinyKjvModel + " --verify-cost 0", "--verify-cost: 0 is out of range");
-  expect_draft_flag_error("bench -m " + testing_util::kTinyKjvModel + " --oracle-draft 2 -n 1", "--oracle-draft needs -n");
-  expect_draft_flag_error("bench -m " + testing_util::kTinyKjvModel + " -p 8 -n 4 -c 5", "--ctx-size 5 is smaller than the 8 positions the tests need");
+  expect_flag_error("bench -m " + kTinyKjvModel + " --verify-cost 0", "--verify-cost: 0 is out of range");
+  expect_flag_error("bench -m " + kTinyKjvModel + " --oracle-draft 2 -n 1", "--oracle-draft needs -n");
+  expect_flag_error("bench -m " + kTinyKjvModel + " -p 8 -n 4 -c 5", "--ctx-size 5 is smaller than the 8 positions the tests need");
 }
 
 }  // namespace

@@ -17,6 +17,8 @@ namespace g4 {
 namespace {
 
 using testing_util::run_g4;
+using testing_util::kTinyKjvModel;
+using testing_util::kKjvQ8Gguf;
 
 nlohmann::json run_json(const std::string& model, const std::string& flags) {
   const auto r = run_g4("run -m " + model + " -p Hello --json " + flags);
@@ -27,8 +29,8 @@ nlohmann::json run_json(const std::string& model, const std::string& flags) {
 TEST(GgufLlamacpp, ChatPromptHasTheSafetensorsIdsAndTheReplyStops) {
   // The "Hello" chat prompt as the template renders it, tokenized with each model's own vocabulary.
   const std::string prompt = "'<bos><|turn>user\nHello<turn|>\n<|turn>model\n<|channel>thought\n<channel|>'";
-  const auto a = run_g4("tokenize -m " + testing_util::kTinyKjvModel + " --text " + prompt);
-  const auto b = run_g4("tokenize -m " + testing_util::kKjvQ8Gguf + " --text " + prompt);
+  const auto a = run_g4("tokenize -m " + kTinyKjvModel + " --text " + prompt);
+  const auto b = run_g4("tokenize -m " + kKjvQ8Gguf + " --text " + prompt);
   ASSERT_EQ(a.status, 0) << a.err;
   ASSERT_EQ(b.status, 0) << b.err;
   EXPECT_EQ(b.out, a.out);
@@ -37,8 +39,8 @@ TEST(GgufLlamacpp, ChatPromptHasTheSafetensorsIdsAndTheReplyStops) {
   // On the ref backend: the greedy reply at a near-tie (token 101 of this one) depends on the cpu kernel
   // table's rounding (the AVX2 table picks another token there than the generic and AVX-512 ones), while
   // what this test checks is the GGUF's vocabulary, template and stop token, not a kernel.
-  const auto st = run_json(testing_util::kTinyKjvModel, "--temp 0 --backend ref");
-  const auto gg = run_json(testing_util::kKjvQ8Gguf, "--temp 0 --backend ref");
+  const auto st = run_json(kTinyKjvModel, "--temp 0 --backend ref");
+  const auto gg = run_json(kKjvQ8Gguf, "--temp 0 --backend ref");
   EXPECT_EQ(gg["prompt_tokens"], 16);
   EXPECT_EQ(gg["prompt_tokens"], st["prompt_tokens"]);
   EXPECT_EQ(gg["stop_reason"], "stop");  // ended on <turn|>, well before -n 256
@@ -48,8 +50,8 @@ TEST(GgufLlamacpp, ChatPromptHasTheSafetensorsIdsAndTheReplyStops) {
   EXPECT_EQ(gg["text"], st["text"]);
 
   // The same through g4 chat with piped input.
-  const auto c1 = run_g4("chat -m " + testing_util::kTinyKjvModel + " --temp 0 --backend ref", "Hello\n");
-  const auto c2 = run_g4("chat -m " + testing_util::kKjvQ8Gguf + " --temp 0 --backend ref", "Hello\n");
+  const auto c1 = run_g4("chat -m " + kTinyKjvModel + " --temp 0 --backend ref", "Hello\n");
+  const auto c2 = run_g4("chat -m " + kKjvQ8Gguf + " --temp 0 --backend ref", "Hello\n");
   ASSERT_EQ(c2.status, 0) << c2.err;
   EXPECT_EQ(c2.out, c1.out);
   EXPECT_NE(c2.out.find(gg["text"].get<std::string>()), std::string::npos) << c2.out;
@@ -58,7 +60,7 @@ TEST(GgufLlamacpp, ChatPromptHasTheSafetensorsIdsAndTheReplyStops) {
 
 // A copy of the GGUF with general.sampling.temp (f32) set to `temp`.
 std::string with_temperature(const testing_util::TempDir& d, float temp) {
-  std::ifstream in(testing_util::kKjvQ8Gguf, std::ios::binary);
+  std::ifstream in(kKjvQ8Gguf, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::string key = "general.sampling.temp";
   const size_t at = bytes.find(key);
@@ -72,9 +74,9 @@ std::string with_temperature(const testing_util::TempDir& d, float temp) {
 
 TEST(GgufLlamacpp, SamplingDefaultsComeFromGeneralSampling) {
   // The file says temp 0.8, top_k 40, top_p 0.95 (from the model's generation_config.json).
-  const auto implicit = run_json(testing_util::kKjvQ8Gguf, "--seed 11 -n 24");
-  const auto explicit_ = run_json(testing_util::kKjvQ8Gguf, "--seed 11 -n 24 --temp 0.8 --top-k 40 --top-p 0.95");
-  const auto greedy = run_json(testing_util::kKjvQ8Gguf, "--seed 11 -n 24 --temp 0");
+  const auto implicit = run_json(kKjvQ8Gguf, "--seed 11 -n 24");
+  const auto explicit_ = run_json(kKjvQ8Gguf, "--seed 11 -n 24 --temp 0.8 --top-k 40 --top-p 0.95");
+  const auto greedy = run_json(kKjvQ8Gguf, "--seed 11 -n 24 --temp 0");
   EXPECT_EQ(implicit["tokens"], explicit_["tokens"]);
   EXPECT_NE(implicit["tokens"], greedy["tokens"]);
   // With general.sampling.temp 0 in the file, no flag gives the greedy reply.

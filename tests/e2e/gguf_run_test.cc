@@ -17,13 +17,15 @@
 namespace g4 {
 namespace {
 
+using testing_util::kTinyKjvModel;
+
 std::string run_stdout(const std::string& args) {
   return testing_util::run_command(std::string(G4_BINARY) + " " + args + " 2>/dev/null").out;
 }
 
 TEST(GgufRun, EmbeddedVocabularyGivesTheSameReply) {
-  const Tokenizer tok = Tokenizer::from_json_file(testing_util::kTinyKjvModel + "/tokenizer.json");
-  const auto tj = nlohmann::json::parse(std::ifstream(testing_util::kTinyKjvModel + "/tokenizer.json"));
+  const Tokenizer tok = Tokenizer::from_json_file(kTinyKjvModel + "/tokenizer.json");
+  const auto tj = nlohmann::json::parse(std::ifstream(kTinyKjvModel + "/tokenizer.json"));
   std::vector<std::string> tokens, merges;
   std::vector<int32_t> types;
   for (int32_t id = 0; id < tok.vocab_size(); ++id) {
@@ -42,10 +44,10 @@ TEST(GgufRun, EmbeddedVocabularyGivesTheSameReply) {
     b.kv_arr_str("tokenizer.ggml.merges", merges);
   };
   testing_util::TempDir d;
-  test::GgufBuilder::write(d.file("tiny-kjv.gguf"), test::hf_to_gguf(testing_util::kTinyKjvModel, o).bytes());
+  test::GgufBuilder::write(d.file("tiny-kjv.gguf"), test::hf_to_gguf(kTinyKjvModel, o).bytes());
 
   const std::string args = " -p 'In the beginning' --temp 0 -n 24 --json";
-  const auto a = nlohmann::json::parse(run_stdout("run -m " + testing_util::kTinyKjvModel + args));
+  const auto a = nlohmann::json::parse(run_stdout("run -m " + kTinyKjvModel + args));
   const std::string out = run_stdout("run -m " + d.file("tiny-kjv.gguf") + args);
   ASSERT_FALSE(out.empty()) << "g4 run on the GGUF failed: " << run_stdout("run -m " + d.file("tiny-kjv.gguf") + args + " 2>&1");
   const auto b = nlohmann::json::parse(out);

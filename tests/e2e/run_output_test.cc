@@ -17,9 +17,10 @@ namespace {
 
 using testing_util::G4Output;
 using testing_util::run_g4_cli;
+using testing_util::kTinyKjvModel;
 
 nlohmann::json run_json(const std::string& flags) {
-  const G4Output o = run_g4_cli("run -m " + testing_util::kTinyKjvModel + " -p hi -n 4 --temp 0 --json " + flags);
+  const G4Output o = run_g4_cli("run -m " + kTinyKjvModel + " -p hi -n 4 --temp 0 --json " + flags);
   EXPECT_EQ(o.status, 0) << o.err;
   return nlohmann::json::parse(o.out);
 }
@@ -41,7 +42,7 @@ TEST(RunOutput, JsonNamesBackendAndThreads) {
   EXPECT_EQ(run_json("--backend ref")["threads"], 1);
 
   // The load line (the timing line on stderr) names them too.
-  const G4Output o = run_g4_cli("run -m " + testing_util::kTinyKjvModel + " -p hi -n 2 --backend cpu -t 2");
+  const G4Output o = run_g4_cli("run -m " + kTinyKjvModel + " -p hi -n 2 --backend cpu -t 2");
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_NE(o.err.find("on cpu, 2 threads"), std::string::npos) << o.err;
 }
@@ -53,31 +54,31 @@ TEST(RunOutput, ThreadsFlagSetsTheCpuThreadCount) {
   // Same answer whatever the thread count.
   EXPECT_EQ(run_json("--backend cpu -t 1")["tokens"], run_json("--backend cpu -t 3")["tokens"]);
   // bench agrees: same default backend, -t sets the threads it reports.
-  const G4Output b = run_g4_cli("bench -m " + testing_util::kTinyKjvModel + " -p 4 -n 2 -r 1 -t 2 --json");
+  const G4Output b = run_g4_cli("bench -m " + kTinyKjvModel + " -p 4 -n 2 -r 1 -t 2 --json");
   ASSERT_EQ(b.status, 0) << b.err;
   const nlohmann::json bj = nlohmann::json::parse(b.out);
   EXPECT_EQ(bj["threads"], 2) << b.out;
   EXPECT_EQ(bj["ctx"], 4) << b.out;  // what the tests need: -p 4
-  const G4Output bc = run_g4_cli("bench -m " + testing_util::kTinyKjvModel + " -p 4 -n 2 -r 1 -t 1 -c 300 --json");
+  const G4Output bc = run_g4_cli("bench -m " + kTinyKjvModel + " -p 4 -n 2 -r 1 -t 1 -c 300 --json");
   ASSERT_EQ(bc.status, 0) << bc.err;
   EXPECT_EQ(nlohmann::json::parse(bc.out)["ctx"], 300) << bc.out;
   EXPECT_EQ(bj["backend"], run_json("")["backend"]) << b.out;
   // G4_THREADS still applies when -t is not given; -t wins over it.
   const std::string env = "env G4_THREADS=3 ";
-  const auto r = testing_util::run_command(env + G4_BINARY + " run -m " + testing_util::kTinyKjvModel + " -p hi -n 2 --json --backend cpu 2>/dev/null");
+  const auto r = testing_util::run_command(env + G4_BINARY + " run -m " + kTinyKjvModel + " -p hi -n 2 --json --backend cpu 2>/dev/null");
   ASSERT_EQ(r.status, 0);
   EXPECT_EQ(nlohmann::json::parse(r.out)["threads"], 3);
-  const auto r2 = testing_util::run_command(env + G4_BINARY + " run -m " + testing_util::kTinyKjvModel + " -p hi -n 2 --json --backend cpu -t 1 2>/dev/null");
+  const auto r2 = testing_util::run_command(env + G4_BINARY + " run -m " + kTinyKjvModel + " -p hi -n 2 --json --backend cpu -t 1 2>/dev/null");
   ASSERT_EQ(r2.status, 0);
   EXPECT_EQ(nlohmann::json::parse(r2.out)["threads"], 1);
 }
 
 TEST(RunOutput, ChatAndServeHonourThreads) {
-  const G4Output c = run_g4_cli("chat -m " + testing_util::kTinyKjvModel + " --backend cpu -t 3", "/exit\n");
+  const G4Output c = run_g4_cli("chat -m " + kTinyKjvModel + " --backend cpu -t 3", "/exit\n");
   ASSERT_EQ(c.status, 0) << c.err;
   EXPECT_NE(c.err.find("chat with tiny-kjv on cpu, 3 threads"), std::string::npos) << c.err;
   // serve prints its banner once listening; SIGINT after 3 s stops it cleanly.
-  const auto s = testing_util::run_command("timeout --preserve-status -s INT 3 " + std::string(G4_BINARY) + " serve -m " + testing_util::kTinyKjvModel +
+  const auto s = testing_util::run_command("timeout --preserve-status -s INT 3 " + std::string(G4_BINARY) + " serve -m " + kTinyKjvModel +
                                            " --port 0 --backend cpu -t 3 2>&1");
   EXPECT_EQ(s.status, 0) << s.out;
   EXPECT_NE(s.out.find("g4 serve: tiny-kjv (cpu, 3 threads) on http://127.0.0.1:"), std::string::npos) << s.out;
@@ -85,28 +86,28 @@ TEST(RunOutput, ChatAndServeHonourThreads) {
 
 TEST(RunOutput, ContextBeyondTrainingWarnsOnce) {
   // tiny-kjv was trained with max_position_embeddings 4096.
-  G4Output o = run_g4_cli("run -m " + testing_util::kTinyKjvModel + " -p hi -n 2 -c 5000");
+  G4Output o = run_g4_cli("run -m " + kTinyKjvModel + " -p hi -n 2 -c 5000");
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_EQ(count(o.err, "g4: warning: "), 1u) << o.err;
   EXPECT_NE(o.err.find("--ctx-size 5000"), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("4096"), std::string::npos) << o.err;
 
-  o = run_g4_cli("chat -m " + testing_util::kTinyKjvModel + " -n 4 --temp 0 -c 5000", "hi\nand then\n/exit\n");
+  o = run_g4_cli("chat -m " + kTinyKjvModel + " -n 4 --temp 0 -c 5000", "hi\nand then\n/exit\n");
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_EQ(count(o.err, "g4: warning: "), 1u) << o.err;
 
-  o = run_g4_cli("run -m " + testing_util::kTinyKjvModel + " -p hi -n 2 -c 4096");
+  o = run_g4_cli("run -m " + kTinyKjvModel + " -p hi -n 2 -c 4096");
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_EQ(count(o.err, "warning"), 0u) << o.err;
 }
 
 TEST(RunOutput, StatusLinesStartOnTheirOwnLineInOneStream) {
-  const G4Output q = run_g4_cli("run -m " + testing_util::kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 12 -q");
+  const G4Output q = run_g4_cli("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 12 -q");
   ASSERT_EQ(q.status, 0) << q.err;
   const std::string reply = q.out;  // the text and its closing newline
   ASSERT_GT(reply.size(), 1u);
 
-  const auto both = testing_util::run_command(std::string(G4_BINARY) + " run -m " + testing_util::kTinyKjvModel +
+  const auto both = testing_util::run_command(std::string(G4_BINARY) + " run -m " + kTinyKjvModel +
                                               " -p 'In the beginning' --temp 0 -n 12 2>&1");
   ASSERT_EQ(both.status, 0) << both.out;
   const size_t at = both.out.find(reply);
@@ -117,7 +118,7 @@ TEST(RunOutput, StatusLinesStartOnTheirOwnLineInOneStream) {
 
   // chat: every "[load ...]" turn line starts a line of its own.
   const auto chat = testing_util::run_command("printf 'In the beginning\\nAnd then\\n/exit\\n' | " + std::string(G4_BINARY) +
-                                              " chat -m " + testing_util::kTinyKjvModel + " --temp 0 -n 8 2>&1");
+                                              " chat -m " + kTinyKjvModel + " --temp 0 -n 8 2>&1");
   ASSERT_EQ(chat.status, 0) << chat.out;
   ASSERT_EQ(count(chat.out, "[load "), 2u) << chat.out;
   for (size_t p = chat.out.find("[load "); p != std::string::npos; p = chat.out.find("[load ", p + 1))

@@ -20,6 +20,8 @@
 namespace g4 {
 namespace {
 
+using testing_util::kTinyKjvModel;
+
 struct Out {
   int status;
   std::string out, err;
@@ -66,14 +68,14 @@ struct GreedyText {
 };
 GreedyText greedy_text(const std::string& prompt, int n) {
   GreedyText g;
-  const Out ids = run("tokenize -m " + testing_util::kTinyKjvModel + " --bos --json --text '" + prompt + "'");
+  const Out ids = run("tokenize -m " + kTinyKjvModel + " --bos --json --text '" + prompt + "'");
   EXPECT_EQ(ids.status, 0) << ids.err;
   std::string list;
   for (int id : nlohmann::json::parse(ids.out)) list += (list.empty() ? "" : ",") + std::to_string(id);
   char dir[] = "/tmp/g4-run-gen-XXXXXX";
   if (!mkdtemp(dir)) return g;
   const std::string out = std::string(dir) + "/g.safetensors";
-  const Out gen = run("generate -m " + testing_util::kTinyKjvModel + " --tokens " + list + " -n " + std::to_string(n) +
+  const Out gen = run("generate -m " + kTinyKjvModel + " --tokens " + list + " -n " + std::to_string(n) +
                       " --temperature 0 --backend ref --out " + out);
   EXPECT_EQ(gen.status, 0) << gen.err;
   {
@@ -86,7 +88,7 @@ GreedyText greedy_text(const std::string& prompt, int n) {
   rmdir(dir);
   std::string tl;
   for (int32_t id : g.tokens) tl += (tl.empty() ? "" : ",") + std::to_string(id);
-  const Out text = run("detokenize -m " + testing_util::kTinyKjvModel + " --skip-special --ids " + tl);
+  const Out text = run("detokenize -m " + kTinyKjvModel + " --skip-special --ids " + tl);
   EXPECT_EQ(text.status, 0) << text.err;
   g.text = text.out.substr(0, text.out.size() - 1);  // its newline
   EXPECT_EQ(g.tokens.size(), size_t(n));
@@ -95,7 +97,7 @@ GreedyText greedy_text(const std::string& prompt, int n) {
 
 TEST(Run, GreedyChatReplyMatchesTransformers) {
   const std::vector<int32_t> expect = fixture_greedy();
-  Out o = run("run -m " + testing_util::kTinyKjvModel + " -p 'In the beginning' --temp 0 -n " + std::to_string(expect.size()) + " --json");
+  Out o = run("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n " + std::to_string(expect.size()) + " --json");
   ASSERT_EQ(o.status, 0) << o.err;
   const auto j = nlohmann::json::parse(o.out);
   const auto tokens = j["tokens"].get<std::vector<int32_t>>();
@@ -105,7 +107,7 @@ TEST(Run, GreedyChatReplyMatchesTransformers) {
   EXPECT_FALSE(j["content"].get<std::string>().empty());
 
   // Streaming prints the same text.
-  Out s = run("run -m " + testing_util::kTinyKjvModel + " -p 'In the beginning' --temp 0 -q -n " + std::to_string(expect.size()));
+  Out s = run("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -q -n " + std::to_string(expect.size()));
   ASSERT_EQ(s.status, 0) << s.err;
   EXPECT_EQ(s.out, j["text"].get<std::string>() + "\n");
   EXPECT_EQ(s.err, "");  // --quiet
@@ -118,13 +120,13 @@ TEST(Run, SamplingDefaultsFromGenerationConfig) {
   const std::vector<int32_t> greedy = fixture_greedy();
   const std::string args = " -p 'In the beginning' --seed 3 -n 16 --json";
   const std::vector<int32_t> want(greedy.begin(), greedy.begin() + 16);
-  Out o = run("run -m " + testing_util::kTinyKjvModel + args);
+  Out o = run("run -m " + kTinyKjvModel + args);
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_NE(nlohmann::json::parse(o.out)["tokens"].get<std::vector<int32_t>>(), want) << "the shipped config samples";
   char dir[] = "/tmp/g4-gencfg-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::filesystem::path copy = std::filesystem::path(dir) / "m";
-  std::filesystem::copy(testing_util::kTinyKjvModel, copy, std::filesystem::copy_options::recursive);
+  std::filesystem::copy(kTinyKjvModel, copy, std::filesystem::copy_options::recursive);
   std::ifstream in(copy / "generation_config.json");
   const nlohmann::json shipped = nlohmann::json::parse(in);
   for (const char* change : {"do_sample", "top_k"}) {
@@ -140,29 +142,29 @@ TEST(Run, SamplingDefaultsFromGenerationConfig) {
 }
 
 TEST(Run, StopStringsRawPromptAndTimings) {
-  Out o = run("run -m " + testing_util::kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 32 --json");
+  Out o = run("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 32 --json");
   const std::string text = nlohmann::json::parse(o.out)["text"];
   const std::string stop = text.substr(text.find(' ', 5), 5);
-  Out c = run("run -m " + testing_util::kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 32 --json --stop '" + stop + "'");
+  Out c = run("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 32 --json --stop '" + stop + "'");
   ASSERT_EQ(c.status, 0) << c.err;
   const auto j = nlohmann::json::parse(c.out);
   EXPECT_EQ(j["text"], text.substr(0, text.find(stop)));
   EXPECT_EQ(j["stop_reason"], "stop_string");
 
-  Out raw = run("run -m " + testing_util::kTinyKjvModel + " -p 'And God said' --raw --temp 0 -n 8 --json");
+  Out raw = run("run -m " + kTinyKjvModel + " -p 'And God said' --raw --temp 0 -n 8 --json");
   ASSERT_EQ(raw.status, 0) << raw.err;
   const auto rj = nlohmann::json::parse(raw.out);
   const GreedyText want = greedy_text("And God said", 8);
   EXPECT_EQ(rj["tokens"].get<std::vector<int32_t>>(), want.tokens);
   EXPECT_EQ(rj["text"], want.text);
 
-  Out timed = run("run -m " + testing_util::kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 4");
+  Out timed = run("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 4");
   EXPECT_TRUE(std::regex_search(timed.err, std::regex("time to first token [0-9.]+ s .* tok/s"))) << timed.err;
 }
 
 TEST(Chat, TurnsAppendToTheCache) {
-  Out one = run("run -m " + testing_util::kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 20 -q");
-  Out c = run("chat -m " + testing_util::kTinyKjvModel + " --temp 0 -n 20", "In the beginning\nAnd then?\n/exit\n");
+  Out one = run("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 20 -q");
+  Out c = run("chat -m " + kTinyKjvModel + " --temp 0 -n 20", "In the beginning\nAnd then?\n/exit\n");
   ASSERT_EQ(c.status, 0) << c.err;
   // The first answer is the same as g4 run's.
   EXPECT_NE(c.out.find("> " + one.out.substr(0, one.out.size() - 1)), std::string::npos) << c.out;
@@ -180,17 +182,17 @@ TEST(Chat, TurnsAppendToTheCache) {
 }
 
 TEST(Run, BadFlagsAndFiles) {
-  EXPECT_NE(run("run -m " + testing_util::kTinyKjvModel).status, 0);  // no prompt
-  EXPECT_NE(run("run -m " + testing_util::kTinyKjvModel + " -p x --temp -1").status, 0);
-  EXPECT_NE(run("run -m " + testing_util::kTinyKjvModel + " -p x -f y").status, 0);
+  EXPECT_NE(run("run -m " + kTinyKjvModel).status, 0);  // no prompt
+  EXPECT_NE(run("run -m " + kTinyKjvModel + " -p x --temp -1").status, 0);
+  EXPECT_NE(run("run -m " + kTinyKjvModel + " -p x -f y").status, 0);
   Out o = run("run -m /nonexistent -p x");
   EXPECT_EQ(o.status, 1);
   EXPECT_NE(o.err.find("g4: error: model path /nonexistent does not exist"), std::string::npos) << o.err;
-  o = run("run -m " + testing_util::kTinyKjvModel + " -p x -f /nonexistent");
+  o = run("run -m " + kTinyKjvModel + " -p x -f /nonexistent");
   EXPECT_NE(o.status, 0);
-  o = run("run -m " + testing_util::kTinyKjvModel + " -f /nonexistent");
+  o = run("run -m " + kTinyKjvModel + " -f /nonexistent");
   EXPECT_NE(o.err.find("cannot read prompt file"), std::string::npos) << o.err;
-  o = run("run -m " + testing_util::kTinyKjvModel + " -p 'In the beginning' -c 16");
+  o = run("run -m " + kTinyKjvModel + " -p 'In the beginning' -c 16");
   EXPECT_NE(o.err.find("context"), std::string::npos) << o.err;
 }
 
@@ -201,7 +203,7 @@ namespace g4 {
 namespace {
 
 TEST(Inspect, DescribesTheShippedModel) {
-  Out o = run("inspect -m " + testing_util::kTinyKjvModel + " -c 1000 --backend ref");
+  Out o = run("inspect -m " + kTinyKjvModel + " -c 1000 --backend ref");
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_NE(o.out.find("vocab 4096, hidden 192, MLP 512, 6 layers"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("sliding   0,1,2,3,4: head_dim 64, KV heads 2, window 128"), std::string::npos) << o.out;
@@ -227,9 +229,9 @@ namespace {
 const std::string kGreedyArgs = " -p 'In the beginning' --temp 0 -n 32 --json";
 
 void expect_greedy_equals_ref(const char* backend) {
-  const Out ref = run("run -m " + testing_util::kTinyKjvModel + " --backend ref" + kGreedyArgs);
+  const Out ref = run("run -m " + kTinyKjvModel + " --backend ref" + kGreedyArgs);
   ASSERT_EQ(ref.status, 0) << ref.err;
-  const Out o = run("run -m " + testing_util::kTinyKjvModel + " --backend " + backend + kGreedyArgs);
+  const Out o = run("run -m " + kTinyKjvModel + " --backend " + backend + kGreedyArgs);
   ASSERT_EQ(o.status, 0) << backend << ": " << o.err;
   EXPECT_EQ(nlohmann::json::parse(o.out)["tokens"], nlohmann::json::parse(ref.out)["tokens"]) << backend;
 }

@@ -15,6 +15,7 @@ namespace g4 {
 namespace {
 
 using testing_util::run_g4;
+using testing_util::kTinyKjvModel;
 
 uint64_t tensor_bytes(const std::string& path) {
   SafetensorsFile f(path);
@@ -26,16 +27,16 @@ uint64_t tensor_bytes(const std::string& path) {
 TEST(Sizes, QuantizeAndInspectCountTheTiedEmbeddingOnce) {
   testing_util::TempDir d;
   const std::string out = d.file("q");
-  const auto q = run_g4("quantize -m " + testing_util::kTinyKjvModel + " -o " + out);
+  const auto q = run_g4("quantize -m " + kTinyKjvModel + " -o " + out);
   ASSERT_EQ(q.status, 0) << q.err;
-  const uint64_t in = tensor_bytes(testing_util::kTinyKjvModel + "/model.safetensors");
+  const uint64_t in = tensor_bytes(kTinyKjvModel + "/model.safetensors");
   EXPECT_EQ(in, 7040140u);
   const uint64_t file = std::filesystem::file_size(out + "/model.safetensors");
   EXPECT_NE(q.err.find("(" + std::to_string(in) + " bytes) -> "), std::string::npos) << q.err;
   EXPECT_NE(q.err.find("(" + std::to_string(file) + " bytes)"), std::string::npos) << q.err;
 
   // The source: 3,520,070 parameters in 7,040,140 bytes of bf16.
-  const auto a = run_g4("inspect -m " + testing_util::kTinyKjvModel);
+  const auto a = run_g4("inspect -m " + kTinyKjvModel);
   EXPECT_NE(a.out.find("total      3520070 parameters, 7.04 MB = 7040140 bytes (16.00 bits per parameter)"),
             std::string::npos) << a.out;
   // The quantized copy stores lm_head apart (int4) from embed_tokens (int8): the same 3,520,070

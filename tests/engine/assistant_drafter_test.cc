@@ -33,10 +33,11 @@ namespace {
 
 using testing_util::AssistantOracle;
 using testing_util::TempDir;
+using testing_util::kTinyKjvModel;
 
 std::string make_assistant(const TempDir& d, const std::string& name, int centroids = 0, uint64_t seed = 7) {
   SynthAssistantOptions o;
-  o.target = testing_util::kTinyKjvModel;
+  o.target = kTinyKjvModel;
   o.out = d.file(name);
   o.centroids = centroids;
   o.seed = seed;
@@ -86,10 +87,10 @@ AssistantOracle::Out fresh_oracle_step(const Model& target, const AssistantOracl
 void check_steps(const std::string& backend, int centroids) {
   TempDir d;
   const std::string dir = make_assistant(d, "asst", centroids);
-  ModelBundle b = ModelBundle::load(testing_util::kTinyKjvModel, backend, LoadOptions{}, 1);
+  ModelBundle b = ModelBundle::load(kTinyKjvModel, backend, LoadOptions{}, 1);
   const Model& m = *b.model;
   auto drafter = AssistantDrafter::load(dir, m, LoadOptions{});
-  const AssistantOracle oracle(dir, testing_util::kTinyKjvModel, m);
+  const AssistantOracle oracle(dir, kTinyKjvModel, m);
   const std::vector<int32_t> prompt = kjv_prompt(*b.tokenizer, 5);
   ASSERT_GT(prompt.size(), 160u);  // past the window of 128
 
@@ -100,7 +101,7 @@ void check_steps(const std::string& backend, int centroids) {
   // The tapped hidden state is the one the head read: softcap(embed . h) gives the forward's logits.
   {
     const std::vector<float> h = host(m.backend(), taps.hidden.rows(row, 1));
-    auto ws = WeightStore::open(testing_util::kTinyKjvModel);
+    auto ws = WeightStore::open(kTinyKjvModel);
     const std::vector<float> e = tensor_to_f32(ws->get("embed_tokens.weight"));
     const int64_t H = m.spec().hidden_size;
     std::vector<float> want(logits.size());
@@ -145,7 +146,7 @@ void check_steps(const std::string& backend, int centroids) {
 TEST(AssistantDrafter, ReadsTheDefaultCpuCache) {
   TempDir d;
   const std::string dir = make_assistant(d, "asst");
-  ModelBundle b = ModelBundle::load(testing_util::kTinyKjvModel, "cpu", LoadOptions{}, 1);
+  ModelBundle b = ModelBundle::load(kTinyKjvModel, "cpu", LoadOptions{}, 1);
   const Model& m = *b.model;
   auto a = AssistantModel::load(dir, m, LoadOptions{});
   const std::vector<int32_t> prompt = kjv_prompt(*b.tokenizer, 5);
@@ -174,7 +175,7 @@ TEST(AssistantDrafter, ReadsTheDefaultCpuCache) {
 TEST(AssistantDrafter, ExtendContinuesTheProposalExactly) {
   TempDir d;
   const std::string dir = make_assistant(d, "asst");
-  ModelBundle b = ModelBundle::load(testing_util::kTinyKjvModel, "cpu", LoadOptions{}, 1);
+  ModelBundle b = ModelBundle::load(kTinyKjvModel, "cpu", LoadOptions{}, 1);
   const Model& m = *b.model;
   auto drafter = AssistantDrafter::load(dir, m, LoadOptions{});
   ForwardTaps& taps = *drafter->taps();
@@ -209,9 +210,9 @@ TEST(AssistantDrafter, OrderedEmbeddingsMatchTheOracle) { check_steps("cpu", 64)
 TEST(AssistantDrafter, QuantizedLikeTheTarget) {
   TempDir d;
   const std::string dir = make_assistant(d, "asst");
-  ModelBundle b = ModelBundle::load(testing_util::kTinyKjvModel, "ref", LoadOptions{}, 1);
+  ModelBundle b = ModelBundle::load(kTinyKjvModel, "ref", LoadOptions{}, 1);
   const Model& m = *b.model;
-  const AssistantOracle oracle(dir, testing_util::kTinyKjvModel, m);
+  const AssistantOracle oracle(dir, kTinyKjvModel, m);
   const std::vector<int32_t> prompt = kjv_prompt(*b.tokenizer, 1);
   Session s(m, int64_t(prompt.size()) + 8);
   ForwardTaps taps;
@@ -241,7 +242,7 @@ TEST(AssistantDrafter, QuantizedLikeTheTarget) {
 TEST(AssistantDrafter, GreedyIsPlainGreedyWithRollbackAtEveryPosition) {
   TempDir d;
   const std::string dir = make_assistant(d, "asst");
-  ModelBundle b = ModelBundle::load(testing_util::kTinyKjvModel, "cpu", LoadOptions{}, 1);
+  ModelBundle b = ModelBundle::load(kTinyKjvModel, "cpu", LoadOptions{}, 1);
   const Model& m = *b.model;
   const std::vector<int32_t> prompt = kjv_prompt(*b.tokenizer, 1);
   const int64_t n = 230;  // the prompt and 230 tokens: past the window of 128 twice
@@ -304,7 +305,7 @@ TEST(AssistantDrafter, GreedyIsPlainGreedyWithRollbackAtEveryPosition) {
     ForwardTaps* taps() override { return inner->taps(); }
     void at_target(Session& s, int64_t row) override { inner->at_target(s, row); }
   };
-  const AssistantOracle oracle(dir, testing_util::kTinyKjvModel, m);
+  const AssistantOracle oracle(dir, kTinyKjvModel, m);
   auto f = std::make_shared<Forcing>();
   f->inner = AssistantDrafter::load(dir, m, LoadOptions{});
   f->inner->keep_first_logits(true);
@@ -341,7 +342,7 @@ std::string load_error(const std::string& dir, const Model& m) {
 
 TEST(AssistantDrafter, DrafterThatDoesNotFitIsRefusedAtLoad) {
   TempDir d;
-  ModelBundle b = ModelBundle::load(testing_util::kTinyKjvModel, "ref", LoadOptions{}, 1);
+  ModelBundle b = ModelBundle::load(kTinyKjvModel, "ref", LoadOptions{}, 1);
   const Model& m = *b.model;
   struct Case {
     std::string name, expect;
@@ -373,12 +374,12 @@ TEST(AssistantDrafter, DrafterThatDoesNotFitIsRefusedAtLoad) {
   const std::string bad = make_assistant(d, "cli");
   edit_config(bad, [](nlohmann::json& j) { j["backbone_hidden_size"] = 100; });
   const testing_util::G4Result r =
-      testing_util::run_g4("run -m " + testing_util::kTinyKjvModel + " --backend ref -md " + bad + " -p hi -n 4 --quiet");
+      testing_util::run_g4("run -m " + kTinyKjvModel + " --backend ref -md " + bad + " -p hi -n 4 --quiet");
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.err.rfind("g4: error: ", 0), 0u) << r.err;
   EXPECT_NE(r.err.find("backbone_hidden_size"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_EQ(testing_util::run_g4("run -m " + testing_util::kTinyKjvModel + " -md " + bad + " --draft-ngram -p hi").status, 1);
+  EXPECT_EQ(testing_util::run_g4("run -m " + kTinyKjvModel + " -md " + bad + " --draft-ngram -p hi").status, 1);
 }
 
 }  // namespace

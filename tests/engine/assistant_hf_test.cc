@@ -27,6 +27,7 @@ namespace g4 {
 namespace {
 
 using testing_util::read_tensor;
+using testing_util::kTinyKjvModel;
 
 const std::string kData = std::string(G4_TEST_DATA) + "/assistant-hf";
 constexpr float kBound = 1e-4f;  // of the largest |value|
@@ -59,7 +60,7 @@ void check(const std::string& backend, const std::string& variant) {
   const std::vector<int32_t> tokens = read_tensor<int32_t>(f, "tokens");
   ASSERT_EQ(read_tensor<int32_t>(f, "hidden_is_final_normed").at(0), 1) << "transformers feeds a hidden state other than the final-normed one";
 
-  ModelBundle b = ModelBundle::load(testing_util::kTinyKjvModel, backend, LoadOptions{}, 1);
+  ModelBundle b = ModelBundle::load(kTinyKjvModel, backend, LoadOptions{}, 1);
   const Model& m = *b.model;
   auto drafter = AssistantDrafter::load(kData + "/" + variant, m, LoadOptions{});
   const size_t V = size_t(m.spec().vocab_size), B = size_t(m.spec().hidden_size), S = tokens.size();

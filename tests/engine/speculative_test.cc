@@ -20,6 +20,8 @@
 namespace g4 {
 namespace {
 
+using testing_util::kTinyKjvModel;
+
 TEST(NgramDrafter, LongestMostRecentMatchAndRepeats) {
   NgramDrafter d;
   // "5 6 7" occurred twice; the most recent one (followed by 9 1) wins over the older (followed by 8).
@@ -38,7 +40,7 @@ TEST(NgramDrafter, LongestMostRecentMatchAndRepeats) {
 
 struct Kjv {
   ModelBundle b;
-  explicit Kjv(const std::string& backend) : b(ModelBundle::load(testing_util::kTinyKjvModel, backend, LoadOptions{}, 2)) {}
+  explicit Kjv(const std::string& backend) : b(ModelBundle::load(kTinyKjvModel, backend, LoadOptions{}, 2)) {}
 };
 
 // Plain greedy and n-gram speculative greedy from the same prompt and cache options.

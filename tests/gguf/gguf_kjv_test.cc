@@ -21,6 +21,8 @@
 namespace g4 {
 namespace {
 
+using testing_util::kLlamacppGgufDir;
+
 struct Stats {
   double mean_abs = 0, max_abs = 0, max_kl = 0;
   int top1_equal = 0, checked = 0, positions = 0;
@@ -133,7 +135,7 @@ HfReference read_hf(int64_t V) {
 
 TEST_P(GgufKjv, LogitsMatchLlamaCppAndTransformers) {
   const KjvCase c = GetParam();
-  const std::string base = testing_util::kLlamacppGgufDir + "/" + c.file;
+  const std::string base = kLlamacppGgufDir + "/" + c.file;
   GgufFile ref(base + ".llama-logits.gguf");
   const GgufTensor* lt = ref.find_tensor("logits");
   const GgufTensor* pt = ref.find_tensor("prompt");

@@ -20,9 +20,11 @@
 namespace g4 {
 namespace {
 
+using testing_util::kLlamacppGgufDir;
+
 TEST(GgufLlamaCpp, DequantizationMatchesGgml) {
-  GgufFile blocks(testing_util::kLlamacppGgufDir + "/blocks.gguf");
-  GgufFile expected(testing_util::kLlamacppGgufDir + "/expected.gguf");
+  GgufFile blocks(kLlamacppGgufDir + "/blocks.gguf");
+  GgufFile expected(kLlamacppGgufDir + "/expected.gguf");
   ASSERT_EQ(blocks.tensors().size(), 10u);
   // The file's types, so a regenerated file cannot silently drop a format.
   const std::map<std::string, GgmlType> types = {
@@ -102,14 +104,14 @@ struct LlamaBounds {
 // (files made as tests/data/gguf-llamacpp/README.md says): same top-1 at every position, and the bounds.
 void expect_matches_llama(const std::string& model_file, const std::string& logits_file, const LlamaBounds& bound,
                           const char* what) {
-  GgufFile ref(testing_util::kLlamacppGgufDir + "/" + logits_file);
+  GgufFile ref(kLlamacppGgufDir + "/" + logits_file);
   const GgufTensor& lt = *ref.find_tensor("logits");
   const GgufTensor& pt = *ref.find_tensor("prompt");
   std::vector<int32_t> prompt(size_t(pt.numel()));
   std::memcpy(prompt.data(), pt.data, pt.nbytes);
   const float* want = reinterpret_cast<const float*>(lt.data);
   auto be = make_backend("ref");
-  auto model = Model::load(testing_util::kLlamacppGgufDir + "/" + model_file, *be);
+  auto model = Model::load(kLlamacppGgufDir + "/" + model_file, *be);
   const int64_t V = model->spec().vocab_size, T = int64_t(prompt.size());
   ASSERT_EQ(lt.ne[0], V);
   ASSERT_EQ(lt.ne[1], T);

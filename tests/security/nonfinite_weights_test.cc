@@ -23,6 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing_util::TempDir;
+using testing_util::kTinyKjvModel;
 
 // Overwrites element `index` of tensor `name` in the safetensors file with the raw `bytes`.
 void poison(const std::string& file, const std::string& name, size_t index, const void* bytes, size_t width) {
@@ -41,11 +42,11 @@ void poison(const std::string& file, const std::string& name, size_t index, cons
 using testing_util::load_error;
 
 std::string copy_tiny(const TempDir& d) {
-  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(testing_util::kTinyKjvModel + "/" + f, d.file(f));
+  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(kTinyKjvModel + "/" + f, d.file(f));
   return d.path();
 }
 
-TEST(NonFiniteWeights, ShippedModelLoads) { EXPECT_EQ(load_error(testing_util::kTinyKjvModel), ""); }
+TEST(NonFiniteWeights, ShippedModelLoads) { EXPECT_EQ(load_error(kTinyKjvModel), ""); }
 
 TEST(NonFiniteWeights, NanInBf16MatrixIsRefusedNamingFileAndTensor) {
   TempDir d;

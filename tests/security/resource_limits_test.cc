@@ -27,6 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using testing_util::TempDir;
+using testing_util::kTinyKjvModel;
 
 using CmdResult = testing_util::CommandResult;
 
@@ -43,29 +44,29 @@ std::string long_prompt() {
 }
 
 TEST(MemoryEstimate, KvCacheFollowsTheConfigAndContext) {
-  const ModelSpec s = load_model_config(testing_util::kTinyKjvModel);
+  const ModelSpec s = load_model_config(kTinyKjvModel);
   // By hand from config.json: 5 sliding layers (window 128) and 1 full layer, K and V in f32.
-  const json c = json::parse(std::ifstream(testing_util::kTinyKjvModel + "/config.json"))["text_config"];
+  const json c = json::parse(std::ifstream(kTinyKjvModel + "/config.json"))["text_config"];
   const uint64_t d = c["head_dim"], hkv = c["num_key_value_heads"], gd = c["global_head_dim"];
   const uint64_t ghkv = c.value("num_global_key_value_heads", hkv);
   auto kv = [&](uint64_t ctx) { return 5 * 2 * std::min<uint64_t>(ctx, 128) * hkv * d * 4 + 2 * ctx * ghkv * gd * 4; };
   for (int64_t ctx : {16, 128, 4096, 1 << 20})
     EXPECT_EQ(estimate_memory(s, 1000, "", ctx, 512).kv_cache, kv(uint64_t(ctx))) << ctx;
-  const MemoryEstimate e = estimate_memory_for(testing_util::kTinyKjvModel, "", 4096, 512);
-  std::ifstream f(testing_util::kTinyKjvModel + "/model.safetensors", std::ios::binary);
+  const MemoryEstimate e = estimate_memory_for(kTinyKjvModel, "", 4096, 512);
+  std::ifstream f(kTinyKjvModel + "/model.safetensors", std::ios::binary);
   uint64_t header = 0;
   f.read(reinterpret_cast<char*>(&header), 8);
-  EXPECT_EQ(e.weights, fs::file_size(testing_util::kTinyKjvModel + "/model.safetensors") - 8 - header);  // the tensor bytes
+  EXPECT_EQ(e.weights, fs::file_size(kTinyKjvModel + "/model.safetensors") - 8 - header);  // the tensor bytes
   EXPECT_EQ(e.kv_cache, kv(4096));
   EXPECT_GT(e.activations, 0u);
 }
 
 TEST(MemoryEstimate, RefusesWithTheNumbersAndTheWayOut) {
-  const MemoryEstimate e = estimate_memory_for(testing_util::kTinyKjvModel, "", 4096, 512);
-  EXPECT_NO_THROW(check_memory_fits(e, int64_t(e.total()), testing_util::kTinyKjvModel, 4096));
-  EXPECT_NO_THROW(check_memory_fits(e, -1, testing_util::kTinyKjvModel, 4096));  // unknown: no check
+  const MemoryEstimate e = estimate_memory_for(kTinyKjvModel, "", 4096, 512);
+  EXPECT_NO_THROW(check_memory_fits(e, int64_t(e.total()), kTinyKjvModel, 4096));
+  EXPECT_NO_THROW(check_memory_fits(e, -1, kTinyKjvModel, 4096));  // unknown: no check
   try {
-    check_memory_fits(e, int64_t(e.total()) - 1, testing_util::kTinyKjvModel, 4096);
+    check_memory_fits(e, int64_t(e.total()) - 1, kTinyKjvModel, 4096);
     FAIL() << "no refusal";
   } catch (const Error& err) {
     const std::string m = err.what();
@@ -81,7 +82,7 @@ TEST(MemoryEstimate, RefusesWithTheNumbersAndTheWayOut) {
 // of the shipped model need about 140 GB (one slot: about 0.55 GB, which fits) and are refused at start
 // with the numbers (this assumes a machine with less than 140 GB free, as CI's 24 GB).
 TEST(MemoryEstimate, ServeCountsEverySlot) {
-  const CmdResult r = g4("serve -m " + testing_util::kTinyKjvModel + " -c 1048576 -ctk f32 -ctv f32 --parallel 256 --port 0");
+  const CmdResult r = g4("serve -m " + kTinyKjvModel + " -c 1048576 -ctk f32 -ctv f32 --parallel 256 --port 0");
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("needs about"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("KV cache"), std::string::npos) << r.out;
@@ -89,13 +90,13 @@ TEST(MemoryEstimate, ServeCountsEverySlot) {
 
 // A copy of the shipped model whose config claims a 16M vocabulary and 128K hidden size.
 std::string absurd_model(const TempDir& d) {
-  json cfg = json::parse(std::ifstream(testing_util::kTinyKjvModel + "/config.json"));
+  json cfg = json::parse(std::ifstream(kTinyKjvModel + "/config.json"));
   cfg["text_config"]["vocab_size"] = (1 << 24) - 1;
   cfg["text_config"]["hidden_size"] = 1 << 17;
   cfg["text_config"]["intermediate_size"] = 1 << 20;
   std::ofstream(d.file("config.json")) << cfg.dump();
   for (const char* f : {"model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"})
-    fs::copy_file(testing_util::kTinyKjvModel + "/" + f, d.file(f));
+    fs::copy_file(kTinyKjvModel + "/" + f, d.file(f));
   return d.path();
 }
 
@@ -128,20 +129,20 @@ TEST(AbsurdConfig, RefusedBeforeAllocating) {
 }
 
 TEST(PromptLongerThanContext, RunRefuses) {
-  const CmdResult r = g4("run -m " + testing_util::kTinyKjvModel + " -c 16 -n 4 -p '" + long_prompt() + "'");
+  const CmdResult r = g4("run -m " + kTinyKjvModel + " -c 16 -n 4 -p '" + long_prompt() + "'");
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("context size is 16"), std::string::npos) << r.out;
 }
 
 TEST(PromptLongerThanContext, ChatRefusesTheTurnAndExitsCleanly) {
-  const CmdResult r = g4("chat -m " + testing_util::kTinyKjvModel + " -c 16 -n 4 -q", long_prompt() + "\n");
+  const CmdResult r = g4("chat -m " + kTinyKjvModel + " -c 16 -n 4 -q", long_prompt() + "\n");
   EXPECT_GE(r.status, 0) << r.out;  // not killed by a signal
   EXPECT_NE(r.out.find("context size is 16"), std::string::npos) << r.out;
 }
 
 TEST(PromptLongerThanContext, LogitsRefuses) {
   TempDir d;
-  const CmdResult r = g4("logits -m " + testing_util::kTinyKjvModel + " --tokens 2,10,11,12,13,14 --ctx-size 4 --out " + d.file("l.safetensors"));
+  const CmdResult r = g4("logits -m " + kTinyKjvModel + " --tokens 2,10,11,12,13,14 --ctx-size 4 --out " + d.file("l.safetensors"));
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("context overflow"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("context size of 4"), std::string::npos) << r.out;
@@ -149,7 +150,7 @@ TEST(PromptLongerThanContext, LogitsRefuses) {
 }
 
 TEST(PromptLongerThanContext, ServeAnswers400AndStaysUp) {
-  testing_util::G4ServerProcess server({"-m", testing_util::kTinyKjvModel, "-c", "16", "-n", "4"});
+  testing_util::G4ServerProcess server({"-m", kTinyKjvModel, "-c", "16", "-n", "4"});
   ASSERT_GT(server.port(), 0) << server.log();
   httplib::Client c("127.0.0.1", server.port());
   const json body = {{"messages", json::array({{{"role", "user"}, {"content", long_prompt()}}})}};

@@ -22,11 +22,12 @@ namespace {
 namespace fs = std::filesystem;
 using ordered_json = nlohmann::ordered_json;
 using testing_util::TempDir;
+using testing_util::kTinyKjvModel;
 
 // Copies the shipped model into `d` with `edit` applied to the safetensors header entry of `tensor`.
 void copy_with_header_edit(const TempDir& d, const std::string& tensor, const std::function<void(ordered_json&)>& edit) {
-  fs::copy_file(testing_util::kTinyKjvModel + "/config.json", d.file("config.json"));
-  std::ifstream f(testing_util::kTinyKjvModel + "/model.safetensors", std::ios::binary);
+  fs::copy_file(kTinyKjvModel + "/config.json", d.file("config.json"));
+  std::ifstream f(kTinyKjvModel + "/model.safetensors", std::ios::binary);
   std::stringstream ss;
   ss << f.rdbuf();
   const std::string bytes = ss.str();
