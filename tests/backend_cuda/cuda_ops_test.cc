@@ -299,6 +299,62 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
   }
 }
 
+// The one-token GEMV through the shared-memory ring (gemv_q8_ring.cu) in every compiled shape (rows and
+// buffers a warp) equals the one-token kernel with K unsplit (4 rows a warp, 2 chunks a round) bit for bit:
+// a partial last round (5,376 columns: 168 chunks), rows not a multiple of a row group, two segments, many
+// row groups a warp (20,000 rows of 256 columns: more groups than the GPU holds warps, so each warp's ring runs
+// on from one group into the next), both decode layouts. A shape not compiled is a clear error, which also
+// shows that the ring was taken (a layout it refused would fall back to the other kernel in silence).
+TEST_F(CudaTest, Int4RingGemvEqualsTheOneTokenKernelBitwise) {
+  struct Case {
+    int64_t rows0, rows1, cols;
+  };
+  for (const Case& c : {Case{301, 70, 5376}, Case{20000, 3, 256}, Case{64, 5, 8192}}) {
+    for (const bool q4_0 : {false, true}) {
+      const cuda::SType st = q4_0 ? cuda::SType::kF16 : cuda::SType::kBF16;
+      HandInt4 w0(rng_, c.rows0, c.cols, st, !q4_0, 32), w1(rng_, c.rows1, c.cols, st, !q4_0, 32);
+      const cuda::WeightDesc wd[2] = {w0.wd, w1.wd};
+      const int64_t rows[2] = {c.rows0, c.rows1};
+      auto x = randn(rng_, size_t(c.cols));
+      for (size_t j = 0; j < x.size(); j += 97) x[j] *= 9.f;
+      float* xd = nullptr;
+      void* xq = nullptr;
+      float* yd[2] = {};
+      ASSERT_EQ(cudaMalloc(&xd, x.size() * 4), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&xq, cuda::gemv_q8_x_bytes(wd[0], 1)), cudaSuccess);
+      for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMalloc(&yd[i], size_t(rows[i]) * 4), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(xd, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+      cuda::gemv_q8_quantize_x(wd[0], xd, 1, xq, nullptr);
+      auto run = [&](cuda::GemvTuning tu) {
+        for (int i = 0; i < 2; ++i) EXPECT_EQ(cudaMemset(yd[i], 0xFF, size_t(rows[i]) * 4), cudaSuccess);
+        cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, tu);
+        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<float> got(size_t(rows[0] + rows[1]));
+        EXPECT_EQ(cudaMemcpy(got.data(), yd[0], size_t(rows[0]) * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+        EXPECT_EQ(cudaMemcpy(got.data() + rows[0], yd[1], size_t(rows[1]) * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+        return got;
+      };
+      cuda::GemvTuning plain{4, 2, 1, 1, 0, 0};
+      plain.ring_rows = -1;
+      const std::vector<float> want = run(plain);
+      for (const auto& [R, ST] : {std::pair{4, 3}, {4, 4}, {4, 6}, {2, 8}, {8, 3}}) {
+        cuda::GemvTuning tu{4, 2, 1, 1, 0, 0};
+        tu.ring_rows = R, tu.ring_stages = ST;
+        const std::vector<float> got = run(tu);
+        int diff = 0;
+        for (size_t i = 0; i < got.size(); ++i) diff += std::memcmp(&got[i], &want[i], 4) != 0;
+        EXPECT_EQ(diff, 0) << "ring of " << R << " rows x " << ST << " buffers, " << c.rows0 << " + " << c.rows1
+                           << " rows x " << c.cols << (q4_0 ? " (Q4_0 layout)" : " (int4 with zero points)")
+                           << ": outputs that differ from the one-token kernel";
+      }
+      cuda::GemvTuning bad{4, 2, 1, 1, 0, 0};
+      bad.ring_rows = 3, bad.ring_stages = 4;
+      EXPECT_THROW(cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, bad), Error);
+      cudaFree(xd), cudaFree(xq), cudaFree(yd[0]), cudaFree(yd[1]);
+    }
+  }
+}
+
 // The integer GEMV in its default shapes computes each token of a 2-8-token launch bit for bit as a launch of
 // that token alone, on short launches (at most 8,192 rows: one token splits K over 4 warps) and long ones:
 // so a verify of up to 8 tokens reproduces one-token steps exactly at the 31B's widths (K = 8,192: 256

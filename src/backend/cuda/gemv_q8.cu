@@ -47,20 +47,6 @@ __global__ void quantize_x_kernel(const float* __restrict__ x, int64_t K, int nc
   quantize_chunk32(x + at, slot[0], slot[32], xd[i]);
 }
 
-// kFloatBias + the chunk's integer dot product (biased_to_float gives it as a float).
-__device__ __forceinline__ int dot_chunk(const uint4& w, const uint4& a, const uint4& b) {
-  constexpr uint32_t kLo = 0x0F0F0F0Fu;
-  int s = __dp4a(int(w.x & kLo), int(a.x), kFloatBias);
-  s = __dp4a(int((w.x >> 4) & kLo), int(a.y), s);
-  s = __dp4a(int(w.y & kLo), int(a.z), s);
-  s = __dp4a(int((w.y >> 4) & kLo), int(a.w), s);
-  s = __dp4a(int(w.z & kLo), int(b.x), s);
-  s = __dp4a(int((w.z >> 4) & kLo), int(b.y), s);
-  s = __dp4a(int(w.w & kLo), int(b.z), s);
-  s = __dp4a(int((w.w >> 4) & kLo), int(b.w), s);
-  return s;
-}
-
 // R rows per warp group, U chunks per lane and row loaded together, KS warps of a block splitting a row
 // group's K range (chunk blocks of 32 taken round-robin; their sums meet in shared memory in a fixed order,
 // so the result does not depend on timing). kPipe issues the next U chunks' loads before the current ones'
@@ -356,12 +342,30 @@ Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
   return one.KS == 4 && one.pipe ? Q8Shape{2, 1, 4, true} : Q8Shape{};
 }
 
+// Whether a one-token launch whose shape leaves K unsplit streams through the shared-memory ring
+// (gemv_q8_ring.cu), and its rows and buffers a warp: the tuning's, else G4_CUDA_Q8_RING ("R,ST"; unset or
+// malformed: never, the measured default until an A/B on the H200 decides).
+bool pick_ring(GemvTuning tu, int (&ring)[2]) {
+  if (tu.ring_rows < 0) return false;
+  if (tu.ring_rows > 0) {
+    ring[0] = tu.ring_rows, ring[1] = tu.ring_stages > 0 ? tu.ring_stages : 4;
+    return true;
+  }
+  static int env[2] = {0, 0};
+  static const bool on = env_ints("G4_CUDA_Q8_RING", env);
+  ring[0] = env[0], ring[1] = env[1];
+  return on;
+}
+
 template <class S, bool kAsym>
 void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T, GemvTuning tu,
                  cudaStream_t s) {
   const Q8Shape v = pick_shape(ws, n, T, tu);
   if constexpr (kTunedLayout<S, kAsym>) {
     if (v.R == 0) return launch_tc<S, kAsym>(ws, ys, n, xq, xd, T, v.KS, s);
+    int ring[2];
+    if (T == 1 && v.KS == 1 && pick_ring(tu, ring) && tc_layout_ok(ws, n))
+      return launch_ring<S, kAsym>(ws, ys, n, xq, xd, ring[0], ring[1], s);
   }
   // Row groups a warp asks L2 for before the wait: none by default since the first round's weights go into
   // registers there (H100, one token: +1.9% without the request; docs/PERF.md); G4_CUDA_Q8_PREFETCH=N for

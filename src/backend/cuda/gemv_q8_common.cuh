@@ -12,6 +12,7 @@
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/load.cuh"
+#include "backend/cuda/mma_s8.cuh"
 #include "backend/cuda/q8_act.cuh"
 
 namespace g4::cuda::q8 {
@@ -48,6 +49,21 @@ __device__ __forceinline__ int locate_group(const Segments& segs, int64_t gi, in
   row0 = (gi - (s ? pick(s - 1, segs.group_end) : 0)) * R;
   return s;
 }
+
+// kFloatBias + the chunk's integer dot product (biased_to_float gives it as a float).
+__device__ __forceinline__ int dot_chunk(const uint4& w, const uint4& a, const uint4& b) {
+  constexpr uint32_t kLo = 0x0F0F0F0Fu;
+  int s = __dp4a(int(w.x & kLo), int(a.x), kFloatBias);
+  s = __dp4a(int((w.x >> 4) & kLo), int(a.y), s);
+  s = __dp4a(int(w.y & kLo), int(a.z), s);
+  s = __dp4a(int((w.y >> 4) & kLo), int(a.w), s);
+  s = __dp4a(int(w.z & kLo), int(b.x), s);
+  s = __dp4a(int((w.z >> 4) & kLo), int(b.y), s);
+  s = __dp4a(int(w.w & kLo), int(b.z), s);
+  s = __dp4a(int((w.w >> 4) & kLo), int(b.w), s);
+  return s;
+}
+
 // The layouts the tuned shapes and the tensor-core kernel are compiled for: g4's int4 (bf16 scales, with or
 // without zero points) and a Q4_0 GGUF's (f16 scales, symmetric).
 template <class S, bool kAsym>
@@ -75,5 +91,13 @@ bool tc_layout_ok(const WeightDesc* ws, int n);
 template <class S, bool kAsym>
 void launch_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T, int KS,
                cudaStream_t s);
+
+// The one-token kernel streaming its weights through a shared-memory ring (gemv_q8_ring.cu) with R rows a warp
+// and ST buffers a warp, on the layouts tc_layout_ok accepts (S, kAsym: a tuned layout); its sums equal the
+// one-token kernel's with K unsplit. ring_shape_compiled: whether (R, ST) is compiled.
+bool ring_shape_compiled(int R, int ST);
+template <class S, bool kAsym>
+void launch_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int R, int ST,
+                 cudaStream_t s);
 
 }  // namespace g4::cuda::q8

@@ -61,6 +61,10 @@ struct GemvTuning {
   // default 0).
   int pipeline = 0;
   int prefetch = 0;
+  // One token through the shared-memory ring (gemv_q8_ring.cu) where the shape leaves K unsplit: rows a warp
+  // and buffers a warp (4 and 4, ...), -1 never; 0 follows G4_CUDA_Q8_RING ("R,ST"; unset: never).
+  int ring_rows = 0;
+  int ring_stages = 0;
 };
 // T up to kGemvQ8MaxT when gemv_takes_q8(w, tune) (the integer kernel of gemv_q8.cu), else up to kGemvMaxT.
 void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune = {});
