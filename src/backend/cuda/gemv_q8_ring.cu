@@ -46,10 +46,11 @@ __device__ __forceinline__ void cp_async8_or_zero(uint32_t dst, const void* src,
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" ::"r"(dst), "l"(src), "r"(valid ? 8 : 0));
 }
 
-// A 16-bit scale (f16 or bf16) in shared memory, as f32.
+// A 16-bit scale (f16 or bf16) in shared memory, as f32. (Shared memory is read with volatile asm, as
+// cp_async_wait is issued, so that the compiler keeps every read after the wait.)
 template <class S>
-__device__ __forceinline__ float scale_at(const unsigned char* p) {
-  const uint16_t bits = *reinterpret_cast<const uint16_t*>(p);
+__device__ __forceinline__ float scale_at(uint32_t addr) {
+  const uint16_t bits = lds16(addr);
   if constexpr (std::is_same_v<S, __half>) return __half2float(__ushort_as_half(bits));
   else return __uint_as_float(uint32_t(bits) << 16);
 }
@@ -64,7 +65,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_ring_kernel(Segments segs
   using Stage = RingStage<R, kAsym>;
   extern __shared__ __align__(16) unsigned char ring_smem[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  unsigned char* ring = ring_smem + warp * (ST * Stage::kBytes);
+  const uint32_t ring = smem_addr(ring_smem) + uint32_t(warp * ST * Stage::kBytes);
   const int64_t n_groups = segs.group_end[segs.n - 1];
   const int64_t warps = int64_t(gridDim.x) * kWarps;
   const int rounds = (nch + 31) / 32;
@@ -87,7 +88,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_ring_kernel(Segments segs
       const uint4* codes = static_cast<const uint4*>(pick(s, segs.codes));
       const auto* scales = static_cast<const unsigned char*>(pick(s, segs.scales));
       const auto* zeros = static_cast<const unsigned char*>(pick(s, segs.zeros));
-      const uint32_t dst = smem_addr(ring + b * Stage::kBytes);
+      const uint32_t dst = ring + uint32_t(b * Stage::kBytes);
       const int c = at.k * 32 + lane;
 #pragma unroll
       for (int r = 0; r < R; ++r) {
@@ -119,7 +120,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_ring_kernel(Segments segs
   for (int b = 0; at.g < n_groups; b = b + 1 == ST ? 0 : b + 1) {
     cp_async_wait<ST - 2>();
     __syncwarp();  // every lane's copies of round `at` landed; every lane is done with the buffer issue() refills
-    const unsigned char* buf = ring + b * Stage::kBytes;
+    const uint32_t buf = ring + uint32_t(b * Stage::kBytes);
     const int c = at.k * 32 + lane;
     if (c < nch) {
       const uint4* xb = xq + (c >> 5) * 64 + (c & 31);
@@ -127,7 +128,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_ring_kernel(Segments segs
       const float2 dx = __ldg(xd + c);
 #pragma unroll
       for (int r = 0; r < R; ++r) {
-        const uint4 w = *reinterpret_cast<const uint4*>(buf + (r * 32 + lane) * 16);
+        const uint4 w = lds128(buf + (r * 32 + lane) * 16);
         const float sc = scale_at<S>(buf + Stage::kCodes + (r * 32 + lane) * 2);
         const float zp = kAsym ? scale_at<S>(buf + Stage::kCodes + Stage::kScales + (r * 32 + lane) * 2) : 8.f;
         const float dot = biased_to_float(dot_chunk(w, xa, xb2));

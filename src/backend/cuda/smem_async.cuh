@@ -50,6 +50,12 @@ __device__ __forceinline__ uint4 ldmatrix_x4(uint32_t addr) {
   return r;
 }
 
+__device__ __forceinline__ uint16_t lds16(uint32_t addr) {
+  uint16_t r;
+  asm volatile("ld.shared.u16 %0, [%1];" : "=h"(r) : "r"(addr));
+  return r;
+}
+
 __device__ __forceinline__ uint2 lds64(uint32_t addr) {
   uint2 r;
   asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];" : "=r"(r.x), "=r"(r.y) : "r"(addr));
