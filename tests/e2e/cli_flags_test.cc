@@ -5,14 +5,14 @@
 #include <string>
 
 #include "util/flag_error.h"
-#include "util/g4_cli.h"
+#include "util/run_g4.h"
 #include "util/paths.h"
 
 namespace g4 {
 namespace {
 
 using testing_util::expect_flag_error;
-using testing_util::run_g4_cli;
+using testing_util::run_g4;
 using testing_util::kTinyKjvModel;
 
 TEST(CliFlags, EveryFlagErrorIsOneLineAndExitOne) {
@@ -39,17 +39,17 @@ TEST(CliFlags, EveryFlagErrorIsOneLineAndExitOne) {
 
 TEST(CliFlags, HelpExitsZero) {
   for (const std::string args : {"--help", "run --help", "chat --help", "serve -h", "help", "help run"}) {
-    const testing_util::G4Output o = run_g4_cli(args);
+    const testing_util::G4Result o = run_g4(args);
     EXPECT_EQ(o.status, 0) << args << "\n" << o.err;
     EXPECT_NE(o.out.find("Usage: g4"), std::string::npos) << args << "\n" << o.out;
     EXPECT_EQ(o.err, "") << args;
   }
-  EXPECT_NE(run_g4_cli("help run").out.find("--threads"), std::string::npos);
-  EXPECT_NE(run_g4_cli("help").out.find("perplexity"), std::string::npos);
+  EXPECT_NE(run_g4("help run").out.find("--threads"), std::string::npos);
+  EXPECT_NE(run_g4("help").out.find("perplexity"), std::string::npos);
 }
 
 TEST(CliFlags, VersionNamesBuildBackendsAndCpuKernels) {
-  const testing_util::G4Output o = run_g4_cli("--version");
+  const testing_util::G4Result o = run_g4("--version");
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_EQ(o.out.rfind("g4 ", 0), 0u) << o.out;
   EXPECT_NE(o.out.find("(git "), std::string::npos) << o.out;

@@ -14,7 +14,7 @@
 #include "io/safetensors_writer.h"
 #include "util/compare.h"
 #include "util/temp_dir.h"
-#include "util/run_command.h"
+#include "util/run_g4.h"
 
 namespace g4 {
 namespace {
@@ -22,16 +22,8 @@ namespace {
 using testing_util::TempDir;
 namespace fs = std::filesystem;
 
-struct Result {
-  int status;
-  std::string err;
-};
-
-// Runs g4 with args (shell-quoted by the caller), capturing stderr.
-Result run_g4(const std::string& args) {
-  const testing_util::CommandResult r = testing_util::run_command(std::string(G4_BINARY) + " " + args + " 2>&1 >/dev/null");
-  return {r.status, r.out};
-}
+using testing_util::run_g4;
+using Result = testing_util::G4Result;
 
 const std::string kCase = std::string(G4_TEST_DATA) + "/hf-reference/dense-31b-shape";
 

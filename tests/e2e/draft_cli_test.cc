@@ -9,7 +9,7 @@
 #include <string>
 
 #include "util/flag_error.h"
-#include "util/g4_cli.h"
+#include "util/run_g4.h"
 #include "util/paths.h"
 #include "util/temp_dir.h"
 
@@ -17,7 +17,7 @@ namespace g4 {
 namespace {
 
 using testing_util::expect_flag_error;
-using testing_util::run_g4_cli;
+using testing_util::run_g4;
 using testing_util::kTinyKjvModel;
 
 TEST(DraftCli, BadDraftFlagsAreOneClearError) {
@@ -37,7 +37,7 @@ TEST(DraftCli, RunJsonReportsDraftsAndMatchesPlain) {
   const std::string run = "run -m " + kTinyKjvModel + " --backend cpu -t 1 --raw --temp 0 -n 400 --json -p "
                           "'And God said, Let there be light: and there was light. And God said, Let there be light: "
                           "and there was light. And God said'";
-  const testing_util::G4Output plain = run_g4_cli(run), spec = run_g4_cli(run + " --draft-ngram --draft-max 3");
+  const testing_util::G4Result plain = run_g4(run), spec = run_g4(run + " --draft-ngram --draft-max 3");
   ASSERT_EQ(plain.status, 0) << plain.err;
   ASSERT_EQ(spec.status, 0) << spec.err;
   const nlohmann::json p = nlohmann::json::parse(plain.out), s = nlohmann::json::parse(spec.out);
@@ -57,10 +57,10 @@ TEST(DraftCli, RunJsonReportsDraftsAndMatchesPlain) {
 
 TEST(DraftCli, RunWithASynthesizedAssistantMatchesPlain) {
   testing_util::TempDir d;
-  const testing_util::G4Output sy = run_g4_cli("synth --assistant-for " + kTinyKjvModel + " -o " + d.file("asst"));
+  const testing_util::G4Result sy = run_g4("synth --assistant-for " + kTinyKjvModel + " -o " + d.file("asst"));
   ASSERT_EQ(sy.status, 0) << sy.err;
   const std::string run = "run -m " + kTinyKjvModel + " --backend cpu -t 1 --raw --temp 0 -n 60 --json -p 'In the beginning'";
-  const testing_util::G4Output plain = run_g4_cli(run), spec = run_g4_cli(run + " -md " + d.file("asst") + " --draft-max 3");
+  const testing_util::G4Result plain = run_g4(run), spec = run_g4(run + " -md " + d.file("asst") + " --draft-max 3");
   ASSERT_EQ(plain.status, 0) << plain.err;
   ASSERT_EQ(spec.status, 0) << spec.err;
   const nlohmann::json p = nlohmann::json::parse(plain.out), s = nlohmann::json::parse(spec.out);
@@ -73,8 +73,8 @@ TEST(DraftCli, RunWithASynthesizedAssistantMatchesPlain) {
 // drafter that proposes the target's own continuation: every drafted token is accepted, the tokens are plain
 // greedy's, and every verify checks k tokens.
 TEST(DraftCli, BenchVerifyCostAndOracle) {
-  const testing_util::G4Output o =
-      run_g4_cli("bench -m " + kTinyKjvModel + " --backend cpu -t 1 -p 8 -n 17 -r 1 --json --verify-cost 1,3 --oracle-draft 4");
+  const testing_util::G4Result o =
+      run_g4("bench -m " + kTinyKjvModel + " --backend cpu -t 1 -p 8 -n 17 -r 1 --json --verify-cost 1,3 --oracle-draft 4");
   ASSERT_EQ(o.status, 0) << o.err;
   int verify_rows = 0, oracle_rows = 0;
   size_t at = 0;
@@ -83,7 +83,9 @@ TEST(DraftCli, BenchVerifyCostAndOracle) {
     if (j.value("test", "") == "verify") {
       ++verify_rows;
       EXPECT_GT(j["ms"].get<double>(), 0) << j;
-      if (j["n"] == 1) EXPECT_EQ(j["ratio_to_step"].get<double>(), 1.0) << j;
+      if (j["n"] == 1) {
+        EXPECT_EQ(j["ratio_to_step"].get<double>(), 1.0) << j;
+      }
     } else if (j.value("test", "") == "oracle") {
       ++oracle_rows;
       EXPECT_EQ(j["k"], 4);

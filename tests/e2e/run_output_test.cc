@@ -8,19 +8,19 @@
 #include <regex>
 #include <string>
 
-#include "util/g4_cli.h"
+#include "util/run_g4.h"
 #include "util/run_command.h"
 #include "util/paths.h"
 
 namespace g4 {
 namespace {
 
-using testing_util::G4Output;
-using testing_util::run_g4_cli;
+using testing_util::G4Result;
+using testing_util::run_g4;
 using testing_util::kTinyKjvModel;
 
 nlohmann::json run_json(const std::string& flags) {
-  const G4Output o = run_g4_cli("run -m " + kTinyKjvModel + " -p hi -n 4 --temp 0 --json " + flags);
+  const G4Result o = run_g4("run -m " + kTinyKjvModel + " -p hi -n 4 --temp 0 --json " + flags);
   EXPECT_EQ(o.status, 0) << o.err;
   return nlohmann::json::parse(o.out);
 }
@@ -42,7 +42,7 @@ TEST(RunOutput, JsonNamesBackendAndThreads) {
   EXPECT_EQ(run_json("--backend ref")["threads"], 1);
 
   // The load line (the timing line on stderr) names them too.
-  const G4Output o = run_g4_cli("run -m " + kTinyKjvModel + " -p hi -n 2 --backend cpu -t 2");
+  const G4Result o = run_g4("run -m " + kTinyKjvModel + " -p hi -n 2 --backend cpu -t 2");
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_NE(o.err.find("on cpu, 2 threads"), std::string::npos) << o.err;
 }
@@ -54,12 +54,12 @@ TEST(RunOutput, ThreadsFlagSetsTheCpuThreadCount) {
   // Same answer whatever the thread count.
   EXPECT_EQ(run_json("--backend cpu -t 1")["tokens"], run_json("--backend cpu -t 3")["tokens"]);
   // bench agrees: same default backend, -t sets the threads it reports.
-  const G4Output b = run_g4_cli("bench -m " + kTinyKjvModel + " -p 4 -n 2 -r 1 -t 2 --json");
+  const G4Result b = run_g4("bench -m " + kTinyKjvModel + " -p 4 -n 2 -r 1 -t 2 --json");
   ASSERT_EQ(b.status, 0) << b.err;
   const nlohmann::json bj = nlohmann::json::parse(b.out);
   EXPECT_EQ(bj["threads"], 2) << b.out;
   EXPECT_EQ(bj["ctx"], 4) << b.out;  // what the tests need: -p 4
-  const G4Output bc = run_g4_cli("bench -m " + kTinyKjvModel + " -p 4 -n 2 -r 1 -t 1 -c 300 --json");
+  const G4Result bc = run_g4("bench -m " + kTinyKjvModel + " -p 4 -n 2 -r 1 -t 1 -c 300 --json");
   ASSERT_EQ(bc.status, 0) << bc.err;
   EXPECT_EQ(nlohmann::json::parse(bc.out)["ctx"], 300) << bc.out;
   EXPECT_EQ(bj["backend"], run_json("")["backend"]) << b.out;
@@ -74,7 +74,7 @@ TEST(RunOutput, ThreadsFlagSetsTheCpuThreadCount) {
 }
 
 TEST(RunOutput, ChatAndServeHonourThreads) {
-  const G4Output c = run_g4_cli("chat -m " + kTinyKjvModel + " --backend cpu -t 3", "/exit\n");
+  const G4Result c = run_g4("chat -m " + kTinyKjvModel + " --backend cpu -t 3", "/exit\n");
   ASSERT_EQ(c.status, 0) << c.err;
   EXPECT_NE(c.err.find("chat with tiny-kjv on cpu, 3 threads"), std::string::npos) << c.err;
   // serve prints its banner once listening; SIGINT after 3 s stops it cleanly.
@@ -86,23 +86,23 @@ TEST(RunOutput, ChatAndServeHonourThreads) {
 
 TEST(RunOutput, ContextBeyondTrainingWarnsOnce) {
   // tiny-kjv was trained with max_position_embeddings 4096.
-  G4Output o = run_g4_cli("run -m " + kTinyKjvModel + " -p hi -n 2 -c 5000");
+  G4Result o = run_g4("run -m " + kTinyKjvModel + " -p hi -n 2 -c 5000");
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_EQ(count(o.err, "g4: warning: "), 1u) << o.err;
   EXPECT_NE(o.err.find("--ctx-size 5000"), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("4096"), std::string::npos) << o.err;
 
-  o = run_g4_cli("chat -m " + kTinyKjvModel + " -n 4 --temp 0 -c 5000", "hi\nand then\n/exit\n");
+  o = run_g4("chat -m " + kTinyKjvModel + " -n 4 --temp 0 -c 5000", "hi\nand then\n/exit\n");
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_EQ(count(o.err, "g4: warning: "), 1u) << o.err;
 
-  o = run_g4_cli("run -m " + kTinyKjvModel + " -p hi -n 2 -c 4096");
+  o = run_g4("run -m " + kTinyKjvModel + " -p hi -n 2 -c 4096");
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_EQ(count(o.err, "warning"), 0u) << o.err;
 }
 
 TEST(RunOutput, StatusLinesStartOnTheirOwnLineInOneStream) {
-  const G4Output q = run_g4_cli("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 12 -q");
+  const G4Result q = run_g4("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 12 -q");
   ASSERT_EQ(q.status, 0) << q.err;
   const std::string reply = q.out;  // the text and its closing newline
   ASSERT_GT(reply.size(), 1u);

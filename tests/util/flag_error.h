@@ -7,12 +7,12 @@
 #include <algorithm>
 #include <string>
 
-#include "util/g4_cli.h"
+#include "util/run_g4.h"
 
 namespace g4::testing_util {
 
 inline void expect_flag_error(const std::string& args, const std::string& needle) {
-  const G4Output o = run_g4_cli(args);
+  const G4Result o = run_g4(args);
   EXPECT_EQ(o.status, 1) << args << "\n" << o.err;
   EXPECT_EQ(o.err.rfind("g4: error: ", 0), 0u) << args << "\n" << o.err;
   EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << args << ": expected one line:\n" << o.err;

@@ -2,13 +2,12 @@
 // input, and returns its exit status, standard output and standard error separately.
 #pragma once
 
-#include <unistd.h>
-
-#include <cstdio>
-#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "util/run_command.h"
+#include "util/temp_dir.h"
 
 namespace g4::testing_util {
 
@@ -18,29 +17,16 @@ struct G4Result {
 };
 
 inline G4Result run_g4(const std::string& args, const std::string& stdin_text = "") {
-  char errfile[] = "/tmp/g4-cli-err-XXXXXX";
-  char infile[] = "/tmp/g4-cli-in-XXXXXX";
-  const int efd = mkstemp(errfile);
-  const int ifd = mkstemp(infile);
+  TempDir d;
+  d.write("stdin", stdin_text);
+  const CommandResult c = run_command(std::string(G4_BINARY) + " " + args + " <" + d.file("stdin") + " 2>" + d.file("stderr"));
   G4Result r;
-  if (efd < 0 || ifd < 0) return r;
-  close(efd);
-  const bool wrote = ::write(ifd, stdin_text.data(), stdin_text.size()) == ssize_t(stdin_text.size());
-  close(ifd);
-  if (wrote) {
-    const CommandResult c =
-        run_command(std::string(G4_BINARY) + " " + args + " <" + infile + " 2>" + errfile);
-    r.status = c.status;
-    r.out = c.out;
-    if (FILE* e = std::fopen(errfile, "rb")) {
-      char buf[4096];
-      size_t n;
-      while ((n = std::fread(buf, 1, sizeof buf, e)) > 0) r.err.append(buf, n);
-      std::fclose(e);
-    }
-  }
-  std::remove(errfile);
-  std::remove(infile);
+  r.status = c.status;
+  r.out = c.out;
+  std::ifstream f(d.file("stderr"), std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  r.err = ss.str();
   return r;
 }
 
