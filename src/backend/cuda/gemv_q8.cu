@@ -9,7 +9,8 @@
 // each 512 coalesced bytes, and xd[c] = {d, d * sum(q)}.
 // With w = s (q_w - z) and x ~ d q_x: sum(w x) = s (d sum(q_w q_x) - z d sum(q_x)).
 // This file: the one-token kernel (also the fallback for 2-8 tokens), the choice of kernel and shape per
-// launch, and the entry points of kernels.h; 2-8 tokens on the tensor cores are in gemv_q8_tc.cu.
+// launch, and the entry points of kernels.h; 2-8 tokens on the tensor cores are in gemv_q8_tc.cu, one token
+// through a shared-memory ring (for comparison) in gemv_q8_ring.cu.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -343,8 +344,8 @@ Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
 }
 
 // Whether a one-token launch whose shape leaves K unsplit streams through the shared-memory ring
-// (gemv_q8_ring.cu), and its rows and buffers a warp: the tuning's, else G4_CUDA_Q8_RING ("R,ST"; unset or
-// malformed: never, the measured default until an A/B on the H200 decides).
+// (gemv_q8_ring.cu), and its rows and buffers a warp: the tuning's, else G4_CUDA_Q8_RING ("R,ST"). Unset or
+// malformed: never (the default until an A/B on the H200 decides; docs/PERF.md).
 bool pick_ring(GemvTuning tu, int (&ring)[2]) {
   if (tu.ring_rows < 0) return false;
   if (tu.ring_rows > 0) {

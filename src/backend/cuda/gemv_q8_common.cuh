@@ -1,6 +1,7 @@
 // What the integer GEMV kernels share (gemv_q8.cu: one token and the dp4a fallback of several;
-// gemv_q8_tc.cu: 2-8 tokens on the tensor cores): the block size, the rounded activation's layout, the
-// weights of one launch as segments of row groups, and the tensor-core kernel's entry.
+// gemv_q8_tc.cu: 2-8 tokens on the tensor cores; gemv_q8_ring.cu: one token through a shared-memory ring): the
+// block size, the rounded activation's layout, the weights of one launch as segments of row groups, a chunk's
+// dp4a dot product, and the entries of the tensor-core and ring kernels.
 #pragma once
 
 #include <cuda_bf16.h>
