@@ -77,6 +77,8 @@ int run_bench(const BenchOpts& o) {
   for (int k : o.oracle)
     if (k < 1 || k > 256) throw Error("--oracle-draft: " + std::to_string(k) + " is out of range (1 .. 256)");
   if (!o.oracle.empty() && o.gen < 2) throw Error("--oracle-draft needs -n of at least 2 generated tokens");
+  if (o.prompt == 0 && o.gen == 0 && o.verify.empty() && o.oracle.empty())
+    throw Error("nothing to measure: -p and -n are both 0 (and no --verify-cost or --oracle-draft)");
   DraftOptions draft = draft_options(o.draft);
   auto backend = make_backend(o.backend, o.threads);
   const double t0 = now_s();

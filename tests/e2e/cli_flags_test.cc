@@ -30,6 +30,7 @@ TEST(CliFlags, EveryFlagErrorIsOneLineAndExitOne) {
   expect_flag_error("chat -m " + kTinyKjvModel + " --top-p 2", "out of range");
   expect_flag_error("serve -m " + kTinyKjvModel + " --port 99999", "out of range");
   expect_flag_error("bench -m " + kTinyKjvModel + " -r zero", "not a whole number");
+  expect_flag_error("bench -m " + kTinyKjvModel + " -p 0 -n 0", "nothing to measure");
   expect_flag_error("logits --tokens 2", "--model");
   expect_flag_error("generate --model x --tokens 2 --out y --max-new-tokens 0", "out of range");
   expect_flag_error("frobnicate", "frobnicate");
