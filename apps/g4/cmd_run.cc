@@ -18,6 +18,8 @@ namespace {
 
 int run_once(const RunOptions& ro, const PromptOpts& po, const DraftFlags& df) {
   const std::string text = po.prompt_file.empty() ? po.prompt : read_input(po.prompt_file, "prompt file");
+  if (text.empty())  // (as -p '' is)
+    throw Error(po.prompt_file == "-" ? "the prompt on standard input is empty" : "the prompt file " + po.prompt_file + " is empty");
   DraftOptions draft = draft_options(df);  // flag errors before the model loads
   ModelBundle b = load_bundle(ro, po.quiet || po.json);
   load_draft_model(draft, df, *b.model, LoadOptions{ro.quantize});

@@ -27,6 +27,8 @@ TEST(CliFlags, EveryFlagErrorIsOneLineAndExitOne) {
   expect_flag_error(run + "--quantize int3", "int3");
   expect_flag_error("run -p hi", "--model");
   expect_flag_error("run -m " + kTinyKjvModel, "give -p TEXT or -f FILE");
+  expect_flag_error("run -m " + kTinyKjvModel + " -f /dev/null", "the prompt file /dev/null is empty");
+  expect_flag_error("run -m " + kTinyKjvModel + " -f -", "the prompt on standard input is empty");
   expect_flag_error("chat -m " + kTinyKjvModel + " --top-p 2", "out of range");
   expect_flag_error("serve -m " + kTinyKjvModel + " --port 99999", "out of range");
   expect_flag_error("bench -m " + kTinyKjvModel + " -r zero", "not a whole number");
