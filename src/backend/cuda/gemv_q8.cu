@@ -345,7 +345,8 @@ Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
 
 // Whether a one-token launch whose shape leaves K unsplit streams through the shared-memory ring
 // (gemv_q8_ring.cu), and its rows and buffers a warp: the tuning's, else G4_CUDA_Q8_RING ("R,ST"). Unset or
-// malformed: never (the default until an A/B on the H200 decides; docs/PERF.md).
+// malformed: never (on the H100 the ring is 5-30% slower a launch and 12% a token; the H200 not measured yet;
+// docs/PERF.md).
 bool pick_ring(GemvTuning tu, int (&ring)[2]) {
   if (tu.ring_rows < 0) return false;
   if (tu.ring_rows > 0) {

@@ -6,6 +6,8 @@
 // into a ring of ST buffers of its own, ST - 1 rounds ahead of the one it multiplies, across its row groups
 // (the next group's first rounds are in flight while the current one finishes), and its first ST - 1 rounds
 // before the wait for the previous kernel (weights are never written by a kernel: launch.cuh).
+// Measured on the H100 (docs/PERF.md, forty-fifth session): 5-30% slower a launch than the register kernel,
+// deeper rings slower still, -12% a decode token; so it is off (G4_CUDA_Q8_RING) until the H200 says otherwise.
 //
 // The sums are the one-token kernel's with K unsplit (KS = 1), in its order: lane l takes chunks l, l + 32,
 // l + 64, ... of each row, one fmaf each, then the warp's butterfly. So its outputs equal gemv_q8.cu's R x U x 1
