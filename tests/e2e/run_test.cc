@@ -14,7 +14,7 @@
 
 #include "io/safetensors.h"
 #include "util/gpu.h"
-#include "util/run_command.h"
+#include "util/run_g4.h"
 #include "util/paths.h"
 
 namespace g4 {
@@ -22,35 +22,8 @@ namespace {
 
 using testing_util::kTinyKjvModel;
 
-struct Out {
-  int status;
-  std::string out, err;
-};
-
-Out run(const std::string& args, const std::string& stdin_text = "") {
-  char errfile[] = "/tmp/g4-run-test-XXXXXX";
-  const int fd = mkstemp(errfile);
-  close(fd);
-  std::string cmd = std::string(G4_BINARY) + " " + args + " 2>" + errfile;
-  if (!stdin_text.empty()) {
-    char infile[] = "/tmp/g4-run-in-XXXXXX";
-    const int in = mkstemp(infile);
-    if (write(in, stdin_text.data(), stdin_text.size()) != ssize_t(stdin_text.size())) ADD_FAILURE();
-    close(in);
-    cmd += std::string(" <") + infile;
-  }
-  const testing_util::CommandResult r = testing_util::run_command(cmd);
-  Out o;
-  o.status = r.status;
-  o.out = r.out;
-  char buf[4096];
-  size_t n;
-  FILE* e = std::fopen(errfile, "r");
-  while ((n = fread(buf, 1, sizeof buf, e)) > 0) o.err.append(buf, n);
-  std::fclose(e);
-  std::remove(errfile);
-  return o;
-}
+using testing_util::run_g4;
+using Out = testing_util::G4Result;
 
 std::vector<int32_t> fixture_greedy() {
   SafetensorsFile f(std::string(G4_TEST_DATA) + "/tiny-kjv/expected.safetensors");
@@ -68,14 +41,14 @@ struct GreedyText {
 };
 GreedyText greedy_text(const std::string& prompt, int n) {
   GreedyText g;
-  const Out ids = run("tokenize -m " + kTinyKjvModel + " --bos --json --text '" + prompt + "'");
+  const Out ids = run_g4("tokenize -m " + kTinyKjvModel + " --bos --json --text '" + prompt + "'");
   EXPECT_EQ(ids.status, 0) << ids.err;
   std::string list;
   for (int id : nlohmann::json::parse(ids.out)) list += (list.empty() ? "" : ",") + std::to_string(id);
   char dir[] = "/tmp/g4-run-gen-XXXXXX";
   if (!mkdtemp(dir)) return g;
   const std::string out = std::string(dir) + "/g.safetensors";
-  const Out gen = run("generate -m " + kTinyKjvModel + " --tokens " + list + " -n " + std::to_string(n) +
+  const Out gen = run_g4("generate -m " + kTinyKjvModel + " --tokens " + list + " -n " + std::to_string(n) +
                       " --temperature 0 --backend ref --out " + out);
   EXPECT_EQ(gen.status, 0) << gen.err;
   {
@@ -88,7 +61,7 @@ GreedyText greedy_text(const std::string& prompt, int n) {
   rmdir(dir);
   std::string tl;
   for (int32_t id : g.tokens) tl += (tl.empty() ? "" : ",") + std::to_string(id);
-  const Out text = run("detokenize -m " + kTinyKjvModel + " --skip-special --ids " + tl);
+  const Out text = run_g4("detokenize -m " + kTinyKjvModel + " --skip-special --ids " + tl);
   EXPECT_EQ(text.status, 0) << text.err;
   g.text = text.out.substr(0, text.out.size() - 1);  // its newline
   EXPECT_EQ(g.tokens.size(), size_t(n));
@@ -97,7 +70,7 @@ GreedyText greedy_text(const std::string& prompt, int n) {
 
 TEST(Run, GreedyChatReplyMatchesTransformers) {
   const std::vector<int32_t> expect = fixture_greedy();
-  Out o = run("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n " + std::to_string(expect.size()) + " --json");
+  Out o = run_g4("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n " + std::to_string(expect.size()) + " --json");
   ASSERT_EQ(o.status, 0) << o.err;
   const auto j = nlohmann::json::parse(o.out);
   const auto tokens = j["tokens"].get<std::vector<int32_t>>();
@@ -107,7 +80,7 @@ TEST(Run, GreedyChatReplyMatchesTransformers) {
   EXPECT_FALSE(j["content"].get<std::string>().empty());
 
   // Streaming prints the same text.
-  Out s = run("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -q -n " + std::to_string(expect.size()));
+  Out s = run_g4("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -q -n " + std::to_string(expect.size()));
   ASSERT_EQ(s.status, 0) << s.err;
   EXPECT_EQ(s.out, j["text"].get<std::string>() + "\n");
   EXPECT_EQ(s.err, "");  // --quiet
@@ -120,7 +93,7 @@ TEST(Run, SamplingDefaultsFromGenerationConfig) {
   const std::vector<int32_t> greedy = fixture_greedy();
   const std::string args = " -p 'In the beginning' --seed 3 -n 16 --json";
   const std::vector<int32_t> want(greedy.begin(), greedy.begin() + 16);
-  Out o = run("run -m " + kTinyKjvModel + args);
+  Out o = run_g4("run -m " + kTinyKjvModel + args);
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_NE(nlohmann::json::parse(o.out)["tokens"].get<std::vector<int32_t>>(), want) << "the shipped config samples";
   char dir[] = "/tmp/g4-gencfg-XXXXXX";
@@ -134,7 +107,7 @@ TEST(Run, SamplingDefaultsFromGenerationConfig) {
     if (std::string(change) == "do_sample") g["do_sample"] = false;
     else g["top_k"] = 1;
     std::ofstream(copy / "generation_config.json", std::ios::trunc) << g.dump();
-    o = run("run -m " + copy.string() + args);
+    o = run_g4("run -m " + copy.string() + args);
     ASSERT_EQ(o.status, 0) << o.err;
     EXPECT_EQ(nlohmann::json::parse(o.out)["tokens"].get<std::vector<int32_t>>(), want) << change;
   }
@@ -142,29 +115,29 @@ TEST(Run, SamplingDefaultsFromGenerationConfig) {
 }
 
 TEST(Run, StopStringsRawPromptAndTimings) {
-  Out o = run("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 32 --json");
+  Out o = run_g4("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 32 --json");
   const std::string text = nlohmann::json::parse(o.out)["text"];
   const std::string stop = text.substr(text.find(' ', 5), 5);
-  Out c = run("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 32 --json --stop '" + stop + "'");
+  Out c = run_g4("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 32 --json --stop '" + stop + "'");
   ASSERT_EQ(c.status, 0) << c.err;
   const auto j = nlohmann::json::parse(c.out);
   EXPECT_EQ(j["text"], text.substr(0, text.find(stop)));
   EXPECT_EQ(j["stop_reason"], "stop_string");
 
-  Out raw = run("run -m " + kTinyKjvModel + " -p 'And God said' --raw --temp 0 -n 8 --json");
+  Out raw = run_g4("run -m " + kTinyKjvModel + " -p 'And God said' --raw --temp 0 -n 8 --json");
   ASSERT_EQ(raw.status, 0) << raw.err;
   const auto rj = nlohmann::json::parse(raw.out);
   const GreedyText want = greedy_text("And God said", 8);
   EXPECT_EQ(rj["tokens"].get<std::vector<int32_t>>(), want.tokens);
   EXPECT_EQ(rj["text"], want.text);
 
-  Out timed = run("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 4");
+  Out timed = run_g4("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 4");
   EXPECT_TRUE(std::regex_search(timed.err, std::regex("time to first token [0-9.]+ s .* tok/s"))) << timed.err;
 }
 
 TEST(Chat, TurnsAppendToTheCache) {
-  Out one = run("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 20 -q");
-  Out c = run("chat -m " + kTinyKjvModel + " --temp 0 -n 20", "In the beginning\nAnd then?\n/exit\n");
+  Out one = run_g4("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 20 -q");
+  Out c = run_g4("chat -m " + kTinyKjvModel + " --temp 0 -n 20", "In the beginning\nAnd then?\n/exit\n");
   ASSERT_EQ(c.status, 0) << c.err;
   // The first answer is the same as g4 run's.
   EXPECT_NE(c.out.find("> " + one.out.substr(0, one.out.size() - 1)), std::string::npos) << c.out;
@@ -182,17 +155,17 @@ TEST(Chat, TurnsAppendToTheCache) {
 }
 
 TEST(Run, BadFlagsAndFiles) {
-  EXPECT_NE(run("run -m " + kTinyKjvModel).status, 0);  // no prompt
-  EXPECT_NE(run("run -m " + kTinyKjvModel + " -p x --temp -1").status, 0);
-  EXPECT_NE(run("run -m " + kTinyKjvModel + " -p x -f y").status, 0);
-  Out o = run("run -m /nonexistent -p x");
+  EXPECT_NE(run_g4("run -m " + kTinyKjvModel).status, 0);  // no prompt
+  EXPECT_NE(run_g4("run -m " + kTinyKjvModel + " -p x --temp -1").status, 0);
+  EXPECT_NE(run_g4("run -m " + kTinyKjvModel + " -p x -f y").status, 0);
+  Out o = run_g4("run -m /nonexistent -p x");
   EXPECT_EQ(o.status, 1);
   EXPECT_NE(o.err.find("g4: error: model path /nonexistent does not exist"), std::string::npos) << o.err;
-  o = run("run -m " + kTinyKjvModel + " -p x -f /nonexistent");
+  o = run_g4("run -m " + kTinyKjvModel + " -p x -f /nonexistent");
   EXPECT_NE(o.status, 0);
-  o = run("run -m " + kTinyKjvModel + " -f /nonexistent");
+  o = run_g4("run -m " + kTinyKjvModel + " -f /nonexistent");
   EXPECT_NE(o.err.find("cannot read prompt file"), std::string::npos) << o.err;
-  o = run("run -m " + kTinyKjvModel + " -p 'In the beginning' -c 16");
+  o = run_g4("run -m " + kTinyKjvModel + " -p 'In the beginning' -c 16");
   EXPECT_NE(o.err.find("context"), std::string::npos) << o.err;
 }
 
@@ -203,7 +176,7 @@ namespace g4 {
 namespace {
 
 TEST(Inspect, DescribesTheShippedModel) {
-  Out o = run("inspect -m " + kTinyKjvModel + " -c 1000 --backend ref");
+  Out o = run_g4("inspect -m " + kTinyKjvModel + " -c 1000 --backend ref");
   ASSERT_EQ(o.status, 0) << o.err;
   EXPECT_NE(o.out.find("vocab 4096, hidden 192, MLP 512, 6 layers"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("sliding   0,1,2,3,4: head_dim 64, KV heads 2, window 128"), std::string::npos) << o.out;
@@ -216,7 +189,7 @@ TEST(Inspect, DescribesTheShippedModel) {
   char want[96];
   std::snprintf(want, sizeof want, "KV cache   %.2f MB for 1 sequence of 1000 tokens on ref (K f32, V f32)", kv);
   EXPECT_NE(o.out.find(want), std::string::npos) << want << "\n" << o.out;
-  EXPECT_NE(run("inspect -m /nonexistent").status, 0);
+  EXPECT_NE(run_g4("inspect -m /nonexistent").status, 0);
 }
 
 }  // namespace
@@ -229,9 +202,9 @@ namespace {
 const std::string kGreedyArgs = " -p 'In the beginning' --temp 0 -n 32 --json";
 
 void expect_greedy_equals_ref(const char* backend) {
-  const Out ref = run("run -m " + kTinyKjvModel + " --backend ref" + kGreedyArgs);
+  const Out ref = run_g4("run -m " + kTinyKjvModel + " --backend ref" + kGreedyArgs);
   ASSERT_EQ(ref.status, 0) << ref.err;
-  const Out o = run("run -m " + kTinyKjvModel + " --backend " + backend + kGreedyArgs);
+  const Out o = run_g4("run -m " + kTinyKjvModel + " --backend " + backend + kGreedyArgs);
   ASSERT_EQ(o.status, 0) << backend << ": " << o.err;
   EXPECT_EQ(nlohmann::json::parse(o.out)["tokens"], nlohmann::json::parse(ref.out)["tokens"]) << backend;
 }
