@@ -95,8 +95,7 @@ void launch_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, c
 
 // The one-token kernel streaming its weights through a shared-memory ring (gemv_q8_ring.cu) with R rows a warp
 // and ST buffers a warp, on the layouts tc_layout_ok accepts (S, kAsym: a tuned layout); its sums equal the
-// one-token kernel's with K unsplit. ring_shape_compiled: whether (R, ST) is compiled.
-bool ring_shape_compiled(int R, int ST);
+// one-token kernel's with K unsplit; a shape not compiled is an error.
 template <class S, bool kAsym>
 void launch_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int R, int ST,
                  cudaStream_t s);

@@ -173,20 +173,16 @@ void launch_ring_shape(const WeightDesc* ws, float* const* ys, int n, const uint
 
 }  // namespace
 
-bool ring_shape_compiled(int R, int ST) {
-  return (R == 4 && (ST == 3 || ST == 4 || ST == 6)) || (R == 2 && ST == 8) || (R == 8 && ST == 3);
-}
-
 template <class S, bool kAsym>
 void launch_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int R, int ST,
                  cudaStream_t s) {
-  G4_CHECK(ring_shape_compiled(R, ST), "gemv_q8_ring: " + std::to_string(R) + " rows a warp with " + std::to_string(ST) +
-                                           " buffers is not compiled");
-  if (R == 2) return launch_ring_shape<S, kAsym, 2, 8>(ws, ys, n, xq, xd, s);
-  if (R == 8) return launch_ring_shape<S, kAsym, 8, 3>(ws, ys, n, xq, xd, s);
-  if (ST == 3) return launch_ring_shape<S, kAsym, 4, 3>(ws, ys, n, xq, xd, s);
-  if (ST == 6) return launch_ring_shape<S, kAsym, 4, 6>(ws, ys, n, xq, xd, s);
-  launch_ring_shape<S, kAsym, 4, 4>(ws, ys, n, xq, xd, s);
+  if (R == 4 && ST == 4) return launch_ring_shape<S, kAsym, 4, 4>(ws, ys, n, xq, xd, s);
+  if (R == 4 && ST == 3) return launch_ring_shape<S, kAsym, 4, 3>(ws, ys, n, xq, xd, s);
+  if (R == 4 && ST == 6) return launch_ring_shape<S, kAsym, 4, 6>(ws, ys, n, xq, xd, s);
+  if (R == 2 && ST == 8) return launch_ring_shape<S, kAsym, 2, 8>(ws, ys, n, xq, xd, s);
+  if (R == 8 && ST == 3) return launch_ring_shape<S, kAsym, 8, 3>(ws, ys, n, xq, xd, s);
+  G4_CHECK(false, "gemv_q8_ring: " + std::to_string(R) + " rows a warp with " + std::to_string(ST) +
+                      " buffers is not compiled (4 x 3, 4 x 4, 4 x 6, 2 x 8, 8 x 3)");
 }
 
 // The tuned layouts (kTunedLayout): g4's int4 with and without zero points, and Q4_0's.
