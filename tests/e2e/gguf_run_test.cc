@@ -11,7 +11,7 @@
 #include "tokenizer/tokenizer.h"
 #include "util/hf_to_gguf.h"
 #include "util/temp_dir.h"
-#include "util/run_command.h"
+#include "util/run_g4.h"
 #include "util/paths.h"
 
 namespace g4 {
@@ -19,8 +19,11 @@ namespace {
 
 using testing_util::kTinyKjvModel;
 
+// g4's standard output, after checking that it succeeded.
 std::string run_stdout(const std::string& args) {
-  return testing_util::run_command(std::string(G4_BINARY) + " " + args + " 2>/dev/null").out;
+  const testing_util::G4Result r = testing_util::run_g4(args);
+  EXPECT_EQ(r.status, 0) << args << "\n" << r.err;
+  return r.out;
 }
 
 TEST(GgufRun, EmbeddedVocabularyGivesTheSameReply) {
@@ -49,7 +52,7 @@ TEST(GgufRun, EmbeddedVocabularyGivesTheSameReply) {
   const std::string args = " -p 'In the beginning' --temp 0 -n 24 --json";
   const auto a = nlohmann::json::parse(run_stdout("run -m " + kTinyKjvModel + args));
   const std::string out = run_stdout("run -m " + d.file("tiny-kjv.gguf") + args);
-  ASSERT_FALSE(out.empty()) << "g4 run on the GGUF failed: " << run_stdout("run -m " + d.file("tiny-kjv.gguf") + args + " 2>&1");
+  ASSERT_FALSE(out.empty()) << "g4 run on the GGUF printed nothing";
   const auto b = nlohmann::json::parse(out);
   EXPECT_EQ(b["prompt_tokens"], a["prompt_tokens"]);
   EXPECT_EQ(b["tokens"], a["tokens"]);
