@@ -57,9 +57,8 @@ __global__ void quantize_x_kernel(const float* __restrict__ x, int64_t K, int nc
 // kernels; launch.cuh) each warp asks L2 for the weights of its first `prefetch` row groups and, with
 // `early`, loads its first round's weights into registers, so that after the wait its first products need
 // only the activations.
-// kMinBlocks: blocks an SM asked of the compiler (1: its own choice of registers).
-template <class S, bool kAsym, int NT, int R, int U, int KS, bool kPipe, int kMinBlocks>
-__global__ void __launch_bounds__(kWarps * 32, kMinBlocks) gemv_q8_kernel(Segments segs, int64_t cols, int64_t group_size,
+template <class S, bool kAsym, int NT, int R, int U, int KS, bool kPipe>
+__global__ void __launch_bounds__(kWarps * 32) gemv_q8_kernel(Segments segs, int64_t cols, int64_t group_size,
                                                               const uint4* __restrict__ xq,
                                                               const float2* __restrict__ xd, int nch_pad,
                                                               int cpg_shift, int prefetch, int n_tok, bool early) {
@@ -230,10 +229,10 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks) gemv_q8_kernel(Segmen
     run(std::false_type{}, group_at(bg), first);
 }
 
-template <class S, bool kAsym, int NT, int R, int U, int KS, bool kPipe, int kMinBlocks = 1>
+template <class S, bool kAsym, int NT, int R, int U, int KS, bool kPipe>
 void launch_q8(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int prefetch,
                int T, cudaStream_t s) {
-  auto kernel = gemv_q8_kernel<S, kAsym, NT, R, U, KS, kPipe, kMinBlocks>;
+  auto kernel = gemv_q8_kernel<S, kAsym, NT, R, U, KS, kPipe>;
   static const int64_t resident = resident_blocks(kernel, kWarps * 32);
   const Segments sg = make_segments(ws, ys, n, R);
   const int64_t groups = sg.group_end[n - 1];
@@ -245,24 +244,18 @@ void launch_q8(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, c
          cpg_shift, prefetch, T, early);
 }
 
-// The kernel shape of one launch: rows per warp, chunks per load round, warps splitting K, pipelined loads,
-// and the blocks an SM its registers are fitted to (0: the compiler's choice).
+// The kernel shape of one launch: rows per warp, chunks per load round, warps splitting K, pipelined loads.
 struct Q8Shape {
   int R = 2, U = 2, KS = 1;
   bool pipe = false;
-  int occ = 0;
-  bool operator==(const Q8Shape& o) const {
-    return R == o.R && U == o.U && KS == o.KS && pipe == o.pipe && occ == o.occ;
-  }
+  bool operator==(const Q8Shape& o) const { return R == o.R && U == o.U && KS == o.KS && pipe == o.pipe; }
 };
 
-// "R,U,KS,P" or "R,U,KS,P,OCC" (e.g. "2,2,4,1") from an environment variable; none when unset or malformed.
+// "R,U,KS,P" (e.g. "2,2,4,1") from an environment variable; none when unset or malformed.
 std::optional<Q8Shape> env_shape(const char* name) {
-  int v[5];
-  if (env_ints(name, v)) return Q8Shape{v[0], v[1], v[2], v[3] != 0, v[4]};
-  int w[4];
-  if (!env_ints(name, w)) return std::nullopt;
-  return Q8Shape{w[0], w[1], w[2], w[3] != 0};
+  int v[4];
+  if (!env_ints(name, v)) return std::nullopt;
+  return Q8Shape{v[0], v[1], v[2], v[3] != 0};
 }
 
 // The shapes compiled for one token on the layouts that decode runs (g4's int4: bf16 scales with zero points;
@@ -278,9 +271,8 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
   if constexpr (kLayout && NT == 1) {
     if (v == Q8Shape{4, 2, 1, false}) return launch_q8<S, kAsym, NT, 4, 2, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
     if (v == Q8Shape{4, 1, 4, true}) return launch_q8<S, kAsym, NT, 4, 1, 4, true>(ws, ys, n, xq, xd, prefetch, T, s);
-    // Comparisons (G4_CUDA_Q8_SHORT): the same sums with 3 blocks an SM, as 4 x 1 x 4 fitted to 80 registers
-    // (it spills) or 2 rows a warp (80 registers, no spill).
-    if (v == Q8Shape{4, 1, 4, true, 3}) return launch_q8<S, kAsym, NT, 4, 1, 4, true, 3>(ws, ys, n, xq, xd, prefetch, T, s);
+    // For comparison (G4_CUDA_Q8_SHORT=2,1,4,1; not yet measured): the same sums 2 rows a warp, 80 registers
+    // (4 x 1 x 4: 116-128), so 3 blocks an SM instead of 2.
     if (v == Q8Shape{2, 1, 4, true}) return launch_q8<S, kAsym, NT, 2, 1, 4, true>(ws, ys, n, xq, xd, prefetch, T, s);
   }
   if constexpr (kLayout && NT > 1) {
@@ -288,7 +280,7 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
   }
   if constexpr (kLayout) {
     G4_CHECK(v == Q8Shape{}, "gemv_q8: kernel shape R=" + std::to_string(v.R) + " U=" + std::to_string(v.U) +
-                                 " KS=" + std::to_string(v.KS) + " pipe=" + std::to_string(v.pipe) + " occ=" + std::to_string(v.occ) + " is not compiled for " +
+                                 " KS=" + std::to_string(v.KS) + " pipe=" + std::to_string(v.pipe) + " is not compiled for " +
                                  std::to_string(NT) + " tokens");
   }
   launch_q8<S, kAsym, NT, 2, 2, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
