@@ -247,7 +247,7 @@ TEST_F(CudaTest, Int4IntegerGemvEveryKernelShapeEqualsHostSum) {
     int R, U, KS, pipe, prefetch;
     bool one, multi;  // compiled for one token, for 2-8 tokens
   };
-  const Shape shapes[] = {{2, 2, 1, 0, 1, true, true},  {2, 1, 4, 1, 1, false, true}, {4, 2, 1, 0, 1, true, false},
+  const Shape shapes[] = {{2, 2, 1, 0, 1, true, true},  {2, 1, 4, 1, 1, true, true},   {4, 2, 1, 0, 1, true, false},
                           {4, 2, 1, 0, 3, true, false}, {4, 1, 4, 1, 2, true, false}};
   using cuda::SType;
   for (const HandLayout& L :
