@@ -262,7 +262,9 @@ std::optional<Q8Shape> env_shape(const char* name) {
 // a Q4_0 GGUF: f16 scales, symmetric) and the benchmark's (bf16, symmetric): 4 x 2 x 1 and 4 x 1 x 4
 // pipelined (the sixth session's sweep in docs/PERF.md kept these two of ten); for 2-8 tokens on those
 // layouts 2 x 1 x 4 pipelined where one token takes 4 warps splitting K (a token's sums then come in the
-// same order as alone, so a verify equals one-token steps bit for bit); every other case takes 2 x 2 x 1.
+// same order as alone, so a verify equals one-token steps bit for bit), also compiled for one token as a
+// comparison (G4_CUDA_Q8_SHORT=2,1,4,1; not yet measured: the sums of 4 x 1 x 4 in 80 registers instead of
+// 116-128, so 3 blocks an SM instead of 2); every other case takes 2 x 2 x 1.
 // 5-8 tokens share the 8-token kernel (tokens past T are skipped).
 template <class S, bool kAsym, int NT>
 void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, Q8Shape v,
@@ -271,14 +273,9 @@ void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4*
   if constexpr (kLayout && NT == 1) {
     if (v == Q8Shape{4, 2, 1, false}) return launch_q8<S, kAsym, NT, 4, 2, 1, false>(ws, ys, n, xq, xd, prefetch, T, s);
     if (v == Q8Shape{4, 1, 4, true}) return launch_q8<S, kAsym, NT, 4, 1, 4, true>(ws, ys, n, xq, xd, prefetch, T, s);
-    // For comparison (G4_CUDA_Q8_SHORT=2,1,4,1; not yet measured): the same sums 2 rows a warp, 80 registers
-    // (4 x 1 x 4: 116-128), so 3 blocks an SM instead of 2.
-    if (v == Q8Shape{2, 1, 4, true}) return launch_q8<S, kAsym, NT, 2, 1, 4, true>(ws, ys, n, xq, xd, prefetch, T, s);
-  }
-  if constexpr (kLayout && NT > 1) {
-    if (v == Q8Shape{2, 1, 4, true}) return launch_q8<S, kAsym, NT, 2, 1, 4, true>(ws, ys, n, xq, xd, prefetch, T, s);
   }
   if constexpr (kLayout) {
+    if (v == Q8Shape{2, 1, 4, true}) return launch_q8<S, kAsym, NT, 2, 1, 4, true>(ws, ys, n, xq, xd, prefetch, T, s);
     G4_CHECK(v == Q8Shape{}, "gemv_q8: kernel shape R=" + std::to_string(v.R) + " U=" + std::to_string(v.U) +
                                  " KS=" + std::to_string(v.KS) + " pipe=" + std::to_string(v.pipe) + " is not compiled for " +
                                  std::to_string(NT) + " tokens");
