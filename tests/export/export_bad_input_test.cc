@@ -53,10 +53,11 @@ void write_checkpoint(const std::string& out, const std::map<std::string, Specia
 // Expects exactly one line "g4: error: ..." containing `needle`, and exit status 1.
 void expect_error(const std::string& args, const std::string& needle) {
   const auto r = g4(args);
-  EXPECT_EQ(r.status, 1) << args << "\n" << r.out;
-  EXPECT_EQ(r.out.rfind("g4: error: ", 0), 0u) << r.out;
-  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
-  EXPECT_NE(r.out.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.out;
+  EXPECT_EQ(r.status, 1) << args << "\n" << r.err;
+  EXPECT_EQ(r.out, "") << args;
+  EXPECT_EQ(r.err.rfind("g4: error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
 }
 
 const QuantScheme kInt4G32{QuantKind::kInt4, 32, false, QuantMethod::kMinMax, DType::kBF16};
@@ -84,7 +85,7 @@ TEST(ExportBadInput, AsymmetricInt8HasNoGgufForm) {
   expect_error("export -m " + d.file("q") + " --format gguf -o " + d.file("x.gguf"), "asymmetric int8");
   // MLX expresses it (bias per group): exported, then read back equal within the bias rounding.
   const auto r = g4("export -m " + d.file("q") + " --format mlx -o " + d.file("x") + " --scale-dtype f32");
-  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.status, 0) << r.err;
 }
 
 TEST(ExportBadInput, Fp16OverflowRefused) {
@@ -95,7 +96,7 @@ TEST(ExportBadInput, Fp16OverflowRefused) {
   expect_error("export -m " + d.file("q") + " --format mlx -o " + d.file("x"), "overflows F16");  // default f16
   EXPECT_FALSE(fs::exists(d.file("x.gguf")));
   const auto r = g4("export -m " + d.file("q") + " --format mlx --scale-dtype bf16 -o " + d.file("y"));
-  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.status, 0) << r.err;
 }
 
 TEST(ExportBadInput, FlagsAndPaths) {

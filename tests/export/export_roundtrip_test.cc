@@ -43,9 +43,9 @@ double max_abs(const std::vector<float>& a, const std::vector<float>& b) { retur
 
 std::string export_to(const std::string& q, const std::string& out, const std::string& args) {
   const auto r = g4("export -m " + q + " -o " + out + " " + args);
-  EXPECT_EQ(r.status, 0) << r.out;
-  const size_t at = r.out.find("largest");
-  return at == std::string::npos ? r.out : r.out.substr(at);
+  EXPECT_EQ(r.status, 0) << r.err;
+  const size_t at = r.err.find("largest");
+  return at == std::string::npos ? r.err : r.err.substr(at);
 }
 
 // Asymmetric recipes: f16-exact offsets, so GGUF and MLX f16 (the default) are exact.
@@ -53,7 +53,7 @@ void asymmetric_round_trip(const Case& c) {
   TempDir d;
   const std::string q = d.file("q"), gguf = d.file("m.gguf"), mlx = d.file("mlx");
   auto r = g4("quantize -m " + c.model + " -o " + q + " " + c.flags);
-  ASSERT_EQ(r.status, 0) << r.out;
+  ASSERT_EQ(r.status, 0) << r.err;
   const std::string eg = export_to(q, gguf, "--format gguf"), em = export_to(q, mlx, "--format mlx");
   std::printf("[ %s gguf ] %s[ %s mlx  ] %s", c.name, eg.c_str(), c.name, em.c_str());
   export_to(q, mlx + "bf16", "--format mlx --scale-dtype bf16");
@@ -80,7 +80,7 @@ void symmetric_round_trip(const Case& c) {
   TempDir d;
   const std::string q = d.file("q"), gguf = d.file("m.gguf"), mlx = d.file("mlx");
   auto r = g4("quantize -m " + c.model + " -o " + q + " " + c.flags);
-  ASSERT_EQ(r.status, 0) << r.out;
+  ASSERT_EQ(r.status, 0) << r.err;
   std::printf("[ %s gguf ] %s", c.name, export_to(q, gguf, "--format gguf").c_str());
   const std::string em = export_to(q, mlx, "--format mlx");
   EXPECT_NE(em.find("largest weight change: 0 (every weight exported exactly)"), std::string::npos) << em;

@@ -13,7 +13,7 @@
 #include "model/model.h"
 #include "model/session.h"
 #include "util/compare.h"
-#include "util/run_command.h"
+#include "util/run_g4.h"
 #include "util/temp_dir.h"
 
 namespace g4::export_test {
@@ -21,10 +21,8 @@ namespace g4::export_test {
 inline const std::string kData = G4_TEST_DATA;
 inline const std::string kTinyKjv = kData + "/../../models/tiny-kjv";
 
-// Runs `g4 ARGS`; returns the exit status and stderr (stdout discarded).
-inline testing_util::CommandResult g4(const std::string& args) {
-  return testing_util::run_command(std::string(G4_BINARY) + " " + args + " 2>&1 >/dev/null");
-}
+// Runs `g4 ARGS`: its exit status, standard output and standard error (where export and quantize report).
+inline testing_util::G4Result g4(const std::string& args) { return testing_util::run_g4(args); }
 
 inline std::vector<int32_t> read_i32(const std::string& file, const std::string& name) {
   SafetensorsFile f(file);

@@ -27,7 +27,7 @@ ordered_json export_edited(const TempDir& d, const std::function<void(ordered_js
   edit(c["text_config"]);
   std::ofstream(q + "/config.json") << c.dump(2);
   const auto r = g4("export -m " + q + " --format mlx --scale-dtype f32 -o " + mlx);
-  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.status, 0) << r.err;
   const std::vector<int32_t> tokens = read_i32(kData + "/tiny-kjv/expected.safetensors", "prompt");
   EXPECT_LE(max_abs_diff(ref_logits(mlx, tokens), ref_logits(q, tokens)), 1e-5);
   return ordered_json::parse(read_text_file(mlx + "/config.json"))["text_config"];

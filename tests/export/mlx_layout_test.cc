@@ -56,7 +56,7 @@ class MlxLayout : public ::testing::Test {
     dir_ = new TempDir();
     ASSERT_EQ(g4("quantize -m " + kTinyKjv + " -o " + dir_->file("q")).status, 0);
     const auto r = g4("export -m " + dir_->file("q") + " --format mlx -o " + dir_->file("mlx"));
-    ASSERT_EQ(r.status, 0) << r.out;
+    ASSERT_EQ(r.status, 0) << r.err;
   }
   static void TearDownTestSuite() { delete dir_; }
   static TempDir* dir_;
