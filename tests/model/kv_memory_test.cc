@@ -9,7 +9,7 @@
 #include "base/error.h"
 #include "engine/kv_options.h"
 #include "model/kv_cache.h"
-#include "util/run_command.h"
+#include "util/run_g4.h"
 
 namespace g4 {
 namespace {
@@ -49,9 +49,9 @@ TEST(KvMemory, ThirtyOneBAtFullContext) {
 }
 
 TEST(KvMemory, InspectPlansFromConfigAlone) {
-  const std::string g4 = std::string(G4_BINARY) + " inspect -m " + kDir + " -c 262144 --backend cpu --json";
-  auto r = testing_util::run_command(g4 + " 2>&1");
-  ASSERT_EQ(r.status, 0) << r.out;
+  const std::string inspect = "inspect -m " + kDir + " -c 262144 --backend cpu --json";
+  auto r = testing_util::run_g4(inspect);
+  ASSERT_EQ(r.status, 0) << r.err;
   nlohmann::json j = nlohmann::json::parse(r.out);
   EXPECT_TRUE(j["weights_bytes"].is_null());
   const KvCacheOptions o = kv_options_for("cpu", kCtx, 1);
@@ -61,27 +61,29 @@ TEST(KvMemory, InspectPlansFromConfigAlone) {
   EXPECT_EQ(j["kv_cache"]["layers"][5]["keys_derived"], true);
   EXPECT_EQ(j["kv_cache"]["layers"][0]["slots"], 1024 + o.slack);
 
-  r = testing_util::run_command(g4 + " --cache-type-k q8_0 --cache-type-v q8_0 --parallel 2 2>&1");
-  ASSERT_EQ(r.status, 0) << r.out;
+  r = testing_util::run_g4(inspect + " --cache-type-k q8_0 --cache-type-v q8_0 --parallel 2");
+  ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["kv_cache_bytes"].get<int64_t>(), 2 * by_hand(1, true, true, o.slack));
 
-  r = testing_util::run_command(g4 + " --kv-keys stored 2>&1");
-  ASSERT_EQ(r.status, 0) << r.out;
+  r = testing_util::run_g4(inspect + " --kv-keys stored");
+  ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["kv_cache_bytes"].get<int64_t>(), by_hand(2, false, false, o.slack));
   EXPECT_EQ(nlohmann::json::parse(r.out)["kv_cache"]["layers"][5]["keys_derived"], false);
-  r = testing_util::run_command(g4 + " --kv-keys sometimes 2>&1");
+  r = testing_util::run_g4(inspect + " --kv-keys sometimes");
   EXPECT_EQ(r.status, 1);
-  EXPECT_EQ(r.out.rfind("g4: error: --kv-keys", 0), 0u) << r.out;
-  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_EQ(r.err.rfind("g4: error: --kv-keys", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.out, "");
 
-  r = testing_util::run_command(g4 + " --cache-type-k q4 2>&1");
+  r = testing_util::run_g4(inspect + " --cache-type-k q4");
   EXPECT_EQ(r.status, 1);
-  EXPECT_EQ(r.out.rfind("g4: error: --cache-type-k: unknown KV cache type 'q4'", 0), 0u) << r.out;
-  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_EQ(r.err.rfind("g4: error: --cache-type-k: unknown KV cache type 'q4'", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.out, "");
 
   // Plain text works without weights too.
-  r = testing_util::run_command(std::string(G4_BINARY) + " inspect -m " + kDir + " -c 8192 2>&1");
-  ASSERT_EQ(r.status, 0) << r.out;
+  r = testing_util::run_g4("inspect -m " + kDir + " -c 8192");
+  ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("config only"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("KV cache"), std::string::npos) << r.out;
 }
