@@ -16,6 +16,7 @@
 #include "model/session.h"
 #include "util/hf_to_gguf.h"
 #include "util/compare.h"
+#include "util/run_g4.h"
 #include "util/temp_dir.h"
 
 namespace g4 {
@@ -124,9 +125,9 @@ TEST(GgufModel, CliLogitsRunOnGguf) {
   const std::vector<int32_t> prompt = fixture_prompt(dir, &expected);
   std::string toks;
   for (int32_t t : prompt) toks += (toks.empty() ? "" : ",") + std::to_string(t);
-  const std::string cmd = std::string(G4_BINARY) + " logits --model " + d.file("m.gguf") + " --tokens " + toks +
-                          " --out " + d.file("l.safetensors") + " 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  const testing_util::G4Result r =
+      testing_util::run_g4("logits --model " + d.file("m.gguf") + " --tokens " + toks + " --out " + d.file("l.safetensors"));
+  ASSERT_EQ(r.status, 0) << r.err;
   SafetensorsFile out(d.file("l.safetensors"));
   const TensorInfo& l = *out.find("logits");
   ASSERT_EQ(size_t(l.numel()), expected.size());
