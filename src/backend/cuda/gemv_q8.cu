@@ -264,7 +264,7 @@ std::optional<Q8Shape> env_shape(const char* name) {
 // layouts 2 x 1 x 4 pipelined where one token takes 4 warps splitting K (a token's sums then come in the
 // same order as alone, so a verify equals one-token steps bit for bit), also compiled for one token as a
 // comparison (G4_CUDA_Q8_SHORT=2,1,4,1; not yet measured: the sums of 4 x 1 x 4 in 80 registers instead of
-// 116-128, so 3 blocks an SM instead of 2); every other case takes 2 x 2 x 1.
+// 128, so 3 blocks an SM instead of 2); every other case takes 2 x 2 x 1.
 // 5-8 tokens share the 8-token kernel (tokens past T are skipped).
 template <class S, bool kAsym, int NT>
 void launch_q8_shape(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, Q8Shape v,
