@@ -5,6 +5,7 @@
 #include <map>
 
 #include "export_util.h"
+#include "util/flag_error.h"
 #include "base/error.h"
 #include "io/g4_checkpoint_writer.h"
 #include "io/safetensors_writer.h"
@@ -15,6 +16,7 @@ namespace {
 
 using namespace export_test;
 using testing_util::TempDir;
+using testing_util::expect_flag_error;
 namespace fs = std::filesystem;
 
 struct Special {
@@ -50,31 +52,22 @@ void write_checkpoint(const std::string& out, const std::map<std::string, Specia
   w.finish();
 }
 
-// Expects exactly one line "g4: error: ..." containing `needle`, and exit status 1.
-void expect_error(const std::string& args, const std::string& needle) {
-  const auto r = g4(args);
-  EXPECT_EQ(r.status, 1) << args << "\n" << r.err;
-  EXPECT_EQ(r.out, "") << args;
-  EXPECT_EQ(r.err.rfind("g4: error: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "expected '" << needle << "' in: " << r.err;
-}
 
 const QuantScheme kInt4G32{QuantKind::kInt4, 32, false, QuantMethod::kMinMax, DType::kBF16};
 const std::string kUp = "layers.0.mlp.up_proj.weight";
 
 TEST(ExportBadInput, FloatCheckpointSaysHowToQuantize) {
   TempDir d;
-  expect_error("export -m " + kTinyKjv + " --format gguf -o " + d.file("x.gguf"), "g4 quantize -m");
-  expect_error("export -m " + kTinyKjv + " --format mlx -o " + d.file("x"), "g4 quantize -m");
+  expect_flag_error("export -m " + kTinyKjv + " --format gguf -o " + d.file("x.gguf"), "g4 quantize -m");
+  expect_flag_error("export -m " + kTinyKjv + " --format mlx -o " + d.file("x"), "g4 quantize -m");
   EXPECT_FALSE(fs::exists(d.file("x.gguf")));
 }
 
 TEST(ExportBadInput, GroupSizeNotExpressible) {
   TempDir d;
   write_checkpoint(d.file("q"), {{kUp, {{QuantKind::kInt4, 16, false, QuantMethod::kMinMax, DType::kBF16}}}});
-  expect_error("export -m " + d.file("q") + " --format gguf -o " + d.file("x.gguf"), "group size 16");
-  expect_error("export -m " + d.file("q") + " --format mlx -o " + d.file("x"), "group size 16");
+  expect_flag_error("export -m " + d.file("q") + " --format gguf -o " + d.file("x.gguf"), "group size 16");
+  expect_flag_error("export -m " + d.file("q") + " --format mlx -o " + d.file("x"), "group size 16");
   EXPECT_FALSE(fs::exists(d.file("x.gguf")));
   EXPECT_FALSE(fs::exists(d.file("x.gguf.tmp")));
 }
@@ -82,9 +75,9 @@ TEST(ExportBadInput, GroupSizeNotExpressible) {
 TEST(ExportBadInput, AsymmetricInt8HasNoGgufForm) {
   TempDir d;
   write_checkpoint(d.file("q"), {{kUp, {{QuantKind::kInt8, 32, false, QuantMethod::kMinMax, DType::kBF16}}}});
-  expect_error("export -m " + d.file("q") + " --format gguf -o " + d.file("x.gguf"), "asymmetric int8");
+  expect_flag_error("export -m " + d.file("q") + " --format gguf -o " + d.file("x.gguf"), "asymmetric int8");
   // MLX expresses it (bias per group): exported, then read back equal within the bias rounding.
-  const auto r = g4("export -m " + d.file("q") + " --format mlx -o " + d.file("x") + " --scale-dtype f32");
+  const auto r = run_g4("export -m " + d.file("q") + " --format mlx -o " + d.file("x") + " --scale-dtype f32");
   EXPECT_EQ(r.status, 0) << r.err;
 }
 
@@ -92,21 +85,21 @@ TEST(ExportBadInput, Fp16OverflowRefused) {
   TempDir d;
   // Weights of about 1e6: int4 scales near 1e5, beyond F16's 65504 but fine in BF16.
   write_checkpoint(d.file("q"), {{kUp, {kInt4G32, 2e7f}}});
-  expect_error("export -m " + d.file("q") + " --format gguf -o " + d.file("x.gguf"), "overflows F16");
-  expect_error("export -m " + d.file("q") + " --format mlx -o " + d.file("x"), "overflows F16");  // default f16
+  expect_flag_error("export -m " + d.file("q") + " --format gguf -o " + d.file("x.gguf"), "overflows F16");
+  expect_flag_error("export -m " + d.file("q") + " --format mlx -o " + d.file("x"), "overflows F16");  // default f16
   EXPECT_FALSE(fs::exists(d.file("x.gguf")));
-  const auto r = g4("export -m " + d.file("q") + " --format mlx --scale-dtype bf16 -o " + d.file("y"));
+  const auto r = run_g4("export -m " + d.file("q") + " --format mlx --scale-dtype bf16 -o " + d.file("y"));
   EXPECT_EQ(r.status, 0) << r.err;
 }
 
 TEST(ExportBadInput, FlagsAndPaths) {
   TempDir d;
   write_checkpoint(d.file("q"), {{kUp, {kInt4G32}}});
-  expect_error("export -m " + d.file("q") + " --format onnx -o " + d.file("x"), "--format");
-  expect_error("export -m " + d.file("q") + " --format mlx --scale-dtype f8 -o " + d.file("x"), "--scale-dtype");
-  expect_error("export -m " + d.file("q") + " --format gguf -o " + d.path(), "is a directory");
-  expect_error("export -m " + d.file("nope") + " --format gguf -o " + d.file("x.gguf"), "does not exist");
-  expect_error("export -m " + kData + "/gguf-llamacpp/kjv-q8_0.gguf --format mlx -o " + d.file("x"), "GGUF file");
+  expect_flag_error("export -m " + d.file("q") + " --format onnx -o " + d.file("x"), "--format");
+  expect_flag_error("export -m " + d.file("q") + " --format mlx --scale-dtype f8 -o " + d.file("x"), "--scale-dtype");
+  expect_flag_error("export -m " + d.file("q") + " --format gguf -o " + d.path(), "is a directory");
+  expect_flag_error("export -m " + d.file("nope") + " --format gguf -o " + d.file("x.gguf"), "does not exist");
+  expect_flag_error("export -m " + kData + "/gguf-llamacpp/kjv-q8_0.gguf --format mlx -o " + d.file("x"), "GGUF file");
 }
 
 // An MLX directory whose config.json asks for what g4 cannot read.
@@ -138,7 +131,7 @@ TEST(MlxReader, RefusesUnsupportedBitsAndModes) {
   write_mlx(d.file("ok"), R"({"group_size": 32, "bits": 4})", 4);
   EXPECT_NO_THROW(WeightStore::open(d.file("ok")));
   // The command line names the problem in one line.
-  expect_error("logits --model " + d.file("b3") + " --tokens 1 --out " + d.file("l.safetensors"), "3-bit");
+  expect_flag_error("logits --model " + d.file("b3") + " --tokens 1 --out " + d.file("l.safetensors"), "3-bit");
 }
 
 }  // namespace

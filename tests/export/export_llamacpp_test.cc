@@ -89,9 +89,9 @@ std::string widened_model(const TempDir& d) {
 std::pair<std::string, std::string> make_export(const TempDir& d, const Variant& v) {
   const std::string q = d.file(std::string("q-") + v.name), gguf = d.file(std::string(v.name) + ".gguf");
   const std::string model = std::string(v.name) == "f32" ? widened_model(d) : kTinyKjv;
-  auto r = g4("quantize -m " + model + " -o " + q + " " + v.flags);
+  auto r = run_g4("quantize -m " + model + " -o " + q + " " + v.flags);
   EXPECT_EQ(r.status, 0) << r.err;
-  r = g4("export -m " + q + " --format gguf -o " + gguf);
+  r = run_g4("export -m " + q + " --format gguf -o " + gguf);
   EXPECT_EQ(r.status, 0) << r.err;
   return {q, gguf};
 }

@@ -42,7 +42,7 @@ double mean_abs(const std::vector<float>& a, const std::vector<float>& b) {
 double max_abs(const std::vector<float>& a, const std::vector<float>& b) { return testing_util::max_abs_diff(a, b).max; }
 
 std::string export_to(const std::string& q, const std::string& out, const std::string& args) {
-  const auto r = g4("export -m " + q + " -o " + out + " " + args);
+  const auto r = run_g4("export -m " + q + " -o " + out + " " + args);
   EXPECT_EQ(r.status, 0) << r.err;
   const size_t at = r.err.find("largest");
   return at == std::string::npos ? r.err : r.err.substr(at);
@@ -52,7 +52,7 @@ std::string export_to(const std::string& q, const std::string& out, const std::s
 void asymmetric_round_trip(const Case& c) {
   TempDir d;
   const std::string q = d.file("q"), gguf = d.file("m.gguf"), mlx = d.file("mlx");
-  auto r = g4("quantize -m " + c.model + " -o " + q + " " + c.flags);
+  auto r = run_g4("quantize -m " + c.model + " -o " + q + " " + c.flags);
   ASSERT_EQ(r.status, 0) << r.err;
   const std::string eg = export_to(q, gguf, "--format gguf"), em = export_to(q, mlx, "--format mlx");
   std::printf("[ %s gguf ] %s[ %s mlx  ] %s", c.name, eg.c_str(), c.name, em.c_str());
@@ -79,7 +79,7 @@ void asymmetric_round_trip(const Case& c) {
 void symmetric_round_trip(const Case& c) {
   TempDir d;
   const std::string q = d.file("q"), gguf = d.file("m.gguf"), mlx = d.file("mlx");
-  auto r = g4("quantize -m " + c.model + " -o " + q + " " + c.flags);
+  auto r = run_g4("quantize -m " + c.model + " -o " + q + " " + c.flags);
   ASSERT_EQ(r.status, 0) << r.err;
   std::printf("[ %s gguf ] %s", c.name, export_to(q, gguf, "--format gguf").c_str());
   const std::string em = export_to(q, mlx, "--format mlx");

@@ -21,8 +21,7 @@ namespace g4::export_test {
 inline const std::string kData = G4_TEST_DATA;
 inline const std::string kTinyKjv = kData + "/../../models/tiny-kjv";
 
-// Runs `g4 ARGS`: its exit status, standard output and standard error (where export and quantize report).
-inline testing_util::G4Result g4(const std::string& args) { return testing_util::run_g4(args); }
+using testing_util::run_g4;  // export and quantize report on standard error
 
 inline std::vector<int32_t> read_i32(const std::string& file, const std::string& name) {
   SafetensorsFile f(file);

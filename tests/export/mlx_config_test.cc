@@ -22,11 +22,11 @@ namespace fs = std::filesystem;
 // (f32 scales: exact), and returns the exported text_config. Checks that g4 reads the export as the source.
 ordered_json export_edited(const TempDir& d, const std::function<void(ordered_json&)>& edit) {
   const std::string q = d.file("q"), mlx = d.file("mlx");
-  EXPECT_EQ(g4("quantize -m " + kTinyKjv + " -o " + q).status, 0);
+  EXPECT_EQ(run_g4("quantize -m " + kTinyKjv + " -o " + q).status, 0);
   ordered_json c = ordered_json::parse(read_text_file(q + "/config.json"));
   edit(c["text_config"]);
   std::ofstream(q + "/config.json") << c.dump(2);
-  const auto r = g4("export -m " + q + " --format mlx --scale-dtype f32 -o " + mlx);
+  const auto r = run_g4("export -m " + q + " --format mlx --scale-dtype f32 -o " + mlx);
   EXPECT_EQ(r.status, 0) << r.err;
   const std::vector<int32_t> tokens = read_i32(kData + "/tiny-kjv/expected.safetensors", "prompt");
   EXPECT_LE(max_abs_diff(ref_logits(mlx, tokens), ref_logits(q, tokens)), 1e-5);

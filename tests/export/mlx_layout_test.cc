@@ -54,8 +54,8 @@ class MlxLayout : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    ASSERT_EQ(g4("quantize -m " + kTinyKjv + " -o " + dir_->file("q")).status, 0);
-    const auto r = g4("export -m " + dir_->file("q") + " --format mlx -o " + dir_->file("mlx"));
+    ASSERT_EQ(run_g4("quantize -m " + kTinyKjv + " -o " + dir_->file("q")).status, 0);
+    const auto r = run_g4("export -m " + dir_->file("q") + " --format mlx -o " + dir_->file("mlx"));
     ASSERT_EQ(r.status, 0) << r.err;
   }
   static void TearDownTestSuite() { delete dir_; }

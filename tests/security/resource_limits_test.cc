@@ -30,9 +30,7 @@ using testing_util::TempDir;
 using testing_util::kTinyKjvModel;
 
 using testing_util::G4Result;
-
-// g4's refusals go to standard error, one message, with nothing on standard output.
-G4Result g4(const std::string& args, const std::string& stdin_text = "") { return testing_util::run_g4(args, stdin_text); }
+using testing_util::run_g4;
 
 std::string long_prompt() {
   std::string s;
@@ -79,7 +77,7 @@ TEST(MemoryEstimate, RefusesWithTheNumbersAndTheWayOut) {
 // of the shipped model need about 140 GB (one slot: about 0.55 GB, which fits) and are refused at start
 // with the numbers (this assumes a machine with less than 140 GB free, as CI's 24 GB).
 TEST(MemoryEstimate, ServeCountsEverySlot) {
-  const G4Result r = g4("serve -m " + kTinyKjvModel + " -c 1048576 -ctk f32 -ctv f32 --parallel 256 --port 0");
+  const G4Result r = run_g4("serve -m " + kTinyKjvModel + " -c 1048576 -ctk f32 -ctv f32 --parallel 256 --port 0");
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_NE(r.err.find("needs about"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("KV cache"), std::string::npos) << r.err;
@@ -116,31 +114,31 @@ TEST(AbsurdConfig, RefusedBeforeAllocating) {
   EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 256 * 1024) << "peak RSS grew by " << after.ru_maxrss - before.ru_maxrss
                                                             << " KiB";
   // The CLI's memory estimate refuses it first (the activations of one chunk alone are ~34 GiB per 512 tokens).
-  const G4Result r = g4("run -m " + dir + " -c 1048576 -b 65536 -p hi -n 1");
+  const G4Result r = run_g4("run -m " + dir + " -c 1048576 -b 65536 -p hi -n 1");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("needs about"), std::string::npos) << r.err;
   // With the check off, the weights' shapes refuse it.
-  const G4Result r2 = g4("run -m " + dir + " --no-memory-check -p hi -n 1");
+  const G4Result r2 = run_g4("run -m " + dir + " --no-memory-check -p hi -n 1");
   EXPECT_NE(r2.status, 0);
   EXPECT_NE(r2.err.find("embed_tokens.weight"), std::string::npos) << r2.err;
 }
 
 TEST(PromptLongerThanContext, RunRefuses) {
-  const G4Result r = g4("run -m " + kTinyKjvModel + " -c 16 -n 4 -p '" + long_prompt() + "'");
+  const G4Result r = run_g4("run -m " + kTinyKjvModel + " -c 16 -n 4 -p '" + long_prompt() + "'");
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_NE(r.err.find("context size is 16"), std::string::npos) << r.err;
   EXPECT_EQ(r.out, "");
 }
 
 TEST(PromptLongerThanContext, ChatRefusesTheTurnAndExitsCleanly) {
-  const G4Result r = g4("chat -m " + kTinyKjvModel + " -c 16 -n 4 -q", long_prompt() + "\n");
+  const G4Result r = run_g4("chat -m " + kTinyKjvModel + " -c 16 -n 4 -q", long_prompt() + "\n");
   EXPECT_GE(r.status, 0) << r.err;  // not killed by a signal
   EXPECT_NE(r.err.find("context size is 16"), std::string::npos) << r.err;
 }
 
 TEST(PromptLongerThanContext, LogitsRefuses) {
   TempDir d;
-  const G4Result r = g4("logits -m " + kTinyKjvModel + " --tokens 2,10,11,12,13,14 --ctx-size 4 --out " + d.file("l.safetensors"));
+  const G4Result r = run_g4("logits -m " + kTinyKjvModel + " --tokens 2,10,11,12,13,14 --ctx-size 4 --out " + d.file("l.safetensors"));
   EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_NE(r.err.find("context overflow"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("context size of 4"), std::string::npos) << r.err;

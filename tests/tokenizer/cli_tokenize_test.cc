@@ -1,12 +1,12 @@
 // g4 tokenize / g4 detokenize through the real binary: output format, --bos, --json, and one-line errors.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <fstream>
 
 #include "test_tokenizer.h"
+#include "util/flag_error.h"
 #include "util/run_g4.h"
 
 namespace g4 {
@@ -38,13 +38,7 @@ TEST(CliTokenize, EncodeDecodeAndErrors) {
   const std::vector<std::string> bad_args = {"tokenize " + tok, "tokenize --text hi", "tokenize " + tok + " --text a --text-file b",
                                 "tokenize --tokenizer /nonexistent.json --text hi", "tokenize " + tok + " --text-file /nonexistent",
                                 "detokenize " + tok + " --ids 1,x", "detokenize " + tok + " --ids 99999999"};
-  for (const std::string& bad : bad_args) {
-    const G4Result r = run_g4(bad);
-    EXPECT_NE(r.status, 0) << bad;
-    EXPECT_EQ(r.out, "") << bad;
-    EXPECT_EQ(r.err.rfind("g4: error: ", 0), 0u) << bad << " -> " << r.err;
-    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << bad << " -> " << r.err;
-  }
+  for (const std::string& bad : bad_args) testing_util::expect_flag_error(bad, "g4: error: ");
 }
 
 }  // namespace
