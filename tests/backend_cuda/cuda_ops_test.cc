@@ -355,6 +355,71 @@ TEST_F(CudaTest, Int4RingGemvEqualsTheOneTokenKernelBitwise) {
   }
 }
 
+// The one-token GEMV through bulk copies (gemv_q8_bulk.cu) in every compiled shape (rows and buffers a warp)
+// equals the one-token register kernel bit for bit, in both sum orders: K unsplit (4 rows a warp, 2 chunks a
+// round) and K split over 4 warps (4 x 1 x 4 pipelined, the short outputs' shape). A partial last round (5,376
+// columns: 168 chunks, rounds of 128), rows not a multiple of a row group, two segments, many row groups a warp
+// (20,000 rows of 256 columns), two full rounds (8,192 columns), both decode layouts. A shape not compiled is a
+// clear error, which also shows that the bulk kernel was taken (a layout it refused would fall back to the
+// register kernel in silence). Skipped on GPUs without the copy engine (compute capability below 9.0).
+TEST_F(CudaTest, Int4BulkGemvEqualsTheOneTokenKernelBitwise) {
+  int dev = 0, major = 0;
+  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), cudaSuccess);
+  if (major < 9) GTEST_SKIP() << "bulk copies need compute capability 9.0";
+  struct Case {
+    int64_t rows0, rows1, cols;
+  };
+  for (const Case& c : {Case{301, 70, 5376}, Case{20000, 3, 256}, Case{64, 5, 8192}}) {
+    for (const bool q4_0 : {false, true}) {
+      const cuda::SType st = q4_0 ? cuda::SType::kF16 : cuda::SType::kBF16;
+      HandInt4 w0(rng_, c.rows0, c.cols, st, !q4_0, 32), w1(rng_, c.rows1, c.cols, st, !q4_0, 32);
+      const cuda::WeightDesc wd[2] = {w0.wd, w1.wd};
+      const int64_t rows[2] = {c.rows0, c.rows1};
+      auto x = randn(rng_, size_t(c.cols));
+      for (size_t j = 0; j < x.size(); j += 97) x[j] *= 9.f;
+      float* xd = nullptr;
+      void* xq = nullptr;
+      float* yd[2] = {};
+      ASSERT_EQ(cudaMalloc(&xd, x.size() * 4), cudaSuccess);
+      ASSERT_EQ(cudaMalloc(&xq, cuda::gemv_q8_x_bytes(wd[0], 1)), cudaSuccess);
+      for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMalloc(&yd[i], size_t(rows[i]) * 4), cudaSuccess);
+      ASSERT_EQ(cudaMemcpy(xd, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+      cuda::gemv_q8_quantize_x(wd[0], xd, 1, xq, nullptr);
+      auto run = [&](cuda::GemvTuning tu) {
+        for (int i = 0; i < 2; ++i) EXPECT_EQ(cudaMemset(yd[i], 0xFF, size_t(rows[i]) * 4), cudaSuccess);
+        cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, tu);
+        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        std::vector<float> got(size_t(rows[0] + rows[1]));
+        EXPECT_EQ(cudaMemcpy(got.data(), yd[0], size_t(rows[0]) * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+        EXPECT_EQ(cudaMemcpy(got.data() + rows[0], yd[1], size_t(rows[1]) * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+        return got;
+      };
+      // The register kernel's shapes whose orders the bulk kernel repeats: K unsplit, K split over 4 warps.
+      for (const cuda::GemvTuning shape : {cuda::GemvTuning{4, 2, 1, 1, 0, 0}, cuda::GemvTuning{4, 1, 4, 1, 1, 0}}) {
+        cuda::GemvTuning plain = shape;
+        plain.bulk_rows = -1, plain.ring_rows = -1;
+        const std::vector<float> want = run(plain);
+        for (const auto& [R, ST] : {std::pair{2, 3}, {2, 4}, {4, 2}}) {
+          cuda::GemvTuning tu = shape;
+          tu.bulk_rows = R, tu.bulk_stages = ST;
+          const std::vector<float> got = run(tu);
+          int diff = 0;
+          for (size_t i = 0; i < got.size(); ++i) diff += std::memcmp(&got[i], &want[i], 4) != 0;
+          EXPECT_EQ(diff, 0) << "bulk copies, " << R << " rows x " << ST << " buffers, K split " << shape.ksplit << ", "
+                             << c.rows0 << " + " << c.rows1 << " rows x " << c.cols
+                             << (q4_0 ? " (Q4_0 layout)" : " (int4 with zero points)")
+                             << ": outputs that differ from the one-token kernel";
+        }
+        cuda::GemvTuning bad = shape;
+        bad.bulk_rows = 3, bad.bulk_stages = 4;
+        EXPECT_THROW(cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, bad), Error);
+      }
+      cudaFree(xd), cudaFree(xq), cudaFree(yd[0]), cudaFree(yd[1]);
+    }
+  }
+}
+
 // The integer GEMV in its default shapes computes each token of a 2-8-token launch bit for bit as a launch of
 // that token alone, on short launches (at most 8,192 rows: one token splits K over 4 warps) and long ones:
 // so a verify of up to 8 tokens reproduces one-token steps exactly at the 31B's widths (K = 8,192: 256

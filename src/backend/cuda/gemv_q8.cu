@@ -10,7 +10,7 @@
 // With w = s (q_w - z) and x ~ d q_x: sum(w x) = s (d sum(q_w q_x) - z d sum(q_x)).
 // This file: the one-token kernel (also the fallback for 2-8 tokens), the choice of kernel and shape per
 // launch, and the entry points of kernels.h; 2-8 tokens on the tensor cores are in gemv_q8_tc.cu, one token
-// through a shared-memory ring (for comparison) in gemv_q8_ring.cu.
+// through shared memory (for comparison) in gemv_q8_ring.cu (cp.async) and gemv_q8_bulk.cu (bulk copies).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -359,13 +359,29 @@ bool pick_ring(GemvTuning tu, int (&ring)[2]) {
   return on;
 }
 
+// Whether a one-token launch streams its weights by bulk copies (gemv_q8_bulk.cu), and its rows and buffers a
+// warp: the tuning's, else G4_CUDA_Q8_BULK ("R,ST"). Unset or malformed: never (not measured yet).
+bool pick_bulk(GemvTuning tu, int (&bulk)[2]) {
+  if (tu.bulk_rows < 0) return false;
+  if (tu.bulk_rows > 0) {
+    bulk[0] = tu.bulk_rows, bulk[1] = tu.bulk_stages > 0 ? tu.bulk_stages : 4;
+    return true;
+  }
+  static int env[2] = {0, 0};
+  static const bool on = env_ints("G4_CUDA_Q8_BULK", env);
+  bulk[0] = env[0], bulk[1] = env[1];
+  return on;
+}
+
 template <class S, bool kAsym>
 void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T, GemvTuning tu,
                  cudaStream_t s) {
   const Q8Shape v = pick_shape(ws, n, T, tu);
   if constexpr (kTunedLayout<S, kAsym>) {
     if (v.R == 0) return launch_tc<S, kAsym>(ws, ys, n, xq, xd, T, v.KS, s);
-    int ring[2];
+    int bulk[2], ring[2];
+    if (T == 1 && pick_bulk(tu, bulk) && bulk_layout_ok(ws, n))
+      return launch_bulk<S, kAsym>(ws, ys, n, xq, xd, bulk[0], bulk[1], v.KS, s);
     if (T == 1 && v.KS == 1 && pick_ring(tu, ring) && tc_layout_ok(ws, n))
       return launch_ring<S, kAsym>(ws, ys, n, xq, xd, ring[0], ring[1], s);
   }

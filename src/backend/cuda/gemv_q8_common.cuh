@@ -1,7 +1,7 @@
 // What the integer GEMV kernels share (gemv_q8.cu: one token and the dp4a fallback of several;
-// gemv_q8_tc.cu: 2-8 tokens on the tensor cores; gemv_q8_ring.cu: one token through a shared-memory ring): the
-// block size, the rounded activation's layout, the weights of one launch as segments of row groups, a chunk's
-// dp4a dot product, and the entries of the tensor-core and ring kernels.
+// gemv_q8_tc.cu: 2-8 tokens on the tensor cores; gemv_q8_ring.cu and gemv_q8_bulk.cu: one token through shared
+// memory): the block size, the rounded activation's layout, the weights of one launch as segments of row groups,
+// a chunk's dp4a dot product, a staged scale, and the entries of the tensor-core, ring and bulk kernels.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -15,6 +15,7 @@
 #include "backend/cuda/load.cuh"
 #include "backend/cuda/mma_s8.cuh"
 #include "backend/cuda/q8_act.cuh"
+#include "backend/cuda/smem_async.cuh"
 
 namespace g4::cuda::q8 {
 
@@ -65,6 +66,16 @@ __device__ __forceinline__ int dot_chunk(const uint4& w, const uint4& a, const u
   return s;
 }
 
+// A 16-bit scale (f16 or bf16) in shared memory, as f32 (the kernels that stage weights there: gemv_q8_ring.cu,
+// gemv_q8_bulk.cu). Shared memory is read with volatile asm, as their waits are issued, so that the compiler
+// keeps every read after the wait.
+template <class S>
+__device__ __forceinline__ float scale_at(uint32_t addr) {
+  const uint16_t bits = lds16(addr);
+  if constexpr (std::is_same_v<S, __half>) return __half2float(__ushort_as_half(bits));
+  else return __uint_as_float(uint32_t(bits) << 16);
+}
+
 // The layouts the tuned shapes and the tensor-core kernel are compiled for: g4's int4 (bf16 scales, with or
 // without zero points) and a Q4_0 GGUF's (f16 scales, symmetric).
 template <class S, bool kAsym>
@@ -98,6 +109,16 @@ void launch_tc(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, c
 // one-token kernel's with K unsplit; a shape not compiled is an error.
 template <class S, bool kAsym>
 void launch_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int R, int ST,
+                 cudaStream_t s);
+
+// The one-token kernel streaming its weights into shared memory by bulk copies (gemv_q8_bulk.cu) with R rows a
+// warp and ST buffers a warp; its sums equal the one-token kernel's with K split over KS warps (1 or 4) bit for
+// bit. bulk_layout_ok: the layouts it takes (tc_layout_ok's, with rows of a multiple of 8 chunks and 16-byte
+// aligned codes, scales and zero points) on a GPU that has the copy engine (compute capability 9.0). A shape not
+// compiled is an error.
+bool bulk_layout_ok(const WeightDesc* ws, int n);
+template <class S, bool kAsym>
+void launch_bulk(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int R, int ST, int KS,
                  cudaStream_t s);
 
 }  // namespace g4::cuda::q8

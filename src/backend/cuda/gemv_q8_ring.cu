@@ -48,15 +48,6 @@ __device__ __forceinline__ void cp_async8_or_zero(uint32_t dst, const void* src,
   asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" ::"r"(dst), "l"(src), "r"(valid ? 8 : 0));
 }
 
-// A 16-bit scale (f16 or bf16) in shared memory, as f32. (Shared memory is read with volatile asm, as
-// cp_async_wait is issued, so that the compiler keeps every read after the wait.)
-template <class S>
-__device__ __forceinline__ float scale_at(uint32_t addr) {
-  const uint16_t bits = lds16(addr);
-  if constexpr (std::is_same_v<S, __half>) return __half2float(__ushort_as_half(bits));
-  else return __uint_as_float(uint32_t(bits) << 16);
-}
-
 // Warp w of the grid (gridDim.x kWarps warps) takes row groups w, w + warps, w + 2 warps, ... of the
 // segments (groups of R rows; rows past a segment's end are clamped to its last row, loaded and not stored),
 // each in ceil(nch / 32) rounds of 32 chunks a row.

@@ -65,6 +65,11 @@ struct GemvTuning {
   // and buffers a warp (4 and 4, ...), -1 never; 0 follows G4_CUDA_Q8_RING ("R,ST"; unset: never).
   int ring_rows = 0;
   int ring_stages = 0;
+  // One token through shared memory filled by bulk copies (gemv_q8_bulk.cu; compute capability 9.0), its sums
+  // in the shape's K-split order: rows a warp and buffers a warp (2 and 4, ...), -1 never; 0 follows
+  // G4_CUDA_Q8_BULK ("R,ST"; unset: never).
+  int bulk_rows = 0;
+  int bulk_stages = 0;
 };
 // T up to kGemvQ8MaxT when gemv_takes_q8(w, tune) (the integer kernel of gemv_q8.cu), else up to kGemvMaxT.
 void gemv(const WeightDesc& w, const float* x, int T, void* xp, float* y, cudaStream_t s, GemvTuning tune = {});

@@ -1,6 +1,7 @@
 // Shared-memory staging helpers shared by the tensor-core kernels (gemv_q8_tc.cu, attn_decode_tc.cu,
-// attn_prefill.cu): the shared address of a pointer, cp.async copies from global memory with their commit
-// groups, ldmatrix.
+// attn_prefill.cu) and the one-token GEMVs through shared memory (gemv_q8_ring.cu, gemv_q8_bulk.cu): the shared
+// address of a pointer, cp.async copies from global memory with their commit groups, ldmatrix, and (compute
+// capability 9.0) bulk copies that complete on an mbarrier.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -66,6 +67,56 @@ __device__ __forceinline__ uint4 lds128(uint32_t addr) {
   uint4 r;
   asm volatile("ld.shared.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "r"(addr));
   return r;
+}
+
+// --- Bulk copies (the copy engine of compute capability 9.0) and the mbarriers they complete on ---
+// One thread issues a copy of up to ~1 MB (16-byte aligned ends, a multiple of 16 bytes); the barrier's phase
+// completes when its expected arrivals have arrived and the bytes announced with mbar_arrive_expect_tx have
+// landed. Waiting on parity p returns once the phase of parity p is complete (a barrier's first phase is 0).
+// On older GPUs these compile to nothing: callers check bulk_copy_supported() on the host first.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define G4_BULK_COPY_ARCH 1
+#endif
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t arrivals) {
+#ifdef G4_BULK_COPY_ARCH
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(arrivals) : "memory");
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // visible to the copy engine
+#endif
+}
+// One arrival that also announces `bytes` more to land before the phase completes.
+__device__ __forceinline__ void mbar_arrive_expect_tx(uint32_t bar, uint32_t bytes) {
+#ifdef G4_BULK_COPY_ARCH
+  asm volatile("{\n .reg .b64 state;\n mbarrier.arrive.expect_tx.shared::cta.b64 state, [%0], %1;\n}" ::"r"(bar),
+               "r"(bytes)
+               : "memory");
+#endif
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+#ifdef G4_BULK_COPY_ARCH
+  uint32_t done = 0;
+  while (!done)
+    asm volatile(
+        "{\n .reg .pred ready;\n mbarrier.try_wait.parity.shared::cta.b64 ready, [%1], %2;\n selp.u32 %0, 1, 0, ready;\n}"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+#endif
+}
+// `bytes` from global src to shared dst by the copy engine, counted on barrier bar.
+__device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+#ifdef G4_BULK_COPY_ARCH
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+#endif
+}
+// Orders this thread's (and, after a __syncwarp or barrier, its peers') earlier shared-memory accesses
+// before the copy engine's later writes to the same bytes (a buffer refilled after it was read).
+__device__ __forceinline__ void fence_async_shared() {
+#ifdef G4_BULK_COPY_ARCH
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+#endif
 }
 
 }  // namespace g4::cuda
