@@ -116,25 +116,34 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_bulk_kernel(Segments segs
       issue(in, b == 0 ? ST - 1 : b - 1);
     }
     in.next(rounds, warps);
+    // The round's activations (from L1 or L2) are asked for before the wait for its weights.
+    constexpr int kU = kBulkChunks / 32;
+    uint4 xa[kU], xb[kU];
+    float2 dx[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int c = at.k * kBulkChunks + u * 32 + lane;
+      if (c < nch) {
+        const uint4* xp = xq + (c >> 5) * 64 + lane;
+        xa[u] = __ldg(xp), xb[u] = __ldg(xp + 32), dx[u] = __ldg(xd + c);
+      }
+    }
     mbar_wait(bars + uint32_t(b * 8), (parity >> b) & 1u);
     parity ^= 1u << b;
     const uint32_t buf = ring + uint32_t(b * Stage::kBytes);
 #pragma unroll
-    for (int u = 0; u < kBulkChunks / 32; ++u) {
+    for (int u = 0; u < kU; ++u) {
       const int c = at.k * kBulkChunks + u * 32 + lane;
       if (c < nch) {
-        const uint4* xb = xq + (c >> 5) * 64 + lane;
-        const uint4 xa = __ldg(xb), xb2 = __ldg(xb + 32);
-        const float2 dx = __ldg(xd + c);
 #pragma unroll
         for (int r = 0; r < R; ++r) {
           const int i = r * kBulkChunks + u * 32 + lane;
           const uint4 w = lds128(buf + uint32_t(i * 16));
           const float sc = scale_at<S>(buf + uint32_t(Stage::kCodes + i * 2));
           const float zp = kAsym ? scale_at<S>(buf + uint32_t(Stage::kCodes + Stage::kScales + i * 2)) : 8.f;
-          const float dot = biased_to_float(dot_chunk(w, xa, xb2));
+          const float dot = biased_to_float(dot_chunk(w, xa[u], xb[u]));
           float& a = acc[r][KS == 4 ? u : 0];
-          a = fmaf(sc, fmaf(dx.x, dot, -zp * dx.y), a);
+          a = fmaf(sc, fmaf(dx[u].x, dot, -zp * dx[u].y), a);
         }
       }
     }
