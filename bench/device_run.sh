@@ -153,7 +153,10 @@ if [ "$MODE" = gemv-ncu ]; then
   done
   exit 0
 fi
-summary() { grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$1" | sed "s|^|$(basename "$1" .log): |"; }
+summary() {
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) " "$1" | sed "s|^|$(basename "$1" .log): |" | grep . ||
+    echo "$(basename "$1" .log): no gtest summary (timed out or crashed); its last line: $(tail -1 "$1")"
+}
 # under SETTING CMD...: CMD under a setting of TEST_SETTINGS / AB (NAME=VALUE, commas joining several).
 under() { _set=$1; shift; env $(echo "$_set" | tr , " ") "$@"; }
 if [ "$MODE" = multi ]; then
@@ -172,7 +175,7 @@ if [ "$MODE" = multi ]; then
     for sw in ${MULTI_SETTINGS:-default}; do
       e=$sw; [ "$sw" = default ] && e=""
       for sh in ${MULTI_SHAPES:-5376x8192 5376x21504 21504x5376}; do
-        under "$e" $B/cuda_gemv_bench 9 multi 400 "$sh" 2>&1 | awk -v s="$sw" '/^(int4|q4_0)/ {print $1, $2, $3, s, $4}'
+        under "$e" timeout "${RUN_TIMEOUT:-240}" $B/cuda_gemv_bench 9 multi 400 "$sh" 2>&1 | awk -v s="$sw" '/^(int4|q4_0)/ {print $1, $2, $3, s, $4}'
       done
     done
   done | awk '{k = $1 " " $2 " " $3 " " $4; if (!(k in u)) o[n++] = k; u[k] = u[k] " " $5}
@@ -196,10 +199,15 @@ if [ "$MODE" = attn ]; then
   exit 0
 fi
 if [ "$MODE" != bench ] && [ -z "${SKIP_TESTS:-}" ]; then  # SKIP_TESTS=1: a second mode in the same call
-  $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_tests.log" 2>&1
-  $B/tests/model/test_model --gtest_filter='*Sequences*/2' > "$LOG/cuda_sequences.log" 2>&1
-  $B/tests/e2e/test_cli --gtest_filter='*Cuda*' > "$LOG/cuda_cli.log" 2>&1
-  $B/tests/engine/test_assistant --gtest_filter='*ShippedAssistant*' > "$LOG/cuda_assistant.log" 2>&1
+  # Each test binary under a time limit (TEST_TIMEOUT seconds, default 300), so that a kernel that hangs costs
+  # that much of the call, not all of it (the log then ends without gtest's summary).
+  tl="timeout ${TEST_TIMEOUT:-300}"
+  # (the bulk-copy GEMV, new and not yet run on a GPU, apart: a hang there leaves the other tests' results)
+  $tl $B/tests/backend_cuda/test_backend_cuda --gtest_filter='-*Bulk*' > "$LOG/cuda_tests.log" 2>&1
+  timeout 120 $B/tests/backend_cuda/test_backend_cuda --gtest_filter='*Bulk*' > "$LOG/cuda_bulk.log" 2>&1
+  $tl $B/tests/model/test_model --gtest_filter='*Sequences*/2' > "$LOG/cuda_sequences.log" 2>&1
+  $tl $B/tests/e2e/test_cli --gtest_filter='*Cuda*' > "$LOG/cuda_cli.log" 2>&1
+  $tl $B/tests/engine/test_assistant --gtest_filter='*ShippedAssistant*' > "$LOG/cuda_assistant.log" 2>&1
   # Speculative decoding on cuda: greedy with n-gram drafts must give plain greedy's tokens.
   P="And God said, Let there be light: and there was light. And God said, Let there be light: and there was"
   for d in "" "--draft-ngram --draft-max 4"; do
@@ -218,8 +226,8 @@ PY
   for sw in ${TEST_SETTINGS:-}; do
     i=$((i + 1))
     echo "$sw" > "$LOG/setting_$i.txt"
-    under "$sw" $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_set${i}_tests.log" 2>&1
-    under "$sw" $B/tests/model/test_model --gtest_filter='*Sequences*/2' > "$LOG/cuda_set${i}_sequences.log" 2>&1
+    under "$sw" $tl $B/tests/backend_cuda/test_backend_cuda > "$LOG/cuda_set${i}_tests.log" 2>&1
+    under "$sw" $tl $B/tests/model/test_model --gtest_filter='*Sequences*/2' > "$LOG/cuda_set${i}_sequences.log" 2>&1
   done
   echo "== tests (cuda_setN: under setting N of TEST_SETTINGS)"
   i=0
@@ -255,7 +263,8 @@ if [ "$MODE" = ab ]; then
     bench $ARGS | sed 's/"parallel"/"ab": "default", "parallel"/'
     for sw in $SETTINGS; do
       # G4_BIN=PATH in a setting: that g4 instead of this build's (an A/B of two builds; --pack-alt)
-      under "$sw" sh -c 'exec "${G4_BIN:-$0}" "$@"' $B/g4 bench -m "$SYNTH" --backend cuda --json $ARGS \
+      # (a setting whose kernels hang loses RUN_TIMEOUT seconds, default 240, and its row)
+      under "$sw" timeout "${RUN_TIMEOUT:-240}" sh -c 'exec "${G4_BIN:-$0}" "$@"' $B/g4 bench -m "$SYNTH" --backend cuda --json $ARGS \
         2>>"$LOG/bench.err" | sed 's|"parallel"|"ab": "'"$sw"'", "parallel"|'
     done
   done > "$LOG/bench.jsonl"
