@@ -51,7 +51,6 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_bulk_kernel(Segments segs
                                                                    const float2* __restrict__ xd) {
   static_assert(sizeof(S) == 2 && ST >= 2 && (KS == 1 || KS == 4), "16-bit scales, two buffers at least, KS 1 or 4");
   using Stage = BulkStage<R, kAsym>;
-  constexpr int kSums = KS;  // sums a lane keeps a row
   extern __shared__ __align__(128) unsigned char bulk_smem[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const uint32_t ring = smem_addr(bulk_smem) + uint32_t(warp * ST * Stage::kBytes);
@@ -102,11 +101,11 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_bulk_kernel(Segments segs
     if (lane == 0) issue(in, b);
   grid_dependency_sync();
 
-  float acc[R][kSums];
+  float acc[R][KS];  // a lane's sums of a row: KS of them (chunk c's goes to (c / 32) % KS)
 #pragma unroll
   for (int r = 0; r < R; ++r)
 #pragma unroll
-    for (int k = 0; k < kSums; ++k) acc[r][k] = 0.f;
+    for (int k = 0; k < KS; ++k) acc[r][k] = 0.f;
   uint32_t parity = 0;  // bit b: the parity of buffer b's next phase
   for (int b = 0; at.g < n_groups; b = b + 1 == ST ? 0 : b + 1) {
     // The buffer before b was read by every lane in the previous round (or never used yet): refill it.
@@ -142,7 +141,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_bulk_kernel(Segments segs
           const float sc = scale_at<S>(buf + uint32_t(Stage::kCodes + i * 2));
           const float zp = kAsym ? scale_at<S>(buf + uint32_t(Stage::kCodes + Stage::kScales + i * 2)) : 8.f;
           const float dot = biased_to_float(dot_chunk(w, xa[u], xb[u]));
-          float& a = acc[r][KS == 4 ? u : 0];
+          float& a = acc[r][u % KS];
           a = fmaf(sc, fmaf(dx[u].x, dot, -zp * dx[u].y), a);
         }
       }
@@ -164,7 +163,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_bulk_kernel(Segments segs
         }
         if (lane == 0 && row0 + r < rows) y[row0 + r] = v;
 #pragma unroll
-        for (int k = 0; k < kSums; ++k) acc[r][k] = 0.f;
+        for (int k = 0; k < KS; ++k) acc[r][k] = 0.f;
       }
     }
     at.next(rounds, warps);
