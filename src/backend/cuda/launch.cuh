@@ -38,6 +38,26 @@ __device__ __forceinline__ void grid_dependency_sync() {
 #endif
 }
 
+// The same, for a kernel that rounds the input of the integer GEMV after it (the residual norm pair, the
+// GELU): with next_first that GEMV may launch at this kernel's start instead of after its wait, so that its
+// blocks take SM room as the GEMV before this kernel drains and begin copying their first weights. This
+// breaks the rule above for that one successor (its predecessor's predecessor may still run while it runs
+// before its wait), which is safe because a GEMV reads nothing but weights before its wait.
+__device__ __forceinline__ void grid_dependency_sync(bool next_first) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (next_first) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+  grid_dependency_sync();
+}
+
+// Whether those kernels pass next_first: G4_CUDA_EARLY_GEMV=1, off (with the register GEMV: -1.2% a token on
+// the H100, thirty-first session, docs/PERF.md; for the bulk-copy GEMV, whose early rounds land in shared
+// memory and stay there, not yet measured).
+inline bool early_gemv_launch() {
+  static const bool on = env_switch("G4_CUDA_EARLY_GEMV", false);
+  return on;
+}
+
 // True when kernels are launched with PDL: a GPU of compute capability 9.0 or later, and G4_CUDA_PDL is
 // not "0" (for comparisons).
 inline bool pdl_enabled() {

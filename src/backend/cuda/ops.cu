@@ -179,8 +179,8 @@ __global__ void gelu_mul_kernel(const float* gate, const float* up, int64_t n, f
 // lanes a chunk (quantize_chunk_lanes: the bytes gemv_q8_quantize_x writes), the padding chunks zero.
 // (gate, up and out 16-byte aligned; out may be gate.)
 __global__ void gelu_mul_q8_kernel(const float* gate, const float* up, int64_t rows, int n, float* out,
-                                   uint4* __restrict__ xq, int nch_pad) {
-  grid_dependency_sync();
+                                   uint4* __restrict__ xq, int nch_pad, bool early_next) {
+  grid_dependency_sync(early_next);
   // (index arithmetic in 32 bits: rows <= kGemvQ8MaxT, so rows * n stays far below 2^31)
   const int n4 = int(rows) * n / 4, i4 = int(blockIdx.x * blockDim.x + threadIdx.x);
   const bool live = i4 < n4;  // (the same for a chunk's 8 lanes: n4 is a multiple of 8)
@@ -268,7 +268,7 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
                                                                   const float* __restrict__ w1, float s,
                                                                   const float* __restrict__ w2, float eps, int n,
                                                                   float* __restrict__ out, uint4* __restrict__ xq,
-                                                                  int nch_pad) {
+                                                                  int nch_pad, bool early_next) {
   const int64_t r = blockIdx.x;
   const int n4 = n / 4;
   const float4* w1v = reinterpret_cast<const float4*>(w1);
@@ -280,7 +280,7 @@ __global__ void __launch_bounds__(1024) add_norm_scale_norm_kernel(float* __rest
     const int idx = threadIdx.x + i * blockDim.x;
     if (idx < n4) wa[i] = w1v[idx];
   }
-  grid_dependency_sync();
+  grid_dependency_sync(kQx && early_next);
   const float4* orow = reinterpret_cast<const float4*>(o + r * n);
   float4* xrow = reinterpret_cast<float4*>(x + r * n);
 #pragma unroll
@@ -466,7 +466,7 @@ bool add_norm_scale_norm(float* x, const float* o, const float* w1, float sc, co
   // (an instance apart, so the plain one carries none of the rounding's registers: one kernel with a runtime
   // switch spilled 8 bytes at its 64-register bound)
   launch(xq ? add_norm_scale_norm_kernel<true> : add_norm_scale_norm_kernel<false>, unsigned(rows), th, 0, s, x, o, w1,
-         sc, w2, eps, int(n), out, static_cast<uint4*>(xq), nch_pad);
+         sc, w2, eps, int(n), out, static_cast<uint4*>(xq), nch_pad, early_gemv_launch());
   G4_CUDA_LAUNCHED();
   return true;
 }
@@ -524,7 +524,7 @@ bool gelu_mul_q8(const float* gate, const float* up, int64_t rows, int64_t n, fl
   // level with 64). G4_CUDA_GELU_BLOCK: another multiple of 32, for comparisons.
   static const int bt = std::clamp(env_int("G4_CUDA_GELU_BLOCK", 32) / 32 * 32, 32, 1024);
   launch(gelu_mul_q8_kernel, unsigned((threads + bt - 1) / bt), unsigned(bt), 0, s, gate, up, rows, int(n), out,
-         static_cast<uint4*>(xq), nch_pad);
+         static_cast<uint4*>(xq), nch_pad, early_gemv_launch());
   G4_CUDA_LAUNCHED();
   return true;
 }
