@@ -215,6 +215,50 @@ struct HandInt4 {
   }
 };
 
+// Two int4 weights (g32; g4's int4 with zero points or Q4_0's layout) of the same columns sharing one token's
+// activation, rounded to int8 on the device, as q/k/v share x: run(tu) is one launch of gemv_q8_multi over both,
+// its outputs the first weight's rows, then the second's (outputs start as NaN bits).
+struct TwoWeightsOneToken {
+  HandInt4 w0, w1;
+  cuda::WeightDesc wd[2];
+  int64_t rows[2];
+  float* xd = nullptr;
+  void* xq = nullptr;
+  float* yd[2] = {};
+
+  TwoWeightsOneToken(std::mt19937& rng, int64_t rows0, int64_t rows1, int64_t cols, bool q4_0)
+      : w0(rng, rows0, cols, stype(q4_0), !q4_0, 32), w1(rng, rows1, cols, stype(q4_0), !q4_0, 32), wd{w0.wd, w1.wd},
+        rows{rows0, rows1} {
+    auto x = randn(rng, size_t(cols));
+    for (size_t j = 0; j < x.size(); j += 97) x[j] *= 9.f;
+    EXPECT_EQ(cudaMalloc(&xd, x.size() * 4), cudaSuccess);
+    EXPECT_EQ(cudaMalloc(&xq, cuda::gemv_q8_x_bytes(wd[0], 1)), cudaSuccess);
+    for (int i = 0; i < 2; ++i) EXPECT_EQ(cudaMalloc(&yd[i], size_t(rows[i]) * 4), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(xd, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+    cuda::gemv_q8_quantize_x(wd[0], xd, 1, xq, nullptr);
+  }
+  ~TwoWeightsOneToken() { cudaFree(xd), cudaFree(xq), cudaFree(yd[0]), cudaFree(yd[1]); }
+  static cuda::SType stype(bool q4_0) { return q4_0 ? cuda::SType::kF16 : cuda::SType::kBF16; }
+
+  std::vector<float> run(cuda::GemvTuning tu) {
+    for (int i = 0; i < 2; ++i) EXPECT_EQ(cudaMemset(yd[i], 0xFF, size_t(rows[i]) * 4), cudaSuccess);
+    cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, tu);
+    EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<float> got(size_t(rows[0] + rows[1]));
+    EXPECT_EQ(cudaMemcpy(got.data(), yd[0], size_t(rows[0]) * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_EQ(cudaMemcpy(got.data() + rows[0], yd[1], size_t(rows[1]) * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    return got;
+  }
+  // Outputs of `got` whose bits differ from `want`'s.
+  static int bit_diffs(const std::vector<float>& got, const std::vector<float>& want) {
+    EXPECT_EQ(got.size(), want.size());
+    int diff = 0;
+    for (size_t i = 0; i < got.size() && i < want.size(); ++i) diff += std::memcmp(&got[i], &want[i], 4) != 0;
+    return diff;
+  }
+  void expect_error(cuda::GemvTuning tu) { EXPECT_THROW(cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, tu), Error); }
+};
+
 // got within f32 rounding of the host sum; at most 3 failures reported.
 void expect_host_sum(const std::vector<float>& got, const std::vector<float>& want, const std::vector<double>& mag,
                      const std::string& what) {
@@ -311,46 +355,20 @@ TEST_F(CudaTest, Int4RingGemvEqualsTheOneTokenKernelBitwise) {
   };
   for (const Case& c : {Case{301, 70, 5376}, Case{20000, 3, 256}, Case{64, 5, 8192}}) {
     for (const bool q4_0 : {false, true}) {
-      const cuda::SType st = q4_0 ? cuda::SType::kF16 : cuda::SType::kBF16;
-      HandInt4 w0(rng_, c.rows0, c.cols, st, !q4_0, 32), w1(rng_, c.rows1, c.cols, st, !q4_0, 32);
-      const cuda::WeightDesc wd[2] = {w0.wd, w1.wd};
-      const int64_t rows[2] = {c.rows0, c.rows1};
-      auto x = randn(rng_, size_t(c.cols));
-      for (size_t j = 0; j < x.size(); j += 97) x[j] *= 9.f;
-      float* xd = nullptr;
-      void* xq = nullptr;
-      float* yd[2] = {};
-      ASSERT_EQ(cudaMalloc(&xd, x.size() * 4), cudaSuccess);
-      ASSERT_EQ(cudaMalloc(&xq, cuda::gemv_q8_x_bytes(wd[0], 1)), cudaSuccess);
-      for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMalloc(&yd[i], size_t(rows[i]) * 4), cudaSuccess);
-      ASSERT_EQ(cudaMemcpy(xd, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
-      cuda::gemv_q8_quantize_x(wd[0], xd, 1, xq, nullptr);
-      auto run = [&](cuda::GemvTuning tu) {
-        for (int i = 0; i < 2; ++i) EXPECT_EQ(cudaMemset(yd[i], 0xFF, size_t(rows[i]) * 4), cudaSuccess);
-        cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, tu);
-        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        std::vector<float> got(size_t(rows[0] + rows[1]));
-        EXPECT_EQ(cudaMemcpy(got.data(), yd[0], size_t(rows[0]) * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-        EXPECT_EQ(cudaMemcpy(got.data() + rows[0], yd[1], size_t(rows[1]) * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-        return got;
-      };
+      TwoWeightsOneToken g(rng_, c.rows0, c.rows1, c.cols, q4_0);
       cuda::GemvTuning plain{4, 2, 1, 1, 0, 0};
       plain.ring_rows = -1;
-      const std::vector<float> want = run(plain);
+      const std::vector<float> want = g.run(plain);
       for (const auto& [R, ST] : {std::pair{4, 3}, {4, 4}, {4, 6}, {2, 8}, {8, 3}}) {
         cuda::GemvTuning tu{4, 2, 1, 1, 0, 0};
         tu.ring_rows = R, tu.ring_stages = ST;
-        const std::vector<float> got = run(tu);
-        int diff = 0;
-        for (size_t i = 0; i < got.size(); ++i) diff += std::memcmp(&got[i], &want[i], 4) != 0;
-        EXPECT_EQ(diff, 0) << "ring of " << R << " rows x " << ST << " buffers, " << c.rows0 << " + " << c.rows1
-                           << " rows x " << c.cols << (q4_0 ? " (Q4_0 layout)" : " (int4 with zero points)")
-                           << ": outputs that differ from the one-token kernel";
+        EXPECT_EQ(TwoWeightsOneToken::bit_diffs(g.run(tu), want), 0)
+            << "ring of " << R << " rows x " << ST << " buffers, " << c.rows0 << " + " << c.rows1 << " rows x " << c.cols
+            << (q4_0 ? " (Q4_0 layout)" : " (int4 with zero points)") << ": outputs that differ from the one-token kernel";
       }
       cuda::GemvTuning bad{4, 2, 1, 1, 0, 0};
       bad.ring_rows = 3, bad.ring_stages = 4;
-      EXPECT_THROW(cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, bad), Error);
-      cudaFree(xd), cudaFree(xq), cudaFree(yd[0]), cudaFree(yd[1]);
+      g.expect_error(bad);
     }
   }
 }
@@ -372,50 +390,24 @@ TEST_F(CudaTest, Int4BulkGemvEqualsTheOneTokenKernelBitwise) {
   };
   for (const Case& c : {Case{301, 70, 5376}, Case{20000, 3, 256}, Case{64, 5, 8192}}) {
     for (const bool q4_0 : {false, true}) {
-      const cuda::SType st = q4_0 ? cuda::SType::kF16 : cuda::SType::kBF16;
-      HandInt4 w0(rng_, c.rows0, c.cols, st, !q4_0, 32), w1(rng_, c.rows1, c.cols, st, !q4_0, 32);
-      const cuda::WeightDesc wd[2] = {w0.wd, w1.wd};
-      const int64_t rows[2] = {c.rows0, c.rows1};
-      auto x = randn(rng_, size_t(c.cols));
-      for (size_t j = 0; j < x.size(); j += 97) x[j] *= 9.f;
-      float* xd = nullptr;
-      void* xq = nullptr;
-      float* yd[2] = {};
-      ASSERT_EQ(cudaMalloc(&xd, x.size() * 4), cudaSuccess);
-      ASSERT_EQ(cudaMalloc(&xq, cuda::gemv_q8_x_bytes(wd[0], 1)), cudaSuccess);
-      for (int i = 0; i < 2; ++i) ASSERT_EQ(cudaMalloc(&yd[i], size_t(rows[i]) * 4), cudaSuccess);
-      ASSERT_EQ(cudaMemcpy(xd, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
-      cuda::gemv_q8_quantize_x(wd[0], xd, 1, xq, nullptr);
-      auto run = [&](cuda::GemvTuning tu) {
-        for (int i = 0; i < 2; ++i) EXPECT_EQ(cudaMemset(yd[i], 0xFF, size_t(rows[i]) * 4), cudaSuccess);
-        cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, tu);
-        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-        std::vector<float> got(size_t(rows[0] + rows[1]));
-        EXPECT_EQ(cudaMemcpy(got.data(), yd[0], size_t(rows[0]) * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-        EXPECT_EQ(cudaMemcpy(got.data() + rows[0], yd[1], size_t(rows[1]) * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-        return got;
-      };
+      TwoWeightsOneToken g(rng_, c.rows0, c.rows1, c.cols, q4_0);
       // The register kernel's shapes whose orders the bulk kernel repeats: K unsplit, K split over 4 warps.
       for (const cuda::GemvTuning shape : {cuda::GemvTuning{4, 2, 1, 1, 0, 0}, cuda::GemvTuning{4, 1, 4, 1, 1, 0}}) {
         cuda::GemvTuning plain = shape;
         plain.bulk_rows = -1, plain.ring_rows = -1;
-        const std::vector<float> want = run(plain);
+        const std::vector<float> want = g.run(plain);
         for (const auto& [R, ST] : {std::pair{2, 3}, {2, 4}, {4, 2}}) {
           cuda::GemvTuning tu = shape;
           tu.bulk_rows = R, tu.bulk_stages = ST;
-          const std::vector<float> got = run(tu);
-          int diff = 0;
-          for (size_t i = 0; i < got.size(); ++i) diff += std::memcmp(&got[i], &want[i], 4) != 0;
-          EXPECT_EQ(diff, 0) << "bulk copies, " << R << " rows x " << ST << " buffers, K split " << shape.ksplit << ", "
-                             << c.rows0 << " + " << c.rows1 << " rows x " << c.cols
-                             << (q4_0 ? " (Q4_0 layout)" : " (int4 with zero points)")
-                             << ": outputs that differ from the one-token kernel";
+          EXPECT_EQ(TwoWeightsOneToken::bit_diffs(g.run(tu), want), 0)
+              << "bulk copies, " << R << " rows x " << ST << " buffers, K split " << shape.ksplit << ", " << c.rows0
+              << " + " << c.rows1 << " rows x " << c.cols << (q4_0 ? " (Q4_0 layout)" : " (int4 with zero points)")
+              << ": outputs that differ from the one-token kernel";
         }
         cuda::GemvTuning bad = shape;
         bad.bulk_rows = 3, bad.bulk_stages = 4;
-        EXPECT_THROW(cuda::gemv_q8_multi(wd, yd, 2, xq, 1, nullptr, bad), Error);
+        g.expect_error(bad);
       }
-      cudaFree(xd), cudaFree(xq), cudaFree(yd[0]), cudaFree(yd[1]);
     }
   }
 }

@@ -343,35 +343,24 @@ Q8Shape pick_shape(const WeightDesc* ws, int n, int T, GemvTuning tu) {
   return one.KS == 4 && one.pipe ? Q8Shape{2, 1, 4, true} : Q8Shape{};
 }
 
-// Whether a one-token launch whose shape leaves K unsplit streams through the shared-memory ring
-// (gemv_q8_ring.cu), and its rows and buffers a warp: the tuning's, else G4_CUDA_Q8_RING ("R,ST"). Unset or
-// malformed: never (on the H100 the ring is 5-30% slower a launch and 12% a token; the H200 not measured yet;
-// docs/PERF.md).
-bool pick_ring(GemvTuning tu, int (&ring)[2]) {
-  if (tu.ring_rows < 0) return false;
-  if (tu.ring_rows > 0) {
-    ring[0] = tu.ring_rows, ring[1] = tu.ring_stages > 0 ? tu.ring_stages : 4;
+// Rows a warp and buffers a warp for a one-token kernel that streams through shared memory, when a launch takes
+// it: the tuning's (rows > 0; -1: never; stages 0: 4), else the environment variable's ("R,ST"). Unset or
+// malformed: never. G4_CUDA_Q8_RING: gemv_q8_ring.cu, where the shape leaves K unsplit (on the H100 5-30%
+// slower a launch and 12% a token; the H200 not measured yet; docs/PERF.md); G4_CUDA_Q8_BULK: gemv_q8_bulk.cu
+// (not measured yet).
+template <const char* kEnv>
+bool pick_staged(int tu_rows, int tu_stages, int (&rs)[2]) {
+  if (tu_rows < 0) return false;
+  if (tu_rows > 0) {
+    rs[0] = tu_rows, rs[1] = tu_stages > 0 ? tu_stages : 4;
     return true;
   }
   static int env[2] = {0, 0};
-  static const bool on = env_ints("G4_CUDA_Q8_RING", env);
-  ring[0] = env[0], ring[1] = env[1];
+  static const bool on = env_ints(kEnv, env);
+  rs[0] = env[0], rs[1] = env[1];
   return on;
 }
-
-// Whether a one-token launch streams its weights by bulk copies (gemv_q8_bulk.cu), and its rows and buffers a
-// warp: the tuning's, else G4_CUDA_Q8_BULK ("R,ST"). Unset or malformed: never (not measured yet).
-bool pick_bulk(GemvTuning tu, int (&bulk)[2]) {
-  if (tu.bulk_rows < 0) return false;
-  if (tu.bulk_rows > 0) {
-    bulk[0] = tu.bulk_rows, bulk[1] = tu.bulk_stages > 0 ? tu.bulk_stages : 4;
-    return true;
-  }
-  static int env[2] = {0, 0};
-  static const bool on = env_ints("G4_CUDA_Q8_BULK", env);
-  bulk[0] = env[0], bulk[1] = env[1];
-  return on;
-}
+constexpr char kRingEnv[] = "G4_CUDA_Q8_RING", kBulkEnv[] = "G4_CUDA_Q8_BULK";
 
 template <class S, bool kAsym>
 void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, int T, GemvTuning tu,
@@ -380,9 +369,9 @@ void launch_q8_t(const WeightDesc* ws, float* const* ys, int n, const uint4* xq,
   if constexpr (kTunedLayout<S, kAsym>) {
     if (v.R == 0) return launch_tc<S, kAsym>(ws, ys, n, xq, xd, T, v.KS, s);
     int bulk[2], ring[2];
-    if (T == 1 && pick_bulk(tu, bulk) && bulk_layout_ok(ws, n))
+    if (T == 1 && pick_staged<kBulkEnv>(tu.bulk_rows, tu.bulk_stages, bulk) && bulk_layout_ok(ws, n))
       return launch_bulk<S, kAsym>(ws, ys, n, xq, xd, bulk[0], bulk[1], v.KS, s);
-    if (T == 1 && v.KS == 1 && pick_ring(tu, ring) && tc_layout_ok(ws, n))
+    if (T == 1 && v.KS == 1 && pick_staged<kRingEnv>(tu.ring_rows, tu.ring_stages, ring) && tc_layout_ok(ws, n))
       return launch_ring<S, kAsym>(ws, ys, n, xq, xd, ring[0], ring[1], s);
   }
   // Row groups a warp asks L2 for before the wait: none by default since the first round's weights go into

@@ -59,17 +59,9 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_bulk_kernel(Segments segs
   const int64_t warps = int64_t(gridDim.x) * kWarps;
   const int rounds = (nch + kBulkChunks - 1) / kBulkChunks;
 
-  // A position in the warp's sequence of rounds: row group g (past n_groups: none left), round k of it.
-  struct Cursor {
-    int64_t g;
-    int k;
-    __device__ void next(int rounds, int64_t warps) {
-      if (++k == rounds) k = 0, g += warps;
-    }
-  };
   // Round (g, k) into buffer b (lane 0 only): the bytes announced on the buffer's barrier, then the copies.
   // Nothing past the last group (its buffer's barrier is then never waited on).
-  auto issue = [&](const Cursor& at, int b) {
+  auto issue = [&](const RoundCursor& at, int b) {
     if (at.g >= n_groups) return;
     int64_t row0;
     const int s = locate_group(segs, at.g, R, row0);
@@ -94,8 +86,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_bulk_kernel(Segments segs
   if (lane == 0)
     for (int b = 0; b < ST; ++b) mbar_init(bars + uint32_t(b * 8), 1);
   __syncwarp();
-  Cursor in{int64_t(blockIdx.x) * kWarps + warp, 0};  // the next round to issue
-  Cursor at = in;                                      // the round to multiply
+  RoundCursor in{int64_t(blockIdx.x) * kWarps + warp, 0};  // the next round to issue
+  RoundCursor at = in;                                      // the round to multiply
 #pragma unroll
   for (int b = 0; b < ST - 1; ++b, in.next(rounds, warps))
     if (lane == 0) issue(in, b);
@@ -172,17 +164,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_bulk_kernel(Segments segs
 
 template <class S, bool kAsym, int R, int ST, int KS>
 void launch_bulk_shape(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, cudaStream_t s) {
-  auto kernel = gemv_q8_bulk_kernel<S, kAsym, R, ST, KS>;
-  constexpr size_t smem = BulkStage<R, kAsym>::smem(ST);
-  static const int64_t resident = [&] {
-    G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    return resident_blocks(kernel, kWarps * 32, smem);
-  }();
-  const Segments sg = make_segments(ws, ys, n, R);
-  const int64_t groups = sg.group_end[n - 1];
-  // Row groups are the warps' items: as many warps as take the same number of rounds (to within one group).
-  const int64_t warps = stride_blocks_for(resident * kWarps, groups, /*even=*/true);
-  launch(kernel, unsigned((warps + kWarps - 1) / kWarps), kWarps * 32, smem, s, sg, int(ws[0].cols / 32), xq, xd);
+  launch_warp_groups<gemv_q8_bulk_kernel<S, kAsym, R, ST, KS>, R>(BulkStage<R, kAsym>::smem(ST), ws, ys, n, xq, xd, s);
 }
 
 template <class S, bool kAsym, int KS>

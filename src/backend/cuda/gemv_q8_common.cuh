@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "backend/cuda/grid.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/launch.cuh"
 #include "backend/cuda/load.cuh"
 #include "backend/cuda/mma_s8.cuh"
 #include "backend/cuda/q8_act.cuh"
@@ -51,6 +53,16 @@ __device__ __forceinline__ int locate_group(const Segments& segs, int64_t gi, in
   row0 = (gi - (s ? pick(s - 1, segs.group_end) : 0)) * R;
   return s;
 }
+
+// A position in a warp's sequence of rounds (the kernels that stream rounds through shared memory, each warp
+// taking row groups w, w + warps, ...): row group g (past the last: none left), round k of it.
+struct RoundCursor {
+  int64_t g;
+  int k;
+  __device__ void next(int rounds, int64_t warps) {
+    if (++k == rounds) k = 0, g += warps;
+  }
+};
 
 // kFloatBias + the chunk's integer dot product (biased_to_float gives it as a float).
 __device__ __forceinline__ int dot_chunk(const uint4& w, const uint4& a, const uint4& b) {
@@ -94,6 +106,21 @@ inline Segments make_segments(const WeightDesc* ws, float* const* ys, int n, int
   }
   return sg;
 }
+// Launches kKernel(segments, chunks a row, xq, xd), a one-token kernel whose warps take the row groups (R rows)
+// w, w + warps, w + 2 warps, ... with `smem` bytes of dynamic shared memory a block (gemv_q8_ring.cu,
+// gemv_q8_bulk.cu): as many warps as take the same number of groups (to within one), one wave.
+template <auto kKernel, int R>
+void launch_warp_groups(size_t smem, const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd,
+                        cudaStream_t s) {
+  static const int64_t resident = [&] {
+    G4_CUDA(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    return resident_blocks(kKernel, kWarps * 32, smem);
+  }();
+  const Segments sg = make_segments(ws, ys, n, R);
+  const int64_t warps = stride_blocks_for(resident * kWarps, sg.group_end[n - 1], /*even=*/true);
+  launch(kKernel, unsigned((warps + kWarps - 1) / kWarps), kWarps * 32, smem, s, sg, int(ws[0].cols / 32), xq, xd);
+}
+
 // Whether weights can take the tensor-core kernel (gemv_q8_tc.cu): a scale per 32-value chunk, rows of a
 // multiple of 4 chunks, 8-byte aligned scales and zero points, 32-bit chunk offsets.
 bool tc_layout_ok(const WeightDesc* ws, int n);

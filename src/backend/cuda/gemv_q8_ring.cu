@@ -63,17 +63,9 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_ring_kernel(Segments segs
   const int64_t warps = int64_t(gridDim.x) * kWarps;
   const int rounds = (nch + 31) / 32;
 
-  // A position in the warp's sequence of rounds: row group g (past n_groups: none left), round k of it.
-  struct Cursor {
-    int64_t g;
-    int k;
-    __device__ void next(int rounds, int64_t warps) {
-      if (++k == rounds) k = 0, g += warps;
-    }
-  };
   // Round (g, k) into buffer b; one commit group a call, empty past the last group (so that the waits below
   // count groups alike at the end).
-  auto issue = [&](const Cursor& at, int b) {
+  auto issue = [&](const RoundCursor& at, int b) {
     if (at.g < n_groups) {
       int64_t row0;
       const int s = locate_group(segs, at.g, R, row0);
@@ -101,8 +93,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_ring_kernel(Segments segs
     cp_async_commit();
   };
 
-  Cursor in{int64_t(blockIdx.x) * kWarps + warp, 0};  // the next round to issue
-  Cursor at = in;                                      // the round to multiply
+  RoundCursor in{int64_t(blockIdx.x) * kWarps + warp, 0};  // the next round to issue
+  RoundCursor at = in;                                      // the round to multiply
 #pragma unroll
   for (int b = 0; b < ST - 1; ++b, in.next(rounds, warps)) issue(in, b);
   grid_dependency_sync();
@@ -149,17 +141,8 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_ring_kernel(Segments segs
 
 template <class S, bool kAsym, int R, int ST>
 void launch_ring_shape(const WeightDesc* ws, float* const* ys, int n, const uint4* xq, const float2* xd, cudaStream_t s) {
-  auto kernel = gemv_q8_ring_kernel<S, kAsym, R, ST>;
-  constexpr size_t smem = size_t(kWarps) * ST * RingStage<R, kAsym>::kBytes;
-  static const int64_t resident = [&] {
-    G4_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    return resident_blocks(kernel, kWarps * 32, smem);
-  }();
-  const Segments sg = make_segments(ws, ys, n, R);
-  const int64_t groups = sg.group_end[n - 1];
-  // Row groups are the warps' items: as many warps as take the same number of rounds (to within one group).
-  const int64_t warps = stride_blocks_for(resident * kWarps, groups, /*even=*/true);
-  launch(kernel, unsigned((warps + kWarps - 1) / kWarps), kWarps * 32, smem, s, sg, int(ws[0].cols / 32), xq, xd);
+  launch_warp_groups<gemv_q8_ring_kernel<S, kAsym, R, ST>, R>(size_t(kWarps) * ST * RingStage<R, kAsym>::kBytes, ws, ys,
+                                                              n, xq, xd, s);
 }
 
 }  // namespace
