@@ -67,7 +67,7 @@ int run_serve(const RunOptions& ro, const ServeOpts& so, const DraftFlags& df) {
   o.max_body_bytes = size_t(so.max_body);
   o.default_max_tokens = ro.max_new_tokens;
   o.defaults = sampling_from(ro, b);
-  o.random_seed = !ro.seed;  // --seed fixes every request's default seed; else each request draws its own
+  o.random_seed = !fixed_seed(ro);  // --seed fixes every request's default seed; else each request draws its own
   o.cache = kv_options(ro, so.parallel);
   // A step's prompt chunk stalls the other slots' next token for as long as it takes: 512 tokens are ~0.1 s
   // on an H200 but ~15 s on a 2-core CPU (37 tok/s), where 64 cost ~1.7 s at the same prefill rate per token

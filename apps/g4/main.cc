@@ -22,6 +22,12 @@ std::string flag_error(CLI::App& app, const CLI::ParseError& e) {
   std::string msg = e.what();
   if (e.get_name() == "ArgumentMismatch" && msg.find(':') != std::string::npos)  // "--temp: 1 required ... missing"
     msg = msg.substr(0, msg.find(':')) + ": needs a value";
+  // A value of a numeric flag without a range check ("Could not convert: --seed = x"): said as in_range says it.
+  const std::string kConvert = "Could not convert: ";
+  if (e.get_name() == "ConversionError" && msg.rfind(kConvert, 0) == 0 && msg.find(" = ") != std::string::npos) {
+    const size_t eq = msg.find(" = ");
+    msg = msg.substr(kConvert.size(), eq - kConvert.size()) + ": '" + msg.substr(eq + 3) + "' is not a number";
+  }
   for (char& c : msg)
     if (c == '\n' || c == '\r') c = ' ';
   while (!msg.empty() && msg.back() == ' ') msg.pop_back();

@@ -1,6 +1,7 @@
 #include "run_options.h"
 
 #include <cstdio>
+#include <limits>
 #include <random>
 
 #include "base/error.h"
@@ -31,7 +32,8 @@ void add_run_options(CLI::App* c, RunOptions& o) {
   c->add_option("--min-p", o.min_p, "drop tokens below min-p times the top probability; 0 = off")
       ->check(in_range(0.0, 1.0));
   c->add_option("--repeat-penalty", o.repeat_penalty, "penalise the last 64 tokens; 1 = off")->check(in_range(0.01, 10.0));
-  c->add_option("-s,--seed", o.seed, "random seed (default: random)");
+  c->add_option("-s,--seed", o.seed, "random seed (default, or -1 as in llama.cpp: a random one)")
+      ->check(in_range(int64_t(-1), std::numeric_limits<int64_t>::max()));
   add_kv_flags(c, o.kv);
   c->add_flag("--no-memory-check", o.no_memory_check,
               "load even when weights + KV cache at --ctx-size + activations exceed the free memory");
@@ -79,7 +81,7 @@ SamplingParams sampling_from(const RunOptions& o, const ModelBundle& b) {
   if (o.top_p) p.top_p = *o.top_p;
   if (o.min_p) p.min_p = *o.min_p;
   if (o.repeat_penalty) p.repeat_penalty = *o.repeat_penalty;
-  p.seed = o.seed ? uint64_t(*o.seed) : std::random_device{}();
+  p.seed = fixed_seed(o) ? uint64_t(*o.seed) : std::random_device{}();
   validate(p);
   return p;
 }

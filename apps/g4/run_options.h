@@ -23,8 +23,10 @@ struct RunOptions {
   bool no_memory_check = false;  // --no-memory-check: load even when the estimate exceeds free memory
   std::optional<float> temperature, top_p, min_p, repeat_penalty;
   std::optional<int> top_k;
-  std::optional<int64_t> seed;
+  std::optional<int64_t> seed;  // -s: none or -1 (llama.cpp's "random"): a random seed
 };
+// Whether -s fixes the seed (given, and not -1).
+inline bool fixed_seed(const RunOptions& o) { return o.seed && *o.seed >= 0; }
 
 void add_run_options(CLI::App* c, RunOptions& o);
 // -ctk/--cache-type-k, -ctv/--cache-type-v and --kv-keys on c (every command that runs or plans a model).

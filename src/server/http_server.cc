@@ -169,7 +169,7 @@ void HttpServer::install_routes() {
                                             std::to_string(scheduler_->ctx_size()),
                                         chat ? "messages" : "prompt"});
       }
-      if (!r->seed_given && opts_.random_seed) r->sampling.seed = random_seed();
+      if (r->seed_random || (!r->seed_given && opts_.random_seed)) r->sampling.seed = random_seed();
       GenJob job;
       job.prompt = prompt;
       job.opts.sampling = r->sampling;

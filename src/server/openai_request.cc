@@ -236,8 +236,9 @@ CompletionRequest parse(const std::string& body, bool chat, const SamplingParams
   if (j.contains("repetition_penalty") && !j["repetition_penalty"].is_null())
     r.sampling.repeat_penalty = float(number(j["repetition_penalty"], "repetition_penalty", 0.01, 10));
   if (j.contains("seed") && !j["seed"].is_null()) {
-    r.sampling.seed = uint64_t(integer(j["seed"], "seed", INT64_MIN, INT64_MAX));
-    r.seed_given = true;
+    const int64_t seed = integer(j["seed"], "seed", INT64_MIN, INT64_MAX);
+    r.sampling.seed = uint64_t(seed);
+    (seed == -1 ? r.seed_random : r.seed_given) = true;
   }
   if (chat) {
     bool want = false;

@@ -34,7 +34,8 @@ struct CompletionRequest {
   bool ignore_eos = false;                             // llama-server's field: stop tokens are never sampled
   std::vector<std::string> stop;                       // up to 4 stop strings
   SamplingParams sampling;
-  bool seed_given = false;
+  bool seed_given = false;   // "seed" set (and not -1)
+  bool seed_random = false;  // "seed": -1, llama-server's "random": a seed of its own even under serve --seed
   // Log probabilities: -1 none, else how many alternatives per token (chat: logprobs + top_logprobs;
   // completions: logprobs N).
   int top_logprobs = -1;

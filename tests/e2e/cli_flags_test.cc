@@ -22,6 +22,11 @@ TEST(CliFlags, EveryFlagErrorIsOneLineAndExitOne) {
   expect_flag_error(run + "-c 5", "'5' is out of range (16 to 1048576)");
   expect_flag_error(run + "-n 1.5", "'1.5' is not a whole number");
   expect_flag_error(run + "-t many", "--threads");
+  // numeric flags whose ranges are checked later, or not at all, still say what is wrong with the value
+  expect_flag_error(run + "--seed x", "--seed: 'x' is not a whole number");
+  expect_flag_error(run + "--seed -2", "'-2' is out of range (-1 to ");
+  expect_flag_error("bench -m " + kTinyKjvModel + " -d 1,deep", "--depth: '1,deep' is not a number");
+  expect_flag_error("synth --preset tiny -o /nonexistent/x --group-size big", "--group-size: 'big' is not a number");
   expect_flag_error(run + "--frobnicate", "--frobnicate");
   expect_flag_error(run + "--temp", "--temp: needs a value");
   expect_flag_error(run + "--quantize int3", "int3");

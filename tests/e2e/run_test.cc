@@ -114,6 +114,22 @@ TEST(Run, SamplingDefaultsFromGenerationConfig) {
   std::filesystem::remove_all(dir);
 }
 
+// --seed N fixes the sampled tokens; --seed -1 (llama.cpp's "random") or no --seed draws a new seed each
+// run: three runs of 24 tokens at temperature 1.5 on the tiny model are not all alike (they were, all three,
+// when -1 was taken as the seed 2^64 - 1).
+TEST(Run, SeedMinusOneIsRandomAsInLlamaCpp) {
+  auto tokens = [](const std::string& seed) {
+    const Out o = run_g4("run -m " + kTinyKjvModel + " -p 'In the beginning' -n 24 --temp 1.5 --json " + seed);
+    EXPECT_EQ(o.status, 0) << o.err;
+    return nlohmann::json::parse(o.out)["tokens"].get<std::vector<int32_t>>();
+  };
+  EXPECT_EQ(tokens("--seed 5"), tokens("--seed 5"));
+  for (const std::string seed : {"--seed -1", ""}) {
+    const auto a = tokens(seed), b = tokens(seed), c = tokens(seed);
+    EXPECT_FALSE(a == b && b == c) << "'" << seed << "': three runs gave the same tokens";
+  }
+}
+
 TEST(Run, StopStringsRawPromptAndTimings) {
   Out o = run_g4("run -m " + kTinyKjvModel + " -p 'In the beginning' --temp 0 -n 32 --json");
   const std::string text = nlohmann::json::parse(o.out)["text"];

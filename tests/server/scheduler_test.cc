@@ -241,6 +241,14 @@ TEST(Scheduler, RequestsWithoutASeedDrawTheirOwn) {
   EXPECT_EQ(s1, s2);
   const std::string u1 = ask(false), u2 = ask(false), u3 = ask(false);
   EXPECT_FALSE(u1 == u2 && u2 == u3) << "three unseeded replies were identical: " << u1;
+  // "seed": -1 is llama-server's "random": a seed of the request's own, not the seed 2^64 - 1
+  auto ask_random = [&] {
+    json b = json::parse(chat_body("tell me a story", 16, false, 1.0, 7));
+    b["seed"] = -1;
+    return content_of(c.Post("/v1/chat/completions", b.dump(), "application/json"));
+  };
+  const std::string r1 = ask_random(), r2 = ask_random(), r3 = ask_random();
+  EXPECT_FALSE(r1 == r2 && r2 == r3) << "three replies with seed -1 were identical: " << r1;
 }
 
 TEST(Scheduler, MetricsCountersMove) {
