@@ -379,7 +379,7 @@ TEST_F(CudaTest, Int4RingGemvEqualsTheOneTokenKernelBitwise) {
 // columns: 168 chunks, rounds of 128), rows not a multiple of a row group, two segments, many row groups a warp
 // (20,000 rows of 256 columns), two full rounds (8,192 columns), both decode layouts. A shape not compiled is a
 // clear error, which also shows that the bulk kernel was taken (a layout it refused would fall back to the
-// register kernel in silence). Skipped on GPUs without the copy engine (compute capability below 9.0).
+// register kernel in silence). Skipped on GPUs without the TMA (compute capability below 9.0).
 TEST_F(CudaTest, Int4BulkGemvEqualsTheOneTokenKernelBitwise) {
   int dev = 0, major = 0;
   ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);

@@ -1,5 +1,5 @@
-// The one-token integer GEMV with its weights brought into shared memory by the copy engine (bulk copies,
-// compute capability 9.0). gemv_q8.cu's kernel holds a round of weights in registers, so an SM keeps about
+// The one-token integer GEMV with its weights brought into shared memory by the tensor memory accelerator (TMA
+// bulk copies, compute capability 9.0). gemv_q8.cu's kernel holds a round of weights in registers, so an SM keeps about
 // 64 KB in flight; the H100 turns that into 92% of its copy bandwidth inside a decode step, the H200 (40%
 // faster memory) into 79% (docs/PERF.md, forty-fourth session). gemv_q8_ring.cu stages rounds in shared memory
 // with 16-byte cp.async copies, one a lane and row (slower on the H100: its per-round work cost more than the
@@ -177,7 +177,7 @@ void launch_bulk_ks(const WeightDesc* ws, float* const* ys, int n, const uint4* 
                       " buffers is not compiled (2 x 3, 2 x 4, 4 x 2)");
 }
 
-bool copy_engine() {
+bool has_tma() {
   static const bool yes = [] {
     int dev = 0, major = 0;
     return cudaGetDevice(&dev) == cudaSuccess &&
@@ -191,7 +191,7 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 }  // namespace
 
 bool bulk_layout_ok(const WeightDesc* ws, int n) {
-  if (!copy_engine() || !tc_layout_ok(ws, n)) return false;
+  if (!has_tma() || !tc_layout_ok(ws, n)) return false;
   for (int i = 0; i < n; ++i) {
     const WeightDesc& w = ws[i];
     if ((w.cols / 32) % 8 != 0 || !aligned16(w.codes) || !aligned16(w.scales) || !aligned16(w.zeros)) return false;

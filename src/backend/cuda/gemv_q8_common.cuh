@@ -141,7 +141,7 @@ void launch_ring(const WeightDesc* ws, float* const* ys, int n, const uint4* xq,
 // The one-token kernel streaming its weights into shared memory by bulk copies (gemv_q8_bulk.cu) with R rows a
 // warp and ST buffers a warp; its sums equal the one-token kernel's with K split over KS warps (1 or 4) bit for
 // bit. bulk_layout_ok: the layouts it takes (tc_layout_ok's, with rows of a multiple of 8 chunks and 16-byte
-// aligned codes, scales and zero points) on a GPU that has the copy engine (compute capability 9.0). A shape not
+// aligned codes, scales and zero points) on a GPU with the tensor memory accelerator (TMA: compute capability 9.0). A shape not
 // compiled is an error.
 bool bulk_layout_ok(const WeightDesc* ws, int n);
 template <class S, bool kAsym>

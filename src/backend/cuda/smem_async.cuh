@@ -69,11 +69,13 @@ __device__ __forceinline__ uint4 lds128(uint32_t addr) {
   return r;
 }
 
-// --- Bulk copies (the copy engine of compute capability 9.0) and the mbarriers they complete on ---
+// --- Bulk copies (the tensor memory accelerator, TMA, of compute capability 9.0) and the mbarriers they
+// complete on ---
 // One thread issues a copy of up to ~1 MB (16-byte aligned ends, a multiple of 16 bytes); the barrier's phase
 // completes when its expected arrivals have arrived and the bytes announced with mbar_arrive_expect_tx have
 // landed. Waiting on parity p returns once the phase of parity p is complete (a barrier's first phase is 0).
-// On older GPUs these compile to nothing: callers check bulk_copy_supported() on the host first.
+// On older GPUs these compile to nothing: callers check the GPU on the host first (gemv_q8_bulk.cu's
+// bulk_layout_ok).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define G4_BULK_COPY_ARCH 1
 #endif
@@ -81,7 +83,7 @@ __device__ __forceinline__ uint4 lds128(uint32_t addr) {
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t arrivals) {
 #ifdef G4_BULK_COPY_ARCH
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(bar), "r"(arrivals) : "memory");
-  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // visible to the copy engine
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // visible to the TMA
 #endif
 }
 // One arrival that also announces `bytes` more to land before the phase completes.
@@ -103,7 +105,7 @@ __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
         : "memory");
 #endif
 }
-// `bytes` from global src to shared dst by the copy engine, counted on barrier bar.
+// `bytes` from global src to shared dst by the TMA, counted on barrier bar.
 __device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
 #ifdef G4_BULK_COPY_ARCH
   asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(dst),
@@ -112,7 +114,7 @@ __device__ __forceinline__ void bulk_copy(uint32_t dst, const void* src, uint32_
 #endif
 }
 // Orders this thread's (and, after a __syncwarp or barrier, its peers') earlier shared-memory accesses
-// before the copy engine's later writes to the same bytes (a buffer refilled after it was read).
+// before the TMA's later writes to the same bytes (a buffer refilled after it was read).
 __device__ __forceinline__ void fence_async_shared() {
 #ifdef G4_BULK_COPY_ARCH
   asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
