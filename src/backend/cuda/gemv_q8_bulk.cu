@@ -1,9 +1,9 @@
 // The one-token integer GEMV with its weights brought into shared memory by the tensor memory accelerator (TMA
-// bulk copies, compute capability 9.0). gemv_q8.cu's kernel holds a round of weights in registers, so an SM keeps about
-// 64 KB in flight; the H100 turns that into 92% of its copy bandwidth inside a decode step, the H200 (40%
-// faster memory) into 79% (docs/PERF.md, forty-fourth session). gemv_q8_ring.cu stages rounds in shared memory
-// with 16-byte cp.async copies, one a lane and row (slower on the H100: its per-round work cost more than the
-// bytes in flight gained). Here one lane of each warp issues a round as a few bulk copies (per row: its codes,
+// bulk copies, compute capability 9.0). gemv_q8.cu's kernel holds a round of weights in registers, so an SM
+// keeps about 64 KB in flight; the H100 turns that into 92% of its copy bandwidth inside a decode step, the
+// H200 (40% faster memory) into 79% (docs/PERF.md, forty-fourth session). gemv_q8_ring.cu stages rounds in
+// shared memory with 16-byte cp.async copies, one a lane and row (slower on the H100: its per-round work cost
+// more than the bytes in flight gained). Here one lane of each warp issues a round as a few bulk copies (per row: its codes,
 // scales and zero points for 128 chunks, 2 KB + 256 B + 256 B), ST - 1 rounds ahead of the one the warp
 // multiplies, across its row groups, and the first of them before the wait for the previous kernel (weights are
 // never written by a kernel: launch.cuh); the round's mbarrier says when its bytes have landed. So an SM keeps
@@ -21,9 +21,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gemv_q8_common.cuh"
-#include "backend/cuda/grid.h"
 #include "backend/cuda/launch.cuh"
-#include "backend/cuda/load.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/cuda/smem_async.cuh"
 
@@ -138,26 +136,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_bulk_kernel(Segments segs
         }
       }
     }
-    if (at.k == rounds - 1) {  // the row group's last round: its sums
-      int64_t row0;
-      const int s = locate_group(segs, at.g, R, row0);
-      const int64_t rows = pick(s, segs.rows);
-      float* y = pick(s, segs.y);
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        float v;
-        if constexpr (KS == 1) {
-          v = warp_sum(acc[r][0]);
-        } else {
-          v = 0.f;
-#pragma unroll
-          for (int k = 0; k < KS; ++k) v += warp_sum(acc[r][k]);
-        }
-        if (lane == 0 && row0 + r < rows) y[row0 + r] = v;
-#pragma unroll
-        for (int k = 0; k < KS; ++k) acc[r][k] = 0.f;
-      }
-    }
+    if (at.k == rounds - 1) store_group_sums(segs, at.g, lane, acc);  // the row group's last round
     at.next(rounds, warps);
   }
 }

@@ -17,6 +17,7 @@
 #include "backend/cuda/load.cuh"
 #include "backend/cuda/mma_s8.cuh"
 #include "backend/cuda/q8_act.cuh"
+#include "backend/cuda/reduce.cuh"
 #include "backend/cuda/smem_async.cuh"
 
 namespace g4::cuda::q8 {
@@ -63,6 +64,32 @@ struct RoundCursor {
     if (++k == rounds) k = 0, g += warps;
   }
 };
+
+// A warp's sums of its row group g (R rows; KS sums a lane and row, chunk c's in sum (c / 32) % KS), stored by
+// lane 0 for the rows the segment has, then zeroed for the next group. Each row's KS butterflies are added in
+// order after 0, as the register kernel adds the sums of KS warps splitting K (KS = 1: the butterfly alone, as
+// its shapes with K unsplit store it).
+template <int R, int KS>
+__device__ __forceinline__ void store_group_sums(const Segments& segs, int64_t g, int lane, float (&acc)[R][KS]) {
+  int64_t row0;
+  const int s = locate_group(segs, g, R, row0);
+  const int64_t rows = pick(s, segs.rows);
+  float* y = pick(s, segs.y);
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    float v;
+    if constexpr (KS == 1) {
+      v = warp_sum(acc[r][0]);
+    } else {
+      v = 0.f;
+#pragma unroll
+      for (int k = 0; k < KS; ++k) v += warp_sum(acc[r][k]);
+    }
+    if (lane == 0 && row0 + r < rows) y[row0 + r] = v;
+#pragma unroll
+    for (int k = 0; k < KS; ++k) acc[r][k] = 0.f;
+  }
+}
 
 // kFloatBias + the chunk's integer dot product (biased_to_float gives it as a float).
 __device__ __forceinline__ int dot_chunk(const uint4& w, const uint4& a, const uint4& b) {

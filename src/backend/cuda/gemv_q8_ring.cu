@@ -16,16 +16,11 @@
 // chunks, 8-byte aligned scales and zero points), with 16-bit scales (kTunedLayout).
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <string>
-#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/env.h"
 #include "backend/cuda/gemv_q8_common.cuh"
-#include "backend/cuda/grid.h"
 #include "backend/cuda/launch.cuh"
-#include "backend/cuda/load.cuh"
 #include "backend/cuda/reduce.cuh"
 #include "backend/cuda/smem_async.cuh"
 
@@ -99,9 +94,9 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_ring_kernel(Segments segs
   for (int b = 0; b < ST - 1; ++b, in.next(rounds, warps)) issue(in, b);
   grid_dependency_sync();
 
-  float acc[R];
+  float acc[R][1];
 #pragma unroll
-  for (int r = 0; r < R; ++r) acc[r] = 0.f;
+  for (int r = 0; r < R; ++r) acc[r][0] = 0.f;
   for (int b = 0; at.g < n_groups; b = b + 1 == ST ? 0 : b + 1) {
     cp_async_wait<ST - 2>();
     __syncwarp();  // every lane's copies of round `at` landed; every lane is done with the buffer issue() refills
@@ -117,23 +112,12 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_q8_ring_kernel(Segments segs
         const float sc = scale_at<S>(buf + Stage::kCodes + (r * 32 + lane) * 2);
         const float zp = kAsym ? scale_at<S>(buf + Stage::kCodes + Stage::kScales + (r * 32 + lane) * 2) : 8.f;
         const float dot = biased_to_float(dot_chunk(w, xa, xb2));
-        acc[r] = fmaf(sc, fmaf(dx.x, dot, -zp * dx.y), acc[r]);
+        acc[r][0] = fmaf(sc, fmaf(dx.x, dot, -zp * dx.y), acc[r][0]);
       }
     }
     issue(in, b == 0 ? ST - 1 : b - 1);
     in.next(rounds, warps);
-    if (at.k == rounds - 1) {  // the row group's last round: its sums
-      int64_t row0;
-      const int s = locate_group(segs, at.g, R, row0);
-      const int64_t rows = pick(s, segs.rows);
-      float* y = pick(s, segs.y);
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const float v = warp_sum(acc[r]);
-        if (lane == 0 && row0 + r < rows) y[row0 + r] = v;
-        acc[r] = 0.f;
-      }
-    }
+    if (at.k == rounds - 1) store_group_sums(segs, at.g, lane, acc);  // the row group's last round
     at.next(rounds, warps);
   }
   cp_async_wait<0>();  // (the empty groups past the end)
